@@ -1,0 +1,20 @@
+// Command zkd will be a ZooKeeper-compatible server: `zkd` alone runs a
+// standalone server on port 2181 with data in ./zkd-data, and `zkd zoo.cfg`
+// runs the configuration in that file, as ZooKeeperServerMain does.
+//
+// The server is not built yet: today zkd says so and exits with status 2.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, `zkd: a ZooKeeper-compatible server (work in progress).
+The wire protocol codec (package wire) is done; the namespace, log, engine and
+replication are not, so there is no server to run yet. When there is, "zkd"
+will listen on port 2181 with data in ./zkd-data, and "zkd zoo.cfg" will use
+that file.`)
+	os.Exit(2)
+}

@@ -1,0 +1,3 @@
+module zkd
+
+go 1.26.8
