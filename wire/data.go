@@ -57,7 +57,7 @@ func (d *decoder) acls(dst []ACL) []ACL {
 	if d.err != nil || null {
 		return nil
 	}
-	if d.mode == Alias && cap(dst) >= n {
+	if d.mode == Alias && dst != nil && cap(dst) >= n {
 		dst = dst[:n]
 	} else {
 		dst = make([]ACL, n)
@@ -84,7 +84,7 @@ func (d *decoder) ids(dst []Id) []Id {
 	if d.err != nil || null {
 		return nil
 	}
-	if d.mode == Alias && cap(dst) >= n {
+	if d.mode == Alias && dst != nil && cap(dst) >= n {
 		dst = dst[:n]
 	} else {
 		dst = make([]Id, n)

@@ -24,7 +24,7 @@ type goldenFrame struct {
 	frame  []byte
 }
 
-func readGolden(t *testing.T) []goldenFrame {
+func readGolden(t testing.TB) []goldenFrame {
 	t.Helper()
 	files, err := filepath.Glob("testdata/golden/*.txt")
 	if err != nil || len(files) == 0 {
@@ -177,13 +177,13 @@ func roundTrip(t *testing.T, where string, r Record, payload []byte) []byte {
 func checkGoldenCoverage(t *testing.T, s *goldenSeen) {
 	t.Helper()
 	// Every opcode a client sends (deleteContainer and createSession are
-	// server-internal; check travels inside multi; sasl needs a SASL setup).
+	// server-internal; check travels inside multi).
 	want := []OpCode{
 		OpCreate, OpDelete, OpExists, OpGetData, OpSetData, OpGetACL, OpSetACL,
 		OpGetChildren, OpSync, OpPing, OpGetChildren2, OpMulti, OpCreate2,
 		OpReconfig, OpCheckWatches, OpRemoveWatches, OpCreateContainer, OpCreateTTL,
 		OpMultiRead, OpAuth, OpSetWatches, OpGetEphemerals, OpGetAllChildrenNumber,
-		OpSetWatches2, OpAddWatch, OpWhoAmI, OpCloseSession,
+		OpSetWatches2, OpAddWatch, OpWhoAmI, OpCloseSession, OpSASL,
 	}
 	var missing []string
 	for _, op := range want {

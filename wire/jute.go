@@ -201,7 +201,7 @@ func (d *decoder) strings(dst []string) []string {
 	if d.err != nil || null {
 		return nil
 	}
-	if d.mode == Alias && cap(dst) >= n {
+	if d.mode == Alias && dst != nil && cap(dst) >= n {
 		dst = dst[:0]
 	} else {
 		dst = make([]string, 0, n)

@@ -191,7 +191,7 @@ func (r *WhoAmIResponse) read(d *decoder) {
 		r.ClientInfo = nil
 		return
 	}
-	if d.mode == Alias && cap(r.ClientInfo) >= n {
+	if d.mode == Alias && r.ClientInfo != nil && cap(r.ClientInfo) >= n {
 		r.ClientInfo = r.ClientInfo[:n]
 	} else {
 		r.ClientInfo = make([]ClientInfo, n)

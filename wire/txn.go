@@ -186,7 +186,7 @@ func (r *MultiTxn) read(d *decoder) {
 		r.Txns = nil
 		return
 	}
-	if d.mode == Alias && cap(r.Txns) >= n {
+	if d.mode == Alias && r.Txns != nil && cap(r.Txns) >= n {
 		r.Txns = r.Txns[:n]
 	} else {
 		r.Txns = make([]Txn, n)

@@ -36,8 +36,21 @@ dataDir=$work/data
 clientPort=$zkport
 clientPortAddress=127.0.0.1
 admin.enableServer=false
+authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
 CFG
-java -Dzookeeper.extendedTypesEnabled=true -cp "$cp" \
+# SASL (DIGEST-MD5) is configured so that one client run can show the sasl
+# opcode; clients without a JAAS file are unaffected.
+cat >"$work/server-jaas.conf" <<JAAS
+Server {
+  org.apache.zookeeper.server.auth.DigestLoginModule required user_alice="alice-secret";
+};
+JAAS
+cat >"$work/client-jaas.conf" <<JAAS
+Client {
+  org.apache.zookeeper.server.auth.DigestLoginModule required username="alice" password="alice-secret";
+};
+JAAS
+java -Dzookeeper.extendedTypesEnabled=true -Djava.security.auth.login.config="$work/server-jaas.conf" -cp "$cp" \
   org.apache.zookeeper.server.ZooKeeperServerMain "$work/zoo.cfg" >"$work/zk.log" 2>&1 &
 pids+=($!)
 wait_port $zkport
@@ -58,7 +71,7 @@ record() {
   sleep 0.5
   kill $proxy; wait $proxy 2>/dev/null || true
   {
-    echo "# $name <-> Apache ZooKeeper $(basename "$(readlink -f $jars/zookeeper.jar)" .jar | sed 's/zookeeper-//')"
+    echo "# $name <-> Apache ZooKeeper (Debian package zookeeper $(dpkg-query -W -f='${Version}' zookeeper))"
     echo "# captured by wire/testdata/capture/capture.sh; <conn> > client frame, <conn> < server frame (hex, length prefix included)"
     cat "$work/$name.txt"
   } >"$golden/$name.txt"
@@ -68,5 +81,6 @@ mkdir -p "$golden"
 record gozk "$work/gozk" -server 127.0.0.1:$proxyport
 record kazoo /usr/bin/python3 "$here/kazoo_client.py" 127.0.0.1:$proxyport
 record zkcli bash -c "/usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:$proxyport <'$here/zkcli_commands.txt' >'$work/zkcli.out' 2>&1"
+record zkcli-sasl bash -c "CLIENT_JVMFLAGS=-Djava.security.auth.login.config=$work/client-jaas.conf /usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:$proxyport <'$here/zkcli_sasl_commands.txt' >'$work/zkcli-sasl.out' 2>&1"
 record java java -cp "$cp" "$here/JavaClient.java" 127.0.0.1:$proxyport
 echo "golden vectors written to $golden" >&2
