@@ -5,14 +5,16 @@ package wire
 // a list of (MultiHeader, result record) pairs ended by the same terminator.
 //
 // Reply shapes, as ZooKeeper sends them:
-//   - multi that succeeded: one result per op, header {op type, false, 0};
-//     create carries CreateResponse, create2/createContainer/createTTL a
-//     Create2Response (type create2), setData a SetDataResponse, delete and
-//     check nothing.
+//   - multi that succeeded: one result per op, header {result type, false,
+//     0}. Create results follow ZooKeeper 3.8's quirk: a create or create2
+//     op gets type create with a CreateResponse (path only), a
+//     createContainer or createTTL op gets type create2 with a
+//     Create2Response (path and stat). setData gets a SetDataResponse,
+//     delete and check nothing. The ReplyHeader's err is 0.
 //   - multi that failed: every result is an error result, header
 //     {-1, false, code} followed by ErrorResponse{code}; ops before the
 //     failing one carry 0 (rolled back), the failing op its own code, ops
-//     after it RUNTIMEINCONSISTENCY.
+//     after it RUNTIMEINCONSISTENCY. The ReplyHeader's err is still 0.
 //   - multiRead: independent results, getData a GetDataResponse,
 //     getChildren a GetChildrenResponse, a failed op an error result.
 

@@ -1,0 +1,56 @@
+# zkd build and test entry points. `make test` is what CI runs (.ci/run):
+# it installs what the tests need, then vets and tests everything.
+
+GO ?= go
+# Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8)
+# and a Java runtime for it.
+DEBIAN_PACKAGES := zookeeper default-jre-headless
+# Files whose presence shows the packages are installed.
+DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java
+FUZZTIME ?= 60s
+FUZZ_TARGETS := FuzzRecord FuzzRequest FuzzReply FuzzTxn FuzzFrameReader
+
+.PHONY: test deps deps-go deps-debian vet fmt-check unit bench fuzz golden
+
+test: deps vet fmt-check unit
+
+deps: deps-go deps-debian
+
+deps-go:
+	$(GO) mod download
+
+# Installs the Debian packages only when one is missing, so a prepared
+# machine pays nothing. Needs root (CI and the dev machines run as root).
+deps-debian:
+	@missing=0; for f in $(DEBIAN_MARKERS); do [ -e $$f ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		echo "installing Debian packages: $(DEBIAN_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# ZKD_REQUIRE_REFERENCE turns "reference server not installed" from a skip
+# into a failure: under make, deps-debian has installed it.
+unit:
+	ZKD_REQUIRE_REFERENCE=1 $(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./wire
+
+# Fuzzing stays out of `make test`; the seed corpora run there.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $$t for $(FUZZTIME)"; \
+		$(GO) test ./wire -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+# Re-records the golden wire vectors (needs zookeeper and python3-kazoo).
+golden:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper python3-kazoo >/dev/null
+	wire/testdata/capture/capture.sh

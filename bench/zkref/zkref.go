@@ -1,0 +1,192 @@
+// Package zkref starts Apache ZooKeeper 3.8 from the Debian package
+// (`zookeeper`) as a standalone server on a loopback port, so that tests and
+// zkbench can run the same requests against the reference and against zkd.
+package zkref
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Jars is the classpath of the Debian package, as its documentation gives
+// it for ZooKeeperServerMain.
+var Jars = []string{
+	"/usr/share/java/zookeeper.jar",
+	"/usr/share/java/zookeeper-jute.jar",
+	"/usr/share/java/slf4j-api.jar",
+	"/usr/share/java/slf4j-nop.jar",
+	"/usr/share/java/netty-all.jar",
+	"/usr/share/java/metrics-core.jar",
+}
+
+// ErrNotInstalled means Java or the zookeeper package is missing.
+var ErrNotInstalled = errors.New("zkref: Apache ZooKeeper (Debian package zookeeper) or java is not installed")
+
+// Available reports whether the reference server can be started here.
+func Available() error {
+	if _, err := exec.LookPath("java"); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotInstalled, err)
+	}
+	for _, j := range Jars {
+		if _, err := os.Stat(j); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotInstalled, err)
+		}
+	}
+	return nil
+}
+
+// Options adjust the server. The zero value is ZooKeeper's defaults with
+// tickTime 2000 and the AdminServer off.
+type Options struct {
+	// Config adds or overrides zoo.cfg keys.
+	Config map[string]string
+	// SystemProperties are passed to the JVM as -Dkey=value (ZooKeeper
+	// reads several settings, such as zookeeper.extendedTypesEnabled,
+	// only from there).
+	SystemProperties map[string]string
+	// StartTimeout bounds the wait for the client port; default 60 s.
+	StartTimeout time.Duration
+}
+
+// Server is a running reference server.
+type Server struct {
+	Addr string // host:port of the client port
+	Dir  string // its working directory (zoo.cfg, data, log)
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start runs a standalone server in dir (created if needed) on a free
+// loopback port and waits until it accepts connections.
+func Start(dir string, opts Options) (*Server, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	cfg := map[string]string{
+		"tickTime":           "2000",
+		"dataDir":            filepath.Join(dir, "data"),
+		"clientPort":         fmt.Sprint(port),
+		"clientPortAddress":  "127.0.0.1",
+		"admin.enableServer": "false",
+	}
+	for k, v := range opts.Config {
+		cfg[k] = v
+	}
+	cfgPath := filepath.Join(dir, "zoo.cfg")
+	if err := os.WriteFile(cfgPath, []byte(renderConfig(cfg)), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{}
+	for k, v := range opts.SystemProperties {
+		args = append(args, "-D"+k+"="+v)
+	}
+	sort.Strings(args)
+	args = append(args, "-cp", strings.Join(Jars, ":"), "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	logFile, err := os.Create(filepath.Join(dir, "zookeeper.out"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("java", args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait(); logFile.Close() }()
+	timeout := opts.StartTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	if err := s.waitReady(timeout); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return fmt.Errorf("zkref: server exited during start-up (%v); see %s", err, filepath.Join(s.Dir, "zookeeper.out"))
+		default:
+		}
+		if s.serving() {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("zkref: server did not open %s within %v", s.Addr, timeout)
+}
+
+// serving asks the four-letter word srvr (whitelisted by default): the port
+// opens before the server takes requests, and until then srvr says it is not
+// serving.
+func (s *Server) serving() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("srvr")); err != nil {
+		return false
+	}
+	out, _ := io.ReadAll(c)
+	return bytes.Contains(out, []byte("Mode: "))
+}
+
+// Stop kills the server and waits for it to exit.
+func (s *Server) Stop() error {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		return errors.New("zkref: server did not exit")
+	}
+	return nil
+}
+
+func renderConfig(cfg map[string]string) string {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, cfg[k])
+	}
+	return b.String()
+}
+
+// freePort asks the kernel for a loopback port nobody is using.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
