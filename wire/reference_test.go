@@ -2,10 +2,13 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/adler32"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -389,4 +392,108 @@ func TestReferenceRejectsOversizedFrame(t *testing.T) {
 	if _, err := c.readErr(); err == nil {
 		t.Fatal("server kept the connection after an oversized frame")
 	}
+}
+
+// The txn records must match what ZooKeeper writes into its log: run a mix
+// of requests, then read the reference server's version-2/log.* with this
+// package alone (file header, then per txn: Adler-32, length, TxnHeader +
+// record + TxnDigest, end-of-record byte 'B') and re-encode each txn byte for
+// byte.
+func TestReferenceTxnLogDecodes(t *testing.T) {
+	s := startReference(t, zkref.Options{SystemProperties: map[string]string{"zookeeper.extendedTypesEnabled": "true"}})
+	c := dialReference(t, s.Addr, newSession())
+	c.ok(wire.OpCreate, &wire.CreateRequest{Path: "/log", Data: []byte("d"), ACL: openACL})
+	c.ok(wire.OpCreate2, &wire.CreateRequest{Path: "/log/e-", ACL: openACL, Flags: wire.ModeEphemeralSequential})
+	c.ok(wire.OpCreateContainer, &wire.CreateRequest{Path: "/log/c", Data: []byte{}, ACL: openACL, Flags: wire.ModeContainer})
+	c.ok(wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/log/t", ACL: openACL, Flags: wire.ModePersistentWithTTL, TTL: 60000})
+	c.ok(wire.OpSetData, &wire.SetDataRequest{Path: "/log", Data: []byte("d2"), Version: -1})
+	c.ok(wire.OpSetACL, &wire.SetACLRequest{Path: "/log", ACL: openACL, Version: -1})
+	c.fails(wire.OpCreate, &wire.CreateRequest{Path: "/log", ACL: openACL}, wire.ErrNodeExists)
+	c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+		{Type: wire.OpCreate, Path: "/log/m", ACL: openACL},
+		{Type: wire.OpCheck, Path: "/log/m", Version: 0},
+		{Type: wire.OpDelete, Path: "/log/m", Version: 0},
+	}})
+	c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+		{Type: wire.OpCreate, Path: "/log/x", ACL: openACL},
+		{Type: wire.OpDelete, Path: "/log/missing", Version: -1},
+	}})
+	c.ok(wire.OpDelete, &wire.PathVersionRequest{Path: "/log/t", Version: -1})
+	c.ok(wire.OpCloseSession, nil)
+	c.readErr() // the server closes after the reply; the txn is logged by then
+
+	logs, _ := filepath.Glob(s.Dir + "/data/version-2/log.*")
+	if len(logs) != 1 {
+		t.Fatalf("log files: %v", logs)
+	}
+	raw, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fh wire.FileHeader
+	n, err := fh.Decode(raw, wire.Copy)
+	if err != nil || fh.Magic != 0x5a4b4c47 || fh.Version != 2 {
+		t.Fatalf("file header %+v: %v", fh, err)
+	}
+	seen := map[wire.OpCode]int{}
+	digests := 0
+	for off := n; off+12 <= len(raw); {
+		sum := binary.BigEndian.Uint64(raw[off:])
+		size := int(int32(binary.BigEndian.Uint32(raw[off+8:])))
+		if size == 0 { // preallocated zeros: end of log
+			break
+		}
+		entry := raw[off+12 : off+12+size]
+		if uint64(adler32.Checksum(entry)) != sum || raw[off+12+size] != 'B' {
+			t.Fatalf("txn at %d: bad checksum or end-of-record byte", off)
+		}
+		off += 12 + size + 1
+		var h wire.TxnHeader
+		hn, err := h.Decode(entry, wire.Copy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, ok := wire.TxnRecord(h.Type)
+		if !ok {
+			t.Fatalf("txn type %v has no record", h.Type)
+		}
+		rn, err := rec.Decode(entry[hn:], wire.Copy)
+		if err != nil {
+			t.Fatalf("%v txn: %v", h.Type, err)
+		}
+		re := rec.Append(h.Append(nil))
+		var dg wire.TxnDigest
+		if dn, err := dg.Decode(entry[hn+rn:], wire.Copy); err == nil && hn+rn+dn == len(entry) {
+			re = dg.Append(re)
+			digests++
+		}
+		if !bytes.Equal(re, entry) {
+			t.Fatalf("%v txn re-encodes differently\n got %x\nwant %x", h.Type, re, entry)
+		}
+		if mt, ok := rec.(*wire.MultiTxn); ok {
+			for _, sub := range mt.Txns {
+				subRec, ok := wire.TxnRecord(sub.Type)
+				if !ok {
+					t.Fatalf("multi sub-txn type %v has no record", sub.Type)
+				}
+				if sn, err := subRec.Decode(sub.Data, wire.Copy); err != nil || sn != len(sub.Data) {
+					t.Fatalf("multi sub-txn %v: used %d of %d, %v", sub.Type, sn, len(sub.Data), err)
+				}
+				seen[sub.Type]++
+			}
+		}
+		seen[h.Type]++
+	}
+	for _, op := range []wire.OpCode{wire.OpCreateSession, wire.OpCreate, wire.OpCreate2, wire.OpCreateContainer,
+		wire.OpCreateTTL, wire.OpSetData, wire.OpSetACL, wire.OpError, wire.OpMulti, wire.OpCheck,
+		wire.OpDelete, wire.OpCloseSession} {
+		if seen[op] == 0 {
+			t.Errorf("no %v txn in the log (seen %v)", op, seen)
+		}
+	}
+	// ZooKeeper 3.8 enables digests by default and writes one after each txn.
+	if digests == 0 {
+		t.Error("no TxnDigest after any txn")
+	}
+	t.Logf("txns by type %v, %d with a digest", seen, digests)
 }
