@@ -20,6 +20,8 @@ func (r *Id) read(d *decoder) {
 	r.ID = d.string()
 }
 
+func (r *Id) readFrom(d decoder) decoder { r.read(&d); return d }
+
 // ACL grants Perms to the identity ID.
 type ACL struct {
 	Perms Perm
@@ -40,18 +42,11 @@ func (r *ACL) read(d *decoder) {
 // minACLSize is the smallest encoding of an ACL: perms and two empty strings.
 const minACLSize = 12
 
-func appendACLs(dst []byte, v []ACL) []byte {
-	if v == nil {
-		return appendInt32(dst, -1)
-	}
-	dst = appendInt32(dst, int32(len(v)))
-	for i := range v {
-		dst = v[i].Append(dst)
-	}
-	return dst
-}
+func appendACLs(dst []byte, v []ACL) []byte { return appendRecords(dst, v) }
 
-// acls reads a vector<ACL>, reusing dst's capacity in Alias mode.
+// acls reads a vector<ACL>, reusing dst's capacity in Alias mode. It is
+// readRecords written out: create requests carry ACLs on the hot path, and
+// the generic version's indirect calls made decoding a create 50% slower.
 func (d *decoder) acls(dst []ACL) []ACL {
 	n, null := d.length(minACLSize)
 	if d.err != nil || null {
@@ -68,32 +63,10 @@ func (d *decoder) acls(dst []ACL) []ACL {
 	return dst
 }
 
-func appendIds(dst []byte, v []Id) []byte {
-	if v == nil {
-		return appendInt32(dst, -1)
-	}
-	dst = appendInt32(dst, int32(len(v)))
-	for i := range v {
-		dst = v[i].Append(dst)
-	}
-	return dst
-}
+func appendIds(dst []byte, v []Id) []byte { return appendRecords(dst, v) }
 
-func (d *decoder) ids(dst []Id) []Id {
-	n, null := d.length(8)
-	if d.err != nil || null {
-		return nil
-	}
-	if d.mode == Alias && dst != nil && cap(dst) >= n {
-		dst = dst[:n]
-	} else {
-		dst = make([]Id, n)
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		dst[i].read(d)
-	}
-	return dst
-}
+// ids reads a vector<Id>; an Id takes at least two empty strings.
+func (d *decoder) ids(dst []Id) []Id { return readRecords(d, dst, 8) }
 
 // StatSize is the encoded size of a Stat.
 const StatSize = 68
@@ -200,3 +173,5 @@ func (r *ClientInfo) read(d *decoder) {
 	r.AuthScheme = d.string()
 	r.User = d.string()
 }
+
+func (r *ClientInfo) readFrom(d decoder) decoder { r.read(&d); return d }

@@ -219,3 +219,48 @@ func (d *decoder) done() (int, error) {
 	}
 	return d.off, nil
 }
+
+// element is a record that can sit in a jute vector. readFrom takes and
+// returns the decoder by value: a *decoder passed through a type parameter's
+// method would escape to the heap and cost an allocation per Decode.
+type element[T any] interface {
+	*T
+	readFrom(d decoder) decoder
+}
+
+// appender is a record that can be written in a jute vector.
+type appender[T any] interface {
+	*T
+	Append(dst []byte) []byte
+}
+
+// appendRecords writes a vector of records; nil is written as null (-1).
+func appendRecords[T any, P appender[T]](dst []byte, v []T) []byte {
+	if v == nil {
+		return appendInt32(dst, -1)
+	}
+	dst = appendInt32(dst, int32(len(v)))
+	for i := range v {
+		dst = P(&v[i]).Append(dst)
+	}
+	return dst
+}
+
+// readRecords reads a vector of records whose encodings take at least
+// minSize bytes each, into dst's capacity in Alias mode and into a fresh
+// slice in Copy mode. Null decodes as nil.
+func readRecords[T any, P element[T]](d *decoder, dst []T, minSize int) []T {
+	n, null := d.length(minSize)
+	if d.err != nil || null {
+		return nil
+	}
+	if d.mode == Alias && dst != nil && cap(dst) >= n {
+		dst = dst[:n]
+	} else {
+		dst = make([]T, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		*d = P(&dst[i]).readFrom(*d)
+	}
+	return dst
+}

@@ -174,32 +174,9 @@ type WhoAmIResponse struct {
 }
 
 // Append encodes the WhoAmIResponse.
-func (r *WhoAmIResponse) Append(dst []byte) []byte {
-	if r.ClientInfo == nil {
-		return appendInt32(dst, -1)
-	}
-	dst = appendInt32(dst, int32(len(r.ClientInfo)))
-	for i := range r.ClientInfo {
-		dst = r.ClientInfo[i].Append(dst)
-	}
-	return dst
-}
+func (r *WhoAmIResponse) Append(dst []byte) []byte { return appendRecords(dst, r.ClientInfo) }
 
-func (r *WhoAmIResponse) read(d *decoder) {
-	n, null := d.length(8)
-	if d.err != nil || null {
-		r.ClientInfo = nil
-		return
-	}
-	if d.mode == Alias && r.ClientInfo != nil && cap(r.ClientInfo) >= n {
-		r.ClientInfo = r.ClientInfo[:n]
-	} else {
-		r.ClientInfo = make([]ClientInfo, n)
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		r.ClientInfo[i].read(d)
-	}
-}
+func (r *WhoAmIResponse) read(d *decoder) { r.ClientInfo = readRecords(d, r.ClientInfo, 8) }
 
 // WatcherEvent is the body of a watch notification (xid XidNotification).
 type WatcherEvent struct {

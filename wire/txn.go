@@ -163,38 +163,18 @@ func (r *Txn) read(d *decoder) {
 	r.Data = d.buffer()
 }
 
+func (r *Txn) readFrom(d decoder) decoder { r.read(&d); return d }
+
 // MultiTxn is the txn of multi.
 type MultiTxn struct {
 	Txns []Txn
 }
 
 // Append encodes the MultiTxn.
-func (r *MultiTxn) Append(dst []byte) []byte {
-	if r.Txns == nil {
-		return appendInt32(dst, -1)
-	}
-	dst = appendInt32(dst, int32(len(r.Txns)))
-	for i := range r.Txns {
-		dst = r.Txns[i].Append(dst)
-	}
-	return dst
-}
+func (r *MultiTxn) Append(dst []byte) []byte { return appendRecords(dst, r.Txns) }
 
-func (r *MultiTxn) read(d *decoder) {
-	n, null := d.length(8)
-	if d.err != nil || null {
-		r.Txns = nil
-		return
-	}
-	if d.mode == Alias && r.Txns != nil && cap(r.Txns) >= n {
-		r.Txns = r.Txns[:n]
-	} else {
-		r.Txns = make([]Txn, n)
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		r.Txns[i].read(d)
-	}
-}
+// read decodes the sub-txns; each takes at least a type and a length.
+func (r *MultiTxn) read(d *decoder) { r.Txns = readRecords(d, r.Txns, 8) }
 
 // TxnDigest follows a txn when digests are enabled: the data-tree digest
 // after applying it.
