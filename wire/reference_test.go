@@ -494,9 +494,15 @@ func TestReferenceTxnLogDecodes(t *testing.T) {
 			t.Errorf("no %v txn in the log (seen %v)", op, seen)
 		}
 	}
-	// ZooKeeper 3.8 enables digests by default and writes one after each txn.
+	// ZooKeeper 3.8 enables digests by default and writes one after every
+	// txn but an ErrorTxn.
 	if digests == 0 {
 		t.Error("no TxnDigest after any txn")
+	}
+	for _, op := range noDigest {
+		if op != wire.OpError {
+			t.Errorf("%v txn without a digest", op)
+		}
 	}
 	t.Logf("txns by type %v; %d with a digest, without: %v", seen, digests, noDigest)
 }
