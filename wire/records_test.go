@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -332,5 +335,25 @@ func TestDecodeRequestAndReply(t *testing.T) {
 	note = (&WatcherEvent{Type: EventNodeDeleted, State: StateSyncConnected, Path: "/gone"}).Append(note)
 	if _, rec, _, err := DecodeReply(note, OpGetData); err != nil || rec.(*WatcherEvent).Path != "/gone" {
 		t.Fatalf("notification: %v %v", rec, err)
+	}
+}
+
+// decode_gen.go must be what gen_decode.go writes today.
+func TestGeneratedDecodersAreCurrent(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "decode_gen.go")
+	cmd := exec.Command("go", "run", "gen_decode.go", "-o", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run gen_decode.go: %v\n%s", err, msg)
+	}
+	want, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("decode_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("decode_gen.go is stale: run go generate ./wire")
 	}
 }
