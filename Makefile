@@ -50,7 +50,8 @@ fuzz:
 		$(GO) test ./wire -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-# Re-records the golden wire vectors (needs zookeeper and python3-kazoo).
+# Re-records the golden wire vectors (needs zookeeper, zookeeper-bin for the
+# C client, and python3-kazoo).
 golden:
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper python3-kazoo >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper zookeeper-bin python3-kazoo >/dev/null
 	wire/testdata/capture/capture.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Captures golden wire vectors: real clients (go-zookeeper, kazoo, zkCli.sh
-# and the Java client API) talking to Apache ZooKeeper 3.8 from Debian,
+# Captures golden wire vectors: real clients (go-zookeeper, kazoo, zkCli.sh,
+# the C client and the Java client API) talking to Apache ZooKeeper 3.8 from Debian,
 # recorded frame by frame by a proxy into ../golden/<client>.txt.
 #
-# Needs: Debian packages zookeeper and python3-kazoo, Java, Go.
+# Needs: Debian packages zookeeper, zookeeper-bin and python3-kazoo, Java, Go.
 # Run from anywhere: wire/testdata/capture/capture.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -82,5 +82,7 @@ record gozk "$work/gozk" -server 127.0.0.1:$proxyport
 record kazoo /usr/bin/python3 "$here/kazoo_client.py" 127.0.0.1:$proxyport
 record zkcli bash -c "/usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:$proxyport <'$here/zkcli_commands.txt' >'$work/zkcli.out' 2>&1"
 record zkcli-sasl bash -c "CLIENT_JVMFLAGS=-Djava.security.auth.login.config=$work/client-jaas.conf /usr/share/zookeeper/bin/zkCli.sh -server 127.0.0.1:$proxyport <'$here/zkcli_sasl_commands.txt' >'$work/zkcli-sasl.out' 2>&1"
+# The C client (cli_mt from zookeeper-bin) is asynchronous: pace its input.
+record cclient bash -c "while read -r line; do echo \"\$line\"; sleep 0.3; done <'$here/cclient_commands.txt' | /usr/lib/zookeeper/bin/cli_mt 127.0.0.1:$proxyport >'$work/cclient.out' 2>&1"
 record java java -cp "$cp" "$here/JavaClient.java" 127.0.0.1:$proxyport
 echo "golden vectors written to $golden" >&2
