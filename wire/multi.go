@@ -63,9 +63,6 @@ type MultiOp struct {
 	Watch   bool
 }
 
-// IsReadOp reports whether op belongs in a multiRead.
-func IsReadOp(op OpCode) bool { return op == OpGetData || op == OpGetChildren }
-
 // MultiRequest is the body of multi and multiRead.
 type MultiRequest struct {
 	Ops []MultiOp
@@ -114,8 +111,8 @@ func (r *MultiRequest) read(d *decoder) {
 		if d.err != nil || h.Done {
 			break
 		}
-		// Each op takes at least its header; a hostile count cannot make
-		// the slice outgrow the input.
+		// There is no count to trust: ops grow only as their bytes are
+		// read, so the slice stays proportional to the input.
 		ops = append(ops, MultiOp{Type: h.Type})
 		op := &ops[len(ops)-1]
 		switch h.Type {
