@@ -15,6 +15,22 @@ func frames(payloads ...[]byte) []byte {
 	return b
 }
 
+// drain returns copies of every complete frame the reader holds.
+func drain(t *testing.T, r *FrameReader) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == nil {
+			return out
+		}
+		out = append(out, append([]byte(nil), p...))
+	}
+}
+
 func TestSplitFrame(t *testing.T) {
 	stream := frames([]byte("one"), nil, []byte("three"))
 	var got []string
@@ -87,16 +103,7 @@ func TestFrameReaderReassembles(t *testing.T) {
 			n = min(n, len(rest))
 			r.Write(rest[:n])
 			rest = rest[n:]
-			for {
-				p, err := r.Next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p == nil {
-					break
-				}
-				got = append(got, append([]byte(nil), p...))
-			}
+			got = append(got, drain(t, r)...)
 		}
 		if len(got) != len(payloads) {
 			t.Fatalf("trial %d: %d frames, want %d", trial, len(got), len(payloads))
@@ -145,18 +152,9 @@ func TestFrameReaderMemoryIsBounded(t *testing.T) {
 	chunk := frames(make([]byte, 100), make([]byte, 100), make([]byte, 50))
 	for i := 0; i < 10000; i++ {
 		r.Write(chunk[:len(chunk)-7]) // leave a partial frame behind
-		for {
-			p, err := r.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p == nil {
-				break
-			}
-		}
+		drain(t, r)
 		r.Write(chunk[len(chunk)-7:])
-		for p, _ := r.Next(); p != nil; p, _ = r.Next() {
-		}
+		drain(t, r)
 	}
 	if c := cap(r.buf); c > 4*len(chunk) {
 		t.Fatalf("buffer grew to %d bytes", c)
