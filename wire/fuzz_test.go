@@ -19,11 +19,14 @@ import (
 // decoder that allocates from an unchecked length blows far past it.
 func allocLimit(n int) uint64 { return uint64(64*n + 64<<10) }
 
-// allocated reports the bytes fn allocated. TotalAlloc counts the whole
-// process, and the fuzzing engine allocates too, so a measurement over limit
-// is repeated and the smallest kept: the decoder allocates the same every
-// time, the noise does not.
-func allocated(limit uint64, fn func()) uint64 {
+// checkAllocs fails t when fn, decoding n bytes of input, allocates more
+// than allocLimit(n). TotalAlloc counts the whole process, and the fuzzing
+// engine allocates too, so a measurement over the limit is repeated and the
+// smallest kept: the decoder allocates the same every time, the noise does
+// not.
+func checkAllocs(t *testing.T, n int, fn func()) {
+	t.Helper()
+	limit := allocLimit(n)
 	var least uint64
 	for try := 0; try < 3; try++ {
 		var before, after runtime.MemStats
@@ -35,10 +38,10 @@ func allocated(limit uint64, fn func()) uint64 {
 			least = a
 		}
 		if least <= limit {
-			break
+			return
 		}
 	}
-	return least
+	t.Fatalf("%d bytes allocated for %d bytes of input", least, n)
 }
 
 // checkCanonical re-encodes a decoded record and decodes it again: the
@@ -83,9 +86,7 @@ func FuzzRecord(f *testing.F) {
 		rec := newEmpty(proto)
 		var n int
 		var err error
-		if a := allocated(allocLimit(len(b)), func() { n, err = rec.Decode(b, Copy) }); a > allocLimit(len(b)) {
-			t.Fatalf("%T: %d bytes allocated for %d bytes of input", rec, a, len(b))
-		}
+		checkAllocs(t, len(b), func() { n, err = rec.Decode(b, Copy) })
 		if err != nil {
 			return
 		}
@@ -109,9 +110,7 @@ func FuzzRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var rec Record
 		var err error
-		if a := allocated(allocLimit(len(b)), func() { _, rec, _, err = DecodeRequest(b) }); a > allocLimit(len(b)) {
-			t.Fatalf("%d bytes allocated for %d bytes of input", a, len(b))
-		}
+		checkAllocs(t, len(b), func() { _, rec, _, err = DecodeRequest(b) })
 		if err == nil && rec != nil {
 			checkCanonical(t, rec)
 		}
@@ -141,9 +140,7 @@ func FuzzReply(f *testing.F) {
 		b := in[4:]
 		var rec Record
 		var err error
-		if a := allocated(allocLimit(len(b)), func() { _, rec, _, err = DecodeReply(b, op) }); a > allocLimit(len(b)) {
-			t.Fatalf("%d bytes allocated for %d bytes of input", a, len(b))
-		}
+		checkAllocs(t, len(b), func() { _, rec, _, err = DecodeReply(b, op) })
 		if err == nil && rec != nil {
 			checkCanonical(t, rec)
 		}
@@ -172,9 +169,7 @@ func FuzzTxn(f *testing.F) {
 			return
 		}
 		var m int
-		if a := allocated(allocLimit(len(b)), func() { m, err = rec.Decode(b[n:], Copy) }); a > allocLimit(len(b)) {
-			t.Fatalf("%d bytes allocated for %d bytes of input", a, len(b))
-		}
+		checkAllocs(t, len(b), func() { m, err = rec.Decode(b[n:], Copy) })
 		if err != nil {
 			return
 		}

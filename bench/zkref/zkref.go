@@ -50,7 +50,7 @@ type Options struct {
 	// reads several settings, such as zookeeper.extendedTypesEnabled,
 	// only from there).
 	SystemProperties map[string]string
-	// StartTimeout bounds the wait for the client port; default 60 s.
+	// StartTimeout bounds the wait for the server to serve; default 60 s.
 	StartTimeout time.Duration
 }
 
@@ -63,7 +63,7 @@ type Server struct {
 }
 
 // Start runs a standalone server in dir (created if needed) on a free
-// loopback port and waits until it accepts connections.
+// loopback port and waits until it serves requests.
 func Start(dir string, opts Options) (*Server, error) {
 	if err := Available(); err != nil {
 		return nil, err
