@@ -1,3 +1,8 @@
 module zkd
 
 go 1.26.8
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/tidwall/btree v1.8.2 // indirect
+)

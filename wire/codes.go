@@ -296,6 +296,10 @@ const (
 	WatcherChildren WatcherType = 1
 	WatcherData     WatcherType = 2
 	WatcherAny      WatcherType = 3
+	// Persistent and PersistentRecursive name the watches addWatch sets
+	// (ZooKeeper 3.6+); removeWatches takes them too.
+	WatcherPersistent          WatcherType = 4
+	WatcherPersistentRecursive WatcherType = 5
 )
 
 func (w WatcherType) String() string {
@@ -306,6 +310,10 @@ func (w WatcherType) String() string {
 		return "Data"
 	case WatcherAny:
 		return "Any"
+	case WatcherPersistent:
+		return "Persistent"
+	case WatcherPersistentRecursive:
+		return "PersistentRecursive"
 	}
 	return "WatcherType(" + strconv.Itoa(int(w)) + ")"
 }

@@ -2,9 +2,45 @@
 // ephemeral, container and TTL nodes, ACL checks, quotas, the /zookeeper
 // system nodes, the watch registry and the data-tree digest.
 //
-// A single applier changes it through a deterministic Apply(txn); readers run
-// concurrently against published versions. It does no I/O, reads no clock
-// (time arrives in the txn) and starts no goroutines.
+// It does no I/O, reads no clock (time arrives in the txn) and starts no
+// goroutines. Apache ZooKeeper 3.8 is the reference for every rule; where a
+// rule is subtle the code says which ZooKeeper class it follows.
 //
-// Status: not built yet; this package only reserves its place in the design.
+// # The write path
+//
+// One goroutine, the applier, owns the Tree and calls, per write request:
+//
+//	txn, err := t.Prep(&req)    // check against the tree and every prepped txn; build the txn
+//	… log txn durably …
+//	res := t.Apply(&txn.Header, txn.Record) // change the tree; res is the reply's content
+//	events := t.Publish()       // once per batch: readers see the batch, watches fire
+//
+// Prep checks a request the way ZooKeeper's PrepRequestProcessor does, against
+// the committed tree overlaid with the changes of txns prepped but not yet
+// applied, so a pipeline of writes sees its own effects. A request that fails
+// still becomes a txn (an ErrorTxn), as in ZooKeeper's log. Apply is
+// deterministic: the same txns give the same tree and the same digest on every
+// server, and it is also what replays the log at start-up.
+//
+// # Readers
+//
+// Publish freezes the applied state into an immutable View at the cost of a
+// pointer swap per changed shard: the namespace is 64 copy-on-write B-trees
+// (github.com/tidwall/btree), a znode's shard picked by the xxhash of its
+// parent path and its key ordered by (parent, name), so a znode's children
+// are one sorted range of one shard. Any number of goroutines read a View
+// while the applier goes on; a View published after txn Z holds exactly the
+// txns up to Z. Each znode is one immutable string (path, varint-encoded
+// metadata, data), so a View and the applier share every znode that did not
+// change.
+//
+// # Watches
+//
+// A read that sets a watch registers it with Watch, naming the View it read;
+// if the znode changed between that View and the newest one, the event comes
+// back at once instead. Apply records what each txn changed, and Publish
+// matches those changes against the registered watches under the registry's
+// lock, in zxid order, returning each event once per session. Because a View
+// only becomes current under that same lock, no change can slip between a
+// read and its watch.
 package ztree

@@ -1,0 +1,332 @@
+package ztree
+
+import (
+	"zkd/wire"
+)
+
+// Result is what applying one txn did, for the reply to the client that
+// sent it.
+type Result struct {
+	Type wire.OpCode  // the txn type; OpError when it failed
+	Err  wire.ErrCode // why it failed
+	Path string       // the znode it acted on (the created path for creates)
+	Stat wire.Stat    // the znode's Stat after the change (create2, setData, setACL, …)
+	// Multi holds one result per op of a multi. A multi's own reply header
+	// always carries OK; a failed multi shows up as error results only.
+	Multi []Result
+}
+
+// Apply applies one committed txn: hdr and the txn record that hdr.Type
+// names (nil for txns without one). It is deterministic: the same txns in
+// the same order give the same tree and digest on every server. Watch
+// triggers are kept until the next Publish.
+//
+// Like ZooKeeper's DataTree.processTxn, Apply does not re-check what Prep
+// checked; a txn that cannot apply (a replay over a fuzzy snapshot, say)
+// yields an error Result and leaves the tree consistent.
+func (t *Tree) Apply(hdr *wire.TxnHeader, rec wire.Record) Result {
+	r := t.apply(hdr, hdr.Type, rec)
+	if hdr.Zxid > t.st.zxid {
+		t.st.zxid = hdr.Zxid
+	}
+	t.prep.applied(hdr.Zxid, t.st.digest)
+	return r
+}
+
+func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Result {
+	r := Result{Type: typ}
+	var err error
+	switch typ {
+	case wire.OpCreate, wire.OpCreate2:
+		c := rec.(*wire.CreateTxn)
+		owner := int64(0)
+		if c.Ephemeral {
+			owner = hdr.ClientID
+		}
+		r.Path = c.Path
+		r.Stat, err = t.createNode(c.Path, c.Data, c.ACL, owner, c.ParentCVersion, hdr.Zxid, hdr.Time)
+		if err == wire.ErrNodeExists && typ == wire.OpCreate {
+			// Replaying over a fuzzy snapshot: the node was deleted and
+			// re-created in the fuzzy range. ZooKeeper still moves the
+			// parent's cversion and pzxid forward.
+			parent, _ := splitPath(c.Path)
+			if e := t.setCversionPzxid(parent, c.ParentCVersion, hdr.Zxid); e != nil {
+				err = e
+			}
+		}
+	case wire.OpCreateTTL:
+		c := rec.(*wire.CreateTTLTxn)
+		r.Path = c.Path
+		r.Stat, err = t.createNode(c.Path, c.Data, c.ACL, ttlOwner(c.TTL), c.ParentCVersion, hdr.Zxid, hdr.Time)
+	case wire.OpCreateContainer:
+		c := rec.(*wire.CreateContainerTxn)
+		r.Path = c.Path
+		r.Stat, err = t.createNode(c.Path, c.Data, c.ACL, containerOwner, c.ParentCVersion, hdr.Zxid, hdr.Time)
+	case wire.OpDelete, wire.OpDeleteContainer:
+		d := rec.(*wire.DeleteTxn)
+		r.Path = d.Path
+		err = t.deleteNode(d.Path, hdr.Zxid)
+	case wire.OpSetData, wire.OpReconfig:
+		s := rec.(*wire.SetDataTxn)
+		r.Path = s.Path
+		r.Stat, err = t.setData(s.Path, s.Data, s.Version, hdr.Zxid, hdr.Time)
+	case wire.OpSetACL:
+		s := rec.(*wire.SetACLTxn)
+		r.Path = s.Path
+		r.Stat, err = t.setACL(s.Path, s.ACL, s.Version)
+	case wire.OpCloseSession:
+		var paths []string
+		if c, ok := rec.(*wire.CloseSessionTxn); ok && c != nil {
+			paths = c.Paths2Delete
+		}
+		t.killSession(hdr.ClientID, hdr.Zxid, paths)
+	case wire.OpCreateSession:
+		// Sessions live in the engine; the tree has nothing to do.
+	case wire.OpError:
+		r.Err = wire.ErrCode(rec.(*wire.ErrorTxn).Err)
+	case wire.OpCheck:
+		r.Path = rec.(*wire.CheckVersionTxn).Path
+	case wire.OpMulti:
+		r.Multi = t.applyMulti(hdr, rec.(*wire.MultiTxn))
+		for _, s := range r.Multi {
+			if s.Err != wire.ErrOK {
+				r.Err = s.Err
+				break
+			}
+		}
+	default:
+		r.Err = wire.ErrUnimplemented
+	}
+	if err != nil {
+		r.Err = err.(wire.ErrCode)
+	}
+	if r.Err != wire.ErrOK && typ != wire.OpMulti {
+		r.Type = wire.OpError
+	}
+	return r
+}
+
+// applyMulti applies the ops of a multi in order. When any op failed in
+// prep, none is applied: the ops before the failing one report OK (rolled
+// back), the failing one its code, the ones after RUNTIMEINCONSISTENCY.
+func (t *Tree) applyMulti(hdr *wire.TxnHeader, m *wire.MultiTxn) []Result {
+	failed := false
+	for _, s := range m.Txns {
+		if s.Type == wire.OpError {
+			failed = true
+			break
+		}
+	}
+	out := make([]Result, 0, len(m.Txns))
+	postFailed := false
+	for _, s := range m.Txns {
+		if failed && s.Type != wire.OpError {
+			code := wire.ErrOK
+			if postFailed {
+				code = wire.ErrRuntimeInconsistency
+			}
+			out = append(out, Result{Type: wire.OpError, Err: code})
+			continue
+		}
+		if s.Type == wire.OpError {
+			postFailed = true
+		}
+		rec, known := wire.TxnRecord(s.Type)
+		if !known || rec == nil {
+			out = append(out, Result{Type: wire.OpError, Err: wire.ErrMarshallingError})
+			continue
+		}
+		if _, err := rec.Decode(s.Data, wire.Copy); err != nil {
+			out = append(out, Result{Type: wire.OpError, Err: wire.ErrMarshallingError})
+			continue
+		}
+		sub := *hdr
+		sub.Type = s.Type
+		out = append(out, t.apply(&sub, s.Type, rec))
+	}
+	return out
+}
+
+// replace swaps old for nw in the tree, keeping the digest current.
+func (t *Tree) replace(old, nw item) {
+	t.st.digest += itemDigest(nw) - itemDigest(old)
+	t.put(nw)
+}
+
+func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64, parentCVersion int32, zxid, time int64) (wire.Stat, error) {
+	parentPath, name := splitPath(path)
+	parent, ok := t.get(parentPath)
+	if !ok || name == "" {
+		return wire.Stat{}, wire.ErrNoNode
+	}
+	aclIdx := t.acl.intern(acl)
+	if old, exists := t.get(path); exists {
+		// ZooKeeper gives the existing node the txn's ACL here (a replay
+		// detail of its fuzzy snapshots); do the same so replays agree.
+		m := old.meta()
+		if m.ACL != aclIdx {
+			m.ACL = aclIdx
+			t.replace(old, makeItem(old.path(), &m, old.data()))
+		}
+		return wire.Stat{}, wire.ErrNodeExists
+	}
+	pm := parent.meta()
+	if parentCVersion == -1 {
+		parentCVersion = pm.Cversion + 1
+	}
+	if parentCVersion > pm.Cversion {
+		pm.Cversion = parentCVersion
+		pm.Pzxid = zxid
+	}
+	pm.NumChildren++
+	t.replace(parent, makeItem(parent.path(), &pm, parent.data()))
+
+	m := meta{Czxid: zxid, Mzxid: zxid, Pzxid: zxid, Ctime: time, Mtime: time, Owner: owner, ACL: aclIdx}
+	it := makeItem(path, &m, string(data))
+	path = it.path() // the tree's own copy, safe to keep
+	t.st.digest += itemDigest(it)
+	t.put(it)
+	t.st.count++
+	t.st.dataSize += int64(len(path) + len(data))
+	switch ephemeralKind(owner, t.opts.ExtendedTypes) {
+	case kindContainer:
+		t.st.containers.Set(path)
+		t.dirtyIndex = true
+	case kindTTL:
+		t.st.ttls.Set(path)
+		t.dirtyIndex = true
+	case kindEphemeral:
+		t.st.ephemerals.Set(owned{session: owner, path: path})
+		t.dirtyIndex = true
+	}
+	t.quotaCreated(path, parentPath, name, int64(len(data)))
+	t.pending = append(t.pending,
+		trigger{kind: trigCreated, path: path, acl: aclIdx, zxid: zxid},
+		trigger{kind: trigChildren, path: parent.path(), acl: pm.ACL, zxid: zxid})
+	return m.stat(len(data), t.opts.ExtendedTypes), nil
+}
+
+func (t *Tree) deleteNode(path string, zxid int64) error {
+	parentPath, _ := splitPath(path)
+	parent, ok := t.get(parentPath)
+	if !ok || path == rootPath {
+		return wire.ErrNoNode
+	}
+	node, exists := t.get(path)
+	pm := parent.meta()
+	changed := false
+	if exists {
+		pm.NumChildren--
+		changed = true
+	}
+	// ZooKeeper moves pzxid forward even when the child is already gone
+	// (a replay over a fuzzy snapshot), but never backwards.
+	if zxid > pm.Pzxid {
+		pm.Pzxid = zxid
+		changed = true
+	}
+	if changed {
+		old := parent
+		parent = makeItem(old.path(), &pm, old.data())
+		t.replace(old, parent)
+	}
+	if !exists {
+		return wire.ErrNoNode
+	}
+	m := node.meta()
+	data := node.data()
+	path = node.path()
+	t.st.digest -= itemDigest(node)
+	t.remove(path)
+	t.st.count--
+	t.st.dataSize -= int64(len(path) + len(data))
+	switch ephemeralKind(m.Owner, t.opts.ExtendedTypes) {
+	case kindContainer:
+		t.st.containers.Delete(path)
+		t.dirtyIndex = true
+	case kindTTL:
+		t.st.ttls.Delete(path)
+		t.dirtyIndex = true
+	case kindEphemeral:
+		t.st.ephemerals.Delete(owned{session: m.Owner, path: path})
+		t.dirtyIndex = true
+	}
+	t.quotaDeleted(path, int64(len(data)))
+	t.pending = append(t.pending,
+		trigger{kind: trigDeleted, path: path, acl: m.ACL, zxid: zxid},
+		trigger{kind: trigChildren, path: parent.path(), acl: pm.ACL, zxid: zxid})
+	return nil
+}
+
+func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64) (wire.Stat, error) {
+	node, ok := t.get(path)
+	if !ok {
+		return wire.Stat{}, wire.ErrNoNode
+	}
+	m := node.meta()
+	old := node.data()
+	m.Mtime = time
+	m.Mzxid = zxid
+	m.Version = version
+	nw := makeItem(node.path(), &m, string(data))
+	t.replace(node, nw)
+	t.st.dataSize += int64(len(data) - len(old))
+	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
+	t.pending = append(t.pending, trigger{kind: trigDataChanged, path: nw.path(), acl: m.ACL, zxid: zxid})
+	return m.stat(len(data), t.opts.ExtendedTypes), nil
+}
+
+func (t *Tree) setACL(path string, acl []wire.ACL, version int32) (wire.Stat, error) {
+	node, ok := t.get(path)
+	if !ok {
+		return wire.Stat{}, wire.ErrNoNode
+	}
+	m := node.meta()
+	m.Aversion = version
+	m.ACL = t.acl.intern(acl)
+	t.replace(node, makeItem(node.path(), &m, node.data()))
+	return m.stat(len(node.data()), t.opts.ExtendedTypes), nil
+}
+
+func (t *Tree) setCversionPzxid(path string, cversion int32, zxid int64) error {
+	node, ok := t.get(path)
+	if !ok {
+		return wire.ErrNoNode
+	}
+	m := node.meta()
+	if cversion == -1 {
+		cversion = m.Cversion + 1
+	}
+	if cversion > m.Cversion {
+		m.Cversion = cversion
+		m.Pzxid = zxid
+		t.replace(node, makeItem(node.path(), &m, node.data()))
+	}
+	return nil
+}
+
+// killSession deletes a closed or expired session's ephemerals: first the
+// paths its closeSession txn lists, then any the tree still knows of, in
+// path order. Ephemerals already gone are skipped.
+func (t *Tree) killSession(session, zxid int64, paths []string) {
+	for _, p := range paths {
+		_ = t.deleteNode(p, zxid)
+	}
+	for _, p := range t.sessionEphemerals(session) {
+		_ = t.deleteNode(p, zxid)
+	}
+	t.watches.removeSession(session)
+}
+
+// sessionEphemerals lists the session's ephemerals in the applier's tree.
+func (t *Tree) sessionEphemerals(session int64) []string {
+	var out []string
+	t.st.ephemerals.Ascend(owned{session: session}, func(o owned) bool {
+		if o.session != session {
+			return false
+		}
+		out = append(out, o.path)
+		return true
+	})
+	return out
+}

@@ -1,0 +1,504 @@
+package ztree
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"zkd/wire"
+)
+
+// Request is a write request as Prep sees it.
+type Request struct {
+	Session int64
+	Cxid    int32
+	Zxid    int64 // the zxid the txn gets
+	Time    int64 // ms since the epoch, the txn's time
+	Op      wire.OpCode
+	// Body is the decoded request record: *wire.CreateRequest,
+	// *wire.CreateTTLRequest, *wire.DeleteRequest, *wire.SetDataRequest,
+	// *wire.SetACLRequest, *wire.CheckVersionRequest, *wire.MultiRequest,
+	// *wire.DeleteContainerRequest, or *wire.CreateSessionTxn for
+	// createSession; nil for closeSession.
+	Body wire.Record
+	Auth []wire.Id // the session's identities
+}
+
+// Txn is a prepared txn: what the log stores and Apply takes.
+type Txn struct {
+	Header wire.TxnHeader
+	Record wire.Record
+	// Digest is the tree digest after this txn. ZooKeeper logs one after
+	// every txn but an ErrorTxn; HasDigest says whether to.
+	Digest    wire.TxnDigest
+	HasDigest bool
+}
+
+// change is the state a prepped but not yet applied txn leaves a znode in
+// (ZooKeeper's ChangeRecord). Prep checks requests against these first, so
+// a request sees every write ordered before it, committed or not.
+type change struct {
+	zxid   int64
+	path   string
+	exists bool
+	node   nodeRec
+	tree   uint64  // the tree digest after this change
+	prev   *change // what it replaced, for rolling back a failed multi
+	done   bool    // applied and dropped from the queue
+}
+
+// nodeRec is a znode as Prep sees it.
+type nodeRec struct {
+	m      meta
+	acl    []wire.ACL
+	data   string
+	digest uint64
+}
+
+type prepState struct {
+	byPath map[string]*change
+	queue  []*change
+}
+
+// applied drops the changes of txns up to zxid: the tree has them now.
+func (p *prepState) applied(zxid int64, _ uint64) {
+	n := 0
+	for n < len(p.queue) && p.queue[n].zxid <= zxid {
+		c := p.queue[n]
+		c.done = true
+		if p.byPath[c.path] == c {
+			delete(p.byPath, c.path)
+		}
+		p.queue[n] = nil
+		n++
+	}
+	if n > 0 {
+		p.queue = p.queue[n:]
+		if len(p.queue) == 0 {
+			p.queue = p.queue[:0:0]
+		}
+	}
+}
+
+// record returns path's znode as of the last prepped txn.
+func (t *Tree) record(path string) (nodeRec, bool) {
+	if c, ok := t.prep.byPath[path]; ok {
+		return c.node, c.exists
+	}
+	it, ok := t.get(path)
+	if !ok {
+		return nodeRec{}, false
+	}
+	m := it.meta()
+	return nodeRec{m: m, acl: t.acl.lists[m.ACL], data: it.data(), digest: itemDigest(it)}, true
+}
+
+// prepDigest is the tree digest after the last prepped txn.
+func (t *Tree) prepDigest() uint64 {
+	if n := len(t.prep.queue); n > 0 {
+		return t.prep.queue[n-1].tree
+	}
+	return t.st.digest
+}
+
+func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) {
+	before := uint64(0)
+	if old, ok := t.record(path); ok {
+		before = old.digest
+	}
+	if exists {
+		n.digest = nodeDigest(path, n.data, &n.m)
+	} else {
+		n = nodeRec{}
+	}
+	if t.prep.byPath == nil {
+		t.prep.byPath = make(map[string]*change)
+	}
+	c := &change{zxid: zxid, path: path, exists: exists, node: n, tree: t.prepDigest() - before + n.digest}
+	c.prev = t.prep.byPath[path]
+	t.prep.byPath[path] = c
+	t.prep.queue = append(t.prep.queue, c)
+}
+
+// rollback undoes the changes queued since mark (a failed multi).
+func (t *Tree) rollback(mark int) {
+	for i := len(t.prep.queue) - 1; i >= mark; i-- {
+		c := t.prep.queue[i]
+		if t.prep.byPath[c.path] == c {
+			if c.prev != nil && !c.prev.done {
+				t.prep.byPath[c.path] = c.prev
+			} else {
+				delete(t.prep.byPath, c.path)
+			}
+		}
+		t.prep.queue[i] = nil
+	}
+	t.prep.queue = t.prep.queue[:mark]
+}
+
+// Prep checks a write request against the tree plus every txn prepped
+// before it, the way ZooKeeper's PrepRequestProcessor does (same checks,
+// same order, same error codes), and builds its txn. A request that fails
+// becomes an ErrorTxn carrying the error, which is returned as well; a
+// multi that fails becomes a MultiTxn of error txns. Either way the txn
+// takes req.Zxid and must be logged and applied like any other.
+func (t *Tree) Prep(req *Request) (Txn, error) {
+	hdr := wire.TxnHeader{ClientID: req.Session, Cxid: req.Cxid, Zxid: req.Zxid, Time: req.Time, Type: req.Op}
+	if req.Op == wire.OpMulti {
+		m, ok := req.Body.(*wire.MultiRequest)
+		if !ok {
+			return t.errorTxn(hdr, wire.ErrMarshallingError)
+		}
+		return t.prepMulti(req, hdr, m)
+	}
+	typ, rec, err := t.prepOp(req, req.Op, req.Body)
+	if err != nil {
+		return t.errorTxn(hdr, err.(wire.ErrCode))
+	}
+	hdr.Type = typ
+	return Txn{Header: hdr, Record: rec, Digest: t.txnDigest(), HasDigest: true}, nil
+}
+
+func (t *Tree) txnDigest() wire.TxnDigest {
+	return wire.TxnDigest{Version: DigestVersion, TreeDigest: int64(t.prepDigest())}
+}
+
+func (t *Tree) errorTxn(hdr wire.TxnHeader, code wire.ErrCode) (Txn, error) {
+	hdr.Type = wire.OpError
+	return Txn{Header: hdr, Record: &wire.ErrorTxn{Err: code}}, code
+}
+
+func (t *Tree) prepMulti(req *Request, hdr wire.TxnHeader, m *wire.MultiRequest) (Txn, error) {
+	mark := len(t.prep.queue)
+	txns := make([]wire.Txn, 0, len(m.Ops))
+	var failure error
+	for i := range m.Ops {
+		op := &m.Ops[i]
+		var typ wire.OpCode
+		var rec wire.Record
+		if failure != nil {
+			typ, rec = wire.OpError, &wire.ErrorTxn{Err: wire.ErrRuntimeInconsistency}
+		} else {
+			var err error
+			typ, rec, err = t.prepMultiOp(req, op)
+			if err != nil {
+				failure = err
+				typ, rec = wire.OpError, &wire.ErrorTxn{Err: err.(wire.ErrCode)}
+				t.rollback(mark)
+			}
+		}
+		txns = append(txns, wire.Txn{Type: typ, Data: rec.Append(nil)})
+	}
+	return Txn{Header: hdr, Record: &wire.MultiTxn{Txns: txns}, Digest: t.txnDigest(), HasDigest: true}, failure
+}
+
+// prepMultiOp preps one op of a multi. ZooKeeper rebuilds each create op
+// from its flags, so the op code a client sent for a create does not
+// matter: a container flag makes createContainer, a TTL flag createTTL,
+// anything else a plain create.
+func (t *Tree) prepMultiOp(req *Request, op *wire.MultiOp) (wire.OpCode, wire.Record, error) {
+	switch op.Type {
+	case wire.OpCreate, wire.OpCreate2, wire.OpCreateContainer, wire.OpCreateTTL:
+		typ := wire.OpCreate
+		ttl := int64(-1)
+		switch {
+		case op.Flags.Container():
+			typ = wire.OpCreateContainer
+		case op.Flags.TTL():
+			typ, ttl = wire.OpCreateTTL, op.TTL
+		}
+		return t.prepCreate(req, typ, op.Path, op.Data, op.ACL, op.Flags, ttl)
+	case wire.OpDelete:
+		return t.prepDelete(req, op.Path, op.Version)
+	case wire.OpSetData:
+		return t.prepSetData(req, op.Path, op.Data, op.Version)
+	case wire.OpCheck:
+		return t.prepCheck(req, op.Path, op.Version)
+	}
+	return 0, nil, wire.ErrBadArguments
+}
+
+func (t *Tree) prepOp(req *Request, op wire.OpCode, body wire.Record) (wire.OpCode, wire.Record, error) {
+	bad := func() (wire.OpCode, wire.Record, error) { return 0, nil, wire.ErrMarshallingError }
+	switch op {
+	case wire.OpCreate, wire.OpCreate2, wire.OpCreateContainer:
+		r, ok := body.(*wire.CreateRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepCreate(req, op, r.Path, r.Data, r.ACL, r.Flags, -1)
+	case wire.OpCreateTTL:
+		r, ok := body.(*wire.CreateTTLRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepCreate(req, op, r.Path, r.Data, r.ACL, r.Flags, r.TTL)
+	case wire.OpDelete:
+		r, ok := body.(*wire.DeleteRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepDelete(req, r.Path, r.Version)
+	case wire.OpSetData:
+		r, ok := body.(*wire.SetDataRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepSetData(req, r.Path, r.Data, r.Version)
+	case wire.OpSetACL:
+		r, ok := body.(*wire.SetACLRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepSetACL(req, r.Path, r.ACL, r.Version)
+	case wire.OpCheck:
+		r, ok := body.(*wire.CheckVersionRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepCheck(req, r.Path, r.Version)
+	case wire.OpDeleteContainer:
+		r, ok := body.(*wire.DeleteContainerRequest)
+		if !ok {
+			return bad()
+		}
+		return t.prepDeleteContainer(req, r.Path)
+	case wire.OpCreateSession:
+		r, ok := body.(*wire.CreateSessionTxn)
+		if !ok {
+			return bad()
+		}
+		return op, &wire.CreateSessionTxn{TimeOut: r.TimeOut}, nil
+	case wire.OpCloseSession:
+		return op, t.prepCloseSession(req), nil
+	}
+	return 0, nil, wire.ErrUnimplemented
+}
+
+func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byte, acl []wire.ACL, mode wire.CreateMode, ttl int64) (wire.OpCode, wire.Record, error) {
+	if !mode.Valid() {
+		return 0, nil, wire.ErrBadArguments
+	}
+	if mode.TTL() && !t.opts.ExtendedTypes {
+		return 0, nil, wire.ErrUnimplemented
+	}
+	if mode.TTL() && !validTTL(ttl) || !mode.TTL() && ttl >= 0 {
+		return 0, nil, wire.ErrBadArguments
+	}
+	slash := strings.LastIndexByte(path, '/')
+	if slash < 0 || strings.IndexByte(path, 0) >= 0 {
+		return 0, nil, wire.ErrBadArguments
+	}
+	parentPath, _ := splitPath(path)
+	fixed, err := fixupACL(acl, req.Auth)
+	if err != nil {
+		return 0, nil, err
+	}
+	parent, ok := t.record(parentPath)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if !checkACL(parent.acl, wire.PermCreate, req.Auth) {
+		return 0, nil, wire.ErrNoAuth
+	}
+	if mode.Sequential() {
+		path += fmt.Sprintf("%010d", parent.m.Cversion)
+	}
+	if !ValidatePath(path) {
+		return 0, nil, wire.ErrBadArguments
+	}
+	if _, exists := t.record(path); exists {
+		return 0, nil, wire.ErrNodeExists
+	}
+	if ephemeralKind(parent.m.Owner, t.opts.ExtendedTypes) == kindEphemeral {
+		return 0, nil, wire.ErrNoChildrenForEphemerals
+	}
+	if err := t.checkQuota(path, int64(len(data)), 1); err != nil {
+		return 0, nil, err
+	}
+	newCversion := parent.m.Cversion + 1
+	var rec wire.Record
+	var owner int64
+	switch typ {
+	case wire.OpCreateContainer:
+		rec = &wire.CreateContainerTxn{Path: path, Data: data, ACL: fixed, ParentCVersion: newCversion}
+		owner = containerOwner
+	case wire.OpCreateTTL:
+		rec = &wire.CreateTTLTxn{Path: path, Data: data, ACL: fixed, ParentCVersion: newCversion, TTL: ttl}
+		owner = ttlOwner(ttl)
+	default:
+		rec = &wire.CreateTxn{Path: path, Data: data, ACL: fixed, Ephemeral: mode.Ephemeral(), ParentCVersion: newCversion}
+		if mode.Ephemeral() {
+			owner = req.Session
+		}
+	}
+	parent.m.NumChildren++
+	parent.m.Cversion = newCversion
+	parent.m.Pzxid = req.Zxid
+	t.addChange(req.Zxid, parentPath, true, parent)
+	m := meta{Czxid: req.Zxid, Mzxid: req.Zxid, Pzxid: req.Zxid, Ctime: req.Time, Mtime: req.Time, Owner: owner}
+	t.addChange(req.Zxid, path, true, nodeRec{m: m, acl: fixed, data: string(data)})
+	return typ, rec, nil
+}
+
+// deletable is getParentPathAndValidate: the reserved znodes cannot be
+// deleted, and a path without a slash or with a NUL is BADARGUMENTS.
+func deletable(path string) (string, error) {
+	if strings.IndexByte(path, '/') < 0 || strings.IndexByte(path, 0) >= 0 || isSpecialPath(path) {
+		return "", wire.ErrBadArguments
+	}
+	parent, _ := splitPath(path)
+	return parent, nil
+}
+
+func (t *Tree) prepDelete(req *Request, path string, version int32) (wire.OpCode, wire.Record, error) {
+	parentPath, err := deletable(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	parent, ok := t.record(parentPath)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if !checkACL(parent.acl, wire.PermDelete, req.Auth) {
+		return 0, nil, wire.ErrNoAuth
+	}
+	node, ok := t.record(path)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if version != -1 && version != node.m.Version {
+		return 0, nil, wire.ErrBadVersion
+	}
+	if node.m.NumChildren > 0 {
+		return 0, nil, wire.ErrNotEmpty
+	}
+	t.removeChange(req.Zxid, parentPath, parent, path)
+	return wire.OpDelete, &wire.DeleteTxn{Path: path}, nil
+}
+
+func (t *Tree) removeChange(zxid int64, parentPath string, parent nodeRec, path string) {
+	parent.m.NumChildren--
+	parent.m.Pzxid = zxid
+	t.addChange(zxid, parentPath, true, parent)
+	t.addChange(zxid, path, false, nodeRec{})
+}
+
+func (t *Tree) prepDeleteContainer(req *Request, path string) (wire.OpCode, wire.Record, error) {
+	parentPath, err := deletable(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	node, ok := t.record(path)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if node.m.NumChildren > 0 {
+		return 0, nil, wire.ErrNotEmpty
+	}
+	if ephemeralKind(node.m.Owner, t.opts.ExtendedTypes) == kindEphemeral {
+		return 0, nil, wire.ErrBadVersion
+	}
+	parent, ok := t.record(parentPath)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	t.removeChange(req.Zxid, parentPath, parent, path)
+	return wire.OpDeleteContainer, &wire.DeleteTxn{Path: path}, nil
+}
+
+func (t *Tree) prepSetData(req *Request, path string, data []byte, version int32) (wire.OpCode, wire.Record, error) {
+	if !ValidatePath(path) {
+		return 0, nil, wire.ErrBadArguments
+	}
+	node, ok := t.record(path)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if !checkACL(node.acl, wire.PermWrite, req.Auth) {
+		return 0, nil, wire.ErrNoAuth
+	}
+	if err := t.checkQuota(path, int64(len(data)-len(node.data)), 0); err != nil {
+		return 0, nil, err
+	}
+	if version != -1 && version != node.m.Version {
+		return 0, nil, wire.ErrBadVersion
+	}
+	node.m.Version++
+	node.m.Mtime = req.Time
+	node.m.Mzxid = req.Zxid
+	node.data = string(data)
+	t.addChange(req.Zxid, path, true, node)
+	return wire.OpSetData, &wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}, nil
+}
+
+func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int32) (wire.OpCode, wire.Record, error) {
+	if !ValidatePath(path) {
+		return 0, nil, wire.ErrBadArguments
+	}
+	fixed, err := fixupACL(acl, req.Auth)
+	if err != nil {
+		return 0, nil, err
+	}
+	node, ok := t.record(path)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if !checkACL(node.acl, wire.PermAdmin, req.Auth) {
+		return 0, nil, wire.ErrNoAuth
+	}
+	if version != -1 && version != node.m.Aversion {
+		return 0, nil, wire.ErrBadVersion
+	}
+	node.m.Aversion++
+	node.acl = fixed
+	t.addChange(req.Zxid, path, true, node)
+	return wire.OpSetACL, &wire.SetACLTxn{Path: path, ACL: fixed, Version: node.m.Aversion}, nil
+}
+
+func (t *Tree) prepCheck(req *Request, path string, version int32) (wire.OpCode, wire.Record, error) {
+	if !ValidatePath(path) {
+		return 0, nil, wire.ErrBadArguments
+	}
+	node, ok := t.record(path)
+	if !ok {
+		return 0, nil, wire.ErrNoNode
+	}
+	if !checkACL(node.acl, wire.PermRead, req.Auth) {
+		return 0, nil, wire.ErrNoAuth
+	}
+	if version != -1 && version != node.m.Version {
+		return 0, nil, wire.ErrBadVersion
+	}
+	return wire.OpCheck, &wire.CheckVersionTxn{Path: path, Version: node.m.Version + 1}, nil
+}
+
+// prepCloseSession lists the session's ephemerals as of the last prepped
+// txn (committed ones, plus pending creates, minus pending deletes), sorted,
+// and queues their deletion.
+func (t *Tree) prepCloseSession(req *Request) *wire.CloseSessionTxn {
+	set := make(map[string]bool)
+	for _, p := range t.sessionEphemerals(req.Session) {
+		set[p] = true
+	}
+	for _, c := range t.prep.queue {
+		switch {
+		case !c.exists:
+			delete(set, c.path)
+		case c.node.m.Owner == req.Session:
+			set[c.path] = true
+		}
+	}
+	paths := make([]string, 0, len(set))
+	for p := range set {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		parentPath, _ := splitPath(p)
+		if parent, ok := t.record(parentPath); ok {
+			t.removeChange(req.Zxid, parentPath, parent, p)
+		}
+	}
+	return &wire.CloseSessionTxn{Paths2Delete: paths}
+}

@@ -1,0 +1,197 @@
+package ztree
+
+import (
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/tidwall/btree"
+
+	"zkd/wire"
+)
+
+// shardCount is the number of B-trees the namespace is split over. A
+// publish copies only the shards a batch changed.
+const shardCount = 64
+
+// Options are the settings that change tree semantics.
+type Options struct {
+	// ExtendedTypes enables TTL nodes (zookeeper.extendedTypesEnabled).
+	ExtendedTypes bool
+	// EnforceQuota makes a hard quota limit refuse creates and setData
+	// with QUOTAEXCEEDED (zookeeper.enforceQuota).
+	EnforceQuota bool
+}
+
+type shards [shardCount]*btree.BTreeG[item]
+
+// owned is a session's ephemeral znode in the ephemerals index.
+type owned struct {
+	session int64
+	path    string
+}
+
+func lessOwned(a, b owned) bool {
+	if a.session != b.session {
+		return a.session < b.session
+	}
+	return a.path < b.path
+}
+
+func lessString(a, b string) bool { return a < b }
+
+func shardOf(parent string) int { return int(xxhash.Sum64String(parent) & (shardCount - 1)) }
+
+// state is everything a version of the tree is made of. The applier owns
+// one mutable state; Publish freezes copies of it into Views.
+type state struct {
+	shards     shards
+	ephemerals *btree.BTreeG[owned]  // (session, path) of every ephemeral
+	containers *btree.BTreeG[string] // container znodes
+	ttls       *btree.BTreeG[string] // TTL znodes
+	acls       [][]wire.ACL          // the ACL table as of this version
+	zxid       int64                 // last applied txn
+	digest     uint64                // sum of node digests
+	count      int                   // znodes, the root included
+	dataSize   int64                 // bytes of paths and data, as ZooKeeper's approximateDataSize
+	extended   bool
+}
+
+func newBTree[T any](less func(a, b T) bool) *btree.BTreeG[T] {
+	return btree.NewBTreeGOptions(less, btree.Options{NoLocks: true})
+}
+
+// Tree is the namespace as the single applier sees it. Prep, Apply, Publish
+// and the loading methods must be called from one goroutine (or under one
+// lock); Views, watch registration and Published are safe from any
+// goroutine.
+type Tree struct {
+	st    state
+	dirty [shardCount]bool
+	// dirtyIndex is set when the ephemerals, containers or TTL indexes
+	// changed since the last publish.
+	dirtyIndex bool
+
+	acl    *aclTable
+	quotas map[string]struct{} // paths that have a quota limit node
+	opts   Options
+
+	pub     atomic.Pointer[View]
+	watches *watchTable
+	pending []trigger // watch triggers applied but not yet published
+
+	prep prepState
+}
+
+// New returns a tree holding what a fresh ZooKeeper server holds: the root,
+// /zookeeper, /zookeeper/quota and /zookeeper/config (readable by anyone,
+// writable by nobody but super). The returned tree is already published.
+func New(opts Options) *Tree {
+	t := &Tree{
+		acl:     newACLTable(),
+		quotas:  make(map[string]struct{}),
+		opts:    opts,
+		watches: newWatchTable(),
+	}
+	for i := range t.st.shards {
+		t.st.shards[i] = newBTree(lessItem)
+	}
+	t.st.ephemerals = newBTree(lessOwned)
+	t.st.containers = newBTree(lessString)
+	t.st.ttls = newBTree(lessString)
+	t.st.extended = opts.ExtendedTypes
+	empty := meta{}
+	t.put(makeItem(rootPath, &meta{NumChildren: 1}, ""))
+	t.put(makeItem(procPath, &meta{NumChildren: 2}, ""))
+	t.put(makeItem(quotaPath, &empty, ""))
+	// ZooKeeper installs the config ACL with setACL(…, version -1), which
+	// leaves aversion at -1.
+	cfg := meta{ACL: t.acl.intern(ReadACL), Aversion: -1}
+	t.put(makeItem(configPath, &cfg, ""))
+	t.st.count = 4
+	t.st.dataSize = int64(len(rootPath) + len(procPath) + len(quotaPath) + len(configPath))
+	t.st.digest = t.digestAll()
+	t.Publish()
+	return t
+}
+
+// get looks path up in the applier's tree.
+func (t *Tree) get(path string) (item, bool) {
+	return getItem(&t.st.shards, path)
+}
+
+func getItem(s *shards, path string) (item, bool) {
+	if len(path) == 0 || path[0] != '/' {
+		return item{}, false
+	}
+	k := keyOf(path)
+	return s[shardOf(k.parent())].Get(k)
+}
+
+// put stores it, replacing any item with the same path.
+func (t *Tree) put(it item) {
+	i := shardOf(it.parent())
+	t.st.shards[i].Set(it)
+	t.dirty[i] = true
+}
+
+func (t *Tree) remove(path string) {
+	k := keyOf(path)
+	i := shardOf(k.parent())
+	t.st.shards[i].Delete(k)
+	t.dirty[i] = true
+}
+
+// digestAll computes the tree digest from scratch.
+func (t *Tree) digestAll() uint64 {
+	var d uint64
+	for _, s := range t.st.shards {
+		s.Scan(func(it item) bool {
+			d += itemDigest(it)
+			return true
+		})
+	}
+	return d
+}
+
+// Zxid is the zxid of the last applied txn.
+func (t *Tree) Zxid() int64 { return t.st.zxid }
+
+// Digest is the digest of the applier's tree.
+func (t *Tree) Digest() uint64 { return t.st.digest }
+
+// Published returns the newest published version.
+func (t *Tree) Published() *View { return t.pub.Load() }
+
+// Publish makes everything applied so far visible to readers as one new
+// View, and matches the watch triggers of those txns against the registered
+// watches. It returns the events to deliver, in zxid order, each once per
+// watcher. Deliver them before any reply that was computed from the new
+// View (rule 4, watch before data).
+func (t *Tree) Publish() []Event {
+	prev := t.pub.Load()
+	v := &View{state: t.st, opts: t.opts}
+	for i := range v.shards {
+		if t.dirty[i] || prev == nil {
+			v.shards[i] = t.st.shards[i].Copy()
+			t.dirty[i] = false
+		} else {
+			v.shards[i] = prev.shards[i]
+		}
+	}
+	if t.dirtyIndex || prev == nil {
+		v.ephemerals = t.st.ephemerals.Copy()
+		v.containers = t.st.containers.Copy()
+		v.ttls = t.st.ttls.Copy()
+		t.dirtyIndex = false
+	} else {
+		v.ephemerals, v.containers, v.ttls = prev.ephemerals, prev.containers, prev.ttls
+	}
+	v.acls = t.acl.lists
+	return t.watches.publish(&t.pub, v, t.takeTriggers())
+}
+
+func (t *Tree) takeTriggers() []trigger {
+	tr := t.pending
+	t.pending = nil
+	return tr
+}

@@ -1,0 +1,218 @@
+package ztree
+
+import (
+	"strings"
+
+	"zkd/wire"
+)
+
+// View is an immutable version of the tree: everything applied up to its
+// Zxid and nothing after. Any number of goroutines may read one View, and
+// the applier never waits for them.
+type View struct {
+	state
+	opts Options
+}
+
+// Zxid is the zxid of the last txn this version contains.
+func (v *View) Zxid() int64 { return v.zxid }
+
+// Digest is the tree digest at Zxid, as ZooKeeper computes it.
+func (v *View) Digest() uint64 { return v.digest }
+
+// NodeCount is the number of znodes, the root and /zookeeper nodes included.
+func (v *View) NodeCount() int { return v.count }
+
+// ApproximateDataSize is the total length of every path and data, as
+// ZooKeeper's mntr reports it.
+func (v *View) ApproximateDataSize() int64 { return v.dataSize }
+
+// Node is a znode as a reader sees it. Data shares the tree's memory and
+// must not be changed.
+type Node struct {
+	Path string
+	Data string
+	Stat wire.Stat
+	ACL  []wire.ACL
+}
+
+func (v *View) node(it item) Node {
+	m := it.meta()
+	d := it.data()
+	return Node{Path: it.path(), Data: d, Stat: m.stat(len(d), v.extended), ACL: v.acls[m.ACL]}
+}
+
+// Get returns the znode at path. An invalid path is simply not found, as
+// ZooKeeper answers reads of one with NONODE.
+func (v *View) Get(path string) (Node, bool) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return Node{}, false
+	}
+	return v.node(it), true
+}
+
+// Stat returns the Stat of the znode at path.
+func (v *View) Stat(path string) (wire.Stat, bool) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return wire.Stat{}, false
+	}
+	m := it.meta()
+	return m.stat(len(it.data()), v.extended), true
+}
+
+// GetData is getData: NONODE, then NOAUTH without READ.
+func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return "", wire.Stat{}, wire.ErrNoNode
+	}
+	m := it.meta()
+	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+		return "", wire.Stat{}, wire.ErrNoAuth
+	}
+	d := it.data()
+	return d, m.stat(len(d), v.extended), nil
+}
+
+// Exists is exists: it needs no permission.
+func (v *View) Exists(path string) (wire.Stat, error) {
+	st, ok := v.Stat(path)
+	if !ok {
+		return st, wire.ErrNoNode
+	}
+	return st, nil
+}
+
+// AppendChildren is getChildren and getChildren2: it appends the names of
+// path's children to dst, sorted, and returns path's Stat. NONODE, then
+// NOAUTH without READ. The names share the tree's memory.
+func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]string, wire.Stat, error) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return dst, wire.Stat{}, wire.ErrNoNode
+	}
+	m := it.meta()
+	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+		return dst, wire.Stat{}, wire.ErrNoAuth
+	}
+	v.eachChild(path, func(c item) bool {
+		dst = append(dst, c.name())
+		return true
+	})
+	return dst, m.stat(len(it.data()), v.extended), nil
+}
+
+// eachChild calls fn for every child of path in name order until fn
+// returns false.
+func (v *View) eachChild(path string, fn func(item) bool) {
+	eachChild(&v.shards, path, fn)
+}
+
+func eachChild(s *shards, path string, fn func(item) bool) {
+	pivot := childrenKey(path)
+	parent := pivot.parent()
+	s[shardOf(parent)].Ascend(pivot, func(c item) bool {
+		if c.parent() != parent {
+			return false
+		}
+		if c.slash+1 >= c.klen { // the root, filed under parent ""
+			return true
+		}
+		return fn(c)
+	})
+}
+
+// ACL is getACL: NONODE; NOAUTH without READ or ADMIN; with READ but not
+// ADMIN the digest hashes are redacted.
+func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return nil, wire.Stat{}, wire.ErrNoNode
+	}
+	m := it.meta()
+	acl := v.acls[m.ACL]
+	if !checkACL(acl, wire.PermRead|wire.PermAdmin, ids) {
+		return nil, wire.Stat{}, wire.ErrNoAuth
+	}
+	if !checkACL(acl, wire.PermAdmin, ids) {
+		acl = RedactACL(acl)
+	}
+	return acl, m.stat(len(it.data()), v.extended), nil
+}
+
+// AllChildrenNumber is getAllChildrenNumber: the number of descendants of
+// path (for the root: every znode but the root). NONODE, then NOAUTH
+// without READ.
+func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
+	it, ok := getItem(&v.shards, path)
+	if !ok {
+		return 0, wire.ErrNoNode
+	}
+	m := it.meta()
+	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+		return 0, wire.ErrNoAuth
+	}
+	if path == rootPath {
+		return v.count - 1, nil
+	}
+	return v.descendants(path), nil
+}
+
+func (v *View) descendants(path string) int {
+	n := 0
+	v.eachChild(path, func(c item) bool {
+		n++
+		m := c.meta()
+		if m.NumChildren > 0 {
+			n += v.descendants(c.path())
+		}
+		return true
+	})
+	return n
+}
+
+// AppendEphemerals is getEphemerals: the session's ephemeral paths that
+// start with prefix (all of them for "" or "/"), sorted.
+func (v *View) AppendEphemerals(dst []string, session int64, prefix string) []string {
+	if strings.TrimSpace(prefix) == "/" || strings.TrimSpace(prefix) == "" {
+		prefix = ""
+	}
+	v.ephemerals.Ascend(owned{session: session, path: prefix}, func(o owned) bool {
+		if o.session != session || !strings.HasPrefix(o.path, prefix) {
+			return false
+		}
+		dst = append(dst, o.path)
+		return true
+	})
+	return dst
+}
+
+// Walk calls fn for every znode in depth-first pre-order (a parent before
+// its children, children by name), the order of ZooKeeper's snapshots,
+// until fn returns false. Walking a View never blocks the applier.
+func (v *View) Walk(fn func(Node) bool) {
+	root, _ := getItem(&v.shards, rootPath)
+	v.walk(root, fn)
+}
+
+func (v *View) walk(it item, fn func(Node) bool) bool {
+	n := v.node(it)
+	if !fn(n) {
+		return false
+	}
+	if n.Stat.NumChildren == 0 {
+		return true
+	}
+	ok := true
+	v.eachChild(it.path(), func(c item) bool {
+		ok = v.walk(c, fn)
+		return ok
+	})
+	return ok
+}
+
+// ACLTable returns the ACL lists by index, as a snapshot stores them; the
+// result must not be changed.
+func (v *View) ACLTable() [][]wire.ACL { return v.acls }

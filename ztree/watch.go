@@ -1,0 +1,372 @@
+package ztree
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"zkd/wire"
+)
+
+// WatchKind is a set of watch kinds one session holds on one path.
+type WatchKind uint8
+
+// Watch kinds. Data and Child watches fire once; Persistent and Recursive
+// watches stay until removed (addWatch).
+const (
+	WatchData       WatchKind = 1 << iota // getData, exists (also on a missing node)
+	WatchChild                            // getChildren, getChildren2
+	WatchPersistent                       // addWatch PERSISTENT: data and child events of the path
+	WatchRecursive                        // addWatch PERSISTENT_RECURSIVE: data events of the path and below
+)
+
+// Event is a watch notification for one session.
+type Event struct {
+	Session int64
+	Type    wire.EventType
+	Path    string
+	Zxid    int64 // the txn that caused it, or the version the check ran against
+}
+
+type trigKind uint8
+
+const (
+	trigCreated trigKind = iota
+	trigDeleted
+	trigDataChanged
+	trigChildren
+)
+
+// trigger is a change a txn made that watches may be waiting for.
+type trigger struct {
+	kind trigKind
+	path string
+	acl  uint32 // ACL of the changed znode, for recursive watches below it
+	zxid int64
+}
+
+// watchTable is the registry of watches, keyed both ways so that a path's
+// watchers and a session's watches are found without a scan. Its mutex is
+// taken by readers registering a watch and by Publish; the published View
+// only changes under it, which is what makes registration race-free: a
+// watch registered against an older View is checked against the current
+// one, and every change after that is matched by the next Publish.
+type watchTable struct {
+	mu        sync.Mutex
+	paths     map[string]map[int64]WatchKind
+	sessions  map[int64]map[string]WatchKind
+	recursive int                 // recursive registrations, to skip the ancestor walk
+	auth      map[int64][]wire.Id // identities, for the READ check on recursive events
+	scratch   []int64
+}
+
+func newWatchTable() *watchTable {
+	return &watchTable{
+		paths:    make(map[string]map[int64]WatchKind),
+		sessions: make(map[int64]map[string]WatchKind),
+		auth:     make(map[int64][]wire.Id),
+	}
+}
+
+func (w *watchTable) add(session int64, path string, k WatchKind) {
+	ws := w.paths[path]
+	if ws == nil {
+		ws = make(map[int64]WatchKind)
+		w.paths[path] = ws
+	}
+	old := ws[session]
+	if old&WatchRecursive == 0 && k&WatchRecursive != 0 {
+		w.recursive++
+	}
+	ws[session] = old | k
+	ss := w.sessions[session]
+	if ss == nil {
+		ss = make(map[string]WatchKind)
+		w.sessions[session] = ss
+	}
+	ss[path] |= k
+}
+
+// clear removes kinds k of session's watches on path and reports whether
+// any was there.
+func (w *watchTable) clear(session int64, path string, k WatchKind) bool {
+	ws := w.paths[path]
+	old := ws[session]
+	if old&k == 0 {
+		return false
+	}
+	if old&k&WatchRecursive != 0 {
+		w.recursive--
+	}
+	if nk := old &^ k; nk != 0 {
+		ws[session] = nk
+		w.sessions[session][path] = nk
+		return true
+	}
+	delete(ws, session)
+	if len(ws) == 0 {
+		delete(w.paths, path)
+	}
+	ss := w.sessions[session]
+	delete(ss, path)
+	if len(ss) == 0 {
+		delete(w.sessions, session)
+	}
+	return true
+}
+
+func (w *watchTable) removeSession(session int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for path, k := range w.sessions[session] {
+		w.clear(session, path, k)
+	}
+	delete(w.auth, session)
+}
+
+// publish swaps in the new View and matches the triggers against the
+// watches, under the registry's lock.
+func (w *watchTable) publish(pub *atomic.Pointer[View], v *View, trigs []trigger) []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pub.Store(v)
+	var out []Event
+	for i := range trigs {
+		out = w.fire(out, &trigs[i], v.acls)
+	}
+	return out
+}
+
+// fire appends the events one trigger causes, in session order, one per
+// session, and drops the one-shot watches it used up.
+func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
+	var typ wire.EventType
+	var oneShot, persistent WatchKind
+	switch tr.kind {
+	case trigCreated:
+		typ, oneShot, persistent = wire.EventNodeCreated, WatchData, WatchPersistent|WatchRecursive
+	case trigDataChanged:
+		typ, oneShot, persistent = wire.EventNodeDataChanged, WatchData, WatchPersistent|WatchRecursive
+	case trigDeleted:
+		typ, oneShot, persistent = wire.EventNodeDeleted, WatchData|WatchChild, WatchPersistent|WatchRecursive
+	case trigChildren:
+		typ, oneShot, persistent = wire.EventNodeChildrenChanged, WatchChild, WatchPersistent
+	}
+	hit := w.scratch[:0]
+	for s, k := range w.paths[tr.path] {
+		if k&(oneShot|persistent) != 0 {
+			hit = append(hit, s)
+		}
+	}
+	for _, s := range hit {
+		if w.paths[tr.path][s]&oneShot != 0 {
+			w.clear(s, tr.path, oneShot)
+		}
+	}
+	// Recursive watches above the path see its data events, but only
+	// sessions that may read the znode.
+	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
+		acl := acls[tr.acl]
+		for p := tr.path; p != rootPath; {
+			p, _ = splitPath(p)
+			for s, k := range w.paths[p] {
+				if k&WatchRecursive != 0 && checkACL(acl, wire.PermRead, w.auth[s]) {
+					hit = append(hit, s)
+				}
+			}
+		}
+	}
+	sort.Slice(hit, func(i, j int) bool { return hit[i] < hit[j] })
+	for i, s := range hit {
+		if i > 0 && hit[i-1] == s {
+			continue
+		}
+		out = append(out, Event{Session: s, Type: typ, Path: tr.path, Zxid: tr.zxid})
+	}
+	w.scratch = hit[:0]
+	return out
+}
+
+// SetAuth records a session's identities for the READ check made when a
+// recursive watch fires below its path. Call it when the session is
+// created and after every successful auth.
+func (t *Tree) SetAuth(session int64, ids []wire.Id) {
+	w := t.watches
+	w.mu.Lock()
+	w.auth[session] = append([]wire.Id(nil), ids...)
+	w.mu.Unlock()
+}
+
+// Watch registers a one-shot watch (WatchData or WatchChild) that a read
+// of path on View v asked for. If path changed between v and the newest
+// published version, the watch is not kept and the event is returned at
+// once (ok is true); deliver it after the read's reply.
+func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Event, ok bool) {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur := t.pub.Load()
+	if cur.zxid > v.zxid {
+		if typ, changed := changedSince(v, cur, path, kind); changed {
+			return Event{Session: session, Type: typ, Path: path, Zxid: cur.zxid}, true
+		}
+	}
+	w.add(session, path, kind)
+	return Event{}, false
+}
+
+// changedSince reports what a watch of this kind set on old would have
+// seen by cur.
+func changedSince(old, cur *View, path string, kind WatchKind) (wire.EventType, bool) {
+	rel := old.zxid
+	was, existed := getItem(&old.shards, path)
+	now, exists := getItem(&cur.shards, path)
+	switch {
+	case existed && !exists:
+		return wire.EventNodeDeleted, true
+	case !existed && exists:
+		return wire.EventNodeCreated, true
+	case !exists:
+		return 0, false
+	}
+	m := now.meta()
+	if m.Czxid != was.meta().Czxid {
+		return wire.EventNodeDeleted, true // deleted and created again
+	}
+	if kind == WatchData && m.Mzxid > rel {
+		return wire.EventNodeDataChanged, true
+	}
+	if kind == WatchChild && m.Pzxid > rel {
+		return wire.EventNodeChildrenChanged, true
+	}
+	return 0, false
+}
+
+// AddWatch is addWatch: a persistent (WatchPersistent) or persistent
+// recursive (WatchRecursive) watch on path, which need not exist.
+func (t *Tree) AddWatch(session int64, path string, kind WatchKind) {
+	w := t.watches
+	w.mu.Lock()
+	w.add(session, path, kind)
+	w.mu.Unlock()
+}
+
+// SetWatches re-registers a reconnecting session's watches (setWatches,
+// setWatches2) against the newest published version: a watch whose
+// condition already changed after relZxid fires at once instead, as
+// ZooKeeper's DataTree.setWatches decides.
+func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent, recursive []string) []Event {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur := t.pub.Load()
+	var out []Event
+	ev := func(typ wire.EventType, p string) {
+		out = append(out, Event{Session: session, Type: typ, Path: p, Zxid: cur.zxid})
+	}
+	for _, p := range data {
+		it, ok := getItem(&cur.shards, p)
+		switch {
+		case !ok:
+			ev(wire.EventNodeDeleted, p)
+		case it.meta().Mzxid > relZxid:
+			ev(wire.EventNodeDataChanged, p)
+		default:
+			w.add(session, p, WatchData)
+		}
+	}
+	for _, p := range exist {
+		if _, ok := getItem(&cur.shards, p); ok {
+			ev(wire.EventNodeCreated, p)
+		} else {
+			w.add(session, p, WatchData)
+		}
+	}
+	for _, p := range child {
+		it, ok := getItem(&cur.shards, p)
+		switch {
+		case !ok:
+			ev(wire.EventNodeDeleted, p)
+		case it.meta().Pzxid > relZxid:
+			ev(wire.EventNodeChildrenChanged, p)
+		default:
+			w.add(session, p, WatchChild)
+		}
+	}
+	for _, p := range persistent {
+		w.add(session, p, WatchPersistent)
+	}
+	for _, p := range recursive {
+		w.add(session, p, WatchRecursive)
+	}
+	return out
+}
+
+// watcherTypeKinds maps removeWatches/checkWatches' WatcherType to kinds.
+func watcherTypeKinds(wt wire.WatcherType) WatchKind {
+	switch wt {
+	case wire.WatcherChildren:
+		return WatchChild
+	case wire.WatcherData:
+		return WatchData
+	case wire.WatcherAny:
+		return WatchData | WatchChild | WatchPersistent | WatchRecursive
+	case wire.WatcherPersistent:
+		return WatchPersistent
+	case wire.WatcherPersistentRecursive:
+		return WatchRecursive
+	}
+	return 0
+}
+
+// RemoveWatches is removeWatches: it drops the session's watches of the
+// given type on path, or returns NOWATCHER when there are none.
+func (t *Tree) RemoveWatches(session int64, path string, wt wire.WatcherType) error {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.clear(session, path, watcherTypeKinds(wt)) {
+		return wire.ErrNoWatcher
+	}
+	return nil
+}
+
+// CheckWatches is checkWatches: NOWATCHER unless the session holds a watch
+// of the given type on path.
+func (t *Tree) CheckWatches(session int64, path string, wt wire.WatcherType) error {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.paths[path][session]&watcherTypeKinds(wt) == 0 {
+		return wire.ErrNoWatcher
+	}
+	return nil
+}
+
+// RemoveSession drops every watch of a session whose connection is gone.
+func (t *Tree) RemoveSession(session int64) { t.watches.removeSession(session) }
+
+// SessionWatches returns the paths a session watches and the kinds of each.
+func (t *Tree) SessionWatches(session int64) map[string]WatchKind {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]WatchKind, len(w.sessions[session]))
+	for p, k := range w.sessions[session] {
+		out[p] = k
+	}
+	return out
+}
+
+// WatchCounts returns the number of sessions with watches, of watched
+// paths, and of (session, path) watches, as the wchs four-letter word
+// reports them.
+func (t *Tree) WatchCounts() (sessions, paths, watches int) {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ss := range w.sessions {
+		watches += len(ss)
+	}
+	return len(w.sessions), len(w.paths), watches
+}
