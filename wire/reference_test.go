@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/adler32"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/wire"
 )
 
@@ -22,247 +22,123 @@ import (
 // be accepted by the reference server, and every reply it sends must decode
 // into what ZooKeeper's documented behaviour says.
 
-func startReference(t *testing.T, opts zkref.Options) *zkref.Server {
-	t.Helper()
-	if err := zkref.Available(); err != nil {
-		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
-			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
-		}
-		t.Skipf("SKIPPED: %v (make test installs it)", err)
-	}
-	s, err := zkref.Start(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	return s
-}
+// The client and the server start-up are shared with other packages' tests.
+type refClient = zkreftest.Client
 
-// refClient is a minimal synchronous ZooKeeper client built on package wire.
-type refClient struct {
-	t       *testing.T
-	conn    net.Conn
-	frames  *wire.FrameReader
-	xid     int32
-	session wire.ConnectResponse
-	events  []wire.WatcherEvent // notifications, in arrival order
-	trace   []string            // "event <path>" and "reply <op>", in arrival order
-}
-
-func dialReference(t *testing.T, addr string, req wire.ConnectRequest) *refClient {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &refClient{t: t, conn: conn, frames: wire.NewFrameReader(0)}
-	c.write(req.Append(nil))
-	if _, err := c.session.Decode(c.read(), wire.Copy); err != nil {
-		t.Fatalf("connect response: %v", err)
-	}
-	return c
-}
-
-func (c *refClient) write(payload []byte) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.conn.Write(wire.AppendFrame(nil, payload)); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// read returns the next frame's payload; io.EOF ends the test unless
-// readErr is used instead.
-func (c *refClient) read() []byte {
-	c.t.Helper()
-	p, err := c.readErr()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return p
-}
-
-func (c *refClient) readErr() ([]byte, error) {
-	buf := make([]byte, 64<<10)
-	for {
-		p, err := c.frames.Next()
-		if err != nil || p != nil {
-			return append([]byte(nil), p...), err
-		}
-		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, err := c.conn.Read(buf)
-		if err != nil {
-			return nil, err
-		}
-		c.frames.Write(buf[:n])
-	}
-}
-
-// callXid sends a request with the given xid and returns its reply, keeping
-// any notification that arrives first.
-func (c *refClient) callXid(xid int32, op wire.OpCode, body wire.Record) (wire.ReplyHeader, wire.Record) {
-	c.t.Helper()
-	p := (&wire.RequestHeader{Xid: xid, Type: op}).Append(nil)
-	if body != nil {
-		p = body.Append(p)
-	}
-	c.write(p)
-	for {
-		payload := c.read()
-		h, rec, n, err := wire.DecodeReply(payload, op)
-		if err != nil || n != len(payload) {
-			c.t.Fatalf("%v reply: used %d of %d bytes, err %v", op, n, len(payload), err)
-		}
-		if h.Xid == wire.XidNotification {
-			ev := *rec.(*wire.WatcherEvent)
-			c.events = append(c.events, ev)
-			c.trace = append(c.trace, "event "+ev.Path)
-			continue
-		}
-		if h.Xid != xid {
-			c.t.Fatalf("%v: reply for xid %d, want %d", op, h.Xid, xid)
-		}
-		c.trace = append(c.trace, "reply "+op.String())
-		return h, rec
-	}
-}
-
-func (c *refClient) call(op wire.OpCode, body wire.Record) (wire.ReplyHeader, wire.Record) {
-	c.t.Helper()
-	c.xid++
-	return c.callXid(c.xid, op, body)
-}
-
-// ok calls and fails the test on an error reply.
-func (c *refClient) ok(op wire.OpCode, body wire.Record) wire.Record {
-	c.t.Helper()
-	h, rec := c.call(op, body)
-	if h.Err != wire.ErrOK {
-		c.t.Fatalf("%v %+v: %v", op, body, h.Err)
-	}
-	return rec
-}
-
-func (c *refClient) fails(op wire.OpCode, body wire.Record, want wire.ErrCode) {
-	c.t.Helper()
-	if h, rec := c.call(op, body); h.Err != want || rec != nil {
-		c.t.Fatalf("%v %+v: err %v body %v, want %v and no body", op, body, h.Err, rec, want)
-	}
-}
+var (
+	startReference = zkreftest.Start
+	dialReference  = zkreftest.Dial
+	newSession     = zkreftest.NewSession
+)
 
 var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
-
-func newSession() wire.ConnectRequest {
-	return wire.ConnectRequest{TimeOut: 30000, Passwd: make([]byte, 16), HasReadOnly: true}
-}
 
 func TestReferenceServerSpeaksOurCodec(t *testing.T) {
 	s := startReference(t, zkref.Options{})
 	c := dialReference(t, s.Addr, newSession())
-	if c.session.SessionID == 0 || c.session.TimeOut != 30000 || len(c.session.Passwd) != 16 || !c.session.HasReadOnly {
-		t.Fatalf("handshake: %+v", c.session)
+	if c.Session.SessionID == 0 || c.Session.TimeOut != 30000 || len(c.Session.Passwd) != 16 || !c.Session.HasReadOnly {
+		t.Fatalf("handshake: %+v", c.Session)
 	}
 
-	created := c.ok(wire.OpCreate, &wire.CreateRequest{Path: "/ref", Data: []byte("v1"), ACL: openACL}).(*wire.PathRequest)
+	created := c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/ref", Data: []byte("v1"), ACL: openACL}).(*wire.PathRequest)
 	if created.Path != "/ref" {
 		t.Fatalf("create: %q", created.Path)
 	}
-	c.fails(wire.OpCreate, &wire.CreateRequest{Path: "/ref", ACL: openACL}, wire.ErrNodeExists)
-	c.fails(wire.OpCreate, &wire.CreateRequest{Path: "/no/parent", ACL: openACL}, wire.ErrNoNode)
+	c.Fails(wire.OpCreate, &wire.CreateRequest{Path: "/ref", ACL: openACL}, wire.ErrNodeExists)
+	c.Fails(wire.OpCreate, &wire.CreateRequest{Path: "/no/parent", ACL: openACL}, wire.ErrNoNode)
 
-	seq := c.ok(wire.OpCreate2, &wire.CreateRequest{Path: "/ref/seq-", Data: nil, ACL: openACL, Flags: wire.ModeEphemeralSequential}).(*wire.Create2Response)
-	if seq.Path != "/ref/seq-0000000000" || seq.Stat.EphemeralOwner != c.session.SessionID {
+	seq := c.OK(wire.OpCreate2, &wire.CreateRequest{Path: "/ref/seq-", Data: nil, ACL: openACL, Flags: wire.ModeEphemeralSequential}).(*wire.Create2Response)
+	if seq.Path != "/ref/seq-0000000000" || seq.Stat.EphemeralOwner != c.Session.SessionID {
 		t.Fatalf("create2 sequential ephemeral: %+v", seq)
 	}
 
-	st := c.ok(wire.OpExists, &wire.PathWatchRequest{Path: "/ref", Watch: true}).(*wire.StatResponse)
+	st := c.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/ref", Watch: true}).(*wire.StatResponse)
 	if st.Stat.Version != 0 || st.Stat.NumChildren != 1 || st.Stat.DataLength != 2 {
 		t.Fatalf("exists: %+v", st.Stat)
 	}
 	// exists on a missing node is an error reply with no body.
-	c.fails(wire.OpExists, &wire.PathWatchRequest{Path: "/missing"}, wire.ErrNoNode)
+	c.Fails(wire.OpExists, &wire.PathWatchRequest{Path: "/missing"}, wire.ErrNoNode)
 
-	data := c.ok(wire.OpGetData, &wire.PathWatchRequest{Path: "/ref", Watch: true}).(*wire.GetDataResponse)
+	data := c.OK(wire.OpGetData, &wire.PathWatchRequest{Path: "/ref", Watch: true}).(*wire.GetDataResponse)
 	if string(data.Data) != "v1" {
 		t.Fatalf("getData: %q", data.Data)
 	}
 
 	// setData fires the data watch; the event arrives before the reply.
-	c.trace = nil
-	set := c.ok(wire.OpSetData, &wire.SetDataRequest{Path: "/ref", Data: []byte("v2"), Version: 0}).(*wire.StatResponse)
+	c.Trace = nil
+	set := c.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/ref", Data: []byte("v2"), Version: 0}).(*wire.StatResponse)
 	if set.Stat.Version != 1 {
 		t.Fatalf("setData: %+v", set.Stat)
 	}
-	if want := []string{"event /ref", "reply setData"}; !reflect.DeepEqual(c.trace, want) {
-		t.Fatalf("arrival order %q, want %q", c.trace, want)
+	if want := []string{"event /ref", "reply setData"}; !reflect.DeepEqual(c.Trace, want) {
+		t.Fatalf("arrival order %q, want %q", c.Trace, want)
 	}
-	if ev := c.events[len(c.events)-1]; ev.Type != wire.EventNodeDataChanged || ev.State != wire.StateSyncConnected {
+	if ev := c.Events[len(c.Events)-1]; ev.Type != wire.EventNodeDataChanged || ev.State != wire.StateSyncConnected {
 		t.Fatalf("event: %+v", ev)
 	}
-	c.fails(wire.OpSetData, &wire.SetDataRequest{Path: "/ref", Data: []byte("v3"), Version: 0}, wire.ErrBadVersion)
+	c.Fails(wire.OpSetData, &wire.SetDataRequest{Path: "/ref", Data: []byte("v3"), Version: 0}, wire.ErrBadVersion)
 
-	kids := c.ok(wire.OpGetChildren2, &wire.PathWatchRequest{Path: "/ref"}).(*wire.GetChildren2Response)
+	kids := c.OK(wire.OpGetChildren2, &wire.PathWatchRequest{Path: "/ref"}).(*wire.GetChildren2Response)
 	if !reflect.DeepEqual(kids.Children, []string{"seq-0000000000"}) || kids.Stat.NumChildren != 1 {
 		t.Fatalf("getChildren2: %+v", kids)
 	}
-	plain := c.ok(wire.OpGetChildren, &wire.PathWatchRequest{Path: "/"}).(*wire.StringsResponse)
+	plain := c.OK(wire.OpGetChildren, &wire.PathWatchRequest{Path: "/"}).(*wire.StringsResponse)
 	if len(plain.Strings) != 2 { // ref and zookeeper
 		t.Fatalf("getChildren /: %q", plain.Strings)
 	}
 
-	acl := c.ok(wire.OpGetACL, &wire.PathRequest{Path: "/ref"}).(*wire.GetACLResponse)
+	acl := c.OK(wire.OpGetACL, &wire.PathRequest{Path: "/ref"}).(*wire.GetACLResponse)
 	if !reflect.DeepEqual(acl.ACL, openACL) {
 		t.Fatalf("getACL: %+v", acl.ACL)
 	}
-	setACL := c.ok(wire.OpSetACL, &wire.SetACLRequest{Path: "/ref", ACL: openACL, Version: 0}).(*wire.StatResponse)
+	setACL := c.OK(wire.OpSetACL, &wire.SetACLRequest{Path: "/ref", ACL: openACL, Version: 0}).(*wire.StatResponse)
 	if setACL.Stat.Aversion != 1 {
 		t.Fatalf("setACL: %+v", setACL.Stat)
 	}
-	if sync := c.ok(wire.OpSync, &wire.PathRequest{Path: "/ref"}).(*wire.PathRequest); sync.Path != "/ref" {
+	if sync := c.OK(wire.OpSync, &wire.PathRequest{Path: "/ref"}).(*wire.PathRequest); sync.Path != "/ref" {
 		t.Fatalf("sync: %q", sync.Path)
 	}
-	if n := c.ok(wire.OpGetAllChildrenNumber, &wire.PathRequest{Path: "/ref"}).(*wire.GetAllChildrenNumberResponse); n.TotalNumber != 1 {
+	if n := c.OK(wire.OpGetAllChildrenNumber, &wire.PathRequest{Path: "/ref"}).(*wire.GetAllChildrenNumberResponse); n.TotalNumber != 1 {
 		t.Fatalf("getAllChildrenNumber: %d", n.TotalNumber)
 	}
-	eph := c.ok(wire.OpGetEphemerals, &wire.PathRequest{Path: "/"}).(*wire.StringsResponse)
+	eph := c.OK(wire.OpGetEphemerals, &wire.PathRequest{Path: "/"}).(*wire.StringsResponse)
 	if !reflect.DeepEqual(eph.Strings, []string{"/ref/seq-0000000000"}) {
 		t.Fatalf("getEphemerals: %q", eph.Strings)
 	}
 
 	// TTL nodes need extendedTypesEnabled, off by default.
-	c.fails(wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/ttl", ACL: openACL, Flags: wire.ModePersistentWithTTL, TTL: 1000}, wire.ErrUnimplemented)
-	cont := c.ok(wire.OpCreateContainer, &wire.CreateRequest{Path: "/cont", Data: []byte{}, ACL: openACL, Flags: wire.ModeContainer}).(*wire.Create2Response)
+	c.Fails(wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/ttl", ACL: openACL, Flags: wire.ModePersistentWithTTL, TTL: 1000}, wire.ErrUnimplemented)
+	cont := c.OK(wire.OpCreateContainer, &wire.CreateRequest{Path: "/cont", Data: []byte{}, ACL: openACL, Flags: wire.ModeContainer}).(*wire.Create2Response)
 	// ZooKeeper marks containers with ephemeralOwner MinInt64 internally
 	// but shows clients 0.
-	contSt := c.ok(wire.OpExists, &wire.PathWatchRequest{Path: "/cont"}).(*wire.StatResponse)
+	contSt := c.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/cont"}).(*wire.StatResponse)
 	if cont.Stat.EphemeralOwner != 0 || contSt.Stat.EphemeralOwner != 0 {
 		t.Fatalf("container ephemeralOwner: create2 %#x, exists %#x; want 0", cont.Stat.EphemeralOwner, contSt.Stat.EphemeralOwner)
 	}
-	c.ok(wire.OpDelete, &wire.PathVersionRequest{Path: "/cont", Version: -1})
-	c.fails(wire.OpDelete, &wire.PathVersionRequest{Path: "/ref", Version: -1}, wire.ErrNotEmpty)
+	c.OK(wire.OpDelete, &wire.PathVersionRequest{Path: "/cont", Version: -1})
+	c.Fails(wire.OpDelete, &wire.PathVersionRequest{Path: "/ref", Version: -1}, wire.ErrNotEmpty)
 
 	testReferenceMulti(t, c)
 	testReferenceWatchesAndAuth(t, c)
 
 	// reconfig on a standalone server with reconfig off.
 	joining := "server.2=127.0.0.1:2888:3888;2182"
-	c.fails(wire.OpReconfig, &wire.ReconfigRequest{JoiningServers: &joining, CurConfigID: -1}, wire.ErrReconfigDisabled)
+	c.Fails(wire.OpReconfig, &wire.ReconfigRequest{JoiningServers: &joining, CurConfigID: -1}, wire.ErrReconfigDisabled)
 
 	// Ping uses its reserved xid.
-	if h, rec := c.callXid(wire.XidPing, wire.OpPing, nil); h.Err != wire.ErrOK || rec != nil {
+	if h, rec := c.CallXid(wire.XidPing, wire.OpPing, nil); h.Err != wire.ErrOK || rec != nil {
 		t.Fatalf("ping: %+v %v", h, rec)
 	}
 
 	// closeSession: an empty reply, then the server closes the connection.
-	c.ok(wire.OpCloseSession, nil)
-	if _, err := c.readErr(); !errors.Is(err, io.EOF) {
+	c.OK(wire.OpCloseSession, nil)
+	if _, err := c.ReadErr(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after closeSession: %v, want EOF", err)
 	}
 }
 
 func testReferenceMulti(t *testing.T, c *refClient) {
-	ok := c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+	ok := c.OK(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
 		{Type: wire.OpCreate, Path: "/ref/m", Data: []byte("m"), ACL: openACL},
 		{Type: wire.OpCreate2, Path: "/ref/m2", ACL: openACL},
 		{Type: wire.OpCreateContainer, Path: "/ref/m3", ACL: openACL, Flags: wire.ModeContainer},
@@ -286,7 +162,7 @@ func testReferenceMulti(t *testing.T, c *refClient) {
 	// A failing multi: every result is an error; before the failure 0,
 	// the failing op its code, after it RUNTIMEINCONSISTENCY. The reply
 	// header itself carries no error.
-	failed := c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+	failed := c.OK(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
 		{Type: wire.OpCreate, Path: "/ref/x", ACL: openACL},
 		{Type: wire.OpDelete, Path: "/ref/missing", Version: -1},
 		{Type: wire.OpSetData, Path: "/ref", Version: -1},
@@ -299,12 +175,12 @@ func testReferenceMulti(t *testing.T, c *refClient) {
 	if !reflect.DeepEqual(failed.Results, want) {
 		t.Fatalf("failed multi: %+v", failed.Results)
 	}
-	c.fails(wire.OpExists, &wire.PathWatchRequest{Path: "/ref/x"}, wire.ErrNoNode) // rolled back
+	c.Fails(wire.OpExists, &wire.PathWatchRequest{Path: "/ref/x"}, wire.ErrNoNode) // rolled back
 	testReferenceMultiRead(t, c)
 }
 
 func testReferenceMultiRead(t *testing.T, c *refClient) {
-	res := c.ok(wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{
+	res := c.OK(wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{
 		{Type: wire.OpGetData, Path: "/ref"},
 		{Type: wire.OpGetChildren, Path: "/ref"},
 		{Type: wire.OpGetData, Path: "/missing"},
@@ -318,39 +194,39 @@ func testReferenceMultiRead(t *testing.T, c *refClient) {
 
 func testReferenceWatchesAndAuth(t *testing.T, c *refClient) {
 	// addWatch answers with an ErrorResponse carrying 0.
-	if r := c.ok(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/ref", Mode: wire.AddWatchPersistentRecursive}).(*wire.ErrorResponse); r.Err != wire.ErrOK {
+	if r := c.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/ref", Mode: wire.AddWatchPersistentRecursive}).(*wire.ErrorResponse); r.Err != wire.ErrOK {
 		t.Fatalf("addWatch: %v", r.Err)
 	}
-	c.events = nil
-	c.ok(wire.OpCreate, &wire.CreateRequest{Path: "/ref/w", ACL: openACL})
-	if len(c.events) != 1 || c.events[0].Type != wire.EventNodeCreated || c.events[0].Path != "/ref/w" {
-		t.Fatalf("persistent recursive watch: %+v", c.events)
+	c.Events = nil
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/ref/w", ACL: openACL})
+	if len(c.Events) != 1 || c.Events[0].Type != wire.EventNodeCreated || c.Events[0].Path != "/ref/w" {
+		t.Fatalf("persistent recursive watch: %+v", c.Events)
 	}
-	c.ok(wire.OpCheckWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny})
-	c.ok(wire.OpRemoveWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny})
-	c.fails(wire.OpRemoveWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny}, wire.ErrNoWatcher)
+	c.OK(wire.OpCheckWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny})
+	c.OK(wire.OpRemoveWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny})
+	c.Fails(wire.OpRemoveWatches, &wire.WatchesRequest{Path: "/ref", Type: wire.WatcherAny}, wire.ErrNoWatcher)
 
 	// setWatches2 with relativeZxid 0: the data watch on /ref fires at once
 	// because /ref changed after zxid 0.
-	c.events = nil
-	if h, _ := c.callXid(wire.XidSetWatches, wire.OpSetWatches2, &wire.SetWatches2{
+	c.Events = nil
+	if h, _ := c.CallXid(wire.XidSetWatches, wire.OpSetWatches2, &wire.SetWatches2{
 		RelativeZxid: 0, DataWatches: []string{"/ref"}, ExistWatches: []string{}, ChildWatches: []string{},
 		PersistentWatches: []string{}, PersistentRecursiveWatches: []string{},
 	}); h.Err != wire.ErrOK {
 		t.Fatalf("setWatches2: %v", h.Err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(c.events) == 0 && time.Now().Before(deadline) {
-		c.callXid(wire.XidPing, wire.OpPing, nil)
+	for len(c.Events) == 0 && time.Now().Before(deadline) {
+		c.CallXid(wire.XidPing, wire.OpPing, nil)
 	}
-	if len(c.events) == 0 || c.events[0].Type != wire.EventNodeDataChanged || c.events[0].Path != "/ref" {
-		t.Fatalf("setWatches2 did not fire the stale data watch: %+v", c.events)
+	if len(c.Events) == 0 || c.Events[0].Type != wire.EventNodeDataChanged || c.Events[0].Path != "/ref" {
+		t.Fatalf("setWatches2 did not fire the stale data watch: %+v", c.Events)
 	}
 
-	if h, _ := c.callXid(wire.XidAuth, wire.OpAuth, &wire.AuthPacket{Scheme: "digest", Auth: []byte("alice:secret")}); h.Err != wire.ErrOK {
+	if h, _ := c.CallXid(wire.XidAuth, wire.OpAuth, &wire.AuthPacket{Scheme: "digest", Auth: []byte("alice:secret")}); h.Err != wire.ErrOK {
 		t.Fatalf("auth: %v", h.Err)
 	}
-	who := c.ok(wire.OpWhoAmI, nil).(*wire.WhoAmIResponse)
+	who := c.OK(wire.OpWhoAmI, nil).(*wire.WhoAmIResponse)
 	got := map[wire.ClientInfo]bool{}
 	for _, ci := range who.ClientInfo {
 		got[ci] = true
@@ -368,15 +244,15 @@ func TestReferenceHandshakeForms(t *testing.T) {
 	old := newSession()
 	old.HasReadOnly = false
 	c := dialReference(t, s.Addr, old)
-	if c.session.HasReadOnly || c.session.SessionID == 0 {
-		t.Fatalf("44-byte handshake answered with %+v", c.session)
+	if c.Session.HasReadOnly || c.Session.SessionID == 0 {
+		t.Fatalf("44-byte handshake answered with %+v", c.Session)
 	}
 	bad := newSession()
-	bad.SessionID = c.session.SessionID
+	bad.SessionID = c.Session.SessionID
 	bad.Passwd = bytes.Repeat([]byte{0xee}, 16)
 	d := dialReference(t, s.Addr, bad)
-	if d.session.SessionID != 0 || d.session.TimeOut != 0 {
-		t.Fatalf("wrong password answered with %+v", d.session)
+	if d.Session.SessionID != 0 || d.Session.TimeOut != 0 {
+		t.Fatalf("wrong password answered with %+v", d.Session)
 	}
 }
 
@@ -385,11 +261,11 @@ func TestReferenceHandshakeForms(t *testing.T) {
 func TestReferenceRejectsOversizedFrame(t *testing.T) {
 	s := startReference(t, zkref.Options{})
 	c := dialReference(t, s.Addr, newSession())
-	c.ok(wire.OpExists, &wire.PathWatchRequest{Path: "/"})
-	if _, err := c.conn.Write([]byte{0x00, 0x10, 0x00, 0x00}); err != nil { // DefaultMaxBuffer+1
+	c.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/"})
+	if _, err := c.Conn.Write([]byte{0x00, 0x10, 0x00, 0x00}); err != nil { // DefaultMaxBuffer+1
 		t.Fatal(err)
 	}
-	if _, err := c.readErr(); err == nil {
+	if _, err := c.ReadErr(); err == nil {
 		t.Fatal("server kept the connection after an oversized frame")
 	}
 }
@@ -402,25 +278,25 @@ func TestReferenceRejectsOversizedFrame(t *testing.T) {
 func TestReferenceTxnLogDecodes(t *testing.T) {
 	s := startReference(t, zkref.Options{SystemProperties: map[string]string{"zookeeper.extendedTypesEnabled": "true"}})
 	c := dialReference(t, s.Addr, newSession())
-	c.ok(wire.OpCreate, &wire.CreateRequest{Path: "/log", Data: []byte("d"), ACL: openACL})
-	c.ok(wire.OpCreate2, &wire.CreateRequest{Path: "/log/e-", ACL: openACL, Flags: wire.ModeEphemeralSequential})
-	c.ok(wire.OpCreateContainer, &wire.CreateRequest{Path: "/log/c", Data: []byte{}, ACL: openACL, Flags: wire.ModeContainer})
-	c.ok(wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/log/t", ACL: openACL, Flags: wire.ModePersistentWithTTL, TTL: 60000})
-	c.ok(wire.OpSetData, &wire.SetDataRequest{Path: "/log", Data: []byte("d2"), Version: -1})
-	c.ok(wire.OpSetACL, &wire.SetACLRequest{Path: "/log", ACL: openACL, Version: -1})
-	c.fails(wire.OpCreate, &wire.CreateRequest{Path: "/log", ACL: openACL}, wire.ErrNodeExists)
-	c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/log", Data: []byte("d"), ACL: openACL})
+	c.OK(wire.OpCreate2, &wire.CreateRequest{Path: "/log/e-", ACL: openACL, Flags: wire.ModeEphemeralSequential})
+	c.OK(wire.OpCreateContainer, &wire.CreateRequest{Path: "/log/c", Data: []byte{}, ACL: openACL, Flags: wire.ModeContainer})
+	c.OK(wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/log/t", ACL: openACL, Flags: wire.ModePersistentWithTTL, TTL: 60000})
+	c.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/log", Data: []byte("d2"), Version: -1})
+	c.OK(wire.OpSetACL, &wire.SetACLRequest{Path: "/log", ACL: openACL, Version: -1})
+	c.Fails(wire.OpCreate, &wire.CreateRequest{Path: "/log", ACL: openACL}, wire.ErrNodeExists)
+	c.OK(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
 		{Type: wire.OpCreate, Path: "/log/m", ACL: openACL},
 		{Type: wire.OpCheck, Path: "/log/m", Version: 0},
 		{Type: wire.OpDelete, Path: "/log/m", Version: 0},
 	}})
-	c.ok(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+	c.OK(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
 		{Type: wire.OpCreate, Path: "/log/x", ACL: openACL},
 		{Type: wire.OpDelete, Path: "/log/missing", Version: -1},
 	}})
-	c.ok(wire.OpDelete, &wire.PathVersionRequest{Path: "/log/t", Version: -1})
-	c.ok(wire.OpCloseSession, nil)
-	c.readErr() // the server closes after the reply; the txn is logged by then
+	c.OK(wire.OpDelete, &wire.PathVersionRequest{Path: "/log/t", Version: -1})
+	c.OK(wire.OpCloseSession, nil)
+	c.ReadErr() // the server closes after the reply; the txn is logged by then
 
 	logs, _ := filepath.Glob(s.Dir + "/data/version-2/log.*")
 	if len(logs) != 1 {
