@@ -2,12 +2,8 @@ package wire_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"hash/adler32"
 	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -298,56 +294,20 @@ func TestReferenceTxnLogDecodes(t *testing.T) {
 	c.OK(wire.OpCloseSession, nil)
 	c.ReadErr() // the server closes after the reply; the txn is logged by then
 
-	logs, _ := filepath.Glob(s.Dir + "/data/version-2/log.*")
-	if len(logs) != 1 {
-		t.Fatalf("log files: %v", logs)
-	}
-	raw, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fh wire.FileHeader
-	n, err := fh.Decode(raw, wire.Copy)
-	if err != nil || fh.Magic != 0x5a4b4c47 || fh.Version != 2 {
-		t.Fatalf("file header %+v: %v", fh, err)
-	}
 	seen := map[wire.OpCode]int{}
 	digests := 0
 	var noDigest []wire.OpCode
-	for off := n; off+12 <= len(raw); {
-		sum := binary.BigEndian.Uint64(raw[off:])
-		size := int(int32(binary.BigEndian.Uint32(raw[off+8:])))
-		if size == 0 { // preallocated zeros: end of log
-			break
-		}
-		entry := raw[off+12 : off+12+size]
-		if uint64(adler32.Checksum(entry)) != sum || raw[off+12+size] != 'B' {
-			t.Fatalf("txn at %d: bad checksum or end-of-record byte", off)
-		}
-		off += 12 + size + 1
-		var h wire.TxnHeader
-		hn, err := h.Decode(entry, wire.Copy)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, ok := wire.TxnRecord(h.Type)
-		if !ok {
-			t.Fatalf("txn type %v has no record", h.Type)
-		}
-		rn, err := rec.Decode(entry[hn:], wire.Copy)
-		if err != nil {
-			t.Fatalf("%v txn: %v", h.Type, err)
-		}
+	for _, lt := range zkreftest.ReadTxnLog(t, s.Dir+"/data") {
+		h, rec := lt.Header, lt.Record
 		re := rec.Append(h.Append(nil))
-		var dg wire.TxnDigest
-		if dn, err := dg.Decode(entry[hn+rn:], wire.Copy); err == nil && hn+rn+dn == len(entry) {
-			re = dg.Append(re)
+		if lt.Digest != nil {
+			re = lt.Digest.Append(re)
 			digests++
 		} else {
 			noDigest = append(noDigest, h.Type)
 		}
-		if !bytes.Equal(re, entry) {
-			t.Fatalf("%v txn re-encodes differently\n got %x\nwant %x", h.Type, re, entry)
+		if !bytes.Equal(re, lt.Entry) {
+			t.Fatalf("%v txn re-encodes differently\n got %x\nwant %x", h.Type, re, lt.Entry)
 		}
 		if mt, ok := rec.(*wire.MultiTxn); ok {
 			for _, sub := range mt.Txns {

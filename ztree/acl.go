@@ -1,6 +1,8 @@
 package ztree
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -206,4 +208,11 @@ func RedactACL(acl []wire.ACL) []wire.ACL {
 		out[i] = a
 	}
 	return out
+}
+
+// DigestID is the digest scheme id of a user and password, as addauth
+// digest user:password and ACLs name it: user:base64(sha1(user:password)).
+func DigestID(user, password string) string {
+	sum := sha1.Sum([]byte(user + ":" + password))
+	return user + ":" + base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -330,3 +330,48 @@ func (t *Tree) sessionEphemerals(session int64) []string {
 	})
 	return out
 }
+
+// Reply is the reply a client gets for the request whose txn gave r
+// (ZooKeeper's FinalRequestProcessor): the reply header's error and the
+// body record, nil when the reply has no body. op is the request's op code.
+func (r *Result) Reply(op wire.OpCode) (wire.ErrCode, wire.Record) {
+	if op == wire.OpMulti {
+		out := &wire.MultiResponse{Results: make([]wire.OpResult, len(r.Multi))}
+		for i := range r.Multi {
+			out.Results[i] = r.Multi[i].opResult()
+		}
+		return wire.ErrOK, out
+	}
+	if r.Type == wire.OpError || r.Err != wire.ErrOK {
+		return r.Err, nil
+	}
+	switch op {
+	case wire.OpCreate:
+		return wire.ErrOK, &wire.CreateResponse{Path: r.Path}
+	case wire.OpCreate2, wire.OpCreateTTL, wire.OpCreateContainer:
+		return wire.ErrOK, &wire.Create2Response{Path: r.Path, Stat: r.Stat}
+	case wire.OpSetData:
+		return wire.ErrOK, &wire.SetDataResponse{Stat: r.Stat}
+	case wire.OpSetACL:
+		return wire.ErrOK, &wire.SetACLResponse{Stat: r.Stat}
+	}
+	return wire.ErrOK, nil
+}
+
+// opResult is one op's result inside a multi reply: creates of containers
+// and TTL nodes answer with the Stat too, plain creates with the path only.
+func (r *Result) opResult() wire.OpResult {
+	switch r.Type {
+	case wire.OpCreate:
+		return wire.OpResult{Type: wire.OpCreate, Path: r.Path}
+	case wire.OpCreate2, wire.OpCreateTTL, wire.OpCreateContainer:
+		return wire.OpResult{Type: wire.OpCreate2, Path: r.Path, Stat: r.Stat}
+	case wire.OpDelete, wire.OpDeleteContainer:
+		return wire.OpResult{Type: wire.OpDelete}
+	case wire.OpSetData:
+		return wire.OpResult{Type: wire.OpSetData, Stat: r.Stat}
+	case wire.OpCheck:
+		return wire.OpResult{Type: wire.OpCheck}
+	}
+	return wire.OpResult{Type: wire.OpError, Err: r.Err}
+}

@@ -216,3 +216,32 @@ func (v *View) walk(it item, fn func(Node) bool) bool {
 // ACLTable returns the ACL lists by index, as a snapshot stores them; the
 // result must not be changed.
 func (v *View) ACLTable() [][]wire.ACL { return v.acls }
+
+// MultiRead is multiRead: each getData or getChildren op answered on its
+// own, a failing op giving an error result without affecting the others.
+// Watches the ops ask for are the caller's to register.
+func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
+	out := make([]wire.OpResult, len(ops))
+	for i := range ops {
+		op := &ops[i]
+		switch op.Type {
+		case wire.OpGetData:
+			data, st, err := v.GetData(op.Path, ids)
+			if err != nil {
+				out[i] = wire.OpResult{Type: wire.OpError, Err: err.(wire.ErrCode)}
+				continue
+			}
+			out[i] = wire.OpResult{Type: wire.OpGetData, Data: []byte(data), Stat: st}
+		case wire.OpGetChildren:
+			kids, _, err := v.AppendChildren(nil, op.Path, ids)
+			if err != nil {
+				out[i] = wire.OpResult{Type: wire.OpError, Err: err.(wire.ErrCode)}
+				continue
+			}
+			out[i] = wire.OpResult{Type: wire.OpGetChildren, Children: kids}
+		default:
+			out[i] = wire.OpResult{Type: wire.OpError, Err: wire.ErrBadArguments}
+		}
+	}
+	return out
+}

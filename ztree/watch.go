@@ -303,12 +303,16 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 }
 
 // watcherTypeKinds maps removeWatches/checkWatches' WatcherType to kinds.
+// ZooKeeper 3.8 keeps persistent watches in its data and child watch
+// managers and ignores the mode when checking or removing by type, so
+// Data also covers persistent and recursive watches, Children persistent
+// ones.
 func watcherTypeKinds(wt wire.WatcherType) WatchKind {
 	switch wt {
 	case wire.WatcherChildren:
-		return WatchChild
+		return WatchChild | WatchPersistent
 	case wire.WatcherData:
-		return WatchData
+		return WatchData | WatchPersistent | WatchRecursive
 	case wire.WatcherAny:
 		return WatchData | WatchChild | WatchPersistent | WatchRecursive
 	case wire.WatcherPersistent:

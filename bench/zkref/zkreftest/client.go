@@ -4,8 +4,14 @@
 package zkreftest
 
 import (
+	"encoding/binary"
+	"hash/adler32"
 	"net"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +154,77 @@ func (c *Client) Fails(op wire.OpCode, body wire.Record, want wire.ErrCode) {
 // NewSession is a handshake for a new 30 s session.
 func NewSession() wire.ConnectRequest {
 	return wire.ConnectRequest{TimeOut: 30000, Passwd: make([]byte, 16), HasReadOnly: true}
+}
+
+// LoggedTxn is one entry of a ZooKeeper txn log.
+type LoggedTxn struct {
+	Header wire.TxnHeader
+	Record wire.Record
+	Digest *wire.TxnDigest // nil when the entry has none
+	Entry  []byte          // the entry's bytes: header, record, digest
+}
+
+// ReadTxnLog reads the txn log files of a stopped or running server's data
+// directory (dir/version-2/log.*) in zxid order, checking each entry's
+// Adler-32 checksum and end-of-record byte, and stopping at the
+// preallocated zeros.
+func ReadTxnLog(t testing.TB, dir string) []LoggedTxn {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
+	sort.Slice(files, func(i, j int) bool { return logZxid(files[i]) < logZxid(files[j]) })
+	var out []LoggedTxn
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fh wire.FileHeader
+		n, err := fh.Decode(raw, wire.Copy)
+		if err != nil || fh.Magic != 0x5a4b4c47 || fh.Version != 2 {
+			t.Fatalf("%s: file header %+v: %v", f, fh, err)
+		}
+		for off := n; off+12 <= len(raw); {
+			sum := binary.BigEndian.Uint64(raw[off:])
+			size := int(int32(binary.BigEndian.Uint32(raw[off+8:])))
+			if size == 0 {
+				break
+			}
+			if size < 0 || off+12+size >= len(raw) {
+				t.Fatalf("%s: entry at %d runs past the file", f, off)
+			}
+			entry := raw[off+12 : off+12+size]
+			if uint64(adler32.Checksum(entry)) != sum || raw[off+12+size] != 'B' {
+				t.Fatalf("%s: txn at %d: bad checksum or end-of-record byte", f, off)
+			}
+			off += 12 + size + 1
+			lt := LoggedTxn{Entry: entry}
+			hn, err := lt.Header.Decode(entry, wire.Copy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, ok := wire.TxnRecord(lt.Header.Type)
+			if !ok {
+				t.Fatalf("txn type %v has no record", lt.Header.Type)
+			}
+			rn := 0
+			if rec != nil {
+				if rn, err = rec.Decode(entry[hn:], wire.Copy); err != nil {
+					t.Fatalf("%v txn: %v", lt.Header.Type, err)
+				}
+			}
+			lt.Record = rec
+			var dg wire.TxnDigest
+			if dn, err := dg.Decode(entry[hn+rn:], wire.Copy); err == nil && hn+rn+dn == len(entry) {
+				lt.Digest = &dg
+			}
+			out = append(out, lt)
+		}
+	}
+	return out
+}
+
+func logZxid(name string) uint64 {
+	_, hex, _ := strings.Cut(filepath.Base(name), ".")
+	z, _ := strconv.ParseUint(hex, 16, 64)
+	return z
 }
