@@ -315,7 +315,7 @@ func (t *Tree) killSession(session, zxid int64, paths []string) {
 	for _, p := range t.sessionEphemerals(session) {
 		_ = t.deleteNode(p, zxid)
 	}
-	t.watches.removeSession(session)
+	t.pending = append(t.pending, trigger{kind: trigSessionGone, session: session, zxid: zxid})
 }
 
 // sessionEphemerals lists the session's ephemerals in the applier's tree.

@@ -35,14 +35,16 @@ const (
 	trigDeleted
 	trigDataChanged
 	trigChildren
+	trigSessionGone // a closed session's watches go, after its ephemerals' events
 )
 
 // trigger is a change a txn made that watches may be waiting for.
 type trigger struct {
-	kind trigKind
-	path string
-	acl  uint32 // ACL of the changed znode, for recursive watches below it
-	zxid int64
+	kind    trigKind
+	path    string
+	acl     uint32 // ACL of the changed znode, for recursive watches below it
+	zxid    int64
+	session int64 // trigSessionGone
 }
 
 // watchTable is the registry of watches, keyed both ways so that a path's
@@ -118,6 +120,10 @@ func (w *watchTable) clear(session int64, path string, k WatchKind) bool {
 func (w *watchTable) removeSession(session int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.dropSession(session)
+}
+
+func (w *watchTable) dropSession(session int64) {
 	for path, k := range w.sessions[session] {
 		w.clear(session, path, k)
 	}
@@ -140,6 +146,10 @@ func (w *watchTable) publish(pub *atomic.Pointer[View], v *View, trigs []trigger
 // fire appends the events one trigger causes, in session order, one per
 // session, and drops the one-shot watches it used up.
 func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
+	if tr.kind == trigSessionGone {
+		w.dropSession(tr.session)
+		return out
+	}
 	var typ wire.EventType
 	var oneShot, persistent WatchKind
 	switch tr.kind {
