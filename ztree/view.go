@@ -1,6 +1,7 @@
 package ztree
 
 import (
+	"sort"
 	"strings"
 
 	"zkd/wire"
@@ -243,5 +244,40 @@ func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
 			out[i] = wire.OpResult{Type: wire.OpError, Err: wire.ErrBadArguments}
 		}
 	}
+	return out
+}
+
+// Candidates lists, in path order, the znodes the container and TTL
+// reaper should delete at time now (ms since the epoch), as ZooKeeper's
+// ContainerManager picks them: an empty container that once had children
+// (cversion > 0), or that never had any and is older than
+// maxNeverUsedMs when that is not 0; a childless TTL node not modified for
+// longer than its TTL. The server turns each into a deleteContainer txn,
+// which Prep checks again.
+func (v *View) Candidates(now, maxNeverUsedMs int64) []string {
+	var out []string
+	v.containers.Scan(func(p string) bool {
+		it, ok := getItem(&v.shards, p)
+		if !ok {
+			return true
+		}
+		m := it.meta()
+		if m.NumChildren == 0 && (m.Cversion > 0 || maxNeverUsedMs != 0 && now-m.Mtime > maxNeverUsedMs) {
+			out = append(out, p)
+		}
+		return true
+	})
+	v.ttls.Scan(func(p string) bool {
+		it, ok := getItem(&v.shards, p)
+		if !ok {
+			return true
+		}
+		m := it.meta()
+		if ttl := m.Owner & ttlValueMask; m.NumChildren == 0 && ttl != 0 && now-m.Mtime > ttl {
+			out = append(out, p)
+		}
+		return true
+	})
+	sort.Strings(out)
 	return out
 }

@@ -1,0 +1,394 @@
+package ztree_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// harness drives a tree the way the server does: prep, apply, publish.
+type harness struct {
+	t    *testing.T
+	tree *ztree.Tree
+	zxid int64
+	time int64
+	auth map[int64][]wire.Id
+}
+
+func newHarness(t *testing.T, opts ztree.Options) *harness {
+	return &harness{t: t, tree: ztree.New(opts), time: 1_700_000_000_000, auth: map[int64][]wire.Id{}}
+}
+
+// do runs one write and returns its result and the events it fired.
+func (h *harness) do(session int64, op wire.OpCode, body wire.Record) (ztree.Result, []ztree.Event) {
+	h.t.Helper()
+	h.zxid++
+	txn, _ := h.tree.Prep(&ztree.Request{Session: session, Zxid: h.zxid, Time: h.time, Op: op, Body: body, Auth: h.auth[session]})
+	res := h.tree.Apply(&txn.Header, txn.Record)
+	return res, h.tree.Publish()
+}
+
+func (h *harness) ok(session int64, op wire.OpCode, body wire.Record) ztree.Result {
+	h.t.Helper()
+	res, _ := h.do(session, op, body)
+	if res.Err != wire.ErrOK {
+		h.t.Fatalf("%v %+v: %v", op, body, res.Err)
+	}
+	return res
+}
+
+func (h *harness) create(session int64, path string, mode wire.CreateMode) ztree.Result {
+	h.t.Helper()
+	return h.ok(session, wire.OpCreate, &wire.CreateRequest{Path: path, ACL: ztree.OpenACL, Flags: mode})
+}
+
+func TestValidatePath(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"/", true}, {"/a", true}, {"/a/b.c", true}, {"/a/..b", true}, {"/a/.b", true}, {"/zookeeper", true},
+		{"/é/日本", true},
+		{"", false}, {"a", false}, {"/a/", false}, {"//a", false}, {"/a//b", false},
+		{"/.", false}, {"/a/.", false}, {"/a/./b", false}, {"/..", false}, {"/a/../b", false},
+		{"/a\x00b", false}, {"/a\x01", false}, {"/a\x1f", false}, {"/a\x7f", false},
+		{"/a\u0085", false}, {"/a\ue000", false}, {"/a\ufff0", false}, {"/a\U0001F600", false},
+		{"/a\xff", false},
+	} {
+		if got := ztree.ValidatePath(tc.path); got != tc.ok {
+			t.Errorf("ValidatePath(%q) = %v, want %v", tc.path, got, tc.ok)
+		}
+	}
+}
+
+func TestErrorsOfWrites(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/p", wire.ModePersistent)
+	h.create(1, "/p/c", wire.ModePersistent)
+	h.create(1, "/e", wire.ModeEphemeral)
+	for _, tc := range []struct {
+		op   wire.OpCode
+		body wire.Record
+		want wire.ErrCode
+	}{
+		{wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: ztree.OpenACL}, wire.ErrNodeExists},
+		{wire.OpCreate, &wire.CreateRequest{Path: "/x/y", ACL: ztree.OpenACL}, wire.ErrNoNode},
+		{wire.OpCreate, &wire.CreateRequest{Path: "/e/c", ACL: ztree.OpenACL}, wire.ErrNoChildrenForEphemerals},
+		{wire.OpCreate, &wire.CreateRequest{Path: "/p/.", ACL: ztree.OpenACL}, wire.ErrBadArguments},
+		{wire.OpCreate, &wire.CreateRequest{Path: "/q", ACL: nil}, wire.ErrInvalidACL},
+		{wire.OpCreate, &wire.CreateRequest{Path: "/q", ACL: ztree.OpenACL, Flags: 7}, wire.ErrBadArguments},
+		{wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/q", ACL: ztree.OpenACL, Flags: wire.ModePersistentWithTTL, TTL: 10}, wire.ErrUnimplemented},
+		{wire.OpDelete, &wire.DeleteRequest{Path: "/p", Version: -1}, wire.ErrNotEmpty},
+		{wire.OpDelete, &wire.DeleteRequest{Path: "/p/c", Version: 4}, wire.ErrBadVersion},
+		{wire.OpDelete, &wire.DeleteRequest{Path: "/zookeeper/config", Version: -1}, wire.ErrBadArguments},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/nope", Version: -1}, wire.ErrNoNode},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/p", Version: 9}, wire.ErrBadVersion},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/zookeeper/config", Version: -1}, wire.ErrNoAuth},
+		{wire.OpSetACL, &wire.SetACLRequest{Path: "/p", ACL: ztree.OpenACL, Version: 3}, wire.ErrBadVersion},
+		{wire.OpSetACL, &wire.SetACLRequest{Path: "/p", ACL: []wire.ACL{{Perms: 31, ID: wire.Id{Scheme: "digest", ID: "nocolon"}}}, Version: -1}, wire.ErrInvalidACL},
+	} {
+		res, _ := h.do(1, tc.op, tc.body)
+		if res.Err != tc.want || res.Type != wire.OpError {
+			t.Errorf("%v %+v: %v (%v), want %v", tc.op, tc.body, res.Err, res.Type, tc.want)
+		}
+	}
+}
+
+func TestStatBookkeeping(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/p", wire.ModePersistent)
+	c := h.create(1, "/p/s-", wire.ModePersistentSequential)
+	if c.Path != "/p/s-0000000000" {
+		t.Fatalf("sequential path %q", c.Path)
+	}
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/p/s-0000000000", Data: []byte("abc"), Version: 0})
+	st, _ := h.tree.Published().Stat("/p")
+	if st.Cversion != 1 || st.NumChildren != 1 || st.Pzxid != 2 || st.Mzxid != 1 {
+		t.Fatalf("child setData moved the parent: %+v", st)
+	}
+	h.ok(1, wire.OpDelete, &wire.DeleteRequest{Path: "/p/s-0000000000", Version: 1})
+	st, _ = h.tree.Published().Stat("/p")
+	if st.Cversion != 2 || st.NumChildren != 0 || st.Pzxid != 4 {
+		t.Fatalf("after a child delete: %+v (cversion counts the delete, pzxid moves)", st)
+	}
+	if c := h.create(1, "/p/s-", wire.ModePersistentSequential); c.Path != "/p/s-0000000001" {
+		t.Fatalf("the suffix is the persisted cversion, which counts creates: %q", c.Path)
+	}
+	e := h.create(7, "/p/e", wire.ModeEphemeral)
+	if _, body := e.Reply(wire.OpCreate); fmt.Sprintf("%+v", body) != "&{Path:/p/e}" {
+		t.Fatalf("create replies with the path only: %v", body)
+	}
+	st, _ = h.tree.Published().Stat("/p/e")
+	if st.EphemeralOwner != 7 {
+		t.Fatalf("ephemeral owner %d", st.EphemeralOwner)
+	}
+	root, _ := h.tree.Published().Stat("/")
+	if root.Cversion != 2*1-2 || root.NumChildren != 2 { // one create (/p) plus /zookeeper from the start
+		t.Fatalf("root %+v", root)
+	}
+}
+
+// TestSequentialSuffixAtTheLimit pins ZooKeeper's behaviour when a parent's
+// cversion reaches MaxInt32: the suffix is the full number, and the next
+// cversion wraps negative, which the apply ignores because it only moves
+// cversion forward, so further sequential creates under that parent fail
+// with NODEEXISTS, as they do in ZooKeeper 3.8.
+func TestSequentialSuffixAtTheLimit(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/p", wire.ModePersistent)
+	// Bring the persisted cversion to MaxInt32 through replayed creates
+	// that carry a parent cversion, as a log from a long-lived server does.
+	h.zxid++
+	h.tree.Apply(&wire.TxnHeader{Zxid: h.zxid, Type: wire.OpCreate}, &wire.CreateTxn{Path: "/p/x", ACL: ztree.OpenACL, ParentCVersion: 1<<31 - 1})
+	h.tree.Publish()
+	if c := h.create(1, "/p/s-", wire.ModePersistentSequential); c.Path != "/p/s-2147483647" {
+		t.Fatalf("%q", c.Path)
+	}
+	if res, _ := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/p/s-", ACL: ztree.OpenACL, Flags: wire.ModePersistentSequential}); res.Err != wire.ErrNodeExists {
+		t.Fatalf("after the wrap: %v %q", res.Err, res.Path)
+	}
+}
+
+func TestContainersAndTTL(t *testing.T) {
+	h := newHarness(t, ztree.Options{ExtendedTypes: true})
+	h.ok(1, wire.OpCreateContainer, &wire.CreateRequest{Path: "/c", ACL: ztree.OpenACL, Flags: wire.ModeContainer})
+	h.ok(1, wire.OpCreateContainer, &wire.CreateRequest{Path: "/never", ACL: ztree.OpenACL, Flags: wire.ModeContainer})
+	h.ok(1, wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/t", ACL: ztree.OpenACL, Flags: wire.ModePersistentWithTTL, TTL: 500})
+	st, _ := h.tree.Published().Stat("/c")
+	if st.EphemeralOwner != 0 {
+		t.Fatalf("a container shows its marker: %+v", st)
+	}
+	now := h.time
+	if got := h.tree.Published().Candidates(now, 0); len(got) != 0 {
+		t.Fatalf("fresh nodes are candidates: %v", got)
+	}
+	h.create(1, "/c/x", wire.ModePersistent)
+	h.ok(1, wire.OpDelete, &wire.DeleteRequest{Path: "/c/x", Version: -1})
+	if got := fmt.Sprint(h.tree.Published().Candidates(now+501, 0)); got != "[/c /t]" {
+		t.Fatalf("candidates %s", got)
+	}
+	if got := fmt.Sprint(h.tree.Published().Candidates(now+501, 100)); got != "[/c /never /t]" {
+		t.Fatalf("with maxNeverUsed: %s", got)
+	}
+	h.create(1, "/t/kid", wire.ModePersistent)
+	if got := fmt.Sprint(h.tree.Published().Candidates(now+10_000, 0)); got != "[/c]" {
+		t.Fatalf("a TTL node with a child is kept: %s", got)
+	}
+	res, _ := h.do(0, wire.OpDeleteContainer, &wire.DeleteContainerRequest{Path: "/c"})
+	if res.Err != wire.ErrOK {
+		t.Fatalf("deleteContainer: %v", res.Err)
+	}
+	h.create(9, "/eph", wire.ModeEphemeral)
+	if res, _ := h.do(0, wire.OpDeleteContainer, &wire.DeleteContainerRequest{Path: "/eph"}); res.Err != wire.ErrBadVersion {
+		t.Fatalf("deleteContainer of an ephemeral: %v", res.Err)
+	}
+}
+
+func TestACLs(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	bob := wire.Id{Scheme: "digest", ID: ztree.DigestID("bob", "pw")}
+	h.auth[2] = []wire.Id{{Scheme: "ip", ID: "10.1.2.3"}, bob}
+	h.auth[3] = []wire.Id{{Scheme: "ip", ID: "10.9.9.9"}}
+	h.auth[4] = []wire.Id{{Scheme: "super"}}
+	h.ok(2, wire.OpCreate, &wire.CreateRequest{Path: "/b", ACL: []wire.ACL{
+		{Perms: wire.PermAll, ID: wire.Id{Scheme: "auth"}},
+		{Perms: wire.PermRead, ID: wire.Id{Scheme: "ip", ID: "10.9.0.0/16"}},
+	}})
+	v := h.tree.Published()
+	acl, _, err := v.ACL("/b", h.auth[2])
+	if err != nil || len(acl) != 2 || acl[0].ID != bob {
+		t.Fatalf("auth expands to the digest identity only: %v %v", acl, err)
+	}
+	if _, _, err := v.GetData("/b", h.auth[3]); err != nil {
+		t.Fatalf("ip network match: %v", err)
+	}
+	if _, _, err := v.GetData("/b", []wire.Id{{Scheme: "ip", ID: "10.8.0.1"}}); err != wire.ErrNoAuth {
+		t.Fatalf("outside the network: %v", err)
+	}
+	if acl, _, _ := v.ACL("/b", h.auth[3]); !strings.HasSuffix(acl[0].ID.ID, ":x") {
+		t.Fatalf("READ without ADMIN must redact digests: %v", acl)
+	}
+	for _, tc := range []struct {
+		session int64
+		want    wire.ErrCode
+	}{{3, wire.ErrNoAuth}, {2, wire.ErrOK}, {4, wire.ErrOK}} {
+		res, _ := h.do(tc.session, wire.OpSetData, &wire.SetDataRequest{Path: "/b", Version: -1})
+		if res.Err != tc.want {
+			t.Errorf("setData by session %d: %v, want %v", tc.session, res.Err, tc.want)
+		}
+	}
+	if res, _ := h.do(3, wire.OpCreate, &wire.CreateRequest{Path: "/b/kid", ACL: ztree.OpenACL}); res.Err != wire.ErrNoAuth {
+		t.Fatalf("create needs CREATE on the parent: %v", res.Err)
+	}
+	if res, _ := h.do(3, wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: []wire.ACL{{Perms: 31, ID: wire.Id{Scheme: "auth"}}}}); res.Err != wire.ErrInvalidACL {
+		t.Fatalf("auth ACL without an authenticated identity: %v", res.Err)
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	h := newHarness(t, ztree.Options{EnforceQuota: true})
+	h.create(1, "/q", wire.ModePersistent)
+	h.create(1, "/zookeeper/quota/q", wire.ModePersistent)
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/zookeeper/quota/q/zookeeper_limits", Data: []byte("count=-1,bytes=-1=;countHardLimit=3"), ACL: ztree.OpenACL})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/zookeeper/quota/q/zookeeper_stats", Data: []byte("count=0,bytes=0"), ACL: ztree.OpenACL})
+	stats := func() string {
+		n, _ := h.tree.Published().Get("/zookeeper/quota/q/zookeeper_stats")
+		return n.Data
+	}
+	if s := stats(); s != "count=1,bytes=0" {
+		t.Fatalf("stats after setup: %s", s)
+	}
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/q/a", Data: []byte("12345"), ACL: ztree.OpenACL})
+	h.create(1, "/q/b", wire.ModePersistent)
+	if s := stats(); s != "count=3,bytes=5" {
+		t.Fatalf("stats: %s", s)
+	}
+	if res, _ := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/q/c", ACL: ztree.OpenACL}); res.Err != wire.ErrQuotaExceeded {
+		t.Fatalf("past the hard count limit: %v", res.Err)
+	}
+	h.ok(1, wire.OpDelete, &wire.DeleteRequest{Path: "/q/a", Version: -1})
+	if s := stats(); s != "count=2,bytes=0" {
+		t.Fatalf("stats after a delete: %s", s)
+	}
+	h.create(1, "/q/c", wire.ModePersistent)
+}
+
+func TestMultiIsAllOrNothing(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/a", wire.ModePersistent)
+	before := h.tree.Digest()
+	res, evs := h.do(1, wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+		{Type: wire.OpCreate, Path: "/a/x", ACL: ztree.OpenACL},
+		{Type: wire.OpSetData, Path: "/a", Version: 5},
+		{Type: wire.OpDelete, Path: "/a/x", Version: -1},
+	}})
+	errs := fmt.Sprint(res.Multi[0].Err, res.Multi[1].Err, res.Multi[2].Err)
+	if errs != fmt.Sprint(wire.ErrOK, wire.ErrBadVersion, wire.ErrRuntimeInconsistency) || len(evs) != 0 {
+		t.Fatalf("failed multi: %s, events %v", errs, evs)
+	}
+	if _, ok := h.tree.Published().Get("/a/x"); ok || h.tree.Digest() != before {
+		t.Fatal("a failed multi changed the tree")
+	}
+	// The next request must not see the rolled-back create either.
+	h.create(1, "/a/x", wire.ModePersistent)
+}
+
+func TestWatches(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/w", wire.ModePersistent)
+	v := h.tree.Published()
+	h.create(1, "/w/k", wire.ModePersistent) // a change the reader of v has not seen
+	if ev, fired := h.tree.Watch(v, 2, "/w", ztree.WatchChild); !fired || ev.Type != wire.EventNodeChildrenChanged {
+		t.Fatalf("a watch set on an old version must fire at once: %+v %v", ev, fired)
+	}
+	if _, fired := h.tree.Watch(h.tree.Published(), 2, "/w", ztree.WatchData); fired {
+		t.Fatal("fired on the current version")
+	}
+	h.tree.AddWatch(3, "/w", ztree.WatchRecursive)
+	h.tree.AddWatch(4, "/w", ztree.WatchPersistent)
+	_, evs := h.do(1, wire.OpSetData, &wire.SetDataRequest{Path: "/w", Version: -1})
+	if fmt.Sprint(evs) != "[{2 NodeDataChanged /w 3} {3 NodeDataChanged /w 3} {4 NodeDataChanged /w 3}]" {
+		t.Fatalf("setData events %v", evs)
+	}
+	_, evs = h.do(1, wire.OpSetData, &wire.SetDataRequest{Path: "/w", Version: -1})
+	if fmt.Sprint(evs) != "[{3 NodeDataChanged /w 4} {4 NodeDataChanged /w 4}]" {
+		t.Fatalf("the one-shot watch fired twice: %v", evs)
+	}
+	_, evs = h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/w/k/deep", ACL: ztree.OpenACL})
+	if fmt.Sprint(evs) != "[{3 NodeCreated /w/k/deep 5}]" {
+		t.Fatalf("recursive watches see creates below, never NodeChildrenChanged: %v", evs)
+	}
+	// No READ on the znode, no recursive event.
+	_, evs = h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/w/secret", ACL: []wire.ACL{{Perms: wire.PermRead, ID: wire.Id{Scheme: "digest", ID: "u:h"}}}})
+	if fmt.Sprint(evs) != "[{4 NodeChildrenChanged /w 6}]" {
+		t.Fatalf("events for an unreadable child: %v", evs)
+	}
+	if err := h.tree.RemoveWatches(3, "/w", wire.WatcherPersistentRecursive); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.tree.CheckWatches(3, "/w", wire.WatcherAny); err != wire.ErrNoWatcher {
+		t.Fatalf("checkWatches after remove: %v", err)
+	}
+	// Reconnect: watches set with relativeZxid fire for what changed since.
+	evs = h.tree.SetWatches(5, 3, []string{"/w", "/gone"}, []string{"/w/k"}, []string{"/w"}, nil, nil)
+	if fmt.Sprint(evs) != "[{5 NodeDataChanged /w 6} {5 NodeDeleted /gone 6} {5 NodeCreated /w/k 6} {5 NodeChildrenChanged /w 6}]" {
+		t.Fatalf("setWatches events %v", evs)
+	}
+	if err := h.tree.CheckWatches(5, "/w", wire.WatcherData); err != wire.ErrNoWatcher {
+		t.Fatalf("a watch that fired at once was kept: %v", err)
+	}
+	// Closing a session deletes its ephemerals and fires their watches.
+	h.create(8, "/w/e", wire.ModeEphemeral)
+	h.tree.Watch(h.tree.Published(), 2, "/w/e", ztree.WatchData)
+	_, evs = h.do(8, wire.OpCloseSession, nil)
+	if fmt.Sprint(evs) != "[{2 NodeDeleted /w/e 8} {4 NodeChildrenChanged /w 8}]" {
+		t.Fatalf("close session events %v", evs)
+	}
+	if got := h.tree.Published().AppendEphemerals(nil, 8, ""); len(got) != 0 {
+		t.Fatalf("ephemerals left: %v", got)
+	}
+}
+
+// TestReadersDuringApplies reads published versions on several goroutines
+// while the applier keeps writing; run it with -race. Every version a reader
+// holds must be internally consistent: the counter node's data is its
+// version, and the parent's NumChildren is its listed children.
+func TestReadersDuringApplies(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/ctr", Data: []byte("0"), ACL: ztree.OpenACL})
+	h.create(1, "/kids", wire.ModePersistent)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := int64(0)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v := h.tree.Published()
+				if v.Zxid() < last {
+					errs <- "versions went backwards"
+					return
+				}
+				last = v.Zxid()
+				data, st, err := v.GetData("/ctr", nil)
+				if err != nil || data != fmt.Sprint(st.Version) {
+					errs <- fmt.Sprintf("counter %q at version %d (%v)", data, st.Version, err)
+					return
+				}
+				kids, kst, _ := v.AppendChildren(nil, "/kids", nil)
+				if int32(len(kids)) != kst.NumChildren {
+					errs <- fmt.Sprintf("%d children listed, NumChildren %d", len(kids), kst.NumChildren)
+					return
+				}
+			}
+		}()
+	}
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/ctr", Data: []byte("1"), Version: -1})
+	for i := 2; i < 3000; i++ {
+		h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/ctr", Data: []byte(fmt.Sprint(i)), Version: -1})
+		if i%3 == 0 {
+			h.create(1, fmt.Sprintf("/kids/k%d", i), wire.ModePersistent)
+		}
+		if i%5 == 0 {
+			h.do(1, wire.OpDelete, &wire.DeleteRequest{Path: fmt.Sprintf("/kids/k%d", i-3), Version: -1})
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case e := <-errs:
+		t.Fatal(e)
+	default:
+	}
+}
