@@ -3,6 +3,6 @@ module zkd
 go 1.26.8
 
 require (
-	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/tidwall/btree v1.8.2 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/tidwall/btree v1.8.2
 )
