@@ -133,9 +133,13 @@ func parseIPExpr(expr string) (netip.Prefix, bool) {
 func validACLID(scheme, id string) bool {
 	switch scheme {
 	case "digest":
-		user, hash, ok := strings.Cut(id, ":")
-		_ = user
-		return ok && hash != "" && !strings.Contains(hash, ":")
+		// Java's id.split(":") must give two parts; split drops
+		// trailing empty strings, so "user:hash:" passes too.
+		parts := strings.Split(id, ":")
+		for len(parts) > 0 && parts[len(parts)-1] == "" {
+			parts = parts[:len(parts)-1]
+		}
+		return len(parts) == 2
 	case "ip":
 		_, ok := parseIPExpr(id)
 		return ok

@@ -29,7 +29,7 @@ func (t *Tree) Apply(hdr *wire.TxnHeader, rec wire.Record) Result {
 	if hdr.Zxid > t.st.zxid {
 		t.st.zxid = hdr.Zxid
 	}
-	t.prep.applied(hdr.Zxid, t.st.digest)
+	t.prep.applied(hdr.Zxid)
 	return r
 }
 

@@ -61,7 +61,7 @@ type prepState struct {
 }
 
 // applied drops the changes of txns up to zxid: the tree has them now.
-func (p *prepState) applied(zxid int64, _ uint64) {
+func (p *prepState) applied(zxid int64) {
 	n := 0
 	for n < len(p.queue) && p.queue[n].zxid <= zxid {
 		c := p.queue[n]

@@ -255,6 +255,17 @@ func TestQuotas(t *testing.T) {
 		t.Fatalf("stats after a delete: %s", s)
 	}
 	h.create(1, "/q/c", wire.ModePersistent)
+	// A stats node that went wrong (a snapshot taken mid-change, say) is
+	// recounted when the quotas are rebuilt after a load.
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/zookeeper/quota/q/zookeeper_stats", Data: []byte("count=99,bytes=99"), Version: -1})
+	h.tree.RebuildQuotas()
+	h.tree.Publish()
+	if s := stats(); s != "count=3,bytes=0" {
+		t.Fatalf("stats after a rebuild: %s", s)
+	}
+	if res, _ := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/q/d", ACL: ztree.OpenACL}); res.Err != wire.ErrQuotaExceeded {
+		t.Fatalf("the rebuilt quota is enforced: %v", res.Err)
+	}
 }
 
 func TestMultiIsAllOrNothing(t *testing.T) {
