@@ -345,7 +345,8 @@ func compareAll(t *testing.T, where string, v *ztree.View, m *model) {
 	v.Walk(func(n ztree.Node) bool {
 		seen++
 		mn, ok := m.nodes[n.Path]
-		if !ok || n.Data != mn.data || n.Stat != m.stat(n.Path) {
+		p := n.Persisted
+		if !ok || n.Data != mn.data || n.Stat != m.stat(n.Path) || p.Cversion != mn.cversion || p.EphemeralOwner != mn.owner || p.Pzxid != mn.pzxid {
 			t.Fatalf("%s: %s: tree %q %+v, model %v", where, n.Path, n.Data, n.Stat, mn)
 		}
 		return true

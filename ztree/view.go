@@ -35,12 +35,17 @@ type Node struct {
 	Data string
 	Stat wire.Stat
 	ACL  []wire.ACL
+	// Persisted is the Stat as a snapshot stores it: the raw
+	// ephemeralOwner and the cversion that counts creates only.
+	Persisted wire.StatPersisted
+	ACLIndex  uint32 // the ACL's index in ACLTable
 }
 
 func (v *View) node(it item) Node {
 	m := it.meta()
 	d := it.data()
-	return Node{Path: it.path(), Data: d, Stat: m.stat(len(d), v.extended), ACL: v.acls[m.ACL]}
+	return Node{Path: it.path(), Data: d, Stat: m.stat(len(d), v.extended), ACL: v.acls[m.ACL],
+		Persisted: m.persisted(), ACLIndex: m.ACL}
 }
 
 // Get returns the znode at path. An invalid path is simply not found, as
