@@ -403,3 +403,22 @@ func TestReadersDuringApplies(t *testing.T) {
 	default:
 	}
 }
+
+func TestMultiReadAnswersEachOp(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/r", Data: []byte("d"), ACL: ztree.OpenACL})
+	h.create(1, "/r/k", wire.ModePersistent)
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/locked", ACL: []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "digest", ID: "u:h"}}}})
+	got := h.tree.Published().MultiRead([]wire.MultiOp{
+		{Type: wire.OpGetData, Path: "/r"},
+		{Type: wire.OpGetData, Path: "/missing"},
+		{Type: wire.OpGetChildren, Path: "/r"},
+		{Type: wire.OpGetChildren, Path: "/locked"},
+	}, nil)
+	if len(got) != 4 || string(got[0].Data) != "d" || got[0].Stat.NumChildren != 1 ||
+		got[1].Type != wire.OpError || got[1].Err != wire.ErrNoNode ||
+		fmt.Sprint(got[2].Children) != "[k]" ||
+		got[3].Type != wire.OpError || got[3].Err != wire.ErrNoAuth {
+		t.Fatalf("multiRead results %+v", got)
+	}
+}
