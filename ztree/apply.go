@@ -171,13 +171,7 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 		return wire.Stat{}, wire.ErrNodeExists
 	}
 	pm := parent.meta()
-	if parentCVersion == -1 {
-		parentCVersion = pm.Cversion + 1
-	}
-	if parentCVersion > pm.Cversion {
-		pm.Cversion = parentCVersion
-		pm.Pzxid = zxid
-	}
+	pm.advanceCversion(parentCVersion, zxid)
 	pm.NumChildren++
 	t.replace(parent, makeItem(parent.path(), &pm, parent.data()))
 
@@ -294,15 +288,24 @@ func (t *Tree) setCversionPzxid(path string, cversion int32, zxid int64) error {
 		return wire.ErrNoNode
 	}
 	m := node.meta()
-	if cversion == -1 {
-		cversion = m.Cversion + 1
-	}
-	if cversion > m.Cversion {
-		m.Cversion = cversion
-		m.Pzxid = zxid
+	if m.advanceCversion(cversion, zxid) {
 		t.replace(node, makeItem(node.path(), &m, node.data()))
 	}
 	return nil
+}
+
+// advanceCversion sets cversion (-1: one more than now) and pzxid, but only
+// forward: a replay over a fuzzy snapshot must not move them back.
+func (m *meta) advanceCversion(cversion int32, zxid int64) bool {
+	if cversion == -1 {
+		cversion = m.Cversion + 1
+	}
+	if cversion <= m.Cversion {
+		return false
+	}
+	m.Cversion = cversion
+	m.Pzxid = zxid
+	return true
 }
 
 // killSession deletes a closed or expired session's ephemerals: first the

@@ -52,7 +52,7 @@ type nodeRec struct {
 	m      meta
 	acl    []wire.ACL
 	data   string
-	digest uint64
+	digest uint64 // set on changes only; see digestBefore
 }
 
 type prepState struct {
@@ -90,7 +90,20 @@ func (t *Tree) record(path string) (nodeRec, bool) {
 		return nodeRec{}, false
 	}
 	m := it.meta()
-	return nodeRec{m: m, acl: t.acl.lists[m.ACL], data: it.data(), digest: itemDigest(it)}, true
+	return nodeRec{m: m, acl: t.acl.lists[m.ACL], data: it.data()}, true
+}
+
+// digestBefore is the node digest path has before a new change: the last
+// change's, or the applied znode's, computed only here because most
+// record lookups (existence, ACL checks) never need it.
+func (t *Tree) digestBefore(path string) uint64 {
+	if c, ok := t.prep.byPath[path]; ok {
+		return c.node.digest
+	}
+	if it, ok := t.get(path); ok {
+		return itemDigest(it)
+	}
+	return 0
 }
 
 // prepDigest is the tree digest after the last prepped txn.
@@ -102,10 +115,7 @@ func (t *Tree) prepDigest() uint64 {
 }
 
 func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) {
-	before := uint64(0)
-	if old, ok := t.record(path); ok {
-		before = old.digest
-	}
+	before := t.digestBefore(path)
 	if exists {
 		n.digest = nodeDigest(path, n.data, &n.m)
 	} else {

@@ -274,17 +274,22 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 	ev := func(typ wire.EventType, p string) {
 		out = append(out, Event{Session: session, Type: typ, Path: p, Zxid: cur.zxid})
 	}
-	for _, p := range data {
-		it, ok := getItem(&cur.shards, p)
-		switch {
-		case !ok:
-			ev(wire.EventNodeDeleted, p)
-		case it.meta().Mzxid > relZxid:
-			ev(wire.EventNodeDataChanged, p)
-		default:
-			w.add(session, p, WatchData)
+	// A data or child watch on a znode that is gone fires NodeDeleted; one
+	// on a znode changed after relZxid fires the change.
+	rewatch := func(paths []string, kind WatchKind, changed wire.EventType, zxid func(meta) int64) {
+		for _, p := range paths {
+			it, ok := getItem(&cur.shards, p)
+			switch {
+			case !ok:
+				ev(wire.EventNodeDeleted, p)
+			case zxid(it.meta()) > relZxid:
+				ev(changed, p)
+			default:
+				w.add(session, p, kind)
+			}
 		}
 	}
+	rewatch(data, WatchData, wire.EventNodeDataChanged, func(m meta) int64 { return m.Mzxid })
 	for _, p := range exist {
 		if _, ok := getItem(&cur.shards, p); ok {
 			ev(wire.EventNodeCreated, p)
@@ -292,17 +297,7 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 			w.add(session, p, WatchData)
 		}
 	}
-	for _, p := range child {
-		it, ok := getItem(&cur.shards, p)
-		switch {
-		case !ok:
-			ev(wire.EventNodeDeleted, p)
-		case it.meta().Pzxid > relZxid:
-			ev(wire.EventNodeChildrenChanged, p)
-		default:
-			w.add(session, p, WatchChild)
-		}
-	}
+	rewatch(child, WatchChild, wire.EventNodeChildrenChanged, func(m meta) int64 { return m.Pzxid })
 	for _, p := range persistent {
 		w.add(session, p, WatchPersistent)
 	}
