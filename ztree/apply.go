@@ -80,8 +80,14 @@ func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Resu
 			paths = c.Paths2Delete
 		}
 		t.killSession(hdr.ClientID, hdr.Zxid, paths)
+		if _, ok := t.st.sessions.Delete(Session{ID: hdr.ClientID}); ok {
+			t.dirtyIndex = true
+		}
 	case wire.OpCreateSession:
-		// Sessions live in the engine; the tree has nothing to do.
+		if c, ok := rec.(*wire.CreateSessionTxn); ok && c != nil {
+			t.st.sessions.Set(Session{ID: hdr.ClientID, Timeout: c.TimeOut})
+			t.dirtyIndex = true
+		}
 	case wire.OpError:
 		r.Err = wire.ErrCode(rec.(*wire.ErrorTxn).Err)
 	case wire.OpCheck:

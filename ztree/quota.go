@@ -154,8 +154,11 @@ func (t *Tree) recountQuota(prefix string) {
 }
 
 // setLocalData replaces a znode's data without touching its Stat versions,
-// the way ZooKeeper maintains quota stats nodes.
+// the way ZooKeeper maintains quota stats nodes. Unlike ZooKeeper, the
+// approximate data size follows, so a tree loaded from a snapshot reports
+// the same size as the tree that wrote it.
 func (t *Tree) setLocalData(node item, data string) {
+	t.st.dataSize += int64(len(data) - len(node.data()))
 	m := node.meta()
 	t.replace(node, makeItem(node.path(), &m, data))
 }

@@ -39,6 +39,18 @@ func lessOwned(a, b owned) bool {
 
 func lessString(a, b string) bool { return a < b }
 
+// Session is an open session as the txn log and snapshots record it: its id
+// and negotiated timeout. The tree keeps them, changed by createSession and
+// closeSession txns, so that a View holds the sessions that go with its
+// znodes and a snapshot written from it is consistent. Whether a session is
+// still alive is the engine's business.
+type Session struct {
+	ID      int64
+	Timeout int32 // milliseconds
+}
+
+func lessSession(a, b Session) bool { return a.ID < b.ID }
+
 func shardOf(parent string) int { return int(xxhash.Sum64String(parent) & (shardCount - 1)) }
 
 // state is everything a version of the tree is made of. The applier owns
@@ -48,6 +60,7 @@ type state struct {
 	ephemerals *btree.BTreeG[owned]  // (session, path) of every ephemeral
 	containers *btree.BTreeG[string] // container znodes
 	ttls       *btree.BTreeG[string] // TTL znodes
+	sessions   *btree.BTreeG[Session] // open sessions and their timeouts
 	acls       [][]wire.ACL          // the ACL table as of this version
 	zxid       int64                 // last applied txn
 	digest     uint64                // sum of node digests
@@ -67,8 +80,8 @@ func newBTree[T any](less func(a, b T) bool) *btree.BTreeG[T] {
 type Tree struct {
 	st    state
 	dirty [shardCount]bool
-	// dirtyIndex is set when the ephemerals, containers or TTL indexes
-	// changed since the last publish.
+	// dirtyIndex is set when the ephemerals, containers, TTL or sessions
+	// indexes changed since the last publish.
 	dirtyIndex bool
 
 	acl    *aclTable
@@ -86,6 +99,15 @@ type Tree struct {
 // /zookeeper, /zookeeper/quota and /zookeeper/config (readable by anyone,
 // writable by nobody but super). The returned tree is already published.
 func New(opts Options) *Tree {
+	t := newTree(opts)
+	t.addSystemNodes()
+	t.st.digest = t.digestAll()
+	t.Publish()
+	return t
+}
+
+// newTree returns a tree with no znodes at all.
+func newTree(opts Options) *Tree {
 	t := &Tree{
 		acl:     newACLTable(),
 		quotas:  make(map[string]struct{}),
@@ -98,20 +120,35 @@ func New(opts Options) *Tree {
 	t.st.ephemerals = newBTree(lessOwned)
 	t.st.containers = newBTree(lessString)
 	t.st.ttls = newBTree(lessString)
+	t.st.sessions = newBTree(lessSession)
 	t.st.extended = opts.ExtendedTypes
-	empty := meta{}
-	t.put(makeItem(rootPath, &meta{NumChildren: 1}, ""))
-	t.put(makeItem(procPath, &meta{NumChildren: 2}, ""))
-	t.put(makeItem(quotaPath, &empty, ""))
+	return t
+}
+
+// addSystemNodes adds whichever of the root, /zookeeper, /zookeeper/quota
+// and /zookeeper/config is missing, as a fresh ZooKeeper server has them.
+func (t *Tree) addSystemNodes() {
+	add := func(path string, m meta) {
+		if _, ok := t.get(path); ok {
+			return
+		}
+		if path != rootPath {
+			parentPath, _ := splitPath(path)
+			parent, _ := t.get(parentPath)
+			pm := parent.meta()
+			pm.NumChildren++
+			t.put(makeItem(parent.path(), &pm, parent.data()))
+		}
+		t.put(makeItem(path, &m, ""))
+		t.st.count++
+		t.st.dataSize += int64(len(path))
+	}
+	add(rootPath, meta{})
+	add(procPath, meta{})
+	add(quotaPath, meta{})
 	// ZooKeeper installs the config ACL with setACL(…, version -1), which
 	// leaves aversion at -1.
-	cfg := meta{ACL: t.acl.intern(ReadACL), Aversion: -1}
-	t.put(makeItem(configPath, &cfg, ""))
-	t.st.count = 4
-	t.st.dataSize = int64(len(rootPath) + len(procPath) + len(quotaPath) + len(configPath))
-	t.st.digest = t.digestAll()
-	t.Publish()
-	return t
+	add(configPath, meta{ACL: t.acl.intern(ReadACL), Aversion: -1})
 }
 
 // get looks path up in the applier's tree.
@@ -182,9 +219,10 @@ func (t *Tree) Publish() []Event {
 		v.ephemerals = t.st.ephemerals.Copy()
 		v.containers = t.st.containers.Copy()
 		v.ttls = t.st.ttls.Copy()
+		v.sessions = t.st.sessions.Copy()
 		t.dirtyIndex = false
 	} else {
-		v.ephemerals, v.containers, v.ttls = prev.ephemerals, prev.containers, prev.ttls
+		v.ephemerals, v.containers, v.ttls, v.sessions = prev.ephemerals, prev.containers, prev.ttls, prev.sessions
 	}
 	v.acls = t.acl.lists
 	return t.watches.publish(&t.pub, v, t.takeTriggers())

@@ -1,0 +1,139 @@
+package ztree
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"zkd/wire"
+)
+
+// ErrBadSnapshot means the znodes given to a Loader do not form a tree.
+var ErrBadSnapshot = errors.New("ztree: snapshot is not a tree")
+
+// Loader rebuilds a tree from a snapshot: the znodes, each with its
+// persisted Stat and ACL, parents before their children, and the sessions.
+// ZooKeeper writes its snapshots depth first, and the Loader is fastest in
+// that order; any parent-first order works. Like Tree, a Loader belongs to
+// one goroutine.
+type Loader struct {
+	t *Tree
+	// open is the path from the root to the node added last: the nodes
+	// whose child count may still grow. They are put into the tree when
+	// the walk leaves them, so a parent is written once, not once per child.
+	open []pending
+}
+
+type pending struct {
+	path string
+	m    meta
+	data string
+}
+
+// NewLoader starts an empty tree.
+func NewLoader(opts Options) *Loader {
+	return &Loader{t: newTree(opts)}
+}
+
+// AddNode adds one znode. The root is "/" (ZooKeeper's snapshots spell it
+// ""); its parent must have been added already, and the node itself must
+// not have been.
+func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatPersisted) error {
+	if path == "" {
+		path = rootPath
+	}
+	t := l.t
+	m := meta{
+		Czxid: st.Czxid, Mzxid: st.Mzxid, Pzxid: st.Pzxid,
+		Ctime: st.Ctime, Mtime: st.Mtime,
+		Version: st.Version, Cversion: st.Cversion, Aversion: st.Aversion,
+		Owner: st.EphemeralOwner,
+		ACL:   t.acl.intern(acl),
+	}
+	path = strings.Clone(path)
+	if path == rootPath {
+		if len(l.open) > 0 || t.st.count > 0 {
+			return fmt.Errorf("%w: a second root", ErrBadSnapshot)
+		}
+		l.open = append(l.open, pending{path: path, m: m, data: string(data)})
+		return nil
+	}
+	if !ValidatePath(path) {
+		return fmt.Errorf("%w: znode %q has an invalid path", ErrBadSnapshot, path)
+	}
+	parentPath, _ := splitPath(path)
+	// Close the nodes the walk has left.
+	for len(l.open) > 0 && l.open[len(l.open)-1].path != parentPath {
+		l.close()
+	}
+	if len(l.open) > 0 {
+		l.open[len(l.open)-1].m.NumChildren++
+	} else {
+		parent, ok := t.get(parentPath)
+		if !ok {
+			return fmt.Errorf("%w: znode %q comes before its parent", ErrBadSnapshot, path)
+		}
+		pm := parent.meta()
+		pm.NumChildren++
+		t.put(makeItem(parent.path(), &pm, parent.data()))
+	}
+	if _, dup := t.get(path); dup {
+		return fmt.Errorf("%w: znode %q twice", ErrBadSnapshot, path)
+	}
+	l.open = append(l.open, pending{path: path, m: m, data: string(data)})
+	return nil
+}
+
+// close puts the deepest open node into the tree.
+func (l *Loader) close() {
+	t := l.t
+	p := l.open[len(l.open)-1]
+	l.open = l.open[:len(l.open)-1]
+	it := makeItem(p.path, &p.m, p.data)
+	path := it.path()
+	t.put(it)
+	t.st.count++
+	t.st.dataSize += int64(len(path) + len(p.data))
+	switch ephemeralKind(p.m.Owner, t.opts.ExtendedTypes) {
+	case kindContainer:
+		t.st.containers.Set(path)
+	case kindTTL:
+		t.st.ttls.Set(path)
+	case kindEphemeral:
+		t.st.ephemerals.Set(owned{session: p.m.Owner, path: path})
+	}
+}
+
+// AddSession records an open session and its timeout.
+func (l *Loader) AddSession(id int64, timeout int32) {
+	l.t.st.sessions.Set(Session{ID: id, Timeout: timeout})
+}
+
+// Finish returns the loaded tree as of zxid, published, with its digest
+// computed, quota stats recounted and any missing /zookeeper system node
+// added. Replay the txns after zxid with Apply.
+func (l *Loader) Finish(zxid int64) (*Tree, error) {
+	for len(l.open) > 0 {
+		l.close()
+	}
+	t := l.t
+	if _, ok := t.get(rootPath); !ok {
+		return nil, fmt.Errorf("%w: no root", ErrBadSnapshot)
+	}
+	t.addSystemNodes()
+	t.st.zxid = zxid
+	t.RebuildQuotas()
+	t.st.digest = t.digestAll()
+	t.dirtyIndex = true
+	t.pending = nil
+	t.Publish()
+	return t, nil
+}
+
+// Sessions calls fn for each open session, by id.
+func (v *View) Sessions(fn func(Session) bool) {
+	v.sessions.Scan(fn)
+}
+
+// SessionCount is the number of open sessions.
+func (v *View) SessionCount() int { return v.sessions.Len() }
