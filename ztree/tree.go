@@ -57,15 +57,15 @@ func shardOf(parent string) int { return int(xxhash.Sum64String(parent) & (shard
 // one mutable state; Publish freezes copies of it into Views.
 type state struct {
 	shards     shards
-	ephemerals *btree.BTreeG[owned]  // (session, path) of every ephemeral
-	containers *btree.BTreeG[string] // container znodes
-	ttls       *btree.BTreeG[string] // TTL znodes
+	ephemerals *btree.BTreeG[owned]   // (session, path) of every ephemeral
+	containers *btree.BTreeG[string]  // container znodes
+	ttls       *btree.BTreeG[string]  // TTL znodes
 	sessions   *btree.BTreeG[Session] // open sessions and their timeouts
-	acls       [][]wire.ACL          // the ACL table as of this version
-	zxid       int64                 // last applied txn
-	digest     uint64                // sum of node digests
-	count      int                   // znodes, the root included
-	dataSize   int64                 // bytes of paths and data, as ZooKeeper's approximateDataSize
+	acls       [][]wire.ACL           // the ACL table as of this version
+	zxid       int64                  // last applied txn
+	digest     uint64                 // sum of node digests
+	count      int                    // znodes, the root included
+	dataSize   int64                  // bytes of paths and data, as ZooKeeper's approximateDataSize
 	extended   bool
 }
 
