@@ -1,0 +1,162 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/adler32"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"zkd/wire"
+)
+
+// The file formats of Apache ZooKeeper 3.8 (FileTxnLog, FileSnap).
+const (
+	logMagic      = 0x5a4b4c47 // "ZKLG"
+	snapMagic     = 0x5a4b534e // "ZKSN"
+	formatVersion = 2
+	fileHeaderLen = 16 // magic, version, dbid
+	entryHeadLen  = 12 // Adler32 checksum as a long, payload length
+	endOfRecord   = 'B'
+
+	versionDir = "version-2"
+	logPrefix  = "log."
+	snapPrefix = "snapshot."
+	tmpPrefix  = "tmp."
+)
+
+// Txn is one logged transaction: the header, the record its type names
+// (nil for types without one) and the data-tree digest after it (nil where
+// ZooKeeper logs none, as for error txns).
+type Txn struct {
+	Header wire.TxnHeader
+	Record wire.Record
+	Digest *wire.TxnDigest
+}
+
+func appendFileHeader(dst []byte, magic int32) []byte {
+	h := wire.FileHeader{Magic: magic, Version: formatVersion}
+	if magic == snapMagic {
+		h.DBID = -1 // what ZooKeeper's FileSnap writes
+	}
+	return h.Append(dst)
+}
+
+// appendEntry appends one log entry: checksum, length, the txn and the
+// end-of-record byte.
+func appendEntry(dst []byte, t *Txn) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, entryHeadLen)...)
+	dst = t.Header.Append(dst)
+	if t.Record != nil {
+		dst = t.Record.Append(dst)
+	}
+	if t.Digest != nil {
+		dst = t.Digest.Append(dst)
+	}
+	payload := dst[start+entryHeadLen:]
+	binary.BigEndian.PutUint64(dst[start:], uint64(adler32.Checksum(payload)))
+	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(payload)))
+	return append(dst, endOfRecord)
+}
+
+// entryStatus is what parseEntry found at an offset.
+type entryStatus int
+
+const (
+	entryOK   entryStatus = iota
+	entryEnd              // a zero length: the preallocated rest of the file, or its end
+	entryBad              // a record that is cut short or fails its checksum
+)
+
+// parseEntry looks at the log entry at the start of b and returns its
+// payload and total size.
+func parseEntry(b []byte) (payload []byte, size int, st entryStatus) {
+	if len(b) < entryHeadLen {
+		if allZero(b) {
+			return nil, 0, entryEnd
+		}
+		return nil, 0, entryBad
+	}
+	sum := binary.BigEndian.Uint64(b)
+	n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+	if n == 0 {
+		return nil, 0, entryEnd
+	}
+	if n < 0 || int64(entryHeadLen)+n+1 > int64(len(b)) {
+		return nil, 0, entryBad
+	}
+	payload = b[entryHeadLen : entryHeadLen+n]
+	if uint64(adler32.Checksum(payload)) != sum || b[entryHeadLen+n] != endOfRecord {
+		return nil, 0, entryBad
+	}
+	return payload, entryHeadLen + int(n) + 1, entryOK
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeTxn decodes a log entry's payload.
+func decodeTxn(payload []byte) (Txn, error) {
+	var t Txn
+	n, err := t.Header.Decode(payload, wire.Copy)
+	if err != nil {
+		return t, err
+	}
+	rec, ok := wire.TxnRecord(t.Header.Type)
+	if !ok {
+		return t, fmt.Errorf("unknown txn type %d", int32(t.Header.Type))
+	}
+	if rec != nil {
+		// A closeSession txn from ZooKeeper before 3.6 has no record.
+		if t.Header.Type == wire.OpCloseSession && n == len(payload) {
+			rec = nil
+		} else {
+			m, err := rec.Decode(payload[n:], wire.Copy)
+			if err != nil {
+				return t, fmt.Errorf("%v txn: %w", t.Header.Type, err)
+			}
+			n += m
+		}
+	}
+	t.Record = rec
+	if n < len(payload) {
+		var d wire.TxnDigest
+		m, err := d.Decode(payload[n:], wire.Copy)
+		if err != nil || n+m != len(payload) {
+			return t, errors.New("bytes after the txn are not a digest")
+		}
+		t.Digest = &d
+	}
+	return t, nil
+}
+
+// Names: log.<hex zxid of the first txn>, snapshot.<hex zxid>[.gz|.snappy|.zst].
+
+func logName(zxid int64) string  { return logPrefix + strconv.FormatInt(zxid, 16) }
+func snapName(zxid int64) string { return snapPrefix + strconv.FormatInt(zxid, 16) }
+
+// zxidOf parses the zxid of a log or snapshot file name, ok false when the
+// name is not one.
+func zxidOf(name, prefix string) (int64, bool) {
+	rest, found := strings.CutPrefix(name, prefix)
+	if !found {
+		return 0, false
+	}
+	hex, _, _ := strings.Cut(rest, ".")
+	z, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		return 0, false
+	}
+	return int64(z), true
+}
+
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

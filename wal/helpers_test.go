@@ -1,0 +1,133 @@
+package wal_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"zkd/wal"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// quiet is a logger for stores whose notices a test does not read.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// writer drives a Store and its tree the way the engine does: prep a
+// batch of requests, append their txns, apply each only once it is
+// durable, publish.
+type writer struct {
+	t     testing.TB
+	s     *wal.Store
+	tree  *ztree.Tree
+	zxid  int64
+	r     *rand.Rand
+	open  []int64 // sessions created and not closed
+	acked int64   // the last zxid whose Append completed without error
+}
+
+func newWriter(t testing.TB, s *wal.Store, seed int64) *writer {
+	tree := s.Tree()
+	return &writer{t: t, s: s, tree: tree, zxid: tree.Zxid(), r: rand.New(rand.NewSource(seed))}
+}
+
+// request makes a random write: sessions come and go, znodes (some
+// ephemeral, some sequential, some with big data) are created, changed and
+// deleted, and the odd multi and error txn is thrown in.
+func (w *writer) request() *ztree.Request {
+	w.zxid++
+	req := &ztree.Request{Zxid: w.zxid, Time: 1_700_000_000_000 + w.zxid, Cxid: int32(w.zxid)}
+	r := w.r
+	if len(w.open) == 0 || r.Intn(40) == 0 {
+		id := int64(0x100000000 + w.zxid)
+		req.Session, req.Op, req.Body = id, wire.OpCreateSession, &wire.CreateSessionTxn{TimeOut: int32(4000 + r.Intn(30000))}
+		w.open = append(w.open, id)
+		return req
+	}
+	req.Session = w.open[r.Intn(len(w.open))]
+	path := fmt.Sprintf("/n%d", r.Intn(12))
+	if r.Intn(2) == 0 {
+		path += fmt.Sprintf("/c%d", r.Intn(6))
+	}
+	data := []byte(strings.Repeat(string(rune('a'+r.Intn(26))), r.Intn(50)))
+	if r.Intn(50) == 0 {
+		data = make([]byte, 20000+r.Intn(50000))
+		r.Read(data)
+	}
+	switch x := r.Intn(100); {
+	case x < 40:
+		mode := []wire.CreateMode{wire.ModePersistent, wire.ModeEphemeral, wire.ModePersistentSequential, wire.ModeContainer}[r.Intn(4)]
+		req.Op, req.Body = wire.OpCreate, &wire.CreateRequest{Path: path, Data: data, ACL: ztree.OpenACL, Flags: mode}
+	case x < 65:
+		req.Op, req.Body = wire.OpSetData, &wire.SetDataRequest{Path: path, Data: data, Version: -1}
+	case x < 85:
+		req.Op, req.Body = wire.OpDelete, &wire.DeleteRequest{Path: path, Version: -1}
+	case x < 92:
+		req.Op, req.Body = wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+			{Type: wire.OpCreate, Path: path + "m", Data: data, ACL: ztree.OpenACL},
+			{Type: wire.OpSetData, Path: path, Data: data, Version: -1},
+		}}
+	case x < 95:
+		acl := []wire.ACL{{Perms: wire.PermRead | wire.PermWrite, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+		req.Op, req.Body = wire.OpSetACL, &wire.SetACLRequest{Path: path, ACL: acl, Version: -1}
+	default:
+		i := r.Intn(len(w.open))
+		req.Session = w.open[i]
+		w.open = append(w.open[:i], w.open[i+1:]...)
+		req.Op = wire.OpCloseSession
+	}
+	return req
+}
+
+// batch preps n requests, appends them, waits until they are durable and
+// applies them. It returns the Append error, if any.
+func (w *writer) batch(n int) error {
+	txns := make([]ztree.Txn, n)
+	for i := range txns {
+		// A request that fails still gives a txn (an error txn).
+		txns[i], _ = w.tree.Prep(w.request())
+	}
+	done := make(chan error, n)
+	for i := range txns {
+		if err := w.s.Append(logged(&txns[i]), func(err error) { done <- err }); err != nil {
+			return err
+		}
+	}
+	for i := range txns {
+		if err := <-done; err != nil {
+			return err
+		}
+		w.tree.Apply(&txns[i].Header, txns[i].Record)
+		w.acked = txns[i].Header.Zxid
+	}
+	w.tree.Publish()
+	return nil
+}
+
+// logged is the log entry of a prepped txn.
+func logged(t *ztree.Txn) *wal.Txn {
+	lt := &wal.Txn{Header: t.Header, Record: t.Record}
+	if t.HasDigest {
+		d := t.Digest
+		lt.Digest = &d
+	}
+	return lt
+}
+
+// dump lists every znode with its Stat, data and ACL, and every session.
+func dump(v *ztree.View) string {
+	var b strings.Builder
+	v.Walk(func(n ztree.Node) bool {
+		fmt.Fprintf(&b, "%s %x %+v %v %+v\n", n.Path, n.Data, n.Stat, n.ACL, n.Persisted)
+		return true
+	})
+	v.Sessions(func(s ztree.Session) bool {
+		fmt.Fprintf(&b, "session %x %d\n", s.ID, s.Timeout)
+		return true
+	})
+	fmt.Fprintf(&b, "zxid %x digest %x\n", v.Zxid(), v.Digest())
+	return b.String()
+}

@@ -1,0 +1,441 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/wal/vfs"
+	"zkd/ztree"
+)
+
+// Options configure a Store. The zero value of each field is ZooKeeper's
+// default.
+type Options struct {
+	Dir    string // dataDir: snapshots (and the log when LogDir is empty)
+	LogDir string // dataLogDir: the txn log, ideally on its own disk
+	FS     vfs.FS // vfs.OS when nil
+
+	// NoSync is forceSync=no: the log is written but never fsynced, so a
+	// power cut loses acknowledged writes. Unsafe; for tests and benchmarks.
+	NoSync bool
+	// PreAllocSize is the step in which log files grow (preAllocSize,
+	// default 64 MB). Growing a file in big steps keeps fdatasync from
+	// having to write file-size metadata on every commit.
+	PreAllocSize int64
+	// SnapCount is snapCount (default 100,000): a snapshot is taken and a
+	// new log started after between SnapCount/2 and SnapCount txns, the
+	// point picked at random so the servers of an ensemble do not all
+	// snapshot at once.
+	SnapCount int
+	// SnapSizeLimit is snapSizeLimitInKb in bytes (default 4 GB): the
+	// same, counted in logged bytes; negative disables it.
+	SnapSizeLimit int64
+	// TxnLogSizeLimit is txnLogSizeLimitInKb in bytes: a log file bigger
+	// than this is closed and a new one started. 0 means no limit.
+	TxnLogSizeLimit int64
+	// Compression is snapshot.compression.method: "", "gz", "snappy" or
+	// "zstd" (zkd only).
+	Compression string
+	// Tree are the tree options of the recovered tree.
+	Tree ztree.Options
+	// Logger gets the log's notices; slog.Default() when nil.
+	Logger *slog.Logger
+	// Rand picks the roll points; seeded from the clock when nil.
+	Rand *rand.Rand
+	// OnSync, when set, is called from the log's goroutine after each
+	// batch is durable, with the batch's last zxid, after the batch's
+	// done callbacks.
+	OnSync func(zxid int64)
+	// OnFatal, when set, is called once, from the log's goroutine, when a
+	// write or fsync fails. The log stops; every pending and later Append
+	// fails. The server must stop: an fsync error is never retried.
+	OnFatal func(error)
+}
+
+const (
+	defaultPreAlloc  = 64 << 20
+	defaultSnapCount = 100_000
+	defaultSnapSize  = 4 << 30
+	// maxPending bounds the bytes queued for the next batch; Append
+	// waits beyond it, which throttles the applier instead of growing
+	// memory without bound behind a slow disk.
+	maxPending = 64 << 20
+)
+
+// ErrStopped is returned by Append after the log stopped: it was closed,
+// or a write or fsync failed (the error says which).
+var ErrStopped = errors.New("wal: the log has stopped")
+
+// Store is a data directory: the txn log being appended to, the snapshots,
+// and the tree recovered from them. See the package documentation for the
+// commit rules.
+type Store struct {
+	opts    Options
+	fs      vfs.FS
+	log     *slog.Logger
+	snapDir string // <Dir>/version-2
+	logDir  string // <LogDir>/version-2
+	tree    *ztree.Tree
+
+	// The queue between Append and the writer. mu guards it.
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when the queue fills or drains
+	queue   batch
+	spare   batch // the writer's previous batch, reused
+	last    int64 // zxid of the last appended txn
+	stopErr error // why the log stopped
+	closing bool
+	writing bool // the writer holds a batch
+
+	durable atomic.Int64 // zxid of the last durable txn
+	wg      sync.WaitGroup
+
+	// Writer-owned.
+	cur       *segment
+	sinceSnap int   // txns logged since the last snapshot point
+	bytesSnap int64 // bytes logged since the last snapshot point
+	rollAt    int   // txn count of the next snapshot point
+	rollSize  int64 // byte count of the next snapshot point
+	rng       *rand.Rand
+
+	snapMu   sync.Mutex  // one snapshot at a time
+	snapBusy atomic.Bool // a background snapshot is running
+	recovery Recovery
+}
+
+// batch is the txns queued for one write and fsync.
+type batch struct {
+	buf   []byte
+	first int64 // zxid of the first txn
+	last  int64
+	n     int
+	done  []func(error)
+}
+
+func (b *batch) reset() {
+	b.buf = b.buf[:0]
+	b.first, b.last, b.n = 0, 0, 0
+	clear(b.done)
+	b.done = b.done[:0]
+}
+
+// segment is the log file being appended to.
+type segment struct {
+	f     vfs.File
+	name  string
+	off   int64 // where the next entry goes
+	alloc int64 // the file's size, zeros after off
+}
+
+// Append queues txn for the log and returns at once; the log's goroutine
+// writes it with the txns queued alongside and fsyncs once for them all.
+// Txns must be appended in zxid order. done, if not nil, is called from the
+// log's goroutine once the txn is durable (nil) or the log has failed (the
+// error); the done callbacks run in zxid order, and a txn is durable only
+// when every txn before it is. Append blocks only while more than 64 MB
+// wait for the disk.
+func (s *Store) Append(txn *Txn, done func(error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
+		s.cond.Wait()
+	}
+	if s.stopErr != nil {
+		return s.stopErr
+	}
+	if s.closing {
+		return ErrStopped
+	}
+	z := txn.Header.Zxid
+	if z <= s.last {
+		return fmt.Errorf("wal: txn %#x appended after %#x: zxids must rise", z, s.last)
+	}
+	s.last = z
+	q := &s.queue
+	if q.n == 0 {
+		q.first = z
+	}
+	q.last = z
+	q.n++
+	q.buf = appendEntry(q.buf, txn)
+	if done != nil {
+		q.done = append(q.done, done)
+	}
+	if q.n == 1 {
+		s.cond.Broadcast()
+	}
+	return nil
+}
+
+// Durable is the zxid of the last txn known to be on disk.
+func (s *Store) Durable() int64 { return s.durable.Load() }
+
+// Tree is the tree recovered at Open. The caller owns it from then on.
+func (s *Store) Tree() *ztree.Tree { return s.tree }
+
+// writer is the log's goroutine: it takes whatever is queued as one
+// batch, writes it, fsyncs, and releases the batch's callers. While it
+// writes, new txns queue up for the next batch, so batches grow with the
+// load and a lone txn is written at once.
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		for s.queue.n == 0 && !s.closing {
+			s.cond.Wait()
+		}
+		if s.queue.n == 0 {
+			s.mu.Unlock()
+			s.closeSegment()
+			return
+		}
+		b := s.queue
+		s.queue, s.spare = s.spare, batch{}
+		s.queue.reset()
+		s.writing = true
+		s.cond.Broadcast() // Appends waiting on a full queue may go on
+		s.mu.Unlock()
+
+		err := s.write(&b)
+		if err != nil {
+			s.stop(err, &b)
+			return
+		}
+		s.durable.Store(b.last)
+		for _, d := range b.done {
+			d(nil)
+		}
+		if s.opts.OnSync != nil {
+			s.opts.OnSync(b.last)
+		}
+		s.afterBatch(&b)
+		s.mu.Lock()
+		s.writing = false
+		s.spare = b
+		s.spare.reset()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// stop fails the batch in hand and everything queued, for good.
+func (s *Store) stop(err error, b *batch) {
+	err = fmt.Errorf("%w: %v", ErrStopped, err)
+	s.log.Error("txn log write failed; the log is stopped and no further write will be acknowledged", "err", err)
+	for _, d := range b.done {
+		d(err)
+	}
+	s.mu.Lock()
+	s.stopErr = err
+	q := s.queue
+	s.queue = batch{}
+	s.writing = false
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	for _, d := range q.done {
+		d(err)
+	}
+	if s.opts.OnFatal != nil {
+		s.opts.OnFatal(err)
+	}
+	if s.cur != nil {
+		s.cur.f.Close()
+		s.cur = nil
+	}
+}
+
+// write appends a batch to the current log file, starting one if needed,
+// and makes it durable.
+func (s *Store) write(b *batch) error {
+	if s.cur == nil {
+		if err := s.openSegment(b.first); err != nil {
+			return err
+		}
+	}
+	seg := s.cur
+	end := seg.off + int64(len(b.buf))
+	if grow := s.paddedSize(end); grow > seg.alloc {
+		if err := seg.f.Allocate(grow); err != nil {
+			return fmt.Errorf("preallocating %s: %w", seg.name, err)
+		}
+		seg.alloc = grow
+	}
+	if _, err := seg.f.WriteAt(b.buf, seg.off); err != nil {
+		return fmt.Errorf("writing %s at %d: %w", seg.name, seg.off, err)
+	}
+	seg.off = end
+	if !s.opts.NoSync {
+		if err := seg.f.Sync(); err != nil {
+			return fmt.Errorf("fsync of %s: %w", seg.name, err)
+		}
+	}
+	return nil
+}
+
+// paddedSize is the size the log file must have to hold end bytes: as
+// ZooKeeper's FilePadding, it grows in PreAllocSize steps once fewer than
+// 4 KB of zeros are left.
+func (s *Store) paddedSize(end int64) int64 {
+	step := s.opts.PreAllocSize
+	if s.cur.alloc >= end+4096 {
+		return s.cur.alloc
+	}
+	if step <= 0 {
+		return end
+	}
+	return (end + 4096 + step - 1) / step * step
+}
+
+// openSegment starts log.<first>: the file header, preallocated, and its
+// name made durable before any txn in it is acknowledged.
+func (s *Store) openSegment(first int64) error {
+	name := filepath.Join(s.logDir, logName(first))
+	f, err := s.fs.Create(name)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", name, err)
+	}
+	seg := &segment{f: f, name: name, off: fileHeaderLen}
+	if _, err := f.WriteAt(appendFileHeader(nil, logMagic), 0); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	s.cur = seg
+	seg.alloc = fileHeaderLen
+	if grow := s.paddedSize(fileHeaderLen); grow > seg.alloc {
+		if err := f.Allocate(grow); err != nil {
+			return fmt.Errorf("preallocating %s: %w", name, err)
+		}
+		seg.alloc = grow
+	}
+	if err := s.fs.SyncDir(s.logDir); err != nil {
+		return fmt.Errorf("fsync of %s: %w", s.logDir, err)
+	}
+	return nil
+}
+
+// closeSegment ends the current log file: the zeros after its last txn
+// are cut off and the file is closed. A later txn starts a new file.
+func (s *Store) closeSegment() {
+	seg := s.cur
+	if seg == nil {
+		return
+	}
+	s.cur = nil
+	if err := seg.f.Truncate(seg.off); err == nil && !s.opts.NoSync {
+		err = seg.f.Sync()
+		if err != nil {
+			s.log.Warn("fsync after trimming a finished log file failed; it keeps its zeros", "file", seg.name, "err", err)
+		}
+	}
+	seg.f.Close()
+}
+
+// afterBatch counts the batch towards the next snapshot point and, there,
+// rolls the log and starts a background snapshot, as ZooKeeper's
+// SyncRequestProcessor does. It also rolls a log file past
+// TxnLogSizeLimit.
+func (s *Store) afterBatch(b *batch) {
+	s.sinceSnap += b.n
+	s.bytesSnap += int64(len(b.buf))
+	if s.sinceSnap > s.rollAt || s.opts.SnapSizeLimit > 0 && s.bytesSnap > s.rollSize {
+		s.closeSegment()
+		s.pickRollPoint()
+		if s.snapBusy.CompareAndSwap(false, true) {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.snapBusy.Store(false)
+				if _, err := s.Snapshot(); err != nil {
+					s.log.Error("snapshot failed; the txn log still holds every txn", "err", err)
+				}
+			}()
+		} else {
+			s.log.Warn("too busy to snapshot, skipping: the previous snapshot is still being written")
+		}
+		return
+	}
+	if s.opts.TxnLogSizeLimit > 0 && s.cur != nil && s.cur.off > s.opts.TxnLogSizeLimit {
+		s.closeSegment()
+	}
+}
+
+func (s *Store) pickRollPoint() {
+	s.sinceSnap, s.bytesSnap = 0, 0
+	half := s.opts.SnapCount / 2
+	s.rollAt = half + s.rng.Intn(max(half, 1))
+	if lim := s.opts.SnapSizeLimit; lim > 0 {
+		s.rollSize = lim/2 + s.rng.Int63n(max(lim/2, 1))
+	}
+}
+
+// Snapshot writes a snapshot of the newest published tree now and returns
+// its file name. The tree it is written from must hold only durable txns,
+// which is so when txns are applied only after their Append completes.
+// Writes go on meanwhile: the snapshot reads an immutable View.
+func (s *Store) Snapshot() (string, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	v := s.tree.Published()
+	if d := s.durable.Load(); v.Zxid() > d {
+		return "", fmt.Errorf("wal: the published tree is at %#x, past the durable log at %#x", v.Zxid(), d)
+	}
+	start := time.Now()
+	name := snapName(v.Zxid()) + compressionSuffix[s.opts.Compression]
+	final := filepath.Join(s.snapDir, name)
+	tmp := filepath.Join(s.snapDir, tmpPrefix+name)
+	_ = s.fs.Remove(tmp)
+	f, err := s.fs.Create(tmp)
+	if err != nil {
+		return "", fmt.Errorf("wal: snapshot: %w", err)
+	}
+	w := &vfs.Writer{F: f}
+	cw, closeZ, err := compressor(w, s.opts.Compression)
+	if err == nil {
+		err = writeSnapshot(cw, v)
+		if e := closeZ(); err == nil {
+			err = e
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = s.fs.Rename(tmp, final)
+	}
+	if err == nil {
+		err = s.fs.SyncDir(s.snapDir)
+	}
+	if err != nil {
+		_ = s.fs.Remove(tmp)
+		return "", fmt.Errorf("wal: snapshot %s: %w", name, err)
+	}
+	s.log.Info("snapshot written", "file", final, "zxid", fmt.Sprintf("%#x", v.Zxid()),
+		"znodes", v.NodeCount(), "bytes", w.Off, "took", time.Since(start).Round(time.Millisecond))
+	return name, nil
+}
+
+// Close writes out what is queued, waits for a running snapshot and closes
+// the log. Appends after Close fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopErr
+}

@@ -1,0 +1,368 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"zkd/wal/vfs"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// Recovery says what Open found and did.
+type Recovery struct {
+	Snapshot string // the snapshot loaded; "" when none was
+	// SkippedSnapshots are newer snapshots that could not be read (cut
+	// short by a crash while being written, say) and were passed over.
+	SkippedSnapshots []string
+	Zxid             int64 // the last txn in the recovered tree
+	Replayed         int   // txns replayed from the log after the snapshot
+	// Truncated names the log file and offset where a torn tail was cut
+	// off; "" when the log ended cleanly.
+	Truncated string
+}
+
+// CorruptError means a log file is damaged somewhere other than a torn
+// tail: txns after the damage cannot be read, so recovery refuses to go on
+// rather than lose them silently.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("wal: %s is corrupt at offset %d: %s. zkd will not start, because the txns after "+
+		"that point would be lost. Restore the data directory from a backup or from another server's copy; "+
+		"or, to accept losing every txn from there on, cut the file at that offset "+
+		"(truncate -s %d %s) and remove the log files that follow it.",
+		e.File, e.Offset, e.Reason, e.Offset, e.File)
+}
+
+// ErrDigestMismatch means the recovered tree is not the tree that was
+// logged: its digest differs from the one recorded with a txn or snapshot.
+var ErrDigestMismatch = errors.New("wal: the recovered tree's digest does not match the logged digest")
+
+// Open recovers the data directory (creating it if needed) and returns a
+// Store ready for Append, holding the recovered tree: the newest readable
+// snapshot with every logged txn after it applied, its digest checked
+// against the digests logged. A torn tail at the end of the newest log file
+// is cut off with a log line; damage anywhere else is a *CorruptError.
+func Open(opts Options) (*Store, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	if opts.LogDir == "" {
+		opts.LogDir = opts.Dir
+	}
+	if opts.PreAllocSize == 0 {
+		opts.PreAllocSize = defaultPreAlloc
+	}
+	if opts.SnapCount <= 0 {
+		opts.SnapCount = defaultSnapCount
+	}
+	if opts.SnapCount < 2 {
+		opts.SnapCount = 2
+	}
+	if opts.SnapSizeLimit == 0 {
+		opts.SnapSizeLimit = defaultSnapSize
+	}
+	if !ValidCompression(opts.Compression) {
+		return nil, fmt.Errorf("wal: unknown snapshot compression %q (use gz, snappy or zstd)", opts.Compression)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.New(rand.NewSource(time.Now().UnixNano()))
+	}
+	s := &Store{
+		opts:    opts,
+		fs:      opts.FS,
+		log:     opts.Logger,
+		snapDir: filepath.Join(opts.Dir, versionDir),
+		logDir:  filepath.Join(opts.LogDir, versionDir),
+		rng:     opts.Rand,
+	}
+	s.cond = sync.NewCond(&s.mu)
+	for _, d := range []string{s.snapDir, s.logDir} {
+		if err := s.fs.MkdirAll(d); err != nil {
+			return nil, fmt.Errorf("wal: %w", err)
+		}
+	}
+	needSnap, err := s.recover()
+	if err != nil {
+		return nil, err
+	}
+	s.durable.Store(s.tree.Zxid())
+	s.last = s.tree.Zxid()
+	s.pickRollPoint()
+	if needSnap {
+		// A fresh data directory gets snapshot.0 at once, as ZooKeeper's
+		// does: ZooKeeper refuses a data directory with logs but no
+		// snapshot.
+		if _, err := s.Snapshot(); err != nil {
+			return nil, err
+		}
+	} else if s.recovery.Replayed > 0 {
+		// Next time, start from here rather than replay again.
+		s.snapBusy.Store(true)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.snapBusy.Store(false)
+			if _, err := s.Snapshot(); err != nil {
+				s.log.Error("snapshot after recovery failed", "err", err)
+			}
+		}()
+	}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// Recovery says what Open found and did.
+func (s *Store) Recovery() Recovery { return s.recovery }
+
+type dataFile struct {
+	name string
+	zxid int64
+}
+
+func (s *Store) list(dir, prefix string) ([]dataFile, error) {
+	names, err := s.fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	var out []dataFile
+	for _, n := range names {
+		if z, ok := zxidOf(n, prefix); ok {
+			out = append(out, dataFile{n, z})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].zxid < out[j].zxid })
+	return out, nil
+}
+
+// recover loads the newest readable snapshot and replays the log after it.
+// It reports whether the directory had no snapshot at all.
+func (s *Store) recover() (needSnap bool, err error) {
+	// A snapshot being written when the process died is only a tmp file.
+	names, err := s.fs.List(s.snapDir)
+	if err != nil {
+		return false, fmt.Errorf("wal: %w", err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, tmpPrefix) {
+			_ = s.fs.Remove(filepath.Join(s.snapDir, n))
+		}
+	}
+	snaps, err := s.list(s.snapDir, snapPrefix)
+	if err != nil {
+		return false, err
+	}
+	logs, err := s.list(s.logDir, logPrefix)
+	if err != nil {
+		return false, err
+	}
+	var dg snapDigest
+	for i := len(snaps) - 1; i >= 0 && s.tree == nil; i-- {
+		t, d, err := loadSnapshot(s.fs, s.snapDir, snaps[i].name, s.opts.Tree)
+		if err != nil {
+			s.log.Warn("snapshot unreadable, trying an older one", "file", filepath.Join(s.snapDir, snaps[i].name), "err", err)
+			s.recovery.SkippedSnapshots = append(s.recovery.SkippedSnapshots, snaps[i].name)
+			continue
+		}
+		s.tree, dg = t, d
+		s.recovery.Snapshot = snaps[i].name
+	}
+	if s.tree == nil {
+		// Without a snapshot only a log that starts at the first txn can
+		// rebuild the tree.
+		if len(logs) > 0 && logs[0].zxid > 1 {
+			what := "there is no snapshot"
+			if len(snaps) > 0 {
+				what = "no snapshot is readable (" + strings.Join(s.recovery.SkippedSnapshots, ", ") + ")"
+			}
+			return false, fmt.Errorf("wal: %s in %s, and the log in %s starts at txn %#x, so the txns before it are gone; "+
+				"restore a snapshot from a backup or another server", what, s.snapDir, s.logDir, logs[0].zxid)
+		}
+		s.tree = ztree.New(s.opts.Tree)
+		needSnap = len(snaps) == 0
+	}
+	base := s.tree.Zxid()
+	if dg.Zxid != 0 && dg.Zxid == base {
+		if err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot); err != nil {
+			return false, err
+		}
+		dg = snapDigest{}
+	}
+	// The log files to read: the newest that starts at or before the
+	// first txn after the snapshot, and every later one.
+	start := 0
+	for i, l := range logs {
+		if l.zxid <= base+1 {
+			start = i
+		}
+	}
+	for i := start; i < len(logs); i++ {
+		if err := s.replay(logs[i].name, i == len(logs)-1, &dg); err != nil {
+			return false, err
+		}
+	}
+	s.tree.Publish()
+	s.recovery.Zxid = s.tree.Zxid()
+	s.log.Info("data directory recovered", "dataDir", s.opts.Dir, "dataLogDir", s.opts.LogDir,
+		"snapshot", s.recovery.Snapshot, "zxid", fmt.Sprintf("%#x", s.recovery.Zxid), "replayed", s.recovery.Replayed,
+		"znodes", s.tree.Published().NodeCount())
+	return needSnap, nil
+}
+
+func (s *Store) checkDigest(version int32, want uint64, zxid int64, where string) error {
+	if version != ztree.DigestVersion {
+		return nil // a digest of another kind: nothing to compare
+	}
+	if got := s.tree.Digest(); got != want {
+		return fmt.Errorf("%w: after txn %#x (%s) the tree's digest is %#x, the logged one %#x",
+			ErrDigestMismatch, zxid, where, got, want)
+	}
+	return nil
+}
+
+// replay applies the txns of one log file that the tree does not have yet.
+// newest says whether it is the last file, the only one that may end in a
+// torn write.
+func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
+	file := filepath.Join(s.logDir, name)
+	raw, err := vfs.ReadFile(s.fs, file)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	var h wire.FileHeader
+	if _, err := h.Decode(raw, wire.Copy); err != nil || h.Magic != logMagic || h.Version != formatVersion {
+		if newest && (len(raw) < fileHeaderLen || allZero(raw[fileHeaderLen:])) {
+			// Created, but the process died before its first batch was
+			// durable: nothing in it was acknowledged.
+			s.log.Warn("removing a log file whose header never reached the disk", "file", file)
+			return s.removeLog(file)
+		}
+		return &CorruptError{File: file, Offset: 0, Reason: fmt.Sprintf("bad file header %+v", h)}
+	}
+	off := fileHeaderLen
+	txns := 0
+	for {
+		payload, size, st := parseEntry(raw[off:])
+		if st == entryEnd {
+			if !newest && !allZero(raw[off:]) {
+				return &CorruptError{File: file, Offset: int64(off), Reason: "a zero length is followed by data"}
+			}
+			if newest && !allZero(raw[off:]) {
+				s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
+				s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
+			}
+			break
+		}
+		if st == entryBad {
+			if !newest {
+				return &CorruptError{File: file, Offset: int64(off), Reason: "a txn is cut short or fails its checksum"}
+			}
+			if validAfter(raw, off) {
+				return &CorruptError{File: file, Offset: int64(off),
+					Reason: "a txn fails its checksum, and intact txns follow it, so this is not a torn write"}
+			}
+			s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
+			s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
+			break
+		}
+		txn, err := decodeTxn(payload)
+		if err != nil {
+			return &CorruptError{File: file, Offset: int64(off), Reason: err.Error()}
+		}
+		z := txn.Header.Zxid
+		prev := s.tree.Zxid()
+		if z > prev {
+			if z>>32 == prev>>32 && z != prev+1 && prev != 0 {
+				return &CorruptError{File: file, Offset: int64(off),
+					Reason: fmt.Sprintf("txn %#x follows txn %#x: the txns between are missing", z, prev)}
+			}
+			s.tree.Apply(&txn.Header, txn.Record)
+			s.recovery.Replayed++
+			where := fmt.Sprintf("%s offset %d", file, off)
+			switch {
+			case dg.Zxid != 0 && z == dg.Zxid:
+				// The fuzzy snapshot's own digest holds from here on.
+				if err := s.checkDigest(dg.Version, dg.Digest, z, where); err != nil {
+					return err
+				}
+				*dg = snapDigest{}
+			case dg.Zxid != 0 && z > dg.Zxid:
+				*dg = snapDigest{}
+			}
+			if dg.Zxid == 0 && txn.Digest != nil {
+				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, where); err != nil {
+					return err
+				}
+			}
+			if s.recovery.Replayed%65536 == 0 {
+				s.tree.Publish() // release the watch triggers replay piles up
+			}
+		}
+		txns++
+		off += size
+	}
+	if !newest {
+		return nil
+	}
+	if txns == 0 {
+		return s.removeLog(file)
+	}
+	if off < len(raw) {
+		// Cut the torn tail and the preallocated zeros, so that nothing
+		// after the last good txn can be mistaken for one.
+		f, err := s.fs.Open(file)
+		if err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+		defer f.Close()
+		if err := f.Truncate(int64(off)); err != nil {
+			return fmt.Errorf("wal: cutting %s at %d: %w", file, off, err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("wal: fsync of %s: %w", file, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) removeLog(file string) error {
+	if err := s.fs.Remove(file); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	if err := s.fs.SyncDir(s.logDir); err != nil {
+		return fmt.Errorf("wal: fsync of %s: %w", s.logDir, err)
+	}
+	return nil
+}
+
+// validAfter reports whether an intact txn follows the bad entry at off,
+// where the bad entry's own length says the next one starts. A torn write
+// leaves nothing intact after it; damage in the middle of the log does.
+func validAfter(raw []byte, off int) bool {
+	if len(raw)-off < entryHeadLen {
+		return false
+	}
+	n := int64(int32(uint32(raw[off+8])<<24 | uint32(raw[off+9])<<16 | uint32(raw[off+10])<<8 | uint32(raw[off+11])))
+	next := int64(off) + entryHeadLen + n + 1
+	if n <= 0 || next >= int64(len(raw)) {
+		return false
+	}
+	_, _, st := parseEntry(raw[next:])
+	return st == entryOK
+}

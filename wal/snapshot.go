@@ -1,0 +1,446 @@
+package wal
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/adler32"
+	"io"
+	"math"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+
+	"zkd/wal/vfs"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// Snapshot compression methods (snapshot.compression.method). "" writes
+// ZooKeeper's plain checked stream; gz and snappy are ZooKeeper's own;
+// zstd is zkd's extension, which ZooKeeper cannot read.
+var compressionSuffix = map[string]string{"": "", "gz": ".gz", "snappy": ".snappy", "zstd": ".zst"}
+
+// ValidCompression reports whether method is a known compression method.
+func ValidCompression(method string) bool {
+	_, ok := compressionSuffix[method]
+	return ok
+}
+
+func compressionOf(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".gz"):
+		return "gz"
+	case strings.HasSuffix(name, ".snappy"):
+		return "snappy"
+	case strings.HasSuffix(name, ".zst"):
+		return "zstd"
+	}
+	return ""
+}
+
+// snapWriter writes jute values and keeps the Adler32 checksum of
+// everything written, as ZooKeeper's CheckedOutputStream does (the
+// checksum is of the uncompressed stream).
+type snapWriter struct {
+	w   *bufio.Writer
+	sum hash.Hash32
+	b   [8]byte
+}
+
+func (s *snapWriter) write(p []byte) {
+	s.w.Write(p) // the error sticks in the bufio.Writer; Flush reports it
+	s.sum.Write(p)
+}
+
+func (s *snapWriter) int32(v int32) {
+	binary.BigEndian.PutUint32(s.b[:4], uint32(v))
+	s.write(s.b[:4])
+}
+
+func (s *snapWriter) int64(v int64) {
+	binary.BigEndian.PutUint64(s.b[:], uint64(v))
+	s.write(s.b[:])
+}
+
+func (s *snapWriter) string(v string) {
+	s.int32(int32(len(v)))
+	s.w.WriteString(v)
+	s.sum.Write(bytesOf(v))
+}
+
+// seal writes the checksum so far and the "/" that ends a sealed part.
+func (s *snapWriter) seal() {
+	s.int64(int64(s.sum.Sum32()))
+	s.string("/")
+}
+
+// writeSnapshot writes v in ZooKeeper's snapshot format to w: the file
+// header, the sessions, the ACL table, the znodes depth first (the root
+// spelled ""), "/" to end them, a seal, the zxid digest and a second seal.
+func writeSnapshot(w io.Writer, v *ztree.View) error {
+	s := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), sum: adler32.New()}
+	s.write(appendFileHeader(nil, snapMagic))
+	s.int32(int32(v.SessionCount()))
+	v.Sessions(func(x ztree.Session) bool {
+		s.int64(x.ID)
+		s.int32(x.Timeout)
+		return true
+	})
+	// ACL index 0 is OPEN_ACL_UNSAFE, which ZooKeeper spells -1 and
+	// keeps out of its table; the others keep their index.
+	acls := v.ACLTable()
+	s.int32(int32(len(acls) - 1))
+	var buf []byte
+	for i := 1; i < len(acls); i++ {
+		s.int64(int64(i))
+		s.int32(int32(len(acls[i])))
+		for _, a := range acls[i] {
+			buf = a.Append(buf[:0])
+			s.write(buf)
+		}
+	}
+	v.Walk(func(n ztree.Node) bool {
+		p := n.Path
+		if p == "/" {
+			p = ""
+		}
+		s.string(p)
+		s.string(n.Data) // a buffer is encoded as a string is
+		acl := int64(n.ACLIndex)
+		if acl == 0 {
+			acl = -1
+		}
+		s.int64(acl)
+		buf = n.Persisted.Append(buf[:0])
+		s.write(buf)
+		return true
+	})
+	s.string("/")
+	s.seal()
+	s.int64(v.Zxid())
+	s.int32(ztree.DigestVersion)
+	s.int64(int64(v.Digest()))
+	s.seal()
+	return s.w.Flush()
+}
+
+// compressor wraps w for method; close flushes the compressed stream.
+func compressor(w io.Writer, method string) (io.Writer, func() error, error) {
+	switch method {
+	case "":
+		return w, func() error { return nil }, nil
+	case "gz":
+		z := gzip.NewWriter(w)
+		return z, z.Close, nil
+	case "snappy":
+		z := &snappyJavaWriter{w: w}
+		return z, z.Close, nil
+	case "zstd":
+		z, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, z.Close, nil
+	}
+	return nil, nil, fmt.Errorf("wal: unknown snapshot compression %q", method)
+}
+
+// snapReader reads jute values, keeping the checksum of what it read.
+type snapReader struct {
+	r   *bufio.Reader
+	sum hash.Hash32
+	b   [8]byte
+	err error
+}
+
+var errShort = errors.New("snapshot is cut short")
+
+func (s *snapReader) read(p []byte) {
+	if s.err != nil {
+		clear(p)
+		return
+	}
+	if _, err := io.ReadFull(s.r, p); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = errShort
+		}
+		s.err = err
+		clear(p)
+		return
+	}
+	s.sum.Write(p)
+}
+
+func (s *snapReader) int32() int32 {
+	s.read(s.b[:4])
+	return int32(binary.BigEndian.Uint32(s.b[:4]))
+}
+
+func (s *snapReader) int64() int64 {
+	s.read(s.b[:])
+	return int64(binary.BigEndian.Uint64(s.b[:]))
+}
+
+// maxSnapField bounds one string or buffer in a snapshot (jute.maxbuffer
+// bounds them far lower in practice); a larger length means corruption.
+const maxSnapField = 1 << 30
+
+func (s *snapReader) bytes(dst []byte) []byte {
+	n := s.int32()
+	if s.err != nil || n <= 0 {
+		if n < -1 {
+			s.err = fmt.Errorf("negative length %d", n)
+		}
+		return dst[:0]
+	}
+	if n > maxSnapField {
+		s.err = fmt.Errorf("length %d is too large", n)
+		return dst[:0]
+	}
+	if cap(dst) < int(n) {
+		dst = make([]byte, n)
+	}
+	dst = dst[:n]
+	s.read(dst)
+	return dst
+}
+
+func (s *snapReader) checkSeal(what string) {
+	want := s.sum.Sum32()
+	got := s.int64()
+	slash := s.bytes(nil)
+	if s.err == nil && (uint32(got) != want || got>>32 != 0 || string(slash) != "/") {
+		s.err = fmt.Errorf("checksum of the %s does not match (CRC corruption)", what)
+	}
+}
+
+// snapDigest is the zxid digest a snapshot ends with: the tree's digest
+// after txn Zxid. ZooKeeper's snapshots are fuzzy, so Zxid may be past the
+// snapshot's own zxid; the digest then holds once replay reaches it.
+type snapDigest struct {
+	Zxid    int64
+	Version int32
+	Digest  uint64
+}
+
+// readSnapshot loads a snapshot into a tree as of zxid.
+func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, snapDigest, error) {
+	s := &snapReader{r: bufio.NewReaderSize(r, 1<<16), sum: adler32.New()}
+	var dg snapDigest
+	var hb [fileHeaderLen]byte
+	s.read(hb[:])
+	var h wire.FileHeader
+	if _, err := h.Decode(hb[:], wire.Copy); s.err == nil && (err != nil || h.Magic != snapMagic) {
+		return nil, dg, fmt.Errorf("not a snapshot (magic %#x)", uint32(h.Magic))
+	}
+	l := ztree.NewLoader(opts)
+	for n := s.int32(); n > 0 && s.err == nil; n-- {
+		id := s.int64()
+		l.AddSession(id, s.int32())
+	}
+	acls := map[int64][]wire.ACL{}
+	for n := s.int32(); n > 0 && s.err == nil; n-- {
+		key := s.int64()
+		cnt := s.int32()
+		if cnt < 0 || cnt > 1<<20 {
+			return nil, dg, fmt.Errorf("ACL list %d has %d entries", key, cnt)
+		}
+		list := []wire.ACL{}
+		for ; cnt > 0 && s.err == nil; cnt-- {
+			perms := s.int32()
+			scheme := s.bytes(nil)
+			id := s.bytes(nil)
+			list = append(list, wire.ACL{Perms: wire.Perm(perms), ID: wire.Id{Scheme: string(scheme), ID: string(id)}})
+		}
+		acls[key] = list
+	}
+	var pathBuf, data []byte
+	var stb [60]byte // a StatPersisted
+	for s.err == nil {
+		pathBuf = s.bytes(pathBuf)
+		if s.err != nil || string(pathBuf) == "/" {
+			break
+		}
+		data = s.bytes(data)
+		key := s.int64()
+		s.read(stb[:])
+		if s.err != nil {
+			break
+		}
+		var st wire.StatPersisted
+		if _, err := st.Decode(stb[:], wire.Copy); err != nil {
+			return nil, dg, err
+		}
+		acl := ztree.OpenACL
+		if key != -1 {
+			var ok bool
+			if acl, ok = acls[key]; !ok {
+				return nil, dg, fmt.Errorf("znode %q names ACL %d, which the snapshot does not have", pathBuf, key)
+			}
+		}
+		if err := l.AddNode(string(pathBuf), data, acl, st); err != nil {
+			return nil, dg, err
+		}
+	}
+	s.checkSeal("tree")
+	if s.err != nil {
+		return nil, dg, s.err
+	}
+	// Snapshots from before ZooKeeper 3.6 end here; later ones add the
+	// zxid digest and a second seal.
+	if _, err := s.r.Peek(1); err == nil {
+		dg.Zxid = s.int64()
+		dg.Version = s.int32()
+		dg.Digest = uint64(s.int64())
+		s.checkSeal("digest")
+		if s.err != nil {
+			return nil, dg, s.err
+		}
+	}
+	t, err := l.Finish(zxid)
+	return t, dg, err
+}
+
+// decompressor wraps r for the compression of the file name.
+func decompressor(r io.Reader, method string) (io.Reader, func(), error) {
+	switch method {
+	case "":
+		return r, func() {}, nil
+	case "gz":
+		z, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, func() { z.Close() }, nil
+	case "snappy":
+		z, err := newSnappyJavaReader(r)
+		return z, func() {}, err
+	case "zstd":
+		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, err
+		}
+		return z, z.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown compression %q", method)
+}
+
+// loadSnapshot reads the snapshot file name in dir.
+func loadSnapshot(fs vfs.FS, dir, name string, opts ztree.Options) (*ztree.Tree, snapDigest, error) {
+	zxid, _ := zxidOf(name, snapPrefix)
+	f, err := fs.Open(path.Join(dir, name))
+	if err != nil {
+		return nil, snapDigest{}, err
+	}
+	defer f.Close()
+	r, done, err := decompressor(&vfs.Reader{F: f}, compressionOf(name))
+	if err != nil {
+		return nil, snapDigest{}, err
+	}
+	defer done()
+	return readSnapshot(r, zxid, opts)
+}
+
+// The stream format of snappy-java's SnappyOutputStream, which ZooKeeper
+// uses for .snappy snapshots: an 8-byte magic, two 4-byte versions, then
+// blocks, each a 4-byte big-endian length and a raw snappy block.
+var snappyJavaMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const snappyJavaBlock = 32 << 10 // snappy-java's default block size
+
+type snappyJavaWriter struct {
+	w       io.Writer
+	buf     []byte
+	started bool
+	err     error
+}
+
+func (z *snappyJavaWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && z.err == nil {
+		k := min(len(p), snappyJavaBlock-len(z.buf))
+		z.buf = append(z.buf, p[:k]...)
+		p = p[k:]
+		if len(z.buf) == snappyJavaBlock {
+			z.flush()
+		}
+	}
+	return n, z.err
+}
+
+func (z *snappyJavaWriter) flush() {
+	if !z.started {
+		h := append(append([]byte(nil), snappyJavaMagic...), 0, 0, 0, 1, 0, 0, 0, 1)
+		_, z.err = z.w.Write(h)
+		z.started = true
+	}
+	if len(z.buf) == 0 || z.err != nil {
+		return
+	}
+	enc := snappy.Encode(nil, z.buf)
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(enc)))
+	if _, z.err = z.w.Write(l[:]); z.err == nil {
+		_, z.err = z.w.Write(enc)
+	}
+	z.buf = z.buf[:0]
+}
+
+func (z *snappyJavaWriter) Close() error {
+	z.flush()
+	return z.err
+}
+
+type snappyJavaReader struct {
+	r   *bufio.Reader
+	out []byte
+	pos int
+	in  []byte
+}
+
+func newSnappyJavaReader(r io.Reader) (*snappyJavaReader, error) {
+	br := bufio.NewReader(r)
+	var h [16]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil || !bytes.Equal(h[:8], snappyJavaMagic) {
+		return nil, errors.New("not a snappy-java stream")
+	}
+	return &snappyJavaReader{r: br}, nil
+}
+
+func (z *snappyJavaReader) Read(p []byte) (int, error) {
+	for z.pos == len(z.out) {
+		var l [4]byte
+		if _, err := io.ReadFull(z.r, l[:]); err != nil {
+			if err == io.ErrUnexpectedEOF {
+				return 0, errShort
+			}
+			return 0, err
+		}
+		n := binary.BigEndian.Uint32(l[:])
+		if n > math.MaxInt32 || n > 64<<20 {
+			return 0, fmt.Errorf("snappy block of %d bytes", n)
+		}
+		if cap(z.in) < int(n) {
+			z.in = make([]byte, n)
+		}
+		z.in = z.in[:n]
+		if _, err := io.ReadFull(z.r, z.in); err != nil {
+			return 0, errShort
+		}
+		out, err := snappy.Decode(z.out[:cap(z.out)], z.in)
+		if err != nil {
+			return 0, err
+		}
+		z.out, z.pos = out, 0
+	}
+	n := copy(p, z.out[z.pos:])
+	z.pos += n
+	return n, nil
+}

@@ -1,0 +1,257 @@
+package wal_test
+
+import (
+	"errors"
+	"math/rand"
+	"path"
+	"strings"
+	"testing"
+
+	"zkd/wal"
+	"zkd/wal/vfs"
+)
+
+func open(t testing.TB, opts wal.Options) *wal.Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = "/data"
+	}
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.New(rand.NewSource(1))
+	}
+	s, err := wal.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func closeStore(t testing.TB, s *wal.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func files(t testing.TB, fs vfs.FS, dir string) []string {
+	t.Helper()
+	names, err := fs.List(path.Join(dir, "version-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestReopenGivesTheSameTree(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts wal.Options
+	}{
+		{"one dir", wal.Options{}},
+		{"separate log dir", wal.Options{LogDir: "/txnlog"}},
+		{"small prealloc", wal.Options{PreAllocSize: 4096}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			opts := c.opts
+			opts.FS = fs
+			s := open(t, opts)
+			if got := files(t, fs, "/data"); len(got) != 1 || got[0] != "snapshot.0" {
+				t.Fatalf("fresh data dir holds %v, want snapshot.0 as ZooKeeper writes", got)
+			}
+			w := newWriter(t, s, 1)
+			for i := 0; i < 60; i++ {
+				if err := w.batch(1 + i%9); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := dump(w.tree.Published())
+			closeStore(t, s)
+			if opts.LogDir != "" {
+				logs := files(t, fs, opts.LogDir)
+				if len(logs) != 1 || !strings.HasPrefix(logs[0], "log.") {
+					t.Fatalf("log dir holds %v", logs)
+				}
+			}
+			s2 := open(t, opts)
+			defer closeStore(t, s2)
+			if got := dump(s2.Tree().Published()); got != want {
+				t.Fatalf("reopened tree differs:\n got %.2000s\nwant %.2000s", got, want)
+			}
+			rec := s2.Recovery()
+			if rec.Snapshot != "snapshot.0" || rec.Replayed != int(w.zxid) || rec.Zxid != w.zxid || rec.Truncated != "" {
+				t.Fatalf("recovery %+v, want snapshot.0 and %d txns replayed", rec, w.zxid)
+			}
+			// The new store goes on where the old one stopped.
+			w2 := newWriter(t, s2, 2)
+			if err := w2.batch(5); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestSnapshotsInEveryCompression(t *testing.T) {
+	for _, method := range []string{"", "gz", "snappy", "zstd"} {
+		t.Run("method="+method, func(t *testing.T) {
+			fs := vfs.NewMem()
+			opts := wal.Options{FS: fs, Compression: method}
+			s := open(t, opts)
+			w := newWriter(t, s, 3)
+			for i := 0; i < 40; i++ {
+				if err := w.batch(7); err != nil {
+					t.Fatal(err)
+				}
+			}
+			name, err := s.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSuffix := map[string]string{"": "", "gz": ".gz", "snappy": ".snappy", "zstd": ".zst"}[method]
+			if name != "snapshot.118"+wantSuffix {
+				t.Fatalf("snapshot named %q", name)
+			}
+			for i := 0; i < 5; i++ {
+				if err := w.batch(3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := dump(w.tree.Published())
+			closeStore(t, s)
+			s2 := open(t, opts)
+			defer closeStore(t, s2)
+			if got := dump(s2.Tree().Published()); got != want {
+				t.Fatalf("reopened tree differs:\n got %.2000s\nwant %.2000s", got, want)
+			}
+			if rec := s2.Recovery(); rec.Snapshot != name || rec.Replayed != 15 {
+				t.Fatalf("recovery %+v: want %s and the 15 txns after it", rec, name)
+			}
+		})
+	}
+}
+
+func TestRollsAndSnapshotsBySnapCount(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := wal.Options{FS: fs, SnapCount: 100}
+	s := open(t, opts)
+	w := newWriter(t, s, 4)
+	for i := 0; i < 200; i++ {
+		if err := w.batch(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := dump(w.tree.Published())
+	closeStore(t, s)
+	var logs, snaps int
+	for _, f := range files(t, fs, "/data") {
+		switch {
+		case strings.HasPrefix(f, "log."):
+			logs++
+		case strings.HasPrefix(f, "snapshot."):
+			snaps++
+		}
+	}
+	// 1000 txns with a roll every 50 to 100 txns (batches of 5 may
+	// overshoot by 4): between 10 and 20 log files.
+	if logs < 10 || logs > 21 || snaps < logs-1 {
+		t.Fatalf("%d log files and %d snapshots: %v", logs, snaps, files(t, fs, "/data"))
+	}
+	s2 := open(t, opts)
+	defer closeStore(t, s2)
+	if got := dump(s2.Tree().Published()); got != want {
+		t.Fatal("reopened tree differs")
+	}
+	if rec := s2.Recovery(); rec.Replayed >= 105 {
+		t.Fatalf("recovery replayed %d txns: the newest snapshot was not used (%+v)", rec.Replayed, rec)
+	}
+}
+
+func TestTxnLogSizeLimitRollsFiles(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := wal.Options{FS: fs, TxnLogSizeLimit: 20 << 10}
+	s := open(t, opts)
+	w := newWriter(t, s, 5)
+	for i := 0; i < 100; i++ {
+		if err := w.batch(4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s)
+	n := 0
+	for _, f := range files(t, fs, "/data") {
+		if strings.HasPrefix(f, "log.") {
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d log files with a 20 KB limit: %s", n, fs.Files())
+	}
+}
+
+func TestAppendRefusesZxidsOutOfOrder(t *testing.T) {
+	s := open(t, wal.Options{FS: vfs.NewMem()})
+	defer closeStore(t, s)
+	w := newWriter(t, s, 6)
+	if err := w.batch(3); err != nil {
+		t.Fatal(err)
+	}
+	txn := &wal.Txn{}
+	txn.Header.Zxid = 2
+	if err := s.Append(txn, nil); err == nil || !strings.Contains(err.Error(), "zxids must rise") {
+		t.Fatalf("append of an old zxid: %v", err)
+	}
+}
+
+func TestWriteAndSyncErrorsStopTheLog(t *testing.T) {
+	for _, op := range []string{"write", "sync", "allocate"} {
+		t.Run(op, func(t *testing.T) {
+			fs := vfs.NewMem()
+			var fatal []error
+			opts := wal.Options{FS: fs, PreAllocSize: 4096, OnFatal: func(err error) { fatal = append(fatal, err) }}
+			s := open(t, opts)
+			w := newWriter(t, s, 7)
+			for i := 0; i < 20; i++ {
+				if err := w.batch(3); err != nil {
+					t.Fatal(err)
+				}
+			}
+			acked := w.acked
+			boom := errors.New("injected " + op + " error")
+			fs.Inject(func(o, name string) error {
+				if o == op && strings.Contains(name, "log.") {
+					return boom
+				}
+				return nil
+			})
+			var err error
+			for i := 0; i < 200 && err == nil; i++ {
+				err = w.batch(20) // allocate fails only when the file must grow
+			}
+			if !errors.Is(err, wal.ErrStopped) || !strings.Contains(err.Error(), boom.Error()) {
+				t.Fatalf("batch after the fault: %v", err)
+			}
+			if len(fatal) != 1 {
+				t.Fatalf("OnFatal called %d times", len(fatal))
+			}
+			if w.acked != acked && op != "allocate" {
+				t.Fatalf("txns up to %#x acknowledged after the fault (last good %#x)", w.acked, acked)
+			}
+			if err := w.batch(1); !errors.Is(err, wal.ErrStopped) {
+				t.Fatalf("append after the log stopped: %v", err)
+			}
+			if err := s.Close(); !errors.Is(err, wal.ErrStopped) {
+				t.Fatalf("close after a fault: %v", err)
+			}
+			// Nothing acknowledged is lost.
+			fs.Inject(nil)
+			s2 := open(t, wal.Options{FS: fs.Crash(nil)})
+			defer closeStore(t, s2)
+			if got := s2.Tree().Zxid(); got < w.acked {
+				t.Fatalf("recovered up to %#x, but %#x was acknowledged", got, w.acked)
+			}
+		})
+	}
+}
