@@ -66,9 +66,9 @@ func appendEntry(dst []byte, t *Txn) []byte {
 type entryStatus int
 
 const (
-	entryOK   entryStatus = iota
-	entryEnd              // a zero length: the preallocated rest of the file, or its end
-	entryBad              // a record that is cut short or fails its checksum
+	entryOK  entryStatus = iota
+	entryEnd             // a zero length: the preallocated rest of the file, or its end
+	entryBad             // a record that is cut short or fails its checksum
 )
 
 // parseEntry looks at the log entry at the start of b and returns its
