@@ -27,6 +27,7 @@ type writer struct {
 	r     *rand.Rand
 	open  []int64 // sessions created and not closed
 	acked int64   // the last zxid whose Append completed without error
+	all   []ztree.Txn // every txn prepped, in zxid order
 }
 
 func newWriter(t testing.TB, s *wal.Store, seed int64) *writer {
@@ -90,6 +91,7 @@ func (w *writer) batch(n int) error {
 		// A request that fails still gives a txn (an error txn).
 		txns[i], _ = w.tree.Prep(w.request())
 	}
+	w.all = append(w.all, txns...)
 	done := make(chan error, n)
 	for i := range txns {
 		if err := w.s.Append(logged(&txns[i]), func(err error) { done <- err }); err != nil {
@@ -130,4 +132,15 @@ func dump(v *ztree.View) string {
 	})
 	fmt.Fprintf(&b, "zxid %x digest %x\n", v.Zxid(), v.Digest())
 	return b.String()
+}
+
+// replayed is the tree after the first n txns of all, applied to a fresh
+// tree: what a recovery that ends at txn n must give.
+func replayed(all []ztree.Txn, base *ztree.Tree, n int) *ztree.Tree {
+	t := base
+	for i := 0; i < n; i++ {
+		t.Apply(&all[i].Header, all[i].Record)
+	}
+	t.Publish()
+	return t
 }

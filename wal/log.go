@@ -226,7 +226,7 @@ func (s *Store) writer() {
 
 // stop fails the batch in hand and everything queued, for good.
 func (s *Store) stop(err error, b *batch) {
-	err = fmt.Errorf("%w: %v", ErrStopped, err)
+	err = fmt.Errorf("%w: %w", ErrStopped, err)
 	s.log.Error("txn log write failed; the log is stopped and no further write will be acknowledged", "err", err)
 	for _, d := range b.done {
 		d(err)

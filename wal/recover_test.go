@@ -1,0 +1,221 @@
+package wal_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/adler32"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"zkd/wal"
+	"zkd/wal/vfs"
+)
+
+// written returns a data dir holding log files (rolled by size) and only
+// snapshot.0, and the tree it holds.
+func written(t *testing.T, seed int64) (*vfs.Mem, string) {
+	t.Helper()
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs, TxnLogSizeLimit: 2 << 10, PreAllocSize: 64 << 10})
+	w := newWriter(t, s, seed)
+	for i := 0; i < 40; i++ {
+		if err := w.batch(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s)
+	return fs, dump(w.tree.Published())
+}
+
+func logFiles(t *testing.T, fs *vfs.Mem) []string {
+	var out []string
+	for _, f := range files(t, fs, "/data") {
+		if strings.HasPrefix(f, "log.") {
+			out = append(out, "/data/version-2/"+f)
+		}
+	}
+	// Sort by zxid, not by name.
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if len(out[j]) < len(out[i]) || len(out[j]) == len(out[i]) && out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	if len(out) < 3 {
+		t.Fatalf("want several log files, have %v", out)
+	}
+	return out
+}
+
+// entryOffsets lists where each txn of a log file starts.
+func entryOffsets(t *testing.T, fs *vfs.Mem, name string) ([]int, []byte) {
+	raw, err := vfs.ReadFile(fs, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int
+	for off := 16; off+12 <= len(raw); {
+		n := int(binary.BigEndian.Uint32(raw[off+8:]))
+		if n == 0 {
+			break
+		}
+		offs = append(offs, off)
+		off += 12 + n + 1
+	}
+	return offs, raw
+}
+
+func patch(t *testing.T, fs *vfs.Mem, name string, off int64, b []byte) {
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
+	t.Run("older file", func(t *testing.T) {
+		fs, _ := written(t, 11)
+		logs := logFiles(t, fs)
+		offs, raw := entryOffsets(t, fs, logs[0])
+		off := offs[len(offs)/2]
+		patch(t, fs, logs[0], int64(off+20), []byte{raw[off+20] ^ 0x40})
+		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		var ce *wal.CorruptError
+		if !errors.As(err, &ce) || ce.File != logs[0] || ce.Offset != int64(off) {
+			t.Fatalf("got %v, want a CorruptError for %s at %d", err, logs[0], off)
+		}
+		if !strings.Contains(err.Error(), "truncate -s") || !strings.Contains(err.Error(), logs[0]) {
+			t.Fatalf("the message does not say what to do: %v", err)
+		}
+	})
+	t.Run("newest file, intact txns after", func(t *testing.T) {
+		fs, _ := written(t, 12)
+		logs := logFiles(t, fs)
+		last := logs[len(logs)-1]
+		offs, raw := entryOffsets(t, fs, last)
+		if len(offs) < 3 {
+			t.Fatalf("newest log has %d txns", len(offs))
+		}
+		off := offs[1]
+		patch(t, fs, last, int64(off+14), []byte{raw[off+14] ^ 1})
+		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		var ce *wal.CorruptError
+		if !errors.As(err, &ce) || ce.File != last || ce.Offset != int64(off) {
+			t.Fatalf("got %v, want a CorruptError for %s at %d", err, last, off)
+		}
+	})
+	t.Run("a txn whose checksum is right but whose content is not", func(t *testing.T) {
+		fs, _ := written(t, 13)
+		logs := logFiles(t, fs)
+		offs, raw := entryOffsets(t, fs, logs[1])
+		// Change the time of a txn and fix its checksum: only the digest
+		// can tell.
+		for _, off := range offs {
+			n := int(binary.BigEndian.Uint32(raw[off+8:]))
+			payload := append([]byte(nil), raw[off+12:off+12+n]...)
+			// TxnHeader: clientId 8, cxid 4, zxid 8, time 8, type 4.
+			typ := int32(binary.BigEndian.Uint32(payload[28:]))
+			if typ != 5 { // setData: its mtime goes into the digest
+				continue
+			}
+			payload[27] ^= 1
+			var sum [8]byte
+			binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
+			patch(t, fs, logs[1], int64(off), sum[:])
+			patch(t, fs, logs[1], int64(off+12), payload)
+			_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+			if !errors.Is(err, wal.ErrDigestMismatch) {
+				t.Fatalf("got %v, want ErrDigestMismatch", err)
+			}
+			return
+		}
+		t.Fatal("no setData txn to change")
+	})
+	t.Run("no snapshot and the log's start is gone", func(t *testing.T) {
+		fs, _ := written(t, 14)
+		logs := logFiles(t, fs)
+		fs.Remove("/data/version-2/snapshot.0")
+		fs.Remove(logs[0])
+		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		if err == nil || !strings.Contains(err.Error(), "no snapshot") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a log file in the middle is missing", func(t *testing.T) {
+		fs, _ := written(t, 15)
+		logs := logFiles(t, fs)
+		fs.Remove(logs[1])
+		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		var ce *wal.CorruptError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestTornTailIsCutWithALogLine(t *testing.T) {
+	fs, _ := written(t, 16)
+	logs := logFiles(t, fs)
+	last := logs[len(logs)-1]
+	offs, raw := entryOffsets(t, fs, last)
+	off := offs[len(offs)-1]
+	// Tear the last txn: its second half never reached the disk.
+	n := int(binary.BigEndian.Uint32(raw[off+8:]))
+	patch(t, fs, last, int64(off+12+n/2), make([]byte, n/2+2))
+	var logged bytes.Buffer
+	s, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	rec := s.Recovery()
+	if !strings.Contains(rec.Truncated, last) || !strings.Contains(logged.String(), "cutting off a torn write") {
+		t.Fatalf("recovery %+v; log:\n%s", rec, logged.String())
+	}
+	size := func() int64 {
+		f, _ := fs.Open(last)
+		defer f.Close()
+		n, _ := f.Size()
+		return n
+	}
+	if size() != int64(off) {
+		t.Fatalf("%s is %d bytes, want it cut at %d", last, size(), off)
+	}
+}
+
+func TestUnreadableSnapshotIsPassedOver(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs})
+	w := newWriter(t, s, 17)
+	for i := 0; i < 30; i++ {
+		if err := w.batch(4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dump(w.tree.Published())
+	closeStore(t, s)
+	// Damage the middle of the new snapshot.
+	p := "/data/version-2/" + name
+	raw, _ := vfs.ReadFile(fs, p)
+	patch(t, fs, p, int64(len(raw)/2), []byte{raw[len(raw)/2] ^ 0x10})
+	s2 := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s2)
+	rec := s2.Recovery()
+	if rec.Snapshot != "snapshot.0" || len(rec.SkippedSnapshots) != 1 || rec.SkippedSnapshots[0] != name {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := dump(s2.Tree().Published()); got != want {
+		t.Fatal("tree differs after falling back to the older snapshot")
+	}
+}
