@@ -25,8 +25,8 @@ type writer struct {
 	tree  *ztree.Tree
 	zxid  int64
 	r     *rand.Rand
-	open  []int64 // sessions created and not closed
-	acked int64   // the last zxid whose Append completed without error
+	open  []int64     // sessions created and not closed
+	acked int64       // the last zxid whose Append completed without error
 	all   []ztree.Txn // every txn prepped, in zxid order
 }
 
