@@ -2,11 +2,11 @@
 # it installs what the tests need, then vets and tests everything.
 
 GO ?= go
-# Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8)
-# and a Java runtime for it.
-DEBIAN_PACKAGES := zookeeper default-jre-headless
+# Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8),
+# a Java runtime for it, and snappy-java for its snappy snapshots.
+DEBIAN_PACKAGES := zookeeper default-jre-headless libsnappy-java
 # Files whose presence shows the packages are installed.
-DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java
+DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/share/java/snappy-java.jar
 FUZZTIME ?= 60s
 FUZZ_TARGETS := FuzzRecord FuzzRequest FuzzReply FuzzTxn FuzzFrameReader
 

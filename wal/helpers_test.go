@@ -44,7 +44,7 @@ func (w *writer) request() *ztree.Request {
 	r := w.r
 	if len(w.open) == 0 || r.Intn(40) == 0 {
 		id := int64(0x100000000 + w.zxid)
-		req.Session, req.Op, req.Body = id, wire.OpCreateSession, &wire.CreateSessionTxn{TimeOut: int32(4000 + r.Intn(30000))}
+		req.Session, req.Op, req.Body = id, wire.OpCreateSession, &wire.CreateSessionTxn{TimeOut: int32(20000 + r.Intn(20000))}
 		w.open = append(w.open, id)
 		return req
 	}

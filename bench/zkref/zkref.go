@@ -50,6 +50,9 @@ type Options struct {
 	// reads several settings, such as zookeeper.extendedTypesEnabled,
 	// only from there).
 	SystemProperties map[string]string
+	// ClassPath adds jars to the server's class path (snappy-java for
+	// snappy snapshots, say).
+	ClassPath []string
 	// StartTimeout bounds the wait for the server to serve; default 60 s.
 	StartTimeout time.Duration
 }
@@ -94,7 +97,7 @@ func Start(dir string, opts Options) (*Server, error) {
 		args = append(args, "-D"+k+"="+v)
 	}
 	sort.Strings(args)
-	args = append(args, "-cp", strings.Join(Jars, ":"), "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	args = append(args, "-cp", strings.Join(append(append([]string(nil), Jars...), opts.ClassPath...), ":"), "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
 	logFile, err := os.Create(filepath.Join(dir, "zookeeper.out"))
 	if err != nil {
 		return nil, err
@@ -152,13 +155,15 @@ func (s *Server) serving() bool {
 	return bytes.Contains(out, []byte("Mode: "))
 }
 
-// Stop kills the server and waits for it to exit.
+// Stop kills the server (SIGKILL) and waits for it to exit. Calling it
+// again returns at once.
 func (s *Server) Stop() error {
 	if s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 	}
 	select {
-	case <-s.done:
+	case err := <-s.done:
+		s.done <- err // for the next Stop
 	case <-time.After(30 * time.Second):
 		return errors.New("zkref: server did not exit")
 	}
