@@ -42,6 +42,12 @@ type Options struct {
 	// Compression is snapshot.compression.method: "", "gz", "snappy" or
 	// "zstd" (zkd only).
 	Compression string
+	// PurgeInterval is autopurge.purgeInterval: how often old snapshots
+	// and log files are removed; 0 (ZooKeeper's default) never.
+	PurgeInterval time.Duration
+	// PurgeRetain is autopurge.snapRetainCount: the snapshots a purge
+	// keeps (default and minimum 3).
+	PurgeRetain int
 	// Tree are the tree options of the recovered tree.
 	Tree ztree.Options
 	// Logger gets the log's notices; slog.Default() when nil.
@@ -103,6 +109,8 @@ type Store struct {
 	rollAt    int   // txn count of the next snapshot point
 	rollSize  int64 // byte count of the next snapshot point
 	rng       *rand.Rand
+
+	stopPurge chan struct{}
 
 	snapMu   sync.Mutex  // one snapshot at a time
 	snapBusy atomic.Bool // a background snapshot is running
@@ -434,6 +442,7 @@ func (s *Store) Close() error {
 	s.closing = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
+	close(s.stopPurge)
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()

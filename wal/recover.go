@@ -90,6 +90,8 @@ func Open(opts Options) (*Store, error) {
 		snapDir: filepath.Join(opts.Dir, versionDir),
 		logDir:  filepath.Join(opts.LogDir, versionDir),
 		rng:     opts.Rand,
+
+		stopPurge: make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for _, d := range []string{s.snapDir, s.logDir} {
@@ -125,6 +127,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.wg.Add(1)
 	go s.writer()
+	if opts.PurgeInterval > 0 {
+		s.wg.Add(1)
+		go s.autopurge(max(opts.PurgeRetain, MinRetain), opts.PurgeInterval)
+	}
 	return s, nil
 }
 
