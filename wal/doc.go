@@ -1,8 +1,61 @@
 // Package wal is zkd's durability: the group-committed transaction log,
-// fuzzy snapshots, segment rolling, purge and crash recovery, in Apache
-// ZooKeeper 3.8's data-directory layout (version-2/log.<zxid>,
-// version-2/snapshot.<zxid>). The file system sits behind an interface so
-// tests can crash it.
+// snapshots, log rolling, purge and crash recovery, in Apache ZooKeeper
+// 3.8's data-directory format, so a ZooKeeper data directory starts zkd and
+// a zkd data directory starts ZooKeeper.
 //
-// Status: not built yet; this package only reserves its place in the design.
+// # Layout
+//
+//	<dataLogDir>/version-2/log.<hex zxid of its first txn>
+//	<dataDir>/version-2/snapshot.<hex zxid>[.gz|.snappy|.zst]
+//
+// A log file is a 16-byte header (magic "ZKLG", version 2, dbid 0) and then,
+// per txn, the Adler-32 checksum of the entry as an 8-byte long, the
+// entry's length, the entry (TxnHeader, the txn record, and the TxnDigest
+// where ZooKeeper writes one) and the end-of-record byte 'B'. Files are
+// preallocated with zeros in PreAllocSize steps; a zero length marks the end.
+// A snapshot is ZooKeeper's FileSnap stream: header ("ZKSN", 2, -1), the
+// sessions, the ACL table, the znodes depth first, "/" to end them, an
+// Adler-32 seal, the zxid digest and a second seal; optionally compressed
+// as a whole (gz, snappy-java's framing, or zstd as zkd's own extension).
+//
+// # The commit rules
+//
+// One goroutine owns the log. Append encodes a txn into the queue and
+// returns; the writer takes everything queued as one batch, writes it with
+// one call, fdatasyncs once, and then — only then — calls the batch's done
+// callbacks in zxid order and OnSync with its last zxid. While it writes,
+// the next batch queues up, so batches grow with the load and a lone txn
+// goes out at once: no timer ever delays a write.
+//
+//   - A txn is acknowledged (its done callback runs with nil) only after the
+//     fsync covering it returned, and only after every earlier txn was.
+//   - A new log file's header and directory entry are made durable before
+//     any txn in it is acknowledged.
+//   - A write or fsync error stops the log for good: the batch in hand and
+//     everything queued fail, OnFatal is called, later Appends fail. It is
+//     never retried (after a failed fsync the page cache may already have
+//     dropped the data; retrying would report success for lost data).
+//   - Callers apply a txn to the tree only after it is durable, so a
+//     snapshot, which is written from the newest published tree, never holds
+//     a txn the log could lose.
+//
+// # Recovery
+//
+// Open loads the newest snapshot that reads back intact (an unreadable one,
+// such as one cut short by a crash, is passed over for the one before),
+// replays every logged txn after it, and checks the tree's digest against
+// the digests logged with the txns and the snapshot's own. The newest log
+// file may end in a torn write — a batch the crash cut — and that tail is
+// cut off with a log line: none of it was acknowledged. Damage anywhere else
+// stops Open with a *CorruptError naming the file and offset, because the
+// txns after it would otherwise be lost without a word.
+//
+// The file system sits behind package vfs; vfs.Mem models what a power
+// cut keeps, which is how the crash tests work.
+//
+//	s, err := wal.Open(wal.Options{Dir: "zkd-data"})
+//	tree := s.Tree()                      // the recovered namespace
+//	txn, _ := tree.Prep(&req)             // on the applier goroutine
+//	s.Append(&wal.Txn{Header: txn.Header, Record: txn.Record, Digest: &txn.Digest},
+//		func(err error) { /* durable: apply, publish, reply */ })
 package wal

@@ -1,7 +1,9 @@
 package wal_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -143,4 +145,37 @@ func replayed(all []ztree.Txn, base *ztree.Tree, n int) *ztree.Tree {
 	}
 	t.Publish()
 	return t
+}
+
+var fingerprintSeed = maphash.MakeSeed()
+
+// fingerprint hashes what dump prints, without fmt: the crash test
+// compares thousands of trees.
+func fingerprint(v *ztree.View) uint64 {
+	var h maphash.Hash
+	h.SetSeed(fingerprintSeed)
+	var b []byte
+	v.Walk(func(n ztree.Node) bool {
+		p := n.Persisted
+		b = append(b[:0], n.Path...)
+		b = append(b, 0)
+		b = append(b, n.Data...)
+		for _, x := range []int64{p.Czxid, p.Mzxid, p.Pzxid, p.Ctime, p.Mtime, int64(p.Version), int64(p.Cversion),
+			int64(p.Aversion), p.EphemeralOwner, int64(n.Stat.NumChildren)} {
+			b = binary.AppendVarint(b, x)
+		}
+		for _, a := range n.ACL {
+			b = a.Append(b)
+		}
+		h.Write(b)
+		return true
+	})
+	v.Sessions(func(s ztree.Session) bool {
+		b = binary.AppendVarint(binary.AppendVarint(b[:0], s.ID), int64(s.Timeout))
+		h.Write(b)
+		return true
+	})
+	b = binary.AppendVarint(binary.AppendVarint(b[:0], v.Zxid()), int64(v.Digest()))
+	h.Write(b)
+	return h.Sum64()
 }
