@@ -255,3 +255,93 @@ func TestWriteAndSyncErrorsStopTheLog(t *testing.T) {
 		})
 	}
 }
+
+func TestForceSyncNoWritesButNeverSyncs(t *testing.T) {
+	fs := vfs.NewMem()
+	var syncs, writes int
+	fs.Inject(func(op, name string) error {
+		if strings.Contains(name, "log.") {
+			switch op {
+			case "sync":
+				syncs++
+			case "write":
+				writes++
+			}
+		}
+		return nil
+	})
+	s := open(t, wal.Options{FS: fs, NoSync: true})
+	w := newWriter(t, s, 8)
+	for i := 0; i < 20; i++ {
+		if err := w.batch(3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := dump(w.tree.Published())
+	closeStore(t, s)
+	if syncs != 0 || writes == 0 {
+		t.Fatalf("forceSync=no: %d fsyncs and %d writes of the log", syncs, writes)
+	}
+	// Written all the same: a clean restart (not a power cut) has it all.
+	s2 := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s2)
+	if dump(s2.Tree().Published()) != want {
+		t.Fatal("a clean restart after forceSync=no lost txns")
+	}
+}
+
+func TestLogGrowsInPreallocatedSteps(t *testing.T) {
+	fs := vfs.NewMem()
+	const step = 4 << 10
+	var sizes []int64
+	s := open(t, wal.Options{FS: fs, PreAllocSize: step, OnSync: func(int64) {
+		f, err := fs.Open("/data/version-2/log.1")
+		if err != nil {
+			return
+		}
+		n, _ := f.Size()
+		f.Close()
+		sizes = append(sizes, n)
+	}})
+	w := newWriter(t, s, 9)
+	for i := 0; i < 60; i++ {
+		if err := w.batch(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s)
+	grew := 0
+	for i, n := range sizes {
+		if n%step != 0 {
+			t.Fatalf("log file is %d bytes, not a multiple of the %d-byte step", n, step)
+		}
+		if i > 0 && n > sizes[i-1] {
+			grew++
+		}
+	}
+	if grew < 2 {
+		t.Fatalf("the log grew %d times over %d commits: %v", grew, len(sizes), sizes)
+	}
+	// A finished log file loses its zeros.
+	f, _ := fs.Open("/data/version-2/log.1")
+	n, _ := f.Size()
+	raw, _ := vfs.ReadFile(fs, "/data/version-2/log.1")
+	if n%step == 0 || raw[n-1] != 'B' {
+		t.Fatalf("closed log file is %d bytes, ending in %q", n, raw[n-1])
+	}
+}
+
+func TestSnapshotBySnapSizeLimit(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs, SnapSizeLimit: 64 << 10, PreAllocSize: 64 << 10})
+	w := newWriter(t, s, 10)
+	for i := 0; i < 100; i++ {
+		if err := w.batch(5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s)
+	if n := count(t, fs, "/data", "snapshot."); n < 3 {
+		t.Fatalf("%d snapshots with a 64 KB snapSizeLimit: %s", n, fs.Files())
+	}
+}
