@@ -5,10 +5,13 @@ import (
 	"math/rand"
 	"path"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"zkd/wal"
 	"zkd/wal/vfs"
+	"zkd/wire"
 )
 
 func open(t testing.TB, opts wal.Options) *wal.Store {
@@ -343,5 +346,69 @@ func TestSnapshotBySnapSizeLimit(t *testing.T) {
 	closeStore(t, s)
 	if n := count(t, fs, "/data", "snapshot."); n < 3 {
 		t.Fatalf("%d snapshots with a 64 KB snapSizeLimit: %s", n, fs.Files())
+	}
+}
+
+func TestGroupCommitBatchesUnderLoadAndNotWhenIdle(t *testing.T) {
+	fs := vfs.NewMem()
+	var mu sync.Mutex
+	syncs := 0
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			time.Sleep(5 * time.Millisecond) // a slow disk
+			mu.Lock()
+			syncs++
+			mu.Unlock()
+		}
+		return nil
+	})
+	s := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s)
+	zxid := s.Tree().Zxid()
+	var order []int64
+	done := make(chan struct{}, 1000)
+	appendOne := func() {
+		zxid++
+		z := zxid
+		txn := &wal.Txn{Header: wire.TxnHeader{Zxid: z, Type: wire.OpCreateSession}, Record: &wire.CreateSessionTxn{TimeOut: 30000}}
+		if err := s.Append(txn, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			order = append(order, z) // the log's goroutine only
+			done <- struct{}{}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 300; i++ {
+		appendOne()
+	}
+	for i := 0; i < 300; i++ {
+		<-done
+	}
+	mu.Lock()
+	loaded := syncs
+	mu.Unlock()
+	if loaded > 30 {
+		t.Fatalf("300 txns appended at once took %d fsyncs: no batching", loaded)
+	}
+	// Idle: each lone txn gets its own fsync at once.
+	for i := 0; i < 3; i++ {
+		appendOne()
+		<-done
+	}
+	mu.Lock()
+	if syncs != loaded+3 {
+		t.Fatalf("3 lone txns took %d fsyncs", syncs-loaded)
+	}
+	mu.Unlock()
+	for i := 1; i < len(order); i++ {
+		if order[i] != order[i-1]+1 {
+			t.Fatalf("callbacks out of zxid order: %d after %d", order[i], order[i-1])
+		}
+	}
+	if s.Durable() != zxid {
+		t.Fatalf("Durable() = %d, want %d", s.Durable(), zxid)
 	}
 }
