@@ -98,6 +98,11 @@ func Open(opts Options) (*Store, error) {
 		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("wal: %w", err)
 		}
+		// Make version-2's own name durable, or a power cut could take
+		// the directory with every file in it.
+		if err := s.fs.SyncDir(filepath.Dir(d)); err != nil {
+			return nil, fmt.Errorf("wal: fsync of %s: %w", filepath.Dir(d), err)
+		}
 	}
 	needSnap, err := s.recover()
 	if err != nil {
