@@ -90,7 +90,8 @@ type Conn struct {
 	err      error
 	lastSend time.Time
 
-	quiet atomic.Bool // Close has begun: replies go unreported
+	quiet   atomic.Bool // Close has begun: replies go unreported
+	onEvent atomic.Pointer[EventHandler]
 
 	wake chan struct{}
 	done chan struct{}
@@ -145,6 +146,7 @@ func Dial(addr string, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("client: %s refused the session", addr)
 	}
 	nc.SetDeadline(time.Time{})
+	c.onEvent.Store(&opts.OnEvent)
 	c.queue = make([]inflight, 64)
 	c.lastSend = time.Now()
 	c.wg.Add(2)
@@ -197,6 +199,9 @@ func (c *Conn) grow() {
 	}
 	c.queue, c.qhead = q, 0
 }
+
+// SetEventHandler replaces the watch event handler (nil for none).
+func (c *Conn) SetEventHandler(h EventHandler) { c.onEvent.Store(&h) }
 
 // Outstanding is the number of requests in flight.
 func (c *Conn) Outstanding() int {
@@ -293,8 +298,8 @@ func (c *Conn) dispatch(p []byte) error {
 		if _, err := c.ev.Decode(p[16:], wire.Alias); err != nil {
 			return err
 		}
-		if c.opts.OnEvent != nil {
-			c.opts.OnEvent(c, &c.ev, now)
+		if h := c.onEvent.Load(); h != nil && *h != nil {
+			(*h)(c, &c.ev, now)
 		}
 		return nil
 	}
