@@ -85,13 +85,13 @@ func (l LatencyStats) Hist() *Histogram { return l.hist }
 
 // Phase is the result of one phase of a workload.
 type Phase struct {
-	Name      string             `json:"name"`
-	Ops       int64              `json:"ops"`     // replies counted (errors included)
-	Seconds   float64            `json:"seconds"` // measured time
-	OpsPerSec float64            `json:"ops_per_sec"`
-	Samples   []float64          `json:"samples_ops_per_sec,omitempty"` // per Interval
+	Name      string                  `json:"name"`
+	Ops       int64                   `json:"ops"`     // replies counted (errors included)
+	Seconds   float64                 `json:"seconds"` // measured time
+	OpsPerSec float64                 `json:"ops_per_sec"`
+	Samples   []float64               `json:"samples_ops_per_sec,omitempty"` // per Interval
 	Latency   map[string]LatencyStats `json:"latency"`                       // by op name, and "all"
-	Errors    map[string]int64   `json:"errors,omitempty"`              // error replies by code
+	Errors    map[string]int64        `json:"errors,omitempty"`              // error replies by code
 }
 
 // worker is one connection and what it is doing in the current phase.
