@@ -155,6 +155,9 @@ func (s *Server) serving() bool {
 	return bytes.Contains(out, []byte("Mode: "))
 }
 
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Stop kills the server (SIGKILL) and waits for it to exit. Calling it
 // again returns at once.
 func (s *Server) Stop() error {
@@ -182,6 +185,12 @@ func renderConfig(cfg map[string]string) string {
 	}
 	return b.String()
 }
+
+// FreePort returns a loopback port nobody is using now.
+func FreePort() (int, error) { return freePort() }
+
+// RenderConfig renders zoo.cfg lines, keys sorted.
+func RenderConfig(cfg map[string]string) string { return renderConfig(cfg) }
 
 // freePort asks the kernel for a loopback port nobody is using.
 func freePort() (int, error) {

@@ -1,6 +1,5 @@
-// Command zkbench will measure any ZooKeeper-compatible server the way
-// ZooKeeper's authors did (saturation sweep, latency phases) and compare zkd
-// with Apache ZooKeeper side by side.
-//
-// It is not built yet: today it says so and exits with status 2.
+// Command zkbench measures any ZooKeeper-compatible server the way
+// ZooKeeper's authors did (saturate, latency, timed) and compares zkd with
+// Apache ZooKeeper side by side (compare). `zkbench help` explains each
+// workload; the work is done by package bench.
 package main

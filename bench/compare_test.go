@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"bytes"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
+)
+
+func TestCompareAlternatesAndMeasures(t *testing.T) {
+	zkreftest.Start(t, zkref.Options{}) // skips or fails loudly without ZooKeeper
+	cc := CompareConfig{
+		Bench: Config{Clients: 2, Outstanding: 4, DataSize: 100, Znodes: 20, Duration: 400 * time.Millisecond,
+			Warmup: 100 * time.Millisecond, Seed: 1},
+		Workload: "saturate", Reads: []int{100}, Kinds: []string{KindZooKeeper, KindNull}, Rounds: 2, RestartZnodes: 300,
+	}
+	var log bytes.Buffer
+	cc.Log = &log
+	res, err := Compare(cc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(res.Rounds) != 2 {
+		t.Fatalf("%d rounds", len(res.Rounds))
+	}
+	for i, row := range res.Rounds {
+		if len(row) != 2 || row[0].Server != KindZooKeeper || row[1].Server != KindNull {
+			t.Fatalf("round %d ran %v", i, row)
+		}
+		for _, r := range row {
+			if r.Phases[0].Ops == 0 {
+				t.Fatalf("round %d %s: no ops", i, r.Server)
+			}
+		}
+	}
+	if !strings.Contains(log.String(), "round 1/2: saturate on zookeeper\nround 1/2: saturate on null\nround 2/2: saturate on zookeeper") {
+		t.Fatalf("not alternating:\n%s", log.String())
+	}
+	if res.PeakRSS[KindZooKeeper] < 10<<20 {
+		t.Fatalf("ZooKeeper's peak RSS %d bytes", res.PeakRSS[KindZooKeeper])
+	}
+	if r := res.Restart[KindZooKeeper]; r.Znodes != 300 || r.Seconds <= 0 {
+		t.Fatalf("restart %+v", r)
+	}
+	var out bytes.Buffer
+	WriteComparison(&out, res)
+	for _, want := range []string{"zookeeper/null", "saturate reads=100% ops/s", "saturate reads=100% p99 ms", "peak RSS MB", "restart to serving s (300 znodes)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("comparison lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestPlotDrawsPNGAndSVG(t *testing.T) {
+	h := new(Histogram)
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	mk := func(server string, scale float64) *Result {
+		r := &Result{Workload: "saturate", Server: server}
+		for _, pct := range []int{0, 50, 100} {
+			r.Phases = append(r.Phases, Phase{Name: "reads=" + strconv.Itoa(pct) + "%", OpsPerSec: scale * float64(1000+pct*10),
+				Latency: map[string]LatencyStats{"all": summarize(h)}})
+		}
+		return r
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"p.png", "p.svg"} {
+		f := filepath.Join(dir, name)
+		if err := Plot(f, []*Result{mk("a", 1), mk("b", 3)}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) < 1000 {
+			t.Fatalf("%s: %d bytes, %v", name, len(b), err)
+		}
+		if strings.HasSuffix(name, ".png") {
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil || img.Bounds().Dx() < 2*img.Bounds().Dy() {
+				t.Fatalf("png: %v, bounds %v (want two panels side by side)", err, img.Bounds())
+			}
+		} else if !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("Throughput vs. read percentage")) {
+			t.Fatal("svg lacks the throughput panel")
+		}
+	}
+	if err := Plot(filepath.Join(dir, "p.gif"), []*Result{mk("a", 1)}); err == nil {
+		t.Fatal("a .gif plot was accepted")
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	h := new(Histogram)
+	for i := 1; i <= 100000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.9, 90 * time.Millisecond}, {0.99, 99 * time.Millisecond}} {
+		got := h.Quantile(c.q)
+		if d := float64(got-c.want) / float64(c.want); d > 0.035 || d < -0.035 {
+			t.Errorf("q%.2f = %v, want %v within 3.5%%", c.q, got, c.want)
+		}
+	}
+	if h.Max() != 100*time.Millisecond || h.Count() != 100000 || h.Quantile(1) != h.Max() {
+		t.Fatalf("max %v count %d", h.Max(), h.Count())
+	}
+}

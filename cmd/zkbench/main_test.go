@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"zkd/bench"
+	"zkd/bench/nullserver"
+)
+
+func TestSaturateCommandOnTheNullServer(t *testing.T) {
+	srv, err := nullserver.Start("127.0.0.1:0", 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	plot := filepath.Join(t.TempDir(), "sat.svg")
+	var out, errb bytes.Buffer
+	code := run([]string{"saturate", "--servers", srv.Addr(), "--reads", "0,100", "--duration", "300ms", "--warmup", "100ms",
+		"--clients", "2", "--outstanding", "8", "--znodes", "10", "--json", "--plot", plot}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res []bench.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(res) != 1 || len(res[0].Phases) != 2 || res[0].Phases[1].Name != "reads=100%" || res[0].Phases[1].OpsPerSec <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(errb.String(), "reads=") {
+		t.Fatalf("no progress line on stderr: %q", errb.String())
+	}
+}
+
+func TestTableOutputAndBadFlags(t *testing.T) {
+	srv, err := nullserver.Start("127.0.0.1:0", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"timed", "--servers", srv.Addr(), "--mode", "sync", "--duration", "200ms", "--warmup", "0s",
+		"--clients", "1", "--progress=false"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"timed: servers=" + srv.Addr(), "phase", "ops/s", "p99 ms", "read", "set single", "delete"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"saturate", "--reads", "120"},
+		{"latency", "--mode", "fast"},
+		{"saturate", "--plot", "x.jpg"},
+		{"frobnicate"},
+	} {
+		errb.Reset()
+		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
+			t.Errorf("%v: exit %d, said %q", args, code, errb.String())
+		}
+	}
+	out.Reset()
+	if run([]string{"help"}, &out, &errb) != 0 || !strings.Contains(out.String(), "saturate") || !strings.Contains(out.String(), "compare") {
+		t.Fatalf("help: %s", out.String())
+	}
+	out.Reset()
+	if run([]string{"help", "latency"}, &out, &errb) != 0 || !strings.Contains(out.String(), "-mode") {
+		t.Fatalf("help latency: %s", out.String())
+	}
+}
