@@ -41,7 +41,7 @@ unit:
 	ZKD_REQUIRE_REFERENCE=1 $(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./wire
+	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client
 
 # Fuzzing stays out of `make test`; the seed corpora run there.
 fuzz:
