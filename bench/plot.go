@@ -128,6 +128,7 @@ func cdfPlot(results []*Result) (*plot.Plot, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Millimeter * 3
+	p.Legend.TextStyle.Font.Size = vg.Points(8)
 	p.Add(plotter.NewGrid())
 	n := 0
 	for ri, r := range results {
