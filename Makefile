@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := zookeeper default-jre-headless libsnappy-java
 # Files whose presence shows the packages are installed.
 DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/share/java/snappy-java.jar
 FUZZTIME ?= 60s
-FUZZ_TARGETS := FuzzRecord FuzzRequest FuzzReply FuzzTxn FuzzFrameReader
+FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wal:FuzzRecovery
 
 .PHONY: test deps deps-go deps-debian vet fmt-check unit bench fuzz golden
 
@@ -45,9 +45,10 @@ bench:
 
 # Fuzzing stays out of `make test`; the seed corpora run there.
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		echo "== $$t for $(FUZZTIME)"; \
-		$(GO) test ./wire -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+		p=$${pt%%:*}; t=$${pt#*:}; \
+		echo "== $$p $$t for $(FUZZTIME)"; \
+		$(GO) test ./$$p -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 # Re-records the golden wire vectors (needs zookeeper, zookeeper-bin for the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/adler32"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -217,5 +218,34 @@ func TestUnreadableSnapshotIsPassedOver(t *testing.T) {
 	}
 	if got := dump(s2.Tree().Published()); got != want {
 		t.Fatal("tree differs after falling back to the older snapshot")
+	}
+}
+
+// A damaged length in a snapshot must not make recovery allocate what it
+// claims: the file is skipped, at the cost of the bytes actually there.
+func TestSnapshotWithAHugeLengthIsSkippedCheaply(t *testing.T) {
+	fs := vfs.NewMem()
+	closeStore(t, open(t, wal.Options{FS: fs}))
+	var b []byte
+	b = binary.BigEndian.AppendUint32(b, 0x5a4b534e) // ZKSN
+	b = binary.BigEndian.AppendUint32(b, 2)
+	b = binary.BigEndian.AppendUint64(b, ^uint64(0))
+	b = binary.BigEndian.AppendUint32(b, 0)          // no sessions
+	b = binary.BigEndian.AppendUint32(b, 0)          // no ACLs
+	b = binary.BigEndian.AppendUint32(b, 0x3fffffff) // a 1 GB path
+	b = append(b, "/only a few bytes"...)
+	f, _ := fs.Create("/data/version-2/snapshot.9")
+	f.WriteAt(b, 0)
+	f.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := open(t, wal.Options{FS: fs})
+	runtime.ReadMemStats(&after)
+	defer closeStore(t, s)
+	if rec := s.Recovery(); len(rec.SkippedSnapshots) != 1 || rec.Snapshot != "snapshot.0" {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("recovery allocated %d MB for a snapshot of %d bytes", grew>>20, len(b))
 	}
 }

@@ -204,11 +204,18 @@ func (s *snapReader) bytes(dst []byte) []byte {
 		s.err = fmt.Errorf("length %d is too large", n)
 		return dst[:0]
 	}
-	if cap(dst) < int(n) {
-		dst = make([]byte, n)
+	// Grow with the bytes that actually arrive, never by the length a
+	// damaged file claims.
+	dst = dst[:0]
+	for rest := int(n); rest > 0 && s.err == nil; {
+		k := min(rest, 1<<16)
+		if cap(dst)-len(dst) < k {
+			dst = append(dst[:cap(dst)], make([]byte, k)...)[:len(dst)]
+		}
+		s.read(dst[len(dst) : len(dst)+k])
+		dst = dst[:len(dst)+k]
+		rest -= k
 	}
-	dst = dst[:n]
-	s.read(dst)
 	return dst
 }
 
