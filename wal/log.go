@@ -394,16 +394,41 @@ func (s *Store) Snapshot() (string, error) {
 		return "", fmt.Errorf("wal: the published tree is at %#x, past the durable log at %#x", v.Zxid(), d)
 	}
 	start := time.Now()
-	name := snapName(v.Zxid()) + compressionSuffix[s.opts.Compression]
-	final := filepath.Join(s.snapDir, name)
-	tmp := filepath.Join(s.snapDir, tmpPrefix+name)
-	_ = s.fs.Remove(tmp)
-	f, err := s.fs.Create(tmp)
+	name, size, err := writeSnapshotFile(s.fs, s.snapDir, v, s.opts.Compression)
 	if err != nil {
-		return "", fmt.Errorf("wal: snapshot: %w", err)
+		return "", err
+	}
+	s.log.Info("snapshot written", "file", filepath.Join(s.snapDir, name), "zxid", fmt.Sprintf("%#x", v.Zxid()),
+		"znodes", v.NodeCount(), "bytes", size, "took", time.Since(start).Round(time.Millisecond))
+	return name, nil
+}
+
+// WriteSnapshotFile writes v as a snapshot into dir (a version-2
+// directory) with the given compression, the way Store.Snapshot does:
+// into a tmp file, fsynced, renamed, the directory fsynced. It returns the
+// file's name. fs is vfs.OS when nil.
+func WriteSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string) (string, error) {
+	if fs == nil {
+		fs = vfs.OS
+	}
+	name, _, err := writeSnapshotFile(fs, dir, v, compression)
+	return name, err
+}
+
+func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string) (string, int64, error) {
+	if !ValidCompression(compression) {
+		return "", 0, fmt.Errorf("wal: unknown snapshot compression %q", compression)
+	}
+	name := snapName(v.Zxid()) + compressionSuffix[compression]
+	final := filepath.Join(dir, name)
+	tmp := filepath.Join(dir, tmpPrefix+name)
+	_ = fs.Remove(tmp)
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return "", 0, fmt.Errorf("wal: snapshot: %w", err)
 	}
 	w := &vfs.Writer{F: f}
-	cw, closeZ, err := compressor(w, s.opts.Compression)
+	cw, closeZ, err := compressor(w, compression)
 	if err == nil {
 		err = writeSnapshot(cw, v)
 		if e := closeZ(); err == nil {
@@ -417,18 +442,16 @@ func (s *Store) Snapshot() (string, error) {
 		err = e
 	}
 	if err == nil {
-		err = s.fs.Rename(tmp, final)
+		err = fs.Rename(tmp, final)
 	}
 	if err == nil {
-		err = s.fs.SyncDir(s.snapDir)
+		err = fs.SyncDir(dir)
 	}
 	if err != nil {
-		_ = s.fs.Remove(tmp)
-		return "", fmt.Errorf("wal: snapshot %s: %w", name, err)
+		_ = fs.Remove(tmp)
+		return "", 0, fmt.Errorf("wal: snapshot %s: %w", name, err)
 	}
-	s.log.Info("snapshot written", "file", final, "zxid", fmt.Sprintf("%#x", v.Zxid()),
-		"znodes", v.NodeCount(), "bytes", w.Off, "took", time.Since(start).Round(time.Millisecond))
-	return name, nil
+	return name, w.Off, nil
 }
 
 // Close writes out what is queued, waits for a running snapshot and closes
