@@ -97,7 +97,6 @@ type Store struct {
 	last    int64 // zxid of the last appended txn
 	stopErr error // why the log stopped
 	closing bool
-	writing bool // the writer holds a batch
 
 	durable atomic.Int64 // zxid of the last durable txn
 	wg      sync.WaitGroup
@@ -206,7 +205,6 @@ func (s *Store) writer() {
 		b := s.queue
 		s.queue, s.spare = s.spare, batch{}
 		s.queue.reset()
-		s.writing = true
 		s.cond.Broadcast() // Appends waiting on a full queue may go on
 		s.mu.Unlock()
 
@@ -224,7 +222,6 @@ func (s *Store) writer() {
 		}
 		s.afterBatch(&b)
 		s.mu.Lock()
-		s.writing = false
 		s.spare = b
 		s.spare.reset()
 		s.cond.Broadcast()
@@ -243,7 +240,6 @@ func (s *Store) stop(err error, b *batch) {
 	s.stopErr = err
 	q := s.queue
 	s.queue = batch{}
-	s.writing = false
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	for _, d := range q.done {
