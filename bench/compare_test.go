@@ -113,3 +113,23 @@ func TestHistogramQuantiles(t *testing.T) {
 		t.Fatalf("max %v count %d", h.Max(), h.Count())
 	}
 }
+
+// A zkd binary that fails at start-up is reported with what it said.
+func TestStartServerReportsAServerThatDies(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fake-zkd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"cannot read $1: boom\" >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := StartServer(KindZkd, filepath.Join(dir, "srv"), bin, map[string]string{"maxClientCnxns": "10"})
+	if err == nil || !strings.Contains(err.Error(), "exited during start-up") || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("got %v", err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "srv", "zoo.cfg"))
+	if !strings.Contains(string(cfg), "maxClientCnxns=10") || !strings.Contains(string(cfg), "clientPort=") {
+		t.Fatalf("zoo.cfg written for zkd:\n%s", cfg)
+	}
+	if _, err := StartServer("etcd", dir, "", nil); err == nil {
+		t.Fatal("an unknown server kind was accepted")
+	}
+}
