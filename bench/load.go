@@ -103,11 +103,11 @@ type worker struct {
 	// already be sending more from the reader goroutine.
 	mu   sync.Mutex
 	gen  func(w *worker) (wire.OpCode, wire.Record, bool)
-	seq  int // per-phase counter for generators
 	stop atomic.Bool
 	done atomic.Int64 // replies this phase, for progress
 	// Owned by the connection's reader goroutine during a phase.
 	windowStart atomic.Int64 // unix ns: replies to requests sent before are not measured
+	windowEnd   atomic.Int64 // unix ns: nor are those to requests sent at or after it (0: open)
 	hists       map[wire.OpCode]*Histogram
 	errs        map[wire.ErrCode]int64
 	measured    int64
@@ -212,7 +212,8 @@ func (w *worker) reply(c *client.Conn, r *client.Reply) {
 	if w.onReply != nil {
 		w.onReply(w, r)
 	}
-	if ws := w.windowStart.Load(); ws != 0 && time.Now().Add(-r.Latency).UnixNano() >= ws {
+	sentAt := time.Now().Add(-r.Latency).UnixNano()
+	if ws, we := w.windowStart.Load(), w.windowEnd.Load(); ws != 0 && sentAt >= ws && (we == 0 || sentAt < we) {
 		h := w.hists[r.Op]
 		if h == nil {
 			h = new(Histogram)
@@ -267,10 +268,11 @@ type phaseSpec struct {
 func (p *pool) run(ps phaseSpec) (Phase, error) {
 	for _, w := range p.workers {
 		w.mu.Lock()
-		w.gen, w.seq, w.exhausted, w.measured = ps.gen, 0, false, 0
+		w.gen, w.exhausted, w.measured = ps.gen, false, 0
 		w.stop.Store(false)
 		w.done.Store(0)
 		w.windowStart.Store(0)
+		w.windowEnd.Store(0)
 		w.hists = map[wire.OpCode]*Histogram{}
 		w.errs = map[wire.ErrCode]int64{}
 		w.phase.Store(&phaseDone{ch: make(chan struct{})})
@@ -317,6 +319,9 @@ func (p *pool) run(ps phaseSpec) (Phase, error) {
 		}
 		time.Sleep(ps.duration)
 		end := time.Now()
+		for _, w := range p.workers {
+			w.windowEnd.Store(end.UnixNano())
+		}
 		for _, w := range p.workers {
 			w.mu.Lock()
 			w.stop.Store(true)
