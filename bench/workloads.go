@@ -52,6 +52,28 @@ func (c *counter) next(limit int) (int, bool) {
 	return i, i < limit
 }
 
+// start connects and creates the workload's root.
+func start(cfg Config) (*pool, error) {
+	p, err := dial(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.makeRoot(); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// modeWindow is the requests in flight per connection: one in sync mode
+// (latency), Outstanding in async mode (throughput).
+func modeWindow(cfg Config, async bool) (int, string) {
+	if async {
+		return cfg.Outstanding, "async"
+	}
+	return 1, "sync"
+}
+
 // createAll creates paths with the configured data, pipelined.
 func (p *pool) createAll(name string, paths []string, mode wire.CreateMode, window int) (Phase, error) {
 	var c counter
@@ -80,14 +102,11 @@ func RunSaturate(cfg Config, reads []int) (*Result, error) {
 			return nil, fmt.Errorf("bench: read percentage %d is not in 0..100", r)
 		}
 	}
-	p, err := dial(cfg)
+	p, err := start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	if err := p.makeRoot(); err != nil {
-		return nil, err
-	}
 	paths := nodePaths(cfg.Root, "n-", cfg.Znodes)
 	res := &Result{Workload: "saturate", Config: configOut(cfg, "")}
 	runErr := func() error {
@@ -126,18 +145,12 @@ func RunSaturate(cfg Config, reads []int) (*Result, error) {
 // measuring latency; async has Outstanding, measuring throughput.
 func RunLatency(cfg Config, async bool) (*Result, error) {
 	cfg.defaults()
-	window, mode := 1, "sync"
-	if async {
-		window, mode = cfg.Outstanding, "async"
-	}
-	p, err := dial(cfg)
+	window, mode := modeWindow(cfg, async)
+	p, err := start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	if err := p.makeRoot(); err != nil {
-		return nil, err
-	}
 	res := &Result{Workload: "latency", Config: configOut(cfg, mode)}
 	perm := nodePaths(cfg.Root, "p-", cfg.Znodes)
 	eph := nodePaths(cfg.Root, "e-", cfg.Znodes)
@@ -273,18 +286,12 @@ func (p *pool) notifications(res *Result, paths []string, window int) error {
 // async Outstanding.
 func RunTimed(cfg Config, async bool) (*Result, error) {
 	cfg.defaults()
-	window, mode := 1, "sync"
-	if async {
-		window, mode = cfg.Outstanding, "async"
-	}
-	p, err := dial(cfg)
+	window, mode := modeWindow(cfg, async)
+	p, err := start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	if err := p.makeRoot(); err != nil {
-		return nil, err
-	}
 	res := &Result{Workload: "timed", Config: configOut(cfg, mode)}
 	single := cfg.Root + "/single"
 	var created atomic.Int64 // t-0 … t-(created-1) were sent for creation

@@ -29,19 +29,19 @@ func Purge(fs vfs.FS, dataDir, dataLogDir string, retain int) ([]string, error) 
 	if dataLogDir == "" {
 		dataLogDir = dataDir
 	}
-	s := &Store{fs: fs, snapDir: filepath.Join(dataDir, versionDir), logDir: filepath.Join(dataLogDir, versionDir)}
-	snaps, err := s.list(s.snapDir, snapPrefix)
+	snapDir, logDir := filepath.Join(dataDir, versionDir), filepath.Join(dataLogDir, versionDir)
+	snaps, err := listData(fs, snapDir, snapPrefix)
 	if err != nil {
 		return nil, err
 	}
-	logs, err := s.list(s.logDir, logPrefix)
+	logs, err := listData(fs, logDir, logPrefix)
 	if err != nil {
 		return nil, err
 	}
 	kept := 0
 	oldest := int64(-1)
 	for i := len(snaps) - 1; i >= 0 && kept < retain; i-- {
-		if looksIntact(fs, filepath.Join(s.snapDir, snaps[i].name)) {
+		if looksIntact(fs, filepath.Join(snapDir, snaps[i].name)) {
 			kept++
 			oldest = snaps[i].zxid
 		}
@@ -67,13 +67,13 @@ func Purge(fs vfs.FS, dataDir, dataLogDir string, retain int) ([]string, error) 
 		}
 	}
 	for i := 0; i < keepLog; i++ {
-		if err := remove(s.logDir, logs[i].name); err != nil {
+		if err := remove(logDir, logs[i].name); err != nil {
 			return removed, err
 		}
 	}
 	for _, sn := range snaps {
 		if sn.zxid < oldest {
-			if err := remove(s.snapDir, sn.name); err != nil {
+			if err := remove(snapDir, sn.name); err != nil {
 				return removed, err
 			}
 		}

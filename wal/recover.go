@@ -147,8 +147,9 @@ type dataFile struct {
 	zxid int64
 }
 
-func (s *Store) list(dir, prefix string) ([]dataFile, error) {
-	names, err := s.fs.List(dir)
+// listData lists the log or snapshot files (by prefix) of dir, by zxid.
+func listData(fs vfs.FS, dir, prefix string) ([]dataFile, error) {
+	names, err := fs.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -175,11 +176,11 @@ func (s *Store) recover() (needSnap bool, err error) {
 			_ = s.fs.Remove(filepath.Join(s.snapDir, n))
 		}
 	}
-	snaps, err := s.list(s.snapDir, snapPrefix)
+	snaps, err := listData(s.fs, s.snapDir, snapPrefix)
 	if err != nil {
 		return false, err
 	}
-	logs, err := s.list(s.logDir, logPrefix)
+	logs, err := listData(s.fs, s.logDir, logPrefix)
 	if err != nil {
 		return false, err
 	}

@@ -188,22 +188,40 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 	t.put(it)
 	t.st.count++
 	t.st.dataSize += int64(len(path) + len(data))
-	switch ephemeralKind(owner, t.opts.ExtendedTypes) {
-	case kindContainer:
-		t.st.containers.Set(path)
-		t.dirtyIndex = true
-	case kindTTL:
-		t.st.ttls.Set(path)
-		t.dirtyIndex = true
-	case kindEphemeral:
-		t.st.ephemerals.Set(owned{session: owner, path: path})
-		t.dirtyIndex = true
-	}
+	t.indexNode(path, owner, true)
 	t.quotaCreated(path, parentPath, name, int64(len(data)))
 	t.pending = append(t.pending,
 		trigger{kind: trigCreated, path: path, acl: aclIdx, zxid: zxid},
 		trigger{kind: trigChildren, path: parent.path(), acl: pm.ACL, zxid: zxid})
 	return m.stat(len(data), t.opts.ExtendedTypes), nil
+}
+
+// indexNode adds a znode to (or removes it from) the ephemerals, container
+// or TTL index its owner puts it in; a persistent znode is in none.
+func (t *Tree) indexNode(path string, owner int64, add bool) {
+	switch ephemeralKind(owner, t.opts.ExtendedTypes) {
+	case kindContainer:
+		if add {
+			t.st.containers.Set(path)
+		} else {
+			t.st.containers.Delete(path)
+		}
+	case kindTTL:
+		if add {
+			t.st.ttls.Set(path)
+		} else {
+			t.st.ttls.Delete(path)
+		}
+	case kindEphemeral:
+		if add {
+			t.st.ephemerals.Set(owned{session: owner, path: path})
+		} else {
+			t.st.ephemerals.Delete(owned{session: owner, path: path})
+		}
+	default:
+		return
+	}
+	t.dirtyIndex = true
 }
 
 func (t *Tree) deleteNode(path string, zxid int64) error {
@@ -240,17 +258,7 @@ func (t *Tree) deleteNode(path string, zxid int64) error {
 	t.remove(path)
 	t.st.count--
 	t.st.dataSize -= int64(len(path) + len(data))
-	switch ephemeralKind(m.Owner, t.opts.ExtendedTypes) {
-	case kindContainer:
-		t.st.containers.Delete(path)
-		t.dirtyIndex = true
-	case kindTTL:
-		t.st.ttls.Delete(path)
-		t.dirtyIndex = true
-	case kindEphemeral:
-		t.st.ephemerals.Delete(owned{session: m.Owner, path: path})
-		t.dirtyIndex = true
-	}
+	t.indexNode(path, m.Owner, false)
 	t.quotaDeleted(path, int64(len(data)))
 	t.pending = append(t.pending,
 		trigger{kind: trigDeleted, path: path, acl: m.ACL, zxid: zxid},

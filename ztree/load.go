@@ -94,14 +94,7 @@ func (l *Loader) close() {
 	t.put(it)
 	t.st.count++
 	t.st.dataSize += int64(len(path) + len(p.data))
-	switch ephemeralKind(p.m.Owner, t.opts.ExtendedTypes) {
-	case kindContainer:
-		t.st.containers.Set(path)
-	case kindTTL:
-		t.st.ttls.Set(path)
-	case kindEphemeral:
-		t.st.ephemerals.Set(owned{session: p.m.Owner, path: path})
-	}
+	t.indexNode(path, p.m.Owner, true)
 }
 
 // AddSession records an open session and its timeout.
