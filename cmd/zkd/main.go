@@ -4,26 +4,148 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
+	"zkd/engine"
 	"zkd/wal"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "purge" {
-		os.Exit(purge(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "purge":
+			os.Exit(purge(os.Args[2:], os.Stdout, os.Stderr))
+		case "status":
+			os.Exit(status(os.Args[2:], os.Stdout, os.Stderr))
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(os.Stdout, usage)
+			os.Exit(0)
+		}
 	}
-	fmt.Fprintln(os.Stderr, `zkd: a ZooKeeper-compatible server (work in progress).
-The wire codec, the namespace and the durable log are done; the server that
-ties them together is not, so there is no server to run yet. When there is,
-"zkd" will listen on port 2181 with data in ./zkd-data, and "zkd zoo.cfg" will
-use that file.
+	os.Exit(serve(os.Args[1:], os.Stderr))
+}
 
-Available now:
+const usage = `zkd: a ZooKeeper-compatible server.
+
+  zkd                      run a standalone server on port 2181, data in ./zkd-data
+  zkd path/to/zoo.cfg      run with that configuration (ZooKeeper's zoo.cfg keys)
+  zkd status [zoo.cfg]     print the server's mode, as zkServer.sh status does
   zkd purge [-n count] dataDir [dataLogDir]
-      remove old snapshots and txn logs, keeping the newest count (>= 3)
-      snapshots and the logs they need, like ZooKeeper's zkCleanup.sh`)
-	os.Exit(2)
+                           remove old snapshots and txn logs, keeping the newest
+                           count (>= 3) snapshots and the logs they need
+
+The log level is set with ZKD_LOG_LEVEL (debug, info, warn, error; default info).
+`
+
+// serve runs the server until SIGTERM or SIGINT, or until it fails.
+func serve(args []string, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
+	if len(args) > 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cfg, err := loadConfig(args, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "zkd: %v\n", err)
+		return 2
+	}
+	if cfg.File != "" {
+		log.Info("using configuration", "file", cfg.File)
+	} else {
+		log.Info("no configuration file given: running on the embedded default", "clientPort", cfg.ClientPort, "dataDir", cfg.DataDir)
+	}
+	srv, err := engine.New(cfg, engine.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "zkd: %v\n", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintf(stderr, "zkd: %v\n", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+		if err := srv.Close(); err != nil {
+			log.Error("shutdown failed", "err", err)
+			return 1
+		}
+		return 0
+	case <-srv.Done():
+		if err := srv.Err(); err != nil {
+			return 1
+		}
+		return 0
+	}
+}
+
+func loadConfig(args []string, log *slog.Logger) (*engine.Config, error) {
+	if len(args) == 0 {
+		return engine.DefaultConfig(), nil
+	}
+	return engine.LoadConfig(args[0], log)
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("ZKD_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// status asks the server named by the configuration for its mode with
+// srvr, and prints it the way zkServer.sh status does.
+func status(args []string, stdout, stderr io.Writer) int {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg, err := loadConfig(args, quiet)
+	if err != nil {
+		fmt.Fprintf(stderr, "zkd status: %v\n", err)
+		return 2
+	}
+	if cfg.File != "" {
+		fmt.Fprintf(stdout, "Using config: %s\n", cfg.File)
+	}
+	host := cfg.ClientPortAddress
+	if host == "" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	fmt.Fprintf(stdout, "Client port found: %d. Client address: %s. Client SSL: false.\n", cfg.ClientPort, host)
+	out, err := fourLetterWord(net.JoinHostPort(host, fmt.Sprint(cfg.ClientPort)), "srvr")
+	mode := ""
+	for _, line := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			mode = m
+		}
+	}
+	if err != nil || mode == "" {
+		fmt.Fprintln(stderr, "Error contacting service. It is probably not running.")
+		return 1
+	}
+	fmt.Fprintf(stdout, "Mode: %s\n", mode)
+	return 0
+}
+
+func fourLetterWord(addr, word string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(word)); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
 }
 
 // purge is `zkd purge`: ZooKeeper's PurgeTxnLog for zkd and ZooKeeper data

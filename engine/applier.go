@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/wal"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// The write path. One goroutine, the applier, owns the tree. Connections
+// hand it write requests; it preps each against the tree plus everything
+// prepped before (assigning the next zxid) and appends the txn to the log,
+// which fsyncs whole batches (group commit) and calls back in zxid order.
+// When the callback says a run of txns is durable, the applier applies
+// them, publishes one new tree version for the run, queues the watch
+// events on their connections, moves the read view forward, and only then
+// queues the replies. So:
+//
+//   - a write is acknowledged only after its txn is fsynced (rule 2);
+//   - txns are applied in zxid order, one total order (rule 3);
+//   - a client's watch event precedes any reply computed from the version
+//     that fired it, on every connection (rule 4).
+//
+// Prepping and logging go on while the previous batch is being fsynced,
+// so under load each fsync carries every txn that arrived meanwhile.
+
+// writeReq is one write on its way through the applier.
+type writeReq struct {
+	c     *conn // the connection to reply on; nil for txns the server makes
+	sess  int64
+	xid   int32
+	op    wire.OpCode
+	body  wire.Record
+	auth  []wire.Id
+	start time.Time
+
+	// connect is the handshake reply a createSession txn answers with.
+	connect *wire.ConnectResponse
+
+	txn ztree.Txn
+}
+
+type applier struct {
+	s *Server
+
+	mu       sync.Mutex
+	incoming []*writeReq
+	spare    []*writeReq
+	wake     chan struct{}
+
+	durable  atomic.Int64 // the newest zxid the log has made durable
+	pending  []*writeReq  // logged, not applied; in zxid order
+	nextZxid int64
+}
+
+func newApplier(s *Server) *applier {
+	a := &applier{s: s, wake: make(chan struct{}, 1), nextZxid: s.tree.Zxid() + 1}
+	a.durable.Store(s.tree.Zxid())
+	return a
+}
+
+// submit hands a write to the applier.
+func (a *applier) submit(r *writeReq) {
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
+	a.s.stats.outstanding.Add(1)
+	a.mu.Lock()
+	a.incoming = append(a.incoming, r)
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *applier) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *applier) run() {
+	for {
+		select {
+		case <-a.s.stopping:
+			return
+		case <-a.wake:
+		}
+		a.mu.Lock()
+		in := a.incoming
+		a.incoming, a.spare = a.spare[:0], nil
+		a.mu.Unlock()
+		for i, r := range in {
+			a.prep(r)
+			in[i] = nil
+		}
+		a.mu.Lock()
+		if a.spare == nil {
+			a.spare = in[:0]
+		}
+		a.mu.Unlock()
+		a.commit()
+	}
+}
+
+// prep turns a request into a logged txn.
+func (a *applier) prep(r *writeReq) {
+	s := a.s
+	zxid := a.nextZxid
+	now := s.now().UnixMilli()
+	txn, _ := s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
+		Time: now, Op: r.op, Body: r.body, Auth: r.auth})
+	r.txn = txn
+	wt := &wal.Txn{Header: txn.Header, Record: txn.Record}
+	if txn.HasDigest {
+		wt.Digest = &r.txn.Digest
+	}
+	err := s.store.Append(wt, func(err error) {
+		if err != nil {
+			return // the store has called OnFatal; the server is stopping
+		}
+		a.durable.Store(zxid)
+		a.signal()
+	})
+	if err != nil {
+		s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
+		return
+	}
+	a.nextZxid++
+	a.pending = append(a.pending, r)
+}
+
+// commit applies every pending txn the log has made durable, publishes,
+// and delivers events, then replies.
+func (a *applier) commit() {
+	d := a.durable.Load()
+	n := 0
+	for n < len(a.pending) && a.pending[n].txn.Header.Zxid <= d {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	s := a.s
+	done := a.pending[:n]
+	results := make([]ztree.Result, n)
+	for i, r := range done {
+		results[i] = s.tree.Apply(&r.txn.Header, r.txn.Record)
+		switch r.op {
+		case wire.OpCloseSession:
+			if se := s.sessions.remove(r.sess); se != nil {
+				s.tree.RemoveSession(r.sess)
+				if c := se.conn.Load(); c != nil && c != r.c {
+					c.closeAfterFlush()
+				}
+			}
+		}
+	}
+	events := s.tree.Publish()
+	s.deliver(events)
+	s.view.Store(s.tree.Published())
+	for i, r := range done {
+		a.reply(r, &results[i])
+		done[i] = nil
+	}
+	a.pending = a.pending[n:]
+	if len(a.pending) == 0 {
+		a.pending = a.pending[:0:0]
+	}
+}
+
+// deliver queues watch events on their sessions' connections.
+func (s *Server) deliver(events []ztree.Event) {
+	var woken []*conn
+	for _, ev := range events {
+		se := s.sessions.get(ev.Session)
+		if se == nil {
+			continue
+		}
+		c := se.conn.Load()
+		if c == nil {
+			continue
+		}
+		if c.queueEvent(ev.Type, ev.Path) {
+			woken = append(woken, c)
+		}
+	}
+	for _, c := range woken {
+		c.kick()
+	}
+}
+
+// reply answers the request whose txn was just applied.
+func (a *applier) reply(r *writeReq, res *ztree.Result) {
+	s := a.s
+	s.stats.outstanding.Add(-1)
+	if r.c == nil {
+		return
+	}
+	s.stats.latency(time.Since(r.start).Milliseconds())
+	zxid := r.txn.Header.Zxid
+	switch r.op {
+	case wire.OpCreateSession:
+		r.c.sessionCreated(r.connect)
+		return
+	case wire.OpCloseSession:
+		r.c.writeDone(r.xid, zxid, wire.ErrOK, nil, true)
+		return
+	}
+	code, body := res.Reply(r.op)
+	r.c.writeDone(r.xid, zxid, code, body, false)
+}

@@ -1,0 +1,453 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"zkd/wal"
+	"zkd/wire"
+)
+
+// Config is a server's settings, read from a zoo.cfg with ZooKeeper 3.8's
+// keys and defaults.
+type Config struct {
+	File string // where it was read from; "" for the embedded default
+
+	TickTime          int // ms
+	DataDir           string
+	DataLogDir        string // "" means DataDir
+	ClientPort        int
+	ClientPortAddress string // "" means every address
+	MaxClientCnxns    int    // per client IP; 0 means no limit
+	MaxCnxns          int    // in all; 0 means no limit
+	MinSessionTimeout int    // ms; -1 means 2 × tickTime
+	MaxSessionTimeout int    // ms; -1 means 20 × tickTime
+
+	SnapCount              int
+	SnapSizeLimitKB        int64
+	TxnLogSizeLimitKB      int64 // -1: no limit
+	PreAllocSizeKB         int64
+	SnapshotCompression    string // "", gz, snappy, zstd
+	GlobalOutstandingLimit int
+	SnapRetainCount        int
+	PurgeIntervalHours     int
+	ForceSync              bool
+	MaxBuffer              int // jute.maxbuffer
+
+	FourLetterWords string // 4lw.commands.whitelist as written; "srvr" by default
+
+	ExtendedTypes          bool
+	EnforceQuota           bool
+	ContainerCheckInterval int // ms
+	ContainerMaxPerMinute  int
+	ContainerMaxNeverUsed  int // ms; 0: never-used containers stay
+	SuperDigest            string
+	ReconfigEnabled        bool
+	StandaloneEnabled      bool
+
+	// Servers are the server.N lines, kept for the ensemble.
+	Servers map[int]string
+	// Extra holds every key this server does not act on, as ZooKeeper
+	// keeps them as system properties.
+	Extra map[string]string
+}
+
+// DefaultConfig is what `zkd` with no argument runs on: ZooKeeper's
+// defaults, port 2181, data in ./zkd-data.
+func DefaultConfig() *Config {
+	return &Config{
+		TickTime:               3000,
+		DataDir:                "zkd-data",
+		ClientPort:             2181,
+		MaxClientCnxns:         60,
+		MinSessionTimeout:      -1,
+		MaxSessionTimeout:      -1,
+		SnapCount:              100000,
+		SnapSizeLimitKB:        4194304,
+		TxnLogSizeLimitKB:      -1,
+		PreAllocSizeKB:         65536,
+		GlobalOutstandingLimit: 1000,
+		SnapRetainCount:        3,
+		ForceSync:              true,
+		MaxBuffer:              wire.DefaultMaxBuffer,
+		FourLetterWords:        "srvr",
+		ContainerCheckInterval: 60000,
+		ContainerMaxPerMinute:  10000,
+		StandaloneEnabled:      true,
+		Servers:                map[int]string{},
+		Extra:                  map[string]string{},
+	}
+}
+
+// ConfigError is a zoo.cfg line that cannot be used.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s: %s", e.File, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+}
+
+// setting is how one key is parsed into a Config.
+type setting func(c *Config, v string) error
+
+func intKey(f func(*Config) *int) setting {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func int64Key(f func(*Config) *int64) setting {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func stringKey(f func(*Config) *string) setting {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+// boolKey parses the way ZooKeeper does for each key it names: Java's
+// Boolean.parseBoolean (only "true" is true) or, for forceSync, yes/no.
+func boolKey(f func(*Config) *bool) setting {
+	return func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "true", "yes":
+			*f(c) = true
+		case "false", "no":
+			*f(c) = false
+		default:
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		return nil
+	}
+}
+
+// settings are the keys a standalone ZooKeeper 3.8 server reads, from
+// zoo.cfg or, for the system-property ones, with or without their
+// "zookeeper." prefix.
+var settings = map[string]setting{
+	"tickTime":               intKey(func(c *Config) *int { return &c.TickTime }),
+	"dataDir":                stringKey(func(c *Config) *string { return &c.DataDir }),
+	"dataLogDir":             stringKey(func(c *Config) *string { return &c.DataLogDir }),
+	"clientPort":             intKey(func(c *Config) *int { return &c.ClientPort }),
+	"clientPortAddress":      stringKey(func(c *Config) *string { return &c.ClientPortAddress }),
+	"maxClientCnxns":         intKey(func(c *Config) *int { return &c.MaxClientCnxns }),
+	"maxCnxns":               intKey(func(c *Config) *int { return &c.MaxCnxns }),
+	"minSessionTimeout":      intKey(func(c *Config) *int { return &c.MinSessionTimeout }),
+	"maxSessionTimeout":      intKey(func(c *Config) *int { return &c.MaxSessionTimeout }),
+	"snapCount":              intKey(func(c *Config) *int { return &c.SnapCount }),
+	"snapSizeLimitInKb":      int64Key(func(c *Config) *int64 { return &c.SnapSizeLimitKB }),
+	"txnLogSizeLimitInKb":    int64Key(func(c *Config) *int64 { return &c.TxnLogSizeLimitKB }),
+	"preAllocSize":           int64Key(func(c *Config) *int64 { return &c.PreAllocSizeKB }),
+	"globalOutstandingLimit": intKey(func(c *Config) *int { return &c.GlobalOutstandingLimit }),
+	"autopurge.snapRetainCount": intKey(func(c *Config) *int {
+		return &c.SnapRetainCount
+	}),
+	"autopurge.purgeInterval": intKey(func(c *Config) *int { return &c.PurgeIntervalHours }),
+	"forceSync":               boolKey(func(c *Config) *bool { return &c.ForceSync }),
+	"jute.maxbuffer": func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 0, 32)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a positive integer", v)
+		}
+		c.MaxBuffer = int(n)
+		return nil
+	},
+	"4lw.commands.whitelist": stringKey(func(c *Config) *string { return &c.FourLetterWords }),
+	"extendedTypesEnabled":   boolKey(func(c *Config) *bool { return &c.ExtendedTypes }),
+	"enforceQuota":           boolKey(func(c *Config) *bool { return &c.EnforceQuota }),
+	"znode.container.checkIntervalMs": intKey(func(c *Config) *int {
+		return &c.ContainerCheckInterval
+	}),
+	"znode.container.maxPerMinute": intKey(func(c *Config) *int { return &c.ContainerMaxPerMinute }),
+	"znode.container.maxNeverUsedIntervalMs": intKey(func(c *Config) *int {
+		return &c.ContainerMaxNeverUsed
+	}),
+	"DigestAuthenticationProvider.superDigest": stringKey(func(c *Config) *string {
+		return &c.SuperDigest
+	}),
+	"reconfigEnabled":   boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
+	"standaloneEnabled": boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
+	"snapshot.compression.method": func(c *Config, v string) error {
+		if !wal.ValidCompression(v) {
+			return fmt.Errorf("%q is not a snapshot compression method (gz, snappy, zstd, or empty)", v)
+		}
+		c.SnapshotCompression = v
+		return nil
+	},
+}
+
+// knownKeys are the keys ZooKeeper 3.8 reads that this server accepts and
+// keeps (in Extra) without acting on them yet: the AdminServer, metrics,
+// TLS and ensemble settings.
+var knownKeys = []string{
+	"secureClientPort", "secureClientPortAddress", "clientPortListenBacklog",
+	"initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
+	"electionPortBindRetry", "peerType", "quorumListenOnAllIPs", "syncEnabled",
+	"dynamicConfigFile", "localSessionsEnabled", "localSessionsUpgradingEnabled",
+	"maxResponseCacheSize", "maxGetChildrenResponseCacheSize", "serverCnxnFactory",
+	"admin.enableServer", "admin.serverAddress", "admin.serverPort", "admin.idleTimeout",
+	"admin.commandURL", "admin.portUnification", "admin.forceHttps",
+	"metricsProvider.className", "metricsProvider.httpHost", "metricsProvider.httpPort",
+	"metricsProvider.exportJvmInfo", "metricsProvider.numWorkerThreads",
+	"metricsProvider.maxQueueSize", "metricsProvider.workerShutdownTimeoutMs",
+	"sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "client.portUnification",
+	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
+	"multiAddress.reachabilityCheckEnabled", "oraclePath", "audit.enable",
+	"quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl",
+	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
+	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
+	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty", "fsync.warningthresholdms",
+	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs",
+	"sessionRequireClientSASLAuth", "enforce.auth.enabled", "enforce.auth.schemes",
+	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
+	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",
+	"learner.closeSocketAsync", "netty.server.outboundBufferCapacity",
+	"watchManagerName", "connection_throttle_tokens", "connection_throttle_fill_time",
+	"connection_throttle_fill_count", "connection_throttle_freeze_time",
+	"connection_throttle_drop_increase", "connection_throttle_drop_decrease",
+	"connection_throttle_decrease_ratio", "connection_throttle_weight_enabled",
+	"ssl.keyStore.location", "ssl.keyStore.password", "ssl.trustStore.location",
+	"ssl.trustStore.password", "ssl.quorum.keyStore.location", "ssl.quorum.keyStore.password",
+	"ssl.quorum.trustStore.location", "ssl.quorum.trustStore.password",
+	"ssl.clientAuth", "ssl.protocol", "ssl.enabledProtocols", "ssl.ciphersuites",
+	"ssl.hostnameVerification", "ssl.quorum.hostnameVerification",
+	"authProvider.1", "authProvider.2", "authProvider.3", "kerberos.removeHostFromPrincipal",
+	"kerberos.removeRealmFromPrincipal", "closeSessionTxn.enabled", "clientCnxnSocket",
+	"skipACL",
+}
+
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range knownKeys {
+		m[k] = true
+	}
+	return m
+}()
+
+// LoadConfig reads a zoo.cfg.
+func LoadConfig(file string, log *slog.Logger) (*Config, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(file, bytes.NewReader(b), log)
+}
+
+// ParseConfig reads zoo.cfg text (Java properties: key=value, key:value or
+// key value; # and ! start comments) over the defaults. A bad value is an
+// error naming the file, line and key; an unknown key is kept in Extra with a
+// warning, as ZooKeeper passes it on as a system property.
+func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := DefaultConfig()
+	c.DataDir = ""
+	c.ClientPort = 0
+	c.File = file
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	seenPort := false
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == '!' {
+			continue
+		}
+		for strings.HasSuffix(text, `\`) && sc.Scan() {
+			line++
+			text = strings.TrimSuffix(text, `\`) + strings.TrimSpace(sc.Text())
+		}
+		key, val := splitProperty(text)
+		fail := func(msg string) error { return &ConfigError{file, line, key, msg} }
+		name := strings.TrimPrefix(key, "zookeeper.")
+		switch {
+		case settings[name] != nil:
+			if err := settings[name](c, val); err != nil {
+				return nil, fail(err.Error())
+			}
+			if name == "clientPort" {
+				seenPort = true
+			}
+		case strings.HasPrefix(key, "server."):
+			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
+			if err != nil || id < 0 {
+				return nil, fail("the server id must be a non-negative integer")
+			}
+			c.Servers[id] = val
+		case known[key] || known[name] || strings.HasPrefix(key, "group.") ||
+			strings.HasPrefix(key, "weight."):
+			c.Extra[key] = val
+		default:
+			log.Warn("unknown key in the configuration file, kept as ZooKeeper would keep it as the system property zookeeper."+name,
+				"file", file, "line", line, "key", key)
+			c.Extra[key] = val
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", file, line+1, err)
+	}
+	if c.DataDir == "" {
+		return nil, &ConfigError{File: file, Key: "dataDir", Msg: "not set; the server needs a data directory"}
+	}
+	if !seenPort && len(c.Servers) == 0 {
+		return nil, &ConfigError{File: file, Key: "clientPort", Msg: "not set; the server needs a client port"}
+	}
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// splitProperty splits a Java properties line at the first unescaped '=',
+// ':' or run of whitespace.
+func splitProperty(s string) (key, val string) {
+	i := strings.IndexAny(s, "=: \t")
+	if i < 0 {
+		return s, ""
+	}
+	key = s[:i]
+	rest := strings.TrimLeft(s[i:], " \t")
+	if rest != "" && (rest[0] == '=' || rest[0] == ':') {
+		rest = rest[1:]
+	}
+	return key, strings.TrimSpace(rest)
+}
+
+// Check refuses settings that cannot work together, naming the key.
+func (c *Config) Check() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{File: c.File, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case c.TickTime <= 0:
+		return bad("tickTime", "must be positive, not %d", c.TickTime)
+	case c.ClientPort < 0 || c.ClientPort > 65535:
+		return bad("clientPort", "%d is not a port", c.ClientPort)
+	case c.MinSessionTimeout > c.MaxSessionTimeout && c.MaxSessionTimeout != -1:
+		return bad("minSessionTimeout", "%d is above maxSessionTimeout %d", c.MinSessionTimeout, c.MaxSessionTimeout)
+	case c.SnapCount < 2:
+		return bad("snapCount", "must be at least 2, not %d", c.SnapCount)
+	case c.PreAllocSizeKB < 0:
+		return bad("preAllocSize", "must not be negative")
+	case c.SnapRetainCount < 0:
+		return bad("autopurge.snapRetainCount", "must not be negative")
+	case c.PurgeIntervalHours < 0:
+		return bad("autopurge.purgeInterval", "must not be negative")
+	case c.ContainerCheckInterval <= 0:
+		return bad("znode.container.checkIntervalMs", "must be positive")
+	}
+	return nil
+}
+
+// MinTimeout and MaxTimeout are the session timeout bounds in force.
+func (c *Config) MinTimeout() int {
+	if c.MinSessionTimeout == -1 {
+		return 2 * c.TickTime
+	}
+	return c.MinSessionTimeout
+}
+
+// MaxTimeout is maxSessionTimeout, 20 × tickTime by default.
+func (c *Config) MaxTimeout() int {
+	if c.MaxSessionTimeout == -1 {
+		return 20 * c.TickTime
+	}
+	return c.MaxSessionTimeout
+}
+
+// LogDir is where the txn log goes.
+func (c *Config) LogDir() string {
+	if c.DataLogDir == "" {
+		return c.DataDir
+	}
+	return c.DataLogDir
+}
+
+// Addr is the client listen address.
+func (c *Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.ClientPortAddress, c.ClientPort)
+}
+
+// WalOptions are the wal settings this configuration asks for.
+func (c *Config) WalOptions() wal.Options {
+	o := wal.Options{
+		Dir:          c.DataDir,
+		NoSync:       !c.ForceSync,
+		PreAllocSize: c.PreAllocSizeKB << 10,
+		SnapCount:    c.SnapCount,
+		Compression:  c.SnapshotCompression,
+		PurgeRetain:  c.SnapRetainCount,
+	}
+	if c.DataLogDir != "" {
+		o.LogDir = c.DataLogDir
+	}
+	if c.SnapSizeLimitKB > 0 {
+		o.SnapSizeLimit = c.SnapSizeLimitKB << 10
+	}
+	if c.TxnLogSizeLimitKB > 0 {
+		o.TxnLogSizeLimit = c.TxnLogSizeLimitKB << 10
+	}
+	if c.PurgeIntervalHours > 0 {
+		o.PurgeInterval = time.Duration(c.PurgeIntervalHours) * time.Hour
+	}
+	return o
+}
+
+// fourLetterWords is the set of enabled four-letter words, and the listed
+// words this server does not know (ZooKeeper ignores those; so do we, with
+// a warning).
+func (c *Config) fourLetterWords() (enabled map[string]bool, unknown []string) {
+	enabled = map[string]bool{}
+	for _, w := range strings.Split(c.FourLetterWords, ",") {
+		w = strings.TrimSpace(w)
+		switch {
+		case w == "":
+		case w == "*":
+			for k := range fourLetterCommands {
+				enabled[k] = true
+			}
+		case fourLetterCommands[w] != nil:
+			enabled[w] = true
+		default:
+			unknown = append(unknown, w)
+		}
+	}
+	return enabled, unknown
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,388 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/wire"
+)
+
+// conn is one client connection. Its reader goroutine decodes frames and
+// serves reads straight from the published view into the output buffer;
+// its writer goroutine flushes that buffer with one write per wake-up,
+// carrying every reply and event queued since the last one.
+//
+// Per-session FIFO (rule 1): a write goes to the applier in arrival order;
+// a read that arrives while a write of the session is in flight, and
+// everything after it, waits in deferred until the writes before it have
+// been replied to, so replies leave in request order and a read sees every
+// earlier write of its session.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	ip      string
+	created time.Time
+
+	wake    chan struct{}
+	closed  chan struct{}
+	closeMu sync.Once
+
+	mu         sync.Mutex
+	handshaken bool
+	sess       *session
+	sid        int64
+	auth       []wire.Id
+	out        []byte
+	spare      []byte
+	inflight   int      // writes handed to the applier and not replied yet
+	deferred   [][]byte // requests waiting for inflight writes, in order
+	closing    bool     // close once the output is flushed
+	scratch    readScratch
+
+	// for cons
+	received, sent atomic.Int64
+	lastOp         atomic.Int32
+	lastXid        atomic.Int32
+	lastZxid       atomic.Int64
+	lastResponse   atomic.Int64 // ms since the epoch
+	timeout        atomic.Int32
+}
+
+func newConn(s *Server, nc net.Conn, ip string) *conn {
+	c := &conn{s: s, nc: nc, ip: ip, created: time.Now(), wake: make(chan struct{}, 1),
+		closed: make(chan struct{})}
+	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
+	c.lastOp.Store(-100)
+	return c
+}
+
+// kick wakes the writer.
+func (c *conn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close drops the connection now. The session stays, to expire or be
+// resumed on another connection; the watches this connection carried go.
+func (c *conn) close() {
+	c.closeMu.Do(func() {
+		c.nc.Close()
+		close(c.closed)
+		c.s.removeConn(c)
+		c.mu.Lock()
+		se := c.sess
+		c.mu.Unlock()
+		if se != nil && se.conn.CompareAndSwap(c, nil) {
+			c.s.tree.RemoveSession(se.id)
+		}
+	})
+}
+
+// closeAfterFlush closes the connection once everything queued is written.
+func (c *conn) closeAfterFlush() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.kick()
+}
+
+func (c *conn) readLoop() {
+	defer c.close()
+	if !c.s.addConn(c) {
+		return
+	}
+	max := c.s.cfg.MaxBuffer
+	buf := make([]byte, 0, 16<<10)
+	for {
+		c.s.throttle(c)
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), 2*cap(buf))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := c.nc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n > 0 {
+			used, perr := c.input(buf, max)
+			if perr != nil {
+				c.s.log.Warn("closing connection", "client", c.nc.RemoteAddr().String(), "reason", perr.Error())
+				c.closeAfterFlush()
+				return
+			}
+			rest := copy(buf, buf[used:])
+			buf = buf[:rest]
+			if cap(buf) > 1<<20 && rest < 16<<10 {
+				buf = append(make([]byte, 0, 16<<10), buf...)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.s.log.Debug("connection read failed", "client", c.nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+	}
+}
+
+// throttle holds a reader while globalOutstandingLimit writes are queued,
+// as ZooKeeper stops reading from connections then; nothing is dropped.
+func (s *Server) throttle(c *conn) {
+	limit := int64(s.cfg.GlobalOutstandingLimit)
+	if limit <= 0 {
+		return
+	}
+	warned := false
+	for s.stats.outstanding.Load() > limit {
+		if !warned {
+			s.log.Debug("throttling reads: globalOutstandingLimit reached", "limit", limit)
+			warned = true
+		}
+		select {
+		case <-c.closed:
+			return
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
+
+// input handles every complete frame at the start of b and returns how
+// many bytes it used.
+func (c *conn) input(b []byte, max int) (int, error) {
+	off := 0
+	defer c.kick()
+	// handshaken is written only by this goroutine.
+	if !c.handshaken && len(b) >= 4 {
+		if cmd := string(b[:4]); isFourLetterWord(cmd) {
+			out := c.fourLetterWord(cmd)
+			c.mu.Lock()
+			c.out = append(c.out, out...)
+			c.closing = true
+			c.mu.Unlock()
+			return len(b), nil
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		payload, n, err := wire.SplitFrame(b[off:], max)
+		if err != nil {
+			return off, fmt.Errorf("frame length %w (jute.maxbuffer is %d)", err, max)
+		}
+		if n == 0 {
+			return off, nil
+		}
+		off += n
+		c.received.Add(1)
+		c.s.stats.received.Add(1)
+		if c.closing {
+			continue
+		}
+		if !c.handshaken {
+			if err := c.handshake(payload); err != nil {
+				return off, err
+			}
+			continue
+		}
+		if c.sess != nil {
+			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
+		}
+		if len(c.deferred) > 0 || (c.inflight > 0 && !isWrite(opOf(payload))) {
+			c.deferred = append(c.deferred, bytes.Clone(payload))
+			continue
+		}
+		c.request(payload)
+	}
+}
+
+// drain runs deferred requests that may run now. Called with c.mu held.
+func (c *conn) drain() {
+	n := 0
+	for n < len(c.deferred) && !c.closing {
+		p := c.deferred[n]
+		if c.inflight > 0 && !isWrite(opOf(p)) {
+			break
+		}
+		c.deferred[n] = nil
+		n++
+		c.request(p)
+	}
+	if n > 0 {
+		c.deferred = c.deferred[n:]
+		if len(c.deferred) == 0 {
+			c.deferred = nil
+		}
+	}
+}
+
+func opOf(p []byte) wire.OpCode {
+	if len(p) < 8 {
+		return wire.OpError
+	}
+	return wire.OpCode(int32(p[4])<<24 | int32(p[5])<<16 | int32(p[6])<<8 | int32(p[7]))
+}
+
+func (c *conn) writeLoop() {
+	defer c.close()
+	for {
+		select {
+		case <-c.wake:
+		case <-c.closed:
+			return
+		}
+		c.mu.Lock()
+		c.drain()
+		out := c.out
+		c.out = c.spare[:0]
+		c.spare = nil
+		closing := c.closing
+		c.mu.Unlock()
+		if len(out) > 0 {
+			if _, err := c.nc.Write(out); err != nil {
+				return
+			}
+		}
+		c.mu.Lock()
+		if cap(out) <= 1<<20 {
+			c.spare = out[:0]
+		}
+		more := len(c.out) > 0
+		c.mu.Unlock()
+		if closing && !more {
+			return
+		}
+		if more {
+			c.kick()
+		}
+	}
+}
+
+// handshake answers a ConnectRequest: a new session goes through a
+// createSession txn and is answered once that is durable; a resumed one
+// with the right password is answered at once; anything else gets the
+// expired-session answer and the connection closes.
+func (c *conn) handshake(p []byte) error {
+	var req wire.ConnectRequest
+	if _, err := req.Decode(p, wire.Copy); err != nil {
+		return fmt.Errorf("bad connect request: %w", err)
+	}
+	s := c.s
+	if z := s.view.Load().Zxid(); req.LastZxidSeen > z {
+		return fmt.Errorf("refusing session request: the client has seen zxid 0x%x, our last zxid is 0x%x; the client must try another server",
+			req.LastZxidSeen, z)
+	}
+	c.handshaken = true
+	timeout := s.negotiate(req.TimeOut)
+	c.timeout.Store(timeout)
+	resp := &wire.ConnectResponse{TimeOut: timeout, HasReadOnly: req.HasReadOnly}
+	now := time.Now().UnixMilli()
+	if req.SessionID == 0 {
+		id := s.newSessionID()
+		pw := sessionPassword(id)
+		resp.SessionID, resp.Passwd = id, pw[:]
+		se := s.sessions.add(id, timeout, now)
+		se.conn.Store(c)
+		c.sess, c.sid = se, id
+		c.inflight++
+		s.writes.submit(&writeReq{c: c, sess: id, op: wire.OpCreateSession,
+			body: &wire.CreateSessionTxn{TimeOut: timeout}, connect: resp})
+		return nil
+	}
+	se := s.sessions.get(req.SessionID)
+	pw := sessionPassword(req.SessionID)
+	if se == nil || se.closing.Load() || !bytes.Equal(req.Passwd, pw[:]) {
+		s.log.Info("refusing to resume a session: expired, closed or wrong password",
+			"session", fmt.Sprintf("0x%x", req.SessionID), "client", c.nc.RemoteAddr().String())
+		resp.TimeOut, resp.SessionID, resp.Passwd = 0, 0, make([]byte, 16)
+		c.appendConnect(resp)
+		c.closing = true
+		return nil
+	}
+	se.timeout.Store(timeout)
+	s.sessions.touch(se, now)
+	if old := se.conn.Swap(c); old != nil && old != c {
+		old.closeAfterFlush()
+	}
+	// The watches of the previous connection go; the client sends the
+	// ones it still wants with setWatches.
+	s.tree.RemoveSession(se.id)
+	c.sess, c.sid = se, se.id
+	resp.SessionID, resp.Passwd = se.id, pw[:]
+	c.appendConnect(resp)
+	return nil
+}
+
+func (c *conn) appendConnect(resp *wire.ConnectResponse) {
+	var start int
+	c.out, start = wire.BeginFrame(c.out)
+	c.out = resp.Append(c.out)
+	c.out = wire.EndFrame(c.out, start)
+	c.sent.Add(1)
+	c.s.stats.sent.Add(1)
+}
+
+// sessionCreated sends the handshake reply once the createSession txn is
+// durable and applied.
+func (c *conn) sessionCreated(resp *wire.ConnectResponse) {
+	c.mu.Lock()
+	c.inflight--
+	c.appendConnect(resp)
+	c.mu.Unlock()
+	c.kick()
+}
+
+// writeDone queues the reply to a write.
+func (c *conn) writeDone(xid int32, zxid int64, code wire.ErrCode, body wire.Record, closeAfter bool) {
+	c.mu.Lock()
+	c.inflight--
+	c.appendReply(xid, zxid, code, body)
+	if closeAfter {
+		c.closing = true
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// appendReply adds one reply frame. Called with c.mu held.
+func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
+	var start int
+	c.out, start = wire.BeginFrame(c.out)
+	c.out = wire.AppendReplyHeader(c.out, xid, zxid, code)
+	if code == wire.ErrOK && body != nil {
+		c.out = body.Append(c.out)
+	}
+	c.out = wire.EndFrame(c.out, start)
+	c.sent.Add(1)
+	c.s.stats.sent.Add(1)
+	c.lastXid.Store(xid)
+	c.lastZxid.Store(zxid)
+	c.lastResponse.Store(time.Now().UnixMilli())
+}
+
+// queueEvent adds a watch notification and reports whether the writer
+// needs a kick.
+func (c *conn) queueEvent(t wire.EventType, path string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.appendEvent(t, path)
+	return true
+}
+
+// appendEvent adds a watch notification. Called with c.mu held.
+func (c *conn) appendEvent(t wire.EventType, path string) {
+	var start int
+	c.out, start = wire.BeginFrame(c.out)
+	c.out = wire.AppendReplyHeader(c.out, wire.XidNotification, -1, wire.ErrOK)
+	ev := wire.WatcherEvent{Type: t, State: wire.StateSyncConnected, Path: path}
+	c.out = ev.Append(c.out)
+	c.out = wire.EndFrame(c.out, start)
+	c.sent.Add(1)
+	c.s.stats.sent.Add(1)
+}

@@ -1,0 +1,352 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+	"unsafe"
+
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// isWrite reports whether op goes through the applier as a txn.
+func isWrite(op wire.OpCode) bool {
+	switch op {
+	case wire.OpCreate, wire.OpCreate2, wire.OpCreateContainer, wire.OpCreateTTL,
+		wire.OpDelete, wire.OpDeleteContainer, wire.OpSetData, wire.OpSetACL,
+		wire.OpCheck, wire.OpMulti, wire.OpCloseSession:
+		return true
+	}
+	return false
+}
+
+// readScratch holds the records a connection decodes its reads into, so
+// the read path allocates nothing once warm.
+type readScratch struct {
+	pathWatch wire.PathWatchRequest
+	path      wire.PathRequest
+	children  []string
+	data      wire.GetDataResponse
+	stat      wire.StatResponse
+	strs      wire.StringsResponse
+	ch2       wire.GetChildren2Response
+}
+
+// bytesOf views a string from the tree as bytes, for encoding only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// request handles one request after the handshake. Called with c.mu held.
+func (c *conn) request(p []byte) {
+	var hdr wire.RequestHeader
+	n, err := hdr.Decode(p, wire.Alias)
+	if err != nil {
+		c.s.log.Warn("closing connection: request header unreadable", "client", c.nc.RemoteAddr().String())
+		c.closing = true
+		return
+	}
+	body := p[n:]
+	c.lastOp.Store(int32(hdr.Type))
+	if isWrite(hdr.Type) {
+		c.write(hdr, body)
+		return
+	}
+	c.s.stats.latency(0)
+	c.read(hdr, body)
+}
+
+// write decodes a write request and hands it to the applier.
+func (c *conn) write(hdr wire.RequestHeader, body []byte) {
+	s := c.s
+	if c.sess.closing.Load() && hdr.Type != wire.OpCloseSession {
+		c.appendReply(hdr.Xid, s.view.Load().Zxid(), wire.ErrSessionExpired, nil)
+		c.closing = true
+		return
+	}
+	if hdr.Type == wire.OpCloseSession {
+		c.inflight++
+		c.sess.closing.Store(true)
+		s.closeSession(c.sess, c, hdr.Xid)
+		return
+	}
+	rec, _ := wire.RequestRecord(hdr.Type)
+	if _, err := rec.Decode(body, wire.Copy); err != nil {
+		// ZooKeeper's PrepRequestProcessor answers a body it cannot read
+		// with MARSHALLINGERROR and keeps the connection.
+		c.appendReply(hdr.Xid, s.view.Load().Zxid(), wire.ErrMarshallingError, nil)
+		return
+	}
+	c.inflight++
+	auth := make([]wire.Id, len(c.auth))
+	copy(auth, c.auth)
+	s.writes.submit(&writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth,
+		start: time.Now()})
+}
+
+// read answers a request that is not a txn, from the published view.
+func (c *conn) read(hdr wire.RequestHeader, body []byte) {
+	s := c.s
+	v := s.view.Load()
+	zxid := v.Zxid()
+	sc := &c.scratch
+	bad := func() { c.appendReply(hdr.Xid, zxid, wire.ErrMarshallingError, nil) }
+	switch hdr.Type {
+	case wire.OpPing:
+		c.appendReply(wire.XidPing, zxid, wire.ErrOK, nil)
+
+	case wire.OpGetData:
+		if _, err := sc.pathWatch.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		data, st, err := v.GetData(sc.pathWatch.Path, c.auth)
+		if err != nil {
+			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+			return
+		}
+		sc.data.Data, sc.data.Stat = bytesOf(data), st
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.data)
+		sc.data.Data = nil
+		if sc.pathWatch.Watch {
+			c.watch(v, sc.pathWatch.Path, ztree.WatchData)
+		}
+
+	case wire.OpExists:
+		if _, err := sc.pathWatch.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		st, err := v.Exists(sc.pathWatch.Path)
+		if err != nil {
+			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+		} else {
+			sc.stat.Stat = st
+			c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.stat)
+		}
+		if sc.pathWatch.Watch && (err == nil || errCode(err) == wire.ErrNoNode) {
+			c.watch(v, sc.pathWatch.Path, ztree.WatchData)
+		}
+
+	case wire.OpGetChildren, wire.OpGetChildren2:
+		if _, err := sc.pathWatch.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		kids, st, err := v.AppendChildren(sc.children[:0], sc.pathWatch.Path, c.auth)
+		sc.children = kids
+		if err != nil {
+			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+			return
+		}
+		if hdr.Type == wire.OpGetChildren {
+			sc.strs.Strings = kids
+			c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.strs)
+			sc.strs.Strings = nil
+		} else {
+			sc.ch2.Children, sc.ch2.Stat = kids, st
+			c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.ch2)
+			sc.ch2.Children = nil
+		}
+		clear(kids)
+		if sc.pathWatch.Watch {
+			c.watch(v, sc.pathWatch.Path, ztree.WatchChild)
+		}
+
+	case wire.OpGetACL:
+		if _, err := sc.path.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		acl, st, err := v.ACL(sc.path.Path, c.auth)
+		if err != nil {
+			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+			return
+		}
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.GetACLResponse{ACL: acl, Stat: st})
+
+	case wire.OpGetAllChildrenNumber:
+		if _, err := sc.path.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		n, err := v.AllChildrenNumber(sc.path.Path, c.auth)
+		if err != nil {
+			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+			return
+		}
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.GetAllChildrenNumberResponse{TotalNumber: int32(n)})
+
+	case wire.OpGetEphemerals:
+		if _, err := sc.path.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		eph := v.AppendEphemerals(nil, c.sid, sc.path.Path)
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.StringsResponse{Strings: eph})
+
+	case wire.OpSync:
+		// Standalone, every write before this request is applied: the
+		// session's own through FIFO, everyone's through the view.
+		if _, err := sc.path.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.SyncResponse{Path: sc.path.Path})
+
+	case wire.OpMultiRead:
+		var req wire.MultiRequest
+		if _, err := req.Decode(body, wire.Copy); err != nil {
+			bad()
+			return
+		}
+		res := v.MultiRead(req.Ops, c.auth)
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.MultiResponse{Results: res})
+		for i, op := range req.Ops {
+			if op.Watch && res[i].Err == wire.ErrOK {
+				kind := ztree.WatchData
+				if op.Type == wire.OpGetChildren {
+					kind = ztree.WatchChild
+				}
+				c.watch(v, op.Path, kind)
+			}
+		}
+
+	case wire.OpSetWatches, wire.OpSetWatches2:
+		var w wire.SetWatches2
+		if hdr.Type == wire.OpSetWatches {
+			var w1 wire.SetWatches
+			if _, err := w1.Decode(body, wire.Copy); err != nil {
+				bad()
+				return
+			}
+			w = wire.SetWatches2{RelativeZxid: w1.RelativeZxid, DataWatches: w1.DataWatches,
+				ExistWatches: w1.ExistWatches, ChildWatches: w1.ChildWatches}
+		} else if _, err := w.Decode(body, wire.Copy); err != nil {
+			bad()
+			return
+		}
+		// Events for watches whose condition already changed go out
+		// before the reply, as ZooKeeper sends them.
+		for _, ev := range s.tree.SetWatches(c.sid, w.RelativeZxid, w.DataWatches, w.ExistWatches,
+			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
+			c.appendEvent(ev.Type, ev.Path)
+		}
+		c.appendReply(wire.XidSetWatches, zxid, wire.ErrOK, nil)
+
+	case wire.OpAddWatch:
+		var req wire.AddWatchRequest
+		if _, err := req.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		kind := ztree.WatchPersistent
+		if req.Mode == wire.AddWatchPersistentRecursive {
+			kind = ztree.WatchRecursive
+		}
+		s.tree.AddWatch(c.sid, string([]byte(req.Path)), kind)
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
+
+	case wire.OpCheckWatches, wire.OpRemoveWatches:
+		var req wire.WatchesRequest
+		if _, err := req.Decode(body, wire.Alias); err != nil {
+			bad()
+			return
+		}
+		var err error
+		if hdr.Type == wire.OpCheckWatches {
+			err = s.tree.CheckWatches(c.sid, req.Path, req.Type)
+		} else {
+			err = s.tree.RemoveWatches(c.sid, req.Path, req.Type)
+		}
+		c.appendReply(hdr.Xid, zxid, errCode(err), nil)
+
+	case wire.OpAuth:
+		c.authenticate(hdr, body)
+
+	case wire.OpWhoAmI:
+		info := make([]wire.ClientInfo, len(c.auth))
+		for i, id := range c.auth {
+			info[i] = wire.ClientInfo{AuthScheme: id.Scheme, User: id.ID}
+		}
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.WhoAmIResponse{ClientInfo: info})
+
+	case wire.OpReconfig:
+		c.appendReply(hdr.Xid, zxid, wire.ErrReconfigDisabled, nil)
+
+	case wire.OpSASL:
+		// No SASL is configured: ZooKeeper fails the exchange and closes.
+		c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
+		c.closing = true
+
+	default:
+		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.nc.RemoteAddr().String())
+		c.appendReply(hdr.Xid, zxid, wire.ErrUnimplemented, nil)
+	}
+}
+
+// watch registers a one-shot watch for a read just answered from v; an
+// event that fired in between goes out after the reply.
+func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
+	if ev, fired := c.s.tree.Watch(v, c.sid, string([]byte(path)), kind); fired {
+		c.appendEvent(ev.Type, ev.Path)
+	}
+}
+
+// authenticate handles addauth. digest user:password adds the digest id
+// (and super when it matches superDigest); a scheme this server does not
+// have fails, and so does a digest without a colon: AUTHFAILED, then the
+// connection closes, as ZooKeeper does.
+func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
+	var ap wire.AuthPacket
+	zxid := c.s.view.Load().Zxid()
+	if _, err := ap.Decode(body, wire.Copy); err != nil {
+		c.appendReply(wire.XidAuth, zxid, wire.ErrMarshallingError, nil)
+		return
+	}
+	if ap.Scheme == "digest" {
+		if id, ok := digestID(string(ap.Auth)); ok {
+			c.addAuth(wire.Id{Scheme: "digest", ID: id})
+			if sd := c.s.cfg.SuperDigest; sd != "" && sd == id {
+				c.addAuth(wire.Id{Scheme: "super", ID: ""})
+			}
+			c.s.tree.SetAuth(c.sid, c.auth)
+			c.appendReply(wire.XidAuth, zxid, wire.ErrOK, nil)
+			return
+		}
+	}
+	c.s.log.Warn("authentication failed", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
+	c.appendReply(wire.XidAuth, zxid, wire.ErrAuthFailed, nil)
+	c.closing = true
+}
+
+func (c *conn) addAuth(id wire.Id) {
+	for _, a := range c.auth {
+		if a == id {
+			return
+		}
+	}
+	auth := make([]wire.Id, len(c.auth), len(c.auth)+1)
+	copy(auth, c.auth)
+	c.auth = append(auth, id)
+}
+
+// digestID turns "user:password" into the digest scheme's id.
+func digestID(up string) (string, bool) {
+	for i := 0; i < len(up); i++ {
+		if up[i] == ':' {
+			return ztree.DigestID(up[:i], up[i+1:]), true
+		}
+	}
+	return "", false
+}
+
+// errCode maps an error from ztree to the code a client sees; ztree's
+// errors are wire.ErrCode values already.
+func errCode(err error) wire.ErrCode {
+	if err == nil {
+		return wire.ErrOK
+	}
+	if code, ok := err.(wire.ErrCode); ok {
+		return code
+	}
+	panic(fmt.Sprintf("engine: ztree returned an error that is not a code: %v", err))
+}

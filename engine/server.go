@@ -1,0 +1,372 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/wal"
+	"zkd/wal/vfs"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// Server is a standalone zkd server.
+type Server struct {
+	cfg   *Config
+	log   *slog.Logger
+	fours map[string]bool
+	now   func() time.Time
+
+	store *wal.Store
+	tree  *ztree.Tree // the applier's
+	// view is the version connections serve reads from. It moves forward
+	// only after the watch events of the txns it adds are queued on their
+	// connections, so no reply shows data before its watch event (rule 4).
+	view atomic.Pointer[ztree.View]
+
+	sessions *sessionTable
+	nextSID  atomic.Int64
+	writes   *applier
+
+	ln       net.Listener
+	connMu   sync.Mutex
+	conns    map[*conn]struct{}
+	perIP    map[string]int
+	started  time.Time
+	stats    stats
+	stopping chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+	wg       sync.WaitGroup
+	done     chan struct{}
+}
+
+// Options are what a Server needs besides its Config.
+type Options struct {
+	Logger *slog.Logger
+	FS     vfs.FS // default: the OS
+}
+
+// New opens the data directory (recovering the tree from it) and returns a
+// server ready to Start.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      opts.Logger,
+		now:      time.Now,
+		conns:    map[*conn]struct{}{},
+		perIP:    map[string]int{},
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	var unknown []string
+	s.fours, unknown = cfg.fourLetterWords()
+	if len(unknown) > 0 {
+		s.log.Warn("4lw.commands.whitelist names words this server does not have; they stay disabled", "words", unknown)
+	}
+	wo := cfg.WalOptions()
+	wo.FS = opts.FS
+	wo.Logger = s.log
+	wo.Tree = ztree.Options{ExtendedTypes: cfg.ExtendedTypes, EnforceQuota: cfg.EnforceQuota}
+	wo.OnFatal = func(err error) { s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err)) }
+	for _, d := range []string{cfg.DataDir, cfg.LogDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil && opts.FS == nil {
+			return nil, err
+		}
+	}
+	st, err := wal.Open(wo)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	s.tree = st.Tree()
+	s.view.Store(s.tree.Published())
+	now := s.now().UnixMilli()
+	s.sessions = newSessionTable(int64(cfg.TickTime), now)
+	// Sessions recovered from disk get their full timeout to reconnect,
+	// as ZooKeeper gives them.
+	s.tree.Published().Sessions(func(se ztree.Session) bool {
+		s.sessions.add(se.ID, se.Timeout, now)
+		return true
+	})
+	// ZooKeeperServer.initializeNextSessionId: the time in the low bits,
+	// the server id (0 standalone) in the top byte.
+	s.nextSID.Store(int64(uint64(now<<24)>>8) | 0<<56)
+	s.stats.reset()
+	s.writes = newApplier(s)
+	return s, nil
+}
+
+// Start listens on the client port and starts serving.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr())
+	if err != nil {
+		s.store.Close()
+		return err
+	}
+	s.ln = ln
+	s.started = s.now()
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.writes.run() }()
+	go func() { defer s.wg.Done(); s.tickLoop() }()
+	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "dataDir", s.cfg.DataDir,
+		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Zxid()),
+		"znodes", s.tree.Published().NodeCount(), "sessions", s.sessions.count())
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Done is closed when the server has stopped, by Close or by a failure.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is why the server stopped: nil after a clean Close.
+func (s *Server) Err() error {
+	<-s.done
+	return s.stopErr
+}
+
+// Close stops the server: no new connections, every connection closed,
+// the log closed after the txns already handed to it are durable. Sessions
+// stay open, as ZooKeeper's do, to expire or be resumed after a restart.
+func (s *Server) Close() error {
+	s.stop(nil)
+	<-s.done
+	return s.stopErr
+}
+
+func (s *Server) fail(err error) {
+	s.log.Error(err.Error())
+	go s.stop(err)
+}
+
+func (s *Server) stop(err error) {
+	s.stopOnce.Do(func() {
+		s.stopErr = err
+		close(s.stopping)
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		s.connMu.Lock()
+		for c := range s.conns {
+			c.close()
+		}
+		s.connMu.Unlock()
+		s.wg.Wait()
+		if cerr := s.store.Close(); cerr != nil && s.stopErr == nil && !errors.Is(cerr, wal.ErrStopped) {
+			s.stopErr = cerr
+		}
+		s.log.Info("stopped")
+		close(s.done)
+	})
+}
+
+// tickLoop expires sessions every tick and runs the container and TTL
+// reaper on its interval.
+func (s *Server) tickLoop() {
+	tick := time.Duration(s.cfg.TickTime) * time.Millisecond
+	if tick > 100*time.Millisecond {
+		tick = 100 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	nextReap := s.now().Add(time.Duration(s.cfg.ContainerCheckInterval) * time.Millisecond)
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+		}
+		now := s.now()
+		for _, se := range s.sessions.expired(now.UnixMilli()) {
+			s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
+				"timeout", se.timeout.Load())
+			s.closeSession(se, nil, 0)
+		}
+		if now.After(nextReap) {
+			nextReap = now.Add(time.Duration(s.cfg.ContainerCheckInterval) * time.Millisecond)
+			s.reap(now)
+		}
+	}
+}
+
+// closeSession hands a closeSession txn for se to the applier, from the
+// client's own request (c, xid) or from expiry (c nil).
+func (s *Server) closeSession(se *session, c *conn, xid int32) {
+	if !se.closing.CompareAndSwap(false, true) && c == nil {
+		return
+	}
+	s.writes.submit(&writeReq{c: c, sess: se.id, xid: xid, op: wire.OpCloseSession})
+}
+
+// reap deletes empty containers and expired TTL nodes through ordinary
+// deleteContainer txns, at most maxPerMinute a minute (ContainerManager).
+func (s *Server) reap(now time.Time) {
+	v := s.view.Load()
+	limit := s.cfg.ContainerMaxPerMinute * s.cfg.ContainerCheckInterval / 60000
+	if limit < 1 {
+		limit = 1
+	}
+	for i, p := range v.Candidates(now.UnixMilli(), int64(s.cfg.ContainerMaxNeverUsed)) {
+		if i >= limit {
+			break
+		}
+		s.writes.submit(&writeReq{op: wire.OpDeleteContainer, body: &wire.DeleteContainerRequest{Path: p}})
+	}
+}
+
+func (s *Server) acceptLoop() {
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.stopping:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Error("accept failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		ip := remoteIP(nc)
+		if !s.admit(ip) {
+			nc.Close()
+			continue
+		}
+		c := newConn(s, nc, ip)
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); c.readLoop() }()
+		go func() { defer s.wg.Done(); c.writeLoop() }()
+	}
+}
+
+func remoteIP(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return nc.RemoteAddr().String()
+}
+
+// admit counts a new connection against maxCnxns and maxClientCnxns.
+func (s *Server) admit(ip string) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if m := s.cfg.MaxCnxns; m > 0 && len(s.conns) >= m {
+		s.log.Warn("Too many connections - max is "+fmt.Sprint(m)+" (maxCnxns)", "client", ip)
+		return false
+	}
+	if m := s.cfg.MaxClientCnxns; m > 0 && s.perIP[ip] >= m {
+		s.log.Warn(fmt.Sprintf("Too many connections from /%s - max is %d (maxClientCnxns)", ip, m))
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) addConn(c *conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	select {
+	case <-s.stopping:
+		s.perIP[c.ip]--
+		return false
+	default:
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connMu.Lock()
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+	}
+	s.connMu.Unlock()
+}
+
+func (s *Server) connList() []*conn {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// negotiate clamps a requested session timeout into
+// [minSessionTimeout, maxSessionTimeout].
+func (s *Server) negotiate(t int32) int32 {
+	lo, hi := int32(s.cfg.MinTimeout()), int32(s.cfg.MaxTimeout())
+	if t < lo {
+		return lo
+	}
+	if t > hi {
+		return hi
+	}
+	return t
+}
+
+// newSessionID is the next session id of this server.
+func (s *Server) newSessionID() int64 {
+	for {
+		id := s.nextSID.Add(1) - 1
+		if id != -1<<63 { // the ephemeral mask is never a session id
+			return id
+		}
+	}
+}
+
+// stats are the counters srvr, stat and mntr report.
+type stats struct {
+	received, sent atomic.Int64
+	latMin         atomic.Int64 // ms; -1 before the first request
+	latMax, latSum atomic.Int64
+	latCount       atomic.Int64
+	outstanding    atomic.Int64 // writes handed to the applier, not replied yet
+}
+
+func (st *stats) reset() {
+	st.received.Store(0)
+	st.sent.Store(0)
+	st.latMin.Store(-1)
+	st.latMax.Store(0)
+	st.latSum.Store(0)
+	st.latCount.Store(0)
+}
+
+func (st *stats) latency(ms int64) {
+	st.latSum.Add(ms)
+	st.latCount.Add(1)
+	for {
+		m := st.latMin.Load()
+		if (m >= 0 && m <= ms) || st.latMin.CompareAndSwap(m, ms) {
+			break
+		}
+	}
+	for {
+		m := st.latMax.Load()
+		if m >= ms || st.latMax.CompareAndSwap(m, ms) {
+			break
+		}
+	}
+}

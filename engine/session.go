@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// superSecret is mixed into a session id to seed its password, as
+// ZooKeeperServer.superSecret is; with java.util.Random's generator this
+// gives every session the password ZooKeeper would give it, so a client
+// that reconnects after a migration keeps its session.
+const superSecret = 0xB3415C00
+
+// sessionPassword is ZooKeeperServer.generatePasswd: 16 bytes from
+// java.util.Random seeded with id ^ superSecret.
+func sessionPassword(id int64) [16]byte {
+	const mult, mask = 0x5DEECE66D, (1 << 48) - 1
+	seed := (id ^ superSecret ^ mult) & mask
+	var p [16]byte
+	for i := 0; i < len(p); {
+		seed = (seed*mult + 0xB) & mask
+		r := int32(seed >> 16) // next(32)
+		for n := 0; n < 4 && i < len(p); n++ {
+			p[i] = byte(r)
+			r >>= 8
+			i++
+		}
+	}
+	return p
+}
+
+// session is an open session as the engine tracks it. Its lifetime is
+// decided by txns: it exists from its createSession txn to its
+// closeSession txn.
+type session struct {
+	id      int64
+	timeout atomic.Int32 // negotiated, ms
+	// deadline is when the session expires unless touched, in ms since
+	// the epoch, rounded up to a tick boundary (ZooKeeper's ExpiryQueue).
+	deadline atomic.Int64
+	conn     atomic.Pointer[conn] // the connection it is on; nil between connections
+	closing  atomic.Bool          // a closeSession txn is on its way
+}
+
+// sessionTable holds the open sessions and expires them in tickTime
+// buckets. touch only stores a new deadline; the expiry pass moves a
+// session found in an old bucket to the bucket of its current deadline,
+// so the hot path takes no lock.
+type sessionTable struct {
+	tick int64 // ms
+
+	mu      sync.Mutex
+	byID    map[int64]*session
+	buckets map[int64][]*session // deadline → sessions that may expire then
+	next    int64                // the next bucket to check
+}
+
+func newSessionTable(tickMs int64, now int64) *sessionTable {
+	return &sessionTable{tick: tickMs, byID: map[int64]*session{}, buckets: map[int64][]*session{},
+		next: roundUp(now, tickMs)}
+}
+
+func roundUp(t, tick int64) int64 { return (t/tick + 1) * tick }
+
+// add tracks a session, expiring timeout ms from now.
+func (t *sessionTable) add(id int64, timeout int32, now int64) *session {
+	s := &session{id: id}
+	s.timeout.Store(timeout)
+	d := roundUp(now+int64(timeout), t.tick)
+	s.deadline.Store(d)
+	t.mu.Lock()
+	t.byID[id] = s
+	t.buckets[d] = append(t.buckets[d], s)
+	t.mu.Unlock()
+	return s
+}
+
+func (t *sessionTable) get(id int64) *session {
+	t.mu.Lock()
+	s := t.byID[id]
+	t.mu.Unlock()
+	return s
+}
+
+func (t *sessionTable) remove(id int64) *session {
+	t.mu.Lock()
+	s := t.byID[id]
+	delete(t.byID, id)
+	t.mu.Unlock()
+	return s
+}
+
+func (t *sessionTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+func (t *sessionTable) all() []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*session, 0, len(t.byID))
+	for _, s := range t.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
+// touch pushes a session's deadline to now + its timeout. It never moves
+// a deadline earlier.
+func (t *sessionTable) touch(s *session, now int64) {
+	d := roundUp(now+int64(s.timeout.Load()), t.tick)
+	for {
+		old := s.deadline.Load()
+		if d <= old || s.deadline.CompareAndSwap(old, d) {
+			return
+		}
+	}
+}
+
+// expired returns the sessions whose deadline has passed by now, each once.
+func (t *sessionTable) expired(now int64) []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*session
+	for ; t.next <= now; t.next += t.tick {
+		b := t.buckets[t.next]
+		delete(t.buckets, t.next)
+		for _, s := range b {
+			if t.byID[s.id] != s || s.closing.Load() {
+				continue
+			}
+			if d := s.deadline.Load(); d > now {
+				t.buckets[d] = append(t.buckets[d], s)
+				continue
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
