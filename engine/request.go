@@ -230,7 +230,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
 			c.appendEvent(ev.Type, ev.Path)
 		}
-		c.appendReply(wire.XidSetWatches, zxid, wire.ErrOK, nil)
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
 
 	case wire.OpAddWatch:
 		var req wire.AddWatchRequest
@@ -297,9 +297,11 @@ func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
 // connection closes, as ZooKeeper does.
 func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	var ap wire.AuthPacket
-	zxid := c.s.view.Load().Zxid()
+	// ZooKeeper answers auth with the request's own xid (-4 from most
+	// clients, an ordinary one from some) and zxid 0.
+	const zxid = 0
 	if _, err := ap.Decode(body, wire.Copy); err != nil {
-		c.appendReply(wire.XidAuth, zxid, wire.ErrMarshallingError, nil)
+		c.appendReply(hdr.Xid, zxid, wire.ErrMarshallingError, nil)
 		return
 	}
 	if ap.Scheme == "digest" {
@@ -309,12 +311,12 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 				c.addAuth(wire.Id{Scheme: "super", ID: ""})
 			}
 			c.s.tree.SetAuth(c.sid, c.auth)
-			c.appendReply(wire.XidAuth, zxid, wire.ErrOK, nil)
+			c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
 			return
 		}
 	}
 	c.s.log.Warn("authentication failed", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
-	c.appendReply(wire.XidAuth, zxid, wire.ErrAuthFailed, nil)
+	c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
 	c.closing = true
 }
 
