@@ -181,4 +181,3 @@ func TestEveryOperationThroughGoZookeeper(t *testing.T) {
 		t.Fatalf("sync returned %q", p)
 	}
 }
-

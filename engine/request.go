@@ -131,6 +131,11 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			bad()
 			return
 		}
+		// An empty list goes out as length 0; jute's -1 means null, which
+		// clients do not expect here.
+		if sc.children == nil {
+			sc.children = make([]string, 0, 16)
+		}
 		kids, st, err := v.AppendChildren(sc.children[:0], sc.pathWatch.Path, c.auth)
 		sc.children = kids
 		if err != nil {
@@ -180,7 +185,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			bad()
 			return
 		}
-		eph := v.AppendEphemerals(nil, c.sid, sc.path.Path)
+		eph := v.AppendEphemerals([]string{}, c.sid, sc.path.Path)
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.StringsResponse{Strings: eph})
 
 	case wire.OpSync:

@@ -239,7 +239,7 @@ func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
 			}
 			out[i] = wire.OpResult{Type: wire.OpGetData, Data: []byte(data), Stat: st}
 		case wire.OpGetChildren:
-			kids, _, err := v.AppendChildren(nil, op.Path, ids)
+			kids, _, err := v.AppendChildren([]string{}, op.Path, ids)
 			if err != nil {
 				out[i] = wire.OpResult{Type: wire.OpError, Err: err.(wire.ErrCode)}
 				continue

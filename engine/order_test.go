@@ -1,0 +1,205 @@
+package engine_test
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"zkd/bench/client"
+	"zkd/engine/zkdtest"
+	"zkd/wire"
+)
+
+// pipelined opens a session with the lean pipelined client and collects
+// what arrives, in order.
+type pipelined struct {
+	t    testing.TB
+	c    *client.Conn
+	mu   sync.Mutex
+	seen []arrival
+	cond *sync.Cond
+	err  error
+}
+
+type arrival struct {
+	event bool
+	op    wire.OpCode
+	err   wire.ErrCode
+	tag   uint64
+	data  string
+	stat  wire.Stat
+	path  string
+}
+
+func dialPipelined(t testing.TB, addr string) *pipelined {
+	t.Helper()
+	p := &pipelined{t: t}
+	p.cond = sync.NewCond(&p.mu)
+	c, err := client.Dial(addr, client.Options{
+		OnReply: func(_ *client.Conn, r *client.Reply) {
+			a := arrival{op: r.Op, err: r.Err, tag: r.Tag}
+			if r.Err == wire.ErrOK && r.Op == wire.OpGetData {
+				var g wire.GetDataResponse
+				if _, err := g.Decode(r.Body, wire.Copy); err == nil {
+					a.data, a.stat = string(g.Data), g.Stat
+				}
+			}
+			p.add(a)
+		},
+		OnEvent: func(_ *client.Conn, ev *wire.WatcherEvent, _ time.Time) {
+			p.add(arrival{event: true, path: ev.Path})
+		},
+		OnClose: func(_ *client.Conn, err error) {
+			p.mu.Lock()
+			p.err = err
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.c = c
+	t.Cleanup(func() { c.Close() })
+	return p
+}
+
+func (p *pipelined) add(a arrival) {
+	p.mu.Lock()
+	p.seen = append(p.seen, a)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *pipelined) send(op wire.OpCode, body wire.Record, tag uint64) {
+	if err := p.c.Send(op, body, tag); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// waitReplies waits until n replies (not events) have arrived.
+func (p *pipelined) waitReplies(n int) []arrival {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	timer := time.AfterFunc(20*time.Second, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer timer.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		replies := 0
+		for _, a := range p.seen {
+			if !a.event {
+				replies++
+			}
+		}
+		if replies >= n {
+			return append([]arrival(nil), p.seen...)
+		}
+		if p.err != nil {
+			p.t.Fatalf("connection ended: %v", p.err)
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%d of %d replies after 20 s", replies, n)
+		}
+		p.cond.Wait()
+	}
+}
+
+// Rule 1: replies come in request order, and each read sees every write
+// its session sent before it, with everything pipelined and other
+// sessions writing at the same time.
+func TestPerSessionFIFOUnderConcurrentLoad(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	const sessions, rounds = 6, 300
+	var wg sync.WaitGroup
+	for s := 0; s < sessions; s++ {
+		p := dialPipelined(t, srv.Addr)
+		path := fmt.Sprintf("/fifo-%d", s)
+		p.send(wire.OpCreate, &wire.CreateRequest{Path: path, ACL: openACL}, 0)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= rounds; i++ {
+				// write, read, read-of-another-kind, write: all in flight.
+				p.send(wire.OpSetData, &wire.SetDataRequest{Path: path, Data: []byte(strconv.Itoa(i)), Version: -1}, uint64(i))
+				p.send(wire.OpGetData, &wire.GetDataRequest{Path: path}, uint64(i))
+				p.send(wire.OpExists, &wire.ExistsRequest{Path: path}, uint64(i))
+			}
+		}()
+		defer func(p *pipelined, path string) {
+			got := p.waitReplies(1 + 3*rounds)
+			if got[0].op != wire.OpCreate || got[0].err != wire.ErrOK {
+				t.Errorf("%s: first reply %+v", path, got[0])
+				return
+			}
+			for i := 1; i <= rounds; i++ {
+				set, get, ex := got[3*i-2], got[3*i-1], got[3*i]
+				if set.op != wire.OpSetData || get.op != wire.OpGetData || ex.op != wire.OpExists ||
+					set.tag != uint64(i) || get.tag != uint64(i) || ex.tag != uint64(i) {
+					t.Errorf("%s: round %d replies out of order: %+v %+v %+v", path, i, set, get, ex)
+					return
+				}
+				if get.data != strconv.Itoa(i) || get.stat.Version != int32(i) {
+					t.Errorf("%s: the read after write %d saw %q (version %d)", path, i, get.data, get.stat.Version)
+					return
+				}
+			}
+		}(p, path)
+	}
+	wg.Wait()
+}
+
+// Rule 4: a session watching a znode gets the watch event before any
+// reply that shows it the changed data, while another session changes it
+// and the watcher keeps reading as fast as it can.
+func TestWatchEventArrivesBeforeTheDataItAnnounces(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	w := dialPipelined(t, srv.Addr)
+	m := dialPipelined(t, srv.Addr)
+	m.send(wire.OpCreate, &wire.CreateRequest{Path: "/x", Data: []byte("0"), ACL: openACL}, 0)
+	m.waitReplies(1)
+	const rounds = 150
+	sent := 0
+	for r := 1; r <= rounds; r++ {
+		w.send(wire.OpGetData, &wire.GetDataRequest{Path: "/x", Watch: true}, uint64(r))
+		sent++
+		w.waitReplies(sent)
+		m.send(wire.OpSetData, &wire.SetDataRequest{Path: "/x", Data: []byte(strconv.Itoa(r)), Version: -1}, 0)
+		// Read until the new data shows, eight reads in flight.
+		for {
+			for i := 0; i < 8; i++ {
+				w.send(wire.OpGetData, &wire.GetDataRequest{Path: "/x"}, 0)
+			}
+			sent += 8
+			got := w.waitReplies(sent)
+			if got[len(got)-1].data == strconv.Itoa(r) {
+				break
+			}
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// Walk the arrivals: from the watched read of round r on, the first
+	// reply showing data r must come after the event of round r.
+	events, version := 0, int32(0)
+	for _, a := range w.seen {
+		if a.event {
+			events++
+			continue
+		}
+		if a.op != wire.OpGetData || a.err != wire.ErrOK {
+			t.Fatalf("unexpected reply %+v", a)
+		}
+		if a.stat.Version > version {
+			version = a.stat.Version
+			if int(version) > events {
+				t.Fatalf("a reply showed version %d after only %d watch events", version, events)
+			}
+		}
+	}
+	if events != rounds {
+		t.Fatalf("%d watch events for %d changes", events, rounds)
+	}
+}

@@ -1,0 +1,198 @@
+package engine_test
+
+import (
+	"bytes"
+
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"zkd/bench/zkref/zkreftest"
+	"zkd/engine/zkdtest"
+	"zkd/wire"
+)
+
+func waitEvent(t testing.TB, ch <-chan zk.Event, want zk.EventType, path string) {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		if ev.Type != want || ev.Path != path {
+			t.Fatalf("event %v on %q, want %v on %q", ev.Type, ev.Path, want, path)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %v event on %s within 10 s", want, path)
+	}
+}
+
+func TestWatchesFireOnceWithTheRightType(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	a, b := connect(t, srv.Addr), connect(t, srv.Addr)
+	acl := zk.WorldACL(zk.PermAll)
+	check(a.Create("/w", []byte("0"), 0, acl))(t)
+
+	_, _, data, err := a.GetW("/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, exists, err := a.ExistsW("/w/new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, kids, err := a.ChildrenW("/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(b.Set("/w", []byte("1"), -1))(t)
+	waitEvent(t, data, zk.EventNodeDataChanged, "/w")
+	check(b.Create("/w/new", nil, 0, acl))(t)
+	waitEvent(t, exists, zk.EventNodeCreated, "/w/new")
+	waitEvent(t, kids, zk.EventNodeChildrenChanged, "/w")
+
+	// One-shot: a second change fires nothing on the old watch.
+	check(b.Set("/w", []byte("2"), -1))(t)
+	select {
+	case ev, ok := <-data:
+		if ok {
+			t.Fatalf("a one-shot watch fired twice: %+v", ev)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	_, _, del, err := a.GetW("/w/new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete("/w/new", -1); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, del, zk.EventNodeDeleted, "/w/new")
+}
+
+func TestClosingASessionRemovesItsEphemeralsAndFiresWatches(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	owner, watcher := connect(t, srv.Addr), connect(t, srv.Addr)
+	check(owner.Create("/lock", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+	_, _, ch, err := watcher.ExistsW("/lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Close()
+	waitEvent(t, ch, zk.EventNodeDeleted, "/lock")
+	if ok, _ := check2(watcher.Exists("/lock"))(t); ok {
+		t.Fatal("the ephemeral outlived its session")
+	}
+}
+
+// A session whose client goes silent expires after its timeout: its
+// ephemerals go, their watches fire, and resuming it gets the expired
+// answer.
+func TestSilentSessionExpires(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"tickTime": "100"})
+	req := zkreftest.NewSession()
+	req.TimeOut = 600
+	silent := zkreftest.Dial(t, srv.Addr, req)
+	if got := silent.Session.TimeOut; got != 600 {
+		t.Fatalf("negotiated timeout %d, want 600", got)
+	}
+	silent.OK(wire.OpCreate, &wire.CreateRequest{Path: "/eph", ACL: openACL, Flags: wire.ModeEphemeral})
+	w := connect(t, srv.Addr)
+	_, _, ch, err := w.ExistsW("/eph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, pw := silent.Session.SessionID, silent.Session.Passwd
+	silent.Conn.Close()
+	start := time.Now()
+	waitEvent(t, ch, zk.EventNodeDeleted, "/eph")
+	if d := time.Since(start); d < 400*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("the session expired after %v with a 600 ms timeout", d)
+	}
+	again := zkreftest.NewSession()
+	again.SessionID, again.Passwd = id, pw
+	c := zkreftest.Dial(t, srv.Addr, again)
+	if c.Session.SessionID != 0 || c.Session.TimeOut != 0 {
+		t.Fatalf("resuming an expired session was accepted: %+v", c.Session)
+	}
+}
+
+var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+
+// Reconnecting with the session id and password keeps the session's
+// ephemerals; a wrong password gets the expired answer and changes nothing.
+func TestResumeKeepsEphemeralsAndWrongPasswordIsRefused(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	first := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	first.OK(wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: openACL, Flags: wire.ModeEphemeral})
+	id, pw := first.Session.SessionID, first.Session.Passwd
+	if len(pw) != 16 || id>>56 != 0 {
+		t.Fatalf("session 0x%x with a %d-byte password", id, len(pw))
+	}
+	first.Conn.Close()
+
+	bad := zkreftest.NewSession()
+	bad.SessionID, bad.Passwd = id, bytes.Repeat([]byte{7}, 16)
+	if c := zkreftest.Dial(t, srv.Addr, bad); c.Session.SessionID != 0 || c.Session.TimeOut != 0 {
+		t.Fatalf("a wrong password was accepted: %+v", c.Session)
+	}
+
+	good := zkreftest.NewSession()
+	good.SessionID, good.Passwd = id, pw
+	c := zkreftest.Dial(t, srv.Addr, good)
+	if c.Session.SessionID != id || !bytes.Equal(c.Session.Passwd, pw) {
+		t.Fatalf("resume answered %+v", c.Session)
+	}
+	r := c.OK(wire.OpExists, &wire.ExistsRequest{Path: "/mine"}).(*wire.ExistsResponse)
+	if r.Stat.EphemeralOwner != id {
+		t.Fatalf("ephemeralOwner 0x%x after resume, want 0x%x", r.Stat.EphemeralOwner, id)
+	}
+}
+
+// go-zookeeper re-sends its watches with setWatches after a reconnect; a
+// change made while it was away fires at once.
+func TestWatchesSurviveAReconnect(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	c := connect(t, srv.Addr)
+	other := connect(t, srv.Addr)
+	check(c.Create("/r", []byte("a"), 0, zk.WorldACL(zk.PermAll)))(t)
+	_, _, ch, err := c.GetW("/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.SessionID()
+	srv.Stop()
+	srv.Restart()
+	// While c reconnects, another session changes the node.
+	check(other.Set("/r", []byte("b"), -1))(t)
+	waitEvent(t, ch, zk.EventNodeDataChanged, "/r")
+	if c.SessionID() != id {
+		t.Fatalf("session changed from 0x%x to 0x%x across a restart", id, c.SessionID())
+	}
+}
+
+func TestTimeoutIsNegotiatedIntoTheConfiguredRange(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"tickTime": "1000", "maxSessionTimeout": "5000"})
+	for _, c := range []struct{ ask, want int32 }{{100, 2000}, {3000, 3000}, {60000, 5000}} {
+		req := zkreftest.NewSession()
+		req.TimeOut = c.ask
+		if got := zkreftest.Dial(t, srv.Addr, req).Session.TimeOut; got != c.want {
+			t.Errorf("asked for %d ms, got %d, want %d", c.ask, got, c.want)
+		}
+	}
+}
+
+func TestUnknownOpcodeGetsUnimplementedAndTheConnectionLives(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	c := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	for _, op := range []wire.OpCode{55, 999, -77} {
+		h, _ := c.Call(op, &wire.PathRequest{Path: "/"})
+		if h.Err != wire.ErrUnimplemented {
+			t.Fatalf("op %d answered %v, want UNIMPLEMENTED", op, h.Err)
+		}
+	}
+	c.OK(wire.OpExists, &wire.ExistsRequest{Path: "/"})
+	h, _ := c.Call(wire.OpReconfig, &wire.ReconfigRequest{})
+	if h.Err != wire.ErrReconfigDisabled {
+		t.Fatalf("reconfig answered %v, want RECONFIGDISABLED", h.Err)
+	}
+}
