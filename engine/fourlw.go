@@ -316,7 +316,7 @@ func (s *Server) mntr() string {
 		"zk_min_latency":                 fmt.Sprint(min),
 		"zk_max_latency":                 fmt.Sprint(max),
 		"zk_outstanding_requests":        fmt.Sprint(s.stats.outstanding.Load()),
-		"zk_znode_count":                 fmt.Sprint(v.NodeCount()),
+		"zk_znode_count":                 fmt.Sprint(nodeCount(v)),
 		"zk_global_sessions":             fmt.Sprint(s.sessions.count()),
 		"zk_packets_sent":                fmt.Sprint(s.stats.sent.Load()),
 		"zk_packets_received":            fmt.Sprint(s.stats.received.Load()),

@@ -40,6 +40,12 @@ func dialPipelined(t testing.TB, addr string) *pipelined {
 	c, err := client.Dial(addr, client.Options{
 		OnReply: func(_ *client.Conn, r *client.Reply) {
 			a := arrival{op: r.Op, err: r.Err, tag: r.Tag}
+			if r.Err == wire.ErrOK && r.Op == wire.OpCreate {
+				var cr wire.CreateResponse
+				if _, err := cr.Decode(r.Body, wire.Copy); err == nil {
+					a.path = cr.Path
+				}
+			}
 			if r.Err == wire.ErrOK && r.Op == wire.OpGetData {
 				var g wire.GetDataResponse
 				if _, err := g.Decode(r.Body, wire.Copy); err == nil {
