@@ -55,6 +55,7 @@ type applier struct {
 	durable  atomic.Int64 // the newest zxid the log has made durable
 	pending  []*writeReq  // logged, not applied; in zxid order
 	nextZxid int64
+	kick     []*conn
 }
 
 func newApplier(s *Server) *applier {
@@ -160,56 +161,70 @@ func (a *applier) commit() {
 		}
 	}
 	events := s.tree.Publish()
-	s.deliver(events)
-	s.view.Store(s.tree.Published())
+	// Queue, per connection and in zxid order, each txn's watch events
+	// and then its reply, as ZooKeeper sends them. Nothing is flushed yet:
+	// the connections are kicked once the view has moved, and a read
+	// never runs on a view older than its session's last write.
+	kick := a.kick[:0]
+	e := 0
 	for i, r := range done {
-		a.reply(r, &results[i])
+		z := r.txn.Header.Zxid
+		for ; e < len(events) && events[e].Zxid <= z; e++ {
+			kick = s.queueEvent(kick, &events[e])
+		}
+		if c := a.reply(r, &results[i]); c != nil {
+			kick = append(kick, c)
+		}
 		done[i] = nil
 	}
+	for ; e < len(events); e++ {
+		kick = s.queueEvent(kick, &events[e])
+	}
+	s.view.Store(s.tree.Published())
+	for i, c := range kick {
+		c.kick()
+		kick[i] = nil
+	}
+	a.kick = kick[:0]
 	a.pending = a.pending[n:]
 	if len(a.pending) == 0 {
 		a.pending = a.pending[:0:0]
 	}
 }
 
-// deliver queues watch events on their sessions' connections.
-func (s *Server) deliver(events []ztree.Event) {
-	var woken []*conn
-	for _, ev := range events {
-		se := s.sessions.get(ev.Session)
-		if se == nil {
-			continue
-		}
-		c := se.conn.Load()
-		if c == nil {
-			continue
-		}
-		if c.queueEvent(ev.Type, ev.Path) {
-			woken = append(woken, c)
-		}
+// queueEvent queues a watch event on its session's connection and adds
+// the connection to kick.
+func (s *Server) queueEvent(kick []*conn, ev *ztree.Event) []*conn {
+	se := s.sessions.get(ev.Session)
+	if se == nil {
+		return kick
 	}
-	for _, c := range woken {
-		c.kick()
+	c := se.conn.Load()
+	if c == nil {
+		return kick
 	}
+	c.queueEvent(ev.Type, ev.Path)
+	return append(kick, c)
 }
 
-// reply answers the request whose txn was just applied.
-func (a *applier) reply(r *writeReq, res *ztree.Result) {
+// reply queues the answer to the request whose txn was just applied and
+// returns the connection to kick.
+func (a *applier) reply(r *writeReq, res *ztree.Result) *conn {
 	s := a.s
 	s.stats.outstanding.Add(-1)
 	if r.c == nil {
-		return
+		return nil
 	}
 	s.stats.latency(time.Since(r.start).Milliseconds())
 	zxid := r.txn.Header.Zxid
 	switch r.op {
 	case wire.OpCreateSession:
-		r.c.sessionCreated(r.connect)
-		return
+		r.c.sessionCreated(r.connect, zxid)
 	case wire.OpCloseSession:
 		r.c.writeDone(r.xid, zxid, wire.ErrOK, nil, true)
-		return
+	default:
+		code, body := res.Reply(r.op)
+		r.c.writeDone(r.xid, zxid, code, body, false)
 	}
-	code, body := res.Reply(r.op)
-	r.c.writeDone(r.xid, zxid, code, body, false)
+	return r.c
 }

@@ -41,6 +41,7 @@ type conn struct {
 	out        []byte
 	spare      []byte
 	inflight   int      // writes handed to the applier and not replied yet
+	needZxid   int64    // the session's last replied write: reads wait for a view with it
 	deferred   [][]byte // requests waiting for inflight writes, in order
 	closing    bool     // close once the output is flushed
 	scratch    readScratch
@@ -194,7 +195,7 @@ func (c *conn) input(b []byte, max int) (int, error) {
 		if c.sess != nil {
 			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
 		}
-		if len(c.deferred) > 0 || (c.inflight > 0 && !isWrite(opOf(payload))) {
+		if len(c.deferred) > 0 || (!isWrite(opOf(payload)) && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			continue
 		}
@@ -207,7 +208,7 @@ func (c *conn) drain() {
 	n := 0
 	for n < len(c.deferred) && !c.closing {
 		p := c.deferred[n]
-		if c.inflight > 0 && !isWrite(opOf(p)) {
+		if !isWrite(opOf(p)) && c.mustWait() {
 			break
 		}
 		c.deferred[n] = nil
@@ -220,6 +221,13 @@ func (c *conn) drain() {
 			c.deferred = nil
 		}
 	}
+}
+
+// mustWait reports whether a read must wait: a write of the session is in
+// flight, or the view does not show the session's last write yet. Called
+// with c.mu held.
+func (c *conn) mustWait() bool {
+	return c.inflight > 0 || c.s.view.Load().Zxid() < c.needZxid
 }
 
 func opOf(p []byte) wire.OpCode {
@@ -328,26 +336,26 @@ func (c *conn) appendConnect(resp *wire.ConnectResponse) {
 	c.s.stats.sent.Add(1)
 }
 
-// sessionCreated sends the handshake reply once the createSession txn is
-// durable and applied.
-func (c *conn) sessionCreated(resp *wire.ConnectResponse) {
+// sessionCreated queues the handshake reply once the createSession txn
+// is durable and applied. The caller kicks the writer.
+func (c *conn) sessionCreated(resp *wire.ConnectResponse, zxid int64) {
 	c.mu.Lock()
 	c.inflight--
+	c.needZxid = zxid
 	c.appendConnect(resp)
 	c.mu.Unlock()
-	c.kick()
 }
 
-// writeDone queues the reply to a write.
+// writeDone queues the reply to a write. The caller kicks the writer.
 func (c *conn) writeDone(xid int32, zxid int64, code wire.ErrCode, body wire.Record, closeAfter bool) {
 	c.mu.Lock()
 	c.inflight--
+	c.needZxid = zxid
 	c.appendReply(xid, zxid, code, body)
 	if closeAfter {
 		c.closing = true
 	}
 	c.mu.Unlock()
-	c.kick()
 }
 
 // appendReply adds one reply frame. Called with c.mu held.
@@ -366,13 +374,11 @@ func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.R
 	c.lastResponse.Store(time.Now().UnixMilli())
 }
 
-// queueEvent adds a watch notification and reports whether the writer
-// needs a kick.
-func (c *conn) queueEvent(t wire.EventType, path string) bool {
+// queueEvent adds a watch notification. The caller kicks the writer.
+func (c *conn) queueEvent(t wire.EventType, path string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.appendEvent(t, path)
-	return true
+	c.mu.Unlock()
 }
 
 // appendEvent adds a watch notification. Called with c.mu held.

@@ -248,7 +248,9 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			kind = ztree.WatchRecursive
 		}
 		s.tree.AddWatch(c.sid, string([]byte(req.Path)), kind)
-		c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
+		// ZooKeeper answers addWatch with an ErrorResponse body of 0,
+		// and the Java client reads it.
+		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.ErrorResponse{Err: 0})
 
 	case wire.OpCheckWatches, wire.OpRemoveWatches:
 		var req wire.WatchesRequest
@@ -278,9 +280,9 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		c.appendReply(hdr.Xid, zxid, wire.ErrReconfigDisabled, nil)
 
 	case wire.OpSASL:
-		// No SASL is configured: ZooKeeper fails the exchange and closes.
-		c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
-		c.closing = true
+		// With no SASL configured ZooKeeper 3.8 answers a sasl request
+		// with an empty (null) token, zxid 0, and keeps the connection.
+		c.appendReply(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
 
 	default:
 		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.nc.RemoteAddr().String())
