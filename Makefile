@@ -2,17 +2,25 @@
 # it installs what the tests need, then vets and tests everything.
 
 GO ?= go
-# Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8),
-# a Java runtime for it, and snappy-java for its snappy snapshots.
-DEBIAN_PACKAGES := zookeeper default-jre-headless libsnappy-java
+# Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8,
+# which brings zkCli.sh and the Java client), a JDK for it and for the Curator
+# check program, snappy-java for its snappy snapshots, and the real clients
+# the engine's tests run: kazoo, Curator, the C client (cli_mt, load_gen).
+DEBIAN_PACKAGES := zookeeper default-jdk-headless libsnappy-java python3-kazoo zookeeper-bin \
+	libzookeeper-java libcurator-framework-java libcurator-recipes-java
 # Files whose presence shows the packages are installed.
-DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/share/java/snappy-java.jar
+DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/bin/javac /usr/share/java/snappy-java.jar \
+	/usr/lib/python3/dist-packages/kazoo/client.py /usr/lib/zookeeper/bin/cli_mt \
+	/usr/share/java/curator-framework.jar /usr/share/java/curator-recipes.jar
+# The Curator check program the engine's tests run, compiled here.
+JAVA_CLIENTS := $(CURDIR)/.build/java-clients
+JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curator-recipes zookeeper zookeeper-jute guava slf4j-api slf4j-nop,/usr/share/java/$(j).jar))
 FUZZTIME ?= 60s
 FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian vet fmt-check unit bench fuzz golden
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden
 
-test: deps vet fmt-check unit
+test: deps java-clients vet fmt-check unit
 
 deps: deps-go deps-debian
 
@@ -28,6 +36,10 @@ deps-debian:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 
+java-clients: deps-debian
+	@mkdir -p $(JAVA_CLIENTS)
+	javac -implicit:none -d $(JAVA_CLIENTS) -cp $(JAVA_CP) engine/testdata/clients/CuratorCheck.java
+
 vet:
 	$(GO) vet ./...
 
@@ -38,7 +50,7 @@ fmt-check:
 # ZKD_REQUIRE_REFERENCE turns "reference server not installed" from a skip
 # into a failure: under make, deps-debian has installed it.
 unit:
-	ZKD_REQUIRE_REFERENCE=1 $(GO) test -race -count=1 ./...
+	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client
