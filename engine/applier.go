@@ -40,6 +40,10 @@ type writeReq struct {
 
 	// connect is the handshake reply a createSession txn answers with.
 	connect *wire.ConnectResponse
+	// refuse, when set, makes the txn an ErrorTxn with this code without
+	// asking the tree: ZooKeeper logs one for requests it refuses
+	// outright, such as a client's deleteContainer.
+	refuse wire.ErrCode
 
 	txn ztree.Txn
 }
@@ -112,9 +116,14 @@ func (a *applier) prep(r *writeReq) {
 	s := a.s
 	zxid := a.nextZxid
 	now := s.now().UnixMilli()
-	txn, _ := s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
-		Time: now, Op: r.op, Body: r.body, Auth: r.auth})
-	r.txn = txn
+	if r.refuse != wire.ErrOK {
+		r.txn = ztree.Txn{Header: wire.TxnHeader{ClientID: r.sess, Cxid: r.xid, Zxid: zxid, Time: now,
+			Type: wire.OpError}, Record: &wire.ErrorTxn{Err: r.refuse}}
+	} else {
+		r.txn, _ = s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
+			Time: now, Op: r.op, Body: r.body, Auth: r.auth})
+	}
+	txn := r.txn
 	wt := &wal.Txn{Header: txn.Header, Record: txn.Record}
 	if txn.HasDigest {
 		wt.Digest = &r.txn.Digest

@@ -78,8 +78,13 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 	c.inflight++
 	auth := make([]wire.Id, len(c.auth))
 	copy(auth, c.auth)
-	s.writes.submit(&writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth,
-		start: time.Now()})
+	r := &writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth, start: time.Now()}
+	if hdr.Type == wire.OpDeleteContainer {
+		// Only the server's container reaper deletes containers this
+		// way; ZooKeeper refuses (and logs) a client's deleteContainer.
+		r.refuse = wire.ErrBadArguments
+	}
+	s.writes.submit(r)
 }
 
 // read answers a request that is not a txn, from the published view.
@@ -286,7 +291,9 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 
 	default:
 		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.nc.RemoteAddr().String())
-		c.appendReply(hdr.Xid, zxid, wire.ErrUnimplemented, nil)
+		// ZooKeeper answers with zxid -1 (and then drops the
+		// connection, which zkd does not: bad input hurts no one).
+		c.appendReply(hdr.Xid, -1, wire.ErrUnimplemented, nil)
 	}
 }
 
