@@ -268,3 +268,29 @@ func clearTimes(rec wire.Record) {
 		}
 	}
 }
+
+// Four-letter words: the same keys and layout as ZooKeeper's answers.
+func TestDifferentialFourLetterWords(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
+	keys := func(addr, word, sep string) []string {
+		out, err := zkdtest.FourLetterWord(addr, word)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", word, addr, err)
+		}
+		var ks []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			k, _, _ := strings.Cut(line, sep)
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	for _, c := range []struct{ word, sep string }{{"mntr", "\t"}, {"srvr", ":"}, {"conf", "="}, {"dirs", ":"}} {
+		compareLines(t, c.word+" keys", strings.Join(keys(refAddr, c.word, c.sep), "\n"),
+			strings.Join(keys(zkdAddr, c.word, c.sep), "\n"))
+	}
+	for _, w := range []string{"ruok", "isro", "wchs", "crst", "srst"} {
+		ref, _ := zkdtest.FourLetterWord(refAddr, w)
+		got, _ := zkdtest.FourLetterWord(zkdAddr, w)
+		compareLines(t, w, ref, got)
+	}
+}

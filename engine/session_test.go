@@ -2,7 +2,8 @@ package engine_test
 
 import (
 	"bytes"
-
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 	"zkd/wire"
+	"zkd/ztree"
 )
 
 func waitEvent(t testing.TB, ch <-chan zk.Event, want zk.EventType, path string) {
@@ -194,5 +196,49 @@ func TestUnknownOpcodeGetsUnimplementedAndTheConnectionLives(t *testing.T) {
 	h, _ := c.Call(wire.OpReconfig, &wire.ReconfigRequest{})
 	if h.Err != wire.ErrReconfigDisabled {
 		t.Fatalf("reconfig answered %v, want RECONFIGDISABLED", h.Err)
+	}
+}
+
+// TTL nodes (extendedTypesEnabled) and containers are removed by the
+// reaper through ordinary delete txns, firing watches.
+func TestTTLNodesExpire(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"extendedTypesEnabled": "true",
+		"znode.container.checkIntervalMs": "200"})
+	c := connect(t, srv.Addr)
+	check(c.CreateTTL("/ttl", []byte("x"), zk.FlagTTL, zk.WorldACL(zk.PermAll), 400*time.Millisecond))(t)
+	_, _, ch, err := c.ExistsW("/ttl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitEvent(t, ch, zk.EventNodeDeleted, "/ttl")
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("a 400 ms TTL node went after %v", d)
+	}
+}
+
+// superDigest: a session that authenticates as the super user passes
+// every ACL.
+func TestSuperDigest(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{
+		"DigestAuthenticationProvider.superDigest": "super:" + strings.TrimPrefix(ztree.DigestID("super", "s3cret"), "super:")})
+	owner := connect(t, srv.Addr)
+	check(owner.Create("/private", []byte("p"), 0, zk.DigestACL(zk.PermAll, "alice", "pw")))(t)
+	admin := connect(t, srv.Addr)
+	if _, _, err := admin.Get("/private"); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("before auth: %v", err)
+	}
+	if err := admin.AddAuth("digest", []byte("super:wrong")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := admin.Get("/private"); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("with a wrong super password: %v", err)
+	}
+	su := connect(t, srv.Addr)
+	if err := su.AddAuth("digest", []byte("super:s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := check2(su.Get("/private"))(t); string(d) != "p" {
+		t.Fatalf("super read %q", d)
 	}
 }

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
+)
+
+func TestParseConfigReadsZooKeepersKeys(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cfg, err := ParseConfig("zoo.cfg", strings.NewReader(`# a ZooKeeper 3.8 zoo.cfg
+tickTime=1000
+initLimit=10
+syncLimit=5
+dataDir=/var/lib/zookeeper
+dataLogDir = /txnlog
+clientPort: 2182
+maxClientCnxns 100
+autopurge.snapRetainCount=5
+autopurge.purgeInterval=24
+4lw.commands.whitelist=srvr, ruok ,mntr
+forceSync=no
+jute.maxbuffer=0x100000
+zookeeper.snapCount=5000
+snapshot.compression.method=gz
+admin.serverPort=8081
+metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+server.1=zk1:2888:3888
+server.2=zk2:2888:3888;2181
+someUnknownKey=value
+`), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TickTime != 1000 || cfg.DataDir != "/var/lib/zookeeper" || cfg.LogDir() != "/txnlog" ||
+		cfg.ClientPort != 2182 || cfg.MaxClientCnxns != 100 || cfg.SnapRetainCount != 5 ||
+		cfg.PurgeIntervalHours != 24 || cfg.ForceSync || cfg.MaxBuffer != 0x100000 ||
+		cfg.SnapCount != 5000 || cfg.SnapshotCompression != "gz" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	if cfg.MinTimeout() != 2000 || cfg.MaxTimeout() != 20000 {
+		t.Fatalf("session timeout bounds %d..%d, want 2000..20000", cfg.MinTimeout(), cfg.MaxTimeout())
+	}
+	words, unknown := cfg.fourLetterWords()
+	if !words["srvr"] || !words["ruok"] || !words["mntr"] || words["stat"] || len(unknown) != 0 {
+		t.Fatalf("4lw whitelist %v %v", words, unknown)
+	}
+	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.Extra["admin.serverPort"] != "8081" {
+		t.Fatalf("kept keys: %v %v", cfg.Servers, cfg.Extra)
+	}
+	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=20") {
+		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
+	}
+	if strings.Contains(logged.String(), "admin.serverPort") {
+		t.Fatalf("a key ZooKeeper reads was warned about:\n%s", logged.String())
+	}
+}
+
+func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{"dataDir=/d\nclientPort=2181\ntickTime=fast\n", `zoo.cfg:3: tickTime: "fast" is not an integer`},
+		{"dataDir=/d\nclientPort=21x81\n", `zoo.cfg:2: clientPort: "21x81" is not an integer`},
+		{"dataDir=/d\nclientPort=2181\nforceSync=maybe\n", `zoo.cfg:3: forceSync: "maybe" is not true or false`},
+		{"dataDir=/d\nclientPort=2181\njute.maxbuffer=-5\n", `zoo.cfg:3: jute.maxbuffer: "-5" is not a positive integer`},
+		{"dataDir=/d\nclientPort=2181\nsnapshot.compression.method=lz4\n", `zoo.cfg:3: snapshot.compression.method: "lz4" is not a snapshot compression method`},
+		{"dataDir=/d\nclientPort=2181\nserver.x=a:1:2\n", `zoo.cfg:3: server.x: the server id must be a non-negative integer`},
+		{"clientPort=2181\n", `zoo.cfg: dataDir: not set`},
+		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},
+		{"dataDir=/d\nclientPort=99999\n", `zoo.cfg: clientPort: 99999 is not a port`},
+		{"dataDir=/d\nclientPort=1\nminSessionTimeout=9000\nmaxSessionTimeout=4000\n", `minSessionTimeout: 9000 is above maxSessionTimeout 4000`},
+	} {
+		_, err := ParseConfig("zoo.cfg", strings.NewReader(c.text), nil)
+		var ce *ConfigError
+		if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.text, err, c.want)
+		}
+	}
+}
+
+// A session's password is a function of its id, the same one ZooKeeper
+// uses, so a client whose session moves from ZooKeeper to zkd (after a
+// migration of the data directory) is accepted with its password.
+func TestSessionPasswordIsZooKeepers(t *testing.T) {
+	ref := zkreftest.Start(t, zkref.Options{})
+	for i := 0; i < 3; i++ {
+		c := zkreftest.Dial(t, ref.Addr, zkreftest.NewSession())
+		id := c.Session.SessionID
+		if want, got := c.Session.Passwd, sessionPassword(id); !bytes.Equal(want, got[:]) {
+			t.Fatalf("session 0x%x: ZooKeeper gave password %x, zkd computes %x", id, want, got)
+		}
+	}
+}
