@@ -159,11 +159,10 @@ func (s *Server) stop(err error) {
 		if s.ln != nil {
 			s.ln.Close()
 		}
-		s.connMu.Lock()
-		for c := range s.conns {
+		// close takes connMu itself (removeConn): close outside it.
+		for _, c := range s.connList() {
 			c.close()
 		}
-		s.connMu.Unlock()
 		s.wg.Wait()
 		if cerr := s.store.Close(); cerr != nil && s.stopErr == nil && !errors.Is(cerr, wal.ErrStopped) {
 			s.stopErr = cerr

@@ -282,3 +282,47 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 		t.Fatalf("zkd with a bad tickTime: %v\n%s", err, out)
 	}
 }
+
+// globalOutstandingLimit throttles reading; nothing is dropped.
+func TestGlobalOutstandingLimitThrottlesWithoutDropping(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"globalOutstandingLimit": "8"})
+	const n = 2000
+	var ps []*pipelined
+	for i := 0; i < 4; i++ {
+		p := dialPipelined(t, srv.Addr)
+		ps = append(ps, p)
+		for j := 0; j < n; j++ {
+			p.send(wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/g-%d-%d", i, j), ACL: openACL}, 0)
+		}
+	}
+	for _, p := range ps {
+		for _, a := range p.waitReplies(n) {
+			if a.err != wire.ErrOK {
+				t.Fatalf("a throttled write failed: %+v", a)
+			}
+		}
+	}
+	if !strings.Contains(srv.Log(), "globalOutstandingLimit reached") {
+		t.Fatal("no log line names globalOutstandingLimit")
+	}
+}
+
+// maxCnxns bounds the connections in all, whatever their address.
+func TestMaxCnxns(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"maxCnxns": "3"})
+	for i := 0; i < 3; i++ {
+		zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	}
+	nc, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a fourth connection was served with maxCnxns=3")
+	}
+	if !strings.Contains(srv.Log(), "Too many connections - max is 3 (maxCnxns)") {
+		t.Fatalf("no log line names maxCnxns:\n%s", srv.Log())
+	}
+}

@@ -242,3 +242,37 @@ func TestSuperDigest(t *testing.T) {
 		t.Fatalf("super read %q", d)
 	}
 }
+
+// setWatches2 after a reconnect: a data watch whose node changed after
+// relativeZxid fires at once, before the reply; a persistent watch is
+// registered again and fires on the next change.
+func TestSetWatches2AfterReconnect(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	first := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	first.OK(wire.OpCreate, &wire.CreateRequest{Path: "/sw", ACL: openACL})
+	first.OK(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL})
+	seen := first.OK(wire.OpExists, &wire.ExistsRequest{Path: "/sw"}).(*wire.ExistsResponse).Stat.Mzxid
+	id, pw := first.Session.SessionID, first.Session.Passwd
+	first.Conn.Close()
+
+	other := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	other.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/sw", Data: []byte("changed"), Version: -1})
+
+	req := zkreftest.NewSession()
+	req.SessionID, req.Passwd = id, pw
+	c := zkreftest.Dial(t, srv.Addr, req)
+	h, _ := c.CallXid(wire.XidSetWatches, wire.OpSetWatches2, &wire.SetWatches2{RelativeZxid: seen,
+		DataWatches: []string{"/sw"}, PersistentWatches: []string{"/p"}})
+	if h.Err != wire.ErrOK || h.Xid != wire.XidSetWatches {
+		t.Fatalf("setWatches2 reply %+v", h)
+	}
+	if len(c.Events) != 1 || c.Events[0].Type != wire.EventNodeDataChanged || c.Events[0].Path != "/sw" {
+		t.Fatalf("events before the reply: %+v", c.Events)
+	}
+	other.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/p", Data: []byte("1"), Version: -1})
+	other.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/p", Data: []byte("2"), Version: -1})
+	c.OK(wire.OpSync, &wire.SyncRequest{Path: "/p"})
+	if len(c.Events) != 3 || c.Events[1].Path != "/p" || c.Events[2].Type != wire.EventNodeDataChanged {
+		t.Fatalf("persistent watch events: %+v", c.Events)
+	}
+}

@@ -83,7 +83,11 @@ func Start(t testing.TB, cfg map[string]string) *Server {
 	}
 	s.Restart()
 	t.Cleanup(func() {
-		s.Stop()
+		// Every test ends with a clean SIGTERM shutdown, clients still
+		// connected or not.
+		if err := s.Stop(); err != nil {
+			t.Errorf("zkd did not shut down cleanly on SIGTERM: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("zkd log:\n%s", s.Log())
 		}
@@ -136,10 +140,12 @@ func (s *Server) Kill() {
 	s.signal(syscall.SIGKILL)
 }
 
+// signal sends sig and waits for the exit, returning how the process
+// ended; nil when it had ended before.
 func (s *Server) signal(sig syscall.Signal) error {
 	select {
 	case <-s.exited:
-		return s.err
+		return nil
 	default:
 	}
 	s.cmd.Process.Signal(sig)
