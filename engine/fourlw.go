@@ -3,6 +3,8 @@ package engine
 import (
 	_ "embed"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -60,6 +62,22 @@ var fourLetterCommands = map[string]func(c *conn) string{
 var zookeeperWords = map[string]bool{"gtmk": true, "stmk": true, "lsnp": true, "lead": true}
 
 func isFourLetterWord(w string) bool { return fourLetterCommands[w] != nil || zookeeperWords[w] }
+
+// FourLetterWord is the client side: it sends word to the server at addr
+// and returns the whole answer, as `echo srvr | nc host port` would.
+func FourLetterWord(addr, word string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(word)); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
 
 // fourLetterWord answers a four-letter word sent in place of a handshake;
 // the connection closes once the answer is written.

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"zkd/engine"
 	"zkd/wal"
@@ -119,7 +118,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 		host = "localhost"
 	}
 	fmt.Fprintf(stdout, "Client port found: %d. Client address: %s. Client SSL: false.\n", cfg.ClientPort, host)
-	out, err := fourLetterWord(net.JoinHostPort(host, fmt.Sprint(cfg.ClientPort)), "srvr")
+	out, err := engine.FourLetterWord(net.JoinHostPort(host, fmt.Sprint(cfg.ClientPort)), "srvr")
 	mode := ""
 	for _, line := range strings.Split(out, "\n") {
 		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
@@ -132,20 +131,6 @@ func status(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Mode: %s\n", mode)
 	return 0
-}
-
-func fourLetterWord(addr, word string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(word)); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(c)
-	return string(b), err
 }
 
 // purge is `zkd purge`: ZooKeeper's PurgeTxnLog for zkd and ZooKeeper data

@@ -4,10 +4,7 @@
 package zkdtest
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"zkd/bench/zkref"
+	"zkd/engine"
 )
 
 var (
@@ -176,17 +174,4 @@ func (s *Server) Log() string {
 }
 
 // FourLetterWord sends a four-letter word and returns the whole answer.
-func FourLetterWord(addr, word string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(word)); err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	_, err = io.Copy(&b, c)
-	return b.String(), err
-}
+func FourLetterWord(addr, word string) (string, error) { return engine.FourLetterWord(addr, word) }
