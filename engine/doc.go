@@ -1,10 +1,39 @@
-// Package engine is the zkd server: gnet event loops, connections and
-// sessions, the request pipeline (reads served on the loop from the published
-// tree, writes through prep, zab, the group-committed log and apply), watch
-// delivery, limits, four-letter words, metrics and zoo.cfg.
+// Package engine is the zkd server: connections and sessions, the request
+// pipeline, watch delivery, limits, four-letter words and zoo.cfg. It wires
+// wire, ztree and wal together and drives their I/O; protocol encoding lives
+// in wire and tree semantics in ztree.
 //
-// It wires wire, ztree, wal and zab together and drives their I/O; it holds no
-// protocol encoding and no tree semantics of its own.
+//	cfg, err := engine.LoadConfig("zoo.cfg", logger) // or engine.DefaultConfig()
+//	srv, err := engine.New(cfg, engine.Options{Logger: logger}) // recovers the data directory
+//	err = srv.Start()                                           // listens on clientPort
+//	…
+//	err = srv.Close()
 //
-// Status: not built yet; this package only reserves its place in the design.
+// # How a request travels
+//
+// Each connection has a reader goroutine and a writer goroutine (conn.go).
+// The reader splits frames (jute.maxbuffer enforced on the length prefix),
+// answers the handshake, and answers every read on the spot from the
+// published tree version into the connection's output buffer. Writes go to
+// the applier (applier.go), the one goroutine that owns the tree: it preps
+// each against the newest state and assigns its zxid, hands the txn to the
+// group-committed log, and when the log says a run of txns is fsynced,
+// applies them, publishes one new version, and queues each txn's watch
+// events and then its reply on the connections concerned. The writer sends
+// everything queued since its last write in one system call.
+//
+// # What always holds
+//
+//   - Per-session FIFO: a read that arrives while a write of its session is
+//     in flight, or before the read view shows the session's last write,
+//     waits (with everything behind it) and runs once it may.
+//   - Durable before acknowledged: a write's reply is queued only after its
+//     txn is fsynced (forceSync=yes).
+//   - Watch before data: the view that readers use moves forward only after
+//     the watch events of its txns are queued on their connections.
+//   - Bad input closes only the offending connection; an unknown opcode gets
+//     UNIMPLEMENTED and the connection stays.
+//
+// The design names gnet for the event loops; the module proxy this project
+// builds from refuses it, so connections run on Go's netpoller instead.
 package engine

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,11 +78,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: cfg.ExtendedTypes, EnforceQuota: cfg.EnforceQuota}
 	wo.OnFatal = func(err error) { s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err)) }
-	for _, d := range []string{cfg.DataDir, cfg.LogDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil && opts.FS == nil {
-			return nil, err
-		}
-	}
 	st, err := wal.Open(wo)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,11 @@
-// Command zkd will be a ZooKeeper-compatible server: `zkd` alone runs a
-// standalone server on port 2181 with data in ./zkd-data, and `zkd zoo.cfg`
-// runs the configuration in that file, as ZooKeeperServerMain does.
+// Command zkd is the zkd server and its operator commands.
 //
-// The server is not built yet: today zkd says so and exits with status 2.
-// One subcommand works already: `zkd purge [-n count] dataDir [dataLogDir]`
-// removes old snapshots and txn logs the way ZooKeeper's zkCleanup.sh does.
+//	zkd                    standalone server on port 2181, data in ./zkd-data
+//	zkd path/to/zoo.cfg    run with that configuration (ZooKeeper's keys)
+//	zkd status [zoo.cfg]   print the server's mode, as zkServer.sh status does
+//	zkd purge [-n count] dataDir [dataLogDir]
+//	                       remove old snapshots and txn logs (zkCleanup.sh)
+//
+// SIGTERM or SIGINT stops the server cleanly. ZKD_LOG_LEVEL sets the log
+// level (debug, info, warn, error).
 package main
