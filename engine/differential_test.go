@@ -184,6 +184,7 @@ func TestDifferentialEveryOpcode(t *testing.T) {
 		{wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/d", Type: wire.WatcherAny}},
 		{wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/d", Type: wire.WatcherAny}},
 		{wire.OpWhoAmI, nil},
+		{wire.OpReconfig, &wire.ReconfigRequest{CurConfigID: -1}},
 		{wire.OpSASL, &wire.GetSASLRequest{Token: []byte("tok")}},
 		{wire.OpDelete, &wire.DeleteRequest{Path: "/d", Version: -1}},
 		{wire.OpDelete, &wire.DeleteRequest{Path: "/d/c2", Version: 3}},

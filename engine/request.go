@@ -14,7 +14,7 @@ func isWrite(op wire.OpCode) bool {
 	switch op {
 	case wire.OpCreate, wire.OpCreate2, wire.OpCreateContainer, wire.OpCreateTTL,
 		wire.OpDelete, wire.OpDeleteContainer, wire.OpSetData, wire.OpSetACL,
-		wire.OpCheck, wire.OpMulti, wire.OpCloseSession:
+		wire.OpCheck, wire.OpMulti, wire.OpCloseSession, wire.OpReconfig:
 		return true
 	}
 	return false
@@ -79,10 +79,18 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 	auth := make([]wire.Id, len(c.auth))
 	copy(auth, c.auth)
 	r := &writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth, start: time.Now()}
-	if hdr.Type == wire.OpDeleteContainer {
+	switch hdr.Type {
+	case wire.OpDeleteContainer:
 		// Only the server's container reaper deletes containers this
 		// way; ZooKeeper refuses (and logs) a client's deleteContainer.
 		r.refuse = wire.ErrBadArguments
+	case wire.OpReconfig:
+		// A standalone ZooKeeper logs an error txn for reconfig:
+		// RECONFIGDISABLED, or UNIMPLEMENTED when reconfigEnabled.
+		r.refuse = wire.ErrReconfigDisabled
+		if s.cfg.ReconfigEnabled {
+			r.refuse = wire.ErrUnimplemented
+		}
 	}
 	s.writes.submit(r)
 }
@@ -280,9 +288,6 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			info[i] = wire.ClientInfo{AuthScheme: id.Scheme, User: id.ID}
 		}
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.WhoAmIResponse{ClientInfo: info})
-
-	case wire.OpReconfig:
-		c.appendReply(hdr.Xid, zxid, wire.ErrReconfigDisabled, nil)
 
 	case wire.OpSASL:
 		// With no SASL configured ZooKeeper 3.8 answers a sasl request
