@@ -69,16 +69,18 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 		return
 	}
 	rec, _ := wire.RequestRecord(hdr.Type)
-	if _, err := rec.Decode(body, wire.Copy); err != nil {
-		// ZooKeeper's PrepRequestProcessor answers a body it cannot read
-		// with MARSHALLINGERROR and keeps the connection.
-		c.appendReply(hdr.Xid, s.view.Load().Zxid(), wire.ErrMarshallingError, nil)
-		return
-	}
 	c.inflight++
 	auth := make([]wire.Id, len(c.auth))
 	copy(auth, c.auth)
 	r := &writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth, start: time.Now()}
+	if _, err := rec.Decode(body, wire.Copy); err != nil {
+		// ZooKeeper's PrepRequestProcessor turns a body it cannot read
+		// into a MARSHALLINGERROR error txn and keeps the connection;
+		// going through the applier keeps the reply in order.
+		r.body, r.refuse = nil, wire.ErrMarshallingError
+		s.writes.submit(r)
+		return
+	}
 	switch hdr.Type {
 	case wire.OpDeleteContainer:
 		// Only the server's container reaper deletes containers this

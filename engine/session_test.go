@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,27 @@ func TestPingsKeepASessionAlive(t *testing.T) {
 	r := c.OK(wire.OpExists, &wire.ExistsRequest{Path: "/alive"}).(*wire.ExistsResponse)
 	if r.Stat.EphemeralOwner != c.Session.SessionID {
 		t.Fatalf("the ephemeral's owner is 0x%x", r.Stat.EphemeralOwner)
+	}
+}
+
+// A write whose body cannot be read gets MARSHALLINGERROR in its place in
+// the reply order, and the connection goes on.
+func TestUnreadableWriteBodyKeepsOrder(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	p := dialPipelined(t, srv.Addr)
+	for i := 0; i < 50; i++ {
+		p.send(wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/u%d", i), ACL: openACL}, uint64(i))
+	}
+	// setData whose body is a bare, truncated path.
+	p.send(wire.OpSetData, &wire.PathRequest{Path: "/u1"}, 50)
+	p.send(wire.OpExists, &wire.ExistsRequest{Path: "/u49"}, 51)
+	got := p.waitReplies(52)
+	for i, a := range got {
+		if a.tag != uint64(i) {
+			t.Fatalf("reply %d has tag %d", i, a.tag)
+		}
+	}
+	if got[50].err != wire.ErrMarshallingError || got[51].err != wire.ErrOK {
+		t.Fatalf("bad body: %v, then exists: %v", got[50].err, got[51].err)
 	}
 }
