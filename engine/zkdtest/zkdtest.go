@@ -104,6 +104,9 @@ func (s *Server) Restart() {
 	s.cmd = exec.Command(Binary(s.t), filepath.Join(s.Dir, "zoo.cfg"))
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	s.cmd.Env = append(os.Environ(), "ZKD_LOG_LEVEL=debug")
+	// If the test binary dies (a timeout panic, say), the server dies too
+	// instead of holding its port.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
