@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,8 @@ type applier struct {
 	durable  atomic.Int64 // the newest zxid the log has made durable
 	pending  []*writeReq  // logged, not applied; in zxid order
 	nextZxid int64
-	kick     []*conn
+	kick     []*conn        // reused by commit
+	results  []ztree.Result // reused by commit
 }
 
 func newApplier(s *Server) *applier {
@@ -156,7 +158,7 @@ func (a *applier) commit() {
 	}
 	s := a.s
 	done := a.pending[:n]
-	results := make([]ztree.Result, n)
+	results := slices.Grow(a.results[:0], n)[:n]
 	for i, r := range done {
 		results[i] = s.tree.Apply(&r.txn.Header, r.txn.Record)
 		switch r.op {
@@ -195,6 +197,8 @@ func (a *applier) commit() {
 		kick[i] = nil
 	}
 	a.kick = kick[:0]
+	clear(results)
+	a.results = results[:0]
 	a.pending = a.pending[n:]
 	if len(a.pending) == 0 {
 		a.pending = a.pending[:0:0]

@@ -64,7 +64,6 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 	}
 	if hdr.Type == wire.OpCloseSession {
 		c.inflight++
-		c.sess.closing.Store(true)
 		s.closeSession(c.sess, c, hdr.Xid)
 		return
 	}

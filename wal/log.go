@@ -350,16 +350,7 @@ func (s *Store) afterBatch(b *batch) {
 	if s.sinceSnap > s.rollAt || s.opts.SnapSizeLimit > 0 && s.bytesSnap > s.rollSize {
 		s.closeSegment()
 		s.pickRollPoint()
-		if s.snapBusy.CompareAndSwap(false, true) {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.snapBusy.Store(false)
-				if _, err := s.Snapshot(); err != nil {
-					s.log.Error("snapshot failed; the txn log still holds every txn", "err", err)
-				}
-			}()
-		} else {
+		if !s.snapshotInBackground() {
 			s.log.Warn("too busy to snapshot, skipping: the previous snapshot is still being written")
 		}
 		return
@@ -466,4 +457,21 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopErr
+}
+
+// snapshotInBackground starts writing a snapshot unless one is being
+// written already, and reports whether it started one.
+func (s *Store) snapshotInBackground() bool {
+	if !s.snapBusy.CompareAndSwap(false, true) {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.snapBusy.Store(false)
+		if _, err := s.Snapshot(); err != nil {
+			s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
+		}
+	}()
+	return true
 }

@@ -120,15 +120,7 @@ func Open(opts Options) (*Store, error) {
 		}
 	} else if s.recovery.Replayed > 0 {
 		// Next time, start from here rather than replay again.
-		s.snapBusy.Store(true)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.snapBusy.Store(false)
-			if _, err := s.Snapshot(); err != nil {
-				s.log.Error("snapshot after recovery failed", "err", err)
-			}
-		}()
+		s.snapshotInBackground()
 	}
 	s.wg.Add(1)
 	go s.writer()
