@@ -33,6 +33,21 @@ func (t *Tree) Apply(hdr *wire.TxnHeader, rec wire.Record) Result {
 	return r
 }
 
+// ApplyPrepped applies a txn that this tree's Prep made. Prep has already
+// worked out the tree digest after it (txn.Digest), so the znodes it
+// changes are not hashed a second time; a replayed txn, whose digest is
+// only a claim, goes through Apply.
+func (t *Tree) ApplyPrepped(txn *Txn) Result {
+	if !txn.HasDigest {
+		return t.Apply(&txn.Header, txn.Record)
+	}
+	t.knownDigest = true
+	r := t.Apply(&txn.Header, txn.Record)
+	t.knownDigest = false
+	t.st.digest = uint64(txn.Digest.TreeDigest)
+	return r
+}
+
 func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Result {
 	r := Result{Type: typ}
 	var err error
@@ -155,7 +170,9 @@ func (t *Tree) applyMulti(hdr *wire.TxnHeader, m *wire.MultiTxn) []Result {
 
 // replace swaps old for nw in the tree, keeping the digest current.
 func (t *Tree) replace(old, nw item) {
-	t.st.digest += itemDigest(nw) - itemDigest(old)
+	if !t.knownDigest {
+		t.st.digest += itemDigest(nw) - itemDigest(old)
+	}
 	t.put(nw)
 }
 
@@ -184,7 +201,9 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 	m := meta{Czxid: zxid, Mzxid: zxid, Pzxid: zxid, Ctime: time, Mtime: time, Owner: owner, ACL: aclIdx}
 	it := makeItem(path, &m, string(data))
 	path = it.path() // the tree's own copy, safe to keep
-	t.st.digest += itemDigest(it)
+	if !t.knownDigest {
+		t.st.digest += itemDigest(it)
+	}
 	t.put(it)
 	t.st.count++
 	t.st.dataSize += int64(len(path) + len(data))
@@ -254,7 +273,9 @@ func (t *Tree) deleteNode(path string, zxid int64) error {
 	m := node.meta()
 	data := node.data()
 	path = node.path()
-	t.st.digest -= itemDigest(node)
+	if !t.knownDigest {
+		t.st.digest -= itemDigest(node)
+	}
 	t.remove(path)
 	t.st.count--
 	t.st.dataSize -= int64(len(path) + len(data))

@@ -81,6 +81,34 @@ func BenchmarkRead(b *testing.B) {
 	})
 }
 
+// BenchmarkFlatRead reads one directory of 10,000 znodes of 1 KB, as
+// zkbench's saturate workload lays them out.
+func BenchmarkFlatRead(b *testing.B) {
+	tree := ztree.New(ztree.Options{})
+	zxid := int64(0)
+	apply := func(path string, d []byte) {
+		zxid++
+		tree.Apply(&wire.TxnHeader{Zxid: zxid, Time: 1, Type: wire.OpCreate},
+			&wire.CreateTxn{Path: path, Data: d, ACL: ztree.OpenACL, ParentCVersion: -1})
+	}
+	apply("/zkbench", nil)
+	paths := make([]string, 10000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/zkbench/n%07d", i)
+		apply(paths[i], make([]byte, 1024))
+	}
+	tree.Publish()
+	v := tree.Published()
+	b.Run("op=getData/children=10000", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, _, err := v.GetData(paths[(i*7919)%len(paths)], nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkApply(b *testing.B) {
 	data := make([]byte, 1024)
 	for _, op := range []string{"create", "setData", "delete"} {
@@ -112,7 +140,7 @@ func BenchmarkApply(b *testing.B) {
 				}
 				h.zxid++
 				txn, _ := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: 1, Op: code, Body: body})
-				if res := h.tree.Apply(&txn.Header, txn.Record); res.Err != wire.ErrOK {
+				if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
 					b.Fatal(res.Err)
 				}
 				if i%64 == 63 {

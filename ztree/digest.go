@@ -45,5 +45,9 @@ func itemDigest(it item) uint64 {
 	return nodeDigest(it.path(), it.data(), &m)
 }
 
+// stringOf views b as a string without copying; b must not change while
+// the string is in use.
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
 // bytesOf views s as bytes without copying; the result must not be changed.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

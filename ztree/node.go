@@ -2,6 +2,7 @@ package ztree
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strings"
 	"unsafe"
 
@@ -53,11 +54,64 @@ func (it item) data() string {
 	return it.rec[h+1+int(it.rec[h]):]
 }
 
+// lessItem orders items by (parent path, name). That is the byte order of
+// the keys parent + "\x00" + name (no path holds a NUL: ValidatePath refuses
+// control characters), which is the path with its last '/' read as 0; so
+// one pass over the two paths decides, with no second comparison of the
+// names. Every lookup makes a few dozen of these calls.
 func lessItem(a, b item) bool {
-	if c := strings.Compare(a.parent(), b.parent()); c != 0 {
-		return c < 0
+	i := mismatch(a.rec[:a.klen], b.rec[:b.klen])
+	if a.slash != b.slash {
+		// Up to i the paths agree; at the first of the two last slashes
+		// before i, the item whose last slash it is reads 0, the other '/'.
+		if s := min(a.slash, b.slash); int(s) < i {
+			return a.slash < b.slash
+		}
 	}
-	return a.name() < b.name()
+	x, y := keyByte(a, i), keyByte(b, i)
+	if x == 0 && y == 0 {
+		// Both at their last slash, where the paths' bytes differ: one
+		// is a children key ending there, the other a path whose last
+		// slash is there. The names after it decide.
+		return a.rec[min(i+1, int(a.klen)):a.klen] < b.rec[min(i+1, int(b.klen)):b.klen]
+	}
+	return x < y
+}
+
+// keyByte is byte i of the item's key as lessItem reads it: 0 at the last
+// slash (which childrenKey puts just past the end), -1 past the end.
+func keyByte(it item, i int) int {
+	switch {
+	case i == int(it.slash):
+		return 0
+	case i < int(it.klen):
+		return int(it.rec[i])
+	}
+	return -1
+}
+
+// mismatch is the index of the first byte where a and b differ, or the
+// length of the shorter one. It compares eight bytes at a time.
+func mismatch(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x := load64(a, i) ^ load64(b, i)
+		if x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// load64 reads s[i:i+8] as a little-endian word; the caller checks bounds.
+func load64(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
 }
 
 // keyOf is the lookup key of path. It shares path's memory.

@@ -19,7 +19,8 @@ type Request struct {
 	// *wire.CreateTTLRequest, *wire.DeleteRequest, *wire.SetDataRequest,
 	// *wire.SetACLRequest, *wire.CheckVersionRequest, *wire.MultiRequest,
 	// *wire.DeleteContainerRequest, or *wire.CreateSessionTxn for
-	// createSession; nil for closeSession.
+	// createSession; nil for closeSession. Prep keeps referring to the
+	// byte slices in Body until the txn is applied: they must not change.
 	Body wire.Record
 	Auth []wire.Id // the session's identities
 }
@@ -53,6 +54,7 @@ type nodeRec struct {
 	acl    []wire.ACL
 	data   string
 	digest uint64 // set on changes only; see digestBefore
+	from   item   // the applied znode this was read from, if it was
 }
 
 type prepState struct {
@@ -90,15 +92,18 @@ func (t *Tree) record(path string) (nodeRec, bool) {
 		return nodeRec{}, false
 	}
 	m := it.meta()
-	return nodeRec{m: m, acl: t.acl.lists[m.ACL], data: it.data()}, true
+	return nodeRec{m: m, acl: t.acl.lists[m.ACL], data: it.data(), from: it}, true
 }
 
 // digestBefore is the node digest path has before a new change: the last
 // change's, or the applied znode's, computed only here because most
 // record lookups (existence, ACL checks) never need it.
-func (t *Tree) digestBefore(path string) uint64 {
+func (t *Tree) digestBefore(path string, n *nodeRec) uint64 {
 	if c, ok := t.prep.byPath[path]; ok {
 		return c.node.digest
+	}
+	if n.from.rec != "" && n.from.path() == path {
+		return itemDigest(n.from)
 	}
 	if it, ok := t.get(path); ok {
 		return itemDigest(it)
@@ -115,9 +120,10 @@ func (t *Tree) prepDigest() uint64 {
 }
 
 func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) {
-	before := t.digestBefore(path)
+	before := t.digestBefore(path, &n)
 	if exists {
 		n.digest = nodeDigest(path, n.data, &n.m)
+		n.from = item{}
 	} else {
 		n = nodeRec{}
 	}
@@ -347,7 +353,7 @@ func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byt
 	parent.m.Pzxid = req.Zxid
 	t.addChange(req.Zxid, parentPath, true, parent)
 	m := meta{Czxid: req.Zxid, Mzxid: req.Zxid, Pzxid: req.Zxid, Ctime: req.Time, Mtime: req.Time, Owner: owner}
-	t.addChange(req.Zxid, path, true, nodeRec{m: m, acl: fixed, data: string(data)})
+	t.addChange(req.Zxid, path, true, nodeRec{m: m, acl: fixed, data: stringOf(data)})
 	return typ, rec, nil
 }
 
@@ -437,7 +443,7 @@ func (t *Tree) prepSetData(req *Request, path string, data []byte, version int32
 	node.m.Version++
 	node.m.Mtime = req.Time
 	node.m.Mzxid = req.Zxid
-	node.data = string(data)
+	node.data = stringOf(data) // the request's own copy, kept until applied
 	t.addChange(req.Zxid, path, true, node)
 	return wire.OpSetData, &wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}, nil
 }

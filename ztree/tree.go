@@ -93,6 +93,12 @@ type Tree struct {
 	pending []trigger // watch triggers applied but not yet published
 
 	prep prepState
+	// knownDigest is set while ApplyPrepped applies a txn whose digest
+	// Prep computed: the changed znodes are not hashed again.
+	knownDigest bool
+	// hints remember where the last lookup in each shard went, so the
+	// applier's get-then-put of one znode searches the B-tree once.
+	hints [shardCount]btree.PathHint
 }
 
 // New returns a tree holding what a fresh ZooKeeper server holds: the root,
@@ -153,7 +159,12 @@ func (t *Tree) addSystemNodes() {
 
 // get looks path up in the applier's tree.
 func (t *Tree) get(path string) (item, bool) {
-	return getItem(&t.st.shards, path)
+	if len(path) == 0 || path[0] != '/' {
+		return item{}, false
+	}
+	k := keyOf(path)
+	i := shardOf(k.parent())
+	return t.st.shards[i].GetHint(k, &t.hints[i])
 }
 
 func getItem(s *shards, path string) (item, bool) {
@@ -167,14 +178,14 @@ func getItem(s *shards, path string) (item, bool) {
 // put stores it, replacing any item with the same path.
 func (t *Tree) put(it item) {
 	i := shardOf(it.parent())
-	t.st.shards[i].Set(it)
+	t.st.shards[i].SetHint(it, &t.hints[i])
 	t.dirty[i] = true
 }
 
 func (t *Tree) remove(path string) {
 	k := keyOf(path)
 	i := shardOf(k.parent())
-	t.st.shards[i].Delete(k)
+	t.st.shards[i].DeleteHint(k, &t.hints[i])
 	t.dirty[i] = true
 }
 

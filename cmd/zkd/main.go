@@ -6,8 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -40,6 +43,7 @@ const usage = `zkd: a ZooKeeper-compatible server.
                            count (>= 3) snapshots and the logs they need
 
 The log level is set with ZKD_LOG_LEVEL (debug, info, warn, error; default info).
+ZKD_PPROF=host:port serves Go's profiles (/debug/pprof/) on that address.
 `
 
 // serve runs the server until SIGTERM or SIGINT, or until it fails.
@@ -58,6 +62,9 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("using configuration", "file", cfg.File)
 	} else {
 		log.Info("no configuration file given: running on the embedded default", "clientPort", cfg.ClientPort, "dataDir", cfg.DataDir)
+	}
+	if addr := os.Getenv("ZKD_PPROF"); addr != "" {
+		startProfiling(addr, log)
 	}
 	srv, err := engine.New(cfg, engine.Options{Logger: log})
 	if err != nil {
@@ -84,6 +91,20 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		return 0
 	}
+}
+
+// startProfiling serves net/http/pprof's handlers on addr, with the
+// mutex and block profiles switched on, for measuring zkd under load.
+func startProfiling(addr string, log *slog.Logger) {
+	runtime.SetMutexProfileFraction(100)
+	runtime.SetBlockProfileRate(100_000) // one sample per 100 µs blocked
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("ZKD_PPROF: cannot listen; profiling is off", "addr", addr, "err", err)
+		return
+	}
+	log.Info("serving profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	go http.Serve(ln, nil)
 }
 
 func loadConfig(args []string, log *slog.Logger) (*engine.Config, error) {
