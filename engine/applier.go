@@ -47,6 +47,29 @@ type writeReq struct {
 	refuse wire.ErrCode
 
 	txn ztree.Txn
+	wal wal.Txn // what the log is handed; it encodes it at once
+
+	// A setData, the commonest write, is decoded in place: raw keeps the
+	// request body and set points into it. Both are reused when the
+	// writeReq goes back to reqPool after its reply.
+	raw []byte
+	set wire.SetDataRequest
+}
+
+var reqPool = sync.Pool{New: func() any { return new(writeReq) }}
+
+// newWriteReq returns a cleared writeReq, reused when one is free.
+func newWriteReq() *writeReq { return reqPool.Get().(*writeReq) }
+
+// release clears r and makes it reusable. Nothing may hold r, or point
+// into r.raw, once its reply is queued.
+func release(r *writeReq) {
+	raw := r.raw[:0]
+	if cap(raw) > 64<<10 {
+		raw = nil
+	}
+	*r = writeReq{raw: raw}
+	reqPool.Put(r)
 }
 
 type applier struct {
@@ -79,6 +102,12 @@ func (a *applier) submit(r *writeReq) {
 	a.mu.Lock()
 	a.incoming = append(a.incoming, r)
 	a.mu.Unlock()
+	a.signal()
+}
+
+// synced is the log's OnSync: every txn up to zxid is on disk.
+func (a *applier) synced(zxid int64) {
+	a.durable.Store(zxid)
 	a.signal()
 }
 
@@ -125,19 +154,12 @@ func (a *applier) prep(r *writeReq) {
 		r.txn, _ = s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
 			Time: now, Op: r.op, Body: r.body, Auth: r.auth})
 	}
-	txn := r.txn
-	wt := &wal.Txn{Header: txn.Header, Record: txn.Record}
-	if txn.HasDigest {
-		wt.Digest = &r.txn.Digest
+	r.wal = wal.Txn{Header: r.txn.Header, Record: r.txn.Record}
+	if r.txn.HasDigest {
+		r.wal.Digest = &r.txn.Digest
 	}
-	err := s.store.Append(wt, func(err error) {
-		if err != nil {
-			return // the store has called OnFatal; the server is stopping
-		}
-		a.durable.Store(zxid)
-		a.signal()
-	})
-	if err != nil {
+	// The log reports each durable batch through synced.
+	if err := s.store.Append(&r.wal, nil); err != nil {
 		s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
 		return
 	}
@@ -160,7 +182,7 @@ func (a *applier) commit() {
 	done := a.pending[:n]
 	results := slices.Grow(a.results[:0], n)[:n]
 	for i, r := range done {
-		results[i] = s.tree.Apply(&r.txn.Header, r.txn.Record)
+		results[i] = s.tree.ApplyPrepped(&r.txn)
 		switch r.op {
 		case wire.OpCloseSession:
 			if se := s.sessions.remove(r.sess); se != nil {
@@ -187,6 +209,8 @@ func (a *applier) commit() {
 			kick = append(kick, c)
 		}
 		done[i] = nil
+		results[i] = ztree.Result{}
+		release(r)
 	}
 	for ; e < len(events); e++ {
 		kick = s.queueEvent(kick, &events[e])
@@ -199,9 +223,10 @@ func (a *applier) commit() {
 	a.kick = kick[:0]
 	clear(results)
 	a.results = results[:0]
-	a.pending = a.pending[n:]
-	if len(a.pending) == 0 {
-		a.pending = a.pending[:0:0]
+	if n == len(a.pending) {
+		a.pending = a.pending[:0] // keep the array for the next batch
+	} else {
+		a.pending = a.pending[n:]
 	}
 }
 

@@ -67,12 +67,22 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 		s.closeSession(c.sess, c, hdr.Xid)
 		return
 	}
-	rec, _ := wire.RequestRecord(hdr.Type)
 	c.inflight++
-	auth := make([]wire.Id, len(c.auth))
-	copy(auth, c.auth)
-	r := &writeReq{c: c, sess: c.sid, xid: hdr.Xid, op: hdr.Type, body: rec, auth: auth, start: time.Now()}
-	if _, err := rec.Decode(body, wire.Copy); err != nil {
+	// c.auth is copied on change (addAuth), so the request may share it.
+	r := newWriteReq()
+	r.c, r.sess, r.xid, r.op, r.auth, r.start = c, c.sid, hdr.Xid, hdr.Type, c.auth, time.Now()
+	var err error
+	if hdr.Type == wire.OpSetData {
+		// Decoded in place into the request's own copy of the body, so
+		// a setData allocates nothing here once the pool is warm.
+		r.raw = append(r.raw[:0], body...)
+		r.body = &r.set
+		_, err = r.set.Decode(r.raw, wire.Alias)
+	} else {
+		r.body, _ = wire.RequestRecord(hdr.Type)
+		_, err = r.body.Decode(body, wire.Copy)
+	}
+	if err != nil {
 		// ZooKeeper's PrepRequestProcessor turns a body it cannot read
 		// into a MARSHALLINGERROR error txn and keeps the connection;
 		// going through the applier keeps the reply in order.

@@ -77,6 +77,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	wo.FS = opts.FS
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: cfg.ExtendedTypes, EnforceQuota: cfg.EnforceQuota}
+	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
 	wo.OnFatal = func(err error) { s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err)) }
 	st, err := wal.Open(wo)
 	if err != nil {

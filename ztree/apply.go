@@ -14,6 +14,14 @@ type Result struct {
 	// Multi holds one result per op of a multi. A multi's own reply header
 	// always carries OK; a failed multi shows up as error results only.
 	Multi []Result
+
+	reply replyRecords // what Reply hands out, so it need not allocate
+}
+
+type replyRecords struct {
+	path    wire.CreateResponse
+	created wire.Create2Response
+	stat    wire.StatResponse
 }
 
 // Apply applies one committed txn: hdr and the txn record that hdr.Type
@@ -199,7 +207,7 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 	t.replace(parent, makeItem(parent.path(), &pm, parent.data()))
 
 	m := meta{Czxid: zxid, Mzxid: zxid, Pzxid: zxid, Ctime: time, Mtime: time, Owner: owner, ACL: aclIdx}
-	it := makeItem(path, &m, string(data))
+	it := makeItem(path, &m, stringOf(data)) // makeItem copies
 	path = it.path() // the tree's own copy, safe to keep
 	if !t.knownDigest {
 		t.st.digest += itemDigest(it)
@@ -297,7 +305,7 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	m.Mtime = time
 	m.Mzxid = zxid
 	m.Version = version
-	nw := makeItem(node.path(), &m, string(data))
+	nw := makeItem(node.path(), &m, stringOf(data)) // makeItem copies
 	t.replace(node, nw)
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
@@ -372,6 +380,7 @@ func (t *Tree) sessionEphemerals(session int64) []string {
 // Reply is the reply a client gets for the request whose txn gave r
 // (ZooKeeper's FinalRequestProcessor): the reply header's error and the
 // body record, nil when the reply has no body. op is the request's op code.
+// The record may live inside r: encode it before r changes.
 func (r *Result) Reply(op wire.OpCode) (wire.ErrCode, wire.Record) {
 	if op == wire.OpMulti {
 		out := &wire.MultiResponse{Results: make([]wire.OpResult, len(r.Multi))}
@@ -385,13 +394,14 @@ func (r *Result) Reply(op wire.OpCode) (wire.ErrCode, wire.Record) {
 	}
 	switch op {
 	case wire.OpCreate:
-		return wire.ErrOK, &wire.CreateResponse{Path: r.Path}
+		r.reply.path = wire.CreateResponse{Path: r.Path}
+		return wire.ErrOK, &r.reply.path
 	case wire.OpCreate2, wire.OpCreateTTL, wire.OpCreateContainer:
-		return wire.ErrOK, &wire.Create2Response{Path: r.Path, Stat: r.Stat}
-	case wire.OpSetData:
-		return wire.ErrOK, &wire.SetDataResponse{Stat: r.Stat}
-	case wire.OpSetACL:
-		return wire.ErrOK, &wire.SetACLResponse{Stat: r.Stat}
+		r.reply.created = wire.Create2Response{Path: r.Path, Stat: r.Stat}
+		return wire.ErrOK, &r.reply.created
+	case wire.OpSetData, wire.OpSetACL:
+		r.reply.stat = wire.StatResponse{Stat: r.Stat}
+		return wire.ErrOK, &r.reply.stat
 	}
 	return wire.ErrOK, nil
 }

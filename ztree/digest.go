@@ -1,7 +1,6 @@
 package ztree
 
 import (
-	"encoding/binary"
 	"hash/crc32"
 	"strings"
 	"unsafe"
@@ -24,20 +23,30 @@ func nodeDigest(path, data string, m *meta) uint64 {
 	if path == rootPath {
 		path = ""
 	}
-	var b [60]byte
-	binary.BigEndian.PutUint64(b[0:], uint64(m.Czxid))
-	binary.BigEndian.PutUint64(b[8:], uint64(m.Mzxid))
-	binary.BigEndian.PutUint64(b[16:], uint64(m.Pzxid))
-	binary.BigEndian.PutUint64(b[24:], uint64(m.Ctime))
-	binary.BigEndian.PutUint64(b[32:], uint64(m.Mtime))
-	binary.BigEndian.PutUint32(b[40:], uint32(m.Version))
-	binary.BigEndian.PutUint32(b[44:], uint32(m.Cversion))
-	binary.BigEndian.PutUint32(b[48:], uint32(m.Aversion))
-	binary.BigEndian.PutUint64(b[52:], uint64(m.Owner))
 	crc := crc32.Update(0, crc32.IEEETable, bytesOf(path))
 	crc = crc32.Update(crc, crc32.IEEETable, bytesOf(data))
-	crc = crc32.Update(crc, crc32.IEEETable, b[:])
-	return uint64(crc)
+	// The Stat fields go through the table byte by byte: a stack buffer
+	// handed to crc32 would escape and cost an allocation per znode.
+	crc = ^crc
+	crc = crcWord(crc, uint64(m.Czxid), 8)
+	crc = crcWord(crc, uint64(m.Mzxid), 8)
+	crc = crcWord(crc, uint64(m.Pzxid), 8)
+	crc = crcWord(crc, uint64(m.Ctime), 8)
+	crc = crcWord(crc, uint64(m.Mtime), 8)
+	crc = crcWord(crc, uint64(uint32(m.Version)), 4)
+	crc = crcWord(crc, uint64(uint32(m.Cversion)), 4)
+	crc = crcWord(crc, uint64(uint32(m.Aversion)), 4)
+	crc = crcWord(crc, uint64(m.Owner), 8)
+	return uint64(^crc)
+}
+
+// crcWord feeds the n low bytes of v, big-endian, into a CRC-32 (IEEE)
+// register that is kept inverted, as crc32.Update keeps it inside.
+func crcWord(crc uint32, v uint64, n int) uint32 {
+	for i := n - 1; i >= 0; i-- {
+		crc = crc32.IEEETable[byte(crc)^byte(v>>(8*i))] ^ crc>>8
+	}
+	return crc
 }
 
 func itemDigest(it item) uint64 {

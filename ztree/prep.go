@@ -46,6 +46,10 @@ type change struct {
 	tree   uint64  // the tree digest after this change
 	prev   *change // what it replaced, for rolling back a failed multi
 	done   bool    // applied and dropped from the queue
+
+	// setData is the txn record of a setData, kept here so that the
+	// commonest write costs one allocation less.
+	setData wire.SetDataTxn
 }
 
 // nodeRec is a znode as Prep sees it.
@@ -119,7 +123,7 @@ func (t *Tree) prepDigest() uint64 {
 	return t.st.digest
 }
 
-func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) {
+func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) *change {
 	before := t.digestBefore(path, &n)
 	if exists {
 		n.digest = nodeDigest(path, n.data, &n.m)
@@ -134,6 +138,7 @@ func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) {
 	c.prev = t.prep.byPath[path]
 	t.prep.byPath[path] = c
 	t.prep.queue = append(t.prep.queue, c)
+	return c
 }
 
 // rollback undoes the changes queued since mark (a failed multi).
@@ -444,8 +449,9 @@ func (t *Tree) prepSetData(req *Request, path string, data []byte, version int32
 	node.m.Mtime = req.Time
 	node.m.Mzxid = req.Zxid
 	node.data = stringOf(data) // the request's own copy, kept until applied
-	t.addChange(req.Zxid, path, true, node)
-	return wire.OpSetData, &wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}, nil
+	c := t.addChange(req.Zxid, path, true, node)
+	c.setData = wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}
+	return wire.OpSetData, &c.setData, nil
 }
 
 func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int32) (wire.OpCode, wire.Record, error) {

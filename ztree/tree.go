@@ -236,11 +236,10 @@ func (t *Tree) Publish() []Event {
 		v.ephemerals, v.containers, v.ttls, v.sessions = prev.ephemerals, prev.containers, prev.ttls, prev.sessions
 	}
 	v.acls = t.acl.lists
-	return t.watches.publish(&t.pub, v, t.takeTriggers())
-}
-
-func (t *Tree) takeTriggers() []trigger {
-	tr := t.pending
-	t.pending = nil
-	return tr
+	trigs := t.pending
+	events := t.watches.publish(&t.pub, v, trigs)
+	// The triggers are spent; their slice carries the next batch's.
+	clear(trigs)
+	t.pending = trigs[:0]
+	return events
 }

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"zkd/wire"
+)
+
+// The hot-path benchmarks run a server in this process and drive it over
+// loopback TCP with a client that allocates nothing: it writes frames
+// encoded once and reads replies into one buffer. allocs/op is therefore
+// what the server allocates per request (rule 6 of the design: none, in
+// steady state). A request's work includes its socket read and write and,
+// for setData, its fsync and publish.
+//
+//	go test ./engine -run XXX -bench HotPath -benchmem
+
+// benchServer starts a standalone server on a free port with its data in
+// a temporary directory, and a session on it with znodes /b/n0../b/n15
+// of 1 KB.
+func benchServer(b *testing.B) (*Server, *rawClient) {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = b.TempDir()
+	cfg.ClientPortAddress = "127.0.0.1"
+	cfg.ClientPort = 0
+	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	c := dialRaw(b, s.Addr().String())
+	b.Cleanup(func() { c.nc.Close() })
+	data := make([]byte, 1024)
+	c.roundTrip(b, wire.OpCreate, &wire.CreateRequest{Path: "/b", ACL: openACL})
+	for i := 0; i < 16; i++ {
+		c.roundTrip(b, wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, ACL: openACL})
+	}
+	return s, c
+}
+
+var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+
+// rawClient speaks the protocol over one connection with fixed buffers.
+type rawClient struct {
+	nc  net.Conn
+	in  []byte
+	xid int32
+}
+
+func dialRaw(b *testing.B, addr string) *rawClient {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &rawClient{nc: nc, in: make([]byte, 0, 1<<20)}
+	req := wire.ConnectRequest{TimeOut: 30000, Passwd: make([]byte, 16)}
+	frame, start := wire.BeginFrame(nil)
+	frame = wire.EndFrame(req.Append(frame), start)
+	if _, err := nc.Write(frame); err != nil {
+		b.Fatal(err)
+	}
+	c.replies(b, 1)
+	return c
+}
+
+// frame encodes one request.
+func (c *rawClient) frame(dst []byte, op wire.OpCode, body wire.Record) []byte {
+	c.xid++
+	dst, start := wire.BeginFrame(dst)
+	hdr := wire.RequestHeader{Xid: c.xid, Type: op}
+	dst = hdr.Append(dst)
+	if body != nil {
+		dst = body.Append(dst)
+	}
+	return wire.EndFrame(dst, start)
+}
+
+// roundTrip sends one request and fails the benchmark unless it succeeds.
+func (c *rawClient) roundTrip(b *testing.B, op wire.OpCode, body wire.Record) {
+	b.Helper()
+	if _, err := c.nc.Write(c.frame(nil, op, body)); err != nil {
+		b.Fatal(err)
+	}
+	c.replies(b, 1)
+}
+
+// replies reads n reply frames and checks that each says OK; watch
+// events (xid -1) are read past and not counted.
+func (c *rawClient) replies(b *testing.B, n int) {
+	buf := c.in[:0]
+	off := 0
+	for n > 0 {
+		for len(buf)-off >= 4 {
+			size := int(binary.BigEndian.Uint32(buf[off:]))
+			if len(buf)-off < 4+size {
+				break
+			}
+			f := buf[off+4 : off+4+size]
+			off += 4 + size
+			if len(f) >= 16 && int32(binary.BigEndian.Uint32(f)) == wire.XidNotification {
+				continue
+			}
+			// A connect reply has no reply header; every other reply
+			// carries its error code at bytes 12..16.
+			if size != 36 && size != 37 && len(f) >= 16 && binary.BigEndian.Uint32(f[12:]) != 0 {
+				b.Fatalf("request failed: error %d", int32(binary.BigEndian.Uint32(f[12:])))
+			}
+			n--
+		}
+		if n == 0 {
+			break
+		}
+		rest := copy(buf, buf[off:])
+		buf, off = buf[:rest], 0
+		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := c.nc.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf = buf[:len(buf)+m]
+	}
+	c.in = buf[:0]
+}
+
+// BenchmarkHotPath measures one request of each hot kind, pipelined 16
+// at a time on one connection, with the server's allocations per request.
+func BenchmarkHotPath(b *testing.B) {
+	data := make([]byte, 1024)
+	cases := []struct {
+		name string
+		op   wire.OpCode
+		body func(i int) wire.Record
+	}{
+		{"ping", wire.OpPing, func(int) wire.Record { return nil }},
+		{"getData", wire.OpGetData, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }},
+		{"exists", wire.OpExists, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }},
+		{"getChildren", wire.OpGetChildren, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }},
+		{"getChildren2", wire.OpGetChildren2, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }},
+		{"setData", wire.OpSetData, func(i int) wire.Record {
+			return &wire.SetDataRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, Version: -1}
+		}},
+	}
+	const depth = 16
+	for _, tc := range cases {
+		b.Run("op="+tc.name, func(b *testing.B) {
+			_, c := benchServer(b)
+			var batch []byte
+			for i := 0; i < depth; i++ {
+				batch = c.frame(batch, tc.op, tc.body(i))
+			}
+			run := func(rounds int) {
+				for r := 0; r < rounds; r++ {
+					if _, err := c.nc.Write(batch); err != nil {
+						b.Fatal(err)
+					}
+					c.replies(b, depth)
+				}
+			}
+			run(200) // warm every buffer up
+			b.ReportAllocs()
+			b.ResetTimer()
+			run((b.N + depth - 1) / depth)
+		})
+	}
+}
