@@ -208,7 +208,7 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 
 	m := meta{Czxid: zxid, Mzxid: zxid, Pzxid: zxid, Ctime: time, Mtime: time, Owner: owner, ACL: aclIdx}
 	it := makeItem(path, &m, stringOf(data)) // makeItem copies
-	path = it.path() // the tree's own copy, safe to keep
+	path = it.path()                         // the tree's own copy, safe to keep
 	if !t.knownDigest {
 		t.st.digest += itemDigest(it)
 	}
