@@ -3,7 +3,6 @@ package ztree
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"zkd/wire"
 )
@@ -24,10 +23,13 @@ type Loader struct {
 	open []pending
 }
 
+// pending is an open node: its record is made when it is added, with no
+// children, and made again only if children came (most znodes are
+// leaves), so loading leaves no garbage per znode behind.
 type pending struct {
-	path string
-	m    meta
-	data string
+	it       item
+	m        meta
+	children int32
 }
 
 // NewLoader starts an empty tree.
@@ -50,12 +52,11 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 		Owner: st.EphemeralOwner,
 		ACL:   t.acl.intern(acl),
 	}
-	path = strings.Clone(path)
 	if path == rootPath {
 		if len(l.open) > 0 || t.st.count > 0 {
 			return fmt.Errorf("%w: a second root", ErrBadSnapshot)
 		}
-		l.open = append(l.open, pending{path: path, m: m, data: string(data)})
+		l.open = append(l.open, pending{it: makeItem(path, &m, stringOf(data)), m: m})
 		return nil
 	}
 	if !ValidatePath(path) {
@@ -63,11 +64,11 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 	}
 	parentPath, _ := splitPath(path)
 	// Close the nodes the walk has left.
-	for len(l.open) > 0 && l.open[len(l.open)-1].path != parentPath {
+	for len(l.open) > 0 && l.open[len(l.open)-1].it.path() != parentPath {
 		l.close()
 	}
 	if len(l.open) > 0 {
-		l.open[len(l.open)-1].m.NumChildren++
+		l.open[len(l.open)-1].children++
 	} else {
 		parent, ok := t.get(parentPath)
 		if !ok {
@@ -80,7 +81,8 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 	if _, dup := t.get(path); dup {
 		return fmt.Errorf("%w: znode %q twice", ErrBadSnapshot, path)
 	}
-	l.open = append(l.open, pending{path: path, m: m, data: string(data)})
+	// makeItem copies path and data: the caller may reuse both.
+	l.open = append(l.open, pending{it: makeItem(path, &m, stringOf(data)), m: m})
 	return nil
 }
 
@@ -88,12 +90,17 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 func (l *Loader) close() {
 	t := l.t
 	p := l.open[len(l.open)-1]
+	l.open[len(l.open)-1] = pending{}
 	l.open = l.open[:len(l.open)-1]
-	it := makeItem(p.path, &p.m, p.data)
+	it := p.it
+	if p.children > 0 {
+		p.m.NumChildren += p.children
+		it = makeItem(it.path(), &p.m, it.data())
+	}
 	path := it.path()
 	t.put(it)
 	t.st.count++
-	t.st.dataSize += int64(len(path) + len(p.data))
+	t.st.dataSize += int64(len(path) + len(it.data()))
 	t.indexNode(path, p.m.Owner, true)
 }
 

@@ -96,9 +96,12 @@ type Tree struct {
 	// knownDigest is set while ApplyPrepped applies a txn whose digest
 	// Prep computed: the changed znodes are not hashed again.
 	knownDigest bool
-	// hints remember where the last lookup in each shard went, so the
-	// applier's get-then-put of one znode searches the B-tree once.
-	hints [shardCount]btree.PathHint
+	// hint is where the last get went, in shard hintShard, so that the
+	// applier's get-then-put of one znode searches the B-tree once. A
+	// lookup does not start from it: lookups are mostly unrelated, and a
+	// wrong guess costs more than it saves.
+	hint      btree.PathHint
+	hintShard int
 }
 
 // New returns a tree holding what a fresh ZooKeeper server holds: the root,
@@ -164,7 +167,8 @@ func (t *Tree) get(path string) (item, bool) {
 	}
 	k := keyOf(path)
 	i := shardOf(k.parent())
-	return t.st.shards[i].GetHint(k, &t.hints[i])
+	t.hint, t.hintShard = btree.PathHint{}, i
+	return t.st.shards[i].GetHint(k, &t.hint)
 }
 
 func getItem(s *shards, path string) (item, bool) {
@@ -178,14 +182,22 @@ func getItem(s *shards, path string) (item, bool) {
 // put stores it, replacing any item with the same path.
 func (t *Tree) put(it item) {
 	i := shardOf(it.parent())
-	t.st.shards[i].SetHint(it, &t.hints[i])
+	if i == t.hintShard {
+		t.st.shards[i].SetHint(it, &t.hint)
+	} else {
+		t.st.shards[i].Set(it)
+	}
 	t.dirty[i] = true
 }
 
 func (t *Tree) remove(path string) {
 	k := keyOf(path)
 	i := shardOf(k.parent())
-	t.st.shards[i].DeleteHint(k, &t.hints[i])
+	if i == t.hintShard {
+		t.st.shards[i].DeleteHint(k, &t.hint)
+	} else {
+		t.st.shards[i].Delete(k)
+	}
 	t.dirty[i] = true
 }
 
