@@ -41,9 +41,12 @@ type conn struct {
 	out        []byte
 	spare      []byte
 	inflight   int      // writes handed to the applier and not replied yet
+	reads      int64    // reads answered since the counters last moved
+	unsent     int64    // replies and events in out, for the sent counters
 	needZxid   int64    // the session's last replied write: reads wait for a view with it
 	deferred   [][]byte // requests waiting for inflight writes, in order
 	closing    bool     // close once the output is flushed
+	flushing   bool     // a goroutine is writing the output it took
 	scratch    readScratch
 
 	// for cons
@@ -118,6 +121,16 @@ func (c *conn) readLoop() {
 				c.closeAfterFlush()
 				return
 			}
+			// The reader writes the replies to what it just read itself:
+			// no wake-up of the writer for the commonest case.
+			c.mu.Lock()
+			if len(c.out) > 0 && !c.flushing {
+				if done, err := c.flushLocked(); err != nil || done {
+					return
+				}
+			} else {
+				c.mu.Unlock()
+			}
 			rest := copy(buf, buf[used:])
 			buf = buf[:rest]
 			if cap(buf) > 1<<20 && rest < 16<<10 {
@@ -158,7 +171,6 @@ func (s *Server) throttle(c *conn) {
 // many bytes it used.
 func (c *conn) input(b []byte, max int) (int, error) {
 	off := 0
-	defer c.kick()
 	// handshaken is written only by this goroutine.
 	if !c.handshaken && len(b) >= 4 {
 		if cmd := string(b[:4]); isFourLetterWord(cmd) {
@@ -172,6 +184,21 @@ func (c *conn) input(b []byte, max int) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Counters and the session's deadline move once per batch of frames,
+	// not once per request: they are shared with every other connection.
+	var frames int64
+	touch := false
+	defer func() {
+		c.received.Add(frames)
+		c.s.stats.received.Add(frames)
+		if c.reads > 0 {
+			c.s.stats.reads(c.reads)
+			c.reads = 0
+		}
+		if touch && c.sess != nil {
+			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
+		}
+	}()
 	for {
 		payload, n, err := wire.SplitFrame(b[off:], max)
 		if err != nil {
@@ -181,8 +208,7 @@ func (c *conn) input(b []byte, max int) (int, error) {
 			return off, nil
 		}
 		off += n
-		c.received.Add(1)
-		c.s.stats.received.Add(1)
+		frames++
 		if c.closing {
 			continue
 		}
@@ -192,9 +218,7 @@ func (c *conn) input(b []byte, max int) (int, error) {
 			}
 			continue
 		}
-		if c.sess != nil {
-			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
-		}
+		touch = true
 		if len(c.deferred) > 0 || (!isWrite(opOf(payload)) && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			continue
@@ -247,29 +271,56 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Lock()
 		c.drain()
-		out := c.out
-		c.out = c.spare[:0]
-		c.spare = nil
-		closing := c.closing
-		c.mu.Unlock()
-		if len(out) > 0 {
-			if _, err := c.nc.Write(out); err != nil {
-				return
-			}
+		if c.flushing {
+			// The reader is writing; it kicks again if more is queued.
+			c.mu.Unlock()
+			continue
 		}
-		c.mu.Lock()
-		if cap(out) <= 1<<20 {
-			c.spare = out[:0]
-		}
-		more := len(c.out) > 0
-		c.mu.Unlock()
-		if closing && !more {
+		if done, err := c.flushLocked(); err != nil || done {
 			return
 		}
-		if more {
-			c.kick()
-		}
 	}
+}
+
+// flushLocked writes everything queued in one write. It is called with
+// c.mu held and releases it. Only one goroutine writes at a time (the
+// flushing flag); whatever is queued meanwhile goes out on the writer's
+// next pass. done reports that the connection is closing and everything
+// has been written.
+func (c *conn) flushLocked() (done bool, err error) {
+	out := c.out
+	c.out = c.spare[:0]
+	c.spare = nil
+	closing := c.closing
+	if c.reads > 0 { // drain ran reads
+		c.s.stats.reads(c.reads)
+		c.reads = 0
+	}
+	if sent := c.unsent; sent > 0 {
+		c.unsent = 0
+		c.sent.Add(sent)
+		c.s.stats.sent.Add(sent)
+		c.lastResponse.Store(time.Now().UnixMilli())
+	}
+	c.flushing = true
+	c.mu.Unlock()
+	if len(out) > 0 {
+		_, err = c.nc.Write(out)
+	}
+	c.mu.Lock()
+	c.flushing = false
+	if cap(out) <= 1<<20 {
+		c.spare = out[:0]
+	}
+	more := len(c.out) > 0
+	c.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	if more {
+		c.kick()
+	}
+	return closing && !more, nil
 }
 
 // handshake answers a ConnectRequest: a new session goes through a
@@ -332,8 +383,7 @@ func (c *conn) appendConnect(resp *wire.ConnectResponse) {
 	c.out, start = wire.BeginFrame(c.out)
 	c.out = resp.Append(c.out)
 	c.out = wire.EndFrame(c.out, start)
-	c.sent.Add(1)
-	c.s.stats.sent.Add(1)
+	c.unsent++
 }
 
 // sessionCreated queues the handshake reply once the createSession txn
@@ -367,11 +417,9 @@ func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.R
 		c.out = body.Append(c.out)
 	}
 	c.out = wire.EndFrame(c.out, start)
-	c.sent.Add(1)
-	c.s.stats.sent.Add(1)
+	c.unsent++
 	c.lastXid.Store(xid)
 	c.lastZxid.Store(zxid)
-	c.lastResponse.Store(time.Now().UnixMilli())
 }
 
 // queueEvent adds a watch notification. The caller kicks the writer.
@@ -389,6 +437,5 @@ func (c *conn) appendEvent(t wire.EventType, path string) {
 	ev := wire.WatcherEvent{Type: t, State: wire.StateSyncConnected, Path: path}
 	c.out = ev.Append(c.out)
 	c.out = wire.EndFrame(c.out, start)
-	c.sent.Add(1)
-	c.s.stats.sent.Add(1)
+	c.unsent++
 }

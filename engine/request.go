@@ -50,7 +50,7 @@ func (c *conn) request(p []byte) {
 		c.write(hdr, body)
 		return
 	}
-	c.s.stats.latency(0)
+	c.reads++
 	c.read(hdr, body)
 }
 

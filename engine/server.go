@@ -348,6 +348,17 @@ func (st *stats) reset() {
 	st.latCount.Store(0)
 }
 
+// reads counts n requests answered at once, without a txn: 0 ms each.
+func (st *stats) reads(n int64) {
+	st.latCount.Add(n)
+	for {
+		m := st.latMin.Load()
+		if m == 0 || st.latMin.CompareAndSwap(m, 0) {
+			break
+		}
+	}
+}
+
 func (st *stats) latency(ms int64) {
 	st.latSum.Add(ms)
 	st.latCount.Add(1)
