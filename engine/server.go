@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s.store = st
 	s.tree = st.Tree()
 	s.view.Store(s.tree.Published())
+	// Recovery leaves its garbage (decoded txns, log buffers) in freed
+	// pages; hand them back to the system without delaying the start.
+	go debug.FreeOSMemory()
 	now := s.now().UnixMilli()
 	s.sessions = newSessionTable(int64(cfg.TickTime), now)
 	// Sessions recovered from disk get their full timeout to reconnect,

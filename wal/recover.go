@@ -1,8 +1,10 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand"
 	"path/filepath"
@@ -245,7 +247,7 @@ func (s *Store) checkDigest(version int32, want uint64, zxid int64, where string
 // torn write.
 func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 	file := filepath.Join(s.logDir, name)
-	raw, err := vfs.ReadFile(s.fs, file)
+	raw, fileSize, err := readUpToZeros(s.fs, file)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -327,7 +329,7 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 	if txns == 0 {
 		return s.removeLog(file)
 	}
-	if off < len(raw) {
+	if int64(off) < fileSize {
 		// Cut the torn tail and the preallocated zeros, so that nothing
 		// after the last good txn can be mistaken for one.
 		f, err := s.fs.Open(file)
@@ -343,6 +345,58 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 		}
 	}
 	return nil
+}
+
+// readUpToZeros reads a log file up to its last non-zero byte and returns
+// that and the file's size. Everything after is preallocated zeros (which
+// it has checked), so parsing the shorter buffer reaches the same verdicts,
+// while a restart does not hold a mostly empty 64 MB segment in memory.
+func readUpToZeros(fs vfs.FS, name string) ([]byte, int64, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, 0, err
+	}
+	end := size
+	buf := make([]byte, min(size, 1<<20))
+	for end > 0 {
+		start := max(0, end-int64(len(buf)))
+		chunk := buf[:end-start]
+		if _, err := f.ReadAt(chunk, start); err != nil && err != io.EOF {
+			return nil, 0, err
+		}
+		if i := lastNonZero(chunk); i >= 0 {
+			end = start + int64(i) + 1
+			break
+		}
+		end = start
+	}
+	raw := make([]byte, end)
+	if _, err := f.ReadAt(raw, 0); err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	return raw, size, nil
+}
+
+// lastNonZero is the index of the last byte of b that is not 0, or -1.
+func lastNonZero(b []byte) int {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		tail := b[len(b)-n:]
+		if !bytes.Equal(tail, zeros[:n]) {
+			for i := n - 1; ; i-- {
+				if tail[i] != 0 {
+					return len(b) - n + i
+				}
+			}
+		}
+		b = b[:len(b)-n]
+	}
+	return -1
 }
 
 func (s *Store) removeLog(file string) error {
