@@ -291,7 +291,6 @@ func (c *conn) flushLocked() (done bool, err error) {
 	out := c.out
 	c.out = c.spare[:0]
 	c.spare = nil
-	closing := c.closing
 	if c.reads > 0 { // drain ran reads
 		c.s.stats.reads(c.reads)
 		c.reads = 0
@@ -313,6 +312,9 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.spare = out[:0]
 	}
 	more := len(c.out) > 0
+	// Read closing only now: a close asked for during the write woke a
+	// writer that found this flush running and left it to us.
+	closing := c.closing
 	c.mu.Unlock()
 	if err != nil {
 		return false, err
