@@ -209,7 +209,6 @@ func (a *applier) commit() {
 			kick = append(kick, c)
 		}
 		done[i] = nil
-		results[i] = ztree.Result{}
 		release(r)
 	}
 	for ; e < len(events); e++ {

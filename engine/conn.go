@@ -41,7 +41,7 @@ type conn struct {
 	out        []byte
 	spare      []byte
 	inflight   int      // writes handed to the applier and not replied yet
-	reads      int64    // reads answered since the counters last moved
+	reads      int64    // reads answered since the last flush moved the counters
 	unsent     int64    // replies and events in out, for the sent counters
 	needZxid   int64    // the session's last replied write: reads wait for a view with it
 	deferred   [][]byte // requests waiting for inflight writes, in order
@@ -191,10 +191,6 @@ func (c *conn) input(b []byte, max int) (int, error) {
 	defer func() {
 		c.received.Add(frames)
 		c.s.stats.received.Add(frames)
-		if c.reads > 0 {
-			c.s.stats.reads(c.reads)
-			c.reads = 0
-		}
 		if touch && c.sess != nil {
 			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
 		}
@@ -291,7 +287,7 @@ func (c *conn) flushLocked() (done bool, err error) {
 	out := c.out
 	c.out = c.spare[:0]
 	c.spare = nil
-	if c.reads > 0 { // drain ran reads
+	if c.reads > 0 { // every read has a reply in out, so its count moves here
 		c.s.stats.reads(c.reads)
 		c.reads = 0
 	}

@@ -82,7 +82,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	wo.OnFatal = func(err error) { s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err)) }
 	// Recovery builds the whole tree at once, with garbage (decoded txns,
 	// replaced records) all along: a tighter GC pace while it runs keeps
-	// the peak near the live heap, at a few more short collections (25 made the start 40 % slower, 50 costs little).
+	// the peak near the live heap, at a few more short collections (25
+	// made the start 40 % slower; 50 costs little).
 	gc := debug.SetGCPercent(50)
 	st, err := wal.Open(wo)
 	debug.SetGCPercent(gc)

@@ -14,14 +14,8 @@ import (
 // 1000 children /app/bNNNNN/nNNNNNNN each, dataSize bytes of data apiece,
 // applied as txns the way a log replay would.
 func load(n, dataSize int) *ztree.Tree {
-	tree := ztree.New(ztree.Options{})
+	tree, apply := creator()
 	data := make([]byte, dataSize)
-	zxid := int64(0)
-	apply := func(path string, d []byte) {
-		zxid++
-		tree.Apply(&wire.TxnHeader{Zxid: zxid, Time: 1, Type: wire.OpCreate},
-			&wire.CreateTxn{Path: path, Data: d, ACL: ztree.OpenACL, ParentCVersion: -1})
-	}
 	apply("/app", nil)
 	for i := 0; i < n; i++ {
 		if i%1000 == 0 {
@@ -31,6 +25,18 @@ func load(n, dataSize int) *ztree.Tree {
 	}
 	tree.Publish()
 	return tree
+}
+
+// creator returns a new tree and a function that applies a create txn to
+// it, with the next zxid, as a log replay would.
+func creator() (*ztree.Tree, func(path string, data []byte)) {
+	tree := ztree.New(ztree.Options{})
+	zxid := int64(0)
+	return tree, func(path string, data []byte) {
+		zxid++
+		tree.Apply(&wire.TxnHeader{Zxid: zxid, Time: 1, Type: wire.OpCreate},
+			&wire.CreateTxn{Path: path, Data: data, ACL: ztree.OpenACL, ParentCVersion: -1})
+	}
 }
 
 var (
@@ -84,13 +90,7 @@ func BenchmarkRead(b *testing.B) {
 // BenchmarkFlatRead reads one directory of 10,000 znodes of 1 KB, as
 // zkbench's saturate workload lays them out.
 func BenchmarkFlatRead(b *testing.B) {
-	tree := ztree.New(ztree.Options{})
-	zxid := int64(0)
-	apply := func(path string, d []byte) {
-		zxid++
-		tree.Apply(&wire.TxnHeader{Zxid: zxid, Time: 1, Type: wire.OpCreate},
-			&wire.CreateTxn{Path: path, Data: d, ACL: ztree.OpenACL, ParentCVersion: -1})
-	}
+	tree, apply := creator()
 	apply("/zkbench", nil)
 	paths := make([]string, 10000)
 	for i := range paths {

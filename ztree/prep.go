@@ -20,7 +20,8 @@ type Request struct {
 	// *wire.SetACLRequest, *wire.CheckVersionRequest, *wire.MultiRequest,
 	// *wire.DeleteContainerRequest, or *wire.CreateSessionTxn for
 	// createSession; nil for closeSession. Prep keeps referring to the
-	// byte slices in Body until the txn is applied: they must not change.
+	// strings and byte slices in Body until the txn is applied: their
+	// memory must not change until then.
 	Body wire.Record
 	Auth []wire.Id // the session's identities
 }
