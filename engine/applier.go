@@ -28,6 +28,12 @@ import (
 //
 // Prepping and logging go on while the previous batch is being fsynced,
 // so under load each fsync carries every txn that arrived meanwhile.
+//
+// A read that must wait for its session's writes comes through here too,
+// in its place among them, and is answered from the version that holds
+// everything before it and nothing after: a run of durable txns is cut
+// into pieces, each published on its own, wherever a write follows a
+// read of the same connection.
 
 // writeReq is one write on its way through the applier.
 type writeReq struct {
@@ -54,6 +60,10 @@ type writeReq struct {
 	// writeReq goes back to reqPool after its reply.
 	raw []byte
 	set wire.SetDataRequest
+
+	// read marks a read waiting for the requests before it; raw holds
+	// the whole request, header included.
+	read bool
 }
 
 var reqPool = sync.Pool{New: func() any { return new(writeReq) }}
@@ -81,8 +91,9 @@ type applier struct {
 	wake     chan struct{}
 
 	durable  atomic.Int64 // the newest zxid the log has made durable
-	pending  []*writeReq  // logged, not applied; in zxid order
+	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
+	mark     uint64 // numbers the pieces commit cuts, for conn.applierMark
 	kick     []*conn        // reused by commit
 	results  []ztree.Result // reused by commit
 }
@@ -93,7 +104,7 @@ func newApplier(s *Server) *applier {
 	return a
 }
 
-// submit hands a write to the applier.
+// submit hands a write, or a read that must wait, to the applier.
 func (a *applier) submit(r *writeReq) {
 	if r.start.IsZero() {
 		r.start = time.Now()
@@ -144,6 +155,10 @@ func (a *applier) run() {
 
 // prep turns a request into a logged txn.
 func (a *applier) prep(r *writeReq) {
+	if r.read {
+		a.pending = append(a.pending, r)
+		return
+	}
 	s := a.s
 	zxid := a.nextZxid
 	now := s.now().UnixMilli()
@@ -167,54 +182,102 @@ func (a *applier) prep(r *writeReq) {
 	a.pending = append(a.pending, r)
 }
 
-// commit applies every pending txn the log has made durable, publishes,
-// and delivers events, then replies.
+// commit applies every pending txn the log has made durable, and answers
+// the reads among them, piece by piece: a piece ends before a write whose
+// connection has a read earlier in the piece, so that read is answered
+// from a version without that write.
 func (a *applier) commit() {
 	d := a.durable.Load()
-	n := 0
-	for n < len(a.pending) && a.pending[n].txn.Header.Zxid <= d {
-		n++
+	i := 0
+	for i < len(a.pending) {
+		a.mark++
+		start, writes := i, 0
+		for ; i < len(a.pending); i++ {
+			r := a.pending[i]
+			if r.read {
+				r.c.applierMark = a.mark
+				continue
+			}
+			if r.txn.Header.Zxid > d || (r.c != nil && r.c.applierMark == a.mark) {
+				break
+			}
+			writes++
+		}
+		if i == start {
+			break
+		}
+		a.deliver(a.pending[start:i], writes)
 	}
-	if n == 0 {
-		return
+	if i == len(a.pending) {
+		a.pending = a.pending[:0] // keep the array for the next batch
+	} else {
+		a.pending = a.pending[i:]
 	}
+}
+
+// deliver applies the writes of one piece of pending, publishes them,
+// delivers their events and replies, then answers the piece's reads.
+func (a *applier) deliver(done []*writeReq, writes int) {
 	s := a.s
-	done := a.pending[:n]
-	results := slices.Grow(a.results[:0], n)[:n]
-	for i, r := range done {
-		results[i] = s.tree.ApplyPrepped(&r.txn)
-		switch r.op {
-		case wire.OpCloseSession:
-			if se := s.sessions.remove(r.sess); se != nil {
-				s.tree.RemoveSession(r.sess)
-				if c := se.conn.Load(); c != nil && c != r.c {
-					c.closeAfterFlush()
+	results := slices.Grow(a.results[:0], writes)[:writes]
+	var events []ztree.Event
+	if writes > 0 {
+		w := 0
+		for _, r := range done {
+			if r.read {
+				continue
+			}
+			results[w] = s.tree.ApplyPrepped(&r.txn)
+			w++
+			switch r.op {
+			case wire.OpCloseSession:
+				if se := s.sessions.remove(r.sess); se != nil {
+					s.tree.RemoveSession(r.sess)
+					if c := se.conn.Load(); c != nil && c != r.c {
+						c.closeAfterFlush()
+					}
 				}
 			}
 		}
+		events = s.tree.Publish()
 	}
-	events := s.tree.Publish()
 	// Queue, per connection and in zxid order, each txn's watch events
 	// and then its reply, as ZooKeeper sends them. Nothing is flushed yet:
 	// the connections are kicked once the view has moved, and a read
 	// never runs on a view older than its session's last write.
 	kick := a.kick[:0]
-	e := 0
+	e, w := 0, 0
 	for i, r := range done {
+		if r.read {
+			continue
+		}
 		z := r.txn.Header.Zxid
 		for ; e < len(events) && events[e].Zxid <= z; e++ {
 			kick = s.queueEvent(kick, &events[e])
 		}
-		if c := a.reply(r, &results[i]); c != nil {
+		if c := a.reply(r, &results[w]); c != nil {
 			kick = append(kick, c)
 		}
+		w++
 		done[i] = nil
 		release(r)
 	}
 	for ; e < len(events); e++ {
 		kick = s.queueEvent(kick, &events[e])
 	}
-	s.view.Store(s.tree.Published())
+	if writes > 0 {
+		s.view.Store(s.tree.Published())
+	}
+	// The reads come last: their replies follow the events of the
+	// version they see.
+	for i, r := range done {
+		if r == nil {
+			continue
+		}
+		kick = append(kick, a.serve(r))
+		done[i] = nil
+		release(r)
+	}
 	for i, c := range kick {
 		c.kick()
 		kick[i] = nil
@@ -222,11 +285,20 @@ func (a *applier) commit() {
 	a.kick = kick[:0]
 	clear(results)
 	a.results = results[:0]
-	if n == len(a.pending) {
-		a.pending = a.pending[:0] // keep the array for the next batch
-	} else {
-		a.pending = a.pending[n:]
+}
+
+// serve answers a read that waited in pending, from the current view, and
+// returns its connection to kick.
+func (a *applier) serve(r *writeReq) *conn {
+	a.s.stats.outstanding.Add(-1)
+	c := r.c
+	c.mu.Lock()
+	c.inflight--
+	if !c.closing {
+		c.request(r.raw)
 	}
+	c.mu.Unlock()
+	return c
 }
 
 // queueEvent queues a watch event on its session's connection and adds

@@ -18,11 +18,15 @@ import (
 // its writer goroutine flushes that buffer with one write per wake-up,
 // carrying every reply and event queued since the last one.
 //
-// Per-session FIFO (rule 1): a write goes to the applier in arrival order;
-// a read that arrives while a write of the session is in flight, and
-// everything after it, waits in deferred until the writes before it have
-// been replied to, so replies leave in request order and a read sees every
-// earlier write of its session.
+// Per-session FIFO (rule 1): a write goes to the applier in arrival order.
+// A read that arrives while a request of the session is in the applier
+// goes there too, behind it, and the applier answers it from the version
+// after the writes before it and before the ones after it; so replies
+// leave in request order, a read sees every earlier write of its session
+// and no later one, and the writes behind a waiting read are logged
+// meanwhile instead of waiting for it. Only an addauth waits in deferred
+// (with everything after it) until the applier holds nothing of the
+// session: the writes after it must carry its identity.
 type conn struct {
 	s       *Server
 	nc      net.Conn
@@ -40,7 +44,7 @@ type conn struct {
 	auth       []wire.Id
 	out        []byte
 	spare      []byte
-	inflight   int      // writes handed to the applier and not replied yet
+	inflight   int      // requests handed to the applier and not replied yet
 	reads      int64    // reads answered since the last flush moved the counters
 	unsent     int64    // replies and events in out, for the sent counters
 	needZxid   int64    // the session's last replied write: reads wait for a view with it
@@ -48,6 +52,10 @@ type conn struct {
 	closing    bool     // close once the output is flushed
 	flushing   bool     // a goroutine is writing the output it took
 	scratch    readScratch
+
+	// applierMark is the applier's own: it marks the connection as having
+	// a read in the run of requests the applier is committing.
+	applierMark uint64
 
 	// for cons
 	received, sent atomic.Int64
@@ -215,12 +223,27 @@ func (c *conn) input(b []byte, max int) (int, error) {
 			continue
 		}
 		touch = true
-		if len(c.deferred) > 0 || (!isWrite(opOf(payload)) && c.mustWait()) {
+		if len(c.deferred) > 0 || (opOf(payload) == wire.OpAuth && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			continue
 		}
-		c.request(payload)
+		c.dispatch(payload)
 	}
+}
+
+// dispatch runs a request now, or hands a read that must wait to the
+// applier, which answers it in its place among the session's writes.
+// Called with c.mu held.
+func (c *conn) dispatch(p []byte) {
+	if !isWrite(opOf(p)) && c.mustWait() {
+		r := newWriteReq()
+		r.c, r.sess, r.read = c, c.sid, true
+		r.raw = append(r.raw[:0], p...)
+		c.inflight++
+		c.s.writes.submit(r)
+		return
+	}
+	c.request(p)
 }
 
 // drain runs deferred requests that may run now. Called with c.mu held.
@@ -228,12 +251,12 @@ func (c *conn) drain() {
 	n := 0
 	for n < len(c.deferred) && !c.closing {
 		p := c.deferred[n]
-		if !isWrite(opOf(p)) && c.mustWait() {
+		if opOf(p) == wire.OpAuth && c.mustWait() {
 			break
 		}
 		c.deferred[n] = nil
 		n++
-		c.request(p)
+		c.dispatch(p)
 	}
 	if n > 0 {
 		c.deferred = c.deferred[n:]
@@ -243,9 +266,9 @@ func (c *conn) drain() {
 	}
 }
 
-// mustWait reports whether a read must wait: a write of the session is in
-// flight, or the view does not show the session's last write yet. Called
-// with c.mu held.
+// mustWait reports whether a read must wait: a request of the session is
+// in the applier, or the view does not show the session's last write yet.
+// Called with c.mu held.
 func (c *conn) mustWait() bool {
 	return c.inflight > 0 || c.s.view.Load().Zxid() < c.needZxid
 }

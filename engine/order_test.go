@@ -3,12 +3,16 @@ package engine_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"zkd/bench/client"
+	"zkd/engine"
 	"zkd/engine/zkdtest"
+	"zkd/wal/vfs"
 	"zkd/wire"
 )
 
@@ -208,4 +212,59 @@ func TestWatchEventArrivesBeforeTheDataItAnnounces(t *testing.T) {
 	if events != rounds {
 		t.Fatalf("%d watch events for %d changes", events, rounds)
 	}
+}
+
+// A session that pipelines writes and reads does not pay one fsync per
+// write: the writes behind a read that waits for its session's write are
+// logged while it waits. With fsync made slow, forty pipelined
+// (setData, getData) pairs must share a few fsyncs, and each read must
+// still see exactly the write before it.
+func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
+	fs := vfs.NewMem()
+	var syncs atomic.Int64
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			syncs.Add(1)
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	})
+	cfg := engine.DefaultConfig()
+	cfg.DataDir = "/data"
+	cfg.ClientPortAddress = "127.0.0.1"
+	cfg.ClientPort = 0
+	s, err := engine.New(cfg, engine.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p := dialPipelined(t, s.Addr().String())
+	p.send(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL}, 0)
+	p.waitReplies(1)
+	const pairs = 40
+	before := syncs.Load()
+	for i := 1; i <= pairs; i++ {
+		p.send(wire.OpSetData, &wire.SetDataRequest{Path: "/p", Data: []byte(strconv.Itoa(i)), Version: -1}, uint64(i))
+		p.send(wire.OpGetData, &wire.GetDataRequest{Path: "/p"}, uint64(i))
+	}
+	got := p.waitReplies(1 + 2*pairs)
+	used := syncs.Load() - before
+	for i := 1; i <= pairs; i++ {
+		set, get := got[2*i-1], got[2*i]
+		if set.op != wire.OpSetData || get.op != wire.OpGetData || set.tag != uint64(i) || get.tag != uint64(i) {
+			t.Fatalf("pair %d out of order: %+v %+v", i, set, get)
+		}
+		if get.data != strconv.Itoa(i) || get.stat.Version != int32(i) {
+			t.Fatalf("the read after write %d saw %q (version %d)", i, get.data, get.stat.Version)
+		}
+	}
+	// One fsync per write would be 40; the first write goes alone and the
+	// rest queue behind it, so a handful is plenty.
+	if used > pairs/4 {
+		t.Fatalf("%d pipelined writes took %d fsyncs: the writes waited behind the reads", pairs, used)
+	}
+	t.Logf("%d pipelined (setData, getData) pairs: %d fsyncs", pairs, used)
 }

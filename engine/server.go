@@ -346,7 +346,7 @@ type stats struct {
 	latMin         atomic.Int64 // ms; -1 before the first request
 	latMax, latSum atomic.Int64
 	latCount       atomic.Int64
-	outstanding    atomic.Int64 // writes handed to the applier, not replied yet
+	outstanding    atomic.Int64 // requests handed to the applier, not replied yet
 }
 
 func (st *stats) reset() {
