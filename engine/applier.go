@@ -93,7 +93,7 @@ type applier struct {
 	durable  atomic.Int64 // the newest zxid the log has made durable
 	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
-	mark     uint64 // numbers the pieces commit cuts, for conn.applierMark
+	mark     uint64         // numbers the pieces commit cuts, for conn.applierMark
 	kick     []*conn        // reused by commit
 	results  []ztree.Result // reused by commit
 }
