@@ -278,6 +278,9 @@ func TestTreeMatchesModel(t *testing.T) {
 				if res.Err != wantErr || wantErr == wire.ErrOK && o.kind == "create" && res.Path != wantPath {
 					t.Fatalf("%s: batch op %d %+v: got %v %q, want %v %q", where, i, o, res.Err, res.Path, wantErr, wantPath)
 				}
+				if wantErr == wire.ErrOK && o.kind == "set" && (res.Path != o.path || res.Stat != m.stat(o.path)) {
+					t.Fatalf("%s: batch op %d %+v: setData result %q %+v, want %+v", where, i, o, res.Path, res.Stat, m.stat(o.path))
+				}
 				if txns[i].HasDigest && uint64(txns[i].Digest.TreeDigest) != tree.Digest() {
 					t.Fatalf("%s: batch op %d %+v: prep digest %x, tree after apply %x", where, i, o, txns[i].Digest.TreeDigest, tree.Digest())
 				}
@@ -348,9 +351,10 @@ func checkRead(t *testing.T, where string, tree *ztree.Tree, m *model, o op) {
 
 func compareAll(t *testing.T, where string, v *ztree.View, m *model) {
 	t.Helper()
-	seen := 0
+	seen, size := 0, int64(0)
 	v.Walk(func(n ztree.Node) bool {
 		seen++
+		size += int64(len(n.Path) + len(n.Data))
 		mn, ok := m.nodes[n.Path]
 		p := n.Persisted
 		if !ok || n.Data != mn.data || n.Stat != m.stat(n.Path) || p.Cversion != mn.cversion || p.EphemeralOwner != mn.owner || p.Pzxid != mn.pzxid {
@@ -360,5 +364,10 @@ func compareAll(t *testing.T, where string, v *ztree.View, m *model) {
 	})
 	if seen != len(m.nodes) || v.NodeCount() != seen {
 		t.Fatalf("%s: tree walks %d znodes (counts %d), model has %d", where, seen, v.NodeCount(), len(m.nodes))
+	}
+	// mntr's approximate_data_size is kept up as txns apply; it must be
+	// what the znodes add up to.
+	if v.ApproximateDataSize() != size {
+		t.Fatalf("%s: approximate data size %d, the znodes add up to %d", where, v.ApproximateDataSize(), size)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -90,6 +91,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
 		return 2
 	}
+	if opts.cpuProfile != "" {
+		// The loader shares the machine with the server: its own CPU
+		// profile shows what it costs.
+		f, err := os.Create(opts.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "zkbench %s: --cpuprofile: %v\n", cmd, err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	var results []*bench.Result
 	var err error
 	switch cmd {
@@ -159,13 +173,14 @@ func report(results []*bench.Result, err error, opts *options, stdout, stderr io
 
 // options are the flags beyond bench.Config.
 type options struct {
-	servers  string
-	reads    string
-	readList []int
-	mode     string
-	json     bool
-	plot     string
-	progress bool
+	servers    string
+	reads      string
+	readList   []int
+	mode       string
+	json       bool
+	plot       string
+	progress   bool
+	cpuProfile string
 	// compare
 	rounds    int
 	workload  string
@@ -242,6 +257,7 @@ func flags(cmd string, stderr io.Writer) (*flag.FlagSet, *options, *bench.Config
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
 	fs.StringVar(&o.plot, "plot", "", "draw the throughput curve and latency CDFs into FILE.png or FILE.svg")
 	fs.BoolVar(&o.progress, "progress", true, "show a live progress line on stderr")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write zkbench's own CPU profile (go tool pprof) to FILE")
 	switch cmd {
 	case "saturate":
 		fs.StringVar(&o.reads, "reads", "0,10,20,30,40,50,60,70,80,90,100", "read percentages to run, comma-separated")
