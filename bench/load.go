@@ -212,7 +212,7 @@ func (w *worker) reply(c *client.Conn, r *client.Reply) {
 	if w.onReply != nil {
 		w.onReply(w, r)
 	}
-	sentAt := time.Now().Add(-r.Latency).UnixNano()
+	sentAt := r.Sent.UnixNano()
 	if ws, we := w.windowStart.Load(), w.windowEnd.Load(); ws != 0 && sentAt >= ws && (we == 0 || sentAt < we) {
 		h := w.hists[r.Op]
 		if h == nil {
@@ -228,7 +228,7 @@ func (w *worker) reply(c *client.Conn, r *client.Reply) {
 	w.done.Add(1)
 	w.mu.Lock()
 	if !w.stop.Load() && !w.exhausted {
-		w.send()
+		w.send(r.At)
 	}
 	over := (w.stop.Load() || w.exhausted) && c.Outstanding() == 0
 	w.mu.Unlock()
@@ -237,14 +237,15 @@ func (w *worker) reply(c *client.Conn, r *client.Reply) {
 	}
 }
 
-// send sends the generator's next request; w.mu is held.
-func (w *worker) send() bool {
+// send sends the generator's next request, timing it from now; w.mu is
+// held.
+func (w *worker) send(now time.Time) bool {
 	op, body, ok := w.gen(w)
 	if !ok {
 		w.exhausted = true
 		return false
 	}
-	if err := w.c.Send(op, body, 0); err != nil {
+	if err := w.c.SendAt(op, body, 0, now); err != nil {
 		w.exhausted = true
 		return false
 	}
@@ -301,7 +302,7 @@ func (p *pool) run(ps phaseSpec) (Phase, error) {
 	for _, w := range p.workers {
 		w.mu.Lock()
 		n := 0
-		for n < ps.window && w.send() {
+		for n < ps.window && w.send(time.Now()) {
 			n++
 		}
 		w.mu.Unlock()

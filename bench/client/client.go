@@ -33,7 +33,9 @@ type Reply struct {
 	Zxid    int64
 	Err     wire.ErrCode
 	Latency time.Duration
-	Tag     uint64 // what the sender passed to Send
+	Sent    time.Time // when the request was queued
+	At      time.Time // when the reply was read
+	Tag     uint64    // what the sender passed to Send
 	Body    []byte
 }
 
@@ -91,6 +93,10 @@ type Conn struct {
 	lastSend time.Time
 
 	quiet   atomic.Bool // Close has begun: replies go unreported
+	// dispatching is set while the reader hands a batch of replies to
+	// the handler: what the handler sends then goes out in one write
+	// after the batch, not one wake-up of the writer per request.
+	dispatching bool
 	onEvent atomic.Pointer[EventHandler]
 
 	wake chan struct{}
@@ -158,6 +164,13 @@ func Dial(addr string, opts Options) (*Conn, error) {
 // Send queues a request; its reply goes to the handler with tag. body may
 // be nil for requests without one.
 func (c *Conn) Send(op wire.OpCode, body wire.Record, tag uint64) error {
+	return c.SendAt(op, body, tag, time.Now())
+}
+
+// SendAt is Send for a caller that has just read the clock: a handler
+// answering a reply passes the reply's At, which is no later than now,
+// so the latency measured can only come out longer.
+func (c *Conn) SendAt(op wire.OpCode, body wire.Record, tag uint64, now time.Time) error {
 	c.mu.Lock()
 	if c.closed {
 		err := c.err
@@ -182,14 +195,21 @@ func (c *Conn) Send(op wire.OpCode, body wire.Record, tag uint64) error {
 	if c.qlen == len(c.queue) {
 		c.grow()
 	}
-	c.queue[(c.qhead+c.qlen)%len(c.queue)] = inflight{xid: c.xid, op: op, start: time.Now(), tag: tag}
+	c.queue[(c.qhead+c.qlen)%len(c.queue)] = inflight{xid: c.xid, op: op, start: now, tag: tag}
 	c.qlen++
+	later := c.dispatching
 	c.mu.Unlock()
+	if !later {
+		c.kick()
+	}
+	return nil
+}
+
+func (c *Conn) kick() {
 	select {
 	case c.wake <- struct{}{}:
 	default: // the writer is already due to run
 	}
-	return nil
 }
 
 func (c *Conn) grow() {
@@ -261,8 +281,15 @@ func (c *Conn) reader() {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
 			fr.Write(buf[:n])
+			c.mu.Lock()
+			c.dispatching = true
+			c.mu.Unlock()
+			now := time.Now() // one clock read for the replies of one read
 			for {
 				payload, err := fr.Next()
+				if err == nil && payload != nil {
+					err = c.dispatch(payload, now)
+				}
 				if err != nil {
 					c.fail(err)
 					return
@@ -270,10 +297,13 @@ func (c *Conn) reader() {
 				if payload == nil {
 					break
 				}
-				if err := c.dispatch(payload); err != nil {
-					c.fail(err)
-					return
-				}
+			}
+			c.mu.Lock()
+			c.dispatching = false
+			queued := len(c.out) > 0
+			c.mu.Unlock()
+			if queued {
+				c.kick()
 			}
 		}
 		if err != nil {
@@ -283,7 +313,7 @@ func (c *Conn) reader() {
 	}
 }
 
-func (c *Conn) dispatch(p []byte) error {
+func (c *Conn) dispatch(p []byte, now time.Time) error {
 	if len(p) < 16 {
 		return fmt.Errorf("client: reply of %d bytes", len(p))
 	}
@@ -294,7 +324,6 @@ func (c *Conn) dispatch(p []byte) error {
 	case wire.XidPing, wire.XidAuth, wire.XidSetWatches:
 		return nil
 	case wire.XidNotification:
-		now := time.Now()
 		if _, err := c.ev.Decode(p[16:], wire.Alias); err != nil {
 			return err
 		}
@@ -303,7 +332,6 @@ func (c *Conn) dispatch(p []byte) error {
 		}
 		return nil
 	}
-	now := time.Now()
 	c.mu.Lock()
 	if c.qlen == 0 {
 		c.mu.Unlock()
@@ -317,7 +345,8 @@ func (c *Conn) dispatch(p []byte) error {
 	c.qhead = (c.qhead + 1) % len(c.queue)
 	c.qlen--
 	c.mu.Unlock()
-	c.rep = Reply{Op: f.op, Xid: xid, Zxid: zxid, Err: code, Latency: now.Sub(f.start), Tag: f.tag, Body: p[16:]}
+	c.rep = Reply{Op: f.op, Xid: xid, Zxid: zxid, Err: code, Latency: now.Sub(f.start), Sent: f.start, At: now,
+		Tag: f.tag, Body: p[16:]}
 	if c.opts.OnReply != nil && !c.quiet.Load() {
 		c.opts.OnReply(c, &c.rep)
 	}
