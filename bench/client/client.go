@@ -92,12 +92,12 @@ type Conn struct {
 	err      error
 	lastSend time.Time
 
-	quiet   atomic.Bool // Close has begun: replies go unreported
+	quiet atomic.Bool // Close has begun: replies go unreported
 	// dispatching is set while the reader hands a batch of replies to
 	// the handler: what the handler sends then goes out in one write
 	// after the batch, not one wake-up of the writer per request.
 	dispatching bool
-	onEvent atomic.Pointer[EventHandler]
+	onEvent     atomic.Pointer[EventHandler]
 
 	wake chan struct{}
 	done chan struct{}
