@@ -205,7 +205,7 @@ func (s *Store) recover() (needSnap bool, err error) {
 	}
 	base := s.tree.Zxid()
 	if dg.Zxid != 0 && dg.Zxid == base {
-		if err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot); err != nil {
+		if err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot, -1); err != nil {
 			return false, err
 		}
 		dg = snapDigest{}
@@ -231,11 +231,17 @@ func (s *Store) recover() (needSnap bool, err error) {
 	return needSnap, nil
 }
 
-func (s *Store) checkDigest(version int32, want uint64, zxid int64, where string) error {
+// checkDigest compares the tree's digest after zxid with the one logged in
+// file (at offset off, or -1 for a snapshot's own).
+func (s *Store) checkDigest(version int32, want uint64, zxid int64, file string, off int) error {
 	if version != ztree.DigestVersion {
 		return nil // a digest of another kind: nothing to compare
 	}
 	if got := s.tree.Digest(); got != want {
+		where := file
+		if off >= 0 {
+			where = fmt.Sprintf("%s offset %d", file, off)
+		}
 		return fmt.Errorf("%w: after txn %#x (%s) the tree's digest is %#x, the logged one %#x",
 			ErrDigestMismatch, zxid, where, got, want)
 	}
@@ -300,11 +306,10 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			}
 			s.tree.Apply(&txn.Header, txn.Record)
 			s.recovery.Replayed++
-			where := fmt.Sprintf("%s offset %d", file, off)
 			switch {
 			case dg.Zxid != 0 && z == dg.Zxid:
 				// The fuzzy snapshot's own digest holds from here on.
-				if err := s.checkDigest(dg.Version, dg.Digest, z, where); err != nil {
+				if err := s.checkDigest(dg.Version, dg.Digest, z, file, off); err != nil {
 					return err
 				}
 				*dg = snapDigest{}
@@ -312,7 +317,7 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 				*dg = snapDigest{}
 			}
 			if dg.Zxid == 0 && txn.Digest != nil {
-				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, where); err != nil {
+				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
 					return err
 				}
 			}

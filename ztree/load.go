@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tidwall/btree"
+
 	"zkd/wire"
 )
 
@@ -21,6 +23,12 @@ type Loader struct {
 	// whose child count may still grow. They are put into the tree when
 	// the walk leaves them, so a parent is written once, not once per child.
 	open []pending
+	// err is a znode found twice when it was put into the tree; AddNode
+	// and Finish report it.
+	err error
+	// hints make the inserts of a shard's keys, which mostly come in
+	// order, cheap.
+	hints [shardCount]btree.PathHint
 }
 
 // pending is an open node: its record is made when it is added, with no
@@ -43,6 +51,9 @@ func NewLoader(opts Options) *Loader {
 func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatPersisted) error {
 	if path == "" {
 		path = rootPath
+	}
+	if l.err != nil {
+		return l.err
 	}
 	t := l.t
 	m := meta{
@@ -78,9 +89,8 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 		pm.NumChildren++
 		t.put(makeItem(parent.path(), &pm, parent.data()))
 	}
-	if _, dup := t.get(path); dup {
-		return fmt.Errorf("%w: znode %q twice", ErrBadSnapshot, path)
-	}
+	// A znode given twice is found when it goes into the tree (close),
+	// which costs no search of its own.
 	// makeItem copies path and data: the caller may reuse both.
 	l.open = append(l.open, pending{it: makeItem(path, &m, stringOf(data)), m: m})
 	return nil
@@ -98,7 +108,11 @@ func (l *Loader) close() {
 		it = makeItem(it.path(), &p.m, it.data())
 	}
 	path := it.path()
-	t.put(it)
+	i := shardOf(it.parent())
+	if _, dup := t.st.shards[i].SetHint(it, &l.hints[i]); dup && l.err == nil {
+		l.err = fmt.Errorf("%w: znode %q twice", ErrBadSnapshot, path)
+	}
+	t.dirty[i] = true
 	t.st.count++
 	t.st.dataSize += int64(len(path) + len(it.data()))
 	t.indexNode(path, p.m.Owner, true)
@@ -115,6 +129,9 @@ func (l *Loader) AddSession(id int64, timeout int32) {
 func (l *Loader) Finish(zxid int64) (*Tree, error) {
 	for len(l.open) > 0 {
 		l.close()
+	}
+	if l.err != nil {
+		return nil, l.err
 	}
 	t := l.t
 	if _, ok := t.get(rootPath); !ok {

@@ -102,10 +102,13 @@ func TestLoaderRebuildsTheTree(t *testing.T) {
 func TestLoaderRefusesWhatIsNotATree(t *testing.T) {
 	st := wire.StatPersisted{}
 	cases := map[string][]string{
-		"orphan":      {"", "/a/b"},
-		"twice":       {"", "/a", "/a"},
-		"second root": {"", "/a", "/"},
-		"bad path":    {"", "/a/"},
+		"orphan":                    {"", "/a/b"},
+		"twice":                     {"", "/a", "/a"},
+		"twice, apart":              {"", "/a", "/a/b", "/c", "/a"},
+		"twice, below":              {"", "/a", "/a/b", "/a/b"},
+		"twice, after its children": {"", "/a", "/a/x", "/a/y", "/a"},
+		"second root":               {"", "/a", "/"},
+		"bad path":                  {"", "/a/"},
 	}
 	for name, paths := range cases {
 		l := ztree.NewLoader(ztree.Options{})
@@ -114,6 +117,9 @@ func TestLoaderRefusesWhatIsNotATree(t *testing.T) {
 			if err = l.AddNode(p, nil, ztree.OpenACL, st); err != nil {
 				break
 			}
+		}
+		if err == nil { // some faults show only once the walk is done
+			_, err = l.Finish(0)
 		}
 		if !errors.Is(err, ztree.ErrBadSnapshot) {
 			t.Errorf("%s: got %v, want ErrBadSnapshot", name, err)
