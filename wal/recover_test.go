@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/adler32"
 	"log/slog"
 	"runtime"
@@ -12,6 +13,8 @@ import (
 
 	"zkd/wal"
 	"zkd/wal/vfs"
+	"zkd/wire"
+	"zkd/ztree"
 )
 
 // written returns a data dir holding log files (rolled by size) and only
@@ -247,5 +250,68 @@ func TestSnapshotWithAHugeLengthIsSkippedCheaply(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Fatalf("recovery allocated %d MB for a snapshot of %d bytes", grew>>20, len(b))
+	}
+}
+
+// A snapshot whose znodes stop forming a tree part-way through (here an
+// orphan a few thousand znodes in, while the reader is chunks ahead of
+// the loader) is passed over like any unreadable one, and the log
+// rebuilds the same tree from the older snapshot.
+func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs})
+	tree := s.Tree()
+	zxid := tree.Zxid()
+	write := func(reqs ...*ztree.Request) {
+		done := make(chan error, len(reqs))
+		txns := make([]ztree.Txn, len(reqs))
+		for i, req := range reqs {
+			zxid++
+			req.Zxid, req.Time, req.Session = zxid, 1_700_000_000_000+zxid, 0
+			txns[i], _ = tree.Prep(req)
+			if err := s.Append(logged(&txns[i]), func(err error) { done <- err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range txns {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if res := tree.Apply(&txns[i].Header, txns[i].Record); res.Err != wire.ErrOK {
+				t.Fatalf("txn %d: %v", i, res.Err)
+			}
+		}
+		tree.Publish()
+	}
+	write(&ztree.Request{Op: wire.OpCreate, Body: &wire.CreateRequest{Path: "/big", ACL: ztree.OpenACL}})
+	for b := 0; b < 60; b++ {
+		var reqs []*ztree.Request
+		for i := 0; i < 100; i++ {
+			path := fmt.Sprintf("/big/k%05d", b*100+i)
+			reqs = append(reqs, &ztree.Request{Op: wire.OpCreate, Body: &wire.CreateRequest{Path: path, Data: []byte(path), ACL: ztree.OpenACL}})
+		}
+		write(reqs...)
+	}
+	name, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dump(tree.Published())
+	closeStore(t, s)
+	p := "/data/version-2/" + name
+	raw, _ := vfs.ReadFile(fs, p)
+	at := bytes.Index(raw, []byte("/big/k04000"))
+	if at < 0 {
+		t.Fatal("the snapshot does not hold /big/k04000 as written")
+	}
+	patch(t, fs, p, int64(at), []byte("/bog")) // a parent that does not exist
+	s2 := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s2)
+	rec := s2.Recovery()
+	if len(rec.SkippedSnapshots) != 1 || rec.SkippedSnapshots[0] != name || rec.Snapshot == name {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if got := dump(s2.Tree().Published()); got != want {
+		t.Fatal("tree differs after falling back to the older snapshot")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"path"
 	"strings"
+	"unsafe"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -192,21 +193,23 @@ func (s *snapReader) int64() int64 {
 // bounds them far lower in practice); a larger length means corruption.
 const maxSnapField = 1 << 30
 
-func (s *snapReader) bytes(dst []byte) []byte {
+func (s *snapReader) bytes(dst []byte) []byte { return s.appendField(dst[:0]) }
+
+// appendField reads a length-prefixed buffer onto the end of dst.
+func (s *snapReader) appendField(dst []byte) []byte {
 	n := s.int32()
 	if s.err != nil || n <= 0 {
 		if n < -1 {
 			s.err = fmt.Errorf("negative length %d", n)
 		}
-		return dst[:0]
+		return dst
 	}
 	if n > maxSnapField {
 		s.err = fmt.Errorf("length %d is too large", n)
-		return dst[:0]
+		return dst
 	}
 	// Grow with the bytes that actually arrive, never by the length a
 	// damaged file claims.
-	dst = dst[:0]
 	for rest := int(n); rest > 0 && s.err == nil; {
 		k := min(rest, 1<<16)
 		if cap(dst)-len(dst) < k {
@@ -268,33 +271,8 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 		}
 		acls[key] = list
 	}
-	var pathBuf, data []byte
-	var stb [60]byte // a StatPersisted
-	for s.err == nil {
-		pathBuf = s.bytes(pathBuf)
-		if s.err != nil || string(pathBuf) == "/" {
-			break
-		}
-		data = s.bytes(data)
-		key := s.int64()
-		s.read(stb[:])
-		if s.err != nil {
-			break
-		}
-		var st wire.StatPersisted
-		if _, err := st.Decode(stb[:], wire.Copy); err != nil {
-			return nil, dg, err
-		}
-		acl := ztree.OpenACL
-		if key != -1 {
-			var ok bool
-			if acl, ok = acls[key]; !ok {
-				return nil, dg, fmt.Errorf("znode %q names ACL %d, which the snapshot does not have", pathBuf, key)
-			}
-		}
-		if err := l.AddNode(string(pathBuf), data, acl, st); err != nil {
-			return nil, dg, err
-		}
+	if err := loadNodes(s, l, acls); err != nil {
+		return nil, dg, err
 	}
 	s.checkSeal("tree")
 	if s.err != nil {
@@ -314,6 +292,114 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 	t, err := l.Finish(zxid)
 	return t, dg, err
 }
+
+// snapNode is one znode as the snapshot reader parsed it; path and data
+// are offsets into its chunk's buf.
+type snapNode struct {
+	path, data [2]int
+	acl        int64
+	st         wire.StatPersisted
+}
+
+// snapChunk carries parsed znodes from the reading goroutine to the loading
+// one. last says the reader stopped after it: at the end of the znodes, or
+// at an error it left in the snapReader.
+type snapChunk struct {
+	buf   []byte
+	nodes []snapNode
+	last  bool
+}
+
+// loadNodes reads the znode section and feeds it to l. The reading (file,
+// decompression, checksum, decoding) runs on a goroutine of its own,
+// chunks ahead of the loading, so a restart uses both cores. Once it
+// returns, s is the caller's again, positioned after the section (or
+// holding the error that stopped it).
+func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error {
+	const chunks = 3
+	free := make(chan *snapChunk, chunks)
+	full := make(chan *snapChunk, chunks)
+	quit := make(chan struct{})
+	for range chunks {
+		free <- &snapChunk{buf: make([]byte, 0, 256<<10), nodes: make([]snapNode, 0, 2048)}
+	}
+	go func() {
+		defer close(full)
+		for {
+			var c *snapChunk
+			select {
+			case c = <-free:
+			case <-quit:
+				return
+			}
+			c.buf, c.nodes = c.buf[:0], c.nodes[:0]
+			for len(c.buf) < 256<<10 && len(c.nodes) < 2048 {
+				var n snapNode
+				n.path[0] = len(c.buf)
+				c.buf = s.appendField(c.buf)
+				n.path[1] = len(c.buf)
+				if s.err != nil || string(c.buf[n.path[0]:n.path[1]]) == "/" {
+					c.buf = c.buf[:n.path[0]]
+					c.last = true
+					break
+				}
+				n.data[0] = len(c.buf)
+				c.buf = s.appendField(c.buf)
+				n.data[1] = len(c.buf)
+				n.acl = s.int64()
+				var stb [60]byte // a StatPersisted
+				s.read(stb[:])
+				if s.err != nil {
+					c.last = true
+					break
+				}
+				if _, err := n.st.Decode(stb[:], wire.Copy); err != nil {
+					s.err = err
+					c.last = true
+					break
+				}
+				c.nodes = append(c.nodes, n)
+			}
+			select {
+			case full <- c:
+			case <-quit:
+				return
+			}
+			if c.last {
+				return
+			}
+		}
+	}()
+	var err error
+	for c := range full {
+		for i := range c.nodes {
+			n := &c.nodes[i]
+			path := c.buf[n.path[0]:n.path[1]]
+			acl := ztree.OpenACL
+			if n.acl != -1 {
+				var ok bool
+				if acl, ok = acls[n.acl]; !ok {
+					err = fmt.Errorf("znode %q names ACL %d, which the snapshot does not have", path, n.acl)
+					break
+				}
+			}
+			// AddNode copies what it keeps of path and data.
+			if err = l.AddNode(unsafeString(path), c.buf[n.data[0]:n.data[1]], acl, n.st); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			close(quit)
+			for range full { // wait for the reader to let go of s
+			}
+			return err
+		}
+		free <- c
+	}
+	return nil
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decompressor wraps r for the compression of the file name.
 func decompressor(r io.Reader, method string) (io.Reader, func(), error) {
