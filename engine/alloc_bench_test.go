@@ -140,15 +140,22 @@ func BenchmarkHotPath(b *testing.B) {
 		name string
 		op   wire.OpCode
 		body func(i int) wire.Record
+		// op2 and body2, when set, make every other request: a read
+		// behind a write of its session waits for it in the applier.
+		op2   wire.OpCode
+		body2 func(i int) wire.Record
 	}{
-		{"ping", wire.OpPing, func(int) wire.Record { return nil }},
-		{"getData", wire.OpGetData, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }},
-		{"exists", wire.OpExists, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }},
-		{"getChildren", wire.OpGetChildren, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }},
-		{"getChildren2", wire.OpGetChildren2, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }},
+		{"ping", wire.OpPing, func(int) wire.Record { return nil }, 0, nil},
+		{"getData", wire.OpGetData, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }, 0, nil},
+		{"exists", wire.OpExists, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i)} }, 0, nil},
+		{"getChildren", wire.OpGetChildren, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }, 0, nil},
+		{"getChildren2", wire.OpGetChildren2, func(int) wire.Record { return &wire.PathWatchRequest{Path: "/b"} }, 0, nil},
 		{"setData", wire.OpSetData, func(i int) wire.Record {
 			return &wire.SetDataRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, Version: -1}
-		}},
+		}, 0, nil},
+		{"setData+getData", wire.OpSetData, func(i int) wire.Record {
+			return &wire.SetDataRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, Version: -1}
+		}, wire.OpGetData, func(i int) wire.Record { return &wire.PathWatchRequest{Path: fmt.Sprintf("/b/n%d", i-1)} }},
 	}
 	const depth = 16
 	for _, tc := range cases {
@@ -156,7 +163,11 @@ func BenchmarkHotPath(b *testing.B) {
 			_, c := benchServer(b)
 			var batch []byte
 			for i := 0; i < depth; i++ {
-				batch = c.frame(batch, tc.op, tc.body(i))
+				if tc.op2 != 0 && i%2 == 1 {
+					batch = c.frame(batch, tc.op2, tc.body2(i))
+				} else {
+					batch = c.frame(batch, tc.op, tc.body(i))
+				}
 			}
 			run := func(rounds int) {
 				for r := 0; r < rounds; r++ {
