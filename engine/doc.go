@@ -26,7 +26,11 @@
 //
 //   - Per-session FIFO: a read that arrives while a write of its session is
 //     in flight, or before the read view shows the session's last write,
-//     waits (with everything behind it) and runs once it may.
+//     goes to the applier behind that write and is answered from the
+//     version after the writes before it and before the ones after it; the
+//     writes behind it are logged meanwhile. An addauth waits in the
+//     connection (with everything behind it) until nothing of its session
+//     is in the applier.
 //   - Durable before acknowledged: a write's reply is queued only after its
 //     txn is fsynced (forceSync=yes).
 //   - Watch before data: the view that readers use moves forward only after
