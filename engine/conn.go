@@ -232,10 +232,13 @@ func (c *conn) input(b []byte, max int) (int, error) {
 }
 
 // dispatch runs a request now, or hands a read that must wait to the
-// applier, which answers it in its place among the session's writes.
-// Called with c.mu held.
+// applier, which answers it in its place among the session's writes. A
+// write to a session that is closing is answered at once (SESSIONEXPIRED),
+// so while anything of the session is in the applier it waits there too,
+// to be answered in its turn. Called with c.mu held.
 func (c *conn) dispatch(p []byte) {
-	if !isWrite(opOf(p)) && c.mustWait() {
+	op := opOf(p)
+	if c.mustWait() && (!isWrite(op) || op != wire.OpCloseSession && c.sess.closing.Load()) {
 		r := newWriteReq()
 		r.c, r.sess, r.read = c, c.sid, true
 		r.raw = append(r.raw[:0], p...)
