@@ -116,6 +116,21 @@ func (a *applier) submit(r *writeReq) {
 	a.signal()
 }
 
+// submitAll hands a connection's batch of requests to the applier at once.
+func (a *applier) submitAll(rs []*writeReq) {
+	now := time.Now()
+	for _, r := range rs {
+		if r.start.IsZero() {
+			r.start = now
+		}
+	}
+	a.s.stats.outstanding.Add(int64(len(rs)))
+	a.mu.Lock()
+	a.incoming = append(a.incoming, rs...)
+	a.mu.Unlock()
+	a.signal()
+}
+
 // synced is the log's OnSync: every txn up to zxid is on disk.
 func (a *applier) synced(zxid int64) {
 	a.durable.Store(zxid)
@@ -296,6 +311,7 @@ func (a *applier) serve(r *writeReq) *conn {
 	c.inflight--
 	if !c.closing {
 		c.request(r.raw)
+		c.handOver()
 	}
 	c.mu.Unlock()
 	return c

@@ -52,6 +52,7 @@ type conn struct {
 	closing    bool     // close once the output is flushed
 	flushing   bool     // a goroutine is writing the output it took
 	scratch    readScratch
+	queued     []*writeReq // for the applier, handed over at the end of a batch
 
 	// applierMark is the applier's own: it marks the connection as having
 	// a read in the run of requests the applier is committing.
@@ -197,6 +198,7 @@ func (c *conn) input(b []byte, max int) (int, error) {
 	var frames int64
 	touch := false
 	defer func() {
+		c.handOver()
 		c.received.Add(frames)
 		c.s.stats.received.Add(frames)
 		if touch && c.sess != nil {
@@ -243,10 +245,24 @@ func (c *conn) dispatch(p []byte) {
 		r.c, r.sess, r.read = c, c.sid, true
 		r.raw = append(r.raw[:0], p...)
 		c.inflight++
-		c.s.writes.submit(r)
+		c.submit(r)
 		return
 	}
 	c.request(p)
+}
+
+// submit queues a request for the applier; handOver passes the queue on
+// in one go, so a batch of frames wakes the applier once. Both are called
+// with c.mu held, which keeps the session's requests in order.
+func (c *conn) submit(r *writeReq) { c.queued = append(c.queued, r) }
+
+func (c *conn) handOver() {
+	if len(c.queued) == 0 {
+		return
+	}
+	c.s.writes.submitAll(c.queued)
+	clear(c.queued)
+	c.queued = c.queued[:0]
 }
 
 // drain runs deferred requests that may run now. Called with c.mu held.
@@ -261,6 +277,7 @@ func (c *conn) drain() {
 		n++
 		c.dispatch(p)
 	}
+	c.handOver()
 	if n > 0 {
 		c.deferred = c.deferred[n:]
 		if len(c.deferred) == 0 {
@@ -374,7 +391,7 @@ func (c *conn) handshake(p []byte) error {
 		se.conn.Store(c)
 		c.sess, c.sid = se, id
 		c.inflight++
-		s.writes.submit(&writeReq{c: c, sess: id, op: wire.OpCreateSession,
+		c.submit(&writeReq{c: c, sess: id, op: wire.OpCreateSession,
 			body: &wire.CreateSessionTxn{TimeOut: timeout}, connect: resp})
 		return nil
 	}

@@ -217,8 +217,9 @@ func TestWatchEventArrivesBeforeTheDataItAnnounces(t *testing.T) {
 // A session that pipelines writes and reads does not pay one fsync per
 // write: the writes behind a read that waits for its session's write are
 // logged while it waits. With fsync made slow, forty pipelined
-// (setData, getData) pairs must share a few fsyncs, and each read must
-// still see exactly the write before it.
+// (setData, getData) pairs must share a few fsyncs, each read must still
+// see exactly the write before it, and a close sent behind them all is
+// answered after them.
 func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
 	fs := vfs.NewMem()
 	var syncs atomic.Int64
@@ -250,7 +251,12 @@ func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
 		p.send(wire.OpSetData, &wire.SetDataRequest{Path: "/p", Data: []byte(strconv.Itoa(i)), Version: -1}, uint64(i))
 		p.send(wire.OpGetData, &wire.GetDataRequest{Path: "/p"}, uint64(i))
 	}
-	got := p.waitReplies(1 + 2*pairs)
+	// The session's close, pipelined behind all of that, is answered last.
+	p.send(wire.OpCloseSession, nil, 0)
+	got := p.waitReplies(2 + 2*pairs)
+	if last := got[len(got)-1]; last.op != wire.OpCloseSession || last.err != wire.ErrOK {
+		t.Fatalf("last reply %+v, want the closeSession's", last)
+	}
 	used := syncs.Load() - before
 	for i := 1; i <= pairs; i++ {
 		set, get := got[2*i-1], got[2*i]

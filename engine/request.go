@@ -87,7 +87,7 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 		// into a MARSHALLINGERROR error txn and keeps the connection;
 		// going through the applier keeps the reply in order.
 		r.body, r.refuse = nil, wire.ErrMarshallingError
-		s.writes.submit(r)
+		c.submit(r)
 		return
 	}
 	switch hdr.Type {
@@ -103,7 +103,7 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 			r.refuse = wire.ErrUnimplemented
 		}
 	}
-	s.writes.submit(r)
+	c.submit(r)
 }
 
 // read answers a request that is not a txn, from the published view.

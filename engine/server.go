@@ -212,7 +212,12 @@ func (s *Server) closeSession(se *session, c *conn, xid int32) {
 	if !se.closing.CompareAndSwap(false, true) && c == nil {
 		return
 	}
-	s.writes.submit(&writeReq{c: c, sess: se.id, xid: xid, op: wire.OpCloseSession})
+	r := &writeReq{c: c, sess: se.id, xid: xid, op: wire.OpCloseSession}
+	if c != nil {
+		c.submit(r) // c.mu is held: it goes in order with the connection's batch
+		return
+	}
+	s.writes.submit(r)
 }
 
 // reap deletes empty containers and expired TTL nodes through ordinary
