@@ -89,15 +89,30 @@ var (
 )
 
 // normalizeC takes out of cli_mt's output what differs between servers:
-// log lines, session ids, times, zxids, and the order of ls's children
-// (ZooKeeper promises none).
+// log lines, session ids, times, zxids, the order of ls's children
+// (ZooKeeper promises none), and where the session's connect lines fall:
+// cli_mt's I/O thread prints them while its main thread prints the
+// command, in whichever order the two threads happen to run.
 func normalizeC(s string) string {
 	s = cLogLine.ReplaceAllString(s, "")
 	s = cSession.ReplaceAllString(s, "session id: SID")
 	s = cTime.ReplaceAllString(s, "time = T msec")
 	s = cDate.ReplaceAllString(s, "$1 = DATE")
 	s = cZxid.ReplaceAllString(s, "$1=ZXID")
-	lines := strings.Split(s, "\n")
+	var connect, rest []string
+	for _, l := range strings.Split(s, "\n") {
+		if l == "Watcher SESSION_EVENT state = CONNECTED_STATE" || strings.HasPrefix(l, "Got a new session id") {
+			connect = append(connect, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	lines := rest
+	if len(connect) > 0 && len(rest) > 0 && strings.HasPrefix(rest[0], "Batch mode:") {
+		lines = append(append([]string{rest[0]}, connect...), rest[1:]...)
+	} else {
+		lines = append(connect, rest...)
+	}
 	for i := 0; i < len(lines); {
 		j := i
 		for j < len(lines) && cChildLine.MatchString(lines[j]) {
