@@ -28,24 +28,34 @@ func benchServer(b *testing.B) (*Server, *rawClient) {
 	b.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = b.TempDir()
-	cfg.ClientPortAddress = "127.0.0.1"
-	cfg.ClientPort = 0
-	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	c := dialRaw(b, s.Addr().String())
-	b.Cleanup(func() { c.nc.Close() })
+	s := startServer(b, cfg, Options{})
+	c := dialRaw(b, s.Addr().String(), 30000)
 	data := make([]byte, 1024)
 	c.roundTrip(b, wire.OpCreate, &wire.CreateRequest{Path: "/b", ACL: openACL})
 	for i := 0; i < 16; i++ {
 		c.roundTrip(b, wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, ACL: openACL})
 	}
 	return s, c
+}
+
+// startServer starts an in-process server of cfg on a free loopback port,
+// stopped when the test ends.
+func startServer(tb testing.TB, cfg *Config, opts Options) *Server {
+	tb.Helper()
+	cfg.ClientPortAddress = "127.0.0.1"
+	cfg.ClientPort = 0
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := New(cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
 }
 
 var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
@@ -57,20 +67,47 @@ type rawClient struct {
 	xid int32
 }
 
-func dialRaw(b *testing.B, addr string) *rawClient {
+// dialRaw opens a session asking for timeout ms, closed when the test
+// ends.
+func dialRaw(tb testing.TB, addr string, timeout int32) *rawClient {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { nc.Close() })
 	c := &rawClient{nc: nc, in: make([]byte, 0, 1<<20)}
-	req := wire.ConnectRequest{TimeOut: 30000, Passwd: make([]byte, 16)}
+	req := wire.ConnectRequest{TimeOut: timeout, Passwd: make([]byte, 16)}
 	frame, start := wire.BeginFrame(nil)
 	frame = wire.EndFrame(req.Append(frame), start)
 	if _, err := nc.Write(frame); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	c.replies(b, 1)
+	c.replies(tb, 1)
 	return c
+}
+
+// send sends one request and returns its xid.
+func (c *rawClient) send(tb testing.TB, op wire.OpCode, body wire.Record) int32 {
+	tb.Helper()
+	if _, err := c.nc.Write(c.frame(nil, op, body)); err != nil {
+		tb.Fatal(err)
+	}
+	return c.xid
+}
+
+// next reads one reply frame unbuffered: its xid and error code, or ok
+// false once the connection has ended.
+func (c *rawClient) next() (xid int32, code wire.ErrCode, ok bool) {
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		return 0, 0, false
+	}
+	f := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(c.nc, f); err != nil || len(f) < 16 {
+		return 0, 0, false
+	}
+	return int32(binary.BigEndian.Uint32(f)), wire.ErrCode(int32(binary.BigEndian.Uint32(f[12:]))), true
 }
 
 // frame encodes one request.
@@ -86,17 +123,15 @@ func (c *rawClient) frame(dst []byte, op wire.OpCode, body wire.Record) []byte {
 }
 
 // roundTrip sends one request and fails the benchmark unless it succeeds.
-func (c *rawClient) roundTrip(b *testing.B, op wire.OpCode, body wire.Record) {
-	b.Helper()
-	if _, err := c.nc.Write(c.frame(nil, op, body)); err != nil {
-		b.Fatal(err)
-	}
-	c.replies(b, 1)
+func (c *rawClient) roundTrip(tb testing.TB, op wire.OpCode, body wire.Record) {
+	tb.Helper()
+	c.send(tb, op, body)
+	c.replies(tb, 1)
 }
 
 // replies reads n reply frames and checks that each says OK; watch
 // events (xid -1) are read past and not counted.
-func (c *rawClient) replies(b *testing.B, n int) {
+func (c *rawClient) replies(tb testing.TB, n int) {
 	buf := c.in[:0]
 	off := 0
 	for n > 0 {
@@ -113,7 +148,7 @@ func (c *rawClient) replies(b *testing.B, n int) {
 			// A connect reply has no reply header; every other reply
 			// carries its error code at bytes 12..16.
 			if size != 36 && size != 37 && len(f) >= 16 && binary.BigEndian.Uint32(f[12:]) != 0 {
-				b.Fatalf("request failed: error %d", int32(binary.BigEndian.Uint32(f[12:])))
+				tb.Fatalf("request failed: error %d", int32(binary.BigEndian.Uint32(f[12:])))
 			}
 			n--
 		}
@@ -125,7 +160,7 @@ func (c *rawClient) replies(b *testing.B, n int) {
 		c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		m, err := c.nc.Read(buf[len(buf):cap(buf)])
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		buf = buf[:len(buf)+m]
 	}

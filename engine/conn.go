@@ -242,7 +242,7 @@ func (c *conn) dispatch(p []byte) {
 	op := opOf(p)
 	if c.mustWait() && (!isWrite(op) || op != wire.OpCloseSession && c.sess.closing.Load()) {
 		r := newWriteReq()
-		r.c, r.sess, r.read = c, c.sid, true
+		r.c, r.read = c, true
 		r.raw = append(r.raw[:0], p...)
 		c.inflight++
 		c.submit(r)

@@ -165,3 +165,7 @@ func zxidOf(name, prefix string) (int64, bool) {
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// stringOf views b as a string without copying; b must not change while
+// the string is in use.
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -13,7 +13,6 @@ import (
 	"math"
 	"path"
 	"strings"
-	"unsafe"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -384,7 +383,7 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 				}
 			}
 			// AddNode copies what it keeps of path and data.
-			if err = l.AddNode(unsafeString(path), c.buf[n.data[0]:n.data[1]], acl, n.st); err != nil {
+			if err = l.AddNode(stringOf(path), c.buf[n.data[0]:n.data[1]], acl, n.st); err != nil {
 				break
 			}
 		}
@@ -398,8 +397,6 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 	}
 	return nil
 }
-
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decompressor wraps r for the compression of the file name.
 func decompressor(r io.Reader, method string) (io.Reader, func(), error) {
