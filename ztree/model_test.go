@@ -248,22 +248,33 @@ func (o op) request(zxid, time int64) *ztree.Request {
 // TestTreeMatchesModel runs random writes and reads against the tree and
 // the model. Writes go through the pipeline in batches of up to eight: all
 // of a batch is prepped before any of it is applied, so Prep must see the
-// effects of txns it prepped but that are not in the tree yet, and a batch
-// is published (and its watches fired) at once.
+// effects of txns it prepped but that are not in the tree yet. As in the
+// engine, applying lags prepping: after each batch is prepped, a random
+// number of the oldest prepped txns are applied and published (their
+// watches fired) at once, and the rest wait, still prepped, while the next
+// batch is prepped behind them. A read first applies everything.
 func TestTreeMatchesModel(t *testing.T) {
 	for seed := int64(1); seed <= 40; seed++ {
 		r := rand.New(rand.NewSource(seed))
 		tree := ztree.New(ztree.Options{})
 		m := newModel()
 		zxid := int64(0)
-		var batch []op
-		flush := func(where string) {
-			txns := make([]ztree.Txn, len(batch))
-			for i, o := range batch {
-				txns[i], _ = tree.Prep(o.request(zxid+int64(i)+1, 1000+zxid+int64(i)))
+		var batch, prepped []op
+		var txns []ztree.Txn
+		flush := func(where string, all bool) {
+			for _, o := range batch {
+				z := zxid + int64(len(prepped)) + 1
+				txn, _ := tree.Prep(o.request(z, 999+z))
+				txns = append(txns, txn)
+				prepped = append(prepped, o)
+			}
+			batch = batch[:0]
+			n := len(prepped)
+			if !all {
+				n = r.Intn(n + 1)
 			}
 			var want []ztree.Event
-			for i, o := range batch {
+			for i, o := range prepped[:n] {
 				zxid++
 				// Odd seeds apply as the engine does, trusting Prep's
 				// digest; the model's digest below still checks it.
@@ -291,23 +302,24 @@ func TestTreeMatchesModel(t *testing.T) {
 			if d := m.digest(); d != tree.Digest() {
 				t.Fatalf("%s: digest %x, model %x", where, tree.Digest(), d)
 			}
-			batch = batch[:0]
+			prepped = append(prepped[:0], prepped[n:]...)
+			txns = append(txns[:0], txns[n:]...)
 		}
 		for i := 0; i < 400; i++ {
 			o := randomOp(r)
 			where := fmt.Sprintf("seed %d op %d", seed, i)
 			switch o.kind {
 			case "getData", "exists", "children":
-				flush(where)
+				flush(where, true)
 				checkRead(t, where, tree, m, o)
 				continue
 			}
 			batch = append(batch, o)
 			if len(batch) == 1+r.Intn(8) {
-				flush(where)
+				flush(where, false)
 			}
 		}
-		flush("end")
+		flush("end", true)
 		compareAll(t, fmt.Sprintf("seed %d", seed), tree.Published(), m)
 	}
 }

@@ -26,7 +26,9 @@ type Request struct {
 	Auth []wire.Id // the session's identities
 }
 
-// Txn is a prepared txn: what the log stores and Apply takes.
+// Txn is a prepared txn: what the log stores and Apply takes. Its Record
+// may live in memory the tree reuses once the txn is applied: encode it
+// for the log before that, and do not read it after.
 type Txn struct {
 	Header wire.TxnHeader
 	Record wire.Record
@@ -44,12 +46,15 @@ type change struct {
 	path   string
 	exists bool
 	node   nodeRec
-	tree   uint64  // the tree digest after this change
-	prev   *change // what it replaced, for rolling back a failed multi
-	done   bool    // applied and dropped from the queue
+	tree   uint64 // the tree digest after this change
+	// prev is what it replaced, for rolling back a failed multi. Only
+	// that rollback, within the Prep that made the change, reads it, and
+	// prev is not applied then: an applied change is out of byPath.
+	prev *change
 
-	// setData is the txn record of a setData, kept here so that the
-	// commonest write costs one allocation less.
+	// setData is the txn record of a setData, kept here, in a change
+	// reused after its txn is applied, so that the commonest write costs
+	// no allocation beyond the znode's new record.
 	setData wire.SetDataTxn
 }
 
@@ -64,26 +69,44 @@ type nodeRec struct {
 
 type prepState struct {
 	byPath map[string]*change
-	queue  []*change
+	// queue[head:] are the changes not applied yet, in zxid order. The
+	// applied ones before head are nil, and are cut away once they are
+	// the larger part, so the queue's array is reused rather than grown.
+	queue []*change
+	head  int
+	// free are changes of applied txns, for reuse: the change, and the
+	// setData record in it, are not referred to once their txn is applied
+	// (the txn record must be used by then: logged, and applied).
+	free []*change
 }
+
+// maxFreeChanges bounds the spare changes kept after a burst of writes.
+const maxFreeChanges = 4096
 
 // applied drops the changes of txns up to zxid: the tree has them now.
 func (p *prepState) applied(zxid int64) {
-	n := 0
-	for n < len(p.queue) && p.queue[n].zxid <= zxid {
-		c := p.queue[n]
-		c.done = true
+	q, n := p.queue, p.head
+	for n < len(q) && q[n].zxid <= zxid {
+		c := q[n]
 		if p.byPath[c.path] == c {
 			delete(p.byPath, c.path)
 		}
-		p.queue[n] = nil
+		if len(p.free) < maxFreeChanges {
+			*c = change{}
+			p.free = append(p.free, c)
+		}
+		q[n] = nil
 		n++
 	}
-	if n > 0 {
-		p.queue = p.queue[n:]
-		if len(p.queue) == 0 {
-			p.queue = p.queue[:0:0]
-		}
+	switch {
+	case n == len(q):
+		p.queue, p.head = q[:0], 0
+	case n > len(q)/2:
+		k := copy(q, q[n:])
+		clear(q[k:])
+		p.queue, p.head = q[:k], 0
+	default:
+		p.head = n
 	}
 }
 
@@ -118,7 +141,7 @@ func (t *Tree) digestBefore(path string, n *nodeRec) uint64 {
 
 // prepDigest is the tree digest after the last prepped txn.
 func (t *Tree) prepDigest() uint64 {
-	if n := len(t.prep.queue); n > 0 {
+	if n := len(t.prep.queue); n > t.prep.head {
 		return t.prep.queue[n-1].tree
 	}
 	return t.st.digest
@@ -135,7 +158,14 @@ func (t *Tree) addChange(zxid int64, path string, exists bool, n nodeRec) *chang
 	if t.prep.byPath == nil {
 		t.prep.byPath = make(map[string]*change)
 	}
-	c := &change{zxid: zxid, path: path, exists: exists, node: n, tree: t.prepDigest() - before + n.digest}
+	var c *change
+	if k := len(t.prep.free); k > 0 {
+		c = t.prep.free[k-1]
+		t.prep.free = t.prep.free[:k-1]
+	} else {
+		c = new(change)
+	}
+	*c = change{zxid: zxid, path: path, exists: exists, node: n, tree: t.prepDigest() - before + n.digest}
 	c.prev = t.prep.byPath[path]
 	t.prep.byPath[path] = c
 	t.prep.queue = append(t.prep.queue, c)
@@ -147,7 +177,7 @@ func (t *Tree) rollback(mark int) {
 	for i := len(t.prep.queue) - 1; i >= mark; i-- {
 		c := t.prep.queue[i]
 		if t.prep.byPath[c.path] == c {
-			if c.prev != nil && !c.prev.done {
+			if c.prev != nil {
 				t.prep.byPath[c.path] = c.prev
 			} else {
 				delete(t.prep.byPath, c.path)
@@ -163,7 +193,8 @@ func (t *Tree) rollback(mark int) {
 // same order, same error codes), and builds its txn. A request that fails
 // becomes an ErrorTxn carrying the error, which is returned as well; a
 // multi that fails becomes a MultiTxn of error txns. Either way the txn
-// takes req.Zxid and must be logged and applied like any other.
+// takes req.Zxid and must be logged and applied like any other; see Txn
+// for how long its record stays valid.
 func (t *Tree) Prep(req *Request) (Txn, error) {
 	hdr := wire.TxnHeader{ClientID: req.Session, Cxid: req.Cxid, Zxid: req.Zxid, Time: req.Time, Type: req.Op}
 	if req.Op == wire.OpMulti {
@@ -504,7 +535,7 @@ func (t *Tree) prepCloseSession(req *Request) *wire.CloseSessionTxn {
 	for _, p := range t.sessionEphemerals(req.Session) {
 		set[p] = true
 	}
-	for _, c := range t.prep.queue {
+	for _, c := range t.prep.queue[t.prep.head:] {
 		switch {
 		case !c.exists:
 			delete(set, c.path)
