@@ -60,6 +60,9 @@ type writeReq struct {
 	// writeReq goes back to reqPool after its reply.
 	raw []byte
 	set wire.SetDataRequest
+	// setTxn is where Prep builds a setData's txn record; the log encodes
+	// it at Append and apply reads it, both before the reply.
+	setTxn wire.SetDataTxn
 
 	// read marks a read waiting for the requests before it; raw holds
 	// the whole request, header included.
@@ -182,7 +185,7 @@ func (a *applier) prep(r *writeReq) {
 			Type: wire.OpError}, Record: &wire.ErrorTxn{Err: r.refuse}}
 	} else {
 		r.txn, _ = s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
-			Time: now, Op: r.op, Body: r.body, Auth: r.auth})
+			Time: now, Op: r.op, Body: r.body, Auth: r.auth, SetDataTxn: &r.setTxn})
 	}
 	r.wal = wal.Txn{Header: r.txn.Header, Record: r.txn.Record}
 	if r.txn.HasDigest {

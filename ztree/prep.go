@@ -24,11 +24,14 @@ type Request struct {
 	// memory must not change until then.
 	Body wire.Record
 	Auth []wire.Id // the session's identities
+	// SetDataTxn, when not nil, is where Prep builds a setData's txn
+	// record (the Txn's Record then points to it), so that a caller that
+	// reuses its requests saves an allocation; Prep allocates one when it
+	// is nil. A multi's setData ops always get records of their own.
+	SetDataTxn *wire.SetDataTxn
 }
 
-// Txn is a prepared txn: what the log stores and Apply takes. Its Record
-// may live in memory the tree reuses once the txn is applied: encode it
-// for the log before that, and do not read it after.
+// Txn is a prepared txn: what the log stores and Apply takes.
 type Txn struct {
 	Header wire.TxnHeader
 	Record wire.Record
@@ -51,11 +54,6 @@ type change struct {
 	// that rollback, within the Prep that made the change, reads it, and
 	// prev is not applied then: an applied change is out of byPath.
 	prev *change
-
-	// setData is the txn record of a setData, kept here, in a change
-	// reused after its txn is applied, so that the commonest write costs
-	// no allocation beyond the znode's new record.
-	setData wire.SetDataTxn
 }
 
 // nodeRec is a znode as Prep sees it.
@@ -74,9 +72,8 @@ type prepState struct {
 	// the larger part, so the queue's array is reused rather than grown.
 	queue []*change
 	head  int
-	// free are changes of applied txns, for reuse: the change, and the
-	// setData record in it, are not referred to once their txn is applied
-	// (the txn record must be used by then: logged, and applied).
+	// free are changes of applied txns, for reuse: nothing refers to a
+	// change once its txn is applied.
 	free []*change
 }
 
@@ -193,8 +190,7 @@ func (t *Tree) rollback(mark int) {
 // same order, same error codes), and builds its txn. A request that fails
 // becomes an ErrorTxn carrying the error, which is returned as well; a
 // multi that fails becomes a MultiTxn of error txns. Either way the txn
-// takes req.Zxid and must be logged and applied like any other; see Txn
-// for how long its record stays valid.
+// takes req.Zxid and must be logged and applied like any other.
 func (t *Tree) Prep(req *Request) (Txn, error) {
 	hdr := wire.TxnHeader{ClientID: req.Session, Cxid: req.Cxid, Zxid: req.Zxid, Time: req.Time, Type: req.Op}
 	if req.Op == wire.OpMulti {
@@ -264,7 +260,7 @@ func (t *Tree) prepMultiOp(req *Request, op *wire.MultiOp) (wire.OpCode, wire.Re
 	case wire.OpDelete:
 		return t.prepDelete(req, op.Path, op.Version)
 	case wire.OpSetData:
-		return t.prepSetData(req, op.Path, op.Data, op.Version)
+		return t.prepSetData(req, nil, op.Path, op.Data, op.Version)
 	case wire.OpCheck:
 		return t.prepCheck(req, op.Path, op.Version)
 	}
@@ -297,7 +293,7 @@ func (t *Tree) prepOp(req *Request, op wire.OpCode, body wire.Record) (wire.OpCo
 		if !ok {
 			return bad()
 		}
-		return t.prepSetData(req, r.Path, r.Data, r.Version)
+		return t.prepSetData(req, req.SetDataTxn, r.Path, r.Data, r.Version)
 	case wire.OpSetACL:
 		r, ok := body.(*wire.SetACLRequest)
 		if !ok {
@@ -460,7 +456,8 @@ func (t *Tree) prepDeleteContainer(req *Request, path string) (wire.OpCode, wire
 	return wire.OpDeleteContainer, &wire.DeleteTxn{Path: path}, nil
 }
 
-func (t *Tree) prepSetData(req *Request, path string, data []byte, version int32) (wire.OpCode, wire.Record, error) {
+// prepSetData builds the txn record in rec, or in a new one when rec is nil.
+func (t *Tree) prepSetData(req *Request, rec *wire.SetDataTxn, path string, data []byte, version int32) (wire.OpCode, wire.Record, error) {
 	if !ValidatePath(path) {
 		return 0, nil, wire.ErrBadArguments
 	}
@@ -481,9 +478,12 @@ func (t *Tree) prepSetData(req *Request, path string, data []byte, version int32
 	node.m.Mtime = req.Time
 	node.m.Mzxid = req.Zxid
 	node.data = stringOf(data) // the request's own copy, kept until applied
-	c := t.addChange(req.Zxid, path, true, node)
-	c.setData = wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}
-	return wire.OpSetData, &c.setData, nil
+	t.addChange(req.Zxid, path, true, node)
+	if rec == nil {
+		rec = new(wire.SetDataTxn)
+	}
+	*rec = wire.SetDataTxn{Path: path, Data: data, Version: node.m.Version}
+	return wire.OpSetData, rec, nil
 }
 
 func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int32) (wire.OpCode, wire.Record, error) {

@@ -423,14 +423,17 @@ func TestMultiReadAnswersEachOp(t *testing.T) {
 	}
 }
 
-// TestSetDataAllocatesOnlyTheNewZnode: once warm, a setData costs one
-// allocation from prep to apply, the znode's new record; the change record
-// Prep keeps for it is reused once the txn is applied.
+// TestSetDataAllocatesOnlyTheNewZnode: once warm, a setData whose caller
+// supplies the txn record's memory (as the server does, from its reused
+// requests) costs one allocation from prep to apply, the znode's new
+// record; the change record Prep keeps for it is reused once the txn is
+// applied.
 func TestSetDataAllocatesOnlyTheNewZnode(t *testing.T) {
 	h := newHarness(t, ztree.Options{})
 	h.create(1, "/a", wire.ModePersistent)
 	req := &ztree.Request{Session: 1, Time: 1, Op: wire.OpSetData,
-		Body: &wire.SetDataRequest{Path: "/a", Data: make([]byte, 1024), Version: -1}}
+		Body:       &wire.SetDataRequest{Path: "/a", Data: make([]byte, 1024), Version: -1},
+		SetDataTxn: new(wire.SetDataTxn)}
 	setData := func() {
 		h.zxid++
 		req.Zxid = h.zxid
@@ -446,5 +449,32 @@ func TestSetDataAllocatesOnlyTheNewZnode(t *testing.T) {
 	h.tree.Publish()
 	if a := testing.AllocsPerRun(200, setData); a != 1 {
 		t.Errorf("setData made %v allocations, want 1", a)
+	}
+}
+
+// TestTxnRecordsOutliveTheirApply: Prep reuses its own bookkeeping once a
+// txn is applied, but a txn's record stays as it was, for callers that
+// keep txns (to replay them, or to send them on).
+func TestTxnRecordsOutliveTheirApply(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/a", wire.ModePersistent)
+	var kept []ztree.Txn
+	for i := 0; i < 20; i++ {
+		h.zxid++
+		txn, err := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: 1, Op: wire.OpSetData,
+			Body: &wire.SetDataRequest{Path: "/a", Data: []byte(fmt.Sprint(i)), Version: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
+			t.Fatal(res.Err)
+		}
+		kept = append(kept, txn)
+	}
+	for i, txn := range kept {
+		rec, ok := txn.Record.(*wire.SetDataTxn)
+		if !ok || rec.Path != "/a" || string(rec.Data) != fmt.Sprint(i) || rec.Version != int32(i+1) {
+			t.Fatalf("txn %d's record is now %+v", i, txn.Record)
+		}
 	}
 }
