@@ -108,7 +108,7 @@ func (l *Loader) close() {
 		it = makeItem(it.path(), &p.m, it.data())
 	}
 	path := it.path()
-	i := shardOf(it.parent())
+	i := it.shard()
 	if _, dup := t.st.shards[i].SetHint(it, &l.hints[i]); dup && l.err == nil {
 		l.err = fmt.Errorf("%w: znode %q twice", ErrBadSnapshot, path)
 	}

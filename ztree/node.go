@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
+
 	"zkd/wire"
 )
 
@@ -24,68 +26,143 @@ type meta struct {
 }
 
 // item is one znode in a shard's B-tree. The znode lives in one immutable
-// string, rec = path | header | data, where the header is a length byte and
-// the varint-encoded meta. A change to a znode makes a new rec, so a published
-// version can share items with the applier's tree without locks, and a znode
-// costs one allocation plus this 24-byte slot.
+// record, path | header | data, where the header is a length byte, the
+// data length and the varint-encoded meta. A change to a znode makes a new
+// record, so a published version can share items with the applier's tree
+// without locks, and a znode costs one allocation plus this 24-byte slot.
 //
-// Items are ordered by (parent path, name): the children of one znode are a
-// contiguous range, sorted by name, and they share a shard because the shard
-// is chosen by the parent path.
+// A lookup key is an item whose p is the path alone, with no header.
+//
+// Items are ordered by (parent hash, name prefix, parent path, name). The
+// first two are in the slot, so a search decides most of its comparisons
+// without reading the records, which are scattered over the heap and cost
+// a cache miss each. The children of one znode share the parent hash, so
+// they are a contiguous run sorted by name (the prefix orders them as the
+// name does, and the name decides ties), interleaved only with the children
+// of a parent whose hash collides, which readers skip; they also share a
+// shard, chosen by the same hash.
 type item struct {
-	rec   string
-	klen  uint32 // len(path)
-	slash uint32 // index of the last '/' in path
+	p    unsafe.Pointer // the record, or a lookup key's path
+	klen uint32         // len(path)
+	ph   uint32         // parentHash of the path's parent
+	pfx  uint64         // namePrefix of the path's name
 }
 
-func (it item) path() string   { return it.rec[:it.klen] }
-func (it item) parent() string { return it.rec[:it.slash] }
+func (it item) path() string { return unsafe.String((*byte)(it.p), int(it.klen)) }
+
+func (it item) parent() string {
+	p := it.path()
+	return p[:lastSlash(p)]
+}
 
 func (it item) name() string {
-	if it.slash >= it.klen {
-		return ""
+	p := it.path()
+	s := lastSlash(p)
+	if s+1 >= len(p) {
+		return "" // the root
 	}
-	return it.rec[it.slash+1 : it.klen]
+	return p[s+1:]
+}
+
+// shard is the index of the B-tree the item belongs in.
+func (it item) shard() int { return int(it.ph & (shardCount - 1)) }
+
+// header is the record's header after its length byte: the data length and
+// the meta, as varints.
+func (it item) header() string {
+	k := int(it.klen)
+	h := *(*byte)(unsafe.Add(it.p, k))
+	return unsafe.String((*byte)(unsafe.Add(it.p, k+1)), int(h))
 }
 
 // data returns the znode's data, sharing the record's memory.
 func (it item) data() string {
-	h := int(it.klen)
-	return it.rec[h+1+int(it.rec[h]):]
+	hdr := it.header()
+	n, _ := uvarint(hdr)
+	if n == 0 {
+		// Empty, not null: a non-nil pointer (the record's start; past
+		// its end is not a pointer into it).
+		return unsafe.String((*byte)(it.p), 0)
+	}
+	return unsafe.String((*byte)(unsafe.Add(it.p, int(it.klen)+1+len(hdr))), int(n))
 }
 
-// lessItem orders items by (parent path, name). That is the byte order of
-// the keys parent + "\x00" + name (no path holds a NUL: ValidatePath refuses
-// control characters), which is the path with its last '/' read as 0; so
-// one pass over the two paths decides, with no second comparison of the
-// names. Every lookup makes a few dozen of these calls.
+// uvarint decodes a varint the record's writer made, so it is well formed.
+func uvarint(b string) (uint64, int) {
+	var x uint64
+	var s uint
+	for i := 0; ; i++ {
+		c := b[i]
+		if c < 0x80 {
+			return x | uint64(c)<<s, i + 1
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+}
+
+// parentHash picks a parent's shard (its low bits) and orders the parents
+// within a shard.
+func parentHash(parent string) uint32 { return uint32(xxhash.Sum64String(parent) >> 32) }
+
+// namePrefix is a name's first eight bytes as a big-endian number, padded
+// with zeros: names that differ in them compare as these numbers do, and
+// no name holds a NUL (ValidatePath refuses control characters).
+func namePrefix(name string) uint64 {
+	if len(name) >= 8 {
+		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(name), 8))
+	}
+	var x uint64
+	for i := 0; i < len(name); i++ {
+		x |= uint64(name[i]) << (56 - 8*i)
+	}
+	return x
+}
+
+// lessItem orders items by (parent hash, name prefix, parent path, name).
+// Every lookup makes a few dozen of these calls; among siblings only those
+// whose names share their first eight bytes read the records.
 func lessItem(a, b item) bool {
-	i := mismatch(a.rec[:a.klen], b.rec[:b.klen])
-	if a.slash != b.slash {
+	if a.ph != b.ph {
+		return a.ph < b.ph
+	}
+	if a.pfx != b.pfx {
+		return a.pfx < b.pfx
+	}
+	return lessPath(a.path(), b.path())
+}
+
+// lessPath orders two paths by (parent path, name). That is the byte order
+// of the keys parent + "\x00" + name (no path holds a NUL), which is the path
+// with its last '/' read as 0; so one pass over the two paths decides, with
+// no second comparison of the names.
+func lessPath(a, b string) bool {
+	sa, sb := lastSlash(a), lastSlash(b)
+	i := mismatch(a, b)
+	if sa != sb {
 		// Up to i the paths agree; at the first of the two last slashes
-		// before i, the item whose last slash it is reads 0, the other '/'.
-		if s := min(a.slash, b.slash); int(s) < i {
-			return a.slash < b.slash
+		// before i, the path whose last slash it is reads 0, the other '/'.
+		if s := min(sa, sb); s < i {
+			return sa < sb
 		}
 	}
-	x, y := keyByte(a, i), keyByte(b, i)
+	x, y := keyByte(a, sa, i), keyByte(b, sb, i)
 	if x == 0 && y == 0 {
-		// Both at their last slash, where the paths' bytes differ: one
-		// is a children key ending there, the other a path whose last
-		// slash is there. The names after it decide.
-		return a.rec[min(i+1, int(a.klen)):a.klen] < b.rec[min(i+1, int(b.klen)):b.klen]
+		// Both at their last slash, where the paths' bytes differ: the
+		// names after it decide.
+		return a[min(i+1, len(a)):] < b[min(i+1, len(b)):]
 	}
 	return x < y
 }
 
-// keyByte is byte i of the item's key as lessItem reads it: 0 at the last
-// slash (which childrenKey puts just past the end), -1 past the end.
-func keyByte(it item, i int) int {
+// keyByte is byte i of a path as lessPath reads it: 0 at the last slash, -1
+// past the end.
+func keyByte(p string, slash, i int) int {
 	switch {
-	case i == int(it.slash):
+	case i == slash:
 		return 0
-	case i < int(it.klen):
-		return int(it.rec[i])
+	case i < len(p):
+		return int(p[i])
 	}
 	return -1
 }
@@ -116,16 +193,22 @@ func load64(s string, i int) uint64 {
 
 // keyOf is the lookup key of path. It shares path's memory.
 func keyOf(path string) item {
-	return item{rec: path, klen: uint32(len(path)), slash: uint32(lastSlash(path))}
+	s := lastSlash(path)
+	it := item{p: unsafe.Pointer(unsafe.StringData(path)), klen: uint32(len(path)), ph: parentHash(path[:s])}
+	if s+1 < len(path) {
+		it.pfx = namePrefix(path[s+1:])
+	}
+	return it
 }
 
-// childrenKey is the first key at or after every child of path.
+// childrenKey is a key at or before every child of path (the root's
+// children are filed under the parent ""); they follow it, among the keys
+// with the same parent hash.
 func childrenKey(path string) item {
 	if path == "/" {
 		path = ""
 	}
-	n := uint32(len(path))
-	return item{rec: path, klen: n, slash: n}
+	return item{p: unsafe.Pointer(unsafe.StringData(path)), klen: uint32(len(path)), ph: parentHash(path)}
 }
 
 func lastSlash(path string) int {
@@ -136,8 +219,9 @@ func lastSlash(path string) int {
 	return i
 }
 
-// maxHeader bounds the encoded meta: eleven varints of at most 10 bytes.
-const maxHeader = 1 + 11*binary.MaxVarintLen64
+// maxHeader bounds the header: a length byte and twelve varints of at most
+// 10 bytes (the data length and the meta).
+const maxHeader = 1 + 12*binary.MaxVarintLen64
 
 func (m *meta) appendTo(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(m.Czxid))
@@ -156,24 +240,25 @@ func (m *meta) appendTo(b []byte) []byte {
 // makeItem builds the record of a znode in a single allocation.
 func makeItem(path string, m *meta, data string) item {
 	var hdr [maxHeader]byte
-	h := m.appendTo(hdr[:1])
+	h := binary.AppendUvarint(hdr[:1], uint64(len(data)))
+	h = m.appendTo(h)
 	hdr[0] = byte(len(h) - 1)
 	buf := make([]byte, 0, len(path)+len(h)+len(data))
 	buf = append(buf, path...)
 	buf = append(buf, h...)
 	buf = append(buf, data...)
-	return item{
-		rec:   unsafe.String(unsafe.SliceData(buf), len(buf)),
-		klen:  uint32(len(path)),
-		slash: uint32(lastSlash(path)),
-	}
+	it := keyOf(path)
+	it.p = unsafe.Pointer(unsafe.SliceData(buf))
+	return it
 }
 
 // meta decodes the item's metadata. The record was written by makeItem, so
 // the varints are well formed.
 func (it item) meta() meta {
 	var m meta
-	b := it.rec[it.klen+1:]
+	b := it.header()
+	_, n := uvarint(b) // the data length
+	b = b[n:]
 	u := func() uint64 {
 		var x uint64
 		var s uint

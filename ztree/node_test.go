@@ -1,12 +1,15 @@
 package ztree
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// lessByParts is the item order spelled out: parent path, then name.
+// lessByParts is the path order spelled out: parent path, then name.
 func lessByParts(a, b item) bool {
 	if c := strings.Compare(a.parent(), b.parent()); c != 0 {
 		return c < 0
@@ -14,13 +17,11 @@ func lessByParts(a, b item) bool {
 	return a.name() < b.name()
 }
 
-// TestLessItemOrdersByParentThenName checks the one-pass comparison against
-// the order it stands for, on paths made to share prefixes, slashes at
-// every place, and children keys.
-func TestLessItemOrdersByParentThenName(t *testing.T) {
-	r := rand.New(rand.NewSource(1))
+// randomPaths makes paths that share prefixes, with slashes at every place
+// and names of every length around the eight bytes of a name prefix.
+func randomPaths(r *rand.Rand) func() string {
 	alphabet := []string{"/", "a", "b", "-", ".", "0", "z", "~", "é"}
-	randomPath := func() string {
+	return func() string {
 		var sb strings.Builder
 		sb.WriteString("/")
 		for n := r.Intn(14); n > 0; n-- {
@@ -36,31 +37,120 @@ func TestLessItemOrdersByParentThenName(t *testing.T) {
 		}
 		return p
 	}
-	key := func() item {
-		p := randomPath()
-		if r.Intn(4) == 0 {
-			return childrenKey(p)
-		}
-		return keyOf(p)
-	}
-	fixed := []item{keyOf("/"), childrenKey("/"), keyOf("/a"), childrenKey("/a"), keyOf("/a/b"),
-		keyOf("/a-b"), keyOf("/a/b/c"), childrenKey("/a/b"), keyOf("/ab"), keyOf("/a/bc")}
+}
+
+// TestLessPathOrdersByParentThenName checks the one-pass comparison that
+// breaks ties between items against the order it stands for.
+func TestLessPathOrdersByParentThenName(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	randomPath := randomPaths(r)
+	fixed := []string{"/", "", "/a", "/a/b", "/a-b", "/a/b/c", "/ab", "/a/bc"}
 	for _, a := range fixed {
 		for _, b := range fixed {
-			if got, want := lessItem(a, b), lessByParts(a, b); got != want {
-				t.Fatalf("lessItem(%q/%d, %q/%d) = %v, want %v", a.rec, a.slash, b.rec, b.slash, got, want)
+			if got, want := lessPath(a, b), lessByParts(keyOf(a), keyOf(b)); got != want {
+				t.Fatalf("lessPath(%q, %q) = %v, want %v", a, b, got, want)
 			}
 		}
 	}
 	for i := 0; i < 200000; i++ {
-		a, b := key(), key()
+		a, b := randomPath(), randomPath()
 		if r.Intn(3) == 0 {
 			// Share a long prefix so that the word-at-a-time loop runs.
 			p := randomPath() + "/" + strings.Repeat("k", r.Intn(20))
-			a, b = keyOf(p+randomPath()), keyOf(p+randomPath())
+			a, b = p+randomPath(), p+randomPath()
 		}
-		if got, want := lessItem(a, b), lessByParts(a, b); got != want {
-			t.Fatalf("lessItem(%q/%d, %q/%d) = %v, want %v", a.rec, a.slash, b.rec, b.slash, got, want)
+		if got, want := lessPath(a, b), lessByParts(keyOf(a), keyOf(b)); got != want {
+			t.Fatalf("lessPath(%q, %q) = %v, want %v", a, b, got, want)
+		}
+	}
+}
+
+// TestLessItemSortsSiblingsByName checks what readers rely on: the
+// children of one znode compare as their names do, whether the names
+// differ in their first eight bytes (decided in the slot) or only after
+// them (decided by the records), and the children key of their parent
+// comes before them all.
+func TestLessItemSortsSiblingsByName(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	randomPath := randomPaths(r)
+	for i := 0; i < 100000; i++ {
+		parent := randomPath()
+		if r.Intn(4) == 0 {
+			parent = "/"
+		}
+		name := func() string {
+			n := strings.Repeat("n", r.Intn(10)) + randomPath()[1:]
+			return strings.ReplaceAll(n, "/", "s") + "x"
+		}
+		base := parent + "/"
+		if parent == "/" {
+			base = "/"
+		}
+		na, nb := name(), name()
+		a, b := keyOf(base+na), keyOf(base+nb)
+		if got, want := lessItem(a, b), na < nb; got != want {
+			t.Fatalf("lessItem(%q, %q) = %v, want %v", a.path(), b.path(), got, want)
+		}
+		if lessItem(a, a) {
+			t.Fatalf("lessItem(%q, itself) = true", a.path())
+		}
+		if pk := childrenKey(parent); lessItem(a, pk) || !lessItem(pk, a) {
+			t.Fatalf("%q does not follow the children key of %q", a.path(), parent)
+		}
+	}
+}
+
+// TestLessItemIsATotalOrder checks that lessItem orders any two paths one
+// way, transitively, and as (parent hash, name prefix, parent, name).
+func TestLessItemIsATotalOrder(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	randomPath := randomPaths(r)
+	paths := make([]string, 3000)
+	for i := range paths {
+		paths[i] = randomPath()
+	}
+	items := make([]item, 0, len(paths))
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if !seen[p] {
+			seen[p] = true
+			items = append(items, keyOf(p))
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if lessItem(a, b) {
+			return -1
+		}
+		if lessItem(b, a) {
+			return 1
+		}
+		t.Fatalf("lessItem cannot tell %q from %q", a.path(), b.path())
+		return 0
+	})
+	for i := 1; i < len(items); i++ {
+		a, b := items[i-1], items[i]
+		want := a.ph < b.ph || a.ph == b.ph && (a.pfx < b.pfx || a.pfx == b.pfx && lessByParts(a, b))
+		if !want || lessItem(b, a) {
+			t.Fatalf("%q sorted before %q", a.path(), b.path())
+		}
+	}
+}
+
+// TestCrcWordFeedsBigEndianBytes checks the table-driven Stat hashing
+// against the byte-at-a-time CRC of the same big-endian bytes.
+func TestCrcWordFeedsBigEndianBytes(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	for i := 0; i < 10000; i++ {
+		v, n := r.Uint64(), 8
+		if i%2 == 1 {
+			n = 4
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], v)
+		start := r.Uint32()
+		want := ^crc32.Update(^start, crc32.IEEETable, b[8-n:])
+		if got := crcWord(start, v, n); got != want {
+			t.Fatalf("crcWord(%#x, %#x, %d) = %#x, want %#x", start, v, n, got, want)
 		}
 	}
 }

@@ -127,7 +127,7 @@ func (t *Tree) digestBefore(path string, n *nodeRec) uint64 {
 	if c, ok := t.prep.byPath[path]; ok {
 		return c.node.digest
 	}
-	if n.from.rec != "" && n.from.path() == path {
+	if n.from.p != nil && n.from.path() == path {
 		return itemDigest(n.from)
 	}
 	if it, ok := t.get(path); ok {

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/btree"
 
 	"zkd/wire"
@@ -53,7 +52,8 @@ type Session struct {
 
 func lessSession(a, b Session) bool { return a.ID < b.ID }
 
-func shardOf(parent string) int { return int(xxhash.Sum64String(parent) & (shardCount - 1)) }
+// shardOf is the shard of the children of parent.
+func shardOf(parent string) int { return int(parentHash(parent) & (shardCount - 1)) }
 
 // state is everything a version of the tree is made of. The applier owns
 // one mutable state; Publish freezes copies of it into Views.
@@ -168,7 +168,7 @@ func (t *Tree) get(path string) (item, bool) {
 		return item{}, false
 	}
 	k := keyOf(path)
-	i := shardOf(k.parent())
+	i := k.shard()
 	t.hint, t.hintShard = btree.PathHint{}, i
 	return t.st.shards[i].GetHint(k, &t.hint)
 }
@@ -178,12 +178,12 @@ func getItem(s *shards, path string) (item, bool) {
 		return item{}, false
 	}
 	k := keyOf(path)
-	return s[shardOf(k.parent())].Get(k)
+	return s[k.shard()].Get(k)
 }
 
 // put stores it, replacing any item with the same path.
 func (t *Tree) put(it item) {
-	i := shardOf(it.parent())
+	i := it.shard()
 	if i == t.hintShard {
 		t.st.shards[i].SetHint(it, &t.hint)
 	} else {
@@ -194,7 +194,7 @@ func (t *Tree) put(it item) {
 
 func (t *Tree) remove(path string) {
 	k := keyOf(path)
-	i := shardOf(k.parent())
+	i := k.shard()
 	if i == t.hintShard {
 		t.st.shards[i].DeleteHint(k, &t.hint)
 	} else {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"zkd/wire"
 	"zkd/ztree"
@@ -61,6 +62,27 @@ func TestValidatePath(t *testing.T) {
 	} {
 		if got := ztree.ValidatePath(tc.path); got != tc.ok {
 			t.Errorf("ValidatePath(%q) = %v, want %v", tc.path, got, tc.ok)
+		}
+	}
+}
+
+// TestEmptyDataIsNotNull checks that a znode with no data reads back as an
+// empty buffer: the server sends whatever GetData returns, and a string
+// without a pointer goes out as a null buffer (length -1), which clients
+// such as kazoo read as None where they wrote b"".
+func TestEmptyDataIsNotNull(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/empty", wire.ModePersistent)
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/full", Data: []byte("x"), ACL: ztree.OpenACL})
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/full", Data: []byte{}, Version: -1})
+	for _, p := range []string{"/empty", "/full"} {
+		data, _, err := h.tree.Published().GetData(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := wire.GetDataResponse{Data: unsafe.Slice(unsafe.StringData(data), len(data))}
+		if got := resp.Append(nil); len(got) < 4 || string(got[:4]) != "\x00\x00\x00\x00" {
+			t.Errorf("%s: data encodes as % x, want an empty buffer (length 0)", p, got[:min(4, len(got))])
 		}
 	}
 }

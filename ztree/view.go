@@ -103,8 +103,12 @@ func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]strin
 	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
 		return dst, wire.Stat{}, wire.ErrNoAuth
 	}
+	n := len(path) + 1 // a child's name follows its parent's path and a slash
+	if path == rootPath {
+		n = 1
+	}
 	v.eachChild(path, func(c item) bool {
-		dst = append(dst, c.name())
+		dst = append(dst, c.path()[n:])
 		return true
 	})
 	return dst, m.stat(len(it.data()), v.extended), nil
@@ -118,12 +122,17 @@ func (v *View) eachChild(path string, fn func(item) bool) {
 
 func eachChild(s *shards, path string, fn func(item) bool) {
 	pivot := childrenKey(path)
-	parent := pivot.parent()
-	s[shardOf(parent)].Ascend(pivot, func(c item) bool {
-		if c.parent() != parent {
+	parent := pivot.path()
+	n := len(parent)
+	s[pivot.shard()].Ascend(pivot, func(c item) bool {
+		if c.ph != pivot.ph {
 			return false
 		}
-		if c.slash+1 >= c.klen { // the root, filed under parent ""
+		// A child is parent + "/" + a name without a slash. The root is
+		// filed under parent "" too, and a parent with the same hash
+		// may have children here.
+		p := c.path()
+		if len(p) <= n+1 || p[n] != '/' || p[:n] != parent || strings.IndexByte(p[n+1:], '/') >= 0 {
 			return true
 		}
 		return fn(c)
