@@ -2,6 +2,7 @@ package ztree
 
 import (
 	"hash/crc32"
+	"math/bits"
 	"strings"
 	"unsafe"
 )
@@ -40,13 +41,33 @@ func nodeDigest(path, data string, m *meta) uint64 {
 	return uint64(^crc)
 }
 
-// crcWord feeds the n low bytes of v, big-endian, into a CRC-32 (IEEE)
-// register that is kept inverted, as crc32.Update keeps it inside.
-func crcWord(crc uint32, v uint64, n int) uint32 {
-	for i := n - 1; i >= 0; i-- {
-		crc = crc32.IEEETable[byte(crc)^byte(v>>(8*i))] ^ crc>>8
+// crcTables are slicing-by-8 tables for CRC-32 (IEEE): crcTables[k][b] is
+// what byte b followed by k zero bytes does to the register. A Stat field
+// then costs one round of independent lookups instead of a chain of eight.
+var crcTables = func() (t [8][256]uint32) {
+	t[0] = *crc32.IEEETable
+	for b := range 256 {
+		c := t[0][b]
+		for k := 1; k < 8; k++ {
+			c = t[0][byte(c)] ^ c>>8
+			t[k][b] = c
+		}
 	}
-	return crc
+	return t
+}()
+
+// crcWord feeds the n low bytes of v (n is 4 or 8), big-endian, into a
+// CRC-32 (IEEE) register that is kept inverted, as crc32.Update keeps it
+// inside.
+func crcWord(crc uint32, v uint64, n int) uint32 {
+	t := &crcTables
+	if n == 4 {
+		crc ^= bits.ReverseBytes32(uint32(v))
+		return t[0][crc>>24] ^ t[1][byte(crc>>16)] ^ t[2][byte(crc>>8)] ^ t[3][byte(crc)]
+	}
+	crc ^= bits.ReverseBytes32(uint32(v >> 32))
+	return t[0][byte(v)] ^ t[1][byte(v>>8)] ^ t[2][byte(v>>16)] ^ t[3][byte(v>>24)] ^
+		t[4][crc>>24] ^ t[5][byte(crc>>16)] ^ t[6][byte(crc>>8)] ^ t[7][byte(crc)]
 }
 
 func itemDigest(it item) uint64 {
