@@ -129,7 +129,13 @@ func lessItem(a, b item) bool {
 	if a.pfx != b.pfx {
 		return a.pfx < b.pfx
 	}
-	return lessPath(a.path(), b.path())
+	// A search that finds its key ends with two comparisons of equal
+	// paths, which need no parsing.
+	pa, pb := a.path(), b.path()
+	if pa == pb {
+		return false
+	}
+	return lessPath(pa, pb)
 }
 
 // lessPath orders two paths by (parent path, name). That is the byte order
