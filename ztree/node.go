@@ -26,8 +26,9 @@ type meta struct {
 }
 
 // item is one znode in a shard's B-tree. The znode lives in one immutable
-// record, path | header | data, where the header is a length byte, the
-// data length and the varint-encoded meta. A change to a znode makes a new
+// record, path | header | data, where the header is the data length and
+// the meta as varints (the data length takes the place a header length
+// would: one more byte would move many records up a size class). A change to a znode makes a new
 // record, so a published version can share items with the applier's tree
 // without locks, and a znode costs one allocation plus this 24-byte slot.
 //
@@ -67,38 +68,42 @@ func (it item) name() string {
 // shard is the index of the B-tree the item belongs in.
 func (it item) shard() int { return int(it.ph & (shardCount - 1)) }
 
-// header is the record's header after its length byte: the data length and
-// the meta, as varints.
-func (it item) header() string {
-	k := int(it.klen)
-	h := *(*byte)(unsafe.Add(it.p, k))
-	return unsafe.String((*byte)(unsafe.Add(it.p, k+1)), int(h))
+// at is byte i of the record.
+func (it item) at(i int) byte { return *(*byte)(unsafe.Add(it.p, i)) }
+
+// uvarintAt decodes the varint at offset i of the record, which its writer
+// made, so it is well formed; it returns the value and the offset after it.
+func (it item) uvarintAt(i int) (uint64, int) {
+	var x uint64
+	var s uint
+	for {
+		c := it.at(i)
+		i++
+		if c < 0x80 {
+			return x | uint64(c)<<s, i
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
 }
+
+// metaFields is the number of varints meta.appendTo writes.
+const metaFields = 11
 
 // data returns the znode's data, sharing the record's memory.
 func (it item) data() string {
-	hdr := it.header()
-	n, _ := uvarint(hdr)
+	n, i := it.uvarintAt(int(it.klen))
 	if n == 0 {
 		// Empty, not null: a non-nil pointer (the record's start; past
 		// its end is not a pointer into it).
 		return unsafe.String((*byte)(it.p), 0)
 	}
-	return unsafe.String((*byte)(unsafe.Add(it.p, int(it.klen)+1+len(hdr))), int(n))
-}
-
-// uvarint decodes a varint the record's writer made, so it is well formed.
-func uvarint(b string) (uint64, int) {
-	var x uint64
-	var s uint
-	for i := 0; ; i++ {
-		c := b[i]
-		if c < 0x80 {
-			return x | uint64(c)<<s, i + 1
+	for k := 0; k < metaFields; i++ {
+		if it.at(i) < 0x80 {
+			k++
 		}
-		x |= uint64(c&0x7f) << s
-		s += 7
 	}
+	return unsafe.String((*byte)(unsafe.Add(it.p, i)), int(n))
 }
 
 // parentHash picks a parent's shard (its low bits) and orders the parents
@@ -225,9 +230,9 @@ func lastSlash(path string) int {
 	return i
 }
 
-// maxHeader bounds the header: a length byte and twelve varints of at most
-// 10 bytes (the data length and the meta).
-const maxHeader = 1 + 12*binary.MaxVarintLen64
+// maxHeader bounds the header: the data length and the meta, twelve
+// varints of at most 10 bytes.
+const maxHeader = (1 + metaFields) * binary.MaxVarintLen64
 
 func (m *meta) appendTo(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(m.Czxid))
@@ -243,12 +248,12 @@ func (m *meta) appendTo(b []byte) []byte {
 	return binary.AppendUvarint(b, uint64(m.ACL))
 }
 
-// makeItem builds the record of a znode in a single allocation.
+// makeItem builds the record of a znode in a single allocation: path, data
+// length and meta as varints, data.
 func makeItem(path string, m *meta, data string) item {
 	var hdr [maxHeader]byte
-	h := binary.AppendUvarint(hdr[:1], uint64(len(data)))
+	h := binary.AppendUvarint(hdr[:0], uint64(len(data)))
 	h = m.appendTo(h)
-	hdr[0] = byte(len(h) - 1)
 	buf := make([]byte, 0, len(path)+len(h)+len(data))
 	buf = append(buf, path...)
 	buf = append(buf, h...)
@@ -262,21 +267,11 @@ func makeItem(path string, m *meta, data string) item {
 // the varints are well formed.
 func (it item) meta() meta {
 	var m meta
-	b := it.header()
-	_, n := uvarint(b) // the data length
-	b = b[n:]
+	_, i := it.uvarintAt(int(it.klen)) // the data length
 	u := func() uint64 {
-		var x uint64
-		var s uint
-		for i := 0; ; i++ {
-			c := b[i]
-			if c < 0x80 {
-				b = b[i+1:]
-				return x | uint64(c)<<s
-			}
-			x |= uint64(c&0x7f) << s
-			s += 7
-		}
+		x, next := it.uvarintAt(i)
+		i = next
+		return x
 	}
 	v := func() int64 {
 		x := u()
