@@ -29,6 +29,7 @@ func TestPurgeKeepsWhatRecoveryNeeds(t *testing.T) {
 			if err := w.batch(4); err != nil {
 				t.Fatal(err)
 			}
+			s.WaitSnapshots()
 		}
 		want := dump(w.tree.Published())
 		closeStore(t, s)

@@ -385,6 +385,7 @@ func TestSnapshotBySnapSizeLimit(t *testing.T) {
 		if err := w.batch(5); err != nil {
 			t.Fatal(err)
 		}
+		s.WaitSnapshots()
 	}
 	closeStore(t, s)
 	if n := count(t, fs, "/data", "snapshot."); n < 3 {
