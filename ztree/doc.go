@@ -27,11 +27,13 @@
 // Publish freezes the applied state into an immutable View at the cost of a
 // pointer swap per changed shard: the namespace is 64 copy-on-write B-trees
 // (github.com/tidwall/btree), a znode's shard picked by the xxhash of its
-// parent path and its key ordered by (parent, name), so a znode's children
-// are one sorted range of one shard. Any number of goroutines read a View
+// parent path and its key ordered by (parent hash, name prefix, parent,
+// name), the first two kept in the B-tree slot so that a search rarely
+// reads a znode's record; a znode's children are one range of one shard,
+// sorted by name. Any number of goroutines read a View
 // while the applier goes on; a View published after txn Z holds exactly the
-// txns up to Z. Each znode is one immutable string (path, varint-encoded
-// metadata, data), so a View and the applier share every znode that did not
+// txns up to Z. Each znode is one immutable record (path, varint-encoded
+// data length and metadata, data), so a View and the applier share every znode that did not
 // change.
 //
 // # Watches
