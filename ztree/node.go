@@ -28,9 +28,10 @@ type meta struct {
 // item is one znode in a shard's B-tree. The znode lives in one immutable
 // record, path | header | data, where the header is the data length and
 // the meta as varints (the data length takes the place a header length
-// would: one more byte would move many records up a size class). A change to a znode makes a new
-// record, so a published version can share items with the applier's tree
-// without locks, and a znode costs one allocation plus this 24-byte slot.
+// would: one more byte would move many records up a size class). A change
+// to a znode makes a new record, so a published version can share items
+// with the applier's tree without locks, and a znode costs one allocation
+// plus this 24-byte slot.
 //
 // A lookup key is an item whose p is the path alone, with no header.
 //

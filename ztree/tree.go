@@ -52,9 +52,6 @@ type Session struct {
 
 func lessSession(a, b Session) bool { return a.ID < b.ID }
 
-// shardOf is the shard of the children of parent.
-func shardOf(parent string) int { return int(parentHash(parent) & (shardCount - 1)) }
-
 // state is everything a version of the tree is made of. The applier owns
 // one mutable state; Publish freezes copies of it into Views.
 type state struct {
