@@ -87,9 +87,12 @@ func (c *conn) kick() {
 // resumed on another connection; the watches this connection carried go.
 func (c *conn) close() {
 	c.closeMu.Do(func() {
+		// Uncounted before the socket closes: a client that has seen
+		// the close (a four-letter word's EOF) and asks again for the
+		// connections must not find this one.
+		c.s.removeConn(c)
 		c.nc.Close()
 		close(c.closed)
-		c.s.removeConn(c)
 		c.mu.Lock()
 		se := c.sess
 		c.mu.Unlock()
