@@ -197,18 +197,18 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 		m := old.meta()
 		if m.ACL != aclIdx {
 			m.ACL = aclIdx
-			t.replace(old, makeItem(old.path(), &m, old.data()))
+			t.replace(old, makeItem(old, &m, old.data()))
 		}
 		return wire.Stat{}, wire.ErrNodeExists
 	}
 	pm := parent.meta()
 	pm.advanceCversion(parentCVersion, zxid)
 	pm.NumChildren++
-	t.replace(parent, makeItem(parent.path(), &pm, parent.data()))
+	t.replace(parent, makeItem(parent, &pm, parent.data()))
 
 	m := meta{Czxid: zxid, Mzxid: zxid, Pzxid: zxid, Ctime: time, Mtime: time, Owner: owner, ACL: aclIdx}
-	it := makeItem(path, &m, stringOf(data)) // makeItem copies
-	path = it.path()                         // the tree's own copy, safe to keep
+	it := makeItem(keyOf(path), &m, stringOf(data)) // makeItem copies
+	path = it.path()                                // the tree's own copy, safe to keep
 	if !t.knownDigest {
 		t.st.digest += itemDigest(it)
 	}
@@ -272,7 +272,7 @@ func (t *Tree) deleteNode(path string, zxid int64) error {
 	}
 	if changed {
 		old := parent
-		parent = makeItem(old.path(), &pm, old.data())
+		parent = makeItem(old, &pm, old.data())
 		t.replace(old, parent)
 	}
 	if !exists {
@@ -305,7 +305,7 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	m.Mtime = time
 	m.Mzxid = zxid
 	m.Version = version
-	nw := makeItem(node.path(), &m, stringOf(data)) // makeItem copies
+	nw := makeItem(node, &m, stringOf(data)) // makeItem copies
 	t.replace(node, nw)
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
@@ -321,7 +321,7 @@ func (t *Tree) setACL(path string, acl []wire.ACL, version int32) (wire.Stat, er
 	m := node.meta()
 	m.Aversion = version
 	m.ACL = t.acl.intern(acl)
-	t.replace(node, makeItem(node.path(), &m, node.data()))
+	t.replace(node, makeItem(node, &m, node.data()))
 	return m.stat(len(node.data()), t.opts.ExtendedTypes), nil
 }
 
@@ -332,7 +332,7 @@ func (t *Tree) setCversionPzxid(path string, cversion int32, zxid int64) error {
 	}
 	m := node.meta()
 	if m.advanceCversion(cversion, zxid) {
-		t.replace(node, makeItem(node.path(), &m, node.data()))
+		t.replace(node, makeItem(node, &m, node.data()))
 	}
 	return nil
 }

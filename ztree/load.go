@@ -67,7 +67,7 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 		if len(l.open) > 0 || t.st.count > 0 {
 			return fmt.Errorf("%w: a second root", ErrBadSnapshot)
 		}
-		l.open = append(l.open, pending{it: makeItem(path, &m, stringOf(data)), m: m})
+		l.open = append(l.open, pending{it: makeItem(keyOf(path), &m, stringOf(data)), m: m})
 		return nil
 	}
 	if !ValidatePath(path) {
@@ -87,12 +87,12 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 		}
 		pm := parent.meta()
 		pm.NumChildren++
-		t.put(makeItem(parent.path(), &pm, parent.data()))
+		t.put(makeItem(parent, &pm, parent.data()))
 	}
 	// A znode given twice is found when it goes into the tree (close),
 	// which costs no search of its own.
 	// makeItem copies path and data: the caller may reuse both.
-	l.open = append(l.open, pending{it: makeItem(path, &m, stringOf(data)), m: m})
+	l.open = append(l.open, pending{it: makeItem(keyOf(path), &m, stringOf(data)), m: m})
 	return nil
 }
 
@@ -105,7 +105,7 @@ func (l *Loader) close() {
 	it := p.it
 	if p.children > 0 {
 		p.m.NumChildren += p.children
-		it = makeItem(it.path(), &p.m, it.data())
+		it = makeItem(it, &p.m, it.data())
 	}
 	path := it.path()
 	i := it.shard()

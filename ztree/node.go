@@ -250,8 +250,11 @@ func (m *meta) appendTo(b []byte) []byte {
 }
 
 // makeItem builds the record of a znode in a single allocation: path, data
-// length and meta as varints, data.
-func makeItem(path string, m *meta, data string) item {
+// length and meta as varints, data. key is the znode's lookup key or its
+// current item, whose path, parent hash and name prefix carry over without
+// being computed again.
+func makeItem(key item, m *meta, data string) item {
+	path := key.path()
 	var hdr [maxHeader]byte
 	h := binary.AppendUvarint(hdr[:0], uint64(len(data)))
 	h = m.appendTo(h)
@@ -259,9 +262,8 @@ func makeItem(path string, m *meta, data string) item {
 	buf = append(buf, path...)
 	buf = append(buf, h...)
 	buf = append(buf, data...)
-	it := keyOf(path)
-	it.p = unsafe.Pointer(unsafe.SliceData(buf))
-	return it
+	key.p = unsafe.Pointer(unsafe.SliceData(buf))
+	return key
 }
 
 // meta decodes the item's metadata. The record was written by makeItem, so

@@ -160,7 +160,7 @@ func (t *Tree) recountQuota(prefix string) {
 func (t *Tree) setLocalData(node item, data string) {
 	t.st.dataSize += int64(len(data) - len(node.data()))
 	m := node.meta()
-	t.replace(node, makeItem(node.path(), &m, data))
+	t.replace(node, makeItem(node, &m, data))
 }
 
 // RebuildQuotas finds every quota limit node and recounts its stats node,

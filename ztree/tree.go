@@ -145,9 +145,9 @@ func (t *Tree) addSystemNodes() {
 			parent, _ := t.get(parentPath)
 			pm := parent.meta()
 			pm.NumChildren++
-			t.put(makeItem(parent.path(), &pm, parent.data()))
+			t.put(makeItem(parent, &pm, parent.data()))
 		}
-		t.put(makeItem(path, &m, ""))
+		t.put(makeItem(keyOf(path), &m, ""))
 		t.st.count++
 		t.st.dataSize += int64(len(path))
 	}
