@@ -111,10 +111,10 @@ type Store struct {
 	// Writer-owned.
 	cur       *segment
 	stage     []byte // direct writes go out from here; see writeDirect
-	sinceSnap int   // txns logged since the last snapshot point
-	bytesSnap int64 // bytes logged since the last snapshot point
-	rollAt    int   // txn count of the next snapshot point
-	rollSize  int64 // byte count of the next snapshot point
+	sinceSnap int    // txns logged since the last snapshot point
+	bytesSnap int64  // bytes logged since the last snapshot point
+	rollAt    int    // txn count of the next snapshot point
+	rollSize  int64  // byte count of the next snapshot point
 	rng       *rand.Rand
 
 	stopPurge chan struct{}
