@@ -489,16 +489,13 @@ func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string)
 	if err != nil {
 		return "", 0, fmt.Errorf("wal: snapshot: %w", err)
 	}
-	w := vfs.NewDirectWriter(f)
+	w := vfs.NewWritebackWriter(f)
 	cw, closeZ, err := compressor(w, compression)
 	if err == nil {
 		err = writeSnapshot(cw, v)
 		if e := closeZ(); err == nil {
 			err = e
 		}
-	}
-	if err == nil {
-		err = w.Flush()
 	}
 	if err == nil {
 		err = f.Sync()

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // openFlags are the file's status flags as the kernel holds them.
@@ -20,144 +19,113 @@ func openFlags(t *testing.T, f File) int {
 	return int(flags)
 }
 
-// directDir is a temp dir on a file system that takes O_DIRECT.
-func directDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o644)
+func TestSetDirectTurnsODirectOnAndOff(t *testing.T) {
+	f, err := OS.Create(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.(DirectFile).SetDirect(true); err != nil {
 		t.Skipf("the temp dir's file system offers no direct I/O, so there is nothing to check: %v", err)
 	}
-	f.Close()
-	return dir
-}
-
-// writeInPieces writes data through w in pieces of random sizes, some
-// bigger than the writer's chunk, and returns the pieces' count.
-func writeInPieces(t *testing.T, w *Writer, data []byte, r *rand.Rand) int {
-	t.Helper()
-	n := 0
-	for p := data; len(p) > 0; n++ {
-		c := 1 + r.Intn(9000)
-		if r.Intn(20) == 0 {
-			c = writerChunk + r.Intn(writerChunk)
-		}
-		c = min(c, len(p))
-		if got, err := w.Write(p[:c]); err != nil || got != c {
-			t.Fatalf("Write of %d bytes gave %d, %v", c, got, err)
-		}
-		p = p[c:]
-		if w.Off != int64(len(data)-len(p)) {
-			t.Fatalf("Off is %d after %d bytes", w.Off, len(data)-len(p))
-		}
+	if openFlags(t, f)&syscall.O_DIRECT == 0 {
+		t.Fatal("SetDirect(true) left O_DIRECT off")
 	}
-	return n
-}
-
-func TestDirectWriterBypassesThePageCacheAndKeepsEveryByte(t *testing.T) {
-	dir := directDir(t)
-	r := rand.New(rand.NewSource(1))
-	for _, size := range []int{0, 100, writerChunk, 2*writerChunk + 4095, 3*writerChunk + 777} {
-		name := filepath.Join(dir, "snap")
-		os.Remove(name)
-		f, err := OS.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := NewDirectWriter(f)
-		if openFlags(t, f)&syscall.O_DIRECT == 0 {
-			t.Fatal("a direct writer's file is not open with O_DIRECT")
-		}
-		data := make([]byte, size)
-		r.Read(data)
-		writeInPieces(t, w, data, r)
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if openFlags(t, f)&syscall.O_DIRECT != 0 {
-			t.Fatal("O_DIRECT still on after Flush")
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatalf("%d bytes written, file holds %d, equal: %v", size, len(got), bytes.Equal(got[:min(len(got), size)], data[:min(len(got), size)]))
-		}
+	// A direct write takes an aligned buffer, offset and length.
+	b := AlignedBuffer(2 * DirectAlign)
+	rand.New(rand.NewSource(1)).Read(b)
+	if _, err := f.WriteAt(b, DirectAlign); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.(DirectFile).SetDirect(false); err != nil {
+		t.Fatal(err)
+	}
+	if openFlags(t, f)&syscall.O_DIRECT != 0 {
+		t.Fatal("SetDirect(false) left O_DIRECT on")
+	}
+	if _, err := f.WriteAt([]byte("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 3*DirectAlign)
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := append(make([]byte, DirectAlign), b...)
+	want[1] = 'x'
+	if !bytes.Equal(got, want) {
+		t.Fatal("the file does not hold what the direct and buffered writes wrote")
 	}
 }
 
-// refusingFile takes direct I/O but fails every direct write with EINVAL,
-// as a device whose blocks are bigger than DirectAlign does.
-type refusingFile struct {
+// rangeFile records the ranges a Writer asks to write back.
+type rangeFile struct {
 	File
-	direct  bool
-	refused int
+	ranges [][2]int64
 }
 
-func (f *refusingFile) SetDirect(on bool) error { f.direct = on; return nil }
-
-func (f *refusingFile) WriteAt(p []byte, off int64) (int, error) {
-	if f.direct {
-		f.refused++
-		return 0, &os.PathError{Op: "write", Path: "snap", Err: syscall.EINVAL}
-	}
-	return f.File.WriteAt(p, off)
+func (f *rangeFile) StartWriteback(off, n int64) error {
+	f.ranges = append(f.ranges, [2]int64{off, n})
+	return nil
 }
 
-func TestDirectWriterGoesOnBufferedWhenTheDeviceRefuses(t *testing.T) {
+func TestWritebackWriterSendsEachMegabyteAhead(t *testing.T) {
 	mem := NewMem()
 	mf, err := mem.Create("/snap")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &refusingFile{File: mf}
-	data := make([]byte, 3*writerChunk+12345)
-	rand.New(rand.NewSource(2)).Read(data)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w := NewDirectWriter(f)
-		writeInPieces(t, w, data, rand.New(rand.NewSource(3)))
-		if err := w.Flush(); err != nil {
-			t.Error(err)
+	f := &rangeFile{File: mf}
+	r := rand.New(rand.NewSource(2))
+	data := make([]byte, 3*writebackStep+12345)
+	r.Read(data)
+	w := NewWritebackWriter(f)
+	for p := data; len(p) > 0; {
+		c := min(1+r.Intn(70000), len(p))
+		if n, err := w.Write(p[:c]); n != c || err != nil {
+			t.Fatalf("Write of %d bytes gave %d, %v", c, n, err)
 		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the writer did not finish after its direct write was refused")
+		p = p[c:]
 	}
-	if f.refused != 1 || f.direct {
-		t.Fatalf("%d direct writes refused, direct still on: %v; want one, then buffered", f.refused, f.direct)
+	if w.Off != int64(len(data)) {
+		t.Fatalf("Off %d after %d bytes", w.Off, len(data))
 	}
-	got, err := ReadFile(mem, "/snap")
-	if err != nil {
-		t.Fatal(err)
+	var next int64
+	for _, rg := range f.ranges {
+		if rg[0] != next || rg[1] < writebackStep || rg[1] > writebackStep+70000 {
+			t.Fatalf("writeback ranges %v: each should follow the last and hold a megabyte or a little more", f.ranges)
+		}
+		next += rg[1]
 	}
-	if !bytes.Equal(got, data) {
+	if len(f.ranges) < 2 || int64(len(data))-next >= writebackStep {
+		t.Fatalf("writeback asked for up to %d of %d bytes, leaving a megabyte or more for the final fsync: %v", next, len(data), f.ranges)
+	}
+	if got, _ := ReadFile(mem, "/snap"); !bytes.Equal(got, data) {
 		t.Fatalf("%d bytes written, file holds %d", len(data), len(got))
 	}
 }
 
-func TestWriterOnAFileWithoutDirectIO(t *testing.T) {
-	mem := NewMem()
-	f, err := mem.Create("/snap")
+func TestStartWritebackOnARealFile(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "snap")
+	f, err := OS.Create(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := make([]byte, writerChunk+1)
-	rand.New(rand.NewSource(4)).Read(data)
-	w := NewDirectWriter(f)
-	writeInPieces(t, w, data, rand.New(rand.NewSource(5)))
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
+	defer f.Close()
+	data := make([]byte, 3*writebackStep)
+	rand.New(rand.NewSource(3)).Read(data)
+	w := NewWritebackWriter(f)
+	if w.wb == nil {
+		t.Fatal("a file on the real file system offers no writeback")
 	}
-	if got, _ := ReadFile(mem, "/snap"); !bytes.Equal(got, data) {
-		t.Fatalf("%d bytes written, file holds %d", len(data), len(got))
+	for p := data; len(p) > 0; p = p[65536:] {
+		if _, err := w.Write(p[:65536]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.wb == nil || w.started != int64(len(data)) {
+		t.Fatalf("writeback asked for up to %d of %d bytes (still on: %v)", w.started, len(data), w.wb != nil)
+	}
+	if got, err := os.ReadFile(name); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("file holds %d bytes (%v), want the %d written", len(got), err, len(data))
 	}
 }

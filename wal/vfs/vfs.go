@@ -5,7 +5,6 @@
 package vfs
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -152,6 +151,15 @@ func (o osFile) SetDirect(on bool) error {
 	return nil
 }
 
+func (o osFile) StartWriteback(off, n int64) error {
+	const syncFileRangeWrite = 2 // SYNC_FILE_RANGE_WRITE
+	_, _, errno := syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, o.f.Fd(), uintptr(off), uintptr(n), syncFileRangeWrite, 0, 0)
+	if errno != 0 {
+		return &os.PathError{Op: "sync_file_range", Path: o.f.Name(), Err: errno}
+	}
+	return nil
+}
+
 func (o osFile) Allocate(size int64) error {
 	cur, err := o.Size()
 	if err != nil || size <= cur {
@@ -210,88 +218,46 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Writer appends to a File, for io.Writer users. Off counts the bytes
-// taken; call Flush before Sync.
+// Writer appends to a File, for io.Writer users.
 type Writer struct {
 	F   File
 	Off int64
 
-	// direct: whole aligned chunks go from stage to the device, at
-	// written; Flush writes the rest through the page cache.
-	direct  bool
-	stage   []byte
-	n       int
-	written int64
+	wb      Writebacker // set by NewWritebackWriter
+	started int64       // writeback asked for up to here
 }
 
-// writerChunk is the size of a direct Writer's writes.
-const writerChunk = 1 << 20
+// Writebacker is a File whose dirty pages can be sent to the device ahead
+// of Sync.
+type Writebacker interface {
+	// StartWriteback starts writing the range's dirty pages to the
+	// device and returns without waiting for them (sync_file_range with
+	// SYNC_FILE_RANGE_WRITE). It makes nothing durable.
+	StartWriteback(off, n int64) error
+}
 
-// NewDirectWriter returns a Writer that bypasses the page cache where the
-// file system allows it, for a big file written once: a snapshot. Its
-// writes then go to the device a chunk at a time as they are made, instead
-// of piling up as dirty pages that the final fsync sends in one burst, in
-// front of the txn log's own commits on the same disk; and the snapshot
-// does not crowd the page cache. The file must be empty.
-func NewDirectWriter(f File) *Writer {
+// writebackStep is how much a writeback Writer lets pile up.
+const writebackStep = 1 << 20
+
+// NewWritebackWriter returns a Writer for a big file written once, a
+// snapshot: every megabyte it writes goes to the device at once, instead
+// of piling up as dirty pages that the final fsync sends in one burst in
+// front of the txn log's own commits on the same disk. The pages stay in
+// the page cache, where a restart finds them.
+func NewWritebackWriter(f File) *Writer {
 	w := &Writer{F: f}
-	if df, ok := f.(DirectFile); ok && df.SetDirect(true) == nil {
-		w.direct = true
-		w.stage = AlignedBuffer(writerChunk)
-	}
+	w.wb, _ = f.(Writebacker)
 	return w
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
-	if !w.direct {
-		n, err := w.F.WriteAt(p, w.Off)
-		w.Off += int64(n)
-		return n, err
-	}
-	taken := 0
-	for len(p) > 0 {
-		c := copy(w.stage[w.n:], p)
-		p = p[c:]
-		w.n += c
-		taken += c
-		w.Off += int64(c)
-		if w.n == len(w.stage) {
-			if _, err := w.F.WriteAt(w.stage, w.written); err != nil {
-				if !errors.Is(err, syscall.EINVAL) {
-					return taken, err
-				}
-				// The device wants a coarser alignment: go on
-				// through the page cache.
-				if err := w.Flush(); err != nil {
-					return taken, err
-				}
-				n, err := w.Write(p)
-				return taken + n, err
-			}
-			w.written += int64(w.n)
-			w.n = 0
+	n, err := w.F.WriteAt(p, w.Off)
+	w.Off += int64(n)
+	if w.wb != nil && w.Off-w.started >= writebackStep {
+		if w.wb.StartWriteback(w.started, w.Off-w.started) != nil {
+			w.wb = nil // the final Sync writes it all anyway
 		}
+		w.started = w.Off
 	}
-	return taken, nil
-}
-
-// Flush writes what a direct Writer holds: the last, partial chunk goes
-// through the page cache, so the file ends where its data does.
-func (w *Writer) Flush() error {
-	if !w.direct {
-		return nil
-	}
-	w.direct = false
-	if err := w.F.(DirectFile).SetDirect(false); err != nil {
-		return err
-	}
-	if w.n > 0 {
-		if _, err := w.F.WriteAt(w.stage[:w.n], w.written); err != nil {
-			return err
-		}
-		w.written += int64(w.n)
-		w.n = 0
-	}
-	w.stage = nil
-	return nil
+	return n, err
 }
