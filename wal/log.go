@@ -111,6 +111,7 @@ type Store struct {
 	// Writer-owned.
 	cur       *segment
 	stage     []byte // direct writes go out from here; see writeDirect
+	noDirect  bool   // the device refused a direct write: later files skip it
 	sinceSnap int    // txns logged since the last snapshot point
 	bytesSnap int64  // bytes logged since the last snapshot point
 	rollAt    int    // txn count of the next snapshot point
@@ -336,6 +337,7 @@ func (s *Store) writeDirect(seg *segment, p []byte) error {
 			// The device wants a coarser alignment than ours: go on
 			// through the page cache.
 			s.log.Info("direct I/O refused; writing the log through the page cache", "file", seg.name, "err", err)
+			s.noDirect = true
 			if err := seg.f.(vfs.DirectFile).SetDirect(false); err != nil {
 				return fmt.Errorf("turning direct I/O off for %s: %w", seg.name, err)
 			}
@@ -377,7 +379,7 @@ func (s *Store) openSegment(first int64) error {
 		return fmt.Errorf("creating %s: %w", name, err)
 	}
 	seg := &segment{f: f, name: name}
-	if df, ok := f.(vfs.DirectFile); ok && !s.opts.NoSync && !s.opts.BufferedLog {
+	if df, ok := f.(vfs.DirectFile); ok && !s.opts.NoSync && !s.opts.BufferedLog && !s.noDirect {
 		seg.direct = df.SetDirect(true) == nil
 	}
 	if err := s.writeSeg(seg, appendFileHeader(nil, logMagic)); err != nil {
