@@ -226,6 +226,15 @@ func (a *applier) commit() {
 		}
 		a.deliver(a.pending[start:i], writes)
 	}
+	// The connections are woken once per commit, not once per piece:
+	// each then writes everything the pieces queued for it in one go.
+	for k, c := range a.kick {
+		if k == 0 || c != a.kick[k-1] {
+			c.kick()
+		}
+		a.kick[k] = nil
+	}
+	a.kick = a.kick[:0]
 	if i == len(a.pending) {
 		a.pending = a.pending[:0] // keep the array for the next batch
 	} else {
@@ -263,7 +272,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	// and then its reply, as ZooKeeper sends them. Nothing is flushed yet:
 	// the connections are kicked once the view has moved, and a read
 	// never runs on a view older than its session's last write.
-	kick := a.kick[:0]
+	kick := a.kick
 	e, w := 0, 0
 	for i, r := range done {
 		if r.read {
@@ -296,11 +305,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		done[i] = nil
 		release(r)
 	}
-	for i, c := range kick {
-		c.kick()
-		kick[i] = nil
-	}
-	a.kick = kick[:0]
+	a.kick = kick
 	clear(results)
 	a.results = results[:0]
 }
