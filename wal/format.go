@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/adler32"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -58,7 +57,7 @@ func appendEntry(dst []byte, t *Txn) []byte {
 		dst = t.Digest.Append(dst)
 	}
 	payload := dst[start+entryHeadLen:]
-	binary.BigEndian.PutUint64(dst[start:], uint64(adler32.Checksum(payload)))
+	binary.BigEndian.PutUint64(dst[start:], uint64(adlerSum(payload)))
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(payload)))
 	return append(dst, endOfRecord)
 }
@@ -90,7 +89,7 @@ func parseEntry(b []byte) (payload []byte, size int, st entryStatus) {
 		return nil, 0, entryBad
 	}
 	payload = b[entryHeadLen : entryHeadLen+n]
-	if uint64(adler32.Checksum(payload)) != sum || b[entryHeadLen+n] != endOfRecord {
+	if uint64(adlerSum(payload)) != sum || b[entryHeadLen+n] != endOfRecord {
 		return nil, 0, entryBad
 	}
 	return payload, entryHeadLen + int(n) + 1, entryOK
