@@ -2,7 +2,7 @@ package wal
 
 import "encoding/binary"
 
-// Adler-32 of every log entry, computed eight bytes at a time.
+// Adler-32 of every log entry, computed a 64-bit word at a time.
 //
 // Each commit checksums every txn it logs, on the applier's goroutine, and
 // at 1 KB per setData hash/adler32's byte loop was 5–7 % of the server's
@@ -15,7 +15,7 @@ import "encoding/binary"
 // spread into four 16-bit lanes each, and one multiplication per lane set
 // sums the lanes, another weighs them, the result collecting in the top
 // lane. The loop takes four words a turn and adds their lanes before
-// multiplying; no lane can carry into the next: the largest, the weighed
+// multiplying; no lane can carry into the next: the largest, the weighted
 // even bytes of four words, is 4·255·(8+6+4+2).
 
 const (
