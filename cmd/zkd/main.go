@@ -46,6 +46,8 @@ The log level is set with ZKD_LOG_LEVEL (debug, info, warn, error; default info)
 ZKD_PPROF=host:port serves Go's profiles (/debug/pprof/) on that address.
 GOMAXPROCS, when set, is used as given; by default zkd runs the CPUs it may
 use plus as many again, up to four more.
+GOGC, when set, is used as given; by default the heap may grow by its live
+size or 128 MB, whichever is more, between collections.
 `
 
 // serve runs the server until SIGTERM or SIGINT, or until it fails.
@@ -81,6 +83,8 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
+	// After the recovery, which paces the collector for itself.
+	defer tuneGC(gcRoom, log)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
