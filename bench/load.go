@@ -112,10 +112,15 @@ type worker struct {
 	errs        map[wire.ErrCode]int64
 	measured    int64
 	exhausted   bool
-	phase       atomic.Pointer[phaseDone]
-	onReply     func(w *worker, r *client.Reply) // extra per-reply hook
-	sync        chan syncReply
-	failed      atomic.Pointer[error]
+	// sent counts the phase's requests and handled the replies whose
+	// handler has finished recording, both under mu. The client counts a
+	// request as answered before its handler runs, so only handled ==
+	// sent says that the figures are complete and may be read.
+	sent, handled int64
+	phase         atomic.Pointer[phaseDone]
+	onReply       func(w *worker, r *client.Reply) // extra per-reply hook
+	sync          chan syncReply
+	failed        atomic.Pointer[error]
 	// reusable request records for generators
 	getData wire.GetDataRequest
 	setData wire.SetDataRequest
@@ -227,10 +232,11 @@ func (w *worker) reply(c *client.Conn, r *client.Reply) {
 	}
 	w.done.Add(1)
 	w.mu.Lock()
+	w.handled++
 	if !w.stop.Load() && !w.exhausted {
 		w.send(r.At)
 	}
-	over := (w.stop.Load() || w.exhausted) && c.Outstanding() == 0
+	over := (w.stop.Load() || w.exhausted) && w.handled == w.sent
 	w.mu.Unlock()
 	if over {
 		w.finish()
@@ -249,6 +255,7 @@ func (w *worker) send(now time.Time) bool {
 		w.exhausted = true
 		return false
 	}
+	w.sent++
 	return true
 }
 
@@ -326,7 +333,7 @@ func (p *pool) run(ps phaseSpec) (Phase, error) {
 		for _, w := range p.workers {
 			w.mu.Lock()
 			w.stop.Store(true)
-			idle := w.c.Outstanding() == 0
+			idle := w.handled == w.sent
 			w.mu.Unlock()
 			if idle {
 				w.finish()

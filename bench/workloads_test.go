@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"zkd/bench/client"
+	"zkd/bench/nullserver"
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/wire"
@@ -144,5 +145,52 @@ func TestExistingRootIsRefused(t *testing.T) {
 	_, err := RunSaturate(cfg, []int{100})
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPhaseFiguresAreCompleteWhenItEnds: a timed phase's figures are read
+// only after every reply's handler has recorded it. The client counts a
+// reply as answered before its handler runs, so a phase that ended on
+// that count read its figures while the last handlers were still writing
+// them: a race, and replies left out. One request in flight per
+// connection, and a hook that holds each reply in its handler for a
+// moment before the handler records it, make that the common case.
+func TestPhaseFiguresAreCompleteWhenItEnds(t *testing.T) {
+	s, err := nullserver.Start("127.0.0.1:0", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg := Config{Servers: []string{s.Addr()}, Clients: 4, Outstanding: 8, DataSize: 100, Znodes: 1, Root: "/x", Seed: 1}
+	cfg.defaults()
+	p, err := dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	gen := func(w *worker) (wire.OpCode, wire.Record, bool) {
+		w.getData = wire.GetDataRequest{Path: "/x/n-0"}
+		return wire.OpGetData, &w.getData, true
+	}
+	slow := func(*worker, *client.Reply) { time.Sleep(time.Millisecond) }
+	for i := 0; i < 5; i++ {
+		ph, err := p.run(phaseSpec{name: "reads", window: 1, duration: 30 * time.Millisecond, gen: gen, onReply: slow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := uint64(ph.Ops); n == 0 || ph.Latency["all"].Count != n || ph.Latency["getData"].Count != n {
+			t.Fatalf("phase %d: %d ops measured, latencies of %d (getData %d)", i, ph.Ops,
+				ph.Latency["all"].Count, ph.Latency["getData"].Count)
+		}
+		time.Sleep(20 * time.Millisecond) // a handler still running would finish now
+		var measured int64
+		for _, w := range p.workers {
+			w.mu.Lock()
+			measured += w.measured
+			w.mu.Unlock()
+		}
+		if measured != ph.Ops {
+			t.Fatalf("phase %d reported %d ops, but its handlers went on to measure %d", i, ph.Ops, measured)
+		}
 	}
 }
