@@ -206,7 +206,7 @@ func (w *worker) call(op wire.OpCode, body wire.Record) (wire.ErrCode, []byte, e
 	return r.err, r.body, nil
 }
 
-func (w *worker) reply(c *client.Conn, r *client.Reply) {
+func (w *worker) reply(_ *client.Conn, r *client.Reply) {
 	w.mu.Lock()
 	gen := w.gen
 	w.mu.Unlock()
