@@ -104,7 +104,12 @@ type worker struct {
 	mu   sync.Mutex
 	gen  func(w *worker) (wire.OpCode, wire.Record, bool)
 	stop atomic.Bool
-	done atomic.Int64 // replies this phase, for progress
+	// done counts the phase's replies once recorded (and the progress
+	// line); sent counts its requests, under mu. The client counts a
+	// request as answered before its handler runs, so only done == sent
+	// says that the figures are complete and may be read.
+	done atomic.Int64
+	sent int64
 	// Owned by the connection's reader goroutine during a phase.
 	windowStart atomic.Int64 // unix ns: replies to requests sent before are not measured
 	windowEnd   atomic.Int64 // unix ns: nor are those to requests sent at or after it (0: open)
@@ -112,15 +117,10 @@ type worker struct {
 	errs        map[wire.ErrCode]int64
 	measured    int64
 	exhausted   bool
-	// sent counts the phase's requests and handled the replies whose
-	// handler has finished recording, both under mu. The client counts a
-	// request as answered before its handler runs, so only handled ==
-	// sent says that the figures are complete and may be read.
-	sent, handled int64
-	phase         atomic.Pointer[phaseDone]
-	onReply       func(w *worker, r *client.Reply) // extra per-reply hook
-	sync          chan syncReply
-	failed        atomic.Pointer[error]
+	phase       atomic.Pointer[phaseDone]
+	onReply     func(w *worker, r *client.Reply) // extra per-reply hook
+	sync        chan syncReply
+	failed      atomic.Pointer[error]
 	// reusable request records for generators
 	getData wire.GetDataRequest
 	setData wire.SetDataRequest
@@ -232,11 +232,10 @@ func (w *worker) reply(_ *client.Conn, r *client.Reply) {
 	}
 	w.done.Add(1)
 	w.mu.Lock()
-	w.handled++
 	if !w.stop.Load() && !w.exhausted {
 		w.send(r.At)
 	}
-	over := (w.stop.Load() || w.exhausted) && w.handled == w.sent
+	over := (w.stop.Load() || w.exhausted) && w.done.Load() == w.sent
 	w.mu.Unlock()
 	if over {
 		w.finish()
@@ -279,6 +278,7 @@ func (p *pool) run(ps phaseSpec) (Phase, error) {
 		w.gen, w.exhausted, w.measured = ps.gen, false, 0
 		w.stop.Store(false)
 		w.done.Store(0)
+		w.sent = 0
 		w.windowStart.Store(0)
 		w.windowEnd.Store(0)
 		w.hists = map[wire.OpCode]*Histogram{}
@@ -333,7 +333,7 @@ func (p *pool) run(ps phaseSpec) (Phase, error) {
 		for _, w := range p.workers {
 			w.mu.Lock()
 			w.stop.Store(true)
-			idle := w.handled == w.sent
+			idle := w.done.Load() == w.sent
 			w.mu.Unlock()
 			if idle {
 				w.finish()
