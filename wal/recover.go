@@ -205,10 +205,17 @@ func (s *Store) recover() (needSnap bool, err error) {
 	}
 	base := s.tree.Zxid()
 	if dg.Zxid != 0 && dg.Zxid == base {
-		if err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot, -1); err != nil {
-			return false, err
+		err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot, -1)
+		if err != nil {
+			// ZooKeeper writes a snapshot while it goes on applying txns,
+			// and logs a txn's digest only after its changes: the tree
+			// may hold the next txn, in part or whole, under the digest
+			// from before it. Replaying that txn settles the tree, so the
+			// first digest logged with a replayed txn decides instead.
+			s.log.Warn("the snapshot's digest does not match its tree; a fuzzy snapshot may hold part of the next txn, so the next logged digest decides",
+				"file", filepath.Join(s.snapDir, s.recovery.Snapshot), "zxid", fmt.Sprintf("%#x", base))
 		}
-		dg = snapDigest{}
+		dg = snapDigest{unsettled: err}
 	}
 	// The log files to read: the newest that starts at or before the
 	// first txn after the snapshot, and every later one.
@@ -222,6 +229,10 @@ func (s *Store) recover() (needSnap bool, err error) {
 		if err := s.replay(logs[i].name, i == len(logs)-1, &dg); err != nil {
 			return false, err
 		}
+	}
+	if dg.unsettled != nil {
+		// No replayed txn could account for the snapshot's mismatch.
+		return false, dg.unsettled
 	}
 	s.tree.Publish()
 	s.recovery.Zxid = s.tree.Zxid()
@@ -319,6 +330,9 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			if dg.Zxid == 0 && txn.Digest != nil {
 				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
 					return err
+				}
+				if txn.Digest.Version == ztree.DigestVersion {
+					dg.unsettled = nil
 				}
 			}
 			if s.recovery.Replayed%65536 == 0 {

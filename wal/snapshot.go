@@ -237,6 +237,10 @@ type snapDigest struct {
 	Zxid    int64
 	Version int32
 	Digest  uint64
+
+	// unsettled is, during recovery, the mismatch found at the snapshot's
+	// own zxid, until a digest logged with a replayed txn matches.
+	unsettled error
 }
 
 // readSnapshot loads a snapshot into a tree as of zxid.
