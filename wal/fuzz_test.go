@@ -48,7 +48,9 @@ func FuzzRecovery(f *testing.F) {
 			f.WriteAt(b, 0)
 			f.Close()
 		}
-		s, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		// Small preallocations: the default 64 MB of zeros per log, in
+		// memory, would hold each run up for seconds.
+		s, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 4096})
 		if err != nil {
 			var ce *wal.CorruptError
 			if errors.As(err, &ce) && (ce.File == "" || !bytes.Contains([]byte(err.Error()), []byte("offset"))) {

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -244,7 +245,7 @@ func (s *Store) recover() (needSnap bool, err error) {
 
 // checkDigest compares the tree's digest after zxid with the one logged in
 // file (at offset off, or -1 for a snapshot's own).
-func (s *Store) checkDigest(version int32, want uint64, zxid int64, file string, off int) error {
+func (s *Store) checkDigest(version int32, want uint64, zxid int64, file string, off int64) error {
 	if version != ztree.DigestVersion {
 		return nil // a digest of another kind: nothing to compare
 	}
@@ -264,13 +265,18 @@ func (s *Store) checkDigest(version int32, want uint64, zxid int64, file string,
 // torn write.
 func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 	file := filepath.Join(s.logDir, name)
-	raw, fileSize, err := readUpToZeros(s.fs, file)
+	lf, err := openLog(s.fs, file)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	defer lf.close()
+	head, err := lf.bytes(0, fileHeaderLen)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	var h wire.FileHeader
-	if _, err := h.Decode(raw, wire.Copy); err != nil || h.Magic != logMagic || h.Version != formatVersion {
-		if newest && (len(raw) < fileHeaderLen || allZero(raw[fileHeaderLen:])) {
+	if _, err := h.Decode(head, wire.Copy); err != nil || h.Magic != logMagic || h.Version != formatVersion {
+		if newest && lf.end <= fileHeaderLen {
 			// Created, but the process died before its first batch was
 			// durable: nothing in it was acknowledged.
 			s.log.Warn("removing a log file whose header never reached the disk", "file", file)
@@ -278,15 +284,19 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 		}
 		return &CorruptError{File: file, Offset: 0, Reason: fmt.Sprintf("bad file header %+v", h)}
 	}
-	off := fileHeaderLen
+	off := int64(fileHeaderLen)
 	txns := 0
 	for {
-		payload, size, st := parseEntry(raw[off:])
+		payload, size, st, err := lf.entry(off)
+		if err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
 		if st == entryEnd {
-			if !newest && !allZero(raw[off:]) {
-				return &CorruptError{File: file, Offset: int64(off), Reason: "a zero length is followed by data"}
+			// Past end the file holds only zeros.
+			if !newest && off < lf.end {
+				return &CorruptError{File: file, Offset: off, Reason: "a zero length is followed by data"}
 			}
-			if newest && !allZero(raw[off:]) {
+			if newest && off < lf.end {
 				s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
 				s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
 			}
@@ -294,25 +304,29 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 		}
 		if st == entryBad {
 			if !newest {
-				return &CorruptError{File: file, Offset: int64(off), Reason: "a txn is cut short or fails its checksum"}
+				return &CorruptError{File: file, Offset: off, Reason: "a txn is cut short or fails its checksum"}
 			}
-			if validAfter(raw, off) {
-				return &CorruptError{File: file, Offset: int64(off),
+			intact, err := lf.validAfter(off)
+			if err != nil {
+				return fmt.Errorf("wal: %w", err)
+			}
+			if intact {
+				return &CorruptError{File: file, Offset: off,
 					Reason: "a txn fails its checksum, and intact txns follow it, so this is not a torn write"}
 			}
 			s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
 			s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
 			break
 		}
-		txn, err := decodeTxn(payload)
+		txn, err := decodeTxn(payload) // copies what it keeps: payload is the window's
 		if err != nil {
-			return &CorruptError{File: file, Offset: int64(off), Reason: err.Error()}
+			return &CorruptError{File: file, Offset: off, Reason: err.Error()}
 		}
 		z := txn.Header.Zxid
 		prev := s.tree.Zxid()
 		if z > prev {
 			if z>>32 == prev>>32 && z != prev+1 && prev != 0 {
-				return &CorruptError{File: file, Offset: int64(off),
+				return &CorruptError{File: file, Offset: off,
 					Reason: fmt.Sprintf("txn %#x follows txn %#x: the txns between are missing", z, prev)}
 			}
 			s.tree.Apply(&txn.Header, txn.Record)
@@ -340,15 +354,16 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			}
 		}
 		txns++
-		off += size
+		off += int64(size)
 	}
+	lf.close()
 	if !newest {
 		return nil
 	}
 	if txns == 0 {
 		return s.removeLog(file)
 	}
-	if int64(off) < fileSize {
+	if off < lf.size {
 		// Cut the torn tail and the preallocated zeros, so that nothing
 		// after the last good txn can be mistaken for one.
 		f, err := s.fs.Open(file)
@@ -356,7 +371,7 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			return fmt.Errorf("wal: %w", err)
 		}
 		defer f.Close()
-		if err := f.Truncate(int64(off)); err != nil {
+		if err := f.Truncate(off); err != nil {
 			return fmt.Errorf("wal: cutting %s at %d: %w", file, off, err)
 		}
 		if err := f.Sync(); err != nil {
@@ -366,27 +381,40 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 	return nil
 }
 
-// readUpToZeros reads a log file up to its last non-zero byte and returns
-// that and the file's size. Everything after is preallocated zeros (which
-// it has checked), so parsing the shorter buffer reaches the same verdicts,
-// while a restart does not hold a mostly empty 64 MB segment in memory.
-func readUpToZeros(fs vfs.FS, name string) ([]byte, int64, error) {
+// logFile reads a log file forward through a window of about a megabyte,
+// so that replaying a 64 MB log does not hold all of it in memory.
+type logFile struct {
+	f    vfs.File
+	size int64  // the file's size
+	end  int64  // after the file's last non-zero byte: the rest is zeros
+	buf  []byte // the file's bytes [at, at+len(buf))
+	at   int64
+}
+
+// logWindow is how much of a log file replay reads at a time.
+const logWindow = 1 << 20
+
+// openLog opens a log file for replay and finds where its preallocated
+// zeros begin, reading backwards from the end a megabyte at a time. Parsing
+// only up to there reaches the same verdicts as parsing the whole file.
+func openLog(fs vfs.FS, name string) (*logFile, error) {
 	f, err := fs.Open(name)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return nil, 0, err
+		f.Close()
+		return nil, err
 	}
+	l := &logFile{f: f, size: size, buf: make([]byte, 0, min(size, logWindow))}
 	end := size
-	buf := make([]byte, min(size, 1<<20))
 	for end > 0 {
-		start := max(0, end-int64(len(buf)))
-		chunk := buf[:end-start]
+		start := max(0, end-int64(cap(l.buf)))
+		chunk := l.buf[:end-start]
 		if _, err := f.ReadAt(chunk, start); err != nil && err != io.EOF {
-			return nil, 0, err
+			f.Close()
+			return nil, err
 		}
 		if i := lastNonZero(chunk); i >= 0 {
 			end = start + int64(i) + 1
@@ -394,11 +422,77 @@ func readUpToZeros(fs vfs.FS, name string) ([]byte, int64, error) {
 		}
 		end = start
 	}
-	raw := make([]byte, end)
-	if _, err := f.ReadAt(raw, 0); err != nil && err != io.EOF {
-		return nil, 0, err
+	l.end = end
+	l.buf = l.buf[:0]
+	return l, nil
+}
+
+// bytes returns the file's bytes [off, off+n), cut short at end. They are
+// the window's: valid until the next call.
+func (l *logFile) bytes(off int64, n int) ([]byte, error) {
+	hi := min(off+int64(n), l.end)
+	if off >= hi {
+		return nil, nil
 	}
-	return raw, size, nil
+	if off >= l.at && hi <= l.at+int64(len(l.buf)) {
+		return l.buf[off-l.at : hi-l.at], nil
+	}
+	// Refill from off: a window, or the one entry that is larger.
+	want := max(hi-off, min(logWindow, l.end-off))
+	if int64(cap(l.buf)) < want {
+		l.buf = make([]byte, want)
+	}
+	l.buf = l.buf[:want]
+	if _, err := l.f.ReadAt(l.buf, off); err != nil && err != io.EOF {
+		l.buf = l.buf[:0]
+		return nil, err
+	}
+	l.at = off
+	return l.buf[:hi-off], nil
+}
+
+// entry parses the log entry at off, as parseEntry does the rest of the
+// file from there. A length that runs past end is read no further: the
+// verdict is entryBad either way.
+func (l *logFile) entry(off int64) ([]byte, int, entryStatus, error) {
+	b, err := l.bytes(off, entryHeadLen)
+	if err != nil {
+		return nil, 0, entryBad, err
+	}
+	if len(b) == entryHeadLen {
+		n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+		if n > 0 && off+entryHeadLen+n+1 <= l.end {
+			if b, err = l.bytes(off, entryHeadLen+int(n)+1); err != nil {
+				return nil, 0, entryBad, err
+			}
+		}
+	}
+	payload, size, st := parseEntry(b)
+	return payload, size, st, nil
+}
+
+// validAfter reports whether an intact txn follows the bad entry at off,
+// where the bad entry's own length says the next one starts. A torn write
+// leaves nothing intact after it; damage in the middle of the log does.
+func (l *logFile) validAfter(off int64) (bool, error) {
+	b, err := l.bytes(off, entryHeadLen)
+	if err != nil || len(b) < entryHeadLen {
+		return false, err
+	}
+	n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+	next := off + entryHeadLen + n + 1
+	if n <= 0 || next >= l.end {
+		return false, nil
+	}
+	_, _, st, err := l.entry(next)
+	return st == entryOK, err
+}
+
+func (l *logFile) close() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
 }
 
 // lastNonZero is the index of the last byte of b that is not 0, or -1.
@@ -426,20 +520,4 @@ func (s *Store) removeLog(file string) error {
 		return fmt.Errorf("wal: fsync of %s: %w", s.logDir, err)
 	}
 	return nil
-}
-
-// validAfter reports whether an intact txn follows the bad entry at off,
-// where the bad entry's own length says the next one starts. A torn write
-// leaves nothing intact after it; damage in the middle of the log does.
-func validAfter(raw []byte, off int) bool {
-	if len(raw)-off < entryHeadLen {
-		return false
-	}
-	n := int64(int32(uint32(raw[off+8])<<24 | uint32(raw[off+9])<<16 | uint32(raw[off+10])<<8 | uint32(raw[off+11])))
-	next := int64(off) + entryHeadLen + n + 1
-	if n <= 0 || next >= int64(len(raw)) {
-		return false
-	}
-	_, _, st := parseEntry(raw[next:])
-	return st == entryOK
 }
