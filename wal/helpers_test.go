@@ -88,11 +88,25 @@ func (w *writer) request() *ztree.Request {
 // batch preps n requests, appends them, waits until they are durable and
 // applies them. It returns the Append error, if any.
 func (w *writer) batch(n int) error {
-	txns := make([]ztree.Txn, n)
-	for i := range txns {
-		// A request that fails still gives a txn (an error txn).
-		txns[i], _ = w.tree.Prep(w.request())
+	reqs := make([]*ztree.Request, n)
+	for i := range reqs {
+		reqs[i] = w.request()
 	}
+	return w.batchOf(reqs)
+}
+
+// batchOf is batch with the requests given; each takes the next zxid.
+func (w *writer) batchOf(reqs []*ztree.Request) error {
+	txns := make([]ztree.Txn, len(reqs))
+	for i, req := range reqs {
+		if req.Zxid == 0 {
+			w.zxid++
+			req.Zxid, req.Time = w.zxid, 1_700_000_000_000+w.zxid
+		}
+		// A request that fails still gives a txn (an error txn).
+		txns[i], _ = w.tree.Prep(req)
+	}
+	n := len(txns)
 	w.all = append(w.all, txns...)
 	done := make(chan error, n)
 	for i := range txns {

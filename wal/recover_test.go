@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/adler32"
 	"log/slog"
+	"path"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"zkd/wal"
@@ -431,4 +433,91 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 		}
 		t.Log(err)
 	})
+}
+
+// readsFS records the largest single read from each file.
+type readsFS struct {
+	vfs.FS
+	mu      sync.Mutex
+	largest map[string]int
+}
+
+func (r *readsFS) Open(name string) (vfs.File, error) {
+	f, err := r.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &readsFile{File: f, fs: r, name: name}, nil
+}
+
+type readsFile struct {
+	vfs.File
+	fs   *readsFS
+	name string
+}
+
+func (f *readsFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	f.fs.largest[path.Base(f.name)] = max(f.fs.largest[path.Base(f.name)], len(p))
+	f.fs.mu.Unlock()
+	return f.File.ReadAt(p, off)
+}
+
+// A restart replays the log after the snapshot through a window of about
+// a megabyte instead of holding the whole file: the txns that straddle
+// the window's edges, and one larger than the window, come back intact.
+func TestReplayReadsTheLogThroughAWindow(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs})
+	w := newWriter(t, s, 41)
+	for i := 0; i < 600; i++ {
+		if err := w.batch(20); err != nil {
+			t.Fatal(err)
+		}
+		for i == 100 && len(w.open) == 0 {
+			if err := w.batch(1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 100 {
+			huge := make([]byte, 1_200_000)
+			w.r.Read(huge)
+			err := w.batchOf([]*ztree.Request{{Session: w.open[0], Op: wire.OpCreate,
+				Body: &wire.CreateRequest{Path: "/huge", Data: huge, ACL: ztree.OpenACL}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := dump(w.tree.Published())
+	closeStore(t, s)
+	logs := files(t, fs, "/data")
+	var size int64
+	for _, n := range logs {
+		if strings.HasPrefix(n, "log.") {
+			f, _ := fs.Open("/data/version-2/" + n)
+			sz, _ := f.Size()
+			f.Close()
+			size += sz
+		}
+	}
+	rfs := &readsFS{FS: fs, largest: map[string]int{}}
+	s2 := open(t, wal.Options{FS: rfs})
+	defer closeStore(t, s2)
+	if got := dump(s2.Tree().Published()); got != want {
+		t.Fatal("the replayed tree differs")
+	}
+	if n, ok := s2.Tree().Published().Get("/huge"); !ok || len(n.Data) != 1_200_000 {
+		t.Fatal("the txn larger than the window did not come back")
+	}
+	if rec := s2.Recovery(); rec.Snapshot != "snapshot.0" || rec.Replayed < 12000 || size < 4<<20 {
+		t.Fatalf("recovery %+v of %d MB of logs: want several MB replayed from snapshot.0", rec, size>>20)
+	}
+	// A window, or the one txn larger than it.
+	for name, n := range rfs.largest {
+		if strings.HasPrefix(name, "log.") && n > 1_250_000 {
+			t.Errorf("%s was read %d bytes at a time (the logs hold %d MB)", name, n, size>>20)
+		}
+	}
+	t.Logf("largest reads %v; logs %d MB", rfs.largest, size>>20)
 }
