@@ -328,6 +328,7 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 	}
 	go func() {
 		defer close(full)
+		var stb [60]byte // a StatPersisted; one for the whole section
 		for {
 			var c *snapChunk
 			select {
@@ -350,7 +351,6 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 				c.buf = s.appendField(c.buf)
 				n.data[1] = len(c.buf)
 				n.acl = s.int64()
-				var stb [60]byte // a StatPersisted
 				s.read(stb[:])
 				if s.err != nil {
 					c.last = true
