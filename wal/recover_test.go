@@ -103,6 +103,17 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 	})
 	t.Run("newest file, intact txns after", func(t *testing.T) {
 		fs, _ := written(t, 12)
+		// Where the size limit last rolled the log depends on how the
+		// group commit cut the batches: write more, without the limit, so
+		// that the newest file surely holds several txns.
+		s := open(t, wal.Options{FS: fs, PreAllocSize: 64 << 10})
+		w := newWriter(t, s, 112)
+		for i := 0; i < 2; i++ {
+			if err := w.batch(5); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeStore(t, s)
 		logs := logFiles(t, fs)
 		last := logs[len(logs)-1]
 		offs, raw := entryOffsets(t, fs, last)
@@ -119,28 +130,30 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 	})
 	t.Run("a txn whose checksum is right but whose content is not", func(t *testing.T) {
 		fs, _ := written(t, 13)
-		logs := logFiles(t, fs)
-		offs, raw := entryOffsets(t, fs, logs[1])
-		// Change the time of a txn and fix its checksum: only the digest
-		// can tell.
-		for _, off := range offs {
-			n := int(binary.BigEndian.Uint32(raw[off+8:]))
-			payload := append([]byte(nil), raw[off+12:off+12+n]...)
-			// TxnHeader: clientId 8, cxid 4, zxid 8, time 8, type 4.
-			typ := int32(binary.BigEndian.Uint32(payload[28:]))
-			if typ != 5 { // setData: its mtime goes into the digest
-				continue
+		// Change the time of a setData txn and fix its checksum: only the
+		// digest can tell. Which file holds one depends on how the group
+		// commit cut the batches, so look in all of them.
+		for _, name := range logFiles(t, fs)[1:] {
+			offs, raw := entryOffsets(t, fs, name)
+			for _, off := range offs {
+				n := int(binary.BigEndian.Uint32(raw[off+8:]))
+				payload := append([]byte(nil), raw[off+12:off+12+n]...)
+				// TxnHeader: clientId 8, cxid 4, zxid 8, time 8, type 4.
+				typ := int32(binary.BigEndian.Uint32(payload[28:]))
+				if typ != 5 { // setData: its mtime goes into the digest
+					continue
+				}
+				payload[27] ^= 1
+				var sum [8]byte
+				binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
+				patch(t, fs, name, int64(off), sum[:])
+				patch(t, fs, name, int64(off+12), payload)
+				_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+				if !errors.Is(err, wal.ErrDigestMismatch) {
+					t.Fatalf("got %v, want ErrDigestMismatch", err)
+				}
+				return
 			}
-			payload[27] ^= 1
-			var sum [8]byte
-			binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
-			patch(t, fs, logs[1], int64(off), sum[:])
-			patch(t, fs, logs[1], int64(off+12), payload)
-			_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
-			if !errors.Is(err, wal.ErrDigestMismatch) {
-				t.Fatalf("got %v, want ErrDigestMismatch", err)
-			}
-			return
 		}
 		t.Fatal("no setData txn to change")
 	})
