@@ -206,17 +206,7 @@ func (s *Store) recover() (needSnap bool, err error) {
 	}
 	base := s.tree.Zxid()
 	if dg.Zxid != 0 && dg.Zxid == base {
-		err := s.checkDigest(dg.Version, dg.Digest, base, s.recovery.Snapshot, -1)
-		if err != nil {
-			// ZooKeeper writes a snapshot while it goes on applying txns,
-			// and logs a txn's digest only after its changes: the tree
-			// may hold the next txn, in part or whole, under the digest
-			// from before it. Replaying that txn settles the tree, so the
-			// first digest logged with a replayed txn decides instead.
-			s.log.Warn("the snapshot's digest does not match its tree; a fuzzy snapshot may hold part of the next txn, so the next logged digest decides",
-				"file", filepath.Join(s.snapDir, s.recovery.Snapshot), "zxid", fmt.Sprintf("%#x", base))
-		}
-		dg = snapDigest{unsettled: err}
+		s.snapshotDigestAt(&dg, base)
 	}
 	// The log files to read: the newest that starts at or before the
 	// first txn after the snapshot, and every later one.
@@ -241,6 +231,22 @@ func (s *Store) recover() (needSnap bool, err error) {
 		"snapshot", s.recovery.Snapshot, "zxid", fmt.Sprintf("%#x", s.recovery.Zxid), "replayed", s.recovery.Replayed,
 		"znodes", s.tree.Published().NodeCount())
 	return needSnap, nil
+}
+
+// snapshotDigestAt compares the snapshot's own digest with the tree's,
+// now that the tree has reached the txn it was taken after. ZooKeeper
+// writes a snapshot while it goes on applying txns, and logs a txn's
+// digest only after the txn's changes, so the tree can hold the next txn,
+// in part or whole, under the digest from before it. Replaying that txn
+// settles the tree: a mismatch here is held, and the first digest logged
+// with a later txn decides.
+func (s *Store) snapshotDigestAt(dg *snapDigest, zxid int64) {
+	err := s.checkDigest(dg.Version, dg.Digest, zxid, s.recovery.Snapshot, -1)
+	if err != nil {
+		s.log.Warn("the snapshot's digest does not match its tree; a fuzzy snapshot may hold part of the next txn, so the next logged digest decides",
+			"file", filepath.Join(s.snapDir, s.recovery.Snapshot), "zxid", fmt.Sprintf("%#x", zxid))
+	}
+	*dg = snapDigest{unsettled: err}
 }
 
 // checkDigest compares the tree's digest after zxid with the one logged in
@@ -331,17 +337,17 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			}
 			s.tree.Apply(&txn.Header, txn.Record)
 			s.recovery.Replayed++
+			atSnapshotDigest := false
 			switch {
 			case dg.Zxid != 0 && z == dg.Zxid:
-				// The fuzzy snapshot's own digest holds from here on.
-				if err := s.checkDigest(dg.Version, dg.Digest, z, file, off); err != nil {
-					return err
-				}
-				*dg = snapDigest{}
+				// The fuzzy snapshot's own digest is due: the same figure
+				// as this txn's, so it stands for both.
+				s.snapshotDigestAt(dg, z)
+				atSnapshotDigest = true
 			case dg.Zxid != 0 && z > dg.Zxid:
 				*dg = snapDigest{}
 			}
-			if dg.Zxid == 0 && txn.Digest != nil {
+			if !atSnapshotDigest && dg.Zxid == 0 && txn.Digest != nil {
 				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
 					return err
 				}

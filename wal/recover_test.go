@@ -331,12 +331,14 @@ func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
 	}
 }
 
-// fuzzySnapshot writes txns, takes a snapshot `ahead` txns after txn B
-// (each of those txns changes the tree), writes `tail` more batches and
-// closes. It then files the snapshot as snapshot.B with B's zxid digest,
-// as ZooKeeper does when a txn is applied while the snapshot's trailer is
-// written, after edit has had its way with the file. It returns the tree
-// the whole log gives.
+// fuzzySnapshot writes txns up to B, then `ahead` more, and takes a
+// snapshot; then it writes `tail` more batches and closes. It files the
+// snapshot as ZooKeeper can write one while it applies txns: named for B,
+// holding the tree after the last of the `ahead` txns, with the zxid
+// digest of the txn before that one, whose own digest was not yet logged
+// when the trailer was written. With ahead 1 the trailer is B's. edit may
+// change the file before it is resealed. It returns the tree the whole
+// log gives.
 func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []byte)) (*vfs.Mem, string) {
 	t.Helper()
 	fs := vfs.NewMem()
@@ -347,18 +349,26 @@ func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []by
 			t.Fatal(err)
 		}
 	}
-	base, baseDigest := w.zxid, w.tree.Published().Digest()
-	for changed := 0; changed < ahead; {
-		d := w.tree.Published().Digest()
+	base := w.zxid
+	for i := 0; i < ahead-1; i++ {
 		if err := w.batch(1); err != nil {
 			t.Fatal(err)
 		}
-		if w.tree.Published().Digest() != d {
-			changed++
-		} else if changed == 0 {
-			// An error txn: it changes nothing, so B moves on.
-			base, baseDigest = w.zxid, d
+	}
+	// The last txn must change the tree, or the trailer would match; an
+	// error txn before it moves the trailer on.
+	trailZxid, trailDigest := w.zxid, w.tree.Published().Digest()
+	for {
+		if err := w.batch(1); err != nil {
+			t.Fatal(err)
 		}
+		if w.tree.Published().Digest() != trailDigest {
+			break
+		}
+		trailZxid = w.zxid
+	}
+	if ahead == 1 {
+		base = trailZxid
 	}
 	name, err := s.Snapshot()
 	if err != nil {
@@ -381,8 +391,8 @@ func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []by
 	// 4, digest 8, second seal.
 	const seal = 8 + 4 + 1
 	trailer := len(raw) - seal - 20
-	binary.BigEndian.PutUint64(raw[trailer:], uint64(base))
-	binary.BigEndian.PutUint64(raw[trailer+12:], baseDigest)
+	binary.BigEndian.PutUint64(raw[trailer:], uint64(trailZxid))
+	binary.BigEndian.PutUint64(raw[trailer+12:], trailDigest)
 	edit(raw)
 	binary.BigEndian.PutUint64(raw[trailer-seal:], uint64(adler32.Checksum(raw[:trailer-seal])))
 	binary.BigEndian.PutUint64(raw[len(raw)-seal:], uint64(adler32.Checksum(raw[:len(raw)-seal])))
@@ -411,6 +421,17 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
 		}
 		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < 13 {
+			t.Fatalf("recovery %+v: not from the fuzzy snapshot", rec)
+		}
+	})
+	t.Run("txns applied while it was written, and part of one more", func(t *testing.T) {
+		fs, want := fuzzySnapshot(t, 34, 4, 4, keep)
+		s := open(t, wal.Options{FS: fs})
+		defer closeStore(t, s)
+		if got := dump(s.Tree().Published()); got != want {
+			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
+		}
+		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < 16 {
 			t.Fatalf("recovery %+v: not from the fuzzy snapshot", rec)
 		}
 	})

@@ -238,8 +238,8 @@ type snapDigest struct {
 	Version int32
 	Digest  uint64
 
-	// unsettled is, during recovery, the mismatch found at the snapshot's
-	// own zxid, until a digest logged with a replayed txn matches.
+	// unsettled is, during recovery, the mismatch found when the tree
+	// reached Zxid, until a digest logged with a later txn matches.
 	unsettled error
 }
 
