@@ -413,27 +413,25 @@ func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []by
 // tree that no replayed txn accounts for is still refused.
 func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	keep := func([]byte) {}
-	t.Run("the next txn settles it", func(t *testing.T) {
-		fs, want := fuzzySnapshot(t, 31, 1, 4, keep)
+	// recovers opens the data dir and wants the whole log's tree, from
+	// the fuzzy snapshot with at least `after` txns replayed.
+	recovers := func(t *testing.T, fs *vfs.Mem, want string, after int) {
 		s := open(t, wal.Options{FS: fs})
 		defer closeStore(t, s)
 		if got := dump(s.Tree().Published()); got != want {
 			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
 		}
-		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < 13 {
+		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < after {
 			t.Fatalf("recovery %+v: not from the fuzzy snapshot", rec)
 		}
+	}
+	t.Run("the next txn settles it", func(t *testing.T) {
+		fs, want := fuzzySnapshot(t, 31, 1, 4, keep)
+		recovers(t, fs, want, 1+4*3)
 	})
 	t.Run("txns applied while it was written, and part of one more", func(t *testing.T) {
 		fs, want := fuzzySnapshot(t, 34, 4, 4, keep)
-		s := open(t, wal.Options{FS: fs})
-		defer closeStore(t, s)
-		if got := dump(s.Tree().Published()); got != want {
-			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
-		}
-		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < 16 {
-			t.Fatalf("recovery %+v: not from the fuzzy snapshot", rec)
-		}
+		recovers(t, fs, want, 4+4*3)
 	})
 	t.Run("no txn after it", func(t *testing.T) {
 		fs, _ := fuzzySnapshot(t, 32, 1, 0, keep)
