@@ -81,7 +81,7 @@ func parseEntry(b []byte) (payload []byte, size int, st entryStatus) {
 		return nil, 0, entryBad
 	}
 	sum := binary.BigEndian.Uint64(b)
-	n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+	n := entryLength(b)
 	if n == 0 {
 		return nil, 0, entryEnd
 	}
@@ -94,6 +94,10 @@ func parseEntry(b []byte) (payload []byte, size int, st entryStatus) {
 	}
 	return payload, entryHeadLen + int(n) + 1, entryOK
 }
+
+// entryLength is the payload length an entry's head (at least
+// entryHeadLen bytes) claims; a damaged one may be negative or huge.
+func entryLength(head []byte) int64 { return int64(int32(binary.BigEndian.Uint32(head[8:]))) }
 
 var zeros [4096]byte
 

@@ -2,7 +2,6 @@ package wal
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -337,22 +336,25 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			}
 			s.tree.Apply(&txn.Header, txn.Record)
 			s.recovery.Replayed++
-			atSnapshotDigest := false
 			switch {
+			case dg.Zxid != 0 && z < dg.Zxid:
+				// Short of the fuzzy snapshot's digest: the tree may
+				// still hold changes of later txns.
 			case dg.Zxid != 0 && z == dg.Zxid:
-				// The fuzzy snapshot's own digest is due: the same figure
-				// as this txn's, so it stands for both.
+				// The snapshot's digest is due: the same figure as this
+				// txn's, so it stands for both.
 				s.snapshotDigestAt(dg, z)
-				atSnapshotDigest = true
-			case dg.Zxid != 0 && z > dg.Zxid:
-				*dg = snapDigest{}
-			}
-			if !atSnapshotDigest && dg.Zxid == 0 && txn.Digest != nil {
-				if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
-					return err
+			default:
+				if dg.Zxid != 0 {
+					*dg = snapDigest{} // its txn is not in the log
 				}
-				if txn.Digest.Version == ztree.DigestVersion {
-					dg.unsettled = nil
+				if txn.Digest != nil {
+					if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
+						return err
+					}
+					if txn.Digest.Version == ztree.DigestVersion {
+						dg.unsettled = nil
+					}
 				}
 			}
 			if s.recovery.Replayed%65536 == 0 {
@@ -466,7 +468,7 @@ func (l *logFile) entry(off int64) ([]byte, int, entryStatus, error) {
 		return nil, 0, entryBad, err
 	}
 	if len(b) == entryHeadLen {
-		n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+		n := entryLength(b)
 		if n > 0 && off+entryHeadLen+n+1 <= l.end {
 			if b, err = l.bytes(off, entryHeadLen+int(n)+1); err != nil {
 				return nil, 0, entryBad, err
@@ -485,7 +487,7 @@ func (l *logFile) validAfter(off int64) (bool, error) {
 	if err != nil || len(b) < entryHeadLen {
 		return false, err
 	}
-	n := int64(int32(binary.BigEndian.Uint32(b[8:])))
+	n := entryLength(b)
 	next := off + entryHeadLen + n + 1
 	if n <= 0 || next >= l.end {
 		return false, nil
