@@ -305,8 +305,11 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	m.Mtime = time
 	m.Mzxid = zxid
 	m.Version = version
-	nw := makeItem(node, &m, stringOf(data)) // makeItem copies
+	nw := makeItemFrom(&t.pool, node, &m, stringOf(data)) // copies
 	t.replace(node, nw)
+	if m.Owner == 0 {
+		t.pool.retire(node)
+	}
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
 	t.pending = append(t.pending, trigger{kind: trigDataChanged, path: nw.path(), acl: m.ACL, zxid: zxid})

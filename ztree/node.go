@@ -91,6 +91,19 @@ func (it item) uvarintAt(i int) (uint64, int) {
 // metaFields is the number of varints meta.appendTo writes.
 const metaFields = 11
 
+// pooledSize reports whether the record's memory is the pool's, and the
+// record's length.
+func (it item) pooledSize() (bool, int) {
+	n, i := it.uvarintAt(int(it.klen))
+	for k := 1; k < metaFields; i++ {
+		if it.at(i) < 0x80 {
+			k++
+		}
+	}
+	acl, i := it.uvarintAt(i) // the last field
+	return acl&1 == 1, i + int(n)
+}
+
 // data returns the znode's data, sharing the record's memory.
 func (it item) data() string {
 	n, i := it.uvarintAt(int(it.klen))
@@ -235,7 +248,7 @@ func lastSlash(path string) int {
 // varints of at most 10 bytes.
 const maxHeader = (1 + metaFields) * binary.MaxVarintLen64
 
-func (m *meta) appendTo(b []byte) []byte {
+func (m *meta) appendTo(b []byte, pooled bool) []byte {
 	b = binary.AppendUvarint(b, uint64(m.Czxid))
 	b = binary.AppendVarint(b, m.Mzxid-m.Czxid)
 	b = binary.AppendVarint(b, m.Pzxid-m.Czxid)
@@ -246,7 +259,13 @@ func (m *meta) appendTo(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(m.Aversion))
 	b = binary.AppendVarint(b, m.Owner)
 	b = binary.AppendUvarint(b, uint64(m.NumChildren))
-	return binary.AppendUvarint(b, uint64(m.ACL))
+	// The ACL index's low bit says whether the record's memory is the
+	// pool's (see recordPool); the bit never changes the varint's length.
+	acl := uint64(m.ACL) << 1
+	if pooled {
+		acl |= 1
+	}
+	return binary.AppendUvarint(b, acl)
 }
 
 // makeItem builds the record of a znode in a single allocation: path, data
@@ -254,11 +273,28 @@ func (m *meta) appendTo(b []byte) []byte {
 // current item, whose path, parent hash and name prefix carry over without
 // being computed again.
 func makeItem(key item, m *meta, data string) item {
+	return makeItemFrom(nil, key, m, data)
+}
+
+// makeItemFrom is makeItem for a record the pool may reuse later (when
+// record reuse is on): its memory is rounded up to a size class, taken
+// from the pool's free records when it has one of that class.
+func makeItemFrom(pool *recordPool, key item, m *meta, data string) item {
 	path := key.path()
+	pooled := pool != nil && pool.readers != nil && len(path)+maxHeader+len(data) <= maxPooledRecord
 	var hdr [maxHeader]byte
 	h := binary.AppendUvarint(hdr[:0], uint64(len(data)))
-	h = m.appendTo(h)
-	buf := make([]byte, 0, len(path)+len(h)+len(data))
+	h = m.appendTo(h, pooled)
+	n := len(path) + len(h) + len(data)
+	var buf []byte
+	if pooled {
+		c := recordClass(n)
+		if buf = pool.take(c); buf == nil {
+			buf = make([]byte, 0, c)
+		}
+	} else {
+		buf = make([]byte, 0, n)
+	}
 	buf = append(buf, path...)
 	buf = append(buf, h...)
 	buf = append(buf, data...)
@@ -290,7 +326,7 @@ func (it item) meta() meta {
 	m.Aversion = int32(v())
 	m.Owner = v()
 	m.NumChildren = int32(u())
-	m.ACL = uint32(u())
+	m.ACL = uint32(u() >> 1) // the low bit is the pool's
 	return m
 }
 

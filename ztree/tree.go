@@ -92,6 +92,7 @@ type Tree struct {
 	pending []trigger // watch triggers applied but not yet published
 
 	prep prepState
+	pool recordPool
 	// knownDigest is set while ApplyPrepped applies a txn whose digest
 	// Prep computed: the changed znodes are not hashed again.
 	knownDigest bool
@@ -246,7 +247,8 @@ func (t *Tree) Published() *View { return t.pub.Load() }
 // View (rule 4, watch before data).
 func (t *Tree) Publish() []Event {
 	prev := t.pub.Load()
-	v := &View{state: t.st, opts: t.opts}
+	t.pool.seq++
+	v := &View{state: t.st, opts: t.opts, seq: t.pool.seq}
 	for i := range v.shards {
 		if t.dirty[i] || prev == nil {
 			v.shards[i] = t.st.shards[i].Copy()

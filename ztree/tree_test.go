@@ -445,32 +445,133 @@ func TestMultiReadAnswersEachOp(t *testing.T) {
 	}
 }
 
-// TestSetDataAllocatesOnlyTheNewZnode: once warm, a setData whose caller
+// setDataBatches prepares warm setData txns of 1 KB on /a whose caller
 // supplies the txn record's memory (as the server does, from its reused
-// requests) costs one allocation from prep to apply, the znode's new
-// record; the change record Prep keeps for it is reused once the txn is
-// applied.
-func TestSetDataAllocatesOnlyTheNewZnode(t *testing.T) {
-	h := newHarness(t, ztree.Options{})
+// requests), and returns a function that preps and applies n more and
+// publishes them as one version, as the server's applier does with a
+// commit.
+func setDataBatches(t *testing.T, h *harness) func(n int) {
 	h.create(1, "/a", wire.ModePersistent)
+	data := make([]byte, 1024)
 	req := &ztree.Request{Session: 1, Time: 1, Op: wire.OpSetData,
-		Body:       &wire.SetDataRequest{Path: "/a", Data: make([]byte, 1024), Version: -1},
+		Body:       &wire.SetDataRequest{Path: "/a", Data: data, Version: -1},
 		SetDataTxn: new(wire.SetDataTxn)}
-	setData := func() {
-		h.zxid++
-		req.Zxid = h.zxid
-		txn, err := h.tree.Prep(req)
-		if err != nil {
-			t.Fatal(err)
+	return func(n int) {
+		for i := 0; i < n; i++ {
+			h.zxid++
+			req.Zxid = h.zxid
+			data[0]++ // each version's data differs from the last
+			txn, err := h.tree.Prep(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
+				t.Fatal(res.Err)
+			}
 		}
-		if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
-			t.Fatal(res.Err)
+		h.tree.Publish()
+		h.tree.Visible(h.tree.Published())
+	}
+}
+
+// perSetData is what one more setData in a published batch allocates:
+// the allocations of a batch of 65 less those of a batch of 1 (the
+// publish's own), over 64.
+func perSetData(batch func(int)) float64 {
+	for i := 0; i < 10; i++ {
+		batch(65)
+	}
+	big := testing.AllocsPerRun(20, func() { batch(65) })
+	one := testing.AllocsPerRun(20, func() { batch(1) })
+	return (big - one) / 64
+}
+
+// TestSetDataAllocatesOnlyTheNewZnode: without record reuse, a warm
+// setData costs one allocation from prep to apply, the znode's new record;
+// the change record Prep keeps for it is reused once the txn is applied.
+func TestSetDataAllocatesOnlyTheNewZnode(t *testing.T) {
+	if a := perSetData(setDataBatches(t, newHarness(t, ztree.Options{}))); a != 1 {
+		t.Errorf("setData made %v allocations, want 1", a)
+	}
+}
+
+// TestSetDataReusesRecordsNoReaderHolds: with readers tracked, a setData
+// writes its znode's new record into one an earlier setData replaced, once
+// no reader can hold it, and allocates nothing.
+func TestSetDataReusesRecordsNoReaderHolds(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.tree.TrackReaders()
+	if a := perSetData(setDataBatches(t, h)); a != 0 {
+		t.Errorf("setData made %v allocations, want 0", a)
+	}
+}
+
+// TestReusedRecordsSpareReadersInTheirSlots: a reader that entered its slot
+// before loading a View keeps reading that View's data unchanged, however
+// many setData txns of the same size follow; records come back into use
+// once it leaves. An idle slot holds nothing back.
+func TestReusedRecordsSpareReadersInTheirSlots(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	readers := h.tree.TrackReaders()
+	idle := readers.NewSlot()
+	defer idle.Close()
+	batch := setDataBatches(t, h)
+	for i := 0; i < 20; i++ {
+		batch(10)
+	}
+	slot := readers.NewSlot()
+	slot.Enter()
+	v := h.tree.Published()
+	held, _, err := v.GetData("/a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Clone(held)
+	for i := 0; i < 200; i++ {
+		batch(10)
+		if held != want {
+			t.Fatalf("after %d setData the data a reader holds changed", 10*(i+1))
 		}
 	}
-	setData()
-	h.tree.Publish()
-	if a := testing.AllocsPerRun(200, setData); a != 1 {
-		t.Errorf("setData made %v allocations, want 1", a)
+	if a := perSetData(batch); a != 1 {
+		t.Errorf("setData made %v allocations while a reader holds an old version, want 1", a)
+	}
+	slot.Leave()
+	slot.Close()
+	if a := perSetData(batch); a != 0 {
+		t.Errorf("setData made %v allocations once the reader left, want 0", a)
+	}
+}
+
+// TestEphemeralRecordsAreNotReused: an ephemeral znode's path lives on in
+// the session's index, sharing its first record, so its records are left
+// to the collector. Here a record the ephemeral's could be reused for
+// (same length) is wanted right after the ephemeral's data changed and
+// records of another length were freed; the index still names it.
+func TestEphemeralRecordsAreNotReused(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.tree.TrackReaders()
+	set := func(path string, data []byte) {
+		h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: path, Data: data, Version: -1})
+		h.tree.Visible(h.tree.Published())
+	}
+	h.ok(7, wire.OpCreateSession, &wire.CreateSessionTxn{TimeOut: 30000})
+	h.create(1, "/big", wire.ModePersistent)
+	for _, p := range []string{"/f", "/g", "/h"} {
+		h.create(1, p, wire.ModePersistent)
+	}
+	h.ok(7, wire.OpCreate, &wire.CreateRequest{Path: "/e", Data: []byte("x"), ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
+	set("/e", []byte("y"))
+	for i := 0; i < 40; i++ {
+		set("/big", make([]byte, 100))
+	}
+	for i := 0; i < 3; i++ {
+		for _, p := range []string{"/f", "/g", "/h"} {
+			set(p, []byte("z"))
+		}
+	}
+	if got := h.tree.Published().AppendEphemerals(nil, 7, "/"); len(got) != 1 || got[0] != "/e" {
+		t.Fatalf("session's ephemerals = %q, want [/e]", got)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 type View struct {
 	state
 	opts Options
+	seq  uint64 // counts the tree's publishes; see Readers
 }
 
 // Zxid is the zxid of the last txn this version contains.
