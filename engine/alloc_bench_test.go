@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -204,18 +205,62 @@ func BenchmarkHotPath(b *testing.B) {
 					batch = c.frame(batch, tc.op, tc.body(i))
 				}
 			}
-			run := func(rounds int) {
-				for r := 0; r < rounds; r++ {
-					if _, err := c.nc.Write(batch); err != nil {
-						b.Fatal(err)
-					}
-					c.replies(b, depth)
-				}
-			}
-			run(200) // warm every buffer up
-			b.ReportAllocs()
-			b.ResetTimer()
-			run((b.N + depth - 1) / depth)
+			runBatches(b, c, [][]byte{batch}, depth)
 		})
 	}
+	// setData spread over 10,000 znodes, as zkbench's saturate load does:
+	// a published version shares the B-tree's nodes, so the first write
+	// to a leaf after a publish copies it, and a batch of writes touches
+	// many leaves.
+	b.Run("op=setData-10k", func(b *testing.B) {
+		_, c := benchServer(b)
+		const znodes = 10000
+		var batch []byte
+		for i := 16; i < znodes; i++ {
+			batch = c.frame(batch, wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/b/n%d", i), Data: data, ACL: openACL})
+			if (i+1)%depth == 0 {
+				if _, err := c.nc.Write(batch); err != nil {
+					b.Fatal(err)
+				}
+				c.replies(b, depth)
+				batch = batch[:0]
+			}
+		}
+		var batches [][]byte
+		for i := 0; i < znodes; i += depth {
+			batch = nil
+			for k := 0; k < depth; k++ {
+				// A stride, so that a batch's writes fall in different leaves.
+				n := (i + k*(znodes/depth)) % znodes
+				batch = c.frame(batch, wire.OpSetData, &wire.SetDataRequest{Path: fmt.Sprintf("/b/n%d", n), Data: data, Version: -1})
+			}
+			batches = append(batches, batch)
+		}
+		runBatches(b, c, batches, depth)
+	})
+}
+
+// runBatches sends the batches of depth requests round after round, each
+// once its replies are in, and reports the server's allocations per
+// request: allocs/op, and mallocs/req with its fraction (allocs/op rounds
+// down, hiding what a publish per commit costs).
+func runBatches(b *testing.B, c *rawClient, batches [][]byte, depth int) {
+	run := func(rounds int) {
+		for r := 0; r < rounds; r++ {
+			if _, err := c.nc.Write(batches[r%len(batches)]); err != nil {
+				b.Fatal(err)
+			}
+			c.replies(b, depth)
+		}
+	}
+	run(max(200, 2*len(batches))) // warm every buffer up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	rounds := (b.N + depth - 1) / depth
+	run(rounds)
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(rounds*depth), "mallocs/req")
 }

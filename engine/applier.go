@@ -293,7 +293,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		kick = s.queueEvent(kick, &events[e])
 	}
 	if writes > 0 {
-		s.view.Store(s.tree.Published())
+		v := s.tree.Published()
+		s.view.Store(v)
+		s.tree.Visible(v)
 	}
 	// The reads come last: their replies follow the events of the
 	// version they see.
@@ -318,7 +320,11 @@ func (a *applier) serve(r *writeReq) *conn {
 	c.mu.Lock()
 	c.inflight--
 	if !c.closing {
+		// The applier reads without a slot: records are reused only
+		// by this goroutine, between its reads.
+		c.viewing = true
 		c.request(r.raw)
+		c.viewing = false
 		c.handOver()
 	}
 	c.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"zkd/wire"
+	"zkd/ztree"
 )
 
 // conn is one client connection. Its reader goroutine decodes frames and
@@ -52,7 +53,12 @@ type conn struct {
 	closing    bool     // close once the output is flushed
 	flushing   bool     // a goroutine is writing the output it took
 	scratch    readScratch
-	queued     []*writeReq // for the applier, handed over at the end of a batch
+	// slot is where the connection's goroutines announce that they read
+	// through a View (see ztree.Readers); viewing is set while one of
+	// them is inside it.
+	slot    *ztree.ReadSlot
+	viewing bool
+	queued  []*writeReq // for the applier, handed over at the end of a batch
 
 	// applierMark is the applier's own: it marks the connection as having
 	// a read in the run of requests the applier is committing.
@@ -69,7 +75,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, ip string) *conn {
 	c := &conn{s: s, nc: nc, ip: ip, created: time.Now(), wake: make(chan struct{}, 1),
-		closed: make(chan struct{})}
+		closed: make(chan struct{}), slot: s.readers.NewSlot()}
 	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
 	c.lastOp.Store(-100)
 	return c
@@ -186,6 +192,8 @@ func (c *conn) input(b []byte, max int) (int, error) {
 	// handshaken is written only by this goroutine.
 	if !c.handshaken && len(b) >= 4 {
 		if cmd := string(b[:4]); isFourLetterWord(cmd) {
+			// No word reads znode records (only a View's counters and
+			// its index of ephemerals), so none needs a read slot.
 			out := c.fourLetterWord(cmd)
 			c.mu.Lock()
 			c.out = append(c.out, out...)
@@ -196,11 +204,14 @@ func (c *conn) input(b []byte, max int) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// One slot entry covers every read of the batch.
+	c.enterView()
 	// Counters and the session's deadline move once per batch of frames,
 	// not once per request: they are shared with every other connection.
 	var frames int64
 	touch := false
 	defer func() {
+		c.leaveView()
 		c.handOver()
 		c.received.Add(frames)
 		c.s.stats.received.Add(frames)
@@ -234,6 +245,19 @@ func (c *conn) input(b []byte, max int) (int, error) {
 		}
 		c.dispatch(payload)
 	}
+}
+
+// enterView and leaveView bracket reads through a View by the
+// connection's goroutines. Called with c.mu held, which keeps the slot to
+// one goroutine at a time.
+func (c *conn) enterView() {
+	c.slot.Enter()
+	c.viewing = true
+}
+
+func (c *conn) leaveView() {
+	c.viewing = false
+	c.slot.Leave()
 }
 
 // dispatch runs a request now, or hands a read that must wait to the

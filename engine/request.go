@@ -109,6 +109,13 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 // read answers a request that is not a txn, from the published view.
 func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 	s := c.s
+	// The connection's reader enters the slot once per batch, and the
+	// applier needs none (it is the one that reuses records); a read run
+	// from the writer's drain enters it here.
+	if !c.viewing {
+		c.enterView()
+		defer c.leaveView()
+	}
 	v := s.view.Load()
 	zxid := v.Zxid()
 	sc := &c.scratch

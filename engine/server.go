@@ -30,6 +30,10 @@ type Server struct {
 	// only after the watch events of the txns it adds are queued on their
 	// connections, so no reply shows data before its watch event (rule 4).
 	view atomic.Pointer[ztree.View]
+	// readers is where every goroutine but the applier announces that it
+	// reads through a View, so the tree knows when a replaced znode
+	// record may be reused.
+	readers *ztree.Readers
 
 	sessions *sessionTable
 	nextSID  atomic.Int64
@@ -92,7 +96,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.store = st
 	s.tree = st.Tree()
+	s.readers = s.tree.TrackReaders()
 	s.view.Store(s.tree.Published())
+	s.tree.Visible(s.view.Load())
 	// Recovery leaves its garbage (decoded txns, log buffers) in freed
 	// pages; hand them back to the system without delaying the start.
 	go debug.FreeOSMemory()
@@ -223,6 +229,11 @@ func (s *Server) closeSession(se *session, c *conn, xid int32) {
 // reap deletes empty containers and expired TTL nodes through ordinary
 // deleteContainer txns, at most maxPerMinute a minute (ContainerManager).
 func (s *Server) reap(now time.Time) {
+	// The candidates' paths are the index's; the search reads records.
+	slot := s.readers.NewSlot()
+	slot.Enter()
+	defer slot.Close()
+	defer slot.Leave()
 	v := s.view.Load()
 	limit := s.cfg.ContainerMaxPerMinute * s.cfg.ContainerCheckInterval / 60000
 	if limit < 1 {
@@ -259,9 +270,15 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		c := newConn(s, nc, ip)
-		s.wg.Add(2)
-		go func() { defer s.wg.Done(); c.readLoop() }()
-		go func() { defer s.wg.Done(); c.writeLoop() }()
+		// The connection's slot goes when neither of its goroutines can
+		// read through a View any more (the applier may still answer a
+		// read of it, but the applier needs no slot).
+		var loops sync.WaitGroup
+		loops.Add(2)
+		s.wg.Add(3)
+		go func() { defer s.wg.Done(); defer loops.Done(); c.readLoop() }()
+		go func() { defer s.wg.Done(); defer loops.Done(); c.writeLoop() }()
+		go func() { defer s.wg.Done(); loops.Wait(); c.slot.Close() }()
 	}
 }
 

@@ -453,6 +453,14 @@ func (s *Store) pickRollPoint() {
 func (s *Store) Snapshot() (string, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
+	// The walk reads znode records through the View for as long as it
+	// takes; the tree must not reuse any of them meanwhile.
+	if r := s.tree.Readers(); r != nil {
+		slot := r.NewSlot()
+		slot.Enter()
+		defer slot.Close()
+		defer slot.Leave()
+	}
 	v := s.tree.Published()
 	if d := s.durable.Load(); v.Zxid() > d {
 		return "", fmt.Errorf("wal: the published tree is at %#x, past the durable log at %#x", v.Zxid(), d)
