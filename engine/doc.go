@@ -14,7 +14,9 @@
 // Each connection has a reader goroutine and a writer goroutine (conn.go).
 // The reader splits frames (jute.maxbuffer enforced on the length prefix),
 // answers the handshake, and answers every read on the spot from the
-// published tree version into the connection's output buffer. Writes go to
+// published tree version into the connection's output buffer, inside its
+// read slot (entered once per batch of frames), so that the tree does not
+// reuse a record the read may still be copying. Writes go to
 // the applier (applier.go), the one goroutine that owns the tree: it preps
 // each against the newest state and assigns its zxid, hands the txn to the
 // group-committed log, and when the log says a run of txns is fsynced,

@@ -36,6 +36,11 @@
 // data length and metadata, data), so a View and the applier share every znode that did not
 // change.
 //
+// With TrackReaders on, the record a setData replaces is written over by a
+// later setData once no reader can hold a View that has it (reuse.go): a
+// reader other than the applier reads records only between Enter and Leave
+// on its ReadSlot, and is done with the strings a View hands it by Leave.
+//
 // # Watches
 //
 // A read that sets a watch registers it with Watch, naming the View it read;
