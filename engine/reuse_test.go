@@ -13,12 +13,13 @@ import (
 
 // TestReadsSeeWholeRecordsWhileWritesReuseThem: the tree reuses the
 // records setData replaces once no reader can hold them. Under writes of
-// one size to a few znodes (so records are reused all the time), clients
-// reading the same znodes, their parent's children, the four-letter words
-// and snapshots written meanwhile must see each version whole: the data
-// of a getData is the data one setData wrote, with nothing of another
-// over it. Run with -race, a reuse before its reader left is also a data
-// race on the record.
+// one size to a few znodes (so records are reused all the time), with
+// getChildren of their parent, four-letter words and snapshots going on
+// meanwhile, clients reading the same znodes must see each version whole:
+// the data of a getData is the data one setData wrote, with nothing of
+// another over it, and getChildren returns the znodes' names. Run with
+// -race, a reuse before its reader (a connection or the snapshot writer)
+// left is also a data race on the record.
 func TestReadsSeeWholeRecordsWhileWritesReuseThem(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -180,7 +181,7 @@ func TestReadsSeeWholeRecordsWhileWritesReuseThem(t *testing.T) {
 	if checked.Load() == 0 {
 		t.Fatal("no read was checked")
 	}
-	// Every znode ends at the last version written to it.
+	// Every znode ends whole too.
 	for i := 0; i < nodes; i++ {
 		b, _, err := setup.Get(fmt.Sprintf("/r/node-%d", i))
 		if err != nil {
