@@ -154,3 +154,37 @@ func TestCrcWordFeedsBigEndianBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyPoolRecordsAreReused: a record the pool did not make (a create's,
+// exactly as long as its content) is never kept for reuse, since a later
+// record of its size class may be longer; the records setData makes are,
+// and the pool's bit in the ACL varint leaves the znode's ACL as it was.
+func TestOnlyPoolRecordsAreReused(t *testing.T) {
+	tr := New(Options{})
+	tr.TrackReaders()
+	acl := tr.acl.intern(ReadACL)
+	if _, err := tr.createNode("/a", []byte("x"), ReadACL, 0, 0, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	it, _ := tr.get("/a")
+	if pooled, _ := it.pooledSize(); pooled {
+		t.Fatal("a create's record is marked as the pool's")
+	}
+	for zxid := int64(2); zxid <= 4; zxid++ {
+		if _, err := tr.setData("/a", []byte("yz"), int32(zxid-1), zxid, zxid); err != nil {
+			t.Fatal(err)
+		}
+		it, _ := tr.get("/a")
+		if pooled, _ := it.pooledSize(); !pooled {
+			t.Fatal("a setData's record is not marked as the pool's")
+		}
+		if m := it.meta(); m.ACL != acl || m.Version != int32(zxid-1) || it.data() != "yz" {
+			t.Fatalf("after setData: acl %d version %d data %q, want %d, %d, \"yz\"", m.ACL, m.Version, it.data(), acl, zxid-1)
+		}
+		// The create's record is not kept; each setData's record is,
+		// once the next setData replaces it.
+		if got, want := len(tr.pool.retired), int(zxid-2); got != want {
+			t.Fatalf("after setData %d: %d records kept, want %d", zxid-1, got, want)
+		}
+	}
+}
