@@ -100,7 +100,7 @@ func (r *Readers) oldest() uint64 {
 // no View with a sequence number of seq or more.
 type retiredRec struct {
 	p   unsafe.Pointer
-	n   int
+	n   int // its capacity, a size class
 	seq uint64
 }
 
