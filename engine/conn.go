@@ -58,7 +58,8 @@ type conn struct {
 	// them is inside it.
 	slot    *ztree.ReadSlot
 	viewing bool
-	queued  []*writeReq // for the applier, handed over at the end of a batch
+	loops   atomic.Int32 // of the reader and writer, those not yet ended
+	queued  []*writeReq  // for the applier, handed over at the end of a batch
 
 	// applierMark is the applier's own: it marks the connection as having
 	// a read in the run of requests the applier is committing.
@@ -78,7 +79,17 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		closed: make(chan struct{}), slot: s.readers.NewSlot()}
 	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
 	c.lastOp.Store(-100)
+	c.loops.Store(2)
 	return c
+}
+
+// loopDone is called as the reader or the writer ends. The slot goes with
+// the second: then no goroutine of the connection reads through a View
+// (the applier may still answer a read of it, but needs no slot).
+func (c *conn) loopDone() {
+	if c.loops.Add(-1) == 0 {
+		c.slot.Close()
+	}
 }
 
 // kick wakes the writer.

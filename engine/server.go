@@ -270,15 +270,9 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		c := newConn(s, nc, ip)
-		// The connection's slot goes when neither of its goroutines can
-		// read through a View any more (the applier may still answer a
-		// read of it, but the applier needs no slot).
-		var loops sync.WaitGroup
-		loops.Add(2)
-		s.wg.Add(3)
-		go func() { defer s.wg.Done(); defer loops.Done(); c.readLoop() }()
-		go func() { defer s.wg.Done(); defer loops.Done(); c.writeLoop() }()
-		go func() { defer s.wg.Done(); loops.Wait(); c.slot.Close() }()
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); defer c.loopDone(); c.readLoop() }()
+		go func() { defer s.wg.Done(); defer c.loopDone(); c.writeLoop() }()
 	}
 }
 
