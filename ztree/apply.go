@@ -177,11 +177,14 @@ func (t *Tree) applyMulti(hdr *wire.TxnHeader, m *wire.MultiTxn) []Result {
 }
 
 // replace swaps old for nw in the tree, keeping the digest current.
-func (t *Tree) replace(old, nw item) {
+// Neither record goes back to the pool: see change.
+func (t *Tree) replace(old, nw item) { t.replaceFrom(old, nw, false) }
+
+func (t *Tree) replaceFrom(old, nw item, reusable bool) {
 	if !t.knownDigest {
 		t.st.digest += itemDigest(nw) - itemDigest(old)
 	}
-	t.put(nw)
+	t.change(old, nw, reusable)
 }
 
 func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64, parentCVersion int32, zxid, time int64) (wire.Stat, error) {
@@ -306,10 +309,7 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	m.Mzxid = zxid
 	m.Version = version
 	nw := makeItemFrom(&t.pool, node, &m, stringOf(data)) // copies
-	t.replace(node, nw)
-	if m.Owner == 0 {
-		t.pool.retire(node)
-	}
+	t.replaceFrom(node, nw, m.Owner == 0)
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
 	t.pending = append(t.pending, trigger{kind: trigDataChanged, path: nw.path(), acl: m.ACL, zxid: zxid})

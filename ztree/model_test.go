@@ -258,6 +258,14 @@ func TestTreeMatchesModel(t *testing.T) {
 		r := rand.New(rand.NewSource(seed))
 		tree := ztree.New(ztree.Options{})
 		m := newModel()
+		// Half the seeds run with record reuse and cells on, and keep
+		// some published versions in read slots over later batches:
+		// each must still read exactly as the model did then.
+		var readers *ztree.Readers
+		if seed%4 >= 2 {
+			readers = tree.TrackReaders()
+		}
+		var held []heldView
 		zxid := int64(0)
 		var batch, prepped []op
 		var txns []ztree.Txn
@@ -302,6 +310,9 @@ func TestTreeMatchesModel(t *testing.T) {
 			if d := m.digest(); d != tree.Digest() {
 				t.Fatalf("%s: digest %x, model %x", where, tree.Digest(), d)
 			}
+			if readers != nil {
+				held = holdViews(t, r, where, readers, tree, m, held)
+			}
 			prepped = append(prepped[:0], prepped[n:]...)
 			txns = append(txns[:0], txns[n:]...)
 		}
@@ -321,7 +332,48 @@ func TestTreeMatchesModel(t *testing.T) {
 		}
 		flush("end", true)
 		compareAll(t, fmt.Sprintf("seed %d", seed), tree.Published(), m)
+		for _, h := range held {
+			h.slot.Leave()
+			h.slot.Close()
+		}
 	}
+}
+
+// heldView is a published version a reader keeps in its slot, with a copy
+// of the model as it was then.
+type heldView struct {
+	slot  *ztree.ReadSlot
+	view  *ztree.View
+	model *model
+	where string
+}
+
+// holdViews checks every held version against its model, lets some go,
+// and holds the newest one now and then, as a slow reader would.
+func holdViews(t *testing.T, r *rand.Rand, where string, readers *ztree.Readers, tree *ztree.Tree, m *model, held []heldView) []heldView {
+	t.Helper()
+	tree.Visible(tree.Published())
+	kept := held[:0]
+	for _, h := range held {
+		compareAll(t, where+", version of "+h.where, h.view, h.model)
+		if r.Intn(4) == 0 {
+			h.slot.Leave()
+			h.slot.Close()
+			continue
+		}
+		kept = append(kept, h)
+	}
+	if len(kept) < 4 && r.Intn(3) == 0 {
+		slot := readers.NewSlot()
+		slot.Enter()
+		c := &model{nodes: make(map[string]*mnode, len(m.nodes))}
+		for p, n := range m.nodes {
+			nn := *n
+			c.nodes[p] = &nn
+		}
+		kept = append(kept, heldView{slot: slot, view: tree.Published(), model: c, where: where})
+	}
+	return kept
 }
 
 func checkRead(t *testing.T, where string, tree *ztree.Tree, m *model, o op) {

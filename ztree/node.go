@@ -50,7 +50,21 @@ type item struct {
 	pfx  uint64         // namePrefix of the path's name
 }
 
-func (it item) path() string { return unsafe.String((*byte)(it.p), int(it.klen)) }
+func (it item) path() string {
+	if it.klen&cellBit != 0 {
+		// A cell's head record starts with the path too.
+		return unsafe.String((*cell)(it.p).rec.Load(), int(it.klen&^cellBit))
+	}
+	return unsafe.String((*byte)(it.p), int(it.klen))
+}
+
+// mustBeRecord stops a read of a record through a cell's item, which would
+// read the cell's memory as a record.
+func (it item) mustBeRecord() {
+	if it.klen&cellBit != 0 {
+		panic("ztree: a record read through a cell: " + it.path())
+	}
+}
 
 func (it item) parent() string {
 	p := it.path()
@@ -94,6 +108,7 @@ const metaFields = 11
 // pooledSize reports whether the record's memory is the pool's, and the
 // record's length.
 func (it item) pooledSize() (bool, int) {
+	it.mustBeRecord()
 	n, i := it.uvarintAt(int(it.klen))
 	for k := 1; k < metaFields; i++ {
 		if it.at(i) < 0x80 {
@@ -106,6 +121,7 @@ func (it item) pooledSize() (bool, int) {
 
 // data returns the znode's data, sharing the record's memory.
 func (it item) data() string {
+	it.mustBeRecord()
 	n, i := it.uvarintAt(int(it.klen))
 	if n == 0 {
 		// Empty, not null: a non-nil pointer (the record's start; past
@@ -305,6 +321,7 @@ func makeItemFrom(pool *recordPool, key item, m *meta, data string) item {
 // meta decodes the item's metadata. The record was written by makeItem, so
 // the varints are well formed.
 func (it item) meta() meta {
+	it.mustBeRecord()
 	var m meta
 	_, i := it.uvarintAt(int(it.klen)) // the data length
 	u := func() uint64 {

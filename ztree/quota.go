@@ -137,7 +137,7 @@ func (t *Tree) recountQuota(prefix string) {
 		count++
 		bytes += int64(len(it.data()))
 		var kids []string
-		eachChild(&t.st.shards, path, func(c item) bool {
+		eachChild(&t.st.shards, newest, path, func(c item) bool {
 			kids = append(kids, c.path())
 			return true
 		})
@@ -170,7 +170,7 @@ func (t *Tree) RebuildQuotas() {
 	var walk func(path string)
 	walk = func(path string) {
 		var kids []item
-		eachChild(&t.st.shards, path, func(c item) bool {
+		eachChild(&t.st.shards, newest, path, func(c item) bool {
 			kids = append(kids, c)
 			return true
 		})

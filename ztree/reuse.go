@@ -98,8 +98,12 @@ func (r *Readers) oldest() uint64 {
 
 // retiredRec is a replaced record waiting out its grace period: it is in
 // no View with a sequence number of seq or more.
+//
+// A cell's entry (c set) says that c got a version shown from View seq on:
+// once no reader is older, the versions behind it can go.
 type retiredRec struct {
 	p   unsafe.Pointer
+	c   *cell
 	n   int // its capacity, a size class
 	seq uint64
 }
@@ -112,6 +116,10 @@ type recordPool struct {
 	head    int // retired[:head] have been moved to free
 	free    map[int][]unsafe.Pointer
 	bytes   int // in free and retired
+	// chainBytes is the length of the records on cells' chains behind
+	// their heads; versions are pruned ones waiting for reuse.
+	chainBytes int
+	versions   []*version
 }
 
 const (
@@ -163,7 +171,11 @@ func (t *Tree) Visible(v *View) {
 	i := p.head
 	for ; i < len(p.retired) && p.retired[i].seq <= safe; i++ {
 		r := p.retired[i]
-		p.free[r.n] = append(p.free[r.n], r.p)
+		if r.c != nil {
+			p.prune(r.c, safe)
+		} else {
+			p.free[r.n] = append(p.free[r.n], r.p)
+		}
 		p.retired[i] = retiredRec{}
 	}
 	p.head = i

@@ -168,15 +168,19 @@ func (t *Tree) get(path string) (item, bool) {
 	k := keyOf(path)
 	i := k.shard()
 	t.hint, t.hintShard = btree.PathHint{}, i
-	return t.st.shards[i].GetHint(k, &t.hint)
+	it, ok := t.st.shards[i].GetHint(k, &t.hint)
+	return it.as(newest), ok
 }
 
-func getItem(s *shards, path string) (item, bool) {
+// getItem looks path up in shards as the View with sequence number seq
+// has it.
+func getItem(s *shards, seq uint64, path string) (item, bool) {
 	if len(path) == 0 || path[0] != '/' {
 		return item{}, false
 	}
 	k := keyOf(path)
-	return s[k.shard()].Get(k)
+	it, ok := s[k.shard()].Get(k)
+	return it.as(seq), ok
 }
 
 // put stores it, replacing any item with the same path.
@@ -217,7 +221,7 @@ func (t *Tree) digestAll() uint64 {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < shardCount; i = int(next.Add(1)) - 1 {
 				t.st.shards[i].Scan(func(it item) bool {
-					sums[w] += itemDigest(it)
+					sums[w] += itemDigest(it.as(newest))
 					return true
 				})
 			}

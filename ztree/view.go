@@ -52,7 +52,7 @@ func (v *View) node(it item) Node {
 // Get returns the znode at path. An invalid path is simply not found, as
 // ZooKeeper answers reads of one with NONODE.
 func (v *View) Get(path string) (Node, bool) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return Node{}, false
 	}
@@ -61,7 +61,7 @@ func (v *View) Get(path string) (Node, bool) {
 
 // Stat returns the Stat of the znode at path.
 func (v *View) Stat(path string) (wire.Stat, bool) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return wire.Stat{}, false
 	}
@@ -71,7 +71,7 @@ func (v *View) Stat(path string) (wire.Stat, bool) {
 
 // GetData is getData: NONODE, then NOAUTH without READ.
 func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return "", wire.Stat{}, wire.ErrNoNode
 	}
@@ -96,7 +96,7 @@ func (v *View) Exists(path string) (wire.Stat, error) {
 // path's children to dst, sorted, and returns path's Stat. NONODE, then
 // NOAUTH without READ. The names share the tree's memory.
 func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]string, wire.Stat, error) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return dst, wire.Stat{}, wire.ErrNoNode
 	}
@@ -118,10 +118,12 @@ func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]strin
 // eachChild calls fn for every child of path in name order until fn
 // returns false.
 func (v *View) eachChild(path string, fn func(item) bool) {
-	eachChild(&v.shards, path, fn)
+	eachChild(&v.shards, v.seq, path, fn)
 }
 
-func eachChild(s *shards, path string, fn func(item) bool) {
+// eachChild calls fn for every child of path in shards, as the View with
+// sequence number seq has them, until fn returns false.
+func eachChild(s *shards, seq uint64, path string, fn func(item) bool) {
 	pivot := childrenKey(path)
 	parent := pivot.path()
 	n := len(parent)
@@ -136,14 +138,14 @@ func eachChild(s *shards, path string, fn func(item) bool) {
 		if len(p) <= n+1 || p[n] != '/' || p[:n] != parent || strings.IndexByte(p[n+1:], '/') >= 0 {
 			return true
 		}
-		return fn(c)
+		return fn(c.as(seq))
 	})
 }
 
 // ACL is getACL: NONODE; NOAUTH without READ or ADMIN; with READ but not
 // ADMIN the digest hashes are redacted.
 func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return nil, wire.Stat{}, wire.ErrNoNode
 	}
@@ -162,7 +164,7 @@ func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
 // path (for the root: every znode but the root). NONODE, then NOAUTH
 // without READ.
 func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
-	it, ok := getItem(&v.shards, path)
+	it, ok := getItem(&v.shards, v.seq, path)
 	if !ok {
 		return 0, wire.ErrNoNode
 	}
@@ -209,7 +211,7 @@ func (v *View) AppendEphemerals(dst []string, session int64, prefix string) []st
 // its children, children by name), the order of ZooKeeper's snapshots,
 // until fn returns false. Walking a View never blocks the applier.
 func (v *View) Walk(fn func(Node) bool) {
-	root, _ := getItem(&v.shards, rootPath)
+	root, _ := getItem(&v.shards, v.seq, rootPath)
 	v.walk(root, fn)
 }
 
@@ -272,7 +274,7 @@ func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
 func (v *View) Candidates(now, maxNeverUsedMs int64) []string {
 	var out []string
 	v.containers.Scan(func(p string) bool {
-		it, ok := getItem(&v.shards, p)
+		it, ok := getItem(&v.shards, v.seq, p)
 		if !ok {
 			return true
 		}
@@ -283,7 +285,7 @@ func (v *View) Candidates(now, maxNeverUsedMs int64) []string {
 		return true
 	})
 	v.ttls.Scan(func(p string) bool {
-		it, ok := getItem(&v.shards, p)
+		it, ok := getItem(&v.shards, v.seq, p)
 		if !ok {
 			return true
 		}

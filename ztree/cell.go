@@ -1,0 +1,203 @@
+package ztree
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/tidwall/btree"
+)
+
+// Cells. A change to a znode that replaces its item in the B-tree costs
+// more than the new record: the first write to a leaf after a publish
+// copies the leaf (and the inner nodes above it), because the published
+// View shares it. With record reuse on, a znode changed once is likely to
+// change again (a counter, a configuration, a parent gaining children), so
+// its B-tree slot then points to a cell instead: a chain of the znode's
+// versions, newest first, each stamped with the sequence number of the
+// first View that shows it. Later changes push a version onto the chain and
+// leave the B-tree alone, so the shard stays clean and a publish copies
+// nothing for them.
+//
+// A reader of a View with sequence number s takes the newest version
+// stamped s or less; the applier takes the newest. Versions that no reader
+// can take any more are cut off the chain after the same grace period as
+// replaced records (reuse.go): once every busy slot entered at the
+// sequence of a later version, and the records the cut frees go to the
+// pool. A reader that holds its slot for long (a snapshot of a big tree)
+// holds every version pushed meanwhile; past maxChainBytes of them the
+// tree puts plain items in the B-tree again, as without cells, until
+// pruning catches up.
+
+// cellBit, set in an item's klen, says that the item's p is a *cell, not a
+// record. Only items in the B-trees carry it: lookups return the version a
+// reader may see as a plain item (see item.as).
+const cellBit = 1 << 31
+
+// newest is the sequence number the applier reads at: every version.
+const newest = ^uint64(0)
+
+// maxChainBytes bounds the records held in chains behind their heads.
+const maxChainBytes = 32 << 20
+
+// cell is a changing znode's slot. The newest version (the head) is kept
+// in the cell itself, so that a reader of a current View finds its record
+// with one load more than a plain item costs; older versions hang off
+// older, newest first. The head's path is the znode's path (every record
+// starts with it), which is where a B-tree search reads it.
+type cell struct {
+	seq   atomic.Uint64        // the head's stamp: the first View that shows it
+	rec   atomic.Pointer[byte] // the head's record
+	older atomic.Pointer[version]
+	// The head's size and class (see version), for the applier only.
+	size, class int32
+}
+
+// version is one of a cell's older records. Its fields do not change
+// while it is on a chain, except next, which the applier cuts only where
+// no reader walks.
+type version struct {
+	rec   unsafe.Pointer // the record
+	next  *version       // the version before it
+	seq   uint64         // the first View that shows it
+	size  int32          // the record's length
+	class int32          // its capacity if the pool may reuse it, else 0
+}
+
+func (it item) isCell() bool { return it.klen&cellBit != 0 }
+
+// as returns the item as a reader of the View with sequence number seq
+// sees it: a plain item is itself; a cell gives its newest version stamped
+// seq or less.
+func (it item) as(seq uint64) item {
+	if it.klen&cellBit == 0 {
+		return it
+	}
+	return item{p: (*cell)(it.p).at(seq), klen: it.klen &^ cellBit, ph: it.ph, pfx: it.pfx}
+}
+
+// at is the record of the newest version stamped seq or less.
+//
+// The applier changes the head by first putting it on older, then storing
+// the new stamp, then the new record. A head stamped seq or less was
+// published, so a push meanwhile changes the stamp to one no reader has:
+// a stamp read before and after the record that is the same and not past
+// seq means the record goes with it; otherwise the version is on older.
+func (c *cell) at(seq uint64) unsafe.Pointer {
+	if s := c.seq.Load(); s <= seq {
+		r := c.rec.Load()
+		if c.seq.Load() == s {
+			return unsafe.Pointer(r)
+		}
+	}
+	v := c.older.Load()
+	for v.seq > seq {
+		v = v.next
+	}
+	return v.rec
+}
+
+// change puts nw, the new record of the znode whose current record is
+// old, into the applier's tree: a new version on the znode's cell when it
+// has one, a new cell when record reuse is on, a plain item otherwise.
+// reusable says whether old's and nw's memory may go back to the pool once
+// replaced (only a persistent znode's may: the indexes keep other znodes'
+// paths as strings sharing their first record).
+func (t *Tree) change(old, nw item, reusable bool) {
+	p := &t.pool
+	if p.readers == nil {
+		t.put(nw)
+		return
+	}
+	i := nw.shard()
+	if i != t.hintShard {
+		t.hint, t.hintShard = btree.PathHint{}, i
+	}
+	cur, _ := t.st.shards[i].GetHint(nw, &t.hint)
+	if p.chainBytes >= maxChainBytes {
+		// Too much waits behind busy slots: make no version the
+		// chains would hold as well. A cell's znode gets a plain item
+		// again; the cell lives on in the Views that have it.
+		t.put(nw)
+		if reusable && !cur.isCell() {
+			p.retire(old)
+		}
+		return
+	}
+	size, class := recordSize(nw, reusable)
+	if cur.isCell() {
+		p.push((*cell)(cur.p), nw, size, class)
+		return
+	}
+	// The first change: no View has the cell yet, so its head is its
+	// only version (stamped 0), and old goes the way of any replaced
+	// record.
+	c := &cell{size: size, class: class}
+	c.rec.Store((*byte)(nw.p))
+	t.put(item{p: unsafe.Pointer(c), klen: nw.klen | cellBit, ph: nw.ph, pfx: nw.pfx})
+	if reusable {
+		p.retire(old)
+	}
+}
+
+// recordSize is a record's length, and its capacity if the pool may reuse
+// it (else 0).
+func recordSize(nw item, reusable bool) (size, class int32) {
+	pooled, n := nw.pooledSize()
+	if pooled && reusable {
+		return int32(n), int32(recordClass(n))
+	}
+	return int32(n), 0
+}
+
+// push makes nw the head of c, shown from the next View on.
+func (p *recordPool) push(c *cell, nw item, size, class int32) {
+	var v *version
+	if n := len(p.versions); n > 0 {
+		v = p.versions[n-1]
+		p.versions[n-1] = nil
+		p.versions = p.versions[:n-1]
+	} else {
+		v = new(version)
+	}
+	v.rec, v.seq, v.size, v.class = unsafe.Pointer(c.rec.Load()), c.seq.Load(), c.size, c.class
+	v.next = c.older.Load()
+	c.older.Store(v)
+	seq := p.seq + 1
+	c.seq.Store(seq)
+	c.rec.Store((*byte)(nw.p))
+	c.size, c.class = size, class
+	p.chainBytes += int(v.size)
+	p.retired = append(p.retired, retiredRec{c: c, seq: seq})
+}
+
+// maxFreeVersions bounds the pruned versions kept for reuse.
+const maxFreeVersions = 1 << 14
+
+// prune drops c's versions that no reader can take: every busy slot
+// entered at safe or later, so no reader walks past the newest version
+// stamped safe or less.
+func (p *recordPool) prune(c *cell, safe uint64) {
+	var d *version
+	if c.seq.Load() <= safe {
+		d = c.older.Load()
+		c.older.Store(nil)
+	} else if v := c.older.Load(); v != nil {
+		for v.seq > safe && v.next != nil {
+			v = v.next
+		}
+		d, v.next = v.next, nil
+	}
+	for d != nil {
+		next := d.next
+		p.chainBytes -= int(d.size)
+		if n := int(d.class); n != 0 && p.bytes+n <= maxPooledBytes {
+			p.free[n] = append(p.free[n], d.rec)
+			p.bytes += n
+		}
+		*d = version{}
+		if len(p.versions) < maxFreeVersions {
+			p.versions = append(p.versions, d)
+		}
+		d = next
+	}
+}

@@ -1,0 +1,108 @@
+package ztree_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// spreadSetDataBatches is setDataBatches over 4,096 znodes: each batch's
+// setData txns go to znodes far apart, in different shards and leaves.
+func spreadSetDataBatches(t *testing.T, h *harness) func(n int) {
+	const znodes = 4096
+	paths := make([]string, znodes)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/n%05d", i)
+		h.create(1, paths[i], wire.ModePersistent)
+	}
+	data := make([]byte, 1024)
+	body := &wire.SetDataRequest{Data: data, Version: -1}
+	req := &ztree.Request{Session: 1, Time: 1, Op: wire.OpSetData, Body: body, SetDataTxn: new(wire.SetDataTxn)}
+	next := 0
+	return func(n int) {
+		for i := 0; i < n; i++ {
+			h.zxid++
+			req.Zxid = h.zxid
+			body.Path = paths[next]
+			next = (next + 977) % znodes // 977 is prime to 4,096: every znode in turn
+			data[0]++
+			txn, err := h.tree.Prep(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
+				t.Fatal(res.Err)
+			}
+		}
+		h.tree.Publish()
+		h.tree.Visible(h.tree.Published())
+	}
+}
+
+// TestSpreadSetDataCopiesNoLeaf: with readers tracked, a setData on a znode
+// that changed before leaves the B-tree alone, so a commit whose writes
+// fall in many leaves allocates no more than one that touches a single
+// znode. Without cells each leaf a commit touches is copied (2 or more
+// allocations each).
+func TestSpreadSetDataCopiesNoLeaf(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.tree.TrackReaders()
+	batch := spreadSetDataBatches(t, h)
+	for i := 0; i < 70; i++ {
+		batch(64) // every znode has changed once: each has its cell
+	}
+	if a := perSetData(batch); a != 0 {
+		t.Errorf("setData over many leaves made %v allocations, want 0", a)
+	}
+	// And every reader still sees each znode's newest data.
+	v := h.tree.Published()
+	for i := 0; i < 4096; i += 511 {
+		_, st, err := v.GetData(fmt.Sprintf("/n%05d", i), nil)
+		if err != nil || st.Version < 1 || st.DataLength != 1024 {
+			t.Fatalf("/n%05d: %+v %v", i, st, err)
+		}
+	}
+}
+
+// TestChainsStayBoundedWhileAReaderHolds: a reader that keeps its slot
+// (a snapshot being written) keeps every version written meanwhile, but
+// only up to a bound: past it the tree stops making versions and the
+// heap stays small, and the reader's own version is still whole.
+func TestChainsStayBoundedWhileAReaderHolds(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	readers := h.tree.TrackReaders()
+	batch := setDataBatches(t, h)
+	batch(10)
+	slot := readers.NewSlot()
+	slot.Enter()
+	v := h.tree.Published()
+	held, _, _ := v.GetData("/a", nil)
+	want := strings.Clone(held)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 1600; i++ {
+		batch(64) // 100 MB of 1 KB versions in all
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 48<<20 {
+		t.Errorf("the live heap grew by %d MB while a reader held an old version", grew>>20)
+	}
+	if held != want {
+		t.Fatal("the data the reader holds changed")
+	}
+	if got, _, _ := v.GetData("/a", nil); got != want {
+		t.Fatal("the reader's version reads differently now")
+	}
+	slot.Leave()
+	slot.Close()
+	if got, st, _ := h.tree.Published().GetData("/a", nil); st.Version != 10+1600*64 || len(got) != 1024 {
+		t.Fatalf("newest /a: version %d, %d bytes", st.Version, len(got))
+	}
+}
