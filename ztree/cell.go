@@ -108,11 +108,14 @@ func (t *Tree) change(old, nw item, reusable bool) {
 		t.put(nw)
 		return
 	}
-	i := nw.shard()
-	if i != t.hintShard {
-		t.hint, t.hintShard = btree.PathHint{}, i
+	cur, ok := t.cached(nw)
+	if !ok {
+		i := nw.shard()
+		if i != t.hintShard {
+			t.hint, t.hintShard = btree.PathHint{}, i
+		}
+		cur, _ = t.st.shards[i].GetHint(nw, &t.hint)
 	}
-	cur, _ := t.st.shards[i].GetHint(nw, &t.hint)
 	if p.chainBytes >= maxChainBytes {
 		// Too much waits behind busy slots: make no version the
 		// chains would hold as well. A cell's znode gets a plain item
@@ -199,5 +202,53 @@ func (p *recordPool) prune(c *cell, safe uint64) {
 			p.versions = append(p.versions, d)
 		}
 		d = next
+	}
+}
+
+// cacheBits sizes the applier's cell cache: 32,768 slots, 768 KB.
+const cacheBits = 15
+
+// cellCache is where the applier finds the cells of its own tree without
+// a B-tree search: a write to a znode looks it up in Prep, again in Apply,
+// and once more to change it, and a cell stays in its slot until its
+// znode is deleted or given a plain item. Slots are picked by a hash of the
+// key's parent hash, name prefix and length; a slot holds the last cell
+// found there, and a lookup checks the whole path.
+type cellCache [1 << cacheBits]item
+
+func (it item) cacheSlot() int {
+	h := uint64(it.ph)<<32 ^ uint64(it.klen&^cellBit) ^ it.pfx
+	return int((h * 0x9e3779b97f4a7c15) >> (64 - cacheBits))
+}
+
+// sameKey reports whether a and b have the same parent hash, name prefix
+// and path length: the paths may still differ.
+func sameKey(a, b item) bool {
+	return a.ph == b.ph && a.pfx == b.pfx && a.klen&^cellBit == b.klen&^cellBit
+}
+
+// cached returns the cell item of k's path if the cache has it.
+func (t *Tree) cached(k item) (item, bool) {
+	if t.cache == nil {
+		return item{}, false
+	}
+	c := t.cache[k.cacheSlot()]
+	if c.p != nil && sameKey(c, k) && c.path() == k.path() {
+		return c, true
+	}
+	return item{}, false
+}
+
+// cacheItem notes what the applier's tree now holds at it's path: a cell
+// is remembered, and anything else makes the slot forget that path.
+func (t *Tree) cacheItem(it item) {
+	if t.cache == nil {
+		return
+	}
+	s := &t.cache[it.cacheSlot()]
+	if it.isCell() {
+		*s = it
+	} else if sameKey(*s, it) {
+		*s = item{}
 	}
 }

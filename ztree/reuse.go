@@ -141,6 +141,7 @@ func (t *Tree) TrackReaders() *Readers {
 		t.pool.readers = &Readers{}
 		t.pool.free = make(map[int][]unsafe.Pointer)
 		t.pool.readers.epoch.Store(t.pool.seq)
+		t.cache = new(cellCache)
 	}
 	return t.pool.readers
 }

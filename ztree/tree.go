@@ -102,6 +102,8 @@ type Tree struct {
 	// wrong guess costs more than it saves.
 	hint      btree.PathHint
 	hintShard int
+	// cache finds cells without searching (nil until TrackReaders).
+	cache *cellCache
 }
 
 // New returns a tree holding what a fresh ZooKeeper server holds: the root,
@@ -166,9 +168,15 @@ func (t *Tree) get(path string) (item, bool) {
 		return item{}, false
 	}
 	k := keyOf(path)
+	if it, ok := t.cached(k); ok {
+		return it.as(newest), true
+	}
 	i := k.shard()
 	t.hint, t.hintShard = btree.PathHint{}, i
 	it, ok := t.st.shards[i].GetHint(k, &t.hint)
+	if ok && it.isCell() {
+		t.cacheItem(it)
+	}
 	return it.as(newest), ok
 }
 
@@ -191,11 +199,13 @@ func (t *Tree) put(it item) {
 	} else {
 		t.st.shards[i].Set(it)
 	}
+	t.cacheItem(it)
 	t.dirty[i] = true
 }
 
 func (t *Tree) remove(path string) {
 	k := keyOf(path)
+	t.cacheItem(k) // forget it
 	i := k.shard()
 	if i == t.hintShard {
 		t.st.shards[i].DeleteHint(k, &t.hint)
