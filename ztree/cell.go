@@ -50,6 +50,7 @@ type cell struct {
 	older atomic.Pointer[version]
 	// The head's size and class (see version), for the applier only.
 	size, class int32
+	klen        uint32 // the path's length
 }
 
 // version is one of a cell's older records. Its fields do not change
@@ -75,7 +76,8 @@ func (it item) as(seq uint64) item {
 	return item{p: (*cell)(it.p).at(seq), klen: it.klen &^ cellBit, ph: it.ph, pfx: it.pfx}
 }
 
-// at is the record of the newest version stamped seq or less.
+// at is the record of the newest version stamped seq or less, or nil
+// when every version is newer (the cell is not in that View).
 //
 // The applier changes the head by first putting it on older, then storing
 // the new stamp, then the new record. A head stamped seq or less was
@@ -90,8 +92,11 @@ func (c *cell) at(seq uint64) unsafe.Pointer {
 		}
 	}
 	v := c.older.Load()
-	for v.seq > seq {
+	for v != nil && v.seq > seq {
 		v = v.next
+	}
+	if v == nil {
+		return nil
 	}
 	return v.rec
 }
@@ -132,9 +137,9 @@ func (t *Tree) change(old, nw item, reusable bool) {
 		return
 	}
 	// The first change: no View has the cell yet, so its head is its
-	// only version (stamped 0), and old goes the way of any replaced
-	// record.
-	c := &cell{size: size, class: class}
+	// only version, and old goes the way of any replaced record.
+	c := &cell{size: size, class: class, klen: nw.klen}
+	c.seq.Store(p.seq + 1)
 	c.rec.Store((*byte)(nw.p))
 	t.put(item{p: unsafe.Pointer(c), klen: nw.klen | cellBit, ph: nw.ph, pfx: nw.pfx})
 	if reusable {
@@ -205,50 +210,64 @@ func (p *recordPool) prune(c *cell, safe uint64) {
 	}
 }
 
-// cacheBits sizes the applier's cell cache: 32,768 slots, 768 KB.
+// cacheBits sizes the cell cache: 32,768 slots, 256 KB.
 const cacheBits = 15
 
-// cellCache is where the applier finds the cells of its own tree without
-// a B-tree search: a write to a znode looks it up in Prep, again in Apply,
-// and once more to change it, and a cell stays in its slot until its
-// znode is deleted or given a plain item. Slots are picked by a hash of the
-// key's parent hash, name prefix and length; a slot holds the last cell
-// found there, and a lookup checks the whole path.
-type cellCache [1 << cacheBits]item
+// cellCache finds cells without a B-tree search. A write to a znode looks
+// it up in Prep, again in Apply, and once more to change it; a read looks
+// it up once, and a B-tree search misses the processor's cache a dozen
+// times. A slot holds the last cell put in it, picked by a hash of the
+// key's parent hash, name prefix and length; a lookup checks the whole
+// path against the cell's head record.
+//
+// The applier stores cells (when it finds or makes one) and clears them
+// (when their znode is deleted or gets a plain item again); readers load
+// them. A cell in the cache is the applier's, which may be newer than a
+// reader's View: a reader uses it only if it has a version stamped at or
+// before its View, which makes it the cell its View holds at that path
+// (every version is stamped with the first View that shows it, and a cell
+// leaves the cache before the View without its znode is published).
+// Otherwise the reader searches its View's B-tree.
+type cellCache [1 << cacheBits]atomic.Pointer[cell]
 
 func (it item) cacheSlot() int {
 	h := uint64(it.ph)<<32 ^ uint64(it.klen&^cellBit) ^ it.pfx
 	return int((h * 0x9e3779b97f4a7c15) >> (64 - cacheBits))
 }
 
-// sameKey reports whether a and b have the same parent hash, name prefix
-// and path length: the paths may still differ.
-func sameKey(a, b item) bool {
-	return a.ph == b.ph && a.pfx == b.pfx && a.klen&^cellBit == b.klen&^cellBit
+// find returns the cell of k's path, if the cache has it. The caller is
+// the applier or a reader in its slot, so the head record it reads the
+// path from stays whole (see prune).
+func (cc *cellCache) find(k item) *cell {
+	c := cc[k.cacheSlot()].Load()
+	if c != nil && c.klen == k.klen&^cellBit && unsafe.String(c.rec.Load(), int(c.klen)) == k.path() {
+		return c
+	}
+	return nil
 }
 
-// cached returns the cell item of k's path if the cache has it.
+// cached returns the cell item of k's path in the applier's tree, if the
+// cache has it.
 func (t *Tree) cached(k item) (item, bool) {
 	if t.cache == nil {
 		return item{}, false
 	}
-	c := t.cache[k.cacheSlot()]
-	if c.p != nil && sameKey(c, k) && c.path() == k.path() {
-		return c, true
+	if c := t.cache.find(k); c != nil {
+		return item{p: unsafe.Pointer(c), klen: k.klen | cellBit, ph: k.ph, pfx: k.pfx}, true
 	}
 	return item{}, false
 }
 
 // cacheItem notes what the applier's tree now holds at it's path: a cell
-// is remembered, and anything else makes the slot forget that path.
+// is remembered, and anything else makes the cache forget that path.
 func (t *Tree) cacheItem(it item) {
 	if t.cache == nil {
 		return
 	}
 	s := &t.cache[it.cacheSlot()]
 	if it.isCell() {
-		*s = it
-	} else if sameKey(*s, it) {
-		*s = item{}
+		s.Store((*cell)(it.p))
+	} else if t.cache.find(it) != nil {
+		s.Store(nil)
 	}
 }

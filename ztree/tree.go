@@ -180,15 +180,22 @@ func (t *Tree) get(path string) (item, bool) {
 	return it.as(newest), ok
 }
 
-// getItem looks path up in shards as the View with sequence number seq
-// has it.
-func getItem(s *shards, seq uint64, path string) (item, bool) {
+// lookup finds path's znode as v has it: in the cell cache when it holds
+// a version v may see, else in v's B-tree.
+func (v *View) lookup(path string) (item, bool) {
 	if len(path) == 0 || path[0] != '/' {
 		return item{}, false
 	}
 	k := keyOf(path)
-	it, ok := s[k.shard()].Get(k)
-	return it.as(seq), ok
+	if v.cache != nil {
+		if c := v.cache.find(k); c != nil {
+			if rec := c.at(v.seq); rec != nil {
+				return item{p: rec, klen: k.klen, ph: k.ph, pfx: k.pfx}, true
+			}
+		}
+	}
+	it, ok := v.shards[k.shard()].Get(k)
+	return it.as(v.seq), ok
 }
 
 // put stores it, replacing any item with the same path.
@@ -262,7 +269,7 @@ func (t *Tree) Published() *View { return t.pub.Load() }
 func (t *Tree) Publish() []Event {
 	prev := t.pub.Load()
 	t.pool.seq++
-	v := &View{state: t.st, opts: t.opts, seq: t.pool.seq}
+	v := &View{state: t.st, opts: t.opts, seq: t.pool.seq, cache: t.cache}
 	for i := range v.shards {
 		if t.dirty[i] || prev == nil {
 			v.shards[i] = t.st.shards[i].Copy()

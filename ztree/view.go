@@ -12,8 +12,9 @@ import (
 // the applier never waits for them.
 type View struct {
 	state
-	opts Options
-	seq  uint64 // counts the tree's publishes; see Readers
+	opts  Options
+	seq   uint64     // counts the tree's publishes; see Readers
+	cache *cellCache // the tree's, when it keeps cells
 }
 
 // Zxid is the zxid of the last txn this version contains.
@@ -52,7 +53,7 @@ func (v *View) node(it item) Node {
 // Get returns the znode at path. An invalid path is simply not found, as
 // ZooKeeper answers reads of one with NONODE.
 func (v *View) Get(path string) (Node, bool) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return Node{}, false
 	}
@@ -61,7 +62,7 @@ func (v *View) Get(path string) (Node, bool) {
 
 // Stat returns the Stat of the znode at path.
 func (v *View) Stat(path string) (wire.Stat, bool) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return wire.Stat{}, false
 	}
@@ -71,7 +72,7 @@ func (v *View) Stat(path string) (wire.Stat, bool) {
 
 // GetData is getData: NONODE, then NOAUTH without READ.
 func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return "", wire.Stat{}, wire.ErrNoNode
 	}
@@ -96,7 +97,7 @@ func (v *View) Exists(path string) (wire.Stat, error) {
 // path's children to dst, sorted, and returns path's Stat. NONODE, then
 // NOAUTH without READ. The names share the tree's memory.
 func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]string, wire.Stat, error) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return dst, wire.Stat{}, wire.ErrNoNode
 	}
@@ -145,7 +146,7 @@ func eachChild(s *shards, seq uint64, path string, fn func(item) bool) {
 // ACL is getACL: NONODE; NOAUTH without READ or ADMIN; with READ but not
 // ADMIN the digest hashes are redacted.
 func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return nil, wire.Stat{}, wire.ErrNoNode
 	}
@@ -164,7 +165,7 @@ func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
 // path (for the root: every znode but the root). NONODE, then NOAUTH
 // without READ.
 func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
-	it, ok := getItem(&v.shards, v.seq, path)
+	it, ok := v.lookup(path)
 	if !ok {
 		return 0, wire.ErrNoNode
 	}
@@ -211,7 +212,7 @@ func (v *View) AppendEphemerals(dst []string, session int64, prefix string) []st
 // its children, children by name), the order of ZooKeeper's snapshots,
 // until fn returns false. Walking a View never blocks the applier.
 func (v *View) Walk(fn func(Node) bool) {
-	root, _ := getItem(&v.shards, v.seq, rootPath)
+	root, _ := v.lookup(rootPath)
 	v.walk(root, fn)
 }
 
@@ -274,7 +275,7 @@ func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
 func (v *View) Candidates(now, maxNeverUsedMs int64) []string {
 	var out []string
 	v.containers.Scan(func(p string) bool {
-		it, ok := getItem(&v.shards, v.seq, p)
+		it, ok := v.lookup(p)
 		if !ok {
 			return true
 		}
@@ -285,7 +286,7 @@ func (v *View) Candidates(now, maxNeverUsedMs int64) []string {
 		return true
 	})
 	v.ttls.Scan(func(p string) bool {
-		it, ok := getItem(&v.shards, v.seq, p)
+		it, ok := v.lookup(p)
 		if !ok {
 			return true
 		}

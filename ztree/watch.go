@@ -229,8 +229,8 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 // seen by cur.
 func changedSince(old, cur *View, path string, kind WatchKind) (wire.EventType, bool) {
 	rel := old.zxid
-	was, existed := getItem(&old.shards, old.seq, path)
-	now, exists := getItem(&cur.shards, cur.seq, path)
+	was, existed := old.lookup(path)
+	now, exists := cur.lookup(path)
 	switch {
 	case existed && !exists:
 		return wire.EventNodeDeleted, true
@@ -278,7 +278,7 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 	// on a znode changed after relZxid fires the change.
 	rewatch := func(paths []string, kind WatchKind, changed wire.EventType, zxid func(meta) int64) {
 		for _, p := range paths {
-			it, ok := getItem(&cur.shards, cur.seq, p)
+			it, ok := cur.lookup(p)
 			switch {
 			case !ok:
 				ev(wire.EventNodeDeleted, p)
@@ -291,7 +291,7 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 	}
 	rewatch(data, WatchData, wire.EventNodeDataChanged, func(m meta) int64 { return m.Mzxid })
 	for _, p := range exist {
-		if _, ok := getItem(&cur.shards, cur.seq, p); ok {
+		if _, ok := cur.lookup(p); ok {
 			ev(wire.EventNodeCreated, p)
 		} else {
 			w.add(session, p, WatchData)
