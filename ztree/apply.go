@@ -178,13 +178,15 @@ func (t *Tree) applyMulti(hdr *wire.TxnHeader, m *wire.MultiTxn) []Result {
 
 // replace swaps old for nw in the tree, keeping the digest current.
 // Neither record goes back to the pool: see change.
-func (t *Tree) replace(old, nw item) { t.replaceFrom(old, nw, false) }
+func (t *Tree) replace(old, nw item) { t.replaceFrom(old, nw, false, 0, false) }
 
-func (t *Tree) replaceFrom(old, nw item, reusable bool) {
+// replaceFrom is replace for a record that may go back to the pool, with
+// its node digest if known.
+func (t *Tree) replaceFrom(old, nw item, reusable bool, digest uint64, digestOK bool) {
 	if !t.knownDigest {
 		t.st.digest += itemDigest(nw) - itemDigest(old)
 	}
-	t.change(old, nw, reusable)
+	t.change(old, nw, reusable, digest, digestOK)
 }
 
 func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64, parentCVersion int32, zxid, time int64) (wire.Stat, error) {
@@ -309,7 +311,8 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	m.Mzxid = zxid
 	m.Version = version
 	nw := makeItemFrom(&t.pool, node, &m, stringOf(data)) // copies
-	t.replaceFrom(node, nw, m.Owner == 0)
+	d, dok := t.preppedDigest(zxid, path)
+	t.replaceFrom(node, nw, m.Owner == 0, d, dok)
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
 	t.pending = append(t.pending, trigger{kind: trigDataChanged, path: nw.path(), acl: m.ACL, zxid: zxid})

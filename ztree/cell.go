@@ -48,9 +48,12 @@ type cell struct {
 	seq   atomic.Uint64        // the head's stamp: the first View that shows it
 	rec   atomic.Pointer[byte] // the head's record
 	older atomic.Pointer[version]
-	// The head's size and class (see version), for the applier only.
+	// The head's size and class (see version), and its node digest when
+	// Prep worked it out (digestOK): for the applier only.
 	size, class int32
 	klen        uint32 // the path's length
+	digestOK    bool
+	digest      uint64
 }
 
 // version is one of a cell's older records. Its fields do not change
@@ -107,7 +110,10 @@ func (c *cell) at(seq uint64) unsafe.Pointer {
 // reusable says whether old's and nw's memory may go back to the pool once
 // replaced (only a persistent znode's may: the indexes keep other znodes'
 // paths as strings sharing their first record).
-func (t *Tree) change(old, nw item, reusable bool) {
+//
+// digest is nw's node digest when known (digestOK), kept with the head for
+// the next write's digestBefore.
+func (t *Tree) change(old, nw item, reusable bool, digest uint64, digestOK bool) {
 	p := &t.pool
 	if p.readers == nil {
 		t.put(nw)
@@ -133,12 +139,14 @@ func (t *Tree) change(old, nw item, reusable bool) {
 	}
 	size, class := recordSize(nw, reusable)
 	if cur.isCell() {
-		p.push((*cell)(cur.p), nw, size, class)
+		c := (*cell)(cur.p)
+		p.push(c, nw, size, class)
+		c.digest, c.digestOK = digest, digestOK
 		return
 	}
 	// The first change: no View has the cell yet, so its head is its
 	// only version, and old goes the way of any replaced record.
-	c := &cell{size: size, class: class, klen: nw.klen}
+	c := &cell{size: size, class: class, klen: nw.klen, digest: digest, digestOK: digestOK}
 	c.seq.Store(p.seq + 1)
 	c.rec.Store((*byte)(nw.p))
 	t.put(item{p: unsafe.Pointer(c), klen: nw.klen | cellBit, ph: nw.ph, pfx: nw.pfx})
@@ -270,4 +278,29 @@ func (t *Tree) cacheItem(it item) {
 	} else if t.cache.find(it) != nil {
 		s.Store(nil)
 	}
+}
+
+// cellDigest is the node digest of it, a head record the applier got from
+// its tree, if its cell kept one.
+func (t *Tree) cellDigest(it item) (uint64, bool) {
+	if t.cache == nil {
+		return 0, false
+	}
+	c := t.cache.find(it)
+	if c == nil || !c.digestOK || unsafe.Pointer(c.rec.Load()) != it.p {
+		return 0, false
+	}
+	return c.digest, true
+}
+
+// preppedDigest is the node digest Prep worked out for path after txn
+// zxid, the one being applied, if that txn made exactly one change and it
+// is to path: then nothing else in the txn changes path, and the record
+// the txn makes is the one Prep hashed.
+func (t *Tree) preppedDigest(zxid int64, path string) (uint64, bool) {
+	q, h := t.prep.queue, t.prep.head
+	if h < len(q) && q[h].zxid == zxid && q[h].path == path && q[h].exists && (h+1 == len(q) || q[h+1].zxid != zxid) {
+		return q[h].node.digest, true
+	}
+	return 0, false
 }

@@ -106,3 +106,51 @@ func TestChainsStayBoundedWhileAReaderHolds(t *testing.T) {
 		t.Fatalf("newest /a: version %d, %d bytes", st.Version, len(got))
 	}
 }
+
+// TestKeptDigestsMatchRecomputedOnes: the node digest a cell keeps for the
+// next write's tree digest is the one of the record the txn made, also
+// after multis that change a znode twice. A tree with cells, applying what
+// its Prep made, must reach the digests of a tree without them that hashes
+// every change itself.
+func TestKeptDigestsMatchRecomputedOnes(t *testing.T) {
+	cells, plain := newHarness(t, ztree.Options{}), newHarness(t, ztree.Options{})
+	cells.tree.TrackReaders()
+	set := func(path, data string) wire.MultiOp {
+		return wire.MultiOp{Type: wire.OpSetData, Path: path, Data: []byte(data), Version: -1}
+	}
+	steps := []struct {
+		op   wire.OpCode
+		body wire.Record
+	}{
+		{wire.OpCreate, &wire.CreateRequest{Path: "/a", ACL: ztree.OpenACL}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a", Data: []byte("1"), Version: -1}},
+		{wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{set("/a", "x"), set("/a", "yy")}}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a", Data: []byte("2"), Version: -1}},
+		{wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{set("/a", "zzz"),
+			{Type: wire.OpCreate, Path: "/a/b", ACL: ztree.OpenACL}}}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a", Data: []byte("3"), Version: -1}},
+		{wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{set("/a", "w")}}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a", Data: []byte("4"), Version: -1}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a/b", Data: []byte("5"), Version: -1}},
+		{wire.OpSetData, &wire.SetDataRequest{Path: "/a", Data: []byte("6"), Version: -1}},
+	}
+	for i, s := range steps {
+		for _, h := range []*harness{cells, plain} {
+			h.zxid++
+			txn, err := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: h.time, Op: s.op, Body: s.body})
+			if err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			if h == cells {
+				h.tree.ApplyPrepped(&txn)
+			} else {
+				h.tree.Apply(&txn.Header, txn.Record)
+			}
+			h.tree.Publish()
+			h.tree.Visible(h.tree.Published())
+		}
+		if c, p := cells.tree.Digest(), plain.tree.Digest(); c != p {
+			t.Fatalf("step %d: digest %x with cells, %x recomputed", i, c, p)
+		}
+	}
+}

@@ -128,6 +128,9 @@ func (t *Tree) digestBefore(path string, n *nodeRec) uint64 {
 		return c.node.digest
 	}
 	if n.from.p != nil && n.from.path() == path {
+		if d, ok := t.cellDigest(n.from); ok {
+			return d
+		}
 		return itemDigest(n.from)
 	}
 	if it, ok := t.get(path); ok {
