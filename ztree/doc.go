@@ -40,6 +40,13 @@
 // later setData once no reader can hold a View that has it (reuse.go): a
 // reader other than the applier reads records only between Enter and Leave
 // on its ReadSlot, and is done with the strings a View hands it by Leave.
+// From a znode's first change on, its B-tree slot points to a cell
+// (cell.go) holding its versions, each stamped with the first View that
+// shows it: later writes copy no B-tree node, and a reader takes the
+// newest version its View may see. The
+// cells are also found through a small hash cache, by the applier without
+// a B-tree search, and by readers when the cached cell has a version their
+// View may see.
 //
 // # Watches
 //

@@ -44,8 +44,8 @@ type meta struct {
 // of a parent whose hash collides, which readers skip; they also share a
 // shard, chosen by the same hash.
 type item struct {
-	p    unsafe.Pointer // the record, or a lookup key's path
-	klen uint32         // len(path)
+	p    unsafe.Pointer // the record, a lookup key's path, or a *cell (cellBit)
+	klen uint32         // len(path), with cellBit when p is a *cell
 	ph   uint32         // parentHash of the path's parent
 	pfx  uint64         // namePrefix of the path's name
 }

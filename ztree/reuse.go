@@ -28,6 +28,10 @@ import (
 // record's memory. A View's counters and its indexes (the ephemerals the
 // four-letter words list) are not records and need no slot.
 //
+// A znode whose slot holds a cell (cell.go) keeps its replaced records on
+// the cell's chain instead; the same grace period prunes the chain, and
+// the records it cuts go to the free lists.
+//
 // Strings that views hand out (GetData's data, AppendChildren's names,
 // Node's Path and Data) share record memory; a reader must be done with
 // them (copied them into its reply) before it leaves its slot.
