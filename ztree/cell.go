@@ -140,7 +140,7 @@ func (t *Tree) change(old, nw item, reusable bool, digest uint64, digestOK bool)
 	size, class := recordSize(nw, reusable)
 	if cur.isCell() {
 		c := (*cell)(cur.p)
-		p.push(c, nw, size, class)
+		p.push(c, nw, size, class, reusable)
 		c.digest, c.digestOK = digest, digestOK
 		return
 	}
@@ -165,8 +165,15 @@ func recordSize(nw item, reusable bool) (size, class int32) {
 	return int32(n), 0
 }
 
-// push makes nw the head of c, shown from the next View on.
-func (p *recordPool) push(c *cell, nw item, size, class int32) {
+// push makes nw the head of c, shown from the next View on. The old head
+// goes back to the pool after its grace only if nw is a setData's
+// (reusable): a prepped txn that changed the znode without setting its
+// data (a child's create, a setACL) carries the data it read from the old
+// head, and so does every txn prepped after it on the znode until one
+// sets data. Such txns have lower zxids than the setData that replaces
+// the head, so they are applied, and forget the record, before it is
+// replaced (the rule replaced records followed before cells).
+func (p *recordPool) push(c *cell, nw item, size, class int32, reusable bool) {
 	var v *version
 	if n := len(p.versions); n > 0 {
 		v = p.versions[n-1]
@@ -176,6 +183,9 @@ func (p *recordPool) push(c *cell, nw item, size, class int32) {
 		v = new(version)
 	}
 	v.rec, v.seq, v.size, v.class = unsafe.Pointer(c.rec.Load()), c.seq.Load(), c.size, c.class
+	if !reusable {
+		v.class = 0
+	}
 	v.next = c.older.Load()
 	c.older.Store(v)
 	seq := p.seq + 1

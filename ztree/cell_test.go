@@ -154,3 +154,84 @@ func TestKeptDigestsMatchRecomputedOnes(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingChangesKeepTheRecordsTheyRead: a prepped txn that changes a
+// znode's metadata but not its data (a child's create changes its parent)
+// carries the data Prep read from the znode's record, and so does every
+// txn prepped after it on that znode until one sets new data. Such a
+// record must not be reused while those txns wait: here the parent's
+// record, made by a setData, is replaced by a create, its grace ends, and
+// a setData of the same size wants a record, while creates prepped
+// earlier still read the parent's data. A tree with cells must reach the
+// digests of a tree without them.
+func TestPendingChangesKeepTheRecordsTheyRead(t *testing.T) {
+	cells, plain := newHarness(t, ztree.Options{}), newHarness(t, ztree.Options{})
+	cells.tree.TrackReaders()
+	x, y := strings.Repeat("x", 100), strings.Repeat("y", 100)
+	setReq := func(path, data string) (wire.OpCode, wire.Record) {
+		return wire.OpSetData, &wire.SetDataRequest{Path: path, Data: []byte(data), Version: -1}
+	}
+	createReq := func(path string) (wire.OpCode, wire.Record) {
+		return wire.OpCreate, &wire.CreateRequest{Path: path, ACL: ztree.OpenACL}
+	}
+	for _, h := range []*harness{cells, plain} {
+		h.create(1, "/x", wire.ModePersistent)
+		h.create(1, "/y", wire.ModePersistent)
+		h.create(1, "/z", wire.ModePersistent)
+		op, body := setReq("/x", x)
+		h.ok(1, op, body) // /x's record is now one a later setData may reuse
+	}
+	type step struct {
+		op   wire.OpCode
+		body wire.Record
+	}
+	var batch []step
+	add := func(op wire.OpCode, body wire.Record) { batch = append(batch, step{op, body}) }
+	add(createReq("/x/a"))
+	for i := 0; i < 20; i++ { // enough replaced records for the pool to scan
+		add(setReq("/z", strings.Repeat("z", 3000+i)))
+	}
+	add(createReq("/x/b"))
+	add(setReq("/y", y)) // wants a record of /x's size
+	add(createReq("/x/c"))
+	for _, h := range []*harness{cells, plain} {
+		// Prep everything first, as a pipeline does, then apply the first
+		// 21 and publish; the rest wait, prepped.
+		var txns []ztree.Txn
+		for _, s := range batch {
+			h.zxid++
+			txn, err := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: h.time, Op: s.op, Body: s.body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			txns = append(txns, txn)
+		}
+		apply := func(txns []ztree.Txn) {
+			for i := range txns {
+				if h == cells {
+					h.tree.ApplyPrepped(&txns[i])
+				} else {
+					h.tree.Apply(&txns[i].Header, txns[i].Record)
+				}
+			}
+			h.tree.Publish()
+			h.tree.Visible(h.tree.Published())
+		}
+		apply(txns[:21])
+		apply(txns[21:23]) // /x/b, and /y's setData takes a free record
+		// A create prepped now reads /x as the waiting /x/c left it.
+		h.zxid++
+		op, body := createReq("/x/d")
+		txn, err := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: h.time, Op: op, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(append(txns[23:], txn))
+	}
+	if c, p := cells.tree.Digest(), plain.tree.Digest(); c != p {
+		t.Fatalf("digest %x with cells, %x recomputed", c, p)
+	}
+	if got, _, _ := cells.tree.Published().GetData("/x", nil); got != x {
+		t.Fatalf("/x holds %.20q…", got)
+	}
+}
