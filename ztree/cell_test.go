@@ -23,24 +23,11 @@ func spreadSetDataBatches(t *testing.T, h *harness) func(n int) {
 	body := &wire.SetDataRequest{Data: data, Version: -1}
 	req := &ztree.Request{Session: 1, Time: 1, Op: wire.OpSetData, Body: body, SetDataTxn: new(wire.SetDataTxn)}
 	next := 0
-	return func(n int) {
-		for i := 0; i < n; i++ {
-			h.zxid++
-			req.Zxid = h.zxid
-			body.Path = paths[next]
-			next = (next + 977) % znodes // 977 is prime to 4,096: every znode in turn
-			data[0]++
-			txn, err := h.tree.Prep(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
-				t.Fatal(res.Err)
-			}
-		}
-		h.tree.Publish()
-		h.tree.Visible(h.tree.Published())
-	}
+	return batchesOf(t, h, req, func() {
+		body.Path = paths[next]
+		next = (next + 977) % znodes // 977 is prime to 4,096: every znode in turn
+		data[0]++
+	})
 }
 
 // TestSpreadSetDataCopiesNoLeaf: with readers tracked, a setData on a znode

@@ -456,11 +456,19 @@ func setDataBatches(t *testing.T, h *harness) func(n int) {
 	req := &ztree.Request{Session: 1, Time: 1, Op: wire.OpSetData,
 		Body:       &wire.SetDataRequest{Path: "/a", Data: data, Version: -1},
 		SetDataTxn: new(wire.SetDataTxn)}
+	return batchesOf(t, h, req, func() {
+		data[0]++ // each version's data differs from the last
+	})
+}
+
+// batchesOf returns a function that preps and applies n txns of req (next
+// changes req before each) and publishes them as one version.
+func batchesOf(t *testing.T, h *harness, req *ztree.Request, next func()) func(n int) {
 	return func(n int) {
 		for i := 0; i < n; i++ {
 			h.zxid++
 			req.Zxid = h.zxid
-			data[0]++ // each version's data differs from the last
+			next()
 			txn, err := h.tree.Prep(req)
 			if err != nil {
 				t.Fatal(err)
