@@ -12,11 +12,11 @@ import (
 // copies the leaf (and the inner nodes above it), because the published
 // View shares it. With record reuse on, a znode changed once is likely to
 // change again (a counter, a configuration, a parent gaining children), so
-// its B-tree slot then points to a cell instead: a chain of the znode's
-// versions, newest first, each stamped with the sequence number of the
-// first View that shows it. Later changes push a version onto the chain and
-// leave the B-tree alone, so the shard stays clean and a publish copies
-// nothing for them.
+// its B-tree slot then points to a cell instead: the znode's versions,
+// newest first, each stamped with the sequence number of the first View
+// that shows it. Later changes push a version onto the cell and leave the
+// B-tree alone, so the shard stays clean and a publish copies nothing for
+// them. Only a record a setData replaced goes back to the pool (see push).
 //
 // A reader of a View with sequence number s takes the newest version
 // stamped s or less; the applier takes the newest. Versions that no reader
