@@ -142,6 +142,9 @@ func (t *Tree) change(old, nw item, reusable bool, digest uint64, digestOK bool)
 		c := (*cell)(cur.p)
 		p.push(c, nw, size, class, reusable)
 		c.digest, c.digestOK = digest, digestOK
+		if i := nw.cacheSlot(); t.cache[i].cell.Load() == c {
+			t.cache.mirror(i, c) // the new head
+		}
 		return
 	}
 	// The first change: no View has the cell yet, so its head is its
@@ -228,7 +231,7 @@ func (p *recordPool) prune(c *cell, safe uint64) {
 	}
 }
 
-// cacheBits sizes the cell cache: 32,768 slots, 256 KB.
+// cacheBits sizes the cell cache: 32,768 slots, 1 MB.
 const cacheBits = 15
 
 // cellCache finds cells without a B-tree search. A write to a znode looks
@@ -246,7 +249,67 @@ const cacheBits = 15
 // (every version is stamped with the first View that shows it, and a cell
 // leaves the cache before the View without its znode is published).
 // Otherwise the reader searches its View's B-tree.
-type cellCache [1 << cacheBits]atomic.Pointer[cell]
+//
+// Each slot also mirrors its cell's head (stamp, record, path length), so
+// that a reader of a current View gets the record without loading the
+// cell. A slot is 32 bytes, two to a cache line: the applier's lookup
+// brings in the mirror it then updates.
+type cellCache [1 << cacheBits]cacheSlot
+
+// cacheSlot holds a cell and a copy of its head. verLen holds a count of
+// the applier's changes to the copy (high half; odd while one is under
+// way) and the path's length (low half); a reader takes the copy only if
+// verLen was the same, and even, before and after it read the rest. A
+// reader would need to stall for 2^31 changes of one slot to be fooled.
+type cacheSlot struct {
+	cell   atomic.Pointer[cell]
+	verLen atomic.Uint64
+	stamp  atomic.Uint64
+	rec    atomic.Pointer[byte]
+}
+
+// hold makes slot i hold c (nil: nothing) and mirror its head.
+func (cc *cellCache) hold(i int, c *cell) {
+	cc[i].cell.Store(c)
+	cc.mirror(i, c)
+}
+
+// mirror copies c's head (nothing for nil) into slot i.
+func (cc *cellCache) mirror(i int, c *cell) {
+	m := &cc[i]
+	ver := m.verLen.Load()>>32 + 1
+	m.verLen.Store(ver << 32) // odd: changing
+	var klen uint32
+	if c == nil {
+		m.rec.Store(nil)
+		m.stamp.Store(0)
+	} else {
+		m.stamp.Store(c.seq.Load())
+		m.rec.Store(c.rec.Load())
+		klen = c.klen
+	}
+	m.verLen.Store((ver+1)<<32 | uint64(klen))
+}
+
+// head returns the record of k's path's newest version if the slot
+// mirrors one stamped seq or less, or nil. The mirror is at least as new
+// as the View the caller loaded before, so a head stamped at or before
+// that View is the version it shows.
+func (cc *cellCache) head(k item, seq uint64) unsafe.Pointer {
+	m := &cc[k.cacheSlot()]
+	w := m.verLen.Load()
+	if w&(1<<32) != 0 || uint32(w) != k.klen {
+		return nil
+	}
+	stamp, r := m.stamp.Load(), m.rec.Load()
+	if m.verLen.Load() != w || r == nil || stamp > seq {
+		return nil
+	}
+	if unsafe.String(r, int(k.klen)) != k.path() {
+		return nil
+	}
+	return unsafe.Pointer(r)
+}
 
 func (it item) cacheSlot() int {
 	h := uint64(it.ph)<<32 ^ uint64(it.klen&^cellBit) ^ it.pfx
@@ -257,7 +320,7 @@ func (it item) cacheSlot() int {
 // the applier or a reader in its slot, so the head record it reads the
 // path from stays whole (see prune).
 func (cc *cellCache) find(k item) *cell {
-	c := cc[k.cacheSlot()].Load()
+	c := cc[k.cacheSlot()].cell.Load()
 	if c != nil && c.klen == k.klen&^cellBit && unsafe.String(c.rec.Load(), int(c.klen)) == k.path() {
 		return c
 	}
@@ -282,11 +345,11 @@ func (t *Tree) cacheItem(it item) {
 	if t.cache == nil {
 		return
 	}
-	s := &t.cache[it.cacheSlot()]
+	i := it.cacheSlot()
 	if it.isCell() {
-		s.Store((*cell)(it.p))
+		t.cache.hold(i, (*cell)(it.p))
 	} else if t.cache.find(it) != nil {
-		s.Store(nil)
+		t.cache.hold(i, nil)
 	}
 }
 

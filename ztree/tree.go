@@ -188,6 +188,9 @@ func (v *View) lookup(path string) (item, bool) {
 	}
 	k := keyOf(path)
 	if v.cache != nil {
+		if rec := v.cache.head(k, v.seq); rec != nil {
+			return item{p: rec, klen: k.klen, ph: k.ph, pfx: k.pfx}, true
+		}
 		if c := v.cache.find(k); c != nil {
 			if rec := c.at(v.seq); rec != nil {
 				return item{p: rec, klen: k.klen, ph: k.ph, pfx: k.pfx}, true
