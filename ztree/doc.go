@@ -46,7 +46,8 @@
 // newest version its View may see. The
 // cells are also found through a small hash cache, by the applier without
 // a B-tree search, and by readers when the cached cell has a version their
-// View may see.
+// View may see; each slot mirrors its cell's newest version, so a reader
+// of a current View gets the record without loading the cell.
 //
 // # Watches
 //
