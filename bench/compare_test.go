@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -23,6 +24,10 @@ func TestCompareAlternatesAndMeasures(t *testing.T) {
 	}
 	var log bytes.Buffer
 	cc.Log = &log
+	// 8 MB written and not synced: the first turn must start without it.
+	if err := os.WriteFile(filepath.Join(t.TempDir(), "dirty"), bytes.Repeat([]byte{1}, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	res, err := Compare(cc)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
@@ -40,7 +45,31 @@ func TestCompareAlternatesAndMeasures(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(log.String(), "round 1/2: saturate on zookeeper\nround 1/2: saturate on null\nround 2/2: saturate on zookeeper") {
+	// Every turn starts after a flush of the page cache, the first one
+	// with at least the 8 MB above in it.
+	var turns []string
+	flushed, left := -1.0, -1.0
+	lines := strings.Split(log.String(), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "round ") {
+			continue
+		}
+		turns = append(turns, l)
+		var before, after float64
+		if i == 0 || !strings.HasPrefix(lines[i-1], "flushed ") {
+			t.Fatalf("turn %q not preceded by a flush:\n%s", l, log.String())
+		}
+		if _, err := fmt.Sscanf(lines[i-1], "flushed dirty pages: %f MB before, %f MB after", &before, &after); err != nil {
+			t.Fatalf("%q: %v", lines[i-1], err)
+		}
+		if flushed < 0 {
+			flushed, left = before, after
+		}
+	}
+	if flushed < 8 || left >= 8 {
+		t.Fatalf("the first flush went from %.1f to %.1f MB, want the 8 MB left dirty gone:\n%s", flushed, left, log.String())
+	}
+	if got := strings.Join(turns, "\n"); got != "round 1/2: saturate on zookeeper\nround 1/2: saturate on null\nround 2/2: saturate on zookeeper\nround 2/2: saturate on null" {
 		t.Fatalf("not alternating:\n%s", log.String())
 	}
 	if res.PeakRSS[KindZooKeeper] < 10<<20 {

@@ -35,7 +35,8 @@ workloads:
              read one znode, set one znode, create, set many, delete
   compare    start zkd and Apache ZooKeeper 3.8 side by side on fresh
              directories and ports, run a workload on each in alternation
-             (A B A B …) and print both figures and their ratio, with each
+             (A B A B …, the page cache's dirty pages flushed before each
+             turn) and print both figures and their ratio, with each
              server's peak memory and its restart time with the data loaded
   nullserver run a server that answers every request at once (getData with
              a canned reply): the machine's ceiling for a load generator
