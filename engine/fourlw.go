@@ -249,7 +249,10 @@ func (s *Server) dump() string {
 	if len(conns) > 0 {
 		fmt.Fprintf(&b, "%d connections:\n", len(conns))
 		for _, c := range conns {
-			fmt.Fprintf(&b, "\tip: %s sessionId: 0x%x\n", remoteString(c), c.sid)
+			c.mu.Lock() // a handshake sets sid under it
+			sid := c.sid
+			c.mu.Unlock()
+			fmt.Fprintf(&b, "\tip: %s sessionId: 0x%x\n", remoteString(c), sid)
 		}
 	}
 	return b.String()
