@@ -41,14 +41,29 @@
 //
 // # Recovery
 //
-// Open loads the newest snapshot that reads back intact (an unreadable one,
-// such as one cut short by a crash, is passed over for the one before),
-// replays every logged txn after it, and checks the tree's digest against
-// the digests logged with the txns and the snapshot's own. The newest log
-// file may end in a torn write — a batch the crash cut — and that tail is
-// cut off with a log line: none of it was acknowledged. Damage anywhere else
-// stops Open with a *CorruptError naming the file and offset, because the
-// txns after it would otherwise be lost without a word.
+// Open loads the newest snapshot that reads back intact, replays every
+// logged txn after it, and checks the tree's digest against the digests
+// logged with the txns and the snapshot's own. Two kinds of failure are
+// kept apart all the way:
+//
+//   - An I/O error (a file that cannot be opened, a read the OS fails) says
+//     nothing about the data, so it stops Open with an error naming the
+//     file, the operation and the OS error (*SnapshotIOError for a
+//     snapshot). Files are only ever opened read-only to be read.
+//   - Damage (a snapshot cut short, a checksum or the format wrong) lets a
+//     snapshot be passed over for the one before it, but only when the
+//     logs carry the tree past the damaged one's zxid; otherwise Open
+//     stops, naming it.
+//
+// The newest log file may end in a torn write — the part of the last batch
+// the crash let through — and only that is cut off: the damaged entry must
+// be followed by nothing but zeros past the length it gives, and by no
+// intact txn anywhere. Before the cut, the non-zero bytes cut are kept in
+// torn.log.<zxid>.at-<offset> beside the log. Damage anywhere else stops
+// Open with a *CorruptError naming the file and offset, because the txns
+// after it would otherwise be lost without a word. When the disk is too
+// full to keep the torn bytes, nothing is cut and the store opens stopped
+// (Stopped says why): the tree is there to read, no txn can be appended.
 //
 // The file system sits behind package vfs; vfs.Mem models what a power
 // cut keeps, which is how the crash tests work.

@@ -193,6 +193,15 @@ func (s *Store) Append(txn *Txn, done func(error)) error {
 	return nil
 }
 
+// Stopped is why the log takes no more txns: a write failed, or recovery
+// found the disk too full to go on (then the store still holds the
+// recovered tree, to serve reads from). nil while the log is running.
+func (s *Store) Stopped() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopErr
+}
+
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
 

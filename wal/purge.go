@@ -41,7 +41,13 @@ func Purge(fs vfs.FS, dataDir, dataLogDir string, retain int) ([]string, error) 
 	kept := 0
 	oldest := int64(-1)
 	for i := len(snaps) - 1; i >= 0 && kept < retain; i-- {
-		if looksIntact(fs, filepath.Join(snapDir, snaps[i].name)) {
+		ok, err := looksIntact(fs, filepath.Join(snapDir, snaps[i].name))
+		if err != nil {
+			// A snapshot that cannot be read is not a damaged one:
+			// counting it out could remove the logs it still needs.
+			return nil, fmt.Errorf("wal: purge: %w", err)
+		}
+		if ok {
 			kept++
 			oldest = snaps[i].zxid
 		}
@@ -82,34 +88,38 @@ func Purge(fs vfs.FS, dataDir, dataLogDir string, retain int) ([]string, error) 
 }
 
 // looksIntact is ZooKeeper's quick snapshot check: a plain snapshot ends
-// with the seal's "/" string, a compressed one starts with its magic.
-func looksIntact(fs vfs.FS, p string) bool {
-	f, err := fs.Open(p)
+// with the seal's "/" string, a compressed one starts with its magic. An
+// error reading the file is returned, not taken for damage.
+func looksIntact(fs vfs.FS, p string) (bool, error) {
+	f, err := fs.OpenRead(p)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer f.Close()
 	size, err := f.Size()
-	if err != nil || size < 10 {
-		return false
+	if err != nil {
+		return false, err
+	}
+	if size < 10 {
+		return false, nil
 	}
 	head := make([]byte, 8)
 	tail := make([]byte, 5)
 	if _, err := f.ReadAt(head, 0); err != nil {
-		return false
+		return false, err
 	}
 	if _, err := f.ReadAt(tail, size-5); err != nil {
-		return false
+		return false, err
 	}
 	switch compressionOf(p) {
 	case "gz":
-		return head[0] == 0x1f && head[1] == 0x8b
+		return head[0] == 0x1f && head[1] == 0x8b, nil
 	case "snappy":
-		return bytes.Equal(head, snappyJavaMagic)
+		return bytes.Equal(head, snappyJavaMagic), nil
 	case "zstd":
-		return bytes.Equal(head[:4], []byte{0x28, 0xb5, 0x2f, 0xfd})
+		return bytes.Equal(head[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}), nil
 	}
-	return bytes.Equal(tail, []byte{0, 0, 0, 1, '/'})
+	return bytes.Equal(tail, []byte{0, 0, 0, 1, '/'}), nil
 }
 
 // autopurge runs Purge every interval until the store closes.

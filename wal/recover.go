@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"zkd/wal/vfs"
@@ -29,6 +31,9 @@ type Recovery struct {
 	// Truncated names the log file and offset where a torn tail was cut
 	// off; "" when the log ended cleanly.
 	Truncated string
+	// TornTail is the file that keeps the bytes cut off the log (other
+	// than preallocated zeros); "" when nothing was cut.
+	TornTail string
 }
 
 // CorruptError means a log file is damaged somewhere other than a torn
@@ -113,7 +118,10 @@ func Open(opts Options) (*Store, error) {
 	s.durable.Store(s.tree.Zxid())
 	s.last = s.tree.Zxid()
 	s.pickRollPoint()
-	if needSnap {
+	if s.stopErr != nil {
+		// Recovered, but the log cannot go on (see cutTail): no
+		// snapshot either, on a disk that has no room for one.
+	} else if needSnap {
 		// A fresh data directory gets snapshot.0 at once, as ZooKeeper's
 		// does: ZooKeeper refuses a data directory with logs but no
 		// snapshot.
@@ -179,11 +187,23 @@ func (s *Store) recover() (needSnap bool, err error) {
 		return false, err
 	}
 	var dg snapDigest
+	// Only a snapshot whose bytes were read and found damaged is passed
+	// over; one the file system would not let us read stops recovery.
+	var damaged error
+	var damagedZxid int64
 	for i := len(snaps) - 1; i >= 0 && s.tree == nil; i-- {
+		file := filepath.Join(s.snapDir, snaps[i].name)
 		t, d, err := loadSnapshot(s.fs, s.snapDir, snaps[i].name, s.opts.Tree)
 		if err != nil {
-			s.log.Warn("snapshot unreadable, trying an older one", "file", filepath.Join(s.snapDir, snaps[i].name), "err", err)
+			var ioe *SnapshotIOError
+			if errors.As(err, &ioe) {
+				return false, err
+			}
+			s.log.Warn("snapshot damaged, trying an older one; the txn logs must reach past it", "file", file, "err", err)
 			s.recovery.SkippedSnapshots = append(s.recovery.SkippedSnapshots, snaps[i].name)
+			if damaged == nil {
+				damaged, damagedZxid = fmt.Errorf("%s: %w", file, err), snaps[i].zxid
+			}
 			continue
 		}
 		s.tree, dg = t, d
@@ -223,6 +243,13 @@ func (s *Store) recover() (needSnap bool, err error) {
 	if dg.unsettled != nil {
 		// No replayed txn could account for the snapshot's mismatch.
 		return false, dg.unsettled
+	}
+	if damaged != nil && s.tree.Zxid() < damagedZxid {
+		// The older snapshot and the logs do not rebuild what the damaged
+		// one held: starting would silently drop acknowledged txns.
+		return false, fmt.Errorf("wal: snapshot %v; the snapshots before it and the txn logs in %s reach only txn %#x, "+
+			"short of its txn %#x, so starting would lose the txns in between. zkd will not start: restore the snapshot "+
+			"from a backup or from another server's data directory", damaged, s.logDir, s.tree.Zxid(), damagedZxid)
 	}
 	s.tree.Publish()
 	s.recovery.Zxid = s.tree.Zxid()
@@ -272,12 +299,12 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 	file := filepath.Join(s.logDir, name)
 	lf, err := openLog(s.fs, file)
 	if err != nil {
-		return fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: reading log %s: %w", file, err)
 	}
 	defer lf.close()
 	head, err := lf.bytes(0, fileHeaderLen)
 	if err != nil {
-		return fmt.Errorf("wal: %w", err)
+		return fmt.Errorf("wal: reading log %s: %w", file, err)
 	}
 	var h wire.FileHeader
 	if _, err := h.Decode(head, wire.Copy); err != nil || h.Magic != logMagic || h.Version != formatVersion {
@@ -285,39 +312,39 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			// Created, but the process died before its first batch was
 			// durable: nothing in it was acknowledged.
 			s.log.Warn("removing a log file whose header never reached the disk", "file", file)
-			return s.removeLog(file)
+			return s.cutTail(lf, file, 0, true)
 		}
 		return &CorruptError{File: file, Offset: 0, Reason: fmt.Sprintf("bad file header %+v", h)}
 	}
 	off := int64(fileHeaderLen)
 	txns := 0
+	// last is the zxid of the last txn read from this file: an intact txn
+	// after damage is one that comes after it.
+	last, _ := zxidOf(name, logPrefix)
+	last--
 	for {
 		payload, size, st, err := lf.entry(off)
 		if err != nil {
-			return fmt.Errorf("wal: %w", err)
+			return fmt.Errorf("wal: reading log %s: %w", file, err)
 		}
-		if st == entryEnd {
-			// Past end the file holds only zeros.
-			if !newest && off < lf.end {
-				return &CorruptError{File: file, Offset: off, Reason: "a zero length is followed by data"}
-			}
-			if newest && off < lf.end {
-				s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
-				s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
-			}
-			break
+		if st == entryEnd && off >= lf.end {
+			break // the end of what was written; only zeros follow
 		}
-		if st == entryBad {
+		if st != entryOK {
 			if !newest {
-				return &CorruptError{File: file, Offset: off, Reason: "a txn is cut short or fails its checksum"}
+				reason := "a txn is cut short or fails its checksum"
+				if st == entryEnd {
+					reason = "a zero length is followed by data"
+				}
+				return &CorruptError{File: file, Offset: off, Reason: reason}
 			}
-			intact, err := lf.validAfter(off)
+			// The newest file may end in a torn write, and only there.
+			reason, err := lf.notTorn(off, last)
 			if err != nil {
-				return fmt.Errorf("wal: %w", err)
+				return fmt.Errorf("wal: reading log %s: %w", file, err)
 			}
-			if intact {
-				return &CorruptError{File: file, Offset: off,
-					Reason: "a txn fails its checksum, and intact txns follow it, so this is not a torn write"}
+			if reason != "" {
+				return &CorruptError{File: file, Offset: off, Reason: reason}
 			}
 			s.log.Warn("cutting off a torn write at the end of the log", "file", file, "offset", off)
 			s.recovery.Truncated = fmt.Sprintf("%s at offset %d", file, off)
@@ -328,6 +355,7 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 			return &CorruptError{File: file, Offset: off, Reason: err.Error()}
 		}
 		z := txn.Header.Zxid
+		last = z
 		prev := s.tree.Zxid()
 		if z > prev {
 			if z>>32 == prev>>32 && z != prev+1 && prev != 0 {
@@ -364,29 +392,99 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 		txns++
 		off += int64(size)
 	}
-	lf.close()
-	if !newest {
+	if !newest || off >= lf.size {
 		return nil
 	}
-	if txns == 0 {
+	// Cut the torn tail and the preallocated zeros, so that nothing
+	// after the last good txn can be mistaken for one; a file with no
+	// whole txn goes.
+	return s.cutTail(lf, file, off, txns == 0)
+}
+
+// tornPrefix starts the name of the file that keeps the bytes recovery
+// cut off a log: torn.log.<hex zxid>.at-<offset>, beside the log. Neither
+// zkd nor ZooKeeper takes it for a log file, and ZooKeeper's purge leaves
+// it alone.
+const tornPrefix = "torn."
+
+// cutTail ends the newest log file at off (removing it when whole is
+// set), after keeping the bytes it cuts, other than the preallocated
+// zeros, in a file of their own: the operator may want them, and recovery
+// may have misjudged. When the disk is too full to keep them, nothing is
+// cut and the log starts stopped: the server serves the recovered tree
+// and refuses writes until there is room (see Store.Stopped).
+func (s *Store) cutTail(lf *logFile, file string, off int64, whole bool) error {
+	if off < lf.end {
+		kept, err := s.keepCut(lf, file, off)
+		if err != nil {
+			if isNoSpace(err) {
+				s.stopErr = fmt.Errorf("%w: the disk is full: the torn tail of %s at offset %d cannot be kept "+
+					"before it is cut, so no txn can be logged after it; free some space and restart", ErrStopped, file, off)
+				s.log.Error("cannot keep the torn tail of the log: the disk is full; serving reads only until restarted with free space",
+					"file", file, "offset", off, "err", err)
+				return nil
+			}
+			return fmt.Errorf("wal: keeping the torn tail of %s at offset %d before cutting it: %w", file, off, err)
+		}
+		s.recovery.TornTail = kept
+		s.log.Warn("the bytes cut off the log are kept", "file", kept, "bytes", lf.end-off)
+	}
+	lf.close()
+	if whole {
 		return s.removeLog(file)
 	}
-	if off < lf.size {
-		// Cut the torn tail and the preallocated zeros, so that nothing
-		// after the last good txn can be mistaken for one.
-		f, err := s.fs.Open(file)
-		if err != nil {
-			return fmt.Errorf("wal: %w", err)
-		}
-		defer f.Close()
-		if err := f.Truncate(off); err != nil {
-			return fmt.Errorf("wal: cutting %s at %d: %w", file, off, err)
-		}
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("wal: fsync of %s: %w", file, err)
-		}
+	f, err := s.fs.Open(file)
+	if err != nil {
+		return fmt.Errorf("wal: opening %s to cut its torn tail: %w", file, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(off); err != nil {
+		return fmt.Errorf("wal: cutting %s at %d: %w", file, off, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync of %s: %w", file, err)
 	}
 	return nil
+}
+
+// keepCut writes the non-zero bytes of the log from off on into their own
+// file beside it, durably, and returns its path.
+func (s *Store) keepCut(lf *logFile, file string, off int64) (string, error) {
+	data := make([]byte, lf.end-off)
+	if _, err := lf.f.ReadAt(data, off); err != nil && err != io.EOF {
+		return "", err
+	}
+	name := filepath.Join(s.logDir, fmt.Sprintf("%s%s.at-%d", tornPrefix, filepath.Base(file), off))
+	if old, err := vfs.ReadFile(s.fs, name); err == nil {
+		if bytes.Equal(old, data) {
+			return name, nil // kept by a start that died before it cut
+		}
+		name += fmt.Sprintf(".%d", time.Now().UnixNano())
+	}
+	f, err := s.fs.Create(name)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = s.fs.SyncDir(s.logDir)
+	}
+	if err != nil {
+		_ = s.fs.Remove(name)
+		return "", err
+	}
+	return name, nil
+}
+
+// isNoSpace reports whether err is the file system saying it is full.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // logFile reads a log file forward through a window of about a megabyte,
@@ -406,7 +504,7 @@ const logWindow = 1 << 20
 // zeros begin, reading backwards from the end a megabyte at a time. Parsing
 // only up to there reaches the same verdicts as parsing the whole file.
 func openLog(fs vfs.FS, name string) (*logFile, error) {
-	f, err := fs.Open(name)
+	f, err := fs.OpenRead(name)
 	if err != nil {
 		return nil, err
 	}
@@ -479,21 +577,67 @@ func (l *logFile) entry(off int64) ([]byte, int, entryStatus, error) {
 	return payload, size, st, nil
 }
 
-// validAfter reports whether an intact txn follows the bad entry at off,
-// where the bad entry's own length says the next one starts. A torn write
-// leaves nothing intact after it; damage in the middle of the log does.
-func (l *logFile) validAfter(off int64) (bool, error) {
+// notTorn says why the damaged or zero-length entry at off cannot be a
+// torn write, or "" when it can. A torn write is the unfinished end of
+// the last batch: the first part of an entry, then the zeros the file
+// was preallocated with. So it is not torn when an intact txn (one after
+// txn last) follows it anywhere, or when non-zero bytes lie past where
+// the entry's length, read whole, says it ends.
+func (l *logFile) notTorn(off, last int64) (string, error) {
+	at, err := l.intactAfter(off, last)
+	if err != nil {
+		return "", err
+	}
+	if at >= 0 {
+		return fmt.Sprintf("a txn is damaged and an intact txn follows it at offset %d, so this is not a torn write", at), nil
+	}
+	if l.end <= off+entryHeadLen {
+		return "", nil // the entry's head was being written
+	}
 	b, err := l.bytes(off, entryHeadLen)
-	if err != nil || len(b) < entryHeadLen {
-		return false, err
+	if err != nil {
+		return "", err
 	}
-	n := entryLength(b)
-	next := off + entryHeadLen + n + 1
-	if n <= 0 || next >= l.end {
-		return false, nil
+	if n := entryLength(b); n > 0 && off+entryHeadLen+n+1 >= l.end {
+		return "", nil // cut short within the length it gives
 	}
-	_, _, st, err := l.entry(next)
-	return st == entryOK, err
+	return "a txn's length is damaged and data other than preallocated zeros follows it, so this is not a torn write", nil
+}
+
+// txnHeadLen is a TxnHeader's size: clientId, cxid, zxid, time, type.
+const txnHeadLen = 32
+
+// intactAfter looks at every offset after off for an intact entry holding
+// a txn after txn last, and returns the first it finds, or -1. Garbage
+// rarely gets past the cheap checks (a length that fits, the
+// end-of-record byte, the zxid), so the checksum runs seldom.
+func (l *logFile) intactAfter(off, last int64) (int64, error) {
+	for p := off + 1; p+entryHeadLen+txnHeadLen+1 <= l.end; p++ {
+		b, err := l.bytes(p, entryHeadLen+txnHeadLen)
+		if err != nil {
+			return -1, err
+		}
+		n := entryLength(b)
+		if n < txnHeadLen || p+entryHeadLen+n+1 > l.end {
+			continue
+		}
+		if z := int64(binary.BigEndian.Uint64(b[entryHeadLen+12:])); z <= last {
+			continue
+		}
+		end, err := l.bytes(p+entryHeadLen+n, 1)
+		if err != nil {
+			return -1, err
+		}
+		if len(end) != 1 || end[0] != endOfRecord {
+			continue
+		}
+		if _, _, st, err := l.entry(p); err != nil {
+			return -1, err
+		} else if st == entryOK {
+			return p, nil
+		}
+	}
+	return -1, nil
 }
 
 func (l *logFile) close() {

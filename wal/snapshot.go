@@ -426,20 +426,65 @@ func decompressor(r io.Reader, method string) (io.Reader, func(), error) {
 	return nil, nil, fmt.Errorf("unknown compression %q", method)
 }
 
-// loadSnapshot reads the snapshot file name in dir.
+// loadSnapshot reads the snapshot file name in dir. An error reading the
+// file (opening it, or a read the OS failed) comes back as a
+// *SnapshotIOError: the file may be intact, so recovery must not take it
+// for a damaged one. Any other error means the bytes read are not a whole
+// snapshot (cut short, a checksum or the format wrong).
 func loadSnapshot(fs vfs.FS, dir, name string, opts ztree.Options) (*ztree.Tree, snapDigest, error) {
 	zxid, _ := zxidOf(name, snapPrefix)
-	f, err := fs.Open(path.Join(dir, name))
+	file := path.Join(dir, name)
+	f, err := fs.OpenRead(file)
 	if err != nil {
-		return nil, snapDigest{}, err
+		return nil, snapDigest{}, &SnapshotIOError{File: file, Err: err}
 	}
 	defer f.Close()
-	r, done, err := decompressor(&vfs.Reader{F: f}, compressionOf(name))
-	if err != nil {
-		return nil, snapDigest{}, err
+	r := &readErrors{r: &vfs.Reader{F: f}}
+	t, dg, err := func() (*ztree.Tree, snapDigest, error) {
+		z, done, err := decompressor(r, compressionOf(name))
+		if err != nil {
+			return nil, snapDigest{}, err
+		}
+		defer done()
+		return readSnapshot(z, zxid, opts)
+	}()
+	if r.err != nil {
+		// Whatever the parser made of it, the file was not read whole.
+		return nil, snapDigest{}, &SnapshotIOError{File: file, Err: r.err}
 	}
-	defer done()
-	return readSnapshot(r, zxid, opts)
+	return t, dg, err
+}
+
+// SnapshotIOError is a snapshot that could not be read: the file system
+// refused to open it or failed a read (permissions, EIO, …). It says
+// nothing about the snapshot's contents, so recovery stops on it rather
+// than start from an older tree.
+type SnapshotIOError struct {
+	File string
+	Err  error
+}
+
+func (e *SnapshotIOError) Error() string {
+	return fmt.Sprintf("wal: cannot read snapshot %s: %v. zkd will not start from an older snapshot, "+
+		"which would lose the txns this one holds: make the file readable by the user zkd runs as "+
+		"(or repair the disk) and start again", e.File, e.Err)
+}
+
+func (e *SnapshotIOError) Unwrap() error { return e.Err }
+
+// readErrors passes reads through and keeps the first error other than
+// io.EOF, which a decompressor or parser may otherwise report as damage.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // The stream format of snappy-java's SnappyOutputStream, which ZooKeeper

@@ -40,9 +40,10 @@ func NewMem() *Mem {
 	return &Mem{files: map[string]*memFile{}, durable: map[string]*memFile{}, dirs: map[string]bool{"/": true, ".": true}}
 }
 
-// Inject makes every Write, Sync, Allocate, Create, Rename and SyncDir
-// call fault first (op is "write", "sync", "allocate", "create", "rename"
-// or "syncdir"); a non-nil error fails the operation, which then changes
+// Inject makes every Open, OpenRead, Read, Write, Sync, Allocate, Create,
+// Rename and SyncDir call fault first (op is "open" for a read-write open,
+// "openread", "read", "write", "sync", "allocate", "create", "rename" or
+// "syncdir"); a non-nil error fails the operation, which then changes
 // nothing. Pass nil to stop.
 func (m *Mem) Inject(fault func(op, name string) error) {
 	m.mu.Lock()
@@ -133,13 +134,20 @@ func (m *Mem) Create(name string) (File, error) {
 	return &memHandle{m: m, f: f, name: name}, nil
 }
 
-func (m *Mem) Open(name string) (File, error) {
+func (m *Mem) Open(name string) (File, error) { return m.open("open", name) }
+
+func (m *Mem) OpenRead(name string) (File, error) { return m.open("openread", name) }
+
+func (m *Mem) open(op, name string) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name = path.Clean(name)
 	f, ok := m.files[name]
 	if !ok {
 		return nil, notExist("open", name)
+	}
+	if err := m.check(op, name); err != nil {
+		return nil, err
 	}
 	return &memHandle{m: m, f: f, name: name}, nil
 }
@@ -257,6 +265,9 @@ func (h *memHandle) ReadAt(p []byte, off int64) (int, error) {
 	defer h.m.mu.Unlock()
 	if h.closed {
 		return 0, ErrClosed
+	}
+	if err := h.m.check("read", h.name); err != nil {
+		return 0, err
 	}
 	if off >= int64(len(h.f.data)) {
 		return 0, io.EOF

@@ -19,6 +19,9 @@ type FS interface {
 	Create(name string) (File, error)
 	// Open opens a file for reading and writing.
 	Open(name string) (File, error)
+	// OpenRead opens a file for reading only: a file the server may read
+	// but not write (another owner, mode 0644) must still load.
+	OpenRead(name string) (File, error)
 	Remove(name string) error
 	Rename(oldname, newname string) error
 	MkdirAll(dir string) error
@@ -87,6 +90,14 @@ func (osFS) Open(name string) (File, error) {
 	return osFile{f}, nil
 }
 
+func (osFS) OpenRead(name string) (File, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
 func (osFS) Remove(name string) error             { return os.Remove(name) }
 func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
 func (osFS) MkdirAll(dir string) error            { return os.MkdirAll(dir, 0o755) }
@@ -98,7 +109,10 @@ func (osFS) List(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.Type().IsRegular() {
+		// A symbolic link is listed too: an operator may have linked a
+		// log or snapshot in, and passing over it would drop its txns
+		// without a word. Opening it tells whether it leads anywhere.
+		if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {
 			names = append(names, e.Name())
 		}
 	}
@@ -187,7 +201,7 @@ func (o osFile) Size() (int64, error) {
 
 // ReadFile reads a whole file.
 func ReadFile(fs FS, name string) ([]byte, error) {
-	f, err := fs.Open(name)
+	f, err := fs.OpenRead(name)
 	if err != nil {
 		return nil, err
 	}
