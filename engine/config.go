@@ -275,6 +275,8 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
 	seenPort := false
+	var serverLines []int // where the server.N lines are
+	standaloneLine := 0   // where standaloneEnabled was set
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -293,8 +295,11 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			if err := settings[name](c, val); err != nil {
 				return nil, fail(err.Error())
 			}
-			if name == "clientPort" {
+			switch name {
+			case "clientPort":
 				seenPort = true
+			case "standaloneEnabled":
+				standaloneLine = line
 			}
 		case strings.HasPrefix(key, "server."):
 			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
@@ -302,6 +307,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 				return nil, fail("the server id must be a non-negative integer")
 			}
 			c.Servers[id] = val
+			serverLines = append(serverLines, line)
 		case known[key] || known[name] || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):
 			c.Extra[key] = val
@@ -317,13 +323,69 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	if c.DataDir == "" {
 		return nil, &ConfigError{File: file, Key: "dataDir", Msg: "not set; the server needs a data directory"}
 	}
-	if !seenPort && len(c.Servers) == 0 {
+	if err := c.refuseEnsemble(serverLines, standaloneLine); err != nil {
+		return nil, err
+	}
+	if !seenPort {
+		// ZooKeeper takes the client port of a lone server.N line, as in
+		// server.1=host:2888:3888;2181.
+		for id, spec := range c.Servers {
+			addr, port, ok := clientSpec(spec)
+			if !ok {
+				return nil, &ConfigError{File: file, Line: serverLines[0], Key: fmt.Sprintf("server.%d", id),
+					Msg: fmt.Sprintf("%q gives no client port (host:quorumPort:electionPort;clientPort), and clientPort is not set", spec)}
+			}
+			c.ClientPort, seenPort = port, true
+			if c.ClientPortAddress == "" {
+				c.ClientPortAddress = addr
+			}
+		}
+	}
+	if !seenPort {
 		return nil, &ConfigError{File: file, Key: "clientPort", Msg: "not set; the server needs a client port"}
 	}
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// refuseEnsemble stops a configuration that asks for an ensemble, which
+// this version cannot run: started as standalone servers, its members would
+// each take writes on their own, and two clients could hold one lock. A
+// lone server.N line with standaloneEnabled left true is a standalone
+// server to ZooKeeper too, and is accepted.
+func (c *Config) refuseEnsemble(serverLines []int, standaloneLine int) error {
+	const coming = "zkd runs as a standalone server only: ensembles (replication through ZAB) are coming in a later version. "
+	if len(c.Servers) > 1 {
+		return &ConfigError{File: c.File, Line: serverLines[0], Key: "server.N",
+			Msg: fmt.Sprintf(coming+"This file lists %d servers; starting each as a standalone server would give %d "+
+				"unrelated servers that each accept writes (two clients could hold the same lock). "+
+				"Run one zkd with no server.N lines, or keep Apache ZooKeeper for the ensemble", len(c.Servers), len(c.Servers))}
+	}
+	if !c.StandaloneEnabled {
+		return &ConfigError{File: c.File, Line: standaloneLine, Key: "standaloneEnabled",
+			Msg: coming + "standaloneEnabled=false asks for an ensemble member; remove it to run standalone"}
+	}
+	return nil
+}
+
+// clientSpec is the client address of a server.N value, the part after
+// ';' ("port" or "host:port").
+func clientSpec(spec string) (addr string, port int, ok bool) {
+	_, client, found := strings.Cut(spec, ";")
+	if !found {
+		return "", 0, false
+	}
+	client = strings.TrimSpace(client)
+	if i := strings.LastIndex(client, ":"); i >= 0 {
+		addr, client = client[:i], client[i+1:]
+	}
+	port, err := strconv.Atoi(client)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, false
+	}
+	return addr, port, true
 }
 
 // splitProperty splits a Java properties line at the first unescaped '=',

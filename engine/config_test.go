@@ -31,7 +31,6 @@ zookeeper.snapCount=5000
 snapshot.compression.method=gz
 admin.serverPort=8081
 metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
-server.1=zk1:2888:3888
 server.2=zk2:2888:3888;2181
 someUnknownKey=value
 `), log)
@@ -54,7 +53,7 @@ someUnknownKey=value
 	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.Extra["admin.serverPort"] != "8081" {
 		t.Fatalf("kept keys: %v %v", cfg.Servers, cfg.Extra)
 	}
-	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=20") {
+	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=19") {
 		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {
@@ -74,12 +73,29 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},
 		{"dataDir=/d\nclientPort=99999\n", `zoo.cfg: clientPort: 99999 is not a port`},
 		{"dataDir=/d\nclientPort=1\nminSessionTimeout=9000\nmaxSessionTimeout=4000\n", `minSessionTimeout: 9000 is above maxSessionTimeout 4000`},
+		// An ensemble is refused until zkd can run one, and says so.
+		{"dataDir=/d\nclientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n",
+			`zoo.cfg:3: server.N: zkd runs as a standalone server only: ensembles (replication through ZAB) are coming`},
+		{"dataDir=/d\nclientPort=2181\nstandaloneEnabled=false\n", `zoo.cfg:3: standaloneEnabled: zkd runs as a standalone server only`},
+		{"dataDir=/d\nserver.1=a:2888:3888\n", `zoo.cfg:2: server.1: "a:2888:3888" gives no client port`},
 	} {
 		_, err := ParseConfig("zoo.cfg", strings.NewReader(c.text), nil)
 		var ce *ConfigError
 		if err == nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %v, want an error containing %q", c.text, err, c.want)
 		}
+	}
+}
+
+// A lone server.N line is a standalone server to ZooKeeper, which takes
+// its client port from the line when clientPort is not set.
+func TestLoneServerLineIsStandalone(t *testing.T) {
+	cfg, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir=/d\nserver.1=localhost:2888:3888;127.0.0.1:2191\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientPort != 2191 || cfg.ClientPortAddress != "127.0.0.1" {
+		t.Fatalf("client address %q port %d, want 127.0.0.1:2191", cfg.ClientPortAddress, cfg.ClientPort)
 	}
 }
 

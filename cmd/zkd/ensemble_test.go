@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"zkd/engine/zkdtest"
+)
+
+// A zoo.cfg written for a three-server ensemble must not start three
+// unrelated standalone servers (each would grant the same lock): the
+// process refuses it, naming the file, line and key, and touches no data.
+func TestEnsembleConfigIsRefused(t *testing.T) {
+	bin := zkdtest.Binary(t)
+	for _, c := range []struct{ name, cfg, want string }{
+		{"three servers", "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n",
+			"zoo.cfg:3: server.N: zkd runs as a standalone server only"},
+		{"standaloneEnabled=false", "standaloneEnabled=false\n", "zoo.cfg:3: standaloneEnabled:"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			cfg := "dataDir=" + data + "\nclientPort=0\n" + c.cfg
+			if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, filepath.Join(dir, "zoo.cfg")).CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("zkd exited with %v, want exit code 2; output:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), c.want) || !strings.Contains(string(out), "ensembles") {
+				t.Fatalf("the message does not name the line and key or say why:\n%s", out)
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Fatalf("the data directory was made (%v): the refusal came too late", err)
+			}
+		})
+	}
+}
