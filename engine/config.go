@@ -37,6 +37,14 @@ type Config struct {
 	PreAllocSizeKB         int64
 	SnapshotCompression    string // "", gz, snappy, zstd
 	GlobalOutstandingLimit int
+	// SessionlessCnxnTimeout is how long a connection may stay without
+	// completing its handshake (nio.sessionlessCnxnTimeout, ms, as
+	// ZooKeeper's zookeeper.nio.sessionlessCnxnTimeout).
+	SessionlessCnxnTimeout int
+	// MaxConnOutput bounds the replies and events waiting to be sent on
+	// one connection (zkd.connection.maxOutputBytes); 0 means four times
+	// jute.maxbuffer. See conn.
+	MaxConnOutput int
 	SnapRetainCount        int
 	PurgeIntervalHours     int
 	ForceSync              bool
@@ -75,6 +83,7 @@ func DefaultConfig() *Config {
 		TxnLogSizeLimitKB:      -1,
 		PreAllocSizeKB:         65536,
 		GlobalOutstandingLimit: 1000,
+		SessionlessCnxnTimeout: 10000,
 		SnapRetainCount:        3,
 		ForceSync:              true,
 		MaxBuffer:              wire.DefaultMaxBuffer,
@@ -165,6 +174,10 @@ var settings = map[string]setting{
 	"txnLogSizeLimitInKb":    int64Key(func(c *Config) *int64 { return &c.TxnLogSizeLimitKB }),
 	"preAllocSize":           int64Key(func(c *Config) *int64 { return &c.PreAllocSizeKB }),
 	"globalOutstandingLimit": intKey(func(c *Config) *int { return &c.GlobalOutstandingLimit }),
+	"nio.sessionlessCnxnTimeout": intKey(func(c *Config) *int {
+		return &c.SessionlessCnxnTimeout
+	}),
+	"zkd.connection.maxOutputBytes": intKey(func(c *Config) *int { return &c.MaxConnOutput }),
 	"autopurge.snapRetainCount": intKey(func(c *Config) *int {
 		return &c.SnapRetainCount
 	}),
@@ -425,6 +438,10 @@ func (c *Config) Check() error {
 		return bad("autopurge.purgeInterval", "must not be negative")
 	case c.ContainerCheckInterval <= 0:
 		return bad("znode.container.checkIntervalMs", "must be positive")
+	case c.SessionlessCnxnTimeout <= 0:
+		return bad("nio.sessionlessCnxnTimeout", "must be positive, not %d", c.SessionlessCnxnTimeout)
+	case c.MaxConnOutput < 0:
+		return bad("zkd.connection.maxOutputBytes", "must not be negative")
 	}
 	return nil
 }
@@ -443,6 +460,15 @@ func (c *Config) MaxTimeout() int {
 		return 20 * c.TickTime
 	}
 	return c.MaxSessionTimeout
+}
+
+// OutputLimit is the most output a connection may have waiting before the
+// server stops reading its requests.
+func (c *Config) OutputLimit() int {
+	if c.MaxConnOutput > 0 {
+		return c.MaxConnOutput
+	}
+	return 4 * c.MaxBuffer
 }
 
 // LogDir is where the txn log goes.

@@ -37,6 +37,9 @@ type conn struct {
 	wake    chan struct{}
 	closed  chan struct{}
 	closeMu sync.Once
+	// drained is signalled after every write to the socket, for a reader
+	// waiting for the output to fall below the limit.
+	drained chan struct{}
 
 	mu         sync.Mutex
 	handshaken bool
@@ -52,6 +55,7 @@ type conn struct {
 	deferred   [][]byte // requests waiting for inflight writes, in order
 	closing    bool     // close once the output is flushed
 	flushing   bool     // a goroutine is writing the output it took
+	writing    int      // the bytes of that write
 	scratch    readScratch
 	// slot is where the connection's goroutines announce that they read
 	// through a View (see ztree.Readers); viewing is set while one of
@@ -76,7 +80,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, ip string) *conn {
 	c := &conn{s: s, nc: nc, ip: ip, created: time.Now(), wake: make(chan struct{}, 1),
-		closed: make(chan struct{}), slot: s.readers.NewSlot()}
+		closed: make(chan struct{}), drained: make(chan struct{}, 1), slot: s.readers.NewSlot()}
 	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
 	c.lastOp.Store(-100)
 	c.loops.Store(2)
@@ -127,28 +131,48 @@ func (c *conn) closeAfterFlush() {
 	c.kick()
 }
 
+// readLoop reads and handles the connection's requests. It stops reading
+// while the connection's unsent output is over the limit (a client that
+// does not read its replies gets no more of them computed), and closes a
+// connection that has not completed its handshake in time.
 func (c *conn) readLoop() {
 	defer c.close()
 	if !c.s.addConn(c) {
 		return
 	}
 	max := c.s.cfg.MaxBuffer
+	limit := c.s.cfg.OutputLimit()
+	handshakeBy := c.created.Add(time.Duration(c.s.cfg.SessionlessCnxnTimeout) * time.Millisecond)
+	c.nc.SetReadDeadline(handshakeBy)
 	buf := make([]byte, 0, 16<<10)
+	stalled := false // frames wait in buf for the output to drain
 	for {
 		c.s.throttle(c)
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), 2*cap(buf))
-			copy(nb, buf)
-			buf = nb
+		if !c.waitOutput(limit) {
+			return
 		}
-		n, err := c.nc.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if n > 0 {
-			used, perr := c.input(buf, max)
+		var n int
+		var err error
+		if !stalled {
+			if len(buf) == cap(buf) {
+				nb := make([]byte, len(buf), 2*cap(buf))
+				copy(nb, buf)
+				buf = nb
+			}
+			n, err = c.nc.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+		}
+		if n > 0 || stalled {
+			used, more, perr := c.input(buf, max, limit)
+			stalled = more
 			if perr != nil {
 				c.s.log.Warn("closing connection", "client", c.nc.RemoteAddr().String(), "reason", perr.Error())
 				c.closeAfterFlush()
 				return
+			}
+			if c.handshaken && !handshakeBy.IsZero() {
+				c.nc.SetReadDeadline(time.Time{})
+				handshakeBy = time.Time{}
 			}
 			// The reader writes the replies to what it just read itself:
 			// no wake-up of the writer for the commonest case.
@@ -158,7 +182,11 @@ func (c *conn) readLoop() {
 					return
 				}
 			} else {
+				closing := c.closing
 				c.mu.Unlock()
+				if closing {
+					c.kick() // the writer closes once the output is out
+				}
 			}
 			rest := copy(buf, buf[used:])
 			buf = buf[:rest]
@@ -167,10 +195,39 @@ func (c *conn) readLoop() {
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			var ne net.Error
+			switch {
+			case !c.handshaken && errors.As(err, &ne) && ne.Timeout():
+				c.s.log.Info("closing a connection that did not complete its handshake in time",
+					"client", c.nc.RemoteAddr().String(), "nio.sessionlessCnxnTimeout", c.s.cfg.SessionlessCnxnTimeout)
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 				c.s.log.Debug("connection read failed", "client", c.nc.RemoteAddr().String(), "err", err)
 			}
 			return
+		}
+	}
+}
+
+// waitOutput holds the reader while more than limit bytes wait to be sent,
+// and reports false when the connection closed meanwhile. The writer's
+// deadline (flushLocked) closes a connection whose client stops reading
+// for a session timeout, which ends the wait too.
+func (c *conn) waitOutput(limit int) bool {
+	for {
+		c.mu.Lock()
+		over := len(c.out)+c.writing > limit
+		idle := over && !c.flushing
+		c.mu.Unlock()
+		if !over {
+			return true
+		}
+		if idle {
+			c.kick()
+		}
+		select {
+		case <-c.drained:
+		case <-c.closed:
+			return false
 		}
 	}
 }
@@ -197,8 +254,9 @@ func (s *Server) throttle(c *conn) {
 }
 
 // input handles every complete frame at the start of b and returns how
-// many bytes it used.
-func (c *conn) input(b []byte, max int) (int, error) {
+// many bytes it used. It stops early, with more set, once the output
+// waiting to be sent is over limit: the rest is handled when it drains.
+func (c *conn) input(b []byte, max, limit int) (used int, more bool, err error) {
 	off := 0
 	// handshaken is written only by this goroutine.
 	if !c.handshaken && len(b) >= 4 {
@@ -210,7 +268,7 @@ func (c *conn) input(b []byte, max int) (int, error) {
 			c.out = append(c.out, out...)
 			c.closing = true
 			c.mu.Unlock()
-			return len(b), nil
+			return len(b), false, nil
 		}
 	}
 	c.mu.Lock()
@@ -231,12 +289,15 @@ func (c *conn) input(b []byte, max int) (int, error) {
 		}
 	}()
 	for {
+		if len(c.out)+c.writing > limit && !c.closing {
+			return off, true, nil
+		}
 		payload, n, err := wire.SplitFrame(b[off:], max)
 		if err != nil {
-			return off, fmt.Errorf("frame length %w (jute.maxbuffer is %d)", err, max)
+			return off, false, fmt.Errorf("frame length %w (jute.maxbuffer is %d)", err, max)
 		}
 		if n == 0 {
-			return off, nil
+			return off, false, nil
 		}
 		off += n
 		frames++
@@ -245,9 +306,14 @@ func (c *conn) input(b []byte, max int) (int, error) {
 		}
 		if !c.handshaken {
 			if err := c.handshake(payload); err != nil {
-				return off, err
+				return off, false, err
 			}
 			continue
+		}
+		if len(payload) < wire.RequestHeaderSize {
+			// ZooKeeper closes a connection whose frame cannot hold a
+			// request header; a zero-length frame among them.
+			return off, false, fmt.Errorf("a %d-byte frame cannot hold a request header", len(payload))
 		}
 		touch = true
 		if len(c.deferred) > 0 || (opOf(payload) == wire.OpAuth && c.mustWait()) {
@@ -379,12 +445,28 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.lastResponse.Store(time.Now().UnixMilli())
 	}
 	c.flushing = true
+	c.writing = len(out)
+	timeout := c.writeTimeout()
 	c.mu.Unlock()
 	if len(out) > 0 {
+		// A client that reads nothing for a session timeout would have
+		// lost its session anyway: its connection goes, and with it
+		// the output piling up for it.
+		c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		_, err = c.nc.Write(out)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.s.log.Warn("closing a connection whose client has not read its replies for a session timeout",
+				"client", c.nc.RemoteAddr().String(), "timeout", timeout, "unsent", len(out))
+		}
+	}
+	select {
+	case c.drained <- struct{}{}:
+	default:
 	}
 	c.mu.Lock()
 	c.flushing = false
+	c.writing = 0
 	if cap(out) <= 1<<20 {
 		c.spare = out[:0]
 	}
@@ -400,6 +482,17 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.kick()
 	}
 	return closing && !more, nil
+}
+
+// writeTimeout is how long one write may wait for the client to read:
+// the session timeout, or before the handshake the sessionless one.
+// Called with c.mu held.
+func (c *conn) writeTimeout() time.Duration {
+	ms := int(c.timeout.Load())
+	if ms <= 0 {
+		ms = c.s.cfg.SessionlessCnxnTimeout
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // handshake answers a ConnectRequest: a new session goes through a
@@ -502,11 +595,24 @@ func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.R
 }
 
 // queueEvent adds a watch notification. The caller kicks the writer.
+// Events are not held back like replies (the reader stops computing
+// those), so a client that reads nothing while its watches keep firing
+// is closed once its output passes outputHardLimit times the limit.
 func (c *conn) queueEvent(t wire.EventType, path string) {
 	c.mu.Lock()
 	c.appendEvent(t, path)
+	over := len(c.out)+c.writing > outputHardLimit*c.s.cfg.OutputLimit()
 	c.mu.Unlock()
+	if over {
+		c.s.log.Warn("closing a connection whose client does not read its watch events",
+			"client", c.nc.RemoteAddr().String(), "limit", outputHardLimit*c.s.cfg.OutputLimit())
+		go c.close()
+	}
 }
+
+// outputHardLimit is how many times the output limit a connection may
+// hold before it is closed rather than waited for.
+const outputHardLimit = 4
 
 // appendEvent adds a watch notification. Called with c.mu held.
 func (c *conn) appendEvent(t wire.EventType, path string) {

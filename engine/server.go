@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"zkd/wal"
@@ -247,7 +248,16 @@ func (s *Server) reap(now time.Time) {
 	}
 }
 
+// acceptLoop accepts connections until the server stops. When accepting
+// fails (out of file descriptors, most often), it backs off, doubling the
+// pause up to a second, and logs once per acceptLogEvery with the count
+// of failures since, instead of spinning and flooding the log: the
+// connections that hold the descriptors close in their own time (the
+// handshake timeout, the session timeout).
 func (s *Server) acceptLoop() {
+	var pause time.Duration
+	var failures int
+	var lastLog time.Time
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -260,10 +270,24 @@ func (s *Server) acceptLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			s.log.Error("accept failed", "err", err)
-			time.Sleep(10 * time.Millisecond)
+			failures++
+			if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
+				msg := "accept failed; backing off"
+				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					msg = "accept failed: out of file descriptors; backing off until connections close (raise the open-file limit, or lower maxClientCnxns)"
+				}
+				s.log.Error(msg, "err", err, "failures", failures)
+				lastLog, failures = now, 0
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			select {
+			case <-s.stopping:
+				return
+			case <-time.After(pause):
+			}
 			continue
 		}
+		pause = 0
 		ip := remoteIP(nc)
 		if !s.admit(ip) {
 			nc.Close()
@@ -275,6 +299,9 @@ func (s *Server) acceptLoop() {
 		go func() { defer s.wg.Done(); defer c.loopDone(); c.writeLoop() }()
 	}
 }
+
+// acceptLogEvery is how often a run of accept failures is logged.
+const acceptLogEvery = 5 * time.Second
 
 func remoteIP(nc net.Conn) string {
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {

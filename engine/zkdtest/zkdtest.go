@@ -54,16 +54,32 @@ type Server struct {
 	Port int
 	Cfg  map[string]string
 
+	// Prefix runs the binary under another command (prlimit, say).
+	Prefix []string
+
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error
 	log    *os.File
 }
 
+// Options change how Start runs the binary.
+type Options struct {
+	// Prefix is a command line the zkd command is appended to, as in
+	// prlimit --nofile=64:64 --.
+	Prefix []string
+}
+
 // Start runs zkd on a fresh directory with tickTime 2000, a free port and
 // cfg on top. It returns once the server answers srvr, and stops it when
 // the test ends.
 func Start(t testing.TB, cfg map[string]string) *Server {
+	t.Helper()
+	return StartWith(t, cfg, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, cfg map[string]string, opts Options) *Server {
 	t.Helper()
 	port, err := zkref.FreePort()
 	if err != nil {
@@ -75,7 +91,7 @@ func Start(t testing.TB, cfg map[string]string) *Server {
 	for k, v := range cfg {
 		all[k] = v
 	}
-	s := &Server{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Cfg: all}
+	s := &Server{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Cfg: all, Prefix: opts.Prefix}
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(zkref.RenderConfig(all)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +117,8 @@ func (s *Server) Restart() {
 		s.t.Fatal(err)
 	}
 	s.log = log
-	s.cmd = exec.Command(Binary(s.t), filepath.Join(s.Dir, "zoo.cfg"))
+	args := append(append([]string(nil), s.Prefix...), Binary(s.t), filepath.Join(s.Dir, "zoo.cfg"))
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	s.cmd.Env = append(os.Environ(), "ZKD_LOG_LEVEL=debug")
 	// If the test binary dies (a timeout panic, say), the server dies too
@@ -130,6 +147,9 @@ func (s *Server) Restart() {
 	}
 	s.t.Fatalf("zkd did not start serving within 30 s:\n%s", s.Log())
 }
+
+// Pid is the process id of the running server.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits for a clean exit.
 func (s *Server) Stop() error {
