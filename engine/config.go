@@ -44,11 +44,11 @@ type Config struct {
 	// MaxConnOutput bounds the replies and events waiting to be sent on
 	// one connection (zkd.connection.maxOutputBytes); 0 means four times
 	// jute.maxbuffer. See conn.
-	MaxConnOutput int
-	SnapRetainCount        int
-	PurgeIntervalHours     int
-	ForceSync              bool
-	MaxBuffer              int // jute.maxbuffer
+	MaxConnOutput      int
+	SnapRetainCount    int
+	PurgeIntervalHours int
+	ForceSync          bool
+	MaxBuffer          int // jute.maxbuffer
 
 	FourLetterWords string // 4lw.commands.whitelist as written; "srvr" by default
 
