@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -97,6 +98,9 @@ type applier struct {
 	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
 	mark     uint64         // numbers the pieces commit cuts, for conn.applierMark
+	// failedPending is set once the writes in the log when it stopped
+	// for a full disk have been given up.
+	failedPending bool
 	kick     []*conn        // reused by commit
 	results  []ztree.Result // reused by commit
 }
@@ -158,6 +162,9 @@ func (a *applier) run() {
 		in := a.incoming
 		a.incoming, a.spare = a.spare[:0], nil
 		a.mu.Unlock()
+		if a.s.readOnly.Load() != nil && !a.failedPending {
+			a.failPending()
+		}
 		for i, r := range in {
 			a.prep(r)
 			in[i] = nil
@@ -178,6 +185,10 @@ func (a *applier) prep(r *writeReq) {
 		return
 	}
 	s := a.s
+	if s.readOnly.Load() != nil {
+		a.refuse(r)
+		return
+	}
 	zxid := a.nextZxid
 	now := s.now().UnixMilli()
 	if r.refuse != wire.ErrOK {
@@ -193,11 +204,71 @@ func (a *applier) prep(r *writeReq) {
 	}
 	// The log reports each durable batch through synced.
 	if err := s.store.Append(&r.wal, nil); err != nil {
+		if errors.Is(err, wal.ErrDiskFull) {
+			s.diskFull(err)
+			a.refuse(r)
+			return
+		}
 		s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
 		return
 	}
 	a.nextZxid++
 	a.pending = append(a.pending, r)
+}
+
+// refuse answers a write while the log cannot take txns (its disk is
+// full), as a read-only ZooKeeper server does: NOTREADONLY, with nothing
+// logged. A new session is granted without a txn, as a local session:
+// it can read, it owns no ephemeral, and a restart forgets it. Closing a
+// session needs no txn either.
+func (a *applier) refuse(r *writeReq) {
+	s := a.s
+	s.stats.outstanding.Add(-1)
+	defer release(r)
+	zxid := s.view.Load().Zxid()
+	switch {
+	case r.op == wire.OpCloseSession && r.c == nil:
+		// An expiry: the session goes from memory now; its ephemerals
+		// go when a restart with room logs its expiry.
+		if se := s.sessions.remove(r.sess); se != nil {
+			s.tree.RemoveSession(r.sess)
+			if c := se.conn.Load(); c != nil {
+				c.closeAfterFlush()
+			}
+		}
+	case r.c == nil:
+		// The container reaper's deletes wait for a restart.
+	case r.op == wire.OpCreateSession:
+		r.c.sessionCreated(r.connect, zxid)
+		r.c.kick()
+	case r.op == wire.OpCloseSession:
+		if se := s.sessions.remove(r.sess); se != nil {
+			s.tree.RemoveSession(r.sess)
+		}
+		r.c.writeDone(r.xid, zxid, wire.ErrOK, nil, true)
+		r.c.kick()
+	default:
+		r.c.writeDone(r.xid, zxid, wire.ErrNotReadOnly, nil, false)
+		r.c.kick()
+	}
+}
+
+// failPending gives up the writes that were in the log when it stopped for
+// a full disk: none is durable, yet part of the batch may have reached
+// the disk, so their outcome is unknown and their connections are closed,
+// as a crash would close them; the clients reconnect, resume their
+// sessions and read what is there. The reads waiting behind them go too.
+func (a *applier) failPending() {
+	a.failedPending = true
+	for i, r := range a.pending {
+		a.s.stats.outstanding.Add(-1)
+		if r.c != nil {
+			go r.c.close()
+		}
+		a.pending[i] = nil
+		release(r)
+	}
+	a.pending = a.pending[:0]
 }
 
 // commit applies every pending txn the log has made durable, and answers

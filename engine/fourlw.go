@@ -50,7 +50,12 @@ var fourLetterCommands = map[string]func(c *conn) string{
 	"dirs": func(c *conn) string {
 		return fmt.Sprintf("datadir_size: %d\nlogdir_size: %d\n", dirSize(c.s.cfg.DataDir), dirSize(c.s.cfg.LogDir()))
 	},
-	"isro": func(*conn) string { return "rw" },
+	"isro": func(c *conn) string {
+		if c.s.readOnly.Load() != nil {
+			return "ro"
+		}
+		return "rw"
+	},
 	"hash": func(c *conn) string {
 		v := c.s.view.Load()
 		return fmt.Sprintf("Zxid: 0x%x, digest: %d\n", v.Zxid(), v.Digest())
@@ -88,6 +93,16 @@ func (c *conn) fourLetterWord(w string) string {
 	return w + " is not executed because it is not in the whitelist.\n"
 }
 
+// mode is the server's state as srvr and mntr name it: "read-only", as
+// ZooKeeper's read-only server says, while a full disk keeps the log from
+// taking txns.
+func (s *Server) mode() string {
+	if s.readOnly.Load() != nil {
+		return "read-only"
+	}
+	return "standalone"
+}
+
 // srvr is the srvr answer, and with clients the stat answer.
 func (s *Server) srvr(clients bool) string {
 	var b strings.Builder
@@ -100,9 +115,9 @@ func (s *Server) srvr(clients bool) string {
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
 	fmt.Fprintf(&b, "Latency min/avg/max: %d/%.1f/%d\n", min, avg, max)
-	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: %d\nZxid: 0x%x\nMode: standalone\nNode count: %d\n",
+	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: %d\nZxid: 0x%x\nMode: %s\nNode count: %d\n",
 		s.stats.received.Load(), s.stats.sent.Load(), len(s.connList()), s.stats.outstanding.Load(),
-		v.Zxid(), nodeCount(v))
+		v.Zxid(), s.mode(), nodeCount(v))
 	return b.String()
 }
 
@@ -330,7 +345,7 @@ func (s *Server) mntr() string {
 	}
 	known := map[string]string{
 		"zk_version":                     Version,
-		"zk_server_state":                "standalone",
+		"zk_server_state":                s.mode(),
 		"zk_ephemerals_count":            fmt.Sprint(ephemerals),
 		"zk_num_alive_connections":       fmt.Sprint(len(s.connList())),
 		"zk_avg_latency":                 fmt.Sprintf("%.1f", avg),

@@ -39,6 +39,10 @@ type Server struct {
 	sessions *sessionTable
 	nextSID  atomic.Int64
 	writes   *applier
+	// readOnly holds why the log cannot take txns (the disk is full);
+	// nil while it can. Once set it stays set until a restart: reads are
+	// served, writes refused with NOTREADONLY (see applier.refuse).
+	readOnly atomic.Pointer[error]
 
 	ln       net.Listener
 	connMu   sync.Mutex
@@ -84,7 +88,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: cfg.ExtendedTypes, EnforceQuota: cfg.EnforceQuota}
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
-	wo.OnFatal = func(err error) { s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err)) }
+	wo.OnFatal = func(err error) {
+		if errors.Is(err, wal.ErrDiskFull) {
+			s.diskFull(err)
+			return
+		}
+		s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err))
+	}
 	// Recovery builds the whole tree at once, with garbage (decoded txns,
 	// replaced records) all along: a tighter GC pace while it runs keeps
 	// the peak near the live heap, at a few more short collections (25
@@ -96,6 +106,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
+	if err := st.Stopped(); err != nil {
+		if !errors.Is(err, wal.ErrDiskFull) {
+			st.Close()
+			return nil, err
+		}
+		s.readOnly.Store(&err)
+		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
+	}
 	s.tree = st.Tree()
 	s.readers = s.tree.TrackReaders()
 	s.view.Store(s.tree.Published())
@@ -157,6 +175,17 @@ func (s *Server) Close() error {
 	s.stop(nil)
 	<-s.done
 	return s.stopErr
+}
+
+// diskFull is the log's OnFatal for a full disk: nothing acknowledged was
+// lost, so the server stays up for reads and refuses writes, rather than
+// exit and leave its clients with nothing.
+func (s *Server) diskFull(err error) {
+	if s.readOnly.CompareAndSwap(nil, &err) {
+		s.log.Error("the txn log's disk is full: serving reads only and refusing writes; free some space and restart zkd",
+			"err", err)
+		s.writes.signal()
+	}
 }
 
 func (s *Server) fail(err error) {

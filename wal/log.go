@@ -85,6 +85,21 @@ const (
 // or a write or fsync failed (the error says which).
 var ErrStopped = errors.New("wal: the log has stopped")
 
+// ErrDiskFull marks a stop caused by the file system running out of space
+// (or quota) while creating, growing or writing a log file — never by an
+// fsync. Nothing acknowledged was lost: the txns of the failed batch were
+// not made durable and never will be. The tree as of the last durable
+// txn can still be served for reading; no txn can be logged until the
+// server restarts with room.
+var ErrDiskFull = errors.New("wal: the disk is full")
+
+// syncError is a failed fsync: never taken for a full disk, since the
+// data it was to make durable may already be gone.
+type syncError struct{ err error }
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }
+
 // Store is a data directory: the txn log being appended to, the snapshots,
 // and the tree recovered from them. See the package documentation for the
 // commit rules.
@@ -253,7 +268,12 @@ func (s *Store) writer() {
 
 // stop fails the batch in hand and everything queued, for good.
 func (s *Store) stop(err error, b *batch) {
-	err = fmt.Errorf("%w: %w", ErrStopped, err)
+	var se *syncError
+	if isNoSpace(err) && !errors.As(err, &se) {
+		err = fmt.Errorf("%w: %w: %w", ErrStopped, ErrDiskFull, err)
+	} else {
+		err = fmt.Errorf("%w: %w", ErrStopped, err)
+	}
 	s.log.Error("txn log write failed; the log is stopped and no further write will be acknowledged", "err", err)
 	for _, d := range b.done {
 		d(err)
@@ -297,7 +317,7 @@ func (s *Store) write(b *batch) error {
 	}
 	if !s.opts.NoSync {
 		if err := seg.f.Sync(); err != nil {
-			return fmt.Errorf("fsync of %s: %w", seg.name, err)
+			return &syncError{fmt.Errorf("fsync of %s: %w", seg.name, err)}
 		}
 	}
 	return nil
@@ -404,7 +424,7 @@ func (s *Store) openSegment(first int64) error {
 		seg.alloc = grow
 	}
 	if err := s.fs.SyncDir(s.logDir); err != nil {
-		return fmt.Errorf("fsync of %s: %w", s.logDir, err)
+		return &syncError{fmt.Errorf("fsync of %s: %w", s.logDir, err)}
 	}
 	return nil
 }

@@ -418,8 +418,8 @@ func (s *Store) cutTail(lf *logFile, file string, off int64, whole bool) error {
 		kept, err := s.keepCut(lf, file, off)
 		if err != nil {
 			if isNoSpace(err) {
-				s.stopErr = fmt.Errorf("%w: the disk is full: the torn tail of %s at offset %d cannot be kept "+
-					"before it is cut, so no txn can be logged after it; free some space and restart", ErrStopped, file, off)
+				s.stopErr = fmt.Errorf("%w: %w: the torn tail of %s at offset %d cannot be kept "+
+					"before it is cut, so no txn can be logged after it; free some space and restart", ErrStopped, ErrDiskFull, file, off)
 				s.log.Error("cannot keep the torn tail of the log: the disk is full; serving reads only until restarted with free space",
 					"file", file, "offset", off, "err", err)
 				return nil

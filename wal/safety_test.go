@@ -272,3 +272,35 @@ func TestPurgeStopsOnASnapshotItCannotRead(t *testing.T) {
 		t.Fatalf("files changed:\n%s\n%s", before, after)
 	}
 }
+
+// Running out of space while writing the log stops it as a full disk
+// (the server may go on serving reads); the same error from an fsync is
+// a failed fsync, which must stop the server.
+func TestNoSpaceStopsTheLogAsDiskFullOnlyOutsideFsync(t *testing.T) {
+	for _, op := range []string{"write", "allocate", "create", "sync"} {
+		mem := vfs.NewMem()
+		s := open(t, wal.Options{FS: mem, PreAllocSize: 64 << 10, TxnLogSizeLimit: 1 << 10})
+		w := newWriter(t, s, 26)
+		if err := w.batch(3); err != nil {
+			t.Fatal(err)
+		}
+		mem.Inject(func(o, name string) error {
+			if o == op && strings.Contains(name, "log.") {
+				return &fs.PathError{Op: o, Path: name, Err: syscall.ENOSPC}
+			}
+			return nil
+		})
+		var err error
+		for i := 0; i < 50 && err == nil; i++ {
+			err = w.batch(3)
+		}
+		if !errors.Is(err, wal.ErrStopped) {
+			t.Fatalf("%s: got %v, want the log stopped", op, err)
+		}
+		if full := errors.Is(err, wal.ErrDiskFull); full != (op != "sync") {
+			t.Fatalf("%s: ENOSPC gave %v; ErrDiskFull is %v, want %v", op, err, full, op != "sync")
+		}
+		mem.Inject(nil)
+		s.Close()
+	}
+}

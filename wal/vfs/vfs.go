@@ -174,22 +174,41 @@ func (o osFile) StartWriteback(off, n int64) error {
 	return nil
 }
 
+// Allocate grows the file to size. Where the file system has room to
+// spare, the blocks are reserved (fallocate), so that commits inside them
+// change no metadata; otherwise — a small or nearly full disk — the file
+// is extended sparsely, as ZooKeeper's preallocation does, and blocks are
+// taken as txns are written. Preallocating never fails for lack of space:
+// only writing real data can.
 func (o osFile) Allocate(size int64) error {
 	cur, err := o.Size()
 	if err != nil || size <= cur {
 		return err
 	}
-	// fallocate reserves real blocks; file systems without it get a
-	// sparse extension, which is what ZooKeeper itself does.
-	err = syscall.Fallocate(int(o.f.Fd()), 0, cur, size-cur)
-	if err == syscall.EOPNOTSUPP || err == syscall.ENOSYS || err == syscall.EINVAL {
-		err = o.f.Truncate(size)
+	fd := int(o.f.Fd())
+	err = syscall.ENOSPC
+	var st syscall.Statfs_t
+	if syscall.Fstatfs(fd, &st) == nil && int64(st.Bavail)*st.Bsize >= reserveFactor*(size-cur) {
+		err = syscall.Fallocate(fd, 0, cur, size-cur)
 	}
-	if err != nil {
-		return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: err}
+	switch err {
+	case nil:
+		return nil
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.EINVAL:
+		// A fallocate cut short may have extended the file part way;
+		// the sparse extension covers that too.
+		if err := o.f.Truncate(size); err != nil {
+			return &os.PathError{Op: "ftruncate", Path: o.f.Name(), Err: err}
+		}
+		return nil
 	}
-	return nil
+	return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: err}
 }
+
+// reserveFactor is how many times a preallocation's size must be free on
+// the file system for its blocks to be reserved: below that, reserving
+// would take the room snapshots and the next log file need.
+const reserveFactor = 8
 
 func (o osFile) Size() (int64, error) {
 	st, err := o.f.Stat()
