@@ -97,12 +97,12 @@ type applier struct {
 	durable  atomic.Int64 // the newest zxid the log has made durable
 	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
-	mark     uint64         // numbers the pieces commit cuts, for conn.applierMark
+	mark     uint64 // numbers the pieces commit cuts, for conn.applierMark
 	// failedPending is set once the writes in the log when it stopped
 	// for a full disk have been given up.
 	failedPending bool
-	kick     []*conn        // reused by commit
-	results  []ztree.Result // reused by commit
+	kick          []*conn        // reused by commit
+	results       []ztree.Result // reused by commit
 }
 
 func newApplier(s *Server) *applier {
