@@ -38,7 +38,17 @@
 //   - Watch before data: the view that readers use moves forward only after
 //     the watch events of its txns are queued on their connections.
 //   - Bad input closes only the offending connection; an unknown opcode gets
-//     UNIMPLEMENTED and the connection stays.
+//     UNIMPLEMENTED and the connection stays. A frame too short for a
+//     request header closes it too, as ZooKeeper does.
+//   - One client cannot take the server: a connection's unsent output is
+//     capped (Config.OutputLimit; past it the reader stops reading its
+//     requests), a write the client does not read for a session timeout
+//     closes it, a connection without a handshake is closed after
+//     nio.sessionlessCnxnTimeout, and accept backs off when out of
+//     descriptors.
+//   - A full disk stops the log but not the server (Server.readOnly):
+//     reads go on, writes get NOTREADONLY, nothing unlogged is
+//     acknowledged.
 //
 // The design names gnet for the event loops; the module proxy this project
 // builds from refuses it, so connections run on Go's netpoller instead.

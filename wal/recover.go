@@ -175,7 +175,11 @@ func (s *Store) recover() (needSnap bool, err error) {
 	}
 	for _, n := range names {
 		if strings.HasPrefix(n, tmpPrefix) {
-			_ = s.fs.Remove(filepath.Join(s.snapDir, n))
+			// Never read as a snapshot, so one that cannot go only
+			// costs room: worth a line, not a refusal to start.
+			if err := s.fs.Remove(filepath.Join(s.snapDir, n)); err != nil {
+				s.log.Warn("cannot remove an unfinished snapshot", "file", filepath.Join(s.snapDir, n), "err", err)
+			}
 		}
 	}
 	snaps, err := listData(s.fs, s.snapDir, snapPrefix)
