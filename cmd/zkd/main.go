@@ -28,6 +28,9 @@ func main() {
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(os.Stdout, usage)
 			os.Exit(0)
+		case "version", "-version", "--version":
+			fmt.Fprintln(os.Stdout, versionLine())
+			os.Exit(0)
 		}
 	}
 	os.Exit(serve(os.Args[1:], os.Stderr))
@@ -37,6 +40,7 @@ const usage = `zkd: a ZooKeeper-compatible server.
 
   zkd                      run a standalone server on port 2181, data in ./zkd-data
   zkd path/to/zoo.cfg      run with that configuration (ZooKeeper's zoo.cfg keys)
+  zkd version              print the version
   zkd status [zoo.cfg]     print the server's mode, as zkServer.sh status does
   zkd purge [-n count] dataDir [dataLogDir]
                            remove old snapshots and txn logs, keeping the newest
@@ -50,11 +54,37 @@ GOGC, when set, is used as given; by default the heap may grow by its live
 size or 128 MB, whichever is more, between collections.
 `
 
+// versionLine is what zkd version prints: the version srvr reports, and
+// the Go that built it.
+func versionLine() string {
+	return fmt.Sprintf("zkd %s (%s %s/%s)", engine.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// commands are the words zkd takes as its first argument.
+const commands = "status, purge, version, help"
+
+// checkArgs says what is wrong with the arguments of a server run, naming
+// it, or "" when they are a configuration file or nothing.
+func checkArgs(args []string) string {
+	switch {
+	case len(args) == 0:
+		return ""
+	case strings.HasPrefix(args[0], "-"):
+		return fmt.Sprintf("unknown flag %s; zkd takes a zoo.cfg path or one of the commands %s (zkd help)", args[0], commands)
+	case len(args) > 1:
+		return fmt.Sprintf("too many arguments (%s): a server run takes one zoo.cfg path (zkd help)", strings.Join(args, " "))
+	}
+	if _, err := os.Stat(args[0]); err != nil && !strings.ContainsAny(args[0], "/.") {
+		return fmt.Sprintf("%q is neither a command (%s) nor a configuration file (%v)", args[0], commands, err)
+	}
+	return ""
+}
+
 // serve runs the server until SIGTERM or SIGINT, or until it fails.
 func serve(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
-	if len(args) > 1 {
-		fmt.Fprint(stderr, usage)
+	if msg := checkArgs(args); msg != "" {
+		fmt.Fprintf(stderr, "zkd: %s\n", msg)
 		return 2
 	}
 	cfg, err := loadConfig(args, log)
