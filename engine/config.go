@@ -61,6 +61,10 @@ type Config struct {
 	ReconfigEnabled        bool
 	StandaloneEnabled      bool
 
+	// Lines says on which line of File each key was set, for errors
+	// found after parsing (a port in use, a dataDir that is a file).
+	Lines map[string]int
+
 	// Servers are the server.N lines, kept for the ensemble.
 	Servers map[int]string
 	// Extra holds every key this server does not act on, as ZooKeeper
@@ -93,7 +97,13 @@ func DefaultConfig() *Config {
 		StandaloneEnabled:      true,
 		Servers:                map[int]string{},
 		Extra:                  map[string]string{},
+		Lines:                  map[string]int{},
 	}
+}
+
+// ErrorAt is a ConfigError for key, at the line that set it.
+func (c *Config) ErrorAt(key, format string, args ...any) *ConfigError {
+	return &ConfigError{File: c.File, Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // ConfigError is a zoo.cfg line that cannot be used.
@@ -301,8 +311,10 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			text = strings.TrimSuffix(text, `\`) + strings.TrimSpace(sc.Text())
 		}
 		key, val := splitProperty(text)
+		c.Lines[key] = line
 		fail := func(msg string) error { return &ConfigError{file, line, key, msg} }
 		name := strings.TrimPrefix(key, "zookeeper.")
+		c.Lines[name] = line
 		switch {
 		case settings[name] != nil:
 			if err := settings[name](c, val); err != nil {

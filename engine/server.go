@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,24 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	// The client port first: a port in use, or an address that does not
+	// resolve, should stop the server before it spends time recovering.
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		key := "clientPort"
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) || errors.Is(err, syscall.EADDRNOTAVAIL) {
+			key = "clientPortAddress"
+		}
+		return nil, cfg.ErrorAt(key, "cannot listen on %s: %v", cfg.Addr(), err)
+	}
+	s.ln = ln
+	for _, d := range []struct{ key, dir string }{{"dataDir", cfg.DataDir}, {"dataLogDir", cfg.DataLogDir}} {
+		if st, err := os.Stat(d.dir); d.dir != "" && err == nil && !st.IsDir() {
+			ln.Close()
+			return nil, cfg.ErrorAt(d.key, "%s is not a directory", d.dir)
+		}
+	}
 	var unknown []string
 	s.fours, unknown = cfg.fourLetterWords()
 	if len(unknown) > 0 {
@@ -103,12 +122,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	st, err := wal.Open(wo)
 	debug.SetGCPercent(gc)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	s.store = st
 	if err := st.Stopped(); err != nil {
 		if !errors.Is(err, wal.ErrDiskFull) {
 			st.Close()
+			ln.Close()
 			return nil, err
 		}
 		s.readOnly.Store(&err)
@@ -137,14 +158,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Start listens on the client port and starts serving.
+// Start serves the client port New bound.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr())
-	if err != nil {
-		s.store.Close()
-		return err
-	}
-	s.ln = ln
+	ln := s.ln
 	s.started = s.now()
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.writes.run() }()

@@ -283,6 +283,44 @@ func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 	}
 }
 
+// Problems found only when the server starts name the file, line and key
+// too; the client port is bound before the data directory is recovered,
+// so a port clash fails at once and leaves the data directory alone.
+func TestStartupConfigErrorsNameFileLineAndKey(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "a-file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	data := filepath.Join(dir, "data")
+	for _, c := range []struct{ text, want string }{
+		{fmt.Sprintf("dataDir=%s\nclientPortAddress=127.0.0.1\nclientPort=%d\n", data, port),
+			":3: clientPort: cannot listen on 127.0.0.1:%d: listen tcp 127.0.0.1:%[1]d: bind: address already in use"},
+		{fmt.Sprintf("dataDir=%s\nclientPort=0\nclientPortAddress=no-such-host.invalid\n", data),
+			":3: clientPortAddress: cannot listen on no-such-host.invalid:0"},
+		{fmt.Sprintf("# the data\ndataDir=%s\nclientPort=0\n", notDir),
+			":2: dataDir: " + notDir + " is not a directory"},
+	} {
+		cfg := filepath.Join(dir, "zoo.cfg")
+		os.WriteFile(cfg, []byte(c.text), 0o644)
+		want := c.want
+		if strings.Contains(want, "%") {
+			want = fmt.Sprintf(want, port)
+		}
+		out, err := runZkd(t, cfg)
+		if err == nil || !strings.Contains(out, cfg+want) {
+			t.Errorf("zkd with\n%s: %v\n%s\nwant %q", c.text, err, out, cfg+want)
+		}
+		if _, err := os.Stat(data); err == nil {
+			t.Errorf("zkd with\n%s\nmade the data directory before failing", c.text)
+		}
+	}
+}
+
 // globalOutstandingLimit throttles reading; nothing is dropped.
 func TestGlobalOutstandingLimitThrottlesWithoutDropping(t *testing.T) {
 	srv := zkdtest.Start(t, map[string]string{"globalOutstandingLimit": "8"})
