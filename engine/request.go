@@ -1,8 +1,13 @@
 package engine
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf16"
 	"unsafe"
 
 	"zkd/wire"
@@ -302,8 +307,13 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 
 	case wire.OpWhoAmI:
 		info := make([]wire.ClientInfo, len(c.auth))
-		for i, id := range c.auth {
-			info[i] = wire.ClientInfo{AuthScheme: id.Scheme, User: id.ID}
+		for i, id := range javaSetOrder(c.auth) {
+			user := id.ID
+			if id.Scheme == "digest" {
+				// The digest provider names the user, not the hash.
+				user, _, _ = strings.Cut(user, ":")
+			}
+			info[i] = wire.ClientInfo{AuthScheme: id.Scheme, User: user}
 		}
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.WhoAmIResponse{ClientInfo: info})
 
@@ -328,10 +338,12 @@ func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
 	}
 }
 
-// authenticate handles addauth. digest user:password adds the digest id
-// (and super when it matches superDigest); a scheme this server does not
-// have fails, and so does a digest without a colon: AUTHFAILED, then the
-// connection closes, as ZooKeeper does.
+// authenticate handles addauth as ZooKeeper 3.8's two built-in providers
+// do. digest takes any bytes: the id is the part before the first colon
+// (the whole when there is none) and the base64 SHA-1 of them all, and a
+// match of superDigest adds super ahead of it. ip ignores its bytes and
+// adds the client's own address. Any other scheme has no provider:
+// AUTHFAILED, then the connection closes.
 func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	var ap wire.AuthPacket
 	// ZooKeeper answers auth with the request's own xid (-4 from most
@@ -341,20 +353,52 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 		c.appendReply(hdr.Xid, zxid, wire.ErrMarshallingError, nil)
 		return
 	}
-	if ap.Scheme == "digest" {
-		if id, ok := digestID(string(ap.Auth)); ok {
-			c.addAuth(wire.Id{Scheme: "digest", ID: id})
-			if sd := c.s.cfg.SuperDigest; sd != "" && sd == id {
-				c.addAuth(wire.Id{Scheme: "super", ID: ""})
-			}
-			c.s.tree.SetAuth(c.sid, c.auth)
-			c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
-			return
+	switch ap.Scheme {
+	case "digest":
+		user, _, _ := strings.Cut(string(ap.Auth), ":")
+		sum := sha1.Sum(ap.Auth)
+		id := user + ":" + base64.StdEncoding.EncodeToString(sum[:])
+		if sd := c.s.cfg.SuperDigest; sd != "" && sd == id {
+			c.addAuth(wire.Id{Scheme: "super", ID: ""})
 		}
+		c.addAuth(wire.Id{Scheme: "digest", ID: id})
+	case "ip":
+		c.addAuth(wire.Id{Scheme: "ip", ID: c.ip})
+	default:
+		c.s.log.Warn("authentication failed: no provider for the scheme", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
+		c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
+		c.closing = true
+		return
 	}
-	c.s.log.Warn("authentication failed", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
-	c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
-	c.closing = true
+	c.s.tree.SetAuth(c.sid, c.auth)
+	c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
+}
+
+// javaSetOrder lists ids in the order ZooKeeper's whoami does: its
+// connection keeps them in a Java hash set, which iterates by bucket
+// (the jute Id's hashCode, spread and masked to the table size), and in
+// insertion order within a bucket.
+func javaSetOrder(ids []wire.Id) []wire.Id {
+	table := 16
+	for len(ids) > table*3/4 {
+		table *= 2
+	}
+	bucket := func(id wire.Id) int {
+		h := 37*(37*17+javaStringHash(id.Scheme)) + javaStringHash(id.ID)
+		return int((h ^ int32(uint32(h)>>16)) & int32(table-1))
+	}
+	out := slices.Clone(ids)
+	slices.SortStableFunc(out, func(a, b wire.Id) int { return bucket(a) - bucket(b) })
+	return out
+}
+
+// javaStringHash is Java's String.hashCode over the UTF-16 code units.
+func javaStringHash(s string) int32 {
+	var h int32
+	for _, u := range utf16.Encode([]rune(s)) {
+		h = 31*h + int32(u)
+	}
+	return h
 }
 
 func (c *conn) addAuth(id wire.Id) {
@@ -366,16 +410,6 @@ func (c *conn) addAuth(id wire.Id) {
 	auth := make([]wire.Id, len(c.auth), len(c.auth)+1)
 	copy(auth, c.auth)
 	c.auth = append(auth, id)
-}
-
-// digestID turns "user:password" into the digest scheme's id.
-func digestID(up string) (string, bool) {
-	for i := 0; i < len(up); i++ {
-		if up[i] == ':' {
-			return ztree.DigestID(up[:i], up[i+1:]), true
-		}
-	}
-	return "", false
 }
 
 // errCode maps an error from ztree to the code a client sees; ztree's
