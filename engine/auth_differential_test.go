@@ -52,3 +52,38 @@ func TestDifferentialAddAuth(t *testing.T) {
 	}
 	compareLines(t, "addauth", run(refAddr), run(zkdAddr))
 }
+
+// reconfig on a standalone server with reconfigEnabled answers
+// UNIMPLEMENTED whoever asks and whatever the request holds, and the
+// connection stays. (kazoo's TestReconfig expects NOAUTH and BADARGUMENTS
+// because its harness runs even one ZooKeeper server in quorum mode,
+// standaloneEnabled=false, which zkd refuses until it runs ensembles.)
+func TestDifferentialReconfigStandalone(t *testing.T) {
+	cfg := map[string]string{"reconfigEnabled": "true",
+		"DigestAuthenticationProvider.superDigest": "super:D/InIHSb7yEEbrWz8b9l71RjZJU="}
+	zkdAddr, refAddr := bothServers(t, cfg)
+	joining, leaving, bad := "server.4=127.0.0.1:2888:3888;2181", "1", "some thing"
+	reqs := []*wire.ReconfigRequest{
+		{LeavingServers: &leaving, CurConfigID: -1},
+		{JoiningServers: &bad, CurConfigID: -1},
+		{JoiningServers: &joining, CurConfigID: -1},
+	}
+	run := func(addr string) string {
+		var b strings.Builder
+		for _, auth := range []string{"", "user:secret", "super:test"} {
+			cl := zkreftest.Dial(t, addr, zkreftest.NewSession())
+			if auth != "" {
+				cl.CallXid(-4, wire.OpAuth, &wire.AuthPacket{Scheme: "digest", Auth: []byte(auth)})
+			}
+			for _, r := range reqs {
+				h, _ := cl.Call(wire.OpReconfig, r)
+				fmt.Fprintf(&b, "auth %q reconfig: %v\n", auth, h.Err)
+			}
+			// The connection is still good.
+			h, _ := cl.Call(wire.OpExists, &wire.ExistsRequest{Path: "/zookeeper/config"})
+			fmt.Fprintf(&b, "then exists: %v\n", h.Err)
+		}
+		return b.String()
+	}
+	compareLines(t, "reconfig", run(refAddr), run(zkdAddr))
+}
