@@ -87,3 +87,21 @@ func TestDifferentialReconfigStandalone(t *testing.T) {
 	}
 	compareLines(t, "reconfig", run(refAddr), run(zkdAddr))
 }
+
+// Standalone session ids are formed as ZooKeeper forms them: server id 1
+// in the top byte, then the milliseconds of the monotonic clock when the
+// server started, then a counter. Both servers read the same clock here,
+// so their ids differ only by when each started.
+func TestDifferentialSessionIDs(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, nil)
+	ref := zkreftest.Dial(t, refAddr, zkreftest.NewSession()).Session.SessionID
+	got := zkreftest.Dial(t, zkdAddr, zkreftest.NewSession()).Session.SessionID
+	if got>>56 != ref>>56 {
+		t.Fatalf("session 0x%016x has server id %d in its top byte; ZooKeeper's 0x%016x has %d", got, got>>56, ref, ref>>56)
+	}
+	ms := func(id int64) int64 { return id >> 16 & (1<<40 - 1) }
+	if d := ms(got) - ms(ref); d < -60_000 || d > 60_000 {
+		t.Fatalf("session 0x%016x starts from %d ms, ZooKeeper's 0x%016x from %d ms: not the same clock",
+			got, ms(got), ref, ms(ref))
+	}
+}

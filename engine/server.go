@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"zkd/wal"
 	"zkd/wal/vfs"
@@ -150,12 +151,30 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		s.sessions.add(se.ID, se.Timeout, now)
 		return true
 	})
-	// ZooKeeperServer.initializeNextSessionId: the time in the low bits,
-	// the server id (0 standalone) in the top byte.
-	s.nextSID.Store(int64(uint64(now<<24)>>8) | 0<<56)
+	// ZooKeeperServer.initializeNextSessionId: the milliseconds of the
+	// monotonic clock (Java's nanoTime) in the middle 40 bits, the server
+	// id in the top byte: 1 for a standalone server, as ZooKeeper's
+	// standalone session tracker uses.
+	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | standaloneServerID<<56)
 	s.stats.reset()
 	s.writes = newApplier(s)
 	return s, nil
+}
+
+// standaloneServerID is the server id a standalone ZooKeeper puts in its
+// session ids.
+const standaloneServerID = 1
+
+// monotonicMillis is CLOCK_MONOTONIC in milliseconds, the clock Java's
+// System.nanoTime reads on Linux and ZooKeeper starts its session ids
+// from.
+func monotonicMillis() int64 {
+	var ts syscall.Timespec
+	const clockMonotonic = 1
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return time.Now().UnixMilli() // not on Linux: any rising start will do
+	}
+	return ts.Sec*1000 + ts.Nsec/1e6
 }
 
 // Start serves the client port New bound.
