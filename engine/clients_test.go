@@ -221,3 +221,34 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Null data stays null, and empty stays empty, through the log and a
+// snapshot: kazoo reads None for what was written as None (kazoo's own
+// test_create_null_data and test_set_null_data, each handler installed).
+func TestKazooNullData(t *testing.T) {
+	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
+	need(t, "kazoo's gevent and eventlet handlers", "/usr/lib/python3/dist-packages/gevent",
+		"/usr/lib/python3/dist-packages/eventlet")
+	srv := zkdtest.Start(t, map[string]string{"snapCount": "10"})
+	script := "testdata/clients/kazoo_null_data.py"
+	out, err := run(t, time.Minute, kazooPython, script, srv.Addr, "write")
+	if err != nil {
+		t.Fatalf("kazoo: %v\n%s", err, out)
+	}
+	for _, h := range []string{"threading", "gevent", "eventlet"} {
+		for _, want := range []string{"-null None length 0", "-set-null None length 0",
+			"-empty b'' length 0", "-set-empty b'' length 0", "-made b'' length 0"} {
+			if !strings.Contains(out, h+want+"\n") {
+				t.Fatalf("kazoo read back\n%s\nwant a line %q", out, h+want)
+			}
+		}
+	}
+	written := out[strings.LastIndex(out, "wrote"):]
+	written = written[strings.Index(written, "\n")+1:]
+	srv.Stop()
+	srv.Restart()
+	after, err := run(t, time.Minute, kazooPython, script, srv.Addr, "read")
+	if err != nil || after != written {
+		t.Fatalf("after a restart kazoo read (%v)\n%s\nbefore it\n%s", err, after, written)
+	}
+}

@@ -56,6 +56,9 @@ func (w *writer) request() *ztree.Request {
 		path += fmt.Sprintf("/c%d", r.Intn(6))
 	}
 	data := []byte(strings.Repeat(string(rune('a'+r.Intn(26))), r.Intn(50)))
+	if len(data) == 0 && w.zxid%2 == 0 {
+		data = nil // null data, which ZooKeeper keeps apart from empty
+	}
 	if r.Intn(50) == 0 {
 		data = make([]byte, 20000+r.Intn(50000))
 		r.Read(data)

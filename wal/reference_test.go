@@ -23,6 +23,7 @@ import (
 // seen is a znode as a client sees it: data, Stat and ACL.
 type seen struct {
 	Data string
+	Null bool // null data (length -1), not empty
 	Stat wire.Stat
 	ACL  []wire.ACL
 }
@@ -34,7 +35,7 @@ func walkServer(c *zkreftest.Client) map[string]seen {
 	walk = func(p string) {
 		d := c.OK(wire.OpGetData, &wire.GetDataRequest{Path: p}).(*wire.GetDataResponse)
 		a := c.OK(wire.OpGetACL, &wire.GetACLRequest{Path: p}).(*wire.GetACLResponse)
-		out[p] = seen{Data: string(d.Data), Stat: d.Stat, ACL: a.ACL}
+		out[p] = seen{Data: string(d.Data), Null: d.Data == nil, Stat: d.Stat, ACL: a.ACL}
 		kids := c.OK(wire.OpGetChildren, &wire.GetChildrenRequest{Path: p}).(*wire.GetChildrenResponse)
 		for _, k := range kids.Strings {
 			if p == "/" {
@@ -52,7 +53,7 @@ func walkServer(c *zkreftest.Client) map[string]seen {
 func walkView(v *ztree.View) map[string]seen {
 	out := map[string]seen{}
 	v.Walk(func(n ztree.Node) bool {
-		out[n.Path] = seen{Data: n.Data, Stat: n.Stat, ACL: n.ACL}
+		out[n.Path] = seen{Data: n.Data, Null: ztree.IsNull(n.Data), Stat: n.Stat, ACL: n.ACL}
 		return true
 	})
 	return out

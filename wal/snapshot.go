@@ -112,7 +112,11 @@ func writeSnapshot(w io.Writer, v *ztree.View) error {
 			p = ""
 		}
 		s.string(p)
-		s.string(n.Data) // a buffer is encoded as a string is
+		if ztree.IsNull(n.Data) {
+			s.int32(-1) // null data, kept apart from empty
+		} else {
+			s.string(n.Data) // a buffer is encoded as a string is
+		}
 		acl := int64(n.ACLIndex)
 		if acl == 0 {
 			acl = -1
@@ -158,6 +162,8 @@ type snapReader struct {
 	sum hash.Hash32
 	b   [8]byte
 	err error
+	// null is whether the last field appendField read was null.
+	null bool
 }
 
 var errShort = errors.New("snapshot is cut short")
@@ -194,9 +200,11 @@ const maxSnapField = 1 << 30
 
 func (s *snapReader) bytes(dst []byte) []byte { return s.appendField(dst[:0]) }
 
-// appendField reads a length-prefixed buffer onto the end of dst.
+// appendField reads a length-prefixed buffer onto the end of dst; null
+// says it was null (length -1) rather than empty.
 func (s *snapReader) appendField(dst []byte) []byte {
 	n := s.int32()
+	s.null = n == -1
 	if s.err != nil || n <= 0 {
 		if n < -1 {
 			s.err = fmt.Errorf("negative length %d", n)
@@ -300,6 +308,7 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 // are offsets into its chunk's buf.
 type snapNode struct {
 	path, data [2]int
+	null       bool // the data is null, not empty
 	acl        int64
 	st         wire.StatPersisted
 }
@@ -350,6 +359,7 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 				n.data[0] = len(c.buf)
 				c.buf = s.appendField(c.buf)
 				n.data[1] = len(c.buf)
+				n.null = s.null
 				n.acl = s.int64()
 				s.read(stb[:])
 				if s.err != nil {
@@ -387,7 +397,11 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 				}
 			}
 			// AddNode copies what it keeps of path and data.
-			if err = l.AddNode(stringOf(path), c.buf[n.data[0]:n.data[1]], acl, n.st); err != nil {
+			data := c.buf[n.data[0]:n.data[1]:n.data[1]]
+			if n.null {
+				data = nil
+			}
+			if err = l.AddNode(stringOf(path), data, acl, n.st); err != nil {
 				break
 			}
 		}

@@ -116,14 +116,44 @@ func (it item) pooledSize() (bool, int) {
 		}
 	}
 	acl, i := it.uvarintAt(i) // the last field
-	return acl&1 == 1, i + int(n)
+	return acl&1 == 1, i + dataLen(n)
 }
+
+// The header's first varint is the data's length plus one, or 0 for null
+// data: ZooKeeper keeps null (a create or setData with no data, as
+// Curator's containers and setQuota's nodes have) apart from empty, and
+// returns and snapshots it as length -1. In a string, null is the one
+// with no pointer (see isNull).
+
+// dataLen is the data length a header's first varint gives.
+func dataLen(v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return int(v - 1)
+}
+
+// isNull reports whether data is null rather than empty.
+func isNull(data string) bool { return unsafe.StringData(data) == nil }
+
+// IsNull reports whether a znode's Data is null (length -1 on the wire and
+// in snapshots) rather than empty.
+func IsNull(data string) bool { return isNull(data) }
+
+// emptyByte gives empty, non-null data its pointer.
+var emptyByte byte
+
+// Empty is empty data that is not null.
+var Empty = unsafe.String(&emptyByte, 0)
 
 // data returns the znode's data, sharing the record's memory.
 func (it item) data() string {
 	it.mustBeRecord()
-	n, i := it.uvarintAt(int(it.klen))
-	if n == 0 {
+	v, i := it.uvarintAt(int(it.klen))
+	switch v {
+	case 0:
+		return "" // null: no pointer
+	case 1:
 		// Empty, not null: a non-nil pointer (the record's start; past
 		// its end is not a pointer into it).
 		return unsafe.String((*byte)(it.p), 0)
@@ -133,7 +163,7 @@ func (it item) data() string {
 			k++
 		}
 	}
-	return unsafe.String((*byte)(unsafe.Add(it.p, i)), int(n))
+	return unsafe.String((*byte)(unsafe.Add(it.p, i)), dataLen(v))
 }
 
 // parentHash picks a parent's shard (its low bits) and orders the parents
@@ -299,7 +329,11 @@ func makeItemFrom(pool *recordPool, key item, m *meta, data string) item {
 	path := key.path()
 	pooled := pool != nil && pool.readers != nil && len(path)+maxHeader+len(data) <= maxPooledRecord
 	var hdr [maxHeader]byte
-	h := binary.AppendUvarint(hdr[:0], uint64(len(data)))
+	dl := uint64(len(data)) + 1
+	if isNull(data) {
+		dl = 0
+	}
+	h := binary.AppendUvarint(hdr[:0], dl)
 	h = m.appendTo(h, pooled)
 	n := len(path) + len(h) + len(data)
 	var buf []byte

@@ -150,7 +150,7 @@ func (t *Tree) addSystemNodes() {
 			pm.NumChildren++
 			t.put(makeItem(parent, &pm, parent.data()))
 		}
-		t.put(makeItem(keyOf(path), &m, ""))
+		t.put(makeItem(keyOf(path), &m, Empty)) // empty, as ZooKeeper makes them
 		t.st.count++
 		t.st.dataSize += int64(len(path))
 	}

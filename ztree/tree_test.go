@@ -66,23 +66,34 @@ func TestValidatePath(t *testing.T) {
 	}
 }
 
-// TestEmptyDataIsNotNull checks that a znode with no data reads back as an
-// empty buffer: the server sends whatever GetData returns, and a string
-// without a pointer goes out as a null buffer (length -1), which clients
-// such as kazoo read as None where they wrote b"".
-func TestEmptyDataIsNotNull(t *testing.T) {
+// TestEmptyAndNullDataStayApart: a znode created or set with empty data
+// reads back as an empty buffer (length 0), one created or set with null
+// data as null (length -1), as ZooKeeper keeps them: kazoo reads b"" for
+// the one and None for the other. The server sends whatever GetData
+// returns; a string without a pointer goes out as null.
+func TestEmptyAndNullDataStayApart(t *testing.T) {
 	h := newHarness(t, ztree.Options{})
-	h.create(1, "/empty", wire.ModePersistent)
-	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/full", Data: []byte("x"), ACL: ztree.OpenACL})
-	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/full", Data: []byte{}, Version: -1})
-	for _, p := range []string{"/empty", "/full"} {
-		data, _, err := h.tree.Published().GetData(p, nil)
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/empty", Data: []byte{}, ACL: ztree.OpenACL})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/null", Data: nil, ACL: ztree.OpenACL})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/set-empty", Data: []byte("x"), ACL: ztree.OpenACL})
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/set-empty", Data: []byte{}, Version: -1})
+	h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/set-null", Data: []byte("x"), ACL: ztree.OpenACL})
+	h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/set-null", Data: nil, Version: -1})
+	for _, tc := range []struct {
+		path string
+		want string
+	}{
+		{"/", "\x00\x00\x00\x00"}, {"/zookeeper", "\x00\x00\x00\x00"},
+		{"/empty", "\x00\x00\x00\x00"}, {"/set-empty", "\x00\x00\x00\x00"},
+		{"/null", "\xff\xff\xff\xff"}, {"/set-null", "\xff\xff\xff\xff"},
+	} {
+		data, st, err := h.tree.Published().GetData(tc.path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp := wire.GetDataResponse{Data: unsafe.Slice(unsafe.StringData(data), len(data))}
-		if got := resp.Append(nil); len(got) < 4 || string(got[:4]) != "\x00\x00\x00\x00" {
-			t.Errorf("%s: data encodes as % x, want an empty buffer (length 0)", p, got[:min(4, len(got))])
+		if got := resp.Append(nil); len(got) < 4 || string(got[:4]) != tc.want || st.DataLength != 0 {
+			t.Errorf("%s: data encodes as % x (dataLength %d), want % x", tc.path, got[:min(4, len(got))], st.DataLength, tc.want)
 		}
 	}
 }

@@ -250,7 +250,11 @@ func (v *View) MultiRead(ops []wire.MultiOp, ids []wire.Id) []wire.OpResult {
 				out[i] = wire.OpResult{Type: wire.OpError, Err: err.(wire.ErrCode)}
 				continue
 			}
-			out[i] = wire.OpResult{Type: wire.OpGetData, Data: []byte(data), Stat: st}
+			var b []byte // null stays null
+			if !isNull(data) {
+				b = []byte(data)
+			}
+			out[i] = wire.OpResult{Type: wire.OpGetData, Data: b, Stat: st}
 		case wire.OpGetChildren:
 			kids, _, err := v.AppendChildren([]string{}, op.Path, ids)
 			if err != nil {
