@@ -234,6 +234,9 @@ func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
 	cfg.DataDir = "/data"
 	cfg.ClientPortAddress = "127.0.0.1"
 	cfg.ClientPort = 0
+	// In memory, a 64 MB preallocation is 64 MB of zeros to write, which
+	// under the race detector takes seconds the test is not about.
+	cfg.PreAllocSizeKB = 64
 	s, err := engine.New(cfg, engine.Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)

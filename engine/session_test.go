@@ -92,24 +92,29 @@ func TestClosingASessionRemovesItsEphemeralsAndFiresWatches(t *testing.T) {
 // answer.
 func TestSilentSessionExpires(t *testing.T) {
 	srv := zkdtest.Start(t, map[string]string{"tickTime": "100"})
+	// The watcher is ready before the session goes silent, and the
+	// session's timeout leaves room for a slow machine to set the watch.
+	w := connect(t, srv.Addr)
 	req := zkreftest.NewSession()
-	req.TimeOut = 600
+	req.TimeOut = 2000
 	silent := zkreftest.Dial(t, srv.Addr, req)
-	if got := silent.Session.TimeOut; got != 600 {
-		t.Fatalf("negotiated timeout %d, want 600", got)
+	if got := silent.Session.TimeOut; got != 2000 {
+		t.Fatalf("negotiated timeout %d, want 2000", got)
 	}
 	silent.OK(wire.OpCreate, &wire.CreateRequest{Path: "/eph", ACL: openACL, Flags: wire.ModeEphemeral})
-	w := connect(t, srv.Addr)
-	_, _, ch, err := w.ExistsW("/eph")
-	if err != nil {
-		t.Fatal(err)
+	exists, _, ch, err := w.ExistsW("/eph")
+	if err != nil || !exists {
+		t.Fatalf("exists /eph: %v %v", exists, err)
 	}
 	id, pw := silent.Session.SessionID, silent.Session.Passwd
-	silent.Conn.Close()
+	// A session expires a timeout after its last packet, not after its
+	// connection closes: count from the last packet.
 	start := time.Now()
+	silent.CallXid(wire.XidPing, wire.OpPing, nil)
+	silent.Conn.Close()
 	waitEvent(t, ch, zk.EventNodeDeleted, "/eph")
-	if d := time.Since(start); d < 400*time.Millisecond || d > 5*time.Second {
-		t.Fatalf("the session expired after %v with a 600 ms timeout", d)
+	if d := time.Since(start); d < 2000*time.Millisecond || d > 8*time.Second {
+		t.Fatalf("the session expired %v after its last packet, with a 2 s timeout", d)
 	}
 	again := zkreftest.NewSession()
 	again.SessionID, again.Passwd = id, pw
@@ -128,7 +133,7 @@ func TestResumeKeepsEphemeralsAndWrongPasswordIsRefused(t *testing.T) {
 	first := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
 	first.OK(wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: openACL, Flags: wire.ModeEphemeral})
 	id, pw := first.Session.SessionID, first.Session.Passwd
-	if len(pw) != 16 || id>>56 != 0 {
+	if len(pw) != 16 || id>>56 != 1 { // a standalone server's id is 1
 		t.Fatalf("session 0x%x with a %d-byte password", id, len(pw))
 	}
 	first.Conn.Close()
