@@ -20,7 +20,7 @@ JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curat
 FUZZTIME ?= 60s
 FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden crash-long
 
 test: deps java-clients vet fmt-check unit
 
@@ -53,6 +53,11 @@ fmt-check:
 # into a failure: under make, deps-debian has installed it.
 unit:
 	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 ./...
+
+# The crash test with many more power cuts than make test runs (600).
+CRASH_RUNS ?= 20000
+crash-long:
+	ZKD_CRASH_RUNS=$(CRASH_RUNS) $(GO) test -count=1 -timeout 2h -run '^TestCrashKeepsEveryAcknowledgedTxn$$' -v ./wal
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client

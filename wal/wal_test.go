@@ -26,6 +26,11 @@ func open(t testing.TB, opts wal.Options) *wal.Store {
 	if opts.Logger == nil {
 		opts.Logger = quiet
 	}
+	if opts.PreAllocSize == 0 {
+		// The default 64 MB of zeros costs seconds in memory under the
+		// race detector; the tests that are about preallocation set it.
+		opts.PreAllocSize = 64 << 10
+	}
 	if opts.Rand == nil {
 		opts.Rand = rand.New(rand.NewSource(1))
 	}
