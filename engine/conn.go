@@ -74,7 +74,8 @@ type conn struct {
 	lastOp         atomic.Int32
 	lastXid        atomic.Int32
 	lastZxid       atomic.Int64
-	lastResponse   atomic.Int64 // ms since the epoch
+	lastResponse   atomic.Int64 // ms on the monotonic clock, as ZooKeeper's lresp
+	lastActive     atomic.Int64 // ms on the monotonic clock: the last bytes read
 	timeout        atomic.Int32
 }
 
@@ -83,6 +84,7 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		closed: make(chan struct{}), drained: make(chan struct{}, 1), slot: s.readers.NewSlot()}
 	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
 	c.lastOp.Store(-100)
+	c.lastActive.Store(monotonicMillis())
 	c.loops.Store(2)
 	return c
 }
@@ -161,6 +163,9 @@ func (c *conn) readLoop() {
 			}
 			n, err = c.nc.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+n]
+			if n > 0 {
+				c.lastActive.Store(monotonicMillis())
+			}
 		}
 		if n > 0 || stalled {
 			used, more, perr := c.input(buf, max, limit)
@@ -263,7 +268,7 @@ func (c *conn) input(b []byte, max, limit int) (used int, more bool, err error) 
 		if cmd := string(b[:4]); isFourLetterWord(cmd) {
 			// No word reads znode records (only a View's counters and
 			// its index of ephemerals), so none needs a read slot.
-			out := c.fourLetterWord(cmd)
+			out := c.fourLetterWord(cmd, b[4:])
 			c.mu.Lock()
 			c.out = append(c.out, out...)
 			c.closing = true
@@ -285,7 +290,7 @@ func (c *conn) input(b []byte, max, limit int) (used int, more bool, err error) 
 		c.received.Add(frames)
 		c.s.stats.received.Add(frames)
 		if touch && c.sess != nil {
-			c.s.sessions.touch(c.sess, time.Now().UnixMilli())
+			c.s.sessions.touch(c.sess, monotonicMillis())
 		}
 	}()
 	for {
@@ -442,7 +447,7 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.unsent = 0
 		c.sent.Add(sent)
 		c.s.stats.sent.Add(sent)
-		c.lastResponse.Store(time.Now().UnixMilli())
+		c.lastResponse.Store(monotonicMillis()) // ZooKeeper's lresp is on its elapsed-time clock
 	}
 	c.flushing = true
 	c.writing = len(out)
@@ -513,7 +518,7 @@ func (c *conn) handshake(p []byte) error {
 	timeout := s.negotiate(req.TimeOut)
 	c.timeout.Store(timeout)
 	resp := &wire.ConnectResponse{TimeOut: timeout, HasReadOnly: req.HasReadOnly}
-	now := time.Now().UnixMilli()
+	now := monotonicMillis() // the session table's clock
 	if req.SessionID == 0 {
 		id := s.newSessionID()
 		pw := sessionPassword(id)
@@ -565,6 +570,9 @@ func (c *conn) sessionCreated(resp *wire.ConnectResponse, zxid int64) {
 	c.inflight--
 	c.needZxid = zxid
 	c.appendConnect(resp)
+	c.lastOp.Store(int32(wire.OpCreateSession))
+	c.lastXid.Store(0)
+	c.lastZxid.Store(zxid)
 	c.mu.Unlock()
 }
 
@@ -580,8 +588,22 @@ func (c *conn) writeDone(xid int32, zxid int64, code wire.ErrCode, body wire.Rec
 	c.mu.Unlock()
 }
 
-// appendReply adds one reply frame. Called with c.mu held.
+// appendReply adds one reply frame and counts it as the connection's last
+// for cons. Called with c.mu held.
 func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
+	c.appendReplyFrame(xid, zxid, code, body)
+	if xid >= 0 {
+		// A ping's or another special xid is not the client's last
+		// real request: ZooKeeper keeps the one before.
+		c.lastXid.Store(xid)
+	}
+	c.lastZxid.Store(zxid)
+}
+
+// appendReplyFrame adds one reply frame without counting it for cons, as
+// ZooKeeper does not count its answers to auth and sasl. Called with
+// c.mu held.
+func (c *conn) appendReplyFrame(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
 	var start int
 	c.out, start = wire.BeginFrame(c.out)
 	c.out = wire.AppendReplyHeader(c.out, xid, zxid, code)
@@ -590,8 +612,6 @@ func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.R
 	}
 	c.out = wire.EndFrame(c.out, start)
 	c.unsent++
-	c.lastXid.Store(xid)
-	c.lastZxid.Store(zxid)
 }
 
 // queueEvent adds a watch notification. The caller kicks the writer.

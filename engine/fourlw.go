@@ -2,18 +2,22 @@ package engine
 
 import (
 	_ "embed"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"zkd/wire"
 	"zkd/ztree"
 )
 
@@ -26,11 +30,11 @@ const Version = "3.8.0-zkd-0.1, built on 2026-11-23 00:00 UTC"
 // name. Each writes its whole answer; the connection closes after it.
 var fourLetterCommands = map[string]func(c *conn) string{
 	"ruok": func(*conn) string { return "imok" },
-	"srvr": func(c *conn) string { return c.s.srvr(false) },
-	"stat": func(c *conn) string { return c.s.srvr(true) },
+	"srvr": func(c *conn) string { return c.s.srvr(nil) },
+	"stat": func(c *conn) string { return c.s.srvr(c) },
 	"mntr": func(c *conn) string { return c.s.mntr() },
 	"conf": func(c *conn) string { return c.s.conf() },
-	"cons": func(c *conn) string { return c.s.cons() + "\n" },
+	"cons": func(c *conn) string { return c.s.cons(c) + "\n" },
 	"crst": func(c *conn) string {
 		for _, o := range c.s.connList() {
 			o.received.Store(0)
@@ -56,15 +60,25 @@ var fourLetterCommands = map[string]func(c *conn) string{
 		}
 		return "rw"
 	},
+	"gtmk": func(c *conn) string { return strconv.FormatInt(c.s.traceMask.Load(), 10) + "\n" },
+	// stmk reads its argument: see setTraceMask.
+	"stmk": func(c *conn) string { return "" },
 	"hash": func(c *conn) string {
-		v := c.s.view.Load()
-		return fmt.Sprintf("Zxid: 0x%x, digest: %d\n", v.Zxid(), v.Digest())
+		var b strings.Builder
+		for _, d := range c.s.tree.DigestLog() {
+			fmt.Fprintf(&b, "%x: %d\n", d.Zxid, d.Digest)
+		}
+		return b.String()
 	},
 }
 
 // zookeeperWords are the other four-letter words ZooKeeper 3.8 knows;
 // they are answered with the whitelist refusal, never read as a length.
-var zookeeperWords = map[string]bool{"gtmk": true, "stmk": true, "lsnp": true, "lead": true}
+var zookeeperWords = map[string]bool{"lsnp": true, "lead": true}
+
+// defaultTraceMask is ZooKeeper's default trace mask, which gtmk reports
+// (ZooTrace's client request, client ping and server packet traces).
+const defaultTraceMask = 306
 
 func isFourLetterWord(w string) bool { return fourLetterCommands[w] != nil || zookeeperWords[w] }
 
@@ -86,11 +100,26 @@ func FourLetterWord(addr, word string) (string, error) {
 
 // fourLetterWord answers a four-letter word sent in place of a handshake;
 // the connection closes once the answer is written.
-func (c *conn) fourLetterWord(w string) string {
-	if c.s.fours[w] {
-		return fourLetterCommands[w](c)
+func (c *conn) fourLetterWord(w string, rest []byte) string {
+	if !c.s.fours[w] {
+		return w + " is not executed because it is not in the whitelist.\n"
 	}
-	return w + " is not executed because it is not in the whitelist.\n"
+	if w == "stmk" {
+		return c.s.setTraceMask(rest)
+	}
+	return fourLetterCommands[w](c)
+}
+
+// setTraceMask is stmk: the word is followed by the new mask, an 8-byte
+// long, in the same packet; without it ZooKeeper fails the read and
+// closes with nothing written.
+func (s *Server) setTraceMask(arg []byte) string {
+	if len(arg) < 8 {
+		return ""
+	}
+	mask := int64(binary.BigEndian.Uint64(arg))
+	s.traceMask.Store(mask)
+	return strconv.FormatInt(mask, 10)
 }
 
 // mode is the server's state as srvr and mntr name it: "read-only", as
@@ -103,18 +132,19 @@ func (s *Server) mode() string {
 	return "standalone"
 }
 
-// srvr is the srvr answer, and with clients the stat answer.
-func (s *Server) srvr(clients bool) string {
+// srvr is the srvr answer, and, given the connection asking, the stat
+// answer.
+func (s *Server) srvr(asking *conn) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Zookeeper version: %s\n", Version)
-	if clients {
+	if asking != nil {
 		b.WriteString("Clients:\n")
-		b.WriteString(s.cons())
+		b.WriteString(s.cons(asking))
 		b.WriteString("\n")
 	}
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
-	fmt.Fprintf(&b, "Latency min/avg/max: %d/%.1f/%d\n", min, avg, max)
+	fmt.Fprintf(&b, "Latency min/avg/max: %d/%s/%d\n", min, javaDouble(roundHalfUp4(avg)), max)
 	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: %d\nZxid: 0x%x\nMode: %s\nNode count: %d\n",
 		s.stats.received.Load(), s.stats.sent.Load(), len(s.connList()), s.stats.outstanding.Load(),
 		v.Zxid(), s.mode(), nodeCount(v))
@@ -132,20 +162,65 @@ func (st *stats) latencies() (min int64, avg float64, max int64) {
 	return min, avg, max
 }
 
-// cons lists the connections as ZooKeeper's cons does.
-func (s *Server) cons() string {
+// roundHalfUp4 rounds v to four decimals, halves up, as ZooKeeper rounds
+// its average latency (BigDecimal.setScale(4, HALF_UP) of the double's
+// exact value).
+func roundHalfUp4(v float64) float64 {
+	exact := strconv.FormatFloat(v, 'f', 1074, 64) // every digit of the double
+	dot := strings.IndexByte(exact, '.')
+	kept := exact[:dot+5]
+	r, _ := strconv.ParseFloat(kept, 64)
+	if exact[dot+5] >= '5' {
+		r, _ = strconv.ParseFloat(strconv.FormatFloat(r+0.0001, 'f', 4, 64), 64)
+	}
+	return r
+}
+
+// javaDouble formats v as Java's Double.toString does: the shortest
+// digits that give v back, at least one after the point, and the
+// computerized scientific form outside [1e-3, 1e7).
+func javaDouble(v float64) string {
+	if v == 0 {
+		return "0.0"
+	}
+	if a := math.Abs(v); a >= 1e-3 && a < 1e7 {
+		s := strconv.FormatFloat(v, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0"
+		}
+		return s
+	}
+	s := strconv.FormatFloat(v, 'E', -1, 64) // 5E-04
+	mant, exp, _ := strings.Cut(s, "E")
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	e, _ := strconv.Atoi(exp)
+	return mant + "E" + strconv.Itoa(e)
+}
+
+// cons lists the connections as ZooKeeper's cons does. The connection
+// asking is in the middle of its four-letter word: ZooKeeper shows it
+// with its one packet received and reading switched off ([0]).
+func (s *Server) cons(asking *conn) string {
 	var b strings.Builder
 	conns := s.connList()
 	sort.Slice(conns, func(i, j int) bool { return conns[i].created.Before(conns[j].created) })
 	for _, c := range conns {
+		if c == asking {
+			fmt.Fprintf(&b, " %s[0](queued=0,recved=1,sent=0)\n", remoteString(c))
+			continue
+		}
 		c.mu.Lock()
 		queued, sid := len(c.deferred)+c.inflight, c.sid
 		c.mu.Unlock()
 		fmt.Fprintf(&b, " %s[%d](queued=%d,recved=%d,sent=%d", remoteString(c), 1, queued, c.received.Load(), c.sent.Load())
 		if sid != 0 {
+			// ZooKeeper keeps the cxid as a long: a negative one prints
+			// as its 64-bit two's complement.
 			fmt.Fprintf(&b, ",sid=0x%x,lop=%s,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=%d,llat=0,minlat=0,avglat=0,maxlat=0",
-				sid, opName(c.lastOp.Load()), c.created.UnixMilli(), c.timeout.Load(), c.lastXid.Load(),
-				c.lastZxid.Load(), c.lastResponse.Load())
+				sid, opName(c.lastOp.Load()), c.created.UnixMilli(), c.timeout.Load(), uint64(int64(c.lastXid.Load())),
+				uint64(c.lastZxid.Load()), c.lastResponse.Load())
 		}
 		b.WriteString(")\n")
 	}
@@ -154,47 +229,26 @@ func (s *Server) cons() string {
 
 func remoteString(c *conn) string { return "/" + c.nc.RemoteAddr().String() }
 
-// opName is ZooKeeper's short name of an op in cons (Request.op2String).
+// opNames are the names cons gives the last op of a connection, as
+// ZooKeeper's FinalRequestProcessor sets them; an op it does not name,
+// and a connection with none yet, is NA.
+var opNames = map[wire.OpCode]string{
+	wire.OpPing: "PING", wire.OpCreateSession: "SESS", wire.OpMulti: "MULT", wire.OpMultiRead: "MLTR",
+	wire.OpCreate: "CREA", wire.OpCreate2: "CREA", wire.OpCreateTTL: "CREA", wire.OpCreateContainer: "CREA",
+	wire.OpDelete: "DELE", wire.OpDeleteContainer: "DELE", wire.OpSetData: "SETD", wire.OpReconfig: "RECO",
+	wire.OpSetACL: "SETA", wire.OpCloseSession: "CLOS", wire.OpSync: "SYNC", wire.OpCheck: "CHEC",
+	wire.OpExists: "EXIS", wire.OpGetData: "GETD", wire.OpSetWatches: "SETW", wire.OpSetWatches2: "STW2",
+	wire.OpAddWatch: "ADDW", wire.OpGetACL: "GETA", wire.OpGetChildren: "GETC", wire.OpGetChildren2: "GETC",
+	wire.OpGetAllChildrenNumber: "GETACN", wire.OpCheckWatches: "CHKW", wire.OpRemoveWatches: "REMW",
+	wire.OpWhoAmI: "HOMI", wire.OpGetEphemerals: "GETE",
+}
+
+// opName is the name cons shows for op.
 func opName(op int32) string {
-	switch op {
-	case -100:
-		return "NA"
-	case 1:
-		return "CREA"
-	case 2:
-		return "DELE"
-	case 3:
-		return "EXIS"
-	case 4:
-		return "GETD"
-	case 5:
-		return "SETD"
-	case 6:
-		return "GETA"
-	case 7:
-		return "SETA"
-	case 8:
-		return "GETC"
-	case 9:
-		return "SYNC"
-	case 11:
-		return "PING"
-	case 12:
-		return "GET2"
-	case 13:
-		return "CHEC"
-	case 14:
-		return "MULT"
-	case 15:
-		return "CRE2"
-	case 100:
-		return "AUTH"
-	case 101:
-		return "SETW"
-	case -11:
-		return "CLOS"
+	if n, ok := opNames[wire.OpCode(op)]; ok {
+		return n
 	}
-	return "UNKNOWN"
+	return "NA"
 }
 
 // conf prints the settings in force, as ZooKeeper's conf does.
@@ -226,19 +280,26 @@ func (s *Server) dump() string {
 	var b strings.Builder
 	sessions := s.sessions.all()
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
+	// Every bucket a session has moved out of stays listed, empty, until
+	// its time passes, as in ZooKeeper's expiry queue.
+	now := monotonicMillis()
 	byDeadline := map[int64][]int64{}
-	var deadlines []int64
+	deadlines := s.sessions.bucketTimes(now)
+	for _, d := range deadlines {
+		byDeadline[d] = []int64{}
+	}
 	for _, se := range sessions {
 		d := se.deadline.Load()
-		if byDeadline[d] == nil {
+		if _, ok := byDeadline[d]; !ok {
 			deadlines = append(deadlines, d)
 		}
 		byDeadline[d] = append(byDeadline[d], se.id)
 	}
 	sort.Slice(deadlines, func(i, j int) bool { return deadlines[i] < deadlines[j] })
+	wallMinusMono := time.Now().UnixMilli() - now
 	fmt.Fprintf(&b, "SessionTracker dump:\nSession Sets (%d)/(%d):\n", len(deadlines), len(sessions))
 	for _, d := range deadlines {
-		fmt.Fprintf(&b, "%d expire at %s:\n", len(byDeadline[d]), time.UnixMilli(d).UTC().Format("Mon Jan 02 15:04:05 MST 2006"))
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(byDeadline[d]), javaDate(time.UnixMilli(wallMinusMono+d)))
 		for _, id := range byDeadline[d] {
 			fmt.Fprintf(&b, "\t0x%x\n", id)
 		}
@@ -259,11 +320,31 @@ func (s *Server) dump() string {
 			fmt.Fprintf(&b, "\t%s\n", p)
 		}
 	}
+	// ZooKeeper's connections expire in buckets as sessions do, on its
+	// elapsed-time clock: a connection's last activity plus its session
+	// timeout (nio.sessionlessCnxnTimeout before the handshake), rounded
+	// up to the next multiple of nio.sessionlessCnxnTimeout.
 	conns := s.connList()
-	fmt.Fprintf(&b, "Connections dump:\nConnections Sets (%d)/(%d):\n", min(len(conns), 1), len(conns))
-	if len(conns) > 0 {
-		fmt.Fprintf(&b, "%d connections:\n", len(conns))
-		for _, c := range conns {
+	sort.Slice(conns, func(i, j int) bool { return conns[i].created.Before(conns[j].created) })
+	interval := int64(s.cfg.SessionlessCnxnTimeout)
+	buckets := map[int64][]*conn{}
+	var ends []int64
+	for _, c := range conns {
+		timeout := int64(c.timeout.Load())
+		if timeout <= 0 {
+			timeout = interval
+		}
+		end := (c.lastActive.Load()+timeout)/interval*interval + interval
+		if buckets[end] == nil {
+			ends = append(ends, end)
+		}
+		buckets[end] = append(buckets[end], c)
+	}
+	sort.Slice(ends, func(i, j int) bool { return ends[i] < ends[j] })
+	fmt.Fprintf(&b, "Connections dump:\nConnections Sets (%d)/(%d):\n", len(ends), len(conns))
+	for _, end := range ends {
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), javaDate(time.UnixMilli(wallMinusMono+end)))
+		for _, c := range buckets[end] {
 			c.mu.Lock() // a handshake sets sid under it
 			sid := c.sid
 			c.mu.Unlock()
@@ -272,6 +353,9 @@ func (s *Server) dump() string {
 	}
 	return b.String()
 }
+
+// javaDate formats t as Java's Date.toString does, in local time.
+func javaDate(t time.Time) string { return t.Local().Format("Mon Jan 02 15:04:05 MST 2006") }
 
 // envi describes the process's environment with ZooKeeper's keys where
 // they have a meaning here.

@@ -50,7 +50,11 @@ func (c *conn) request(p []byte) {
 		return
 	}
 	body := p[n:]
-	c.lastOp.Store(int32(hdr.Type))
+	if hdr.Type != wire.OpAuth && hdr.Type != wire.OpSASL {
+		// ZooKeeper answers these two before its request pipeline,
+		// which is where a connection's last op is counted.
+		c.lastOp.Store(int32(hdr.Type))
+	}
 	if isWrite(hdr.Type) {
 		c.write(hdr, body)
 		return
@@ -320,7 +324,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 	case wire.OpSASL:
 		// With no SASL configured ZooKeeper 3.8 answers a sasl request
 		// with an empty (null) token, zxid 0, and keeps the connection.
-		c.appendReply(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
+		c.appendReplyFrame(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
 
 	default:
 		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.nc.RemoteAddr().String())
@@ -350,7 +354,7 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	// clients, an ordinary one from some) and zxid 0.
 	const zxid = 0
 	if _, err := ap.Decode(body, wire.Copy); err != nil {
-		c.appendReply(hdr.Xid, zxid, wire.ErrMarshallingError, nil)
+		c.appendReplyFrame(hdr.Xid, zxid, wire.ErrMarshallingError, nil)
 		return
 	}
 	switch ap.Scheme {
@@ -366,12 +370,12 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 		c.addAuth(wire.Id{Scheme: "ip", ID: c.ip})
 	default:
 		c.s.log.Warn("authentication failed: no provider for the scheme", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
-		c.appendReply(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
+		c.appendReplyFrame(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
 		c.closing = true
 		return
 	}
 	c.s.tree.SetAuth(c.sid, c.auth)
-	c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
+	c.appendReplyFrame(hdr.Xid, zxid, wire.ErrOK, nil)
 }
 
 // javaSetOrder lists ids in the order ZooKeeper's whoami does: its

@@ -45,6 +45,9 @@ type Server struct {
 	// nil while it can. Once set it stays set until a restart: reads are
 	// served, writes refused with NOTREADONLY (see applier.refuse).
 	readOnly atomic.Pointer[error]
+	// traceMask is what gtmk reports and stmk sets. zkd has no trace
+	// log; the mask is kept for the tools that read it back.
+	traceMask atomic.Int64
 
 	ln       net.Listener
 	connMu   sync.Mutex
@@ -143,7 +146,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	// Recovery leaves its garbage (decoded txns, log buffers) in freed
 	// pages; hand them back to the system without delaying the start.
 	go debug.FreeOSMemory()
-	now := s.now().UnixMilli()
+	// Session deadlines are on the monotonic clock, as ZooKeeper's
+	// session tracker's are: a wall-clock step neither expires nor keeps
+	// sessions, and expiry buckets fall where ZooKeeper's fall.
+	now := monotonicMillis()
 	s.sessions = newSessionTable(int64(cfg.TickTime), now)
 	// Sessions recovered from disk get their full timeout to reconnect,
 	// as ZooKeeper gives them.
@@ -157,6 +163,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	// standalone session tracker uses.
 	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | standaloneServerID<<56)
 	s.stats.reset()
+	s.traceMask.Store(defaultTraceMask)
 	s.writes = newApplier(s)
 	return s, nil
 }
@@ -166,16 +173,21 @@ func New(cfg *Config, opts Options) (*Server, error) {
 const standaloneServerID = 1
 
 // monotonicMillis is CLOCK_MONOTONIC in milliseconds, the clock Java's
-// System.nanoTime reads on Linux and ZooKeeper starts its session ids
-// from.
-func monotonicMillis() int64 {
+// System.nanoTime reads on Linux: ZooKeeper starts its session ids from
+// it and shows it as a connection's lresp. It is read from the kernel
+// once; after that Go's own monotonic clock carries it on, without a
+// system call on the paths that use it.
+func monotonicMillis() int64 { return monoStartMs + time.Since(monoStart).Milliseconds() }
+
+var monoStart, monoStartMs = func() (time.Time, int64) {
+	now := time.Now()
 	var ts syscall.Timespec
 	const clockMonotonic = 1
 	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
-		return time.Now().UnixMilli() // not on Linux: any rising start will do
+		return now, now.UnixMilli() // not on Linux: any rising start will do
 	}
-	return ts.Sec*1000 + ts.Nsec/1e6
-}
+	return now, ts.Sec*1000 + ts.Nsec/1e6
+}()
 
 // Start serves the client port New bound.
 func (s *Server) Start() error {
@@ -265,7 +277,7 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
-		for _, se := range s.sessions.expired(now.UnixMilli()) {
+		for _, se := range s.sessions.expired(monotonicMillis()) {
 			s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
 				"timeout", se.timeout.Load())
 			s.closeSession(se, nil, 0)

@@ -53,11 +53,14 @@ type sessionTable struct {
 	byID    map[int64]*session
 	buckets map[int64][]*session // deadline → sessions that may expire then
 	next    int64                // the next bucket to check
+	// used are the deadlines any session has had and that have not
+	// passed: ZooKeeper's dump lists each such bucket, emptied or not.
+	used map[int64]struct{}
 }
 
 func newSessionTable(tickMs int64, now int64) *sessionTable {
 	return &sessionTable{tick: tickMs, byID: map[int64]*session{}, buckets: map[int64][]*session{},
-		next: roundUp(now, tickMs)}
+		next: roundUp(now, tickMs), used: map[int64]struct{}{}}
 }
 
 func roundUp(t, tick int64) int64 { return (t/tick + 1) * tick }
@@ -71,6 +74,7 @@ func (t *sessionTable) add(id int64, timeout int32, now int64) *session {
 	t.mu.Lock()
 	t.byID[id] = s
 	t.buckets[d] = append(t.buckets[d], s)
+	t.used[d] = struct{}{}
 	t.mu.Unlock()
 	return s
 }
@@ -112,10 +116,32 @@ func (t *sessionTable) touch(s *session, now int64) {
 	d := roundUp(now+int64(s.timeout.Load()), t.tick)
 	for {
 		old := s.deadline.Load()
-		if d <= old || s.deadline.CompareAndSwap(old, d) {
+		if d <= old {
+			return
+		}
+		if s.deadline.CompareAndSwap(old, d) {
+			// Once a tick at most per session: the bucket it moved to,
+			// for dump.
+			t.mu.Lock()
+			t.used[d] = struct{}{}
+			t.mu.Unlock()
 			return
 		}
 	}
+}
+
+// bucketTimes lists the deadlines of the buckets ZooKeeper's dump would
+// list: every deadline a session has had that is still ahead.
+func (t *sessionTable) bucketTimes(now int64) []int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]int64, 0, len(t.used))
+	for d := range t.used {
+		if d > now {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // expired returns the sessions whose deadline has passed by now, each once.
@@ -126,6 +152,7 @@ func (t *sessionTable) expired(now int64) []*session {
 	for ; t.next <= now; t.next += t.tick {
 		b := t.buckets[t.next]
 		delete(t.buckets, t.next)
+		delete(t.used, t.next)
 		for _, s := range b {
 			if t.byID[s.id] != s || s.closing.Load() {
 				continue

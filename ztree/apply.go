@@ -1,6 +1,9 @@
 package ztree
 
 import (
+	"slices"
+	"sync"
+
 	"zkd/wire"
 )
 
@@ -38,6 +41,9 @@ func (t *Tree) Apply(hdr *wire.TxnHeader, rec wire.Record) Result {
 		t.st.zxid = hdr.Zxid
 	}
 	t.prep.applied(hdr.Zxid)
+	if !t.knownDigest {
+		t.digests.add(hdr.Zxid, t.st.digest)
+	}
 	return r
 }
 
@@ -53,7 +59,49 @@ func (t *Tree) ApplyPrepped(txn *Txn) Result {
 	r := t.Apply(&txn.Header, txn.Record)
 	t.knownDigest = false
 	t.st.digest = uint64(txn.Digest.TreeDigest)
+	t.digests.add(txn.Header.Zxid, t.st.digest)
 	return r
+}
+
+// digestLogEvery and digestLogLimit are ZooKeeper's: the tree digest is
+// logged after every txn whose zxid is a multiple of 128, and the newest
+// 1,024 such entries are kept, for the hash four-letter word.
+const (
+	digestLogEvery = 128
+	digestLogLimit = 1024
+)
+
+// ZxidDigest is the tree's digest after txn Zxid.
+type ZxidDigest struct {
+	Zxid   int64
+	Digest uint64
+}
+
+// digestLog is the applier's log of digests, read by other goroutines.
+type digestLog struct {
+	mu      sync.Mutex
+	entries []ZxidDigest
+}
+
+func (l *digestLog) add(zxid int64, digest uint64) {
+	if zxid%digestLogEvery != 0 {
+		return
+	}
+	l.mu.Lock()
+	if len(l.entries) == digestLogLimit {
+		l.entries = append(l.entries[:0], l.entries[1:]...)
+	}
+	l.entries = append(l.entries, ZxidDigest{zxid, digest})
+	l.mu.Unlock()
+}
+
+// DigestLog returns the digests logged so far, oldest first: one for each
+// applied txn whose zxid is a multiple of 128, the newest 1,024, as
+// ZooKeeper's hash four-letter word lists them.
+func (t *Tree) DigestLog() []ZxidDigest {
+	t.digests.mu.Lock()
+	defer t.digests.mu.Unlock()
+	return slices.Clone(t.digests.entries)
 }
 
 func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Result {

@@ -96,6 +96,8 @@ type Tree struct {
 	// knownDigest is set while ApplyPrepped applies a txn whose digest
 	// Prep computed: the changed znodes are not hashed again.
 	knownDigest bool
+	// digests are the digests logged for the hash four-letter word.
+	digests digestLog
 	// hint is where the last get went, in shard hintShard, so that the
 	// applier's get-then-put of one znode searches the B-tree once. A
 	// lookup does not start from it: lookups are mostly unrelated, and a

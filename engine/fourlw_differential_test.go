@@ -1,0 +1,136 @@
+package engine_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"zkd/bench/zkref/zkreftest"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// fourLetters sends a word, with extra bytes after it in the same packet.
+func fourLetters(t *testing.T, addr, word string, extra []byte) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(append([]byte(word), extra...))
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+var (
+	hexIDs  = regexp.MustCompile(`0x[0-9a-f]{10,}`)
+	ports   = regexp.MustCompile(`/127\.0\.0\.1:\d+`)
+	dates   = regexp.MustCompile(`expire at [A-Z][a-z]{2} [A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d \w+ \d{4}`)
+	timings = regexp.MustCompile(`(est|lresp|llat|minlat|avglat|maxlat)=\d+`)
+	digests = regexp.MustCompile(`(?m)^([0-9a-f]+): \d+$`)
+)
+
+// normalize hides what differs between any two servers or runs: session
+// ids, ports, dates and timings.
+func normalize(s string) string {
+	s = hexIDs.ReplaceAllString(s, "SESSION")
+	s = ports.ReplaceAllString(s, "/127.0.0.1:PORT")
+	s = dates.ReplaceAllString(s, "expire at DATE")
+	s = timings.ReplaceAllString(s, "$1=T")
+	return digests.ReplaceAllString(s, "$1: DIGEST")
+}
+
+var (
+	emptyBucket = regexp.MustCompile(`(?m)^0 expire at DATE:\n`)
+	setCounts   = regexp.MustCompile(`Sets \(\d+\)/`)
+)
+
+// withoutEmptyBuckets drops the buckets a dump lists empty: a session
+// touched across a tick boundary leaves one behind, and where the
+// boundaries fall differs between any two runs.
+func withoutEmptyBuckets(s string) string {
+	return setCounts.ReplaceAllString(emptyBucket.ReplaceAllString(s, ""), "Sets (N)/")
+}
+
+// sortedLines sorts the lines of each block that starts with a line not
+// starting with a tab or a space: the order ZooKeeper lists connections
+// and sessions in is that of a Java hash set.
+func sortedLines(s string) string {
+	lines := strings.Split(s, "\n")
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// The four-letter words that show connections, sessions and digests, and
+// the trace mask words, against ZooKeeper 3.8: the same lines once what
+// must differ (ids, ports, times) is hidden.
+func TestDifferentialFourLetterWordsInDetail(t *testing.T) {
+	cfg := map[string]string{"4lw.commands.whitelist": "*"}
+	zkdAddr, refAddr := bothServers(t, cfg)
+	// The same steps on both servers, interleaved, so that both fall into
+	// the same expiry buckets.
+	var cls [2][]*zkreftest.Client
+	for i := 0; i < 3; i++ {
+		for k, addr := range []string{refAddr, zkdAddr} {
+			req := zkreftest.NewSession()
+			req.TimeOut = int32(10000 * (i + 1))
+			cls[k] = append(cls[k], zkreftest.Dial(t, addr, req))
+		}
+	}
+	for k := range cls {
+		a, b := cls[k][0], cls[k][1]
+		a.OK(wire.OpCreate, &wire.CreateRequest{Path: "/x", Data: []byte("1"), ACL: ztree.OpenACL})
+		a.OK(wire.OpCreate, &wire.CreateRequest{Path: "/x/e", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
+		a.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/x", Mode: 1})
+		// An addauth does not count as the last op, and a ping does.
+		a.CallXid(wire.XidAuth, wire.OpAuth, &wire.AuthPacket{Scheme: "digest", Auth: []byte("u:p")})
+		b.CallXid(wire.XidPing, wire.OpPing, nil)
+		for i := 0; i < 300; i++ { // past two digest log points
+			a.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/x", Data: []byte(fmt.Sprint(i)), Version: -1})
+		}
+	}
+	for _, w := range []string{"cons", "dump", "hash", "gtmk"} {
+		var ref, got string
+		for attempt := 0; attempt < 3; attempt++ { // a bucket boundary may fall between the two
+			ref = normalize(fourLetters(t, refAddr, w, nil))
+			got = normalize(fourLetters(t, zkdAddr, w, nil))
+			if w == "dump" {
+				ref, got = withoutEmptyBuckets(ref), withoutEmptyBuckets(got)
+			}
+			if w == "cons" || w == "dump" {
+				ref, got = sortedLines(ref), sortedLines(got)
+			}
+			if ref == got {
+				break
+			}
+		}
+		compareLines(t, w, ref, got)
+	}
+	// A session touched a tick after its last touch moves to a later
+	// bucket, and the one it left is still listed, empty, on both.
+	time.Sleep(2100 * time.Millisecond) // tickTime is 2000
+	for k, addr := range []string{refAddr, zkdAddr} {
+		cls[k][2].CallXid(wire.XidPing, wire.OpPing, nil)
+		if out := fourLetters(t, addr, "dump", nil); !strings.Contains(normalize(out), "\n0 expire at DATE:\n") {
+			t.Fatalf("%s lists no empty session bucket after a session moved:\n%s", []string{"ZooKeeper", "zkd"}[k], out)
+		}
+	}
+	var mask [8]byte
+	binary.BigEndian.PutUint64(mask[:], 0x1f3)
+	for _, step := range []struct {
+		word  string
+		extra []byte
+	}{{"stmk", mask[:]}, {"gtmk", nil}, {"stmk", nil}, {"gtmk", nil}} {
+		ref := fourLetters(t, refAddr, step.word, step.extra)
+		got := fourLetters(t, zkdAddr, step.word, step.extra)
+		compareLines(t, fmt.Sprintf("%s %x", step.word, step.extra), ref, got)
+	}
+}
