@@ -7,6 +7,7 @@ import (
 
 	"zkd/bench/zkref/zkreftest"
 	"zkd/wire"
+	"zkd/ztree"
 )
 
 // addauth with every scheme and shape of credentials, against ZooKeeper
@@ -105,3 +106,47 @@ func TestDifferentialSessionIDs(t *testing.T) {
 			got, ms(got), ref, ms(ref))
 	}
 }
+
+// Watch events on znodes the watcher may not read: ZooKeeper (with the
+// fix of CVE-2024-23944) delivers none, for one-shot, persistent and
+// recursive watches alike; the watches are used up all the same.
+func TestDifferentialWatchEventsNeedRead(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, nil)
+	secret := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "digest", ID: "owner:" + ownerDigest}}}
+	run := func(addr string) string {
+		owner := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		owner.CallXid(-4, wire.OpAuth, &wire.AuthPacket{Scheme: "digest", Auth: []byte("owner:pw")})
+		w := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		owner.OK(wire.OpCreate, &wire.CreateRequest{Path: "/open", ACL: openACL})
+		owner.OK(wire.OpCreate, &wire.CreateRequest{Path: "/open/hidden", Data: []byte("x"), ACL: secret})
+		// exists needs no READ, so the watcher can watch what it cannot read.
+		w.Call(wire.OpExists, &wire.ExistsRequest{Path: "/open/hidden", Watch: true})
+		w.Call(wire.OpExists, &wire.ExistsRequest{Path: "/open/later", Watch: true})
+		w.Call(wire.OpExists, &wire.ExistsRequest{Path: "/open/readable", Watch: true})
+		w.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/open", Mode: 1}) // recursive
+		w.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/open/hidden", Mode: 0})
+		owner.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/open/hidden", Data: []byte("y"), Version: -1})
+		owner.OK(wire.OpCreate, &wire.CreateRequest{Path: "/open/later", ACL: secret})
+		owner.OK(wire.OpCreate, &wire.CreateRequest{Path: "/open/readable", ACL: openACL})
+		owner.OK(wire.OpDelete, &wire.DeleteRequest{Path: "/open/later", Version: -1})
+		// A readable change after them all: every event before it has
+		// arrived once its own has.
+		owner.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/open", Data: []byte("z"), Version: -1})
+		w.Call(wire.OpSync, &wire.SyncRequest{Path: "/"})
+		for len(w.Events) == 0 || w.Events[len(w.Events)-1].Path != "/open" {
+			w.Call(wire.OpExists, &wire.ExistsRequest{Path: "/"})
+		}
+		var b strings.Builder
+		for _, ev := range w.Events {
+			fmt.Fprintf(&b, "%v %s\n", ev.Type, ev.Path)
+		}
+		return b.String()
+	}
+	compareLines(t, "events", run(refAddr), run(zkdAddr))
+}
+
+// ownerDigest is the digest part of owner:pw's digest id.
+var ownerDigest = func() string {
+	id := ztree.DigestID("owner", "pw")
+	return id[len("owner:"):]
+}()

@@ -550,6 +550,7 @@ func (c *conn) handshake(p []byte) error {
 	// ones it still wants with setWatches.
 	s.tree.RemoveSession(se.id)
 	c.sess, c.sid = se, se.id
+	s.tree.SetAuth(se.id, c.auth) // this connection's identities, as ZooKeeper keeps them
 	resp.SessionID, resp.Passwd = se.id, pw[:]
 	c.appendConnect(resp)
 	return nil
@@ -573,6 +574,9 @@ func (c *conn) sessionCreated(resp *wire.ConnectResponse, zxid int64) {
 	c.lastOp.Store(int32(wire.OpCreateSession))
 	c.lastXid.Store(0)
 	c.lastZxid.Store(zxid)
+	// Its identities (the client's address) decide which watch events
+	// it may see.
+	c.s.tree.SetAuth(c.sid, c.auth)
 	c.mu.Unlock()
 }
 

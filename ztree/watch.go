@@ -173,10 +173,22 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 			w.clear(s, tr.path, oneShot)
 		}
 	}
+	// A watch used up by a change its session may not read is gone all
+	// the same, but no event goes out: ZooKeeper (since the fix of
+	// CVE-2024-23944) delivers an event only to a session with READ on
+	// the znode it names (a child event: on the parent).
+	acl := acls[tr.acl]
+	n := 0
+	for _, s := range hit {
+		if checkACL(acl, wire.PermRead, w.auth[s]) {
+			hit[n] = s
+			n++
+		}
+	}
+	hit = hit[:n]
 	// Recursive watches above the path see its data events, but only
 	// sessions that may read the znode.
 	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
-		acl := acls[tr.acl]
 		for p := tr.path; p != rootPath; {
 			p, _ = splitPath(p)
 			for s, k := range w.paths[p] {
@@ -218,6 +230,17 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 	cur := t.pub.Load()
 	if cur.zxid > v.zxid {
 		if typ, changed := changedSince(v, cur, path, kind); changed {
+			// The same READ check as fire makes, on the znode as it is
+			// (as it was, when it is gone).
+			it, ok := cur.lookup(path)
+			acls := cur.acls
+			if !ok {
+				it, ok = v.lookup(path)
+				acls = v.acls
+			}
+			if ok && !checkACL(acls[it.meta().ACL], wire.PermRead, w.auth[session]) {
+				return Event{}, false
+			}
 			return Event{Session: session, Type: typ, Path: path, Zxid: cur.zxid}, true
 		}
 	}
