@@ -40,7 +40,8 @@ deps-debian:
 
 java-clients: deps-debian
 	@mkdir -p $(JAVA_CLIENTS)
-	javac -implicit:none -d $(JAVA_CLIENTS) -cp $(JAVA_CP) engine/testdata/clients/CuratorCheck.java
+	javac -implicit:none -d $(JAVA_CLIENTS) -cp $(JAVA_CP) engine/testdata/clients/CuratorCheck.java \
+		engine/testdata/clients/CuratorCacheStress.java
 
 vet:
 	$(GO) vet ./...
@@ -53,6 +54,8 @@ fmt-check:
 # into a failure: under make, deps-debian has installed it.
 unit:
 	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 ./...
+	# Allocation counts mean something only without the race detector.
+	$(GO) test -count=1 -run '^TestReadsAllocateNothing$$' ./engine
 
 # The crash test with many more power cuts than make test runs (600).
 CRASH_RUNS ?= 20000

@@ -413,7 +413,7 @@ func (s *Server) queueEvent(kick []*conn, ev *ztree.Event) []*conn {
 	if c == nil {
 		return kick
 	}
-	c.queueEvent(ev.Type, ev.Path)
+	c.queueEvent(ev.Type, ev.Path, ev.Zxid)
 	return append(kick, c)
 }
 

@@ -51,7 +51,10 @@ type conn struct {
 	inflight   int      // requests handed to the applier and not replied yet
 	reads      int64    // reads answered since the last flush moved the counters
 	unsent     int64    // replies and events in out, for the sent counters
-	needZxid   int64    // the session's last replied write: reads wait for a view with it
+	// needZxid is the newest txn the connection has been shown, by a
+	// write's reply or a watch event: its reads wait for a view that
+	// holds it, so no reply shows older data than an event before it.
+	needZxid int64
 	deferred   [][]byte // requests waiting for inflight writes, in order
 	closing    bool     // close once the output is flushed
 	flushing   bool     // a goroutine is writing the output it took
@@ -458,11 +461,8 @@ func (c *conn) flushLocked() (done bool, err error) {
 		// lost its session anyway: its connection goes, and with it
 		// the output piling up for it.
 		c.nc.SetWriteDeadline(time.Now().Add(timeout))
-		_, err = c.nc.Write(out)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			c.s.log.Warn("closing a connection whose client has not read its replies for a session timeout",
-				"client", c.nc.RemoteAddr().String(), "timeout", timeout, "unsent", len(out))
+		if _, err = c.nc.Write(out); err != nil {
+			c.logWriteFailure(err, timeout, len(out))
 		}
 	}
 	select {
@@ -487,6 +487,17 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.kick()
 	}
 	return closing && !more, nil
+}
+
+// logWriteFailure says why a write failed when it is the client's doing:
+// it read nothing for a whole session timeout. (Out of flushLocked, whose
+// hot path must not allocate: the error target escapes.)
+func (c *conn) logWriteFailure(err error, timeout time.Duration, unsent int) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.s.log.Warn("closing a connection whose client has not read its replies for a session timeout",
+			"client", c.nc.RemoteAddr().String(), "timeout", timeout, "unsent", unsent)
+	}
 }
 
 // writeTimeout is how long one write may wait for the client to read:
@@ -569,7 +580,7 @@ func (c *conn) appendConnect(resp *wire.ConnectResponse) {
 func (c *conn) sessionCreated(resp *wire.ConnectResponse, zxid int64) {
 	c.mu.Lock()
 	c.inflight--
-	c.needZxid = zxid
+	c.needZxid = max(c.needZxid, zxid)
 	c.appendConnect(resp)
 	c.lastOp.Store(int32(wire.OpCreateSession))
 	c.lastXid.Store(0)
@@ -584,7 +595,7 @@ func (c *conn) sessionCreated(resp *wire.ConnectResponse, zxid int64) {
 func (c *conn) writeDone(xid int32, zxid int64, code wire.ErrCode, body wire.Record, closeAfter bool) {
 	c.mu.Lock()
 	c.inflight--
-	c.needZxid = zxid
+	c.needZxid = max(c.needZxid, zxid)
 	c.appendReply(xid, zxid, code, body)
 	if closeAfter {
 		c.closing = true
@@ -622,9 +633,9 @@ func (c *conn) appendReplyFrame(xid int32, zxid int64, code wire.ErrCode, body w
 // Events are not held back like replies (the reader stops computing
 // those), so a client that reads nothing while its watches keep firing
 // is closed once its output passes outputHardLimit times the limit.
-func (c *conn) queueEvent(t wire.EventType, path string) {
+func (c *conn) queueEvent(t wire.EventType, path string, zxid int64) {
 	c.mu.Lock()
-	c.appendEvent(t, path)
+	c.appendEvent(t, path, zxid)
 	over := len(c.out)+c.writing > outputHardLimit*c.s.cfg.OutputLimit()
 	c.mu.Unlock()
 	if over {
@@ -638,8 +649,15 @@ func (c *conn) queueEvent(t wire.EventType, path string) {
 // hold before it is closed rather than waited for.
 const outputHardLimit = 4
 
-// appendEvent adds a watch notification. Called with c.mu held.
-func (c *conn) appendEvent(t wire.EventType, path string) {
+// appendEvent adds a watch notification for the change of txn zxid.
+// Called with c.mu held.
+//
+// The connection's reads that follow wait for a view holding zxid: the
+// applier queues a txn's events before it moves the readers' view on, so
+// a read answered from the old view after the event would show the data
+// the event says is gone (a CuratorCache then keeps a deleted znode).
+func (c *conn) appendEvent(t wire.EventType, path string, zxid int64) {
+	c.needZxid = max(c.needZxid, zxid)
 	var start int
 	c.out, start = wire.BeginFrame(c.out)
 	c.out = wire.AppendReplyHeader(c.out, wire.XidNotification, -1, wire.ErrOK)

@@ -273,7 +273,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		// before the reply, as ZooKeeper sends them.
 		for _, ev := range s.tree.SetWatches(c.sid, w.RelativeZxid, w.DataWatches, w.ExistWatches,
 			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
-			c.appendEvent(ev.Type, ev.Path)
+			c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 		}
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
 
@@ -287,7 +287,12 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		if req.Mode == wire.AddWatchPersistentRecursive {
 			kind = ztree.WatchRecursive
 		}
-		s.tree.AddWatch(c.sid, string([]byte(req.Path)), kind)
+		// The session's later reads wait for the version the watch took
+		// effect at: what changed before it they must see, since no
+		// event will tell them.
+		if z := s.tree.AddWatch(c.sid, string([]byte(req.Path)), kind); z > c.needZxid {
+			c.needZxid = z
+		}
 		// ZooKeeper answers addWatch with an ErrorResponse body of 0,
 		// and the Java client reads it.
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.ErrorResponse{Err: 0})
@@ -338,7 +343,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 // event that fired in between goes out after the reply.
 func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
 	if ev, fired := c.s.tree.Watch(v, c.sid, string([]byte(path)), kind); fired {
-		c.appendEvent(ev.Type, ev.Path)
+		c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 	}
 }
 

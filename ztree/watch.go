@@ -276,12 +276,21 @@ func changedSince(old, cur *View, path string, kind WatchKind) (wire.EventType, 
 }
 
 // AddWatch is addWatch: a persistent (WatchPersistent) or persistent
-// recursive (WatchRecursive) watch on path, which need not exist.
-func (t *Tree) AddWatch(session int64, path string, kind WatchKind) {
+// recursive (WatchRecursive) watch on path, which need not exist. The watch
+// sees every change after the newest published version, whose zxid it
+// returns; that version may be newer than the one the caller answers
+// from, so the caller must not let the session read anything older than
+// it afterwards (the engine makes the session's next reads wait for it).
+// Otherwise a change published between the two would show neither in an
+// event nor in the session's reads: a CuratorCache would stay short of the
+// tree for good.
+func (t *Tree) AddWatch(session int64, path string, kind WatchKind) (zxid int64) {
 	w := t.watches
 	w.mu.Lock()
 	w.add(session, path, kind)
+	zxid = t.pub.Load().zxid
 	w.mu.Unlock()
+	return zxid
 }
 
 // SetWatches re-registers a reconnecting session's watches (setWatches,
