@@ -48,18 +48,18 @@ type conn struct {
 	auth       []wire.Id
 	out        []byte
 	spare      []byte
-	inflight   int      // requests handed to the applier and not replied yet
-	reads      int64    // reads answered since the last flush moved the counters
-	unsent     int64    // replies and events in out, for the sent counters
+	inflight   int   // requests handed to the applier and not replied yet
+	reads      int64 // reads answered since the last flush moved the counters
+	unsent     int64 // replies and events in out, for the sent counters
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
 	// holds it, so no reply shows older data than an event before it.
 	needZxid int64
-	deferred   [][]byte // requests waiting for inflight writes, in order
-	closing    bool     // close once the output is flushed
-	flushing   bool     // a goroutine is writing the output it took
-	writing    int      // the bytes of that write
-	scratch    readScratch
+	deferred [][]byte // requests waiting for inflight writes, in order
+	closing  bool     // close once the output is flushed
+	flushing bool     // a goroutine is writing the output it took
+	writing  int      // the bytes of that write
+	scratch  readScratch
 	// slot is where the connection's goroutines announce that they read
 	// through a View (see ztree.Readers); viewing is set while one of
 	// them is inside it.
