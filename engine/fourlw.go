@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/binary"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -373,18 +375,26 @@ func envi() string {
 		Version, host, runtime.Version(), runtime.GOOS, runtime.GOARCH, name, home, wd, ms.Sys>>20)
 }
 
-// watchesBySession is wchc: each session and the paths it watches.
+// watchesBySession is wchc: each session with data watches and their
+// paths. ZooKeeper lists the sessions in the order of its connection
+// objects' identity hashes, which is arbitrary; zkd orders them by their
+// ids' hashes. Each session's paths come in ZooKeeper's order (see
+// javaOrder).
 func (s *Server) watchesBySession() string {
+	_, sessOrder, pathOrder := s.tree.DataWatchOrder()
+	ids := make([]int64, 0, len(sessOrder))
+	for id := range sessOrder {
+		ids = append(ids, id)
+	}
 	var b strings.Builder
-	sessions := s.sessions.all()
-	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
-	for _, se := range sessions {
-		w := s.tree.SessionWatches(se.id)
-		if len(w) == 0 {
-			continue
+	for _, id := range javaOrder(ids, javaLongHash, sessOrder, javaGrownCap(len(ids), 16)) {
+		fmt.Fprintf(&b, "0x%x\n", id)
+		paths := make([]string, 0, len(pathOrder[id]))
+		for p := range pathOrder[id] {
+			paths = append(paths, p)
 		}
-		fmt.Fprintf(&b, "0x%x\n", se.id)
-		for _, p := range sortedKeys(w) {
+		// A HashSet grown one path at a time.
+		for _, p := range javaOrder(paths, javaStringHash, pathOrder[id], javaGrownCap(len(paths), 16)) {
 			fmt.Fprintf(&b, "\t%s\n", p)
 		}
 	}
@@ -392,25 +402,75 @@ func (s *Server) watchesBySession() string {
 	return b.String()
 }
 
-// watchesByPath is wchp: each watched path and the sessions watching it.
+// watchesByPath is wchp: each path with data watches and the sessions
+// watching it, in the order ZooKeeper's hash maps give.
 func (s *Server) watchesByPath() string {
+	pathOrder, _, sessPaths := s.tree.DataWatchOrder()
 	byPath := map[string][]int64{}
-	for _, se := range s.sessions.all() {
-		for p := range s.tree.SessionWatches(se.id) {
-			byPath[p] = append(byPath[p], se.id)
+	seqs := map[string]map[int64]uint64{}
+	for id, ps := range sessPaths {
+		for p, q := range ps {
+			byPath[p] = append(byPath[p], id)
+			if seqs[p] == nil {
+				seqs[p] = map[int64]uint64{}
+			}
+			seqs[p][id] = q
 		}
 	}
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
 	var b strings.Builder
-	for _, p := range sortedKeys(byPath) {
+	for _, p := range javaOrder(paths, javaStringHash, pathOrder, javaGrownCap(len(paths), 16)) {
 		ids := byPath[p]
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		fmt.Fprintf(&b, "%s\n", p)
-		for _, id := range ids {
+		// new HashSet<>(n), then n adds: it grows from tableSizeFor(n).
+		for _, id := range javaOrder(ids, javaLongHash, seqs[p], javaGrownCap(len(ids), tableSizeFor(len(ids)))) {
 			fmt.Fprintf(&b, "\t0x%x\n", id)
 		}
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// javaOrder sorts keys as a Java HashMap or HashSet with a table of size
+// table iterates them: by bucket (the hash, spread, masked), and within a
+// bucket in insertion order, which order gives.
+func javaOrder[K int64 | string](keys []K, hash func(K) int32, order map[K]uint64, table int) []K {
+	bucket := func(k K) int32 {
+		h := hash(k)
+		return (h ^ int32(uint32(h)>>16)) & int32(table-1)
+	}
+	slices.SortFunc(keys, func(a, b K) int {
+		if c := cmp.Compare(bucket(a), bucket(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(order[a], order[b])
+	})
+	return keys
+}
+
+// javaLongHash is Long.hashCode.
+func javaLongHash(v int64) int32 { return int32(v ^ int64(uint64(v)>>32)) }
+
+// javaGrownCap is the table size of a Java HashMap that started at start
+// buckets after n puts: it doubles whenever it holds more than 3/4.
+func javaGrownCap(n, start int) int {
+	c := start
+	for n > c*3/4 {
+		c *= 2
+	}
+	return c
+}
+
+// tableSizeFor is HashMap.tableSizeFor: the power of two at or above n.
+func tableSizeFor(n int) int {
+	c := 1
+	for c < n {
+		c <<= 1
+	}
+	return c
 }
 
 //go:embed testdata/mntr-keys-zookeeper-3.8.txt
@@ -422,7 +482,7 @@ var mntrKeys string
 func (s *Server) mntr() string {
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
-	_, _, watches := s.tree.WatchCounts()
+	watches := s.tree.WatchTotal()
 	ephemerals := 0
 	for _, se := range s.sessions.all() {
 		ephemerals += len(v.AppendEphemerals(nil, se.id, "/"))

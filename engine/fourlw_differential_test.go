@@ -134,3 +134,62 @@ func TestDifferentialFourLetterWordsInDetail(t *testing.T) {
 		compareLines(t, fmt.Sprintf("%s %x", step.word, step.extra), ref, got)
 	}
 }
+
+// wchs, wchc and wchp count and list data watches only, as ZooKeeper's do
+// (getData and exists watches, and persistent ones; not child watches),
+// in the order of ZooKeeper's hash maps.
+func TestDifferentialWatchWords(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
+	for _, addr := range []string{refAddr, zkdAddr} {
+		setup := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		for i := 0; i < 20; i++ {
+			setup.OK(wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/w%d", i), ACL: ztree.OpenACL})
+		}
+		for s := 0; s < 5; s++ {
+			c := zkreftest.Dial(t, addr, zkreftest.NewSession())
+			for i := s; i < 20; i += s + 1 {
+				p := fmt.Sprintf("/w%d", i)
+				switch i % 4 {
+				case 0:
+					c.OK(wire.OpGetData, &wire.GetDataRequest{Path: p, Watch: true})
+				case 1:
+					c.OK(wire.OpExists, &wire.ExistsRequest{Path: p, Watch: true})
+				case 2:
+					c.OK(wire.OpGetChildren, &wire.GetChildrenRequest{Path: p, Watch: true}) // not a data watch
+				case 3:
+					c.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: p, Mode: wire.AddWatchMode(s % 2)})
+				}
+			}
+			c.Call(wire.OpExists, &wire.ExistsRequest{Path: fmt.Sprintf("/missing%d", s), Watch: true})
+		}
+		// A session whose only watch has fired.
+		fired := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		fired.Call(wire.OpExists, &wire.ExistsRequest{Path: "/fired", Watch: true})
+		setup.OK(wire.OpCreate, &wire.CreateRequest{Path: "/fired", ACL: ztree.OpenACL})
+		for len(fired.Events) == 0 {
+			fired.Call(wire.OpExists, &wire.ExistsRequest{Path: "/"})
+		}
+	}
+	for _, w := range []string{"wchs", "wchp"} {
+		compareLines(t, w, normalize(fourLetters(t, refAddr, w, nil)), normalize(fourLetters(t, zkdAddr, w, nil)))
+	}
+	// wchc lists sessions in the order of ZooKeeper's connection objects'
+	// identity hashes, which nothing can reproduce: compare each
+	// session's paths, in order.
+	blocks := func(out string) (ids []string, paths []string) {
+		for _, blk := range strings.Split(strings.TrimSpace(out), "\n0x") {
+			id, rest, _ := strings.Cut(strings.TrimPrefix(blk, "0x"), "\n")
+			ids = append(ids, id)
+			paths = append(paths, rest)
+		}
+		return ids, paths
+	}
+	refIDs, refPaths := blocks(fourLetters(t, refAddr, "wchc", nil))
+	gotIDs, gotPaths := blocks(fourLetters(t, zkdAddr, "wchc", nil))
+	sort.Strings(refPaths)
+	sort.Strings(gotPaths)
+	compareLines(t, "wchc paths", strings.Join(refPaths, "\n--\n"), strings.Join(gotPaths, "\n--\n"))
+	if len(refIDs) != len(gotIDs) {
+		t.Fatalf("wchc lists %d sessions on ZooKeeper, %d on zkd", len(refIDs), len(gotIDs))
+	}
+}

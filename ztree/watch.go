@@ -60,6 +60,83 @@ type watchTable struct {
 	recursive int                 // recursive registrations, to skip the ancestor walk
 	auth      map[int64][]wire.Id // identities, for the READ check on recursive events
 	scratch   []int64
+
+	// The order data watches were registered in, for listing them as
+	// ZooKeeper's hash maps do (they keep insertion order within a
+	// bucket): a path's first data watch of any session, a session's
+	// first data watch, and each (session, path) data watch.
+	seq      uint64
+	pathData map[string]*dataOrder
+	sessData map[int64]*dataOrder
+}
+
+// dataOrder is when something got its first data watch, and how many data
+// watches it has now.
+type dataOrder struct {
+	seq   uint64
+	count int
+	paths map[string]uint64 // a session's: each path's registration
+}
+
+// noteData keeps the registration order when session's watch kinds on
+// path go from old to nw.
+func (w *watchTable) noteData(session int64, path string, old, nw WatchKind) {
+	had, has := old&dataKinds != 0, nw&dataKinds != 0
+	if had == has {
+		return
+	}
+	if has {
+		w.seq++
+		p := w.pathData[path]
+		if p == nil {
+			p = &dataOrder{seq: w.seq}
+			w.pathData[path] = p
+		}
+		p.count++
+		s := w.sessData[session]
+		if s == nil {
+			s = &dataOrder{seq: w.seq, paths: map[string]uint64{}}
+			w.sessData[session] = s
+		}
+		s.count++
+		s.paths[path] = w.seq
+		return
+	}
+	if p := w.pathData[path]; p != nil {
+		if p.count--; p.count == 0 {
+			delete(w.pathData, path)
+		}
+	}
+	if s := w.sessData[session]; s != nil {
+		// ZooKeeper keeps a connection's entry, empty, until the
+		// connection goes: wchs counts it and wchc lists it.
+		delete(s.paths, path)
+		s.count--
+	}
+}
+
+// DataWatchOrder returns, for the data watches now registered, when each
+// path got its first, when each session got its first, and when each of a
+// session's paths got its: numbers that rise in registration order.
+func (t *Tree) DataWatchOrder() (paths map[string]uint64, sessions map[int64]uint64, sessionPaths map[int64]map[string]uint64) {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	paths = make(map[string]uint64, len(w.pathData))
+	for p, o := range w.pathData {
+		paths[p] = o.seq
+	}
+	sessions = make(map[int64]uint64, len(w.sessData))
+	sessionPaths = make(map[int64]map[string]uint64, len(w.sessData))
+	for s, o := range w.sessData {
+		sessions[s] = o.seq
+		sp := make(map[string]uint64, len(o.paths))
+		for p, q := range o.paths {
+			sp[p] = q
+		}
+		sessionPaths[s] = sp
+	}
+	return paths, sessions, sessionPaths
 }
 
 func newWatchTable() *watchTable {
@@ -67,6 +144,8 @@ func newWatchTable() *watchTable {
 		paths:    make(map[string]map[int64]WatchKind),
 		sessions: make(map[int64]map[string]WatchKind),
 		auth:     make(map[int64][]wire.Id),
+		pathData: make(map[string]*dataOrder),
+		sessData: make(map[int64]*dataOrder),
 	}
 }
 
@@ -81,6 +160,7 @@ func (w *watchTable) add(session int64, path string, k WatchKind) {
 		w.recursive++
 	}
 	ws[session] = old | k
+	w.noteData(session, path, old, old|k)
 	ss := w.sessions[session]
 	if ss == nil {
 		ss = make(map[string]WatchKind)
@@ -100,6 +180,7 @@ func (w *watchTable) clear(session int64, path string, k WatchKind) bool {
 	if old&k&WatchRecursive != 0 {
 		w.recursive--
 	}
+	w.noteData(session, path, old, old&^k)
 	if nk := old &^ k; nk != 0 {
 		ws[session] = nk
 		w.sessions[session][path] = nk
@@ -128,6 +209,7 @@ func (w *watchTable) dropSession(session int64) {
 		w.clear(session, path, k)
 	}
 	delete(w.auth, session)
+	delete(w.sessData, session)
 }
 
 // publish swaps in the new View and matches the triggers against the
@@ -399,15 +481,62 @@ func (t *Tree) SessionWatches(session int64) map[string]WatchKind {
 	return out
 }
 
-// WatchCounts returns the number of sessions with watches, of watched
-// paths, and of (session, path) watches, as the wchs four-letter word
-// reports them.
+// The kinds ZooKeeper keeps in its data-watch manager (one-shot data
+// watches from getData and exists, and both persistent kinds) and in its
+// child-watch manager (one-shot child watches and plain persistent ones).
+const (
+	dataKinds  = WatchData | WatchPersistent | WatchRecursive
+	childKinds = WatchChild | WatchPersistent
+)
+
+// IsDataWatch reports whether kinds include one ZooKeeper counts as a data
+// watch, the ones wchs, wchc and wchp report.
+func IsDataWatch(k WatchKind) bool { return k&dataKinds != 0 }
+
+// WatchCounts returns the number of sessions that have had data watches
+// on their connection, of paths with data watches, and of (session, path)
+// data watches, as the wchs four-letter word reports them.
 func (t *Tree) WatchCounts() (sessions, paths, watches int) {
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// A session that has had a data watch on its connection counts, as
+	// ZooKeeper's entry for the connection stays after its watches fire.
+	sessions = len(w.sessData)
 	for _, ss := range w.sessions {
-		watches += len(ss)
+		for _, k := range ss {
+			if k&dataKinds != 0 {
+				watches++
+			}
+		}
 	}
-	return len(w.sessions), len(w.paths), watches
+	for _, ws := range w.paths {
+		for _, k := range ws {
+			if k&dataKinds != 0 {
+				paths++
+				break
+			}
+		}
+	}
+	return sessions, paths, watches
+}
+
+// WatchTotal is mntr's zk_watch_count: the data watches and the child
+// watches, each (session, path) counted once in each manager it is in.
+func (t *Tree) WatchTotal() int {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, ss := range w.sessions {
+		for _, k := range ss {
+			if k&dataKinds != 0 {
+				n++
+			}
+			if k&childKinds != 0 {
+				n++
+			}
+		}
+	}
+	return n
 }
