@@ -58,8 +58,10 @@ type conn struct {
 	deferred [][]byte // requests waiting for inflight writes, in order
 	closing  bool     // close once the output is flushed
 	flushing bool     // a goroutine is writing the output it took
-	writing  int      // the bytes of that write
-	scratch  readScratch
+	// resp are the response sizes since the last flush.
+	resp    struct{ n, last, min, max int }
+	writing int // the bytes of that write
+	scratch readScratch
 	// slot is where the connection's goroutines announce that they read
 	// through a View (see ztree.Readers); viewing is set while one of
 	// them is inside it.
@@ -446,6 +448,10 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.s.stats.reads(c.reads)
 		c.reads = 0
 	}
+	if c.resp.n > 0 {
+		c.s.stats.responseSizes(c.resp.last, c.resp.min, c.resp.max)
+		c.resp.n, c.resp.max = 0, 0
+	}
 	if sent := c.unsent; sent > 0 {
 		c.unsent = 0
 		c.sent.Add(sent)
@@ -627,6 +633,19 @@ func (c *conn) appendReplyFrame(xid int32, zxid int64, code wire.ErrCode, body w
 	}
 	c.out = wire.EndFrame(c.out, start)
 	c.unsent++
+	c.countResponse(len(c.out) - start - wire.FrameHeaderSize)
+}
+
+// countResponse notes the size of a reply or event (without its length
+// prefix), for mntr's client response size figures; flushLocked passes
+// them on once per flush. Called with c.mu held.
+func (c *conn) countResponse(n int) {
+	if c.resp.n == 0 || n < c.resp.min {
+		c.resp.min = n
+	}
+	c.resp.max = max(c.resp.max, n)
+	c.resp.last = n
+	c.resp.n++
 }
 
 // queueEvent adds a watch notification. The caller kicks the writer.
@@ -665,4 +684,5 @@ func (c *conn) appendEvent(t wire.EventType, path string, zxid int64) {
 	c.out = ev.Append(c.out)
 	c.out = wire.EndFrame(c.out, start)
 	c.unsent++
+	c.countResponse(len(c.out) - start - wire.FrameHeaderSize)
 }

@@ -114,6 +114,20 @@ func TestDifferentialFourLetterWordsInDetail(t *testing.T) {
 		}
 		compareLines(t, w, ref, got)
 	}
+	// mntr's client response sizes: the same replies and events, so the
+	// same last, smallest and largest.
+	sizes := func(addr string) string {
+		var b strings.Builder
+		for _, line := range strings.Split(fourLetters(t, addr, "mntr", nil), "\n") {
+			if strings.HasSuffix(strings.SplitN(line, "\t", 2)[0], "client_response_size") {
+				b.WriteString(line + "\n")
+			}
+		}
+		return b.String()
+	}
+	if ref, got := sizes(refAddr), sizes(zkdAddr); ref != got || !strings.Contains(ref, "\t84\n") {
+		t.Fatalf("mntr response sizes:\nZooKeeper:\n%s\nzkd:\n%s", ref, got)
+	}
 	// A session touched a tick after its last touch moves to a later
 	// bucket, and the one it left is still listed, empty, on both.
 	time.Sleep(2100 * time.Millisecond) // tickTime is 2000

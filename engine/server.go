@@ -466,6 +466,26 @@ type stats struct {
 	latMax, latSum atomic.Int64
 	latCount       atomic.Int64
 	outstanding    atomic.Int64 // requests handed to the applier, not replied yet
+	// The last, smallest and largest reply or event sent to a client, in
+	// bytes without the length prefix; -1 before the first.
+	respLast, respMin, respMax atomic.Int64
+}
+
+// responseSizes takes a flush's last, smallest and largest response.
+func (st *stats) responseSizes(last, lo, hi int) {
+	st.respLast.Store(int64(last))
+	for {
+		m := st.respMin.Load()
+		if m >= 0 && m <= int64(lo) || st.respMin.CompareAndSwap(m, int64(lo)) {
+			break
+		}
+	}
+	for {
+		m := st.respMax.Load()
+		if m >= int64(hi) || st.respMax.CompareAndSwap(m, int64(hi)) {
+			break
+		}
+	}
 }
 
 func (st *stats) reset() {
@@ -475,6 +495,9 @@ func (st *stats) reset() {
 	st.latMax.Store(0)
 	st.latSum.Store(0)
 	st.latCount.Store(0)
+	st.respLast.Store(-1)
+	st.respMin.Store(-1)
+	st.respMax.Store(-1)
 }
 
 // reads counts n requests answered at once, without a txn: 0 ms each.
