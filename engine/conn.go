@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,11 @@ type conn struct {
 	closing  bool     // close once the output is flushed
 	flushing bool     // a goroutine is writing the output it took
 	// resp are the response sizes since the last flush.
-	resp    struct{ n, last, min, max int }
+	resp struct{ n, last, min, max int }
+	// nsReads counts the connection's reads per namespace until a flush
+	// merges them into the server's (nsDirty: some are waiting).
+	nsReads map[string]*ztree.NamespaceStat
+	nsDirty bool
 	writing int // the bytes of that write
 	scratch readScratch
 	// slot is where the connection's goroutines announce that they read
@@ -452,6 +457,10 @@ func (c *conn) flushLocked() (done bool, err error) {
 		c.s.stats.responseSizes(c.resp.last, c.resp.min, c.resp.max)
 		c.resp.n, c.resp.max = 0, 0
 	}
+	if c.nsDirty {
+		c.s.mergeReads(c.nsReads)
+		c.nsDirty = false
+	}
 	if sent := c.unsent; sent > 0 {
 		c.unsent = 0
 		c.sent.Add(sent)
@@ -634,6 +643,30 @@ func (c *conn) appendReplyFrame(xid int32, zxid int64, code wire.ErrCode, body w
 	c.out = wire.EndFrame(c.out, start)
 	c.unsent++
 	c.countResponse(len(c.out) - start - wire.FrameHeaderSize)
+}
+
+// statBytes is what ZooKeeper adds to every read it counts per
+// namespace: a Stat's size.
+const statBytes = 68
+
+// countRead counts a successful read of path that returned bytes of data
+// or child names, for mntr's per-namespace figures, as ZooKeeper counts
+// getData, exists and getChildren. Called with c.mu held.
+func (c *conn) countRead(path string, bytes int) {
+	ns := ztree.TopNamespace(path)
+	if ns == "" {
+		return
+	}
+	st := c.nsReads[ns]
+	if st == nil {
+		if c.nsReads == nil {
+			c.nsReads = map[string]*ztree.NamespaceStat{}
+		}
+		st = &ztree.NamespaceStat{}
+		c.nsReads[strings.Clone(ns)] = st // path is the request's buffer
+	}
+	st.Add(int64(len(path) + bytes + statBytes))
+	c.nsDirty = true
 }
 
 // countResponse notes the size of a reply or event (without its length

@@ -521,6 +521,27 @@ func (s *Server) mntr() string {
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", k, val)
 	}
+	// ZooKeeper's per-namespace summaries come last: reads, then writes,
+	// each namespace's five figures in the order of its hash map.
+	for _, set := range []struct {
+		name  string
+		stats map[string]ztree.NamespaceStat
+	}{{"read_per_namespace", s.namespaceReads()}, {"write_per_namespace", s.tree.NamespaceWrites()}} {
+		names := make([]string, 0, len(set.stats))
+		for ns := range set.stats {
+			names = append(names, ns)
+		}
+		for _, ns := range javaOrder(names, javaStringHash, nil, javaGrownCap(len(names), 16)) {
+			st := set.stats[ns]
+			avg := javaDouble(roundHalfUp4(float64(st.Sum) / float64(st.Count)))
+			for _, f := range []struct {
+				kind, value string
+			}{{"avg", avg}, {"min", fmt.Sprint(st.Min)}, {"max", fmt.Sprint(st.Max)},
+				{"cnt", fmt.Sprint(st.Count)}, {"sum", fmt.Sprint(st.Sum)}} {
+				fmt.Fprintf(&b, "zk_%s_%s_%s\t%s\n", f.kind, ns, set.name, f.value)
+			}
+		}
+	}
 	return b.String()
 }
 

@@ -207,3 +207,39 @@ func TestDifferentialWatchWords(t *testing.T) {
 		t.Fatalf("wchc lists %d sessions on ZooKeeper, %d on zkd", len(refIDs), len(gotIDs))
 	}
 }
+
+// mntr's per-namespace read and write figures, against ZooKeeper's: the
+// same requests give the same keys, in the same order, with the same sums.
+func TestDifferentialNamespaceMetrics(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
+	run := func(addr string) string {
+		c := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		for _, ns := range []string{"/app", "/brokers", "/config"} {
+			c.OK(wire.OpCreate, &wire.CreateRequest{Path: ns, Data: []byte("x"), ACL: ztree.OpenACL})
+			for i := 0; i < 5; i++ {
+				p := fmt.Sprintf("%s/n%d", ns, i)
+				c.OK(wire.OpCreate, &wire.CreateRequest{Path: p, Data: make([]byte, 10*i), ACL: ztree.OpenACL})
+				c.OK(wire.OpSetData, &wire.SetDataRequest{Path: p, Data: []byte("changed"), Version: -1})
+				c.OK(wire.OpGetData, &wire.GetDataRequest{Path: p})
+				c.OK(wire.OpExists, &wire.ExistsRequest{Path: p})
+			}
+			c.OK(wire.OpGetChildren, &wire.GetChildrenRequest{Path: ns})
+			c.OK(wire.OpGetChildren2, &wire.GetChildren2Request{Path: ns})
+			c.Call(wire.OpGetData, &wire.GetDataRequest{Path: ns + "/missing"}) // not counted
+		}
+		c.OK(wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{
+			{Type: wire.OpGetData, Path: "/app/n1"}, {Type: wire.OpGetChildren, Path: "/brokers"}}})
+		var b strings.Builder
+		for _, line := range strings.Split(fourLetters(t, addr, "mntr", nil), "\n") {
+			if strings.Contains(line, "_per_namespace") {
+				b.WriteString(line + "\n")
+			}
+		}
+		return b.String()
+	}
+	ref, got := run(refAddr), run(zkdAddr)
+	if !strings.Contains(ref, "zk_sum_brokers_read_per_namespace") {
+		t.Fatalf("ZooKeeper reports no per-namespace figures:\n%s", ref)
+	}
+	compareLines(t, "per-namespace mntr", ref, got)
+}

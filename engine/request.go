@@ -145,6 +145,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		sc.data.Data, sc.data.Stat = bytesOf(data), st
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.data)
+		c.countRead(sc.pathWatch.Path, len(data))
 		sc.data.Data = nil
 		if sc.pathWatch.Watch {
 			c.watch(v, sc.pathWatch.Path, ztree.WatchData)
@@ -161,6 +162,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		} else {
 			sc.stat.Stat = st
 			c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.stat)
+			c.countRead(sc.pathWatch.Path, 0)
 		}
 		if sc.pathWatch.Watch && (err == nil || errCode(err) == wire.ErrNoNode) {
 			c.watch(v, sc.pathWatch.Path, ztree.WatchData)
@@ -182,6 +184,11 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			c.appendReply(hdr.Xid, zxid, errCode(err), nil)
 			return
 		}
+		names := 0
+		for _, k := range kids {
+			names += len(k)
+		}
+		c.countRead(sc.pathWatch.Path, names)
 		if hdr.Type == wire.OpGetChildren {
 			sc.strs.Strings = kids
 			c.appendReply(hdr.Xid, zxid, wire.ErrOK, &sc.strs)
@@ -245,6 +252,16 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		res := v.MultiRead(req.Ops, c.auth)
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.MultiResponse{Results: res})
+		for i, op := range req.Ops {
+			if res[i].Err != wire.ErrOK {
+				continue
+			}
+			n := len(res[i].Data)
+			for _, k := range res[i].Children {
+				n += len(k)
+			}
+			c.countRead(op.Path, n)
+		}
 		for i, op := range req.Ops {
 			if op.Watch && res[i].Err == wire.ErrOK {
 				kind := ztree.WatchData

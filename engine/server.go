@@ -45,6 +45,10 @@ type Server struct {
 	// nil while it can. Once set it stays set until a restart: reads are
 	// served, writes refused with NOTREADONLY (see applier.refuse).
 	readOnly atomic.Pointer[error]
+	// nsReads are the reads counted per namespace, merged in from the
+	// connections at their flushes, for mntr.
+	nsMu    sync.Mutex
+	nsReads map[string]*ztree.NamespaceStat
 	// traceMask is what gtmk reports and stmk sets. zkd has no trace
 	// log; the mask is kept for the tools that read it back.
 	traceMask atomic.Int64
@@ -222,6 +226,39 @@ func (s *Server) Close() error {
 	s.stop(nil)
 	<-s.done
 	return s.stopErr
+}
+
+// mergeReads adds a connection's per-namespace read counts to the
+// server's and zeroes them.
+func (s *Server) mergeReads(reads map[string]*ztree.NamespaceStat) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	for ns, st := range reads {
+		if st.Count == 0 {
+			continue
+		}
+		all := s.nsReads[ns]
+		if all == nil {
+			if s.nsReads == nil {
+				s.nsReads = map[string]*ztree.NamespaceStat{}
+			}
+			all = &ztree.NamespaceStat{}
+			s.nsReads[ns] = all
+		}
+		all.Merge(*st)
+		*st = ztree.NamespaceStat{}
+	}
+}
+
+// namespaceReads returns the reads counted per namespace so far.
+func (s *Server) namespaceReads() map[string]ztree.NamespaceStat {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	out := make(map[string]ztree.NamespaceStat, len(s.nsReads))
+	for k, v := range s.nsReads {
+		out[k] = *v
+	}
+	return out
 }
 
 // diskFull is the log's OnFatal for a full disk: nothing acknowledged was

@@ -273,6 +273,7 @@ func (t *Tree) createNode(path string, data []byte, acl []wire.ACL, owner int64,
 	t.pending = append(t.pending,
 		trigger{kind: trigCreated, path: path, acl: aclIdx, zxid: zxid},
 		trigger{kind: trigChildren, path: parent.path(), acl: pm.ACL, zxid: zxid})
+	t.nsWrites.add(path, len(data))
 	return m.stat(len(data), t.opts.ExtendedTypes), nil
 }
 
@@ -364,6 +365,7 @@ func (t *Tree) setData(path string, data []byte, version int32, zxid, time int64
 	t.st.dataSize += int64(len(data) - len(old))
 	t.quotaChanged(nw.path(), int64(len(data)-len(old)), 0)
 	t.pending = append(t.pending, trigger{kind: trigDataChanged, path: nw.path(), acl: m.ACL, zxid: zxid})
+	t.nsWrites.add(path, len(data))
 	return m.stat(len(data), t.opts.ExtendedTypes), nil
 }
 

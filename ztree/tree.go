@@ -98,6 +98,8 @@ type Tree struct {
 	knownDigest bool
 	// digests are the digests logged for the hash four-letter word.
 	digests digestLog
+	// nsWrites counts writes per namespace for mntr.
+	nsWrites namespaceStats
 	// hint is where the last get went, in shard hintShard, so that the
 	// applier's get-then-put of one znode searches the B-tree once. A
 	// lookup does not start from it: lookups are mostly unrelated, and a
