@@ -65,7 +65,7 @@ type conn struct {
 	// merges them into the server's (nsDirty: some are waiting).
 	nsReads map[string]*ztree.NamespaceStat
 	nsDirty bool
-	writing int // the bytes of that write
+	writing int // the bytes the flush in progress is writing
 	scratch readScratch
 	// slot is where the connection's goroutines announce that they read
 	// through a View (see ztree.Readers); viewing is set while one of
