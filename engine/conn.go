@@ -300,7 +300,9 @@ func (c *conn) input(b []byte, max, limit int) (used int, more bool, err error) 
 		c.received.Add(frames)
 		c.s.stats.received.Add(frames)
 		if touch && c.sess != nil {
-			c.s.sessions.touch(c.sess, monotonicMillis())
+			// The time the reader took when these bytes arrived: no
+			// second clock read per batch.
+			c.s.sessions.touch(c.sess, c.lastActive.Load())
 		}
 	}()
 	for {
