@@ -77,6 +77,18 @@ func TestSnapshotThatCannotBeReadStopsRecovery(t *testing.T) {
 	}
 }
 
+// loadedWhole checks that recovery loaded snapshot newest, skipped none,
+// and gave the tree want.
+func loadedWhole(t *testing.T, s *wal.Store, newest, want string) {
+	t.Helper()
+	if rec := s.Recovery(); rec.Snapshot != newest || len(rec.SkippedSnapshots) != 0 {
+		t.Fatalf("recovery %+v, want %s loaded and nothing skipped", rec, newest)
+	}
+	if got := dump(s.Tree().Published()); got != want {
+		t.Fatal("the tree differs")
+	}
+}
+
 // A snapshot the server may read but not write (another owner, mode 0644)
 // loads: reading never asks for write access.
 func TestSnapshotReadableButNotWritableLoads(t *testing.T) {
@@ -91,12 +103,7 @@ func TestSnapshotReadableButNotWritableLoads(t *testing.T) {
 		})
 		s := open(t, wal.Options{FS: mem})
 		defer closeStore(t, s)
-		if rec := s.Recovery(); rec.Snapshot != newest || len(rec.SkippedSnapshots) != 0 {
-			t.Fatalf("recovery %+v, want %s loaded and nothing skipped", rec, newest)
-		}
-		if got := dump(s.Tree().Published()); got != want {
-			t.Fatal("the tree differs")
-		}
+		loadedWhole(t, s, newest, want)
 	})
 	t.Run("real disk, immutable file", func(t *testing.T) {
 		// chattr +i makes open for writing fail even for root, as a file
@@ -114,12 +121,7 @@ func TestSnapshotReadableButNotWritableLoads(t *testing.T) {
 		}
 		s := open(t, wal.Options{Dir: dir})
 		defer closeStore(t, s)
-		if rec := s.Recovery(); rec.Snapshot != newest || len(rec.SkippedSnapshots) != 0 {
-			t.Fatalf("recovery %+v, want %s loaded and nothing skipped", rec, newest)
-		}
-		if got := dump(s.Tree().Published()); got != want {
-			t.Fatal("the tree differs")
-		}
+		loadedWhole(t, s, newest, want)
 	})
 }
 
