@@ -101,8 +101,8 @@ type applier struct {
 	// failedPending is set once the writes in the log when it stopped
 	// for a full disk have been given up.
 	failedPending bool
-	kick          []*conn        // reused by commit
 	results       []ztree.Result // reused by commit
+	loops         []*loop        // posted to in the piece being delivered
 }
 
 func newApplier(s *Server) *applier {
@@ -239,17 +239,14 @@ func (a *applier) refuse(r *writeReq) {
 	case r.c == nil:
 		// The container reaper's deletes wait for a restart.
 	case r.op == wire.OpCreateSession:
-		r.c.sessionCreated(r.connect, zxid)
-		r.c.kick()
+		r.c.post(item{kind: itemConnect, connect: r.connect, zxid: zxid})
 	case r.op == wire.OpCloseSession:
 		if se := s.sessions.remove(r.sess); se != nil {
 			s.tree.RemoveSession(r.sess)
 		}
-		r.c.writeDone(r.xid, zxid, wire.ErrOK, nil, true)
-		r.c.kick()
+		r.c.post(item{kind: itemReply, op: r.op, xid: r.xid, zxid: zxid, closing: true})
 	default:
-		r.c.writeDone(r.xid, zxid, wire.ErrNotReadOnly, nil, false)
-		r.c.kick()
+		r.c.post(item{kind: itemReply, op: r.op, xid: r.xid, zxid: zxid, code: wire.ErrNotReadOnly})
 	}
 }
 
@@ -263,7 +260,7 @@ func (a *applier) failPending() {
 	for i, r := range a.pending {
 		a.s.stats.outstanding.Add(-1)
 		if r.c != nil {
-			go r.c.close()
+			r.c.close("")
 		}
 		a.pending[i] = nil
 		release(r)
@@ -297,15 +294,6 @@ func (a *applier) commit() {
 		}
 		a.deliver(a.pending[start:i], writes)
 	}
-	// The connections are woken once per commit, not once per piece:
-	// each then writes everything the pieces queued for it in one go.
-	for k, c := range a.kick {
-		if k == 0 || c != a.kick[k-1] {
-			c.kick()
-		}
-		a.kick[k] = nil
-	}
-	a.kick = a.kick[:0]
 	if i == len(a.pending) {
 		a.pending = a.pending[:0] // keep the array for the next batch
 	} else {
@@ -339,11 +327,13 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		}
 		events = s.tree.Publish()
 	}
-	// Queue, per connection and in zxid order, each txn's watch events
-	// and then its reply, as ZooKeeper sends them. Nothing is flushed yet:
-	// the connections are kicked once the view has moved, and a read
-	// never runs on a view older than its session's last write.
-	kick := a.kick
+	// Post, per connection and in zxid order, each txn's watch events
+	// and then its reply, as ZooKeeper sends them, all before the view
+	// moves: a loop loads the view before it drains its mailbox, so no
+	// reply it computes from a version goes out ahead of that version's
+	// events (rule 4). The loops carry out only what their view holds,
+	// and are woken once the view has moved.
+	a.mark++
 	e, w := 0, 0
 	for i, r := range done {
 		if r.read {
@@ -351,90 +341,81 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		}
 		z := r.txn.Header.Zxid
 		for ; e < len(events) && events[e].Zxid <= z; e++ {
-			kick = s.queueEvent(kick, &events[e])
+			a.postEvent(&events[e])
 		}
-		if c := a.reply(r, &results[w]); c != nil {
-			kick = append(kick, c)
-		}
+		a.reply(r, &results[w])
 		w++
 		done[i] = nil
 		release(r)
 	}
 	for ; e < len(events); e++ {
-		kick = s.queueEvent(kick, &events[e])
+		a.postEvent(&events[e])
 	}
 	if writes > 0 {
 		v := s.tree.Published()
 		s.view.Store(v)
 		s.tree.Visible(v)
 	}
-	// The reads come last: their replies follow the events of the
-	// version they see.
+	for i, lp := range a.loops {
+		lp.wake()
+		a.loops[i] = nil
+	}
+	a.loops = a.loops[:0]
+	// The reads come last, answered on their loops from this version:
+	// the one after the writes before them and before the ones after.
+	v := s.view.Load()
 	for i, r := range done {
 		if r == nil {
 			continue
 		}
-		kick = append(kick, a.serve(r))
+		s.stats.outstanding.Add(-1)
+		r.c.lp.postRead(item{c: r.c, kind: itemRead, r: r, v: v})
 		done[i] = nil
-		release(r)
 	}
-	a.kick = kick
 	clear(results)
 	a.results = results[:0]
 }
 
-// serve answers a read that waited in pending, from the current view, and
-// returns its connection to kick.
-func (a *applier) serve(r *writeReq) *conn {
-	a.s.stats.outstanding.Add(-1)
-	c := r.c
-	c.mu.Lock()
-	c.inflight--
-	if !c.closing {
-		// The applier reads without a slot: records are reused only
-		// by this goroutine, between its reads.
-		c.viewing = true
-		c.request(r.raw)
-		c.viewing = false
-		c.handOver()
-	}
-	c.mu.Unlock()
-	return c
-}
-
-// queueEvent queues a watch event on its session's connection and adds
-// the connection to kick.
-func (s *Server) queueEvent(kick []*conn, ev *ztree.Event) []*conn {
-	se := s.sessions.get(ev.Session)
+// postEvent posts a watch event to its session's connection.
+func (a *applier) postEvent(ev *ztree.Event) {
+	se := a.s.sessions.get(ev.Session)
 	if se == nil {
-		return kick
+		return
 	}
 	c := se.conn.Load()
 	if c == nil {
-		return kick
+		return
 	}
-	c.queueEvent(ev.Type, ev.Path, ev.Zxid)
-	return append(kick, c)
+	a.post(c, item{kind: itemEvent, evType: ev.Type, path: ev.Path, zxid: ev.Zxid})
 }
 
-// reply queues the answer to the request whose txn was just applied and
-// returns the connection to kick.
-func (a *applier) reply(r *writeReq, res *ztree.Result) *conn {
+// post queues an item of the piece being delivered, to wake its loop
+// after the view holds the piece.
+func (a *applier) post(c *conn, it item) {
+	it.c = c
+	lp := c.lp
+	lp.postQuiet(it)
+	if lp.applierMark != a.mark {
+		lp.applierMark = a.mark
+		a.loops = append(a.loops, lp)
+	}
+}
+
+// reply posts the answer to the request whose txn was just applied.
+func (a *applier) reply(r *writeReq, res *ztree.Result) {
 	s := a.s
 	s.stats.outstanding.Add(-1)
 	if r.c == nil {
-		return nil
+		return
 	}
 	s.stats.latency(time.Since(r.start).Milliseconds())
 	zxid := r.txn.Header.Zxid
 	switch r.op {
 	case wire.OpCreateSession:
-		r.c.sessionCreated(r.connect, zxid)
+		a.post(r.c, item{kind: itemConnect, connect: r.connect, zxid: zxid})
 	case wire.OpCloseSession:
-		r.c.writeDone(r.xid, zxid, wire.ErrOK, nil, true)
+		a.post(r.c, item{kind: itemReply, op: r.op, xid: r.xid, zxid: zxid, closing: true})
 	default:
-		code, body := res.Reply(r.op)
-		r.c.writeDone(r.xid, zxid, code, body, false)
+		a.post(r.c, item{kind: itemReply, op: r.op, xid: r.xid, zxid: zxid, res: *res, hasRes: true})
 	}
-	return r.c
 }

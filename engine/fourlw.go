@@ -213,9 +213,7 @@ func (s *Server) cons(asking *conn) string {
 			fmt.Fprintf(&b, " %s[0](queued=0,recved=1,sent=0)\n", remoteString(c))
 			continue
 		}
-		c.mu.Lock()
-		queued, sid := len(c.deferred)+c.inflight, c.sid
-		c.mu.Unlock()
+		queued, sid := c.queued.Load(), c.sid.Load()
 		fmt.Fprintf(&b, " %s[%d](queued=%d,recved=%d,sent=%d", remoteString(c), 1, queued, c.received.Load(), c.sent.Load())
 		if sid != 0 {
 			// ZooKeeper keeps the cxid as a long: a negative one prints
@@ -229,7 +227,7 @@ func (s *Server) cons(asking *conn) string {
 	return b.String()
 }
 
-func remoteString(c *conn) string { return "/" + c.nc.RemoteAddr().String() }
+func remoteString(c *conn) string { return "/" + c.remote }
 
 // opNames are the names cons gives the last op of a connection, as
 // ZooKeeper's FinalRequestProcessor sets them; an op it does not name,
@@ -347,9 +345,7 @@ func (s *Server) dump() string {
 	for _, end := range ends {
 		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), javaDate(time.UnixMilli(wallMinusMono+end)))
 		for _, c := range buckets[end] {
-			c.mu.Lock() // a handshake sets sid under it
-			sid := c.sid
-			c.mu.Unlock()
+			sid := c.sid.Load()
 			fmt.Fprintf(&b, "\tip: %s sessionId: 0x%x\n", remoteString(c), sid)
 		}
 	}

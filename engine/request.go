@@ -40,13 +40,14 @@ type readScratch struct {
 // bytesOf views a string from the tree as bytes, for encoding only.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// request handles one request after the handshake. Called with c.mu held.
+// request handles one request after the handshake, on the connection's
+// loop.
 func (c *conn) request(p []byte) {
 	var hdr wire.RequestHeader
 	n, err := hdr.Decode(p, wire.Alias)
 	if err != nil {
-		c.s.log.Warn("closing connection: request header unreadable", "client", c.nc.RemoteAddr().String())
-		c.closing = true
+		c.s.log.Warn("closing connection: request header unreadable", "client", c.remote)
+		c.setClosing()
 		return
 	}
 	body := p[n:]
@@ -67,19 +68,19 @@ func (c *conn) request(p []byte) {
 func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 	s := c.s
 	if c.sess.closing.Load() && hdr.Type != wire.OpCloseSession {
-		c.appendReply(hdr.Xid, s.view.Load().Zxid(), wire.ErrSessionExpired, nil)
-		c.closing = true
+		c.appendReply(hdr.Xid, c.lp.v.Zxid(), wire.ErrSessionExpired, nil)
+		c.setClosing()
 		return
 	}
 	if hdr.Type == wire.OpCloseSession {
-		c.inflight++
+		c.setInflight(c.inflight + 1)
 		s.closeSession(c.sess, c, hdr.Xid)
 		return
 	}
-	c.inflight++
+	c.setInflight(c.inflight + 1)
 	// c.auth is copied on change (addAuth), so the request may share it.
 	r := newWriteReq()
-	r.c, r.sess, r.xid, r.op, r.auth, r.start = c, c.sid, hdr.Xid, hdr.Type, c.auth, time.Now()
+	r.c, r.sess, r.xid, r.op, r.auth, r.start = c, c.sid.Load(), hdr.Xid, hdr.Type, c.auth, time.Now()
 	var err error
 	if hdr.Type == wire.OpSetData {
 		// Decoded in place into the request's own copy of the body, so
@@ -118,16 +119,11 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 // read answers a request that is not a txn, from the published view.
 func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 	s := c.s
-	// The connection's reader enters the slot once per batch, and the
-	// applier needs none (it is the one that reuses records); a read run
-	// from the writer's drain enters it here.
-	if !c.viewing {
-		c.enterView()
-		defer c.leaveView()
-	}
-	v := s.view.Load()
+	// The loop's pass holds its read slot, and v is the pass's view (or
+	// the version a read that waited is answered from, pinned for it).
+	v := c.lp.v
 	zxid := v.Zxid()
-	sc := &c.scratch
+	sc := &c.lp.scratch
 	bad := func() { c.appendReply(hdr.Xid, zxid, wire.ErrMarshallingError, nil) }
 	switch hdr.Type {
 	case wire.OpPing:
@@ -232,7 +228,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			bad()
 			return
 		}
-		eph := v.AppendEphemerals([]string{}, c.sid, sc.path.Path)
+		eph := v.AppendEphemerals([]string{}, c.sid.Load(), sc.path.Path)
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.StringsResponse{Strings: eph})
 
 	case wire.OpSync:
@@ -288,7 +284,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		// Events for watches whose condition already changed go out
 		// before the reply, as ZooKeeper sends them.
-		for _, ev := range s.tree.SetWatches(c.sid, w.RelativeZxid, w.DataWatches, w.ExistWatches,
+		for _, ev := range s.tree.SetWatches(c.sid.Load(), w.RelativeZxid, w.DataWatches, w.ExistWatches,
 			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
 			c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 		}
@@ -307,7 +303,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		// The session's later reads wait for the version the watch took
 		// effect at: what changed before it they must see, since no
 		// event will tell them.
-		if z := s.tree.AddWatch(c.sid, string([]byte(req.Path)), kind); z > c.needZxid {
+		if z := s.tree.AddWatch(c.sid.Load(), string([]byte(req.Path)), kind); z > c.needZxid {
 			c.needZxid = z
 		}
 		// ZooKeeper answers addWatch with an ErrorResponse body of 0,
@@ -322,9 +318,9 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		var err error
 		if hdr.Type == wire.OpCheckWatches {
-			err = s.tree.CheckWatches(c.sid, req.Path, req.Type)
+			err = s.tree.CheckWatches(c.sid.Load(), req.Path, req.Type)
 		} else {
-			err = s.tree.RemoveWatches(c.sid, req.Path, req.Type)
+			err = s.tree.RemoveWatches(c.sid.Load(), req.Path, req.Type)
 		}
 		c.appendReply(hdr.Xid, zxid, errCode(err), nil)
 
@@ -349,7 +345,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		c.appendReplyFrame(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
 
 	default:
-		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.nc.RemoteAddr().String())
+		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.remote)
 		// ZooKeeper answers with zxid -1 (and then drops the
 		// connection, which zkd does not: bad input hurts no one).
 		c.appendReply(hdr.Xid, -1, wire.ErrUnimplemented, nil)
@@ -359,7 +355,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 // watch registers a one-shot watch for a read just answered from v; an
 // event that fired in between goes out after the reply.
 func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
-	if ev, fired := c.s.tree.Watch(v, c.sid, string([]byte(path)), kind); fired {
+	if ev, fired := c.s.tree.Watch(v, c.sid.Load(), string([]byte(path)), kind); fired {
 		c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 	}
 }
@@ -391,12 +387,12 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	case "ip":
 		c.addAuth(wire.Id{Scheme: "ip", ID: c.ip})
 	default:
-		c.s.log.Warn("authentication failed: no provider for the scheme", "scheme", ap.Scheme, "client", c.nc.RemoteAddr().String())
+		c.s.log.Warn("authentication failed: no provider for the scheme", "scheme", ap.Scheme, "client", c.remote)
 		c.appendReplyFrame(hdr.Xid, zxid, wire.ErrAuthFailed, nil)
-		c.closing = true
+		c.setClosing()
 		return
 	}
-	c.s.tree.SetAuth(c.sid, c.auth)
+	c.s.tree.SetAuth(c.sid.Load(), c.auth)
 	c.appendReplyFrame(hdr.Xid, zxid, wire.ErrOK, nil)
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/panjf2000/gnet/v2"
+
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
@@ -53,7 +55,13 @@ type Server struct {
 	// log; the mask is kept for the tools that read it back.
 	traceMask atomic.Int64
 
+	opts     Options
+	mono     func() int64 // the session clock: ms, monotonic
 	ln       net.Listener
+	gnet     *gnet.Client
+	loopMu   sync.Mutex
+	loops    []*loop
+	stalled  atomic.Int32 // connections whose input is held
 	connMu   sync.Mutex
 	conns    map[*conn]struct{}
 	perIP    map[string]int
@@ -70,6 +78,13 @@ type Server struct {
 type Options struct {
 	Logger *slog.Logger
 	FS     vfs.FS // default: the OS
+	// EventLoops is how many gnet event loops serve the client port;
+	// default GOMAXPROCS.
+	EventLoops int
+	// Clock is the server's monotonic clock in milliseconds: session
+	// deadlines, connection deadlines, and what cons and dump show.
+	// Default: CLOCK_MONOTONIC, the clock ZooKeeper's own counts on.
+	Clock func() int64
 }
 
 // New opens the data directory (recovering the tree from it) and returns a
@@ -78,9 +93,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.Clock == nil {
+		opts.Clock = monotonicMillis
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      opts.Logger,
+		opts:     opts,
+		mono:     opts.Clock,
 		now:      time.Now,
 		conns:    map[*conn]struct{}{},
 		perIP:    map[string]int{},
@@ -153,7 +173,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	// Session deadlines are on the monotonic clock, as ZooKeeper's
 	// session tracker's are: a wall-clock step neither expires nor keeps
 	// sessions, and expiry buckets fall where ZooKeeper's fall.
-	now := monotonicMillis()
+	now := s.mono()
 	s.sessions = newSessionTable(int64(cfg.TickTime), now)
 	// Sessions recovered from disk get their full timeout to reconnect,
 	// as ZooKeeper gives them.
@@ -197,9 +217,13 @@ var monoStart, monoStartMs = func() (time.Time, int64) {
 func (s *Server) Start() error {
 	ln := s.ln
 	s.started = s.now()
-	s.wg.Add(3)
+	if err := s.startLoops(); err != nil {
+		return err
+	}
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.writes.run() }()
 	go func() { defer s.wg.Done(); s.tickLoop() }()
+	go func() { defer s.wg.Done(); s.houseLoop() }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "dataDir", s.cfg.DataDir,
 		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Zxid()),
@@ -284,11 +308,13 @@ func (s *Server) stop(err error) {
 		if s.ln != nil {
 			s.ln.Close()
 		}
-		// close takes connMu itself (removeConn): close outside it.
-		for _, c := range s.connList() {
-			c.close()
-		}
 		s.wg.Wait()
+		// The loops close every connection as they stop.
+		if s.gnet != nil {
+			if err := stopGnetClient(s.gnet); err != nil {
+				s.log.Debug("stopping the event loops", "err", err)
+			}
+		}
 		if cerr := s.store.Close(); cerr != nil && s.stopErr == nil && !errors.Is(cerr, wal.ErrStopped) {
 			s.stopErr = cerr
 		}
@@ -314,7 +340,7 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
-		for _, se := range s.sessions.expired(monotonicMillis()) {
+		for _, se := range s.sessions.expired(s.mono()) {
 			s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
 				"timeout", se.timeout.Load())
 			s.closeSession(se, nil, 0)
@@ -406,10 +432,17 @@ func (s *Server) acceptLoop() {
 			nc.Close()
 			continue
 		}
-		c := newConn(s, nc, ip)
-		s.wg.Add(2)
-		go func() { defer s.wg.Done(); defer c.loopDone(); c.readLoop() }()
-		go func() { defer s.wg.Done(); defer c.loopDone(); c.writeLoop() }()
+		// gnet takes a duplicate of the socket and closes nc.
+		c := newConn(s, ip, nc.RemoteAddr().String())
+		if _, err := s.gnet.EnrollContext(nc, c); err != nil {
+			s.unadmit(ip)
+			select {
+			case <-s.stopping:
+				return
+			default:
+			}
+			s.log.Warn("cannot hand a connection to the event loops", "client", c.remote, "err", err)
+		}
 	}
 }
 
@@ -439,12 +472,24 @@ func (s *Server) admit(ip string) bool {
 	return true
 }
 
+// unadmit takes back what admit counted for a connection that never
+// opened.
+func (s *Server) unadmit(ip string) {
+	s.connMu.Lock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.connMu.Unlock()
+}
+
 func (s *Server) addConn(c *conn) bool {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	select {
 	case <-s.stopping:
-		s.perIP[c.ip]--
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
 		return false
 	default:
 	}
