@@ -83,7 +83,11 @@ func StartServer(kind, dir, zkdBin string, cfg map[string]string) (*Running, err
 	case KindZkd:
 		return startZkd(dir, zkdBin, cfg)
 	}
-	return nil, fmt.Errorf("bench: no server kind %q (zkd, zookeeper, null)", kind)
+	if bin, ok := strings.CutPrefix(kind, KindZkd+"="); ok {
+		// Another zkd build, to compare two versions side by side.
+		return startZkd(dir, bin, cfg)
+	}
+	return nil, fmt.Errorf("bench: no server kind %q (zkd, zkd=PATH, zookeeper, null)", kind)
 }
 
 func startZkd(dir, bin string, extra map[string]string) (*Running, error) {

@@ -345,7 +345,10 @@ func (lp *loop) flush() {
 			c.flush()
 		}
 		if c.out != nil {
-			if cap(c.out) <= 1<<20 {
+			// A pass that answered many connections (a batch of
+			// handshakes, a watch firing everywhere) leaves a few
+			// buffers for the next, not one per connection.
+			if cap(c.out) <= 64<<10 && len(lp.free) < maxFreeBuffers {
 				lp.free = append(lp.free, c.out[:0])
 			}
 			c.out = nil
@@ -353,6 +356,9 @@ func (lp *loop) flush() {
 	}
 	lp.dirty = lp.dirty[:0]
 }
+
+// maxFreeBuffers is how many output buffers a loop keeps between passes.
+const maxFreeBuffers = 64
 
 // buffer hands out an output buffer for a connection's pass.
 func (lp *loop) buffer() []byte {

@@ -38,11 +38,20 @@ workloads:
              (A B A B …, the page cache's dirty pages flushed before each
              turn) and print both figures and their ratio, with each
              server's peak memory and its restart time with the data loaded
+  sessions   open --sessions sessions, each with one ephemeral and one
+             exists watch, ping each at a third of its timeout, hold them,
+             and measure the server's resident memory per session and the
+             pings' round trips (servers it starts in turn, or --server
+             and --pid)
+  fairness   one client keeps --pipeline getData requests in flight while
+             --others clients ping: their round trips show whether one
+             busy connection slows everyone else
   nullserver run a server that answers every request at once (getData with
              a canned reply): the machine's ceiling for a load generator
   help       this text, or "zkbench help <workload>" for its flags
 
-Every workload takes --servers, --clients, --outstanding, --data-size,
+sessions and fairness take their own flags (zkbench sessions -h). Every
+other workload takes --servers, --clients, --outstanding, --data-size,
 --znodes, --duration, --warmup (not counted), --root (created, then removed)
 and --json; --plot FILE.png|svg draws the throughput-vs-read-% curve and
 the latency CDFs.
@@ -75,6 +84,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "nullserver":
 		return nullServer(args, stdout, stderr)
+	case "sessions":
+		return sessionsCmd(args, stdout, stderr)
+	case "fairness":
+		return fairnessCmd(args, stdout, stderr)
 	}
 	fs, opts, cfg := flags(cmd, stderr)
 	if fs == nil {
@@ -270,7 +283,7 @@ func flags(cmd string, stderr io.Writer) (*flag.FlagSet, *options, *bench.Config
 		fs.StringVar(&o.mode, "mode", "async", "sync, async or both, for latency and timed")
 		fs.IntVar(&o.rounds, "rounds", 3, "rounds of A B alternation")
 		fs.StringVar(&o.zkdBin, "zkd", "", "zkd binary (default: go build ./cmd/zkd)")
-		fs.StringVar(&o.against, "servers-to-compare", "zkd,zookeeper", "which servers to start: zkd, zookeeper, null")
+		fs.StringVar(&o.against, "servers-to-compare", "zkd,zookeeper", "which servers to start: zkd, zkd=PATH (another zkd build), zookeeper, null")
 		fs.StringVar(&o.cfgExtra, "config", "", "zoo.cfg settings for both servers, key=value,key=value")
 		fs.IntVar(&o.memZnodes, "restart-znodes", 100000, "znodes (of --data-size) loaded before the restart-time measurement; 0 skips it")
 	}
