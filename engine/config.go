@@ -44,7 +44,14 @@ type Config struct {
 	// MaxConnOutput bounds the replies and events waiting to be sent on
 	// one connection (zkd.connection.maxOutputBytes); 0 means four times
 	// jute.maxbuffer. See conn.
-	MaxConnOutput      int
+	MaxConnOutput int
+	// Process settings zkd's command applies (the engine does not: a
+	// library leaves the process to its host). See docs/configuration.md.
+	EventLoops  int   // zkd.eventLoops: gnet event loops; 0: the CPUs zkd may use
+	GoMaxProcs  int   // zkd.gomaxprocs: 0: the CPUs zkd may use (GOMAXPROCS in the environment wins)
+	GCRoomMB    int   // zkd.gc.roomMB: the heap may grow by this much between collections
+	MemoryLimit int64 // zkd.memoryLimitMB, in bytes: the Go runtime's soft limit; 0: none
+
 	SnapRetainCount    int
 	PurgeIntervalHours int
 	ForceSync          bool
@@ -88,6 +95,7 @@ func DefaultConfig() *Config {
 		PreAllocSizeKB:         65536,
 		GlobalOutstandingLimit: 1000,
 		SessionlessCnxnTimeout: 10000,
+		GCRoomMB:               64,
 		SnapRetainCount:        3,
 		ForceSync:              true,
 		MaxBuffer:              wire.DefaultMaxBuffer,
@@ -188,6 +196,17 @@ var settings = map[string]setting{
 		return &c.SessionlessCnxnTimeout
 	}),
 	"zkd.connection.maxOutputBytes": intKey(func(c *Config) *int { return &c.MaxConnOutput }),
+	"zkd.eventLoops":                intKey(func(c *Config) *int { return &c.EventLoops }),
+	"zkd.gomaxprocs":                intKey(func(c *Config) *int { return &c.GoMaxProcs }),
+	"zkd.gc.roomMB":                 intKey(func(c *Config) *int { return &c.GCRoomMB }),
+	"zkd.memoryLimitMB": func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		c.MemoryLimit = n << 20
+		return nil
+	},
 	"autopurge.snapRetainCount": intKey(func(c *Config) *int {
 		return &c.SnapRetainCount
 	}),
@@ -454,6 +473,14 @@ func (c *Config) Check() error {
 		return bad("nio.sessionlessCnxnTimeout", "must be positive, not %d", c.SessionlessCnxnTimeout)
 	case c.MaxConnOutput < 0:
 		return bad("zkd.connection.maxOutputBytes", "must not be negative")
+	case c.EventLoops < 0:
+		return bad("zkd.eventLoops", "must not be negative")
+	case c.GoMaxProcs < 0:
+		return bad("zkd.gomaxprocs", "must not be negative")
+	case c.GCRoomMB < 0:
+		return bad("zkd.gc.roomMB", "must not be negative")
+	case c.MemoryLimit < 0:
+		return bad("zkd.memoryLimitMB", "must not be negative")
 	}
 	return nil
 }

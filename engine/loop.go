@@ -517,7 +517,7 @@ func (s *Server) houseLoop() {
 func (s *Server) startLoops() error {
 	n := s.opts.EventLoops
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = runtime.NumCPU() // the CPUs this process may run on
 	}
 	cli, err := newGnetClient(&handler{s: s}, n, s.log)
 	if err != nil {

@@ -79,8 +79,13 @@ type Options struct {
 	Logger *slog.Logger
 	FS     vfs.FS // default: the OS
 	// EventLoops is how many gnet event loops serve the client port;
-	// default GOMAXPROCS.
+	// default: the CPUs the process may run on.
 	EventLoops int
+	// RecoveryGCPercent, when not 0, is the GOGC the server sets while it
+	// recovers the data directory (and puts back after): recovery makes
+	// garbage all along, and a tighter pace keeps its peak near the live
+	// heap. The engine touches no other process-wide setting.
+	RecoveryGCPercent int
 	// Clock is the server's monotonic clock in milliseconds: session
 	// deadlines, connection deadlines, and what cons and dump show.
 	// Default: CLOCK_MONOTONIC, the clock ZooKeeper's own counts on.
@@ -142,13 +147,18 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		}
 		s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err))
 	}
-	// Recovery builds the whole tree at once, with garbage (decoded txns,
-	// replaced records) all along: a tighter GC pace while it runs keeps
-	// the peak near the live heap, at a few more short collections (25
-	// made the start 40 % slower; 50 costs little).
-	gc := debug.SetGCPercent(50)
-	st, err := wal.Open(wo)
-	debug.SetGCPercent(gc)
+	if opts.RecoveryGCPercent != 0 {
+		gc := debug.SetGCPercent(opts.RecoveryGCPercent)
+		st, err := wal.Open(wo)
+		debug.SetGCPercent(gc)
+		return s.opened(st, err)
+	}
+	return s.opened(wal.Open(wo))
+}
+
+// opened finishes New once the data directory is open.
+func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
+	cfg, ln := s.cfg, s.ln
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -167,9 +177,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s.readers = s.tree.TrackReaders()
 	s.view.Store(s.tree.Published())
 	s.tree.Visible(s.view.Load())
-	// Recovery leaves its garbage (decoded txns, log buffers) in freed
-	// pages; hand them back to the system without delaying the start.
-	go debug.FreeOSMemory()
 	// Session deadlines are on the monotonic clock, as ZooKeeper's
 	// session tracker's are: a wall-clock step neither expires nor keeps
 	// sessions, and expiry buckets fall where ZooKeeper's fall.

@@ -8,9 +8,10 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"time"
 )
 
-// gcRoom is the least room zkd leaves the heap to grow between two
+// zkd.gc.roomMB is the least room zkd leaves the heap to grow between two
 // collections. Go's default (GOGC=100) lets the heap grow by as much as is
 // live; with a small tree that is a few megabytes, and a write load fills
 // them many times a second (each publish copies the B-tree nodes it
@@ -18,10 +19,11 @@ import (
 // development VM, about 230 MB/s over an 18 MB live heap, so ten
 // collections a second, whose mark phases (write barriers, assists, the
 // dedicated worker) held p99 at 3.6-3.8 ms; with this room, 3.2-3.3 ms
-// (docs/benchmarks.md, seventh round). Once the live heap passes gcRoom,
+// (docs/benchmarks.md, seventh round). Once the live heap passes the room,
 // GOGC=100 gives at least as much room and the policy changes nothing, so
-// a large tree's memory is what it was.
-const gcRoom = 128 << 20
+// a large tree's memory is what it was. The default is 64 MB: a server
+// holds that once and keeps most of it between bursts of writes (see
+// releaseWhenQuiet for what it gives back).
 
 // maxGCPercent bounds the percentage for a nearly empty heap.
 const maxGCPercent = 10_000
@@ -60,6 +62,9 @@ type gcTuner struct {
 func tuneGC(room uint64, log *slog.Logger) (stop func()) {
 	if os.Getenv("GOGC") != "" {
 		log.Info("gc: GOGC is set in the environment; using it as given")
+		return func() {}
+	}
+	if room == 0 {
 		return func() {}
 	}
 	t := &gcTuner{room: room, base: 100, last: 100,
@@ -109,3 +114,56 @@ func (t *gcTuner) adjust() bool {
 	}
 	return true
 }
+
+// Giving memory back. A burst of writes or of new sessions leaves its
+// garbage in the heap, up to the room above; when nothing allocates
+// afterwards, no collection runs and that memory stays the process's
+// while it holds idle sessions. releaseWhenQuiet watches the allocation
+// rate and, once a period passes with less than quietBytes allocated
+// while more than quietFree bytes of the heap are garbage or free pages
+// the process still holds, collects and hands the free pages back to the
+// system, once per burst.
+const (
+	quietPeriod = 10 * time.Second
+	quietBytes  = 4 << 20
+	quietFree   = 16 << 20
+)
+
+// releaseWhenQuiet starts the watch and returns the function that stops it.
+func releaseWhenQuiet(log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(quietPeriod)
+		defer t.Stop()
+		s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/memory/classes/heap/free:bytes"},
+			{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		last := s[0].Value.Uint64()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(s)
+			allocs := s[0].Value.Uint64()
+			// Free pages, and objects the last collection did not find
+			// live: what a collection now would give back.
+			free := s[1].Value.Uint64() + s[2].Value.Uint64() - min(s[3].Value.Uint64(), s[2].Value.Uint64())
+			if quiet(allocs-last, free) {
+				start := time.Now()
+				debug.FreeOSMemory()
+				log.Debug("gc: quiet; free heap memory given back", "free", fmt.Sprintf("%d MB", free>>20),
+					"took", time.Since(start).Round(time.Millisecond))
+				metrics.Read(s)
+				allocs = s[0].Value.Uint64()
+			}
+			last = allocs
+		}
+	}()
+	return func() { close(done) }
+}
+
+// quiet reports whether a period with allocated bytes allocated, and free
+// bytes a collection would give back, calls for giving memory back.
+func quiet(allocated, free uint64) bool { return allocated < quietBytes && free > quietFree }

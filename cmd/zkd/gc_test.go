@@ -87,3 +87,23 @@ func TestTuneGCLeavesTheOperatorsGOGC(t *testing.T) {
 		t.Errorf("GOGC is %d, want the environment's 150", gogc())
 	}
 }
+
+// TestQuiet: memory goes back only when the heap has stopped growing and
+// there is enough of it to give.
+func TestQuiet(t *testing.T) {
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		allocated, free uint64
+		want            bool
+	}{
+		{0, 100 * mb, true},          // idle after a burst
+		{1 * mb, 17 * mb, true},      // idle pings allocate next to nothing
+		{64 * mb, 100 * mb, false},   // still writing: the room is in use
+		{0, 8 * mb, false},           // nothing worth a collection
+		{quietBytes, 64 * mb, false}, // at the threshold: not quiet
+	} {
+		if got := quiet(tc.allocated, tc.free); got != tc.want {
+			t.Errorf("quiet(%d MB allocated, %d MB free) = %v, want %v", tc.allocated/mb, tc.free/mb, got, tc.want)
+		}
+	}
+}

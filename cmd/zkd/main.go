@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -48,10 +50,9 @@ const usage = `zkd: a ZooKeeper-compatible server.
 
 The log level is set with ZKD_LOG_LEVEL (debug, info, warn, error; default info).
 ZKD_PPROF=host:port serves Go's profiles (/debug/pprof/) on that address.
-GOMAXPROCS, when set, is used as given; by default zkd runs the CPUs it may
-use plus as many again, up to four more.
-GOGC, when set, is used as given; by default the heap may grow by its live
-size or 128 MB, whichever is more, between collections.
+GOMAXPROCS, GOGC and GOMEMLIMIT, when set, are used as given; otherwise
+zoo.cfg's zkd.gomaxprocs, zkd.gc.roomMB and zkd.memoryLimitMB decide
+(docs/configuration.md).
 `
 
 // versionLine is what zkd version prints: the version srvr reports, and
@@ -100,21 +101,32 @@ func serve(args []string, stderr io.Writer) int {
 	if addr := os.Getenv("ZKD_PPROF"); addr != "" {
 		startProfiling(addr, log)
 	}
-	if n, ok := processors(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); ok {
+	if n, ok := processors(os.Getenv("GOMAXPROCS"), cfg.GoMaxProcs); ok {
 		runtime.GOMAXPROCS(n)
 	}
-	log.Info("scheduler", "GOMAXPROCS", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
-	srv, err := engine.New(cfg, engine.Options{Logger: log})
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	log.Info("process", "GOMAXPROCS", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU(),
+		"eventLoops", eventLoops(cfg.EventLoops), "memoryLimit", memoryLimit())
+	// Recovery builds the whole tree at once, with garbage (decoded txns,
+	// replaced records) all along: a tighter GC pace while it runs keeps
+	// the peak near the live heap, at a few more short collections (25
+	// made the start 40 % slower; 50 costs little).
+	srv, err := engine.New(cfg, engine.Options{Logger: log, EventLoops: cfg.EventLoops, RecoveryGCPercent: 50})
 	if err != nil {
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
+	// Recovery leaves its garbage (decoded txns, log buffers) in freed
+	// pages; hand them back without delaying the start.
+	go debug.FreeOSMemory()
 	if err := srv.Start(); err != nil {
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
-	// After the recovery, which paces the collector for itself.
-	defer tuneGC(gcRoom, log)()
+	defer tuneGC(uint64(cfg.GCRoomMB)<<20, log)()
+	defer releaseWhenQuiet(log)()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -234,17 +246,34 @@ func purge(args []string, stdout, stderr io.Writer) int {
 }
 
 // processors is the GOMAXPROCS zkd runs with, given the GOMAXPROCS
-// environment variable and the processors Go picked (the CPUs the process
-// may use); ok is false when the operator's setting stands. The extra
-// processors are for latency: with every processor busy, Go polls the
-// network only when its run queues drain, so a connection whose request
-// arrives then waits; a processor more than the cores polls sooner. With
-// the load generator on the same two cores, four processors instead of two
-// cut zkd's p99 at 100 % reads from 2.7-4.0 ms to 1.3-2.1 ms at the same
-// throughput (docs/benchmarks.md, fourth round); eight did no better.
-func processors(env string, cpus int) (n int, ok bool) {
-	if env != "" {
+// environment variable and zkd.gomaxprocs; ok is false when Go's own
+// choice (the CPUs the process may use) or the operator's environment
+// stands. A load generator on the same cores is the case for more
+// processors than cores: with every processor busy, Go polls the network
+// only when its run queues drain, so a connection whose request arrives
+// then waits; with the loader on the same two cores, four processors
+// instead of two cut zkd's p99 at 100 % reads from 2.7-4.0 ms to 1.3-2.1
+// ms (docs/benchmarks.md, fourth round). A server with its cores to
+// itself has no such neighbour.
+func processors(env string, setting int) (n int, ok bool) {
+	if env != "" || setting <= 0 {
 		return 0, false
 	}
-	return cpus + min(cpus, 4), true
+	return setting, true
+}
+
+// eventLoops is how many event loops the engine runs for the setting.
+func eventLoops(setting int) int {
+	if setting > 0 {
+		return setting
+	}
+	return runtime.NumCPU()
+}
+
+// memoryLimit describes the runtime's soft memory limit.
+func memoryLimit() string {
+	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+		return fmt.Sprintf("%d MB", l>>20)
+	}
+	return "none"
 }
