@@ -54,8 +54,9 @@ type conn struct {
 	answering bool     // a four-letter word's answer is being made off the loop
 	// stalled: input waits in gnet's buffer, because the output is over
 	// the cap or the server has globalOutstandingLimit requests queued.
-	stalled bool
-	dirty   bool // in lp.dirty
+	stalled  bool
+	resuming bool // a later pass will read on (resume)
+	dirty    bool // in lp.dirty
 	// The output gnet could not send yet, and when it last shrank (ms on
 	// the server's clock): a client that reads nothing for a session
 	// timeout is closed.
@@ -198,6 +199,22 @@ func (c *conn) consume() {
 	}
 }
 
+// A connection's share of one pass: past this much output or this many
+// requests, its remaining input is handled in a later pass.
+const (
+	passOutput = 64 << 10
+	passFrames = 1024
+)
+
+// resume has the loop come back to the connection's input after the
+// events already waiting on it.
+func (c *conn) resume() {
+	if !c.resuming {
+		c.resuming = true
+		c.gc.Wake(nil)
+	}
+}
+
 func (c *conn) stall() {
 	if !c.stalled {
 		c.stalled = true
@@ -258,12 +275,20 @@ func (c *conn) input(b []byte) (used int, err error) {
 		}
 	}()
 	off := 0
+	startOut := len(c.out)
 	for {
 		if c.closing {
 			return len(b), nil
 		}
 		if c.pendingOutput() > limit {
 			c.stall()
+			return off, nil
+		}
+		if len(c.out)-startOut > passOutput || frames >= passFrames {
+			// Enough for one pass: the rest waits behind the loop's other
+			// connections, so one pipelining client does not hold up
+			// everyone else's replies.
+			c.resume()
 			return off, nil
 		}
 		if s.throttled() {

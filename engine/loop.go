@@ -45,14 +45,15 @@ type loop struct {
 	el gnet.EventLoop
 
 	// The loop's own: touched only on its goroutine.
-	slot    *ztree.ReadSlot // entered for the length of a pass
-	v       *ztree.View     // the view the pass reads
-	depth   int             // passes nest when gnet calls back inside one
-	queued  []*writeReq     // for the applier, handed over at the pass's end
-	dirty   []*conn         // connections with output or a close to see to
-	watch   map[*conn]struct{}
-	scratch readScratch
-	free    [][]byte // output buffers for the next pass
+	slot      *ztree.ReadSlot // entered for the length of a pass
+	v         *ztree.View     // the view the pass reads
+	depth     int             // passes nest when gnet calls back inside one
+	queued    []*writeReq     // for the applier, handed over at the pass's end
+	dirty     []*conn         // connections with output or a close to see to
+	watch     map[*conn]struct{}
+	scratch   readScratch
+	free      [][]byte // output buffers for the next pass
+	freeBytes int      // their capacity in all
 
 	// The mailbox, shared with the goroutines that post to it.
 	mu        sync.Mutex
@@ -348,8 +349,9 @@ func (lp *loop) flush() {
 			// A pass that answered many connections (a batch of
 			// handshakes, a watch firing everywhere) leaves a few
 			// buffers for the next, not one per connection.
-			if cap(c.out) <= 64<<10 && len(lp.free) < maxFreeBuffers {
+			if n := cap(c.out); n <= 1<<20 && len(lp.free) < maxFreeBuffers && lp.freeBytes+n <= maxFreeBytes {
 				lp.free = append(lp.free, c.out[:0])
+				lp.freeBytes += n
 			}
 			c.out = nil
 		}
@@ -357,14 +359,20 @@ func (lp *loop) flush() {
 	lp.dirty = lp.dirty[:0]
 }
 
-// maxFreeBuffers is how many output buffers a loop keeps between passes.
-const maxFreeBuffers = 64
+// A loop keeps at most maxFreeBuffers output buffers between passes, of
+// maxFreeBytes in all: enough for a pipelining client's share of a pass
+// (passOutput) without growing a buffer every pass.
+const (
+	maxFreeBuffers = 64
+	maxFreeBytes   = 4 << 20
+)
 
 // buffer hands out an output buffer for a connection's pass.
 func (lp *loop) buffer() []byte {
 	if n := len(lp.free); n > 0 {
 		b := lp.free[n-1]
 		lp.free = lp.free[:n-1]
+		lp.freeBytes -= cap(b)
 		return b
 	}
 	return make([]byte, 0, 4<<10)
@@ -440,6 +448,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c := gc.Context().(*conn)
+	c.resuming = false
 	c.lastActive.Store(h.s.mono())
 	lp := c.lp
 	lp.begin()
