@@ -202,7 +202,7 @@ func Compare(cc CompareConfig) (*Comparison, error) {
 		}
 	}()
 	for _, k := range cc.Kinds {
-		dir, err := os.MkdirTemp("", "zkbench-"+k+"-")
+		dir, err := os.MkdirTemp("", "zkbench-"+strings.NewReplacer("/", "_", "=", "_").Replace(k)+"-")
 		if err != nil {
 			return nil, err
 		}

@@ -282,7 +282,7 @@ func (s *Server) dump() string {
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
 	// Every bucket a session has moved out of stays listed, empty, until
 	// its time passes, as in ZooKeeper's expiry queue.
-	now := monotonicMillis()
+	now := s.mono()
 	byDeadline := map[int64][]int64{}
 	deadlines := s.sessions.bucketTimes(now)
 	for _, d := range deadlines {

@@ -347,15 +347,21 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
-		for _, se := range s.sessions.expired(s.mono()) {
-			s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
-				"timeout", se.timeout.Load())
-			s.closeSession(se, nil, 0)
-		}
+		s.expireSessions()
 		if now.After(nextReap) {
 			nextReap = now.Add(time.Duration(s.cfg.ContainerCheckInterval) * time.Millisecond)
 			s.reap(now)
 		}
+	}
+}
+
+// expireSessions closes the sessions whose deadline has passed on the
+// server's clock (Options.Clock).
+func (s *Server) expireSessions() {
+	for _, se := range s.sessions.expired(s.mono()) {
+		s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
+			"timeout", se.timeout.Load())
+		s.closeSession(se, nil, 0)
 	}
 }
 
@@ -367,7 +373,7 @@ func (s *Server) closeSession(se *session, c *conn, xid int32) {
 	}
 	r := &writeReq{c: c, sess: se.id, xid: xid, op: wire.OpCloseSession}
 	if c != nil {
-		c.submit(r) // c.mu is held: it goes in order with the connection's batch
+		c.submit(r) // on c's loop: it goes in order with the pass's batch
 		return
 	}
 	s.writes.submit(r)

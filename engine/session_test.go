@@ -283,25 +283,6 @@ func TestSetWatches2AfterReconnect(t *testing.T) {
 	}
 }
 
-// Pings alone keep a session alive well past its timeout.
-func TestPingsKeepASessionAlive(t *testing.T) {
-	srv := zkdtest.Start(t, map[string]string{"tickTime": "100"})
-	req := zkreftest.NewSession()
-	req.TimeOut = 600
-	c := zkreftest.Dial(t, srv.Addr, req)
-	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/alive", ACL: openACL, Flags: wire.ModeEphemeral})
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-		if h, _ := c.CallXid(wire.XidPing, wire.OpPing, nil); h.Err != wire.ErrOK {
-			t.Fatalf("ping: %v", h.Err)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
-	r := c.OK(wire.OpExists, &wire.ExistsRequest{Path: "/alive"}).(*wire.ExistsResponse)
-	if r.Stat.EphemeralOwner != c.Session.SessionID {
-		t.Fatalf("the ephemeral's owner is 0x%x", r.Stat.EphemeralOwner)
-	}
-}
-
 // A write whose body cannot be read gets MARSHALLINGERROR in its place in
 // the reply order, and the connection goes on.
 func TestUnreadableWriteBodyKeepsOrder(t *testing.T) {
