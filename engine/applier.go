@@ -68,6 +68,9 @@ type writeReq struct {
 	// read marks a read waiting for the requests before it; raw holds
 	// the whole request, header included.
 	read bool
+	// closes is the connection a closeSession (an expiry's) closes once
+	// the replies posted before it are sent.
+	closes *conn
 }
 
 var reqPool = sync.Pool{New: func() any { return new(writeReq) }}
@@ -320,7 +323,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 				if se := s.sessions.remove(r.sess); se != nil {
 					s.tree.RemoveSession(r.sess)
 					if c := se.conn.Load(); c != nil && c != r.c {
-						c.closeAfterFlush()
+						// Closed after the replies before it,
+						// in the order posted below.
+						r.closes = c
 					}
 				}
 			}
@@ -344,6 +349,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			a.postEvent(&events[e])
 		}
 		a.reply(r, &results[w])
+		if r.closes != nil {
+			a.post(r.closes, item{kind: itemClosing})
+		}
 		w++
 		done[i] = nil
 		release(r)
