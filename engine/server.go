@@ -410,6 +410,26 @@ func (s *Server) acceptLoop() {
 	var pause time.Duration
 	var failures int
 	var lastLog time.Time
+	// failed logs a run of failures now and then, and waits a while
+	// longer after each; false once the server is stopping.
+	failed := func(what string, err error) bool {
+		failures++
+		if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
+			msg := what + " failed; backing off"
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				msg = what + " failed: out of file descriptors; backing off until connections close (raise the open-file limit, or lower maxClientCnxns)"
+			}
+			s.log.Error(msg, "err", err, "failures", failures)
+			lastLog, failures = now, 0
+		}
+		pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+		select {
+		case <-s.stopping:
+			return false
+		case <-time.After(pause):
+			return true
+		}
+	}
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -422,30 +442,18 @@ func (s *Server) acceptLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			failures++
-			if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
-				msg := "accept failed; backing off"
-				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-					msg = "accept failed: out of file descriptors; backing off until connections close (raise the open-file limit, or lower maxClientCnxns)"
-				}
-				s.log.Error(msg, "err", err, "failures", failures)
-				lastLog, failures = now, 0
-			}
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			select {
-			case <-s.stopping:
+			if !failed("accept", err) {
 				return
-			case <-time.After(pause):
 			}
 			continue
 		}
-		pause = 0
 		ip := remoteIP(nc)
 		if !s.admit(ip) {
 			nc.Close()
 			continue
 		}
-		// gnet takes a duplicate of the socket and closes nc.
+		// gnet takes a duplicate of the socket and closes nc: out of
+		// descriptors, the duplicate fails as accept would.
 		c := newConn(s, ip, nc.RemoteAddr().String())
 		if _, err := s.gnet.EnrollContext(nc, c); err != nil {
 			s.unadmit(ip)
@@ -454,8 +462,12 @@ func (s *Server) acceptLoop() {
 				return
 			default:
 			}
-			s.log.Warn("cannot hand a connection to the event loops", "client", c.remote, "err", err)
+			if !failed("accept (handing the connection to an event loop)", err) {
+				return
+			}
+			continue
 		}
+		pause = 0
 	}
 }
 
