@@ -359,6 +359,12 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	for ; e < len(events); e++ {
 		a.postEvent(&events[e])
 	}
+	// Into the mailboxes, one lock per loop, before the view moves.
+	for _, lp := range a.loops {
+		lp.postBatch(lp.outgoing)
+		clear(lp.outgoing)
+		lp.outgoing = lp.outgoing[:0]
+	}
 	if writes > 0 {
 		v := s.tree.Published()
 		s.view.Store(v)
@@ -397,12 +403,12 @@ func (a *applier) postEvent(ev *ztree.Event) {
 	a.post(c, item{kind: itemEvent, evType: ev.Type, path: ev.Path, zxid: ev.Zxid})
 }
 
-// post queues an item of the piece being delivered, to wake its loop
-// after the view holds the piece.
+// post queues an item of the piece being delivered, for its loop's
+// mailbox before the view moves and a wake after.
 func (a *applier) post(c *conn, it item) {
 	it.c = c
 	lp := c.lp
-	lp.postQuiet(it)
+	lp.outgoing = append(lp.outgoing, it)
 	if lp.applierMark != a.mark {
 		lp.applierMark = a.mark
 		a.loops = append(a.loops, lp)

@@ -65,9 +65,10 @@ type loop struct {
 	pin    *ztree.ReadSlot
 	pinned int
 
-	// applierMark is the applier's own: it marks the loop as posted to
-	// in the piece the applier is delivering.
+	// The applier's own: applierMark marks the loop as posted to in the
+	// piece the applier is delivering, and outgoing holds what it posts.
 	applierMark uint64
+	outgoing    []item
 
 	drainTask gnet.RunnableFunc
 	houseTask gnet.RunnableFunc
@@ -140,12 +141,12 @@ func (lp *loop) post(it item) {
 	}
 }
 
-// postQuiet queues an item without waking the loop: the applier posts a
+// postBatch queues items without waking the loop: the applier posts a
 // piece's events and replies this way and wakes the loops once the
 // view holds the piece (see drain).
-func (lp *loop) postQuiet(it item) {
+func (lp *loop) postBatch(items []item) {
 	lp.mu.Lock()
-	lp.box = append(lp.box, it)
+	lp.box = append(lp.box, items...)
 	lp.mu.Unlock()
 }
 
