@@ -359,14 +359,30 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	for ; e < len(events); e++ {
 		a.postEvent(&events[e])
 	}
+	// The reads come last, answered on their loops from the version
+	// this piece makes: the one after the writes before them and before
+	// the ones after. A loop holds them back until its view is that
+	// version (see drain), and the pin keeps that version's records.
+	v := s.view.Load()
+	if writes > 0 {
+		v = s.tree.Published()
+	}
+	for i, r := range done {
+		if r == nil {
+			continue
+		}
+		s.stats.outstanding.Add(-1)
+		a.post(r.c, item{kind: itemRead, r: r, v: v})
+		r.c.lp.outgoingReads++
+		done[i] = nil
+	}
 	// Into the mailboxes, one lock per loop, before the view moves.
 	for _, lp := range a.loops {
-		lp.postBatch(lp.outgoing)
+		lp.postBatch(lp.outgoing, lp.outgoingReads)
 		clear(lp.outgoing)
-		lp.outgoing = lp.outgoing[:0]
+		lp.outgoing, lp.outgoingReads = lp.outgoing[:0], 0
 	}
 	if writes > 0 {
-		v := s.tree.Published()
 		s.view.Store(v)
 		s.tree.Visible(v)
 	}
@@ -375,17 +391,6 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		a.loops[i] = nil
 	}
 	a.loops = a.loops[:0]
-	// The reads come last, answered on their loops from this version:
-	// the one after the writes before them and before the ones after.
-	v := s.view.Load()
-	for i, r := range done {
-		if r == nil {
-			continue
-		}
-		s.stats.outstanding.Add(-1)
-		r.c.lp.postRead(item{c: r.c, kind: itemRead, r: r, v: v})
-		done[i] = nil
-	}
 	clear(results)
 	a.results = results[:0]
 }

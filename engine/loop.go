@@ -61,14 +61,15 @@ type loop struct {
 	spare     []item
 	scheduled bool
 	// pin holds the versions the reads in the mailbox are answered from
-	// while pinned of them wait (see postRead).
+	// while pinned of them wait (see postBatch).
 	pin    *ztree.ReadSlot
 	pinned int
 
 	// The applier's own: applierMark marks the loop as posted to in the
 	// piece the applier is delivering, and outgoing holds what it posts.
-	applierMark uint64
-	outgoing    []item
+	applierMark   uint64
+	outgoing      []item
+	outgoingReads int
 
 	drainTask gnet.RunnableFunc
 	houseTask gnet.RunnableFunc
@@ -141,32 +142,22 @@ func (lp *loop) post(it item) {
 	}
 }
 
-// postBatch queues items without waking the loop: the applier posts a
-// piece's events and replies this way and wakes the loops once the
-// view holds the piece (see drain).
-func (lp *loop) postBatch(items []item) {
+// postBatch queues items, reads of them among them, without waking the
+// loop: the applier posts a piece's events, replies and waited reads
+// this way and wakes the loops once the view holds the piece (see
+// drain). The pin is entered, if it is not already, at the epoch before
+// the piece's version is visible, which holds that version's records
+// and more.
+func (lp *loop) postBatch(items []item, reads int) {
 	lp.mu.Lock()
+	if reads > 0 {
+		if lp.pinned == 0 {
+			lp.pin.Enter()
+		}
+		lp.pinned += reads
+	}
 	lp.box = append(lp.box, items...)
 	lp.mu.Unlock()
-}
-
-// postRead queues a read that waited, to be answered from it.v. Until
-// the loop has answered every pinned read, the pin holds the records of
-// their versions: it is entered at the epoch the applier made visible
-// when the first of them was posted, which is theirs or older.
-func (lp *loop) postRead(it item) {
-	lp.mu.Lock()
-	if lp.pinned == 0 {
-		lp.pin.Enter()
-	}
-	lp.pinned++
-	lp.box = append(lp.box, it)
-	wake := !lp.scheduled
-	lp.scheduled = true
-	lp.mu.Unlock()
-	if wake {
-		lp.wake()
-	}
 }
 
 // wake asks the loop for a pass that drains its mailbox.
