@@ -45,12 +45,18 @@ func (r *Running) PeakRSS() int64 {
 	if r.PID == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.PID))
+	return procMemory(r.PID, "VmHWM:")
+}
+
+// procMemory is a line of /proc/PID/status given in kB (VmRSS:, VmHWM:),
+// in bytes; 0 when it cannot be read.
+func procMemory(pid int, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, key); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10
 		}

@@ -7,9 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,19 +50,7 @@ type SessionsResult struct {
 }
 
 // ResidentMemory is a process's resident memory now (VmRSS), in bytes.
-func ResidentMemory(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func ResidentMemory(pid int) int64 { return procMemory(pid, "VmRSS:") }
 
 // HoldSessions opens cfg.Sessions sessions, each with one ephemeral znode
 // and one exists watch, pings each at a third of its timeout, holds them
@@ -212,7 +197,12 @@ func dialSession(addr string, local *net.TCPAddr, timeout time.Duration) (*rawSe
 	return s, nil
 }
 
-func (s *rawSession) close() { s.nc.Close() }
+// close ends the session, as a client's close does (its ephemerals go at
+// once, not at its timeout), and the connection.
+func (s *rawSession) close() {
+	s.call(wire.OpCloseSession, nil)
+	s.nc.Close()
+}
 
 func (s *rawSession) send(payload []byte) error {
 	s.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
@@ -357,7 +347,7 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer busy.close()
+	defer busy.nc.Close() // its reader is still reading: no closeSession
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var done atomic.Int64
@@ -435,7 +425,7 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 		s, err := dialSession(cfg.Server, nil, 30*time.Second)
 		if err != nil {
 			close(stop)
-			busy.close()
+			busy.nc.Close() // its reader is still reading: no closeSession
 			wg.Wait()
 			others.Wait()
 			return nil, err
@@ -462,7 +452,7 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 	took := time.Since(start)
 	close(stop)
 	others.Wait()
-	busy.close()
+	busy.nc.Close() // its reader is still reading: no closeSession
 	wg.Wait()
 	if busyErr != nil && !errors.Is(busyErr, net.ErrClosed) {
 		return nil, fmt.Errorf("bench: the busy client: %w", busyErr)
