@@ -112,6 +112,42 @@ func parseSettings(s string) (map[string]string, error) {
 	return out, nil
 }
 
+// connsMain parses a connection-count workload's flags, runs it once
+// per server and prints a row per run (header and row are tab-separated
+// columns) or the results as JSON.
+func connsMain(cmd string, fs *flag.FlagSet, o *connsOptions, args []string, stdout, stderr io.Writer,
+	progress *io.Writer, run func(addr string, pid int) (any, error), header string, row func(r any) string) int {
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	settings, err := parseSettings(o.cfgExtra)
+	if err != nil {
+		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
+		return 2
+	}
+	if o.progress {
+		*progress = stderr
+	}
+	rows, names, err := connsRun(cmd, o, stderr, settings, run)
+	if len(rows) > 0 {
+		if o.json {
+			json.NewEncoder(stdout).Encode(rows)
+		} else {
+			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintf(tw, "server\t%s\t\n", header)
+			for i, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t\n", names[i], row(r))
+			}
+			tw.Flush()
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
 // sessionsCmd is `zkbench sessions`.
 func sessionsCmd(args []string, stdout, stderr io.Writer) int {
 	fs, o := connsFlags("sessions", stderr)
@@ -120,41 +156,15 @@ func sessionsCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&sc.Timeout, "timeout", 30*time.Second, "session timeout asked for; each session pings at a third of it")
 	fs.DurationVar(&sc.Hold, "hold", 30*time.Second, "how long to hold every session before measuring memory")
 	fs.IntVar(&sc.Sources, "sources", 1, "loopback source addresses to spread the connections over (127.0.0.1, .2, …)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	settings, err := parseSettings(o.cfgExtra)
-	if err != nil {
-		fmt.Fprintf(stderr, "zkbench sessions: %v\n", err)
-		return 2
-	}
-	if o.progress {
-		sc.Progress = stderr
-	}
-	rows, names, err := connsRun("sessions", o, stderr, settings, func(addr string, pid int) (any, error) {
+	return connsMain("sessions", fs, o, args, stdout, stderr, &sc.Progress, func(addr string, pid int) (any, error) {
 		c := sc
 		c.Server, c.PID = addr, pid
 		return bench.HoldSessions(c)
+	}, "sessions\tconnected in\tRSS before\tRSS held\tper session\tpings\tping p50\tping p99\tping max", func(row any) string {
+		r := row.(*bench.SessionsResult)
+		return fmt.Sprintf("%d\t%v\t%s\t%s\t%s\t%d\t%v\t%v\t%v", r.Sessions, r.ConnectFor.Round(time.Millisecond),
+			mb(r.RSSBefore), mb(r.RSSHeld), kb(r.PerSession), r.Pings, r.PingP50, r.PingP99, r.PingMx)
 	})
-	if len(rows) > 0 {
-		if o.json {
-			json.NewEncoder(stdout).Encode(rows)
-		} else {
-			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "server\tsessions\tconnected in\tRSS before\tRSS held\tper session\tpings\tping p50\tping p99\tping max\t")
-			for i, row := range rows {
-				r := row.(*bench.SessionsResult)
-				fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\t%d\t%v\t%v\t%v\t\n", names[i], r.Sessions, r.ConnectFor.Round(time.Millisecond),
-					mb(r.RSSBefore), mb(r.RSSHeld), kb(r.PerSession), r.Pings, r.PingP50, r.PingP99, r.PingMx)
-			}
-			tw.Flush()
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "zkbench sessions: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 // fairnessCmd is `zkbench fairness`.
@@ -166,40 +176,14 @@ func fairnessCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&fc.Every, "every", 10*time.Millisecond, "how often each of them pings")
 	fs.DurationVar(&fc.Duration, "duration", 10*time.Second, "measured time")
 	fs.IntVar(&fc.DataSize, "data-size", 1024, "bytes in the znode the busy client reads")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	settings, err := parseSettings(o.cfgExtra)
-	if err != nil {
-		fmt.Fprintf(stderr, "zkbench fairness: %v\n", err)
-		return 2
-	}
-	if o.progress {
-		fc.Progress = stderr
-	}
-	rows, names, err := connsRun("fairness", o, stderr, settings, func(addr string, _ int) (any, error) {
+	return connsMain("fairness", fs, o, args, stdout, stderr, &fc.Progress, func(addr string, _ int) (any, error) {
 		c := fc
 		c.Server = addr
 		return bench.Fairness(c)
+	}, "busy client ops/s\tpings\tping p50\tping p99\tping max", func(row any) string {
+		r := row.(*bench.FairnessResult)
+		return fmt.Sprintf("%.0f\t%d\t%v\t%v\t%v", r.BusyOps, r.Pings, r.PingP50, r.PingP99, r.PingMx)
 	})
-	if len(rows) > 0 {
-		if o.json {
-			json.NewEncoder(stdout).Encode(rows)
-		} else {
-			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "server\tbusy client ops/s\tpings\tping p50\tping p99\tping max\t")
-			for i, row := range rows {
-				r := row.(*bench.FairnessResult)
-				fmt.Fprintf(tw, "%s\t%.0f\t%d\t%v\t%v\t%v\t\n", names[i], r.BusyOps, r.Pings, r.PingP50, r.PingP99, r.PingMx)
-			}
-			tw.Flush()
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "zkbench fairness: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 func mb(b int64) string {

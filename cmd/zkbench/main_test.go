@@ -57,6 +57,8 @@ func TestTableOutputAndBadFlags(t *testing.T) {
 		{"latency", "--mode", "fast"},
 		{"saturate", "--plot", "x.jpg"},
 		{"frobnicate"},
+		{"sessions", "--config", "noequals"},
+		{"fairness", "--pipeline", "many"},
 	} {
 		errb.Reset()
 		if code := run(args, &out, &errb); code != 2 || errb.Len() == 0 {
@@ -64,7 +66,8 @@ func TestTableOutputAndBadFlags(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if run([]string{"help"}, &out, &errb) != 0 || !strings.Contains(out.String(), "saturate") || !strings.Contains(out.String(), "compare") {
+	if run([]string{"help"}, &out, &errb) != 0 || !strings.Contains(out.String(), "saturate") || !strings.Contains(out.String(), "compare") ||
+		!strings.Contains(out.String(), "sessions") || !strings.Contains(out.String(), "fairness") {
 		t.Fatalf("help: %s", out.String())
 	}
 	out.Reset()
