@@ -220,21 +220,35 @@ func (lp *loop) drain() {
 		lp.handle(it)
 	}
 	lp.handOver()
+	left := len(items) - k
+	if left > 0 {
+		// What waits goes back ahead of what was posted meanwhile, in
+		// the array just taken: no allocation on this frequent path.
+		copy(items, items[k:])
+		clear(items[left:])
+		items = items[:left]
+	} else {
+		clear(items)
+		items = items[:0]
+	}
 	lp.mu.Lock()
-	if k < len(items) {
-		lp.box = append(append(make([]item, 0, len(items)-k+len(lp.box)), items[k:]...), lp.box...)
+	if left > 0 {
+		posted := lp.box
+		lp.box = append(items, posted...)
+		clear(posted)
+		if lp.spare == nil {
+			lp.spare = posted[:0]
+		}
+	} else if lp.spare == nil {
+		lp.spare = items
 	}
 	if served > 0 {
 		if lp.pinned -= served; lp.pinned == 0 {
 			lp.pin.Leave()
 		}
 	}
-	clear(items)
-	if lp.spare == nil {
-		lp.spare = items[:0]
-	}
 	lp.mu.Unlock()
-	if k < len(items) {
+	if left > 0 {
 		lp.wake()
 	}
 }
