@@ -18,9 +18,11 @@ import (
 // prepped before (assigning the next zxid) and appends the txn to the log,
 // which fsyncs whole batches (group commit) and calls back in zxid order.
 // When the callback says a run of txns is durable, the applier applies
-// them, publishes one new tree version for the run, queues the watch
-// events on their connections, moves the read view forward, and only then
-// queues the replies. So:
+// them, publishes one new tree version for the run, puts each txn's watch
+// events and then its reply in the mailboxes of the loops that own the
+// connections concerned, moves the read view forward, and wakes those
+// loops; a loop sends an item only once the view it reads holds the
+// item's txn. So:
 //
 //   - a write is acknowledged only after its txn is fsynced (rule 2);
 //   - txns are applied in zxid order, one total order (rule 3);
@@ -31,10 +33,10 @@ import (
 // so under load each fsync carries every txn that arrived meanwhile.
 //
 // A read that must wait for its session's writes comes through here too,
-// in its place among them, and is answered from the version that holds
-// everything before it and nothing after: a run of durable txns is cut
-// into pieces, each published on its own, wherever a write follows a
-// read of the same connection.
+// in its place among them, and goes back to its loop with the version
+// that holds everything before it and nothing after: a run of durable
+// txns is cut into pieces, each published on its own, wherever a write
+// follows a read of the same connection.
 
 // writeReq is one write on its way through the applier.
 type writeReq struct {
