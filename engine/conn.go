@@ -132,6 +132,13 @@ func (c *conn) closeNow() {
 	}
 }
 
+// drop closes the connection now, from its loop: gnet closes the socket
+// after the pass, and nothing more is read, written or answered.
+func (c *conn) drop() {
+	c.gc.Close()
+	c.closeNow()
+}
+
 // setClosing marks the connection to close once its output is sent.
 func (c *conn) setClosing() {
 	c.closing = true
@@ -180,7 +187,6 @@ func (c *conn) consume() {
 	if err != nil {
 		s.log.Warn("closing connection", "client", c.remote, "reason", err.Error())
 		c.setClosing()
-		c.lp.watch[c] = struct{}{}
 		if c.gc.InboundBuffered() > 0 {
 			c.gc.Discard(c.gc.InboundBuffered())
 		}
@@ -193,8 +199,7 @@ func (c *conn) consume() {
 			c.pendingOutput() > s.cfg.OutputLimit() {
 			s.log.Warn("closing a connection whose client sends requests without reading the replies",
 				"client", c.remote, "unread requests", c.gc.InboundBuffered(), "unsent replies", c.pendingOutput())
-			c.gc.Close()
-			c.closeNow()
+			c.drop()
 		}
 	}
 }
@@ -250,7 +255,6 @@ func (c *conn) input(b []byte) (used int, err error) {
 	if !c.handshaken && len(b) >= 4 {
 		if cmd := string(b[:4]); isFourLetterWord(cmd) {
 			c.answering = true
-			c.lp.watch[c] = struct{}{}
 			rest := bytes.Clone(b[4:])
 			c.received.Add(1)
 			s.stats.received.Add(1)
@@ -419,8 +423,7 @@ func (c *conn) flush() {
 	ob := c.gc.OutboundBuffered()
 	switch {
 	case c.closing && !c.answering && ob == 0:
-		c.gc.Close()
-		c.closeNow()
+		c.drop()
 	case ob > 0 || c.closing:
 		// Housekeeping watches the output drain (and the client that
 		// does not read it).

@@ -303,8 +303,7 @@ func (lp *loop) handle(it *item) {
 		if limit := outputHardLimit * c.s.cfg.OutputLimit(); c.pendingOutput() > limit {
 			c.s.log.Warn("closing a connection whose client does not read its watch events",
 				"client", c.remote, "limit", limit)
-			c.gc.Close()
-			c.closeNow()
+			c.drop()
 		}
 	case itemRead:
 		c.setInflight(c.inflight - 1)
@@ -320,8 +319,7 @@ func (lp *loop) handle(it *item) {
 		if it.why != "" {
 			c.s.log.Warn(it.why, "client", c.remote)
 		}
-		c.gc.Close()
-		c.closeNow()
+		c.drop()
 	case itemClosing:
 		c.setClosing()
 	case itemAnswer:
@@ -399,8 +397,7 @@ func (lp *loop) housekeep() {
 		if !c.handshaken && !c.answering && !c.closing && now >= c.createdMono+int64(s.cfg.SessionlessCnxnTimeout) {
 			s.log.Info("closing a connection that did not complete its handshake in time",
 				"client", c.remote, "nio.sessionlessCnxnTimeout", s.cfg.SessionlessCnxnTimeout)
-			c.gc.Close()
-			c.closeNow()
+			c.drop()
 			continue
 		}
 		ob := c.gc.OutboundBuffered()
@@ -415,8 +412,7 @@ func (lp *loop) housekeep() {
 				// goes, and with it the output piling up for it.
 				s.log.Warn("closing a connection whose client has not read its replies for a session timeout",
 					"client", c.remote, "timeout", time.Duration(timeout)*time.Millisecond, "unsent", ob)
-				c.gc.Close()
-				c.closeNow()
+				c.drop()
 				continue
 			}
 		}
@@ -424,8 +420,7 @@ func (lp *loop) housekeep() {
 			c.consume()
 		}
 		if c.closing && !c.answering && ob == 0 && len(c.out) == 0 {
-			c.gc.Close()
-			c.closeNow()
+			c.drop()
 			continue
 		}
 		if c.handshaken && ob == 0 && !c.stalled && !c.closing {
