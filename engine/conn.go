@@ -470,8 +470,12 @@ func (c *conn) handshake(p []byte) error {
 		c.sess = se
 		c.sid.Store(id)
 		c.setInflight(c.inflight + 1)
-		c.submit(&writeReq{c: c, sess: id, op: wire.OpCreateSession,
-			body: &wire.CreateSessionTxn{TimeOut: timeout}, connect: resp})
+		// From the pool: a burst of connections would otherwise leave a
+		// writeReq each for the pool to hold until collections empty it.
+		r := newWriteReq()
+		r.c, r.sess, r.op = c, id, wire.OpCreateSession
+		r.body, r.connect = &wire.CreateSessionTxn{TimeOut: timeout}, resp
+		c.submit(r)
 		return nil
 	}
 	se := s.sessions.get(req.SessionID)

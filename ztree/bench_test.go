@@ -213,3 +213,29 @@ func BenchmarkMemory(b *testing.B) {
 		runtime.KeepAlive(tree)
 	}
 }
+
+// BenchmarkWatchMemory registers one data watch for each of 10,000
+// sessions, each on a path of its own (the idle-session pattern: a
+// client's exists watch on its own ephemeral), and reports the live heap
+// each watch costs.
+func BenchmarkWatchMemory(b *testing.B) {
+	const n = 10_000
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/sessions/s%06d", i)
+	}
+	for i := 0; i < b.N; i++ {
+		h := newHarness(&testing.T{}, ztree.Options{})
+		v := h.tree.Published()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for s := 0; s < n; s++ {
+			h.tree.Watch(v, int64(s+10), paths[s], ztree.WatchData)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/watch")
+		runtime.KeepAlive(h)
+	}
+}

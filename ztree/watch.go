@@ -1,9 +1,12 @@
 package ztree
 
 import (
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tidwall/btree"
 
 	"zkd/wire"
 )
@@ -47,72 +50,144 @@ type trigger struct {
 	session int64 // trigSessionGone
 }
 
-// watchTable is the registry of watches, keyed both ways so that a path's
-// watchers and a session's watches are found without a scan. Its mutex is
-// taken by readers registering a watch and by Publish; the published View
-// only changes under it, which is what makes registration race-free: a
-// watch registered against an older View is checked against the current
-// one, and every change after that is matched by the next Publish.
+// watchTable is the registry of watches, indexed both ways so that a
+// path's watchers and a session's watches are found without a scan: two
+// B-trees of small values rather than a map per path and per session,
+// which cost most of an idle session's memory when every session watched
+// a path of its own. Its mutex is taken by readers registering a watch and
+// by Publish; the published View only changes under it, which is what
+// makes registration race-free: a watch registered against an older View
+// is checked against the current one, and every change after that is
+// matched by the next Publish.
 type watchTable struct {
 	mu        sync.Mutex
-	paths     map[string]map[int64]WatchKind
-	sessions  map[int64]map[string]WatchKind
-	recursive int                 // recursive registrations, to skip the ancestor walk
-	auth      map[int64][]wire.Id // identities, for the READ check on recursive events
+	byPath    *btree.BTreeG[pathWatch]    // ordered by path, then session
+	bySession *btree.BTreeG[sessionWatch] // ordered by session, then path
+	recursive int                         // recursive registrations, to skip the ancestor walk
+	auth      map[int64][]wire.Id         // identities, for the READ check on recursive events
+	ipAuth    map[string][]wire.Id        // the identity list of a session known only by its address, shared
 	scratch   []int64
+	gone      []sessionWatch
 
 	// The order data watches were registered in, for listing them as
 	// ZooKeeper's hash maps do (they keep insertion order within a
 	// bucket): a path's first data watch of any session, a session's
-	// first data watch, and each (session, path) data watch.
+	// first data watch, and each (session, path) data watch (in
+	// bySession).
 	seq      uint64
-	pathData map[string]*dataOrder
-	sessData map[int64]*dataOrder
+	pathData map[string]pathOrder
+	sessData map[int64]uint64
 }
 
-// dataOrder is when something got its first data watch, and how many data
-// watches it has now.
-type dataOrder struct {
+// pathWatch and sessionWatch are one session's watch kinds on one path,
+// as the two indexes hold them.
+type pathWatch struct {
+	path    string
+	session int64
+	kind    WatchKind
+}
+
+type sessionWatch struct {
+	session int64
+	path    string
+	kind    WatchKind
+	seq     uint64 // when its data watch was registered; 0 with none
+}
+
+// pathOrder is when a path got its first data watch, and how many
+// sessions hold one on it now.
+type pathOrder struct {
 	seq   uint64
 	count int
-	paths map[string]uint64 // a session's: each path's registration
 }
 
-// noteData keeps the registration order when session's watch kinds on
-// path go from old to nw.
-func (w *watchTable) noteData(session int64, path string, old, nw WatchKind) {
-	had, has := old&dataKinds != 0, nw&dataKinds != 0
-	if had == has {
+func newWatchTable() *watchTable {
+	return &watchTable{
+		byPath: newBTree(func(a, b pathWatch) bool {
+			if a.path != b.path {
+				return a.path < b.path
+			}
+			return a.session < b.session
+		}),
+		bySession: newBTree(func(a, b sessionWatch) bool {
+			if a.session != b.session {
+				return a.session < b.session
+			}
+			return a.path < b.path
+		}),
+		auth:     make(map[int64][]wire.Id),
+		ipAuth:   make(map[string][]wire.Id),
+		pathData: make(map[string]pathOrder),
+		sessData: make(map[int64]uint64),
+	}
+}
+
+// kindOf returns session's watch kinds on path.
+func (w *watchTable) kindOf(session int64, path string) WatchKind {
+	e, _ := w.byPath.Get(pathWatch{path: path, session: session})
+	return e.kind
+}
+
+// watchers calls f with each session watching path, in session order,
+// until f returns false.
+func (w *watchTable) watchers(path string, f func(session int64, k WatchKind) bool) {
+	w.byPath.Ascend(pathWatch{path: path, session: math.MinInt64}, func(e pathWatch) bool {
+		return e.path == path && f(e.session, e.kind)
+	})
+}
+
+// watchesOf calls f with each of session's watches, in path order, until f
+// returns false.
+func (w *watchTable) watchesOf(session int64, f func(e sessionWatch) bool) {
+	w.bySession.Ascend(sessionWatch{session: session}, func(e sessionWatch) bool {
+		return e.session == session && f(e)
+	})
+}
+
+// set changes session's watch kinds on path from old to nw, keeping the
+// counts and the registration order.
+func (w *watchTable) set(session int64, path string, old, nw WatchKind) {
+	if old == nw {
 		return
 	}
-	if has {
+	if old&WatchRecursive == 0 && nw&WatchRecursive != 0 {
+		w.recursive++
+	} else if old&WatchRecursive != 0 && nw&WatchRecursive == 0 {
+		w.recursive--
+	}
+	prev, _ := w.bySession.Get(sessionWatch{session: session, path: path})
+	seq := prev.seq
+	switch had, has := old&dataKinds != 0, nw&dataKinds != 0; {
+	case has && !had:
 		w.seq++
+		seq = w.seq
 		p := w.pathData[path]
-		if p == nil {
-			p = &dataOrder{seq: w.seq}
-			w.pathData[path] = p
+		if p.count == 0 {
+			p.seq = seq
 		}
 		p.count++
-		s := w.sessData[session]
-		if s == nil {
-			s = &dataOrder{seq: w.seq, paths: map[string]uint64{}}
-			w.sessData[session] = s
+		w.pathData[path] = p
+		if _, ok := w.sessData[session]; !ok {
+			w.sessData[session] = seq
 		}
-		s.count++
-		s.paths[path] = w.seq
-		return
-	}
-	if p := w.pathData[path]; p != nil {
-		if p.count--; p.count == 0 {
+	case had && !has:
+		seq = 0
+		if p := w.pathData[path]; p.count > 1 {
+			p.count--
+			w.pathData[path] = p
+		} else {
 			delete(w.pathData, path)
 		}
-	}
-	if s := w.sessData[session]; s != nil {
 		// ZooKeeper keeps a connection's entry, empty, until the
 		// connection goes: wchs counts it and wchc lists it.
-		delete(s.paths, path)
-		s.count--
 	}
+	if nw == 0 {
+		w.byPath.Delete(pathWatch{path: path, session: session})
+		w.bySession.Delete(sessionWatch{session: session, path: path})
+		return
+	}
+	w.byPath.Set(pathWatch{path: path, session: session, kind: nw})
+	w.bySession.Set(sessionWatch{session: session, path: path, kind: nw, seq: seq})
 }
 
 // DataWatchOrder returns, for the data watches now registered, when each
@@ -128,73 +203,32 @@ func (t *Tree) DataWatchOrder() (paths map[string]uint64, sessions map[int64]uin
 	}
 	sessions = make(map[int64]uint64, len(w.sessData))
 	sessionPaths = make(map[int64]map[string]uint64, len(w.sessData))
-	for s, o := range w.sessData {
-		sessions[s] = o.seq
-		sp := make(map[string]uint64, len(o.paths))
-		for p, q := range o.paths {
-			sp[p] = q
-		}
-		sessionPaths[s] = sp
+	for s, seq := range w.sessData {
+		sessions[s] = seq
+		sessionPaths[s] = map[string]uint64{}
 	}
+	w.bySession.Scan(func(e sessionWatch) bool {
+		if e.seq != 0 {
+			sessionPaths[e.session][e.path] = e.seq
+		}
+		return true
+	})
 	return paths, sessions, sessionPaths
 }
 
-func newWatchTable() *watchTable {
-	return &watchTable{
-		paths:    make(map[string]map[int64]WatchKind),
-		sessions: make(map[int64]map[string]WatchKind),
-		auth:     make(map[int64][]wire.Id),
-		pathData: make(map[string]*dataOrder),
-		sessData: make(map[int64]*dataOrder),
-	}
-}
-
 func (w *watchTable) add(session int64, path string, k WatchKind) {
-	ws := w.paths[path]
-	if ws == nil {
-		ws = make(map[int64]WatchKind)
-		w.paths[path] = ws
-	}
-	old := ws[session]
-	if old&WatchRecursive == 0 && k&WatchRecursive != 0 {
-		w.recursive++
-	}
-	ws[session] = old | k
-	w.noteData(session, path, old, old|k)
-	ss := w.sessions[session]
-	if ss == nil {
-		ss = make(map[string]WatchKind)
-		w.sessions[session] = ss
-	}
-	ss[path] |= k
+	old := w.kindOf(session, path)
+	w.set(session, path, old, old|k)
 }
 
 // clear removes kinds k of session's watches on path and reports whether
 // any was there.
 func (w *watchTable) clear(session int64, path string, k WatchKind) bool {
-	ws := w.paths[path]
-	old := ws[session]
+	old := w.kindOf(session, path)
 	if old&k == 0 {
 		return false
 	}
-	if old&k&WatchRecursive != 0 {
-		w.recursive--
-	}
-	w.noteData(session, path, old, old&^k)
-	if nk := old &^ k; nk != 0 {
-		ws[session] = nk
-		w.sessions[session][path] = nk
-		return true
-	}
-	delete(ws, session)
-	if len(ws) == 0 {
-		delete(w.paths, path)
-	}
-	ss := w.sessions[session]
-	delete(ss, path)
-	if len(ss) == 0 {
-		delete(w.sessions, session)
-	}
+	w.set(session, path, old, old&^k)
 	return true
 }
 
@@ -205,9 +239,16 @@ func (w *watchTable) removeSession(session int64) {
 }
 
 func (w *watchTable) dropSession(session int64) {
-	for path, k := range w.sessions[session] {
-		w.clear(session, path, k)
+	gone := w.gone[:0]
+	w.watchesOf(session, func(e sessionWatch) bool {
+		gone = append(gone, e)
+		return true
+	})
+	for _, e := range gone {
+		w.set(session, e.path, e.kind, 0)
 	}
+	clear(gone)
+	w.gone = gone[:0]
 	delete(w.auth, session)
 	delete(w.sessData, session)
 }
@@ -245,15 +286,14 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		typ, oneShot, persistent = wire.EventNodeChildrenChanged, WatchChild, WatchPersistent
 	}
 	hit := w.scratch[:0]
-	for s, k := range w.paths[tr.path] {
+	w.watchers(tr.path, func(s int64, k WatchKind) bool {
 		if k&(oneShot|persistent) != 0 {
 			hit = append(hit, s)
 		}
-	}
+		return true
+	})
 	for _, s := range hit {
-		if w.paths[tr.path][s]&oneShot != 0 {
-			w.clear(s, tr.path, oneShot)
-		}
+		w.clear(s, tr.path, oneShot)
 	}
 	// A watch used up by a change its session may not read is gone all
 	// the same, but no event goes out: ZooKeeper (since the fix of
@@ -273,11 +313,12 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
 		for p := tr.path; p != rootPath; {
 			p, _ = splitPath(p)
-			for s, k := range w.paths[p] {
+			w.watchers(p, func(s int64, k WatchKind) bool {
 				if k&WatchRecursive != 0 && checkACL(acl, wire.PermRead, w.auth[s]) {
 					hit = append(hit, s)
 				}
-			}
+				return true
+			})
 		}
 	}
 	sort.Slice(hit, func(i, j int) bool { return hit[i] < hit[j] })
@@ -291,14 +332,31 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 	return out
 }
 
+// maxSharedAuth bounds the addresses whose identity list SetAuth shares.
+const maxSharedAuth = 4096
+
 // SetAuth records a session's identities for the READ check made when a
 // recursive watch fires below its path. Call it when the session is
 // created and after every successful auth.
 func (t *Tree) SetAuth(session int64, ids []wire.Id) {
 	w := t.watches
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(ids) == 1 && ids[0].Scheme == "ip" {
+		// Most sessions are known only by their address, and many share
+		// one: they share the list too (it is never written).
+		if shared, ok := w.ipAuth[ids[0].ID]; ok {
+			w.auth[session] = shared
+			return
+		}
+		shared := []wire.Id{ids[0]}
+		if len(w.ipAuth) < maxSharedAuth {
+			w.ipAuth[ids[0].ID] = shared
+		}
+		w.auth[session] = shared
+		return
+	}
 	w.auth[session] = append([]wire.Id(nil), ids...)
-	w.mu.Unlock()
 }
 
 // Watch registers a one-shot watch (WatchData or WatchChild) that a read
@@ -460,7 +518,7 @@ func (t *Tree) CheckWatches(session int64, path string, wt wire.WatcherType) err
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.paths[path][session]&watcherTypeKinds(wt) == 0 {
+	if w.kindOf(session, path)&watcherTypeKinds(wt) == 0 {
 		return wire.ErrNoWatcher
 	}
 	return nil
@@ -474,10 +532,11 @@ func (t *Tree) SessionWatches(session int64) map[string]WatchKind {
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make(map[string]WatchKind, len(w.sessions[session]))
-	for p, k := range w.sessions[session] {
-		out[p] = k
-	}
+	out := make(map[string]WatchKind)
+	w.watchesOf(session, func(e sessionWatch) bool {
+		out[e.path] = e.kind
+		return true
+	})
 	return out
 }
 
@@ -502,23 +561,14 @@ func (t *Tree) WatchCounts() (sessions, paths, watches int) {
 	defer w.mu.Unlock()
 	// A session that has had a data watch on its connection counts, as
 	// ZooKeeper's entry for the connection stays after its watches fire.
-	sessions = len(w.sessData)
-	for _, ss := range w.sessions {
-		for _, k := range ss {
-			if k&dataKinds != 0 {
-				watches++
-			}
+	w.bySession.Scan(func(e sessionWatch) bool {
+		if e.kind&dataKinds != 0 {
+			watches++
 		}
-	}
-	for _, ws := range w.paths {
-		for _, k := range ws {
-			if k&dataKinds != 0 {
-				paths++
-				break
-			}
-		}
-	}
-	return sessions, paths, watches
+		return true
+	})
+	// pathData holds exactly the paths some session has a data watch on.
+	return len(w.sessData), len(w.pathData), watches
 }
 
 // WatchTotal is mntr's zk_watch_count: the data watches and the child
@@ -528,15 +578,14 @@ func (t *Tree) WatchTotal() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
-	for _, ss := range w.sessions {
-		for _, k := range ss {
-			if k&dataKinds != 0 {
-				n++
-			}
-			if k&childKinds != 0 {
-				n++
-			}
+	w.bySession.Scan(func(e sessionWatch) bool {
+		if e.kind&dataKinds != 0 {
+			n++
 		}
-	}
+		if e.kind&childKinds != 0 {
+			n++
+		}
+		return true
+	})
 	return n
 }
