@@ -65,8 +65,9 @@ func procMemory(pid int, key string) int64 {
 }
 
 // StartServer starts a server of kind on a free loopback port with its data
-// in dir/data, with the zoo.cfg settings in cfg.
-func StartServer(kind, dir, zkdBin string, cfg map[string]string) (*Running, error) {
+// in dir/data, with the zoo.cfg settings in cfg, on the CPUs listed (all,
+// when none are).
+func StartServer(kind, dir, zkdBin string, cfg map[string]string, cpus []int) (*Running, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,9 @@ func StartServer(kind, dir, zkdBin string, cfg map[string]string) (*Running, err
 		if err := zkref.Available(); err != nil {
 			return nil, fmt.Errorf("%v: install it with `apt-get install zookeeper default-jre-headless` (make test does)", err)
 		}
-		s, err := zkref.Start(dir, zkref.Options{Config: cfg})
+		s, err := zkref.Start(dir, zkref.Options{Config: cfg, StartProcess: func(cmd *exec.Cmd) error {
+			return withCPUs(cpus, cmd.Start)
+		}})
 		if err != nil {
 			return nil, err
 		}
@@ -87,16 +90,16 @@ func StartServer(kind, dir, zkdBin string, cfg map[string]string) (*Running, err
 		}
 		return &Running{Kind: kind, Addr: s.Addr(), Dir: dir, stop: func() error { s.Close(); return nil }}, nil
 	case KindZkd:
-		return startZkd(dir, zkdBin, cfg)
+		return startZkd(dir, zkdBin, cfg, cpus)
 	}
 	if bin, ok := strings.CutPrefix(kind, KindZkd+"="); ok {
 		// Another zkd build, to compare two versions side by side.
-		return startZkd(dir, bin, cfg)
+		return startZkd(dir, bin, cfg, cpus)
 	}
 	return nil, fmt.Errorf("bench: no server kind %q (zkd, zkd=PATH, zookeeper, null)", kind)
 }
 
-func startZkd(dir, bin string, extra map[string]string) (*Running, error) {
+func startZkd(dir, bin string, extra map[string]string, cpus []int) (*Running, error) {
 	port, err := zkref.FreePort()
 	if err != nil {
 		return nil, err
@@ -113,7 +116,7 @@ func startZkd(dir, bin string, extra map[string]string) (*Running, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, cfgPath)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	if err := withCPUs(cpus, cmd.Start); err != nil {
 		return nil, fmt.Errorf("bench: starting zkd (%s): %w", bin, err)
 	}
 	exited := make(chan error, 1)
@@ -167,6 +170,8 @@ type CompareConfig struct {
 	Rounds   int
 	ZkdBin   string
 	Settings map[string]string // zoo.cfg for every server
+	// ServerCPUs are the CPUs the servers run on; none means all.
+	ServerCPUs []int
 	// RestartZnodes znodes of Bench.DataSize bytes are loaded before the
 	// restart-time measurement; 0 skips it.
 	RestartZnodes int
@@ -213,7 +218,7 @@ func Compare(cc CompareConfig) (*Comparison, error) {
 			return nil, err
 		}
 		fmt.Fprintf(cc.Log, "starting %s in %s\n", k, dir)
-		s, err := StartServer(k, dir, cc.ZkdBin, cc.Settings)
+		s, err := StartServer(k, dir, cc.ZkdBin, cc.Settings, cc.ServerCPUs)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -314,7 +319,7 @@ func restart(servers map[string]*Running, kind string, cc CompareConfig) (Restar
 	delete(servers, kind)
 	start := time.Now()
 	fmt.Fprintf(cc.Log, "%s: restarting on the loaded data\n", kind)
-	s2, err := StartServer(kind, s.Dir, cc.ZkdBin, cc.Settings)
+	s2, err := StartServer(kind, s.Dir, cc.ZkdBin, cc.Settings, cc.ServerCPUs)
 	if err != nil {
 		return Restarted{}, err
 	}

@@ -150,7 +150,7 @@ func TestStartServerReportsAServerThatDies(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho \"cannot read $1: boom\" >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := StartServer(KindZkd, filepath.Join(dir, "srv"), bin, map[string]string{"maxClientCnxns": "10"})
+	_, err := StartServer(KindZkd, filepath.Join(dir, "srv"), bin, map[string]string{"maxClientCnxns": "10"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "exited during start-up") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("got %v", err)
 	}
@@ -158,7 +158,67 @@ func TestStartServerReportsAServerThatDies(t *testing.T) {
 	if !strings.Contains(string(cfg), "maxClientCnxns=10") || !strings.Contains(string(cfg), "clientPort=") {
 		t.Fatalf("zoo.cfg written for zkd:\n%s", cfg)
 	}
-	if _, err := StartServer("etcd", dir, "", nil); err == nil {
+	if _, err := StartServer("etcd", dir, "", nil, nil); err == nil {
 		t.Fatal("an unknown server kind was accepted")
+	}
+}
+
+// --server-cpus: the server starts on the CPUs asked for, and zkbench's
+// own threads keep theirs.
+func TestStartServerOnChosenCPUs(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fake-zkd")
+	seen := filepath.Join(dir, "cpus")
+	script := "#!/bin/sh\ngrep Cpus_allowed_list /proc/self/status > " + seen + "\necho stopping >&2\nexit 3\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	threadCPUs := func() map[string]bool {
+		out := map[string]bool{}
+		tasks, _ := filepath.Glob("/proc/self/task/*/status")
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // a thread that ended
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+					out[strings.TrimSpace(v)] = true
+				}
+			}
+		}
+		return out
+	}
+	before := threadCPUs()
+	cpus, err := ParseCPUs("0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartServer(KindZkd, filepath.Join(dir, "srv"), bin, nil, cpus); err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Fatalf("got %v", err)
+	}
+	got, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(strings.TrimPrefix(string(got), "Cpus_allowed_list:")) != "0" {
+		t.Fatalf("the server ran on %q, not on CPU 0", got)
+	}
+	if after := threadCPUs(); len(after) != 1 || len(before) != 1 || fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("zkbench's threads ran on %v before and on %v after", before, after)
+	}
+}
+
+func TestParseCPUs(t *testing.T) {
+	for in, want := range map[string]string{"": "[]", "1": "[1]", "0,2": "[0 2]", "0-3, 6": "[0 1 2 3 6]"} {
+		got, err := ParseCPUs(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("ParseCPUs(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x", "3-1", "-1", "1-", "5000"} {
+		if _, err := ParseCPUs(in); err == nil {
+			t.Errorf("ParseCPUs(%q) took it", in)
+		}
 	}
 }

@@ -55,6 +55,9 @@ type Options struct {
 	ClassPath []string
 	// StartTimeout bounds the wait for the server to serve; default 60 s.
 	StartTimeout time.Duration
+	// StartProcess, when set, starts the JVM's command instead of
+	// cmd.Start (to start it on chosen CPUs, say).
+	StartProcess func(cmd *exec.Cmd) error
 }
 
 // Server is a running reference server.
@@ -104,7 +107,11 @@ func Start(dir string, opts Options) (*Server, error) {
 	}
 	cmd := exec.Command("java", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	start := (*exec.Cmd).Start
+	if opts.StartProcess != nil {
+		start = opts.StartProcess
+	}
+	if err := start(cmd); err != nil {
 		logFile.Close()
 		return nil, err
 	}

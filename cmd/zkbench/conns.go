@@ -23,6 +23,7 @@ type connsOptions struct {
 	server, against, zkdBin, cfgExtra string
 	pid, rounds                       int
 	json, progress                    bool
+	serverCPUs, loaderCPUs            []int
 }
 
 func connsFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *connsOptions) {
@@ -37,6 +38,8 @@ func connsFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *connsOptions) {
 	fs.StringVar(&o.cfgExtra, "config", "", "zoo.cfg settings for the servers started, key=value,key=value")
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
 	fs.BoolVar(&o.progress, "progress", true, "show a live progress line on stderr")
+	cpusFlag(fs, &o.serverCPUs, "server-cpus", "run the servers started on these CPUs only (a list like taskset's: 0 or 0-1)")
+	cpusFlag(fs, &o.loaderCPUs, "loader-cpus", "run the load generator on these CPUs only (a list like taskset's: 1 or 0,2-3)")
 	return fs, o
 }
 
@@ -79,7 +82,7 @@ func connsRun(cmd string, o *connsOptions, stderr io.Writer, settings map[string
 				return rows, names, err
 			}
 			fmt.Fprintf(stderr, "round %d: starting %s\n", round+1, kind)
-			srv, err := bench.StartServer(kind, dir, bin, cfg)
+			srv, err := bench.StartServer(kind, dir, bin, cfg, o.serverCPUs)
 			if err != nil {
 				os.RemoveAll(dir)
 				return rows, names, err
@@ -127,6 +130,10 @@ func connsMain(cmd string, fs *flag.FlagSet, o *connsOptions, args []string, std
 	}
 	if o.progress {
 		*progress = stderr
+	}
+	if err := bench.PinSelf(o.loaderCPUs); err != nil {
+		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
+		return 1
 	}
 	rows, names, err := connsRun(cmd, o, stderr, settings, run)
 	if len(rows) > 0 {

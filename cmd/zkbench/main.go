@@ -105,6 +105,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
 		return 2
 	}
+	if err := bench.PinSelf(opts.loaderCPUs); err != nil {
+		fmt.Fprintf(stderr, "zkbench %s: %v\n", cmd, err)
+		return 1
+	}
 	if opts.cpuProfile != "" {
 		// The loader shares the machine with the server: its own CPU
 		// profile shows what it costs.
@@ -195,13 +199,15 @@ type options struct {
 	plot       string
 	progress   bool
 	cpuProfile string
+	loaderCPUs []int
 	// compare
-	rounds    int
-	workload  string
-	zkdBin    string
-	against   string
-	cfgExtra  string
-	memZnodes int
+	serverCPUs []int
+	rounds     int
+	workload   string
+	zkdBin     string
+	against    string
+	cfgExtra   string
+	memZnodes  int
 }
 
 func (o *options) modes() []bool {
@@ -272,6 +278,7 @@ func flags(cmd string, stderr io.Writer) (*flag.FlagSet, *options, *bench.Config
 	fs.StringVar(&o.plot, "plot", "", "draw the throughput curve and latency CDFs into FILE.png or FILE.svg")
 	fs.BoolVar(&o.progress, "progress", true, "show a live progress line on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write zkbench's own CPU profile (go tool pprof) to FILE")
+	cpusFlag(fs, &o.loaderCPUs, "loader-cpus", "run the load generator on these CPUs only (a list like taskset's: 1 or 0,2-3)")
 	switch cmd {
 	case "saturate":
 		fs.StringVar(&o.reads, "reads", "0,10,20,30,40,50,60,70,80,90,100", "read percentages to run, comma-separated")
@@ -286,6 +293,7 @@ func flags(cmd string, stderr io.Writer) (*flag.FlagSet, *options, *bench.Config
 		fs.StringVar(&o.against, "servers-to-compare", "zkd,zookeeper", "which servers to start: zkd, zkd=PATH (another zkd build), zookeeper, null")
 		fs.StringVar(&o.cfgExtra, "config", "", "zoo.cfg settings for both servers, key=value,key=value")
 		fs.IntVar(&o.memZnodes, "restart-znodes", 100000, "znodes (of --data-size) loaded before the restart-time measurement; 0 skips it")
+		cpusFlag(fs, &o.serverCPUs, "server-cpus", "run the servers started on these CPUs only (a list like taskset's: 0 or 0-1)")
 	}
 	if o.mode == "" {
 		o.mode = "both"
@@ -318,7 +326,8 @@ func nullServer(args []string, stdout, stderr io.Writer) int {
 // compare is `zkbench compare`.
 func compare(cfg bench.Config, o *options, stdout, stderr io.Writer) int {
 	cc := bench.CompareConfig{Bench: cfg, Workload: o.workload, Reads: o.readList, Async: o.modes(),
-		Rounds: o.rounds, ZkdBin: o.zkdBin, Settings: map[string]string{}, RestartZnodes: o.memZnodes, Log: stderr}
+		Rounds: o.rounds, ZkdBin: o.zkdBin, Settings: map[string]string{}, RestartZnodes: o.memZnodes, Log: stderr,
+		ServerCPUs: o.serverCPUs}
 	for _, k := range strings.Split(o.against, ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			cc.Kinds = append(cc.Kinds, k)
@@ -386,4 +395,13 @@ func buildZkd() (string, error) {
 		return "", fmt.Errorf("building zkd: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// cpusFlag defines a flag that takes a CPU list.
+func cpusFlag(fs *flag.FlagSet, cpus *[]int, name, usage string) {
+	fs.Func(name, usage, func(v string) error {
+		c, err := bench.ParseCPUs(v)
+		*cpus = c
+		return err
+	})
 }
