@@ -55,6 +55,12 @@ other workload takes --servers, --clients, --outstanding, --data-size,
 --znodes, --duration, --warmup (not counted), --root (created, then removed)
 and --json; --plot FILE.png|svg draws the throughput-vs-read-% curve and
 the latency CDFs.
+
+On a small machine the server and zkbench take turns on the same cores,
+and latency tails then show the kernel's scheduling as much as the
+server: --server-cpus (compare, sessions, fairness) starts the servers on
+the CPUs listed and --loader-cpus keeps zkbench on others, as in
+"zkbench compare --server-cpus 0 --loader-cpus 1".
 `
 
 func main() {
