@@ -18,9 +18,9 @@ DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/bin/javac /us
 JAVA_CLIENTS := $(CURDIR)/.build/java-clients
 JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curator-recipes zookeeper zookeeper-jute guava slf4j-api slf4j-nop,/usr/share/java/$(j).jar))
 FUZZTIME ?= 60s
-FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wal:FuzzRecovery
+FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden crash-long
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long
 
 test: deps java-clients vet fmt-check unit
 
@@ -79,3 +79,9 @@ fuzz:
 golden:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper zookeeper-bin python3-kazoo >/dev/null
 	wire/testdata/capture/capture.sh
+
+# Re-records the server-to-server vectors: a 3-server ZooKeeper ensemble's
+# election and quorum ports, through tcpdump on the loopback interface.
+golden-quorum:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper tcpdump >/dev/null
+	wire/testdata/capture/quorum.sh
