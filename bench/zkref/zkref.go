@@ -55,6 +55,12 @@ type Options struct {
 	ClassPath []string
 	// StartTimeout bounds the wait for the server to serve; default 60 s.
 	StartTimeout time.Duration
+	// MyID, when not zero, starts an ensemble member (QuorumPeerMain)
+	// with this id, written to dataDir/myid; Config holds the server.N
+	// lines (and clientPortAddress, when not 127.0.0.1). Start returns
+	// once the client port opens, without waiting for the member to
+	// serve, which takes a quorum: see WaitServing and Mode.
+	MyID int64
 	// StartProcess, when set, starts the JVM's command instead of
 	// cmd.Start (to start it on chosen CPUs, say).
 	StartProcess func(cmd *exec.Cmd) error
@@ -100,7 +106,14 @@ func Start(dir string, opts Options) (*Server, error) {
 		args = append(args, "-D"+k+"="+v)
 	}
 	sort.Strings(args)
-	args = append(args, "-cp", strings.Join(append(append([]string(nil), Jars...), opts.ClassPath...), ":"), "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	main := "org.apache.zookeeper.server.ZooKeeperServerMain"
+	if opts.MyID != 0 {
+		main = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+		if err := os.WriteFile(filepath.Join(dir, "data", "myid"), []byte(fmt.Sprintln(opts.MyID)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	args = append(args, "-cp", strings.Join(append(append([]string(nil), Jars...), opts.ClassPath...), ":"), main, cfgPath)
 	logFile, err := os.Create(filepath.Join(dir, "zookeeper.out"))
 	if err != nil {
 		return nil, err
@@ -115,20 +128,49 @@ func Start(dir string, opts Options) (*Server, error) {
 		logFile.Close()
 		return nil, err
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, cmd: cmd, done: make(chan error, 1)}
+	s := &Server{Addr: net.JoinHostPort(cfg["clientPortAddress"], cfg["clientPort"]), Dir: dir, cmd: cmd, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait(); logFile.Close() }()
 	timeout := opts.StartTimeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	if err := s.waitReady(timeout); err != nil {
+	ready := s.serving
+	if opts.MyID != 0 {
+		ready = s.listening
+	}
+	if err := s.waitFor(ready, timeout); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) waitReady(timeout time.Duration) error {
+// WaitServing waits until the server takes requests: for an ensemble
+// member, until it has a quorum and has synced.
+func (s *Server) WaitServing(timeout time.Duration) error { return s.waitFor(s.serving, timeout) }
+
+// Mode is what srvr says the server is (standalone, leader, follower,
+// observer), or "" while it does not serve.
+func (s *Server) Mode() string {
+	out := s.srvr()
+	_, rest, ok := bytes.Cut(out, []byte("Mode: "))
+	if !ok {
+		return ""
+	}
+	mode, _, _ := bytes.Cut(rest, []byte("\n"))
+	return string(bytes.TrimSpace(mode))
+}
+
+func (s *Server) listening() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func (s *Server) waitFor(ready func() bool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -137,29 +179,31 @@ func (s *Server) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("zkref: server exited during start-up (%v); see %s", err, filepath.Join(s.Dir, "zookeeper.out"))
 		default:
 		}
-		if s.serving() {
+		if ready() {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("zkref: server did not open %s within %v", s.Addr, timeout)
+	return fmt.Errorf("zkref: server on %s not ready within %v; see %s", s.Addr, timeout, filepath.Join(s.Dir, "zookeeper.out"))
 }
 
 // serving asks the four-letter word srvr (whitelisted by default): the port
 // opens before the server takes requests, and until then srvr says it is not
 // serving.
-func (s *Server) serving() bool {
+func (s *Server) serving() bool { return bytes.Contains(s.srvr(), []byte("Mode: ")) }
+
+func (s *Server) srvr() []byte {
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
-		return false
+		return nil
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Write([]byte("srvr")); err != nil {
-		return false
+		return nil
 	}
 	out, _ := io.ReadAll(c)
-	return bytes.Contains(out, []byte("Mode: "))
+	return out
 }
 
 // PID is the server process's id.
