@@ -65,6 +65,17 @@
 // full to keep the torn bytes, nothing is cut and the store opens stopped
 // (Stopped says why): the tree is there to read, no txn can be appended.
 //
+// # Replication
+//
+// For an ensemble the package also keeps the acceptedEpoch and
+// currentEpoch files (LoadEpochs, WriteEpoch), reads the txns after a
+// zxid for a follower that lacks them (ReadTxns), and cuts the history
+// back to a zxid for a follower whose log runs past the leader's
+// (TruncateLog). A cut sets aside what it removes — later log files and
+// snapshots renamed truncated.<name>, the bytes cut off a log in
+// truncated.<name>.at-<offset> — where neither zkd nor ZooKeeper loads
+// or purges them.
+//
 // The file system sits behind package vfs; vfs.Mem models what a power
 // cut keeps, which is how the crash tests work.
 //

@@ -1,0 +1,131 @@
+package wal_test
+
+import (
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"zkd/wal"
+	"zkd/wal/vfs"
+)
+
+// fill writes n random txns in small batches to a store in dir whose
+// log rolls every few kilobytes, so the history spans several files.
+func fill(t *testing.T, dir string, n int) (all []int64, fingerprints map[int64]uint64) {
+	t.Helper()
+	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet, PreAllocSize: 4096, TxnLogSizeLimit: 8 << 10,
+		SnapCount: 1 << 30, Rand: rand.New(rand.NewSource(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, s, 7)
+	fingerprints = map[int64]uint64{}
+	for len(w.all) < n {
+		if err := w.batch(1 + w.r.Intn(5)); err != nil {
+			t.Fatal(err)
+		}
+		fingerprints[w.acked] = fingerprint(w.tree.Published())
+		if len(w.all) > n/2 && len(w.all) < n/2+6 {
+			if _, err := s.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, txn := range w.all {
+		all = append(all, txn.Header.Zxid)
+	}
+	return all, fingerprints
+}
+
+func TestReadTxnsGivesTheHistoryAfterAZxid(t *testing.T) {
+	dir := t.TempDir()
+	all, _ := fill(t, dir, 300)
+	logs, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
+	if len(logs) < 3 {
+		t.Fatalf("%d log files; the test wants several", len(logs))
+	}
+	for _, c := range []struct{ after, upTo int64 }{
+		{0, all[len(all)-1]}, {all[10], all[len(all)-1]}, {all[100], all[200]}, {all[299], all[299]}, {all[150], all[150]},
+	} {
+		var got []int64
+		err := wal.ReadTxns(vfs.OS, dir, c.after, c.upTo, func(txn *wal.Txn, entry []byte) error {
+			if len(entry) == 0 {
+				t.Fatalf("txn %#x with no entry bytes", txn.Header.Zxid)
+			}
+			got = append(got, txn.Header.Zxid)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []int64
+		for _, z := range all {
+			if z > c.after && z <= c.upTo {
+				want = append(want, z)
+			}
+		}
+		if len(got) != len(want) || (len(got) > 0 && (got[0] != want[0] || got[len(got)-1] != want[len(want)-1])) {
+			t.Fatalf("after %#x up to %#x: got %d txns, want %d", c.after, c.upTo, len(got), len(want))
+		}
+	}
+	stop := errors.New("enough")
+	if err := wal.ReadTxns(vfs.OS, dir, 0, all[len(all)-1], func(*wal.Txn, []byte) error { return stop }); err != stop {
+		t.Fatalf("the callback's error came back as %v", err)
+	}
+}
+
+// TRUNC: the txns after the cut are gone from what the next start loads
+// (even where a snapshot after the cut exists), the tree is the one the
+// history had at the cut, and nothing cut is deleted.
+func TestTruncateLogCutsTheHistory(t *testing.T) {
+	for _, cut := range []int{40, 152, 280} {
+		dir := t.TempDir()
+		all, fingerprints := fill(t, dir, 300)
+		// Cut at a batch boundary, where the history's tree is known.
+		z := all[cut]
+		for fingerprints[z] == 0 {
+			cut++
+			z = all[cut]
+		}
+		if err := wal.TruncateLog(vfs.OS, dir, dir, z); err != nil {
+			t.Fatal(err)
+		}
+		s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet})
+		if err != nil {
+			t.Fatalf("cut at %#x: %v", z, err)
+		}
+		got := s.Tree().Zxid()
+		fp := fingerprint(s.Tree().Published())
+		s.Close()
+		if got != z || fp != fingerprints[z] {
+			t.Fatalf("cut at %#x: the store reopens at %#x (tree matches the history's: %v)", z, got, fp == fingerprints[z])
+		}
+		names, _ := os.ReadDir(filepath.Join(dir, "version-2"))
+		aside := 0
+		for _, n := range names {
+			if strings.HasPrefix(n.Name(), "truncated.") {
+				aside++
+			}
+		}
+		if aside == 0 {
+			t.Fatalf("cut at %#x: nothing was set aside", z)
+		}
+		// The history after the cut is what ReadTxns no longer sees.
+		var last int64
+		if err := wal.ReadTxns(vfs.OS, dir, 0, 1<<62, func(txn *wal.Txn, _ []byte) error {
+			last = txn.Header.Zxid
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if last != z {
+			t.Fatalf("cut at %#x: the logs still reach %#x", z, last)
+		}
+	}
+}
