@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -317,8 +318,8 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
 	seenPort := false
-	var serverLines []int // where the server.N lines are
-	standaloneLine := 0   // where standaloneEnabled was set
+	serverLines := map[int]int{} // where each server.N line is
+	standaloneLine := 0          // where standaloneEnabled was set
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -351,7 +352,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 				return nil, fail("the server id must be a non-negative integer")
 			}
 			c.Servers[id] = val
-			serverLines = append(serverLines, line)
+			serverLines[id] = line
 		case known[key] || known[name] || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):
 			c.Extra[key] = val
@@ -376,7 +377,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 		for id, spec := range c.Servers {
 			addr, port, ok := clientSpec(spec)
 			if !ok {
-				return nil, &ConfigError{File: file, Line: serverLines[0], Key: fmt.Sprintf("server.%d", id),
+				return nil, &ConfigError{File: file, Line: serverLines[id], Key: fmt.Sprintf("server.%d", id),
 					Msg: fmt.Sprintf("%q gives no client port (host:quorumPort:electionPort;clientPort), and clientPort is not set", spec)}
 			}
 			c.ClientPort, seenPort = port, true
@@ -395,14 +396,25 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 }
 
 // refuseEnsemble stops a configuration that asks for an ensemble, which
-// this version cannot run: started as standalone servers, its members would
-// each take writes on their own, and two clients could hold one lock. A
-// lone server.N line with standaloneEnabled left true is a standalone
-// server to ZooKeeper too, and is accepted.
-func (c *Config) refuseEnsemble(serverLines []int, standaloneLine int) error {
+// this version cannot run yet: started as standalone servers, its members
+// would each take writes on their own, and two clients could hold one
+// lock. A lone server.N line with standaloneEnabled left true is a
+// standalone server to ZooKeeper too, and is accepted. The ensemble's
+// lines and myid are checked first, so that a mistake in them is named
+// now rather than when ensembles arrive.
+func (c *Config) refuseEnsemble(serverLines map[int]int, standaloneLine int) error {
 	const coming = "zkd runs as a standalone server only: ensembles (replication through ZAB) are coming in a later version. "
+	if len(c.Servers) > 1 || (!c.StandaloneEnabled && len(c.Servers) > 0) {
+		if _, err := c.ensemble(serverLines); err != nil {
+			return err
+		}
+	}
 	if len(c.Servers) > 1 {
-		return &ConfigError{File: c.File, Line: serverLines[0], Key: "server.N",
+		first := math.MaxInt
+		for _, l := range serverLines {
+			first = min(first, l)
+		}
+		return &ConfigError{File: c.File, Line: first, Key: "server.N",
 			Msg: fmt.Sprintf(coming+"This file lists %d servers; starting each as a standalone server would give %d "+
 				"unrelated servers that each accept writes (two clients could hold the same lock). "+
 				"Run one zkd with no server.N lines, or keep Apache ZooKeeper for the ensemble", len(c.Servers), len(c.Servers))}

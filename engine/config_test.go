@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,9 +75,9 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},
 		{"dataDir=/d\nclientPort=99999\n", `zoo.cfg: clientPort: 99999 is not a port`},
 		{"dataDir=/d\nclientPort=1\nminSessionTimeout=9000\nmaxSessionTimeout=4000\n", `minSessionTimeout: 9000 is above maxSessionTimeout 4000`},
-		// An ensemble is refused until zkd can run one, and says so.
+		// An ensemble member needs its myid (TestEnsembleConfig has the rest).
 		{"dataDir=/d\nclientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n",
-			`zoo.cfg:3: server.N: zkd runs as a standalone server only: ensembles (replication through ZAB) are coming`},
+			`zoo.cfg:1: dataDir: /d/myid is missing; an ensemble member needs it`},
 		{"dataDir=/d\nclientPort=2181\nstandaloneEnabled=false\n", `zoo.cfg:3: standaloneEnabled: zkd runs as a standalone server only`},
 		{"dataDir=/d\nserver.1=a:2888:3888\n", `zoo.cfg:2: server.1: "a:2888:3888" gives no client port`},
 	} {
@@ -110,5 +112,47 @@ func TestSessionPasswordIsZooKeepers(t *testing.T) {
 		if want, got := c.Session.Passwd, sessionPassword(id); !bytes.Equal(want, got[:]) {
 			t.Fatalf("session 0x%x: ZooKeeper gave password %x, zkd computes %x", id, want, got)
 		}
+	}
+}
+
+// An ensemble's mistakes are named (file, line, key) before the refusal
+// that zkd cannot run ensembles yet; a correct ensemble gets that refusal.
+func TestEnsembleConfig(t *testing.T) {
+	three := "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888:observer;2181\n"
+	for _, c := range []struct {
+		name, myid, cfg, want string
+	}{
+		{"correct, refused for now", "1", three, "zoo.cfg:3: server.N: zkd runs as a standalone server only"},
+		{"myid missing", "", three, "zoo.cfg:1: dataDir: "},
+		{"myid not a number", "one", three, `myid holds "one", which is not a server id`},
+		{"myid not listed", "7", three, "zoo.cfg:3: server.N: " /* dir */},
+		{"two servers on one port", "1", "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2888:3889\n",
+			"zoo.cfg:4: server.2: 127.0.0.1:2888 is also given to server.1"},
+		{"quorum and election port the same", "1", "server.1=h:2888:2888\nserver.2=g:2888:3888\n",
+			"zoo.cfg:3: server.1: the quorum port and the election port are both 2888"},
+		{"a bad port", "1", "server.1=h:2888:0\nserver.2=g:2888:3888\n", `zoo.cfg:3: server.1: "0" is not a election port`},
+		{"a bad type", "1", "server.1=h:2888:3888:leader\nserver.2=g:2888:3888\n", `zoo.cfg:3: server.1: "leader" is neither participant nor observer`},
+		{"several addresses", "1", "server.1=h:2888:3888|i:2888:3888\nserver.2=g:2888:3888\n", "zoo.cfg:3: server.1: several addresses"},
+		{"only observers", "1", "server.1=h:2888:3888:observer\nserver.2=g:2888:3888:observer\n", "every server is an observer"},
+		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
+		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
+		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
+		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", "zoo.cfg:3: server.N: zkd runs as a standalone server only"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if c.myid != "" {
+				if err := os.WriteFile(filepath.Join(dir, "myid"), []byte(c.myid+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=2181\n"+c.cfg), nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if c.name == "myid not listed" && !strings.Contains(err.Error(), "says this is server 7, and there is no server.7 line") {
+				t.Fatalf("got %v", err)
+			}
+		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 // A zoo.cfg written for a three-server ensemble must not start three
 // unrelated standalone servers (each would grant the same lock): the
 // process refuses it, naming the file, line and key, and touches no data.
+// (A mistake in the ensemble's lines or myid is named first: see
+// engine.TestEnsembleConfig.)
 func TestEnsembleConfigIsRefused(t *testing.T) {
 	bin := zkdtest.Binary(t)
 	for _, c := range []struct{ name, cfg, want string }{
@@ -23,6 +25,14 @@ func TestEnsembleConfigIsRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")
+			// The member's myid is there: the refusal is about the
+			// ensemble, not a missing file.
+			if err := os.MkdirAll(data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(data, "myid"), []byte("1\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			cfg := "dataDir=" + data + "\nclientPort=0\n" + c.cfg
 			if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
@@ -34,8 +44,8 @@ func TestEnsembleConfigIsRefused(t *testing.T) {
 			if !strings.Contains(string(out), c.want) || !strings.Contains(string(out), "ensembles") {
 				t.Fatalf("the message does not name the line and key or say why:\n%s", out)
 			}
-			if _, err := os.Stat(data); !os.IsNotExist(err) {
-				t.Fatalf("the data directory was made (%v): the refusal came too late", err)
+			if _, err := os.Stat(filepath.Join(data, "version-2")); !os.IsNotExist(err) {
+				t.Fatalf("the data directory was written to (%v): the refusal came too late", err)
 			}
 		})
 	}

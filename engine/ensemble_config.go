@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Member is one server.N line: a server of the ensemble.
+type Member struct {
+	ID           int64
+	QuorumAddr   string // host:port the leader takes followers on
+	ElectionAddr string // host:port of leader election
+	Observer     bool
+	ClientAddr   string // host:port after ';', "" when the line gives none
+	Line         int    // where in the file it was given
+}
+
+// Ensemble is the ensemble a configuration describes, and this server's
+// place in it.
+type Ensemble struct {
+	Members []Member // by id
+	MyID    int64
+	// InitLimit and SyncLimit are in ticks: how long a follower may take
+	// to connect and sync, and how far it may fall behind.
+	InitLimit, SyncLimit int
+}
+
+// Me is this server's member, ok false when the server.N lines have none.
+func (e *Ensemble) Me() (m Member, ok bool) {
+	for _, m := range e.Members {
+		if m.ID == e.MyID {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// parseMember reads a server.N value:
+// host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort].
+func parseMember(id int64, spec string) (Member, error) {
+	m := Member{ID: id}
+	server, client, hasClient := strings.Cut(spec, ";")
+	server = strings.TrimSpace(server)
+	if strings.Contains(server, "|") {
+		return m, errors.New("several addresses for one server (zookeeper.multiAddress.enabled) are not supported; give one host:quorumPort:electionPort")
+	}
+	host, rest, err := splitHost(server)
+	if err != nil {
+		return m, err
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return m, fmt.Errorf("%q is not host:quorumPort:electionPort[:participant|:observer]", spec)
+	}
+	qp, err := port(parts[0], "quorum port")
+	if err != nil {
+		return m, err
+	}
+	ep, err := port(parts[1], "election port")
+	if err != nil {
+		return m, err
+	}
+	if qp == ep {
+		return m, fmt.Errorf("the quorum port and the election port are both %d", qp)
+	}
+	if len(parts) == 3 {
+		switch strings.ToLower(strings.TrimSpace(parts[2])) {
+		case "participant":
+		case "observer":
+			m.Observer = true
+		default:
+			return m, fmt.Errorf("%q is neither participant nor observer", parts[2])
+		}
+	}
+	m.QuorumAddr = net.JoinHostPort(host, strconv.Itoa(qp))
+	m.ElectionAddr = net.JoinHostPort(host, strconv.Itoa(ep))
+	if hasClient {
+		addr, cport, ok := clientSpec(spec)
+		if !ok {
+			return m, fmt.Errorf("%q after ';' is not [clientHost:]clientPort", strings.TrimSpace(client))
+		}
+		if addr == "" {
+			addr = "0.0.0.0"
+		}
+		m.ClientAddr = net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(cport))
+	}
+	return m, nil
+}
+
+// splitHost takes the host off "host:rest" or "[v6]:rest".
+func splitHost(s string) (host, rest string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]:")
+		if end < 0 {
+			return "", "", fmt.Errorf("%q: an IPv6 address needs [brackets] followed by :ports", s)
+		}
+		return s[1:end], s[end+2:], nil
+	}
+	host, rest, ok := strings.Cut(s, ":")
+	if !ok || host == "" {
+		return "", "", fmt.Errorf("%q is not host:quorumPort:electionPort", s)
+	}
+	return host, rest, nil
+}
+
+func port(s, what string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || p <= 0 || p > 65535 {
+		return 0, fmt.Errorf("%q is not a %s (1-65535)", s, what)
+	}
+	return p, nil
+}
+
+// ensemble checks the server.N lines and the settings that go with them,
+// and reads dataDir/myid: every mistake is an error naming the file, line
+// and key, before anything is started. It is called for a configuration
+// with more than one server.N line or standaloneEnabled=false.
+func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
+	e := &Ensemble{InitLimit: 10, SyncLimit: 5}
+	bad := func(key string, format string, args ...any) error {
+		return &ConfigError{File: c.File, Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	for key, dst := range map[string]*int{"initLimit": &e.InitLimit, "syncLimit": &e.SyncLimit} {
+		if v, ok := c.Extra[key]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n <= 0 {
+				return nil, bad(key, "%q is not a positive number of ticks", v)
+			}
+			*dst = n
+		}
+	}
+	if c.ReconfigEnabled {
+		return nil, bad("reconfigEnabled", "dynamic reconfiguration is not supported yet; remove reconfigEnabled=true and change the ensemble by editing every server's zoo.cfg and restarting them one at a time")
+	}
+	ids := make([]int, 0, len(c.Servers))
+	for id := range c.Servers {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	used := map[string]string{} // address -> the key that took it
+	voters := 0
+	for _, id := range ids {
+		key := fmt.Sprintf("server.%d", id)
+		m, err := parseMember(int64(id), c.Servers[id])
+		if err != nil {
+			return nil, &ConfigError{File: c.File, Line: serverLines[id], Key: key, Msg: err.Error()}
+		}
+		m.Line = serverLines[id]
+		for _, a := range []string{m.QuorumAddr, m.ElectionAddr} {
+			if other, taken := used[a]; taken {
+				return nil, &ConfigError{File: c.File, Line: m.Line, Key: key,
+					Msg: fmt.Sprintf("%s is also given to %s; every server needs ports of its own", a, other)}
+			}
+			used[a] = key
+		}
+		if !m.Observer {
+			voters++
+		}
+		e.Members = append(e.Members, m)
+	}
+	if voters == 0 {
+		return nil, &ConfigError{File: c.File, Line: serverLines[ids[0]], Key: "server.N",
+			Msg: "every server is an observer; an ensemble needs participants to vote"}
+	}
+	myid, err := readMyID(c.DataDir)
+	if err != nil {
+		// The myid file lives in dataDir: point at that line.
+		return nil, &ConfigError{File: c.File, Line: c.Lines["dataDir"], Key: "dataDir", Msg: err.Error()}
+	}
+	e.MyID = myid
+	me, ok := e.Me()
+	if !ok {
+		return nil, &ConfigError{File: c.File, Line: serverLines[ids[0]], Key: "server.N",
+			Msg: fmt.Sprintf("%s says this is server %d, and there is no server.%d line; the myid file and the server.N lines must agree",
+				filepath.Join(c.DataDir, "myid"), myid, myid)}
+	}
+	if pt, ok := c.Extra["peerType"]; ok {
+		switch strings.ToLower(strings.TrimSpace(pt)) {
+		case "observer", "participant":
+			if (strings.ToLower(strings.TrimSpace(pt)) == "observer") != me.Observer {
+				return nil, bad("peerType", "is %s, and server.%d says otherwise; make them agree", pt, myid)
+			}
+		default:
+			return nil, bad("peerType", "%q is neither participant nor observer", pt)
+		}
+	}
+	return e, nil
+}
+
+// readMyID reads dataDir/myid: the server's id, as ZooKeeper reads it.
+func readMyID(dataDir string) (int64, error) {
+	p := filepath.Join(dataDir, "myid")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%s is missing; an ensemble member needs it: write the number of this server's server.N line into it (echo N > %s)", p, p)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", p, err)
+	}
+	id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || id < 0 {
+		return 0, fmt.Errorf("%s holds %q, which is not a server id (a number)", p, strings.TrimSpace(string(b)))
+	}
+	return id, nil
+}
