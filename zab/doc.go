@@ -5,6 +5,9 @@
 // path. It owns no sockets, disks or timers.
 //
 // Status: zab/election (Fast Leader Election, ZooKeeper 3.8's rules) is
-// built and tested on scripted scenarios and random runs; the engine does
-// not drive it yet, and discovery, sync and broadcast are still to come.
+// built, tested on scripted scenarios and random runs, and spoken on real
+// sockets by engine/electionport against Apache ZooKeeper; PlanSync
+// decides a learner's sync (DIFF, TRUNC, SNAP) as ZooKeeper's leader does.
+// Discovery, the sync exchange itself, broadcast and the engine's use of
+// all of it are still to come: zkd refuses to run an ensemble until then.
 package zab
