@@ -140,17 +140,7 @@ func WriteEpoch(fsys vfs.FS, dataDir, name string, epoch int64) error {
 	if err := fsys.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("writing the epoch file %s: %w", final, err)
 	}
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("writing the epoch file %s: %w", final, err)
-	}
-	_, err = f.WriteAt([]byte(strconv.FormatInt(epoch, 10)), 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := createSynced(fsys, tmp, []byte(strconv.FormatInt(epoch, 10)))
 	if err == nil {
 		err = fsys.Rename(tmp, final)
 	}
@@ -161,4 +151,21 @@ func WriteEpoch(fsys vfs.FS, dataDir, name string, epoch int64) error {
 		return fmt.Errorf("writing the epoch file %s: %w", final, err)
 	}
 	return nil
+}
+
+// createSynced makes a new file holding data, fsynced; making its name
+// durable (SyncDir) is the caller's.
+func createSynced(fsys vfs.FS, name string, data []byte) error {
+	f, err := fsys.Create(name)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -201,16 +201,7 @@ func cutAfter(fsys vfs.FS, dir, name string, zxid int64) error {
 	}
 	keep := filepath.Join(dir, fmt.Sprintf("%s%s.at-%d", truncatedPrefix, name, off))
 	fsys.Remove(keep) // from a TruncateLog a crash interrupted
-	k, err := fsys.Create(keep)
-	if err == nil {
-		_, err = k.WriteAt(tail, 0)
-		if err == nil {
-			err = k.Sync()
-		}
-		if cerr := k.Close(); err == nil {
-			err = cerr
-		}
-	}
+	err = createSynced(fsys, keep, tail)
 	if err == nil {
 		err = fsys.SyncDir(dir)
 	}

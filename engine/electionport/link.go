@@ -27,6 +27,11 @@ type link struct {
 
 func (p *Port) newLink(id int64, addr string) *link {
 	l := &link{p: p, id: id, addr: addr, wake: make(chan struct{}, 1)}
+	select {
+	case <-p.done:
+		return l // the port is closed: a link that sends nothing
+	default:
+	}
 	p.wg.Add(1)
 	go l.sendLoop()
 	return l
@@ -140,6 +145,15 @@ func (p *Port) announce() string {
 // waits.
 func (l *link) adopt(c net.Conn, r *bufio.Reader) {
 	l.mu.Lock()
+	select {
+	case <-l.p.done:
+		// Close has closed (or is closing) every link's connection; a
+		// connection made meanwhile must not outlive it.
+		l.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
 	old := l.conn
 	l.conn = c
 	if l.pending == nil {

@@ -181,6 +181,25 @@ func quorumConfig(quorum, election int) string {
 	return s + "version=0"
 }
 
+// electAsThird runs an election as server 3 of the ensemble on
+// 127.0.0.1-3, with an empty log.
+func electAsThird(t *testing.T, quorum, election int) Decision {
+	t.Helper()
+	p, err := Listen(Config{ID: 3, Addr: addr(3, election), Voters: voters([]int64{1, 2, 3}, election),
+		QuorumConfig: quorumConfig(quorum, election)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := p.Elect(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // Two Apache ZooKeeper 3.8 servers form an ensemble; a zkd election port
 // as the third server joins it and names the same leader.
 func TestJoinsAZooKeeperEnsemble(t *testing.T) {
@@ -201,18 +220,7 @@ func TestJoinsAZooKeeperEnsemble(t *testing.T) {
 	if leader == 0 {
 		t.Fatalf("no ZooKeeper server leads: modes %q and %q", zk[1].Mode(), zk[2].Mode())
 	}
-	p, err := Listen(Config{ID: 3, Addr: addr(3, election), Voters: voters([]int64{1, 2, 3}, election),
-		QuorumConfig: quorumConfig(quorum, election)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := p.Elect(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := electAsThird(t, quorum, election)
 	if d.State != wire.StateFollowing || d.Vote.Leader != leader || d.Vote.PeerEpoch < 1 {
 		t.Fatalf("zkd decided %+v; ZooKeeper's leader is %d", d, leader)
 	}
@@ -230,18 +238,7 @@ func TestLeadsAZooKeeperServer(t *testing.T) {
 	}
 	defer qln.Close()
 	zkreftest.Start(t, zkref.Options{MyID: 1, Config: ensembleConfig(1, quorum, election)})
-	p, err := Listen(Config{ID: 3, Addr: addr(3, election), Voters: voters([]int64{1, 2, 3}, election),
-		QuorumConfig: quorumConfig(quorum, election)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := p.Elect(ctx, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := electAsThird(t, quorum, election)
 	if d.State != wire.StateLeading || d.Vote.Leader != 3 {
 		t.Fatalf("zkd decided %+v; want to lead", d)
 	}
