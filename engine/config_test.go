@@ -130,7 +130,7 @@ func TestEnsembleConfig(t *testing.T) {
 			"zoo.cfg:4: server.2: 127.0.0.1:2888 is also given to server.1"},
 		{"quorum and election port the same", "1", "server.1=h:2888:2888\nserver.2=g:2888:3888\n",
 			"zoo.cfg:3: server.1: the quorum port and the election port are both 2888"},
-		{"a bad port", "1", "server.1=h:2888:0\nserver.2=g:2888:3888\n", `zoo.cfg:3: server.1: "0" is not a election port`},
+		{"a bad port", "1", "server.1=h:2888:0\nserver.2=g:2888:3888\n", `zoo.cfg:3: server.1: the election port "0" is not a port number`},
 		{"a bad type", "1", "server.1=h:2888:3888:leader\nserver.2=g:2888:3888\n", `zoo.cfg:3: server.1: "leader" is neither participant nor observer`},
 		{"several addresses", "1", "server.1=h:2888:3888|i:2888:3888\nserver.2=g:2888:3888\n", "zoo.cfg:3: server.1: several addresses"},
 		{"only observers", "1", "server.1=h:2888:3888:observer\nserver.2=g:2888:3888:observer\n", "every server is an observer"},

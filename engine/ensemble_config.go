@@ -113,7 +113,7 @@ func splitHost(s string) (host, rest string, err error) {
 func port(s, what string) (int, error) {
 	p, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || p <= 0 || p > 65535 {
-		return 0, fmt.Errorf("%q is not a %s (1-65535)", s, what)
+		return 0, fmt.Errorf("the %s %q is not a port number (1-65535)", what, s)
 	}
 	return p, nil
 }

@@ -262,13 +262,18 @@ func (e *Election) Step(now time.Duration, from int64, n wire.Notification) {
 	if n.State > wire.StateObserving || n.State < 0 {
 		return // ZooKeeper drops an unknown state
 	}
+	if !e.started {
+		// Nothing to answer with before the first election: the
+		// sender asks again on its own timer.
+		return
+	}
 	if !e.voters[from] {
 		// An observer or a server outside the config: answered at once
 		// with the vote this server holds, never counted.
 		e.reply(from, e.notification(e.current, e.clock))
 		return
 	}
-	if e.state != wire.StateLooking || !e.started {
+	if e.state != wire.StateLooking {
 		// Outside an election a LOOKING voter is told whom this server
 		// follows or leads, with the round that elected it.
 		if n.State == wire.StateLooking {
