@@ -87,12 +87,18 @@ func isFourLetterWord(w string) bool { return fourLetterCommands[w] != nil || zo
 // FourLetterWord is the client side: it sends word to the server at addr
 // and returns the whole answer, as `echo srvr | nc host port` would.
 func FourLetterWord(addr, word string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	return FourLetterWordWithin(addr, word, 5*time.Second)
+}
+
+// FourLetterWordWithin is FourLetterWord with the whole exchange bounded
+// by timeout instead of five seconds.
+func FourLetterWordWithin(addr, word string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, min(3*time.Second, timeout))
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write([]byte(word)); err != nil {
 		return "", err
 	}
