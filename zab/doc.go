@@ -6,8 +6,11 @@
 //
 // Status: zab/election (Fast Leader Election, ZooKeeper 3.8's rules) is
 // built, tested on scripted scenarios and random runs, and spoken on real
-// sockets by engine/electionport against Apache ZooKeeper; PlanSync
-// decides a learner's sync (DIFF, TRUNC, SNAP) as ZooKeeper's leader does.
-// Discovery, the sync exchange itself, broadcast and the engine's use of
-// all of it are still to come: zkd refuses to run an ensemble until then.
+// sockets by engine/electionport against Apache ZooKeeper. Of the rest,
+// the pure rules are here: LeaderDiscovery and LearnerLeaderInfo (the
+// epoch), PlanSync (DIFF, TRUNC or SNAP, as ZooKeeper's leader decides)
+// and Proposals (commits in zxid order at a quorum, SYNC after the newest
+// proposal). The quorum-port exchange that drives them, learner sync,
+// request forwarding, sessions across servers and the engine's use of all
+// of it are still to come: zkd refuses to run an ensemble until then.
 package zab

@@ -1,0 +1,113 @@
+package zab
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// The leader's side of broadcast (shared/reference/zab-protocol.md 2.8,
+// 2.11): proposals are pipelined, many in flight; each is committed once a
+// quorum of voters (the leader's own ack, after its fsync, among them)
+// has acknowledged it and every earlier proposal is committed, so commits
+// go out in strict zxid order whatever order the ACKs arrive in. A SYNC a
+// learner forwards is answered after the newest proposal at the time
+// commits, or at once when none is outstanding.
+
+// ErrCounterExhausted is a zxid whose counter would reach 0xffffffff: the
+// leader must step down so that a new epoch starts the counter again.
+var ErrCounterExhausted = errors.New("zab: the zxid counter of this epoch is exhausted")
+
+// Proposals tracks a leader's outstanding proposals.
+type Proposals struct {
+	voters        map[int64]bool
+	pending       []*proposal // outstanding, by zxid
+	lastProposed  int64
+	lastCommitted int64
+}
+
+type proposal struct {
+	zxid  int64
+	acks  map[int64]bool
+	syncs []int64 // learners whose SYNC waits for this commit
+}
+
+// Commit is a proposal to commit: COMMIT to the followers, INFORM to the
+// observers, apply, then SYNC to each learner in Syncs.
+type Commit struct {
+	Zxid  int64
+	Syncs []int64
+}
+
+// NewProposals starts broadcast for the participants voters, after the
+// last txn committed before the epoch began.
+func NewProposals(voters []int64, lastCommitted int64) *Proposals {
+	p := &Proposals{voters: map[int64]bool{}, lastProposed: lastCommitted, lastCommitted: lastCommitted}
+	for _, v := range voters {
+		p.voters[v] = true
+	}
+	return p
+}
+
+// Propose records a new proposal. Its zxid must follow the last proposed:
+// the next counter of the same epoch, or the first of a later epoch.
+func (p *Proposals) Propose(zxid int64) error {
+	if zxid&0xffffffff == 0xffffffff {
+		return fmt.Errorf("%w: %#x", ErrCounterExhausted, zxid)
+	}
+	if zxid <= p.lastProposed || (zxid>>32 == p.lastProposed>>32 && zxid != p.lastProposed+1) {
+		return fmt.Errorf("zab: proposal %#x does not follow %#x", zxid, p.lastProposed)
+	}
+	p.pending = append(p.pending, &proposal{zxid: zxid, acks: map[int64]bool{}})
+	p.lastProposed = zxid
+	return nil
+}
+
+// Ack records server sid's ACK of zxid and returns what can be committed
+// now, in zxid order. ACKs from non-voters, of committed or unknown
+// zxids, are ignored.
+func (p *Proposals) Ack(sid, zxid int64) []Commit {
+	if !p.voters[sid] || zxid <= p.lastCommitted {
+		return nil
+	}
+	i, found := slices.BinarySearchFunc(p.pending, zxid, func(q *proposal, z int64) int {
+		switch {
+		case q.zxid < z:
+			return -1
+		case q.zxid > z:
+			return 1
+		}
+		return 0
+	})
+	if !found {
+		return nil
+	}
+	p.pending[i].acks[sid] = true
+	var out []Commit
+	for len(p.pending) > 0 && len(p.pending[0].acks) > len(p.voters)/2 {
+		q := p.pending[0]
+		out = append(out, Commit{Zxid: q.zxid, Syncs: q.syncs})
+		p.lastCommitted = q.zxid
+		p.pending[0] = nil
+		p.pending = p.pending[1:]
+	}
+	return out
+}
+
+// Sync takes a learner's forwarded SYNC. It reports true when the SYNC is
+// to be answered at once (nothing outstanding); otherwise it is answered
+// in the Commit of the newest proposal.
+func (p *Proposals) Sync(sid int64) (now bool) {
+	if len(p.pending) == 0 {
+		return true
+	}
+	last := p.pending[len(p.pending)-1]
+	last.syncs = append(last.syncs, sid)
+	return false
+}
+
+// Outstanding is the number of proposals not committed yet.
+func (p *Proposals) Outstanding() int { return len(p.pending) }
+
+// LastCommitted is the newest committed zxid.
+func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
