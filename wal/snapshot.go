@@ -82,11 +82,35 @@ func (s *snapWriter) seal() {
 }
 
 // writeSnapshot writes v in ZooKeeper's snapshot format to w: the file
-// header, the sessions, the ACL table, the znodes depth first (the root
-// spelled ""), "/" to end them, a seal, the zxid digest and a second seal.
+// header, the tree (writeTree), a seal, the zxid digest and a second seal.
 func writeSnapshot(w io.Writer, v *ztree.View) error {
 	s := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), sum: adler32.New()}
 	s.write(appendFileHeader(nil, snapMagic))
+	writeTree(s, v)
+	s.seal()
+	s.int64(v.Zxid())
+	s.int32(ztree.DigestVersion)
+	s.int64(int64(v.Digest()))
+	s.seal()
+	return s.w.Flush()
+}
+
+// snapSignature ends the tree a leader streams after a SNAP packet.
+const snapSignature = "BenWasHere"
+
+// WriteSnapBody writes v as a leader streams it to a learner after a SNAP
+// packet: the tree as a snapshot file holds it, with no file header, no
+// seals and no digest, then the signature ZooKeeper's learners check.
+func WriteSnapBody(w io.Writer, v *ztree.View) error {
+	s := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), sum: adler32.New()}
+	writeTree(s, v)
+	s.string(snapSignature)
+	return s.w.Flush()
+}
+
+// writeTree writes the sessions, the ACL table and the znodes depth first
+// (the root spelled ""), and the "/" that ends them.
+func writeTree(s *snapWriter, v *ztree.View) {
 	s.int32(int32(v.SessionCount()))
 	v.Sessions(func(x ztree.Session) bool {
 		s.int64(x.ID)
@@ -127,12 +151,6 @@ func writeSnapshot(w io.Writer, v *ztree.View) error {
 		return true
 	})
 	s.string("/")
-	s.seal()
-	s.int64(v.Zxid())
-	s.int32(ztree.DigestVersion)
-	s.int64(int64(v.Digest()))
-	s.seal()
-	return s.w.Flush()
 }
 
 // compressor wraps w for method; close flushes the compressed stream.
@@ -261,28 +279,8 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 	if _, err := h.Decode(hb[:], wire.Copy); s.err == nil && (err != nil || h.Magic != snapMagic) {
 		return nil, dg, fmt.Errorf("not a snapshot (magic %#x)", uint32(h.Magic))
 	}
-	l := ztree.NewLoader(opts)
-	for n := s.int32(); n > 0 && s.err == nil; n-- {
-		id := s.int64()
-		l.AddSession(id, s.int32())
-	}
-	acls := map[int64][]wire.ACL{}
-	for n := s.int32(); n > 0 && s.err == nil; n-- {
-		key := s.int64()
-		cnt := s.int32()
-		if cnt < 0 || cnt > 1<<20 {
-			return nil, dg, fmt.Errorf("ACL list %d has %d entries", key, cnt)
-		}
-		list := []wire.ACL{}
-		for ; cnt > 0 && s.err == nil; cnt-- {
-			perms := s.int32()
-			scheme := s.bytes(nil)
-			id := s.bytes(nil)
-			list = append(list, wire.ACL{Perms: wire.Perm(perms), ID: wire.Id{Scheme: string(scheme), ID: string(id)}})
-		}
-		acls[key] = list
-	}
-	if err := loadNodes(s, l, acls); err != nil {
+	l, err := readTree(s, opts)
+	if err != nil {
 		return nil, dg, err
 	}
 	s.checkSeal("tree")
@@ -302,6 +300,59 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 	}
 	t, err := l.Finish(zxid)
 	return t, dg, err
+}
+
+// readTree reads what writeTree wrote into a loader.
+func readTree(s *snapReader, opts ztree.Options) (*ztree.Loader, error) {
+	l := ztree.NewLoader(opts)
+	for n := s.int32(); n > 0 && s.err == nil; n-- {
+		id := s.int64()
+		l.AddSession(id, s.int32())
+	}
+	acls := map[int64][]wire.ACL{}
+	for n := s.int32(); n > 0 && s.err == nil; n-- {
+		key := s.int64()
+		cnt := s.int32()
+		if cnt < 0 || cnt > 1<<20 {
+			return nil, fmt.Errorf("ACL list %d has %d entries", key, cnt)
+		}
+		list := []wire.ACL{}
+		for ; cnt > 0 && s.err == nil; cnt-- {
+			perms := s.int32()
+			scheme := s.bytes(nil)
+			id := s.bytes(nil)
+			list = append(list, wire.ACL{Perms: wire.Perm(perms), ID: wire.Id{Scheme: string(scheme), ID: string(id)}})
+		}
+		acls[key] = list
+	}
+	if err := loadNodes(s, l, acls); err != nil {
+		return nil, err
+	}
+	return l, s.err
+}
+
+// ReadSnapBody reads the tree a leader streams after a SNAP packet (see
+// WriteSnapBody) as the tree after txn zxid, the SNAP packet's. It reads
+// from r through a *bufio.Reader: pass one, which it then reads no further
+// than the signature, when the packets that follow are to be read from it
+// too. A stream cut short, malformed or without the signature is an error.
+func ReadSnapBody(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 1<<16)
+	}
+	s := &snapReader{r: br, sum: adler32.New()}
+	l, err := readTree(s, opts)
+	if err != nil {
+		return nil, fmt.Errorf("wal: the leader's snapshot: %w", err)
+	}
+	if sig := s.bytes(nil); s.err != nil || string(sig) != snapSignature {
+		if s.err == nil {
+			s.err = fmt.Errorf("it ends in %q, not the signature %q", sig, snapSignature)
+		}
+		return nil, fmt.Errorf("wal: the leader's snapshot: %w", s.err)
+	}
+	return l.Finish(zxid)
 }
 
 // snapNode is one znode as the snapshot reader parsed it; path and data

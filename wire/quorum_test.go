@@ -56,7 +56,8 @@ func TestQuorumGoldenVectors(t *testing.T) {
 	vectors := readQuorumVectors(t)
 	packets := map[int32]int{}
 	states := map[PeerState]int{}
-	hellos := 0
+	hellos, snaps := 0, 0
+	lastPacket := map[string]int32{}
 	for _, v := range vectors {
 		switch v.kind {
 		case "hello":
@@ -109,13 +110,21 @@ func TestQuorumGoldenVectors(t *testing.T) {
 			}
 			checkQuorumPacket(t, v, &p)
 			packets[p.Type]++
+			lastPacket[v.conn+v.dir] = p.Type
+		case "snap":
+			// The leader's tree after a SNAP packet (wal reads it:
+			// TestSnapBodyFromZooKeeper); here only where it stands.
+			if lastPacket[v.conn+v.dir] != PacketSnap {
+				t.Errorf("line %d: a snapshot not after a SNAP packet", v.line)
+			}
+			snaps++
 		default:
 			t.Fatalf("line %d: kind %q", v.line, v.kind)
 		}
 	}
 	// What the capture must keep covering when it is re-recorded.
-	if hellos == 0 || states[StateLooking] == 0 || states[StateFollowing]+states[StateLeading] == 0 {
-		t.Errorf("hellos %d, notifications by state %v", hellos, states)
+	if hellos == 0 || snaps == 0 || states[StateLooking] == 0 || states[StateFollowing]+states[StateLeading] == 0 {
+		t.Errorf("hellos %d, snapshots %d, notifications by state %v", hellos, snaps, states)
 	}
 	for _, typ := range []int32{PacketRequest, PacketProposal, PacketAck, PacketCommit, PacketPing,
 		PacketNewLeader, PacketFollowerInfo, PacketUpToDate, PacketDiff, PacketSnap, PacketLeaderInfo, PacketAckEpoch} {

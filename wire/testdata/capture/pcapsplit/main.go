@@ -11,8 +11,9 @@
 // first message on the election port), note (a notification, with its
 // length prefix) or packet (a QuorumPacket). The cutting follows only the
 // length fields, so the vectors do not depend on the decoders they test.
-// A quorum stream stops being cut at a SNAP packet, whose snapshot follows
-// in another format.
+// After a SNAP packet comes the leader's tree, kind snap: sessions, ACL
+// lists and znodes by their lengths, up to the "/" that ends the znodes
+// and the signature after it.
 package main
 
 import (
@@ -248,11 +249,17 @@ func packets(w io.Writer, conn, dir string, b []byte) {
 			return
 		}
 		line(w, conn, dir, "packet", b[:n])
-		if binary.BigEndian.Uint32(b) == 15 { // SNAP: a snapshot follows
-			fmt.Fprintf(w, "# %s %s: %d bytes of snapshot and packets after SNAP not cut\n", conn, dir, len(b)-n)
-			return
-		}
+		snap := binary.BigEndian.Uint32(b) == 15 // SNAP: the tree follows
 		b = b[n:]
+		if snap {
+			m, ok := snapLen(b)
+			if !ok {
+				fmt.Fprintf(w, "# %s %s: %d bytes after SNAP that make no whole snapshot\n", conn, dir, len(b))
+				return
+			}
+			line(w, conn, dir, "snap", b[:m])
+			b = b[m:]
+		}
 	}
 }
 
@@ -283,6 +290,81 @@ func packetLen(b []byte) (int, bool) {
 		if !field() || !field() {
 			return 0, false
 		}
+	}
+	return off, true
+}
+
+// snapLen is the length of the tree streamed after a SNAP: int32 count of
+// (int64 session, int32 timeout); int32 count of (int64 key, int32 count
+// of (int32 perms, ustring scheme, ustring id)); znodes of (ustring path,
+// buffer data, int64 acl, 60-byte stat) until the path "/"; a ustring
+// signature.
+func snapLen(b []byte) (int, bool) {
+	off := 0
+	i32 := func() (int, bool) {
+		if off+4 > len(b) {
+			return 0, false
+		}
+		v := int(int32(binary.BigEndian.Uint32(b[off:])))
+		off += 4
+		return v, true
+	}
+	skip := func(n int) bool { off += n; return off <= len(b) }
+	str := func() (string, bool) {
+		n, ok := i32()
+		if !ok {
+			return "", false
+		}
+		if n <= 0 {
+			return "", true
+		}
+		if !skip(n) {
+			return "", false
+		}
+		return string(b[off-n : off]), true
+	}
+	sessions, ok := i32()
+	if !ok || !skip(12*max(sessions, 0)) {
+		return 0, false
+	}
+	lists, ok := i32()
+	if !ok {
+		return 0, false
+	}
+	for ; lists > 0; lists-- {
+		if !skip(8) {
+			return 0, false
+		}
+		n, ok := i32()
+		if !ok {
+			return 0, false
+		}
+		for ; n > 0; n-- {
+			if !skip(4) {
+				return 0, false
+			}
+			if _, ok := str(); !ok {
+				return 0, false
+			}
+			if _, ok := str(); !ok {
+				return 0, false
+			}
+		}
+	}
+	for {
+		path, ok := str()
+		if !ok {
+			return 0, false
+		}
+		if path == "/" {
+			break
+		}
+		if _, ok := str(); !ok || !skip(8+60) {
+			return 0, false
+		}
+	}
+	if _, ok := str(); !ok { // the signature
+		return 0, false
 	}
 	return off, true
 }
