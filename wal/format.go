@@ -44,11 +44,10 @@ func appendFileHeader(dst []byte, magic int32) []byte {
 	return h.Append(dst)
 }
 
-// appendEntry appends one log entry: checksum, length, the txn and the
-// end-of-record byte.
-func appendEntry(dst []byte, t *Txn) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, entryHeadLen)...)
+// AppendTxn appends a txn's entry as the log holds it and a PROPOSAL or
+// INFORM carries it: the TxnHeader, the txn record, and the digest when
+// there is one.
+func AppendTxn(dst []byte, t *Txn) []byte {
 	dst = t.Header.Append(dst)
 	if t.Record != nil {
 		dst = t.Record.Append(dst)
@@ -56,6 +55,19 @@ func appendEntry(dst []byte, t *Txn) []byte {
 	if t.Digest != nil {
 		dst = t.Digest.Append(dst)
 	}
+	return dst
+}
+
+// DecodeTxn reads a txn's entry (what AppendTxn writes), as the log,
+// PROPOSAL and INFORM hold it. What it returns does not point into entry.
+func DecodeTxn(entry []byte) (Txn, error) { return decodeTxn(entry) }
+
+// appendEntry appends one log entry: checksum, length, the txn and the
+// end-of-record byte.
+func appendEntry(dst []byte, t *Txn) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, entryHeadLen)...)
+	dst = AppendTxn(dst, t)
 	payload := dst[start+entryHeadLen:]
 	binary.BigEndian.PutUint64(dst[start:], uint64(adlerSum(payload)))
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(payload)))

@@ -287,3 +287,62 @@ func LearnerInfoFrom(data []byte) (LearnerInfo, error) {
 	}
 	return l, fmt.Errorf("%w: LearnerInfo of %d bytes", ErrShortRecord, len(data))
 }
+
+// ForwardedRequest is the data of a REQUEST a learner forwards to its
+// leader: the client's session, its cxid and op, and the request body as
+// the client sent it (after the RequestHeader).
+type ForwardedRequest struct {
+	Session int64
+	Cxid    int32
+	Op      OpCode
+	Body    []byte
+}
+
+// Append encodes the REQUEST data.
+func (r *ForwardedRequest) Append(dst []byte) []byte {
+	dst = appendInt64(dst, r.Session)
+	dst = appendInt32(dst, r.Cxid)
+	dst = appendInt32(dst, int32(r.Op))
+	return append(dst, r.Body...)
+}
+
+// DecodeForwardedRequest reads REQUEST data; Body points into b.
+func DecodeForwardedRequest(b []byte) (ForwardedRequest, error) {
+	if len(b) < 16 {
+		return ForwardedRequest{}, fmt.Errorf("%w: REQUEST data of %d bytes", ErrShortRecord, len(b))
+	}
+	return ForwardedRequest{
+		Session: int64(binary.BigEndian.Uint64(b)),
+		Cxid:    int32(binary.BigEndian.Uint32(b[8:])),
+		Op:      OpCode(int32(binary.BigEndian.Uint32(b[12:]))),
+		Body:    b[16:],
+	}, nil
+}
+
+// SessionTouch is a session a learner saw activity on, with its timeout
+// in ms, as its answer to the leader's PING reports it.
+type SessionTouch struct {
+	Session int64
+	Timeout int32
+}
+
+// AppendTouches encodes a learner's PING data: its touches back to back.
+func AppendTouches(dst []byte, ts []SessionTouch) []byte {
+	for _, t := range ts {
+		dst = appendInt64(dst, t.Session)
+		dst = appendInt32(dst, t.Timeout)
+	}
+	return dst
+}
+
+// DecodeTouches reads a learner's PING data (a leader's PING has none).
+func DecodeTouches(b []byte) ([]SessionTouch, error) {
+	if len(b)%12 != 0 {
+		return nil, fmt.Errorf("%w: PING data of %d bytes is no whole number of (session, timeout)", ErrShortRecord, len(b))
+	}
+	out := make([]SessionTouch, 0, len(b)/12)
+	for ; len(b) > 0; b = b[12:] {
+		out = append(out, SessionTouch{Session: int64(binary.BigEndian.Uint64(b)), Timeout: int32(binary.BigEndian.Uint32(b[8:]))})
+	}
+	return out, nil
+}

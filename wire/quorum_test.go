@@ -56,7 +56,7 @@ func TestQuorumGoldenVectors(t *testing.T) {
 	vectors := readQuorumVectors(t)
 	packets := map[int32]int{}
 	states := map[PeerState]int{}
-	hellos, snaps := 0, 0
+	hellos, snaps, touched := 0, 0, 0
 	lastPacket := map[string]int32{}
 	for _, v := range vectors {
 		switch v.kind {
@@ -108,7 +108,7 @@ func TestQuorumGoldenVectors(t *testing.T) {
 					t.Fatalf("line %d: %d of %d bytes read as a whole packet (%d, %v)", v.line, cut, len(v.b), n, err)
 				}
 			}
-			checkQuorumPacket(t, v, &p)
+			checkQuorumPacket(t, v, &p, &touched)
 			packets[p.Type]++
 			lastPacket[v.conn+v.dir] = p.Type
 		case "snap":
@@ -123,8 +123,8 @@ func TestQuorumGoldenVectors(t *testing.T) {
 		}
 	}
 	// What the capture must keep covering when it is re-recorded.
-	if hellos == 0 || snaps == 0 || states[StateLooking] == 0 || states[StateFollowing]+states[StateLeading] == 0 {
-		t.Errorf("hellos %d, snapshots %d, notifications by state %v", hellos, snaps, states)
+	if hellos == 0 || snaps == 0 || touched == 0 || states[StateLooking] == 0 || states[StateFollowing]+states[StateLeading] == 0 {
+		t.Errorf("hellos %d, snapshots %d, session touches %d, notifications by state %v", hellos, snaps, touched, states)
 	}
 	for _, typ := range []int32{PacketRequest, PacketProposal, PacketAck, PacketCommit, PacketPing,
 		PacketNewLeader, PacketFollowerInfo, PacketUpToDate, PacketDiff, PacketSnap, PacketLeaderInfo, PacketAckEpoch} {
@@ -136,7 +136,7 @@ func TestQuorumGoldenVectors(t *testing.T) {
 
 // checkQuorumPacket checks the data of the packet types whose layout the
 // fact sheet gives, against what the capture's ensemble was.
-func checkQuorumPacket(t *testing.T, v quorumVector, p *QuorumPacket) {
+func checkQuorumPacket(t *testing.T, v quorumVector, p *QuorumPacket, touched *int) {
 	t.Helper()
 	epoch := p.Zxid >> 32
 	switch p.Type {
@@ -174,10 +174,31 @@ func checkQuorumPacket(t *testing.T, v quorumVector, p *QuorumPacket) {
 		if (op == OpCreateSession) != (p.AuthInfo == nil) || (op != OpCreateSession && p.AuthInfo[0].Scheme != "ip") {
 			t.Errorf("line %d: REQUEST zxid %#x data %x auth %v", v.line, p.Zxid, p.Data, p.AuthInfo)
 		}
+		fr, err := DecodeForwardedRequest(p.Data)
+		if err != nil || fr.Op != op || !bytes.Equal(fr.Append(nil), p.Data) {
+			t.Errorf("line %d: REQUEST data %x reads as %+v (%v)", v.line, p.Data, fr, err)
+		}
+		// The body is the client's request as it sent it: the request
+		// record of its op, whole (createSession's is the timeout).
+		if rec, ok := RequestRecord(fr.Op); ok && rec != nil && fr.Op != OpCreateSession {
+			n, err := rec.Decode(fr.Body, Copy)
+			if err != nil || n != len(fr.Body) || !bytes.Equal(rec.Append(nil), fr.Body) {
+				t.Errorf("line %d: the forwarded %v body %x: %d of %d bytes (%v)", v.line, fr.Op, fr.Body, n, len(fr.Body), err)
+			}
+		}
 	case PacketPing:
 		// A learner's ping carries (int64 session, int32 timeout) touches.
-		if v.dir == ">" && len(p.Data)%12 != 0 {
-			t.Errorf("line %d: a learner's PING of %d bytes", v.line, len(p.Data))
+		if v.dir == ">" {
+			touches, err := DecodeTouches(p.Data)
+			if err != nil || !bytes.Equal(AppendTouches(nil, touches), p.Data) {
+				t.Errorf("line %d: a learner's PING of %d bytes: %v", v.line, len(p.Data), err)
+			}
+			for _, tc := range touches {
+				if tc.Timeout <= 0 || tc.Session == 0 {
+					t.Errorf("line %d: touch %+v", v.line, tc)
+				}
+			}
+			*touched += len(touches)
 		}
 	}
 }

@@ -95,3 +95,44 @@ func TestSnapBodyFromZooKeeper(t *testing.T) {
 		}
 	}
 }
+
+// Every PROPOSAL a ZooKeeper 3.8 leader sent in the recorded ensemble
+// carries a txn entry as the log holds it: it decodes (header, record,
+// digest), names the proposal's zxid, and encodes back to the same bytes.
+func TestProposalsFromZooKeeperAreTxnEntries(t *testing.T) {
+	raw, err := os.ReadFile("../wire/testdata/quorum/zk38-ensemble.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[wire.OpCode]int{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 4 || f[2] != "packet" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		b, _ := hex.DecodeString(f[3])
+		var p wire.QuorumPacket
+		if n, err := wire.ReadQuorumPacket(&p, b, wire.Copy, 1<<20); err != nil || n != len(b) {
+			t.Fatalf("%s: %v", l[:20], err)
+		}
+		if p.Type != wire.PacketProposal {
+			continue
+		}
+		txn, err := wal.DecodeTxn(p.Data)
+		if err != nil {
+			t.Fatalf("PROPOSAL %#x: %v", p.Zxid, err)
+		}
+		if txn.Header.Zxid != p.Zxid || txn.Digest == nil {
+			t.Fatalf("PROPOSAL %#x holds txn %#x (digest %v)", p.Zxid, txn.Header.Zxid, txn.Digest)
+		}
+		if got := wal.AppendTxn(nil, &txn); !bytes.Equal(got, p.Data) {
+			t.Fatalf("PROPOSAL %#x re-encodes to %x, not %x", p.Zxid, got, p.Data)
+		}
+		types[txn.Header.Type]++
+	}
+	for _, op := range []wire.OpCode{wire.OpCreateSession, wire.OpCloseSession, wire.OpCreate, wire.OpSetData, wire.OpDelete} {
+		if types[op] == 0 {
+			t.Errorf("no %v txn among the proposals (%v)", op, types)
+		}
+	}
+}
