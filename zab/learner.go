@@ -1,0 +1,259 @@
+package zab
+
+import (
+	"fmt"
+
+	"zkd/wire"
+)
+
+// A follower's side of sync and broadcast, from the packet that opens the
+// sync (DIFF, TRUNC or SNAP) on (shared/reference/zab-protocol.md 2.6-2.8),
+// with ZooKeeper 3.8.5's ordering (ZOOKEEPER-4785): nothing is
+// acknowledged that is not durable. Each packet in gives a list of
+// actions, to be carried out in order; an action that writes (Log,
+// TakeSnapshot, PersistCurrentEpoch) must be durable before any Send
+// after it.
+
+// ActionKind is what a Follower asks of its driver.
+type ActionKind int
+
+const (
+	// ActTruncate: cut the log back to Zxid (wal.TruncateLog) and reload
+	// the tree from the data directory.
+	ActTruncate ActionKind = iota
+	// ActLoadSnapshot: read the tree that follows the SNAP packet on the
+	// stream (wal.ReadSnapBody) as the tree after Zxid, in memory.
+	ActLoadSnapshot
+	// ActTakeSnapshot: write a snapshot of the tree, durably.
+	ActTakeSnapshot
+	// ActLog: append the txn Entry (Zxid) to the log.
+	ActLog
+	// ActSyncLog: make everything logged so far durable.
+	ActSyncLog
+	// ActPersistCurrentEpoch: write Zxid as currentEpoch, durably.
+	ActPersistCurrentEpoch
+	// ActSend: send Packet to the leader.
+	ActSend
+	// ActApply: apply the logged txn Zxid to the tree and answer whoever
+	// waits for it. After a SNAP the snapshot is fuzzy: it may hold the
+	// txn already, and applying must be idempotent, as replay is.
+	ActApply
+	// ActServe: the follower is in sync: serve clients.
+	ActServe
+	// ActAnswerSync: answer the oldest sync request waiting.
+	ActAnswerSync
+	// ActPong: answer the leader's PING with the sessions touched since
+	// the last one.
+	ActPong
+)
+
+// Action is one step a Follower asks for.
+type Action struct {
+	Kind   ActionKind
+	Zxid   int64
+	Entry  []byte
+	Packet wire.QuorumPacket
+}
+
+func (a Action) String() string {
+	switch a.Kind {
+	case ActTruncate:
+		return fmt.Sprintf("truncate %#x", a.Zxid)
+	case ActLoadSnapshot:
+		return fmt.Sprintf("load-snapshot %#x", a.Zxid)
+	case ActTakeSnapshot:
+		return "take-snapshot"
+	case ActLog:
+		return fmt.Sprintf("log %#x", a.Zxid)
+	case ActSyncLog:
+		return "sync-log"
+	case ActPersistCurrentEpoch:
+		return fmt.Sprintf("persist-current-epoch %d", a.Zxid)
+	case ActSend:
+		return fmt.Sprintf("send %s %#x", wire.PacketName(a.Packet.Type), a.Packet.Zxid)
+	case ActApply:
+		return fmt.Sprintf("apply %#x", a.Zxid)
+	case ActServe:
+		return "serve"
+	case ActAnswerSync:
+		return "answer-sync"
+	case ActPong:
+		return "pong"
+	}
+	return fmt.Sprintf("Action(%d)", int(a.Kind))
+}
+
+type followerPhase int
+
+const (
+	awaitingSync followerPhase = iota
+	syncing
+	afterNewLeader
+	serving
+)
+
+type txnEntry struct {
+	zxid  int64
+	entry []byte
+}
+
+// Follower is a follower's state from the end of discovery on.
+type Follower struct {
+	epoch    int64 // the new epoch, LEADERINFO's
+	phase    followerPhase
+	mode     SyncMode
+	lastZxid int64 // the newest txn the follower holds or has been sent
+
+	// During sync: proposals not logged yet, and commits not applied.
+	pending   []txnEntry
+	commits   []int64
+	deferred  []int64 // proposals logged at NEWLEADER, acknowledged at UPTODATE
+	logged    []int64 // logged, not committed, in zxid order (serving)
+	inMemOnly bool    // SNAP or TRUNC: commits during sync apply in memory
+}
+
+// NewFollower starts a follower's sync in epoch (the LEADERINFO's), after
+// it sent ACKEPOCH with its log ending at lastZxid.
+func NewFollower(epoch, lastZxid int64) *Follower {
+	return &Follower{epoch: epoch, lastZxid: lastZxid}
+}
+
+// Serving reports whether the follower is in sync and serving clients.
+func (f *Follower) Serving() bool { return f.phase == serving }
+
+func send(typ int32, zxid int64) Action {
+	return Action{Kind: ActSend, Packet: wire.QuorumPacket{Type: typ, Zxid: zxid}}
+}
+
+// Step takes a packet from the leader and returns the actions it asks for.
+// An error means the leader broke the protocol (or the learner's history
+// does not fit it): go back to election.
+func (f *Follower) Step(p *wire.QuorumPacket) ([]Action, error) {
+	switch f.phase {
+	case awaitingSync:
+		return f.startSync(p)
+	case syncing, afterNewLeader:
+		return f.sync(p)
+	}
+	return f.broadcast(p)
+}
+
+func (f *Follower) startSync(p *wire.QuorumPacket) ([]Action, error) {
+	f.phase = syncing
+	switch p.Type {
+	case wire.PacketDiff:
+		f.mode = SyncDiff
+		return nil, nil
+	case wire.PacketTrunc:
+		f.mode, f.inMemOnly, f.lastZxid = SyncTrunc, true, p.Zxid
+		return []Action{{Kind: ActTruncate, Zxid: p.Zxid}}, nil
+	case wire.PacketSnap:
+		f.mode, f.inMemOnly, f.lastZxid = SyncSnap, true, p.Zxid
+		return []Action{{Kind: ActLoadSnapshot, Zxid: p.Zxid}}, nil
+	}
+	return nil, fmt.Errorf("zab: the leader opened the sync with %s, not DIFF, TRUNC or SNAP", wire.PacketName(p.Type))
+}
+
+func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
+	switch p.Type {
+	case wire.PacketProposal:
+		f.pending = append(f.pending, txnEntry{p.Zxid, p.Data})
+		f.lastZxid = p.Zxid
+		return nil, nil
+	case wire.PacketCommit:
+		if f.phase == syncing && f.inMemOnly {
+			// After SNAP or TRUNC the tree is rebuilt in memory and
+			// snapshotted at NEWLEADER: a commit applies at once.
+			if len(f.pending) == 0 || f.pending[0].zxid != p.Zxid {
+				return nil, fmt.Errorf("zab: COMMIT %#x does not match the oldest proposal", p.Zxid)
+			}
+			f.pending = f.pending[1:]
+			return []Action{{Kind: ActApply, Zxid: p.Zxid}}, nil
+		}
+		f.commits = append(f.commits, p.Zxid)
+		return nil, nil
+	case wire.PacketPing, wire.PacketRevalidate:
+		return nil, nil // not answered during sync
+	case wire.PacketNewLeader:
+		if f.phase != syncing || p.Zxid != f.epoch<<32 {
+			return nil, fmt.Errorf("zab: NEWLEADER %#x in epoch %d", p.Zxid, f.epoch)
+		}
+		f.phase = afterNewLeader
+		var acts []Action
+		if f.inMemOnly {
+			acts = append(acts, Action{Kind: ActTakeSnapshot})
+		}
+		// Every proposal received is on disk before the leader is told
+		// this follower holds its history.
+		for _, t := range f.pending {
+			acts = append(acts, Action{Kind: ActLog, Zxid: t.zxid, Entry: t.entry})
+			f.deferred = append(f.deferred, t.zxid)
+			f.logged = append(f.logged, t.zxid)
+		}
+		f.pending = nil
+		if len(f.deferred) > 0 {
+			acts = append(acts, Action{Kind: ActSyncLog})
+		}
+		acts = append(acts, Action{Kind: ActPersistCurrentEpoch, Zxid: f.epoch}, send(wire.PacketAck, p.Zxid))
+		return acts, nil
+	case wire.PacketUpToDate:
+		if f.phase != afterNewLeader {
+			return nil, fmt.Errorf("zab: UPTODATE before NEWLEADER")
+		}
+		f.phase = serving
+		acts := []Action{send(wire.PacketAck, f.epoch<<32), {Kind: ActServe}}
+		for _, z := range f.deferred {
+			acts = append(acts, send(wire.PacketAck, z))
+		}
+		f.deferred = nil
+		// Then what came after NEWLEADER, as in broadcast.
+		for _, t := range f.pending {
+			acts = append(acts, Action{Kind: ActLog, Zxid: t.zxid, Entry: t.entry}, Action{Kind: ActSyncLog}, send(wire.PacketAck, t.zxid))
+			f.logged = append(f.logged, t.zxid)
+		}
+		f.pending = nil
+		for _, z := range f.commits {
+			a, err := f.commit(z)
+			if err != nil {
+				return nil, err
+			}
+			acts = append(acts, a)
+		}
+		f.commits = nil
+		return acts, nil
+	}
+	return nil, fmt.Errorf("zab: %s during sync", wire.PacketName(p.Type))
+}
+
+// commit applies the oldest logged txn, which must be zxid.
+func (f *Follower) commit(zxid int64) (Action, error) {
+	if len(f.logged) == 0 || f.logged[0] != zxid {
+		return Action{}, fmt.Errorf("zab: COMMIT %#x does not match the oldest logged txn", zxid)
+	}
+	f.logged = f.logged[1:]
+	return Action{Kind: ActApply, Zxid: zxid}, nil
+}
+
+func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
+	switch p.Type {
+	case wire.PacketProposal:
+		if p.Zxid <= f.lastZxid {
+			return nil, fmt.Errorf("zab: PROPOSAL %#x after %#x", p.Zxid, f.lastZxid)
+		}
+		f.lastZxid = p.Zxid
+		f.logged = append(f.logged, p.Zxid)
+		// ACK only once the txn is durable.
+		return []Action{{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, {Kind: ActSyncLog}, send(wire.PacketAck, p.Zxid)}, nil
+	case wire.PacketCommit:
+		a, err := f.commit(p.Zxid)
+		if err != nil {
+			return nil, err
+		}
+		return []Action{a}, nil
+	case wire.PacketPing:
+		return []Action{{Kind: ActPong, Zxid: p.Zxid}}, nil
+	case wire.PacketSync:
+		return []Action{{Kind: ActAnswerSync}}, nil
+	}
+	return nil, fmt.Errorf("zab: unexpected %s", wire.PacketName(p.Type))
+}

@@ -1,0 +1,129 @@
+package zab
+
+import (
+	"strings"
+	"testing"
+
+	"zkd/wire"
+)
+
+func pkt(typ int32, zxid int64) *wire.QuorumPacket {
+	return &wire.QuorumPacket{Type: typ, Zxid: zxid, Data: []byte{byte(zxid)}}
+}
+
+// run steps a follower through packets and returns its actions, one line
+// per packet ("-" for none).
+func run(t *testing.T, f *Follower, packets ...*wire.QuorumPacket) string {
+	t.Helper()
+	var lines []string
+	for _, p := range packets {
+		acts, err := f.Step(p)
+		if err != nil {
+			lines = append(lines, "error: "+err.Error())
+			break
+		}
+		var parts []string
+		for _, a := range acts {
+			parts = append(parts, a.String())
+		}
+		if len(parts) == 0 {
+			parts = []string{"-"}
+		}
+		lines = append(lines, wire.PacketName(p.Type)+": "+strings.Join(parts, ", "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestFollowerSync(t *testing.T) {
+	const e = 5 // the new epoch
+	nl := int64(e << 32)
+	for _, c := range []struct {
+		name    string
+		last    int64
+		packets []*wire.QuorumPacket
+		want    string
+	}{
+		{"DIFF: proposals are logged and durable before the NEWLEADER ACK, acknowledged and applied at UPTODATE",
+			4<<32 | 7,
+			[]*wire.QuorumPacket{pkt(wire.PacketDiff, 4<<32|9), pkt(wire.PacketProposal, 4<<32|8), pkt(wire.PacketCommit, 4<<32|8),
+				pkt(wire.PacketProposal, 4<<32|9), pkt(wire.PacketCommit, 4<<32|9), pkt(wire.PacketPing, 4<<32|9),
+				pkt(wire.PacketNewLeader, nl), pkt(wire.PacketProposal, nl|1), pkt(wire.PacketCommit, nl|1), pkt(wire.PacketUpToDate, -1)},
+			`DIFF: -
+PROPOSAL: -
+COMMIT: -
+PROPOSAL: -
+COMMIT: -
+PING: -
+NEWLEADER: log 0x400000008, log 0x400000009, sync-log, persist-current-epoch 5, send ACK 0x500000000
+PROPOSAL: -
+COMMIT: -
+UPTODATE: send ACK 0x500000000, serve, send ACK 0x400000008, send ACK 0x400000009, log 0x500000001, sync-log, send ACK 0x500000001, apply 0x400000008, apply 0x400000009, apply 0x500000001`},
+		{"SNAP: the tree loads in memory, commits apply at once, a snapshot makes them durable at NEWLEADER",
+			0,
+			[]*wire.QuorumPacket{pkt(wire.PacketSnap, 4<<32|9), pkt(wire.PacketProposal, 4<<32|10), pkt(wire.PacketCommit, 4<<32|10),
+				pkt(wire.PacketProposal, 4<<32|11), pkt(wire.PacketNewLeader, nl), pkt(wire.PacketCommit, 4<<32|11), pkt(wire.PacketUpToDate, -1)},
+			`SNAP: load-snapshot 0x400000009
+PROPOSAL: -
+COMMIT: apply 0x40000000a
+PROPOSAL: -
+NEWLEADER: take-snapshot, log 0x40000000b, sync-log, persist-current-epoch 5, send ACK 0x500000000
+COMMIT: -
+UPTODATE: send ACK 0x500000000, serve, send ACK 0x40000000b, apply 0x40000000b`},
+		{"TRUNC: the log is cut back first",
+			4<<32 | 12,
+			[]*wire.QuorumPacket{pkt(wire.PacketTrunc, 4<<32|10), pkt(wire.PacketNewLeader, nl), pkt(wire.PacketUpToDate, -1)},
+			`TRUNC: truncate 0x40000000a
+NEWLEADER: take-snapshot, persist-current-epoch 5, send ACK 0x500000000
+UPTODATE: send ACK 0x500000000, serve`},
+		{"serving: log, durable, then ACK; commits in order; pings and syncs answered",
+			4<<32 | 7,
+			[]*wire.QuorumPacket{pkt(wire.PacketDiff, 4<<32|7), pkt(wire.PacketNewLeader, nl), pkt(wire.PacketUpToDate, -1),
+				pkt(wire.PacketProposal, nl|1), pkt(wire.PacketProposal, nl|2), pkt(wire.PacketPing, nl|2), pkt(wire.PacketCommit, nl|1),
+				pkt(wire.PacketSync, 0), pkt(wire.PacketCommit, nl|2)},
+			`DIFF: -
+NEWLEADER: persist-current-epoch 5, send ACK 0x500000000
+UPTODATE: send ACK 0x500000000, serve
+PROPOSAL: log 0x500000001, sync-log, send ACK 0x500000001
+PROPOSAL: log 0x500000002, sync-log, send ACK 0x500000002
+PING: pong
+COMMIT: apply 0x500000001
+SYNC: answer-sync
+COMMIT: apply 0x500000002`},
+		{"a COMMIT out of order is refused",
+			4<<32 | 7,
+			[]*wire.QuorumPacket{pkt(wire.PacketDiff, 4<<32|7), pkt(wire.PacketNewLeader, nl), pkt(wire.PacketUpToDate, -1),
+				pkt(wire.PacketProposal, nl|1), pkt(wire.PacketProposal, nl|2), pkt(wire.PacketCommit, nl|2)},
+			`DIFF: -
+NEWLEADER: persist-current-epoch 5, send ACK 0x500000000
+UPTODATE: send ACK 0x500000000, serve
+PROPOSAL: log 0x500000001, sync-log, send ACK 0x500000001
+PROPOSAL: log 0x500000002, sync-log, send ACK 0x500000002
+error: zab: COMMIT 0x500000002 does not match the oldest logged txn`},
+		{"a NEWLEADER of another epoch, or a sync opened with something else, is refused",
+			0,
+			[]*wire.QuorumPacket{pkt(wire.PacketDiff, 0), pkt(wire.PacketNewLeader, 6<<32)},
+			`DIFF: -
+error: zab: NEWLEADER 0x600000000 in epoch 5`},
+		{"UPTODATE before NEWLEADER is refused",
+			0,
+			[]*wire.QuorumPacket{pkt(wire.PacketSnap, 0), pkt(wire.PacketUpToDate, -1)},
+			`SNAP: load-snapshot 0x0
+error: zab: UPTODATE before NEWLEADER`},
+		{"an old PROPOSAL while serving is refused",
+			4<<32 | 7,
+			[]*wire.QuorumPacket{pkt(wire.PacketDiff, 4<<32|7), pkt(wire.PacketNewLeader, nl), pkt(wire.PacketUpToDate, -1), pkt(wire.PacketProposal, 4<<32|7)},
+			`DIFF: -
+NEWLEADER: persist-current-epoch 5, send ACK 0x500000000
+UPTODATE: send ACK 0x500000000, serve
+error: zab: PROPOSAL 0x400000007 after 0x400000007`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := run(t, NewFollower(e, c.last), c.packets...); got != c.want {
+				t.Fatalf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+	if _, err := NewFollower(e, 0).Step(pkt(wire.PacketProposal, 1)); err == nil {
+		t.Fatal("a sync opened with a PROPOSAL was taken")
+	}
+}
