@@ -60,11 +60,11 @@ func (l *learnerConn) read() wire.QuorumPacket {
 	}
 }
 
-// A ZooKeeper 3.8 leader takes the rules of this package, driven by a
-// test over a socket, for a follower: discovery (LearnerLeaderInfo), the
-// SNAP sync with its tree (wal.ReadSnapBody), NEWLEADER and UPTODATE
-// (Follower), then broadcast. The learner ends with the tree ZooKeeper
-// has, and the leader counts it among its synced followers.
+// This package's follower rules, driven over a socket by the test, follow
+// a ZooKeeper 3.8 leader: discovery (LearnerLeaderInfo), the SNAP sync and
+// its tree (wal.ReadSnapBody), NEWLEADER and UPTODATE (Follower), then
+// broadcast. The learner ends with the tree ZooKeeper has, and the leader
+// counts it among its synced followers.
 func TestFollowsAZooKeeperLeader(t *testing.T) {
 	q, err := zkref.FreePort()
 	if err != nil {
