@@ -327,7 +327,13 @@ type SessionTouch struct {
 }
 
 // AppendTouches encodes a learner's PING data: its touches back to back.
+// With none it is an empty buffer, never null: ZooKeeper's leader reads
+// the data of a learner's PING without checking, and a null one kills
+// the learner's connection.
 func AppendTouches(dst []byte, ts []SessionTouch) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 12*len(ts))
+	}
 	for _, t := range ts {
 		dst = appendInt64(dst, t.Session)
 		dst = appendInt32(dst, t.Timeout)

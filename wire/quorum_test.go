@@ -189,6 +189,9 @@ func checkQuorumPacket(t *testing.T, v quorumVector, p *QuorumPacket, touched *i
 	case PacketPing:
 		// A learner's ping carries (int64 session, int32 timeout) touches.
 		if v.dir == ">" {
+			if p.Data == nil {
+				t.Errorf("line %d: a learner's PING with null data", v.line)
+			}
 			touches, err := DecodeTouches(p.Data)
 			if err != nil || !bytes.Equal(AppendTouches(nil, touches), p.Data) {
 				t.Errorf("line %d: a learner's PING of %d bytes: %v", v.line, len(p.Data), err)
@@ -303,6 +306,15 @@ func TestQuorumPacketLimit(t *testing.T) {
 	bad := append(append([]byte(nil), b[:12]...), 0xff, 0xff, 0xff, 0xfe) // data length -2
 	if _, err := ReadQuorumPacket(&QuorumPacket{}, bad, Copy, 100); !errors.Is(err, ErrNegativeLength) {
 		t.Fatalf("negative length: %v", err)
+	}
+}
+
+// A learner's PING with no touches is an empty buffer, as ZooKeeper's
+// learners send it: its leader fails on a null one.
+func TestEmptyTouchesAreNotNull(t *testing.T) {
+	b := (&QuorumPacket{Type: PacketPing, Zxid: 5, Data: AppendTouches(nil, nil)}).Append(nil)
+	if got := binary.BigEndian.Uint32(b[12:]); got != 0 {
+		t.Fatalf("data length %d, want 0", int32(got))
 	}
 }
 

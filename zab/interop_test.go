@@ -125,7 +125,7 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 	f := zab.NewFollower(epoch, 0)
 	var tree *ztree.Tree
 	entries := map[int64][]byte{}
-	serving := false
+	serving, pongs := false, 0
 	apply := func(z int64) {
 		txn, err := wal.DecodeTxn(entries[z])
 		if err != nil {
@@ -160,7 +160,8 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 			case zab.ActServe:
 				serving = true
 			case zab.ActPong:
-				l.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid})
+				l.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, nil)})
+				pongs++
 			}
 		}
 	}
@@ -188,6 +189,11 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 	kids, _, _ := v.AppendChildren(nil, "/interop", nil)
 	if !ok || n.Data != "after" || len(kids) != 1 || kids[0] != "child" {
 		t.Fatalf("the learner's /interop: %q (%v), children %v", n.Data, ok, kids)
+	}
+	// It answers the leader's pings (every tickTime/2), and stays
+	// connected.
+	for start := pongs; pongs < start+3; {
+		step()
 	}
 	// The leader counts it among its synced followers: the ZooKeeper
 	// follower and this one. (A learner's ACKs and pings keep it synced;

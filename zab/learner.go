@@ -42,8 +42,9 @@ const (
 	ActServe
 	// ActAnswerSync: answer the oldest sync request waiting.
 	ActAnswerSync
-	// ActPong: answer the leader's PING with the sessions touched since
-	// the last one.
+	// ActPong: answer the leader's PING (Zxid) with the sessions touched
+	// since the last one (wire.AppendTouches): an empty buffer when there
+	// are none, never null, which ZooKeeper's leader fails on.
 	ActPong
 )
 
