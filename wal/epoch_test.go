@@ -2,15 +2,12 @@ package wal
 
 import (
 	"errors"
-	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/wal/vfs"
 )
@@ -142,30 +139,11 @@ func TestEpochReadErrorIsNotMissing(t *testing.T) {
 // The files a two-server Apache ZooKeeper 3.8 ensemble writes when it
 // establishes its first epoch read back as that epoch.
 func TestEpochFilesOfAZooKeeperEnsemble(t *testing.T) {
-	q, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := zkref.FreePort()
-	if err != nil || e == q {
-		t.Skipf("no two free ports (%v)", err)
-	}
+	servers := zkreftest.NewEnsemble(t).Start(t, 1, 2)
+	zkreftest.Leader(t, servers)
 	var dirs []string
-	var servers []*zkref.Server
-	for id := int64(1); id <= 2; id++ {
-		cfg := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10",
-			"clientPortAddress": fmt.Sprintf("127.0.0.%d", id)}
-		for s := 1; s <= 3; s++ {
-			cfg[fmt.Sprintf("server.%d", s)] = fmt.Sprintf("127.0.0.%d:%d:%d", s, q, e)
-		}
-		s := zkreftest.Start(t, zkref.Options{MyID: id, Config: cfg})
-		servers = append(servers, s)
-		dirs = append(dirs, filepath.Join(s.Dir, "data"))
-	}
 	for _, s := range servers {
-		if err := s.WaitServing(60 * time.Second); err != nil {
-			t.Fatal(err)
-		}
+		dirs = append(dirs, filepath.Join(s.Dir, "data"))
 	}
 	for _, s := range servers {
 		s.Stop()

@@ -1,7 +1,6 @@
 package zab_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/electionport"
 	"zkd/wal"
@@ -21,96 +19,31 @@ import (
 	"zkd/ztree"
 )
 
-// learnerConn is the learner's end of a quorum connection, for the test.
-type learnerConn struct {
-	t   *testing.T
-	c   net.Conn
-	br  *bufio.Reader
-	buf []byte
-}
-
-func (l *learnerConn) send(p wire.QuorumPacket) {
-	l.t.Helper()
-	l.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := l.c.Write(p.Append(nil)); err != nil {
-		l.t.Fatalf("sending %s: %v", wire.PacketName(p.Type), err)
-	}
-}
-
-// read returns the next packet, a byte at a time through the stream
-// reader (the SNAP body must stay on the stream after its packet).
-func (l *learnerConn) read() wire.QuorumPacket {
-	l.t.Helper()
-	l.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	l.buf = l.buf[:0]
-	for {
-		b, err := l.br.ReadByte()
-		if err != nil {
-			l.t.Fatalf("reading from the leader: %v", err)
-		}
-		l.buf = append(l.buf, b)
-		var p wire.QuorumPacket
-		n, err := wire.ReadQuorumPacket(&p, l.buf, wire.Copy, 4<<20)
-		if err != nil {
-			l.t.Fatal(err)
-		}
-		if n > 0 {
-			return p
-		}
-	}
-}
-
 // This package's follower rules, driven over a socket by the test, follow
 // a ZooKeeper 3.8 leader: discovery (LearnerLeaderInfo), the SNAP sync and
 // its tree (wal.ReadSnapBody), NEWLEADER and UPTODATE (Follower), then
 // broadcast. The learner ends with the tree ZooKeeper has, and the leader
 // counts it among its synced followers.
 func TestFollowsAZooKeeperLeader(t *testing.T) {
-	q, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := zkref.FreePort()
-	if err != nil || e == q {
-		t.Skipf("no two free ports (%v)", err)
-	}
-	zk := map[int64]*zkref.Server{}
-	for id := int64(1); id <= 2; id++ {
-		cfg := map[string]string{"tickTime": "200", "initLimit": "50", "syncLimit": "25",
-			"clientPortAddress": fmt.Sprintf("127.0.0.%d", id), "4lw.commands.whitelist": "*"}
-		for s := 1; s <= 3; s++ {
-			cfg[fmt.Sprintf("server.%d", s)] = fmt.Sprintf("127.0.0.%d:%d:%d", s, q, e)
-		}
-		zk[id] = zkreftest.Start(t, zkref.Options{MyID: id, Config: cfg})
-	}
-	var leader int64
-	for id, s := range zk {
-		if err := s.WaitServing(60 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if s.Mode() == "leader" {
-			leader = id
-		}
-	}
-	if leader == 0 {
-		t.Fatal("no ZooKeeper server leads")
-	}
+	ens := zkreftest.NewEnsemble(t)
+	zk := ens.Start(t, 1, 2)
+	leader := zkreftest.Leader(t, zk)
 	client := zkreftest.Dial(t, zk[leader].Addr, zkreftest.NewSession())
 	acl := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
 	client.OK(wire.OpCreate, &wire.CreateRequest{Path: "/interop", Data: []byte("before"), ACL: acl})
 	client.OK(wire.OpCreate, &wire.CreateRequest{Path: "/interop/child", Data: []byte("c"), ACL: acl})
 
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, q))
+	c, err := net.Dial("tcp", ens.Addr(leader, ens.QuorumPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l := &learnerConn{t: t, c: c, br: bufio.NewReader(c)}
+	l := zkreftest.NewQuorumConn(t, c)
 
 	// Discovery: an empty server 3, which accepted no epoch yet.
 	info := (&wire.LearnerInfo{ServerID: 3, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)
-	l.send(wire.QuorumPacket{Type: wire.PacketFollowerInfo, Zxid: 0, Data: info})
-	li := l.read()
+	l.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo, Zxid: 0, Data: info})
+	li := l.Read()
 	if li.Type != wire.PacketLeaderInfo {
 		t.Fatalf("the leader answered FOLLOWERINFO with %s", wire.PacketName(li.Type))
 	}
@@ -119,7 +52,7 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Zxid: 0, Data: binary.BigEndian.AppendUint32(nil, uint32(current))})
+	l.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Zxid: 0, Data: binary.BigEndian.AppendUint32(nil, uint32(current))})
 
 	// Sync and broadcast, the Follower's actions carried out on a tree.
 	f := zab.NewFollower(epoch, 0)
@@ -137,7 +70,7 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 		}
 	}
 	step := func() {
-		p := l.read()
+		p := l.Read()
 		if p.Type == wire.PacketProposal {
 			entries[p.Zxid] = p.Data
 		}
@@ -148,19 +81,19 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 		for _, a := range acts {
 			switch a.Kind {
 			case zab.ActLoadSnapshot:
-				if tree, err = wal.ReadSnapBody(l.br, a.Zxid, ztree.Options{}); err != nil {
+				if tree, err = wal.ReadSnapBody(l.R, a.Zxid, ztree.Options{}); err != nil {
 					t.Fatal(err)
 				}
 			case zab.ActTruncate:
 				t.Fatalf("an empty learner was told to truncate to %#x", a.Zxid)
 			case zab.ActSend:
-				l.send(a.Packet)
+				l.Send(a.Packet)
 			case zab.ActApply:
 				apply(a.Zxid)
 			case zab.ActServe:
 				serving = true
 			case zab.ActPong:
-				l.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, nil)})
+				l.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, nil)})
 				pongs++
 			}
 		}
@@ -224,31 +157,19 @@ func TestFollowsAZooKeeperLeader(t *testing.T) {
 // txn the test proposes is acknowledged by ZooKeeper, committed at the
 // quorum of the two, and applied by ZooKeeper.
 func TestLeadsAZooKeeperFollower(t *testing.T) {
-	q, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := zkref.FreePort()
-	if err != nil || e == q {
-		t.Skipf("no two free ports (%v)", err)
-	}
-	config := ""
-	cfg := map[string]string{"tickTime": "200", "initLimit": "50", "syncLimit": "25",
-		"clientPortAddress": "127.0.0.1", "4lw.commands.whitelist": "*"}
+	ens := zkreftest.NewEnsemble(t)
+	config := ens.QuorumConfig()
 	var voters []electionport.Peer
 	for s := int64(1); s <= 3; s++ {
-		cfg[fmt.Sprintf("server.%d", s)] = fmt.Sprintf("127.0.0.%d:%d:%d", s, q, e)
-		config += fmt.Sprintf("server.%d=127.0.0.%d:%d:%d:participant\n", s, s, q, e)
-		voters = append(voters, electionport.Peer{ID: s, Addr: fmt.Sprintf("127.0.0.%d:%d", s, e)})
+		voters = append(voters, electionport.Peer{ID: s, Addr: ens.Addr(s, ens.ElectionPort)})
 	}
-	config += "version=0"
-	qln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.3:%d", q))
+	qln, err := net.Listen("tcp", ens.Addr(3, ens.QuorumPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer qln.Close()
-	zk := zkreftest.Start(t, zkref.Options{MyID: 1, Config: cfg})
-	port, err := electionport.Listen(electionport.Config{ID: 3, Addr: fmt.Sprintf("127.0.0.3:%d", e), Voters: voters, QuorumConfig: config})
+	zk := ens.Start(t, 1)[1]
+	port, err := electionport.Listen(electionport.Config{ID: 3, Addr: ens.Addr(3, ens.ElectionPort), Voters: voters, QuorumConfig: config})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,8 +186,8 @@ func TestLeadsAZooKeeperFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	l := &learnerConn{t: t, c: c, br: bufio.NewReader(c)}
-	fi := l.read()
+	l := zkreftest.NewQuorumConn(t, c)
+	fi := l.Read()
 	li, err := wire.LearnerInfoFrom(fi.Data)
 	if fi.Type != wire.PacketFollowerInfo || err != nil || li.ServerID != 1 {
 		t.Fatalf("first packet %s %+v (%v)", wire.PacketName(fi.Type), li, err)
@@ -278,9 +199,9 @@ func TestLeadsAZooKeeperFollower(t *testing.T) {
 	if !frozen {
 		t.Fatal("the epoch is not frozen with a quorum of two")
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32,
+	l.Send(wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32,
 		Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)})
-	ack := l.read()
+	ack := l.Read()
 	if ack.Type != wire.PacketAckEpoch || len(ack.Data) != 4 {
 		t.Fatalf("ACKEPOCH expected, got %s", wire.PacketName(ack.Type))
 	}
@@ -294,14 +215,14 @@ func TestLeadsAZooKeeperFollower(t *testing.T) {
 	if plan.Mode != zab.SyncDiff || len(plan.Send) != 0 {
 		t.Fatalf("plan %+v", plan)
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketDiff, Zxid: plan.Zxid})
+	l.Send(wire.QuorumPacket{Type: wire.PacketDiff, Zxid: plan.Zxid})
 	newLeader := epoch << 32
-	l.send(wire.QuorumPacket{Type: wire.PacketNewLeader, Zxid: newLeader, Data: []byte(config)})
-	if a := l.read(); a.Type != wire.PacketAck || a.Zxid != newLeader {
+	l.Send(wire.QuorumPacket{Type: wire.PacketNewLeader, Zxid: newLeader, Data: []byte(config)})
+	if a := l.Read(); a.Type != wire.PacketAck || a.Zxid != newLeader {
 		t.Fatalf("NEWLEADER answered with %s %#x", wire.PacketName(a.Type), a.Zxid)
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
-	if a := l.read(); a.Type != wire.PacketAck || a.Zxid != newLeader {
+	l.Send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+	if a := l.Read(); a.Type != wire.PacketAck || a.Zxid != newLeader {
 		t.Fatalf("UPTODATE answered with %s %#x", wire.PacketName(a.Type), a.Zxid)
 	}
 
@@ -330,11 +251,11 @@ func TestLeadsAZooKeeperFollower(t *testing.T) {
 	if err := props.Propose(zxid); err != nil {
 		t.Fatal(err)
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: zxid, Data: wal.AppendTxn(nil, &entry)})
+	l.Send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: zxid, Data: wal.AppendTxn(nil, &entry)})
 	props.Ack(3, zxid) // the leader's own, after its fsync
 	var commits []zab.Commit
 	for len(commits) == 0 {
-		p := l.read()
+		p := l.Read()
 		if p.Type == wire.PacketAck {
 			commits = props.Ack(1, p.Zxid)
 		}
@@ -342,8 +263,8 @@ func TestLeadsAZooKeeperFollower(t *testing.T) {
 	if commits[0].Zxid != zxid {
 		t.Fatalf("committed %#x", commits[0].Zxid)
 	}
-	l.send(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: zxid})
-	l.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: zxid})
+	l.Send(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: zxid})
+	l.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: zxid})
 
 	// ZooKeeper, following, applied what the test's leader committed:
 	// srvr shows the txn's zxid, and mntr one znode more. (A client

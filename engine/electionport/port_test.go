@@ -1,7 +1,6 @@
 package electionport
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -11,28 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/wire"
 )
-
-// ports picks a quorum and an election port free on 127.0.0.1; every
-// server binds them on its own address (127.0.0.N).
-func ports(t *testing.T) (quorum, election int) {
-	t.Helper()
-	q, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if q == e {
-		t.Skip("the same free port twice; run again")
-	}
-	return q, e
-}
 
 func addr(id int64, port int) string {
 	return net.JoinHostPort(fmt.Sprintf("127.0.0.%d", id), strconv.Itoa(port))
@@ -90,7 +70,7 @@ func electAll(t *testing.T, ps map[int64]*Port, zxid, epoch int64) map[int64]Dec
 // sockets, so the rule that only the higher id's connection survives is
 // exercised both ways.
 func TestThreeServersElectAndRejoin(t *testing.T) {
-	_, port := ports(t)
+	port := zkreftest.NewEnsemble(t).ElectionPort
 	ids := []int64{1, 2, 3}
 	ps := map[int64]*Port{}
 	for _, id := range ids {
@@ -132,7 +112,7 @@ func TestThreeServersElectAndRejoin(t *testing.T) {
 // Garbage on the election port closes that connection only: an election
 // still completes.
 func TestBadHellosCloseOnlyTheirConnection(t *testing.T) {
-	_, port := ports(t)
+	port := zkreftest.NewEnsemble(t).ElectionPort
 	ids := []int64{1, 2}
 	p1 := listen(t, 1, ids, port)
 	for _, junk := range [][]byte{
@@ -160,33 +140,12 @@ func TestBadHellosCloseOnlyTheirConnection(t *testing.T) {
 	}
 }
 
-// ensembleConfig is the zoo.cfg of a ZooKeeper member of the 3-server
-// ensemble on 127.0.0.1-3.
-func ensembleConfig(id int64, quorum, election int) map[string]string {
-	cfg := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10",
-		"clientPortAddress": fmt.Sprintf("127.0.0.%d", id)}
-	for s := int64(1); s <= 3; s++ {
-		cfg[fmt.Sprintf("server.%d", s)] = fmt.Sprintf("127.0.0.%d:%d:%d", s, quorum, election)
-	}
-	return cfg
-}
-
-// The ZooKeeper ensemble's config text, as its members send it in their
-// notifications: a zkd member sends the same.
-func quorumConfig(quorum, election int) string {
-	s := ""
-	for id := 1; id <= 3; id++ {
-		s += fmt.Sprintf("server.%d=127.0.0.%d:%d:%d:participant\n", id, id, quorum, election)
-	}
-	return s + "version=0"
-}
-
 // electAsThird runs an election as server 3 of the ensemble on
 // 127.0.0.1-3, with an empty log.
-func electAsThird(t *testing.T, quorum, election int) Decision {
+func electAsThird(t *testing.T, ens zkreftest.Ensemble) Decision {
 	t.Helper()
-	p, err := Listen(Config{ID: 3, Addr: addr(3, election), Voters: voters([]int64{1, 2, 3}, election),
-		QuorumConfig: quorumConfig(quorum, election)})
+	p, err := Listen(Config{ID: 3, Addr: addr(3, ens.ElectionPort), Voters: voters([]int64{1, 2, 3}, ens.ElectionPort),
+		QuorumConfig: ens.QuorumConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,24 +162,9 @@ func electAsThird(t *testing.T, quorum, election int) Decision {
 // Two Apache ZooKeeper 3.8 servers form an ensemble; a zkd election port
 // as the third server joins it and names the same leader.
 func TestJoinsAZooKeeperEnsemble(t *testing.T) {
-	quorum, election := ports(t)
-	zk := map[int64]*zkref.Server{}
-	for _, id := range []int64{1, 2} {
-		zk[id] = zkreftest.Start(t, zkref.Options{MyID: id, Config: ensembleConfig(id, quorum, election)})
-	}
-	leader := int64(0)
-	for id, s := range zk {
-		if err := s.WaitServing(60 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if s.Mode() == "leader" {
-			leader = id
-		}
-	}
-	if leader == 0 {
-		t.Fatalf("no ZooKeeper server leads: modes %q and %q", zk[1].Mode(), zk[2].Mode())
-	}
-	d := electAsThird(t, quorum, election)
+	ens := zkreftest.NewEnsemble(t)
+	leader := zkreftest.Leader(t, ens.Start(t, 1, 2))
+	d := electAsThird(t, ens)
 	if d.State != wire.StateFollowing || d.Vote.Leader != leader || d.Vote.PeerEpoch < 1 {
 		t.Fatalf("zkd decided %+v; ZooKeeper's leader is %d", d, leader)
 	}
@@ -231,14 +175,14 @@ func TestJoinsAZooKeeperEnsemble(t *testing.T) {
 // agrees: it connects to zkd's quorum port and introduces itself as a
 // follower.
 func TestLeadsAZooKeeperServer(t *testing.T) {
-	quorum, election := ports(t)
-	qln, err := net.Listen("tcp", addr(3, quorum))
+	ens := zkreftest.NewEnsemble(t)
+	qln, err := net.Listen("tcp", addr(3, ens.QuorumPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer qln.Close()
-	zkreftest.Start(t, zkref.Options{MyID: 1, Config: ensembleConfig(1, quorum, election)})
-	d := electAsThird(t, quorum, election)
+	ens.Start(t, 1)
+	d := electAsThird(t, ens)
 	if d.State != wire.StateLeading || d.Vote.Leader != 3 {
 		t.Fatalf("zkd decided %+v; want to lead", d)
 	}
@@ -248,24 +192,7 @@ func TestLeadsAZooKeeperServer(t *testing.T) {
 		t.Fatalf("ZooKeeper never connected to the leader's quorum port: %v", err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(c)
-	buf := make([]byte, 0, 256)
-	var pkt wire.QuorumPacket
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			t.Fatalf("reading ZooKeeper's first packet: %v", err)
-		}
-		buf = append(buf, b)
-		n, err := wire.ReadQuorumPacket(&pkt, buf, wire.Copy, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-	}
+	pkt := zkreftest.NewQuorumConn(t, c).Read()
 	li, err := wire.LearnerInfoFrom(pkt.Data)
 	if pkt.Type != wire.PacketFollowerInfo || err != nil || li.ServerID != 1 || li.ProtocolVersion != wire.ZabProtocolVersion {
 		t.Fatalf("ZooKeeper's first packet: %s %+v (%v)", wire.PacketName(pkt.Type), li, err)
