@@ -70,6 +70,13 @@ type writeReq struct {
 	// read marks a read waiting for the requests before it; raw holds
 	// the whole request, header included.
 	read bool
+	// sync marks, on a follower, a client's sync: a read that waits for
+	// the leader's SYNC answer (and so for every commit before it).
+	sync bool
+	// after are, on a follower, the reads of the same connection that
+	// wait for this forwarded request: answered from the version that
+	// holds it.
+	after []*writeReq
 	// closes is the connection a closeSession (an expiry's) closes once
 	// the replies posted before it are sent.
 	closes *conn
@@ -87,7 +94,8 @@ func release(r *writeReq) {
 	if cap(raw) > 64<<10 {
 		raw = nil
 	}
-	*r = writeReq{raw: raw}
+	clear(r.after)
+	*r = writeReq{raw: raw, after: r.after[:0]}
 	reqPool.Put(r)
 }
 
@@ -98,8 +106,12 @@ type applier struct {
 	incoming []*writeReq
 	spare    []*writeReq
 	wake     chan struct{}
+	ops      chan func() // role changes, run on the applier's goroutine
 
-	durable  atomic.Int64 // the newest zxid the log has made durable
+	// durable is the newest zxid that may be applied: standalone, the
+	// newest the log has made durable; leading, the newest a quorum has
+	// acknowledged (see leader.ack).
+	durable  atomic.Int64
 	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
 	mark     uint64 // numbers the pieces commit cuts, for conn.applierMark
@@ -108,11 +120,16 @@ type applier struct {
 	failedPending bool
 	results       []ztree.Result // reused by commit
 	loops         []*loop        // posted to in the piece being delivered
+
+	// In an ensemble. lead is set while this server leads and takes
+	// writes; follow while it follows one that does (see follower.go).
+	lead   *leader
+	follow *followState
 }
 
 func newApplier(s *Server) *applier {
-	a := &applier{s: s, wake: make(chan struct{}, 1), nextZxid: s.tree.Zxid() + 1}
-	a.durable.Store(s.tree.Zxid())
+	a := &applier{s: s, wake: make(chan struct{}, 1), ops: make(chan func()), nextZxid: s.tree.Load().Zxid() + 1}
+	a.durable.Store(s.tree.Load().Zxid())
 	return a
 }
 
@@ -143,10 +160,34 @@ func (a *applier) submitAll(rs []*writeReq) {
 	a.signal()
 }
 
-// synced is the log's OnSync: every txn up to zxid is on disk.
+// synced is the log's OnSync: every txn up to zxid is on disk. A leader
+// counts that as its own acknowledgement; a follower applies commits only
+// once they are durable here too, and sends the acknowledgements waiting
+// for the disk.
 func (a *applier) synced(zxid int64) {
+	if p := a.s.peer; p != nil {
+		p.synced(zxid)
+		return
+	}
 	a.durable.Store(zxid)
 	a.signal()
+}
+
+// do runs f on the applier's goroutine and waits for it; false when the
+// server stopped first.
+func (a *applier) do(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case a.ops <- func() { f(); close(done) }:
+	case <-a.s.stopping:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-a.s.stopping:
+		return false
+	}
 }
 
 func (a *applier) signal() {
@@ -161,6 +202,9 @@ func (a *applier) run() {
 		select {
 		case <-a.s.stopping:
 			return
+		case f := <-a.ops:
+			f()
+			continue
 		case <-a.wake:
 		}
 		a.mu.Lock()
@@ -185,6 +229,10 @@ func (a *applier) run() {
 
 // prep turns a request into a logged txn.
 func (a *applier) prep(r *writeReq) {
+	if a.follow != nil {
+		a.forward(r)
+		return
+	}
 	if r.read {
 		a.pending = append(a.pending, r)
 		return
@@ -200,15 +248,22 @@ func (a *applier) prep(r *writeReq) {
 		r.txn = ztree.Txn{Header: wire.TxnHeader{ClientID: r.sess, Cxid: r.xid, Zxid: zxid, Time: now,
 			Type: wire.OpError}, Record: &wire.ErrorTxn{Err: r.refuse}}
 	} else {
-		r.txn, _ = s.tree.Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
+		r.txn, _ = s.tree.Load().Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
 			Time: now, Op: r.op, Body: r.body, Auth: r.auth, SetDataTxn: &r.setTxn})
 	}
 	r.wal = wal.Txn{Header: r.txn.Header, Record: r.txn.Record}
 	if r.txn.HasDigest {
 		r.wal.Digest = &r.txn.Digest
 	}
+	if a.lead != nil {
+		// Out to the learners before the log can report it durable.
+		if err := a.lead.propose(&r.wal); err != nil {
+			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", err)
+			a.lead.stepDown(err)
+		}
+	}
 	// The log reports each durable batch through synced.
-	if err := s.store.Append(&r.wal, nil); err != nil {
+	if err := s.store.Load().Append(&r.wal, nil); err != nil {
 		if errors.Is(err, wal.ErrDiskFull) {
 			s.diskFull(err)
 			a.refuse(r)
@@ -236,7 +291,7 @@ func (a *applier) refuse(r *writeReq) {
 		// An expiry: the session goes from memory now; its ephemerals
 		// go when a restart with room logs its expiry.
 		if se := s.sessions.remove(r.sess); se != nil {
-			s.tree.RemoveSession(r.sess)
+			s.tree.Load().RemoveSession(r.sess)
 			if c := se.conn.Load(); c != nil {
 				c.closeAfterFlush()
 			}
@@ -247,7 +302,7 @@ func (a *applier) refuse(r *writeReq) {
 		r.c.post(item{kind: itemConnect, connect: r.connect, zxid: zxid})
 	case r.op == wire.OpCloseSession:
 		if se := s.sessions.remove(r.sess); se != nil {
-			s.tree.RemoveSession(r.sess)
+			s.tree.Load().RemoveSession(r.sess)
 		}
 		r.c.post(item{kind: itemReply, op: r.op, xid: r.xid, zxid: zxid, closing: true})
 	default:
@@ -279,6 +334,9 @@ func (a *applier) failPending() {
 // from a version without that write.
 func (a *applier) commit() {
 	d := a.durable.Load()
+	if a.follow != nil {
+		d = a.gather()
+	}
 	i := 0
 	for i < len(a.pending) {
 		a.mark++
@@ -318,12 +376,20 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			if r.read {
 				continue
 			}
-			results[w] = s.tree.ApplyPrepped(&r.txn)
+			results[w] = s.tree.Load().ApplyPrepped(&r.txn)
 			w++
 			switch r.op {
+			case wire.OpCreateSession:
+				// In an ensemble a session may come from another
+				// server: every server tracks it from its txn on.
+				if s.peer != nil && s.sessions.get(r.sess) == nil {
+					if ct, ok := r.txn.Record.(*wire.CreateSessionTxn); ok {
+						s.sessions.add(r.sess, ct.TimeOut, s.mono())
+					}
+				}
 			case wire.OpCloseSession:
 				if se := s.sessions.remove(r.sess); se != nil {
-					s.tree.RemoveSession(r.sess)
+					s.tree.Load().RemoveSession(r.sess)
 					if c := se.conn.Load(); c != nil && c != r.c {
 						// Closed after the replies before it,
 						// in the order posted below.
@@ -332,7 +398,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 				}
 			}
 		}
-		events = s.tree.Publish()
+		events = s.tree.Load().Publish()
 	}
 	// Post, per connection and in zxid order, each txn's watch events
 	// and then its reply, as ZooKeeper sends them, all before the view
@@ -367,7 +433,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	// version (see drain), and the pin keeps that version's records.
 	v := s.view.Load()
 	if writes > 0 {
-		v = s.tree.Published()
+		v = s.tree.Load().Published()
 	}
 	for i, r := range done {
 		if r == nil {
@@ -386,7 +452,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	}
 	if writes > 0 {
 		s.view.Store(v)
-		s.tree.Visible(v)
+		s.tree.Load().Visible(v)
 	}
 	for i, lp := range a.loops {
 		lp.wake()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -75,6 +74,9 @@ type Config struct {
 
 	// Servers are the server.N lines, kept for the ensemble.
 	Servers map[int]string
+	// Ensemble is the ensemble this server is a member of; nil for a
+	// standalone server.
+	Ensemble *Ensemble
 	// Extra holds every key this server does not act on, as ZooKeeper
 	// keeps them as system properties.
 	Extra map[string]string
@@ -319,7 +321,6 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	line := 0
 	seenPort := false
 	serverLines := map[int]int{} // where each server.N line is
-	standaloneLine := 0          // where standaloneEnabled was set
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -340,11 +341,8 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			if err := settings[name](c, val); err != nil {
 				return nil, fail(err.Error())
 			}
-			switch name {
-			case "clientPort":
+			if name == "clientPort" {
 				seenPort = true
-			case "standaloneEnabled":
-				standaloneLine = line
 			}
 		case strings.HasPrefix(key, "server."):
 			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
@@ -368,13 +366,16 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	if c.DataDir == "" {
 		return nil, &ConfigError{File: file, Key: "dataDir", Msg: "not set; the server needs a data directory"}
 	}
-	if err := c.refuseEnsemble(serverLines, standaloneLine); err != nil {
+	if err := c.ensembleOf(serverLines); err != nil {
 		return nil, err
 	}
 	if !seenPort {
-		// ZooKeeper takes the client port of a lone server.N line, as in
-		// server.1=host:2888:3888;2181.
+		// ZooKeeper takes the client port of this server's server.N
+		// line, as in server.1=host:2888:3888;2181.
 		for id, spec := range c.Servers {
+			if c.Ensemble != nil && int64(id) != c.Ensemble.MyID {
+				continue
+			}
 			addr, port, ok := clientSpec(spec)
 			if !ok {
 				return nil, &ConfigError{File: file, Line: serverLines[id], Key: fmt.Sprintf("server.%d", id),
@@ -395,33 +396,22 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	return c, nil
 }
 
-// refuseEnsemble stops a configuration that asks for an ensemble, which
-// this version cannot run yet: started as standalone servers, its members
-// would each take writes on their own, and two clients could hold one
-// lock. A lone server.N line with standaloneEnabled left true is a
-// standalone server to ZooKeeper too, and is accepted. The ensemble's
-// lines and myid are checked first, so that a mistake in them is named
-// now rather than when ensembles arrive.
-func (c *Config) refuseEnsemble(serverLines map[int]int, standaloneLine int) error {
-	const coming = "zkd runs as a standalone server only: ensembles (replication through ZAB) are coming in a later version. "
+// ensembleOf reads the ensemble a configuration asks for: more than one
+// server.N line, or standaloneEnabled=false. A lone server.N line with
+// standaloneEnabled left true is a standalone server, as it is to
+// ZooKeeper. The lines and myid are checked here, so that a mistake in
+// them is named before anything starts.
+func (c *Config) ensembleOf(serverLines map[int]int) error {
+	if len(c.Servers) == 0 && !c.StandaloneEnabled {
+		return &ConfigError{File: c.File, Line: c.Lines["standaloneEnabled"], Key: "standaloneEnabled",
+			Msg: "standaloneEnabled=false asks for an ensemble member, and there is no server.N line; list the ensemble's servers or remove it"}
+	}
 	if len(c.Servers) > 1 || (!c.StandaloneEnabled && len(c.Servers) > 0) {
-		if _, err := c.ensemble(serverLines); err != nil {
+		e, err := c.ensemble(serverLines)
+		if err != nil {
 			return err
 		}
-	}
-	if len(c.Servers) > 1 {
-		first := math.MaxInt
-		for _, l := range serverLines {
-			first = min(first, l)
-		}
-		return &ConfigError{File: c.File, Line: first, Key: "server.N",
-			Msg: fmt.Sprintf(coming+"This file lists %d servers; starting each as a standalone server would give %d "+
-				"unrelated servers that each accept writes (two clients could hold the same lock). "+
-				"Run one zkd with no server.N lines, or keep Apache ZooKeeper for the ensemble", len(c.Servers), len(c.Servers))}
-	}
-	if !c.StandaloneEnabled {
-		return &ConfigError{File: c.File, Line: standaloneLine, Key: "standaloneEnabled",
-			Msg: coming + "standaloneEnabled=false asks for an ensemble member; remove it to run standalone"}
+		c.Ensemble = e
 	}
 	return nil
 }

@@ -128,7 +128,7 @@ func (c *conn) closeNow() {
 	delete(c.lp.watch, c)
 	c.deferred = nil
 	if se := c.sess; se != nil && se.conn.CompareAndSwap(c, nil) {
-		c.s.tree.RemoveSession(se.id)
+		c.s.tree.Load().RemoveSession(se.id)
 	}
 }
 
@@ -340,6 +340,17 @@ func (c *conn) input(b []byte) (used int, err error) {
 // it waits there too, to be answered in its turn.
 func (c *conn) dispatch(p []byte) {
 	op := opOf(p)
+	if op == wire.OpSync && c.s.peer != nil {
+		// In an ensemble a sync waits for every write committed before
+		// it: on the leader, those it prepped before; on a follower,
+		// those the leader committed before it answered.
+		r := newWriteReq()
+		r.c, r.read, r.sync = c, true, role(c.s.peer.role.Load()) == roleFollowing
+		r.raw = append(r.raw[:0], p...)
+		c.setInflight(c.inflight + 1)
+		c.submit(r)
+		return
+	}
 	if c.mustWait() && (!isWrite(op) || op != wire.OpCloseSession && c.sess.closing.Load()) {
 		r := newWriteReq()
 		r.c, r.read = c, true
@@ -452,6 +463,9 @@ func (c *conn) handshake(p []byte) error {
 		return fmt.Errorf("bad connect request: %w", err)
 	}
 	s := c.s
+	if s.peer != nil && !s.peer.serving.Load() {
+		return errNotServing
+	}
 	if z := c.lp.v.Zxid(); req.LastZxidSeen > z {
 		return fmt.Errorf("refusing session request: the client has seen zxid 0x%x, our last zxid is 0x%x; the client must try another server",
 			req.LastZxidSeen, z)
@@ -495,10 +509,10 @@ func (c *conn) handshake(p []byte) error {
 	}
 	// The watches of the previous connection go; the client sends the
 	// ones it still wants with setWatches.
-	s.tree.RemoveSession(se.id)
+	s.tree.Load().RemoveSession(se.id)
 	c.sess = se
 	c.sid.Store(se.id)
-	s.tree.SetAuth(se.id, c.auth) // this connection's identities, as ZooKeeper keeps them
+	s.tree.Load().SetAuth(se.id, c.auth) // this connection's identities, as ZooKeeper keeps them
 	resp.SessionID, resp.Passwd = se.id, pw[:]
 	c.appendConnect(resp)
 	return nil

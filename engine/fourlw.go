@@ -48,7 +48,7 @@ var fourLetterCommands = map[string]func(c *conn) string{
 	"dump": func(c *conn) string { return c.s.dump() },
 	"envi": func(c *conn) string { return envi() },
 	"wchs": func(c *conn) string {
-		sessions, paths, watches := c.s.tree.WatchCounts()
+		sessions, paths, watches := c.s.tree.Load().WatchCounts()
 		return fmt.Sprintf("%d connections watching %d paths\nTotal watches:%d\n", sessions, paths, watches)
 	},
 	"wchc": func(c *conn) string { return c.s.watchesBySession() },
@@ -67,7 +67,7 @@ var fourLetterCommands = map[string]func(c *conn) string{
 	"stmk": func(c *conn) string { return "" },
 	"hash": func(c *conn) string {
 		var b strings.Builder
-		for _, d := range c.s.tree.DigestLog() {
+		for _, d := range c.s.tree.Load().DigestLog() {
 			fmt.Fprintf(&b, "%x: %d\n", d.Zxid, d.Digest)
 		}
 		return b.String()
@@ -115,8 +115,18 @@ func (c *conn) fourLetterWord(w string, rest []byte) string {
 	if w == "stmk" {
 		return c.s.setTraceMask(rest)
 	}
+	if p := c.s.peer; p != nil && !p.serving.Load() && needsServing[w] {
+		return notServing
+	}
 	return fourLetterCommands[w](c)
 }
+
+// notServing is what ZooKeeper answers the words that need a running
+// server while it has none (an ensemble member without a quorum).
+const notServing = "This ZooKeeper instance is not currently serving requests\n"
+
+var needsServing = map[string]bool{"srvr": true, "stat": true, "mntr": true, "cons": true, "crst": true,
+	"dump": true, "wchs": true, "wchc": true, "wchp": true, "srst": true, "dirs": true, "hash": true}
 
 // setTraceMask is stmk: the word is followed by the new mask, an 8-byte
 // long, in the same packet; without it ZooKeeper fails the read and
@@ -136,6 +146,9 @@ func (s *Server) setTraceMask(arg []byte) string {
 func (s *Server) mode() string {
 	if s.readOnly.Load() != nil {
 		return "read-only"
+	}
+	if s.peer != nil {
+		return s.peer.mode()
 	}
 	return "standalone"
 }
@@ -383,7 +396,7 @@ func envi() string {
 // ids' hashes. Each session's paths come in ZooKeeper's order (see
 // javaOrder).
 func (s *Server) watchesBySession() string {
-	_, sessOrder, pathOrder := s.tree.DataWatchOrder()
+	_, sessOrder, pathOrder := s.tree.Load().DataWatchOrder()
 	ids := make([]int64, 0, len(sessOrder))
 	for id := range sessOrder {
 		ids = append(ids, id)
@@ -407,7 +420,7 @@ func (s *Server) watchesBySession() string {
 // watchesByPath is wchp: each path with data watches and the sessions
 // watching it, in the order ZooKeeper's hash maps give.
 func (s *Server) watchesByPath() string {
-	pathOrder, _, sessPaths := s.tree.DataWatchOrder()
+	pathOrder, _, sessPaths := s.tree.Load().DataWatchOrder()
 	byPath := map[string][]int64{}
 	seqs := map[string]map[int64]uint64{}
 	for id, ps := range sessPaths {
@@ -484,7 +497,7 @@ var mntrKeys string
 func (s *Server) mntr() string {
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
-	watches := s.tree.WatchTotal()
+	watches := s.tree.Load().WatchTotal()
 	ephemerals := 0
 	for _, se := range s.sessions.all() {
 		ephemerals += len(v.AppendEphemerals(nil, se.id, "/"))
@@ -528,7 +541,7 @@ func (s *Server) mntr() string {
 	for _, set := range []struct {
 		name  string
 		stats map[string]ztree.NamespaceStat
-	}{{"read_per_namespace", s.namespaceReads()}, {"write_per_namespace", s.tree.NamespaceWrites()}} {
+	}{{"read_per_namespace", s.namespaceReads()}, {"write_per_namespace", s.tree.Load().NamespaceWrites()}} {
 		names := make([]string, 0, len(set.stats))
 		for ns := range set.stats {
 			names = append(names, ns)

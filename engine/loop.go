@@ -296,7 +296,7 @@ func (lp *loop) handle(it *item) {
 		c.lastZxid.Store(it.zxid)
 		// Its identities (the client's address) decide which watch
 		// events it may see.
-		c.s.tree.SetAuth(c.sid.Load(), c.auth)
+		c.s.tree.Load().SetAuth(c.sid.Load(), c.auth)
 		c.drain()
 	case itemEvent:
 		c.appendEvent(it.evType, it.path, it.zxid)

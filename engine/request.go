@@ -284,7 +284,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		// Events for watches whose condition already changed go out
 		// before the reply, as ZooKeeper sends them.
-		for _, ev := range s.tree.SetWatches(c.sid.Load(), w.RelativeZxid, w.DataWatches, w.ExistWatches,
+		for _, ev := range s.tree.Load().SetWatches(c.sid.Load(), w.RelativeZxid, w.DataWatches, w.ExistWatches,
 			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
 			c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 		}
@@ -303,7 +303,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		// The session's later reads wait for the version the watch took
 		// effect at: what changed before it they must see, since no
 		// event will tell them.
-		if z := s.tree.AddWatch(c.sid.Load(), string([]byte(req.Path)), kind); z > c.needZxid {
+		if z := s.tree.Load().AddWatch(c.sid.Load(), string([]byte(req.Path)), kind); z > c.needZxid {
 			c.needZxid = z
 		}
 		// ZooKeeper answers addWatch with an ErrorResponse body of 0,
@@ -318,9 +318,9 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		}
 		var err error
 		if hdr.Type == wire.OpCheckWatches {
-			err = s.tree.CheckWatches(c.sid.Load(), req.Path, req.Type)
+			err = s.tree.Load().CheckWatches(c.sid.Load(), req.Path, req.Type)
 		} else {
-			err = s.tree.RemoveWatches(c.sid.Load(), req.Path, req.Type)
+			err = s.tree.Load().RemoveWatches(c.sid.Load(), req.Path, req.Type)
 		}
 		c.appendReply(hdr.Xid, zxid, errCode(err), nil)
 
@@ -355,7 +355,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 // watch registers a one-shot watch for a read just answered from v; an
 // event that fired in between goes out after the reply.
 func (c *conn) watch(v *ztree.View, path string, kind ztree.WatchKind) {
-	if ev, fired := c.s.tree.Watch(v, c.sid.Load(), string([]byte(path)), kind); fired {
+	if ev, fired := c.s.tree.Load().Watch(v, c.sid.Load(), string([]byte(path)), kind); fired {
 		c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 	}
 }
@@ -392,7 +392,7 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 		c.setClosing()
 		return
 	}
-	c.s.tree.SetAuth(c.sid.Load(), c.auth)
+	c.s.tree.Load().SetAuth(c.sid.Load(), c.auth)
 	c.appendReplyFrame(hdr.Xid, zxid, wire.ErrOK, nil)
 }
 

@@ -29,8 +29,8 @@ type Server struct {
 	fours map[string]bool
 	now   func() time.Time
 
-	store *wal.Store
-	tree  *ztree.Tree // the applier's
+	store atomic.Pointer[wal.Store]  // replaced only while no client is connected
+	tree  atomic.Pointer[ztree.Tree] // the applier's; replaced only while no client is connected
 	// view is the version connections serve reads from. It moves forward
 	// only after the watch events of the txns it adds are queued on their
 	// connections, so no reply shows data before its watch event (rule 4).
@@ -42,6 +42,8 @@ type Server struct {
 
 	sessions *sessionTable
 	nextSID  atomic.Int64
+	// peer runs this server's part in an ensemble; nil when standalone.
+	peer *peer
 	writes   *applier
 	// readOnly holds why the log cannot take txns (the disk is full);
 	// nil while it can. Once set it stays set until a restart: reads are
@@ -135,18 +137,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if len(unknown) > 0 {
 		s.log.Warn("4lw.commands.whitelist names words this server does not have; they stay disabled", "words", unknown)
 	}
-	wo := cfg.WalOptions()
-	wo.FS = opts.FS
-	wo.Logger = s.log
-	wo.Tree = ztree.Options{ExtendedTypes: cfg.ExtendedTypes, EnforceQuota: cfg.EnforceQuota}
-	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
-	wo.OnFatal = func(err error) {
-		if errors.Is(err, wal.ErrDiskFull) {
-			s.diskFull(err)
-			return
-		}
-		s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err))
-	}
+	wo := s.walOptions()
 	if opts.RecoveryGCPercent != 0 {
 		gc := debug.SetGCPercent(opts.RecoveryGCPercent)
 		st, err := wal.Open(wo)
@@ -156,6 +147,23 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s.opened(wal.Open(wo))
 }
 
+// walOptions are the log's options for this server.
+func (s *Server) walOptions() wal.Options {
+	wo := s.cfg.WalOptions()
+	wo.FS = s.opts.FS
+	wo.Logger = s.log
+	wo.Tree = ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota}
+	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
+	wo.OnFatal = func(err error) {
+		if errors.Is(err, wal.ErrDiskFull) {
+			s.diskFull(err)
+			return
+		}
+		s.fail(fmt.Errorf("the transaction log failed, stopping: %w", err))
+	}
+	return wo
+}
+
 // opened finishes New once the data directory is open.
 func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 	cfg, ln := s.cfg, s.ln
@@ -163,7 +171,7 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.store = st
+	s.store.Store(st)
 	if err := st.Stopped(); err != nil {
 		if !errors.Is(err, wal.ErrDiskFull) {
 			st.Close()
@@ -173,10 +181,10 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 		s.readOnly.Store(&err)
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
-	s.tree = st.Tree()
-	s.readers = s.tree.TrackReaders()
-	s.view.Store(s.tree.Published())
-	s.tree.Visible(s.view.Load())
+	s.tree.Store(st.Tree())
+	s.readers = s.tree.Load().TrackReaders()
+	s.view.Store(s.tree.Load().Published())
+	s.tree.Load().Visible(s.view.Load())
 	// Session deadlines are on the monotonic clock, as ZooKeeper's
 	// session tracker's are: a wall-clock step neither expires nor keeps
 	// sessions, and expiry buckets fall where ZooKeeper's fall.
@@ -184,7 +192,7 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 	s.sessions = newSessionTable(int64(cfg.TickTime), now)
 	// Sessions recovered from disk get their full timeout to reconnect,
 	// as ZooKeeper gives them.
-	s.tree.Published().Sessions(func(se ztree.Session) bool {
+	s.tree.Load().Published().Sessions(func(se ztree.Session) bool {
 		s.sessions.add(se.ID, se.Timeout, now)
 		return true
 	})
@@ -192,10 +200,21 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 	// monotonic clock (Java's nanoTime) in the middle 40 bits, the server
 	// id in the top byte: 1 for a standalone server, as ZooKeeper's
 	// standalone session tracker uses.
-	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | standaloneServerID<<56)
+	sid := int64(standaloneServerID)
+	if e := cfg.Ensemble; e != nil {
+		sid = e.MyID
+	}
+	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | sid<<56)
 	s.stats.reset()
 	s.traceMask.Store(defaultTraceMask)
 	s.writes = newApplier(s)
+	if cfg.Ensemble != nil {
+		if s.peer, err = newPeer(s, cfg.Ensemble); err != nil {
+			st.Close()
+			ln.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -228,13 +247,17 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.wg.Add(4)
+	if s.peer != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.peer.run() }()
+	}
 	go func() { defer s.wg.Done(); s.writes.run() }()
 	go func() { defer s.wg.Done(); s.tickLoop() }()
 	go func() { defer s.wg.Done(); s.houseLoop() }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "dataDir", s.cfg.DataDir,
-		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Zxid()),
-		"znodes", s.tree.Published().NodeCount(), "sessions", s.sessions.count())
+		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Load().Zxid()),
+		"znodes", s.tree.Load().Published().NodeCount(), "sessions", s.sessions.count())
 	return nil
 }
 
@@ -322,7 +345,7 @@ func (s *Server) stop(err error) {
 				s.log.Debug("stopping the event loops", "err", err)
 			}
 		}
-		if cerr := s.store.Close(); cerr != nil && s.stopErr == nil && !errors.Is(cerr, wal.ErrStopped) {
+		if cerr := s.store.Load().Close(); cerr != nil && s.stopErr == nil && !errors.Is(cerr, wal.ErrStopped) {
 			s.stopErr = cerr
 		}
 		s.log.Info("stopped")
@@ -347,6 +370,10 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
+		if s.peer != nil && role(s.peer.role.Load()) != roleLeading {
+			// Only the leader expires sessions and reaps containers.
+			continue
+		}
 		s.expireSessions()
 		if now.After(nextReap) {
 			nextReap = now.Add(time.Duration(s.cfg.ContainerCheckInterval) * time.Millisecond)

@@ -217,6 +217,24 @@ func (s *Store) Stopped() error {
 	return s.stopErr
 }
 
+// Flush waits until every txn appended so far is durable, or the log has
+// stopped (its error).
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.durable.Load() < s.last && s.stopErr == nil {
+		s.cond.Wait()
+	}
+	return s.stopErr
+}
+
+// Last is the zxid of the last txn appended, durable or not.
+func (s *Store) Last() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
 

@@ -150,6 +150,20 @@ func (t *Tree) TrackReaders() *Readers {
 	return t.pool.readers
 }
 
+// AdoptReaders is TrackReaders for a tree that replaces another (a
+// follower's tree rebuilt from a leader's snapshot): its readers keep the
+// slots they hold, and its versions are numbered after every epoch those
+// slots have seen, so no record of this tree is reused while a slot that
+// entered before the switch might still read it. Call it before the tree
+// is shared, then Publish and Visible.
+func (t *Tree) AdoptReaders(r *Readers) {
+	t.TrackReaders()
+	t.pool.readers = r
+	if e := r.epoch.Load(); t.pool.seq < e {
+		t.pool.seq = e
+	}
+}
+
 // Readers is the registry TrackReaders returned, or nil when record
 // reuse is off.
 func (t *Tree) Readers() *Readers { return t.pool.readers }

@@ -1,0 +1,483 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"zkd/wal"
+	"zkd/wire"
+	"zkd/zab"
+	"zkd/ztree"
+)
+
+// A follower: discovery and sync with the leader through zab.Follower,
+// whose actions it carries out in order (durable before acknowledged),
+// then broadcast. Client writes go to the leader as REQUESTs; each comes
+// back as a committed txn and is answered when applied here. A client's
+// sync goes to the leader too, and is answered once the leader's SYNC
+// comes back, after every commit before it.
+
+// follower is the connection to the leader.
+type follower struct {
+	p  *peer
+	c  net.Conn
+	pc *packetConn
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []wire.QuorumPacket // ready to go
+	waiting []deferred          // to go once the log is durable up to need
+	closed  bool
+}
+
+type deferred struct {
+	need int64
+	p    wire.QuorumPacket
+}
+
+// followState is the applier's side of following.
+type followState struct {
+	fo *follower
+	// fwd are the requests forwarded, by session, oldest first; syncs
+	// the client syncs waiting for the leader's SYNC.
+	fwd   map[int64][]*writeReq
+	syncs []*writeReq
+	// lastFwd is each connection's newest request forwarded and not
+	// answered: its later reads wait behind it.
+	lastFwd map[*conn]*writeReq
+	// ready are reads that wait for nothing forwarded.
+	ready []*writeReq
+	// remote are the committed txns and SYNCs from the leader, in order,
+	// not applied yet; the follower goroutine adds to it under a.mu.
+	remote []remoteItem
+}
+
+type remoteItem struct {
+	txn  wal.Txn
+	sync bool
+}
+
+func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, last int64) error {
+	s := p.s
+	m, ok := p.member(leaderID)
+	if !ok {
+		return fmt.Errorf("the election chose server %d, which is not in this configuration", leaderID)
+	}
+	initLimit := p.tick * time.Duration(p.ens.InitLimit)
+	syncLimit := p.tick * time.Duration(p.ens.SyncLimit)
+	var c net.Conn
+	var err error
+	for try := 0; try < 5; try++ {
+		d := net.Dialer{Timeout: initLimit}
+		if c, err = d.DialContext(ctx, "tcp", m.QuorumAddr); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Second, initLimit/5)):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot reach the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
+	}
+	fo := &follower{p: p, c: c, pc: newPacketConn(c)}
+	fo.cond = sync.NewCond(&fo.mu)
+	defer fo.close()
+	go func() {
+		<-ctx.Done()
+		fo.close()
+	}()
+
+	// Discovery.
+	info := (&wire.LearnerInfo{ServerID: p.me.ID, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)
+	if err := fo.write(wire.QuorumPacket{Type: wire.PacketFollowerInfo, Zxid: ep.Accepted << 32, Data: info}, initLimit); err != nil {
+		return err
+	}
+	li, err := fo.pc.read(initLimit)
+	if err != nil {
+		return fmt.Errorf("waiting for LEADERINFO: %w", err)
+	}
+	if li.Type != wire.PacketLeaderInfo {
+		return fmt.Errorf("the leader answered FOLLOWERINFO with %s", wire.PacketName(li.Type))
+	}
+	epoch := li.Zxid >> 32
+	ack, persist, err := zab.LearnerLeaderInfo(epoch, ep.Accepted, ep.Current)
+	if err != nil {
+		return err
+	}
+	if persist {
+		if err := wal.WriteEpoch(p.fs(), s.cfg.DataDir, wal.AcceptedEpochFile, epoch); err != nil {
+			return &fatalError{err}
+		}
+	}
+	if err := fo.write(wire.QuorumPacket{Type: wire.PacketAckEpoch, Zxid: last,
+		Data: binary.BigEndian.AppendUint32(nil, uint32(int32(ack)))}, initLimit); err != nil {
+		return err
+	}
+
+	fs := &followState{fo: fo, fwd: map[int64][]*writeReq{}, lastFwd: map[*conn]*writeReq{}}
+	if !s.writes.do(func() { s.writes.follow = fs }) {
+		return ctx.Err()
+	}
+	p.role.Store(int32(roleFollowing))
+	p.mu.Lock()
+	p.fol = fo
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.fol = nil
+		p.mu.Unlock()
+	}()
+	go fo.sendLoop(syncLimit)
+
+	f := zab.NewFollower(epoch, last)
+	x := &executor{fo: fo, s: s, entries: map[int64]*wal.Txn{}, appended: last}
+	for {
+		limit := initLimit
+		if f.Serving() {
+			limit = syncLimit
+		}
+		pkt, err := fo.pc.read(limit)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the leader, server %d: %w", leaderID, err)
+		}
+		if pkt.Type == wire.PacketProposal {
+			txn, err := wal.DecodeTxn(pkt.Data)
+			if err != nil {
+				return fmt.Errorf("an unreadable PROPOSAL %#x from the leader: %w", pkt.Zxid, err)
+			}
+			x.entries[pkt.Zxid] = &txn
+		}
+		if pkt.Type == wire.PacketRevalidate {
+			continue // zkd learners check sessions against their own table
+		}
+		acts, err := f.Step(&pkt)
+		if err != nil {
+			return err
+		}
+		for _, a := range acts {
+			if err := x.do(a); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// executor carries out a zab.Follower's actions.
+type executor struct {
+	fo       *follower
+	s        *Server
+	entries  map[int64]*wal.Txn // proposed, not applied
+	appended int64              // the newest txn handed to the log
+	barrier  int64              // sends wait for the log up to here
+}
+
+func (x *executor) do(a zab.Action) error {
+	s := x.s
+	switch a.Kind {
+	case zab.ActTruncate:
+		var err error
+		if !s.writes.do(func() {
+			err = s.reopen(func() error { return wal.TruncateLog(x.fo.p.fs(), s.cfg.DataDir, s.cfg.LogDir(), a.Zxid) })
+		}) {
+			return errStopping
+		}
+		if err != nil {
+			return err
+		}
+		s.log.Info("truncated the log to the leader's history", "zxid", fmt.Sprintf("%#x", a.Zxid))
+		x.appended = a.Zxid
+	case zab.ActLoadSnapshot:
+		t, err := wal.ReadSnapBody(x.fo.pc.br, a.Zxid, ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota})
+		if err != nil {
+			return fmt.Errorf("reading the leader's snapshot: %w", err)
+		}
+		if !s.writes.do(func() {
+			err = s.reopen(func() error {
+				// Nothing after the snapshot may stay: it is another
+				// history's.
+				if err := wal.TruncateLog(x.fo.p.fs(), s.cfg.DataDir, s.cfg.LogDir(), a.Zxid); err != nil {
+					return err
+				}
+				_, err := wal.WriteSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression)
+				return err
+			})
+		}) {
+			return errStopping
+		}
+		if err != nil {
+			return err
+		}
+		s.log.Info("loaded the leader's snapshot", "zxid", fmt.Sprintf("%#x", a.Zxid), "znodes", t.Published().NodeCount())
+		x.appended = a.Zxid
+	case zab.ActTakeSnapshot:
+		// What was applied since the SNAP or TRUNC went through the log
+		// (see ActApply): once that is durable, so is the tree.
+		if err := s.store.Load().Flush(); err != nil {
+			return &fatalError{err}
+		}
+	case zab.ActLog:
+		if err := x.log(a.Zxid); err != nil {
+			return err
+		}
+	case zab.ActSyncLog:
+		x.barrier = x.appended
+	case zab.ActPersistCurrentEpoch:
+		if err := s.store.Load().Flush(); err != nil {
+			return &fatalError{err}
+		}
+		if err := wal.WriteEpoch(x.fo.p.fs(), s.cfg.DataDir, wal.CurrentEpochFile, a.Zxid); err != nil {
+			return &fatalError{err}
+		}
+		x.fo.p.port.SetPeerEpoch(a.Zxid)
+	case zab.ActSend:
+		x.fo.send(a.Packet, x.barrier)
+	case zab.ActApply:
+		if a.Zxid > x.appended {
+			// A commit during a SNAP or TRUNC sync: logged here, so
+			// that the tree never holds what the disk does not.
+			if err := x.log(a.Zxid); err != nil {
+				return err
+			}
+		}
+		txn := x.entries[a.Zxid]
+		delete(x.entries, a.Zxid)
+		if txn == nil {
+			return fmt.Errorf("the leader committed %#x, which it never proposed", a.Zxid)
+		}
+		s.writes.remote(remoteItem{txn: *txn})
+	case zab.ActServe:
+		x.fo.p.serve(roleFollowing)
+	case zab.ActAnswerSync:
+		s.writes.remote(remoteItem{sync: true})
+	case zab.ActPong:
+		var touches []wire.SessionTouch
+		for _, se := range s.sessions.all() {
+			if se.conn.Load() != nil {
+				touches = append(touches, wire.SessionTouch{Session: se.id, Timeout: se.timeout.Load()})
+			}
+		}
+		x.fo.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, touches)}, 0)
+	}
+	return nil
+}
+
+var errStopping = fmt.Errorf("the server is stopping")
+
+// log hands the proposal zxid to the log.
+func (x *executor) log(zxid int64) error {
+	txn := x.entries[zxid]
+	if txn == nil {
+		return fmt.Errorf("the leader asked to log %#x, which it never proposed", zxid)
+	}
+	if zxid <= x.appended {
+		return nil // a fuzzy snapshot's overlap: in the log already
+	}
+	if err := x.s.store.Load().Append(txn, nil); err != nil {
+		return &fatalError{fmt.Errorf("cannot log txn %#x: %w", zxid, err)}
+	}
+	x.appended = zxid
+	return nil
+}
+
+// remote hands the applier a committed txn or the leader's SYNC.
+func (a *applier) remote(it remoteItem) {
+	a.mu.Lock()
+	if a.follow != nil {
+		a.follow.remote = append(a.follow.remote, it)
+	}
+	a.mu.Unlock()
+	a.signal()
+}
+
+// forward sends a client's write or sync to the leader, or puts a read
+// behind what its connection has forwarded. Applier goroutine.
+func (a *applier) forward(r *writeReq) {
+	f := a.follow
+	if r.read && !r.sync {
+		if w := f.lastFwd[r.c]; w != nil {
+			w.after = append(w.after, r)
+		} else {
+			f.ready = append(f.ready, r)
+		}
+		return
+	}
+	fr := wire.ForwardedRequest{Session: r.sess, Cxid: r.xid, Op: r.op}
+	switch {
+	case r.sync:
+		var hdr wire.RequestHeader
+		n, err := hdr.Decode(r.raw, wire.Alias)
+		if err != nil {
+			a.drop(r)
+			return
+		}
+		fr.Session, fr.Cxid, fr.Op, fr.Body = r.c.sid.Load(), hdr.Xid, wire.OpSync, r.raw[n:]
+		r.sess, r.xid = fr.Session, hdr.Xid
+	case r.op == wire.OpCreateSession:
+		if ct, ok := r.body.(*wire.CreateSessionTxn); ok {
+			fr.Body = binary.BigEndian.AppendUint32(nil, uint32(ct.TimeOut))
+		}
+	case r.op == wire.OpSetData && r.body == &r.set:
+		fr.Body = r.raw
+	case r.body != nil && r.refuse == wire.ErrOK:
+		fr.Body = r.body.Append(nil)
+	}
+	f.fo.send(wire.QuorumPacket{Type: wire.PacketRequest, Data: fr.Append(nil), AuthInfo: r.auth}, 0)
+	if r.sync {
+		f.syncs = append(f.syncs, r)
+	} else {
+		f.fwd[r.sess] = append(f.fwd[r.sess], r)
+	}
+	if r.c != nil {
+		f.lastFwd[r.c] = r
+	}
+}
+
+// gather moves the ready reads and the commits the log has made durable
+// here into pending, each forwarded request in its commit's place with
+// the reads behind it, and returns the zxid commit may apply up to.
+func (a *applier) gather() int64 {
+	f := a.follow
+	s := a.s
+	durable := s.store.Load().Durable()
+	a.pending = append(a.pending, f.ready...)
+	clear(f.ready)
+	f.ready = f.ready[:0]
+	a.mu.Lock()
+	items := f.remote
+	n := 0
+	for ; n < len(items); n++ {
+		if !items[n].sync && items[n].txn.Header.Zxid > durable {
+			break
+		}
+	}
+	f.remote = append([]remoteItem(nil), items[n:]...)
+	a.mu.Unlock()
+	take := func(r *writeReq) {
+		a.pending = append(a.pending, r)
+		a.pending = append(a.pending, r.after...)
+		clear(r.after)
+		r.after = r.after[:0]
+		if r.c != nil && f.lastFwd[r.c] == r {
+			delete(f.lastFwd, r.c)
+		}
+	}
+	for _, it := range items[:n] {
+		if it.sync {
+			if len(f.syncs) == 0 {
+				continue
+			}
+			r := f.syncs[0]
+			f.syncs[0] = nil
+			f.syncs = f.syncs[1:]
+			take(r)
+			continue
+		}
+		hdr := it.txn.Header
+		txn := ztree.Txn{Header: hdr, Record: it.txn.Record}
+		if q := f.fwd[hdr.ClientID]; len(q) > 0 && q[0].xid == hdr.Cxid {
+			r := q[0]
+			if len(q) == 1 {
+				delete(f.fwd, hdr.ClientID)
+			} else {
+				q[0] = nil
+				f.fwd[hdr.ClientID] = q[1:]
+			}
+			r.txn = txn
+			take(r)
+			continue
+		}
+		// Another server's client's txn, or the leader's own.
+		r := newWriteReq()
+		r.sess, r.xid, r.op, r.txn = hdr.ClientID, hdr.Cxid, hdr.Type, txn
+		s.stats.outstanding.Add(1)
+		a.pending = append(a.pending, r)
+	}
+	return math.MaxInt64
+}
+
+// durable is the follower's OnSync: the acks waiting for the disk go.
+func (fo *follower) durable(zxid int64) {
+	fo.mu.Lock()
+	fo.release(zxid)
+	fo.mu.Unlock()
+}
+
+// release moves the deferred packets whose txns are durable to the queue.
+// fo.mu held.
+func (fo *follower) release(durable int64) {
+	n := 0
+	for ; n < len(fo.waiting) && fo.waiting[n].need <= durable; n++ {
+		fo.queue = append(fo.queue, fo.waiting[n].p)
+	}
+	if n > 0 {
+		fo.waiting = append(fo.waiting[:0], fo.waiting[n:]...)
+		fo.cond.Signal()
+	}
+}
+
+// send queues p for the leader once the log is durable up to need, after
+// every packet queued before it.
+func (fo *follower) send(p wire.QuorumPacket, need int64) {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if fo.closed {
+		return
+	}
+	fo.waiting = append(fo.waiting, deferred{need, p})
+	fo.release(fo.p.s.store.Load().Durable())
+}
+
+// write sends p now (discovery, before the sender runs).
+func (fo *follower) write(p wire.QuorumPacket, d time.Duration) error {
+	fo.c.SetWriteDeadline(time.Now().Add(d))
+	_, err := fo.c.Write(p.Append(nil))
+	return err
+}
+
+func (fo *follower) sendLoop(limit time.Duration) {
+	var buf []byte
+	var batch []wire.QuorumPacket
+	for {
+		fo.mu.Lock()
+		for len(fo.queue) == 0 && !fo.closed {
+			fo.cond.Wait()
+		}
+		if fo.closed {
+			fo.mu.Unlock()
+			return
+		}
+		batch, fo.queue = fo.queue, batch[:0]
+		fo.mu.Unlock()
+		buf = buf[:0]
+		for i := range batch {
+			buf = batch[i].Append(buf)
+			batch[i] = wire.QuorumPacket{}
+		}
+		fo.c.SetWriteDeadline(time.Now().Add(limit))
+		if _, err := fo.c.Write(buf); err != nil {
+			fo.close()
+			return
+		}
+	}
+}
+
+func (fo *follower) close() {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if !fo.closed {
+		fo.closed = true
+		fo.c.Close()
+		fo.cond.Broadcast()
+	}
+}

@@ -1,0 +1,723 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/wal"
+	"zkd/wire"
+	"zkd/zab"
+)
+
+// The leader's side of the quorum port: discovery with each learner,
+// syncing it (DIFF, TRUNC or SNAP, as zab.PlanSync decides), then
+// broadcast. The applier proposes every txn it preps (propose); acks come
+// from the log (localAck) and from the learners (ack); zab.Proposals says
+// what is committed, in zxid order, and the applier applies up to there.
+
+type leader struct {
+	p     *peer
+	s     *Server
+	epoch int64
+	ln    net.Listener
+
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
+
+	mu               sync.Mutex
+	cond             *sync.Cond // discovery and NEWLEADER progress
+	disc             *zab.LeaderDiscovery
+	acceptedWritten  bool
+	established      bool // a quorum acked the epoch: learners may sync
+	upToDate         bool // a quorum acked NEWLEADER: serving
+	newLeaderAcks    []int64
+	props            *zab.Proposals
+	outstanding      []outProp // proposed, not committed, by zxid
+	selfAcked        int64
+	learners         map[int64]*learner
+	lastCommitted    int64
+	discoveryTimeout time.Duration
+}
+
+type outProp struct {
+	zxid  int64
+	entry []byte
+}
+
+// learner is one follower's connection to this leader.
+type learner struct {
+	l   *leader
+	sid int64
+	c   net.Conn
+	pc  *packetConn
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     []wire.QuorumPacket
+	closed    bool
+	broadcast bool // receives proposals and commits
+	heard     atomic.Int64
+	synced    atomic.Bool // acked NEWLEADER
+}
+
+func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
+	s := p.s
+	ln, err := net.Listen("tcp", p.me.QuorumAddr)
+	if err != nil {
+		return fmt.Errorf("quorum port %s: %w", p.me.QuorumAddr, err)
+	}
+	l := &leader{p: p, s: s, ln: ln, failed: make(chan struct{}), learners: map[int64]*learner{},
+		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit)}
+	l.cond = sync.NewCond(&l.mu)
+	l.disc = zab.NewLeaderDiscovery(p.me.ID, p.voters(), ep.Accepted, ep.Current, last)
+	p.role.Store(int32(roleLeading))
+	p.mu.Lock()
+	p.lead = l
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.lead = nil
+		p.mu.Unlock()
+		l.close()
+	}()
+	go l.acceptLoop()
+
+	// Discovery: the leader counts as heard; a quorum freezes the epoch.
+	l.mu.Lock()
+	if epoch, frozen, _ := l.disc.FollowerInfo(p.me.ID, ep.Accepted); frozen {
+		if err := l.writeAccepted(epoch); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+	}
+	deadline := time.Now().Add(l.discoveryTimeout)
+	timer := time.AfterFunc(l.discoveryTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
+	defer timer.Stop()
+	for !l.established && time.Now().Before(deadline) && l.failErr == nil {
+		l.cond.Wait()
+	}
+	if !l.established {
+		l.mu.Unlock()
+		return fmt.Errorf("no quorum of followers agreed on an epoch within initLimit (%v)", l.discoveryTimeout)
+	}
+	l.epoch = l.disc.Epoch()
+	l.lastCommitted = s.tree.Load().Zxid()
+	l.props = zab.NewProposals(p.voters(), l.lastCommitted)
+	l.selfAcked = l.lastCommitted
+	l.mu.Unlock()
+	s.log.Info("leading", "epoch", l.epoch, "zxid", fmt.Sprintf("%#x", l.lastCommitted))
+
+	// The applier proposes from the first zxid of the epoch on.
+	if !s.writes.do(func() {
+		s.writes.lead = l
+		s.writes.nextZxid = l.epoch<<32 | 1
+		s.writes.durable.Store(l.lastCommitted)
+	}) {
+		return ctx.Err()
+	}
+	l.mu.Lock()
+	l.cond.Broadcast() // learners may sync now (established is set)
+	// NEWLEADER: a quorum, this server among them, holds the history.
+	l.newLeaderAcks = append(l.newLeaderAcks, p.me.ID)
+	timer.Reset(time.Until(deadline.Add(l.discoveryTimeout)))
+	for !p.quorumOf(l.newLeaderAcks) && time.Now().Before(deadline.Add(l.discoveryTimeout)) && l.failErr == nil {
+		l.cond.Wait()
+	}
+	if !p.quorumOf(l.newLeaderAcks) {
+		l.mu.Unlock()
+		return fmt.Errorf("no quorum of followers synced within initLimit")
+	}
+	l.mu.Unlock()
+	if err := wal.WriteEpoch(p.fs(), s.cfg.DataDir, wal.CurrentEpochFile, l.epoch); err != nil {
+		return &fatalError{err}
+	}
+	p.port.SetPeerEpoch(l.epoch)
+	l.mu.Lock()
+	l.upToDate = true
+	for _, sid := range l.newLeaderAcks {
+		if lr := l.learners[sid]; lr != nil {
+			lr.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+		}
+	}
+	l.mu.Unlock()
+	// The sessions get a full timeout from the new leader.
+	s.writes.do(func() { s.resetSessions() })
+	p.serve(roleLeading)
+
+	// Broadcast: ping the learners every half tick, and give up the lead
+	// when fewer than a quorum have been heard from within syncLimit.
+	limit := p.tick * time.Duration(p.ens.SyncLimit)
+	t := time.NewTicker(max(p.tick/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.failed:
+			return l.failErr
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		alive := []int64{p.me.ID}
+		l.mu.Lock()
+		for sid, lr := range l.learners {
+			lr.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: l.lastCommitted})
+			quiet := now - lr.heard.Load()
+			switch {
+			case lr.synced.Load() && quiet < int64(limit):
+				alive = append(alive, sid)
+			case lr.synced.Load() || quiet >= int64(l.discoveryTimeout):
+				// Silent past syncLimit (initLimit while it syncs).
+				s.log.Warn("closing a follower that went quiet", "sid", sid, "quiet", time.Duration(quiet).Round(time.Millisecond))
+				lr.close()
+				delete(l.learners, sid)
+			}
+		}
+		l.mu.Unlock()
+		if !p.quorumOf(alive) {
+			return fmt.Errorf("lost the quorum: only %v heard from within syncLimit (%v)", alive, limit)
+		}
+	}
+}
+
+// writeAccepted makes the frozen epoch this server's acceptedEpoch, once,
+// before any LEADERINFO goes out. l.mu held.
+func (l *leader) writeAccepted(epoch int64) error {
+	if l.acceptedWritten {
+		return nil
+	}
+	if err := wal.WriteEpoch(l.p.fs(), l.s.cfg.DataDir, wal.AcceptedEpochFile, epoch); err != nil {
+		return &fatalError{err}
+	}
+	l.acceptedWritten = true
+	l.cond.Broadcast()
+	return nil
+}
+
+func (l *leader) stepDown(err error) {
+	l.failOnce.Do(func() {
+		l.mu.Lock()
+		l.failErr = err
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		close(l.failed)
+	})
+}
+
+func (l *leader) close() {
+	l.stepDown(errors.New("stopped leading"))
+	l.ln.Close()
+	l.mu.Lock()
+	for _, lr := range l.learners {
+		lr.close()
+	}
+	l.mu.Unlock()
+}
+
+func (l *leader) acceptLoop() {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		go l.serveLearner(c)
+	}
+}
+
+// serveLearner runs one learner's connection: discovery, sync, then its
+// acks, pings and forwarded requests.
+func (l *leader) serveLearner(c net.Conn) {
+	s := l.s
+	lr := &learner{l: l, c: c, pc: newPacketConn(c)}
+	lr.cond = sync.NewCond(&lr.mu)
+	lr.heard.Store(time.Now().UnixNano())
+	defer l.forget(lr)
+	initLimit := l.discoveryTimeout
+	fi, err := lr.pc.read(initLimit)
+	if err != nil {
+		return
+	}
+	if fi.Type != wire.PacketFollowerInfo {
+		s.log.Warn("a learner opened with something other than FOLLOWERINFO; closing it", "packet", wire.PacketName(fi.Type), "from", c.RemoteAddr().String())
+		return
+	}
+	info, err := wire.LearnerInfoFrom(fi.Data)
+	if err != nil {
+		s.log.Warn("unreadable FOLLOWERINFO; closing", "from", c.RemoteAddr().String(), "err", err)
+		return
+	}
+	lr.sid = info.ServerID
+	if m, ok := l.p.member(lr.sid); !ok || m.Observer {
+		s.log.Warn("a server that is not a participant of this ensemble tried to follow; closing", "sid", lr.sid)
+		return
+	}
+
+	// Discovery.
+	l.mu.Lock()
+	if old := l.learners[lr.sid]; old != nil {
+		old.close()
+	}
+	l.learners[lr.sid] = lr
+	epoch, frozen, _ := l.disc.FollowerInfo(lr.sid, fi.Zxid>>32)
+	if frozen {
+		if err := l.writeAccepted(epoch); err != nil {
+			l.mu.Unlock()
+			l.stepDown(err)
+			return
+		}
+	}
+	for !l.acceptedWritten && l.failErr == nil && !lr.isClosed() {
+		l.cond.Wait()
+	}
+	epoch = l.disc.Epoch()
+	l.mu.Unlock()
+	if l.failErr != nil {
+		return
+	}
+	li := wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32, Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)}
+	if err := lr.write(li); err != nil {
+		return
+	}
+	ack, err := lr.pc.read(initLimit)
+	if err != nil || ack.Type != wire.PacketAckEpoch || len(ack.Data) < 4 {
+		return
+	}
+	peerLast := ack.Zxid
+	l.mu.Lock()
+	ok, err := l.disc.AckEpoch(lr.sid, int64(int32(binary.BigEndian.Uint32(ack.Data))), peerLast)
+	if err != nil {
+		l.mu.Unlock()
+		s.log.Warn("refusing a follower", "sid", lr.sid, "err", err)
+		return
+	}
+	if ok && !l.established {
+		l.established = true
+		l.cond.Broadcast()
+	}
+	for (!l.established || l.props == nil) && l.failErr == nil && !lr.isClosed() {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
+	if l.failErr != nil || lr.isClosed() {
+		return
+	}
+	if err := l.syncLearner(lr, peerLast); err != nil {
+		s.log.Warn("syncing a follower failed", "sid", lr.sid, "err", err)
+		return
+	}
+	go lr.sendLoop()
+	l.readLearner(lr)
+}
+
+func (lr *learner) isClosed() bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.closed
+}
+
+// syncLearner registers lr for broadcast and writes its sync: the packet
+// that opens it, the txns it lacks up to the last commit, the proposals
+// outstanding, NEWLEADER. What is proposed meanwhile waits in its queue.
+func (l *leader) syncLearner(lr *learner, peerLast int64) error {
+	s := l.s
+	l.mu.Lock()
+	committed := l.lastCommitted
+	outs := slices.Clone(l.outstanding)
+	lr.mu.Lock()
+	lr.broadcast = true
+	lr.mu.Unlock()
+	hist := zab.History{LastProcessed: committed, SnapshotSizeFactor: 0.33,
+		TxnLog: func(from, limit int64) []int64 {
+			var zs []int64
+			var size int64
+			err := wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), from-1, committed, func(t *wal.Txn, e []byte) error {
+				zs = append(zs, t.Header.Zxid)
+				size += int64(len(e))
+				if limit >= 0 && size > limit {
+					return errTooMuch
+				}
+				return nil
+			})
+			if err != nil {
+				return nil
+			}
+			return zs
+		}}
+	hist.SnapshotBytes = snapshotBytes(s.cfg.DataDir)
+	v := s.view.Load()
+	l.mu.Unlock()
+	plan := zab.PlanSync(peerLast, hist)
+	w := bufio.NewWriterSize(lr.c, 64<<10)
+	lr.c.SetWriteDeadline(time.Now().Add(l.discoveryTimeout))
+	put := func(p wire.QuorumPacket) error {
+		_, err := w.Write(p.Append(nil))
+		return err
+	}
+	sendTxns := func(after, upTo int64) error {
+		return wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), after, upTo, func(t *wal.Txn, e []byte) error {
+			if err := put(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: t.Header.Zxid, Data: e}); err != nil {
+				return err
+			}
+			return put(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: t.Header.Zxid})
+		})
+	}
+	s.log.Info("syncing a follower", "sid", lr.sid, "mode", plan.Mode.String(), "peerZxid", fmt.Sprintf("%#x", peerLast),
+		"zxid", fmt.Sprintf("%#x", committed))
+	switch plan.Mode {
+	case zab.SyncSnap:
+		// The view may trail the last commit; the txns between follow it.
+		slot := s.readers.NewSlot()
+		slot.Enter()
+		v = s.view.Load()
+		err := put(wire.QuorumPacket{Type: wire.PacketSnap, Zxid: v.Zxid()})
+		if err == nil {
+			err = wal.WriteSnapBody(w, v)
+		}
+		slot.Leave()
+		slot.Close()
+		if err == nil {
+			err = sendTxns(v.Zxid(), committed)
+		}
+		if err != nil {
+			return err
+		}
+	case zab.SyncTrunc:
+		if err := put(wire.QuorumPacket{Type: wire.PacketTrunc, Zxid: plan.Zxid}); err != nil {
+			return err
+		}
+		if err := sendTxns(plan.Zxid, committed); err != nil {
+			return err
+		}
+	default:
+		if err := put(wire.QuorumPacket{Type: wire.PacketDiff, Zxid: plan.Zxid}); err != nil {
+			return err
+		}
+		if len(plan.Send) > 0 {
+			if err := sendTxns(plan.Send[0]-1, committed); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range outs {
+		if err := put(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: o.zxid, Data: o.entry}); err != nil {
+			return err
+		}
+	}
+	if err := put(wire.QuorumPacket{Type: wire.PacketNewLeader, Zxid: l.epoch << 32, Data: []byte(l.p.qcfg)}); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+var errTooMuch = errors.New("more than the limit")
+
+// snapshotBytes is the size of the newest snapshot in dataDir.
+func snapshotBytes(dataDir string) int64 {
+	matches, _ := filepath.Glob(filepath.Join(dataDir, "version-2", "snapshot.*"))
+	var newest int64 = -1
+	var size int64
+	for _, m := range matches {
+		var z int64
+		if _, err := fmt.Sscanf(filepath.Base(m), "snapshot.%x", &z); err != nil || z < newest {
+			continue
+		}
+		if st, err := os.Stat(m); err == nil {
+			newest, size = z, st.Size()
+		}
+	}
+	return size
+}
+
+// readLearner takes a synced learner's packets until it goes.
+func (l *leader) readLearner(lr *learner) {
+	s := l.s
+	limit := l.p.tick * time.Duration(l.p.ens.SyncLimit)
+	for {
+		p, err := lr.pc.read(limit)
+		if err != nil {
+			if !lr.isClosed() {
+				s.log.Info("a follower went", "sid", lr.sid, "err", err)
+			}
+			return
+		}
+		lr.heard.Store(time.Now().UnixNano())
+		switch p.Type {
+		case wire.PacketAck:
+			if p.Zxid == l.epoch<<32 {
+				l.newLeaderAck(lr)
+				continue
+			}
+			l.ack(lr.sid, p.Zxid)
+		case wire.PacketPing:
+			touches, err := wire.DecodeTouches(p.Data)
+			if err != nil {
+				s.log.Warn("unreadable PING from a follower; closing it", "sid", lr.sid, "err", err)
+				return
+			}
+			now := s.mono()
+			for _, t := range touches {
+				if se := s.sessions.get(t.Session); se != nil {
+					s.sessions.touch(se, now)
+				}
+			}
+		case wire.PacketRequest:
+			if err := l.request(lr, &p); err != nil {
+				s.log.Warn("unreadable REQUEST from a follower; closing it", "sid", lr.sid, "err", err)
+				return
+			}
+		case wire.PacketRevalidate:
+			l.revalidate(lr, &p)
+		default:
+			s.log.Warn("unexpected packet from a follower; closing it", "sid", lr.sid, "packet", wire.PacketName(p.Type))
+			return
+		}
+	}
+}
+
+// newLeaderAck takes a learner's ACK of NEWLEADER: once the epoch serves,
+// it is told it is up to date.
+func (l *leader) newLeaderAck(lr *learner) {
+	// The learner acks UPTODATE with the same zxid: that one is no news.
+	if lr.synced.Swap(true) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.newLeaderAcks, lr.sid) {
+		l.newLeaderAcks = append(l.newLeaderAcks, lr.sid)
+	}
+	l.cond.Broadcast()
+	if l.upToDate {
+		lr.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+	}
+}
+
+// request submits a learner's forwarded request to the applier.
+func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
+	fr, err := wire.DecodeForwardedRequest(p.Data)
+	if err != nil {
+		return err
+	}
+	if fr.Op == wire.OpSync {
+		l.mu.Lock()
+		if l.props.Sync(lr.sid) {
+			lr.send(wire.QuorumPacket{Type: wire.PacketSync})
+		}
+		l.mu.Unlock()
+		return nil
+	}
+	r := newWriteReq()
+	r.sess, r.xid, r.op, r.auth = fr.Session, fr.Cxid, fr.Op, p.AuthInfo
+	switch fr.Op {
+	case wire.OpCreateSession:
+		if len(fr.Body) < 4 {
+			r.refuse = wire.ErrMarshallingError
+			break
+		}
+		r.body = &wire.CreateSessionTxn{TimeOut: int32(binary.BigEndian.Uint32(fr.Body))}
+	case wire.OpCloseSession:
+	case wire.OpDeleteContainer:
+		r.refuse = wire.ErrBadArguments
+	case wire.OpReconfig:
+		r.refuse = wire.ErrReconfigDisabled
+	default:
+		rec, ok := wire.RequestRecord(fr.Op)
+		if !ok || !isWrite(fr.Op) {
+			r.refuse = wire.ErrUnimplemented
+			break
+		}
+		if _, err := rec.Decode(fr.Body, wire.Copy); err != nil {
+			r.refuse = wire.ErrMarshallingError
+			break
+		}
+		r.body = rec
+	}
+	l.s.writes.submit(r)
+	return nil
+}
+
+// revalidate answers a learner asking whether a session a client resumes
+// on it is still open: the session id, then a boolean.
+func (l *leader) revalidate(lr *learner, p *wire.QuorumPacket) {
+	if len(p.Data) < 12 {
+		return
+	}
+	id := int64(binary.BigEndian.Uint64(p.Data))
+	se := l.s.sessions.get(id)
+	valid := se != nil && !se.closing.Load()
+	if valid {
+		l.s.sessions.touch(se, l.s.mono())
+	}
+	data := binary.BigEndian.AppendUint64(nil, uint64(id))
+	if valid {
+		data = append(data, 1)
+	} else {
+		data = append(data, 0)
+	}
+	l.mu.Lock()
+	lr.send(wire.QuorumPacket{Type: wire.PacketRevalidate, Data: data})
+	l.mu.Unlock()
+}
+
+// propose records the applier's new txn and sends it to every learner in
+// broadcast. Applier goroutine, before the txn goes to the log.
+func (l *leader) propose(t *wal.Txn) error {
+	entry := wal.AppendTxn(nil, t)
+	z := t.Header.Zxid
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.props.Propose(z); err != nil {
+		return err
+	}
+	l.outstanding = append(l.outstanding, outProp{z, entry})
+	for _, lr := range l.learners {
+		if lr.inBroadcast() {
+			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
+		}
+	}
+	return nil
+}
+
+// localAck is this server's own ACK: its log holds everything up to zxid.
+func (l *leader) localAck(zxid int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.props == nil || zxid <= l.selfAcked {
+		return
+	}
+	var commits []zab.Commit
+	for _, o := range l.outstanding {
+		if o.zxid > zxid {
+			break
+		}
+		if o.zxid > l.selfAcked {
+			commits = append(commits, l.props.Ack(l.p.me.ID, o.zxid)...)
+		}
+	}
+	l.selfAcked = zxid
+	l.committed(commits)
+}
+
+// ack is a learner's ACK of a proposal.
+func (l *leader) ack(sid, zxid int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.props == nil {
+		return
+	}
+	l.committed(l.props.Ack(sid, zxid))
+}
+
+// committed sends COMMITs (and the SYNCs waiting on them) and lets the
+// applier apply up to the newest commit this server has on disk. l.mu
+// held.
+func (l *leader) committed(commits []zab.Commit) {
+	for _, c := range commits {
+		for _, lr := range l.learners {
+			if lr.inBroadcast() {
+				lr.send(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
+			}
+		}
+		for _, sid := range c.Syncs {
+			if lr := l.learners[sid]; lr != nil {
+				lr.send(wire.QuorumPacket{Type: wire.PacketSync})
+			}
+		}
+		l.lastCommitted = c.Zxid
+		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
+			l.outstanding[0] = outProp{}
+			l.outstanding = l.outstanding[1:]
+		}
+	}
+	if a := l.s.writes; a.durable.Load() < min(l.lastCommitted, l.selfAcked) {
+		a.durable.Store(min(l.lastCommitted, l.selfAcked))
+		a.signal()
+	}
+}
+
+func (lr *learner) inBroadcast() bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return lr.broadcast && !lr.closed
+}
+
+// send queues p for the learner's sender.
+func (lr *learner) send(p wire.QuorumPacket) {
+	lr.mu.Lock()
+	if !lr.closed {
+		lr.queue = append(lr.queue, p)
+		lr.cond.Signal()
+	}
+	lr.mu.Unlock()
+}
+
+// write sends p now, before the sender runs (discovery).
+func (lr *learner) write(p wire.QuorumPacket) error {
+	lr.c.SetWriteDeadline(time.Now().Add(lr.l.discoveryTimeout))
+	_, err := lr.c.Write(p.Append(nil))
+	return err
+}
+
+func (lr *learner) sendLoop() {
+	w := bufio.NewWriterSize(lr.c, 64<<10)
+	var buf []byte
+	var batch []wire.QuorumPacket
+	limit := lr.l.p.tick * time.Duration(lr.l.p.ens.SyncLimit)
+	for {
+		lr.mu.Lock()
+		for len(lr.queue) == 0 && !lr.closed {
+			lr.cond.Wait()
+		}
+		if lr.closed {
+			lr.mu.Unlock()
+			return
+		}
+		batch, lr.queue = lr.queue, batch[:0]
+		lr.mu.Unlock()
+		lr.c.SetWriteDeadline(time.Now().Add(limit))
+		for i := range batch {
+			buf = batch[i].Append(buf[:0])
+			if _, err := w.Write(buf); err != nil {
+				lr.close()
+				return
+			}
+			batch[i] = wire.QuorumPacket{}
+		}
+		if err := w.Flush(); err != nil {
+			lr.close()
+			return
+		}
+	}
+}
+
+// close shuts the learner's connection; forget takes it off the leader.
+func (lr *learner) close() {
+	lr.mu.Lock()
+	if !lr.closed {
+		lr.closed = true
+		lr.c.Close()
+		lr.cond.Broadcast()
+	}
+	lr.mu.Unlock()
+}
+
+func (l *leader) forget(lr *learner) {
+	lr.close()
+	l.mu.Lock()
+	if l.learners[lr.sid] == lr {
+		delete(l.learners, lr.sid)
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}

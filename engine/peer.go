@@ -1,0 +1,412 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"zkd/engine/electionport"
+	"zkd/wal"
+	"zkd/wal/vfs"
+	"zkd/wire"
+	"zkd/ztree"
+)
+
+// An ensemble member. The peer goroutine goes round election, then leading
+// or following, then election again when the role fails: the leader loses
+// its quorum, the follower its leader. Between roles the server serves no
+// client: every connection is closed as it goes LOOKING, and handshakes are
+// refused until it serves again, as ZooKeeper refuses them.
+//
+// What is durable where (shared/reference/zab-protocol.md): the leader
+// answers a write once a quorum, itself among them, has the txn on disk;
+// a follower acknowledges a proposal only once it is on its disk, and
+// applies it on COMMIT once it is on its disk too. Between roles the tree
+// is brought up to everything the log holds, so the vote a server casts
+// (its last logged zxid) is the history it would lead with.
+
+// errNotServing closes a client's connection while the server has no
+// quorum, as ZooKeeper closes it.
+var errNotServing = errors.New("not serving: this server is not in a quorum right now (ZooKeeperServer not running)")
+
+type role int32
+
+const (
+	roleLooking role = iota
+	roleFollowing
+	roleLeading
+)
+
+type peer struct {
+	s    *Server
+	ens  *Ensemble
+	me   Member
+	port *electionport.Port
+	qcfg string // the quorum config text of notifications and NEWLEADER
+
+	role     atomic.Int32
+	leaderID atomic.Int64
+	serving  atomic.Bool
+
+	mu   sync.Mutex // guards lead and fol, read by synced and the four-letter words
+	lead *leader
+	fol  *follower
+
+	tick time.Duration
+}
+
+func newPeer(s *Server, e *Ensemble) (*peer, error) {
+	me, _ := e.Me()
+	if me.Observer {
+		return nil, s.cfg.ErrorAt("peerType", "server.%d is an observer; observers are not supported yet: make it a participant", me.ID)
+	}
+	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
+	var voters, observers []electionport.Peer
+	for _, m := range e.Members {
+		ep := electionport.Peer{ID: m.ID, Addr: m.ElectionAddr}
+		if m.Observer {
+			observers = append(observers, ep)
+		} else {
+			voters = append(voters, ep)
+		}
+	}
+	port, err := electionport.Listen(electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
+		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
+		Log: s.log})
+	if err != nil {
+		return nil, &ConfigError{File: s.cfg.File, Line: me.Line, Key: fmt.Sprintf("server.%d", me.ID), Msg: err.Error()}
+	}
+	p.port = port
+	return p, nil
+}
+
+// quorumConfigText is the ensemble as ZooKeeper's QuorumVerifier prints
+// it, which is what goes in election notifications and NEWLEADER.
+func quorumConfigText(e *Ensemble) string {
+	var b strings.Builder
+	for _, m := range e.Members {
+		kind := "participant"
+		if m.Observer {
+			kind = "observer"
+		}
+		fmt.Fprintf(&b, "server.%d=%s:%s:%s", m.ID, hostOf(m.QuorumAddr), portOf(m.QuorumAddr), portOf(m.ElectionAddr)+":"+kind)
+		if m.ClientAddr != "" {
+			b.WriteString(";" + m.ClientAddr)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("version=0")
+	return b.String()
+}
+
+func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+
+func (p *peer) voters() []int64 {
+	var out []int64
+	for _, m := range p.ens.Members {
+		if !m.Observer {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+func (p *peer) member(id int64) (Member, bool) {
+	for _, m := range p.ens.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// mode is what srvr and mntr call the server's state.
+func (p *peer) mode() string {
+	switch role(p.role.Load()) {
+	case roleLeading:
+		return "leader"
+	case roleFollowing:
+		return "follower"
+	}
+	return "looking"
+}
+
+// synced is the log's OnSync in an ensemble.
+func (p *peer) synced(zxid int64) {
+	p.mu.Lock()
+	l, f := p.lead, p.fol
+	p.mu.Unlock()
+	switch {
+	case l != nil:
+		l.localAck(zxid)
+	case f != nil:
+		f.durable(zxid)
+	}
+	p.s.writes.signal()
+}
+
+// run is the peer goroutine.
+func (p *peer) run() {
+	s := p.s
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-s.stopping
+		cancel()
+	}()
+	defer p.port.Close()
+	for ctx.Err() == nil {
+		if err := p.lookingAgain(); err != nil {
+			s.fail(err)
+			return
+		}
+		last := s.store.Load().Durable()
+		ep, err := wal.LoadEpochs(p.fs(), s.cfg.DataDir, last)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		start := time.Now()
+		s.log.Info("looking for a leader", "myid", p.me.ID, "zxid", fmt.Sprintf("%#x", last), "currentEpoch", ep.Current)
+		d, err := p.port.Elect(ctx, last, ep.Current)
+		if err != nil {
+			return // stopping
+		}
+		p.leaderID.Store(d.Vote.Leader)
+		s.log.Info("election done", "leader", d.Vote.Leader, "zxid", fmt.Sprintf("%#x", d.Vote.Zxid),
+			"took", time.Since(start).Round(time.Millisecond))
+		if d.Vote.Leader == p.me.ID {
+			err = p.runLeader(ctx, ep, last)
+		} else {
+			err = p.runFollower(ctx, d.Vote.Leader, ep, last)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			s.fail(fatal.err)
+			return
+		}
+		s.log.Warn("leaving the role, back to election", "role", p.mode(), "err", err)
+	}
+}
+
+// fatalError is a failure the server cannot go on after (the disk).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+func (p *peer) fs() vfs.FS {
+	if p.s.opts.FS != nil {
+		return p.s.opts.FS
+	}
+	return vfs.OS
+}
+
+// lookingAgain stops serving, closes every client connection, clears the
+// applier's role, and brings the tree up to the end of the log.
+func (p *peer) lookingAgain() error {
+	s := p.s
+	p.serving.Store(false)
+	p.role.Store(int32(roleLooking))
+	for _, c := range s.connList() {
+		c.close("")
+	}
+	var err error
+	if !s.writes.do(func() {
+		s.writes.dropAll()
+		err = s.catchUp()
+	}) {
+		return nil
+	}
+	return err
+}
+
+// dropAll forgets every request in the applier: their connections are
+// closed (lookingAgain), and their clients will retry elsewhere.
+func (a *applier) dropAll() {
+	a.mu.Lock()
+	in := a.incoming
+	a.incoming = nil
+	a.mu.Unlock()
+	for _, r := range in {
+		a.drop(r)
+	}
+	for _, r := range a.pending {
+		a.drop(r)
+	}
+	a.pending = a.pending[:0]
+	if f := a.follow; f != nil {
+		for _, q := range f.fwd {
+			for _, r := range q {
+				a.drop(r)
+			}
+		}
+		for _, r := range f.syncs {
+			a.drop(r)
+		}
+		for _, r := range f.ready {
+			a.drop(r)
+		}
+	}
+	a.follow, a.lead = nil, nil
+	a.s.stats.outstanding.Store(0)
+}
+
+func (a *applier) drop(r *writeReq) {
+	if r == nil {
+		return
+	}
+	for _, w := range r.after {
+		a.drop(w)
+	}
+	if r.c != nil {
+		r.c.close("")
+	}
+	release(r)
+}
+
+// catchUp applies to the tree every txn the log holds past it: proposals
+// this server logged and never saw committed. They are its history as
+// far as the ensemble knows (its vote says so); a leader without them
+// will have it cut back (TRUNC) or replaced (SNAP). Applier goroutine.
+func (s *Server) catchUp() error {
+	st := s.store.Load()
+	if err := st.Flush(); err != nil {
+		return &fatalError{err}
+	}
+	t := s.tree.Load()
+	from := t.Zxid()
+	n := 0
+	err := wal.ReadTxns(s.fsys(), s.cfg.LogDir(), from, st.Durable(), func(txn *wal.Txn, _ []byte) error {
+		t.Apply(&txn.Header, txn.Record)
+		n++
+		return nil
+	})
+	if err != nil {
+		return &fatalError{fmt.Errorf("bringing the tree up to the log: %w", err)}
+	}
+	if n > 0 {
+		t.Publish()
+		v := t.Published()
+		s.view.Store(v)
+		t.Visible(v)
+		s.writes.nextZxid = t.Zxid() + 1
+		s.log.Info("applied the txns logged and not committed before", "from", fmt.Sprintf("%#x", from), "txns", n)
+	}
+	s.resetSessions()
+	return nil
+}
+
+func (s *Server) fsys() vfs.FS {
+	if s.opts.FS != nil {
+		return s.opts.FS
+	}
+	return vfs.OS
+}
+
+// resetSessions tracks exactly the sessions the tree holds, each with a
+// full timeout from now, as a new leader gives them.
+func (s *Server) resetSessions() {
+	now := s.mono()
+	t := newSessionTable(int64(s.cfg.TickTime), now)
+	s.tree.Load().Published().Sessions(func(se ztree.Session) bool {
+		t.add(se.ID, se.Timeout, now)
+		return true
+	})
+	s.sessions = t
+}
+
+// reopen closes the log, runs change on the data directory, and opens it
+// again: the tree is what the directory now holds. Applier goroutine,
+// while no client is connected.
+func (s *Server) reopen(change func() error) error {
+	old := s.store.Load()
+	if err := old.Close(); err != nil && !errors.Is(err, wal.ErrStopped) {
+		return &fatalError{fmt.Errorf("closing the log: %w", err)}
+	}
+	if err := change(); err != nil {
+		return &fatalError{err}
+	}
+	wo := s.walOptions()
+	st, err := wal.Open(wo)
+	if err != nil {
+		return &fatalError{err}
+	}
+	t := st.Tree()
+	t.AdoptReaders(s.readers)
+	t.Publish()
+	s.store.Store(st)
+	s.tree.Store(t)
+	v := t.Published()
+	s.view.Store(v)
+	t.Visible(v)
+	s.writes.nextZxid = t.Zxid() + 1
+	s.resetSessions()
+	return nil
+}
+
+// serve lets clients in.
+func (p *peer) serve(r role) {
+	p.role.Store(int32(r))
+	p.serving.Store(true)
+	p.s.log.Info("serving", "mode", p.mode(), "zxid", fmt.Sprintf("%#x", p.s.view.Load().Zxid()))
+}
+
+// quorumOf reports whether ids hold a majority of the voters.
+func (p *peer) quorumOf(ids []int64) bool {
+	n := 0
+	for _, v := range p.voters() {
+		if slices.Contains(ids, v) {
+			n++
+		}
+	}
+	return n > len(p.voters())/2
+}
+
+// packetConn reads quorum packets off one connection, through a buffer
+// that holds the largest packet allowed, so that a SNAP's tree can be read
+// from the same stream (wal.ReadSnapBody) between two packets.
+type packetConn struct {
+	c   net.Conn
+	br  *bufio.Reader
+	max int
+}
+
+// maxQuorumData bounds a quorum packet's data: ZooKeeper's jute.maxbuffer
+// and its extra allowance for the packet around a txn.
+const maxQuorumData = 4 << 20
+
+func newPacketConn(c net.Conn) *packetConn {
+	return &packetConn{c: c, br: bufio.NewReaderSize(c, maxQuorumData+64<<10), max: maxQuorumData}
+}
+
+// read returns the next packet, waiting at most d for it.
+func (q *packetConn) read(d time.Duration) (wire.QuorumPacket, error) {
+	var p wire.QuorumPacket
+	q.c.SetReadDeadline(time.Now().Add(d))
+	for {
+		if n := q.br.Buffered(); n > 0 {
+			b, _ := q.br.Peek(n)
+			used, err := wire.ReadQuorumPacket(&p, b, wire.Copy, q.max)
+			if err != nil {
+				return p, err
+			}
+			if used > 0 {
+				q.br.Discard(used)
+				return p, nil
+			}
+		}
+		if _, err := q.br.Peek(q.br.Buffered() + 1); err != nil {
+			return p, err
+		}
+	}
+}
