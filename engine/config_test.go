@@ -78,7 +78,7 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		// An ensemble member needs its myid (TestEnsembleConfig has the rest).
 		{"dataDir=/d\nclientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n",
 			`zoo.cfg:1: dataDir: /d/myid is missing; an ensemble member needs it`},
-		{"dataDir=/d\nclientPort=2181\nstandaloneEnabled=false\n", `zoo.cfg:3: standaloneEnabled: zkd runs as a standalone server only`},
+		{"dataDir=/d\nclientPort=2181\nstandaloneEnabled=false\n", `zoo.cfg:3: standaloneEnabled: standaloneEnabled=false asks for an ensemble member, and there is no server.N line`},
 		{"dataDir=/d\nserver.1=a:2888:3888\n", `zoo.cfg:2: server.1: "a:2888:3888" gives no client port`},
 	} {
 		_, err := ParseConfig("zoo.cfg", strings.NewReader(c.text), nil)
@@ -115,14 +115,14 @@ func TestSessionPasswordIsZooKeepers(t *testing.T) {
 	}
 }
 
-// An ensemble's mistakes are named (file, line, key) before the refusal
-// that zkd cannot run ensembles yet; a correct ensemble gets that refusal.
+// An ensemble's mistakes are named (file, line, key); a correct one is
+// read into Config.Ensemble.
 func TestEnsembleConfig(t *testing.T) {
 	three := "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888:observer;2181\n"
 	for _, c := range []struct {
 		name, myid, cfg, want string
 	}{
-		{"correct, refused for now", "1", three, "zoo.cfg:3: server.N: zkd runs as a standalone server only"},
+		{"correct", "1", three, ""},
 		{"myid missing", "", three, "zoo.cfg:1: dataDir: "},
 		{"myid not a number", "one", three, `myid holds "one", which is not a server id`},
 		{"myid not listed", "7", three, "zoo.cfg:3: server.N: " /* dir */},
@@ -137,7 +137,7 @@ func TestEnsembleConfig(t *testing.T) {
 		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
 		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
 		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
-		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", "zoo.cfg:3: server.N: zkd runs as a standalone server only"},
+		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -146,7 +146,16 @@ func TestEnsembleConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=2181\n"+c.cfg), nil)
+			cfg, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=2181\n"+c.cfg), nil)
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 {
+					t.Fatalf("the ensemble read: %+v", e)
+				}
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}

@@ -92,6 +92,13 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		l.close()
 	}()
 	go l.acceptLoop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			l.stepDown(ctx.Err())
+		case <-l.failed:
+		}
+	}()
 
 	// Discovery: the leader counts as heard; a quorum freezes the epoch.
 	l.mu.Lock()
@@ -281,8 +288,9 @@ func (l *leader) serveLearner(c net.Conn) {
 		l.cond.Wait()
 	}
 	epoch = l.disc.Epoch()
+	failed := l.failErr != nil
 	l.mu.Unlock()
-	if l.failErr != nil {
+	if failed {
 		return
 	}
 	li := wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32, Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)}
@@ -308,8 +316,9 @@ func (l *leader) serveLearner(c net.Conn) {
 	for (!l.established || l.props == nil) && l.failErr == nil && !lr.isClosed() {
 		l.cond.Wait()
 	}
+	failed = l.failErr != nil
 	l.mu.Unlock()
-	if l.failErr != nil || lr.isClosed() {
+	if failed || lr.isClosed() {
 		return
 	}
 	if err := l.syncLearner(lr, peerLast); err != nil {

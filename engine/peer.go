@@ -64,9 +64,6 @@ type peer struct {
 
 func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	me, _ := e.Me()
-	if me.Observer {
-		return nil, s.cfg.ErrorAt("peerType", "server.%d is an observer; observers are not supported yet: make it a participant", me.ID)
-	}
 	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
 	var voters, observers []electionport.Peer
 	for _, m := range e.Members {

@@ -109,8 +109,52 @@ func StartWith(t testing.TB, cfg map[string]string, opts Options) *Server {
 	return s
 }
 
-// Restart starts the process again on the same directory and port.
+// Restart starts the process again on the same directory and port, and
+// returns once it serves.
 func (s *Server) Restart() {
+	s.t.Helper()
+	s.Launch()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.Serving() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("zkd did not start serving within 30 s:\n%s", s.Log())
+}
+
+// Serving reports whether the server answers srvr with its mode; it fails
+// the test if the process has exited.
+func (s *Server) Serving() bool {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+		s.t.Fatalf("zkd exited (%v):\n%s", s.err, s.Log())
+	default:
+	}
+	out, err := FourLetterWord(s.Addr, "srvr")
+	return err == nil && strings.Contains(out, "Mode:")
+}
+
+// Mode is the Mode srvr reports ("leader", "follower", "standalone"), or
+// "" while the server does not serve.
+func (s *Server) Mode() string {
+	out, err := FourLetterWord(s.Addr, "srvr")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(l, "Mode: "); ok {
+			return m
+		}
+	}
+	return ""
+}
+
+// Launch starts the process again on the same directory and port, and
+// returns at once.
+func (s *Server) Launch() {
 	s.t.Helper()
 	log, err := os.OpenFile(filepath.Join(s.Dir, "zkd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -133,19 +177,6 @@ func (s *Server) Restart() {
 		log.Close()
 		close(done)
 	}(s.cmd, s.exited)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			s.t.Fatalf("zkd exited at start-up (%v):\n%s", s.err, s.Log())
-		default:
-		}
-		if out, err := FourLetterWord(s.Addr, "srvr"); err == nil && strings.Contains(out, "Mode:") {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.t.Fatalf("zkd did not start serving within 30 s:\n%s", s.Log())
 }
 
 // Pid is the process id of the running server.
@@ -198,3 +229,106 @@ func (s *Server) Log() string {
 
 // FourLetterWord sends a four-letter word and returns the whole answer.
 func FourLetterWord(addr, word string) (string, error) { return engine.FourLetterWord(addr, word) }
+
+// Ensemble is zkd servers forming one ensemble on loopback: server N binds
+// 127.0.0.N, each on the same client, quorum and election ports, so that
+// faults can cut the links between two of them.
+type Ensemble struct {
+	Servers map[int64]*Server
+}
+
+// StartEnsemble starts n zkd servers as one ensemble (tickTime 200 ms,
+// initLimit 20 and syncLimit 10 ticks, every four-letter word allowed,
+// cfg on top), and returns once every one serves.
+func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
+	t.Helper()
+	ports := map[int]bool{}
+	for len(ports) < 3 {
+		p, err := zkref.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[p] = true
+	}
+	var ps []int
+	for p := range ports {
+		ps = append(ps, p)
+	}
+	client, quorum, election := ps[0], ps[1], ps[2]
+	e := &Ensemble{Servers: map[int64]*Server{}}
+	root := t.TempDir()
+	for id := int64(1); id <= int64(n); id++ {
+		dir := filepath.Join(root, strconv.FormatInt(id, 10))
+		data := filepath.Join(dir, "data")
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprintf("%d\n", id)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		all := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10", "dataDir": data,
+			"clientPort": strconv.Itoa(client), "clientPortAddress": fmt.Sprintf("127.0.0.%d", id),
+			"4lw.commands.whitelist": "*"}
+		for m := 1; m <= n; m++ {
+			all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, quorum, election)
+		}
+		for k, v := range cfg {
+			all[k] = v
+		}
+		s := &Server{t: t, Dir: dir, Port: client, Addr: fmt.Sprintf("127.0.0.%d:%d", id, client), Cfg: all}
+		if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(zkref.RenderConfig(all)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.Servers[id] = s
+	}
+	for id := int64(1); id <= int64(n); id++ {
+		s := e.Servers[id]
+		s.Launch()
+		t.Cleanup(func() {
+			if err := s.Stop(); err != nil {
+				t.Errorf("zkd server %d did not shut down cleanly on SIGTERM: %v", id, err)
+			}
+			if t.Failed() {
+				t.Logf("zkd server %d log:\n%s", id, s.Log())
+			}
+		})
+	}
+	e.WaitServing(t, 30*time.Second)
+	return e
+}
+
+// WaitServing waits until every running server serves.
+func (e *Ensemble) WaitServing(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for id, s := range e.Servers {
+		if gone, _ := s.Exited(); gone {
+			continue
+		}
+		for !s.Serving() {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d does not serve after %v:\n%s", id, d, s.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Leader returns the id of the server that says it leads, or 0.
+func (e *Ensemble) Leader() int64 {
+	for id, s := range e.Servers {
+		if gone, _ := s.Exited(); !gone && s.Mode() == "leader" {
+			return id
+		}
+	}
+	return 0
+}
+
+// Addrs are the client addresses of the servers, comma-separated.
+func (e *Ensemble) Addrs() []string {
+	var out []string
+	for id := int64(1); id <= int64(len(e.Servers)); id++ {
+		out = append(out, e.Servers[id].Addr)
+	}
+	return out
+}

@@ -1,0 +1,320 @@
+package engine_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"zkd/engine/zkdtest"
+)
+
+// Ensembles of real zkd processes on loopback (server N on 127.0.0.N),
+// driven by go-zookeeper clients.
+
+func connectAll(t testing.TB, addrs []string, timeout time.Duration) (*zk.Conn, <-chan zk.Event) {
+	t.Helper()
+	c, events, err := zk.Connect(addrs, timeout, zk.WithLogger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, events
+}
+
+// children lists path on addr's server after a sync, sorted.
+func childrenOn(t testing.TB, addr, path string) []string {
+	t.Helper()
+	c := connect(t, addr)
+	defer c.Close()
+	if _, err := c.Sync(path); err != nil {
+		t.Fatalf("sync on %s: %v", addr, err)
+	}
+	kids, _, err := c.Children(path)
+	if err != nil {
+		t.Fatalf("children of %s on %s: %v", path, addr, err)
+	}
+	sort.Strings(kids)
+	return kids
+}
+
+// Three servers elect one leader; a write through any of them is
+// answered, and every server then shows it; an ephemeral created through
+// a follower is on every server while its session lives and on none once
+// it closes.
+func TestEnsembleReplicatesWritesFromEveryServer(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leaders, followers := 0, 0
+	for _, s := range e.Servers {
+		switch s.Mode() {
+		case "leader":
+			leaders++
+		case "follower":
+			followers++
+		}
+	}
+	if leaders != 1 || followers != 2 {
+		t.Fatalf("%d leaders and %d followers, want 1 and 2", leaders, followers)
+	}
+	clients := map[int64]*zk.Conn{}
+	for id, s := range e.Servers {
+		clients[id] = connect(t, s.Addr)
+	}
+	check(clients[1].Create("/e", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	for id, c := range clients {
+		check(c.Create(fmt.Sprintf("/e/from-%d", id), []byte(fmt.Sprint(id)), 0, zk.WorldACL(zk.PermAll)))(t)
+	}
+	follower := int64(1)
+	if e.Leader() == 1 {
+		follower = 2
+	}
+	check(clients[follower].Create("/e/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+	want := []string{"eph", "from-1", "from-2", "from-3"}
+	for id, s := range e.Servers {
+		if got := childrenOn(t, s.Addr, "/e"); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("server %d has /e children %v, want %v", id, got, want)
+		}
+	}
+	// A write is read back at once through the same server, whichever
+	// it is (read-your-writes through a follower).
+	for id, c := range clients {
+		for i := 0; i < 20; i++ {
+			v := fmt.Sprintf("%d-%d", id, i)
+			check(c.Set(fmt.Sprintf("/e/from-%d", id), []byte(v), -1))(t)
+			if got, _ := check2(c.Get(fmt.Sprintf("/e/from-%d", id)))(t); string(got) != v {
+				t.Fatalf("server %d read %q right after writing %q", id, got, v)
+			}
+		}
+	}
+	clients[follower].Close()
+	for id, s := range e.Servers {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got := childrenOn(t, s.Addr, "/e")
+			if strings.Join(got, ",") == "from-1,from-2,from-3" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d still has %v after the ephemeral's session closed", id, got)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// kill -9 of the leader under a write load: the others elect a new leader,
+// the load goes on after a reconnect, every write acknowledged before or
+// after is on every server (the killed one too, once restarted), and a
+// session whose client was on the killed leader keeps its ephemeral.
+func TestEnsembleSurvivesLeaderKill(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	old := e.Leader()
+	if old == 0 {
+		t.Fatal("no leader")
+	}
+	addrs := e.Addrs()
+	setup := connect(t, e.Servers[old].Addr)
+	check(setup.Create("/load", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	// A session on the leader, with an ephemeral; its client can move to
+	// the others.
+	var rest []string
+	for id, s := range e.Servers {
+		if id != old {
+			rest = append(rest, s.Addr)
+		}
+	}
+	moving, events := connectAll(t, append([]string{e.Servers[old].Addr}, rest...), 4*time.Second)
+	waitConnected(t, events)
+	check(moving.Create("/load-owner", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+	session := moving.SessionID()
+
+	var mu sync.Mutex
+	var acked []string
+	var killedAt, firstAfter time.Time
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	load, events2 := connectAll(t, addrs, 4*time.Second)
+	waitConnected(t, events2)
+	go func() {
+		defer close(done)
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p, err := load.Create("/load/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			if err != nil {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			mu.Lock()
+			acked = append(acked, strings.TrimPrefix(p, "/load/"))
+			if !killedAt.IsZero() && firstAfter.IsZero() {
+				firstAfter = time.Now()
+			}
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	if before == 0 {
+		t.Fatal("no write acknowledged in 0.5 s before the kill")
+	}
+	e.Servers[old].Kill()
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		ok := !firstAfter.IsZero() && len(acked) > before+50
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the load did not resume within 30 s of the leader's kill")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	nl := e.Leader()
+	if nl == 0 || nl == old {
+		t.Fatalf("leader after the kill: %d (was %d)", nl, old)
+	}
+	t.Logf("leader %d killed after %d writes; server %d leads; first write acknowledged %v after the kill",
+		old, before, nl, firstAfter.Sub(killedAt).Round(time.Millisecond))
+
+	// The moved session kept its ephemeral.
+	for id, s := range e.Servers {
+		if id == old {
+			continue
+		}
+		c := connect(t, s.Addr)
+		c.Sync("/")
+		if ok, _, err := c.Exists("/load-owner"); err != nil || !ok {
+			t.Fatalf("server %d: the ephemeral of session %#x is gone (%v) after its server was killed", id, session, err)
+		}
+	}
+
+	e.Servers[old].Launch()
+	e.WaitServing(t, 30*time.Second)
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+	for id, s := range e.Servers {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, s.Addr, "/load") {
+			have[k] = true
+		}
+		for _, k := range want {
+			if !have[k] {
+				t.Fatalf("server %d lacks acknowledged write %s (of %d)", id, k, len(want))
+			}
+		}
+	}
+	if moving.SessionID() != session {
+		t.Fatalf("the moving client's session changed from %#x to %#x", session, moving.SessionID())
+	}
+}
+
+// A follower that was down while the others took writes catches up when
+// it comes back, and serves them.
+func TestEnsembleFollowerCatchesUp(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leader := e.Leader()
+	down := int64(1)
+	if leader == 1 {
+		down = 2
+	}
+	c := connect(t, e.Servers[leader].Addr)
+	check(c.Create("/catch", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	if err := e.Servers[down].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	ops := make([]interface{}, 0, 100)
+	for i := 0; i < n; i += 100 {
+		ops = ops[:0]
+		for j := i; j < i+100; j++ {
+			ops = append(ops, &zk.CreateRequest{Path: fmt.Sprintf("/catch/%05d", j), Data: []byte("v"), Acl: zk.WorldACL(zk.PermAll)})
+		}
+		check(c.Multi(ops...))(t)
+	}
+	e.Servers[down].Launch()
+	e.WaitServing(t, 30*time.Second)
+	if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
+		t.Fatalf("the follower that was down has %d of the %d znodes written meanwhile", got, n)
+	}
+	if m := e.Servers[down].Mode(); m != "follower" {
+		t.Fatalf("it came back as %q", m)
+	}
+}
+
+// Five servers keep serving with two of them killed, the leader among
+// them, and refuse clients once a third is gone.
+func TestFiveServerEnsembleLosesTwo(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 5, nil)
+	leader := e.Leader()
+	c, events := connectAll(t, e.Addrs(), 4*time.Second)
+	waitConnected(t, events)
+	check(c.Create("/five", []byte("1"), 0, zk.WorldACL(zk.PermAll)))(t)
+	other := int64(1)
+	if leader == 1 {
+		other = 2
+	}
+	e.Servers[leader].Kill()
+	e.Servers[other].Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.Set("/five", []byte("2"), -1); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no write acknowledged within 30 s of losing 2 of 5 servers")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for id, s := range e.Servers {
+		if id == leader || id == other {
+			continue
+		}
+		cc := connect(t, s.Addr)
+		cc.Sync("/five")
+		if v, _ := check2(cc.Get("/five"))(t); string(v) != "2" {
+			t.Fatalf("server %d has /five = %q", id, v)
+		}
+	}
+	// A third one gone: no quorum, and the two left stop serving.
+	third := int64(0)
+	for id := range e.Servers {
+		if id != leader && id != other && third == 0 {
+			third = id
+		}
+	}
+	e.Servers[third].Kill()
+	for id, s := range e.Servers {
+		if id == leader || id == other || id == third {
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for s.Mode() != "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d still serves as %s without a quorum", id, s.Mode())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		out, _ := zkdtest.FourLetterWord(s.Addr, "srvr")
+		if out != "This ZooKeeper instance is not currently serving requests\n" {
+			t.Fatalf("server %d without a quorum answers srvr with %q", id, out)
+		}
+	}
+}
