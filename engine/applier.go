@@ -112,7 +112,7 @@ type applier struct {
 	// newest the log has made durable; leading, the newest a quorum has
 	// acknowledged (see leader.ack).
 	durable  atomic.Int64
-	pending  []*writeReq  // logged, not applied, and waiting reads; in zxid order
+	pending  []*writeReq // logged, not applied, and waiting reads; in zxid order
 	nextZxid int64
 	mark     uint64 // numbers the pieces commit cuts, for conn.applierMark
 	// failedPending is set once the writes in the log when it stopped

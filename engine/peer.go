@@ -313,13 +313,12 @@ func (s *Server) fsys() vfs.FS {
 // resetSessions tracks exactly the sessions the tree holds, each with a
 // full timeout from now, as a new leader gives them.
 func (s *Server) resetSessions() {
-	now := s.mono()
-	t := newSessionTable(int64(s.cfg.TickTime), now)
+	var list []ztree.Session
 	s.tree.Load().Published().Sessions(func(se ztree.Session) bool {
-		t.add(se.ID, se.Timeout, now)
+		list = append(list, se)
 		return true
 	})
-	s.sessions = t
+	s.sessions.reset(list, s.mono())
 }
 
 // reopen closes the log, runs change on the data directory, and opens it
@@ -339,8 +338,7 @@ func (s *Server) reopen(change func() error) error {
 		return &fatalError{err}
 	}
 	t := st.Tree()
-	t.AdoptReaders(s.readers)
-	t.Publish()
+	t.Publish() // a version numbered after what the readers have seen
 	s.store.Store(st)
 	s.tree.Store(t)
 	v := t.Published()

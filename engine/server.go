@@ -43,8 +43,8 @@ type Server struct {
 	sessions *sessionTable
 	nextSID  atomic.Int64
 	// peer runs this server's part in an ensemble; nil when standalone.
-	peer *peer
-	writes   *applier
+	peer   *peer
+	writes *applier
 	// readOnly holds why the log cannot take txns (the disk is full);
 	// nil while it can. Once set it stays set until a restart: reads are
 	// served, writes refused with NOTREADONLY (see applier.refuse).
@@ -112,6 +112,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		conns:    map[*conn]struct{}{},
 		perIP:    map[string]int{},
 		stopping: make(chan struct{}),
+		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
 	}
 	// The client port first: a port in use, or an address that does not
@@ -154,6 +155,7 @@ func (s *Server) walOptions() wal.Options {
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota}
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
+	wo.Readers = s.readers
 	wo.OnFatal = func(err error) {
 		if errors.Is(err, wal.ErrDiskFull) {
 			s.diskFull(err)
@@ -182,7 +184,7 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
 	s.tree.Store(st.Tree())
-	s.readers = s.tree.Load().TrackReaders()
+	s.tree.Load().Publish() // a version numbered for the readers
 	s.view.Store(s.tree.Load().Published())
 	s.tree.Load().Visible(s.view.Load())
 	// Session deadlines are on the monotonic clock, as ZooKeeper's

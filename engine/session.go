@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+
+	"zkd/ztree"
 )
 
 // superSecret is mixed into a session id to seed its password, as
@@ -165,4 +167,28 @@ func (t *sessionTable) expired(now int64) []*session {
 		}
 	}
 	return out
+}
+
+// reset makes the table hold exactly the sessions of list, each expiring
+// its timeout from now; a session it held already keeps its record.
+func (t *sessionTable) reset(list []ztree.Session, now int64) {
+	t.mu.Lock()
+	old := t.byID
+	t.byID = make(map[int64]*session, len(list))
+	t.buckets = map[int64][]*session{}
+	t.used = map[int64]struct{}{}
+	t.next = roundUp(now, t.tick)
+	for _, se := range list {
+		s := old[se.ID]
+		if s == nil {
+			s = &session{id: se.ID}
+			s.timeout.Store(se.Timeout)
+		}
+		d := roundUp(now+int64(s.timeout.Load()), t.tick)
+		s.deadline.Store(d)
+		t.byID[se.ID] = s
+		t.buckets[d] = append(t.buckets[d], s)
+		t.used[d] = struct{}{}
+	}
+	t.mu.Unlock()
 }

@@ -54,6 +54,9 @@ type Options struct {
 	PurgeRetain int
 	// Tree are the tree options of the recovered tree.
 	Tree ztree.Options
+	// Readers, when set, is the registry of the recovered tree's readers
+	// (ztree.AdoptReaders), in place before Open's own snapshot reads it.
+	Readers *ztree.Readers
 	// Logger gets the log's notices; slog.Default() when nil.
 	Logger *slog.Logger
 	// Rand picks the roll points; seeded from the clock when nil.

@@ -115,6 +115,9 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Readers != nil {
+		s.tree.AdoptReaders(opts.Readers)
+	}
 	s.durable.Store(s.tree.Zxid())
 	s.last = s.tree.Zxid()
 	s.pickRollPoint()

@@ -150,7 +150,12 @@ func (t *Tree) TrackReaders() *Readers {
 	return t.pool.readers
 }
 
-// AdoptReaders is TrackReaders for a tree that replaces another (a
+// NewReaders is a registry of readers for AdoptReaders, made before the
+// tree it will serve exists.
+func NewReaders() *Readers { return &Readers{} }
+
+// AdoptReaders is TrackReaders with a registry made beforehand (NewReaders),
+// or one of a tree this one replaces (a
 // follower's tree rebuilt from a leader's snapshot): its readers keep the
 // slots they hold, and its versions are numbered after every epoch those
 // slots have seen, so no record of this tree is reused while a slot that

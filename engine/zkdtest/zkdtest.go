@@ -25,7 +25,8 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/zkd (once) and returns its path.
+// Binary builds cmd/zkd (once) and returns its path. With ZKDTEST_RACE=1
+// in the environment the server is built with the race detector.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -35,7 +36,12 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "zkd")
-		out, err := exec.Command("go", "build", "-o", binPath, "zkd/cmd/zkd").CombinedOutput()
+		// ZKDTEST_RACE=1 builds the server with the race detector.
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("ZKDTEST_RACE") == "1" {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "zkd/cmd/zkd")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build zkd/cmd/zkd: %v\n%s", err, out)
 		}
