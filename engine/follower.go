@@ -71,18 +71,23 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	}
 	initLimit := p.tick * time.Duration(p.ens.InitLimit)
 	syncLimit := p.tick * time.Duration(p.ens.SyncLimit)
+	// The leader opens its quorum port as it learns it leads, perhaps
+	// a moment after this server learns it: retry soon, then less often,
+	// for initLimit.
 	var c net.Conn
 	var err error
-	for try := 0; try < 5; try++ {
+	pause := 10 * time.Millisecond
+	for start := time.Now(); ; {
 		d := net.Dialer{Timeout: initLimit}
-		if c, err = d.DialContext(ctx, "tcp", m.QuorumAddr); err == nil {
+		if c, err = d.DialContext(ctx, "tcp", m.QuorumAddr); err == nil || time.Since(start) > initLimit {
 			break
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(min(time.Second, initLimit/5)):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 500*time.Millisecond)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot reach the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
