@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"zkd/bench/zkref"
 	"zkd/engine/zkdtest"
 )
 
@@ -315,6 +318,103 @@ func TestFiveServerEnsembleLosesTwo(t *testing.T) {
 		out, _ := zkdtest.FourLetterWord(s.Addr, "srvr")
 		if out != "This ZooKeeper instance is not currently serving requests\n" {
 			t.Fatalf("server %d without a quorum answers srvr with %q", id, out)
+		}
+	}
+}
+
+// A 3-server ensemble of two zkd servers and one Apache ZooKeeper 3.8
+// forms, replicates writes made through each implementation to the other,
+// and survives the kill -9 of its leader; the killed server, restarted,
+// syncs from the new leader and serves what was written meanwhile.
+func TestMixedEnsembleWithZooKeeper(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	zkDir := t.TempDir()
+	zkOpts := zkref.Options{MyID: 3, Config: e.MemberConfig(3)}
+	if err := zkref.Available(); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Skipf("SKIPPED: %v (make test installs it)", err)
+	}
+	ref, err := zkref.Start(zkDir, zkOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ref.Stop() })
+	e.Start(t, 1, 2)
+	e.WaitServing(t, 60*time.Second)
+	if err := ref.WaitServing(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	modes := map[int64]string{1: e.Servers[1].Mode(), 2: e.Servers[2].Mode(), 3: ref.Mode()}
+	leader := int64(0)
+	for id, m := range modes {
+		if m == "leader" {
+			leader = id
+		}
+	}
+	if leader == 0 {
+		t.Fatalf("no leader among %v", modes)
+	}
+	t.Logf("modes: %v", modes)
+
+	c := map[int64]*zk.Conn{}
+	for id := int64(1); id <= 3; id++ {
+		c[id] = connect(t, e.Addr(id))
+	}
+	check(c[1].Create("/mixed", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	for id := int64(1); id <= 3; id++ {
+		check(c[id].Create(fmt.Sprintf("/mixed/via-%d", id), []byte("v"), 0, zk.WorldACL(zk.PermAll)))(t)
+	}
+	want := "via-1,via-2,via-3"
+	for id := int64(1); id <= 3; id++ {
+		if got := strings.Join(childrenOn(t, e.Addr(id), "/mixed"), ","); got != want {
+			t.Fatalf("server %d (%s) has %s, want %s", id, modes[id], got, want)
+		}
+	}
+
+	// kill -9 of the leader, whichever implementation it is.
+	if leader == 3 {
+		ref.Stop()
+	} else {
+		e.Servers[leader].Kill()
+	}
+	survivor := int64(1)
+	if leader == 1 {
+		survivor = 2
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := c[survivor].Create("/mixed/after", nil, 0, zk.WorldACL(zk.PermAll)); err == nil || errors.Is(err, zk.ErrNodeExists) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write through server %d within 60 s of the leader's (%d) kill", survivor, leader)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if leader == 3 {
+		if ref, err = zkref.Start(zkDir, zkOpts); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ref.Stop() })
+		if err := ref.WaitServing(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		e.Servers[leader].Launch()
+		e.WaitServing(t, 60*time.Second)
+	}
+	if leader == 3 {
+		// Now Apache ZooKeeper follows a zkd leader.
+		if m := ref.Mode(); m != "follower" {
+			t.Fatalf("the restarted ZooKeeper is %q, want follower of a zkd leader", m)
+		}
+	}
+	want = "after,via-1,via-2,via-3"
+	for id := int64(1); id <= 3; id++ {
+		if got := strings.Join(childrenOn(t, e.Addr(id), "/mixed"), ","); got != want {
+			t.Fatalf("after the leader's kill, server %d has %s, want %s", id, got, want)
 		}
 	}
 }

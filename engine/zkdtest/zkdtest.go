@@ -236,17 +236,34 @@ func (s *Server) Log() string {
 // FourLetterWord sends a four-letter word and returns the whole answer.
 func FourLetterWord(addr, word string) (string, error) { return engine.FourLetterWord(addr, word) }
 
-// Ensemble is zkd servers forming one ensemble on loopback: server N binds
-// 127.0.0.N, each on the same client, quorum and election ports, so that
-// faults can cut the links between two of them.
+// Ensemble is an ensemble on loopback: server N binds 127.0.0.N, each on
+// the same client, quorum and election ports, so that faults can cut the
+// links between two of them. Servers holds the members zkd runs; the
+// others (Apache ZooKeeper, say) the test starts from MemberConfig.
 type Ensemble struct {
-	Servers map[int64]*Server
+	N                                    int
+	ClientPort, QuorumPort, ElectionPort int
+	Servers                              map[int64]*Server
+	cfg                                  map[string]string
 }
 
 // StartEnsemble starts n zkd servers as one ensemble (tickTime 200 ms,
 // initLimit 20 and syncLimit 10 ticks, every four-letter word allowed,
 // cfg on top), and returns once every one serves.
 func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
+	t.Helper()
+	e := NewEnsemble(t, n, cfg)
+	var ids []int64
+	for id := int64(1); id <= int64(n); id++ {
+		ids = append(ids, id)
+	}
+	e.Start(t, ids...)
+	e.WaitServing(t, 30*time.Second)
+	return e
+}
+
+// NewEnsemble picks the ports of an n-server ensemble; Start runs members.
+func NewEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 	t.Helper()
 	ports := map[int]bool{}
 	for len(ports) < 3 {
@@ -260,10 +277,32 @@ func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 	for p := range ports {
 		ps = append(ps, p)
 	}
-	client, quorum, election := ps[0], ps[1], ps[2]
-	e := &Ensemble{Servers: map[int64]*Server{}}
+	return &Ensemble{N: n, ClientPort: ps[0], QuorumPort: ps[1], ElectionPort: ps[2], Servers: map[int64]*Server{}, cfg: cfg}
+}
+
+// MemberConfig is member id's zoo.cfg, without dataDir.
+func (e *Ensemble) MemberConfig(id int64) map[string]string {
+	all := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10",
+		"clientPort": strconv.Itoa(e.ClientPort), "clientPortAddress": fmt.Sprintf("127.0.0.%d", id),
+		"4lw.commands.whitelist": "*"}
+	for m := 1; m <= e.N; m++ {
+		all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, e.QuorumPort, e.ElectionPort)
+	}
+	for k, v := range e.cfg {
+		all[k] = v
+	}
+	return all
+}
+
+// Addr is member id's client address.
+func (e *Ensemble) Addr(id int64) string { return fmt.Sprintf("127.0.0.%d:%d", id, e.ClientPort) }
+
+// Start runs members ids as zkd processes, without waiting for them to
+// serve; each is stopped (SIGTERM) when the test ends.
+func (e *Ensemble) Start(t testing.TB, ids ...int64) {
+	t.Helper()
 	root := t.TempDir()
-	for id := int64(1); id <= int64(n); id++ {
+	for _, id := range ids {
 		dir := filepath.Join(root, strconv.FormatInt(id, 10))
 		data := filepath.Join(dir, "data")
 		if err := os.MkdirAll(data, 0o755); err != nil {
@@ -272,23 +311,13 @@ func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(fmt.Sprintf("%d\n", id)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		all := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10", "dataDir": data,
-			"clientPort": strconv.Itoa(client), "clientPortAddress": fmt.Sprintf("127.0.0.%d", id),
-			"4lw.commands.whitelist": "*"}
-		for m := 1; m <= n; m++ {
-			all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, quorum, election)
-		}
-		for k, v := range cfg {
-			all[k] = v
-		}
-		s := &Server{t: t, Dir: dir, Port: client, Addr: fmt.Sprintf("127.0.0.%d:%d", id, client), Cfg: all}
+		all := e.MemberConfig(id)
+		all["dataDir"] = data
+		s := &Server{t: t, Dir: dir, Port: e.ClientPort, Addr: e.Addr(id), Cfg: all}
 		if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(zkref.RenderConfig(all)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		e.Servers[id] = s
-	}
-	for id := int64(1); id <= int64(n); id++ {
-		s := e.Servers[id]
 		s.Launch()
 		t.Cleanup(func() {
 			if err := s.Stop(); err != nil {
@@ -299,8 +328,6 @@ func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 			}
 		})
 	}
-	e.WaitServing(t, 30*time.Second)
-	return e
 }
 
 // WaitServing waits until every running server serves.
@@ -330,11 +357,11 @@ func (e *Ensemble) Leader() int64 {
 	return 0
 }
 
-// Addrs are the client addresses of the servers, comma-separated.
+// Addrs are the client addresses of every member.
 func (e *Ensemble) Addrs() []string {
 	var out []string
-	for id := int64(1); id <= int64(len(e.Servers)); id++ {
-		out = append(out, e.Servers[id].Addr)
+	for id := int64(1); id <= int64(e.N); id++ {
+		out = append(out, e.Addr(id))
 	}
 	return out
 }
