@@ -13,7 +13,10 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/wire"
+	"zkd/ztree"
 )
 
 // Ensembles of real zkd processes on loopback (server N on 127.0.0.N),
@@ -62,6 +65,22 @@ func TestEnsembleReplicatesWritesFromEveryServer(t *testing.T) {
 	}
 	if leaders != 1 || followers != 2 {
 		t.Fatalf("%d leaders and %d followers, want 1 and 2", leaders, followers)
+	}
+	// mntr says the same, and the leader counts its synced followers.
+	for id, s := range e.Servers {
+		want := map[string]string{"zk_server_state": s.Mode()}
+		if id == e.Leader() {
+			want["zk_synced_followers"], want["zk_learners"] = "2", "2"
+		}
+		out, err := zkdtest.FourLetterWord(s.Addr, "mntr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want {
+			if !strings.Contains(out, "\n"+k+"\t"+v+"\n") {
+				t.Fatalf("server %d's mntr lacks %s\t%s:\n%s", id, k, v, out)
+			}
+		}
 	}
 	clients := map[int64]*zk.Conn{}
 	for id, s := range e.Servers {
@@ -415,6 +434,53 @@ func TestMixedEnsembleWithZooKeeper(t *testing.T) {
 	for id := int64(1); id <= 3; id++ {
 		if got := strings.Join(childrenOn(t, e.Addr(id), "/mixed"), ","); got != want {
 			t.Fatalf("after the leader's kill, server %d has %s, want %s", id, got, want)
+		}
+	}
+}
+
+// Sessions belong to the ensemble: one whose client talks to a follower
+// lives past its timeout for as long as the client is there (the follower
+// reports it to the leader, which expires sessions), and expires on every
+// server, taking its ephemeral, once its client is gone.
+func TestEnsembleSessionsLiveThroughFollowersAndExpireOnTheLeader(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	follower := int64(1)
+	if e.Leader() == 1 {
+		follower = 2
+	}
+	// A raw client, so that it can vanish without closing its session.
+	cl := zkreftest.Dial(t, e.Servers[follower].Addr, wire.ConnectRequest{TimeOut: 1000, Passwd: make([]byte, 16)})
+	if got := cl.Session.TimeOut; got != 1000 {
+		t.Fatalf("negotiated timeout %d, want 1000", got)
+	}
+	cl.OK(wire.OpCreate, &wire.CreateRequest{Path: "/owned", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
+	// Pinged for three timeouts: alive everywhere.
+	for i := 0; i < 10; i++ {
+		cl.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/"})
+		time.Sleep(300 * time.Millisecond)
+	}
+	for id, s := range e.Servers {
+		c := connect(t, s.Addr)
+		c.Sync("/")
+		if ok, _, _ := c.Exists("/owned"); !ok {
+			t.Fatalf("server %d lost the ephemeral of a session kept alive through server %d", id, follower)
+		}
+	}
+	// Gone without a word: the leader expires it, every server drops
+	// the ephemeral.
+	cl.Conn.Close()
+	for id, s := range e.Servers {
+		c := connect(t, s.Addr)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			c.Sync("/")
+			if ok, _, _ := c.Exists("/owned"); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d still has the ephemeral of a session whose client left 15 s ago", id)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }

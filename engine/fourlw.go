@@ -536,6 +536,13 @@ func (s *Server) mntr() string {
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", k, val)
 	}
+	if p := s.peer; p != nil {
+		if st, ok := p.leaderStats(); ok {
+			// What ZooKeeper's leader adds.
+			fmt.Fprintf(&b, "zk_learners\t%d\nzk_synced_followers\t%d\nzk_synced_non_voting_followers\t0\nzk_synced_observers\t0\nzk_pending_syncs\t%d\n",
+				st.learners, st.synced, st.pendingSyncs)
+		}
+	}
 	// ZooKeeper's per-namespace summaries come last: reads, then writes,
 	// each namespace's five figures in the order of its hash map.
 	for _, set := range []struct {

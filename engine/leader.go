@@ -730,3 +730,28 @@ func (l *leader) forget(lr *learner) {
 	l.cond.Broadcast()
 	l.mu.Unlock()
 }
+
+type leaderStats struct{ learners, synced, pendingSyncs int }
+
+// leaderStats are the leader's figures for mntr; ok false when this
+// server does not lead.
+func (p *peer) leaderStats() (st leaderStats, ok bool) {
+	p.mu.Lock()
+	l := p.lead
+	p.mu.Unlock()
+	if l == nil || role(p.role.Load()) != roleLeading {
+		return st, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, lr := range l.learners {
+		st.learners++
+		if lr.synced.Load() {
+			st.synced++
+		}
+	}
+	if l.props != nil {
+		st.pendingSyncs = l.props.PendingSyncs()
+	}
+	return st, true
+}

@@ -111,3 +111,12 @@ func (p *Proposals) Outstanding() int { return len(p.pending) }
 
 // LastCommitted is the newest committed zxid.
 func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
+
+// PendingSyncs is the number of learners' SYNCs waiting for a commit.
+func (p *Proposals) PendingSyncs() int {
+	n := 0
+	for _, q := range p.pending {
+		n += len(q.syncs)
+	}
+	return n
+}
