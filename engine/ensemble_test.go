@@ -484,3 +484,88 @@ func TestEnsembleSessionsLiveThroughFollowersAndExpireOnTheLeader(t *testing.T) 
 		}
 	}
 }
+
+// A rolling restart of every server under a write load: each is stopped
+// and started again in turn, the leader among them. The client sees no
+// error beyond connection loss, keeps its session, and every write
+// acknowledged is on every server at the end.
+func TestEnsembleRollingRestartUnderLoad(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	c, events := connectAll(t, e.Addrs(), 6*time.Second)
+	waitConnected(t, events)
+	check(c.Create("/roll", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	session := c.SessionID()
+	var mu sync.Mutex
+	var acked []string
+	var unexpected error
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1000000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p, err := c.Create("/roll/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			if err != nil {
+				if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
+					mu.Lock()
+					unexpected = err
+					mu.Unlock()
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			mu.Lock()
+			acked = append(acked, strings.TrimPrefix(p, "/roll/"))
+			mu.Unlock()
+		}
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitMore := func(n int, what string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for start := count(); count() < start+n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d writes acknowledged within 30 s %s", n, what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitMore(50, "at the start")
+	for id := int64(1); id <= 3; id++ {
+		s := e.Servers[id]
+		was := s.Mode()
+		if err := s.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		waitMore(50, fmt.Sprintf("with server %d (%s) stopped", id, was))
+		s.Launch()
+		e.WaitServing(t, 30*time.Second)
+		waitMore(50, fmt.Sprintf("after server %d came back", id))
+	}
+	close(stop)
+	<-done
+	if unexpected != nil {
+		t.Fatalf("the client saw %v during the rolling restart", unexpected)
+	}
+	if c.SessionID() != session {
+		t.Fatalf("the session changed from %#x to %#x", session, c.SessionID())
+	}
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+	for id, s := range e.Servers {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, s.Addr, "/roll") {
+			have[k] = true
+		}
+		for _, k := range want {
+			if !have[k] {
+				t.Fatalf("server %d lacks acknowledged write %s (of %d)", id, k, len(want))
+			}
+		}
+	}
+	t.Logf("%d writes acknowledged through a rolling restart of 3 servers", len(want))
+}
