@@ -1,0 +1,88 @@
+#!/bin/sh
+# ensemble-compare.sh: 3-server ensembles of zkd and of Apache ZooKeeper
+# 3.8, started in turn (zkd, ZooKeeper, zkd, ZooKeeper, ...) on
+# 127.0.0.1-3 with the same zoo.cfg, each loaded by zkbench saturate
+# through its leader and through a follower. It prints one line per run;
+# docs/benchmarks.md has the figures and the command.
+#
+# usage: bench/ensemble-compare.sh [rounds] [seconds per run]
+set -eu
+rounds=${1:-2}
+secs=${2:-10}
+root=$(mktemp -d /tmp/ensemble-compare.XXXXXX)
+trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
+go build -o "$root/zkd" ./cmd/zkd
+go build -o "$root/zkbench" ./cmd/zkbench
+cp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
+port=24181
+
+fourlw() { python3 -c '
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+    s.sendall(sys.argv[3].encode()); out = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out += d
+    print(out.decode(), end="")
+except OSError:
+    pass' "$@"; }
+
+start() { # start <zkd|zookeeper>: a fresh 3-server ensemble
+	for i in 1 2 3; do
+		d="$root/$1-$i"
+		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
+		cat > "$d/zoo.cfg" <<EOF
+tickTime=2000
+initLimit=10
+syncLimit=5
+dataDir=$d/data
+clientPort=$port
+clientPortAddress=127.0.0.$i
+admin.enableServer=false
+4lw.commands.whitelist=*
+server.1=127.0.0.1:24888:24889
+server.2=127.0.0.2:24888:24889
+server.3=127.0.0.3:24888:24889
+EOF
+		if [ "$1" = zkd ]; then
+			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
+		else
+			java -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
+		fi
+	done
+	for t in $(seq 1 600); do
+		n=0
+		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
+		[ $n = 3 ] && return 0
+		sleep 0.1
+	done
+	echo "the $1 ensemble did not form" >&2; exit 1
+}
+
+stop() { pkill -f "$root/$1-" || true; sleep 2; }
+
+role() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: $1" && echo 127.0.0.$i:$port && return; done; }
+
+printf "%-10s %-6s %-8s %-6s %12s %10s\n" server round through reads ops/s p99ms
+for r in $(seq 1 "$rounds"); do
+	for impl in zkd zookeeper; do
+		start $impl
+		for through in leader follower; do
+			addr=$(role $through)
+			for reads in 0 90 100; do
+				out=$("$root/zkbench" saturate -servers "$addr" -reads $reads -duration ${secs}s -warmup 2s -progress=false -json 2>/dev/null)
+				set -- $(echo "$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+while isinstance(r, list): r = r[0]
+if "results" in r: r = r["results"][0]
+print(int(r["ops_per_sec"]), r["latency"]["all"]["p99_ms"])' 2>/dev/null || echo "? ?")
+				ops=$1 p99=$2
+				printf "%-10s %-6s %-8s %-6s %12s %10s\n" $impl $r $through $reads "$ops" "$p99"
+			done
+		done
+		stop $impl
+	done
+done
