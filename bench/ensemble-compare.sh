@@ -77,7 +77,7 @@ for r in $(seq 1 "$rounds"); do
 import json, sys
 r = json.load(sys.stdin)
 while isinstance(r, list): r = r[0]
-if "results" in r: r = r["results"][0]
+r = r["phases"][0]
 print(int(r["ops_per_sec"]), r["latency"]["all"]["p99_ms"])' 2>/dev/null || echo "? ?")
 				ops=$1 p99=$2
 				printf "%-10s %-6s %-8s %-6s %12s %10s\n" $impl $r $through $reads "$ops" "$p99"
