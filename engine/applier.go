@@ -233,6 +233,14 @@ func (a *applier) prep(r *writeReq) {
 		a.forward(r)
 		return
 	}
+	if a.s.peer != nil && a.lead == nil {
+		// An ensemble member between roles logs nothing of its own: a
+		// request that slipped in (a learner's, as its leader stepped
+		// down) goes, with its connection.
+		a.s.stats.outstanding.Add(-1)
+		a.drop(r)
+		return
+	}
 	if r.read {
 		a.pending = append(a.pending, r)
 		return

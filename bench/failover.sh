@@ -1,0 +1,82 @@
+#!/bin/sh
+# failover.sh: kill -9 of a 3-server ensemble's leader, zkd and Apache
+# ZooKeeper 3.8 in turn (same zoo.cfg, servers on 127.0.0.1-3): the time
+# from the kill until the two left serve again, one leading and one
+# following (their srvr polled every 5 ms).
+#
+# usage: bench/failover.sh [rounds] [tickTime ms]
+set -eu
+rounds=${1:-3}
+tick=${2:-2000}
+root=$(mktemp -d /tmp/failover.XXXXXX)
+trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
+go build -o "$root/zkd" ./cmd/zkd
+cp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
+port=25181
+
+run() { # run <zkd|zookeeper> <round>
+	for i in 1 2 3; do
+		d="$root/$1-$i"
+		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
+		cat > "$d/zoo.cfg" <<CFG
+tickTime=$tick
+initLimit=10
+syncLimit=5
+dataDir=$d/data
+clientPort=$port
+clientPortAddress=127.0.0.$i
+admin.enableServer=false
+4lw.commands.whitelist=*
+server.1=127.0.0.1:25888:25889
+server.2=127.0.0.2:25888:25889
+server.3=127.0.0.3:25888:25889
+CFG
+		if [ "$1" = zkd ]; then
+			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
+		else
+			java -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
+		fi
+	done
+	python3 - "$1" "$2" "$root" $port <<'PY'
+import socket, subprocess, sys, time
+impl, rnd, root, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def mode(i):
+    try:
+        s = socket.create_connection(("127.0.0.%d" % i, port), timeout=1)
+        s.sendall(b"srvr"); out = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            out += d
+        for l in out.decode().split("\n"):
+            if l.startswith("Mode: "): return l[6:]
+    except OSError:
+        pass
+    return ""
+t0 = time.time()
+while True:
+    ms = {i: mode(i) for i in (1, 2, 3)}
+    if sorted(ms.values()) == ["follower", "follower", "leader"]: break
+    if time.time() - t0 > 120: sys.exit("%s: no ensemble within 120 s" % impl)
+    time.sleep(0.05)
+time.sleep(1)
+leader = [i for i in ms if ms[i] == "leader"][0]
+subprocess.run(["pkill", "-9", "-f", "%s/%s-%d/" % (root, impl, leader)])
+t0 = time.time()
+others = [i for i in (1, 2, 3) if i != leader]
+while time.time() - t0 < 60:
+    if sorted(mode(i) for i in others) == ["follower", "leader"]:
+        print("%-10s %-6s %8.3f" % (impl, rnd, time.time() - t0)); break
+    time.sleep(0.005)
+else:
+    print("%-10s %-6s %8s" % (impl, rnd, ">60"))
+PY
+	pkill -f "$root/$1-" || true
+	sleep 2
+}
+
+printf "%-10s %-6s %8s\n" server round seconds
+for r in $(seq 1 "$rounds"); do
+	run zkd $r
+	run zookeeper $r
+done
