@@ -345,7 +345,7 @@ func (c *conn) dispatch(p []byte) {
 		// it: on the leader, those it prepped before; on a follower,
 		// those the leader committed before it answered.
 		r := newWriteReq()
-		r.c, r.read, r.sync = c, true, role(c.s.peer.role.Load()) == roleFollowing
+		r.c, r.read, r.sync = c, true, role(c.s.peer.role.Load()) != roleLeading
 		r.raw = append(r.raw[:0], p...)
 		c.setInflight(c.inflight + 1)
 		c.submit(r)

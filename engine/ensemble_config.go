@@ -181,10 +181,6 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 			Msg: fmt.Sprintf("%s says this is server %d, and there is no server.%d line; the myid file and the server.N lines must agree",
 				filepath.Join(c.DataDir, "myid"), myid, myid)}
 	}
-	if me.Observer {
-		return nil, &ConfigError{File: c.File, Line: me.Line, Key: fmt.Sprintf("server.%d", me.ID),
-			Msg: "this server is an observer, and zkd cannot run as one yet: make it a participant, or keep Apache ZooKeeper for the observers"}
-	}
 	if pt, ok := c.Extra["peerType"]; ok {
 		switch strings.ToLower(strings.TrimSpace(pt)) {
 		case "observer", "participant":

@@ -569,3 +569,52 @@ func TestEnsembleRollingRestartUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged through a rolling restart of 3 servers", len(want))
 }
+
+// An observer: it syncs, serves reads and takes writes (through the
+// leader) like a follower, says "observer", and has no vote: with one of
+// the three participants gone the ensemble still has its quorum, with
+// two gone it has none, observer or not.
+func TestEnsembleObserver(t *testing.T) {
+	e := zkdtest.StartEnsembleObservers(t, 4, 1, nil)
+	obs := e.Servers[4]
+	if m := obs.Mode(); m != "observer" {
+		t.Fatalf("server 4 says %q, want observer", m)
+	}
+	leader := e.Leader()
+	out, _ := zkdtest.FourLetterWord(e.Servers[leader].Addr, "mntr")
+	if !strings.Contains(out, "\nzk_synced_observers\t1\n") || !strings.Contains(out, "\nzk_synced_followers\t2\n") {
+		t.Fatalf("the leader's mntr does not count 2 followers and 1 observer:\n%s", out)
+	}
+	c := connect(t, obs.Addr)
+	check(c.Create("/obs", []byte("through the observer"), 0, zk.WorldACL(zk.PermAll)))(t)
+	other := connect(t, e.Servers[leader].Addr)
+	check(other.Create("/obs/child", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	if kids := childrenOn(t, obs.Addr, "/obs"); strings.Join(kids, ",") != "child" {
+		t.Fatalf("the observer has /obs children %v after a sync", kids)
+	}
+	for id := int64(1); id <= 4; id++ {
+		if got := childrenOn(t, e.Servers[id].Addr, "/"); !strings.Contains(strings.Join(got, ","), "obs") {
+			t.Fatalf("server %d lacks /obs: %v", id, got)
+		}
+	}
+	// Two of the three voters gone: no quorum, though three servers of
+	// four would be a majority if the observer voted.
+	var gone []int64
+	for id := int64(1); id <= 3 && len(gone) < 2; id++ {
+		e.Servers[id].Kill()
+		gone = append(gone, id)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for obs.Mode() != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the observer still serves as %q with one voter of three left", obs.Mode())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// One back: a quorum again, and the observer serves again.
+	e.Servers[gone[0]].Launch()
+	e.WaitServing(t, 30*time.Second)
+	if m := obs.Mode(); m != "observer" {
+		t.Fatalf("server 4 came back as %q", m)
+	}
+}

@@ -63,7 +63,7 @@ type remoteItem struct {
 	sync bool
 }
 
-func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, last int64) error {
+func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, last int64, observer bool) error {
 	s := p.s
 	m, ok := p.member(leaderID)
 	if !ok {
@@ -102,7 +102,11 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 
 	// Discovery.
 	info := (&wire.LearnerInfo{ServerID: p.me.ID, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)
-	if err := fo.write(wire.QuorumPacket{Type: wire.PacketFollowerInfo, Zxid: ep.Accepted << 32, Data: info}, initLimit); err != nil {
+	hello, as := wire.PacketFollowerInfo, roleFollowing
+	if observer {
+		hello, as = wire.PacketObserverInfo, roleObserving
+	}
+	if err := fo.write(wire.QuorumPacket{Type: hello, Zxid: ep.Accepted << 32, Data: info}, initLimit); err != nil {
 		return err
 	}
 	li, err := fo.pc.read(initLimit)
@@ -131,7 +135,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if !s.writes.do(func() { s.writes.follow = fs }) {
 		return ctx.Err()
 	}
-	p.role.Store(int32(roleFollowing))
+	p.role.Store(int32(as))
 	p.mu.Lock()
 	p.fol = fo
 	p.mu.Unlock()
@@ -143,7 +147,10 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	go fo.sendLoop(syncLimit)
 
 	f := zab.NewFollower(epoch, last)
-	x := &executor{fo: fo, s: s, entries: map[int64]*wal.Txn{}, appended: last}
+	if observer {
+		f = zab.NewObserver(epoch, last)
+	}
+	x := &executor{fo: fo, s: s, entries: map[int64]*wal.Txn{}, appended: last, as: as}
 	for {
 		limit := initLimit
 		if f.Serving() {
@@ -156,10 +163,10 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			}
 			return fmt.Errorf("the leader, server %d: %w", leaderID, err)
 		}
-		if pkt.Type == wire.PacketProposal {
+		if pkt.Type == wire.PacketProposal || (observer && pkt.Type == wire.PacketInform) {
 			txn, err := wal.DecodeTxn(pkt.Data)
 			if err != nil {
-				return fmt.Errorf("an unreadable PROPOSAL %#x from the leader: %w", pkt.Zxid, err)
+				return fmt.Errorf("an unreadable %s %#x from the leader: %w", wire.PacketName(pkt.Type), pkt.Zxid, err)
 			}
 			x.entries[pkt.Zxid] = &txn
 		}
@@ -185,6 +192,7 @@ type executor struct {
 	entries  map[int64]*wal.Txn // proposed, not applied
 	appended int64              // the newest txn handed to the log
 	barrier  int64              // sends wait for the log up to here
+	as       role               // following or observing
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -262,7 +270,7 @@ func (x *executor) do(a zab.Action) error {
 		}
 		s.writes.remote(remoteItem{txn: *txn})
 	case zab.ActServe:
-		x.fo.p.serve(roleFollowing)
+		x.fo.p.serve(x.as)
 	case zab.ActAnswerSync:
 		s.writes.remote(remoteItem{sync: true})
 	case zab.ActPong:

@@ -539,8 +539,8 @@ func (s *Server) mntr() string {
 	if p := s.peer; p != nil {
 		if st, ok := p.leaderStats(); ok {
 			// What ZooKeeper's leader adds.
-			fmt.Fprintf(&b, "zk_learners\t%d\nzk_synced_followers\t%d\nzk_synced_non_voting_followers\t0\nzk_synced_observers\t0\nzk_pending_syncs\t%d\n",
-				st.learners, st.synced, st.pendingSyncs)
+			fmt.Fprintf(&b, "zk_learners\t%d\nzk_synced_followers\t%d\nzk_synced_non_voting_followers\t0\nzk_synced_observers\t%d\nzk_pending_syncs\t%d\n",
+				st.learners, st.synced, st.observers, st.pendingSyncs)
 		}
 	}
 	// ZooKeeper's per-namespace summaries come last: reads, then writes,

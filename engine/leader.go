@@ -69,6 +69,7 @@ type learner struct {
 	broadcast bool // receives proposals and commits
 	heard     atomic.Int64
 	synced    atomic.Bool // acked NEWLEADER
+	observer  bool        // takes INFORMs, has no vote
 }
 
 func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
@@ -255,18 +256,20 @@ func (l *leader) serveLearner(c net.Conn) {
 	if err != nil {
 		return
 	}
-	if fi.Type != wire.PacketFollowerInfo {
-		s.log.Warn("a learner opened with something other than FOLLOWERINFO; closing it", "packet", wire.PacketName(fi.Type), "from", c.RemoteAddr().String())
+	if fi.Type != wire.PacketFollowerInfo && fi.Type != wire.PacketObserverInfo {
+		s.log.Warn("a learner opened with something other than FOLLOWERINFO or OBSERVERINFO; closing it", "packet", wire.PacketName(fi.Type), "from", c.RemoteAddr().String())
 		return
 	}
 	info, err := wire.LearnerInfoFrom(fi.Data)
 	if err != nil {
-		s.log.Warn("unreadable FOLLOWERINFO; closing", "from", c.RemoteAddr().String(), "err", err)
+		s.log.Warn("unreadable "+wire.PacketName(fi.Type)+"; closing", "from", c.RemoteAddr().String(), "err", err)
 		return
 	}
 	lr.sid = info.ServerID
-	if m, ok := l.p.member(lr.sid); !ok || m.Observer {
-		s.log.Warn("a server that is not a participant of this ensemble tried to follow; closing", "sid", lr.sid)
+	lr.observer = fi.Type == wire.PacketObserverInfo
+	if m, ok := l.p.member(lr.sid); !ok || m.Observer != lr.observer {
+		s.log.Warn("a server this ensemble's config does not have in that role tried to join; closing",
+			"sid", lr.sid, "as", wire.PacketName(fi.Type))
 		return
 	}
 
@@ -419,6 +422,9 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 		}
 	}
 	for _, o := range outs {
+		if lr.observer {
+			break // an observer hears of them as they commit (INFORM)
+		}
 		if err := put(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: o.zxid, Data: o.entry}); err != nil {
 			return err
 		}
@@ -591,7 +597,7 @@ func (l *leader) propose(t *wal.Txn) error {
 	}
 	l.outstanding = append(l.outstanding, outProp{z, entry})
 	for _, lr := range l.learners {
-		if lr.inBroadcast() {
+		if !lr.observer && lr.inBroadcast() {
 			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
 		}
 	}
@@ -633,8 +639,16 @@ func (l *leader) ack(sid, zxid int64) {
 // held.
 func (l *leader) committed(commits []zab.Commit) {
 	for _, c := range commits {
+		var entry []byte
+		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
+			entry = l.outstanding[0].entry
+		}
 		for _, lr := range l.learners {
-			if lr.inBroadcast() {
+			switch {
+			case !lr.inBroadcast():
+			case lr.observer:
+				lr.send(wire.QuorumPacket{Type: wire.PacketInform, Zxid: c.Zxid, Data: entry})
+			default:
 				lr.send(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
 			}
 		}
@@ -731,7 +745,7 @@ func (l *leader) forget(lr *learner) {
 	l.mu.Unlock()
 }
 
-type leaderStats struct{ learners, synced, pendingSyncs int }
+type leaderStats struct{ learners, synced, observers, pendingSyncs int }
 
 // leaderStats are the leader's figures for mntr; ok false when this
 // server does not lead.
@@ -746,7 +760,11 @@ func (p *peer) leaderStats() (st leaderStats, ok bool) {
 	defer l.mu.Unlock()
 	for _, lr := range l.learners {
 		st.learners++
-		if lr.synced.Load() {
+		switch {
+		case !lr.synced.Load():
+		case lr.observer:
+			st.observers++
+		default:
 			st.synced++
 		}
 	}

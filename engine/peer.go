@@ -42,6 +42,7 @@ const (
 	roleLooking role = iota
 	roleFollowing
 	roleLeading
+	roleObserving
 )
 
 type peer struct {
@@ -132,6 +133,8 @@ func (p *peer) mode() string {
 		return "leader"
 	case roleFollowing:
 		return "follower"
+	case roleObserving:
+		return "observer"
 	}
 	return "looking"
 }
@@ -182,7 +185,7 @@ func (p *peer) run() {
 		if d.Vote.Leader == p.me.ID {
 			err = p.runLeader(ctx, ep, last)
 		} else {
-			err = p.runFollower(ctx, d.Vote.Leader, ep, last)
+			err = p.runFollower(ctx, d.Vote.Leader, ep, last, p.me.Observer)
 		}
 		if ctx.Err() != nil {
 			return

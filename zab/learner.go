@@ -111,12 +111,21 @@ type Follower struct {
 	deferred  []int64 // proposals logged at NEWLEADER, acknowledged at UPTODATE
 	logged    []int64 // logged, not committed, in zxid order (serving)
 	inMemOnly bool    // SNAP or TRUNC: commits during sync apply in memory
+	observer  bool    // takes INFORMs, acknowledges no proposal
 }
 
 // NewFollower starts a follower's sync in epoch (the LEADERINFO's), after
 // it sent ACKEPOCH with its log ending at lastZxid.
 func NewFollower(epoch, lastZxid int64) *Follower {
 	return &Follower{epoch: epoch, lastZxid: lastZxid}
+}
+
+// NewObserver is NewFollower for an observer: its sync is a follower's
+// (ZooKeeper's learners share it), and in broadcast it takes each
+// committed txn as one INFORM, which it logs and applies without
+// acknowledging: it has no vote.
+func NewObserver(epoch, lastZxid int64) *Follower {
+	return &Follower{epoch: epoch, lastZxid: lastZxid, observer: true}
 }
 
 // Serving reports whether the follower is in sync and serving clients.
@@ -236,6 +245,20 @@ func (f *Follower) commit(zxid int64) (Action, error) {
 }
 
 func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
+	if f.observer {
+		switch p.Type {
+		case wire.PacketInform:
+			if p.Zxid <= f.lastZxid {
+				return nil, fmt.Errorf("zab: INFORM %#x after %#x", p.Zxid, f.lastZxid)
+			}
+			f.lastZxid = p.Zxid
+			return []Action{{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, {Kind: ActApply, Zxid: p.Zxid}}, nil
+		case wire.PacketProposal, wire.PacketCommit:
+			// Not an observer's business; ZooKeeper's observers ignore
+			// them too.
+			return nil, nil
+		}
+	}
 	switch p.Type {
 	case wire.PacketProposal:
 		if p.Zxid <= f.lastZxid {

@@ -127,3 +127,31 @@ error: zab: PROPOSAL 0x400000007 after 0x400000007`},
 		t.Fatal("a sync opened with a PROPOSAL was taken")
 	}
 }
+
+// An observer syncs as a follower does, then logs and applies each INFORM
+// without acknowledging it, in zxid order.
+func TestObserverTakesInforms(t *testing.T) {
+	const e = 3
+	nl := int64(e << 32)
+	got := run(t, NewObserver(e, 0x100000002),
+		pkt(wire.PacketDiff, 0x100000002),
+		pkt(wire.PacketNewLeader, nl),
+		pkt(wire.PacketUpToDate, -1),
+		pkt(wire.PacketInform, nl|1),
+		pkt(wire.PacketProposal, nl|2),
+		pkt(wire.PacketInform, nl|2),
+		pkt(wire.PacketPing, nl|2),
+		pkt(wire.PacketInform, nl|1),
+	)
+	want := `DIFF: -
+NEWLEADER: persist-current-epoch 3, send ACK 0x300000000
+UPTODATE: send ACK 0x300000000, serve
+INFORM: log 0x300000001, apply 0x300000001
+PROPOSAL: -
+INFORM: log 0x300000002, apply 0x300000002
+PING: pong
+error: zab: INFORM 0x300000001 after 0x300000002`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -11,14 +11,14 @@ import (
 )
 
 // The ensemble configurations zkd cannot run are refused before anything
-// is written, naming the file, line and key: an observer (not built yet),
-// and standaloneEnabled=false with no ensemble to be a member of. (The
+// is written, naming the file, line and key: dynamic reconfiguration, and
+// standaloneEnabled=false with no ensemble to be a member of. (The
 // other mistakes in the ensemble's lines or myid: engine.TestEnsembleConfig.)
 func TestEnsembleConfigIsRefused(t *testing.T) {
 	bin := zkdtest.Binary(t)
 	for _, c := range []struct{ name, cfg, want string }{
-		{"an observer", "server.1=127.0.0.1:2888:3888:observer\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n",
-			"zoo.cfg:3: server.1: this server is an observer, and zkd cannot run as one yet"},
+		{"reconfigEnabled", "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\nreconfigEnabled=true\n",
+			"zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
 		{"standaloneEnabled=false", "standaloneEnabled=false\n", "zoo.cfg:3: standaloneEnabled: standaloneEnabled=false asks for an ensemble member"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -241,7 +241,9 @@ func FourLetterWord(addr, word string) (string, error) { return engine.FourLette
 // links between two of them. Servers holds the members zkd runs; the
 // others (Apache ZooKeeper, say) the test starts from MemberConfig.
 type Ensemble struct {
-	N                                    int
+	N int
+	// Observers are how many of the N are observers: the last ones.
+	Observers                            int
 	ClientPort, QuorumPort, ElectionPort int
 	Servers                              map[int64]*Server
 	cfg                                  map[string]string
@@ -252,7 +254,15 @@ type Ensemble struct {
 // cfg on top), and returns once every one serves.
 func StartEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 	t.Helper()
+	return StartEnsembleObservers(t, n, 0, cfg)
+}
+
+// StartEnsembleObservers is StartEnsemble with the last observers of the n
+// servers observers.
+func StartEnsembleObservers(t testing.TB, n, observers int, cfg map[string]string) *Ensemble {
+	t.Helper()
 	e := NewEnsemble(t, n, cfg)
+	e.Observers = observers
 	var ids []int64
 	for id := int64(1); id <= int64(n); id++ {
 		ids = append(ids, id)
@@ -287,6 +297,9 @@ func (e *Ensemble) MemberConfig(id int64) map[string]string {
 		"4lw.commands.whitelist": "*"}
 	for m := 1; m <= e.N; m++ {
 		all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, e.QuorumPort, e.ElectionPort)
+		if m > e.N-e.Observers {
+			all[fmt.Sprintf("server.%d", m)] += ":observer"
+		}
 	}
 	for k, v := range e.cfg {
 		all[k] = v
