@@ -3,7 +3,10 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +18,8 @@ import (
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/wal"
+	"zkd/wal/vfs"
 	"zkd/wire"
 	"zkd/ztree"
 )
@@ -617,4 +622,94 @@ func TestEnsembleObserver(t *testing.T) {
 	if m := obs.Mode(); m != "observer" {
 		t.Fatalf("server 4 came back as %q", m)
 	}
+}
+
+// A leader that logged a txn no follower received, and died: the others
+// go on without it (the client never got an answer), and when it comes
+// back the new leader has it cut that txn from its log (TRUNC); it serves
+// the ensemble's history, and a restart reads that history back.
+func TestEnsembleTruncatesADivergedServer(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs iptables and root to cut the leader's quorum traffic (make test installs iptables)")
+	}
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	old := e.Leader()
+	c := connect(t, e.Servers[old].Addr)
+	check(c.Create("/div", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	check(c.Create("/div/kept", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+
+	// From now on nothing the leader sends on its quorum port arrives.
+	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", old), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
+		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
+	iptables := func(op string) error {
+		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
+		}
+		return nil
+	}
+	if err := iptables("-I"); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	unblock := func() {
+		if !removed {
+			removed = true
+			if err := iptables("-D"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(unblock)
+	go c.Create("/div/lost", nil, 0, zk.WorldACL(zk.PermAll)) // never answered
+	logDir := filepath.Join(e.Servers[old].Dir, "data")
+	deadline := time.Now().Add(10 * time.Second)
+	for !loggedCreate(logDir, "/div/lost") {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader did not log the create within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.Servers[old].Kill()
+	// The rule stays until the others have a new leader: the kernel
+	// goes on sending what the killed process left unacknowledged, and
+	// once they have left the old connections nothing of it can land.
+	deadline = time.Now().Add(30 * time.Second)
+	for nl := e.Leader(); nl == 0 || nl == old; nl = e.Leader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no new leader within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	unblock()
+	e.Servers[old].Launch()
+	e.WaitServing(t, 30*time.Second)
+	if !strings.Contains(e.Servers[old].Log(), "truncated the log to the leader's history") {
+		t.Fatalf("the diverged server was not truncated:\n%s", e.Servers[old].Log())
+	}
+	check := func(when string) {
+		t.Helper()
+		for id, s := range e.Servers {
+			if got := strings.Join(childrenOn(t, s.Addr, "/div"), ","); got != "kept" {
+				t.Fatalf("%s: server %d has /div children %s, want kept", when, id, got)
+			}
+		}
+	}
+	check("after the sync")
+	e.Servers[old].Stop()
+	e.Servers[old].Launch()
+	e.WaitServing(t, 30*time.Second)
+	check("after restarting the truncated server")
+}
+
+// loggedCreate reports whether the txn logs of dir hold a create of path.
+func loggedCreate(dir, path string) bool {
+	found := false
+	wal.ReadTxns(vfs.OS, dir, 0, math.MaxInt64, func(txn *wal.Txn, _ []byte) error {
+		if cr, ok := txn.Record.(*wire.CreateTxn); ok && cr.Path == path {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
