@@ -713,3 +713,20 @@ func loggedCreate(dir, path string) bool {
 	})
 	return found
 }
+
+// kazoo's recipes and the Java client with Curator's, each given every
+// server of a 3-server ensemble in its connect string.
+func TestEnsembleKazooAndCurator(t *testing.T) {
+	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
+	cp := curatorProgram(t)
+	e := zkdtest.StartEnsemble(t, 3, map[string]string{"znode.container.checkIntervalMs": "300"})
+	hosts := strings.Join(e.Addrs(), ",")
+	out, err := run(t, 3*time.Minute, kazooPython, "testdata/clients/kazoo_recipes.py", hosts)
+	if err != nil || !strings.Contains(out, "all kazoo checks passed") {
+		t.Fatalf("kazoo: %v\n%s", err, out)
+	}
+	out, err = run(t, 3*time.Minute, "java", "-cp", cp, "CuratorCheck", hosts)
+	if err != nil || !strings.Contains(out, "all curator checks passed") {
+		t.Fatalf("curator: %v\n%s", err, out)
+	}
+}
