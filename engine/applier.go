@@ -233,6 +233,16 @@ func (a *applier) prep(r *writeReq) {
 		a.forward(r)
 		return
 	}
+	if a.s.peer != nil && a.lead == nil && a.s.readOnly.Load() != nil {
+		// Read-only mode, as ZooKeeper's: reads are answered, writes
+		// refused with NOTREADONLY.
+		if r.read {
+			a.pending = append(a.pending, r)
+		} else {
+			a.refuse(r)
+		}
+		return
+	}
 	if a.s.peer != nil && a.lead == nil {
 		// An ensemble member between roles logs nothing of its own: a
 		// request that slipped in (a learner's, as its leader stepped

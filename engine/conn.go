@@ -463,8 +463,15 @@ func (c *conn) handshake(p []byte) error {
 		return fmt.Errorf("bad connect request: %w", err)
 	}
 	s := c.s
-	if s.peer != nil && !s.peer.serving.Load() {
-		return errNotServing
+	if p := s.peer; p != nil && !p.serving.Load() {
+		if !p.roServing.Load() {
+			return errNotServing
+		}
+		if !req.ReadOnly {
+			// ZooKeeper's read-only server takes only the clients that
+			// said they accept one.
+			return errNotReadOnlyClient
+		}
 	}
 	if z := c.lp.v.Zxid(); req.LastZxidSeen > z {
 		return fmt.Errorf("refusing session request: the client has seen zxid 0x%x, our last zxid is 0x%x; the client must try another server",
@@ -474,6 +481,9 @@ func (c *conn) handshake(p []byte) error {
 	timeout := s.negotiate(req.TimeOut)
 	c.timeout.Store(timeout)
 	resp := &wire.ConnectResponse{TimeOut: timeout, HasReadOnly: req.HasReadOnly}
+	if s.peer != nil && s.peer.roServing.Load() {
+		resp.ReadOnly = true
+	}
 	now := c.lastActive.Load() // the session table's clock, read as the bytes came
 	if req.SessionID == 0 {
 		id := s.newSessionID()

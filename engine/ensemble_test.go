@@ -3,7 +3,9 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -729,4 +731,66 @@ func TestEnsembleKazooAndCurator(t *testing.T) {
 	if err != nil || !strings.Contains(out, "all curator checks passed") {
 		t.Fatalf("curator: %v\n%s", err, out)
 	}
+}
+
+// readonlymode.enabled: a server left without a quorum serves reads to
+// the clients that accept a read-only server (isro says ro, srvr says
+// read-only, writes get NOTREADONLY, other clients are refused), and
+// serves everyone again once a quorum is back.
+func TestEnsembleReadOnlyMode(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, map[string]string{"readonlymode.enabled": "true"})
+	c := connect(t, e.Addr(1))
+	check(c.Create("/ro", []byte("written with a quorum"), 0, zk.WorldACL(zk.PermAll)))(t)
+	e.Servers[2].Kill()
+	e.Servers[3].Kill()
+	s := e.Servers[1]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if out, _ := zkdtest.FourLetterWord(s.Addr, "isro"); out == "ro" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server 1 did not turn read-only within 30 s of losing its quorum")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m := s.Mode(); m != "read-only" {
+		t.Fatalf("srvr says %q, want read-only", m)
+	}
+	req := zkreftest.NewSession()
+	req.ReadOnly = true
+	ro := zkreftest.Dial(t, s.Addr, req)
+	if !ro.Session.ReadOnly {
+		t.Fatal("the connect response does not say read-only")
+	}
+	data := ro.OK(wire.OpGetData, &wire.PathWatchRequest{Path: "/ro"}).(*wire.GetDataResponse)
+	if string(data.Data) != "written with a quorum" {
+		t.Fatalf("read %q", data.Data)
+	}
+	if h, _ := ro.Call(wire.OpCreate, &wire.CreateRequest{Path: "/ro/no", ACL: ztree.OpenACL}); h.Err != wire.ErrNotReadOnly {
+		t.Fatalf("a write in read-only mode got %v, want NOTREADONLY", h.Err)
+	}
+	// A client that does not accept a read-only server is refused: the
+	// server closes the connection without an answer.
+	nc, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame, start := wire.BeginFrame(nil)
+	rwReq := zkreftest.NewSession()
+	frame = wire.EndFrame(rwReq.Append(frame), start)
+	nc.Write(frame)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := nc.Read(make([]byte, 64)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("a client that does not accept a read-only server got %d bytes (%v), want the connection closed", n, err)
+	}
+	// A quorum again: everyone is served, and writes go through.
+	e.Servers[2].Launch()
+	e.WaitServing(t, 30*time.Second)
+	if out, _ := zkdtest.FourLetterWord(s.Addr, "isro"); out != "rw" {
+		t.Fatalf("isro says %q with a quorum back", out)
+	}
+	c2 := connect(t, s.Addr)
+	check(c2.Create("/ro/after", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 }

@@ -115,7 +115,7 @@ func (c *conn) fourLetterWord(w string, rest []byte) string {
 	if w == "stmk" {
 		return c.s.setTraceMask(rest)
 	}
-	if p := c.s.peer; p != nil && !p.serving.Load() && needsServing[w] {
+	if p := c.s.peer; p != nil && !p.serving.Load() && !p.roServing.Load() && needsServing[w] {
 		return notServing
 	}
 	return fourLetterCommands[w](c)

@@ -55,6 +55,12 @@ type peer struct {
 	role     atomic.Int32
 	leaderID atomic.Int64
 	serving  atomic.Bool
+	// roEnabled is readonlymode.enabled: without a quorum, after a
+	// while, the server serves reads to clients that accept a read-only
+	// server (roServing), as ZooKeeper's read-only mode does.
+	roEnabled bool
+	roMu      sync.Mutex
+	roServing atomic.Bool
 
 	mu   sync.Mutex // guards lead and fol, read by synced and the four-letter words
 	lead *leader
@@ -66,6 +72,7 @@ type peer struct {
 func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	me, _ := e.Me()
 	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
+	p.roEnabled = strings.EqualFold(strings.TrimSpace(s.cfg.Extra["readonlymode.enabled"]), "true")
 	var voters, observers []electionport.Peer
 	for _, m := range e.Members {
 		ep := electionport.Peer{ID: m.ID, Addr: m.ElectionAddr}
@@ -175,7 +182,16 @@ func (p *peer) run() {
 		}
 		start := time.Now()
 		s.log.Info("looking for a leader", "myid", p.me.ID, "zxid", fmt.Sprintf("%#x", last), "currentEpoch", ep.Current)
+		var ro *time.Timer
+		if p.roEnabled {
+			// ZooKeeper waits this long before it serves read-only.
+			ro = time.AfterFunc(max(2*time.Second, p.tick), p.enterReadOnly)
+		}
 		d, err := p.port.Elect(ctx, last, ep.Current)
+		if ro != nil {
+			ro.Stop()
+			p.leaveReadOnly()
+		}
 		if err != nil {
 			return // stopping
 		}
@@ -407,4 +423,45 @@ func (q *packetConn) read(d time.Duration) (wire.QuorumPacket, error) {
 			return p, err
 		}
 	}
+}
+
+// errNotReadOnlyClient closes a client that does not accept a read-only
+// server, while this one is.
+var errNotReadOnlyClient = errors.New("refusing a client that does not accept a read-only server: no quorum (readonlymode.enabled)")
+
+// errNoQuorum is why a server in read-only mode refuses writes.
+var errNoQuorum = errors.New("no quorum: serving reads only (readonlymode.enabled)")
+
+// enterReadOnly starts serving reads while the election goes on.
+func (p *peer) enterReadOnly() {
+	p.roMu.Lock()
+	defer p.roMu.Unlock()
+	if role(p.role.Load()) != roleLooking || p.roServing.Load() {
+		return
+	}
+	err := errNoQuorum
+	if !p.s.readOnly.CompareAndSwap(nil, &err) {
+		return // read-only already, for a full disk
+	}
+	p.roServing.Store(true)
+	p.s.log.Warn("no quorum: serving reads only to clients that accept a read-only server (readonlymode.enabled)")
+}
+
+// leaveReadOnly ends read-only mode: its clients and their sessions, which
+// were this server's own, go.
+func (p *peer) leaveReadOnly() {
+	p.roMu.Lock()
+	defer p.roMu.Unlock()
+	if !p.roServing.Load() {
+		return
+	}
+	p.roServing.Store(false)
+	if e := p.s.readOnly.Load(); e != nil && *e == errNoQuorum {
+		p.s.readOnly.CompareAndSwap(e, nil)
+	}
+	for _, c := range p.s.connList() {
+		c.close("")
+	}
+	p.s.writes.do(func() { p.s.resetSessions() })
+	p.s.log.Info("leaving read-only mode")
 }

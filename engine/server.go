@@ -372,8 +372,12 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
-		if s.peer != nil && role(s.peer.role.Load()) != roleLeading {
-			// Only the leader expires sessions and reaps containers.
+		if p := s.peer; p != nil && role(p.role.Load()) != roleLeading {
+			// Only the leader expires sessions and reaps containers; a
+			// read-only server expires its own.
+			if p.roServing.Load() {
+				s.expireSessions()
+			}
 			continue
 		}
 		s.expireSessions()
