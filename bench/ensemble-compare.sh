@@ -13,45 +13,10 @@ root=$(mktemp -d /tmp/ensemble-compare.XXXXXX)
 trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
 go build -o "$root/zkd" ./cmd/zkd
 go build -o "$root/zkbench" ./cmd/zkbench
-cp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
-port=24181
+. bench/ensemble-lib.sh
 
-fourlw() { python3 -c '
-import socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
-    s.sendall(sys.argv[3].encode()); out = b""
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        out += d
-    print(out.decode(), end="")
-except OSError:
-    pass' "$@"; }
-
-start() { # start <zkd|zookeeper>: a fresh 3-server ensemble
-	for i in 1 2 3; do
-		d="$root/$1-$i"
-		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
-		cat > "$d/zoo.cfg" <<EOF
-tickTime=2000
-initLimit=10
-syncLimit=5
-dataDir=$d/data
-clientPort=$port
-clientPortAddress=127.0.0.$i
-admin.enableServer=false
-4lw.commands.whitelist=*
-server.1=127.0.0.1:24888:24889
-server.2=127.0.0.2:24888:24889
-server.3=127.0.0.3:24888:24889
-EOF
-		if [ "$1" = zkd ]; then
-			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
-		else
-			java -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
-		fi
-	done
+start() { # start <zkd|zookeeper>: a fresh 3-server ensemble, once it serves
+	launch $1
 	for t in $(seq 1 600); do
 		n=0
 		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
@@ -60,8 +25,6 @@ EOF
 	done
 	echo "the $1 ensemble did not form" >&2; exit 1
 }
-
-stop() { pkill -f "$root/$1-" || true; sleep 2; }
 
 role() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: $1" && echo 127.0.0.$i:$port && return; done; }
 

@@ -11,32 +11,11 @@ tick=${2:-2000}
 root=$(mktemp -d /tmp/failover.XXXXXX)
 trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
 go build -o "$root/zkd" ./cmd/zkd
-cp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
-port=25181
+port=25181 qport=25888 eport=25889
+. bench/ensemble-lib.sh
 
 run() { # run <zkd|zookeeper> <round>
-	for i in 1 2 3; do
-		d="$root/$1-$i"
-		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
-		cat > "$d/zoo.cfg" <<CFG
-tickTime=$tick
-initLimit=10
-syncLimit=5
-dataDir=$d/data
-clientPort=$port
-clientPortAddress=127.0.0.$i
-admin.enableServer=false
-4lw.commands.whitelist=*
-server.1=127.0.0.1:25888:25889
-server.2=127.0.0.2:25888:25889
-server.3=127.0.0.3:25888:25889
-CFG
-		if [ "$1" = zkd ]; then
-			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
-		else
-			java -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
-		fi
-	done
+	launch $1
 	python3 - "$1" "$2" "$root" $port <<'PY'
 import socket, subprocess, sys, time
 impl, rnd, root, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -71,8 +50,7 @@ while time.time() - t0 < 60:
 else:
     print("%-10s %-6s %8s" % (impl, rnd, ">60"))
 PY
-	pkill -f "$root/$1-" || true
-	sleep 2
+	stop $1
 }
 
 printf "%-10s %-6s %8s\n" server round seconds

@@ -55,6 +55,23 @@ func childrenOn(t testing.TB, addr, path string) []string {
 	return kids
 }
 
+// requireOnEveryServer fails the test unless every server of e has every
+// child of path in want.
+func requireOnEveryServer(t *testing.T, e *zkdtest.Ensemble, path string, want []string) {
+	t.Helper()
+	for id, s := range e.Servers {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, s.Addr, path) {
+			have[k] = true
+		}
+		for _, k := range want {
+			if !have[k] {
+				t.Fatalf("server %d lacks acknowledged write %s/%s (of %d)", id, path, k, len(want))
+			}
+		}
+	}
+}
+
 // Three servers elect one leader; a write through any of them is
 // answered, and every server then shows it; an ephemeral created through
 // a follower is on every server while its session lives and on none once
@@ -239,17 +256,7 @@ func TestEnsembleSurvivesLeaderKill(t *testing.T) {
 	mu.Lock()
 	want := append([]string(nil), acked...)
 	mu.Unlock()
-	for id, s := range e.Servers {
-		have := map[string]bool{}
-		for _, k := range childrenOn(t, s.Addr, "/load") {
-			have[k] = true
-		}
-		for _, k := range want {
-			if !have[k] {
-				t.Fatalf("server %d lacks acknowledged write %s (of %d)", id, k, len(want))
-			}
-		}
-	}
+	requireOnEveryServer(t, e, "/load", want)
 	if moving.SessionID() != session {
 		t.Fatalf("the moving client's session changed from %#x to %#x", session, moving.SessionID())
 	}
@@ -563,17 +570,7 @@ func TestEnsembleRollingRestartUnderLoad(t *testing.T) {
 	mu.Lock()
 	want := append([]string(nil), acked...)
 	mu.Unlock()
-	for id, s := range e.Servers {
-		have := map[string]bool{}
-		for _, k := range childrenOn(t, s.Addr, "/roll") {
-			have[k] = true
-		}
-		for _, k := range want {
-			if !have[k] {
-				t.Fatalf("server %d lacks acknowledged write %s (of %d)", id, k, len(want))
-			}
-		}
-	}
+	requireOnEveryServer(t, e, "/roll", want)
 	t.Logf("%d writes acknowledged through a rolling restart of 3 servers", len(want))
 }
 

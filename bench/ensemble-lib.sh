@@ -1,0 +1,52 @@
+# ensemble-lib.sh: what bench/ensemble-compare.sh and bench/failover.sh
+# share. Sourced, with $root (a scratch directory holding the zkd binary)
+# set; $port, $qport and $eport may be set before, and $tick.
+port=${port:-24181}
+qport=${qport:-24888}
+eport=${eport:-24889}
+tick=${tick:-2000}
+zkcp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
+
+# fourlw host port word: the answer, or nothing if the server is down.
+fourlw() { python3 -c '
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+    s.sendall(sys.argv[3].encode()); out = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out += d
+    print(out.decode(), end="")
+except OSError:
+    pass' "$@"; }
+
+# launch <zkd|zookeeper>: a fresh 3-server ensemble, server N on 127.0.0.N,
+# in $root/<impl>-N; returns at once.
+launch() {
+	for i in 1 2 3; do
+		d="$root/$1-$i"
+		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
+		cat > "$d/zoo.cfg" <<CFG
+tickTime=$tick
+initLimit=10
+syncLimit=5
+dataDir=$d/data
+clientPort=$port
+clientPortAddress=127.0.0.$i
+admin.enableServer=false
+4lw.commands.whitelist=*
+server.1=127.0.0.1:$qport:$eport
+server.2=127.0.0.2:$qport:$eport
+server.3=127.0.0.3:$qport:$eport
+CFG
+		if [ "$1" = zkd ]; then
+			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
+		else
+			java -cp "$zkcp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
+		fi
+	done
+}
+
+# stop <zkd|zookeeper>: kill that ensemble.
+stop() { pkill -f "$root/$1-" || true; sleep 2; }
