@@ -20,7 +20,7 @@ JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curat
 FUZZTIME ?= 60s
 FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble
 
 test: deps java-clients vet fmt-check unit
 
@@ -62,6 +62,13 @@ unit:
 CRASH_RUNS ?= 20000
 crash-long:
 	ZKD_CRASH_RUNS=$(CRASH_RUNS) $(GO) test -count=1 -timeout 2h -run '^TestCrashKeepsEveryAcknowledgedTxn$$' -v ./wal
+
+# The ensemble fault run with many more steps than make test takes (12),
+# the servers built with the race detector; SEED=N repeats a run.
+FAULT_STEPS ?= 300
+soak-ensemble:
+	ZKDTEST_RACE=1 ZKD_FAULT_STEPS=$(FAULT_STEPS) $(if $(SEED),ZKD_FAULT_SEED=$(SEED)) $(GO) test -count=1 -timeout 2h \
+		-run '^TestEnsembleRandomFaults$$' -v ./engine
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client

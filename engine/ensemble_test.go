@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -790,4 +791,178 @@ func TestEnsembleReadOnlyMode(t *testing.T) {
 	}
 	c2 := connect(t, s.Addr)
 	check(c2.Create("/ro/after", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+}
+
+// A seeded run of faults on a 3-server ensemble under a write load from
+// two clients: kill -9, SIGSTOP for up to 2 s (a leader that wakes up
+// replaced), SIGTERM and restart, restart of a killed server, a random
+// step every 0.2-1 s. At the end every server runs again, and each must
+// hold every write acknowledged, the same last zxid and the same tree
+// digests at the zxids they share. ZKD_FAULT_SEED repeats a run;
+// ZKD_FAULT_STEPS makes it longer (make soak-ensemble).
+func TestEnsembleRandomFaults(t *testing.T) {
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("ZKD_FAULT_SEED"); v != "" {
+		fmt.Sscan(v, &seed)
+	}
+	steps := 12
+	if v := os.Getenv("ZKD_FAULT_STEPS"); v != "" {
+		fmt.Sscan(v, &steps)
+	}
+	t.Logf("seed %d, %d steps (ZKD_FAULT_SEED=%d repeats it)", seed, steps, seed)
+	rng := rand.New(rand.NewSource(seed))
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	setup := connect(t, e.Addr(1))
+	check(setup.Create("/f", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		c, events := connectAll(t, e.Addrs(), 4*time.Second)
+		waitConnected(t, events)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, err := c.Create("/f/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				acked = append(acked, strings.TrimPrefix(p, "/f/"))
+				mu.Unlock()
+			}
+		}()
+	}
+	down := map[int64]bool{}
+	pick := func(want bool) int64 { // a server that is down (want) or up
+		var ids []int64
+		for id := int64(1); id <= 3; id++ {
+			if down[id] == want {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return 0
+		}
+		return ids[rng.Intn(len(ids))]
+	}
+	for step := 0; step < steps; step++ {
+		switch rng.Intn(4) {
+		case 0:
+			if id := pick(false); id != 0 {
+				t.Logf("step %d: kill -9 server %d (%s)", step, id, e.Servers[id].Mode())
+				e.Servers[id].Kill()
+				down[id] = true
+			}
+		case 1:
+			if id := pick(false); id != 0 {
+				d := time.Duration(300+rng.Intn(1700)) * time.Millisecond
+				t.Logf("step %d: SIGSTOP server %d (%s) for %v", step, id, e.Servers[id].Mode(), d)
+				e.Servers[id].Pause()
+				time.Sleep(d)
+				e.Servers[id].Resume()
+			}
+		case 2:
+			if id := pick(true); id != 0 {
+				t.Logf("step %d: restart killed server %d", step, id)
+				e.Servers[id].Launch()
+				down[id] = false
+			}
+		case 3:
+			if id := pick(false); id != 0 {
+				t.Logf("step %d: SIGTERM and restart server %d (%s)", step, id, e.Servers[id].Mode())
+				if err := e.Servers[id].Stop(); err != nil {
+					t.Fatalf("server %d: %v", id, err)
+				}
+				e.Servers[id].Launch()
+			}
+		}
+		time.Sleep(time.Duration(200+rng.Intn(800)) * time.Millisecond)
+	}
+	for id := range down {
+		if down[id] {
+			e.Servers[id].Launch()
+		}
+	}
+	e.WaitServing(t, 60*time.Second)
+	// Writes go on until the ensemble has taken some after the faults.
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		more := len(acked) - n
+		mu.Unlock()
+		if more >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 20 writes acknowledged in 60 s after the faults")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	want := append([]string(nil), acked...)
+	mu.Unlock()
+	requireOnEveryServer(t, e, "/f", want)
+	t.Logf("%d writes acknowledged", len(want))
+
+	// Every server at the same zxid (each one synced), with the same
+	// digests where their digest logs meet.
+	// (Sessions are txns: every client is connected before the last
+	// write, and each server synced after it.)
+	clients := map[int64]*zk.Conn{}
+	for id, s := range e.Servers {
+		clients[id] = connect(t, s.Addr)
+	}
+	check(clients[1].Create("/f/last", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	zxids := map[int64]string{}
+	digests := map[string]map[int64]string{} // zxid -> server -> digest
+	for id, s := range e.Servers {
+		if _, err := clients[id].Sync("/"); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := zkdtest.FourLetterWord(s.Addr, "srvr")
+		for _, l := range strings.Split(out, "\n") {
+			if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
+				zxids[id] = z
+			}
+		}
+		hash, _ := zkdtest.FourLetterWord(s.Addr, "hash")
+		for _, l := range strings.Split(strings.TrimSpace(hash), "\n") {
+			z, d, ok := strings.Cut(l, ": ")
+			if !ok {
+				continue
+			}
+			if digests[z] == nil {
+				digests[z] = map[int64]string{}
+			}
+			digests[z][id] = d
+		}
+	}
+	if zxids[1] != zxids[2] || zxids[2] != zxids[3] {
+		t.Fatalf("the servers end at different zxids: %v", zxids)
+	}
+	for z, by := range digests {
+		first := ""
+		for id, d := range by {
+			if first == "" {
+				first = d
+			} else if d != first {
+				t.Fatalf("at zxid %s the servers' tree digests differ: %v (server %d)", z, by, id)
+			}
+		}
+	}
 }

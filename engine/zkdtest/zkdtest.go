@@ -193,6 +193,13 @@ func (s *Server) Stop() error {
 	return s.signal(syscall.SIGTERM)
 }
 
+// Pause stops the process (SIGSTOP) without ending it; Resume (SIGCONT)
+// lets it go on.
+func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Kill sends SIGKILL and waits for the process to die.
 func (s *Server) Kill() {
 	s.signal(syscall.SIGKILL)
