@@ -966,3 +966,77 @@ func TestEnsembleRandomFaults(t *testing.T) {
 		}
 	}
 }
+
+// Observers across implementations: an Apache ZooKeeper 3.8 observer of a
+// zkd ensemble, and a zkd observer of an ensemble led by ZooKeeper; each
+// serves the writes made through the others, and writes through it.
+func TestMixedObservers(t *testing.T) {
+	if err := zkref.Available(); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Skipf("SKIPPED: %v (make test installs it)", err)
+	}
+	startZK := func(e *zkdtest.Ensemble, id int64, extra map[string]string) *zkref.Server {
+		cfg := e.MemberConfig(id)
+		for k, v := range extra {
+			cfg[k] = v
+		}
+		ref, err := zkref.Start(t.TempDir(), zkref.Options{MyID: id, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ref.Stop() })
+		return ref
+	}
+	roundTrip := func(e *zkdtest.Ensemble, name string) {
+		t.Helper()
+		c := map[int64]*zk.Conn{}
+		for id := int64(1); id <= 4; id++ {
+			c[id] = connect(t, e.Addr(id))
+		}
+		check(c[1].Create("/"+name, nil, 0, zk.WorldACL(zk.PermAll)))(t)
+		for id := int64(1); id <= 4; id++ {
+			check(c[id].Create(fmt.Sprintf("/%s/via-%d", name, id), nil, 0, zk.WorldACL(zk.PermAll)))(t)
+		}
+		for id := int64(1); id <= 4; id++ {
+			if got := strings.Join(childrenOn(t, e.Addr(id), "/"+name), ","); got != "via-1,via-2,via-3,via-4" {
+				t.Fatalf("%s: server %d has %s", name, id, got)
+			}
+		}
+	}
+
+	t.Run("ZooKeeper observes zkd", func(t *testing.T) {
+		e := zkdtest.NewEnsemble(t, 4, nil)
+		e.Observers = 1
+		e.Start(t, 1, 2, 3)
+		ref := startZK(e, 4, map[string]string{"peerType": "observer"})
+		e.WaitServing(t, 60*time.Second)
+		if err := ref.WaitServing(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if m := ref.Mode(); m != "observer" {
+			t.Fatalf("ZooKeeper says %q", m)
+		}
+		roundTrip(e, "zk-observes")
+	})
+	t.Run("zkd observes ZooKeeper", func(t *testing.T) {
+		e := zkdtest.NewEnsemble(t, 4, map[string]string{})
+		e.Observers = 1
+		var refs []*zkref.Server
+		for id := int64(1); id <= 3; id++ {
+			refs = append(refs, startZK(e, id, nil))
+		}
+		for _, r := range refs {
+			if err := r.WaitServing(60 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Start(t, 4)
+		e.WaitServing(t, 60*time.Second)
+		if m := e.Servers[4].Mode(); m != "observer" {
+			t.Fatalf("zkd says %q", m)
+		}
+		roundTrip(e, "zkd-observes")
+	})
+}
