@@ -268,7 +268,7 @@ var knownKeys = []string{
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
 	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty", "fsync.warningthresholdms",
-	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs",
+	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs", "cnxTimeout", "snapshotSizeFactor",
 	"sessionRequireClientSASLAuth", "enforce.auth.enabled", "enforce.auth.schemes",
 	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
 	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",

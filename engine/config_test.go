@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
@@ -137,6 +138,10 @@ func TestEnsembleConfig(t *testing.T) {
 		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
 		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
 		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
+		{"quorumListenOnAllIPs", "1", three + "quorumListenOnAllIPs=maybe\n", `zoo.cfg:6: quorumListenOnAllIPs: "maybe" is neither true nor false`},
+		{"cnxTimeout", "1", three + "cnxTimeout=-5\n", `zoo.cfg:6: cnxTimeout: "-5" is not a positive number of milliseconds`},
+		{"electionPortBindRetry", "1", three + "electionPortBindRetry=x\n", `zoo.cfg:6: electionPortBindRetry: "x" is not a number of retries`},
+		{"snapshotSizeFactor", "1", three + "zookeeper.snapshotSizeFactor=big\n", `zoo.cfg:6: zookeeper.snapshotSizeFactor: "big" is not a number`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,7 +156,8 @@ func TestEnsembleConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 {
+				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 ||
+					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs {
 					t.Fatalf("the ensemble read: %+v", e)
 				}
 				return

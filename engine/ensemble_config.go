@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Member is one server.N line: a server of the ensemble.
@@ -30,6 +31,20 @@ type Ensemble struct {
 	// InitLimit and SyncLimit are in ticks: how long a follower may take
 	// to connect and sync, and how far it may fall behind.
 	InitLimit, SyncLimit int
+	// ListenOnAllIPs is quorumListenOnAllIPs: the quorum and election
+	// ports listen on every address, not only the server.N line's.
+	ListenOnAllIPs bool
+	// ConnectTimeout is cnxTimeout: how long a dial to another server's
+	// election port may take.
+	ConnectTimeout time.Duration
+	// BindRetry is electionPortBindRetry: how many more times to try
+	// binding the election port, a second apart.
+	BindRetry int
+	// SnapshotSizeFactor is zookeeper.snapshotSizeFactor: a follower is
+	// sent txns from the log (DIFF) while they come to at most this share
+	// of the newest snapshot's size, else the snapshot (SNAP); below zero,
+	// always the snapshot.
+	SnapshotSizeFactor float64
 }
 
 // Me is this server's member, ok false when the server.N lines have none.
@@ -134,6 +149,41 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 				return nil, bad(key, "%q is not a positive number of ticks", v)
 			}
 			*dst = n
+		}
+	}
+	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor = 5*time.Second, 3, 0.33
+	if v, ok := c.Extra["quorumListenOnAllIPs"]; ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return nil, bad("quorumListenOnAllIPs", "%q is neither true nor false", v)
+		}
+		e.ListenOnAllIPs = b
+	}
+	for _, k := range []string{"cnxTimeout", "zookeeper.cnxTimeout"} {
+		if v, ok := c.Extra[k]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n <= 0 {
+				return nil, bad(k, "%q is not a positive number of milliseconds", v)
+			}
+			e.ConnectTimeout = time.Duration(n) * time.Millisecond
+		}
+	}
+	for _, k := range []string{"electionPortBindRetry", "zookeeper.electionPortBindRetry"} {
+		if v, ok := c.Extra[k]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return nil, bad(k, "%q is not a number of retries (0 or more)", v)
+			}
+			e.BindRetry = n
+		}
+	}
+	for _, k := range []string{"snapshotSizeFactor", "zookeeper.snapshotSizeFactor"} {
+		if v, ok := c.Extra[k]; ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return nil, bad(k, "%q is not a number", v)
+			}
+			e.SnapshotSizeFactor = f
 		}
 	}
 	if c.ReconfigEnabled {

@@ -74,9 +74,13 @@ type learner struct {
 
 func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	s := p.s
-	ln, err := net.Listen("tcp", p.me.QuorumAddr)
+	addr := p.me.QuorumAddr
+	if p.ens.ListenOnAllIPs {
+		addr = ":" + portOf(addr)
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("quorum port %s: %w", p.me.QuorumAddr, err)
+		return fmt.Errorf("quorum port %s: %w", addr, err)
 	}
 	l := &leader{p: p, s: s, ln: ln, failed: make(chan struct{}), learners: map[int64]*learner{},
 		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit)}
@@ -349,7 +353,7 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	lr.mu.Lock()
 	lr.broadcast = true
 	lr.mu.Unlock()
-	hist := zab.History{LastProcessed: committed, SnapshotSizeFactor: 0.33,
+	hist := zab.History{LastProcessed: committed, SnapshotSizeFactor: l.p.ens.SnapshotSizeFactor,
 		TxnLog: func(from, limit int64) []int64 {
 			var zs []int64
 			var size int64

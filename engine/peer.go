@@ -82,9 +82,23 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 			voters = append(voters, ep)
 		}
 	}
-	port, err := electionport.Listen(electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
+	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
 		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
-		Log: s.log})
+		ConnectTimeout: e.ConnectTimeout, Log: s.log}
+	if e.ListenOnAllIPs {
+		ecfg.ListenAddr = ":" + portOf(me.ElectionAddr)
+	}
+	// ZooKeeper tries to bind the election port electionPortBindRetry
+	// times, a second apart, before it gives up.
+	var port *electionport.Port
+	var err error
+	for try := 0; ; try++ {
+		if port, err = electionport.Listen(ecfg); err == nil || try >= e.BindRetry {
+			break
+		}
+		s.log.Warn("cannot bind the election port; retrying in a second", "err", err, "retry", try+1, "of", e.BindRetry)
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		return nil, &ConfigError{File: s.cfg.File, Line: me.Line, Key: fmt.Sprintf("server.%d", me.ID), Msg: err.Error()}
 	}

@@ -40,6 +40,9 @@ type Config struct {
 	ID int64
 	// Addr is where this server listens, and what its hellos announce.
 	Addr string
+	// ListenAddr, when set, is where it listens instead (":port" for
+	// every address, as quorumListenOnAllIPs asks).
+	ListenAddr string
 	// Voters are the participants (this server among them, unless it is
 	// an observer); Observers the others.
 	Voters, Observers []Peer
@@ -92,9 +95,13 @@ func Listen(cfg Config) (*Port, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	listen := cfg.Addr
+	if cfg.ListenAddr != "" {
+		listen = cfg.ListenAddr
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("election port %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("election port %s: %w", listen, err)
 	}
 	voters := make([]int64, 0, len(cfg.Voters))
 	for _, v := range cfg.Voters {
