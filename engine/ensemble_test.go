@@ -1040,3 +1040,35 @@ func TestMixedObservers(t *testing.T) {
 		roundTrip(e, "zkd-observes")
 	})
 }
+
+// Peers speaking garbage on the leader's quorum port, or claiming to be
+// a server the ensemble does not have, are cut off; the ensemble goes on.
+func TestEnsembleQuorumPortRefusesGarbage(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leader := e.Leader()
+	addr := fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort)
+	rng := rand.New(rand.NewSource(1))
+	junk := make([]byte, 256)
+	rng.Read(junk)
+	oversized := (&wire.QuorumPacket{Type: wire.PacketFollowerInfo}).Append(nil)
+	oversized[12], oversized[13] = 0x7f, 0xff // a data length of about 2 GB
+	stranger := (&wire.QuorumPacket{Type: wire.PacketFollowerInfo,
+		Data: (&wire.LearnerInfo{ServerID: 42, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)}).Append(nil)
+	for name, b := range map[string][]byte{"random bytes": junk, "an oversized packet": oversized, "an unknown server id": stranger} {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(b)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("%s: the leader did not close the connection: %v", name, err)
+		}
+		c.Close()
+	}
+	if l := e.Leader(); l != leader {
+		t.Fatalf("the leader changed from %d to %d", leader, l)
+	}
+	c := connect(t, e.Addr(1))
+	check(c.Create("/still", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+}

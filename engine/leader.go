@@ -258,6 +258,7 @@ func (l *leader) serveLearner(c net.Conn) {
 	initLimit := l.discoveryTimeout
 	fi, err := lr.pc.read(initLimit)
 	if err != nil {
+		s.log.Warn("closing a quorum-port connection whose first packet could not be read", "from", c.RemoteAddr().String(), "err", err)
 		return
 	}
 	if fi.Type != wire.PacketFollowerInfo && fi.Type != wire.PacketObserverInfo {
