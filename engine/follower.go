@@ -274,9 +274,13 @@ func (x *executor) do(a zab.Action) error {
 	case zab.ActAnswerSync:
 		s.writes.remote(remoteItem{sync: true})
 	case zab.ActPong:
+		// The sessions whose clients are here and kept them alive
+		// within their timeout: a client that hangs with its
+		// connection open stops being reported, and expires.
 		var touches []wire.SessionTouch
+		now := s.mono()
 		for _, se := range s.sessions.all() {
-			if se.conn.Load() != nil {
+			if se.conn.Load() != nil && se.deadline.Load() > now {
 				touches = append(touches, wire.SessionTouch{Session: se.id, Timeout: se.timeout.Load()})
 			}
 		}

@@ -348,6 +348,14 @@ func (lr *learner) isClosed() bool {
 // outstanding, NEWLEADER. What is proposed meanwhile waits in its queue.
 func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	s := l.s
+	// The view a SNAP streams is loaded with the rest, under l.mu: it is
+	// then at or before the last commit, and everything after it reaches
+	// the learner once, from the log or from its queue. The slot keeps
+	// its records while they are written out.
+	slot := s.readers.NewSlot()
+	defer slot.Close()
+	slot.Enter()
+	defer slot.Leave()
 	l.mu.Lock()
 	committed := l.lastCommitted
 	outs := slices.Clone(l.outstanding)
@@ -394,15 +402,11 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	switch plan.Mode {
 	case zab.SyncSnap:
 		// The view may trail the last commit; the txns between follow it.
-		slot := s.readers.NewSlot()
-		slot.Enter()
-		v = s.view.Load()
 		err := put(wire.QuorumPacket{Type: wire.PacketSnap, Zxid: v.Zxid()})
 		if err == nil {
 			err = wal.WriteSnapBody(w, v)
 		}
 		slot.Leave()
-		slot.Close()
 		if err == nil {
 			err = sendTxns(v.Zxid(), committed)
 		}
