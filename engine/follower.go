@@ -95,9 +95,14 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	fo := &follower{p: p, c: c, pc: newPacketConn(c)}
 	fo.cond = sync.NewCond(&fo.mu)
 	defer fo.close()
+	left := make(chan struct{})
+	defer close(left)
 	go func() {
-		<-ctx.Done()
-		fo.close()
+		select {
+		case <-ctx.Done():
+			fo.close()
+		case <-left:
+		}
 	}()
 
 	// Discovery.
