@@ -263,36 +263,54 @@ func TestEnsembleSurvivesLeaderKill(t *testing.T) {
 	}
 }
 
-// A follower that was down while the others took writes catches up when
-// it comes back, and serves them.
+// A follower that was down while the others took 2,000 writes catches up
+// when it comes back, and serves them: sent the txns themselves (DIFF)
+// while they weigh less than snapshotSizeFactor times the leader's newest
+// snapshot, else the leader's tree (SNAP).
 func TestEnsembleFollowerCatchesUp(t *testing.T) {
-	e := zkdtest.StartEnsemble(t, 3, nil)
-	leader := e.Leader()
-	down := int64(1)
-	if leader == 1 {
-		down = 2
-	}
-	c := connect(t, e.Servers[leader].Addr)
-	check(c.Create("/catch", nil, 0, zk.WorldACL(zk.PermAll)))(t)
-	if err := e.Servers[down].Stop(); err != nil {
-		t.Fatal(err)
-	}
-	const n = 2000
-	ops := make([]interface{}, 0, 100)
-	for i := 0; i < n; i += 100 {
-		ops = ops[:0]
-		for j := i; j < i+100; j++ {
-			ops = append(ops, &zk.CreateRequest{Path: fmt.Sprintf("/catch/%05d", j), Data: []byte("v"), Acl: zk.WorldACL(zk.PermAll)})
-		}
-		check(c.Multi(ops...))(t)
-	}
-	e.Servers[down].Launch()
-	e.WaitServing(t, 30*time.Second)
-	if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
-		t.Fatalf("the follower that was down has %d of the %d znodes written meanwhile", got, n)
-	}
-	if m := e.Servers[down].Mode(); m != "follower" {
-		t.Fatalf("it came back as %q", m)
+	for _, c := range []struct{ mode, factor string }{{"DIFF", "1000"}, {"SNAP", "-1"}} {
+		t.Run(c.mode, func(t *testing.T) {
+			e := zkdtest.StartEnsemble(t, 3, map[string]string{"snapshotSizeFactor": c.factor})
+			leader := e.Leader()
+			down := int64(1)
+			if leader == 1 {
+				down = 2
+			}
+			cl := connect(t, e.Servers[leader].Addr)
+			check(cl.Create("/catch", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+			if err := e.Servers[down].Stop(); err != nil {
+				t.Fatal(err)
+			}
+			const n = 2000
+			ops := make([]interface{}, 0, 100)
+			for i := 0; i < n; i += 100 {
+				ops = ops[:0]
+				for j := i; j < i+100; j++ {
+					ops = append(ops, &zk.CreateRequest{Path: fmt.Sprintf("/catch/%05d", j), Data: []byte("v"), Acl: zk.WorldACL(zk.PermAll)})
+				}
+				check(cl.Multi(ops...))(t)
+			}
+			e.Servers[down].Launch()
+			e.WaitServing(t, 30*time.Second)
+			if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
+				t.Fatalf("the follower that was down has %d of the %d znodes written meanwhile", got, n)
+			}
+			if m := e.Servers[down].Mode(); m != "follower" {
+				t.Fatalf("it came back as %q", m)
+			}
+			if l := e.Servers[leader].Log(); !strings.Contains(l, fmt.Sprintf("msg=\"syncing a follower\" sid=%d mode=%s peerZxid=0x1", down, c.mode)) {
+				t.Fatalf("the follower was not synced by %s:\n%s", c.mode, l)
+			}
+			// And it restarts from what it was sent.
+			if err := e.Servers[down].Stop(); err != nil {
+				t.Fatal(err)
+			}
+			e.Servers[down].Launch()
+			e.WaitServing(t, 30*time.Second)
+			if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
+				t.Fatalf("after another restart the follower has %d of the %d znodes", got, n)
+			}
+		})
 	}
 }
 

@@ -221,7 +221,7 @@ func (x *executor) do(a zab.Action) error {
 			return fmt.Errorf("reading the leader's snapshot: %w", err)
 		}
 		if !s.writes.do(func() {
-			err = s.reopen(func() error {
+			err = s.reopenWith(func() error {
 				// Nothing after the snapshot may stay: it is another
 				// history's.
 				if err := wal.TruncateLog(x.fo.p.fs(), s.cfg.DataDir, s.cfg.LogDir(), a.Zxid); err != nil {
@@ -229,7 +229,7 @@ func (x *executor) do(a zab.Action) error {
 				}
 				_, err := wal.WriteSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression)
 				return err
-			})
+			}, t)
 		}) {
 			return errStopping
 		}

@@ -357,7 +357,11 @@ func (s *Server) resetSessions() {
 // reopen closes the log, runs change on the data directory, and opens it
 // again: the tree is what the directory now holds. Applier goroutine,
 // while no client is connected.
-func (s *Server) reopen(change func() error) error {
+func (s *Server) reopen(change func() error) error { return s.reopenWith(change, nil) }
+
+// reopenWith is reopen for a change that wrote installed as the newest
+// snapshot: the log opens on that tree without reading it back.
+func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 	old := s.store.Load()
 	if err := old.Close(); err != nil && !errors.Is(err, wal.ErrStopped) {
 		return &fatalError{fmt.Errorf("closing the log: %w", err)}
@@ -366,6 +370,7 @@ func (s *Server) reopen(change func() error) error {
 		return &fatalError{err}
 	}
 	wo := s.walOptions()
+	wo.Installed = installed
 	st, err := wal.Open(wo)
 	if err != nil {
 		return &fatalError{err}

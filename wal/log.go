@@ -54,6 +54,10 @@ type Options struct {
 	PurgeRetain int
 	// Tree are the tree options of the recovered tree.
 	Tree ztree.Options
+	// Installed, when set, is the tree of the newest snapshot, which the
+	// caller has just written (a follower installing its leader's SNAP):
+	// recovery starts from it instead of reading the file back.
+	Installed *ztree.Tree
 	// Readers, when set, is the registry of the recovered tree's readers
 	// (ztree.AdoptReaders), in place before Open's own snapshot reads it.
 	Readers *ztree.Readers

@@ -194,6 +194,13 @@ func (s *Store) recover() (needSnap bool, err error) {
 		return false, err
 	}
 	var dg snapDigest
+	if t := s.opts.Installed; t != nil {
+		if n := len(snaps); n == 0 || snaps[n-1].zxid != t.Zxid() {
+			return false, fmt.Errorf("wal: the installed tree is at %#x, and the newest snapshot in %s is not", t.Zxid(), s.snapDir)
+		}
+		s.tree = t
+		s.recovery.Snapshot = snaps[len(snaps)-1].name
+	}
 	// Only a snapshot whose bytes were read and found damaged is passed
 	// over; one the file system would not let us read stops recovery.
 	var damaged error
