@@ -17,10 +17,11 @@ port=25181 qport=25888 eport=25889
 . bench/ensemble-lib.sh
 
 run() { # run <zkd|zookeeper> <round>
+	start=$(date +%s.%N)
 	launch $1
-	python3 - "$1" "$2" "$root" $port <<'PY'
+	python3 - "$1" "$2" "$root" $port $start <<'PY'
 import socket, subprocess, sys, time
-impl, rnd, root, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+impl, rnd, root, port, started = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 def mode(i):
     try:
         s = socket.create_connection(("127.0.0.%d" % i, port), timeout=1)
@@ -40,7 +41,7 @@ while True:
     if sorted(ms.values()) == ["follower", "follower", "leader"]: break
     if time.time() - t0 > 120: sys.exit("%s: no ensemble within 120 s" % impl)
     time.sleep(0.005)
-formed = time.time() - t0
+formed = time.time() - started
 time.sleep(1)
 leader = [i for i in ms if ms[i] == "leader"][0]
 subprocess.run(["pkill", "-9", "-f", "%s/%s-%d/" % (root, impl, leader)])
