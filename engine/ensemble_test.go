@@ -1090,3 +1090,24 @@ func TestEnsembleQuorumPortRefusesGarbage(t *testing.T) {
 	c := connect(t, e.Addr(1))
 	check(c.Create("/still", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 }
+
+// standaloneEnabled=false with one server line: an ensemble of one, which
+// leads itself and takes writes, as ZooKeeper's quorum mode with one
+// server does.
+func TestEnsembleOfOne(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 1, map[string]string{"standaloneEnabled": "false"})
+	if m := e.Servers[1].Mode(); m != "leader" {
+		t.Fatalf("the lone member says %q, want leader", m)
+	}
+	c := connect(t, e.Addr(1))
+	check(c.Create("/one", []byte("1"), 0, zk.WorldACL(zk.PermAll)))(t)
+	if err := e.Servers[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.Servers[1].Launch()
+	e.WaitServing(t, 30*time.Second)
+	c2 := connect(t, e.Addr(1))
+	if v, _ := check2(c2.Get("/one"))(t); string(v) != "1" {
+		t.Fatalf("after a restart /one is %q", v)
+	}
+}

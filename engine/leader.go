@@ -113,6 +113,11 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 			return err
 		}
 	}
+	// A quorum of one (standaloneEnabled=false with one server line) is
+	// established by the leader alone.
+	if ok, _ := l.disc.AckEpoch(p.me.ID, ep.Current, last); ok {
+		l.established = true
+	}
 	deadline := time.Now().Add(l.discoveryTimeout)
 	timer := time.AfterFunc(l.discoveryTimeout, func() { l.mu.Lock(); l.cond.Broadcast(); l.mu.Unlock() })
 	defer timer.Stop()
