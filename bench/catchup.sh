@@ -20,21 +20,13 @@ for r in $(seq 1 "$rounds"); do
 	for impl in zkd zookeeper; do
 		launch $impl
 		/usr/bin/python3 - "$impl" "$r" "$root" $port $znodes <<'PY'
-import socket, subprocess, sys, time, logging
+import subprocess, sys, time, logging
+sys.path.insert(0, "bench")
+from ensemble_lib import srvr as srvr_at
 from kazoo.client import KazooClient
 logging.basicConfig(level=logging.ERROR)
 impl, rnd, root, port, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-def srvr(i):
-    try:
-        s = socket.create_connection(("127.0.0.%d" % i, port), timeout=2)
-        s.sendall(b"srvr"); out = b""
-        while True:
-            d = s.recv(65536)
-            if not d: break
-            out += d
-        return dict(l.split(": ", 1) for l in out.decode().split("\n") if ": " in l)
-    except OSError:
-        return {}
+def srvr(i): return srvr_at("127.0.0.%d" % i, port)
 t0 = time.time()
 while sorted(srvr(i).get("Mode", "") for i in (1, 2, 3)) != ["follower", "follower", "leader"]:
     if time.time() - t0 > 120: sys.exit("no ensemble")

@@ -20,21 +20,11 @@ run() { # run <zkd|zookeeper> <round>
 	start=$(date +%s.%N)
 	launch $1
 	python3 - "$1" "$2" "$root" $port $start <<'PY'
-import socket, subprocess, sys, time
+import subprocess, sys, time
+sys.path.insert(0, "bench")
+from ensemble_lib import srvr
 impl, rnd, root, port, started = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-def mode(i):
-    try:
-        s = socket.create_connection(("127.0.0.%d" % i, port), timeout=1)
-        s.sendall(b"srvr"); out = b""
-        while True:
-            d = s.recv(65536)
-            if not d: break
-            out += d
-        for l in out.decode().split("\n"):
-            if l.startswith("Mode: "): return l[6:]
-    except OSError:
-        pass
-    return ""
+def mode(i): return srvr("127.0.0.%d" % i, port, timeout=1).get("Mode", "")
 t0 = time.time()
 while True:
     ms = {i: mode(i) for i in (1, 2, 3)}

@@ -56,6 +56,78 @@ func childrenOn(t testing.TB, addr, path string) []string {
 	return kids
 }
 
+// writeLoad creates sequential znodes under a path through its clients,
+// each in a loop until halted, and keeps the names of those acknowledged.
+// Errors (connection loss, no quorum) are retried after a pause; unexpected
+// ones, anything but those, are kept too.
+type writeLoad struct {
+	path       string
+	mu         sync.Mutex
+	acked      []string
+	unexpected error
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func newWriteLoad(path string) *writeLoad { return &writeLoad{path: path, stop: make(chan struct{})} }
+
+// run adds a writer on c.
+func (w *writeLoad) run(c *zk.Conn) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for i := 0; i < 1000000; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			p, err := c.Create(w.path+"/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
+			if err != nil {
+				if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
+					w.mu.Lock()
+					w.unexpected = err
+					w.mu.Unlock()
+				}
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			w.mu.Lock()
+			w.acked = append(w.acked, strings.TrimPrefix(p, w.path+"/"))
+			w.mu.Unlock()
+		}
+	}()
+}
+
+func (w *writeLoad) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// waitMore waits until n more writes are acknowledged, failing the test
+// after d.
+func (w *writeLoad) waitMore(t *testing.T, n int, d time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for start := w.count(); w.count() < start+n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than %d writes acknowledged within %v %s", n, d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// halt stops the writers and returns what was acknowledged, and the last
+// unexpected error.
+func (w *writeLoad) halt() ([]string, error) {
+	close(w.stop)
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.acked...), w.unexpected
+}
+
 // requireOnEveryServer fails the test unless every server of e has every
 // child of path in want.
 func requireOnEveryServer(t *testing.T, e *zkdtest.Ensemble, path string, want []string) {
@@ -179,60 +251,18 @@ func TestEnsembleSurvivesLeaderKill(t *testing.T) {
 	check(moving.Create("/load-owner", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
 	session := moving.SessionID()
 
-	var mu sync.Mutex
-	var acked []string
-	var killedAt, firstAfter time.Time
-	stop := make(chan struct{})
-	done := make(chan struct{})
 	load, events2 := connectAll(t, addrs, 4*time.Second)
 	waitConnected(t, events2)
-	go func() {
-		defer close(done)
-		for i := 0; i < 100000; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			p, err := load.Create("/load/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
-			if err != nil {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			mu.Lock()
-			acked = append(acked, strings.TrimPrefix(p, "/load/"))
-			if !killedAt.IsZero() && firstAfter.IsZero() {
-				firstAfter = time.Now()
-			}
-			mu.Unlock()
-		}
-	}()
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	before := len(acked)
-	mu.Unlock()
-	if before == 0 {
-		t.Fatal("no write acknowledged in 0.5 s before the kill")
-	}
+	w := newWriteLoad("/load")
+	w.run(load)
+	w.waitMore(t, 50, 10*time.Second, "before the kill")
+	before := w.count()
 	e.Servers[old].Kill()
-	mu.Lock()
-	killedAt = time.Now()
-	mu.Unlock()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		ok := !firstAfter.IsZero() && len(acked) > before+50
-		mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the load did not resume within 30 s of the leader's kill")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(stop)
-	<-done
+	killedAt := time.Now()
+	w.waitMore(t, 1, 30*time.Second, "after the leader's kill")
+	firstAfter := time.Now()
+	w.waitMore(t, 50, 30*time.Second, "after the leader's kill")
+	want, _ := w.halt()
 	nl := e.Leader()
 	if nl == 0 || nl == old {
 		t.Fatalf("leader after the kill: %d (was %d)", nl, old)
@@ -254,9 +284,6 @@ func TestEnsembleSurvivesLeaderKill(t *testing.T) {
 
 	e.Servers[old].Launch()
 	e.WaitServing(t, 30*time.Second)
-	mu.Lock()
-	want := append([]string(nil), acked...)
-	mu.Unlock()
 	requireOnEveryServer(t, e, "/load", want)
 	if moving.SessionID() != session {
 		t.Fatalf("the moving client's session changed from %#x to %#x", session, moving.SessionID())
@@ -528,44 +555,9 @@ func TestEnsembleRollingRestartUnderLoad(t *testing.T) {
 	waitConnected(t, events)
 	check(c.Create("/roll", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 	session := c.SessionID()
-	var mu sync.Mutex
-	var acked []string
-	var unexpected error
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 1000000; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			p, err := c.Create("/roll/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
-			if err != nil {
-				if !errors.Is(err, zk.ErrConnectionClosed) && !errors.Is(err, zk.ErrNoServer) {
-					mu.Lock()
-					unexpected = err
-					mu.Unlock()
-				}
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			mu.Lock()
-			acked = append(acked, strings.TrimPrefix(p, "/roll/"))
-			mu.Unlock()
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	waitMore := func(n int, what string) {
-		deadline := time.Now().Add(30 * time.Second)
-		for start := count(); count() < start+n; {
-			if time.Now().After(deadline) {
-				t.Fatalf("fewer than %d writes acknowledged within 30 s %s", n, what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	w := newWriteLoad("/roll")
+	w.run(c)
+	waitMore := func(n int, what string) { w.waitMore(t, n, 30*time.Second, what) }
 	waitMore(50, "at the start")
 	for id := int64(1); id <= 3; id++ {
 		s := e.Servers[id]
@@ -578,17 +570,13 @@ func TestEnsembleRollingRestartUnderLoad(t *testing.T) {
 		e.WaitServing(t, 30*time.Second)
 		waitMore(50, fmt.Sprintf("after server %d came back", id))
 	}
-	close(stop)
-	<-done
+	want, unexpected := w.halt()
 	if unexpected != nil {
 		t.Fatalf("the client saw %v during the rolling restart", unexpected)
 	}
 	if c.SessionID() != session {
 		t.Fatalf("the session changed from %#x to %#x", session, c.SessionID())
 	}
-	mu.Lock()
-	want := append([]string(nil), acked...)
-	mu.Unlock()
 	requireOnEveryServer(t, e, "/roll", want)
 	t.Logf("%d writes acknowledged through a rolling restart of 3 servers", len(want))
 }
@@ -833,32 +821,11 @@ func TestEnsembleRandomFaults(t *testing.T) {
 	setup := connect(t, e.Addr(1))
 	check(setup.Create("/f", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 
-	var mu sync.Mutex
-	var acked []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 2; w++ {
+	w := newWriteLoad("/f")
+	for i := 0; i < 2; i++ {
 		c, events := connectAll(t, e.Addrs(), 4*time.Second)
 		waitConnected(t, events)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 1000000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				p, err := c.Create("/f/n-", []byte("x"), zk.FlagSequence, zk.WorldACL(zk.PermAll))
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				acked = append(acked, strings.TrimPrefix(p, "/f/"))
-				mu.Unlock()
-			}
-		}()
+		w.run(c)
 	}
 	down := map[int64]bool{}
 	pick := func(want bool) int64 { // a server that is down (want) or up
@@ -913,27 +880,8 @@ func TestEnsembleRandomFaults(t *testing.T) {
 	}
 	e.WaitServing(t, 60*time.Second)
 	// Writes go on until the ensemble has taken some after the faults.
-	mu.Lock()
-	n := len(acked)
-	mu.Unlock()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		mu.Lock()
-		more := len(acked) - n
-		mu.Unlock()
-		if more >= 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than 20 writes acknowledged in 60 s after the faults")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	want := append([]string(nil), acked...)
-	mu.Unlock()
+	w.waitMore(t, 20, 60*time.Second, "after the faults")
+	want, _ := w.halt()
 	requireOnEveryServer(t, e, "/f", want)
 	t.Logf("%d writes acknowledged", len(want))
 
