@@ -142,6 +142,7 @@ func TestEnsembleConfig(t *testing.T) {
 		{"cnxTimeout", "1", three + "cnxTimeout=-5\n", `zoo.cfg:6: cnxTimeout: "-5" is not a positive number of milliseconds`},
 		{"electionPortBindRetry", "1", three + "electionPortBindRetry=x\n", `zoo.cfg:6: electionPortBindRetry: "x" is not a number of retries`},
 		{"snapshotSizeFactor", "1", three + "zookeeper.snapshotSizeFactor=big\n", `zoo.cfg:6: zookeeper.snapshotSizeFactor: "big" is not a number`},
+		{"commitLogCount", "1", three + "commitLogCount=0\n", `zoo.cfg:6: commitLogCount: "0" is not a positive number of txns`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -157,7 +158,8 @@ func TestEnsembleConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 ||
-					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs {
+					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs ||
+					e.CommitLogCount != 500 {
 					t.Fatalf("the ensemble read: %+v", e)
 				}
 				return

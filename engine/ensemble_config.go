@@ -45,6 +45,9 @@ type Ensemble struct {
 	// of the newest snapshot's size, else the snapshot (SNAP); below zero,
 	// always the snapshot.
 	SnapshotSizeFactor float64
+	// CommitLogCount is commitLogCount: how many of the newest committed
+	// txns the leader keeps track of to sync a follower from (DIFF).
+	CommitLogCount int
 }
 
 // Me is this server's member, ok false when the server.N lines have none.
@@ -151,7 +154,16 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 			*dst = n
 		}
 	}
-	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor = 5*time.Second, 3, 0.33
+	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor, e.CommitLogCount = 5*time.Second, 3, 0.33, 500
+	for _, k := range []string{"commitLogCount", "zookeeper.commitLogCount"} {
+		if v, ok := c.Extra[k]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 1 {
+				return nil, bad(k, "%q is not a positive number of txns", v)
+			}
+			e.CommitLogCount = n
+		}
+	}
 	if v, ok := c.Extra["quorumListenOnAllIPs"]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {

@@ -290,14 +290,24 @@ func TestEnsembleSurvivesLeaderKill(t *testing.T) {
 	}
 }
 
-// A follower that was down while the others took 2,000 writes catches up
-// when it comes back, and serves them: sent the txns themselves (DIFF)
-// while they weigh less than snapshotSizeFactor times the leader's newest
-// snapshot, else the leader's tree (SNAP).
+// A follower that was down while the others took 2,000 znodes (20 txns)
+// catches up when it comes back, and serves them, synced as ZooKeeper
+// would sync it: the txns it lacks (DIFF) when they are among the newest
+// commitLogCount, or weigh less than snapshotSizeFactor times the
+// leader's newest snapshot; else the leader's tree (SNAP).
 func TestEnsembleFollowerCatchesUp(t *testing.T) {
-	for _, c := range []struct{ mode, factor string }{{"DIFF", "1000"}, {"SNAP", "-1"}} {
-		t.Run(c.mode, func(t *testing.T) {
-			e := zkdtest.StartEnsemble(t, 3, map[string]string{"snapshotSizeFactor": c.factor})
+	for _, c := range []struct {
+		name, mode string
+		cfg        map[string]string
+	}{
+		// The snapshot is snapshot.0, some hundred bytes: only the
+		// committed log can make it a DIFF.
+		{"DIFF from the committed log", "DIFF", nil},
+		{"DIFF from the log on disk", "DIFF", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "1000"}},
+		{"SNAP", "SNAP", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "-1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := zkdtest.StartEnsemble(t, 3, c.cfg)
 			leader := e.Leader()
 			down := int64(1)
 			if leader == 1 {

@@ -35,18 +35,23 @@ type leader struct {
 	failOnce sync.Once
 	failErr  error
 
-	mu               sync.Mutex
-	cond             *sync.Cond // discovery and NEWLEADER progress
-	disc             *zab.LeaderDiscovery
-	acceptedWritten  bool
-	established      bool // a quorum acked the epoch: learners may sync
-	upToDate         bool // a quorum acked NEWLEADER: serving
-	newLeaderAcks    []int64
-	props            *zab.Proposals
-	outstanding      []outProp // proposed, not committed, by zxid
-	selfAcked        int64
-	learners         map[int64]*learner
-	lastCommitted    int64
+	mu              sync.Mutex
+	cond            *sync.Cond // discovery and NEWLEADER progress
+	disc            *zab.LeaderDiscovery
+	acceptedWritten bool
+	established     bool // a quorum acked the epoch: learners may sync
+	upToDate        bool // a quorum acked NEWLEADER: serving
+	newLeaderAcks   []int64
+	props           *zab.Proposals
+	outstanding     []outProp // proposed, not committed, by zxid
+	selfAcked       int64
+	learners        map[int64]*learner
+	lastCommitted   int64
+	// committedLog are the zxids of the newest committed txns, at most
+	// commitLogCount of them, oldest first: ZooKeeper's in-memory
+	// committed log, which lets a follower a little behind be sent the
+	// txns it lacks (DIFF) whatever the snapshot's size.
+	committedLog     []int64
 	discoveryTimeout time.Duration
 }
 
@@ -130,6 +135,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	}
 	l.epoch = l.disc.Epoch()
 	l.lastCommitted = s.tree.Load().Zxid()
+	l.committedLog = l.loadCommittedLog(l.lastCommitted)
 	l.props = zab.NewProposals(p.voters(), l.lastCommitted)
 	l.selfAcked = l.lastCommitted
 	l.mu.Unlock()
@@ -367,7 +373,11 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	lr.mu.Lock()
 	lr.broadcast = true
 	lr.mu.Unlock()
-	hist := zab.History{LastProcessed: committed, SnapshotSizeFactor: l.p.ens.SnapshotSizeFactor,
+	recent := l.committedLog
+	if n := len(recent); n > l.p.ens.CommitLogCount {
+		recent = recent[n-l.p.ens.CommitLogCount:]
+	}
+	hist := zab.History{LastProcessed: committed, Committed: slices.Clone(recent), SnapshotSizeFactor: l.p.ens.SnapshotSizeFactor,
 		TxnLog: func(from, limit int64) []int64 {
 			var zs []int64
 			var size int64
@@ -450,6 +460,44 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 }
 
 var errTooMuch = errors.New("more than the limit")
+
+// loadCommittedLog reads the zxids of the newest commitLogCount txns the
+// log holds after the newest snapshot, as ZooKeeper fills its committed
+// log from the txns it replays at start. Up to upTo, which is durable.
+func (l *leader) loadCommittedLog(upTo int64) []int64 {
+	s := l.s
+	var zs []int64
+	max := l.p.ens.CommitLogCount
+	err := wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), newestSnapshotZxid(s.cfg.DataDir), upTo, func(t *wal.Txn, _ []byte) error {
+		zs = append(zs, t.Header.Zxid)
+		if len(zs) > 2*max {
+			zs = append(zs[:0], zs[len(zs)-max:]...)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("cannot read the recent txns for the committed log; followers behind will be synced from the log on disk or a snapshot", "err", err)
+		return nil
+	}
+	if len(zs) > max {
+		zs = zs[len(zs)-max:]
+	}
+	return zs
+}
+
+// newestSnapshotZxid is the zxid of the newest snapshot in dataDir, 0
+// when there is none.
+func newestSnapshotZxid(dataDir string) int64 {
+	matches, _ := filepath.Glob(filepath.Join(dataDir, "version-2", "snapshot.*"))
+	var newest int64
+	for _, m := range matches {
+		var z int64
+		if _, err := fmt.Sscanf(filepath.Base(m), "snapshot.%x", &z); err == nil && z > newest {
+			newest = z
+		}
+	}
+	return newest
+}
 
 // snapshotBytes is the size of the newest snapshot in dataDir.
 func snapshotBytes(dataDir string) int64 {
@@ -672,6 +720,10 @@ func (l *leader) committed(commits []zab.Commit) {
 			}
 		}
 		l.lastCommitted = c.Zxid
+		l.committedLog = append(l.committedLog, c.Zxid)
+		if n := len(l.committedLog); n > 2*l.p.ens.CommitLogCount {
+			l.committedLog = append(l.committedLog[:0], l.committedLog[n-l.p.ens.CommitLogCount:]...)
+		}
 		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
 			l.outstanding[0] = outProp{}
 			l.outstanding = l.outstanding[1:]
