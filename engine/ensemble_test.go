@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -1067,5 +1068,80 @@ func TestEnsembleOfOne(t *testing.T) {
 	c2 := connect(t, e.Addr(1))
 	if v, _ := check2(c2.Get("/one"))(t); string(v) != "1" {
 		t.Fatalf("after a restart /one is %q", v)
+	}
+}
+
+// The leader answers a follower's REVALIDATE, which ZooKeeper's followers
+// send when a client resumes its session on them: the test joins a zkd
+// ensemble as server 2 over the raw quorum protocol, as a ZooKeeper
+// follower would, and asks about a live session and an unknown one.
+func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Start(t, 1, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader := e.Leader()
+	live := connect(t, e.Addr(leader))
+	session := live.SessionID()
+
+	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q := zkreftest.NewQuorumConn(t, nc)
+	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
+		Data: (&wire.LearnerInfo{ServerID: 2, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
+	li := q.Read()
+	if li.Type != wire.PacketLeaderInfo {
+		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
+	}
+	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
+	newLeader := li.Zxid
+	// Sync: whatever comes, up to UPTODATE, acknowledging NEWLEADER.
+	for i := 0; ; i++ {
+		if i > 100000 {
+			t.Fatal("no UPTODATE")
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketSnap:
+			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		case wire.PacketNewLeader:
+			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: newLeader})
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		}
+		if p.Type == wire.PacketUpToDate {
+			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: newLeader})
+			break
+		}
+	}
+	ask := func(id int64) byte {
+		t.Helper()
+		data := binary.BigEndian.AppendUint64(nil, uint64(id))
+		data = binary.BigEndian.AppendUint32(data, 30000)
+		q.Send(wire.QuorumPacket{Type: wire.PacketRevalidate, Data: data})
+		for i := 0; i < 1000; i++ {
+			p := q.Read()
+			switch p.Type {
+			case wire.PacketPing:
+				q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+			case wire.PacketRevalidate:
+				if len(p.Data) != 9 || int64(binary.BigEndian.Uint64(p.Data)) != id {
+					t.Fatalf("REVALIDATE answered with %x", p.Data)
+				}
+				return p.Data[8]
+			}
+		}
+		t.Fatal("no REVALIDATE answer")
+		return 0
+	}
+	if v := ask(session); v != 1 {
+		t.Fatalf("the leader says live session %#x is not valid (%d)", session, v)
+	}
+	if v := ask(0x7e57); v != 0 {
+		t.Fatalf("the leader says unknown session 0x7e57 is valid (%d)", v)
 	}
 }
