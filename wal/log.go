@@ -235,13 +235,6 @@ func (s *Store) Flush() error {
 	return s.stopErr
 }
 
-// Last is the zxid of the last txn appended, durable or not.
-func (s *Store) Last() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last
-}
-
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
 
