@@ -273,15 +273,21 @@ func (a *applier) prep(r *writeReq) {
 	if r.txn.HasDigest {
 		r.wal.Digest = &r.txn.Digest
 	}
+	var err error
 	if a.lead != nil {
-		// Out to the learners before the log can report it durable.
-		if err := a.lead.propose(&r.wal); err != nil {
-			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", err)
-			a.lead.stepDown(err)
+		// Out to the learners before the log can report it durable,
+		// and into the log as encoded for them.
+		entry, perr := a.lead.propose(&r.wal)
+		if perr != nil {
+			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", perr)
+			a.lead.stepDown(perr)
 		}
+		err = s.store.Load().AppendEncoded(zxid, entry, nil)
+	} else {
+		err = s.store.Load().Append(&r.wal, nil)
 	}
 	// The log reports each durable batch through synced.
-	if err := s.store.Load().Append(&r.wal, nil); err != nil {
+	if err != nil {
 		if errors.Is(err, wal.ErrDiskFull) {
 			s.diskFull(err)
 			a.refuse(r)

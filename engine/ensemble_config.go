@@ -155,13 +155,35 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 	}
 	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor, e.CommitLogCount = 5*time.Second, 3, 0.33, 500
-	for _, k := range []string{"commitLogCount", "zookeeper.commitLogCount"} {
-		if v, ok := c.Extra[k]; ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 1 {
-				return nil, bad(k, "%q is not a positive number of txns", v)
+	// setting finds a key ZooKeeper also reads as the system property
+	// zookeeper.<name>; that spelling wins, as the later line did.
+	setting := func(name string) (key, val string, ok bool) {
+		for _, k := range []string{"zookeeper." + name, name} {
+			if v, found := c.Extra[k]; found {
+				return k, strings.TrimSpace(v), true
 			}
-			e.CommitLogCount = n
+		}
+		return "", "", false
+	}
+	intSetting := func(name string, least int, want string, set func(int)) error {
+		key, v, ok := setting(name)
+		if !ok {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < least {
+			return bad(key, "%q is not %s", v, want)
+		}
+		set(n)
+		return nil
+	}
+	for _, err := range []error{
+		intSetting("commitLogCount", 1, "a positive number of txns", func(n int) { e.CommitLogCount = n }),
+		intSetting("cnxTimeout", 1, "a positive number of milliseconds", func(n int) { e.ConnectTimeout = time.Duration(n) * time.Millisecond }),
+		intSetting("electionPortBindRetry", 0, "a number of retries (0 or more)", func(n int) { e.BindRetry = n }),
+	} {
+		if err != nil {
+			return nil, err
 		}
 	}
 	if v, ok := c.Extra["quorumListenOnAllIPs"]; ok {
@@ -171,32 +193,12 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 		e.ListenOnAllIPs = b
 	}
-	for _, k := range []string{"cnxTimeout", "zookeeper.cnxTimeout"} {
-		if v, ok := c.Extra[k]; ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n <= 0 {
-				return nil, bad(k, "%q is not a positive number of milliseconds", v)
-			}
-			e.ConnectTimeout = time.Duration(n) * time.Millisecond
+	if key, v, ok := setting("snapshotSizeFactor"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, bad(key, "%q is not a number", v)
 		}
-	}
-	for _, k := range []string{"electionPortBindRetry", "zookeeper.electionPortBindRetry"} {
-		if v, ok := c.Extra[k]; ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
-				return nil, bad(k, "%q is not a number of retries (0 or more)", v)
-			}
-			e.BindRetry = n
-		}
-	}
-	for _, k := range []string{"snapshotSizeFactor", "zookeeper.snapshotSizeFactor"} {
-		if v, ok := c.Extra[k]; ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return nil, bad(k, "%q is not a number", v)
-			}
-			e.SnapshotSizeFactor = f
-		}
+		e.SnapshotSizeFactor = f
 	}
 	if c.ReconfigEnabled {
 		return nil, bad("reconfigEnabled", "dynamic reconfiguration is not supported yet; remove reconfigEnabled=true and change the ensemble by editing every server's zoo.cfg and restarting them one at a time")

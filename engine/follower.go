@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"zkd/wal"
@@ -25,15 +24,10 @@ import (
 
 // follower is the connection to the leader.
 type follower struct {
-	p  *peer
-	c  net.Conn
-	pc *packetConn
-
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []wire.QuorumPacket // ready to go
-	waiting []deferred          // to go once the log is durable up to need
-	closed  bool
+	*outbox // its mu also guards waiting
+	p       *peer
+	pc      *packetConn
+	waiting []deferred // to go once the log is durable up to need
 }
 
 type deferred struct {
@@ -92,8 +86,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if err != nil {
 		return fmt.Errorf("cannot reach the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
 	}
-	fo := &follower{p: p, c: c, pc: newPacketConn(c)}
-	fo.cond = sync.NewCond(&fo.mu)
+	fo := &follower{outbox: newOutbox(c), p: p, pc: newPacketConn(c)}
 	defer fo.close()
 	left := make(chan struct{})
 	defer close(left)
@@ -149,13 +142,13 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 		p.fol = nil
 		p.mu.Unlock()
 	}()
-	go fo.sendLoop(syncLimit)
+	go fo.run(syncLimit)
 
 	f := zab.NewFollower(epoch, last)
 	if observer {
 		f = zab.NewObserver(epoch, last)
 	}
-	x := &executor{fo: fo, s: s, entries: map[int64]*wal.Txn{}, appended: last, as: as}
+	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as}
 	for {
 		limit := initLimit
 		if f.Serving() {
@@ -173,7 +166,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			if err != nil {
 				return fmt.Errorf("an unreadable %s %#x from the leader: %w", wire.PacketName(pkt.Type), pkt.Zxid, err)
 			}
-			x.entries[pkt.Zxid] = &txn
+			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data}
 		}
 		if pkt.Type == wire.PacketRevalidate {
 			continue // zkd learners check sessions against their own table
@@ -190,14 +183,21 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	}
 }
 
+// proposed is a txn from a PROPOSAL or INFORM: decoded to apply, and as
+// the leader encoded it, for the log.
+type proposed struct {
+	txn   wal.Txn
+	entry []byte
+}
+
 // executor carries out a zab.Follower's actions.
 type executor struct {
 	fo       *follower
 	s        *Server
-	entries  map[int64]*wal.Txn // proposed, not applied
-	appended int64              // the newest txn handed to the log
-	barrier  int64              // sends wait for the log up to here
-	as       role               // following or observing
+	entries  map[int64]*proposed // not applied yet
+	appended int64               // the newest txn handed to the log
+	barrier  int64               // sends wait for the log up to here
+	as       role                // following or observing
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -259,7 +259,7 @@ func (x *executor) do(a zab.Action) error {
 		}
 		x.fo.p.port.SetPeerEpoch(a.Zxid)
 	case zab.ActSend:
-		x.fo.send(a.Packet, x.barrier)
+		x.fo.sendAfter(a.Packet, x.barrier)
 	case zab.ActApply:
 		if a.Zxid > x.appended {
 			// A commit during a SNAP or TRUNC sync: logged here, so
@@ -268,12 +268,12 @@ func (x *executor) do(a zab.Action) error {
 				return err
 			}
 		}
-		txn := x.entries[a.Zxid]
+		p := x.entries[a.Zxid]
 		delete(x.entries, a.Zxid)
-		if txn == nil {
+		if p == nil {
 			return fmt.Errorf("the leader committed %#x, which it never proposed", a.Zxid)
 		}
-		s.writes.remote(remoteItem{txn: *txn})
+		s.writes.remote(remoteItem{txn: p.txn})
 	case zab.ActServe:
 		x.fo.p.serve(x.as)
 	case zab.ActAnswerSync:
@@ -289,7 +289,7 @@ func (x *executor) do(a zab.Action) error {
 				touches = append(touches, wire.SessionTouch{Session: se.id, Timeout: se.timeout.Load()})
 			}
 		}
-		x.fo.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, touches)}, 0)
+		x.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, touches)}, 0)
 	}
 	return nil
 }
@@ -298,14 +298,14 @@ var errStopping = fmt.Errorf("the server is stopping")
 
 // log hands the proposal zxid to the log.
 func (x *executor) log(zxid int64) error {
-	txn := x.entries[zxid]
-	if txn == nil {
+	p := x.entries[zxid]
+	if p == nil {
 		return fmt.Errorf("the leader asked to log %#x, which it never proposed", zxid)
 	}
 	if zxid <= x.appended {
 		return nil // a fuzzy snapshot's overlap: in the log already
 	}
-	if err := x.s.store.Load().Append(txn, nil); err != nil {
+	if err := x.s.store.Load().AppendEncoded(zxid, p.entry, nil); err != nil {
 		return &fatalError{fmt.Errorf("cannot log txn %#x: %w", zxid, err)}
 	}
 	x.appended = zxid
@@ -354,7 +354,7 @@ func (a *applier) forward(r *writeReq) {
 	case r.body != nil && r.refuse == wire.ErrOK:
 		fr.Body = r.body.Append(nil)
 	}
-	f.fo.send(wire.QuorumPacket{Type: wire.PacketRequest, Data: fr.Append(nil), AuthInfo: r.auth}, 0)
+	f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: fr.Append(nil), AuthInfo: r.auth}, 0)
 	if r.sync {
 		f.syncs = append(f.syncs, r)
 	} else {
@@ -440,17 +440,16 @@ func (fo *follower) durable(zxid int64) {
 func (fo *follower) release(durable int64) {
 	n := 0
 	for ; n < len(fo.waiting) && fo.waiting[n].need <= durable; n++ {
-		fo.queue = append(fo.queue, fo.waiting[n].p)
+		fo.queueLocked(fo.waiting[n].p)
 	}
 	if n > 0 {
 		fo.waiting = append(fo.waiting[:0], fo.waiting[n:]...)
-		fo.cond.Signal()
 	}
 }
 
-// send queues p for the leader once the log is durable up to need, after
-// every packet queued before it.
-func (fo *follower) send(p wire.QuorumPacket, need int64) {
+// sendAfter queues p for the leader once the log is durable up to need,
+// after every packet queued before it.
+func (fo *follower) sendAfter(p wire.QuorumPacket, need int64) {
 	fo.mu.Lock()
 	defer fo.mu.Unlock()
 	if fo.closed {
@@ -458,48 +457,4 @@ func (fo *follower) send(p wire.QuorumPacket, need int64) {
 	}
 	fo.waiting = append(fo.waiting, deferred{need, p})
 	fo.release(fo.p.s.store.Load().Durable())
-}
-
-// write sends p now (discovery, before the sender runs).
-func (fo *follower) write(p wire.QuorumPacket, d time.Duration) error {
-	fo.c.SetWriteDeadline(time.Now().Add(d))
-	_, err := fo.c.Write(p.Append(nil))
-	return err
-}
-
-func (fo *follower) sendLoop(limit time.Duration) {
-	var buf []byte
-	var batch []wire.QuorumPacket
-	for {
-		fo.mu.Lock()
-		for len(fo.queue) == 0 && !fo.closed {
-			fo.cond.Wait()
-		}
-		if fo.closed {
-			fo.mu.Unlock()
-			return
-		}
-		batch, fo.queue = fo.queue, batch[:0]
-		fo.mu.Unlock()
-		buf = buf[:0]
-		for i := range batch {
-			buf = batch[i].Append(buf)
-			batch[i] = wire.QuorumPacket{}
-		}
-		fo.c.SetWriteDeadline(time.Now().Add(limit))
-		if _, err := fo.c.Write(buf); err != nil {
-			fo.close()
-			return
-		}
-	}
-}
-
-func (fo *follower) close() {
-	fo.mu.Lock()
-	defer fo.mu.Unlock()
-	if !fo.closed {
-		fo.closed = true
-		fo.c.Close()
-		fo.cond.Broadcast()
-	}
 }

@@ -62,15 +62,10 @@ type outProp struct {
 
 // learner is one follower's connection to this leader.
 type learner struct {
-	l   *leader
-	sid int64
-	c   net.Conn
-	pc  *packetConn
-
-	mu        sync.Mutex
-	cond      *sync.Cond
-	queue     []wire.QuorumPacket
-	closed    bool
+	*outbox   // its mu also guards broadcast
+	l         *leader
+	sid       int64
+	pc        *packetConn
 	broadcast bool // receives proposals and commits
 	heard     atomic.Int64
 	synced    atomic.Bool // acked NEWLEADER
@@ -262,8 +257,7 @@ func (l *leader) acceptLoop() {
 // acks, pings and forwarded requests.
 func (l *leader) serveLearner(c net.Conn) {
 	s := l.s
-	lr := &learner{l: l, c: c, pc: newPacketConn(c)}
-	lr.cond = sync.NewCond(&lr.mu)
+	lr := &learner{outbox: newOutbox(c), l: l, pc: newPacketConn(c)}
 	lr.heard.Store(time.Now().UnixNano())
 	defer l.forget(lr)
 	initLimit := l.discoveryTimeout
@@ -313,7 +307,7 @@ func (l *leader) serveLearner(c net.Conn) {
 		return
 	}
 	li := wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32, Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)}
-	if err := lr.write(li); err != nil {
+	if err := lr.write(li, initLimit); err != nil {
 		return
 	}
 	ack, err := lr.pc.read(initLimit)
@@ -344,14 +338,8 @@ func (l *leader) serveLearner(c net.Conn) {
 		s.log.Warn("syncing a follower failed", "sid", lr.sid, "err", err)
 		return
 	}
-	go lr.sendLoop()
+	go lr.run(l.p.tick * time.Duration(l.p.ens.SyncLimit))
 	l.readLearner(lr)
-}
-
-func (lr *learner) isClosed() bool {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	return lr.closed
 }
 
 // syncLearner registers lr for broadcast and writes its sync: the packet
@@ -648,14 +636,15 @@ func (l *leader) revalidate(lr *learner, p *wire.QuorumPacket) {
 }
 
 // propose records the applier's new txn and sends it to every learner in
-// broadcast. Applier goroutine, before the txn goes to the log.
-func (l *leader) propose(t *wal.Txn) error {
-	entry := wal.AppendTxn(nil, t)
+// broadcast, and returns it encoded, for the log too. Applier goroutine,
+// before the txn goes to the log.
+func (l *leader) propose(t *wal.Txn) (entry []byte, err error) {
+	entry = wal.AppendTxn(nil, t)
 	z := t.Header.Zxid
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.props.Propose(z); err != nil {
-		return err
+		return entry, err
 	}
 	l.outstanding = append(l.outstanding, outProp{z, entry})
 	for _, lr := range l.learners {
@@ -663,7 +652,7 @@ func (l *leader) propose(t *wal.Txn) error {
 			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
 		}
 	}
-	return nil
+	return entry, nil
 }
 
 // localAck is this server's own ACK: its log holds everything up to zxid.
@@ -741,66 +730,7 @@ func (lr *learner) inBroadcast() bool {
 	return lr.broadcast && !lr.closed
 }
 
-// send queues p for the learner's sender.
-func (lr *learner) send(p wire.QuorumPacket) {
-	lr.mu.Lock()
-	if !lr.closed {
-		lr.queue = append(lr.queue, p)
-		lr.cond.Signal()
-	}
-	lr.mu.Unlock()
-}
-
-// write sends p now, before the sender runs (discovery).
-func (lr *learner) write(p wire.QuorumPacket) error {
-	lr.c.SetWriteDeadline(time.Now().Add(lr.l.discoveryTimeout))
-	_, err := lr.c.Write(p.Append(nil))
-	return err
-}
-
-func (lr *learner) sendLoop() {
-	w := bufio.NewWriterSize(lr.c, 64<<10)
-	var buf []byte
-	var batch []wire.QuorumPacket
-	limit := lr.l.p.tick * time.Duration(lr.l.p.ens.SyncLimit)
-	for {
-		lr.mu.Lock()
-		for len(lr.queue) == 0 && !lr.closed {
-			lr.cond.Wait()
-		}
-		if lr.closed {
-			lr.mu.Unlock()
-			return
-		}
-		batch, lr.queue = lr.queue, batch[:0]
-		lr.mu.Unlock()
-		lr.c.SetWriteDeadline(time.Now().Add(limit))
-		for i := range batch {
-			buf = batch[i].Append(buf[:0])
-			if _, err := w.Write(buf); err != nil {
-				lr.close()
-				return
-			}
-			batch[i] = wire.QuorumPacket{}
-		}
-		if err := w.Flush(); err != nil {
-			lr.close()
-			return
-		}
-	}
-}
-
-// close shuts the learner's connection; forget takes it off the leader.
-func (lr *learner) close() {
-	lr.mu.Lock()
-	if !lr.closed {
-		lr.closed = true
-		lr.c.Close()
-		lr.cond.Broadcast()
-	}
-	lr.mu.Unlock()
-}
-
+// forget closes lr's connection and takes it off the leader.
 func (l *leader) forget(lr *learner) {
 	lr.close()
 	l.mu.Lock()

@@ -484,3 +484,89 @@ func (p *peer) leaveReadOnly() {
 	p.s.writes.do(func() { p.s.resetSessions() })
 	p.s.log.Info("leaving read-only mode")
 }
+
+// outbox is the sending side of a quorum-port connection: packets queued
+// from any goroutine go out in order from one sender goroutine (run), a
+// batch per write.
+type outbox struct {
+	c      net.Conn
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  []wire.QuorumPacket
+	closed bool
+}
+
+func newOutbox(c net.Conn) *outbox {
+	o := &outbox{c: c}
+	o.cond = sync.NewCond(&o.mu)
+	return o
+}
+
+// send queues p for the sender.
+func (o *outbox) send(p wire.QuorumPacket) {
+	o.mu.Lock()
+	o.queueLocked(p)
+	o.mu.Unlock()
+}
+
+// queueLocked is send with o.mu held.
+func (o *outbox) queueLocked(p wire.QuorumPacket) {
+	if !o.closed {
+		o.queue = append(o.queue, p)
+		o.cond.Signal()
+	}
+}
+
+// write sends p at once, before the sender runs (discovery), waiting at
+// most d.
+func (o *outbox) write(p wire.QuorumPacket, d time.Duration) error {
+	o.c.SetWriteDeadline(time.Now().Add(d))
+	_, err := o.c.Write(p.Append(nil))
+	return err
+}
+
+// run is the sender: it writes what is queued, a batch at a time, each
+// write bounded by limit, until the outbox closes or a write fails.
+func (o *outbox) run(limit time.Duration) {
+	var buf []byte
+	var batch []wire.QuorumPacket
+	for {
+		o.mu.Lock()
+		for len(o.queue) == 0 && !o.closed {
+			o.cond.Wait()
+		}
+		if o.closed {
+			o.mu.Unlock()
+			return
+		}
+		batch, o.queue = o.queue, batch[:0]
+		o.mu.Unlock()
+		buf = buf[:0]
+		for i := range batch {
+			buf = batch[i].Append(buf)
+			batch[i] = wire.QuorumPacket{}
+		}
+		o.c.SetWriteDeadline(time.Now().Add(limit))
+		if _, err := o.c.Write(buf); err != nil {
+			o.close()
+			return
+		}
+	}
+}
+
+// close closes the connection; what is queued is dropped.
+func (o *outbox) close() {
+	o.mu.Lock()
+	if !o.closed {
+		o.closed = true
+		o.c.Close()
+		o.cond.Broadcast()
+	}
+	o.mu.Unlock()
+}
+
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}

@@ -67,7 +67,19 @@ func DecodeTxn(entry []byte) (Txn, error) { return decodeTxn(entry) }
 func appendEntry(dst []byte, t *Txn) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, entryHeadLen)...)
-	dst = AppendTxn(dst, t)
+	return sealEntry(AppendTxn(dst, t), start)
+}
+
+// appendEncodedEntry is appendEntry for a txn already encoded (AppendTxn).
+func appendEncodedEntry(dst []byte, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, entryHeadLen)...)
+	return sealEntry(append(dst, payload...), start)
+}
+
+// sealEntry fills in the head of the entry that starts at start and ends
+// dst, and appends the end-of-record byte.
+func sealEntry(dst []byte, start int) []byte {
 	payload := dst[start+entryHeadLen:]
 	binary.BigEndian.PutUint64(dst[start:], uint64(adlerSum(payload)))
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(payload)))

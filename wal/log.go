@@ -183,6 +183,17 @@ type segment struct {
 // when every txn before it is. Append blocks only while more than 64 MB
 // wait for the disk.
 func (s *Store) Append(txn *Txn, done func(error)) error {
+	return s.append(txn.Header.Zxid, txn, nil, done)
+}
+
+// AppendEncoded is Append for a txn already encoded as AppendTxn encodes
+// it (a PROPOSAL's data), whose zxid is zxid.
+func (s *Store) AppendEncoded(zxid int64, entry []byte, done func(error)) error {
+	return s.append(zxid, nil, entry, done)
+}
+
+// append queues txn, or when txn is nil the encoded txn entry.
+func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
@@ -194,7 +205,6 @@ func (s *Store) Append(txn *Txn, done func(error)) error {
 	if s.closing {
 		return ErrStopped
 	}
-	z := txn.Header.Zxid
 	if z <= s.last {
 		return fmt.Errorf("wal: txn %#x appended after %#x: zxids must rise", z, s.last)
 	}
@@ -205,7 +215,11 @@ func (s *Store) Append(txn *Txn, done func(error)) error {
 	}
 	q.last = z
 	q.n++
-	q.buf = appendEntry(q.buf, txn)
+	if txn != nil {
+		q.buf = appendEntry(q.buf, txn)
+	} else {
+		q.buf = appendEncodedEntry(q.buf, entry)
+	}
 	if done != nil {
 		q.done = append(q.done, done)
 	}
