@@ -213,6 +213,17 @@ func (x *executor) do(a zab.Action) error {
 		if err != nil {
 			return err
 		}
+		if z := s.tree.Load().Zxid(); z != a.Zxid {
+			// The data directory cannot give the tree at a.Zxid: a
+			// snapshot installed from an earlier leader (SNAP) held
+			// txns that never committed, and the log from before it
+			// was set aside (ZOOKEEPER-1549's case). Guessing would
+			// serve another history.
+			return &fatalError{fmt.Errorf("the leader's history ends at %#x, but after cutting the log there this server's data "+
+				"directory %s recovers to %#x: a snapshot taken from an earlier leader held txns that were never committed. "+
+				"Stop this server, move %s and %s aside, and start it again: it will copy the leader's state",
+				a.Zxid, s.cfg.DataDir, z, filepath.Join(s.cfg.DataDir, "version-2"), filepath.Join(s.cfg.LogDir(), "version-2"))}
+		}
 		s.log.Info("truncated the log to the leader's history", "zxid", fmt.Sprintf("%#x", a.Zxid))
 		x.appended = a.Zxid
 	case zab.ActLoadSnapshot:
@@ -227,8 +238,12 @@ func (x *executor) do(a zab.Action) error {
 				if err := wal.TruncateLog(x.fo.p.fs(), s.cfg.DataDir, s.cfg.LogDir(), a.Zxid); err != nil {
 					return err
 				}
-				_, err := wal.WriteSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression)
-				return err
+				if _, err := wal.WriteSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression); err != nil {
+					return err
+				}
+				// Nor what came before it, once the snapshot is durable:
+				// as leader this server would send it to learners.
+				return wal.SetAsideLogs(x.fo.p.fs(), s.cfg.LogDir(), a.Zxid)
 			}, t)
 		}) {
 			return errStopping

@@ -45,6 +45,10 @@ type leader struct {
 	props           *zab.Proposals
 	outstanding     []outProp // proposed, not committed, by zxid
 	selfAcked       int64
+	// undurable are the txns committed (a quorum of learners has them)
+	// and not yet on this server's disk, by zxid: a learner synced
+	// meanwhile is sent them from here, as the log cannot give them yet.
+	undurable []outProp
 	learners        map[int64]*learner
 	lastCommitted   int64
 	// committedLog are the zxids of the newest committed txns, at most
@@ -164,7 +168,9 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	l.mu.Lock()
 	l.upToDate = true
 	for _, sid := range l.newLeaderAcks {
-		if lr := l.learners[sid]; lr != nil {
+		// Only to the connection that acked NEWLEADER: a learner that
+		// reconnected since is told once it acks on its new one.
+		if lr := l.learners[sid]; lr != nil && lr.synced.Load() {
 			lr.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
 		}
 	}
@@ -357,6 +363,10 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	defer slot.Leave()
 	l.mu.Lock()
 	committed := l.lastCommitted
+	// The log holds the history up to onDisk; the rest of what is
+	// committed is sent from memory.
+	onDisk := min(committed, l.selfAcked)
+	undurable := slices.Clone(l.undurable)
 	outs := slices.Clone(l.outstanding)
 	lr.mu.Lock()
 	lr.broadcast = true
@@ -369,7 +379,10 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 		TxnLog: func(from, limit int64) []int64 {
 			var zs []int64
 			var size int64
-			err := wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), from-1, committed, func(t *wal.Txn, e []byte) error {
+			err := wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), from-1, onDisk, func(t *wal.Txn, e []byte) error {
+				if len(zs) == 0 && t.Header.Zxid != from {
+					return errTooMuch // the log does not reach back to from
+				}
 				zs = append(zs, t.Header.Zxid)
 				size += int64(len(e))
 				if limit >= 0 && size > limit {
@@ -392,13 +405,24 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 		_, err := w.Write(p.Append(nil))
 		return err
 	}
-	sendTxns := func(after, upTo int64) error {
-		return wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), after, upTo, func(t *wal.Txn, e []byte) error {
+	sendTxns := func(after int64) error {
+		err := wal.ReadTxns(l.p.fs(), s.cfg.LogDir(), after, onDisk, func(t *wal.Txn, e []byte) error {
 			if err := put(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: t.Header.Zxid, Data: e}); err != nil {
 				return err
 			}
 			return put(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: t.Header.Zxid})
 		})
+		for _, o := range undurable {
+			if err != nil {
+				break
+			}
+			if o.zxid > after {
+				if err = put(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: o.zxid, Data: o.entry}); err == nil {
+					err = put(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: o.zxid})
+				}
+			}
+		}
+		return err
 	}
 	s.log.Info("syncing a follower", "sid", lr.sid, "mode", plan.Mode.String(), "peerZxid", fmt.Sprintf("%#x", peerLast),
 		"zxid", fmt.Sprintf("%#x", committed))
@@ -411,7 +435,7 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 		}
 		slot.Leave()
 		if err == nil {
-			err = sendTxns(v.Zxid(), committed)
+			err = sendTxns(v.Zxid())
 		}
 		if err != nil {
 			return err
@@ -420,7 +444,7 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 		if err := put(wire.QuorumPacket{Type: wire.PacketTrunc, Zxid: plan.Zxid}); err != nil {
 			return err
 		}
-		if err := sendTxns(plan.Zxid, committed); err != nil {
+		if err := sendTxns(plan.Zxid); err != nil {
 			return err
 		}
 	default:
@@ -428,7 +452,7 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 			return err
 		}
 		if len(plan.Send) > 0 {
-			if err := sendTxns(plan.Send[0]-1, committed); err != nil {
+			if err := sendTxns(plan.Send[0] - 1); err != nil {
 				return err
 			}
 		}
@@ -672,6 +696,11 @@ func (l *leader) localAck(zxid int64) {
 		}
 	}
 	l.selfAcked = zxid
+	n := 0
+	for n < len(l.undurable) && l.undurable[n].zxid <= zxid {
+		n++
+	}
+	l.undurable = append(l.undurable[:0], l.undurable[n:]...)
 	l.committed(commits)
 }
 
@@ -714,6 +743,9 @@ func (l *leader) committed(commits []zab.Commit) {
 			l.committedLog = append(l.committedLog[:0], l.committedLog[n-l.p.ens.CommitLogCount:]...)
 		}
 		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
+			if c.Zxid > l.selfAcked {
+				l.undurable = append(l.undurable, l.outstanding[0])
+			}
 			l.outstanding[0] = outProp{}
 			l.outstanding = l.outstanding[1:]
 		}

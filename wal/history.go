@@ -146,6 +146,29 @@ func TruncateLog(fsys vfs.FS, dataDir, dataLogDir string, zxid int64) error {
 	return nil
 }
 
+// SetAsideLogs sets aside (renames truncated.<name>) every log file of
+// dataLogDir that starts at or before zxid, as a follower must once the
+// leader's snapshot at zxid is durably installed: up to zxid its log may
+// hold another history, which must never be read back as this server's
+// (a leader sends learners txns from its log). Call it after TruncateLog
+// to zxid, so that those files hold nothing later. Nothing is lost: the
+// snapshot holds the tree they led to. The Store must not be open.
+func SetAsideLogs(fsys vfs.FS, dataLogDir string, zxid int64) error {
+	logDir := filepath.Join(dataLogDir, "version-2")
+	logs, err := listData(fsys, logDir, logPrefix)
+	if err != nil {
+		return err
+	}
+	for _, l := range logs {
+		if l.zxid <= zxid {
+			if err := setAside(fsys, logDir, l.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func setAside(fsys vfs.FS, dir, name string) error {
 	if err := fsys.Rename(filepath.Join(dir, name), filepath.Join(dir, truncatedPrefix+name)); err != nil {
 		return fmt.Errorf("wal: setting aside %s: %w", filepath.Join(dir, name), err)

@@ -182,6 +182,18 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 		}
 		f.commits = append(f.commits, p.Zxid)
 		return nil, nil
+	case wire.PacketInform:
+		// An observer takes a txn committed during its sync as its
+		// proposal and commit at once, as ZooKeeper's learners do.
+		if !f.observer {
+			return nil, fmt.Errorf("zab: INFORM to a follower")
+		}
+		acts, err := f.sync(&wire.QuorumPacket{Type: wire.PacketProposal, Zxid: p.Zxid, Data: p.Data})
+		if err != nil {
+			return nil, err
+		}
+		more, err := f.sync(&wire.QuorumPacket{Type: wire.PacketCommit, Zxid: p.Zxid})
+		return append(acts, more...), err
 	case wire.PacketPing, wire.PacketRevalidate:
 		return nil, nil // not answered during sync
 	case wire.PacketNewLeader:
@@ -218,7 +230,10 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 		f.deferred = nil
 		// Then what came after NEWLEADER, as in broadcast.
 		for _, t := range f.pending {
-			acts = append(acts, Action{Kind: ActLog, Zxid: t.zxid, Entry: t.entry}, Action{Kind: ActSyncLog}, send(wire.PacketAck, t.zxid))
+			acts = append(acts, Action{Kind: ActLog, Zxid: t.zxid, Entry: t.entry})
+			if !f.observer {
+				acts = append(acts, Action{Kind: ActSyncLog}, send(wire.PacketAck, t.zxid))
+			}
 			f.logged = append(f.logged, t.zxid)
 		}
 		f.pending = nil
