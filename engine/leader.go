@@ -48,9 +48,9 @@ type leader struct {
 	// undurable are the txns committed (a quorum of learners has them)
 	// and not yet on this server's disk, by zxid: a learner synced
 	// meanwhile is sent them from here, as the log cannot give them yet.
-	undurable []outProp
-	learners        map[int64]*learner
-	lastCommitted   int64
+	undurable     []outProp
+	learners      map[int64]*learner
+	lastCommitted int64
 	// committedLog are the zxids of the newest committed txns, at most
 	// commitLogCount of them, oldest first: ZooKeeper's in-memory
 	// committed log, which lets a follower a little behind be sent the
