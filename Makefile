@@ -20,7 +20,7 @@ JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curat
 FUZZTIME ?= 60s
 FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble sim
 
 test: deps java-clients vet fmt-check unit
 
@@ -69,6 +69,14 @@ FAULT_STEPS ?= 300
 soak-ensemble:
 	ZKDTEST_RACE=1 ZKD_FAULT_STEPS=$(FAULT_STEPS) $(if $(SEED),ZKD_FAULT_SEED=$(SEED)) $(GO) test -count=1 -timeout 2h \
 		-run '^TestEnsembleRandomFaults$$' -v ./engine
+
+# The in-process simulation of whole ensembles over many more seeds than
+# make test takes (1,000); SIM_SEED=N repeats one, its full trace in
+# $TMPDIR/zkd-sim-seed-N.log.
+SIM_SEEDS ?= 50000
+sim:
+	ZKD_SIM_SEEDS=$(SIM_SEEDS) $(if $(SIM_SEED),ZKD_SIM_SEED=$(SIM_SEED)) $(GO) test -count=1 -timeout 2h \
+		-run '^TestSimulatedEnsembles$$' -v ./zab
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client

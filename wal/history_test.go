@@ -130,6 +130,55 @@ func TestTruncateLogCutsTheHistory(t *testing.T) {
 	}
 }
 
+// After installing a leader's snapshot at z (SNAP), the learner's own
+// log up to z is set aside: a leader never reads it back as its history
+// (ReadTxns sees nothing), the store reopens at z from the snapshot
+// alone, and the files are kept under truncated. names.
+func TestSetAsideLogsAfterAnInstalledSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	all, fingerprints := fill(t, dir, 300)
+	cut := 200
+	for fingerprints[all[cut]] == 0 {
+		cut++
+	}
+	z := all[cut]
+	if err := wal.TruncateLog(vfs.OS, dir, dir, z); err != nil {
+		t.Fatal(err)
+	}
+	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := s.Tree().Published()
+	s.Close()
+	// The snapshot as a learner writes the leader's tree at z.
+	if _, err := wal.WriteSnapshotFile(vfs.OS, filepath.Join(dir, "version-2"), v, ""); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
+	if err := wal.SetAsideLogs(vfs.OS, dir, z); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*")); len(left) != 0 {
+		t.Fatalf("logs left: %v", left)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "version-2", "truncated.log.*")); len(aside) < len(logs) {
+		t.Fatalf("%d of %d logs were kept aside", len(aside), len(logs))
+	}
+	n := 0
+	if err := wal.ReadTxns(vfs.OS, dir, 0, 1<<62, func(*wal.Txn, []byte) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("ReadTxns still gives %d txns (%v)", n, err)
+	}
+	s, err = wal.Open(wal.Options{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Tree().Zxid(); got != z || fingerprint(s.Tree().Published()) != fingerprints[z] {
+		t.Fatalf("reopened at %#x, want the snapshot's %#x", got, z)
+	}
+}
+
 // A txn appended as encoded (AppendEncoded, as a follower logs a
 // PROPOSAL's data) is logged exactly as Append logs it: another log fed
 // the entries ReadTxns gives reads back the same entries.

@@ -8,6 +8,6 @@
 // engine's peer, leader and follower carry out the rest over the quorum
 // port, the log and the tree. Built: election, discovery, sync (DIFF,
 // TRUNC, SNAP, as ZooKeeper decides), pipelined broadcast, observers
-// (INFORM). Not built: an in-process randomized simulation of whole
-// ensembles; the engine's process-level tests stand in for it so far.
+// (INFORM). sim_test.go drives these rules as engine does, for whole
+// ensembles in one process under random faults (docs/ensembles.md).
 package zab

@@ -155,3 +155,54 @@ error: zab: INFORM 0x300000001 after 0x300000002`
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A txn committed while an observer syncs reaches it as an INFORM between
+// the sync's opening and UPTODATE: it is the txn's proposal and commit at
+// once. Before NEWLEADER after a SNAP it applies at once (and is logged
+// with the snapshot); after NEWLEADER it is logged and applied at
+// UPTODATE, unacknowledged. A follower is never sent one.
+func TestObserverTakesInformsDuringSync(t *testing.T) {
+	const e = 3
+	nl := int64(e << 32)
+	got := run(t, NewObserver(e, 0),
+		pkt(wire.PacketSnap, 0x200000004),
+		pkt(wire.PacketProposal, 0x200000005),
+		pkt(wire.PacketCommit, 0x200000005),
+		pkt(wire.PacketInform, nl|1),
+		pkt(wire.PacketNewLeader, nl),
+		pkt(wire.PacketInform, nl|2),
+		pkt(wire.PacketUpToDate, -1),
+		pkt(wire.PacketInform, nl|3),
+	)
+	want := `SNAP: load-snapshot 0x200000004
+PROPOSAL: -
+COMMIT: apply 0x200000005
+INFORM: apply 0x300000001
+NEWLEADER: take-snapshot, persist-current-epoch 3, send ACK 0x300000000
+INFORM: -
+UPTODATE: send ACK 0x300000000, serve, log 0x300000002, apply 0x300000002
+INFORM: log 0x300000003, apply 0x300000003`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	got = run(t, NewObserver(e, 0x200000004),
+		pkt(wire.PacketDiff, 0x200000004),
+		pkt(wire.PacketInform, nl|1),
+		pkt(wire.PacketNewLeader, nl),
+		pkt(wire.PacketUpToDate, -1),
+	)
+	want = `DIFF: -
+INFORM: -
+NEWLEADER: log 0x300000001, sync-log, persist-current-epoch 3, send ACK 0x300000000
+UPTODATE: send ACK 0x300000000, serve, send ACK 0x300000001, apply 0x300000001`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	f := NewFollower(e, 0)
+	if _, err := f.Step(pkt(wire.PacketDiff, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Step(pkt(wire.PacketInform, nl|1)); err == nil {
+		t.Fatal("a follower took an INFORM")
+	}
+}

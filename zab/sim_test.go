@@ -1283,7 +1283,7 @@ func simSeeds(t *testing.T, def int) int {
 // TestSimulatedEnsembles runs the simulation over many seeds; ZKD_SIM_SEEDS
 // sets how many, ZKD_SIM_SEED runs one.
 func TestSimulatedEnsembles(t *testing.T) {
-	first, seeds := int64(1), int64(simSeeds(t, 300))
+	first, seeds := int64(1), int64(simSeeds(t, 1000))
 	if v := os.Getenv("ZKD_SIM_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
