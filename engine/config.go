@@ -284,7 +284,7 @@ var knownKeys = []string{
 	"ssl.hostnameVerification", "ssl.quorum.hostnameVerification",
 	"authProvider.1", "authProvider.2", "authProvider.3", "kerberos.removeHostFromPrincipal",
 	"kerberos.removeRealmFromPrincipal", "closeSessionTxn.enabled", "clientCnxnSocket",
-	"skipACL",
+	"skipACL", "zkd.election.finalizeWaitMs",
 }
 
 var known = func() map[string]bool {

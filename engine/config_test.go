@@ -143,6 +143,7 @@ func TestEnsembleConfig(t *testing.T) {
 		{"electionPortBindRetry", "1", three + "electionPortBindRetry=x\n", `zoo.cfg:6: electionPortBindRetry: "x" is not a number of retries`},
 		{"snapshotSizeFactor", "1", three + "zookeeper.snapshotSizeFactor=big\n", `zoo.cfg:6: zookeeper.snapshotSizeFactor: "big" is not a number`},
 		{"commitLogCount", "1", three + "commitLogCount=0\n", `zoo.cfg:6: commitLogCount: "0" is not a positive number of txns`},
+		{"zkd.election.finalizeWaitMs", "1", three + "zkd.election.finalizeWaitMs=0\n", `zoo.cfg:6: zkd.election.finalizeWaitMs: "0" is not a positive number of milliseconds`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -159,7 +160,7 @@ func TestEnsembleConfig(t *testing.T) {
 				}
 				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 ||
 					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs ||
-					e.CommitLogCount != 500 {
+					e.CommitLogCount != 500 || e.FinalizeWait != 50*time.Millisecond {
 					t.Fatalf("the ensemble read: %+v", e)
 				}
 				return

@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// DefaultFinalizeWait is zkd.election.finalizeWaitMs when not set: on a
+// LAN votes arrive within a millisecond or two, and a failover waits this
+// long once, where ZooKeeper's 200 ms is most of its failover time.
+const DefaultFinalizeWait = 50 * time.Millisecond
+
 // Member is one server.N line: a server of the ensemble.
 type Member struct {
 	ID           int64
@@ -48,6 +53,11 @@ type Ensemble struct {
 	// CommitLogCount is commitLogCount: how many of the newest committed
 	// txns the leader keeps track of to sync a follower from (DIFF).
 	CommitLogCount int
+	// FinalizeWait is zkd.election.finalizeWaitMs: how long a vote a
+	// quorum agrees on must stand, no better vote arriving, before the
+	// server decides. ZooKeeper's is a constant 200 ms; it only affects
+	// which server leads when votes arrive late, never safety.
+	FinalizeWait time.Duration
 }
 
 // Me is this server's member, ok false when the server.N lines have none.
@@ -155,6 +165,7 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 	}
 	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor, e.CommitLogCount = 5*time.Second, 3, 0.33, 500
+	e.FinalizeWait = DefaultFinalizeWait
 	// setting finds a key ZooKeeper also reads as the system property
 	// zookeeper.<name>; that spelling wins, as the later line did.
 	setting := func(name string) (key, val string, ok bool) {
@@ -185,6 +196,13 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if v, ok := c.Extra["zkd.election.finalizeWaitMs"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n <= 0 {
+			return nil, bad("zkd.election.finalizeWaitMs", "%q is not a positive number of milliseconds", v)
+		}
+		e.FinalizeWait = time.Duration(n) * time.Millisecond
 	}
 	if v, ok := c.Extra["quorumListenOnAllIPs"]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))

@@ -295,6 +295,9 @@ func (l *leader) serveLearner(c net.Conn) {
 		old.close()
 	}
 	l.learners[lr.sid] = lr
+	if l.props != nil {
+		l.props.Forget(lr.sid)
+	}
 	epoch, frozen, _ := l.disc.FollowerInfo(lr.sid, fi.Zxid>>32)
 	if frozen {
 		if err := l.writeAccepted(epoch); err != nil {
@@ -310,6 +313,15 @@ func (l *leader) serveLearner(c net.Conn) {
 	failed := l.failErr != nil
 	l.mu.Unlock()
 	if failed {
+		return
+	}
+	if accepted := fi.Zxid >> 32; accepted > epoch {
+		// It promised a leader that never established its epoch not to
+		// follow an older one: it can never follow this leader, and
+		// would stay out until the next election. Hold that election
+		// now; this server proposes an epoch past its promise then.
+		l.stepDown(fmt.Errorf("server %d accepted epoch %d, past this leader's %d, and cannot follow it; electing again so that it can",
+			lr.sid, accepted, epoch))
 		return
 	}
 	li := wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: epoch << 32, Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)}
@@ -547,7 +559,7 @@ func (l *leader) readLearner(lr *learner) {
 				l.newLeaderAck(lr)
 				continue
 			}
-			l.ack(lr.sid, p.Zxid)
+			l.ack(lr, p.Zxid)
 		case wire.PacketPing:
 			touches, err := wire.DecodeTouches(p.Data)
 			if err != nil {
@@ -704,14 +716,15 @@ func (l *leader) localAck(zxid int64) {
 	l.committed(commits)
 }
 
-// ack is a learner's ACK of a proposal.
-func (l *leader) ack(sid, zxid int64) {
+// ack is a learner's ACK of a proposal, counted only from its current
+// connection (see zab.Proposals.Forget).
+func (l *leader) ack(lr *learner, zxid int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.props == nil {
+	if l.props == nil || l.learners[lr.sid] != lr {
 		return
 	}
-	l.committed(l.props.Ack(sid, zxid))
+	l.committed(l.props.Ack(lr.sid, zxid))
 }
 
 // committed sends COMMITs (and the SYNCs waiting on them) and lets the

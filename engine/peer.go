@@ -84,7 +84,7 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	}
 	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
 		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
-		ConnectTimeout: e.ConnectTimeout, Log: s.log}
+		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Log: s.log}
 	if e.ListenOnAllIPs {
 		ecfg.ListenAddr = ":" + portOf(me.ElectionAddr)
 	}

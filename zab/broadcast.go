@@ -94,6 +94,16 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	return out
 }
 
+// Forget drops server sid's ACKs of the outstanding proposals: it has
+// connected again, and its sync may cut its log back (TRUNC) past txns it
+// acknowledged on its old connection, so those ACKs no longer say its disk
+// holds them. It acknowledges them again once it holds them.
+func (p *Proposals) Forget(sid int64) {
+	for _, q := range p.pending {
+		delete(q.acks, sid)
+	}
+}
+
 // Sync takes a learner's forwarded SYNC. It reports true when the SYNC is
 // to be answered at once (nothing outstanding); otherwise it is answered
 // in the Commit of the newest proposal.

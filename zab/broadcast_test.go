@@ -91,3 +91,25 @@ func TestProposeRefusesGapsAndAnExhaustedCounter(t *testing.T) {
 		t.Errorf("the last counter of an epoch: %v", err)
 	}
 }
+
+// A learner that connects again loses the ACKs it gave on its old
+// connection: its sync may cut them from its log. It counts again once it
+// acknowledges them anew.
+func TestProposalsForgetAReconnectedLearnersAcks(t *testing.T) {
+	p := NewProposals([]int64{1, 2, 3}, 2<<32)
+	for z := int64(2<<32 | 1); z <= 2<<32|2; z++ {
+		if err := p.Propose(z); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := commits(p.Ack(2, 2<<32|1)); got != "" {
+		t.Fatalf("one ACK committed %q", got)
+	}
+	p.Forget(2)
+	if got := commits(p.Ack(1, 2<<32|1)); got != "" {
+		t.Fatalf("the leader's ACK and a forgotten one committed %q", got)
+	}
+	if got := commits(p.Ack(2, 2<<32|1)); got != "0x200000001[] " {
+		t.Fatalf("ACKed anew: committed %q", got)
+	}
+}

@@ -325,6 +325,9 @@ func (s *sim) connect(n *simNode) {
 	c := &simConn{learner: n.id, leader: l.id, learnerOpen: true, leadOpen: true}
 	s.conns = append(s.conns, c)
 	l.ld.learners[n.id] = replaceLearner(l.ld.learners[n.id], &simLearner{sid: n.id, conn: c, heard: s.now})
+	if l.ld.props != nil {
+		l.ld.props.Forget(n.id)
+	}
 	n.role, n.conn, n.lastHeard, n.deadline = roleFollowing, c, s.now, s.now+simInitLimit
 	typ := wire.PacketFollowerInfo
 	if n.observer {
@@ -561,12 +564,15 @@ func digest(ts []simTxn) uint64 {
 }
 
 // commit extends the committed history with ts, which must follow it.
-func (s *sim) commit(who int64, ts []simTxn) {
-	if len(ts) < len(s.history) {
-		s.fatalf("leader %d commits a history of %d txns, %d are committed", who, len(ts), len(s.history))
+// A leader establishing its epoch must hold all of it.
+func (s *sim) commit(who int64, ts []simTxn, establish bool) {
+	if establish && len(ts) < len(s.history) {
+		s.fatalf("leader %d establishes a history of %d txns, %d are committed", who, len(ts), len(s.history))
 		return
 	}
-	for i, t := range s.history {
+	// A leader of an older epoch may still commit a txn a newer leader
+	// took over: its history is then a prefix of the one committed.
+	for i, t := range s.history[:min(len(ts), len(s.history))] {
 		if ts[i] != t {
 			s.fatalf("leader %d's history has %#x (write %d) at %d where %#x (write %d) was committed", who, ts[i].zxid, ts[i].val, i, t.zxid, t.val)
 			return
@@ -725,7 +731,7 @@ func (s *sim) checkNewLeaderQuorum(n *simNode) {
 	n.el.SetPeerEpoch(ld.epoch)
 	ld.upToDate = true
 	s.logf("%d leads epoch %d, acked by %v", n.id, ld.epoch, ld.newLeaderAcks)
-	s.commit(n.id, n.disk.log)
+	s.commit(n.id, n.disk.log, true)
 	n.serving = true
 	s.checkTree(n)
 	for _, sid := range ld.newLeaderAcks {
@@ -751,6 +757,11 @@ func (s *sim) fromLearner(n *simNode, lr *simLearner, p simPkt) {
 		lr.state = lrAwaitAccepted
 		if frozen {
 			s.writeAccepted(n, ld.disc.Epoch())
+			if accepted := p.Zxid >> 32; accepted > ld.disc.Epoch() {
+				s.logf("%d steps down: %d accepted epoch %d, past its %d", n.id, lr.sid, accepted, ld.disc.Epoch())
+				s.lookAgain(n)
+				return
+			}
 		}
 		if ld.acceptedWritten && lr.state == lrAwaitAccepted {
 			s.sendLeaderInfo(n, lr)
@@ -882,7 +893,7 @@ func (s *sim) committed(n *simNode, cs []Commit) {
 			ld.committedLog = ld.committedLog[k-s.cfg.commitLog:]
 		}
 		i := slices.IndexFunc(n.disk.log, func(x simTxn) bool { return x.zxid == c.Zxid })
-		s.commit(n.id, n.disk.log[:i+1])
+		s.commit(n.id, n.disk.log[:i+1], false)
 	}
 	// The leader applies, and answers clients, up to what is committed
 	// and on its own disk.

@@ -51,7 +51,10 @@ type Config struct {
 	// ConnectTimeout bounds a dial (zookeeper.cnxTimeout: 5 s); HelloTimeout
 	// the wait for an incoming connection's hello (tickTime × syncLimit).
 	ConnectTimeout, HelloTimeout time.Duration
-	Log                          *slog.Logger
+	// FinalizeWait is how long a vote a quorum holds must stand before
+	// the server decides (election.Config's; 0 for ZooKeeper's 200 ms).
+	FinalizeWait time.Duration
+	Log          *slog.Logger
 }
 
 // Decision is an election's outcome.
@@ -109,7 +112,7 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	p := &Port{cfg: cfg, ln: ln, log: cfg.Log.With("myid", cfg.ID), start: time.Now(),
 		in: make(chan inbound, 100), do: make(chan func()), done: make(chan struct{}),
-		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, QuorumConfig: cfg.QuorumConfig}),
+		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait}),
 		links: map[int64]*link{}}
 	for _, peer := range append(append([]Peer(nil), cfg.Voters...), cfg.Observers...) {
 		if peer.ID != cfg.ID {
