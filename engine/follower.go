@@ -66,11 +66,12 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	initLimit := p.tick * time.Duration(p.ens.InitLimit)
 	syncLimit := p.tick * time.Duration(p.ens.SyncLimit)
 	// The leader opens its quorum port as it learns it leads, perhaps
-	// a moment after this server learns it: retry soon, then less often,
-	// for initLimit.
+	// a moment after this server learns it (its finalize wait may end
+	// later): retry soon, then less often, for initLimit. The pause stays
+	// short, as a failover waits on it.
 	var c net.Conn
 	var err error
-	pause := 10 * time.Millisecond
+	pause := 5 * time.Millisecond
 	for start := time.Now(); ; {
 		d := net.Dialer{Timeout: initLimit}
 		if c, err = d.DialContext(ctx, "tcp", m.QuorumAddr); err == nil || time.Since(start) > initLimit {
@@ -81,7 +82,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			return ctx.Err()
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 500*time.Millisecond)
+		pause = min(2*pause, 40*time.Millisecond)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot reach the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)

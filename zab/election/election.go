@@ -287,8 +287,10 @@ func (e *Election) Step(now time.Duration, from int64, n wire.Notification) {
 	}
 	if e.finalizing {
 		// While the quorum's vote stands, only a better vote counts: it
-		// ends the wait and is handled as usual; others are dropped.
+		// ends the wait and is handled as usual; others are dropped,
+		// their sender told the vote that stands (see lookingStep).
 		if !e.better(n.Leader, n.Zxid, n.PeerEpoch, e.proposal) {
+			e.tellWorse(from, n)
 			return
 		}
 		e.finalizing = false
@@ -339,12 +341,30 @@ func (e *Election) lookingStep(from int64, n wire.Notification) {
 	case e.better(n.Leader, n.Zxid, n.PeerEpoch, e.proposal):
 		e.proposal = Vote{Leader: n.Leader, Zxid: n.Zxid, PeerEpoch: n.PeerEpoch}
 		e.sendNotifications()
+	default:
+		e.tellWorse(from, n)
 	}
 	e.recvset[from] = recorded{Vote: Vote{n.Leader, n.Zxid, n.ElectionEpoch, n.PeerEpoch}, state: wire.StateLooking}
 	if e.quorum(e.recvset, recorded{Vote: e.proposalVote(), state: wire.StateLooking}) && !e.finalizing {
 		e.finalizing = true
 		e.finalizeAt = e.now + e.cfg.FinalizeWait
 	}
+}
+
+// tellWorse answers a LOOKING voter of this round whose vote is worse
+// than this server's proposal with that proposal. ZooKeeper does not: the
+// voter learns it only when this server sends its vote again, after the
+// notification timeout (200 ms). That is what happens when a leader dies
+// and two servers go LOOKING a moment apart: each one's first vote reaches
+// the other while it still follows, is answered as a follower's, and is
+// not counted; the one with the worse vote then never hears the better
+// one until the timeout. The answer is an ordinary notification.
+func (e *Election) tellWorse(from int64, n wire.Notification) {
+	if from == e.cfg.ID || !e.participant() || !e.voters[from] || n.State != wire.StateLooking || n.ElectionEpoch != e.clock ||
+		(n.Leader == e.proposal.Leader && n.Zxid == e.proposal.Zxid && n.PeerEpoch == e.proposal.PeerEpoch) {
+		return
+	}
+	e.reply(from, e.notification(e.proposal, e.clock))
 }
 
 // establishedStep counts a vote from a server that follows or leads: how
