@@ -180,6 +180,30 @@ func TestEnsembleReplicatesWritesFromEveryServer(t *testing.T) {
 			}
 		}
 	}
+	// zkd status, and ZooKeeper's own zkServer.sh status, print each
+	// server's mode from its zoo.cfg.
+	zkServer := "/usr/share/zookeeper/bin/zkServer.sh"
+	if _, err := os.Stat(zkServer); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("ZooKeeper's zkServer.sh required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Logf("SKIPPED the zkServer.sh status check: %v (make test installs it)", err)
+		zkServer = ""
+	}
+	for id, s := range e.Servers {
+		cfg := filepath.Join(s.Dir, "zoo.cfg")
+		want := "Mode: " + s.Mode() + "\n"
+		if out, err := runZkd(t, "status", cfg); err != nil || !strings.Contains(out, want) {
+			t.Fatalf("zkd status of server %d: %v\n%s", id, err, out)
+		}
+		if zkServer == "" {
+			continue
+		}
+		out, err := exec.Command(zkServer, "status", cfg).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("zkServer.sh status of server %d: %v\n%s", id, err, out)
+		}
+	}
 	clients := map[int64]*zk.Conn{}
 	for id, s := range e.Servers {
 		clients[id] = connect(t, s.Addr)
