@@ -38,7 +38,14 @@ type conn struct {
 	createdMono int64 // ms on the server's clock
 
 	handshaken bool
-	sess       *session
+	// While the leader is asked about the session the client resumes
+	// (revalidating), the ConnectRequest waits in connectRaw, and what
+	// the client sends after it in deferred; leaderSays is the answer
+	// (1 open, -1 not).
+	revalidating bool
+	connectRaw   []byte
+	leaderSays   int8
+	sess         *session
 	auth       []wire.Id
 	out        []byte // this pass's output, written at its end
 	inflight   int    // requests handed to the applier and not answered yet
@@ -324,7 +331,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 			return off, fmt.Errorf("a %d-byte frame cannot hold a request header", len(payload))
 		}
 		touch = true
-		if len(c.deferred) > 0 || (opOf(payload) == wire.OpAuth && c.mustWait()) {
+		if len(c.deferred) > 0 || c.revalidating || (opOf(payload) == wire.OpAuth && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			c.queued.Add(1)
 			continue
@@ -502,9 +509,24 @@ func (c *conn) handshake(p []byte) error {
 		c.submit(r)
 		return nil
 	}
+	if c.leaderSays == 0 {
+		if fo := s.peer.learnerLink(); fo != nil {
+			// A learner asks the leader first; the handshake goes on
+			// with its answer (itemRevalidated).
+			c.connectRaw = bytes.Clone(p)
+			c.revalidating = true
+			c.setInflight(c.inflight + 1)
+			if fo.revalidate(req.SessionID, timeout, c) {
+				return nil
+			}
+			c.connectRaw, c.revalidating = nil, false
+			c.setInflight(c.inflight - 1)
+			return errNotServing
+		}
+	}
 	se := s.sessions.get(req.SessionID)
 	pw := sessionPassword(req.SessionID)
-	if se == nil || se.closing.Load() || !bytes.Equal(req.Passwd, pw[:]) {
+	if se == nil || se.closing.Load() || c.leaderSays < 0 || !bytes.Equal(req.Passwd, pw[:]) {
 		s.log.Info("refusing to resume a session: expired, closed or wrong password",
 			"session", fmt.Sprintf("0x%x", req.SessionID), "client", c.remote)
 		resp.TimeOut, resp.SessionID, resp.Passwd = 0, 0, make([]byte, 16)

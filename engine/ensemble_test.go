@@ -57,6 +57,18 @@ func childrenOn(t testing.TB, addr, path string) []string {
 	return kids
 }
 
+// childCount is how many children path has on the server at addr.
+func childCount(t testing.TB, addr, path string) int {
+	t.Helper()
+	c := connect(t, addr)
+	defer c.Close()
+	_, st, err := c.Exists(path)
+	if err != nil || st == nil {
+		t.Fatalf("exists %s on %s: %v", path, addr, err)
+	}
+	return int(st.NumChildren)
+}
+
 // writeLoad creates sequential znodes under a path through its clients,
 // each in a loop until halted, and keeps the names of those acknowledged.
 // Errors (connection loss, no quorum) are retried after a pause; unexpected
@@ -324,12 +336,14 @@ func TestEnsembleFollowerCatchesUp(t *testing.T) {
 	for _, c := range []struct {
 		name, mode string
 		cfg        map[string]string
+		single     bool // n creates, each its own txn; else in multis of 100
 	}{
 		// The snapshot is snapshot.0, some hundred bytes: only the
 		// committed log can make it a DIFF.
-		{"DIFF from the committed log", "DIFF", nil},
-		{"DIFF from the log on disk", "DIFF", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "1000"}},
-		{"SNAP", "SNAP", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "-1"}},
+		{"DIFF from the committed log", "DIFF", nil, false},
+		// 100,000 txns, past a snapshot (snapCount) and a few log files.
+		{"DIFF from the log on disk", "DIFF", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "1000"}, true},
+		{"SNAP", "SNAP", map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "-1"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := zkdtest.StartEnsemble(t, 3, c.cfg)
@@ -343,18 +357,41 @@ func TestEnsembleFollowerCatchesUp(t *testing.T) {
 			if err := e.Servers[down].Stop(); err != nil {
 				t.Fatal(err)
 			}
-			const n = 2000
-			ops := make([]interface{}, 0, 100)
-			for i := 0; i < n; i += 100 {
-				ops = ops[:0]
-				for j := i; j < i+100; j++ {
-					ops = append(ops, &zk.CreateRequest{Path: fmt.Sprintf("/catch/%05d", j), Data: []byte("v"), Acl: zk.WorldACL(zk.PermAll)})
+			n := 2000
+			if c.single {
+				n = 100_000
+				var wg sync.WaitGroup
+				errs := make(chan error, 50)
+				for g := 0; g < 50; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for j := g; j < n; j += 50 {
+							if _, err := cl.Create(fmt.Sprintf("/catch/%06d", j), []byte("v"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
 				}
-				check(cl.Multi(ops...))(t)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatal(err)
+				}
+			} else {
+				ops := make([]interface{}, 0, 100)
+				for i := 0; i < n; i += 100 {
+					ops = ops[:0]
+					for j := i; j < i+100; j++ {
+						ops = append(ops, &zk.CreateRequest{Path: fmt.Sprintf("/catch/%06d", j), Data: []byte("v"), Acl: zk.WorldACL(zk.PermAll)})
+					}
+					check(cl.Multi(ops...))(t)
+				}
 			}
 			e.Servers[down].Launch()
 			e.WaitServing(t, 30*time.Second)
-			if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
+			if got := childCount(t, e.Servers[down].Addr, "/catch"); got != n {
 				t.Fatalf("the follower that was down has %d of the %d znodes written meanwhile", got, n)
 			}
 			if m := e.Servers[down].Mode(); m != "follower" {
@@ -369,7 +406,7 @@ func TestEnsembleFollowerCatchesUp(t *testing.T) {
 			}
 			e.Servers[down].Launch()
 			e.WaitServing(t, 30*time.Second)
-			if got := len(childrenOn(t, e.Servers[down].Addr, "/catch")); got != n {
+			if got := childCount(t, e.Servers[down].Addr, "/catch"); got != n {
 				t.Fatalf("after another restart the follower has %d of the %d znodes", got, n)
 			}
 		})
@@ -1167,5 +1204,72 @@ func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
 	}
 	if v := ask(0x7e57); v != 0 {
 		t.Fatalf("the leader says unknown session 0x7e57 is valid (%d)", v)
+	}
+}
+
+// A client that resumes its session on a follower is answered once the
+// leader says the session is open (REVALIDATE), as ZooKeeper's followers
+// do: with the leader stopped (SIGSTOP, well within syncLimit) the answer
+// waits, and it comes, with the session, once the leader runs again. A
+// session the leader has closed is refused.
+func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leader := e.Leader()
+	follower := int64(1)
+	if leader == 1 {
+		follower = 2
+	}
+	owner := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
+	id, pw := owner.Session.SessionID, owner.Session.Passwd
+	resume := func() net.Conn {
+		nc, err := net.Dial("tcp", e.Addr(follower))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		req := wire.ConnectRequest{TimeOut: 30000, SessionID: id, Passwd: pw, LastZxidSeen: 0}
+		if _, err := nc.Write(wire.AppendFrame(nil, req.Append(nil))); err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	answer := func(nc net.Conn, within time.Duration) (wire.ConnectResponse, error) {
+		fr := wire.NewFrameReader(0)
+		buf := make([]byte, 4096)
+		nc.SetReadDeadline(time.Now().Add(within))
+		for {
+			p, err := fr.Next()
+			if err != nil {
+				return wire.ConnectResponse{}, err
+			}
+			if p != nil {
+				var r wire.ConnectResponse
+				_, err := r.Decode(p, wire.Copy)
+				return r, err
+			}
+			n, err := nc.Read(buf)
+			if err != nil {
+				return wire.ConnectResponse{}, err
+			}
+			fr.Write(buf[:n])
+		}
+	}
+	e.Servers[leader].Pause()
+	nc := resume()
+	if r, err := answer(nc, 500*time.Millisecond); err == nil {
+		e.Servers[leader].Resume()
+		t.Fatalf("the follower resumed session 0x%x (%+v) without the leader's word", id, r)
+	}
+	e.Servers[leader].Resume()
+	r, err := answer(nc, 10*time.Second)
+	if err != nil || r.SessionID != id || r.TimeOut <= 0 {
+		t.Fatalf("after the leader ran again: %+v, %v", r, err)
+	}
+	// The owner closes the session through the leader; resuming it on the
+	// follower is refused.
+	owner.OK(wire.OpCloseSession, nil)
+	r, err = answer(resume(), 10*time.Second)
+	if err != nil || r.TimeOut != 0 || r.SessionID != 0 {
+		t.Fatalf("resuming a closed session: %+v, %v", r, err)
 	}
 }

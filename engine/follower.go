@@ -24,10 +24,13 @@ import (
 
 // follower is the connection to the leader.
 type follower struct {
-	*outbox // its mu also guards waiting
+	*outbox // its mu also guards waiting and revals
 	p       *peer
 	pc      *packetConn
 	waiting []deferred // to go once the log is durable up to need
+	// revals are the connections whose resumed session the leader is
+	// asked about (REVALIDATE), by session.
+	revals map[int64][]*conn
 }
 
 type deferred struct {
@@ -170,7 +173,8 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data}
 		}
 		if pkt.Type == wire.PacketRevalidate {
-			continue // zkd learners check sessions against their own table
+			fo.revalidated(pkt.Data)
+			continue
 		}
 		acts, err := f.Step(&pkt)
 		if err != nil {
@@ -460,6 +464,45 @@ func (fo *follower) release(durable int64) {
 	}
 	if n > 0 {
 		fo.waiting = append(fo.waiting[:0], fo.waiting[n:]...)
+	}
+}
+
+// revalidate asks the leader whether session id, which a client resumes
+// on c, is still open (REVALIDATE: the session and its timeout), as
+// ZooKeeper's learners ask: the leader alone knows whether it expired or
+// is closing, and it counts the question as the session's activity. The
+// answer comes to c's loop (itemRevalidated). False when the connection
+// to the leader is gone.
+func (fo *follower) revalidate(id int64, timeout int32, c *conn) bool {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if fo.closed {
+		return false
+	}
+	if fo.revals == nil {
+		fo.revals = map[int64][]*conn{}
+	}
+	if len(fo.revals[id]) == 0 {
+		data := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, uint64(id)), uint32(timeout))
+		fo.queueLocked(wire.QuorumPacket{Type: wire.PacketRevalidate, Data: data})
+	}
+	fo.revals[id] = append(fo.revals[id], c)
+	return true
+}
+
+// revalidated takes the leader's answer to a REVALIDATE: the session,
+// then whether it is open.
+func (fo *follower) revalidated(data []byte) {
+	if len(data) < 9 {
+		return
+	}
+	id := int64(binary.BigEndian.Uint64(data))
+	fo.mu.Lock()
+	cs := fo.revals[id]
+	delete(fo.revals, id)
+	fo.mu.Unlock()
+	for _, c := range cs {
+		c.post(item{kind: itemRevalidated, valid: data[8] != 0})
 	}
 }
 

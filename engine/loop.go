@@ -87,6 +87,7 @@ const (
 	itemClose                   // close now
 	itemClosing                 // close once what is queued is sent
 	itemAnswer                  // a four-letter word's answer; close after it
+	itemRevalidated             // the leader's answer about a resumed session
 )
 
 // item is one thing posted to a loop for one of its connections.
@@ -108,6 +109,7 @@ type item struct {
 	r       *writeReq   // itemRead
 	v       *ztree.View // itemRead: the version that answers it
 	answer  string      // itemAnswer
+	valid   bool        // itemRevalidated: the session is open
 	why     string      // itemClose: the log line, if any
 }
 
@@ -322,6 +324,21 @@ func (lp *loop) handle(it *item) {
 		c.drop()
 	case itemClosing:
 		c.setClosing()
+	case itemRevalidated:
+		c.setInflight(c.inflight - 1)
+		c.revalidating = false
+		raw := c.connectRaw
+		c.connectRaw = nil
+		c.leaderSays = -1
+		if it.valid {
+			c.leaderSays = 1
+		}
+		if err := c.handshake(raw); err != nil {
+			c.s.log.Info("closing a connection whose session could not be resumed", "client", c.remote, "err", err)
+			c.drop()
+			return
+		}
+		c.drain()
 	case itemAnswer:
 		c.buf()
 		c.out = append(c.out, it.answer...)

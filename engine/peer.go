@@ -387,6 +387,17 @@ func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 	return nil
 }
 
+// learnerLink is the connection to the leader while this server follows
+// or observes it, nil otherwise.
+func (p *peer) learnerLink() *follower {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fol
+}
+
 // serve lets clients in.
 func (p *peer) serve(r role) {
 	p.role.Store(int32(r))
