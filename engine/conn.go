@@ -46,11 +46,11 @@ type conn struct {
 	connectRaw   []byte
 	leaderSays   int8
 	sess         *session
-	auth       []wire.Id
-	out        []byte // this pass's output, written at its end
-	inflight   int    // requests handed to the applier and not answered yet
-	reads      int64  // reads answered since the last flush moved the counters
-	unsent     int64  // replies and events in out, for the sent counters
+	auth         []wire.Id
+	out          []byte // this pass's output, written at its end
+	inflight     int    // requests handed to the applier and not answered yet
+	reads        int64  // reads answered since the last flush moved the counters
+	unsent       int64  // replies and events in out, for the sent counters
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
 	// holds it, so no reply shows older data than an event before it.

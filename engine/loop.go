@@ -80,14 +80,14 @@ type loop struct {
 type itemKind uint8
 
 const (
-	itemReply   itemKind = iota // the reply to a write
-	itemConnect                 // the handshake reply of a new session
-	itemEvent                   // a watch event
-	itemRead                    // a read that waited for its session's writes
-	itemClose                   // close now
-	itemClosing                 // close once what is queued is sent
-	itemAnswer                  // a four-letter word's answer; close after it
-	itemRevalidated             // the leader's answer about a resumed session
+	itemReply       itemKind = iota // the reply to a write
+	itemConnect                     // the handshake reply of a new session
+	itemEvent                       // a watch event
+	itemRead                        // a read that waited for its session's writes
+	itemClose                       // close now
+	itemClosing                     // close once what is queued is sent
+	itemAnswer                      // a four-letter word's answer; close after it
+	itemRevalidated                 // the leader's answer about a resumed session
 )
 
 // item is one thing posted to a loop for one of its connections.
