@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -266,8 +267,26 @@ func (c *conn) input(b []byte) (used int, err error) {
 			c.received.Add(1)
 			s.stats.received.Add(1)
 			// Off the loop: some words read the disk (dirs) or walk
-			// every session and watch.
-			go func() { c.post(item{kind: itemAnswer, answer: c.fourLetterWord(cmd, rest)}) }()
+			// every session and watch. The answer goes out on a copy of
+			// the socket's descriptor: a client that shuts down its side
+			// once it has sent the word (ZooKeeper's FourLetterWordMain,
+			// which zkServer.sh status runs; nc -N) makes the loop close
+			// the connection at that end of input, before the answer
+			// could go through it, and ZooKeeper, which stops reading
+			// after the word, answers it all the same.
+			fd, err := c.gc.Dup()
+			go func() {
+				answer := c.fourLetterWord(cmd, rest)
+				if err != nil {
+					c.post(item{kind: itemAnswer, answer: answer})
+					return
+				}
+				f := os.NewFile(uintptr(fd), "four-letter word answer")
+				f.SetWriteDeadline(time.Now().Add(time.Duration(c.writeTimeout()) * time.Millisecond))
+				f.Write([]byte(answer))
+				f.Close()
+				c.post(item{kind: itemClose})
+			}()
 			return len(b), nil
 		}
 	}

@@ -277,6 +277,29 @@ func TestStatusAndCleanShutdown(t *testing.T) {
 	}
 }
 
+// A client that shuts down its side of the connection once it has sent a
+// four-letter word still gets the answer, as from ZooKeeper: Java's
+// FourLetterWordMain (which zkServer.sh status runs) and nc -N do that.
+func TestFourLetterWordAfterAHalfClose(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	for i := 0; i < 30; i++ {
+		nc, err := net.Dial("tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write([]byte("srvr")); err != nil {
+			t.Fatal(err)
+		}
+		nc.(*net.TCPConn).CloseWrite()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(nc)
+		nc.Close()
+		if err != nil || !strings.Contains(string(out), "Mode: standalone\n") {
+			t.Fatalf("try %d: srvr after a half-close answered %q (%v)", i, out, err)
+		}
+	}
+}
+
 func TestBadConfigNamesFileLineAndKey(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "zoo.cfg")
