@@ -189,17 +189,18 @@ type sim struct {
 	conns  []*simConn
 	cut    map[[2]int64]bool
 
-	history    []simTxn         // every txn committed, in order
-	digests    map[int64]uint64 // zxid → digest of the history up to it
-	epochOf    map[int64]int64  // epoch → the leader that established it
-	acked      map[int64]bool   // the client writes answered
-	nextVal    int64
-	trace      []string
-	failed     bool
-	verbose    bool // log every quorum packet delivered
-	halts      int
-	faults     bool
-	actionCrsh bool
+	history     []simTxn         // every txn committed, in order
+	commitEpoch []int64          // the epoch of the leader that committed each first
+	digests     map[int64]uint64 // zxid → digest of the history up to it
+	epochOf     map[int64]int64  // epoch → the leader that established it
+	acked       map[int64]bool   // the client writes answered
+	nextVal     int64
+	trace       []string
+	failed      bool
+	verbose     bool // log every quorum packet delivered
+	halts       int
+	faults      bool
+	actionCrsh  bool
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -563,12 +564,20 @@ func digest(ts []simTxn) uint64 {
 	return h.Sum64()
 }
 
-// commit extends the committed history with ts, which must follow it.
-// A leader establishing its epoch must hold all of it.
-func (s *sim) commit(who int64, ts []simTxn, establish bool) {
-	if establish && len(ts) < len(s.history) {
-		s.fatalf("leader %d establishes a history of %d txns, %d are committed", who, len(ts), len(s.history))
-		return
+// commit extends the committed history with ts, which must agree with
+// it, committed by the leader of epoch. A leader establishing its epoch
+// must hold every txn committed in an earlier epoch; one whose
+// establishment completes late (a NEWLEADER ACK that was in flight) may
+// lack what a later epoch committed since.
+func (s *sim) commit(who int64, ts []simTxn, establish bool, epoch int64) {
+	if establish {
+		for i, e := range s.commitEpoch {
+			if e < epoch && i >= len(ts) {
+				s.fatalf("leader %d establishes epoch %d with a history of %d txns; txn %#x (write %d), committed in epoch %d, is not in it",
+					who, epoch, len(ts), s.history[i].zxid, s.history[i].val, e)
+				return
+			}
+		}
 	}
 	// A leader of an older epoch may still commit a txn a newer leader
 	// took over: its history is then a prefix of the one committed.
@@ -584,6 +593,7 @@ func (s *sim) commit(who int64, ts []simTxn, establish bool) {
 			return
 		}
 		s.history = append(s.history, ts[i])
+		s.commitEpoch = append(s.commitEpoch, epoch)
 		s.digests[ts[i].zxid] = digest(s.history)
 	}
 }
@@ -731,7 +741,7 @@ func (s *sim) checkNewLeaderQuorum(n *simNode) {
 	n.el.SetPeerEpoch(ld.epoch)
 	ld.upToDate = true
 	s.logf("%d leads epoch %d, acked by %v", n.id, ld.epoch, ld.newLeaderAcks)
-	s.commit(n.id, n.disk.log, true)
+	s.commit(n.id, n.disk.log, true, ld.epoch)
 	n.serving = true
 	s.checkTree(n)
 	for _, sid := range ld.newLeaderAcks {
@@ -893,7 +903,7 @@ func (s *sim) committed(n *simNode, cs []Commit) {
 			ld.committedLog = ld.committedLog[k-s.cfg.commitLog:]
 		}
 		i := slices.IndexFunc(n.disk.log, func(x simTxn) bool { return x.zxid == c.Zxid })
-		s.commit(n.id, n.disk.log[:i+1], false)
+		s.commit(n.id, n.disk.log[:i+1], false, ld.epoch)
 	}
 	// The leader applies, and answers clients, up to what is committed
 	// and on its own disk.
