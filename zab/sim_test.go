@@ -200,7 +200,6 @@ type sim struct {
 	verbose     bool // log every quorum packet delivered
 	halts       int
 	faults      bool
-	actionCrsh  bool
 }
 
 func (s *sim) logf(format string, args ...any) {
@@ -414,7 +413,7 @@ func (s *sim) fromLeader(n *simNode, p simPkt) {
 		return
 	}
 	for _, a := range acts {
-		if s.actionCrsh && s.faults && s.rng.Intn(40) == 0 {
+		if s.faults && s.rng.Intn(40) == 0 {
 			s.logf("%d crashes while carrying out %v", n.id, a)
 			s.crash(n)
 			return
@@ -762,8 +761,7 @@ func (s *sim) fromLearner(n *simNode, lr *simLearner, p simPkt) {
 			return
 		}
 		lr.observer = p.Type == wire.PacketObserverInfo
-		epoch, frozen, _ := ld.disc.FollowerInfo(lr.sid, p.Zxid>>32)
-		_ = epoch
+		_, frozen, _ := ld.disc.FollowerInfo(lr.sid, p.Zxid>>32)
 		lr.state = lrAwaitAccepted
 		if frozen {
 			s.writeAccepted(n, ld.disc.Epoch())
@@ -1237,7 +1235,6 @@ func (s *sim) run() {
 		s.start(s.nodes[s.ids[i]])
 	}
 	s.faults = true
-	s.actionCrsh = true
 	for i := 0; i < s.cfg.steps && !s.failed; i++ {
 		s.step()
 	}
