@@ -31,11 +31,12 @@ import (
 // network heals, every server restarts, and the ensemble must serve again.
 //
 // Checked on every step: at most one leader establishes each epoch;
-// what any server applies is a prefix of one history, the history a
-// leader holds when it establishes its epoch starts with every txn ever
-// committed, and equal zxids have equal digests everywhere. At the end,
-// every server holds that history, every write acknowledged to a client
-// among it.
+// what a serving server applies is a prefix of one history; the history a
+// leader holds when a quorum acks its NEWLEADER holds every txn committed
+// in an earlier epoch; equal zxids have equal digests everywhere. At the
+// end, every server holds that history, every write acknowledged to a
+// client among it. A server the engine would stop for an operator (a
+// TRUNC below a snapshot it was sent) stays down, and is counted.
 
 // simConfig is one run's shape.
 type simConfig struct {
