@@ -4,6 +4,7 @@
 package zkdtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -193,9 +194,32 @@ func (s *Server) Stop() error {
 	return s.signal(syscall.SIGTERM)
 }
 
-// Pause stops the process (SIGSTOP) without ending it; Resume (SIGCONT)
-// lets it go on.
-func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+// Pause stops the process (SIGSTOP) without ending it, and returns once
+// every thread of it has stopped (at most 2 s; a signal is delivered
+// after kill returns, later on a busy machine); Resume (SIGCONT) lets it
+// go on.
+func (s *Server) Pause() {
+	s.cmd.Process.Signal(syscall.SIGSTOP)
+	tasks := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		ids, err := os.ReadDir(tasks)
+		if err != nil {
+			return
+		}
+		stopped := true
+		for _, id := range ids {
+			b, err := os.ReadFile(filepath.Join(tasks, id.Name(), "stat"))
+			// The state follows the command name in parentheses.
+			if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) && b[i+2] != 'T' && b[i+2] != 't' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+	}
+}
 
 // Resume continues a paused process.
 func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
