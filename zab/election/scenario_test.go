@@ -3,8 +3,6 @@ package election
 import (
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"zkd/wire"
+	"zkd/zab/internal/script"
 )
 
 // Scenario files (testdata/*.txt) drive a simulated ensemble of elections
@@ -274,76 +273,13 @@ func (s *sim) run(cmd string) error {
 	return nil
 }
 
-type block struct {
-	comment, cmd, want string // comment: the lines starting with # before cmd
-}
-
-func parseScenario(text string) ([]block, error) {
-	var blocks []block
-	var comment strings.Builder
-	lines := strings.Split(text, "\n")
-	for i := 0; i < len(lines); {
-		l := lines[i]
-		if strings.HasPrefix(l, "#") {
-			comment.WriteString(l + "\n")
-			i++
-			continue
-		}
-		if strings.TrimSpace(l) == "" {
-			i++
-			continue
-		}
-		if i+1 >= len(lines) || lines[i+1] != "----" {
-			return nil, fmt.Errorf("line %d: %q is not followed by ----", i+1, l)
-		}
-		j := i + 2
-		for j < len(lines) && lines[j] != "" {
-			j++
-		}
-		want := strings.Join(lines[i+2:j], "\n")
-		if want != "" {
-			want += "\n"
-		}
-		blocks = append(blocks, block{comment: comment.String(), cmd: l, want: want})
-		comment.Reset()
-		i = j
-	}
-	return blocks, nil
-}
-
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenarios (%v)", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blocks, err := parseScenario(string(raw))
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			s := &sim{}
-			var rewritten strings.Builder
-			for _, b := range blocks {
-				s.out.Reset()
-				if err := s.run(b.cmd); err != nil {
-					t.Fatalf("%s: %s: %v", file, b.cmd, err)
-				}
-				got := s.out.String()
-				if got != b.want && !*rewrite {
-					t.Errorf("%s: %s\n--- want\n%s--- got\n%s", file, b.cmd, b.want, got)
-				}
-				fmt.Fprintf(&rewritten, "%s%s\n----\n%s\n", b.comment, b.cmd, got)
-			}
-			if *rewrite {
-				if err := os.WriteFile(file, []byte(strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
-	}
+	script.Run(t, "testdata/*.txt", *rewrite, func() func(string) (string, error) {
+		s := &sim{}
+		return func(cmd string) (string, error) {
+			s.out.Reset()
+			err := s.run(cmd)
+			return s.out.String(), err
+		}
+	})
 }
