@@ -152,7 +152,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if observer {
 		f = zab.NewObserver(epoch, last)
 	}
-	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as}
+	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as, current: ep.Current}
 	for {
 		limit := initLimit
 		if f.Serving() {
@@ -203,6 +203,7 @@ type executor struct {
 	appended int64               // the newest txn handed to the log
 	barrier  int64               // sends wait for the log up to here
 	as       role                // following or observing
+	current  int64               // the currentEpoch on disk
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -258,6 +259,11 @@ func (x *executor) do(a zab.Action) error {
 		}
 		s.log.Info("loaded the leader's snapshot", "zxid", fmt.Sprintf("%#x", a.Zxid), "znodes", t.Published().NodeCount())
 		x.appended = a.Zxid
+		// The data directory now holds the leader's history up to
+		// a.Zxid, perhaps of an epoch after currentEpoch.
+		if err := x.raiseEpoch(a.Zxid >> 32); err != nil {
+			return err
+		}
 	case zab.ActTakeSnapshot:
 		// What was applied since the SNAP or TRUNC went through the log
 		// (see ActApply): once that is durable, so is the tree.
@@ -277,6 +283,7 @@ func (x *executor) do(a zab.Action) error {
 		if err := wal.WriteEpoch(x.fo.p.fs(), s.cfg.DataDir, wal.CurrentEpochFile, a.Zxid); err != nil {
 			return &fatalError{err}
 		}
+		x.current = a.Zxid
 		x.fo.p.port.SetPeerEpoch(a.Zxid)
 	case zab.ActSend:
 		x.fo.sendAfter(a.Packet, x.barrier)
@@ -325,10 +332,36 @@ func (x *executor) log(zxid int64) error {
 	if zxid <= x.appended {
 		return nil // a fuzzy snapshot's overlap: in the log already
 	}
+	// A txn of an epoch after currentEpoch, during the sync: what comes
+	// before it in the log is the leader's history up to it. That goes
+	// to disk first, then currentEpoch follows, then the txn, so that
+	// the data directory never holds a log of a later epoch than its
+	// currentEpoch (a server refuses to start on that, as ZooKeeper
+	// does), and never a currentEpoch with less than the history it
+	// stands for (ZOOKEEPER-4643).
+	if err := x.raiseEpoch(zxid >> 32); err != nil {
+		return err
+	}
 	if err := x.s.store.Load().AppendEncoded(zxid, p.entry, nil); err != nil {
 		return &fatalError{fmt.Errorf("cannot log txn %#x: %w", zxid, err)}
 	}
 	x.appended = zxid
+	return nil
+}
+
+// raiseEpoch makes currentEpoch at least epoch, once everything logged
+// is durable.
+func (x *executor) raiseEpoch(epoch int64) error {
+	if epoch <= x.current {
+		return nil
+	}
+	if err := x.s.store.Load().Flush(); err != nil {
+		return &fatalError{err}
+	}
+	if err := wal.WriteEpoch(x.fo.p.fs(), x.s.cfg.DataDir, wal.CurrentEpochFile, epoch); err != nil {
+		return &fatalError{err}
+	}
+	x.current = epoch
 	return nil
 }
 

@@ -256,6 +256,12 @@ func (s *sim) isCut(a, b int64) bool { return s.cut[[2]int64{min(a, b), max(a, b
 // --- election ---
 
 func (s *sim) start(n *simNode) {
+	// engine refuses a data directory whose log is of a later epoch than
+	// currentEpoch, as ZooKeeper does.
+	if e := n.disk.last() >> 32; e > n.disk.current {
+		s.fatalf("%d cannot start: its log reaches %#x (epoch %d), its currentEpoch is %d", n.id, n.disk.last(), e, n.disk.current)
+		return
+	}
 	n.role = roleLooking
 	n.el = election.New(election.Config{ID: n.id, Voters: s.voters})
 	n.disk.synced = len(n.disk.log) // what survived is on disk now
@@ -468,6 +474,7 @@ func (s *sim) do(n *simNode, a Action, p simPkt) bool {
 		d.synced, d.snapBase = len(d.log), len(d.log)
 		n.tree = slices.Clone(p.snap)
 		n.appended = a.Zxid
+		s.raiseEpoch(n, a.Zxid>>32)
 		s.checkTree(n)
 	case ActTakeSnapshot:
 		d.synced = len(d.log)
@@ -516,8 +523,19 @@ func (s *sim) log(n *simNode, zxid int64) {
 	if zxid <= n.appended {
 		return
 	}
+	s.raiseEpoch(n, zxid>>32)
 	n.disk.log = append(n.disk.log, t)
 	n.appended = zxid
+}
+
+// raiseEpoch is engine's: before a txn of a later epoch than
+// currentEpoch goes to the log during a sync, what is logged is synced and
+// currentEpoch raised to it.
+func (s *sim) raiseEpoch(n *simNode, epoch int64) {
+	if epoch > n.disk.current {
+		n.disk.synced = len(n.disk.log)
+		n.disk.current = epoch
+	}
 }
 
 // apply adds a committed txn to n's tree and checks it against the
