@@ -372,9 +372,13 @@ func (s *Server) tickLoop() {
 		case <-t.C:
 		}
 		now := s.now()
-		if p := s.peer; p != nil && role(p.role.Load()) != roleLeading {
-			// Only the leader expires sessions and reaps containers; a
-			// read-only server expires its own.
+		if p := s.peer; p != nil && (role(p.role.Load()) != roleLeading || !p.serving.Load()) {
+			// Only the leader expires sessions and reaps containers, and
+			// only once a quorum holds its history (NEWLEADER), as
+			// ZooKeeper's session tracker starts then: before, a
+			// closeSession would be the epoch's first txn, logged while
+			// currentEpoch is still the last one's. A read-only server
+			// expires its own.
 			if p.roServing.Load() {
 				s.expireSessions()
 			}
