@@ -39,19 +39,18 @@ type conn struct {
 	createdMono int64 // ms on the server's clock
 
 	handshaken bool
-	// While the leader is asked about the session the client resumes
-	// (revalidating), the ConnectRequest waits in connectRaw, and what
-	// the client sends after it in deferred; leaderSays is the answer
-	// (1 open, -1 not).
-	revalidating bool
-	connectRaw   []byte
-	leaderSays   int8
-	sess         *session
-	auth         []wire.Id
-	out          []byte // this pass's output, written at its end
-	inflight     int    // requests handed to the applier and not answered yet
-	reads        int64  // reads answered since the last flush moved the counters
-	unsent       int64  // replies and events in out, for the sent counters
+	// While the leader is asked about the session the client resumes,
+	// the ConnectRequest waits in connectRaw (not nil), and what the
+	// client sends after it in deferred; leaderSays is the answer (1
+	// open, -1 not).
+	connectRaw []byte
+	leaderSays int8
+	sess       *session
+	auth       []wire.Id
+	out        []byte // this pass's output, written at its end
+	inflight   int    // requests handed to the applier and not answered yet
+	reads      int64  // reads answered since the last flush moved the counters
+	unsent     int64  // replies and events in out, for the sent counters
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
 	// holds it, so no reply shows older data than an event before it.
@@ -350,7 +349,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 			return off, fmt.Errorf("a %d-byte frame cannot hold a request header", len(payload))
 		}
 		touch = true
-		if len(c.deferred) > 0 || c.revalidating || (opOf(payload) == wire.OpAuth && c.mustWait()) {
+		if len(c.deferred) > 0 || c.connectRaw != nil || (opOf(payload) == wire.OpAuth && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			c.queued.Add(1)
 			continue
@@ -533,12 +532,11 @@ func (c *conn) handshake(p []byte) error {
 			// A learner asks the leader first; the handshake goes on
 			// with its answer (itemRevalidated).
 			c.connectRaw = bytes.Clone(p)
-			c.revalidating = true
 			c.setInflight(c.inflight + 1)
 			if fo.revalidate(req.SessionID, timeout, c) {
 				return nil
 			}
-			c.connectRaw, c.revalidating = nil, false
+			c.connectRaw = nil
 			c.setInflight(c.inflight - 1)
 			return errNotServing
 		}

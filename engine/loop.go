@@ -326,7 +326,6 @@ func (lp *loop) handle(it *item) {
 		c.setClosing()
 	case itemRevalidated:
 		c.setInflight(c.inflight - 1)
-		c.revalidating = false
 		raw := c.connectRaw
 		c.connectRaw = nil
 		c.leaderSays = -1

@@ -96,6 +96,13 @@ type simConn struct {
 	learnerOpen, leadOpen bool
 }
 
+// closeLeaderSide is the leader closing the connection: what was sent to
+// it is never read; what it sent still reaches the learner.
+func (c *simConn) closeLeaderSide() { c.leadOpen, c.toLeader = false, nil }
+
+// closeLearnerSide is the learner closing it.
+func (c *simConn) closeLearnerSide() { c.learnerOpen, c.toLearner = false, nil }
+
 type roleKind int
 
 const (
@@ -116,17 +123,16 @@ type simNode struct {
 	serving  bool
 
 	// Learner.
-	leaderID     int64
-	conn         *simConn
-	deadline     time.Duration // connecting, or waiting for LEADERINFO
-	lastHeard    time.Duration
-	fol          *Follower
-	entries      map[int64]simTxn
-	appended     int64 // the newest zxid handed to the log
-	barrier      int64 // sends wait for the log to be durable up to here
-	waiting      []simDeferred
-	applyQ       []simTxn
-	gotLeaderInf bool
+	leaderID  int64
+	conn      *simConn
+	deadline  time.Duration // connecting, or waiting for LEADERINFO
+	lastHeard time.Duration
+	fol       *Follower
+	entries   map[int64]simTxn
+	appended  int64 // the newest zxid handed to the log
+	barrier   int64 // sends wait for the log to be durable up to here
+	waiting   []simDeferred
+	applyQ    []simTxn
 
 	// Leader.
 	ld *simLeader
@@ -282,19 +288,17 @@ func (s *sim) lookAgain(n *simNode) {
 
 func (s *sim) endRole(n *simNode) {
 	if n.conn != nil {
-		n.conn.learnerOpen = false
-		n.conn.toLearner = nil
+		n.conn.closeLearnerSide()
 		n.conn = nil
 	}
 	if n.ld != nil {
 		for _, lr := range n.ld.learners {
-			lr.conn.leadOpen = false
-			lr.conn.toLeader = nil
+			lr.conn.closeLeaderSide()
 		}
 		n.ld = nil
 	}
 	n.fol, n.entries, n.waiting, n.applyQ = nil, nil, nil, nil
-	n.serving, n.gotLeaderInf = false, false
+	n.serving = false
 }
 
 func (s *sim) collect(n *simNode) {
@@ -345,8 +349,7 @@ func (s *sim) connect(n *simNode) {
 
 func replaceLearner(old, lr *simLearner) *simLearner {
 	if old != nil {
-		old.conn.leadOpen = false
-		old.conn.toLeader = nil
+		old.conn.closeLeaderSide()
 	}
 	return lr
 }
@@ -384,12 +387,11 @@ func (s *sim) applyDurable(n *simNode) {
 
 func (s *sim) fromLeader(n *simNode, p simPkt) {
 	n.lastHeard = s.now
-	if !n.gotLeaderInf {
+	if n.fol == nil { // before LEADERINFO
 		if p.Type != wire.PacketLeaderInfo {
 			s.fatalf("%d: the leader opened with %s", n.id, wire.PacketName(p.Type))
 			return
 		}
-		n.gotLeaderInf = true
 		epoch := p.Zxid >> 32
 		ack, persist, err := LearnerLeaderInfo(epoch, n.disk.accepted, n.disk.current)
 		if err != nil {
@@ -840,8 +842,7 @@ func (s *sim) fromLearner(n *simNode, lr *simLearner, p simPkt) {
 }
 
 func (s *sim) dropLearner(n *simNode, lr *simLearner) {
-	lr.conn.leadOpen = false
-	lr.conn.toLeader = nil
+	lr.conn.closeLeaderSide()
 	if n.ld.learners[lr.sid] == lr {
 		delete(n.ld.learners, lr.sid)
 	}
@@ -1060,8 +1061,7 @@ func (s *sim) deliver() bool {
 		l := s.nodes[c.leader]
 		lr := l.ld.learners[c.learner]
 		if lr == nil || lr.conn != c {
-			c.leadOpen = false
-			c.toLeader = nil
+			c.closeLeaderSide()
 			return true
 		}
 		if len(c.toLeader) == 0 {
