@@ -42,6 +42,12 @@
 //	loop:    view, then mailbox (events, replies, waited reads) → one
 //	         write per connection
 //
+// The tree comes from wal.Open, which recovers it and hands it over; the
+// log only reads and writes files. When the log reaches a snapshot point
+// (snapCount) it calls back, and the server writes a snapshot of the
+// published version on a goroutine of its own, with a reader slot entered
+// so the applier reuses none of the records the walk reads.
+//
 // Four-letter words are answered off the loop (dirs reads the disk, dump
 // walks every session), their answer posted back like a reply. A
 // housekeeping pass every 50 ms closes connections past their handshake

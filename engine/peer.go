@@ -362,6 +362,8 @@ func (s *Server) reopen(change func() error) error { return s.reopenWith(change,
 // reopenWith is reopen for a change that wrote installed as the newest
 // snapshot: the log opens on that tree without reading it back.
 func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
 	old := s.store.Load()
 	if err := old.Close(); err != nil && !errors.Is(err, wal.ErrStopped) {
 		return &fatalError{fmt.Errorf("closing the log: %w", err)}
@@ -371,11 +373,11 @@ func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 	}
 	wo := s.walOptions()
 	wo.Installed = installed
-	st, err := wal.Open(wo)
+	st, t, err := wal.Open(wo)
 	if err != nil {
 		return &fatalError{err}
 	}
-	t := st.Tree()
+	t.AdoptReaders(s.readers)
 	t.Publish() // a version numbered after what the readers have seen
 	s.store.Store(st)
 	s.tree.Store(t)
@@ -384,6 +386,9 @@ func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 	t.Visible(v)
 	s.writes.nextZxid = t.Zxid() + 1
 	s.resetSessions()
+	if st.Recovery().Replayed > 0 {
+		s.snapshotInBackground()
+	}
 	return nil
 }
 

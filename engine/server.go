@@ -39,6 +39,11 @@ type Server struct {
 	// reads through a View, so the tree knows when a replaced znode
 	// record may be reused.
 	readers *ztree.Readers
+	// snapMu is held while a snapshot is written and while the log and
+	// tree are replaced, so a snapshot is always of the tree of the log
+	// it goes to. snapBusy is set while one is due or being written.
+	snapMu   sync.Mutex
+	snapBusy atomic.Bool
 
 	sessions *sessionTable
 	nextSID  atomic.Int64
@@ -141,9 +146,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	wo := s.walOptions()
 	if opts.RecoveryGCPercent != 0 {
 		gc := debug.SetGCPercent(opts.RecoveryGCPercent)
-		st, err := wal.Open(wo)
+		st, t, err := wal.Open(wo)
 		debug.SetGCPercent(gc)
-		return s.opened(st, err)
+		return s.opened(st, t, err)
 	}
 	return s.opened(wal.Open(wo))
 }
@@ -155,7 +160,7 @@ func (s *Server) walOptions() wal.Options {
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota}
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
-	wo.Readers = s.readers
+	wo.OnSnapshotDue = s.snapshotInBackground
 	wo.OnFatal = func(err error) {
 		if errors.Is(err, wal.ErrDiskFull) {
 			s.diskFull(err)
@@ -167,7 +172,7 @@ func (s *Server) walOptions() wal.Options {
 }
 
 // opened finishes New once the data directory is open.
-func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
+func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error) {
 	cfg, ln := s.cfg, s.ln
 	if err != nil {
 		ln.Close()
@@ -183,8 +188,9 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 		s.readOnly.Store(&err)
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
-	s.tree.Store(st.Tree())
-	s.tree.Load().Publish() // a version numbered for the readers
+	t.AdoptReaders(s.readers)
+	s.tree.Store(t)
+	t.Publish() // a version numbered for the readers
 	s.view.Store(s.tree.Load().Published())
 	s.tree.Load().Visible(s.view.Load())
 	// Session deadlines are on the monotonic clock, as ZooKeeper's
@@ -217,7 +223,45 @@ func (s *Server) opened(st *wal.Store, err error) (*Server, error) {
 			return nil, err
 		}
 	}
+	if st.Stopped() == nil && st.Recovery().Replayed > 0 {
+		// Next time, start from here rather than replay again.
+		s.snapshotInBackground()
+	}
 	return s, nil
+}
+
+// snapshotInBackground writes a snapshot of the tree into the data
+// directory, on a goroutine of its own, unless one is being written: the
+// log calls it at its snapshot points. The snapshot is of the newest
+// published version once the log holds it durably.
+func (s *Server) snapshotInBackground() {
+	if !s.snapBusy.CompareAndSwap(false, true) {
+		s.log.Warn("too busy to snapshot, skipping: the previous snapshot is still being written")
+		return
+	}
+	go func() {
+		defer s.snapBusy.Store(false)
+		s.snapMu.Lock()
+		defer s.snapMu.Unlock()
+		st := s.store.Load()
+		// The walk reads znode records through the View for as long as
+		// it takes; the tree must not reuse any of them meanwhile.
+		slot := s.readers.NewSlot()
+		slot.Enter()
+		defer slot.Close()
+		defer slot.Leave()
+		v := s.tree.Load().Published()
+		if v.Zxid() > st.Durable() {
+			// A leader applies what a quorum of others has made durable,
+			// which its own disk may still be writing.
+			if err := st.Flush(); err != nil {
+				return
+			}
+		}
+		if _, err := st.Snapshot(v); err != nil && !errors.Is(err, wal.ErrStopped) {
+			s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
+		}
+	}()
 }
 
 // standaloneServerID is the server id a standalone ZooKeeper puts in its

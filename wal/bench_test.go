@@ -78,7 +78,7 @@ func sizeName(n int) string {
 
 func benchAppend(b *testing.B, size, outstanding int) {
 	var syncs atomic.Int64
-	s, err := wal.Open(wal.Options{Dir: benchDir(b), Logger: quiet, Rand: rand.New(rand.NewSource(1)),
+	s, err := openStore(wal.Options{Dir: benchDir(b), Logger: quiet, Rand: rand.New(rand.NewSource(1)),
 		SnapCount: 1 << 30, OnSync: func(int64) { syncs.Add(1) }})
 	if err != nil {
 		b.Fatal(err)
@@ -101,7 +101,7 @@ func benchAppend(b *testing.B, size, outstanding int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	zxid := s.Tree().Zxid()
+	zxid := treeOf(s).Zxid()
 	for i := 0; i < b.N; i++ {
 		slots <- struct{}{}
 		zxid++
@@ -156,12 +156,12 @@ func BenchmarkSnapshotMillion(b *testing.B) {
 				wrote := time.Since(start)
 				st, _ := os.Stat(filepath.Join(d, "version-2", name))
 				start = time.Now()
-				s, err := wal.Open(wal.Options{Dir: d, Logger: quiet, Compression: method})
+				s, err := openStore(wal.Options{Dir: d, Logger: quiet, Compression: method})
 				if err != nil {
 					b.Fatal(err)
 				}
 				loaded := time.Since(start)
-				if n := s.Tree().Published().NodeCount(); n < 1_000_000 {
+				if n := treeOf(s).Published().NodeCount(); n < 1_000_000 {
 					b.Fatalf("recovered %d znodes", n)
 				}
 				s.Close()

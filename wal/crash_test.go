@@ -50,7 +50,7 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 			// every commit; a torn one must cost nothing acknowledged.
 			opts.FS = &directFS{FS: fs}
 		}
-		s, err := wal.Open(opts)
+		s, err := openStore(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 		if seed%2 == 0 {
 			// Write on after the crash, then recover again cleanly.
 			opts.FS = disk
-			s2, err := wal.Open(opts)
+			s2, err := openStore(opts)
 			if err != nil {
 				t.Fatalf("%s: %v", where, err)
 			}
@@ -109,12 +109,12 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 				t.Fatal(err)
 			}
 			opts.FS = disk.Crash(nil)
-			s3, err := wal.Open(opts)
+			s3, err := openStore(opts)
 			if err != nil {
 				t.Fatalf("%s: second recovery: %v", where, err)
 			}
-			if fingerprint(s3.Tree().Published()) != want {
-				t.Fatalf("%s: second recovery differs:\n got %.1500s\nwant %.1500s", where, dump(s3.Tree().Published()), dump(w2.tree.Published()))
+			if fingerprint(treeOf(s3).Published()) != want {
+				t.Fatalf("%s: second recovery differs:\n got %.1500s\nwant %.1500s", where, dump(treeOf(s3).Published()), dump(w2.tree.Published()))
 			}
 			s3.Close()
 		}
@@ -130,7 +130,7 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 func recoverAndCheck(t *testing.T, where string, disk *vfs.Mem, opts wal.Options, w *writer) wal.Recovery {
 	t.Helper()
 	opts.FS = disk.Crash(nil) // recover from a copy: disk is reused
-	s, err := wal.Open(opts)
+	s, err := openStore(opts)
 	if err != nil {
 		t.Fatalf("%s: recovery failed: %v\nfiles: %s", where, err, disk.Files())
 	}
@@ -142,8 +142,8 @@ func recoverAndCheck(t *testing.T, where string, disk *vfs.Mem, opts wal.Options
 		t.Fatalf("%s: recovered up to txn %d; acknowledged %d, appended up to %d", where, z, w.acked, base+int64(len(w.all)))
 	}
 	want := replayed(w.all, ztree.New(ztree.Options{}), int(z-base))
-	if fingerprint(s.Tree().Published()) != fingerprint(want.Published()) {
-		got, exp := dump(s.Tree().Published()), dump(want.Published())
+	if fingerprint(treeOf(s).Published()) != fingerprint(want.Published()) {
+		got, exp := dump(treeOf(s).Published()), dump(want.Published())
 		t.Fatalf("%s: recovered tree is not the tree after txn %d:\n got %.1500s\nwant %.1500s", where, z, got, exp)
 	}
 	return rec

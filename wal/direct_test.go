@@ -82,7 +82,7 @@ func TestDirectWritesStayAlignedAndLoseNothing(t *testing.T) {
 				if err := w.batch(1 + i%9); err != nil {
 					t.Fatal(err)
 				}
-				s.WaitSnapshots()
+				waitSnapshots(s)
 			}
 			want := dump(w.tree.Published())
 			closeStore(t, s)
@@ -107,7 +107,7 @@ func TestDirectWritesStayAlignedAndLoseNothing(t *testing.T) {
 			}
 			s2 := open(t, wal.Options{FS: mem})
 			defer closeStore(t, s2)
-			if got := dump(s2.Tree().Published()); got != want {
+			if got := dump(treeOf(s2).Published()); got != want {
 				t.Fatalf("recovered tree differs:\n got %.2000s\nwant %.2000s", got, want)
 			}
 		})
@@ -184,7 +184,7 @@ func TestLogOnARealDiskBypassesThePageCache(t *testing.T) {
 			closeStore(t, s)
 			s2 := open(t, wal.Options{Dir: opts.Dir})
 			defer closeStore(t, s2)
-			if got := dump(s2.Tree().Published()); got != want {
+			if got := dump(treeOf(s2).Published()); got != want {
 				t.Fatalf("recovered tree differs:\n got %.2000s\nwant %.2000s", got, want)
 			}
 			if rec := s2.Recovery(); rec.Zxid != w.zxid || rec.Truncated != "" {

@@ -36,8 +36,19 @@
 //     never retried (after a failed fsync the page cache may already have
 //     dropped the data; retrying would report success for lost data).
 //   - Callers apply a txn to the tree only after it is durable, so a
-//     snapshot, which is written from the newest published tree, never holds
-//     a txn the log could lose.
+//     snapshot, which is written from a published version of their tree,
+//     never holds a txn the log could lose (Snapshot refuses a version past
+//     the durable log).
+//
+// # The tree
+//
+// The package reads and writes txns and snapshots; it does not own the
+// tree. Open rebuilds the tree from the data directory and hands it to the
+// caller, who applies txns to it from then on. At each snapshot point
+// (about SnapCount txns or SnapSizeLimit bytes, at a random place in the
+// second half, as ZooKeeper picks it) the log rolls to a new file and calls
+// OnSnapshotDue; the caller then writes a snapshot of its tree with
+// Snapshot, on a goroutine of its own, while Appends go on.
 //
 // # Recovery
 //
@@ -79,9 +90,9 @@
 // The file system sits behind package vfs; vfs.Mem models what a power
 // cut keeps, which is how the crash tests work.
 //
-//	s, err := wal.Open(wal.Options{Dir: "zkd-data"})
-//	tree := s.Tree()                      // the recovered namespace
-//	txn, _ := tree.Prep(&req)             // on the applier goroutine
+//	s, tree, err := wal.Open(wal.Options{Dir: "zkd-data", OnSnapshotDue: due})
+//	txn, _ := tree.Prep(&req) // on the applier goroutine
 //	s.Append(&wal.Txn{Header: txn.Header, Record: txn.Record, Digest: &txn.Digest},
 //		func(err error) { /* durable: apply, publish, reply */ })
+//	// due, at a snapshot point: go s.Snapshot(tree.Published())
 package wal

@@ -20,7 +20,7 @@ func seedDir(t testing.TB) (snap, log []byte) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Snapshot(); err != nil {
+	if _, err := s.Snapshot(treeOf(s).Published()); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
@@ -50,7 +50,7 @@ func FuzzRecovery(f *testing.F) {
 		}
 		// Small preallocations: the default 64 MB of zeros per log, in
 		// memory, would hold each run up for seconds.
-		s, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 4096})
+		s, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 4096})
 		if err != nil {
 			var ce *wal.CorruptError
 			if errors.As(err, &ce) && (ce.File == "" || !bytes.Contains([]byte(err.Error()), []byte("offset"))) {
@@ -59,7 +59,7 @@ func FuzzRecovery(f *testing.F) {
 			return
 		}
 		defer s.Close()
-		v := s.Tree().Published()
+		v := treeOf(s).Published()
 		n := 0
 		v.Walk(func(node ztree.Node) bool { n++; return true })
 		if n != v.NodeCount() {

@@ -2,13 +2,17 @@ package wal_test
 
 import (
 	"encoding/binary"
+
 	"fmt"
 	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"zkd/wal"
 	"zkd/wire"
@@ -33,7 +37,7 @@ type writer struct {
 }
 
 func newWriter(t testing.TB, s *wal.Store, seed int64) *writer {
-	tree := s.Tree()
+	tree := treeOf(s)
 	return &writer{t: t, s: s, tree: tree, zxid: tree.Zxid(), r: rand.New(rand.NewSource(seed))}
 }
 
@@ -195,4 +199,69 @@ func fingerprint(v *ztree.View) uint64 {
 	b = binary.AppendVarint(binary.AppendVarint(b[:0], v.Zxid()), int64(v.Digest()))
 	h.Write(b)
 	return h.Sum64()
+}
+
+// owner is what the engine is to a Store in these tests: it holds the
+// tree Open returned and writes the snapshots the log asks for, from that
+// tree, in the background and one at a time.
+type owner struct {
+	log  *slog.Logger
+	s    *wal.Store
+	tree *ztree.Tree
+	busy atomic.Bool
+}
+
+// owners maps each Store a test opened with openStore to its owner.
+var owners sync.Map
+
+// openStore opens a Store as the engine does: the snapshot points the log
+// reaches are honoured, and a recovery that replayed txns is followed by
+// a snapshot.
+func openStore(opts wal.Options) (*wal.Store, error) {
+	o := &owner{log: opts.Logger}
+	if o.log == nil {
+		o.log = quiet
+	}
+	opts.OnSnapshotDue = o.snapshot
+	s, tree, err := wal.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	o.s, o.tree = s, tree
+	owners.Store(s, o)
+	if s.Stopped() == nil && s.Recovery().Replayed > 0 {
+		o.snapshot()
+	}
+	return s, nil
+}
+
+// treeOf is the tree Open returned with s.
+func treeOf(s *wal.Store) *ztree.Tree {
+	o, _ := owners.Load(s)
+	return o.(*owner).tree
+}
+
+// snapshot starts writing a snapshot unless one is being written.
+func (o *owner) snapshot() {
+	if !o.busy.CompareAndSwap(false, true) {
+		o.log.Warn("too busy to snapshot, skipping: the previous snapshot is still being written")
+		return
+	}
+	go func() {
+		defer o.busy.Store(false)
+		// A failure is the test's fault injection at work; the log
+		// still holds every txn, and the test checks what recovers.
+		o.s.Snapshot(o.tree.Published())
+	}()
+}
+
+// waitSnapshots waits, up to ten seconds, until no background snapshot is
+// being written for s. A roll point reached while one is written skips its
+// own snapshot, so a test that counts snapshots waits after each batch
+// rather than depend on how fast a loaded machine writes them.
+func waitSnapshots(s *wal.Store) {
+	o, _ := owners.Load(s)
+	for end := time.Now().Add(10 * time.Second); o.(*owner).busy.Load() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 }

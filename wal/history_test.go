@@ -16,7 +16,7 @@ import (
 // log rolls every few kilobytes, so the history spans several files.
 func fill(t *testing.T, dir string, n int) (all []int64, fingerprints map[int64]uint64) {
 	t.Helper()
-	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet, PreAllocSize: 4096, TxnLogSizeLimit: 8 << 10,
+	s, err := openStore(wal.Options{Dir: dir, Logger: quiet, PreAllocSize: 4096, TxnLogSizeLimit: 8 << 10,
 		SnapCount: 1 << 30, Rand: rand.New(rand.NewSource(1))})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func fill(t *testing.T, dir string, n int) (all []int64, fingerprints map[int64]
 		}
 		fingerprints[w.acked] = fingerprint(w.tree.Published())
 		if len(w.all) > n/2 && len(w.all) < n/2+6 {
-			if _, err := s.Snapshot(); err != nil {
+			if _, err := s.Snapshot(treeOf(s).Published()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -96,12 +96,12 @@ func TestTruncateLogCutsTheHistory(t *testing.T) {
 		if err := wal.TruncateLog(vfs.OS, dir, dir, z); err != nil {
 			t.Fatal(err)
 		}
-		s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet})
+		s, err := openStore(wal.Options{Dir: dir, Logger: quiet})
 		if err != nil {
 			t.Fatalf("cut at %#x: %v", z, err)
 		}
-		got := s.Tree().Zxid()
-		fp := fingerprint(s.Tree().Published())
+		got := treeOf(s).Zxid()
+		fp := fingerprint(treeOf(s).Published())
 		s.Close()
 		if got != z || fp != fingerprints[z] {
 			t.Fatalf("cut at %#x: the store reopens at %#x (tree matches the history's: %v)", z, got, fp == fingerprints[z])
@@ -145,11 +145,11 @@ func TestSetAsideLogsAfterAnInstalledSnapshot(t *testing.T) {
 	if err := wal.TruncateLog(vfs.OS, dir, dir, z); err != nil {
 		t.Fatal(err)
 	}
-	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet})
+	s, err := openStore(wal.Options{Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := s.Tree().Published()
+	v := treeOf(s).Published()
 	s.Close()
 	// The snapshot as a learner writes the leader's tree at z.
 	if _, err := wal.WriteSnapshotFile(vfs.OS, filepath.Join(dir, "version-2"), v, ""); err != nil {
@@ -169,12 +169,12 @@ func TestSetAsideLogsAfterAnInstalledSnapshot(t *testing.T) {
 	if err := wal.ReadTxns(vfs.OS, dir, 0, 1<<62, func(*wal.Txn, []byte) error { n++; return nil }); err != nil || n != 0 {
 		t.Fatalf("ReadTxns still gives %d txns (%v)", n, err)
 	}
-	s, err = wal.Open(wal.Options{Dir: dir, Logger: quiet})
+	s, err = openStore(wal.Options{Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := s.Tree().Zxid(); got != z || fingerprint(s.Tree().Published()) != fingerprints[z] {
+	if got := treeOf(s).Zxid(); got != z || fingerprint(treeOf(s).Published()) != fingerprints[z] {
 		t.Fatalf("reopened at %#x, want the snapshot's %#x", got, z)
 	}
 }
@@ -194,7 +194,7 @@ func TestAppendEncodedLogsWhatAppendLogs(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := wal.Open(wal.Options{Dir: dst, Logger: quiet})
+	s, err := openStore(wal.Options{Dir: dst, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,14 +32,14 @@ func TestMain(m *testing.M) {
 // as it can with 256 txns in flight, applying each txn once durable, and
 // prints "durable <zxid>" after every fsync — an acknowledgement.
 func writerProcess(dir string) int {
-	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet, SnapCount: 3000, PreAllocSize: 1 << 20})
+	s, err := openStore(wal.Options{Dir: dir, Logger: quiet, SnapCount: 3000, PreAllocSize: 1 << 20})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
 	}
 	out := bufio.NewWriter(os.Stdout)
 	durable := make(chan int64, 1024)
-	tree := s.Tree()
+	tree := treeOf(s)
 	fmt.Fprintf(out, "ready %d\n", tree.Zxid())
 	out.Flush()
 	created := map[string]bool{}
@@ -158,12 +158,12 @@ func TestSIGKILLLosesNoAcknowledgedWrite(t *testing.T) {
 
 func checkKilledDir(t *testing.T, dir string, acked int64, k int) {
 	t.Helper()
-	s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet})
+	s, err := openStore(wal.Options{Dir: dir, Logger: quiet})
 	if err != nil {
 		t.Fatalf("kill %d: recovery: %v", k, err)
 	}
 	defer s.Close()
-	v := s.Tree().Published()
+	v := treeOf(s).Published()
 	got := v.Zxid()
 	if got < acked {
 		t.Fatalf("kill %d: recovered to zxid %d, but %d was acknowledged", k, got, acked)

@@ -58,9 +58,6 @@ type Options struct {
 	// caller has just written (a follower installing its leader's SNAP):
 	// recovery starts from it instead of reading the file back.
 	Installed *ztree.Tree
-	// Readers, when set, is the registry of the recovered tree's readers
-	// (ztree.AdoptReaders), in place before Open's own snapshot reads it.
-	Readers *ztree.Readers
 	// Logger gets the log's notices; slog.Default() when nil.
 	Logger *slog.Logger
 	// Rand picks the roll points; seeded from the clock when nil.
@@ -69,6 +66,13 @@ type Options struct {
 	// batch is durable, with the batch's last zxid, after the batch's
 	// done callbacks.
 	OnSync func(zxid int64)
+	// OnSnapshotDue, when set, is called from the log's goroutine when
+	// the log reaches a snapshot point (SnapCount txns or SnapSizeLimit
+	// bytes, randomized as ZooKeeper does) and has rolled to a new file.
+	// The caller, who owns the tree, then writes a snapshot of it with
+	// Snapshot, off this goroutine. Without it no snapshot is written
+	// on its own.
+	OnSnapshotDue func()
 	// OnFatal, when set, is called once, from the log's goroutine, when a
 	// write or fsync fails. The log stops; every pending and later Append
 	// fails. The server must stop: an fsync error is never retried.
@@ -107,16 +111,18 @@ type syncError struct{ err error }
 func (e *syncError) Error() string { return e.err.Error() }
 func (e *syncError) Unwrap() error { return e.err }
 
-// Store is a data directory: the txn log being appended to, the snapshots,
-// and the tree recovered from them. See the package documentation for the
-// commit rules.
+// Store is a data directory: the txn log being appended to and the
+// snapshots. It reads and writes txns and snapshots; it does not own the
+// tree: Open hands the tree it recovered to the caller, and snapshots are
+// written from the versions the caller passes to Snapshot. See the package
+// documentation for the commit rules.
 type Store struct {
 	opts    Options
 	fs      vfs.FS
 	log     *slog.Logger
-	snapDir string // <Dir>/version-2
-	logDir  string // <LogDir>/version-2
-	tree    *ztree.Tree
+	snapDir string      // <Dir>/version-2
+	logDir  string      // <LogDir>/version-2
+	tree    *ztree.Tree // the tree being recovered; nil once Open returns
 
 	// The queue between Append and the writer. mu guards it.
 	mu      sync.Mutex
@@ -142,8 +148,7 @@ type Store struct {
 
 	stopPurge chan struct{}
 
-	snapMu   sync.Mutex  // one snapshot at a time
-	snapBusy atomic.Bool // a background snapshot is running
+	snapMu   sync.Mutex // one snapshot at a time
 	recovery Recovery
 }
 
@@ -230,7 +235,7 @@ func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error)) error 
 }
 
 // Stopped is why the log takes no more txns: a write failed, or recovery
-// found the disk too full to go on (then the store still holds the
+// found the disk too full to go on (then Open still returned the
 // recovered tree, to serve reads from). nil while the log is running.
 func (s *Store) Stopped() error {
 	s.mu.Lock()
@@ -251,9 +256,6 @@ func (s *Store) Flush() error {
 
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
-
-// Tree is the tree recovered at Open. The caller owns it from then on.
-func (s *Store) Tree() *ztree.Tree { return s.tree }
 
 // writer is the log's goroutine: it takes whatever is queued as one
 // batch, writes it, fsyncs, and releases the batch's callers. While it
@@ -479,8 +481,8 @@ func (s *Store) closeSegment() {
 }
 
 // afterBatch counts the batch towards the next snapshot point and, there,
-// rolls the log and starts a background snapshot, as ZooKeeper's
-// SyncRequestProcessor does. It also rolls a log file past
+// rolls the log and calls OnSnapshotDue, as ZooKeeper's
+// SyncRequestProcessor rolls and starts a snapshot. It also rolls a log file past
 // TxnLogSizeLimit.
 func (s *Store) afterBatch(b *batch) {
 	s.sinceSnap += b.n
@@ -488,8 +490,8 @@ func (s *Store) afterBatch(b *batch) {
 	if s.sinceSnap > s.rollAt || s.opts.SnapSizeLimit > 0 && s.bytesSnap > s.rollSize {
 		s.closeSegment()
 		s.pickRollPoint()
-		if !s.snapshotInBackground() {
-			s.log.Warn("too busy to snapshot, skipping: the previous snapshot is still being written")
+		if s.opts.OnSnapshotDue != nil {
+			s.opts.OnSnapshotDue()
 		}
 		return
 	}
@@ -507,24 +509,30 @@ func (s *Store) pickRollPoint() {
 	}
 }
 
-// Snapshot writes a snapshot of the newest published tree now and returns
-// its file name. The tree it is written from must hold only durable txns,
-// which is so when txns are applied only after their Append completes.
-// Writes go on meanwhile: the snapshot reads an immutable View.
-func (s *Store) Snapshot() (string, error) {
+// Snapshot writes v as a snapshot now and returns its file name. v must
+// hold only durable txns, which is so when txns are applied only after
+// their Append completes, and the records it reads must stay as they are
+// until Snapshot returns (a tree that reuses records keeps a reader slot
+// entered meanwhile). Appends go on meanwhile. After Close it fails with
+// ErrStopped; Close waits for one that is running.
+func (s *Store) Snapshot(v *ztree.View) (string, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return "", ErrStopped
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	return s.snapshot(v)
+}
+
+// snapshot is Snapshot without the check for Close, for Open.
+func (s *Store) snapshot(v *ztree.View) (string, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
-	// The walk reads znode records through the View for as long as it
-	// takes; the tree must not reuse any of them meanwhile.
-	if r := s.tree.Readers(); r != nil {
-		slot := r.NewSlot()
-		slot.Enter()
-		defer slot.Close()
-		defer slot.Leave()
-	}
-	v := s.tree.Published()
 	if d := s.durable.Load(); v.Zxid() > d {
-		return "", fmt.Errorf("wal: the published tree is at %#x, past the durable log at %#x", v.Zxid(), d)
+		return "", fmt.Errorf("wal: the tree to snapshot is at %#x, past the durable log at %#x", v.Zxid(), d)
 	}
 	start := time.Now()
 	name, size, err := writeSnapshotFile(s.fs, s.snapDir, v, s.opts.Compression)
@@ -587,8 +595,8 @@ func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string)
 	return name, w.Off, nil
 }
 
-// Close writes out what is queued, waits for a running snapshot and closes
-// the log. Appends after Close fail.
+// Close writes out what is queued, waits for a running Snapshot and
+// closes the log. Appends after Close fail.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closing {
@@ -603,21 +611,4 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopErr
-}
-
-// snapshotInBackground starts writing a snapshot unless one is being
-// written already, and reports whether it started one.
-func (s *Store) snapshotInBackground() bool {
-	if !s.snapBusy.CompareAndSwap(false, true) {
-		return false
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.snapBusy.Store(false)
-		if _, err := s.Snapshot(); err != nil {
-			s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
-		}
-	}()
-	return true
 }

@@ -29,7 +29,7 @@ func TestPurgeKeepsWhatRecoveryNeeds(t *testing.T) {
 			if err := w.batch(4); err != nil {
 				t.Fatal(err)
 			}
-			s.WaitSnapshots()
+			waitSnapshots(s)
 		}
 		want := dump(w.tree.Published())
 		closeStore(t, s)
@@ -74,7 +74,7 @@ func TestPurgeKeepsWhatRecoveryNeeds(t *testing.T) {
 		o := opts
 		o.FS = crashed
 		s2 := open(t, o)
-		if got := dump(s2.Tree().Published()); got != want {
+		if got := dump(treeOf(s2).Published()); got != want {
 			t.Fatal("the tree recovered from the oldest kept snapshot differs")
 		}
 		if s2.Recovery().Snapshot != oldest {

@@ -58,11 +58,14 @@ func (e *CorruptError) Error() string {
 var ErrDigestMismatch = errors.New("wal: the recovered tree's digest does not match the logged digest")
 
 // Open recovers the data directory (creating it if needed) and returns a
-// Store ready for Append, holding the recovered tree: the newest readable
+// Store ready for Append, and the recovered tree, which the caller owns
+// from then on (the Store keeps no reference to it): the newest readable
 // snapshot with every logged txn after it applied, its digest checked
 // against the digests logged. A torn tail at the end of the newest log file
 // is cut off with a log line; damage anywhere else is a *CorruptError.
-func Open(opts Options) (*Store, error) {
+// When Recovery().Replayed is not zero, a snapshot written now spares the
+// next start the replay.
+func Open(opts Options) (*Store, *ztree.Tree, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.OS
 	}
@@ -82,7 +85,7 @@ func Open(opts Options) (*Store, error) {
 		opts.SnapSizeLimit = defaultSnapSize
 	}
 	if !ValidCompression(opts.Compression) {
-		return nil, fmt.Errorf("wal: unknown snapshot compression %q (use gz, snappy or zstd)", opts.Compression)
+		return nil, nil, fmt.Errorf("wal: unknown snapshot compression %q (use gz, snappy or zstd)", opts.Compression)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -103,20 +106,17 @@ func Open(opts Options) (*Store, error) {
 	s.cond = sync.NewCond(&s.mu)
 	for _, d := range []string{s.snapDir, s.logDir} {
 		if err := s.fs.MkdirAll(d); err != nil {
-			return nil, fmt.Errorf("wal: %w", err)
+			return nil, nil, fmt.Errorf("wal: %w", err)
 		}
 		// Make version-2's own name durable, or a power cut could take
 		// the directory with every file in it.
 		if err := s.fs.SyncDir(filepath.Dir(d)); err != nil {
-			return nil, fmt.Errorf("wal: fsync of %s: %w", filepath.Dir(d), err)
+			return nil, nil, fmt.Errorf("wal: fsync of %s: %w", filepath.Dir(d), err)
 		}
 	}
 	needSnap, err := s.recover()
 	if err != nil {
-		return nil, err
-	}
-	if opts.Readers != nil {
-		s.tree.AdoptReaders(opts.Readers)
+		return nil, nil, err
 	}
 	s.durable.Store(s.tree.Zxid())
 	s.last = s.tree.Zxid()
@@ -128,12 +128,9 @@ func Open(opts Options) (*Store, error) {
 		// A fresh data directory gets snapshot.0 at once, as ZooKeeper's
 		// does: ZooKeeper refuses a data directory with logs but no
 		// snapshot.
-		if _, err := s.Snapshot(); err != nil {
-			return nil, err
+		if _, err := s.snapshot(s.tree.Published()); err != nil {
+			return nil, nil, err
 		}
-	} else if s.recovery.Replayed > 0 {
-		// Next time, start from here rather than replay again.
-		s.snapshotInBackground()
 	}
 	s.wg.Add(1)
 	go s.writer()
@@ -141,7 +138,9 @@ func Open(opts Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.autopurge(max(opts.PurgeRetain, MinRetain), opts.PurgeInterval)
 	}
-	return s, nil
+	t := s.tree
+	s.tree = nil
+	return s, t, nil
 }
 
 // Recovery says what Open found and did.

@@ -92,7 +92,7 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 		offs, raw := entryOffsets(t, fs, logs[0])
 		off := offs[len(offs)/2]
 		patch(t, fs, logs[0], int64(off+20), []byte{raw[off+20] ^ 0x40})
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		var ce *wal.CorruptError
 		if !errors.As(err, &ce) || ce.File != logs[0] || ce.Offset != int64(off) {
 			t.Fatalf("got %v, want a CorruptError for %s at %d", err, logs[0], off)
@@ -122,7 +122,7 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 		}
 		off := offs[1]
 		patch(t, fs, last, int64(off+14), []byte{raw[off+14] ^ 1})
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		var ce *wal.CorruptError
 		if !errors.As(err, &ce) || ce.File != last || ce.Offset != int64(off) {
 			t.Fatalf("got %v, want a CorruptError for %s at %d", err, last, off)
@@ -148,7 +148,7 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 				binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
 				patch(t, fs, name, int64(off), sum[:])
 				patch(t, fs, name, int64(off+12), payload)
-				_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+				_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 				if !errors.Is(err, wal.ErrDigestMismatch) {
 					t.Fatalf("got %v, want ErrDigestMismatch", err)
 				}
@@ -162,7 +162,7 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 		logs := logFiles(t, fs)
 		fs.Remove("/data/version-2/snapshot.0")
 		fs.Remove(logs[0])
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if err == nil || !strings.Contains(err.Error(), "no snapshot") {
 			t.Fatalf("got %v", err)
 		}
@@ -171,7 +171,7 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 		fs, _ := written(t, 15)
 		logs := logFiles(t, fs)
 		fs.Remove(logs[1])
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		var ce *wal.CorruptError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "missing") {
 			t.Fatalf("got %v", err)
@@ -196,7 +196,7 @@ func TestTornTailIsCutWithALogLine(t *testing.T) {
 	// The store writes a snapshot in the background after the cut, and
 	// logs it: the buffer is shared with that goroutine.
 	logged := &lockedBuffer{}
-	s, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: slog.New(slog.NewTextHandler(logged, nil))})
+	s, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: slog.New(slog.NewTextHandler(logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestUnreadableSnapshotIsPassedOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	name, err := s.Snapshot()
+	name, err := s.Snapshot(treeOf(s).Published())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestUnreadableSnapshotIsPassedOver(t *testing.T) {
 	if rec.Snapshot != "snapshot.0" || len(rec.SkippedSnapshots) != 1 || rec.SkippedSnapshots[0] != name {
 		t.Fatalf("recovery %+v", rec)
 	}
-	if got := dump(s2.Tree().Published()); got != want {
+	if got := dump(treeOf(s2).Published()); got != want {
 		t.Fatal("tree differs after falling back to the older snapshot")
 	}
 }
@@ -311,7 +311,7 @@ func TestSnapshotWithAHugeLengthIsSkippedCheaply(t *testing.T) {
 func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
 	fs := vfs.NewMem()
 	s := open(t, wal.Options{FS: fs})
-	tree := s.Tree()
+	tree := treeOf(s)
 	zxid := tree.Zxid()
 	write := func(reqs ...*ztree.Request) {
 		done := make(chan error, len(reqs))
@@ -343,7 +343,7 @@ func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
 		}
 		write(reqs...)
 	}
-	name, err := s.Snapshot()
+	name, err := s.Snapshot(treeOf(s).Published())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
 	if len(rec.SkippedSnapshots) != 1 || rec.SkippedSnapshots[0] != name || rec.Snapshot == name {
 		t.Fatalf("recovery %+v", rec)
 	}
-	if got := dump(s2.Tree().Published()); got != want {
+	if got := dump(treeOf(s2).Published()); got != want {
 		t.Fatal("tree differs after falling back to the older snapshot")
 	}
 }
@@ -406,7 +406,7 @@ func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []by
 	if ahead == 1 {
 		base = trailZxid
 	}
-	name, err := s.Snapshot()
+	name, err := s.Snapshot(treeOf(s).Published())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +454,7 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	recovers := func(t *testing.T, fs *vfs.Mem, want string, after int) {
 		s := open(t, wal.Options{FS: fs})
 		defer closeStore(t, s)
-		if got := dump(s.Tree().Published()); got != want {
+		if got := dump(treeOf(s).Published()); got != want {
 			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
 		}
 		if rec := s.Recovery(); rec.Snapshot == "snapshot.0" || rec.Replayed < after {
@@ -477,7 +477,7 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 				fs.Remove("/data/version-2/" + n)
 			}
 		}
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if !errors.Is(err, wal.ErrDigestMismatch) {
 			t.Fatalf("got %v, want ErrDigestMismatch", err)
 		}
@@ -495,7 +495,7 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 			}
 			t.Fatal("no znode data to change")
 		})
-		_, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if !errors.Is(err, wal.ErrDigestMismatch) {
 			t.Fatalf("got %v, want ErrDigestMismatch", err)
 		}
@@ -581,10 +581,10 @@ func TestReplayReadsTheLogThroughAWindow(t *testing.T) {
 	rfs := &readsFS{FS: fs, largest: map[string]int{}}
 	s2 := open(t, wal.Options{FS: rfs})
 	defer closeStore(t, s2)
-	if got := dump(s2.Tree().Published()); got != want {
+	if got := dump(treeOf(s2).Published()); got != want {
 		t.Fatal("the replayed tree differs")
 	}
-	if n, ok := s2.Tree().Published().Get("/huge"); !ok || len(n.Data) != 1_200_000 {
+	if n, ok := treeOf(s2).Published().Get("/huge"); !ok || len(n.Data) != 1_200_000 {
 		t.Fatal("the txn larger than the window did not come back")
 	}
 	if rec := s2.Recovery(); rec.Snapshot != "snapshot.0" || rec.Replayed < 12000 || size < 4<<20 {

@@ -176,12 +176,12 @@ func TestStartsFromZooKeepersDataDir(t *testing.T) {
 			if snaps < 3 {
 				t.Fatalf("ZooKeeper wrote %v; want several snapshots", names)
 			}
-			s, err := wal.Open(wal.Options{Dir: dir, Logger: quiet, NoSync: true})
+			s, err := openStore(wal.Options{Dir: dir, Logger: quiet, NoSync: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			v := s.Tree().Published()
+			v := treeOf(s).Published()
 			compareTrees(t, walkView(v), want)
 			if v.Zxid() != zxid {
 				t.Errorf("zxid %#x, ZooKeeper's %#x", v.Zxid(), zxid)
@@ -213,7 +213,7 @@ func TestZooKeeperStartsFromOurDataDir(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := s.Snapshot(); err != nil {
+			if _, err := s.Snapshot(treeOf(s).Published()); err != nil {
 				t.Fatal(err)
 			}
 			for i := 0; i < 20; i++ {

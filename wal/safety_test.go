@@ -30,7 +30,7 @@ func snapshotted(t *testing.T, fsys vfs.FS, dir string, seed int64) (newest, wan
 			t.Fatal(err)
 		}
 	}
-	name, err := s.Snapshot()
+	name, err := s.Snapshot(treeOf(s).Published())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestSnapshotThatCannotBeReadStopsRecovery(t *testing.T) {
 				}
 				return nil
 			})
-			_, err := wal.Open(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
+			_, err := openStore(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
 			var ioe *wal.SnapshotIOError
 			if !errors.As(err, &ioe) || ioe.File != file || !errors.Is(err, c.err) {
 				t.Fatalf("got %v, want a SnapshotIOError for %s carrying %v", err, file, c.err)
@@ -84,7 +84,7 @@ func loadedWhole(t *testing.T, s *wal.Store, newest, want string) {
 	if rec := s.Recovery(); rec.Snapshot != newest || len(rec.SkippedSnapshots) != 0 {
 		t.Fatalf("recovery %+v, want %s loaded and nothing skipped", rec, newest)
 	}
-	if got := dump(s.Tree().Published()); got != want {
+	if got := dump(treeOf(s).Published()); got != want {
 		t.Fatal("the tree differs")
 	}
 }
@@ -144,7 +144,7 @@ func TestDamagedSnapshotWithoutTheLogsStopsRecovery(t *testing.T) {
 			}
 		}
 	}
-	_, err = wal.Open(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
+	_, err = openStore(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
 	if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "would lose") {
 		t.Fatalf("got %v, want recovery to refuse, naming %s", err, file)
 	}
@@ -186,7 +186,7 @@ func TestDamagedLengthInTheNewestLogIsRefused(t *testing.T) {
 			var b [4]byte
 			binary.BigEndian.PutUint32(b[:], length)
 			patch(t, mem, last, int64(off+8), b[:])
-			_, err := wal.Open(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
+			_, err := openStore(wal.Options{FS: mem, Dir: "/data", Logger: quiet})
 			var ce *wal.CorruptError
 			if !errors.As(err, &ce) || ce.File != last || ce.Offset != int64(off) {
 				t.Fatalf("length %#x: got %v, want a CorruptError for %s at %d", length, err, last, off)
@@ -247,7 +247,7 @@ func TestPurgeStopsOnASnapshotItCannotRead(t *testing.T) {
 		if err := w.batch(4); err != nil {
 			t.Fatal(err)
 		}
-		s.WaitSnapshots()
+		waitSnapshots(s)
 	}
 	closeStore(t, s)
 	before := mem.Files()

@@ -3,6 +3,7 @@ package wal_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand"
 	"path"
@@ -34,7 +35,7 @@ func open(t testing.TB, opts wal.Options) *wal.Store {
 	if opts.Rand == nil {
 		opts.Rand = rand.New(rand.NewSource(1))
 	}
-	s, err := wal.Open(opts)
+	s, err := openStore(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestReopenGivesTheSameTree(t *testing.T) {
 			}
 			s2 := open(t, opts)
 			defer closeStore(t, s2)
-			if got := dump(s2.Tree().Published()); got != want {
+			if got := dump(treeOf(s2).Published()); got != want {
 				t.Fatalf("reopened tree differs:\n got %.2000s\nwant %.2000s", got, want)
 			}
 			rec := s2.Recovery()
@@ -118,7 +119,7 @@ func TestSnapshotsInEveryCompression(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			name, err := s.Snapshot()
+			name, err := s.Snapshot(treeOf(s).Published())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +136,7 @@ func TestSnapshotsInEveryCompression(t *testing.T) {
 			closeStore(t, s)
 			s2 := open(t, opts)
 			defer closeStore(t, s2)
-			if got := dump(s2.Tree().Published()); got != want {
+			if got := dump(treeOf(s2).Published()); got != want {
 				t.Fatalf("reopened tree differs:\n got %.2000s\nwant %.2000s", got, want)
 			}
 			if rec := s2.Recovery(); rec.Snapshot != name || rec.Replayed != 15 {
@@ -184,7 +185,7 @@ func TestRollsAndSnapshotsBySnapCount(t *testing.T) {
 	}
 	s2 := open(t, opts)
 	defer closeStore(t, s2)
-	if got := dump(s2.Tree().Published()); got != want {
+	if got := dump(treeOf(s2).Published()); got != want {
 		t.Fatal("reopened tree differs")
 	}
 	if rec := s2.Recovery(); rec.Snapshot != newest {
@@ -300,7 +301,7 @@ func TestWriteAndSyncErrorsStopTheLog(t *testing.T) {
 			fs.Inject(nil)
 			s2 := open(t, wal.Options{FS: fs.Crash(nil)})
 			defer closeStore(t, s2)
-			if got := s2.Tree().Zxid(); got < w.acked {
+			if got := treeOf(s2).Zxid(); got < w.acked {
 				t.Fatalf("recovered up to %#x, but %#x was acknowledged", got, w.acked)
 			}
 		})
@@ -336,7 +337,7 @@ func TestForceSyncNoWritesButNeverSyncs(t *testing.T) {
 	// Written all the same: a clean restart (not a power cut) has it all.
 	s2 := open(t, wal.Options{FS: fs})
 	defer closeStore(t, s2)
-	if dump(s2.Tree().Published()) != want {
+	if dump(treeOf(s2).Published()) != want {
 		t.Fatal("a clean restart after forceSync=no lost txns")
 	}
 }
@@ -390,7 +391,7 @@ func TestSnapshotBySnapSizeLimit(t *testing.T) {
 		if err := w.batch(5); err != nil {
 			t.Fatal(err)
 		}
-		s.WaitSnapshots()
+		waitSnapshots(s)
 	}
 	closeStore(t, s)
 	if n := count(t, fs, "/data", "snapshot."); n < 3 {
@@ -413,7 +414,7 @@ func TestGroupCommitBatchesUnderLoadAndNotWhenIdle(t *testing.T) {
 	})
 	s := open(t, wal.Options{FS: fs})
 	defer closeStore(t, s)
-	zxid := s.Tree().Zxid()
+	zxid := treeOf(s).Zxid()
 	var order []int64
 	done := make(chan struct{}, 1000)
 	appendOne := func() {
@@ -459,5 +460,52 @@ func TestGroupCommitBatchesUnderLoadAndNotWhenIdle(t *testing.T) {
 	}
 	if s.Durable() != zxid {
 		t.Fatalf("Durable() = %d, want %d", s.Durable(), zxid)
+	}
+}
+
+// The Store does not own the tree: Open hands over the tree it recovered,
+// the log never changes it, and Snapshot writes whatever version the
+// caller passes — but never one that holds a txn the log has not made
+// durable, and never after Close.
+func TestSnapshotIsOfTheCallersVersion(t *testing.T) {
+	fs := vfs.NewMem()
+	s, tree, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{t: t, s: s, tree: tree, r: rand.New(rand.NewSource(7))}
+	if err := w.batch(20); err != nil {
+		t.Fatal(err)
+	}
+	durable := tree.Published()
+	// A version past the durable log: a txn applied without being logged.
+	txn, _ := tree.Prep(w.request())
+	tree.Apply(&txn.Header, txn.Record)
+	tree.Publish()
+	if _, err := s.Snapshot(tree.Published()); err == nil || !strings.Contains(err.Error(), "past the durable log") {
+		t.Fatalf("snapshot of a version past the durable log: %v, want a refusal", err)
+	}
+	name, err := s.Snapshot(durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != fmt.Sprintf("snapshot.%x", durable.Zxid()) {
+		t.Fatalf("snapshot %s, want snapshot.%x", name, durable.Zxid())
+	}
+	want := dump(durable)
+	closeStore(t, s)
+	if _, err := s.Snapshot(durable); !errors.Is(err, wal.ErrStopped) {
+		t.Fatalf("snapshot after Close: %v, want ErrStopped", err)
+	}
+	s2, tree2, err := wal.Open(wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if r := s2.Recovery(); r.Snapshot != name || r.Replayed != 0 {
+		t.Fatalf("recovery %+v, want %s and nothing replayed", r, name)
+	}
+	if got := dump(tree2.Published()); got != want {
+		t.Fatalf("recovered\n%s\nwant\n%s", got, want)
 	}
 }
