@@ -61,8 +61,8 @@ func TestServerSnapshotsAtSnapCount(t *testing.T) {
 		c.roundTrip(t, wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/n%d", i), Data: []byte("x"), ACL: openACL})
 	}
 	got := waitSnapshots(t, dir, 4) // snapshot.0 and at least three more
-	if z := slices.Max(got); z > s.tree.Load().Zxid() {
-		t.Fatalf("snapshot at %#x, past the tree's %#x", z, s.tree.Load().Zxid())
+	if z := slices.Max(got); z > s.view.Load().Zxid() {
+		t.Fatalf("snapshot at %#x, past the tree's %#x", z, s.view.Load().Zxid())
 	}
 }
 
@@ -77,7 +77,7 @@ func TestServerSnapshotsAfterReplay(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		c.roundTrip(t, wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("/n%d", i), Data: []byte("x"), ACL: openACL})
 	}
-	last := s.tree.Load().Zxid()
+	last := s.view.Load().Zxid()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestServerSnapshotsAfterReplay(t *testing.T) {
 	if r := s3.store.Load().Recovery(); r.Replayed != 0 || r.Zxid != last || r.Snapshot != fmt.Sprintf("snapshot.%x", last) {
 		t.Fatalf("third start: recovery %+v, want snapshot.%x and nothing replayed", r, last)
 	}
-	if n := s3.tree.Load().Published().NodeCount(); n < 50 {
+	if n := s3.view.Load().NodeCount(); n < 50 {
 		t.Fatalf("the recovered tree has %d znodes, want 50 and more", n)
 	}
 }
