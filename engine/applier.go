@@ -57,6 +57,11 @@ type writeReq struct {
 
 	txn ztree.Txn
 	wal wal.Txn // what the log is handed; it encodes it at once
+	// leaderDigest is, on a learner, the tree digest the leader logged
+	// with the txn; checkDigest is set when it logged one this server
+	// computes the same way.
+	leaderDigest uint64
+	checkDigest  bool
 
 	// A setData, the commonest write, is decoded in place: raw keeps the
 	// request body and set points into it. Both are reused when the
@@ -402,6 +407,11 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 			results[w] = s.tree.Load().ApplyPrepped(&r.txn)
 			w++
+			if r.checkDigest {
+				if got := s.tree.Load().Digest(); got != r.leaderDigest {
+					s.digestMismatch(r.txn.Header.Zxid, got, r.leaderDigest)
+				}
+			}
 			switch r.op {
 			case wire.OpCreateSession:
 				// In an ensemble a session may come from another

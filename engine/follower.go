@@ -133,6 +133,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 		return err
 	}
 
+	s.digestReported.Store(false)
 	fs := &followState{fo: fo, fwd: map[int64][]*writeReq{}, lastFwd: map[*conn]*writeReq{}}
 	if !s.writes.do(func() { s.writes.follow = fs }) {
 		return ctx.Err()
@@ -175,6 +176,10 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 		if pkt.Type == wire.PacketRevalidate {
 			fo.revalidated(pkt.Data)
 			continue
+		}
+		if !f.Serving() && (pkt.Type == wire.PacketDiff || pkt.Type == wire.PacketTrunc || pkt.Type == wire.PacketSnap) {
+			s.log.Info("syncing with the leader", "leader", leaderID, "mode", wire.PacketName(pkt.Type),
+				"zxid", fmt.Sprintf("%#x", last), "leaderZxid", fmt.Sprintf("%#x", pkt.Zxid))
 		}
 		acts, err := f.Step(&pkt)
 		if err != nil {
@@ -469,16 +474,40 @@ func (a *applier) gather() int64 {
 				f.fwd[hdr.ClientID] = q[1:]
 			}
 			r.txn = txn
+			r.leaderDigest, r.checkDigest = leaderDigest(&it.txn)
 			take(r)
 			continue
 		}
 		// Another server's client's txn, or the leader's own.
 		r := newWriteReq()
 		r.sess, r.xid, r.op, r.txn = hdr.ClientID, hdr.Cxid, hdr.Type, txn
+		r.leaderDigest, r.checkDigest = leaderDigest(&it.txn)
 		s.stats.outstanding.Add(1)
 		a.pending = append(a.pending, r)
 	}
 	return math.MaxInt64
+}
+
+// leaderDigest is the tree digest the leader logged with txn, and whether
+// it logged one of the kind this server computes.
+func leaderDigest(txn *wal.Txn) (uint64, bool) {
+	if d := txn.Digest; d != nil && d.Version == ztree.DigestVersion {
+		return uint64(d.TreeDigest), true
+	}
+	return 0, false
+}
+
+// digestMismatch counts a txn after which this learner's tree digest is
+// not the one the leader logged, as ZooKeeper's learners count them
+// (mntr's zk_digest_mismatches_count), and logs the first since this
+// server began to follow its leader: the trees differ from there on, so
+// every later txn would say so too.
+func (s *Server) digestMismatch(zxid int64, ours, leaders uint64) {
+	s.digestMismatches.Add(1)
+	if s.digestReported.CompareAndSwap(false, true) {
+		s.log.Error("after a txn from the leader this server's tree digest differs from the leader's: the trees differ",
+			"zxid", fmt.Sprintf("%#x", zxid), "digest", fmt.Sprintf("%#x", ours), "leaderDigest", fmt.Sprintf("%#x", leaders))
+	}
 }
 
 // durable is the follower's OnSync: the acks waiting for the disk go.

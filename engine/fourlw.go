@@ -521,6 +521,7 @@ func (s *Server) mntr() string {
 		"zk_open_file_descriptor_count":  fmt.Sprint(openFDs()),
 		"zk_max_file_descriptor_count":   fmt.Sprint(maxFDs()),
 		"zk_connection_drop_probability": "0.0",
+		"zk_digest_mismatches_count":     fmt.Sprint(s.digestMismatches.Load()),
 		"zk_last_client_response_size":   fmt.Sprint(s.stats.respLast.Load()),
 		"zk_max_client_response_size":    fmt.Sprint(s.stats.respMax.Load()),
 		"zk_min_client_response_size":    fmt.Sprint(s.stats.respMin.Load()),

@@ -378,6 +378,7 @@ func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 		return &fatalError{err}
 	}
 	t.AdoptReaders(s.readers)
+	s.setConfigNode(t)
 	t.Publish() // a version numbered after what the readers have seen
 	s.store.Store(st)
 	s.tree.Store(t)

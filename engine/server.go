@@ -44,6 +44,11 @@ type Server struct {
 	// it goes to. snapBusy is set while one is due or being written.
 	snapMu   sync.Mutex
 	snapBusy atomic.Bool
+	// digestMismatches counts the txns from a leader after which this
+	// server's tree digest differed from the one logged with them;
+	// digestReported is set once one is logged.
+	digestMismatches atomic.Int64
+	digestReported   atomic.Bool
 
 	sessions *sessionTable
 	nextSID  atomic.Int64
@@ -189,6 +194,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
 	t.AdoptReaders(s.readers)
+	s.setConfigNode(t)
 	s.tree.Store(t)
 	t.Publish() // a version numbered for the readers
 	s.view.Store(s.tree.Load().Published())
@@ -228,6 +234,15 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 		s.snapshotInBackground()
 	}
 	return s, nil
+}
+
+// setConfigNode puts the ensemble's configuration in t's
+// /zookeeper/config, as ZooKeeper's members do whenever they load their
+// tree; a standalone server leaves it empty, as ZooKeeper's does.
+func (s *Server) setConfigNode(t *ztree.Tree) {
+	if e := s.cfg.Ensemble; e != nil {
+		t.SetConfig([]byte(e.ConfigData()), 0, s.now().UnixMilli())
+	}
 }
 
 // snapshotInBackground writes a snapshot of the tree into the data

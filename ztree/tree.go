@@ -302,3 +302,13 @@ func (t *Tree) Publish() []Event {
 	t.pending = trigs[:0]
 	return events
 }
+
+// SetConfig sets /zookeeper/config's data outside any txn, as every member
+// of a ZooKeeper ensemble does with its own copy of the ensemble's
+// configuration when it starts and after it loads a snapshot: version -1,
+// mzxid the configuration's version, mtime the wall clock's now (ms). The
+// node is left out of the digest, so the tree's digest does not change.
+// Call it only while nothing is prepped and not applied.
+func (t *Tree) SetConfig(data []byte, version, now int64) {
+	t.setData(configPath, data, -1, version, now)
+}
