@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -454,5 +455,124 @@ func TestLearnerCountsDigestMismatches(t *testing.T) {
 	}
 	if n := mismatches(other); n != "0" {
 		t.Fatalf("the intact follower counted %s mismatches", n)
+	}
+}
+
+// dropQuorumSends installs an iptables rule that drops what server id
+// sends from its quorum port, and returns what removes it (also run when
+// the test ends).
+func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
+	t.Helper()
+	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
+		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
+	iptables := func(op string) error {
+		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
+		}
+		return nil
+	}
+	if err := iptables("-I"); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	unblock := func() {
+		if !removed {
+			removed = true
+			if err := iptables("-D"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(unblock)
+	return unblock
+}
+
+// A leader of one implementation that logged a txn nobody else has, and
+// died, comes back as a learner of a leader of the other and is cut back
+// to the ensemble's history (TRUNC), both ways.
+func TestMixedTruncate(t *testing.T) {
+	needReference(t)
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs iptables and root to cut the leader's quorum traffic (make test installs iptables)")
+	}
+	for _, c := range []struct {
+		name    string
+		zkLeads bool // ZooKeeper is the new leader, zkd the old one
+	}{
+		{"ZooKeeper truncates zkd", true},
+		{"zkd truncates ZooKeeper", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := zkdtest.NewEnsemble(t, 3, nil)
+			// 3, the old leader, is of one implementation; 2, the next
+			// leader (the higher id of the two left), of the other.
+			old := startMixed(t, e, 3, !c.zkLeads, nil)
+			next := startMixed(t, e, 2, c.zkLeads, nil)
+			old.waitServing(t)
+			next.waitServing(t)
+			third := startMixed(t, e, 1, false, nil)
+			third.waitServing(t)
+			if m := old.mode(); m != "leader" {
+				t.Fatalf("%s is %q, want leader", old.label, m)
+			}
+			cl := connect(t, old.addr)
+			check(cl.Create("/div", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+			check(cl.Create("/div/kept", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+
+			unblock := dropQuorumSends(t, e, 3)
+			go cl.Create("/div/lost", nil, 0, zk.WorldACL(zk.PermAll)) // never answered
+			dataDir := filepath.Join(old.dir, "data")
+			if !old.isZK {
+				dataDir = filepath.Join(old.z.Dir, "data")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !loggedCreate(dataDir, "/div/lost") {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s did not log the create within 10 s", old.label)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if old.isZK {
+				old.stop(t) // SIGKILL
+			} else {
+				old.z.Kill()
+			}
+			deadline = time.Now().Add(30 * time.Second)
+			for next.mode() != "leader" {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s does not lead 30 s after the old leader's kill", next.label)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			unblock()
+			old.launch(t)
+			old.waitServing(t)
+			if got := old.mode(); got != "follower" {
+				t.Fatalf("%s came back as %q", old.label, got)
+			}
+			if c.zkLeads {
+				if l := old.z.Log(); !strings.Contains(l, `msg="syncing with the leader" leader=2 mode=TRUNC`) {
+					t.Fatalf("%s was not truncated:\n%s", old.label, l)
+				}
+			} else {
+				if l := next.z.Log(); !strings.Contains(l, `msg="syncing a follower" sid=3 mode=TRUNC`) {
+					t.Fatalf("%s was not truncated:\n%s", old.label, l)
+				}
+			}
+			check(connect(t, next.addr).Create("/div/after", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+			want := treeDump(t, next.addr)
+			for _, m := range []*mixedMember{old, third} {
+				if got := treeDump(t, m.addr); got != want {
+					t.Fatalf("%s's tree differs from the leader's (%s), %s", m.label, next.label, firstDifference(got, want))
+				}
+				if got := strings.Join(childrenOn(t, m.addr, "/div"), ","); got != "after,kept" {
+					t.Fatalf("%s has /div children %s, want after,kept", m.label, got)
+				}
+				if n := m.mntr(t)["zk_digest_mismatches_count"]; n != "0" {
+					t.Fatalf("%s counted %s digest mismatches", m.label, n)
+				}
+			}
+		})
 	}
 }
