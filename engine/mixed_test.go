@@ -576,3 +576,114 @@ func TestMixedTruncate(t *testing.T) {
 		})
 	}
 }
+
+// inOrder is a go-zookeeper HostProvider that tries its servers in the
+// order given, so a test knows which server a client is on.
+type inOrder struct {
+	servers []string
+	next    int
+	tried   int
+}
+
+func (p *inOrder) Init(servers []string) error { p.servers = servers; return nil }
+func (p *inOrder) Len() int                    { return len(p.servers) }
+func (p *inOrder) Connected()                  { p.tried = 0 }
+func (p *inOrder) Next() (string, bool) {
+	s := p.servers[p.next%len(p.servers)]
+	p.next++
+	p.tried++
+	return s, p.tried > len(p.servers)
+}
+
+// A session moves between implementations: a client on a follower of one
+// kind whose server is killed resumes its session on a follower of the
+// other kind, with its ephemeral still there and its watch still set (the
+// client sets it again on the new server, as every ZooKeeper client does).
+func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
+	needReference(t)
+	for _, c := range []struct {
+		name   string
+		fromZK bool
+	}{
+		{"from ZooKeeper to zkd", true},
+		{"from zkd to ZooKeeper", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := zkdtest.NewEnsemble(t, 3, nil)
+			// 3 (zkd) leads; 1 is ZooKeeper, 2 zkd, both followers.
+			lead := startMixed(t, e, 3, false, nil)
+			zkd := startMixed(t, e, 2, false, nil)
+			lead.waitServing(t)
+			zkd.waitServing(t)
+			ref := startMixed(t, e, 1, true, nil)
+			ref.waitServing(t)
+			from, to := zkd, ref
+			if c.fromZK {
+				from, to = ref, zkd
+			}
+			conn, events, err := zk.Connect([]string{from.addr, to.addr}, 4*time.Second,
+				zk.WithLogger(quietLogger{}), zk.WithHostProvider(&inOrder{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(conn.Close)
+			waitConnected(t, events)
+			check(conn.Create("/moved", []byte("v1"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+			check(connect(t, lead.addr).Create("/watched", []byte("w1"), 0, zk.WorldACL(zk.PermAll)))(t)
+			// Written through another session on the leader: the
+			// client's follower has it once a sync says so.
+			if _, err := conn.Sync("/watched"); err != nil {
+				t.Fatal(err)
+			}
+			_, _, watch, err := conn.GetW("/watched")
+			if err != nil {
+				t.Fatal(err)
+			}
+			session := conn.SessionID()
+
+			if from.isZK {
+				from.stop(t) // SIGKILL
+			} else {
+				from.z.Kill()
+			}
+			// The client finds the other server and resumes its session.
+			deadline := time.Now().Add(30 * time.Second)
+			for conn.Server() != to.addr || conn.State() != zk.StateHasSession {
+				if time.Now().After(deadline) {
+					t.Fatalf("the client is on %q (%v) 30 s after %s died, want %s", conn.Server(), conn.State(), from.label, to.label)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if conn.SessionID() != session {
+				t.Fatalf("the client has session %#x on %s, had %#x", conn.SessionID(), to.label, session)
+			}
+			data, st, err := conn.Get("/moved")
+			if err != nil || string(data) != "v1" || st.EphemeralOwner != session {
+				t.Fatalf("on %s the ephemeral reads %q %+v (%v), want v1 owned by %#x", to.label, data, st, err, session)
+			}
+			check(connect(t, lead.addr).Set("/watched", []byte("w2"), -1))(t)
+			select {
+			case ev := <-watch:
+				if ev.Type != zk.EventNodeDataChanged || ev.Path != "/watched" {
+					t.Fatalf("the watch fired %+v", ev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no watch event on %s within 10 s of the change", to.label)
+			}
+			// And the ephemeral is the session's: it goes when the
+			// session closes.
+			conn.Close()
+			lc := connect(t, lead.addr)
+			deadline = time.Now().Add(10 * time.Second)
+			for {
+				if ok, _, err := lc.Exists("/moved"); err == nil && !ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the moved session's ephemeral outlived the session's close by 10 s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
