@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,4 +680,212 @@ func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// progress records when each write of a prober was acknowledged.
+type progress struct {
+	mu    sync.Mutex
+	times []time.Time
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// probe creates sequential znodes under root through c, one at a time,
+// until stopped, recording each acknowledgement.
+func probe(c *zk.Conn, root string) *progress {
+	p := &progress{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for i := 0; i < 1_000_000; i++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			if _, err := c.Create(root+"/p-", nil, zk.FlagSequence, zk.WorldACL(zk.PermAll)); err != nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			p.mu.Lock()
+			p.times = append(p.times, time.Now())
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// longestPause is the longest time without an acknowledgement between
+// from and to.
+func (p *progress) longestPause(from, to time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var longest time.Duration
+	last := from
+	for _, at := range p.times {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		longest = max(longest, at.Sub(last))
+		last = at
+	}
+	return max(longest, to.Sub(last))
+}
+
+// An Apache ZooKeeper 3.8 ensemble under write load has each server in
+// turn replaced by zkd on the same data directory, zoo.cfg and ports, and
+// then each put back to ZooKeeper: no acknowledged write is lost, the
+// clients' session never expires and keeps its ephemeral, every change to
+// a watched znode is seen, and at the end every server has the same tree.
+// Each step's longest pause in acknowledgements is logged.
+func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
+	needReference(t)
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	dirs := map[int64]string{}
+	refs := map[int64]*zkref.Server{}
+	zkds := map[int64]*zkdtest.Server{}
+	startZK := func(id int64) {
+		ref, err := zkref.Start(dirs[id], zkref.Options{MyID: id, Config: e.MemberConfig(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ref.Stop() })
+		refs[id] = ref
+	}
+	for id := int64(1); id <= 3; id++ {
+		dirs[id] = t.TempDir()
+		startZK(id)
+	}
+	for id := int64(1); id <= 3; id++ {
+		if err := refs[id].WaitServing(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrs := e.Addrs()
+	c, events := connectAll(t, addrs, 10*time.Second)
+	waitConnected(t, events)
+	var expired atomic.Bool
+	go func() {
+		for ev := range events {
+			if ev.State == zk.StateExpired {
+				expired.Store(true)
+			}
+		}
+	}()
+	session := c.SessionID()
+	check(c.Create("/roll", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	check(c.Create("/roll/mine", []byte("e"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+	check(c.Create("/roll/watched", []byte("0"), 0, zk.WorldACL(zk.PermAll)))(t)
+	load := newWriteLoad("/roll")
+	for i := 0; i < 3; i++ {
+		lc, _ := connectAll(t, addrs, 10*time.Second)
+		load.run(lc)
+	}
+	pc, _ := connectAll(t, addrs, 10*time.Second)
+	prober := probe(pc, "/roll")
+	watcher, _ := connectAll(t, addrs, 10*time.Second)
+
+	changes := 0
+	// change sets /roll/watched through c and waits for the watch set on
+	// the watcher's session to fire.
+	change := func(when string) {
+		t.Helper()
+		_, _, w, err := watcher.GetW("/roll/watched")
+		for try := 0; err != nil && try < 100; try++ {
+			time.Sleep(50 * time.Millisecond)
+			_, _, w, err = watcher.GetW("/roll/watched")
+		}
+		if err != nil {
+			t.Fatalf("%s: setting the watch: %v", when, err)
+		}
+		changes++
+		for try := 0; ; try++ {
+			if _, err := c.Set("/roll/watched", []byte(fmt.Sprint(changes)), -1); err == nil {
+				break
+			} else if try == 100 {
+				t.Fatalf("%s: setData: %v", when, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		select {
+		case ev := <-w:
+			if ev.Type != zk.EventNodeDataChanged {
+				t.Fatalf("%s: the watch fired %+v", when, ev)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: no watch event within 20 s of change %d", when, changes)
+		}
+	}
+
+	type step struct {
+		id    int64
+		toZkd bool
+	}
+	var steps []step
+	for id := int64(1); id <= 3; id++ {
+		steps = append(steps, step{id, true})
+	}
+	for id := int64(1); id <= 3; id++ {
+		steps = append(steps, step{id, false})
+	}
+	for _, st := range steps {
+		what := fmt.Sprintf("server %d from ZooKeeper to zkd", st.id)
+		if !st.toZkd {
+			what = fmt.Sprintf("server %d from zkd back to ZooKeeper", st.id)
+		}
+		began := time.Now()
+		if st.toZkd {
+			if err := refs[st.id].Stop(); err != nil {
+				t.Fatal(err)
+			}
+			zkds[st.id] = zkdtest.OnDir(t, dirs[st.id], e.Addr(st.id))
+			zkds[st.id].Launch()
+			deadline := time.Now().Add(60 * time.Second)
+			for !zkds[st.id].Serving() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: zkd does not serve after 60 s:\n%s", what, zkds[st.id].Log())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		} else {
+			if err := zkds[st.id].Stop(); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			startZK(st.id)
+			if err := refs[st.id].WaitServing(60 * time.Second); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		load.waitMore(t, 100, 60*time.Second, "after "+what)
+		change(what)
+		t.Logf("%s: serving again after %v; longest pause in acknowledged writes %v",
+			what, time.Since(began).Round(time.Millisecond), prober.longestPause(began, time.Now()).Round(time.Millisecond))
+	}
+	close(prober.stop)
+	<-prober.done
+	acked, unexpected := load.halt()
+	if unexpected != nil {
+		t.Fatalf("a writer got %v", unexpected)
+	}
+	if expired.Load() || c.SessionID() != session {
+		t.Fatalf("the session expired or changed (%#x, was %#x)", c.SessionID(), session)
+	}
+	if _, st, err := c.Get("/roll/mine"); err != nil || st.EphemeralOwner != session {
+		t.Fatalf("the session's ephemeral: %+v, %v", st, err)
+	}
+	want := treeDump(t, e.Addr(1))
+	for id := int64(1); id <= 3; id++ {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, e.Addr(id), "/roll") {
+			have[k] = true
+		}
+		for _, k := range acked {
+			if !have[k] {
+				t.Fatalf("server %d lacks acknowledged write /roll/%s (of %d)", id, k, len(acked))
+			}
+		}
+		if got := treeDump(t, e.Addr(id)); got != want {
+			t.Fatalf("server %d's tree differs from server 1's, %s", id, firstDifference(got, want))
+		}
+	}
+	t.Logf("%d writes acknowledged, %d watched changes seen", len(acked), changes)
 }

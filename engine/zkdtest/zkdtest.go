@@ -116,6 +116,26 @@ func StartWith(t testing.TB, cfg map[string]string, opts Options) *Server {
 	return s
 }
 
+// OnDir is a zkd server, not started, for a directory that already holds
+// its zoo.cfg (an Apache ZooKeeper server's, say, whose place it takes),
+// serving clients at addr. Launch starts it; it is stopped (SIGTERM)
+// when the test ends.
+func OnDir(t testing.TB, dir, addr string) *Server {
+	s := &Server{t: t, Dir: dir, Addr: addr}
+	t.Cleanup(func() {
+		if s.cmd == nil {
+			return
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("zkd on %s did not shut down cleanly on SIGTERM: %v", dir, err)
+		}
+		if t.Failed() {
+			t.Logf("zkd on %s log:\n%s", dir, s.Log())
+		}
+	})
+	return s
+}
+
 // Restart starts the process again on the same directory and port, and
 // returns once it serves.
 func (s *Server) Restart() {
