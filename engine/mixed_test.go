@@ -62,7 +62,11 @@ func startMixed(t *testing.T, e *zkdtest.Ensemble, id int64, isZK bool, props ma
 	if isZK {
 		m.label = fmt.Sprintf("ZooKeeper %d", id)
 		m.dir = t.TempDir()
-		m.opts = zkref.Options{MyID: id, Config: e.MemberConfig(id), SystemProperties: props}
+		cfg := e.MemberConfig(id)
+		if id > int64(e.N-e.Observers) {
+			cfg["peerType"] = "observer" // ZooKeeper's observers say so
+		}
+		m.opts = zkref.Options{MyID: id, Config: cfg, SystemProperties: props}
 		m.launch(t)
 		return m
 	}
@@ -282,15 +286,20 @@ func TestMixedSync(t *testing.T) {
 	needReference(t)
 	snap := map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "-1"}
 	for _, c := range []struct {
-		name    string
-		zkLeads bool
-		mode    string
-		cfg     map[string]string
+		name     string
+		zkLeads  bool
+		mode     string
+		cfg      map[string]string
+		observer bool // the learner that falls behind is an observer
 	}{
-		{"ZooKeeper leads, zkd syncs by DIFF", true, "DIFF", nil},
-		{"ZooKeeper leads, zkd syncs by SNAP", true, "SNAP", snap},
-		{"zkd leads, ZooKeeper syncs by DIFF", false, "DIFF", nil},
-		{"zkd leads, ZooKeeper syncs by SNAP", false, "SNAP", snap},
+		{"ZooKeeper leads, zkd syncs by DIFF", true, "DIFF", nil, false},
+		{"ZooKeeper leads, zkd syncs by SNAP", true, "SNAP", snap, false},
+		{"zkd leads, ZooKeeper syncs by DIFF", false, "DIFF", nil, false},
+		{"zkd leads, ZooKeeper syncs by SNAP", false, "SNAP", snap, false},
+		{"ZooKeeper leads, a zkd observer syncs by DIFF", true, "DIFF", nil, true},
+		{"ZooKeeper leads, a zkd observer syncs by SNAP", true, "SNAP", snap, true},
+		{"zkd leads, a ZooKeeper observer syncs by DIFF", false, "DIFF", nil, true},
+		{"zkd leads, a ZooKeeper observer syncs by SNAP", false, "SNAP", snap, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := map[string]string{"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100"}
@@ -299,22 +308,37 @@ func TestMixedSync(t *testing.T) {
 			}
 			// ZooKeeper reads these from system properties only.
 			props := map[string]string{"zookeeper.extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100"}
-			e := zkdtest.NewEnsemble(t, 3, cfg)
-			// Server 3, the leader, is of one implementation and server
-			// 1, the learner that falls behind, of the other; server 2
-			// is zkd. 2 and 3 start first, so 3 (the higher id at equal
-			// zxids) leads.
+			// Server 3, the leader, is of one implementation and the
+			// learner that falls behind (1, or the observer 4) of the
+			// other; the rest are zkd. 2 and 3 start first, so 3 (the
+			// higher id at equal zxids) leads.
+			n, learnerID, learnerMode := 3, int64(1), "follower"
+			if c.observer {
+				n, learnerID, learnerMode = 4, 4, "observer"
+			}
+			e := zkdtest.NewEnsemble(t, n, cfg)
+			if c.observer {
+				e.Observers = 1
+			}
 			leader := startMixed(t, e, 3, c.zkLeads, props)
 			middle := startMixed(t, e, 2, false, props)
 			leader.waitServing(t)
 			middle.waitServing(t)
-			learner := startMixed(t, e, 1, !c.zkLeads, props)
+			others := []*mixedMember{middle}
+			if c.observer {
+				voter := startMixed(t, e, 1, false, props)
+				voter.waitServing(t)
+				others = append(others, voter)
+			}
+			learner := startMixed(t, e, learnerID, !c.zkLeads, props)
 			learner.waitServing(t)
-			all := []*mixedMember{learner, middle, leader}
-			for _, m := range all {
+			for _, m := range append([]*mixedMember{learner, leader}, others...) {
 				want := "follower"
-				if m == leader {
+				switch m {
+				case leader:
 					want = "leader"
+				case learner:
+					want = learnerMode
 				}
 				if got := m.mode(); got != want {
 					t.Fatalf("%s is %q, want %s", m.label, got, want)
@@ -329,7 +353,7 @@ func TestMixedSync(t *testing.T) {
 			everyTxnKind(t, connect(t, middle.addr), middle.addr, "/forwarded")
 			learner.launch(t)
 			learner.waitServing(t)
-			if got := learner.mode(); got != "follower" {
+			if got := learner.mode(); got != learnerMode {
 				t.Fatalf("%s came back as %q", learner.label, got)
 			}
 			if c.zkLeads {
@@ -337,7 +361,7 @@ func TestMixedSync(t *testing.T) {
 					t.Fatalf("%s was not synced by %s:\n%s", learner.label, c.mode, l)
 				}
 			} else {
-				if l := leader.z.Log(); !strings.Contains(l, fmt.Sprintf(`msg="syncing a follower" sid=1 mode=%s`, c.mode)) {
+				if l := leader.z.Log(); !strings.Contains(l, fmt.Sprintf(`msg="syncing a follower" sid=%d mode=%s`, learnerID, c.mode)) {
 					t.Fatalf("%s was not synced by %s:\n%s", learner.label, c.mode, l)
 				}
 			}
@@ -367,12 +391,12 @@ func TestMixedSync(t *testing.T) {
 			check(cl.Create("/after", []byte("a"), 0, zk.WorldACL(zk.PermAll)))(t)
 
 			want := treeDump(t, leader.addr)
-			for _, m := range []*mixedMember{learner, middle} {
+			for _, m := range append([]*mixedMember{learner}, others...) {
 				if got := treeDump(t, m.addr); got != want {
 					t.Fatalf("%s's tree differs from the leader's (%s), %s", m.label, leader.label, firstDifference(got, want))
 				}
 			}
-			for _, m := range []*mixedMember{learner, middle} {
+			for _, m := range append([]*mixedMember{learner}, others...) {
 				if n := m.mntr(t)["zk_digest_mismatches_count"]; n != "0" {
 					t.Fatalf("%s counted %s digest mismatches", m.label, n)
 				}
