@@ -70,39 +70,6 @@ func (e *Ensemble) Me() (m Member, ok bool) {
 	return Member{}, false
 }
 
-// ConfigData is the text a ZooKeeper ensemble member keeps in
-// /zookeeper/config (its quorum configuration's toString): a line
-// server.N=host:quorumPort:electionPort:participant|observer, with
-// ;clientHost:clientPort when the server.N line gives one, per member in
-// the order of Java's HashMap of the ids, then version=0, the version of
-// a static configuration.
-func (e *Ensemble) ConfigData() string {
-	ids := make([]int64, len(e.Members))
-	byID := map[int64]Member{}
-	order := map[int64]uint64{}
-	for i, m := range e.Members {
-		ids[i] = m.ID
-		byID[m.ID] = m
-		order[m.ID] = uint64(i)
-	}
-	var b strings.Builder
-	for _, id := range javaOrder(ids, javaLongHash, order, javaGrownCap(len(ids), 16)) {
-		m := byID[id]
-		_, ep, _ := net.SplitHostPort(m.ElectionAddr)
-		kind := "participant"
-		if m.Observer {
-			kind = "observer"
-		}
-		fmt.Fprintf(&b, "server.%d=%s:%s:%s", id, m.QuorumAddr, ep, kind)
-		if m.ClientAddr != "" {
-			b.WriteString(";" + m.ClientAddr)
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString("version=0")
-	return b.String()
-}
-
 // parseMember reads a server.N value:
 // host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort].
 func parseMember(id int64, spec string) (Member, error) {

@@ -107,25 +107,40 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 }
 
 // quorumConfigText is the ensemble as ZooKeeper's QuorumVerifier prints
-// it, which is what goes in election notifications and NEWLEADER.
+// it, which is what goes in election notifications and NEWLEADER, and in
+// /zookeeper/config: a line
+// server.N=host:quorumPort:electionPort:participant|observer, with
+// ;clientHost:clientPort when the server.N line gives one, per member in
+// the order of Java's HashMap of the ids, then version=0, the version of
+// a static configuration.
 func quorumConfigText(e *Ensemble) string {
+	ids := make([]int64, len(e.Members))
+	byID := map[int64]Member{}
+	order := map[int64]uint64{}
+	for i, m := range e.Members {
+		ids[i] = m.ID
+		byID[m.ID] = m
+		order[m.ID] = uint64(i)
+	}
 	var b strings.Builder
-	for _, m := range e.Members {
+	for _, id := range javaOrder(ids, javaLongHash, order, javaGrownCap(len(ids), 16)) {
+		m := byID[id]
 		kind := "participant"
 		if m.Observer {
 			kind = "observer"
 		}
-		fmt.Fprintf(&b, "server.%d=%s:%s:%s", m.ID, hostOf(m.QuorumAddr), portOf(m.QuorumAddr), portOf(m.ElectionAddr)+":"+kind)
+		// The host as given, an IPv6 one in brackets, as ZooKeeper
+		// prints it.
+		fmt.Fprintf(&b, "server.%d=%s:%s:%s", id, m.QuorumAddr, portOf(m.ElectionAddr), kind)
 		if m.ClientAddr != "" {
 			b.WriteString(";" + m.ClientAddr)
 		}
-		b.WriteString("\n")
+		b.WriteByte('\n')
 	}
 	b.WriteString("version=0")
 	return b.String()
 }
 
-func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
 func (p *peer) voters() []int64 {

@@ -241,7 +241,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 // tree; a standalone server leaves it empty, as ZooKeeper's does.
 func (s *Server) setConfigNode(t *ztree.Tree) {
 	if e := s.cfg.Ensemble; e != nil {
-		t.SetConfig([]byte(e.ConfigData()), 0, s.now().UnixMilli())
+		t.SetConfig([]byte(quorumConfigText(e)), 0, s.now().UnixMilli())
 	}
 }
 
