@@ -707,9 +707,7 @@ func TestEnsembleObserver(t *testing.T) {
 // back the new leader has it cut that txn from its log (TRUNC); it serves
 // the ensemble's history, and a restart reads that history back.
 func TestEnsembleTruncatesADivergedServer(t *testing.T) {
-	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs iptables and root to cut the leader's quorum traffic (make test installs iptables)")
-	}
+	needIptables(t)
 	e := zkdtest.StartEnsemble(t, 3, nil)
 	old := e.Leader()
 	c := connect(t, e.Servers[old].Addr)
@@ -717,28 +715,7 @@ func TestEnsembleTruncatesADivergedServer(t *testing.T) {
 	check(c.Create("/div/kept", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 
 	// From now on nothing the leader sends on its quorum port arrives.
-	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", old), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
-		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
-	iptables := func(op string) error {
-		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
-		}
-		return nil
-	}
-	if err := iptables("-I"); err != nil {
-		t.Fatal(err)
-	}
-	removed := false
-	unblock := func() {
-		if !removed {
-			removed = true
-			if err := iptables("-D"); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(unblock)
+	unblock := dropQuorumSends(t, e, old)
 	go c.Create("/div/lost", nil, 0, zk.WorldACL(zk.PermAll)) // never answered
 	logDir := filepath.Join(e.Servers[old].Dir, "data")
 	deadline := time.Now().Add(10 * time.Second)
@@ -778,6 +755,44 @@ func TestEnsembleTruncatesADivergedServer(t *testing.T) {
 	e.Servers[old].Launch()
 	e.WaitServing(t, 30*time.Second)
 	check("after restarting the truncated server")
+}
+
+// needIptables skips a test that cuts links with iptables where it cannot.
+func needIptables(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs iptables and root to cut the leader's quorum traffic (make test installs iptables)")
+	}
+}
+
+// dropQuorumSends installs an iptables rule that drops what server id
+// sends from its quorum port, and returns what removes it (also run when
+// the test ends).
+func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
+	t.Helper()
+	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
+		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
+	iptables := func(op string) error {
+		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
+		}
+		return nil
+	}
+	if err := iptables("-I"); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	unblock := func() {
+		if !removed {
+			removed = true
+			if err := iptables("-D"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(unblock)
+	return unblock
 }
 
 // loggedCreate reports whether the txn logs of dir hold a create of path.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -258,22 +257,10 @@ func treeDump(t *testing.T, addr string) string {
 	return strings.Join(lines, "\n")
 }
 
-// firstDifference is the first line where two dumps differ.
+// firstDifference says where two dumps first differ.
 func firstDifference(a, b string) string {
-	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(la) || i < len(lb); i++ {
-		var x, y string
-		if i < len(la) {
-			x = la[i]
-		}
-		if i < len(lb) {
-			y = lb[i]
-		}
-		if x != y {
-			return fmt.Sprintf("line %d:\n  %s\n  %s", i+1, x, y)
-		}
-	}
-	return ""
+	n, x, y, _ := differingLine(a, b)
+	return fmt.Sprintf("line %d:\n  %s\n  %s", n, x, y)
 }
 
 // A learner of one implementation syncs from a leader of the other by
@@ -476,44 +463,12 @@ func TestLearnerCountsDigestMismatches(t *testing.T) {
 	}
 }
 
-// dropQuorumSends installs an iptables rule that drops what server id
-// sends from its quorum port, and returns what removes it (also run when
-// the test ends).
-func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
-	t.Helper()
-	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
-		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
-	iptables := func(op string) error {
-		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
-		}
-		return nil
-	}
-	if err := iptables("-I"); err != nil {
-		t.Fatal(err)
-	}
-	removed := false
-	unblock := func() {
-		if !removed {
-			removed = true
-			if err := iptables("-D"); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(unblock)
-	return unblock
-}
-
 // A leader of one implementation that logged a txn nobody else has, and
 // died, comes back as a learner of a leader of the other and is cut back
 // to the ensemble's history (TRUNC), both ways.
 func TestMixedTruncate(t *testing.T) {
 	needReference(t)
-	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs iptables and root to cut the leader's quorum traffic (make test installs iptables)")
-	}
+	needIptables(t)
 	for _, c := range []struct {
 		name    string
 		zkLeads bool // ZooKeeper is the new leader, zkd the old one
