@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -867,4 +868,140 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes acknowledged, %d watched changes seen", len(acked), changes)
+}
+
+// Five servers, two of them Apache ZooKeeper (4 and 5) and three zkd,
+// taking writes between failovers: ZooKeeper 5 leads; once it is killed
+// the highest id of the first quorum to agree leads, their zxids being
+// equal: ZooKeeper 4, or zkd 3 when the three zkd servers agree before
+// ZooKeeper 4 takes part. Once ZooKeeper 4 is killed too, zkd 3 leads the
+// three left, a bare quorum, and the two ZooKeeper servers come back as
+// its followers. Every acknowledged write is on every server, and every
+// server has the same tree.
+func TestMixedFiveServers(t *testing.T) {
+	needReference(t)
+	e := zkdtest.NewEnsemble(t, 5, nil)
+	members := map[int64]*mixedMember{}
+	members[5] = startMixed(t, e, 5, true, nil)
+	members[4] = startMixed(t, e, 4, true, nil)
+	members[3] = startMixed(t, e, 3, false, nil)
+	for _, id := range []int64{5, 4, 3} {
+		members[id].waitServing(t)
+	}
+	members[2] = startMixed(t, e, 2, false, nil)
+	members[1] = startMixed(t, e, 1, false, nil)
+	for _, id := range []int64{2, 1} {
+		members[id].waitServing(t)
+	}
+	down := map[int64]bool{}
+	// leaderIs waits until one of want, and no other server, leads, and
+	// returns it.
+	leaderIs := func(when string, want ...int64) int64 {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			modes := map[int64]string{}
+			var leaders []int64
+			for id, m := range members {
+				if down[id] {
+					continue
+				}
+				modes[id] = m.mode()
+				if modes[id] == "leader" {
+					leaders = append(leaders, id)
+				}
+			}
+			if len(leaders) == 1 && slices.Contains(want, leaders[0]) {
+				return leaders[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: modes %v, want one of %v leading", when, modes, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// writes runs a write load through the zkd servers until n more are
+	// acknowledged, and waits until every running server has them all.
+	var acked []string
+	writes := func(n int, when string) {
+		t.Helper()
+		var addrs []string
+		for id := int64(1); id <= 3; id++ {
+			if !down[id] {
+				addrs = append(addrs, e.Addr(id))
+			}
+		}
+		load := newWriteLoad("/five")
+		for i := 0; i < 3; i++ {
+			lc, _ := connectAll(t, addrs, 10*time.Second)
+			load.run(lc)
+		}
+		load.waitMore(t, n, 60*time.Second, when)
+		got, unexpected := load.halt()
+		if unexpected != nil {
+			t.Fatalf("%s: a writer got %v", when, unexpected)
+		}
+		acked = append(acked, got...)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			zxids := map[string]bool{}
+			for id := range members {
+				if !down[id] {
+					out, _ := zkdtest.FourLetterWord(e.Addr(id), "srvr")
+					_, z, _ := strings.Cut(out, "Zxid: ")
+					z, _, _ = strings.Cut(z, "\n")
+					zxids[z] = true
+				}
+			}
+			if len(zxids) == 1 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the servers' zxids still differ after 30 s: %v", when, zxids)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	leaderIs("at the start", 5)
+	check(connect(t, e.Addr(1)).Create("/five", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	writes(200, "at the start")
+	for _, step := range []struct {
+		kill int64
+		next []int64
+	}{{5, []int64{4, 3}}, {4, []int64{3}}} {
+		members[step.kill].stop(t) // SIGKILL
+		down[step.kill] = true
+		when := fmt.Sprintf("after ZooKeeper %d's kill", step.kill)
+		t.Logf("%s server %d leads", when, leaderIs(when, step.next...))
+		writes(200, when)
+	}
+	for _, id := range []int64{4, 5} {
+		members[id].launch(t)
+		down[id] = false
+		members[id].waitServing(t)
+		if m := members[id].mode(); m != "follower" {
+			t.Fatalf("ZooKeeper %d came back as %q", id, m)
+		}
+	}
+	leaderIs("after the ZooKeeper servers came back", 3)
+	writes(200, "with every server back")
+	want := treeDump(t, e.Addr(3))
+	for id := int64(1); id <= 5; id++ {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, e.Addr(id), "/five") {
+			have[k] = true
+		}
+		for _, k := range acked {
+			if !have[k] {
+				t.Fatalf("server %d lacks acknowledged write /five/%s (of %d)", id, k, len(acked))
+			}
+		}
+		if got := treeDump(t, e.Addr(id)); got != want {
+			t.Fatalf("server %d's tree differs from the leader's, %s", id, firstDifference(got, want))
+		}
+		if n := members[id].mntr(t)["zk_digest_mismatches_count"]; n != "0" {
+			t.Fatalf("server %d counted %s digest mismatches", id, n)
+		}
+	}
+	t.Logf("%d writes acknowledged", len(acked))
 }
