@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -711,14 +713,17 @@ func (p *progress) longestPause(from, to time.Time) time.Duration {
 	return max(longest, to.Sub(last))
 }
 
-// An Apache ZooKeeper 3.8 ensemble under write load has each server in
-// turn replaced by zkd on the same data directory, zoo.cfg and ports, and
-// then each put back to ZooKeeper: no acknowledged write is lost, the
-// clients' session never expires and keeps its ephemeral, every change to
-// a watched znode is seen, and at the end every server has the same tree.
+// An Apache ZooKeeper 3.8 ensemble under write load, with kazoo's Lock
+// and Election recipes running, has each server in turn replaced by zkd on
+// the same data directory, zoo.cfg and ports, and then each put back to
+// ZooKeeper: no acknowledged write is lost, the clients' session never
+// expires and keeps its ephemeral, every change to a watched znode is
+// seen, the recipes never see two holders at once, and at the end every
+// server has the same tree.
 // Each step's longest pause in acknowledgements is logged.
 func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	needReference(t)
+	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
 	e := zkdtest.NewEnsemble(t, 3, nil)
 	dirs := map[int64]string{}
 	refs := map[int64]*zkref.Server{}
@@ -763,6 +768,21 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	pc, _ := connectAll(t, addrs, 10*time.Second)
 	prober := probe(pc, "/roll")
 	watcher, _ := connectAll(t, addrs, 10*time.Second)
+	// kazoo's Lock and Election recipes run throughout, each holder
+	// checking that nobody else holds at the same time.
+	recipes := exec.Command(kazooPython, "testdata/clients/kazoo_rolling.py", strings.Join(addrs, ","))
+	recipesIn, err := recipes.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipesOut bytes.Buffer
+	recipes.Stdout, recipes.Stderr = &recipesOut, &recipesOut
+	if err := recipes.Start(); err != nil {
+		t.Fatal(err)
+	}
+	recipesDone := make(chan error, 1)
+	go func() { recipesDone <- recipes.Wait() }()
+	t.Cleanup(func() { recipes.Process.Kill() })
 
 	changes := 0
 	// change sets /roll/watched through c and waits for the watch set on
@@ -842,6 +862,16 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	}
 	close(prober.stop)
 	<-prober.done
+	recipesIn.Close()
+	select {
+	case err := <-recipesDone:
+		if out := recipesOut.String(); err != nil || !strings.Contains(out, "kazoo rolling ok") {
+			t.Fatalf("kazoo's recipes: %v\n%s", err, out)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("kazoo's recipes did not stop within 90 s:\n%s", recipesOut.String())
+	}
+	t.Logf("%s", strings.TrimSpace(recipesOut.String()))
 	acked, unexpected := load.halt()
 	if unexpected != nil {
 		t.Fatalf("a writer got %v", unexpected)
