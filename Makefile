@@ -41,7 +41,7 @@ deps-debian:
 java-clients: deps-debian
 	@mkdir -p $(JAVA_CLIENTS)
 	javac -implicit:none -d $(JAVA_CLIENTS) -cp $(JAVA_CP) engine/testdata/clients/CuratorCheck.java \
-		engine/testdata/clients/CuratorCacheStress.java
+		engine/testdata/clients/CuratorCacheStress.java engine/testdata/clients/CuratorRolling.java
 
 vet:
 	$(GO) vet ./...

@@ -92,7 +92,7 @@ func curatorProgram(t testing.TB) (classpath string) {
 	}
 	javaOnce.Do(func() {
 		if dir := os.Getenv("ZKD_JAVA_CLIENTS"); dir != "" {
-			if _, err := os.Stat(filepath.Join(dir, "CuratorCacheStress.class")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "CuratorRolling.class")); err == nil {
 				javaClass = dir
 				return
 			}
@@ -103,7 +103,8 @@ func curatorProgram(t testing.TB) (classpath string) {
 			return
 		}
 		out, err := exec.Command("javac", "-implicit:none", "-d", dir, "-cp", strings.Join(jars, ":"),
-			"testdata/clients/CuratorCheck.java", "testdata/clients/CuratorCacheStress.java").CombinedOutput()
+			"testdata/clients/CuratorCheck.java", "testdata/clients/CuratorCacheStress.java",
+			"testdata/clients/CuratorRolling.java").CombinedOutput()
 		if err != nil {
 			javaErr = &exec.Error{Name: "javac: " + string(out), Err: err}
 			return

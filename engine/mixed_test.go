@@ -664,6 +664,38 @@ func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
 	}
 }
 
+// startRecipes starts a client program that runs recipes until its
+// standard input closes, and returns what closes it and checks that its
+// output says ok: it fails the test otherwise, and logs the output.
+func startRecipes(t *testing.T, cmd *exec.Cmd) func(ok string) {
+	t.Helper()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return func(ok string) {
+		t.Helper()
+		in.Close()
+		select {
+		case err := <-done:
+			if err != nil || !strings.Contains(out.String(), ok) {
+				t.Fatalf("%s: %v\n%s", cmd.Args[0], err, out.String())
+			}
+		case <-time.After(90 * time.Second):
+			t.Fatalf("%s did not stop within 90 s:\n%s", cmd.Args[0], out.String())
+		}
+		t.Logf("%s", strings.TrimSpace(out.String()))
+	}
+}
+
 // progress records when each write of a prober was acknowledged.
 type progress struct {
 	mu    sync.Mutex
@@ -713,8 +745,8 @@ func (p *progress) longestPause(from, to time.Time) time.Duration {
 	return max(longest, to.Sub(last))
 }
 
-// An Apache ZooKeeper 3.8 ensemble under write load, with kazoo's Lock
-// and Election recipes running, has each server in turn replaced by zkd on
+// An Apache ZooKeeper 3.8 ensemble under write load, with kazoo's and
+// Curator's lock and election recipes running, has each server in turn replaced by zkd on
 // the same data directory, zoo.cfg and ports, and then each put back to
 // ZooKeeper: no acknowledged write is lost, the clients' session never
 // expires and keeps its ephemeral, every change to a watched znode is
@@ -768,21 +800,12 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	pc, _ := connectAll(t, addrs, 10*time.Second)
 	prober := probe(pc, "/roll")
 	watcher, _ := connectAll(t, addrs, 10*time.Second)
-	// kazoo's Lock and Election recipes run throughout, each holder
-	// checking that nobody else holds at the same time.
-	recipes := exec.Command(kazooPython, "testdata/clients/kazoo_rolling.py", strings.Join(addrs, ","))
-	recipesIn, err := recipes.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recipesOut bytes.Buffer
-	recipes.Stdout, recipes.Stderr = &recipesOut, &recipesOut
-	if err := recipes.Start(); err != nil {
-		t.Fatal(err)
-	}
-	recipesDone := make(chan error, 1)
-	go func() { recipesDone <- recipes.Wait() }()
-	t.Cleanup(func() { recipes.Process.Kill() })
+	// kazoo's Lock and Election recipes, and Curator's with a Java-client
+	// writer, run throughout, each holder checking that nobody else holds
+	// at the same time.
+	hosts := strings.Join(addrs, ",")
+	kazoo := startRecipes(t, exec.Command(kazooPython, "testdata/clients/kazoo_rolling.py", hosts))
+	curator := startRecipes(t, exec.Command("java", "-cp", curatorProgram(t), "CuratorRolling", hosts))
 
 	changes := 0
 	// change sets /roll/watched through c and waits for the watch set on
@@ -862,16 +885,8 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	}
 	close(prober.stop)
 	<-prober.done
-	recipesIn.Close()
-	select {
-	case err := <-recipesDone:
-		if out := recipesOut.String(); err != nil || !strings.Contains(out, "kazoo rolling ok") {
-			t.Fatalf("kazoo's recipes: %v\n%s", err, out)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatalf("kazoo's recipes did not stop within 90 s:\n%s", recipesOut.String())
-	}
-	t.Logf("%s", strings.TrimSpace(recipesOut.String()))
+	kazoo("kazoo rolling ok")
+	curator("curator rolling ok")
 	acked, unexpected := load.halt()
 	if unexpected != nil {
 		t.Fatalf("a writer got %v", unexpected)
