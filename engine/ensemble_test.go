@@ -1288,3 +1288,87 @@ func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
 		t.Fatalf("resuming a closed session: %+v, %v", r, err)
 	}
 }
+
+// A learner that joins while the leader commits writes gets no COMMIT
+// between NEWLEADER and UPTODATE: Apache ZooKeeper 3.8.0's learners fail
+// on one there and log the same txns twice on their next try. The leader
+// holds those COMMITs and sends them right after UPTODATE. Here the test
+// plays server 2 over the raw quorum protocol, joining under write load
+// and taking its time to ack NEWLEADER.
+func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Start(t, 1, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader := e.Leader()
+	c := connect(t, e.Addr(leader))
+	check(c.Create("/held", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	load := newWriteLoad("/held")
+	for i := 0; i < 3; i++ {
+		load.run(connect(t, e.Addr(leader)))
+	}
+	defer load.halt()
+	load.waitMore(t, 100, 30*time.Second, "before the learner joins")
+
+	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q := zkreftest.NewQuorumConn(t, nc)
+	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
+		Data: (&wire.LearnerInfo{ServerID: 2, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
+	li := q.Read()
+	if li.Type != wire.PacketLeaderInfo {
+		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
+	}
+	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
+	newLeaderSeen := false
+	proposed := map[int64]bool{} // between NEWLEADER and UPTODATE
+	for i := 0; ; i++ {
+		if i > 1_000_000 {
+			t.Fatal("no UPTODATE")
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketSnap:
+			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		case wire.PacketNewLeader:
+			newLeaderSeen = true
+			// Writes go on meanwhile: the window a COMMIT could fall in.
+			time.Sleep(300 * time.Millisecond)
+			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+		case wire.PacketProposal:
+			if newLeaderSeen {
+				proposed[p.Zxid] = true
+			}
+		case wire.PacketCommit, wire.PacketSync:
+			if newLeaderSeen {
+				t.Fatalf("%s %#x between NEWLEADER and UPTODATE", wire.PacketName(p.Type), p.Zxid)
+			}
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		}
+		if p.Type == wire.PacketUpToDate {
+			break
+		}
+	}
+	if len(proposed) == 0 {
+		t.Fatal("no PROPOSAL between NEWLEADER and UPTODATE: the writes did not reach the window this test is about")
+	}
+	// The COMMITs held come now.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(proposed) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proposals made before UPTODATE never committed to this learner", len(proposed))
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketCommit:
+			delete(proposed, p.Zxid)
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		}
+	}
+}

@@ -66,7 +66,7 @@ type outProp struct {
 
 // learner is one follower's connection to this leader.
 type learner struct {
-	*outbox   // its mu also guards broadcast
+	*outbox   // its mu also guards broadcast, told and held
 	l         *leader
 	sid       int64
 	pc        *packetConn
@@ -74,6 +74,43 @@ type learner struct {
 	heard     atomic.Int64
 	synced    atomic.Bool // acked NEWLEADER
 	observer  bool        // takes INFORMs, has no vote
+	// told is set once UPTODATE is queued; until then the COMMITs and
+	// SYNCs for the learner wait in held (see sendCommit).
+	told bool
+	held []wire.QuorumPacket
+}
+
+// sendCommit queues a COMMIT or a SYNC, or holds it until the learner is
+// told it is up to date. Apache ZooKeeper 3.8.0's learners fail on a
+// COMMIT that arrives between NEWLEADER and UPTODATE (a
+// NullPointerException in Learner.syncWithLeader), go back to election
+// and take the same txns again, logging them twice; a leader that syncs a
+// learner while it commits writes would otherwise send exactly that.
+// zkd's learners take the COMMITs either way. PROPOSALs are not held: the
+// learner logs and acks them meanwhile.
+func (lr *learner) sendCommit(p wire.QuorumPacket) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if !lr.told {
+		lr.held = append(lr.held, p)
+		return
+	}
+	lr.queueLocked(p)
+}
+
+// sendUpToDate queues UPTODATE, then the COMMITs and SYNCs held.
+func (lr *learner) sendUpToDate() {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if lr.told {
+		return
+	}
+	lr.told = true
+	lr.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+	for _, p := range lr.held {
+		lr.queueLocked(p)
+	}
+	lr.held = nil
 }
 
 func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
@@ -171,7 +208,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		// Only to the connection that acked NEWLEADER: a learner that
 		// reconnected since is told once it acks on its new one.
 		if lr := l.learners[sid]; lr != nil && lr.synced.Load() {
-			lr.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+			lr.sendUpToDate()
 		}
 	}
 	l.mu.Unlock()
@@ -600,7 +637,7 @@ func (l *leader) newLeaderAck(lr *learner) {
 	}
 	l.cond.Broadcast()
 	if l.upToDate {
-		lr.send(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+		lr.sendUpToDate()
 	}
 }
 
@@ -613,7 +650,7 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 	if fr.Op == wire.OpSync {
 		l.mu.Lock()
 		if l.props.Sync(lr.sid) {
-			lr.send(wire.QuorumPacket{Type: wire.PacketSync})
+			lr.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
 		}
 		l.mu.Unlock()
 		return nil
@@ -742,12 +779,12 @@ func (l *leader) committed(commits []zab.Commit) {
 			case lr.observer:
 				lr.send(wire.QuorumPacket{Type: wire.PacketInform, Zxid: c.Zxid, Data: entry})
 			default:
-				lr.send(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
+				lr.sendCommit(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
 			}
 		}
 		for _, sid := range c.Syncs {
 			if lr := l.learners[sid]; lr != nil {
-				lr.send(wire.QuorumPacket{Type: wire.PacketSync})
+				lr.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
 			}
 		}
 		l.lastCommitted = c.Zxid
