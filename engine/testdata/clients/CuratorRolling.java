@@ -55,40 +55,55 @@ public class CuratorRolling {
     static void witness(CuratorFramework c, String name, String who) throws Exception {
         String path = ROOT + "/" + name;
         byte[] me = who.getBytes(StandardCharsets.UTF_8);
-        try {
-            c.create().withMode(CreateMode.EPHEMERAL).forPath(path, me);
-        } catch (KeeperException.NodeExistsException e) {
-            // Ours when a retried create had gone through before the
-            // connection was lost.
-            byte[] data = c.getData().forPath(path);
-            if (!new String(data, StandardCharsets.UTF_8).equals(who)) {
-                violations.incrementAndGet();
-                System.out.println("violation: " + who + " found " + new String(data, StandardCharsets.UTF_8) + "'s witness");
-                return;
-            }
-        }
-        // A leader told to stop (LeaderSelector interrupts it when the
-        // connection is suspended) stops here: its witness goes before it
-        // returns, and so before its own lock znode does.
         boolean interrupted = false;
         try {
+            c.create().withMode(CreateMode.EPHEMERAL).forPath(path, me);
             Thread.sleep(20);
+        } catch (KeeperException.NodeExistsException e) {
+            // Ours when a retried create had gone through before the
+            // connection was lost; someone else's is a second holder.
+            String holder = holder(c, path);
+            if (holder != null && !holder.equals(who)) {
+                violations.incrementAndGet();
+                System.out.println("violation: " + who + " found " + holder + "'s witness");
+                return;
+            }
         } catch (InterruptedException e) {
+            // A leader told to stop (LeaderSelector interrupts it when the
+            // connection is suspended) stops here.
             interrupted = true;
-        }
-        for (;;) {
-            interrupted |= Thread.interrupted();
-            try {
-                c.delete().forPath(path);
-                break;
-            } catch (KeeperException.NoNodeException e) {
-                break; // a retried delete that had gone through
-            } catch (Exception e) {
-                sleep(20);
+        } catch (Exception e) {
+            // The create may have gone through all the same: the cleanup
+            // below finds out.
+        } finally {
+            // Our witness goes before we return, and so before the lock
+            // znode that made us the holder does, however the create ended.
+            for (;;) {
+                interrupted |= Thread.interrupted();
+                try {
+                    String holder = holder(c, path);
+                    if (who.equals(holder)) {
+                        c.delete().forPath(path);
+                    }
+                    break;
+                } catch (KeeperException.NoNodeException e) {
+                    break;
+                } catch (Exception e) {
+                    sleep(20);
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
+    }
+
+    /** The holder named in the witness znode, null when there is none. */
+    static String holder(CuratorFramework c, String path) throws Exception {
+        try {
+            return new String(c.getData().forPath(path), StandardCharsets.UTF_8);
+        } catch (KeeperException.NoNodeException e) {
+            return null;
         }
     }
 
