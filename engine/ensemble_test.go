@@ -1159,19 +1159,7 @@ func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
 	live := connect(t, e.Addr(leader))
 	session := live.SessionID()
 
-	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	q := zkreftest.NewQuorumConn(t, nc)
-	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
-		Data: (&wire.LearnerInfo{ServerID: 2, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
-	li := q.Read()
-	if li.Type != wire.PacketLeaderInfo {
-		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
-	}
-	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
+	q, li := joinAsLearner(t, e, leader, 2)
 	newLeader := li.Zxid
 	// Sync: whatever comes, up to UPTODATE, acknowledging NEWLEADER.
 	for i := 0; ; i++ {
@@ -1289,6 +1277,27 @@ func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
 	}
 }
 
+// joinAsLearner connects to the leader's quorum port as server sid, a
+// follower, and goes through discovery (FOLLOWERINFO, LEADERINFO, ACKEPOCH
+// with an empty history). It returns the connection and LEADERINFO.
+func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkreftest.QuorumConn, wire.QuorumPacket) {
+	t.Helper()
+	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	q := zkreftest.NewQuorumConn(t, nc)
+	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
+		Data: (&wire.LearnerInfo{ServerID: sid, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
+	li := q.Read()
+	if li.Type != wire.PacketLeaderInfo {
+		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
+	}
+	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
+	return q, li
+}
+
 // A learner that joins while the leader commits writes gets no COMMIT
 // between NEWLEADER and UPTODATE: Apache ZooKeeper 3.8.0's learners fail
 // on one there and log the same txns twice on their next try. The leader
@@ -1309,19 +1318,7 @@ func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
 	defer load.halt()
 	load.waitMore(t, 100, 30*time.Second, "before the learner joins")
 
-	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	q := zkreftest.NewQuorumConn(t, nc)
-	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
-		Data: (&wire.LearnerInfo{ServerID: 2, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
-	li := q.Read()
-	if li.Type != wire.PacketLeaderInfo {
-		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
-	}
-	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
+	q, li := joinAsLearner(t, e, leader, 2)
 	newLeaderSeen := false
 	proposed := map[int64]bool{} // between NEWLEADER and UPTODATE
 	for i := 0; ; i++ {

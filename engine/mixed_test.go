@@ -260,6 +260,28 @@ func treeDump(t *testing.T, addr string) string {
 	return strings.Join(lines, "\n")
 }
 
+// requireSameEverywhere fails the test unless the server at each of addrs
+// has every acknowledged child of path in acked, and the same tree as the
+// first.
+func requireSameEverywhere(t *testing.T, addrs []string, path string, acked []string) {
+	t.Helper()
+	want := treeDump(t, addrs[0])
+	for _, addr := range addrs {
+		have := map[string]bool{}
+		for _, k := range childrenOn(t, addr, path) {
+			have[k] = true
+		}
+		for _, k := range acked {
+			if !have[k] {
+				t.Fatalf("the server at %s lacks acknowledged write %s/%s (of %d)", addr, path, k, len(acked))
+			}
+		}
+		if got := treeDump(t, addr); got != want {
+			t.Fatalf("the server at %s has another tree than the one at %s, %s", addr, addrs[0], firstDifference(got, want))
+		}
+	}
+}
+
 // firstDifference says where two dumps first differ.
 func firstDifference(a, b string) string {
 	n, x, y, _ := differingLine(a, b)
@@ -897,21 +919,7 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	if _, st, err := c.Get("/roll/mine"); err != nil || st.EphemeralOwner != session {
 		t.Fatalf("the session's ephemeral: %+v, %v", st, err)
 	}
-	want := treeDump(t, e.Addr(1))
-	for id := int64(1); id <= 3; id++ {
-		have := map[string]bool{}
-		for _, k := range childrenOn(t, e.Addr(id), "/roll") {
-			have[k] = true
-		}
-		for _, k := range acked {
-			if !have[k] {
-				t.Fatalf("server %d lacks acknowledged write /roll/%s (of %d)", id, k, len(acked))
-			}
-		}
-		if got := treeDump(t, e.Addr(id)); got != want {
-			t.Fatalf("server %d's tree differs from server 1's, %s", id, firstDifference(got, want))
-		}
-	}
+	requireSameEverywhere(t, e.Addrs(), "/roll", acked)
 	t.Logf("%d writes acknowledged, %d watched changes seen", len(acked), changes)
 }
 
@@ -1030,20 +1038,8 @@ func TestMixedFiveServers(t *testing.T) {
 	}
 	leaderIs("after the ZooKeeper servers came back", 3)
 	writes(200, "with every server back")
-	want := treeDump(t, e.Addr(3))
+	requireSameEverywhere(t, e.Addrs(), "/five", acked)
 	for id := int64(1); id <= 5; id++ {
-		have := map[string]bool{}
-		for _, k := range childrenOn(t, e.Addr(id), "/five") {
-			have[k] = true
-		}
-		for _, k := range acked {
-			if !have[k] {
-				t.Fatalf("server %d lacks acknowledged write /five/%s (of %d)", id, k, len(acked))
-			}
-		}
-		if got := treeDump(t, e.Addr(id)); got != want {
-			t.Fatalf("server %d's tree differs from the leader's, %s", id, firstDifference(got, want))
-		}
 		if n := members[id].mntr(t)["zk_digest_mismatches_count"]; n != "0" {
 			t.Fatalf("server %d counted %s digest mismatches", id, n)
 		}
