@@ -39,8 +39,11 @@ public class CuratorRolling {
     static String connect;
 
     static CuratorFramework client() {
+        // Curator reports LOST once it has been unable to connect for the
+        // session timeout, expired or not: on a busy machine a ZooKeeper
+        // server can take ten seconds to start, so give it room.
         CuratorFramework c = CuratorFrameworkFactory.builder().connectString(connect)
-            .sessionTimeoutMs(10000).connectionTimeoutMs(10000)
+            .sessionTimeoutMs(30000).connectionTimeoutMs(15000)
             .retryPolicy(new RetryForever(50)).build();
         c.getConnectionStateListenable().addListener((client, state) -> {
             if (state == ConnectionState.LOST && !stop.get()) {
