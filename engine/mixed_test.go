@@ -261,11 +261,12 @@ func treeDump(t *testing.T, addr string) string {
 }
 
 // requireSameEverywhere fails the test unless the server at each of addrs
-// has every acknowledged child of path in acked, and the same tree as the
-// first.
+// has every acknowledged child of path in acked, and, within 10 s, the
+// same tree as the first: recipes' containers are reaped and their
+// sessions closed on the leader's clock, so a tree may still change
+// between two servers' dumps.
 func requireSameEverywhere(t *testing.T, addrs []string, path string, acked []string) {
 	t.Helper()
-	want := treeDump(t, addrs[0])
 	for _, addr := range addrs {
 		have := map[string]bool{}
 		for _, k := range childrenOn(t, addr, path) {
@@ -276,10 +277,23 @@ func requireSameEverywhere(t *testing.T, addrs []string, path string, acked []st
 				t.Fatalf("the server at %s lacks acknowledged write %s/%s (of %d)", addr, path, k, len(acked))
 			}
 		}
-		if got := treeDump(t, addr); got != want {
-			t.Fatalf("the server at %s has another tree than the one at %s, %s", addr, addrs[0], firstDifference(got, want))
-		}
 	}
+	var differs string
+	for try := 0; try < 20; try++ {
+		want := treeDump(t, addrs[0])
+		differs = ""
+		for _, addr := range addrs[1:] {
+			if got := treeDump(t, addr); got != want {
+				differs = fmt.Sprintf("the server at %s has another tree than the one at %s, %s", addr, addrs[0], firstDifference(got, want))
+				break
+			}
+		}
+		if differs == "" {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatal(differs)
 }
 
 // firstDifference says where two dumps first differ.
