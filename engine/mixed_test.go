@@ -106,6 +106,14 @@ func (m *mixedMember) stop(t *testing.T) {
 	}
 }
 
+// dataDir is the member's dataDir, which holds version-2.
+func (m *mixedMember) dataDir() string {
+	if m.isZK {
+		return filepath.Join(m.dir, "data")
+	}
+	return filepath.Join(m.z.Dir, "data")
+}
+
 func (m *mixedMember) mode() string {
 	if m.isZK {
 		return m.ref.Mode()
@@ -504,21 +512,24 @@ func TestLearnerCountsDigestMismatches(t *testing.T) {
 
 // A leader of one implementation that logged a txn nobody else has, and
 // died, comes back as a learner of a leader of the other and is cut back
-// to the ensemble's history (TRUNC), both ways.
+// to the ensemble's history (TRUNC), both ways; so does an observer of
+// its implementation whose log holds the same txn.
 func TestMixedTruncate(t *testing.T) {
 	needReference(t)
 	needIptables(t)
 	for _, c := range []struct {
 		name    string
-		zkLeads bool // ZooKeeper is the new leader, zkd the old one
+		zkLeads bool // ZooKeeper is the new leader, zkd the old one and the observer
 	}{
 		{"ZooKeeper truncates zkd", true},
 		{"zkd truncates ZooKeeper", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := zkdtest.NewEnsemble(t, 3, nil)
+			e := zkdtest.NewEnsemble(t, 4, nil)
+			e.Observers = 1
 			// 3, the old leader, is of one implementation; 2, the next
-			// leader (the higher id of the two left), of the other.
+			// leader (the higher id of the two left), of the other; 4 is
+			// an observer of the old leader's implementation.
 			old := startMixed(t, e, 3, !c.zkLeads, nil)
 			next := startMixed(t, e, 2, c.zkLeads, nil)
 			old.waitServing(t)
@@ -528,18 +539,27 @@ func TestMixedTruncate(t *testing.T) {
 			if m := old.mode(); m != "leader" {
 				t.Fatalf("%s is %q, want leader", old.label, m)
 			}
-			cl := connect(t, old.addr)
+			obs := startMixed(t, e, 4, !c.zkLeads, nil)
+			obs.waitServing(t)
+			// The client starts on the old leader and moves on when it
+			// dies: were its session to expire, the new leader would log
+			// a closeSession, and a learner whose log ends in an older
+			// epoch than the leader's next txn is sent a SNAP, not a
+			// TRUNC, by either implementation.
+			cl, events, err := zk.Connect([]string{old.addr, next.addr, third.addr}, 4*time.Second,
+				zk.WithLogger(quietLogger{}), zk.WithHostProvider(&inOrder{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(cl.Close)
+			waitConnected(t, events)
 			check(cl.Create("/div", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 			check(cl.Create("/div/kept", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 
 			unblock := dropQuorumSends(t, e, 3)
 			go cl.Create("/div/lost", nil, 0, zk.WorldACL(zk.PermAll)) // never answered
-			dataDir := filepath.Join(old.dir, "data")
-			if !old.isZK {
-				dataDir = filepath.Join(old.z.Dir, "data")
-			}
 			deadline := time.Now().Add(10 * time.Second)
-			for !loggedCreate(dataDir, "/div/lost") {
+			for !loggedCreate(old.dataDir(), "/div/lost") {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s did not log the create within 10 s", old.label)
 				}
@@ -558,23 +578,36 @@ func TestMixedTruncate(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			unblock()
+			// An observer takes only committed txns, so it is cut back
+			// only when it holds a txn no quorum took. It is given one
+			// here the way an operator seeds a new server: its version-2
+			// is replaced by a copy of the old leader's, /div/lost and all.
+			obs.stop(t)
+			copyVersion2(t, old.dataDir(), obs.dataDir())
+			obs.launch(t)
 			old.launch(t)
 			old.waitServing(t)
+			obs.waitServing(t)
 			if got := old.mode(); got != "follower" {
 				t.Fatalf("%s came back as %q", old.label, got)
 			}
-			if c.zkLeads {
-				if l := old.z.Log(); !strings.Contains(l, `msg="syncing with the leader" leader=2 mode=TRUNC`) {
-					t.Fatalf("%s was not truncated:\n%s", old.label, l)
-				}
-			} else {
-				if l := next.z.Log(); !strings.Contains(l, `msg="syncing a follower" sid=3 mode=TRUNC`) {
-					t.Fatalf("%s was not truncated:\n%s", old.label, l)
+			if got := obs.mode(); got != "observer" {
+				t.Fatalf("%s came back as %q", obs.label, got)
+			}
+			for _, m := range []*mixedMember{old, obs} {
+				if c.zkLeads {
+					if l := m.z.Log(); !strings.Contains(l, `msg="syncing with the leader" leader=2 mode=TRUNC`) {
+						t.Fatalf("%s was not truncated:\n%s", m.label, l)
+					}
+				} else {
+					if l := next.z.Log(); !strings.Contains(l, fmt.Sprintf(`msg="syncing a follower" sid=%d mode=TRUNC`, m.id)) {
+						t.Fatalf("%s was not truncated:\n%s", m.label, l)
+					}
 				}
 			}
 			check(connect(t, next.addr).Create("/div/after", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 			want := treeDump(t, next.addr)
-			for _, m := range []*mixedMember{old, third} {
+			for _, m := range []*mixedMember{old, third, obs} {
 				if got := treeDump(t, m.addr); got != want {
 					t.Fatalf("%s's tree differs from the leader's (%s), %s", m.label, next.label, firstDifference(got, want))
 				}
@@ -586,6 +619,19 @@ func TestMixedTruncate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// copyVersion2 replaces to's version-2 (txn logs, snapshots, epochs) by a
+// copy of from's.
+func copyVersion2(t *testing.T, from, to string) {
+	t.Helper()
+	src, dst := filepath.Join(from, "version-2"), filepath.Join(to, "version-2")
+	if err := os.RemoveAll(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatalf("copying %s to %s: %v", src, dst, err)
 	}
 }
 
@@ -943,11 +989,14 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 // equal: ZooKeeper 4, or zkd 3 when the three zkd servers agree before
 // ZooKeeper 4 takes part. Once ZooKeeper 4 is killed too, zkd 3 leads the
 // three left, a bare quorum, and the two ZooKeeper servers come back as
-// its followers. Every acknowledged write is on every server, and every
-// server has the same tree.
+// its followers. Two observers, zkd 6 and ZooKeeper 7, observe each
+// leader in turn, so every role pairing is in a five-voter ensemble too.
+// Every acknowledged write is on every server, and every server has the
+// same tree.
 func TestMixedFiveServers(t *testing.T) {
 	needReference(t)
-	e := zkdtest.NewEnsemble(t, 5, nil)
+	e := zkdtest.NewEnsemble(t, 7, nil)
+	e.Observers = 2
 	members := map[int64]*mixedMember{}
 	members[5] = startMixed(t, e, 5, true, nil)
 	members[4] = startMixed(t, e, 4, true, nil)
@@ -957,8 +1006,15 @@ func TestMixedFiveServers(t *testing.T) {
 	}
 	members[2] = startMixed(t, e, 2, false, nil)
 	members[1] = startMixed(t, e, 1, false, nil)
-	for _, id := range []int64{2, 1} {
+	members[6] = startMixed(t, e, 6, false, nil)
+	members[7] = startMixed(t, e, 7, true, nil)
+	for _, id := range []int64{2, 1, 6, 7} {
 		members[id].waitServing(t)
+	}
+	for _, id := range []int64{6, 7} {
+		if m := members[id].mode(); m != "observer" {
+			t.Fatalf("%s is %q, want observer", members[id].label, m)
+		}
 	}
 	down := map[int64]bool{}
 	// leaderIs waits until one of want, and no other server, leads, and
@@ -1053,7 +1109,7 @@ func TestMixedFiveServers(t *testing.T) {
 	leaderIs("after the ZooKeeper servers came back", 3)
 	writes(200, "with every server back")
 	requireSameEverywhere(t, e.Addrs(), "/five", acked)
-	for id := int64(1); id <= 5; id++ {
+	for id := int64(1); id <= 7; id++ {
 		if n := members[id].mntr(t)["zk_digest_mismatches_count"]; n != "0" {
 			t.Fatalf("server %d counted %s digest mismatches", id, n)
 		}
