@@ -275,6 +275,12 @@ func (a *applier) prep(r *writeReq) {
 			Time: now, Op: r.op, Body: r.body, Auth: r.auth, SetDataTxn: &r.setTxn})
 	}
 	r.wal = wal.Txn{Header: r.txn.Header, Record: r.txn.Record}
+	if r.txn.Header.Type == wire.OpCloseSession && !s.cfg.CloseSessionTxn {
+		// Logged and proposed without the ephemerals, which every server
+		// then finds in its own tree, so that ZooKeeper learners set the
+		// same way read it.
+		r.wal.Record = nil
+	}
 	if r.txn.HasDigest {
 		r.wal.Digest = &r.txn.Digest
 	}

@@ -67,6 +67,9 @@ type Config struct {
 	SuperDigest            string
 	ReconfigEnabled        bool
 	StandaloneEnabled      bool
+	// CloseSessionTxn (closeSessionTxn.enabled) has closeSession txns
+	// list the session's ephemerals, as ZooKeeper 3.8 does by default.
+	CloseSessionTxn bool
 
 	// Lines says on which line of File each key was set, for errors
 	// found after parsing (a port in use, a dataDir that is a file).
@@ -106,6 +109,7 @@ func DefaultConfig() *Config {
 		ContainerCheckInterval: 60000,
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
+		CloseSessionTxn:        true,
 		Servers:                map[int]string{},
 		Extra:                  map[string]string{},
 		Lines:                  map[string]int{},
@@ -236,8 +240,9 @@ var settings = map[string]setting{
 	"DigestAuthenticationProvider.superDigest": stringKey(func(c *Config) *string {
 		return &c.SuperDigest
 	}),
-	"reconfigEnabled":   boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
-	"standaloneEnabled": boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
+	"reconfigEnabled":         boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
+	"standaloneEnabled":       boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
+	"closeSessionTxn.enabled": boolKey(func(c *Config) *bool { return &c.CloseSessionTxn }),
 	"snapshot.compression.method": func(c *Config, v string) error {
 		if !wal.ValidCompression(v) {
 			return fmt.Errorf("%q is not a snapshot compression method (gz, snappy, zstd, or empty)", v)
@@ -283,7 +288,7 @@ var knownKeys = []string{
 	"ssl.clientAuth", "ssl.protocol", "ssl.enabledProtocols", "ssl.ciphersuites",
 	"ssl.hostnameVerification", "ssl.quorum.hostnameVerification",
 	"authProvider.1", "authProvider.2", "authProvider.3", "kerberos.removeHostFromPrincipal",
-	"kerberos.removeRealmFromPrincipal", "closeSessionTxn.enabled", "clientCnxnSocket",
+	"kerberos.removeRealmFromPrincipal", "clientCnxnSocket",
 	"skipACL", "zkd.election.finalizeWaitMs",
 }
 

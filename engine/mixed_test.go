@@ -325,15 +325,21 @@ func TestMixedSync(t *testing.T) {
 		mode     string
 		cfg      map[string]string
 		observer bool // the learner that falls behind is an observer
+		// noPaths sets closeSessionTxn.enabled=false everywhere: the
+		// leader logs closeSession txns without the session's
+		// ephemerals, and each learner finds them in its own tree.
+		noPaths bool
 	}{
-		{"ZooKeeper leads, zkd syncs by DIFF", true, "DIFF", nil, false},
-		{"ZooKeeper leads, zkd syncs by SNAP", true, "SNAP", snap, false},
-		{"zkd leads, ZooKeeper syncs by DIFF", false, "DIFF", nil, false},
-		{"zkd leads, ZooKeeper syncs by SNAP", false, "SNAP", snap, false},
-		{"ZooKeeper leads, a zkd observer syncs by DIFF", true, "DIFF", nil, true},
-		{"ZooKeeper leads, a zkd observer syncs by SNAP", true, "SNAP", snap, true},
-		{"zkd leads, a ZooKeeper observer syncs by DIFF", false, "DIFF", nil, true},
-		{"zkd leads, a ZooKeeper observer syncs by SNAP", false, "SNAP", snap, true},
+		{"ZooKeeper leads, zkd syncs by DIFF", true, "DIFF", nil, false, false},
+		{"ZooKeeper leads, zkd syncs by SNAP", true, "SNAP", snap, false, false},
+		{"zkd leads, ZooKeeper syncs by DIFF", false, "DIFF", nil, false, false},
+		{"zkd leads, ZooKeeper syncs by SNAP", false, "SNAP", snap, false, false},
+		{"ZooKeeper leads, a zkd observer syncs by DIFF", true, "DIFF", nil, true, false},
+		{"ZooKeeper leads, a zkd observer syncs by SNAP", true, "SNAP", snap, true, false},
+		{"zkd leads, a ZooKeeper observer syncs by DIFF", false, "DIFF", nil, true, false},
+		{"zkd leads, a ZooKeeper observer syncs by SNAP", false, "SNAP", snap, true, false},
+		{"ZooKeeper leads without closeSession paths, zkd syncs by DIFF", true, "DIFF", nil, false, true},
+		{"zkd leads without closeSession paths, ZooKeeper syncs by DIFF", false, "DIFF", nil, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := map[string]string{"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100"}
@@ -342,6 +348,10 @@ func TestMixedSync(t *testing.T) {
 			}
 			// ZooKeeper reads these from system properties only.
 			props := map[string]string{"zookeeper.extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100"}
+			if c.noPaths {
+				cfg["closeSessionTxn.enabled"] = "false"
+				props["zookeeper.closeSessionTxn.enabled"] = "false"
+			}
 			// Server 3, the leader, is of one implementation and the
 			// learner that falls behind (1, or the observer 4) of the
 			// other; the rest are zkd. 2 and 3 start first, so 3 (the

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"zkd/wire"
+	"zkd/ztree"
 )
 
 // The file formats of Apache ZooKeeper 3.8 (FileTxnLog, FileSnap).
@@ -148,8 +149,11 @@ func decodeTxn(payload []byte) (Txn, error) {
 		return t, fmt.Errorf("unknown txn type %d", int32(t.Header.Type))
 	}
 	if rec != nil {
-		// A closeSession txn from ZooKeeper before 3.6 has no record.
-		if t.Header.Type == wire.OpCloseSession && n == len(payload) {
+		// A closeSession txn may have no record: ZooKeeper's before 3.7,
+		// and 3.8's with closeSessionTxn.enabled=false, which still logs
+		// a digest after the header. No record of 12 bytes that opens as
+		// a digest (version 2, two paths) can list two real paths.
+		if t.Header.Type == wire.OpCloseSession && (n == len(payload) || len(payload)-n == digestLen && digestVersionAt(payload[n:])) {
 			rec = nil
 		} else {
 			m, err := rec.Decode(payload[n:], wire.Copy)
@@ -169,6 +173,16 @@ func decodeTxn(payload []byte) (Txn, error) {
 		t.Digest = &d
 	}
 	return t, nil
+}
+
+// digestLen is an encoded TxnDigest's length: its version and the tree
+// digest.
+const digestLen = 4 + 8
+
+// digestVersionAt reports whether b opens with the digest version
+// ZooKeeper 3.8 writes.
+func digestVersionAt(b []byte) bool {
+	return len(b) >= 4 && int32(binary.BigEndian.Uint32(b)) == ztree.DigestVersion
 }
 
 // Names: log.<hex zxid of the first txn>, snapshot.<hex zxid>[.gz|.snappy|.zst].

@@ -136,3 +136,54 @@ func TestProposalsFromZooKeeperAreTxnEntries(t *testing.T) {
 		}
 	}
 }
+
+// A closeSession txn comes in four forms: with or without the list of the
+// session's ephemerals (ZooKeeper 3.8's closeSessionTxn.enabled, and
+// versions before 3.7 never list them), each with or without a digest.
+// Each decodes to what was encoded, including a list whose bytes are as
+// long as a digest.
+func TestCloseSessionTxnForms(t *testing.T) {
+	hdr := wire.TxnHeader{ClientID: 0x100, Cxid: 3, Zxid: 0x100000007, Time: 1700000000000, Type: wire.OpCloseSession}
+	digest := &wire.TxnDigest{Version: ztree.DigestVersion, TreeDigest: 0x1234567890}
+	for _, c := range []struct {
+		name   string
+		record *wire.CloseSessionTxn
+		digest *wire.TxnDigest
+	}{
+		{"no list, a digest", nil, digest},
+		{"no list, no digest", nil, nil},
+		{"a list, a digest", &wire.CloseSessionTxn{Paths2Delete: []string{"/a", "/b/c"}}, digest},
+		{"a list, no digest", &wire.CloseSessionTxn{Paths2Delete: []string{"/a", "/b/c"}}, nil},
+		{"a list as long as a digest", &wire.CloseSessionTxn{Paths2Delete: []string{"/abc"}}, nil},
+		{"an empty list, a digest", &wire.CloseSessionTxn{Paths2Delete: []string{}}, digest},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := wal.Txn{Header: hdr, Digest: c.digest}
+			if c.record != nil {
+				in.Record = c.record
+			}
+			out, err := wal.DecodeTxn(wal.AppendTxn(nil, &in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Header != hdr {
+				t.Fatalf("header %+v, want %+v", out.Header, hdr)
+			}
+			switch got := out.Record.(type) {
+			case nil:
+				if c.record != nil {
+					t.Fatalf("no record, want %v", c.record.Paths2Delete)
+				}
+			case *wire.CloseSessionTxn:
+				if c.record == nil || strings.Join(got.Paths2Delete, ",") != strings.Join(c.record.Paths2Delete, ",") {
+					t.Fatalf("record %v, want %v", got.Paths2Delete, c.record)
+				}
+			default:
+				t.Fatalf("a %T record", got)
+			}
+			if (out.Digest == nil) != (c.digest == nil) || out.Digest != nil && *out.Digest != *c.digest {
+				t.Fatalf("digest %v, want %v", out.Digest, c.digest)
+			}
+		})
+	}
+}
