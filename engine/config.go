@@ -20,6 +20,9 @@ import (
 // keys and defaults.
 type Config struct {
 	File string // where it was read from; "" for the embedded default
+	// Initial is the file's text as read, for the AdminServer's
+	// initial_configuration command.
+	Initial string
 
 	TickTime          int // ms
 	DataDir           string
@@ -71,6 +74,14 @@ type Config struct {
 	// list the session's ephemerals, as ZooKeeper 3.8 does by default.
 	CloseSessionTxn bool
 
+	// The AdminServer (admin.*): the HTTP server of ZooKeeper's commands,
+	// which zkd's command runs; see Server.AdminHandler.
+	AdminEnable      bool
+	AdminAddress     string
+	AdminPort        int
+	AdminCommandURL  string
+	AdminIdleTimeout int // ms
+
 	// Lines says on which line of File each key was set, for errors
 	// found after parsing (a port in use, a dataDir that is a file).
 	Lines map[string]int
@@ -110,6 +121,11 @@ func DefaultConfig() *Config {
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
 		CloseSessionTxn:        true,
+		AdminEnable:            true,
+		AdminAddress:           "0.0.0.0",
+		AdminPort:              8080,
+		AdminCommandURL:        "/commands",
+		AdminIdleTimeout:       30000,
 		Servers:                map[int]string{},
 		Extra:                  map[string]string{},
 		Lines:                  map[string]int{},
@@ -243,6 +259,18 @@ var settings = map[string]setting{
 	"reconfigEnabled":         boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
 	"standaloneEnabled":       boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
 	"closeSessionTxn.enabled": boolKey(func(c *Config) *bool { return &c.CloseSessionTxn }),
+	"admin.enableServer":      boolKey(func(c *Config) *bool { return &c.AdminEnable }),
+	"admin.serverAddress":     stringKey(func(c *Config) *string { return &c.AdminAddress }),
+	"admin.serverPort": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q is not a port number (0 to 65535)", v)
+		}
+		c.AdminPort = n
+		return nil
+	},
+	"admin.commandURL":  stringKey(func(c *Config) *string { return &c.AdminCommandURL }),
+	"admin.idleTimeout": intKey(func(c *Config) *int { return &c.AdminIdleTimeout }),
 	"snapshot.compression.method": func(c *Config, v string) error {
 		if !wal.ValidCompression(v) {
 			return fmt.Errorf("%q is not a snapshot compression method (gz, snappy, zstd, or empty)", v)
@@ -261,8 +289,7 @@ var knownKeys = []string{
 	"electionPortBindRetry", "peerType", "quorumListenOnAllIPs", "syncEnabled",
 	"dynamicConfigFile", "localSessionsEnabled", "localSessionsUpgradingEnabled",
 	"maxResponseCacheSize", "maxGetChildrenResponseCacheSize", "serverCnxnFactory",
-	"admin.enableServer", "admin.serverAddress", "admin.serverPort", "admin.idleTimeout",
-	"admin.commandURL", "admin.portUnification", "admin.forceHttps",
+	"admin.portUnification", "admin.forceHttps",
 	"metricsProvider.className", "metricsProvider.httpHost", "metricsProvider.httpPort",
 	"metricsProvider.exportJvmInfo", "metricsProvider.numWorkerThreads",
 	"metricsProvider.maxQueueSize", "metricsProvider.workerShutdownTimeoutMs",
@@ -306,7 +333,11 @@ func LoadConfig(file string, log *slog.Logger) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(file, bytes.NewReader(b), log)
+	c, err := ParseConfig(file, bytes.NewReader(b), log)
+	if c != nil {
+		c.Initial = string(b)
+	}
+	return c, err
 }
 
 // ParseConfig reads zoo.cfg text (Java properties: key=value, key:value or

@@ -53,7 +53,7 @@ someUnknownKey=value
 	if !words["srvr"] || !words["ruok"] || !words["mntr"] || words["stat"] || len(unknown) != 0 {
 		t.Fatalf("4lw whitelist %v %v", words, unknown)
 	}
-	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.Extra["admin.serverPort"] != "8081" {
+	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.AdminPort != 8081 {
 		t.Fatalf("kept keys: %v %v", cfg.Servers, cfg.Extra)
 	}
 	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=19") {
@@ -75,6 +75,9 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"clientPort=2181\n", `zoo.cfg: dataDir: not set`},
 		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},
 		{"dataDir=/d\nclientPort=99999\n", `zoo.cfg: clientPort: 99999 is not a port`},
+		{"dataDir=/d\nclientPort=2181\nadmin.serverPort=80800\n", `zoo.cfg:3: admin.serverPort: "80800" is not a port number`},
+		{"dataDir=/d\nclientPort=2181\nadmin.enableServer=on\n", `zoo.cfg:3: admin.enableServer: "on" is not true or false`},
+		{"dataDir=/d\nclientPort=2181\ncloseSessionTxn.enabled=off\n", `zoo.cfg:3: closeSessionTxn.enabled: "off" is not true or false`},
 		{"dataDir=/d\nclientPort=1\nminSessionTimeout=9000\nmaxSessionTimeout=4000\n", `minSessionTimeout: 9000 is above maxSessionTimeout 4000`},
 		// An ensemble member needs its myid (TestEnsembleConfig has the rest).
 		{"dataDir=/d\nclientPort=2181\nserver.1=a:2888:3888\nserver.2=b:2888:3888\nserver.3=c:2888:3888\n",

@@ -538,10 +538,33 @@ func (s *Server) mntr() string {
 		fmt.Fprintf(&b, "%s\t%s\n", k, val)
 	}
 	if p := s.peer; p != nil {
+		// What every ZooKeeper ensemble member adds.
+		fmt.Fprintf(&b, "zk_quorum_size\t%d\nzk_peer_state\t%s\n", len(p.voters()), p.detailedState())
 		if st, ok := p.leaderStats(); ok {
-			// What ZooKeeper's leader adds.
+			// What ZooKeeper's leader adds. zkd does not measure the
+			// sizes of proposals or of each learner's queue: they are
+			// reported as ZooKeeper reports them before any.
 			fmt.Fprintf(&b, "zk_learners\t%d\nzk_synced_followers\t%d\nzk_synced_non_voting_followers\t0\nzk_synced_observers\t%d\nzk_pending_syncs\t%d\n",
 				st.learners, st.synced, st.observers, st.pendingSyncs)
+			fmt.Fprintf(&b, "zk_leader_uptime\t%d\nzk_last_proposal_size\t-1\nzk_min_proposal_size\t-1\nzk_max_proposal_size\t-1\n",
+				st.uptime.Milliseconds())
+			slices.Sort(st.sids)
+			for _, sid := range st.sids {
+				for _, k := range []string{"avg", "min", "max", "cnt", "sum"} {
+					v := "0"
+					if k == "avg" {
+						v = "0.0"
+					}
+					fmt.Fprintf(&b, "zk_%s_%d_learner_handler_qp_size\t%s\n", k, sid, v)
+				}
+				for _, k := range []string{"avg", "min", "max", "cnt", "sum", "p50", "p95", "p99", "p999"} {
+					v := "0"
+					if k == "avg" {
+						v = "0.0"
+					}
+					fmt.Fprintf(&b, "zk_%s_%d_learner_handler_qp_time_ms\t%s\n", k, sid, v)
+				}
+			}
 		}
 	}
 	// ZooKeeper's per-namespace summaries come last: reads, then writes,

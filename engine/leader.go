@@ -57,6 +57,7 @@ type leader struct {
 	// txns it lacks (DIFF) whatever the snapshot's size.
 	committedLog     []int64
 	discoveryTimeout time.Duration
+	started          time.Time // for mntr's leader_uptime
 }
 
 type outProp struct {
@@ -72,8 +73,10 @@ type learner struct {
 	pc        *packetConn
 	broadcast bool // receives proposals and commits
 	heard     atomic.Int64
-	synced    atomic.Bool // acked NEWLEADER
-	observer  bool        // takes INFORMs, has no vote
+	// established is when it connected, for the observers command.
+	established time.Time
+	synced      atomic.Bool // acked NEWLEADER
+	observer    bool        // takes INFORMs, has no vote
 	// told is set once UPTODATE is queued; until then the COMMITs and
 	// SYNCs for the learner wait in held (see sendCommit).
 	told bool
@@ -124,7 +127,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		return fmt.Errorf("quorum port %s: %w", addr, err)
 	}
 	l := &leader{p: p, s: s, ln: ln, failed: make(chan struct{}), learners: map[int64]*learner{},
-		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit)}
+		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit), started: time.Now()}
 	l.cond = sync.NewCond(&l.mu)
 	l.disc = zab.NewLeaderDiscovery(p.me.ID, p.voters(), ep.Accepted, ep.Current, last)
 	p.role.Store(int32(roleLeading))
@@ -300,7 +303,7 @@ func (l *leader) acceptLoop() {
 // acks, pings and forwarded requests.
 func (l *leader) serveLearner(c net.Conn) {
 	s := l.s
-	lr := &learner{outbox: newOutbox(c), l: l, pc: newPacketConn(c)}
+	lr := &learner{outbox: newOutbox(c), l: l, pc: newPacketConn(c), established: time.Now()}
 	lr.heard.Store(time.Now().UnixNano())
 	defer l.forget(lr)
 	initLimit := l.discoveryTimeout
@@ -823,7 +826,11 @@ func (l *leader) forget(lr *learner) {
 	l.mu.Unlock()
 }
 
-type leaderStats struct{ learners, synced, observers, pendingSyncs int }
+type leaderStats struct {
+	learners, synced, observers, pendingSyncs int
+	sids                                      []int64 // the learners connected, by id
+	uptime                                    time.Duration
+}
 
 // leaderStats are the leader's figures for mntr; ok false when this
 // server does not lead.
@@ -836,8 +843,10 @@ func (p *peer) leaderStats() (st leaderStats, ok bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	st.uptime = time.Since(l.started)
 	for _, lr := range l.learners {
 		st.learners++
+		st.sids = append(st.sids, lr.sid)
 		switch {
 		case !lr.synced.Load():
 		case lr.observer:

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,6 +69,9 @@ type Server struct {
 	// traceMask is what gtmk reports and stmk sets. zkd has no trace
 	// log; the mask is kept for the tools that read it back.
 	traceMask atomic.Int64
+	// lastSnap is the newest snapshot loaded or written, for the
+	// last_snapshot command.
+	lastSnap atomic.Pointer[snapInfo]
 
 	opts     Options
 	mono     func() int64 // the session clock: ms, monotonic
@@ -194,6 +200,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
 	t.AdoptReaders(s.readers)
+	s.lastSnap.Store(&snapInfo{zxid: snapshotZxid(st.Recovery().Snapshot), at: s.now()})
 	s.setConfigNode(t)
 	s.tree.Store(t)
 	t.Publish() // a version numbered for the readers
@@ -273,10 +280,28 @@ func (s *Server) snapshotInBackground() {
 				return
 			}
 		}
-		if _, err := st.Snapshot(v); err != nil && !errors.Is(err, wal.ErrStopped) {
-			s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
+		if _, err := st.Snapshot(v); err != nil {
+			if !errors.Is(err, wal.ErrStopped) {
+				s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
+			}
+			return
 		}
+		s.lastSnap.Store(&snapInfo{zxid: v.Zxid(), at: s.now()})
 	}()
+}
+
+// snapInfo is a snapshot's zxid and when it was loaded or written.
+type snapInfo struct {
+	zxid int64
+	at   time.Time
+}
+
+// snapshotZxid is the zxid a snapshot file's name gives; 0 for none.
+func snapshotZxid(name string) int64 {
+	hex, _ := strings.CutPrefix(filepath.Base(name), "snapshot.")
+	hex, _, _ = strings.Cut(hex, ".")
+	z, _ := strconv.ParseUint(hex, 16, 64)
+	return int64(z)
 }
 
 // standaloneServerID is the server id a standalone ZooKeeper puts in its

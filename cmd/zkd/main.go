@@ -11,10 +11,13 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"path"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"zkd/engine"
 	"zkd/wal"
@@ -127,6 +130,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	defer tuneGC(uint64(cfg.GCRoomMB)<<20, log)()
 	defer releaseWhenQuiet(log)()
+	if cfg.AdminEnable {
+		defer startAdmin(cfg, srv, log)()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -143,6 +149,25 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		return 0
 	}
+}
+
+// startAdmin serves the AdminServer's commands on admin.serverAddress and
+// admin.serverPort, and returns what stops it. A port it cannot bind is
+// logged and the server goes on without it, as ZooKeeper's does.
+func startAdmin(cfg *engine.Config, srv *engine.Server, log *slog.Logger) func() {
+	addr := net.JoinHostPort(cfg.AdminAddress, strconv.Itoa(cfg.AdminPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn("the AdminServer cannot listen and is off; set admin.serverPort, or admin.enableServer=false",
+			"addr", addr, "err", err)
+		return func() {}
+	}
+	idle := time.Duration(cfg.AdminIdleTimeout) * time.Millisecond
+	hs := &http.Server{Handler: srv.AdminHandler(cfg.AdminCommandURL), IdleTimeout: idle,
+		ReadHeaderTimeout: 10 * time.Second}
+	log.Info("AdminServer serving", "url", "http://"+ln.Addr().String()+path.Join("/", cfg.AdminCommandURL))
+	go hs.Serve(ln)
+	return func() { hs.Close() }
 }
 
 // startProfiling serves net/http/pprof's handlers on addr, with the

@@ -94,7 +94,10 @@ func StartWith(t testing.TB, cfg map[string]string, opts Options) *Server {
 	}
 	dir := t.TempDir()
 	all := map[string]string{"tickTime": "2000", "dataDir": filepath.Join(dir, "data"),
-		"clientPort": strconv.Itoa(port), "clientPortAddress": "127.0.0.1"}
+		"clientPort": strconv.Itoa(port), "clientPortAddress": "127.0.0.1",
+		// Every test server would otherwise try port 8080; a test of the
+		// AdminServer turns it on with a port of its own.
+		"admin.enableServer": "false"}
 	for k, v := range cfg {
 		all[k] = v
 	}
@@ -297,7 +300,9 @@ type Ensemble struct {
 	Observers                            int
 	ClientPort, QuorumPort, ElectionPort int
 	Servers                              map[int64]*Server
-	cfg                                  map[string]string
+	// Member holds keys for one member's zoo.cfg only, over the rest.
+	Member map[int64]map[string]string
+	cfg    map[string]string
 }
 
 // StartEnsemble starts n zkd servers as one ensemble (tickTime 200 ms,
@@ -345,7 +350,7 @@ func NewEnsemble(t testing.TB, n int, cfg map[string]string) *Ensemble {
 func (e *Ensemble) MemberConfig(id int64) map[string]string {
 	all := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10",
 		"clientPort": strconv.Itoa(e.ClientPort), "clientPortAddress": fmt.Sprintf("127.0.0.%d", id),
-		"4lw.commands.whitelist": "*"}
+		"4lw.commands.whitelist": "*", "admin.enableServer": "false"}
 	for m := 1; m <= e.N; m++ {
 		all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, e.QuorumPort, e.ElectionPort)
 		if m > e.N-e.Observers {
@@ -353,6 +358,9 @@ func (e *Ensemble) MemberConfig(id int64) map[string]string {
 		}
 	}
 	for k, v := range e.cfg {
+		all[k] = v
+	}
+	for k, v := range e.Member[id] {
 		all[k] = v
 	}
 	return all
