@@ -378,6 +378,11 @@ func TestAdminServerInAnEnsemble(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	compare("leaders", 3, 2, leader)
+	// zkd 2 went through at least two elections: at the start and
+	// after the kill.
+	if _, mon, _ := adminGet(t, bases[2], "monitor"); mon["cnt_election_time"].(float64) < 2 {
+		t.Errorf("zkd 2 counted %v elections, want 2 or more", mon["cnt_election_time"])
+	}
 	if _, ans, _ := adminGet(t, bases[2], "leader"); ans["is_leader"] != true || ans["leader_id"] != float64(2) || ans["leader_ip"] != "127.0.0.2" {
 		t.Errorf("zkd 2's leader answer: %v", ans)
 	}

@@ -82,6 +82,14 @@ type Config struct {
 	AdminCommandURL  string
 	AdminIdleTimeout int // ms
 
+	// The metrics endpoint (metricsProvider.*): with ZooKeeper's
+	// Prometheus provider named, zkd's command serves /metrics; see
+	// Server.PrometheusCollector.
+	MetricsProvider    string
+	MetricsHost        string
+	MetricsPort        int
+	MetricsExportExtra bool // metricsProvider.exportJvmInfo: the Go runtime's and the process's figures too
+
 	// Lines says on which line of File each key was set, for errors
 	// found after parsing (a port in use, a dataDir that is a file).
 	Lines map[string]int
@@ -126,11 +134,22 @@ func DefaultConfig() *Config {
 		AdminPort:              8080,
 		AdminCommandURL:        "/commands",
 		AdminIdleTimeout:       30000,
+		MetricsHost:            "0.0.0.0",
+		MetricsPort:            7000,
+		MetricsExportExtra:     true,
 		Servers:                map[int]string{},
 		Extra:                  map[string]string{},
 		Lines:                  map[string]int{},
 	}
 }
+
+// PrometheusProvider is the class name of ZooKeeper's Prometheus metrics
+// provider, which metricsProvider.className names to turn it on.
+const PrometheusProvider = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+
+// defaultProvider is ZooKeeper's default metrics provider, which serves
+// no endpoint of its own.
+const defaultProvider = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
 
 // ErrorAt is a ConfigError for key, at the line that set it.
 func (c *Config) ErrorAt(key, format string, args ...any) *ConfigError {
@@ -271,6 +290,27 @@ var settings = map[string]setting{
 	},
 	"admin.commandURL":  stringKey(func(c *Config) *string { return &c.AdminCommandURL }),
 	"admin.idleTimeout": intKey(func(c *Config) *int { return &c.AdminIdleTimeout }),
+	"metricsProvider.className": func(c *Config, v string) error {
+		switch v {
+		case PrometheusProvider:
+			c.MetricsProvider = v
+		case defaultProvider:
+			c.MetricsProvider = "" // mntr and the AdminServer only, as by default
+		default:
+			return fmt.Errorf("%q is not a metrics provider zkd has: it has %s and %s", v, PrometheusProvider, defaultProvider)
+		}
+		return nil
+	},
+	"metricsProvider.httpHost": stringKey(func(c *Config) *string { return &c.MetricsHost }),
+	"metricsProvider.httpPort": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q is not a port number (0 to 65535)", v)
+		}
+		c.MetricsPort = n
+		return nil
+	},
+	"metricsProvider.exportJvmInfo": boolKey(func(c *Config) *bool { return &c.MetricsExportExtra }),
 	"snapshot.compression.method": func(c *Config, v string) error {
 		if !wal.ValidCompression(v) {
 			return fmt.Errorf("%q is not a snapshot compression method (gz, snappy, zstd, or empty)", v)
@@ -290,8 +330,7 @@ var knownKeys = []string{
 	"dynamicConfigFile", "localSessionsEnabled", "localSessionsUpgradingEnabled",
 	"maxResponseCacheSize", "maxGetChildrenResponseCacheSize", "serverCnxnFactory",
 	"admin.portUnification", "admin.forceHttps",
-	"metricsProvider.className", "metricsProvider.httpHost", "metricsProvider.httpPort",
-	"metricsProvider.exportJvmInfo", "metricsProvider.numWorkerThreads",
+	"metricsProvider.numWorkerThreads",
 	"metricsProvider.maxQueueSize", "metricsProvider.workerShutdownTimeoutMs",
 	"sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "client.portUnification",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",

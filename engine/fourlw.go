@@ -526,6 +526,9 @@ func (s *Server) mntr() string {
 		"zk_max_client_response_size":    fmt.Sprint(s.stats.respMax.Load()),
 		"zk_min_client_response_size":    fmt.Sprint(s.stats.respMin.Load()),
 	}
+	s.electionTime.mntr("election_time", known)
+	s.fsyncTime.mntr("fsynctime", known)
+	s.snapshotTime.mntr("snapshottime", known)
 	var b strings.Builder
 	for _, k := range strings.Split(strings.TrimSpace(mntrKeys), "\n") {
 		val, ok := known[k]

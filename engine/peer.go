@@ -225,6 +225,7 @@ func (p *peer) run() {
 			return // stopping
 		}
 		p.leaderID.Store(d.Vote.Leader)
+		s.electionTime.addSince(start)
 		s.log.Info("election done", "leader", d.Vote.Leader, "zxid", fmt.Sprintf("%#x", d.Vote.Zxid),
 			"took", time.Since(start).Round(time.Millisecond))
 		if d.Vote.Leader == p.me.ID {

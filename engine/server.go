@@ -72,6 +72,9 @@ type Server struct {
 	// lastSnap is the newest snapshot loaded or written, for the
 	// last_snapshot command.
 	lastSnap atomic.Pointer[snapInfo]
+	// What mntr and the metrics endpoint report of elections, fsyncs of
+	// the log and snapshots: how many, and how long they took (ms).
+	electionTime, fsyncTime, snapshotTime summary
 
 	opts     Options
 	mono     func() int64 // the session clock: ms, monotonic
@@ -171,6 +174,7 @@ func (s *Server) walOptions() wal.Options {
 	wo.Logger = s.log
 	wo.Tree = ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota}
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
+	wo.OnFsync = func(d time.Duration) { s.fsyncTime.add(d.Milliseconds()) }
 	wo.OnSnapshotDue = s.snapshotInBackground
 	wo.OnFatal = func(err error) {
 		if errors.Is(err, wal.ErrDiskFull) {
@@ -280,12 +284,14 @@ func (s *Server) snapshotInBackground() {
 				return
 			}
 		}
+		start := time.Now()
 		if _, err := st.Snapshot(v); err != nil {
 			if !errors.Is(err, wal.ErrStopped) {
 				s.log.Error("background snapshot failed; the txn log still holds every txn", "err", err)
 			}
 			return
 		}
+		s.snapshotTime.addSince(start)
 		s.lastSnap.Store(&snapInfo{zxid: v.Zxid(), at: s.now()})
 	}()
 }

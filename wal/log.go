@@ -66,6 +66,9 @@ type Options struct {
 	// batch is durable, with the batch's last zxid, after the batch's
 	// done callbacks.
 	OnSync func(zxid int64)
+	// OnFsync, when set, is told how long each fsync of the log took
+	// (mntr's fsynctime).
+	OnFsync func(time.Duration)
 	// OnSnapshotDue, when set, is called from the log's goroutine when
 	// the log reaches a snapshot point (SnapCount txns or SnapSizeLimit
 	// bytes, randomized as ZooKeeper does) and has rolled to a new file.
@@ -350,8 +353,12 @@ func (s *Store) write(b *batch) error {
 		return err
 	}
 	if !s.opts.NoSync {
+		start := time.Now()
 		if err := seg.f.Sync(); err != nil {
 			return &syncError{fmt.Errorf("fsync of %s: %w", seg.name, err)}
+		}
+		if s.opts.OnFsync != nil {
+			s.opts.OnFsync(time.Since(start))
 		}
 	}
 	return nil

@@ -19,6 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"zkd/engine"
 	"zkd/wal"
 )
@@ -133,6 +137,16 @@ func serve(args []string, stderr io.Writer) int {
 	if cfg.AdminEnable {
 		defer startAdmin(cfg, srv, log)()
 	}
+	if cfg.MetricsProvider == engine.PrometheusProvider {
+		stop, err := startMetrics(cfg, srv, log)
+		if err != nil {
+			// ZooKeeper does not start when its metrics provider cannot.
+			fmt.Fprintf(stderr, "zkd: %v\n", err)
+			srv.Close()
+			return 1
+		}
+		defer stop()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -168,6 +182,28 @@ func startAdmin(cfg *engine.Config, srv *engine.Server, log *slog.Logger) func()
 	log.Info("AdminServer serving", "url", "http://"+ln.Addr().String()+path.Join("/", cfg.AdminCommandURL))
 	go hs.Serve(ln)
 	return func() { hs.Close() }
+}
+
+// startMetrics serves the server's figures for Prometheus at /metrics on
+// metricsProvider.httpHost and httpPort, with the Go runtime's and the
+// process's unless metricsProvider.exportJvmInfo=false.
+func startMetrics(cfg *engine.Config, srv *engine.Server, log *slog.Logger) (func(), error) {
+	addr := net.JoinHostPort(cfg.MetricsHost, strconv.Itoa(cfg.MetricsPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, cfg.ErrorAt("metricsProvider.httpPort", "the metrics endpoint cannot listen on %s: %v", addr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(srv.PrometheusCollector())
+	if cfg.MetricsExportExtra {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("metrics serving", "url", "http://"+ln.Addr().String()+"/metrics")
+	go hs.Serve(ln)
+	return func() { hs.Close() }, nil
 }
 
 // startProfiling serves net/http/pprof's handlers on addr, with the

@@ -1,0 +1,156 @@
+package engine_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"zkd/bench/zkref"
+	"zkd/engine"
+	"zkd/engine/zkdtest"
+)
+
+// scrape fetches and parses url as Prometheus scrapes it.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	var resp *http.Response
+	var err error
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err = http.Get(url); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s is not Prometheus text: %v", url, err)
+	}
+	return fams
+}
+
+// value is the single value of a gauge or counter family.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, typ dto.MetricType) float64 {
+	t.Helper()
+	f := fams[name]
+	if f == nil || f.GetType() != typ || len(f.Metric) != 1 {
+		t.Fatalf("metric %s: %v, want one %v", name, f, typ)
+	}
+	if typ == dto.MetricType_GAUGE {
+		return f.Metric[0].GetGauge().GetValue()
+	}
+	return f.Metric[0].GetCounter().GetValue()
+}
+
+// With ZooKeeper's Prometheus provider named in zoo.cfg, zkd serves
+// /metrics where ZooKeeper would, under ZooKeeper's metric names: the
+// queries of ZooKeeper's own alerting example (its monitoring guide) find
+// their series, and the figures are the ones mntr gives. Fsyncs and
+// snapshots are measured, not reported as zero.
+func TestPrometheusMetrics(t *testing.T) {
+	port, err := zkref.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := zkdtest.Start(t, map[string]string{
+		"metricsProvider.className": engine.PrometheusProvider,
+		"metricsProvider.httpHost":  "127.0.0.1",
+		"metricsProvider.httpPort":  strconv.Itoa(port),
+		"4lw.commands.whitelist":    "*",
+		"snapCount":                 "100",
+	})
+	c := connect(t, z.Addr)
+	check(c.Create("/app", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	for i := 0; i < 150; i++ {
+		check(c.Create(fmt.Sprintf("/app/n%d", i), []byte("v"), 0, zk.WorldACL(zk.PermAll)))(t)
+	}
+	if _, _, _, err := c.GetW("/app"); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	// A snapshot is due after about 100 txns; it is written off the
+	// write path.
+	var fams map[string]*dto.MetricFamily
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fams = scrape(t, url)
+		if f := fams["snapshottime"]; f != nil && len(f.Metric) == 1 && f.Metric[0].GetSummary().GetSampleCount() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot counted 20 s after 151 txns with snapCount=100: %v", fams["snapshottime"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The series ZooKeeper's alerting example queries (election_time
+	// has no sample on a standalone server, as on ZooKeeper's).
+	mntr, err := zkdtest.FourLetterWord(z.Addr, "mntr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	figure := func(key string) float64 {
+		_, rest, ok := strings.Cut(mntr, "zk_"+key+"\t")
+		if !ok {
+			t.Fatalf("mntr has no zk_%s:\n%s", key, mntr)
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		f, err := strconv.ParseFloat(line, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, g := range []string{"znode_count", "watch_count", "approximate_data_size", "ephemerals_count", "global_sessions"} {
+		if got, want := value(t, fams, g, dto.MetricType_GAUGE), figure(g); got != want {
+			t.Errorf("%s: %v on /metrics, %v in mntr", g, got, want)
+		}
+	}
+	// mntr's own connection is one more than the client's.
+	if v := value(t, fams, "num_alive_connections", dto.MetricType_GAUGE); v != 1 {
+		t.Errorf("num_alive_connections %v with one client", v)
+	}
+	value(t, fams, "avg_latency", dto.MetricType_GAUGE)
+	if v := value(t, fams, "open_file_descriptor_count", dto.MetricType_GAUGE); v <= 0 {
+		t.Errorf("open_file_descriptor_count %v", v)
+	}
+	for _, s := range []string{"fsynctime", "snapshottime", "election_time", "readlatency", "updatelatency"} {
+		f := fams[s]
+		if f == nil || f.GetType() != dto.MetricType_SUMMARY || len(f.Metric) != 1 {
+			t.Fatalf("summary %s: %v", s, f)
+		}
+	}
+	if n := fams["fsynctime"].Metric[0].GetSummary().GetSampleCount(); n == 0 {
+		t.Errorf("no fsync counted after 151 txns")
+	}
+	// A summary kept per namespace, labelled as ZooKeeper labels it.
+	ns := fams["write_per_namespace"]
+	found := false
+	for _, m := range ns.GetMetric() {
+		for _, l := range m.Label {
+			if l.GetName() == "key" && l.GetValue() == "app" && m.GetSummary().GetSampleCount() == uint64(figure("cnt_app_write_per_namespace")) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("write_per_namespace{key=\"app\"} is missing or differs from mntr: %v", ns)
+	}
+	// The Go runtime's figures, where ZooKeeper exports the JVM's.
+	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
+		t.Errorf("no Go runtime or process metrics")
+	}
+}
