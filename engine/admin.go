@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"zkd/internal/java"
 )
 
 // The AdminServer's commands: what ZooKeeper 3.8 serves at
@@ -71,7 +73,7 @@ func writeJSON(b *strings.Builder, v any, depth int) {
 	case uint64:
 		b.WriteString(strconv.FormatUint(x, 10))
 	case float64:
-		b.WriteString(javaDouble(x))
+		b.WriteString(java.Double(x))
 	case rawNumber:
 		b.WriteString(string(x))
 	case []any:
@@ -461,7 +463,7 @@ func (s *Server) serverStats(r *jsonObject) {
 		{"server_state", s.mode()},
 		{"last_processed_zxid", v.Zxid()},
 		{"outstanding_requests", s.stats.outstanding.Load()},
-		{"avg_latency", roundHalfUp4(avg)},
+		{"avg_latency", java.RoundHalfUp4(avg)},
 		{"max_latency", max},
 		{"min_latency", min},
 		{"num_alive_client_connections", len(s.connList())},

@@ -1,12 +1,10 @@
 package engine
 
 import (
-	"cmp"
 	_ "embed"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/user"
@@ -19,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"zkd/internal/java"
 	"zkd/wire"
 	"zkd/ztree"
 )
@@ -165,7 +164,7 @@ func (s *Server) srvr(asking *conn) string {
 	}
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
-	fmt.Fprintf(&b, "Latency min/avg/max: %d/%s/%d\n", min, javaDouble(roundHalfUp4(avg)), max)
+	fmt.Fprintf(&b, "Latency min/avg/max: %d/%s/%d\n", min, java.Double(java.RoundHalfUp4(avg)), max)
 	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: %d\nZxid: 0x%x\nMode: %s\nNode count: %d\n",
 		s.stats.received.Load(), s.stats.sent.Load(), len(s.connList()), s.stats.outstanding.Load(),
 		v.Zxid(), s.mode(), nodeCount(v))
@@ -181,43 +180,6 @@ func (st *stats) latencies() (min int64, avg float64, max int64) {
 		avg = float64(st.latSum.Load()) / float64(n)
 	}
 	return min, avg, max
-}
-
-// roundHalfUp4 rounds v to four decimals, halves up, as ZooKeeper rounds
-// its average latency (BigDecimal.setScale(4, HALF_UP) of the double's
-// exact value).
-func roundHalfUp4(v float64) float64 {
-	exact := strconv.FormatFloat(v, 'f', 1074, 64) // every digit of the double
-	dot := strings.IndexByte(exact, '.')
-	kept := exact[:dot+5]
-	r, _ := strconv.ParseFloat(kept, 64)
-	if exact[dot+5] >= '5' {
-		r, _ = strconv.ParseFloat(strconv.FormatFloat(r+0.0001, 'f', 4, 64), 64)
-	}
-	return r
-}
-
-// javaDouble formats v as Java's Double.toString does: the shortest
-// digits that give v back, at least one after the point, and the
-// computerized scientific form outside [1e-3, 1e7).
-func javaDouble(v float64) string {
-	if v == 0 {
-		return "0.0"
-	}
-	if a := math.Abs(v); a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(v, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	s := strconv.FormatFloat(v, 'E', -1, 64) // 5E-04
-	mant, exp, _ := strings.Cut(s, "E")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	e, _ := strconv.Atoi(exp)
-	return mant + "E" + strconv.Itoa(e)
 }
 
 // cons lists the connections as ZooKeeper's cons does. The connection
@@ -318,7 +280,7 @@ func (s *Server) dump() string {
 	wallMinusMono := time.Now().UnixMilli() - now
 	fmt.Fprintf(&b, "SessionTracker dump:\nSession Sets (%d)/(%d):\n", len(deadlines), len(sessions))
 	for _, d := range deadlines {
-		fmt.Fprintf(&b, "%d expire at %s:\n", len(byDeadline[d]), javaDate(time.UnixMilli(wallMinusMono+d)))
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(byDeadline[d]), java.Date(time.UnixMilli(wallMinusMono+d)))
 		for _, id := range byDeadline[d] {
 			fmt.Fprintf(&b, "\t0x%x\n", id)
 		}
@@ -362,7 +324,7 @@ func (s *Server) dump() string {
 	sort.Slice(ends, func(i, j int) bool { return ends[i] < ends[j] })
 	fmt.Fprintf(&b, "Connections dump:\nConnections Sets (%d)/(%d):\n", len(ends), len(conns))
 	for _, end := range ends {
-		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), javaDate(time.UnixMilli(wallMinusMono+end)))
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), java.Date(time.UnixMilli(wallMinusMono+end)))
 		for _, c := range buckets[end] {
 			sid := c.sid.Load()
 			fmt.Fprintf(&b, "\tip: %s sessionId: 0x%x\n", remoteString(c), sid)
@@ -370,9 +332,6 @@ func (s *Server) dump() string {
 	}
 	return b.String()
 }
-
-// javaDate formats t as Java's Date.toString does, in local time.
-func javaDate(t time.Time) string { return t.Local().Format("Mon Jan 02 15:04:05 MST 2006") }
 
 // envi describes the process's environment with ZooKeeper's keys where
 // they have a meaning here.
@@ -394,7 +353,7 @@ func envi() string {
 // paths. ZooKeeper lists the sessions in the order of its connection
 // objects' identity hashes, which is arbitrary; zkd orders them by their
 // ids' hashes. Each session's paths come in ZooKeeper's order (see
-// javaOrder).
+// java.Order).
 func (s *Server) watchesBySession() string {
 	_, sessOrder, pathOrder := s.tree.Load().DataWatchOrder()
 	ids := make([]int64, 0, len(sessOrder))
@@ -402,14 +361,14 @@ func (s *Server) watchesBySession() string {
 		ids = append(ids, id)
 	}
 	var b strings.Builder
-	for _, id := range javaOrder(ids, javaLongHash, sessOrder, javaGrownCap(len(ids), 16)) {
+	for _, id := range java.Order(ids, java.LongHash, sessOrder, java.GrownCap(len(ids), 16)) {
 		fmt.Fprintf(&b, "0x%x\n", id)
 		paths := make([]string, 0, len(pathOrder[id]))
 		for p := range pathOrder[id] {
 			paths = append(paths, p)
 		}
 		// A HashSet grown one path at a time.
-		for _, p := range javaOrder(paths, javaStringHash, pathOrder[id], javaGrownCap(len(paths), 16)) {
+		for _, p := range java.Order(paths, java.StringHash, pathOrder[id], java.GrownCap(len(paths), 16)) {
 			fmt.Fprintf(&b, "\t%s\n", p)
 		}
 	}
@@ -437,55 +396,16 @@ func (s *Server) watchesByPath() string {
 		paths = append(paths, p)
 	}
 	var b strings.Builder
-	for _, p := range javaOrder(paths, javaStringHash, pathOrder, javaGrownCap(len(paths), 16)) {
+	for _, p := range java.Order(paths, java.StringHash, pathOrder, java.GrownCap(len(paths), 16)) {
 		ids := byPath[p]
 		fmt.Fprintf(&b, "%s\n", p)
-		// new HashSet<>(n), then n adds: it grows from tableSizeFor(n).
-		for _, id := range javaOrder(ids, javaLongHash, seqs[p], javaGrownCap(len(ids), tableSizeFor(len(ids)))) {
+		// new HashSet<>(n), then n adds: it grows from java.TableSizeFor(n).
+		for _, id := range java.Order(ids, java.LongHash, seqs[p], java.GrownCap(len(ids), java.TableSizeFor(len(ids)))) {
 			fmt.Fprintf(&b, "\t0x%x\n", id)
 		}
 	}
 	b.WriteString("\n")
 	return b.String()
-}
-
-// javaOrder sorts keys as a Java HashMap or HashSet with a table of size
-// table iterates them: by bucket (the hash, spread, masked), and within a
-// bucket in insertion order, which order gives.
-func javaOrder[K int64 | string](keys []K, hash func(K) int32, order map[K]uint64, table int) []K {
-	bucket := func(k K) int32 {
-		h := hash(k)
-		return (h ^ int32(uint32(h)>>16)) & int32(table-1)
-	}
-	slices.SortFunc(keys, func(a, b K) int {
-		if c := cmp.Compare(bucket(a), bucket(b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(order[a], order[b])
-	})
-	return keys
-}
-
-// javaLongHash is Long.hashCode.
-func javaLongHash(v int64) int32 { return int32(v ^ int64(uint64(v)>>32)) }
-
-// javaGrownCap is the table size of a Java HashMap that started at start
-// buckets after n puts: it doubles whenever it holds more than 3/4.
-func javaGrownCap(n, start int) int {
-	c := start
-	for n > c*3/4 {
-		c *= 2
-	}
-	return c
-}
-
-// tableSizeFor is HashMap.tableSizeFor: the power of two at or above n.
-func tableSizeFor(n int) int {
-	c := 1
-	for c < n {
-		c <<= 1
-	}
-	return c
 }
 
 //go:embed testdata/mntr-keys-zookeeper-3.8.txt
@@ -580,9 +500,9 @@ func (s *Server) mntr() string {
 		for ns := range set.stats {
 			names = append(names, ns)
 		}
-		for _, ns := range javaOrder(names, javaStringHash, nil, javaGrownCap(len(names), 16)) {
+		for _, ns := range java.Order(names, java.StringHash, nil, java.GrownCap(len(names), 16)) {
 			st := set.stats[ns]
-			avg := javaDouble(roundHalfUp4(float64(st.Sum) / float64(st.Count)))
+			avg := java.Double(java.RoundHalfUp4(float64(st.Sum) / float64(st.Count)))
 			for _, f := range []struct {
 				kind, value string
 			}{{"avg", avg}, {"min", fmt.Sprint(st.Min)}, {"max", fmt.Sprint(st.Max)},

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"zkd/internal/java"
 )
 
 // srvr's average latency is formatted as ZooKeeper's: Java's own code
@@ -29,7 +31,7 @@ func TestAverageLatencyFormatIsJavas(t *testing.T) {
 	}
 	want := strings.Split(strings.TrimSpace(string(out)), "\n")
 	for i, p := range pairs {
-		got := javaDouble(roundHalfUp4(float64(p[0]) / float64(p[1])))
+		got := java.Double(java.RoundHalfUp4(float64(p[0]) / float64(p[1])))
 		if got != want[i] {
 			t.Errorf("%d/%d: zkd prints %s, ZooKeeper %s", p[0], p[1], got, want[i])
 		}

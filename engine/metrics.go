@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"zkd/internal/java"
 )
 
 // summary is one of ZooKeeper's basic summaries: how many observations,
@@ -42,7 +44,7 @@ func (s *summary) mntr(name string, into map[string]string) {
 	if s.cnt > 0 {
 		avg = float64(s.sum) / float64(s.cnt)
 	}
-	into["zk_avg_"+name] = javaDouble(avg)
+	into["zk_avg_"+name] = java.Double(avg)
 	into["zk_min_"+name] = strconv.FormatInt(s.min, 10)
 	into["zk_max_"+name] = strconv.FormatInt(s.max, 10)
 	into["zk_cnt_"+name] = strconv.FormatInt(s.cnt, 10)

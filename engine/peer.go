@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"zkd/engine/electionport"
+	"zkd/internal/java"
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
@@ -123,7 +124,7 @@ func quorumConfigText(e *Ensemble) string {
 		order[m.ID] = uint64(i)
 	}
 	var b strings.Builder
-	for _, id := range javaOrder(ids, javaLongHash, order, javaGrownCap(len(ids), 16)) {
+	for _, id := range java.Order(ids, java.LongHash, order, java.GrownCap(len(ids), 16)) {
 		m := byID[id]
 		kind := "participant"
 		if m.Observer {

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf16"
 	"unsafe"
 
+	"zkd/internal/java"
 	"zkd/wire"
 	"zkd/ztree"
 )
@@ -406,21 +406,12 @@ func javaSetOrder(ids []wire.Id) []wire.Id {
 		table *= 2
 	}
 	bucket := func(id wire.Id) int {
-		h := 37*(37*17+javaStringHash(id.Scheme)) + javaStringHash(id.ID)
+		h := 37*(37*17+java.StringHash(id.Scheme)) + java.StringHash(id.ID)
 		return int((h ^ int32(uint32(h)>>16)) & int32(table-1))
 	}
 	out := slices.Clone(ids)
 	slices.SortStableFunc(out, func(a, b wire.Id) int { return bucket(a) - bucket(b) })
 	return out
-}
-
-// javaStringHash is Java's String.hashCode over the UTF-16 code units.
-func javaStringHash(s string) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(s)) {
-		h = 31*h + int32(u)
-	}
-	return h
 }
 
 func (c *conn) addAuth(id wire.Id) {
