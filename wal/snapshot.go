@@ -309,6 +309,18 @@ func readTree(s *snapReader, opts ztree.Options) (*ztree.Loader, error) {
 		id := s.int64()
 		l.AddSession(id, s.int32())
 	}
+	acls, err := readACLs(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadNodes(s, l, acls); err != nil {
+		return nil, err
+	}
+	return l, s.err
+}
+
+// readACLs reads a snapshot's ACL lists, by the key its znodes name them.
+func readACLs(s *snapReader) (map[int64][]wire.ACL, error) {
 	acls := map[int64][]wire.ACL{}
 	for n := s.int32(); n > 0 && s.err == nil; n-- {
 		key := s.int64()
@@ -325,10 +337,7 @@ func readTree(s *snapReader, opts ztree.Options) (*ztree.Loader, error) {
 		}
 		acls[key] = list
 	}
-	if err := loadNodes(s, l, acls); err != nil {
-		return nil, err
-	}
-	return l, s.err
+	return acls, nil
 }
 
 // ReadSnapBody reads the tree a leader streams after a SNAP packet (see
