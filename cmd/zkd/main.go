@@ -36,6 +36,8 @@ func main() {
 			os.Exit(status(os.Args[2:], os.Stdout, os.Stderr))
 		case "snapshot":
 			os.Exit(snapshotCmd(os.Args[2:], os.Stdout, os.Stderr))
+		case "txnlog":
+			os.Exit(txnlogCmd(os.Args[2:], os.Stdout, os.Stderr))
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(os.Stdout, usage)
 			os.Exit(0)
@@ -55,6 +57,8 @@ const usage = `zkd: a ZooKeeper-compatible server.
   zkd status [zoo.cfg]     print the server's mode, as zkServer.sh status does
   zkd snapshot dump [-d] FILE
   zkd snapshot json FILE   print a snapshot as ZooKeeper's SnapshotFormatter does
+  zkd txnlog dump FILE     print a txn log as ZooKeeper's TxnLogToolkit does, checking each
+                           entry's checksum
   zkd purge [-n count] dataDir [dataLogDir]
                            remove old snapshots and txn logs, keeping the newest
                            count (>= 3) snapshots and the logs they need
@@ -73,7 +77,7 @@ func versionLine() string {
 }
 
 // commands are the words zkd takes as its first argument.
-const commands = "status, snapshot, purge, version, help"
+const commands = "status, snapshot, txnlog, purge, version, help"
 
 // checkArgs says what is wrong with the arguments of a server run, naming
 // it, or "" when they are a configuration file or nothing.
