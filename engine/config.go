@@ -90,6 +90,11 @@ type Config struct {
 	MetricsPort        int
 	MetricsExportExtra bool // metricsProvider.exportJvmInfo: the Go runtime's and the process's figures too
 
+	// LogLevel and LogFormat (zkd.log.level, zkd.log.format) are how
+	// zkd's command logs: debug, info, warn or error; text or json.
+	LogLevel  slog.Level
+	LogFormat string
+
 	// Lines says on which line of File each key was set, for errors
 	// found after parsing (a port in use, a dataDir that is a file).
 	Lines map[string]int
@@ -137,6 +142,7 @@ func DefaultConfig() *Config {
 		MetricsHost:            "0.0.0.0",
 		MetricsPort:            7000,
 		MetricsExportExtra:     true,
+		LogFormat:              "text",
 		Servers:                map[int]string{},
 		Extra:                  map[string]string{},
 		Lines:                  map[string]int{},
@@ -311,6 +317,19 @@ var settings = map[string]setting{
 		return nil
 	},
 	"metricsProvider.exportJvmInfo": boolKey(func(c *Config) *bool { return &c.MetricsExportExtra }),
+	"zkd.log.level": func(c *Config, v string) error {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("%q is not a log level (debug, info, warn or error)", v)
+		}
+		return nil
+	},
+	"zkd.log.format": func(c *Config, v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("%q is not a log format (text or json)", v)
+		}
+		c.LogFormat = v
+		return nil
+	},
 	"snapshot.compression.method": func(c *Config, v string) error {
 		if !wal.ValidCompression(v) {
 			return fmt.Errorf("%q is not a snapshot compression method (gz, snappy, zstd, or empty)", v)

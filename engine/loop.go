@@ -286,6 +286,7 @@ func (lp *loop) handle(it *item) {
 		}
 		c.appendReply(it.xid, it.zxid, code, body)
 		if it.closing {
+			c.s.log.Info("session closed", "session", fmt.Sprintf("0x%x", c.sid.Load()), "client", c.remote)
 			c.setClosing()
 		}
 		c.drain()
@@ -293,6 +294,8 @@ func (lp *loop) handle(it *item) {
 		c.setInflight(c.inflight - 1)
 		c.needZxid = max(c.needZxid, it.zxid)
 		c.appendConnect(it.connect)
+		c.s.log.Info("session established", "session", fmt.Sprintf("0x%x", it.connect.SessionID),
+			"timeout", it.connect.TimeOut, "client", c.remote)
 		c.lastOp.Store(int32(wire.OpCreateSession))
 		c.lastXid.Store(0)
 		c.lastZxid.Store(it.zxid)

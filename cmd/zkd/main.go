@@ -63,7 +63,8 @@ const usage = `zkd: a ZooKeeper-compatible server.
                            remove old snapshots and txn logs, keeping the newest
                            count (>= 3) snapshots and the logs they need
 
-The log level is set with ZKD_LOG_LEVEL (debug, info, warn, error; default info).
+Logs go to stderr, as text or JSON (zoo.cfg's zkd.log.format), at zkd.log.level
+(debug, info, warn, error; default info); ZKD_LOG_LEVEL in the environment wins.
 ZKD_PPROF=host:port serves Go's profiles (/debug/pprof/) on that address.
 GOMAXPROCS, GOGC and GOMEMLIMIT, when set, are used as given; otherwise
 zoo.cfg's zkd.gomaxprocs, zkd.gc.roomMB and zkd.memoryLimitMB decide
@@ -98,16 +99,19 @@ func checkArgs(args []string) string {
 
 // serve runs the server until SIGTERM or SIGINT, or until it fails.
 func serve(args []string, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
+	startup := newStartupHandler()
+	log := slog.New(startup)
 	if msg := checkArgs(args); msg != "" {
 		fmt.Fprintf(stderr, "zkd: %s\n", msg)
 		return 2
 	}
 	cfg, err := loadConfig(args, log)
 	if err != nil {
+		startup.set(logHandler(stderr, "text", slog.LevelInfo))
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 2
 	}
+	startup.set(logHandler(stderr, cfg.LogFormat, cfg.LogLevel))
 	if cfg.File != "" {
 		log.Info("using configuration", "file", cfg.File)
 	} else {
@@ -233,14 +237,6 @@ func loadConfig(args []string, log *slog.Logger) (*engine.Config, error) {
 		return engine.DefaultConfig(), nil
 	}
 	return engine.LoadConfig(args[0], log)
-}
-
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("ZKD_LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }
 
 // status asks the server named by the configuration for its mode with
