@@ -70,6 +70,10 @@ func snapshotCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// dumpZone is the time zone the dumps print times in: the local one, as
+// ZooKeeper's tools print them in the JVM's.
+var dumpZone = time.Local
+
 // snapNode is a znode as the formatter needs it: its record and its
 // children in the order ZooKeeper's DataNode iterates them.
 type snapNode struct {
@@ -190,8 +194,8 @@ func (t *snapTree) printZnode(w *bufio.Writer, path string, data bool) int64 {
 	w.WriteString(path)
 	w.WriteString("\n")
 	st := &n.st
-	fmt.Fprintf(w, "  cZxid = %s\n  ctime = %s\n", javaHex(st.Czxid), java.Date(time.UnixMilli(st.Ctime)))
-	fmt.Fprintf(w, "  mZxid = %s\n  mtime = %s\n", javaHex(st.Mzxid), java.Date(time.UnixMilli(st.Mtime)))
+	fmt.Fprintf(w, "  cZxid = %s\n  ctime = %s\n", javaHex(st.Czxid), java.Date(time.UnixMilli(st.Ctime).In(dumpZone)))
+	fmt.Fprintf(w, "  mZxid = %s\n  mtime = %s\n", javaHex(st.Mzxid), java.Date(time.UnixMilli(st.Mtime).In(dumpZone)))
 	fmt.Fprintf(w, "  pZxid = %s\n  cversion = %d\n  dataVersion = %d\n  aclVersion = %d\n",
 		javaHex(st.Pzxid), st.Cversion, st.Version, st.Aversion)
 	fmt.Fprintf(w, "  ephemeralOwner = %s\n", javaHex(st.EphemeralOwner))

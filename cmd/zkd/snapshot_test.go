@@ -93,9 +93,8 @@ var jsonTimestamp = regexp.MustCompile(`"timestamp":[0-9]+`)
 // zxid, and the -json tree.
 func TestSnapshotDumpIsZooKeepers(t *testing.T) {
 	needReference(t)
-	local := time.Local
-	time.Local = time.UTC // as the formatter runs, TZ=UTC
-	defer func() { time.Local = local }()
+	dumpZone = time.UTC // as ZooKeeper's tool runs, TZ=UTC
+	defer func() { dumpZone = time.Local }()
 
 	cfg := map[string]string{"snapCount": "20"}
 	ref, err := zkref.Start(t.TempDir(), zkref.Options{Config: cfg})

@@ -136,7 +136,7 @@ func txnLine(entry []byte) (string, error) {
 	}
 	h := txn.Header
 	s := fmt.Sprintf("%s session 0x%x cxid 0x%x zxid 0x%x %s %s",
-		time.UnixMilli(h.Time).Local().Format("1/2/06, 3:04:05 PM MST"),
+		time.UnixMilli(h.Time).In(dumpZone).Format("1/2/06, 3:04:05 PM MST"),
 		uint64(h.ClientID), uint64(int64(h.Cxid)), uint64(h.Zxid), op2String(h.Type), txnString(txn.Record))
 	if !strings.HasSuffix(s, "\n") {
 		s += "\n"

@@ -80,9 +80,8 @@ func toolkit(t *testing.T, file string) string {
 // shows it, and zkd exits with 1.
 func TestTxnLogDumpIsZooKeepers(t *testing.T) {
 	needReference(t)
-	local := time.Local
-	time.Local = time.UTC
-	defer func() { time.Local = local }()
+	dumpZone = time.UTC // as ZooKeeper's tool runs, TZ=UTC
+	defer func() { dumpZone = time.Local }()
 
 	ref, err := zkref.Start(t.TempDir(), zkref.Options{Config: map[string]string{"extendedTypesEnabled": "true"},
 		SystemProperties: map[string]string{"zookeeper.extendedTypesEnabled": "true"}})

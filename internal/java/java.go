@@ -51,8 +51,9 @@ func Double(v float64) string {
 	return mant + "E" + strconv.Itoa(e)
 }
 
-// Date formats t as Java's Date.toString does, in local time.
-func Date(t time.Time) string { return t.Local().Format("Mon Jan 02 15:04:05 MST 2006") }
+// Date formats t as Java's Date.toString does, in t's location (a
+// JVM's default time zone for a time.UnixMilli time).
+func Date(t time.Time) string { return t.Format("Mon Jan 02 15:04:05 MST 2006") }
 
 // Order sorts keys as a Java HashMap or HashSet with a table of size
 // table iterates them: by bucket (the hash, spread, masked), and within a
