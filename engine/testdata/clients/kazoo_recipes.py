@@ -169,6 +169,10 @@ def counter():
         t.start()
     for t in ts:
         t.join(60)
+    # The clients may be on different servers: a read sees every other
+    # client's increments only once its server has them, which sync makes
+    # sure of (a busy follower can be a few txns behind).
+    clients[0].sync(ROOT + "/counter")
     value = clients[0].Counter(ROOT + "/counter").value
     assert value == 60, value
     for c in clients:
@@ -184,6 +188,8 @@ def barrier(zk):
 
     def waiter():
         other = client()
+        # On another server the barrier shows once that server has it.
+        other.sync(ROOT + "/barrier")
         other.Barrier(ROOT + "/barrier").wait(20)
         released.set()
         other.stop()
