@@ -17,6 +17,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 )
 
@@ -158,7 +159,7 @@ func shapeDiff(ref, zkd string) string {
 // given the same tree, sessions, ephemerals and watches; figures that
 // must agree do.
 func TestAdminServerAnswersAsZooKeeper(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	refCfg, refBase := adminConfig(t, "127.0.0.1")
 	ref, err := zkref.Start(t.TempDir(), zkref.Options{Config: refCfg, ClassPath: adminJars})
 	if err != nil {
@@ -281,7 +282,7 @@ func TestAdminServerAnswersAsZooKeeper(t *testing.T) {
 // then a zkd leader, once the ZooKeeper leader is killed, against what
 // that leader answered. A zkd observer is synced all along.
 func TestAdminServerInAnEnsemble(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	e := zkdtest.NewEnsemble(t, 4, nil)
 	e.Observers = 1
 	bases := map[int64]string{}

@@ -36,28 +36,9 @@ func bothServers(t *testing.T, cfg map[string]string) (zkdAddr, refAddr string) 
 
 func compareLines(t *testing.T, what, ref, got string) {
 	t.Helper()
-	if i, rl, gl, differ := differingLine(ref, got); differ {
+	if i, rl, gl, differ := zkreftest.DifferingLine(ref, got); differ {
 		t.Fatalf("%s: line %d differs\nZooKeeper: %q\nzkd:       %q\n\nZooKeeper's whole output:\n%s\n\nzkd's:\n%s", what, i, rl, gl, ref, got)
 	}
-}
-
-// differingLine is the first line (counted from 1) where a and b differ,
-// and that line of each; differ is false when they are equal.
-func differingLine(a, b string) (n int, la, lb string, differ bool) {
-	as, bs := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(as) || i < len(bs); i++ {
-		var x, y string
-		if i < len(as) {
-			x = as[i]
-		}
-		if i < len(bs) {
-			y = bs[i]
-		}
-		if x != y {
-			return i + 1, x, y, true
-		}
-	}
-	return 0, "", "", false
 }
 
 // Kafka-style broker registration, a Dubbo-style registry, a lock and an

@@ -21,6 +21,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 	"zkd/wal"
 	"zkd/wire"
@@ -28,18 +29,6 @@ import (
 
 // Mixed ensembles of zkd and Apache ZooKeeper 3.8 (Debian's), as real
 // processes on loopback.
-
-// needReference skips the test without the reference server, or fails it
-// when make test said it must be there.
-func needReference(t *testing.T) {
-	t.Helper()
-	if err := zkref.Available(); err != nil {
-		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
-			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
-		}
-		t.Skipf("SKIPPED: %v (make test installs it)", err)
-	}
-}
 
 // mixedMember is one server of a mixed ensemble: zkd (z) or ZooKeeper
 // (ref), behind one face.
@@ -306,7 +295,7 @@ func requireSameEverywhere(t *testing.T, addrs []string, path string, acked []st
 
 // firstDifference says where two dumps first differ.
 func firstDifference(a, b string) string {
-	n, x, y, _ := differingLine(a, b)
+	n, x, y, _ := zkreftest.DifferingLine(a, b)
 	return fmt.Sprintf("line %d:\n  %s\n  %s", n, x, y)
 }
 
@@ -317,7 +306,7 @@ func firstDifference(a, b string) string {
 // learner (ZooKeeper's learners check the digest the leader logs with
 // each txn against their own tree, as zkd's do).
 func TestMixedSync(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	snap := map[string]string{"commitLogCount": "1", "snapshotSizeFactor": "-1"}
 	for _, c := range []struct {
 		name     string
@@ -525,7 +514,7 @@ func TestLearnerCountsDigestMismatches(t *testing.T) {
 // to the ensemble's history (TRUNC), both ways; so does an observer of
 // its implementation whose log holds the same txn.
 func TestMixedTruncate(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	needIptables(t)
 	for _, c := range []struct {
 		name    string
@@ -668,7 +657,7 @@ func (p *inOrder) Next() (string, bool) {
 // other kind, with its ephemeral still there and its watch still set (the
 // client sets it again on the new server, as every ZooKeeper client does).
 func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	for _, c := range []struct {
 		name   string
 		fromZK bool
@@ -846,7 +835,7 @@ func (p *progress) longestPause(from, to time.Time) time.Duration {
 // server has the same tree.
 // Each step's longest pause in acknowledgements is logged.
 func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
 	e := zkdtest.NewEnsemble(t, 3, nil)
 	dirs := map[int64]string{}
@@ -1004,7 +993,7 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 // Every acknowledged write is on every server, and every server has the
 // same tree.
 func TestMixedFiveServers(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	e := zkdtest.NewEnsemble(t, 7, nil)
 	e.Observers = 2
 	members := map[int64]*mixedMember{}

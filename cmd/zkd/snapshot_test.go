@@ -14,20 +14,9 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 )
-
-// needReference skips the test without Apache ZooKeeper, or fails it when
-// make test said it must be there.
-func needReference(t *testing.T) {
-	t.Helper()
-	if err := zkref.Available(); err != nil {
-		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
-			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
-		}
-		t.Skipf("SKIPPED: %v (make test installs it)", err)
-	}
-}
 
 type silent struct{}
 
@@ -92,7 +81,7 @@ var jsonTimestamp = regexp.MustCompile(`"timestamp":[0-9]+`)
 // order, their Stats, data with -d, the sessions, the digest, the last
 // zxid, and the -json tree.
 func TestSnapshotDumpIsZooKeepers(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	dumpZone = time.UTC // as ZooKeeper's tool runs, TZ=UTC
 	defer func() { dumpZone = time.Local }()
 
@@ -151,19 +140,11 @@ func TestSnapshotDumpIsZooKeepers(t *testing.T) {
 
 // lineDiff shows where zkd's output first parts from ZooKeeper's.
 func lineDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			from := max(0, i-3)
-			return fmt.Sprintf("line %d differs:\nzkd:       %q\nZooKeeper: %q\n(ZooKeeper's lines %d to %d: %q)", i+1, gl, wl, from+1, i+1, w[from:min(i+1, len(w))])
-		}
+	n, gl, wl, differ := zkreftest.DifferingLine(got, want)
+	if !differ {
+		return "no difference"
 	}
-	return "no difference"
+	w := strings.Split(want, "\n")
+	from := max(0, n-4)
+	return fmt.Sprintf("line %d differs:\nzkd:       %q\nZooKeeper: %q\n(ZooKeeper's lines %d to %d: %q)", n, gl, wl, from+1, n, w[from:min(n, len(w))])
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 )
 
@@ -79,7 +80,7 @@ func toolkit(t *testing.T, file string) string {
 // included; an entry whose checksum is wrong is shown as the toolkit
 // shows it, and zkd exits with 1.
 func TestTxnLogDumpIsZooKeepers(t *testing.T) {
-	needReference(t)
+	zkreftest.Need(t)
 	dumpZone = time.UTC // as ZooKeeper's tool runs, TZ=UTC
 	defer func() { dumpZone = time.Local }()
 

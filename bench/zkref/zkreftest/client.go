@@ -24,18 +24,45 @@ import (
 // or fails when ZKD_REQUIRE_REFERENCE is set (make test sets it).
 func Start(t testing.TB, opts zkref.Options) *zkref.Server {
 	t.Helper()
-	if err := zkref.Available(); err != nil {
-		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
-			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
-		}
-		t.Skipf("SKIPPED: %v (make test installs it)", err)
-	}
+	Need(t)
 	s, err := zkref.Start(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop() })
 	return s
+}
+
+// Need skips the test, with a SKIPPED message, when the reference server
+// is not installed, or fails it when ZKD_REQUIRE_REFERENCE is set (make
+// test sets it).
+func Need(t testing.TB) {
+	t.Helper()
+	if err := zkref.Available(); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Skipf("SKIPPED: %v (make test installs it)", err)
+	}
+}
+
+// DifferingLine is the first line (counted from 1) where a and b differ,
+// and that line of each; differ is false when they are equal.
+func DifferingLine(a, b string) (n int, la, lb string, differ bool) {
+	as, bs := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y string
+		if i < len(as) {
+			x = as[i]
+		}
+		if i < len(bs) {
+			y = bs[i]
+		}
+		if x != y {
+			return i + 1, x, y, true
+		}
+	}
+	return 0, "", "", false
 }
 
 // Client is a minimal synchronous ZooKeeper client built on package wire.
