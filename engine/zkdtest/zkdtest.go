@@ -63,6 +63,8 @@ type Server struct {
 
 	// Prefix runs the binary under another command (prlimit, say).
 	Prefix []string
+	// Env is added to the process's environment.
+	Env []string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -194,7 +196,7 @@ func (s *Server) Launch() {
 	args := append(append([]string(nil), s.Prefix...), Binary(s.t), filepath.Join(s.Dir, "zoo.cfg"))
 	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
-	s.cmd.Env = append(os.Environ(), "ZKD_LOG_LEVEL=debug")
+	s.cmd.Env = append(append(os.Environ(), "ZKD_LOG_LEVEL=debug"), s.Env...)
 	// If the test binary dies (a timeout panic, say), the server dies too
 	// instead of holding its port.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
