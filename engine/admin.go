@@ -61,7 +61,7 @@ func writeJSON(b *strings.Builder, v any, depth int) {
 	case nil:
 		b.WriteString("null")
 	case string:
-		b.WriteString(strconv.Quote(x))
+		b.WriteString(`"` + java.JSONQuote(x) + `"`)
 	case bool:
 		b.WriteString(strconv.FormatBool(x))
 	case int:
@@ -100,7 +100,7 @@ func writeJSON(b *strings.Builder, v any, depth int) {
 				b.WriteString(",\n")
 			}
 			b.WriteString(strings.Repeat("  ", depth+1))
-			b.WriteString(strconv.Quote(f.key))
+			b.WriteString(`"` + java.JSONQuote(f.key) + `"`)
 			b.WriteString(" : ")
 			writeJSON(b, f.val, depth+1)
 		}
@@ -108,7 +108,7 @@ func writeJSON(b *strings.Builder, v any, depth int) {
 		b.WriteString(strings.Repeat("  ", depth))
 		b.WriteString("}")
 	default:
-		b.WriteString(strconv.Quote(fmt.Sprint(x)))
+		b.WriteString(`"` + java.JSONQuote(fmt.Sprint(x)) + `"`)
 	}
 }
 

@@ -229,7 +229,7 @@ func (t *snapTree) printJSON(w *bufio.Writer, now int64) {
 		}
 		ino++
 		w.WriteString(",")
-		node := fmt.Sprintf(`{"name":"%s","asize":%d,"dsize":%d,"dev":0,"ino":%d}`, jsonQuote(name), len(n.data), len(n.data), ino)
+		node := fmt.Sprintf(`{"name":"%s","asize":%d,"dsize":%d,"dev":0,"ino":%d}`, java.JSONQuote(name), len(n.data), len(n.data), ino)
 		if len(n.children) == 0 {
 			w.WriteString(node)
 			return
@@ -246,34 +246,6 @@ func (t *snapTree) printJSON(w *bufio.Writer, now int64) {
 	}
 	walk("/")
 	w.WriteString("]")
-}
-
-// jsonQuote escapes s for inside a JSON string, as Jackson's
-// JsonStringEncoder does.
-func jsonQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // progressTo returns a progress callback that shows how far reading has

@@ -6,6 +6,7 @@ package java
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -101,4 +102,33 @@ func StringHash(s string) int32 {
 		h = 31*h + int32(u)
 	}
 	return h
+}
+
+// JSONQuote escapes s for inside a JSON string as Jackson does: quotes
+// and backslashes, the control characters with a short escape where JSON
+// has one and \u00XX otherwise.
+func JSONQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
