@@ -25,7 +25,7 @@ func TestVersionAndBadArguments(t *testing.T) {
 		want string
 	}{
 		{[]string{"-x"}, "unknown flag -x"},
-		{[]string{"stauts"}, `"stauts" is neither a command (status, snapshot, txnlog, purge, version, help) nor a configuration file`},
+		{[]string{"stauts"}, `"stauts" is neither a command (status, cli, snapshot, txnlog, purge, version, help) nor a configuration file`},
 		{[]string{"a.cfg", "b.cfg"}, "too many arguments (a.cfg b.cfg)"},
 		{[]string{"missing/zoo.cfg"}, "open missing/zoo.cfg: no such file or directory"},
 	} {

@@ -38,6 +38,8 @@ func main() {
 			os.Exit(snapshotCmd(os.Args[2:], os.Stdout, os.Stderr))
 		case "txnlog":
 			os.Exit(txnlogCmd(os.Args[2:], os.Stdout, os.Stderr))
+		case "cli":
+			os.Exit(cliCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		case "help", "-h", "-help", "--help":
 			fmt.Fprint(os.Stdout, usage)
 			os.Exit(0)
@@ -59,6 +61,8 @@ const usage = `zkd: a ZooKeeper-compatible server.
   zkd snapshot json FILE   print a snapshot as ZooKeeper's SnapshotFormatter does
   zkd txnlog dump FILE     print a txn log as ZooKeeper's TxnLogToolkit does, checking each
                            entry's checksum
+  zkd cli [-server host:port] [cmd args]
+                           a shell with zkCli.sh's commands and output
   zkd purge [-n count] dataDir [dataLogDir]
                            remove old snapshots and txn logs, keeping the newest
                            count (>= 3) snapshots and the logs they need
@@ -78,7 +82,7 @@ func versionLine() string {
 }
 
 // commands are the words zkd takes as its first argument.
-const commands = "status, snapshot, txnlog, purge, version, help"
+const commands = "status, cli, snapshot, txnlog, purge, version, help"
 
 // checkArgs says what is wrong with the arguments of a server run, naming
 // it, or "" when they are a configuration file or nothing.
