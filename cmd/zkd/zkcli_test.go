@@ -38,8 +38,13 @@ func TestCliIsZkCli(t *testing.T) {
 	if _, err := os.Stat(zkCliSh); err != nil {
 		t.Fatalf("zkCli.sh: %v (make test installs the zookeeper package)", err)
 	}
-	viaZkCli := zkdtest.Start(t, nil)
-	viaCli := zkdtest.Start(t, nil)
+	// Each batch run leaves its session open, as zkCli.sh does; the
+	// sessions must outlive the test, or an expiry would take a zxid on
+	// one server and not the other: a long tick allows long sessions.
+	long := map[string]string{"tickTime": "30000"}
+	viaZkCli := zkdtest.Start(t, long)
+	viaCli := zkdtest.Start(t, long)
+	const timeout = "600000"
 	for _, c := range []string{
 		"create /cli hello",
 		"create -s /cli/seq- s",
@@ -75,7 +80,7 @@ func TestCliIsZkCli(t *testing.T) {
 		"bogus",
 	} {
 		args := strings.Fields(c)
-		cmd := exec.Command(zkCliSh, append([]string{"-server", viaZkCli.Addr}, args...)...)
+		cmd := exec.Command(zkCliSh, append([]string{"-server", viaZkCli.Addr, "-timeout", timeout}, args...)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		code := 0
@@ -88,7 +93,7 @@ func TestCliIsZkCli(t *testing.T) {
 		}
 		// zkd cli as a process of its own, as scripts run it: a
 		// single command leaves its session open, as zkCli.sh does.
-		zc := exec.Command(zkdtest.Binary(t), append([]string{"cli", "-server", viaCli.Addr}, args...)...)
+		zc := exec.Command(zkdtest.Binary(t), append([]string{"cli", "-server", viaCli.Addr, "-timeout", timeout}, args...)...)
 		var got, errb bytes.Buffer
 		zc.Stdout, zc.Stderr = &got, &errb
 		gotCode := 0
