@@ -57,21 +57,8 @@ fmt-check:
 
 # ZKD_REQUIRE_REFERENCE turns "reference server not installed" from a skip
 # into a failure: under make, deps-debian has installed it.
-UNIT_ENV := ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS)
-# The engine's ensemble tests (real processes that spend most of their time
-# waiting on elections, timeouts and JVMs) run in a go test of their own,
-# beside the engine's other tests and the other packages, so that both
-# cores work while they wait; their output follows the rest's.
-ENGINE_APART := ^Test(Mixed|Ensemble|Rolling)
 unit:
-	@mkdir -p .build; \
-	$(UNIT_ENV) $(GO) test -race -count=1 -run '$(ENGINE_APART)' ./engine > .build/engine-ensembles.log 2>&1 & apart=$$!; \
-	$(UNIT_ENV) $(GO) test -race -count=1 -skip '$(ENGINE_APART)' ./engine > .build/engine-rest.log 2>&1 & rest=$$!; \
-	echo "go test -race ./... (zkd/engine in two parts, their output at the end)"; \
-	$(UNIT_ENV) $(GO) test -race -count=1 $$($(GO) list ./... | grep -vx 'zkd/engine'); others=$$?; \
-	wait $$rest; r=$$?; echo "zkd/engine, all but $(ENGINE_APART):"; cat .build/engine-rest.log; \
-	wait $$apart; a=$$?; echo "zkd/engine, $(ENGINE_APART):"; cat .build/engine-ensembles.log; \
-	test $$others = 0 -a $$r = 0 -a $$a = 0
+	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 ./...
 	# Allocation counts mean something only without the race detector,
 	# and 2,000 go-zookeeper sessions pass its limit on goroutines.
 	$(GO) test -count=1 -run '^(TestReadsAllocateNothing|TestTwoThousandSessionsGetEveryEventAndReplyInOrder)$$' ./engine
