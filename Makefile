@@ -56,9 +56,11 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 # ZKD_REQUIRE_REFERENCE turns "reference server not installed" from a skip
-# into a failure: under make, deps-debian has installed it.
+# into a failure: under make, deps-debian has installed it. The engine's
+# tests take about 4 minutes on two idle cores and near 9 on two busy ones:
+# go test's own 10-minute limit per package would be too close.
 unit:
-	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 ./...
+	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 -timeout 15m ./...
 	# Allocation counts mean something only without the race detector,
 	# and 2,000 go-zookeeper sessions pass its limit on goroutines.
 	$(GO) test -count=1 -run '^(TestReadsAllocateNothing|TestTwoThousandSessionsGetEveryEventAndReplyInOrder)$$' ./engine
