@@ -154,32 +154,16 @@ var adminCommands = []adminCommand{
 		r.put("logdir_size", dirSize(s.cfg.LogDir()))
 	}},
 	{[]string{"dump"}, true, func(s *Server, _ url.Values, r *jsonObject) {
-		sessions := s.sessions.all()
-		sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
-		now := s.mono()
-		wallMinusMono := time.Now().UnixMilli() - now
+		d := s.sessionDump()
 		byDeadline := jsonObject{}
-		ephemerals := jsonObject{}
-		v := s.view.Load()
-		deadlines := map[int64][]any{}
-		var order []int64
-		for _, se := range sessions {
-			d := se.deadline.Load()
-			if _, ok := deadlines[d]; !ok {
-				order = append(order, d)
-			}
-			deadlines[d] = append(deadlines[d], se.id)
-			if paths := v.AppendEphemerals(nil, se.id, "/"); len(paths) > 0 {
-				list := make([]any, len(paths))
-				for i, p := range paths {
-					list[i] = p
-				}
-				ephemerals.put(strconv.FormatInt(se.id, 10), list)
+		for _, dl := range d.deadlines {
+			if ids := d.byDeadline[dl]; len(ids) > 0 {
+				byDeadline.put(strconv.FormatInt(d.wallMinusMono+dl, 10), anySlice(ids))
 			}
 		}
-		sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
-		for _, d := range order {
-			byDeadline.put(strconv.FormatInt(wallMinusMono+d, 10), deadlines[d])
+		ephemerals := jsonObject{}
+		for _, id := range d.withEph {
+			ephemerals.put(strconv.FormatInt(id, 10), anySlice(d.eph[id]))
 		}
 		r.put("expiry_time_to_session_ids", byDeadline)
 		r.put("session_id_to_ephemeral_paths", ephemerals)
@@ -222,12 +206,8 @@ var adminCommands = []adminCommand{
 		r.put("leader_ip", ip)
 	}},
 	{[]string{"monitor", "mntr"}, false, func(s *Server, _ url.Values, r *jsonObject) {
-		for _, line := range strings.Split(strings.TrimSpace(s.mntr()), "\n") {
-			k, v, ok := strings.Cut(line, "\t")
-			if !ok {
-				continue
-			}
-			r.put(strings.TrimPrefix(k, "zk_"), mntrValue(v))
+		for _, mv := range s.monitorValues() {
+			r.put(strings.TrimPrefix(mv.key, "zk_"), mntrValue(mv.value))
 		}
 	}},
 	{[]string{"observer_connection_stat_reset", "orst"}, true, func(*Server, url.Values, *jsonObject) {}},

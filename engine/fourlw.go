@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -256,48 +254,63 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// dump lists the sessions with their expiry and ephemerals.
-func (s *Server) dump() string {
-	var b strings.Builder
+// sessionDump is what dump and the AdminServer's dump show of the
+// sessions: their expiry buckets, sorted by deadline (on the session
+// clock; wallMinusMono turns one into wall time), each with its sessions
+// by id, and the ephemerals of each session that has any.
+type sessionDump struct {
+	deadlines     []int64
+	byDeadline    map[int64][]int64
+	sessions      int
+	withEph       []int64
+	eph           map[int64][]string
+	wallMinusMono int64
+}
+
+func (s *Server) sessionDump() sessionDump {
 	sessions := s.sessions.all()
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].id < sessions[j].id })
 	// Every bucket a session has moved out of stays listed, empty, until
 	// its time passes, as in ZooKeeper's expiry queue.
 	now := s.mono()
-	byDeadline := map[int64][]int64{}
-	deadlines := s.sessions.bucketTimes(now)
-	for _, d := range deadlines {
-		byDeadline[d] = []int64{}
+	d := sessionDump{byDeadline: map[int64][]int64{}, sessions: len(sessions), eph: map[int64][]string{},
+		deadlines: s.sessions.bucketTimes(now), wallMinusMono: time.Now().UnixMilli() - now}
+	for _, dl := range d.deadlines {
+		d.byDeadline[dl] = []int64{}
 	}
 	for _, se := range sessions {
-		d := se.deadline.Load()
-		if _, ok := byDeadline[d]; !ok {
-			deadlines = append(deadlines, d)
+		dl := se.deadline.Load()
+		if _, ok := d.byDeadline[dl]; !ok {
+			d.deadlines = append(d.deadlines, dl)
 		}
-		byDeadline[d] = append(byDeadline[d], se.id)
+		d.byDeadline[dl] = append(d.byDeadline[dl], se.id)
 	}
-	sort.Slice(deadlines, func(i, j int) bool { return deadlines[i] < deadlines[j] })
-	wallMinusMono := time.Now().UnixMilli() - now
-	fmt.Fprintf(&b, "SessionTracker dump:\nSession Sets (%d)/(%d):\n", len(deadlines), len(sessions))
-	for _, d := range deadlines {
-		fmt.Fprintf(&b, "%d expire at %s:\n", len(byDeadline[d]), java.Date(time.UnixMilli(wallMinusMono+d)))
-		for _, id := range byDeadline[d] {
+	sort.Slice(d.deadlines, func(i, j int) bool { return d.deadlines[i] < d.deadlines[j] })
+	v := s.view.Load()
+	for _, se := range sessions {
+		if paths := v.AppendEphemerals(nil, se.id, "/"); len(paths) > 0 {
+			d.withEph = append(d.withEph, se.id)
+			d.eph[se.id] = paths
+		}
+	}
+	return d
+}
+
+// dump lists the sessions with their expiry and ephemerals.
+func (s *Server) dump() string {
+	var b strings.Builder
+	d := s.sessionDump()
+	fmt.Fprintf(&b, "SessionTracker dump:\nSession Sets (%d)/(%d):\n", len(d.deadlines), d.sessions)
+	for _, dl := range d.deadlines {
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(d.byDeadline[dl]), java.Date(time.UnixMilli(d.wallMinusMono+dl)))
+		for _, id := range d.byDeadline[dl] {
 			fmt.Fprintf(&b, "\t0x%x\n", id)
 		}
 	}
-	v := s.view.Load()
-	var withEph []int64
-	eph := map[int64][]string{}
-	for _, se := range sessions {
-		if paths := v.AppendEphemerals(nil, se.id, "/"); len(paths) > 0 {
-			withEph = append(withEph, se.id)
-			eph[se.id] = paths
-		}
-	}
-	fmt.Fprintf(&b, "ephemeral nodes dump:\nSessions with Ephemerals (%d):\n", len(withEph))
-	for _, id := range withEph {
+	fmt.Fprintf(&b, "ephemeral nodes dump:\nSessions with Ephemerals (%d):\n", len(d.withEph))
+	for _, id := range d.withEph {
 		fmt.Fprintf(&b, "0x%x:\n", id)
-		for _, p := range eph[id] {
+		for _, p := range d.eph[id] {
 			fmt.Fprintf(&b, "\t%s\n", p)
 		}
 	}
@@ -324,7 +337,7 @@ func (s *Server) dump() string {
 	sort.Slice(ends, func(i, j int) bool { return ends[i] < ends[j] })
 	fmt.Fprintf(&b, "Connections dump:\nConnections Sets (%d)/(%d):\n", len(ends), len(conns))
 	for _, end := range ends {
-		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), java.Date(time.UnixMilli(wallMinusMono+end)))
+		fmt.Fprintf(&b, "%d expire at %s:\n", len(buckets[end]), java.Date(time.UnixMilli(d.wallMinusMono+end)))
 		for _, c := range buckets[end] {
 			sid := c.sid.Load()
 			fmt.Fprintf(&b, "\tip: %s sessionId: 0x%x\n", remoteString(c), sid)
@@ -336,17 +349,12 @@ func (s *Server) dump() string {
 // envi describes the process's environment with ZooKeeper's keys where
 // they have a meaning here.
 func envi() string {
-	host, _ := os.Hostname()
-	wd, _ := os.Getwd()
-	u, _ := user.Current()
-	name, home := "", ""
-	if u != nil {
-		name, home = u.Username, u.HomeDir
+	var b strings.Builder
+	b.WriteString("Environment:\n")
+	for _, kv := range environment() {
+		b.WriteString(kv[0] + "=" + kv[1] + "\n")
 	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return fmt.Sprintf("Environment:\nzookeeper.version=%s\nhost.name=%s\ngo.version=%s\nos.name=%s\nos.arch=%s\nuser.name=%s\nuser.home=%s\nuser.dir=%s\nos.memory.total=%dMB\n",
-		Version, host, runtime.Version(), runtime.GOOS, runtime.GOARCH, name, home, wd, ms.Sys>>20)
+	return b.String()
 }
 
 // watchesBySession is wchc: each session with data watches and their
@@ -411,10 +419,28 @@ func (s *Server) watchesByPath() string {
 //go:embed testdata/mntr-keys-zookeeper-3.8.txt
 var mntrKeys string
 
+// monitorValue is one of mntr's figures: its key and its value as mntr
+// prints it.
+type monitorValue struct{ key, value string }
+
 // mntr reports every key ZooKeeper 3.8's mntr reports, tab-separated, in
-// its order: the ones this server measures with their values, the rest
-// (metrics of ZooKeeper's own processors and JVM) as 0.
+// its order.
 func (s *Server) mntr() string {
+	var b strings.Builder
+	for _, mv := range s.monitorValues() {
+		b.WriteString(mv.key)
+		b.WriteByte('\t')
+		b.WriteString(mv.value)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// monitorValues are mntr's figures, which the AdminServer's monitor
+// command and the Prometheus endpoint give too: the ones this server
+// measures with their values, the rest (metrics of ZooKeeper's own
+// processors and JVM) as 0.
+func (s *Server) monitorValues() []monitorValue {
 	v := s.view.Load()
 	min, avg, max := s.stats.latencies()
 	watches := s.tree.Load().WatchTotal()
@@ -446,10 +472,15 @@ func (s *Server) mntr() string {
 		"zk_max_client_response_size":    fmt.Sprint(s.stats.respMax.Load()),
 		"zk_min_client_response_size":    fmt.Sprint(s.stats.respMin.Load()),
 	}
-	s.electionTime.mntr("election_time", known)
-	s.fsyncTime.mntr("fsynctime", known)
-	s.snapshotTime.mntr("snapshottime", known)
-	var b strings.Builder
+	for _, t := range []struct {
+		name string
+		st   *summary
+	}{{"election_time", &s.electionTime}, {"fsynctime", &s.fsyncTime}, {"snapshottime", &s.snapshotTime}} {
+		for _, mv := range summaryFigures(t.name, t.st.get()) {
+			known[mv.key] = mv.value
+		}
+	}
+	var out []monitorValue
 	for _, k := range strings.Split(strings.TrimSpace(mntrKeys), "\n") {
 		val, ok := known[k]
 		if !ok {
@@ -458,34 +489,30 @@ func (s *Server) mntr() string {
 				val = "0.0"
 			}
 		}
-		fmt.Fprintf(&b, "%s\t%s\n", k, val)
+		out = append(out, monitorValue{k, val})
 	}
 	if p := s.peer; p != nil {
 		// What every ZooKeeper ensemble member adds.
-		fmt.Fprintf(&b, "zk_quorum_size\t%d\nzk_peer_state\t%s\n", len(p.voters()), p.detailedState())
+		out = append(out, monitorValue{"zk_quorum_size", fmt.Sprint(len(p.voters()))},
+			monitorValue{"zk_peer_state", p.detailedState()})
 		if st, ok := p.leaderStats(); ok {
 			// What ZooKeeper's leader adds. zkd does not measure the
 			// sizes of proposals or of each learner's queue: they are
 			// reported as ZooKeeper reports them before any.
-			fmt.Fprintf(&b, "zk_learners\t%d\nzk_synced_followers\t%d\nzk_synced_non_voting_followers\t0\nzk_synced_observers\t%d\nzk_pending_syncs\t%d\n",
-				st.learners, st.synced, st.observers, st.pendingSyncs)
-			fmt.Fprintf(&b, "zk_leader_uptime\t%d\nzk_last_proposal_size\t-1\nzk_min_proposal_size\t-1\nzk_max_proposal_size\t-1\n",
-				st.uptime.Milliseconds())
+			out = append(out, monitorValue{"zk_learners", fmt.Sprint(st.learners)},
+				monitorValue{"zk_synced_followers", fmt.Sprint(st.synced)},
+				monitorValue{"zk_synced_non_voting_followers", "0"},
+				monitorValue{"zk_synced_observers", fmt.Sprint(st.observers)},
+				monitorValue{"zk_pending_syncs", fmt.Sprint(st.pendingSyncs)},
+				monitorValue{"zk_leader_uptime", fmt.Sprint(st.uptime.Milliseconds())},
+				monitorValue{"zk_last_proposal_size", "-1"}, monitorValue{"zk_min_proposal_size", "-1"},
+				monitorValue{"zk_max_proposal_size", "-1"})
 			slices.Sort(st.sids)
 			for _, sid := range st.sids {
-				for _, k := range []string{"avg", "min", "max", "cnt", "sum"} {
-					v := "0"
-					if k == "avg" {
-						v = "0.0"
-					}
-					fmt.Fprintf(&b, "zk_%s_%d_learner_handler_qp_size\t%s\n", k, sid, v)
-				}
-				for _, k := range []string{"avg", "min", "max", "cnt", "sum", "p50", "p95", "p99", "p999"} {
-					v := "0"
-					if k == "avg" {
-						v = "0.0"
-					}
-					fmt.Fprintf(&b, "zk_%s_%d_learner_handler_qp_time_ms\t%s\n", k, sid, v)
+				out = append(out, summaryFigures(fmt.Sprintf("%d_learner_handler_qp_size", sid), ztree.NamespaceStat{})...)
+				out = append(out, summaryFigures(fmt.Sprintf("%d_learner_handler_qp_time_ms", sid), ztree.NamespaceStat{})...)
+				for _, q := range []string{"p50", "p95", "p99", "p999"} {
+					out = append(out, monitorValue{fmt.Sprintf("zk_%s_%d_learner_handler_qp_time_ms", q, sid), "0"})
 				}
 			}
 		}
@@ -501,17 +528,10 @@ func (s *Server) mntr() string {
 			names = append(names, ns)
 		}
 		for _, ns := range java.Order(names, java.StringHash, nil, java.GrownCap(len(names), 16)) {
-			st := set.stats[ns]
-			avg := java.Double(java.RoundHalfUp4(float64(st.Sum) / float64(st.Count)))
-			for _, f := range []struct {
-				kind, value string
-			}{{"avg", avg}, {"min", fmt.Sprint(st.Min)}, {"max", fmt.Sprint(st.Max)},
-				{"cnt", fmt.Sprint(st.Count)}, {"sum", fmt.Sprint(st.Sum)}} {
-				fmt.Fprintf(&b, "zk_%s_%s_%s\t%s\n", f.kind, ns, set.name, f.value)
-			}
+			out = append(out, summaryFigures(ns+"_"+set.name, set.stats[ns])...)
 		}
 	}
-	return b.String()
+	return out
 }
 
 func openFDs() int {

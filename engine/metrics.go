@@ -9,46 +9,43 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"zkd/internal/java"
+	"zkd/ztree"
 )
 
-// summary is one of ZooKeeper's basic summaries: how many observations,
-// their sum, least and most, which mntr reports as avg_, min_, max_, cnt_
-// and sum_ of its name and the Prometheus endpoint as a summary.
+// summary is one of ZooKeeper's basic summaries (count, sum, least,
+// most), which mntr reports as avg_, min_, max_, cnt_ and sum_ of its name
+// and the Prometheus endpoint as a summary.
 type summary struct {
-	mu                 sync.Mutex
-	cnt, sum, min, max int64
+	mu sync.Mutex
+	st ztree.NamespaceStat
 }
 
 func (s *summary) add(v int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cnt == 0 || v < s.min {
-		s.min = v
-	}
-	if s.cnt == 0 || v > s.max {
-		s.max = v
-	}
-	s.cnt++
-	s.sum += v
+	s.st.Add(v)
 }
 
-// addSince adds the milliseconds since start.
+// addSince counts the milliseconds since start.
 func (s *summary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
 
-// mntr puts the summary's figures under name in mntr's keys, as
-// ZooKeeper's AvgMinMaxCounter reports them.
-func (s *summary) mntr(name string, into map[string]string) {
+func (s *summary) get() ztree.NamespaceStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.st
+}
+
+// summaryFigures are a summary's five mntr figures as ZooKeeper's
+// AvgMinMaxCounter gives them, the average rounded to four places, under
+// the keys zk_<kind>_<name>.
+func summaryFigures(name string, st ztree.NamespaceStat) []monitorValue {
 	avg := 0.0
-	if s.cnt > 0 {
-		avg = float64(s.sum) / float64(s.cnt)
+	if st.Count > 0 {
+		avg = java.RoundHalfUp4(float64(st.Sum) / float64(st.Count))
 	}
-	into["zk_avg_"+name] = java.Double(avg)
-	into["zk_min_"+name] = strconv.FormatInt(s.min, 10)
-	into["zk_max_"+name] = strconv.FormatInt(s.max, 10)
-	into["zk_cnt_"+name] = strconv.FormatInt(s.cnt, 10)
-	into["zk_sum_"+name] = strconv.FormatInt(s.sum, 10)
+	return []monitorValue{{"zk_avg_" + name, java.Double(avg)}, {"zk_min_" + name, strconv.FormatInt(st.Min, 10)},
+		{"zk_max_" + name, strconv.FormatInt(st.Max, 10)}, {"zk_cnt_" + name, strconv.FormatInt(st.Count, 10)},
+		{"zk_sum_" + name, strconv.FormatInt(st.Sum, 10)}}
 }
 
 // zookeeperGauges are the figures ZooKeeper 3.8 registers as gauges; its
@@ -97,12 +94,8 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 		total float64
 	}
 	sums := map[string]map[string]*sum{} // name → key ("" for a plain summary) → figures
-	for _, line := range strings.Split(strings.TrimSpace(c.s.mntr()), "\n") {
-		k, v, ok := strings.Cut(line, "\t")
-		if !ok {
-			continue
-		}
-		name := strings.TrimPrefix(k, "zk_")
+	for _, mv := range c.s.monitorValues() {
+		name, v := strings.TrimPrefix(mv.key, "zk_"), mv.value
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			continue // version, server_state, peer_state
