@@ -15,11 +15,13 @@ import (
 // deepest quota above every change current, as ZooKeeper's DataTree does:
 // a local update that bumps no version and fires no watch.
 
-// statsTrack is ZooKeeper's StatsTrack: named counters, -1 when absent.
-type statsTrack map[string]int64
+// StatsTrack is ZooKeeper's StatsTrack: named counters, -1 when absent.
+type StatsTrack map[string]int64
 
-func parseStats(s string) statsTrack {
-	st := statsTrack{}
+// ParseStatsTrack reads a StatsTrack's string form, as ZooKeeper does:
+// pairs split at ',' and ';', an empty value read as -1.
+func ParseStatsTrack(s string) StatsTrack {
+	st := StatsTrack{}
 	for _, pair := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' }) {
 		k, v, _ := strings.Cut(pair, "=")
 		v, _, _ = strings.Cut(v, "=") // "bytes=5=" is how new keys hide from old parsers
@@ -34,7 +36,8 @@ func parseStats(s string) statsTrack {
 	return st
 }
 
-func (st statsTrack) get(k string) int64 {
+// Get is the counter named k, -1 when it is absent.
+func (st StatsTrack) Get(k string) int64 {
 	if v, ok := st[k]; ok {
 		return v
 	}
@@ -43,11 +46,11 @@ func (st statsTrack) get(k string) int64 {
 
 // String formats like StatsTrack.toString: count and bytes first, then any
 // other keys sorted, after an extra '=' and separated by ';'.
-func (st statsTrack) String() string {
+func (st StatsTrack) String() string {
 	b := []byte("count=")
-	b = strconv.AppendInt(b, st.get("count"), 10)
+	b = strconv.AppendInt(b, st.Get("count"), 10)
 	b = append(b, ",bytes="...)
-	b = strconv.AppendInt(b, st.get("bytes"), 10)
+	b = strconv.AppendInt(b, st.Get("bytes"), 10)
 	var keys []string
 	for k := range st {
 		if k != "count" && k != "bytes" {
@@ -118,9 +121,9 @@ func (t *Tree) quotaChanged(path string, bytes int64, count int64) {
 	if !ok {
 		return
 	}
-	st := parseStats(node.data())
-	st["count"] = st.get("count") + count
-	st["bytes"] = st.get("bytes") + bytes
+	st := ParseStatsTrack(node.data())
+	st["count"] = st.Get("count") + count
+	st["bytes"] = st.Get("bytes") + bytes
 	t.setLocalData(node, st.String())
 }
 
@@ -150,7 +153,7 @@ func (t *Tree) recountQuota(prefix string) {
 	if !ok {
 		return
 	}
-	t.setLocalData(node, statsTrack{"count": count, "bytes": bytes}.String())
+	t.setLocalData(node, StatsTrack{"count": count, "bytes": bytes}.String())
 }
 
 // setLocalData replaces a znode's data without touching its Stat versions,
@@ -203,9 +206,9 @@ func (t *Tree) checkQuota(path string, bytesDiff, countDiff int64) error {
 	if !ok {
 		return nil
 	}
-	limit := parseStats(limitNode.data())
-	checkCount := countDiff != 0 && (limit.get("count") > -1 || limit.get("countHardLimit") > -1)
-	checkBytes := bytesDiff != 0 && (limit.get("bytes") > -1 || limit.get("byteHardLimit") > -1)
+	limit := ParseStatsTrack(limitNode.data())
+	checkCount := countDiff != 0 && (limit.Get("count") > -1 || limit.Get("countHardLimit") > -1)
+	checkBytes := bytesDiff != 0 && (limit.Get("bytes") > -1 || limit.Get("byteHardLimit") > -1)
 	if !checkCount && !checkBytes {
 		return nil
 	}
@@ -213,11 +216,11 @@ func (t *Tree) checkQuota(path string, bytesDiff, countDiff int64) error {
 	if !ok {
 		return nil
 	}
-	cur := parseStats(statNode.data())
-	if checkCount && limit.get("countHardLimit") > -1 && cur.get("count")+countDiff > limit.get("countHardLimit") {
+	cur := ParseStatsTrack(statNode.data())
+	if checkCount && limit.Get("countHardLimit") > -1 && cur.Get("count")+countDiff > limit.Get("countHardLimit") {
 		return wire.ErrQuotaExceeded
 	}
-	if checkBytes && limit.get("byteHardLimit") > -1 && cur.get("bytes")+bytesDiff > limit.get("byteHardLimit") {
+	if checkBytes && limit.Get("byteHardLimit") > -1 && cur.Get("bytes")+bytesDiff > limit.Get("byteHardLimit") {
 		return wire.ErrQuotaExceeded
 	}
 	return nil

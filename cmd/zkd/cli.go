@@ -6,12 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/go-zookeeper/zk"
+	"golang.org/x/term"
 
 	"zkd/internal/java"
 )
@@ -19,27 +25,40 @@ import (
 const cliUsage = `ZooKeeper -server host:port cmd args
 	addauth scheme auth
 	close 
+	config [-c] [-w] [-s]
+	connect host:port
 	create [-s] [-e] [-c] [-t ttl] path [data] [acl]
 	delete [-v version] path
-	deleteall path
-	get [-s] path
+	deleteall path [-b batch size]
+	delquota [-n|-b|-N|-B] path
+	get [-s] [-w] path
 	getAcl [-s] path
 	getAllChildrenNumber path
 	history 
-	ls [-s] [-R] path
+	listquota path
+	ls [-s] [-w] [-R] path
+	printwatches on|off
 	quit 
+	redo cmdno
 	set [-s] [-v version] path data
-	setAcl [-s] [-v version] path acl
-	stat path
+	setAcl [-s] [-v version] [-R] path acl
+	setquota -n|-b|-N|-B val path
+	stat [-w] path
 	sync path
 	version 
 `
 
+// cliCommands are the commands zkd cli knows, for tab completion.
+var cliCommands = []string{"addauth", "close", "config", "connect", "create", "delete", "deleteall",
+	"delquota", "get", "getAcl", "getAllChildrenNumber", "history", "listquota", "ls",
+	"printwatches", "quit", "redo", "set", "setAcl", "setquota", "stat", "sync", "version"}
+
 // cliCmd is zkd cli: a shell with zkCli.sh's commands and output, so that
 // scripts written for zkCli.sh keep working. With a command after the
-// options it runs that one and exits (0, 1 when the server refused it,
-// 127 for an unknown command), as zkCli.sh does; without one it reads
-// commands from its input, one a line, with a prompt on a terminal.
+// options it runs that one and exits (0, 1 when the command failed, 127
+// for an unknown command), as zkCli.sh does; without one it reads commands
+// from its input, one a line: on a terminal with line editing, history
+// (the arrow keys) and tab completion of commands and znode paths.
 func cliCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	server, timeout := "localhost:2181", 30*time.Second
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
@@ -64,112 +83,452 @@ func cliCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	conn, events, err := zk.Connect(strings.Split(server, ","), timeout, zk.WithLogger(quietZK{}))
-	if err != nil {
-		fmt.Fprintf(stderr, "zkd cli: %v\n", err)
-		return 1
-	}
-	deadline := time.After(timeout)
-	for connected := false; !connected; {
-		select {
-		case ev := <-events:
-			connected = ev.State == zk.StateHasSession
-		case <-deadline:
-			fmt.Fprintf(stderr, "zkd cli: no session with %s within %v\n", server, timeout)
+	sh := &shell{server: server, timeout: timeout}
+	sh.printWatches.Store(true)
+	sh.out, sh.err = sh.streams(stdout, stderr)
+	fmt.Fprintf(stdout, "Connecting to %s\n", server)
+	if len(args) > 0 {
+		if err := sh.connect(server); err != nil {
+			fmt.Fprintf(stderr, "zkd cli: %v\n", err)
 			return 1
 		}
-	}
-	sh := &shell{conn: conn, out: stdout, server: server}
-	if len(args) > 0 {
 		// zkCli.sh exits without closing its session, so what it
 		// created ephemeral lives until the session expires; scripts
 		// count on that, and zkd cli does the same.
 		return sh.run(args)
 	}
-	defer conn.Close()
-	prompt := isTerminal(stdin)
-	sc := bufio.NewScanner(stdin)
-	code := 0
-	for {
-		if prompt {
-			fmt.Fprintf(stdout, "[zk: %s(%s) %d] ", server, conn.State(), len(sh.history))
-		}
-		if !sc.Scan() {
-			break
-		}
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		f := strings.Fields(line)
-		if f[0] == "quit" || f[0] == "close" {
-			break
-		}
-		sh.history = append(sh.history, line)
-		code = sh.run(f)
+	fmt.Fprintln(stdout, "Welcome to ZooKeeper!")
+	if err := sh.connect(server); err != nil {
+		fmt.Fprintf(stderr, "zkd cli: %v\n", err)
+		return 1
 	}
-	return code
+	defer func() {
+		// At the end of the input zkCli.sh exits without a word; zkd
+		// cli closes the session too, quietly.
+		if conn := sh.conn.Swap(nil); conn != nil {
+			conn.Close()
+		}
+	}()
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if code, ok := sh.terminal(f, stdout); ok {
+			return code
+		}
+	}
+	sc := bufio.NewScanner(stdin)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if sh.execute(sc.Text()) {
+			break
+		}
+	}
+	return sh.code
+}
+
+// terminal runs the shell on a terminal: raw mode, the line editor of
+// golang.org/x/term with its history, and tab completion. ok is false
+// when the terminal cannot be put in raw mode; the caller then reads
+// lines as from a pipe.
+func (sh *shell) terminal(in *os.File, out io.Writer) (code int, ok bool) {
+	fd := int(in.Fd())
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return 0, false
+	}
+	defer term.Restore(fd, old)
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, "")
+	if w, h, err := term.GetSize(fd); err == nil {
+		t.SetSize(w, h)
+	}
+	t.AutoCompleteCallback = func(line string, pos int, key rune) (string, int, bool) {
+		if key != '\t' {
+			return "", 0, false
+		}
+		return sh.complete(t, line, pos)
+	}
+	sh.redirect(t, t)
+	for {
+		t.SetPrompt(sh.prompt())
+		line, err := t.ReadLine()
+		if err != nil { // end of input, ^D or ^C
+			break
+		}
+		if sh.execute(line) {
+			break
+		}
+	}
+	return sh.code, true
+}
+
+// complete is tab completion as zkCli.sh's: the first word completes to a
+// command, a word that starts with / to the znodes beside it. One match
+// is filled in; several are filled in as far as they agree, and listed
+// when they agree no further.
+func (sh *shell) complete(t *term.Terminal, line string, pos int) (string, int, bool) {
+	head := line[:pos]
+	start := strings.LastIndexAny(head, " \t") + 1
+	token := head[start:]
+	var cands []string
+	switch {
+	case strings.HasPrefix(token, "/"):
+		conn := sh.conn.Load()
+		if conn == nil {
+			break
+		}
+		cut := strings.LastIndexByte(token, '/') + 1
+		dir, prefix := token[:cut-1], token[cut:]
+		if dir == "" {
+			dir = "/"
+		}
+		kids, _, err := conn.Children(dir)
+		if err != nil {
+			break
+		}
+		for _, k := range kids {
+			if strings.HasPrefix(k, prefix) {
+				cands = append(cands, token[:cut]+k)
+			}
+		}
+	case strings.TrimSpace(head[:start]) == "":
+		for _, c := range cliCommands {
+			if strings.HasPrefix(c, token) {
+				cands = append(cands, c)
+			}
+		}
+	}
+	sort.Strings(cands)
+	fill := func(s string) (string, int, bool) {
+		return head[:start] + s + line[pos:], start + len(s), true
+	}
+	switch {
+	case len(cands) == 0:
+		return line, pos, true
+	case len(cands) == 1:
+		return fill(cands[0] + " ")
+	}
+	common := cands[0]
+	for _, c := range cands[1:] {
+		for !strings.HasPrefix(c, common) {
+			common = common[:len(common)-1]
+		}
+	}
+	if len(common) > len(token) {
+		return fill(common)
+	}
+	fmt.Fprintln(t, strings.Join(cands, "  "))
+	return line, pos, true
 }
 
 type quietZK struct{}
 
 func (quietZK) Printf(string, ...any) {}
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+// shell is zkd cli's state. Commands run one at a time; watch events
+// are printed as they come, between the lines a command prints.
+type shell struct {
+	conn         atomic.Pointer[zk.Conn] // nil after close
+	out, err     io.Writer               // write a line at a time
+	server       string
+	timeout      time.Duration
+	history      []string
+	printWatches atomic.Bool
+	code         int // the last command's exit code
+
+	outMu        sync.Mutex // orders writes to stdout and stderr
+	stdout, stde io.Writer
 }
 
-type shell struct {
-	conn    *zk.Conn
-	out     io.Writer
-	server  string
-	history []string
+// streams returns the shell's output and error streams, which write
+// through to stdout and stderr one write at a time.
+func (sh *shell) streams(stdout, stderr io.Writer) (io.Writer, io.Writer) {
+	sh.stdout, sh.stde = stdout, stderr
+	return stream{sh, false}, stream{sh, true}
+}
+
+// redirect sends both streams to new writers.
+func (sh *shell) redirect(stdout, stderr io.Writer) {
+	sh.outMu.Lock()
+	defer sh.outMu.Unlock()
+	sh.stdout, sh.stde = stdout, stderr
+}
+
+type stream struct {
+	sh    *shell
+	isErr bool
+}
+
+func (s stream) Write(p []byte) (int, error) {
+	s.sh.outMu.Lock()
+	defer s.sh.outMu.Unlock()
+	if s.isErr {
+		return s.sh.stde.Write(p)
+	}
+	return s.sh.stdout.Write(p)
 }
 
 // cliZone is the time zone stat prints times in: the local one, as a
 // JVM's default.
 var cliZone = time.Local
 
-// run runs one command and returns its exit code.
+// connect opens a session with server and waits for it, printing its
+// events as zkCli.sh's watcher does.
+func (sh *shell) connect(server string) error {
+	conn, events, err := zk.Connect(strings.Split(server, ","), sh.timeout, zk.WithLogger(quietZK{}))
+	if err != nil {
+		return err
+	}
+	deadline := time.After(sh.timeout)
+	for connected := false; !connected; {
+		select {
+		case ev := <-events:
+			connected = ev.State == zk.StateHasSession
+		case <-deadline:
+			conn.Close()
+			return fmt.Errorf("no session with %s within %v", server, sh.timeout)
+		}
+	}
+	sh.conn.Store(conn)
+	sh.server = server
+	sh.watched(zk.Event{Type: zk.EventSession, State: zk.StateHasSession})
+	go func() {
+		for ev := range events {
+			// The channel has the watch events too; those are
+			// printed by whoever set the watch.
+			if ev.Type == zk.EventSession && sh.conn.Load() == conn {
+				sh.watched(ev)
+			}
+		}
+	}()
+	return nil
+}
+
+// disconnect closes the session, if one is open, and says so as
+// zkCli.sh's watcher does.
+func (sh *shell) disconnect() {
+	if conn := sh.conn.Swap(nil); conn != nil {
+		conn.Close()
+		sh.printEvent("Closed", "None", "null")
+	}
+}
+
+// watch prints the event a watch set by a command fires, if it fires.
+func (sh *shell) watch(ch <-chan zk.Event) {
+	go func() {
+		ev, ok := <-ch
+		if !ok || ev.Type == zk.EventNotWatching {
+			return
+		}
+		sh.watched(ev)
+	}()
+}
+
+// watched prints an event as zkCli.sh's watcher does, when printwatches
+// is on.
+func (sh *shell) watched(ev zk.Event) {
+	state := "SyncConnected"
+	if ev.Type == zk.EventSession {
+		switch ev.State {
+		case zk.StateHasSession:
+		case zk.StateDisconnected:
+			state = "Disconnected"
+		case zk.StateExpired:
+			state = "Expired"
+		case zk.StateAuthFailed:
+			state = "AuthFailed"
+		case zk.StateConnectedReadOnly:
+			state = "ConnectedReadOnly"
+		default:
+			return
+		}
+	}
+	kind, path := "None", "null"
+	switch ev.Type {
+	case zk.EventNodeCreated:
+		kind = "NodeCreated"
+	case zk.EventNodeDeleted:
+		kind = "NodeDeleted"
+	case zk.EventNodeDataChanged:
+		kind = "NodeDataChanged"
+	case zk.EventNodeChildrenChanged:
+		kind = "NodeChildrenChanged"
+	}
+	if ev.Type != zk.EventSession {
+		path = ev.Path
+	}
+	sh.printEvent(state, kind, path)
+}
+
+func (sh *shell) printEvent(state, kind, path string) {
+	if sh.printWatches.Load() {
+		fmt.Fprintf(sh.out, "\nWATCHER::\n\nWatchedEvent state:%s type:%s path:%s\n", state, kind, path)
+	}
+}
+
+// prompt is zkCli.sh's: the server, the session's state and the number
+// of the next command.
+func (sh *shell) prompt() string {
+	state := "CLOSED"
+	if conn := sh.conn.Load(); conn != nil {
+		switch conn.State() {
+		case zk.StateHasSession, zk.StateConnected:
+			state = "CONNECTED"
+		case zk.StateConnectedReadOnly:
+			state = "CONNECTEDREADONLY"
+		case zk.StateAuthFailed:
+			state = "AUTH_FAILED"
+		case zk.StateExpired:
+			state = "CLOSED"
+		default:
+			state = "CONNECTING"
+		}
+	}
+	return fmt.Sprintf("[zk: %s(%s) %d] ", sh.server, state, len(sh.history))
+}
+
+// execute runs one line of input and reports whether it was quit.
+func (sh *shell) execute(line string) (quit bool) {
+	f := splitCommand(line)
+	if len(f) == 0 {
+		return false
+	}
+	sh.history = append(sh.history, line)
+	if f[0] == "quit" {
+		sh.disconnect()
+		return true
+	}
+	sh.code = sh.run(f)
+	return false
+}
+
+var (
+	cliArg    = regexp.MustCompile(`\s*([^"'\s]\S*|"[^"]*"|'[^']*')\s*`)
+	cliQuoted = regexp.MustCompile(`^(?:"[^"]*"|'[^']*')$`)
+)
+
+// splitCommand splits a line as zkCli.sh does: at white space, except
+// inside a pair of quotes, which are dropped.
+func splitCommand(line string) []string {
+	var f []string
+	for _, m := range cliArg.FindAllStringSubmatch(line, -1) {
+		a := m[1]
+		if cliQuoted.MatchString(a) {
+			a = a[1 : len(a)-1]
+		}
+		f = append(f, a)
+	}
+	return f
+}
+
+// cliValued are each command's options that take a value.
+var cliValued = map[string]string{
+	"create": "t", "delete": "v", "set": "v", "setAcl": "v", "deleteall": "b",
+	"setquota": "nbNB",
+}
+
+// run runs one command and returns its exit code: 0, 1 when it failed,
+// 127 when there is no such command.
 func (sh *shell) run(f []string) int {
 	cmd, opts, rest := f[0], map[string]string{}, []string{}
-	valued := map[string]bool{"-v": true, "-t": true}
 	for i := 1; i < len(f); i++ {
-		if strings.HasPrefix(f[i], "-") && len(f[i]) == 2 && len(rest) == 0 {
-			if valued[f[i]] && i+1 < len(f) {
-				opts[f[i]] = f[i+1]
+		a := f[i]
+		if len(a) == 2 && a[0] == '-' && unicode.IsLetter(rune(a[1])) {
+			if strings.ContainsRune(cliValued[cmd], rune(a[1])) {
+				if i+1 >= len(f) {
+					fmt.Fprintf(sh.err, "org.apache.commons.cli.MissingArgumentException: Missing argument for option: %c\n", a[1])
+					return 1
+				}
+				opts[a] = f[i+1]
 				i++
 			} else {
-				opts[f[i]] = ""
+				opts[a] = ""
 			}
 			continue
 		}
-		rest = append(rest, f[i])
+		rest = append(rest, a)
 	}
 	has := func(o string) bool { _, ok := opts[o]; return ok }
 	version := int32(-1)
 	if v, ok := opts["-v"]; ok {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
-			fmt.Fprintf(sh.out, "version %q is not a number\n", v)
+			fmt.Fprintf(sh.err, "version %q is not a number\n", v)
 			return 1
 		}
 		version = int32(n)
 	}
 	need := func(n int) bool {
 		if len(rest) < n {
-			fmt.Fprint(sh.out, cliUsage)
+			fmt.Fprint(sh.err, cliUsage)
 			return false
 		}
 		return true
 	}
+	// The commands that need no session.
+	switch cmd {
+	case "history":
+		// The last ten and this one, numbered from the first.
+		for i := max(0, len(sh.history)-11); i < len(sh.history); i++ {
+			fmt.Fprintf(sh.out, "%d - %s\n", i, sh.history[i])
+		}
+		return 0
+	case "redo":
+		if !need(1) {
+			return 1
+		}
+		n, err := strconv.ParseInt(rest[0], 0, 32)
+		this := len(sh.history) - 1
+		if err != nil || n < 0 || int(n) >= this {
+			fmt.Fprintln(sh.err, "Command index out of range")
+			return 1
+		}
+		again := splitCommand(sh.history[n])
+		if again[0] == "redo" {
+			fmt.Fprintln(sh.err, "No redoing redos")
+			return 1
+		}
+		sh.history[this] = sh.history[n]
+		return sh.run(again)
+	case "printwatches":
+		if len(rest) == 0 {
+			fmt.Fprintf(sh.out, "printwatches is %s\n", map[bool]string{true: "on", false: "off"}[sh.printWatches.Load()])
+		} else {
+			sh.printWatches.Store(rest[0] == "on")
+		}
+		return 0
+	case "connect":
+		server := sh.server
+		if len(rest) > 0 {
+			server = rest[0]
+		}
+		sh.disconnect()
+		if err := sh.connect(server); err != nil {
+			fmt.Fprintln(sh.err, err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(sh.out, "ZooKeeper CLI version: "+versionLine())
+		return 0
+	case "help":
+		fmt.Fprint(sh.out, cliUsage)
+		return 0
+	}
+	if !slices.Contains(cliCommands, cmd) {
+		fmt.Fprint(sh.err, cliUsage)
+		fmt.Fprintf(sh.err, "Command not found: Command not found %s\n", cmd)
+		return 127
+	}
+	conn := sh.conn.Load()
+	if conn == nil {
+		fmt.Fprintln(sh.out, "Not connected")
+		return 0
+	}
 	var err error
 	switch cmd {
+	case "close":
+		sh.disconnect()
 	case "ls":
 		if !need(1) {
 			return 1
@@ -185,23 +544,46 @@ func (sh *shell) run(f []string) int {
 		}
 		var kids []string
 		var st *zk.Stat
-		if kids, st, err = sh.conn.Children(rest[0]); err == nil {
+		if has("-w") {
+			var ch <-chan zk.Event
+			if kids, st, ch, err = conn.ChildrenW(rest[0]); err == nil {
+				sh.watch(ch)
+			}
+		} else {
+			kids, st, err = conn.Children(rest[0])
+		}
+		if err == nil {
 			sort.Strings(kids)
 			fmt.Fprintf(sh.out, "[%s]\n", strings.Join(kids, ", "))
 			if has("-s") {
 				sh.printStat(st)
 			}
 		}
-	case "get":
-		if !need(1) {
-			return 1
+	case "get", "config":
+		path := zkConfigNode
+		if cmd == "get" {
+			if !need(1) {
+				return 1
+			}
+			path = rest[0]
 		}
 		var data []byte
 		var st *zk.Stat
-		if data, st, err = sh.conn.Get(rest[0]); err == nil {
-			if data == nil {
+		if has("-w") {
+			var ch <-chan zk.Event
+			if data, st, ch, err = conn.GetW(path); err == nil {
+				sh.watch(ch)
+			}
+		} else {
+			data, st, err = conn.Get(path)
+		}
+		if err == nil {
+			switch {
+			case cmd == "config" && has("-c"):
+				fmt.Fprintln(sh.out, clientConfig(string(data)))
+			case data == nil:
 				fmt.Fprintln(sh.out, "null")
-			} else {
+			default:
 				fmt.Fprintln(sh.out, string(data))
 			}
 			if has("-s") {
@@ -214,7 +596,15 @@ func (sh *shell) run(f []string) int {
 		}
 		var ok bool
 		var st *zk.Stat
-		if ok, st, err = sh.conn.Exists(rest[0]); err == nil {
+		if has("-w") {
+			var ch <-chan zk.Event
+			if ok, st, ch, err = conn.ExistsW(rest[0]); err == nil {
+				sh.watch(ch)
+			}
+		} else {
+			ok, st, err = conn.Exists(rest[0])
+		}
+		if err == nil {
 			if !ok {
 				err = zk.ErrNoNode
 			} else {
@@ -226,7 +616,7 @@ func (sh *shell) run(f []string) int {
 			return 1
 		}
 		var st *zk.Stat
-		if st, err = sh.conn.Set(rest[0], []byte(rest[1]), version); err == nil && has("-s") {
+		if st, err = conn.Set(rest[0], []byte(rest[1]), version); err == nil && has("-s") {
 			sh.printStat(st)
 		}
 	case "create":
@@ -240,7 +630,7 @@ func (sh *shell) run(f []string) int {
 		acl := zk.WorldACL(zk.PermAll)
 		if len(rest) > 2 {
 			if acl, err = parseACL(rest[2]); err != nil {
-				fmt.Fprintln(sh.out, err)
+				fmt.Fprintln(sh.err, err)
 				return 1
 			}
 		}
@@ -254,16 +644,16 @@ func (sh *shell) run(f []string) int {
 		var created string
 		switch {
 		case has("-c"):
-			created, err = sh.conn.CreateContainer(rest[0], data, zk.FlagContainer, acl)
+			created, err = conn.CreateContainer(rest[0], data, zk.FlagContainer, acl)
 		case has("-t"):
 			ttl, perr := strconv.ParseInt(opts["-t"], 10, 64)
 			if perr != nil {
-				fmt.Fprintf(sh.out, "ttl %q is not a number\n", opts["-t"])
+				fmt.Fprintf(sh.err, "ttl %q is not a number\n", opts["-t"])
 				return 1
 			}
-			created, err = sh.conn.CreateTTL(rest[0], data, flags|zk.FlagTTL, acl, time.Duration(ttl)*time.Millisecond)
+			created, err = conn.CreateTTL(rest[0], data, flags|zk.FlagTTL, acl, time.Duration(ttl)*time.Millisecond)
 		default:
-			created, err = sh.conn.Create(rest[0], data, flags, acl)
+			created, err = conn.Create(rest[0], data, flags, acl)
 		}
 		if err == nil {
 			fmt.Fprintf(sh.out, "Created %s\n", created)
@@ -272,15 +662,21 @@ func (sh *shell) run(f []string) int {
 		if !need(1) {
 			return 1
 		}
-		err = sh.conn.Delete(rest[0], version)
+		err = conn.Delete(rest[0], version)
 	case "deleteall":
 		if !need(1) {
 			return 1
 		}
+		if b, ok := opts["-b"]; ok {
+			if n, perr := strconv.Atoi(b); perr != nil || n <= 0 {
+				fmt.Fprintf(sh.err, "batch size %q is not a positive number\n", b)
+				return 1
+			}
+		}
 		var paths []string
 		if paths, err = sh.subtree(rest[0]); err == nil {
 			for i := len(paths) - 1; i >= 0 && err == nil; i-- {
-				if err = sh.conn.Delete(paths[i], -1); errors.Is(err, zk.ErrNoNode) {
+				if err = conn.Delete(paths[i], -1); errors.Is(err, zk.ErrNoNode) {
 					err = nil
 				}
 			}
@@ -291,7 +687,7 @@ func (sh *shell) run(f []string) int {
 		}
 		var acl []zk.ACL
 		var st *zk.Stat
-		if acl, st, err = sh.conn.GetACL(rest[0]); err == nil {
+		if acl, st, err = conn.GetACL(rest[0]); err == nil {
 			for _, a := range acl {
 				fmt.Fprintf(sh.out, "'%s,'%s\n: %s\n", a.Scheme, a.ID, permString(a.Perms))
 			}
@@ -305,18 +701,29 @@ func (sh *shell) run(f []string) int {
 		}
 		acl, perr := parseACL(rest[1])
 		if perr != nil {
-			fmt.Fprintln(sh.out, perr)
+			fmt.Fprintln(sh.err, perr)
 			return 1
 		}
+		paths := []string{rest[0]}
+		if has("-R") {
+			if paths, err = sh.subtree(rest[0]); err != nil {
+				break
+			}
+		}
 		var st *zk.Stat
-		if st, err = sh.conn.SetACL(rest[0], acl, version); err == nil && has("-s") {
+		for _, p := range paths {
+			if st, err = conn.SetACL(p, acl, version); err != nil {
+				break
+			}
+		}
+		if err == nil && has("-s") && !has("-R") {
 			sh.printStat(st)
 		}
 	case "sync":
 		if !need(1) {
 			return 1
 		}
-		if _, err = sh.conn.Sync(rest[0]); err == nil {
+		if _, err = conn.Sync(rest[0]); err == nil {
 			fmt.Fprintln(sh.out, "Sync is OK")
 		}
 	case "getAllChildrenNumber":
@@ -331,38 +738,65 @@ func (sh *shell) run(f []string) int {
 		if !need(2) {
 			return 1
 		}
-		err = sh.conn.AddAuth(rest[0], []byte(rest[1]))
-	case "history":
-		for i, h := range sh.history {
-			fmt.Fprintf(sh.out, "%d - %s\n", i, h)
+		err = conn.AddAuth(rest[0], []byte(rest[1]))
+	case "listquota", "setquota", "delquota":
+		if !need(1) {
+			return 1
 		}
-	case "version":
-		fmt.Fprintln(sh.out, "ZooKeeper CLI version: "+versionLine())
-	case "help":
-		fmt.Fprint(sh.out, cliUsage)
-	default:
-		fmt.Fprint(sh.out, cliUsage)
-		fmt.Fprintf(sh.out, "Command not found: Command not found %s\n", cmd)
-		return 127
+		return sh.quota(cmd, opts, rest[0])
 	}
 	if err != nil {
 		path := ""
 		if len(rest) > 0 {
 			path = rest[0]
 		}
-		fmt.Fprintln(sh.out, cliError(err, path))
+		fmt.Fprintln(sh.err, cliError(err, path))
 		return 1
 	}
 	return 0
+}
+
+// zkConfigNode holds the ensemble's configuration, as config reads it.
+const zkConfigNode = "/zookeeper/config"
+
+// clientConfig is config -c's line: the configuration's version, then
+// each server's client address.
+func clientConfig(cfg string) string {
+	version, addrs := "", []string{}
+	for _, line := range strings.Split(cfg, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		if k == "version" {
+			version = v
+		}
+		if !strings.HasPrefix(k, "server.") {
+			continue
+		}
+		_, client, ok := strings.Cut(v, ";")
+		if !ok {
+			continue
+		}
+		if !strings.Contains(client, ":") {
+			client = "0.0.0.0:" + client
+		}
+		addrs = append(addrs, client)
+	}
+	return version + " " + strings.Join(addrs, ",")
 }
 
 // subtree lists path and every znode under it breadth first, each
 // parent's children in the order the server gives them, as zkCli.sh's
 // ls -R does (ZKUtil.listSubTreeBFS).
 func (sh *shell) subtree(path string) ([]string, error) {
+	conn := sh.conn.Load()
+	if conn == nil {
+		return nil, zk.ErrClosing
+	}
 	tree := []string{path}
 	for i := 0; i < len(tree); i++ {
-		kids, _, err := sh.conn.Children(tree[i])
+		kids, _, err := conn.Children(tree[i])
 		if errors.Is(err, zk.ErrNoNode) && i > 0 {
 			continue // deleted meanwhile
 		}
@@ -404,8 +838,48 @@ func cliError(err error, path string) string {
 		return "Insufficient permission : " + path
 	case errors.Is(err, zk.ErrInvalidACL):
 		return "Acl is not valid : " + path
+	case errors.Is(err, zk.ErrInvalidPath):
+		if msg := pathError(path); msg != "" {
+			return msg
+		}
 	}
 	return err.Error()
+}
+
+// pathError is what a Java client says of a path it refuses, without
+// asking the server: which rule the path breaks, and where.
+func pathError(path string) string {
+	switch {
+	case path == "":
+		return "Path length must be > 0"
+	case path[0] != '/':
+		return "Path must start with / character"
+	case path == "/":
+		return ""
+	case strings.HasSuffix(path, "/"):
+		return "Path must not end with / character"
+	}
+	r := []rune(path)
+	for i := 1; i < len(r); i++ {
+		c, last := r[i], r[i-1]
+		next := i+1 == len(r) || r[i+1] == '/'
+		reason := ""
+		switch {
+		case c == 0:
+			reason = "null character not allowed"
+		case c == '/' && last == '/':
+			reason = "empty node name specified"
+		case c == '.' && last == '.' && r[i-2] == '/' && next,
+			c == '.' && last == '/' && next:
+			reason = "relative paths not allowed"
+		case c < 0x20 || c >= 0x7f && c <= 0x9f || c >= 0xd800 && c <= 0xf8ff || c >= 0xfff0:
+			reason = "invalid character"
+		}
+		if reason != "" {
+			return fmt.Sprintf("Invalid path string \"%s\" caused by %s @%d", path, reason, i)
+		}
+	}
+	return ""
 }
 
 // permString is zkCli.sh's form of a permission set: its letters in the

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -74,9 +76,32 @@ func TestCliIsZkCli(t *testing.T) {
 		"delete /cli/seq-0000000000",
 		"sync /cli",
 		"getAllChildrenNumber /cli",
-		"deleteall /cli",
+		"get -w /cli/box/in",
+		"ls -w -s /cli/box",
+		"stat -w /cli/box",
+		"config",
+		"setquota -n 5 /cli",
+		"setquota -b 1 /cli",
+		"setquota -N 2 /cli/box",
+		"setquota /cli",
+		"listquota /cli",
+		"listquota /cli/box",
+		"delquota -n /cli",
+		"listquota /cli",
+		"delquota /cli",
+		"delquota /cli",
+		"setAcl -R /cli/box world:anyone:cdrwa",
+		"redo 0",
+		"printwatches off",
+		"deleteall /cli -b 10",
 		"ls /",
 		"deleteall /nope",
+		// zxids are not compared from here on: a client that refuses a
+		// path may exit before its session is created, or after.
+		"get cli",
+		"create /cli/",
+		"stat /cli//x",
+		"ls /cli/../x",
 		"bogus",
 	} {
 		args := strings.Fields(c)
@@ -94,8 +119,8 @@ func TestCliIsZkCli(t *testing.T) {
 		// zkd cli as a process of its own, as scripts run it: a
 		// single command leaves its session open, as zkCli.sh does.
 		zc := exec.Command(zkdtest.Binary(t), append([]string{"cli", "-server", viaCli.Addr, "-timeout", timeout}, args...)...)
-		var got, errb bytes.Buffer
-		zc.Stdout, zc.Stderr = &got, &errb
+		var got bytes.Buffer
+		zc.Stdout, zc.Stderr = &got, &got
 		gotCode := 0
 		if err := zc.Run(); err != nil {
 			ee, ok := err.(*exec.ExitError)
@@ -111,25 +136,73 @@ func TestCliIsZkCli(t *testing.T) {
 			want, have = lastLine(want), lastLine(have)
 		}
 		if have != want || gotCode != code {
-			t.Errorf("%s: zkd cli exits %d and prints\n%s\nzkCli.sh exits %d and prints\n%s%s", c, gotCode, have, code, want, errb.String())
+			t.Errorf("%s: zkd cli exits %d and prints\n%s\nzkCli.sh exits %d and prints\n%s", c, gotCode, have, code, want)
 		}
 	}
 }
 
 // Without a command, zkd cli reads commands from its input, one a line,
-// as a script would give them.
-func TestCliReadsCommandsFromItsInput(t *testing.T) {
-	z := zkdtest.Start(t, nil)
-	var out, errb bytes.Buffer
-	script := "create /s one\nset /s two\nget /s\n\nhistory\nquit\nget /s\n"
-	if code := cliCmd([]string{"-server", z.Addr}, strings.NewReader(script), &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+// as zkCli.sh does when a script is piped to it: the same script, with
+// watches that fire or are silenced, history and redo, quoted data,
+// quotas, closing and reconnecting, prints the same on both (times aside;
+// the watch events, which both print as they come, compared as a set)
+// and ends with the same exit code.
+func TestCliScriptIsZkCli(t *testing.T) {
+	zkreftest.Need(t)
+	script := func(addr string) string {
+		return strings.Join([]string{
+			"create /w one", "get -w /w", "set /w two", "ls -w /", "create /w2 x", "stat -w /w",
+			"printwatches", "printwatches off", "set /w three", "sync /", "get /w", "printwatches on",
+			"get -w /w", "set /w four",
+			`create /q "a b"`, "get /q", "", "redo 15", "history", "redo 99", "redo 16",
+			"config", "setquota /w", "setquota -n 0 /w", "setquota -n 3 /nope", "setquota -n 2 -b 5 /w",
+			"setquota -b 1 /w", "listquota /w", "create /w/c x", "setquota -n 1 /w/c", "setquota -n 1 /",
+			"delquota -b /w", "listquota /w", "delquota /w", "listquota /w", "delquota /w", "ls /zookeeper/quota",
+			"close", "ls /", "connect " + addr, "ls /", "stat -w /nope", "create /nope", "delete /nope",
+			"getAllChildrenNumber /", "deleteall /w", "ls -R /", "get /w", "quit", "ls /",
+		}, "\n") + "\n"
 	}
-	want := "Created /s\ntwo\n0 - create /s one\n1 - set /s two\n2 - get /s\n3 - history\n"
-	if out.String() != want {
-		t.Fatalf("printed %q, want %q (nothing after quit)", out.String(), want)
+	run := func(z *zkdtest.Server, cmd *exec.Cmd) (string, []string, int) {
+		cmd.Stdin = strings.NewReader(script(z.Addr))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		code := 0
+		if err := cmd.Run(); err != nil {
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatalf("%s: %v", cmd.Path, err)
+			}
+			code = ee.ExitCode()
+		}
+		s := strings.ReplaceAll(out.String(), z.Addr, "<server>")
+		events := watchEvent.FindAllString(s, -1)
+		sort.Strings(events)
+		s = watchEvent.ReplaceAllString(watcherLine.ReplaceAllString(s, ""), "")
+		s = javaOnly.ReplaceAllString(s, "")
+		return strings.TrimSpace(perRun.ReplaceAllString(s, "$1 = <varies>")), events, code
+	}
+	a, b := zkdtest.Start(t, nil), zkdtest.Start(t, nil)
+	want, wantEvents, wantCode := run(a, exec.Command(zkCliSh, "-server", a.Addr))
+	have, haveEvents, haveCode := run(b, exec.Command(zkdtest.Binary(t), "cli", "-server", b.Addr))
+	if n, la, lb, differ := zkreftest.DifferingLine(have, want); differ {
+		t.Errorf("zkd cli prints\n%s\n\nzkCli.sh prints\n%s\n\nfirst difference, line %d: %q, zkCli.sh %q", have, want, n, la, lb)
+	}
+	if !slices.Equal(haveEvents, wantEvents) {
+		t.Errorf("zkd cli prints the watch events\n%q\nzkCli.sh prints\n%q", haveEvents, wantEvents)
+	}
+	if haveCode != wantCode {
+		t.Errorf("zkd cli exits %d, zkCli.sh %d", haveCode, wantCode)
 	}
 }
+
+var (
+	// An event is printed as two lines, each after a blank one; zkCli.sh
+	// prints them one at a time, and a command's output can come between.
+	watcherLine = regexp.MustCompile(`\nWATCHER::\n`)
+	watchEvent  = regexp.MustCompile(`\nWatchedEvent [^\n]*\n`)
+	// What only a JVM prints: its logger, and whether JLine is there.
+	javaOnly = regexp.MustCompile(`(?m)^(SLF4J:.*|JLine support is .*)\n`)
+)
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
