@@ -123,8 +123,7 @@ type adminCommand struct {
 var adminCommands = []adminCommand{
 	{[]string{"connection_stat_reset", "crst"}, true, func(s *Server, _ url.Values, _ *jsonObject) {
 		for _, c := range s.connList() {
-			c.received.Store(0)
-			c.sent.Store(0)
+			c.resetStats()
 		}
 	}},
 	{[]string{"configuration", "conf", "config"}, true, func(s *Server, _ url.Values, r *jsonObject) {
@@ -402,6 +401,7 @@ func (s *Server) connectionInfo(brief bool) []any {
 			{"packets_sent", c.sent.Load()},
 		}
 		if sid := c.sid.Load(); !brief {
+			min, avg, max := c.lat.perConnection()
 			info = append(info, jsonObject{
 				{"session_id", sid},
 				{"last_operation", opName(c.lastOp.Load())},
@@ -410,10 +410,10 @@ func (s *Server) connectionInfo(brief bool) []any {
 				{"last_cxid", int64(c.lastXid.Load())},
 				{"last_zxid", c.lastZxid.Load()},
 				{"last_response_time", c.lastResponse.Load()},
-				{"last_latency", int64(0)},
-				{"min_latency", int64(0)},
-				{"avg_latency", int64(0)},
-				{"max_latency", int64(0)},
+				{"last_latency", c.lat.last.Load()},
+				{"min_latency", min},
+				{"avg_latency", avg},
+				{"max_latency", max},
 			}...)
 		}
 		out = append(out, info)
@@ -424,7 +424,7 @@ func (s *Server) connectionInfo(brief bool) []any {
 // serverStats puts what the server_stats (srvr) command answers.
 func (s *Server) serverStats(r *jsonObject) {
 	v := s.view.Load()
-	min, avg, max := s.stats.latencies()
+	min, avg, max := s.stats.lat.figures()
 	respStats := jsonObject{
 		{"last_buffer_size", s.stats.respLast.Load()},
 		{"min_buffer_size", s.stats.respMin.Load()},

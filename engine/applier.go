@@ -535,7 +535,9 @@ func (a *applier) reply(r *writeReq, res *ztree.Result) {
 	if r.c == nil {
 		return
 	}
-	s.stats.latency(time.Since(r.start).Milliseconds())
+	ms := time.Since(r.start).Milliseconds()
+	s.stats.lat.add(ms)
+	r.c.lat.add(ms)
 	zxid := r.txn.Header.Zxid
 	switch r.op {
 	case wire.OpCreateSession:

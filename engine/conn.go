@@ -90,12 +90,26 @@ type conn struct {
 	lastResponse   atomic.Int64 // ms on the monotonic clock, as ZooKeeper's lresp
 	lastActive     atomic.Int64 // ms on the monotonic clock: the last bytes read
 	timeout        atomic.Int32
+	lat            latencies
+}
+
+// resetStats starts the connection's figures for cons afresh, as crst
+// does.
+func (c *conn) resetStats() {
+	c.received.Store(0)
+	c.sent.Store(0)
+	c.lastOp.Store(-100) // NA
+	c.lastXid.Store(-1)
+	c.lastZxid.Store(-1)
+	c.lastResponse.Store(0)
+	c.lat.reset()
 }
 
 func newConn(s *Server, ip, remote string) *conn {
 	c := &conn{s: s, ip: ip, remote: remote, created: time.Now(), createdMono: s.mono()}
 	c.auth = []wire.Id{{Scheme: "ip", ID: ip}}
 	c.lastOp.Store(-100)
+	c.lat.min.Store(-1)
 	c.lastActive.Store(c.createdMono)
 	c.progressAt = c.createdMono
 	return c
@@ -430,7 +444,8 @@ func opOf(p []byte) wire.OpCode {
 func (c *conn) flush() {
 	s := c.s
 	if c.reads > 0 { // every read has a reply in out, so its count moves here
-		s.stats.reads(c.reads)
+		s.stats.lat.reads(c.reads)
+		c.lat.reads(c.reads)
 		c.reads = 0
 	}
 	if c.resp.n > 0 {

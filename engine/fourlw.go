@@ -36,8 +36,7 @@ var fourLetterCommands = map[string]func(c *conn) string{
 	"cons": func(c *conn) string { return c.s.cons(c) + "\n" },
 	"crst": func(c *conn) string {
 		for _, o := range c.s.connList() {
-			o.received.Store(0)
-			o.sent.Store(0)
+			o.resetStats()
 		}
 		return "Connection stats reset.\n"
 	},
@@ -161,23 +160,12 @@ func (s *Server) srvr(asking *conn) string {
 		b.WriteString("\n")
 	}
 	v := s.view.Load()
-	min, avg, max := s.stats.latencies()
+	min, avg, max := s.stats.lat.figures()
 	fmt.Fprintf(&b, "Latency min/avg/max: %d/%s/%d\n", min, java.Double(java.RoundHalfUp4(avg)), max)
 	fmt.Fprintf(&b, "Received: %d\nSent: %d\nConnections: %d\nOutstanding: %d\nZxid: 0x%x\nMode: %s\nNode count: %d\n",
 		s.stats.received.Load(), s.stats.sent.Load(), len(s.connList()), s.stats.outstanding.Load(),
 		v.Zxid(), s.mode(), nodeCount(v))
 	return b.String()
-}
-
-func (st *stats) latencies() (min int64, avg float64, max int64) {
-	min, max = st.latMin.Load(), st.latMax.Load()
-	if min < 0 {
-		min = 0
-	}
-	if n := st.latCount.Load(); n > 0 {
-		avg = float64(st.latSum.Load()) / float64(n)
-	}
-	return min, avg, max
 }
 
 // cons lists the connections as ZooKeeper's cons does. The connection
@@ -197,9 +185,10 @@ func (s *Server) cons(asking *conn) string {
 		if sid != 0 {
 			// ZooKeeper keeps the cxid as a long: a negative one prints
 			// as its 64-bit two's complement.
-			fmt.Fprintf(&b, ",sid=0x%x,lop=%s,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=%d,llat=0,minlat=0,avglat=0,maxlat=0",
+			min, avg, max := c.lat.perConnection()
+			fmt.Fprintf(&b, ",sid=0x%x,lop=%s,est=%d,to=%d,lcxid=0x%x,lzxid=0x%x,lresp=%d,llat=%d,minlat=%d,avglat=%d,maxlat=%d",
 				sid, opName(c.lastOp.Load()), c.created.UnixMilli(), c.timeout.Load(), uint64(int64(c.lastXid.Load())),
-				uint64(c.lastZxid.Load()), c.lastResponse.Load())
+				uint64(c.lastZxid.Load()), c.lastResponse.Load(), c.lat.last.Load(), min, avg, max)
 		}
 		b.WriteString(")\n")
 	}
@@ -442,7 +431,7 @@ func (s *Server) mntr() string {
 // processors and JVM) as 0.
 func (s *Server) monitorValues() []monitorValue {
 	v := s.view.Load()
-	min, avg, max := s.stats.latencies()
+	min, avg, max := s.stats.lat.figures()
 	watches := s.tree.Load().WatchTotal()
 	ephemerals := 0
 	for _, se := range s.sessions.all() {

@@ -696,13 +696,85 @@ func (s *Server) newSessionID() int64 {
 // stats are the counters srvr, stat and mntr report.
 type stats struct {
 	received, sent atomic.Int64
-	latMin         atomic.Int64 // ms; -1 before the first request
-	latMax, latSum atomic.Int64
-	latCount       atomic.Int64
+	lat            latencies
 	outstanding    atomic.Int64 // requests handed to the applier, not replied yet
 	// The last, smallest and largest reply or event sent to a client, in
 	// bytes without the length prefix; -1 before the first.
 	respLast, respMin, respMax atomic.Int64
+}
+
+// latencies are request latencies in ms, from a request's arrival to its
+// reply being queued: the server's for srvr and mntr, a connection's for
+// cons. A read is answered as it arrives, in 0 ms.
+type latencies struct {
+	min        atomic.Int64 // -1 before the first request
+	max, last  atomic.Int64
+	sum, count atomic.Int64
+}
+
+func (l *latencies) reset() {
+	l.min.Store(-1)
+	l.max.Store(0)
+	l.last.Store(0)
+	l.sum.Store(0)
+	l.count.Store(0)
+}
+
+// reads counts n requests answered at once.
+func (l *latencies) reads(n int64) {
+	l.count.Add(n)
+	l.last.Store(0)
+	for {
+		m := l.min.Load()
+		if m == 0 || l.min.CompareAndSwap(m, 0) {
+			break
+		}
+	}
+}
+
+// add counts one request answered in ms.
+func (l *latencies) add(ms int64) {
+	l.sum.Add(ms)
+	l.count.Add(1)
+	l.last.Store(ms)
+	for {
+		m := l.min.Load()
+		if (m >= 0 && m <= ms) || l.min.CompareAndSwap(m, ms) {
+			break
+		}
+	}
+	for {
+		m := l.max.Load()
+		if m >= ms || l.max.CompareAndSwap(m, ms) {
+			break
+		}
+	}
+}
+
+// figures are the smallest, mean and largest latency, 0 before the
+// first request.
+func (l *latencies) figures() (min int64, avg float64, max int64) {
+	min, max = l.min.Load(), l.max.Load()
+	if min < 0 {
+		min = 0
+	}
+	if n := l.count.Load(); n > 0 {
+		avg = float64(l.sum.Load()) / float64(n)
+	}
+	return min, avg, max
+}
+
+// perConnection are the figures as a connection reports them: the mean
+// in whole ms, rounded down.
+func (l *latencies) perConnection() (min, avg, max int64) {
+	min, max = l.min.Load(), l.max.Load()
+	if min < 0 {
+		min = 0
+	}
+	if n := l.count.Load(); n > 0 {
+		avg = l.sum.Load() / n
+	}
+	return min, avg, max
 }
 
 // responseSizes takes a flush's last, smallest and largest response.
@@ -725,39 +797,8 @@ func (st *stats) responseSizes(last, lo, hi int) {
 func (st *stats) reset() {
 	st.received.Store(0)
 	st.sent.Store(0)
-	st.latMin.Store(-1)
-	st.latMax.Store(0)
-	st.latSum.Store(0)
-	st.latCount.Store(0)
+	st.lat.reset()
 	st.respLast.Store(-1)
 	st.respMin.Store(-1)
 	st.respMax.Store(-1)
-}
-
-// reads counts n requests answered at once, without a txn: 0 ms each.
-func (st *stats) reads(n int64) {
-	st.latCount.Add(n)
-	for {
-		m := st.latMin.Load()
-		if m == 0 || st.latMin.CompareAndSwap(m, 0) {
-			break
-		}
-	}
-}
-
-func (st *stats) latency(ms int64) {
-	st.latSum.Add(ms)
-	st.latCount.Add(1)
-	for {
-		m := st.latMin.Load()
-		if (m >= 0 && m <= ms) || st.latMin.CompareAndSwap(m, ms) {
-			break
-		}
-	}
-	for {
-		m := st.latMax.Load()
-		if m >= ms || st.latMax.CompareAndSwap(m, ms) {
-			break
-		}
-	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -389,5 +391,66 @@ func TestMaxCnxns(t *testing.T) {
 	}
 	if !strings.Contains(srv.Log(), "Too many connections - max is 3 (maxCnxns)") {
 		t.Fatalf("no log line names maxCnxns:\n%s", srv.Log())
+	}
+}
+
+// cons reports each connection's request latencies (last, min, mean, max,
+// in ms), as ZooKeeper's does, and crst starts them afresh: a session
+// that made large writes shows the largest latency the server saw, and
+// nothing after the reset.
+func TestConnectionLatencies(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"4lw.commands.whitelist": "*"})
+	c := connect(t, srv.Addr)
+	word := func(w string) string {
+		out, err := zkdtest.FourLetterWord(srv.Addr, w)
+		if err != nil {
+			t.Fatalf("%s: %v", w, err)
+		}
+		return out
+	}
+	word("srst")
+	check(c.Create("/big", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	// Forty writes of 512 KB in flight at once: the later ones wait for
+	// the earlier ones' log writes, so some take a millisecond or more.
+	data := make([]byte, 512<<10)
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Set("/big", data, -1); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, _, err := c.Get("/big"); err != nil {
+		t.Fatal(err)
+	}
+	mine := regexp.MustCompile(fmt.Sprintf(`sid=0x%x,[^\n]*llat=(\d+),minlat=(\d+),avglat=(\d+),maxlat=(\d+)\)`, c.SessionID()))
+	figures := func() (last, min, avg, max int64) {
+		cons := word("cons")
+		m := mine.FindStringSubmatch(cons)
+		if m == nil {
+			t.Fatalf("cons has no line for session 0x%x:\n%s", c.SessionID(), cons)
+		}
+		n := make([]int64, 4)
+		for i := range n {
+			n[i], _ = strconv.ParseInt(m[i+1], 10, 64)
+		}
+		return n[0], n[1], n[2], n[3]
+	}
+	last, min, avg, max := figures()
+	var srvMin, srvMax int64
+	var srvAvg float64
+	if _, err := fmt.Sscanf(regexp.MustCompile(`Latency min/avg/max: \S+`).FindString(word("srvr")), "Latency min/avg/max: %d/%g/%d", &srvMin, &srvAvg, &srvMax); err != nil {
+		t.Fatal(err)
+	}
+	if max < 1 || max != srvMax || min > avg || avg > max || last != 0 || min != 0 {
+		t.Fatalf("cons: llat=%d minlat=%d avglat=%d maxlat=%d; srvr's max is %d (the read last answered at once: min and llat 0)", last, min, avg, max, srvMax)
+	}
+	word("crst")
+	if last, min, avg, max := figures(); last|min|avg|max != 0 {
+		t.Fatalf("after crst, cons: llat=%d minlat=%d avglat=%d maxlat=%d, want 0s", last, min, avg, max)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // development VM, about 230 MB/s over an 18 MB live heap, so ten
 // collections a second, whose mark phases (write barriers, assists, the
 // dedicated worker) held p99 at 3.6-3.8 ms; with this room, 3.2-3.3 ms
-// (docs/benchmarks.md, seventh round). Once the live heap passes the room,
+// (docs/benchmarks-history.md, seventh round). Once the live heap passes the room,
 // GOGC=100 gives at least as much room and the policy changes nothing, so
 // a large tree's memory is what it was. The default is 64 MB: a server
 // holds that once and keeps most of it between bursts of writes (see

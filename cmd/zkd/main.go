@@ -322,7 +322,7 @@ func purge(args []string, stdout, stderr io.Writer) int {
 // only when its run queues drain, so a connection whose request arrives
 // then waits; with the loader on the same two cores, four processors
 // instead of two cut zkd's p99 at 100 % reads from 2.7-4.0 ms to 1.3-2.1
-// ms (docs/benchmarks.md, fourth round). A server with its cores to
+// ms (docs/benchmarks-history.md, fourth round). A server with its cores to
 // itself has no such neighbour.
 func processors(env string, setting int) (n int, ok bool) {
 	if env != "" || setting <= 0 {
