@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -405,8 +406,18 @@ func (s *Server) watchesByPath() string {
 	return b.String()
 }
 
+// mntrKeys are the keys ZooKeeper 3.8's mntr gives before its summary
+// sets, in its order, taken from an ensemble's leader with an observer's
+// one key put in its place: every role's keys are the ones it has, in
+// this order.
+//
 //go:embed testdata/mntr-keys-zookeeper-3.8.txt
 var mntrKeys string
+
+// roleKeys are the keys of mntrKeys that only some roles report.
+var roleKeys = []string{"zk_peer_state", "zk_observer_master_id", "zk_quorum_size", "zk_learners",
+	"zk_synced_followers", "zk_synced_non_voting_followers", "zk_synced_observers", "zk_pending_syncs",
+	"zk_leader_uptime", "zk_last_proposal_size", "zk_min_proposal_size", "zk_max_proposal_size"}
 
 // monitorValue is one of mntr's figures: its key and its value as mntr
 // prints it.
@@ -469,8 +480,40 @@ func (s *Server) monitorValues() []monitorValue {
 			known[mv.key] = mv.value
 		}
 	}
+	// Keys only some roles have: an ensemble member's, an observer's,
+	// the leader's. The rest every server reports.
+	only := map[string]bool{}
+	var sids []int64
+	if p := s.peer; p != nil {
+		known["zk_quorum_size"] = fmt.Sprint(len(p.voters()))
+		known["zk_peer_state"] = p.detailedState()
+		if p.mode() == "observer" {
+			known["zk_observer_master_id"] = fmt.Sprint(p.leaderID.Load())
+		}
+		if st, ok := p.leaderStats(); ok {
+			// zkd does not measure the sizes of proposals: they are
+			// reported as ZooKeeper reports them before any.
+			for k, v := range map[string]string{
+				"zk_learners": fmt.Sprint(st.learners), "zk_synced_followers": fmt.Sprint(st.synced),
+				"zk_synced_non_voting_followers": "0", "zk_synced_observers": fmt.Sprint(st.observers),
+				"zk_pending_syncs": fmt.Sprint(st.pendingSyncs), "zk_leader_uptime": fmt.Sprint(st.uptime.Milliseconds()),
+				"zk_last_proposal_size": "-1", "zk_min_proposal_size": "-1", "zk_max_proposal_size": "-1",
+			} {
+				known[k] = v
+			}
+			sids = st.sids
+		}
+	}
+	for _, k := range roleKeys {
+		if _, ok := known[k]; !ok {
+			only[k] = true // not this server's role
+		}
+	}
 	var out []monitorValue
 	for _, k := range strings.Split(strings.TrimSpace(mntrKeys), "\n") {
+		if only[k] {
+			continue
+		}
 		val, ok := known[k]
 		if !ok {
 			val = "0"
@@ -480,44 +523,31 @@ func (s *Server) monitorValues() []monitorValue {
 		}
 		out = append(out, monitorValue{k, val})
 	}
-	if p := s.peer; p != nil {
-		// What every ZooKeeper ensemble member adds.
-		out = append(out, monitorValue{"zk_quorum_size", fmt.Sprint(len(p.voters()))},
-			monitorValue{"zk_peer_state", p.detailedState()})
-		if st, ok := p.leaderStats(); ok {
-			// What ZooKeeper's leader adds. zkd does not measure the
-			// sizes of proposals or of each learner's queue: they are
-			// reported as ZooKeeper reports them before any.
-			out = append(out, monitorValue{"zk_learners", fmt.Sprint(st.learners)},
-				monitorValue{"zk_synced_followers", fmt.Sprint(st.synced)},
-				monitorValue{"zk_synced_non_voting_followers", "0"},
-				monitorValue{"zk_synced_observers", fmt.Sprint(st.observers)},
-				monitorValue{"zk_pending_syncs", fmt.Sprint(st.pendingSyncs)},
-				monitorValue{"zk_leader_uptime", fmt.Sprint(st.uptime.Milliseconds())},
-				monitorValue{"zk_last_proposal_size", "-1"}, monitorValue{"zk_min_proposal_size", "-1"},
-				monitorValue{"zk_max_proposal_size", "-1"})
-			slices.Sort(st.sids)
-			for _, sid := range st.sids {
-				out = append(out, summaryFigures(fmt.Sprintf("%d_learner_handler_qp_size", sid), ztree.NamespaceStat{})...)
-				out = append(out, summaryFigures(fmt.Sprintf("%d_learner_handler_qp_time_ms", sid), ztree.NamespaceStat{})...)
-				for _, q := range []string{"p50", "p95", "p99", "p999"} {
-					out = append(out, monitorValue{fmt.Sprintf("zk_%s_%d_learner_handler_qp_time_ms", q, sid), "0"})
-				}
-			}
+	// Then ZooKeeper's summary sets, each a hash map of them by name and
+	// each set's members in the order of its own hash map: the leader's
+	// queue sizes per learner and the reads and writes per namespace;
+	// last, the leader's queue times per learner, which have percentiles.
+	learners := map[string]ztree.NamespaceStat{}
+	for _, sid := range sids {
+		learners[fmt.Sprint(sid)] = ztree.NamespaceStat{}
+	}
+	sets := map[string]map[string]ztree.NamespaceStat{
+		"read_per_namespace":  s.namespaceReads(),
+		"write_per_namespace": s.tree.Load().NamespaceWrites(),
+	}
+	if len(sids) > 0 {
+		sets["learner_handler_qp_size"] = learners
+	}
+	for _, name := range java.Order(slices.Collect(maps.Keys(sets)), java.StringHash, nil, 16) {
+		set := sets[name]
+		for _, k := range java.Order(slices.Collect(maps.Keys(set)), java.StringHash, nil, java.GrownCap(len(set), 16)) {
+			out = append(out, summaryFigures(k+"_"+name, set[k])...)
 		}
 	}
-	// ZooKeeper's per-namespace summaries come last: reads, then writes,
-	// each namespace's five figures in the order of its hash map.
-	for _, set := range []struct {
-		name  string
-		stats map[string]ztree.NamespaceStat
-	}{{"read_per_namespace", s.namespaceReads()}, {"write_per_namespace", s.tree.Load().NamespaceWrites()}} {
-		names := make([]string, 0, len(set.stats))
-		for ns := range set.stats {
-			names = append(names, ns)
-		}
-		for _, ns := range java.Order(names, java.StringHash, nil, java.GrownCap(len(names), 16)) {
-			out = append(out, summaryFigures(ns+"_"+set.name, set.stats[ns])...)
+	for _, k := range java.Order(slices.Collect(maps.Keys(learners)), java.StringHash, nil, java.GrownCap(len(learners), 16)) {
+		out = append(out, summaryFigures(k+"_learner_handler_qp_time_ms", ztree.NamespaceStat{})...)
+		for _, q := range []string{"p50", "p95", "p99", "p999"} {
+			out = append(out, monitorValue{fmt.Sprintf("zk_%s_%s_learner_handler_qp_time_ms", q, k), "0"})
 		}
 	}
 	return out

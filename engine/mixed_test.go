@@ -1087,6 +1087,11 @@ func TestMixedFiveServers(t *testing.T) {
 	leaderIs("at the start", 5)
 	check(connect(t, e.Addr(1)).Create("/five", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 	writes(200, "at the start")
+	// ZooKeeper's mntr order for each role, taken before any leader
+	// change: a ZooKeeper server that goes through one registers some
+	// figures again, and they move within its hash map.
+	zkKeys := map[string][]string{"leader": mntrKeyOrder(t, members[5]),
+		"follower": mntrKeyOrder(t, members[4]), "observer": mntrKeyOrder(t, members[7])}
 	for _, step := range []struct {
 		kill int64
 		next []int64
@@ -1113,5 +1118,35 @@ func TestMixedFiveServers(t *testing.T) {
 			t.Fatalf("server %d counted %s digest mismatches", id, n)
 		}
 	}
+	// Each role's mntr has the keys ZooKeeper's has in that role, in its
+	// order: zkd 3 now leads (ZooKeeper 5 led at the start), zkd 1
+	// follows, zkd 6 observes.
+	for role, id := range map[string]int64{"leader": 3, "follower": 1, "observer": 6} {
+		got := mntrKeyOrder(t, members[id])
+		if n, a, b, differ := zkreftest.DifferingLine(strings.Join(got, "\n"), strings.Join(zkKeys[role], "\n")); differ {
+			t.Errorf("mntr of zkd %d, a %s, differs from ZooKeeper's %s at key %d: %q, ZooKeeper %q", id, role, role, n, a, b)
+		}
+	}
 	t.Logf("%d writes acknowledged", len(acked))
+}
+
+// mntrKeyOrder is the member's mntr keys in the order it gives them, up
+// to its summary sets (whose members, learners and namespaces, differ
+// with what each server saw).
+func mntrKeyOrder(t *testing.T, m *mixedMember) []string {
+	t.Helper()
+	out, err := zkdtest.FourLetterWord(m.addr, "mntr")
+	if err != nil {
+		t.Fatalf("mntr on %s: %v", m.label, err)
+	}
+	var keys []string
+	for _, line := range strings.Split(out, "\n") {
+		k, _, _ := strings.Cut(line, "\t")
+		keys = append(keys, k)
+		if k == "zk_p999_write_commitproc_time_ms" {
+			return keys
+		}
+	}
+	t.Fatalf("mntr on %s has no zk_p999_write_commitproc_time_ms:\n%s", m.label, out)
+	return nil
 }
