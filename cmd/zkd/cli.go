@@ -16,13 +16,15 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/go-zookeeper/zk"
 	"golang.org/x/term"
 
 	"zkd/internal/java"
+	"zkd/internal/zkclient"
+	"zkd/wire"
 )
 
 const cliUsage = `ZooKeeper -server host:port cmd args
+	addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE
 	addauth scheme auth
 	close 
 	config [-c] [-w] [-s]
@@ -34,24 +36,29 @@ const cliUsage = `ZooKeeper -server host:port cmd args
 	get [-s] [-w] path
 	getAcl [-s] path
 	getAllChildrenNumber path
+	getEphemerals path
 	history 
 	listquota path
 	ls [-s] [-w] [-R] path
 	printwatches on|off
 	quit 
+	reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]
 	redo cmdno
+	removewatches path [-c|-d|-a] [-l]
 	set [-s] [-v version] path data
 	setAcl [-s] [-v version] [-R] path acl
 	setquota -n|-b|-N|-B val path
 	stat [-w] path
 	sync path
 	version 
+	whoami 
 `
 
 // cliCommands are the commands zkd cli knows, for tab completion.
-var cliCommands = []string{"addauth", "close", "config", "connect", "create", "delete", "deleteall",
-	"delquota", "get", "getAcl", "getAllChildrenNumber", "history", "listquota", "ls",
-	"printwatches", "quit", "redo", "set", "setAcl", "setquota", "stat", "sync", "version"}
+var cliCommands = []string{"addWatch", "addauth", "close", "config", "connect", "create", "delete",
+	"deleteall", "delquota", "get", "getAcl", "getAllChildrenNumber", "getEphemerals", "history",
+	"listquota", "ls", "printwatches", "quit", "reconfig", "redo", "removewatches", "set", "setAcl",
+	"setquota", "stat", "sync", "version", "whoami"}
 
 // cliCmd is zkd cli: a shell with zkCli.sh's commands and output, so that
 // scripts written for zkCli.sh keep working. With a command after the
@@ -105,6 +112,7 @@ func cliCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer func() {
 		// At the end of the input zkCli.sh exits without a word; zkd
 		// cli closes the session too, quietly.
+		sh.mute.Store(true)
 		if conn := sh.conn.Swap(nil); conn != nil {
 			conn.Close()
 		}
@@ -182,7 +190,7 @@ func (sh *shell) complete(t *term.Terminal, line string, pos int) (string, int, 
 		if dir == "" {
 			dir = "/"
 		}
-		kids, _, err := conn.Children(dir)
+		kids, _, err := conn.Children(dir, false)
 		if err != nil {
 			break
 		}
@@ -221,15 +229,12 @@ func (sh *shell) complete(t *term.Terminal, line string, pos int) (string, int, 
 	return line, pos, true
 }
 
-type quietZK struct{}
-
-func (quietZK) Printf(string, ...any) {}
-
 // shell is zkd cli's state. Commands run one at a time; watch events
 // are printed as they come, between the lines a command prints.
 type shell struct {
-	conn         atomic.Pointer[zk.Conn] // nil after close
-	out, err     io.Writer               // write a line at a time
+	conn         atomic.Pointer[zkclient.Conn] // nil after close
+	mute         atomic.Bool                   // events not printed: the session is closing quietly
+	out, err     io.Writer                     // write a line at a time
 	server       string
 	timeout      time.Duration
 	history      []string
@@ -272,98 +277,53 @@ func (s stream) Write(p []byte) (int, error) {
 // JVM's default.
 var cliZone = time.Local
 
-// connect opens a session with server and waits for it, printing its
-// events as zkCli.sh's watcher does.
+// connect opens a session with server and waits for it. Its events are
+// printed as zkCli.sh's watcher prints them.
 func (sh *shell) connect(server string) error {
-	conn, events, err := zk.Connect(strings.Split(server, ","), sh.timeout, zk.WithLogger(quietZK{}))
+	var self atomic.Pointer[zkclient.Conn] // unknown until Dial returns
+	conn, err := zkclient.Dial(strings.Split(server, ","), sh.timeout, func(ev zkclient.Event) {
+		// Once the shell has moved to another session, the old one's
+		// events are not printed but for its closing.
+		mine := self.Load()
+		if mine == nil || sh.conn.Load() == mine || ev.State == zkclient.StateClosed {
+			sh.watched(ev)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	deadline := time.After(sh.timeout)
-	for connected := false; !connected; {
-		select {
-		case ev := <-events:
-			connected = ev.State == zk.StateHasSession
-		case <-deadline:
-			conn.Close()
-			return fmt.Errorf("no session with %s within %v", server, sh.timeout)
-		}
-	}
+	self.Store(conn)
 	sh.conn.Store(conn)
 	sh.server = server
-	sh.watched(zk.Event{Type: zk.EventSession, State: zk.StateHasSession})
-	go func() {
-		for ev := range events {
-			// The channel has the watch events too; those are
-			// printed by whoever set the watch.
-			if ev.Type == zk.EventSession && sh.conn.Load() == conn {
-				sh.watched(ev)
-			}
-		}
-	}()
 	return nil
 }
 
-// disconnect closes the session, if one is open, and says so as
-// zkCli.sh's watcher does.
+// disconnect closes the session, if one is open; zkCli.sh's watcher
+// prints that it closed.
 func (sh *shell) disconnect() {
 	if conn := sh.conn.Swap(nil); conn != nil {
 		conn.Close()
-		sh.printEvent("Closed", "None", "null")
 	}
-}
-
-// watch prints the event a watch set by a command fires, if it fires.
-func (sh *shell) watch(ch <-chan zk.Event) {
-	go func() {
-		ev, ok := <-ch
-		if !ok || ev.Type == zk.EventNotWatching {
-			return
-		}
-		sh.watched(ev)
-	}()
 }
 
 // watched prints an event as zkCli.sh's watcher does, when printwatches
 // is on.
-func (sh *shell) watched(ev zk.Event) {
-	state := "SyncConnected"
-	if ev.Type == zk.EventSession {
-		switch ev.State {
-		case zk.StateHasSession:
-		case zk.StateDisconnected:
-			state = "Disconnected"
-		case zk.StateExpired:
-			state = "Expired"
-		case zk.StateAuthFailed:
-			state = "AuthFailed"
-		case zk.StateConnectedReadOnly:
-			state = "ConnectedReadOnly"
-		default:
-			return
-		}
+func (sh *shell) watched(ev zkclient.Event) {
+	if sh.mute.Load() || !sh.printWatches.Load() {
+		return
 	}
-	kind, path := "None", "null"
-	switch ev.Type {
-	case zk.EventNodeCreated:
-		kind = "NodeCreated"
-	case zk.EventNodeDeleted:
-		kind = "NodeDeleted"
-	case zk.EventNodeDataChanged:
-		kind = "NodeDataChanged"
-	case zk.EventNodeChildrenChanged:
-		kind = "NodeChildrenChanged"
+	state := ev.State.String()
+	switch ev.State {
+	case zkclient.StateClosed:
+		state = "Closed"
+	case wire.StateNoSyncConnected:
+		return
 	}
-	if ev.Type != zk.EventSession {
-		path = ev.Path
+	path := ev.Path
+	if ev.Type == wire.EventNone {
+		path = "null"
 	}
-	sh.printEvent(state, kind, path)
-}
-
-func (sh *shell) printEvent(state, kind, path string) {
-	if sh.printWatches.Load() {
-		fmt.Fprintf(sh.out, "\nWATCHER::\n\nWatchedEvent state:%s type:%s path:%s\n", state, kind, path)
-	}
+	fmt.Fprintf(sh.out, "\nWATCHER::\n\nWatchedEvent state:%s type:%s path:%s\n", state, ev.Type, path)
 }
 
 // prompt is zkCli.sh's: the server, the session's state and the number
@@ -372,13 +332,13 @@ func (sh *shell) prompt() string {
 	state := "CLOSED"
 	if conn := sh.conn.Load(); conn != nil {
 		switch conn.State() {
-		case zk.StateHasSession, zk.StateConnected:
+		case wire.StateSyncConnected:
 			state = "CONNECTED"
-		case zk.StateConnectedReadOnly:
+		case wire.StateConnectedReadOnly:
 			state = "CONNECTEDREADONLY"
-		case zk.StateAuthFailed:
+		case wire.StateAuthFailed:
 			state = "AUTH_FAILED"
-		case zk.StateExpired:
+		case wire.StateExpired, zkclient.StateClosed:
 			state = "CLOSED"
 		default:
 			state = "CONNECTING"
@@ -424,8 +384,11 @@ func splitCommand(line string) []string {
 // cliValued are each command's options that take a value.
 var cliValued = map[string]string{
 	"create": "t", "delete": "v", "set": "v", "setAcl": "v", "deleteall": "b",
-	"setquota": "nbNB",
+	"setquota": "nbNB", "addWatch": "m", "reconfig": "v",
 }
+
+// cliLong are the options longer than a letter, all of which take a value.
+var cliLong = map[string][]string{"reconfig": {"-add", "-remove", "-members", "-file"}}
 
 // run runs one command and returns its exit code: 0, 1 when it failed,
 // 127 when there is no such command.
@@ -433,6 +396,11 @@ func (sh *shell) run(f []string) int {
 	cmd, opts, rest := f[0], map[string]string{}, []string{}
 	for i := 1; i < len(f); i++ {
 		a := f[i]
+		if slices.Contains(cliLong[cmd], a) && i+1 < len(f) {
+			opts[a] = f[i+1]
+			i++
+			continue
+		}
 		if len(a) == 2 && a[0] == '-' && unicode.IsLetter(rune(a[1])) {
 			if strings.ContainsRune(cliValued[cmd], rune(a[1])) {
 				if i+1 >= len(f) {
@@ -450,7 +418,7 @@ func (sh *shell) run(f []string) int {
 	}
 	has := func(o string) bool { _, ok := opts[o]; return ok }
 	version := int32(-1)
-	if v, ok := opts["-v"]; ok {
+	if v, ok := opts["-v"]; ok && cmd != "reconfig" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
 			fmt.Fprintf(sh.err, "version %q is not a number\n", v)
@@ -525,6 +493,17 @@ func (sh *shell) run(f []string) int {
 		fmt.Fprintln(sh.out, "Not connected")
 		return 0
 	}
+	// The path is checked before anything is sent, as a Java client does.
+	if len(rest) > 0 && cliPathArg[cmd] {
+		p := rest[0]
+		if cmd == "create" && has("-s") {
+			p += "1" // a sequential znode's path may end in /
+		}
+		if msg := pathError(p); msg != "" {
+			fmt.Fprintln(sh.err, msg)
+			return 1
+		}
+	}
 	var err error
 	switch cmd {
 	case "close":
@@ -543,16 +522,8 @@ func (sh *shell) run(f []string) int {
 			break
 		}
 		var kids []string
-		var st *zk.Stat
-		if has("-w") {
-			var ch <-chan zk.Event
-			if kids, st, ch, err = conn.ChildrenW(rest[0]); err == nil {
-				sh.watch(ch)
-			}
-		} else {
-			kids, st, err = conn.Children(rest[0])
-		}
-		if err == nil {
+		var st wire.Stat
+		if kids, st, err = conn.Children(rest[0], has("-w")); err == nil {
 			sort.Strings(kids)
 			fmt.Fprintf(sh.out, "[%s]\n", strings.Join(kids, ", "))
 			if has("-s") {
@@ -568,16 +539,8 @@ func (sh *shell) run(f []string) int {
 			path = rest[0]
 		}
 		var data []byte
-		var st *zk.Stat
-		if has("-w") {
-			var ch <-chan zk.Event
-			if data, st, ch, err = conn.GetW(path); err == nil {
-				sh.watch(ch)
-			}
-		} else {
-			data, st, err = conn.Get(path)
-		}
-		if err == nil {
+		var st wire.Stat
+		if data, st, err = conn.Get(path, has("-w")); err == nil {
 			switch {
 			case cmd == "config" && has("-c"):
 				fmt.Fprintln(sh.out, clientConfig(string(data)))
@@ -595,18 +558,10 @@ func (sh *shell) run(f []string) int {
 			return 1
 		}
 		var ok bool
-		var st *zk.Stat
-		if has("-w") {
-			var ch <-chan zk.Event
-			if ok, st, ch, err = conn.ExistsW(rest[0]); err == nil {
-				sh.watch(ch)
-			}
-		} else {
-			ok, st, err = conn.Exists(rest[0])
-		}
-		if err == nil {
+		var st wire.Stat
+		if st, ok, err = conn.Exists(rest[0], has("-w")); err == nil {
 			if !ok {
-				err = zk.ErrNoNode
+				err = wire.ErrNoNode
 			} else {
 				sh.printStat(st)
 			}
@@ -615,7 +570,7 @@ func (sh *shell) run(f []string) int {
 		if !need(2) {
 			return 1
 		}
-		var st *zk.Stat
+		var st wire.Stat
 		if st, err = conn.Set(rest[0], []byte(rest[1]), version); err == nil && has("-s") {
 			sh.printStat(st)
 		}
@@ -627,35 +582,35 @@ func (sh *shell) run(f []string) int {
 		if len(rest) > 1 {
 			data = []byte(rest[1])
 		}
-		acl := zk.WorldACL(zk.PermAll)
+		acl := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
 		if len(rest) > 2 {
 			if acl, err = parseACL(rest[2]); err != nil {
 				fmt.Fprintln(sh.err, err)
 				return 1
 			}
 		}
-		var flags int32
-		if has("-s") {
-			flags |= zk.FlagSequence
-		}
-		if has("-e") {
-			flags |= zk.FlagEphemeral
-		}
-		var created string
+		mode, ttl := wire.ModePersistent, int64(0)
 		switch {
 		case has("-c"):
-			created, err = conn.CreateContainer(rest[0], data, zk.FlagContainer, acl)
+			mode = wire.ModeContainer
 		case has("-t"):
-			ttl, perr := strconv.ParseInt(opts["-t"], 10, 64)
-			if perr != nil {
+			if ttl, err = strconv.ParseInt(opts["-t"], 10, 64); err != nil {
 				fmt.Fprintf(sh.err, "ttl %q is not a number\n", opts["-t"])
 				return 1
 			}
-			created, err = conn.CreateTTL(rest[0], data, flags|zk.FlagTTL, acl, time.Duration(ttl)*time.Millisecond)
-		default:
-			created, err = conn.Create(rest[0], data, flags, acl)
+			mode = wire.ModePersistentWithTTL
+			if has("-s") {
+				mode = wire.ModePersistentSequentialWithTTL
+			}
+		case has("-e") && has("-s"):
+			mode = wire.ModeEphemeralSequential
+		case has("-e"):
+			mode = wire.ModeEphemeral
+		case has("-s"):
+			mode = wire.ModePersistentSequential
 		}
-		if err == nil {
+		var created string
+		if created, err = conn.Create(rest[0], data, acl, mode, ttl); err == nil {
 			fmt.Fprintf(sh.out, "Created %s\n", created)
 		}
 	case "delete":
@@ -676,7 +631,7 @@ func (sh *shell) run(f []string) int {
 		var paths []string
 		if paths, err = sh.subtree(rest[0]); err == nil {
 			for i := len(paths) - 1; i >= 0 && err == nil; i-- {
-				if err = conn.Delete(paths[i], -1); errors.Is(err, zk.ErrNoNode) {
+				if err = conn.Delete(paths[i], -1); errors.Is(err, wire.ErrNoNode) {
 					err = nil
 				}
 			}
@@ -685,11 +640,11 @@ func (sh *shell) run(f []string) int {
 		if !need(1) {
 			return 1
 		}
-		var acl []zk.ACL
-		var st *zk.Stat
+		var acl []wire.ACL
+		var st wire.Stat
 		if acl, st, err = conn.GetACL(rest[0]); err == nil {
 			for _, a := range acl {
-				fmt.Fprintf(sh.out, "'%s,'%s\n: %s\n", a.Scheme, a.ID, permString(a.Perms))
+				fmt.Fprintf(sh.out, "'%s,'%s\n: %s\n", a.ID.Scheme, a.ID.ID, permString(a.Perms))
 			}
 			if has("-s") {
 				sh.printStat(st)
@@ -710,7 +665,7 @@ func (sh *shell) run(f []string) int {
 				break
 			}
 		}
-		var st *zk.Stat
+		var st wire.Stat
 		for _, p := range paths {
 			if st, err = conn.SetACL(p, acl, version); err != nil {
 				break
@@ -723,17 +678,68 @@ func (sh *shell) run(f []string) int {
 		if !need(1) {
 			return 1
 		}
-		if _, err = conn.Sync(rest[0]); err == nil {
+		if err = conn.Sync(rest[0]); err == nil {
 			fmt.Fprintln(sh.out, "Sync is OK")
 		}
 	case "getAllChildrenNumber":
 		if !need(1) {
 			return 1
 		}
-		var tree []string
-		if tree, err = sh.subtree(rest[0]); err == nil {
-			fmt.Fprintln(sh.out, len(tree)-1) // the path itself is not counted
+		var n int32
+		if n, err = conn.AllChildrenNumber(rest[0]); err == nil {
+			fmt.Fprintln(sh.out, n)
 		}
+	case "getEphemerals":
+		prefix := "/"
+		if len(rest) > 0 {
+			prefix = rest[0]
+		}
+		var eph []string
+		if eph, err = conn.Ephemerals(prefix); err == nil {
+			fmt.Fprintf(sh.out, "[%s]\n", strings.Join(eph, ", "))
+		}
+	case "whoami":
+		var ids []wire.ClientInfo
+		if ids, err = conn.WhoAmI(); err == nil {
+			fmt.Fprintln(sh.out, "Auth scheme: User")
+			for _, id := range ids {
+				fmt.Fprintf(sh.out, "%s: %s\n", id.AuthScheme, id.User)
+			}
+		}
+	case "addWatch":
+		if len(rest) != 1 {
+			fmt.Fprintln(sh.err, "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE")
+			return 1
+		}
+		mode := wire.AddWatchPersistentRecursive
+		if m, ok := opts["-m"]; ok {
+			switch strings.ToUpper(m) {
+			case "PERSISTENT":
+				mode = wire.AddWatchPersistent
+			case "PERSISTENT_RECURSIVE":
+			default:
+				fmt.Fprintln(sh.err, "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE")
+				return 1
+			}
+		}
+		err = conn.AddWatch(rest[0], mode)
+	case "removewatches":
+		if !need(1) {
+			return 1
+		}
+		kind := wire.WatcherAny
+		switch {
+		case has("-c"):
+			kind = wire.WatcherChildren
+		case has("-d"):
+			kind = wire.WatcherData
+		}
+		if err = conn.RemoveWatches(rest[0], kind, has("-l")); err != nil && errors.Is(err, wire.ErrNoWatcher) {
+			fmt.Fprintf(sh.err, "KeeperErrorCode = No such watcher for %s\n", rest[0])
+			return 1
+		}
+	case "reconfig":
+		return sh.reconfig(conn, opts)
 	case "addauth":
 		if !need(2) {
 			return 1
@@ -752,6 +758,65 @@ func (sh *shell) run(f []string) int {
 		}
 		fmt.Fprintln(sh.err, cliError(err, path))
 		return 1
+	}
+	return 0
+}
+
+// cliPathArg are the commands whose first argument is a znode path.
+var cliPathArg = map[string]bool{"ls": true, "get": true, "stat": true, "set": true, "create": true,
+	"delete": true, "deleteall": true, "getAcl": true, "setAcl": true, "sync": true,
+	"getAllChildrenNumber": true, "getEphemerals": true, "addWatch": true, "removewatches": true,
+	"listquota": true, "setquota": true, "delquota": true}
+
+// reconfig changes the ensemble's membership as zkCli.sh's reconfig
+// does: -add and -remove incrementally, -members or -file as a whole.
+func (sh *shell) reconfig(conn *zkclient.Conn, opts map[string]string) int {
+	var joining, leaving, members *string
+	str := func(s string) *string { return &s }
+	if v, ok := opts["-add"]; ok {
+		joining = str(v)
+	}
+	if v, ok := opts["-remove"]; ok {
+		leaving = str(v)
+	}
+	if v, ok := opts["-members"]; ok {
+		members = str(v)
+	}
+	if f, ok := opts["-file"]; ok {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(sh.err, err)
+			return 1
+		}
+		var lines []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "server.") {
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		members = str(strings.Join(lines, ","))
+	}
+	if joining == nil && leaving == nil && members == nil {
+		fmt.Fprintln(sh.err, "reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]")
+		return 1
+	}
+	from := int64(-1)
+	if v, ok := opts["-v"]; ok {
+		n, err := strconv.ParseInt(v, 16, 64)
+		if err != nil {
+			fmt.Fprintf(sh.err, "version %q is not a hexadecimal number\n", v)
+			return 1
+		}
+		from = n
+	}
+	data, st, err := conn.Reconfig(joining, leaving, members, from)
+	if err != nil {
+		fmt.Fprintln(sh.err, cliError(err, ""))
+		return 1
+	}
+	fmt.Fprintln(sh.out, "Committed new configuration:\n"+string(data))
+	if _, ok := opts["-s"]; ok {
+		sh.printStat(st)
 	}
 	return 0
 }
@@ -792,12 +857,12 @@ func clientConfig(cfg string) string {
 func (sh *shell) subtree(path string) ([]string, error) {
 	conn := sh.conn.Load()
 	if conn == nil {
-		return nil, zk.ErrClosing
+		return nil, wire.ErrConnectionLoss
 	}
 	tree := []string{path}
 	for i := 0; i < len(tree); i++ {
-		kids, _, err := conn.Children(tree[i])
-		if errors.Is(err, zk.ErrNoNode) && i > 0 {
+		kids, _, err := conn.Children(tree[i], false)
+		if errors.Is(err, wire.ErrNoNode) && i > 0 {
 			continue // deleted meanwhile
 		}
 		if err != nil {
@@ -815,7 +880,7 @@ func (sh *shell) subtree(path string) ([]string, error) {
 }
 
 // printStat prints a Stat as zkCli.sh does.
-func (sh *shell) printStat(st *zk.Stat) {
+func (sh *shell) printStat(st wire.Stat) {
 	fmt.Fprintf(sh.out, "cZxid = 0x%x\nctime = %s\nmZxid = 0x%x\nmtime = %s\npZxid = 0x%x\n",
 		uint64(st.Czxid), java.Date(time.UnixMilli(st.Ctime).In(cliZone)),
 		uint64(st.Mzxid), java.Date(time.UnixMilli(st.Mtime).In(cliZone)), uint64(st.Pzxid))
@@ -825,25 +890,78 @@ func (sh *shell) printStat(st *zk.Stat) {
 
 // cliError is zkCli.sh's message for a refused command.
 func cliError(err error, path string) string {
-	switch {
-	case errors.Is(err, zk.ErrNoNode):
-		return "Node does not exist: " + path
-	case errors.Is(err, zk.ErrNodeExists):
-		return "Node already exists: " + path
-	case errors.Is(err, zk.ErrNotEmpty):
-		return "Node not empty: " + path
-	case errors.Is(err, zk.ErrBadVersion):
-		return "version No is not valid : " + path
-	case errors.Is(err, zk.ErrNoAuth):
-		return "Insufficient permission : " + path
-	case errors.Is(err, zk.ErrInvalidACL):
-		return "Acl is not valid : " + path
-	case errors.Is(err, zk.ErrInvalidPath):
-		if msg := pathError(path); msg != "" {
-			return msg
-		}
+	var code wire.ErrCode
+	if !errors.As(err, &code) {
+		return err.Error()
 	}
-	return err.Error()
+	switch code {
+	case wire.ErrNoNode:
+		return "Node does not exist: " + path
+	case wire.ErrNoChildrenForEphemerals:
+		return "Ephemerals cannot have children: " + path
+	case wire.ErrNodeExists:
+		return "Node already exists: " + path
+	case wire.ErrNotEmpty:
+		return "Node not empty: " + path
+	case wire.ErrNotReadOnly:
+		return "Not a read-only call: " + path
+	case wire.ErrInvalidACL:
+		return "Acl is not valid : " + path
+	case wire.ErrNoAuth:
+		return "Insufficient permission : " + path
+	case wire.ErrBadArguments:
+		return "Arguments are not valid : " + path
+	case wire.ErrBadVersion:
+		return "version No is not valid : " + path
+	case wire.ErrReconfigInProgress:
+		return "Another reconfiguration is in progress -- concurrent reconfigs not supported (yet)"
+	case wire.ErrNewConfigNoQuorum:
+		return "No quorum of new config is connected and up-to-date with the leader of last commmitted config - try invoking reconfiguration after new servers are connected and synced"
+	case wire.ErrQuotaExceeded:
+		return "Quota has exceeded : " + path
+	}
+	msg := "KeeperErrorCode = " + keeperMessages[code]
+	if keeperMessages[code] == "" {
+		msg = fmt.Sprintf("KeeperErrorCode = Unknown error %d", int32(code))
+	}
+	if path != "" {
+		msg += " for " + path
+	}
+	return msg
+}
+
+// keeperMessages are the Java client's words for each error code, in
+// the messages of its exceptions.
+var keeperMessages = map[wire.ErrCode]string{
+	wire.ErrSystemError:                  "SystemError",
+	wire.ErrRuntimeInconsistency:         "RuntimeInconsistency",
+	wire.ErrDataInconsistency:            "DataInconsistency",
+	wire.ErrConnectionLoss:               "ConnectionLoss",
+	wire.ErrMarshallingError:             "MarshallingError",
+	wire.ErrNewConfigNoQuorum:            "NewConfigNoQuorum",
+	wire.ErrReconfigInProgress:           "ReconfigInProgress",
+	wire.ErrUnimplemented:                "Unimplemented",
+	wire.ErrOperationTimeout:             "OperationTimeout",
+	wire.ErrBadArguments:                 "BadArguments",
+	wire.ErrAPIError:                     "APIError",
+	wire.ErrNoNode:                       "NoNode",
+	wire.ErrNoAuth:                       "NoAuth",
+	wire.ErrBadVersion:                   "BadVersion",
+	wire.ErrNoChildrenForEphemerals:      "NoChildrenForEphemerals",
+	wire.ErrNodeExists:                   "NodeExists",
+	wire.ErrInvalidACL:                   "InvalidACL",
+	wire.ErrAuthFailed:                   "AuthFailed",
+	wire.ErrNotEmpty:                     "Directory not empty",
+	wire.ErrSessionExpired:               "Session expired",
+	wire.ErrInvalidCallback:              "Invalid callback",
+	wire.ErrSessionMoved:                 "Session moved",
+	wire.ErrNotReadOnly:                  "Not a read-only call",
+	wire.ErrEphemeralOnLocalSession:      "Ephemeral node on local session",
+	wire.ErrNoWatcher:                    "No such watcher",
+	wire.ErrReconfigDisabled:             "Reconfig is disabled",
+	wire.ErrSessionClosedRequireSASLAuth: "Session closed because client failed to authenticate",
+	wire.ErrQuotaExceeded:                "Quota has exceeded",
+	wire.ErrThrottledOp:                  "Op throttled due to high load",
 }
 
 // pathError is what a Java client says of a path it refuses, without
@@ -884,12 +1002,12 @@ func pathError(path string) string {
 
 // permString is zkCli.sh's form of a permission set: its letters in the
 // order c, d, r, w, a.
-func permString(p int32) string {
+func permString(p wire.Perm) string {
 	var b strings.Builder
 	for _, x := range []struct {
-		bit    int32
+		bit    wire.Perm
 		letter byte
-	}{{zk.PermCreate, 'c'}, {zk.PermDelete, 'd'}, {zk.PermRead, 'r'}, {zk.PermWrite, 'w'}, {zk.PermAdmin, 'a'}} {
+	}{{wire.PermCreate, 'c'}, {wire.PermDelete, 'd'}, {wire.PermRead, 'r'}, {wire.PermWrite, 'w'}, {wire.PermAdmin, 'a'}} {
 		if p&x.bit != 0 {
 			b.WriteByte(x.letter)
 		}
@@ -899,32 +1017,32 @@ func permString(p int32) string {
 
 // parseACL reads zkCli.sh's ACL form: scheme:id:perms, comma-separated;
 // the id may hold colons (digest:user:hash:cdrwa).
-func parseACL(s string) ([]zk.ACL, error) {
-	var out []zk.ACL
+func parseACL(s string) ([]wire.ACL, error) {
+	var out []wire.ACL
 	for _, part := range strings.Split(s, ",") {
 		first := strings.IndexByte(part, ':')
 		last := strings.LastIndexByte(part, ':')
 		if first < 0 || last == first {
 			return nil, fmt.Errorf("%s does not have the form scheme:id:perm", part)
 		}
-		var perms int32
+		var perms wire.Perm
 		for _, c := range part[last+1:] {
 			switch c {
 			case 'c':
-				perms |= zk.PermCreate
+				perms |= wire.PermCreate
 			case 'd':
-				perms |= zk.PermDelete
+				perms |= wire.PermDelete
 			case 'r':
-				perms |= zk.PermRead
+				perms |= wire.PermRead
 			case 'w':
-				perms |= zk.PermWrite
+				perms |= wire.PermWrite
 			case 'a':
-				perms |= zk.PermAdmin
+				perms |= wire.PermAdmin
 			default:
 				return nil, fmt.Errorf("unknown perm type: %c", c)
 			}
 		}
-		out = append(out, zk.ACL{Scheme: part[:first], ID: part[first+1 : last], Perms: perms})
+		out = append(out, wire.ACL{ID: wire.Id{Scheme: part[:first], ID: part[first+1 : last]}, Perms: perms})
 	}
 	return out, nil
 }

@@ -6,8 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-zookeeper/zk"
-
+	"zkd/wire"
 	"zkd/ztree"
 )
 
@@ -19,6 +18,10 @@ const (
 	quotaLimit = "zookeeper_limits"
 	quotaStats = "zookeeper_stats"
 )
+
+// openACL is world:anyone with every permission, as zkCli.sh gives the
+// quota znodes.
+var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
 
 // quotaFlags are setquota's and delquota's options, of which one may be
 // given, and the StatsTrack key each sets.
@@ -52,10 +55,10 @@ func (sh *shell) quota(cmd string, opts map[string]string, path string) int {
 	case "listquota":
 		fmt.Fprintln(sh.err, "absolute path is "+limitPath)
 		var limits, stats []byte
-		if limits, _, err = conn.Get(limitPath); err == nil {
-			stats, _, err = conn.Get(statPath)
+		if limits, _, err = conn.Get(limitPath, false); err == nil {
+			stats, _, err = conn.Get(statPath, false)
 		}
-		if errors.Is(err, zk.ErrNoNode) {
+		if errors.Is(err, wire.ErrNoNode) {
 			fmt.Fprintf(sh.err, "quota for %s does not exist.\n", path)
 			return 0
 		}
@@ -102,7 +105,7 @@ func (sh *shell) quota(cmd string, opts map[string]string, path string) int {
 		}
 	case "delquota":
 		var ok bool
-		if ok, _, err = conn.Exists(limitPath); err == nil && !ok {
+		if _, ok, err = conn.Exists(limitPath, false); err == nil && !ok {
 			fmt.Fprintln(sh.out, "Quota does not exist for "+path)
 			return 0
 		}
@@ -114,7 +117,7 @@ func (sh *shell) quota(cmd string, opts map[string]string, path string) int {
 			break
 		}
 		var data []byte
-		if data, _, err = conn.Get(limitPath); err != nil {
+		if data, _, err = conn.Get(limitPath, false); err != nil {
 			break
 		}
 		limits := ztree.ParseStatsTrack(string(data))
@@ -125,7 +128,7 @@ func (sh *shell) quota(cmd string, opts map[string]string, path string) int {
 		}
 		_, err = conn.Set(limitPath, []byte(limits.String()), -1)
 	}
-	if errors.Is(err, zk.ErrNoNode) && cmd == "delquota" {
+	if errors.Is(err, wire.ErrNoNode) && cmd == "delquota" {
 		fmt.Fprintf(sh.err, "quota for %s does not exist.\n", path)
 		return 0
 	}
@@ -145,9 +148,9 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 	if msg := pathError(path); msg != "" {
 		return msg, nil
 	}
-	ok, _, err := conn.Exists(path)
+	_, ok, err := conn.Exists(path, false)
 	if err != nil || !ok {
-		if errors.Is(err, zk.ErrNoNode) || (err == nil && !ok) {
+		if errors.Is(err, wire.ErrNoNode) || (err == nil && !ok) {
 			return path + " does not exist.", nil
 		}
 		return "", err
@@ -158,7 +161,7 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 	// No quota below path: a quota znode anywhere in path's part of
 	// the quota tree, other than path's own.
 	below, err := sh.subtree(quotaRoot + path)
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+	if err != nil && !errors.Is(err, wire.ErrNoNode) {
 		return "", err
 	}
 	for _, p := range below {
@@ -173,8 +176,8 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 	parts := strings.Split(path, "/")
 	for i := 1; i < len(parts)-1; i++ {
 		above := quotaRoot + strings.Join(parts[:i+1], "/")
-		kids, _, err := conn.Children(above)
-		if errors.Is(err, zk.ErrNoNode) || len(kids) == 0 {
+		kids, _, err := conn.Children(above, false)
+		if errors.Is(err, wire.ErrNoNode) || len(kids) == 0 {
 			break
 		}
 		if err != nil {
@@ -189,27 +192,27 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 	node := quotaRoot
 	for _, p := range parts[1:] {
 		node += "/" + p
-		if _, err := conn.Create(node, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		if _, err := conn.Create(node, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return "", err
 		}
 	}
 	limitPath, statPath := node+"/"+quotaLimit, node+"/"+quotaStats
-	ok, _, err = conn.Exists(limitPath)
+	_, ok, err = conn.Exists(limitPath, false)
 	if err != nil {
 		return "", err
 	}
 	limits := want
 	if !ok {
-		if _, err = conn.Create(limitPath, []byte(want.String()), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		if _, err = conn.Create(limitPath, []byte(want.String()), openACL, wire.ModePersistent, 0); err != nil {
 			return "", err
 		}
 		// The server counts what is under path once the stats
 		// znode exists.
-		if _, err = conn.Create(statPath, []byte(ztree.StatsTrack{"count": 0, "bytes": 0}.String()), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		if _, err = conn.Create(statPath, []byte(ztree.StatsTrack{"count": 0, "bytes": 0}.String()), openACL, wire.ModePersistent, 0); err != nil {
 			return "", err
 		}
 	} else {
-		data, _, err := conn.Get(limitPath)
+		data, _, err := conn.Get(limitPath, false)
 		if err != nil {
 			return "", err
 		}
@@ -220,7 +223,7 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 			}
 		}
 	}
-	data, _, err := conn.Get(statPath)
+	data, _, err := conn.Get(statPath, false)
 	if err != nil {
 		return "", err
 	}
@@ -245,7 +248,7 @@ func (sh *shell) setQuota(path string, want ztree.StatsTrack) (msg string, err e
 func (sh *shell) dropQuota(path string) error {
 	conn := sh.conn.Load()
 	node := quotaRoot + path
-	kids, _, err := conn.Children(node)
+	kids, _, err := conn.Children(node, false)
 	if err != nil {
 		return err
 	}
@@ -255,7 +258,7 @@ func (sh *shell) dropQuota(path string) error {
 		}
 	}
 	for node != quotaRoot {
-		kids, _, err := conn.Children(node)
+		kids, _, err := conn.Children(node, false)
 		if err != nil {
 			return err
 		}

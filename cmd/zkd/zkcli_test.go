@@ -93,6 +93,12 @@ func TestCliIsZkCli(t *testing.T) {
 		"setAcl -R /cli/box world:anyone:cdrwa",
 		"redo 0",
 		"printwatches off",
+		"getEphemerals",
+		"getEphemerals /cli",
+		"whoami",
+		"addWatch /cli",
+		"removewatches /cli",
+		"reconfig -remove 3",
 		"deleteall /cli -b 10",
 		"ls /",
 		"deleteall /nope",
@@ -159,7 +165,14 @@ func TestCliScriptIsZkCli(t *testing.T) {
 			"setquota -b 1 /w", "listquota /w", "create /w/c x", "setquota -n 1 /w/c", "setquota -n 1 /",
 			"delquota -b /w", "listquota /w", "delquota /w", "listquota /w", "delquota /w", "ls /zookeeper/quota",
 			"close", "ls /", "connect " + addr, "ls /", "stat -w /nope", "create /nope", "delete /nope",
-			"getAllChildrenNumber /", "deleteall /w", "ls -R /", "get /w", "quit", "ls /",
+			"getAllChildrenNumber /", "deleteall /w", "ls -R /", "get /w",
+			"create -e /e1 x", "create -e /e2 y", "create /p z", "getEphemerals", "getEphemerals /e1",
+			"whoami", "addauth digest u:p", "whoami", "addWatch /p", "create /p/c 1", "set /p/c 2",
+			"addWatch -m persistent /e1", "set /e1 q", "addWatch -m bogus /p", "removewatches /p",
+			"removewatches /p", "get -w /e2", "ls -w /p", "removewatches /p -c", "removewatches /e2 -d",
+			"stat -w /gone", "removewatches /gone -l", "reconfig -add 4=127.0.0.1:1:2;3", "reconfig",
+			"getAllChildrenNumber /nope", "create -s /p/ x", "ls /p",
+			"quit", "ls /",
 		}, "\n") + "\n"
 	}
 	run := func(z *zkdtest.Server, cmd *exec.Cmd) (string, []string, int) {

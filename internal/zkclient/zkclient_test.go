@@ -1,0 +1,104 @@
+package zkclient_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"zkd/engine/zkdtest"
+	"zkd/internal/zkclient"
+	"zkd/wire"
+)
+
+// A session outlives its server's restart: the client finds the server
+// again, keeps its session and its auth, sets its watches there again,
+// and the watch fires for a change made after the restart. The requests
+// in flight when the connection broke fail with ConnectionLoss, not with
+// a wrong answer.
+func TestSessionSurvivesARestartWithItsWatches(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	events := make(chan zkclient.Event, 16)
+	c, err := zkclient.Dial([]string{srv.Addr}, 10*time.Second, func(ev zkclient.Event) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expect := func(want zkclient.Event) {
+		t.Helper()
+		select {
+		case ev := <-events:
+			if ev != want {
+				t.Fatalf("event %+v, want %+v", ev, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no event; want %+v", want)
+		}
+	}
+	expect(zkclient.Event{Type: wire.EventNone, State: wire.StateSyncConnected})
+	open := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	if _, err := c.Create("/w", []byte("one"), open, wire.ModePersistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddAuth("digest", []byte("u:p")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get("/w", true); err != nil {
+		t.Fatal(err)
+	}
+	sid := c.SessionID()
+
+	srv.Kill()
+	expect(zkclient.Event{Type: wire.EventNone, State: wire.StateDisconnected})
+	if _, _, err := c.Get("/w", false); !errors.Is(err, wire.ErrConnectionLoss) {
+		t.Fatalf("a get while the server is down: %v, want ConnectionLoss", err)
+	}
+	srv.Restart()
+	expect(zkclient.Event{Type: wire.EventNone, State: wire.StateSyncConnected})
+	if c.SessionID() != sid {
+		t.Fatalf("session 0x%x after the restart, was 0x%x", c.SessionID(), sid)
+	}
+	ids, err := c.WhoAmI()
+	if err != nil || len(ids) != 2 || ids[1] != (wire.ClientInfo{AuthScheme: "digest", User: "u"}) {
+		t.Fatalf("whoami after the restart: %v, %v; want the digest identity again", ids, err)
+	}
+	other, err := zkclient.Dial([]string{srv.Addr}, 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Set("/w", []byte("two"), -1); err != nil {
+		t.Fatal(err)
+	}
+	expect(zkclient.Event{Type: wire.EventNodeDataChanged, State: wire.StateSyncConnected, Path: "/w"})
+}
+
+// A session that finds no server for its whole timeout is over: the
+// client reports it expired, and every request after fails with
+// SessionExpired instead of waiting.
+func TestExpiredSession(t *testing.T) {
+	srv := zkdtest.Start(t, map[string]string{"tickTime": "200", "minSessionTimeout": "400"})
+	events := make(chan zkclient.Event, 16)
+	c, err := zkclient.Dial([]string{srv.Addr}, 400*time.Millisecond, func(ev zkclient.Event) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv.Pause() // no answer to the pings, nor to a new connection
+	time.Sleep(1500 * time.Millisecond)
+	srv.Resume()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.State != wire.StateExpired {
+				continue
+			}
+			if _, _, err := c.Get("/", false); !errors.Is(err, wire.ErrSessionExpired) {
+				t.Fatalf("a get after the expiry: %v, want SessionExpired", err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no Expired event")
+		}
+	}
+}
