@@ -147,3 +147,39 @@ func TestCliOnATerminal(t *testing.T) {
 		t.Fatal("zkd cli did not exit after quit")
 	}
 }
+
+// Every subcommand answers --help with its usage and exit 0, at either
+// level (zkd snapshot --help, zkd snapshot dump --help); a dump of a file
+// that is not there says so and nothing else; dump --json is json.
+func TestSubcommandsHelpAndErrors(t *testing.T) {
+	bin := zkdtest.Binary(t)
+	for _, args := range [][]string{
+		{"status", "--help"}, {"snapshot", "--help"}, {"snapshot", "dump", "--help"}, {"snapshot", "json", "-h"},
+		{"txnlog", "--help"}, {"txnlog", "dump", "--help"}, {"purge", "--help"}, {"cli", "--help"},
+	} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !(strings.HasPrefix(string(out), "usage: zkd "+args[0]) || strings.HasPrefix(string(out), "ZooKeeper -server")) {
+			t.Errorf("zkd %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	out, err := exec.Command(bin, "snapshot", "dump", "/nonexistent/snapshot.0").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || string(out) != "zkd snapshot: open /nonexistent/snapshot.0: no such file or directory\n" {
+		t.Errorf("a dump of a missing file: %v\n%s", err, out)
+	}
+	z := zkdtest.Start(t, nil)
+	snap := z.Dir + "/data/version-2/snapshot.0"
+	asJSON, err := exec.Command(bin, "snapshot", "json", snap).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged, err := exec.Command(bin, "snapshot", "dump", "--json", snap).Output()
+	if err != nil || !strings.HasPrefix(string(flagged), "[1,0,") {
+		t.Fatalf("dump --json: %v\n%s", err, flagged)
+	}
+	// The header holds the time of the dump; the rest must match.
+	_, a, _ := strings.Cut(string(asJSON), "}")
+	_, b, _ := strings.Cut(string(flagged), "}")
+	if a != b {
+		t.Errorf("dump --json prints\n%s\njson prints\n%s", flagged, asJSON)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -246,6 +247,10 @@ func loadConfig(args []string, log *slog.Logger) (*engine.Config, error) {
 // status asks the server named by the configuration for its mode with
 // srvr, and prints it the way zkServer.sh status does.
 func status(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, "usage: zkd status [zoo.cfg]   the server's mode, as zkServer.sh status prints it (exit 1: not running)")
+		return 0
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg, err := loadConfig(args, quiet)
 	if err != nil {
@@ -286,6 +291,12 @@ func purge(args []string, stdout, stderr io.Writer) int {
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // asked for: to standard output
+			fl.SetOutput(stdout)
+			fmt.Fprintln(stdout, "usage: zkd purge [-n count] dataDir [dataLogDir]")
+			fl.PrintDefaults()
+			return 0
+		}
 		return 2
 	}
 	if fl.NArg() < 1 || fl.NArg() > 2 {

@@ -19,6 +19,7 @@ import (
 
 const snapshotUsage = `usage: zkd snapshot dump [-d] FILE   the znodes and sessions, as ZooKeeper's SnapshotFormatter prints them
        zkd snapshot json FILE        the tree as ZooKeeper's SnapshotFormatter -json prints it
+                                     (also: zkd snapshot dump --json FILE)
   -d   with each znode's data (base64) in place of its length
 FILE is a snapshot of ZooKeeper's or zkd's (snapshot.<zxid>, plain or .gz, .snappy, .zst).
 `
@@ -39,10 +40,26 @@ func snapshotCmd(args []string, stdout, stderr io.Writer) int {
 	data := false
 	switch mode {
 	case "dump":
-		if len(rest) > 0 && rest[0] == "-d" {
-			data, rest = true, rest[1:]
+		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && len(rest[0]) > 1 {
+			switch rest[0] {
+			case "-d":
+				data = true
+			case "-json", "--json": // as SnapshotFormatter -json, for tooling
+				mode = "json"
+			case "-h", "-help", "--help":
+				fmt.Fprint(stdout, snapshotUsage)
+				return 0
+			default:
+				fmt.Fprintf(stderr, "zkd snapshot dump: unknown option %s\n%s", rest[0], snapshotUsage)
+				return 2
+			}
+			rest = rest[1:]
 		}
 	case "json":
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
+			fmt.Fprint(stdout, snapshotUsage)
+			return 0
+		}
 	default:
 		fmt.Fprintf(stderr, "zkd snapshot: %q is not dump or json\n%s", mode, snapshotUsage)
 		return 2
@@ -52,6 +69,12 @@ func snapshotCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	file := rest[0]
+	if f, err := os.Open(file); err != nil {
+		fmt.Fprintf(stderr, "zkd snapshot: %v\n", err)
+		return 1
+	} else {
+		f.Close()
+	}
 	t, err := readSnapshotTree(file, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "zkd snapshot: %v\n", err)

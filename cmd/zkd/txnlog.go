@@ -35,6 +35,10 @@ func txnlogCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "dump" && len(args) == 2 && (args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+		fmt.Fprint(stdout, txnlogUsage)
+		return 0
+	}
 	if args[0] != "dump" || len(args) != 2 {
 		fmt.Fprintf(stderr, "zkd txnlog: wrong arguments %q\n%s", strings.Join(args, " "), txnlogUsage)
 		return 2
