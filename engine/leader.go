@@ -745,6 +745,13 @@ func (l *leader) localAck(zxid int64) {
 		}
 		if o.zxid > l.selfAcked {
 			commits = append(commits, l.props.Ack(l.p.me.ID, o.zxid)...)
+			if l.p.s.faults.ackBeforeQuorum {
+				// The planted bug: every voter counted as having
+				// acknowledged what only this server's disk holds.
+				for _, v := range l.p.voters() {
+					commits = append(commits, l.props.Ack(v, o.zxid)...)
+				}
+			}
 		}
 	}
 	l.selfAcked = zxid

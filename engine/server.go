@@ -27,6 +27,10 @@ import (
 
 // Server is a standalone zkd server.
 type Server struct {
+	// faults are the bugs planted on purpose (ZKD_FAULTS), so that a
+	// checker can be shown to find them. None in normal use.
+	faults faults
+
 	cfg   *Config
 	log   *slog.Logger
 	fours map[string]bool
@@ -133,6 +137,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		stopping: make(chan struct{}),
 		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
+	}
+	s.faults = parseFaults(os.Getenv("ZKD_FAULTS"))
+	if s.faults != (faults{}) {
+		s.log.Warn("ZKD_FAULTS: this server has bugs planted on purpose and must not hold data anyone needs", "faults", os.Getenv("ZKD_FAULTS"))
 	}
 	// The client port first: a port in use, or an address that does not
 	// resolve, should stop the server before it spends time recovering.

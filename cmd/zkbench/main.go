@@ -46,11 +46,15 @@ workloads:
   fairness   one client keeps --pipeline getData requests in flight while
              --others clients ping: their round trips show whether one
              busy connection slows everyone else
+  check      start an ensemble (zkd or ZooKeeper), run a compare-and-set
+             register and a set under faults (kills, pauses, partitions)
+             and check the history: linearizable, nothing acknowledged
+             lost (zkbench check -h)
   nullserver run a server that answers every request at once (getData with
              a canned reply): the machine's ceiling for a load generator
   help       this text, or "zkbench help <workload>" for its flags
 
-sessions and fairness take their own flags (zkbench sessions -h). Every
+sessions, fairness and check take their own flags (zkbench sessions -h). Every
 other workload takes --servers, --clients, --outstanding, --data-size,
 --znodes, --duration, --warmup (not counted), --root (created, then removed)
 and --json; --plot FILE.png|svg draws the throughput-vs-read-% curve and
@@ -94,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return sessionsCmd(args, stdout, stderr)
 	case "fairness":
 		return fairnessCmd(args, stdout, stderr)
+	case "check":
+		return checkCmd(args, stdout, stderr)
 	}
 	fs, opts, cfg := flags(cmd, stderr)
 	if fs == nil {

@@ -80,6 +80,23 @@ func (c *Conn) SetACL(path string, acl []wire.ACL, version int32) (wire.Stat, er
 	return r.Stat, err
 }
 
+// Check is a multi of one check op: nil when path's data version is
+// version at the moment the multi commits, an error otherwise (BadVersion
+// when it is not). Being a write, it goes through the leader and its
+// quorum.
+func (c *Conn) Check(path string, version int32) error {
+	var r wire.MultiResponse
+	if err := c.Call(wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpCheck, Path: path, Version: version}}}, &r); err != nil {
+		return err
+	}
+	for _, res := range r.Results {
+		if res.Type == wire.OpError && res.Err != wire.ErrOK {
+			return res.Err
+		}
+	}
+	return nil
+}
+
 // Sync is sync.
 func (c *Conn) Sync(path string) error {
 	var r wire.PathRequest

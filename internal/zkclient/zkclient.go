@@ -31,6 +31,11 @@ type Event struct {
 	Path  string // "" for the session's own events
 }
 
+// ErrNotConnected is the error of a request made while the session has
+// no connection: it was not sent, so it did not happen. It is a
+// wire.ErrConnectionLoss too.
+var ErrNotConnected = fmt.Errorf("zkclient: not connected, nothing sent: %w", wire.ErrConnectionLoss)
+
 // StateClosed is the state of an Event that says the client closed the
 // session (ZooKeeper 3.6+'s KeeperState.Closed).
 const StateClosed wire.KeeperState = 7
@@ -450,7 +455,7 @@ func (c *Conn) CallZxid(op wire.OpCode, req, resp wire.Record) (int64, error) {
 		return 0, wire.ErrAuthFailed
 	case c.closed || c.nc == nil:
 		c.mu.Unlock()
-		return 0, wire.ErrConnectionLoss
+		return 0, ErrNotConnected
 	}
 	c.xid++
 	if c.xid <= 0 {

@@ -1,0 +1,468 @@
+package check
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Options are a run's settings.
+type Options struct {
+	Impl      string // zkd or zookeeper
+	Binary    string // the zkd binary
+	Dir       string // where the members' directories go (kept)
+	Servers   int
+	BasePort  int // client port; the quorum and election ports follow
+	Duration  time.Duration
+	Clients   int // per workload
+	Keys      int // registers
+	Workloads []string
+	Faults    []string
+	Hold      time.Duration // how long a fault lasts
+	Rest      time.Duration // the quiet time between faults
+	Seed      int64
+	Env       []string // for each zkd process (ZKD_FAULTS)
+	Log       io.Writer
+	// Stop, closed, ends the run early: the servers are stopped and the
+	// rules removed, and Run returns an error.
+	Stop <-chan struct{}
+}
+
+// Verdict is one workload's result.
+type Verdict struct {
+	Workload string
+	Valid    bool
+	Summary  string
+	// Visualization is the HTML file porcupine drew of a history that is
+	// not linearizable; History the text of the registers' histories that
+	// are not.
+	Visualization string
+	History       string
+}
+
+// Report is a run's results.
+type Report struct {
+	Verdicts []Verdict
+	Faults   []FaultEvent
+	Ops      []Op
+	Start    time.Time
+}
+
+// Valid reports whether every workload passed.
+func (r *Report) Valid() bool {
+	for _, v := range r.Verdicts {
+		if !v.Valid {
+			return false
+		}
+	}
+	return len(r.Verdicts) > 0
+}
+
+// Run starts the ensemble, runs the workloads under the faults for the
+// duration, heals everything, waits for the ensemble to be whole again,
+// and checks the history.
+func Run(o Options) (*Report, error) {
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+		}
+	}
+	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, ClientPort: o.BasePort,
+		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, Env: o.Env}
+	var net *network
+	needNet := false
+	for _, f := range o.Faults {
+		needNet = needNet || strings.HasPrefix(f, "partition")
+	}
+	if needNet {
+		if err := CanPartition(); err != nil {
+			return nil, err
+		}
+		var err error
+		if net, err = newNetwork(c); err != nil {
+			return nil, err
+		}
+		defer net.teardown()
+		c.gids = true
+	}
+	logf("starting %d %s servers in %s", o.Servers, o.Impl, o.Dir)
+	if err := c.Start(90 * time.Second); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	defer c.Stop()
+	timeout := 4 * time.Second
+	if err := setup(c.Addrs(), o.Keys, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("check: creating the workloads' znodes: %w", err)
+	}
+	rep := &Report{Start: time.Now()}
+	h := &history{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var clients []*client
+	id := 0
+	for _, w := range o.Workloads {
+		for i := 0; i < o.Clients; i++ {
+			cl := &client{id: id, addr: c.Addr(1 + id%o.Servers), timeout: timeout}
+			clients = append(clients, cl)
+			rng := rand.New(rand.NewSource(o.Seed + int64(id)))
+			wg.Add(1)
+			switch w {
+			case "register":
+				go func() { defer wg.Done(); registerClient(cl, o.Keys, rng, h, stop) }()
+			case "set":
+				go func() { defer wg.Done(); setClient(cl, h, stop) }()
+			default:
+				wg.Done()
+				return nil, fmt.Errorf("check: no workload %q (register, set)", w)
+			}
+			id++
+		}
+	}
+	faultsDone := make(chan []FaultEvent, 1)
+	go func() {
+		faultsDone <- nemesis(c, net, o.Faults, o.Hold, o.Rest, rand.New(rand.NewSource(o.Seed)), stop, logf)
+	}()
+	progress := time.NewTicker(5 * time.Second)
+	end := time.After(o.Duration)
+	interrupted := false
+	for waiting := true; waiting; {
+		select {
+		case <-end:
+			waiting = false
+		case <-o.Stop:
+			waiting, interrupted = false, true
+		case <-progress.C:
+			h.mu.Lock()
+			n := len(h.ops)
+			h.mu.Unlock()
+			logf("%s of %s, %d operations", time.Since(rep.Start).Round(time.Second), o.Duration, n)
+		}
+	}
+	progress.Stop()
+	close(stop)
+	rep.Faults = <-faultsDone
+	wg.Wait()
+	for _, cl := range clients {
+		cl.close()
+	}
+	if interrupted {
+		return nil, fmt.Errorf("check: interrupted")
+	}
+	// Everything healed: every member up, none paused, no cut.
+	for i := 1; i <= c.N; i++ {
+		c.Resume(i)
+		if err := c.Restart(i); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.WaitHealthy(90 * time.Second); err != nil {
+		return nil, err
+	}
+	rep.Ops = h.ops
+	if err := writeHistory(filepath.Join(o.Dir, "history.jsonl"), h.ops, rep.Faults); err != nil {
+		logf("writing the history: %v", err)
+	}
+	for _, w := range o.Workloads {
+		switch w {
+		case "register":
+			rep.Verdicts = append(rep.Verdicts, checkRegister(h.ops, filepath.Join(o.Dir, "register.html")))
+		case "set":
+			final, err := finalSet(c.Addrs(), 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the set's final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkSet(h.ops, final))
+		}
+	}
+	return rep, nil
+}
+
+// writeHistory writes every operation and fault, one JSON object a line,
+// in the order they began.
+func writeHistory(path string, ops []Op, faults []FaultEvent) error {
+	type line struct {
+		At    time.Time   `json:"at"`
+		Op    *Op         `json:"op,omitempty"`
+		Fault *FaultEvent `json:"fault,omitempty"`
+	}
+	var lines []line
+	for i := range ops {
+		lines = append(lines, line{At: ops[i].Call, Op: &ops[i]})
+	}
+	for i := range faults {
+		lines = append(lines, line{At: faults[i].Start, Fault: &faults[i]})
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, l := range lines {
+		if err := enc.Encode(l); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// The register's porcupine model. Inputs and outputs are regInput and
+// regOutput; the state is the register's value.
+type regInput struct {
+	kind     string // read, write, cas
+	from, to int
+}
+
+type regOutput struct {
+	value   int // read: the value
+	ok      bool
+	unknown bool
+}
+
+func registerModel() porcupine.Model {
+	return porcupine.Model{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			byKey := map[int][]porcupine.Operation{}
+			var keys []int
+			for _, op := range history {
+				k := op.Metadata.(int)
+				if _, ok := byKey[k]; !ok {
+					keys = append(keys, k)
+				}
+				byKey[k] = append(byKey[k], op)
+			}
+			sort.Ints(keys)
+			var out [][]porcupine.Operation
+			for _, k := range keys {
+				out = append(out, byKey[k])
+			}
+			return out
+		},
+		Init: func() interface{} { return 0 },
+		Step: func(state, input, output interface{}) (bool, interface{}) {
+			s, in, out := state.(int), input.(regInput), output.(regOutput)
+			switch in.kind {
+			case "read":
+				return out.value == s, s
+			case "write":
+				return true, in.to
+			default: // cas
+				switch {
+				case out.unknown:
+					if s == in.from {
+						return true, in.to
+					}
+					return true, s
+				case out.ok:
+					return s == in.from, in.to
+				default: // refused at its version: no effect
+					return true, s
+				}
+			}
+		},
+		DescribeOperation: func(input, output interface{}) string {
+			in, out := input.(regInput), output.(regOutput)
+			switch {
+			case in.kind == "read":
+				return fmt.Sprintf("read → %d", out.value)
+			case in.kind == "write" && out.unknown:
+				return fmt.Sprintf("write %d → ?", in.to)
+			case in.kind == "write":
+				return fmt.Sprintf("write %d", in.to)
+			case out.unknown:
+				return fmt.Sprintf("cas %d→%d → ?", in.from, in.to)
+			}
+			return fmt.Sprintf("cas %d→%d → %v", in.from, in.to, out.ok)
+		},
+		DescribeOperationMetadata: func(info interface{}) string { return fmt.Sprintf("register %d", info.(int)) },
+		DescribeState:             func(state interface{}) string { return fmt.Sprint(state.(int)) },
+	}
+}
+
+// checkRegister checks the register operations for linearizability. An
+// operation without an answer may have happened at any time after its
+// call, or never: it is given no return time.
+func checkRegister(ops []Op, htmlPath string) Verdict {
+	var hist []porcupine.Operation
+	counts := map[string]int{}
+	for _, op := range ops {
+		var in regInput
+		var out regOutput
+		switch op.Kind {
+		case "read":
+			if op.Outcome != OK {
+				continue // a read that failed tells nothing
+			}
+			in, out = regInput{kind: "read"}, regOutput{value: op.Value}
+		case "write":
+			if op.Outcome == Failed {
+				continue
+			}
+			in, out = regInput{kind: "write", to: op.Value}, regOutput{ok: true, unknown: op.Outcome == Unknown}
+		case "cas":
+			in = regInput{kind: "cas", from: op.From, to: op.Value}
+			out = regOutput{ok: op.Outcome == OK, unknown: op.Outcome == Unknown}
+		default:
+			continue
+		}
+		ret := op.Return.UnixNano()
+		if out.unknown {
+			ret = math.MaxInt64
+		}
+		counts[op.Kind+"/"+op.Outcome.String()]++
+		hist = append(hist, porcupine.Operation{ClientId: op.Client, Input: in, Call: op.Call.UnixNano(),
+			Output: out, Return: ret, Metadata: op.Key})
+	}
+	model := registerModel()
+	res, info := porcupine.CheckOperationsVerbose(model, hist, 5*time.Minute)
+	v := Verdict{Workload: "register", Valid: res == porcupine.Ok}
+	v.Summary = fmt.Sprintf("%d operations checked (%s): %s", len(hist), countsString(counts), map[porcupine.CheckResult]string{
+		porcupine.Ok: "linearizable", porcupine.Illegal: "NOT linearizable", porcupine.Unknown: "the check timed out"}[res])
+	if res != porcupine.Ok {
+		if err := porcupine.VisualizePath(model, info, htmlPath); err == nil {
+			v.Visualization = htmlPath
+		}
+		// The registers whose histories fail, as text, each op with its
+		// times relative to the first op's call.
+		var text strings.Builder
+		for _, part := range model.Partition(hist) {
+			if porcupine.CheckOperationsTimeout(model, part, time.Minute) == porcupine.Ok {
+				continue
+			}
+			start := part[0].Call
+			for _, op := range part {
+				if op.Call < start {
+					start = op.Call
+				}
+			}
+			sort.Slice(part, func(i, j int) bool { return part[i].Call < part[j].Call })
+			fmt.Fprintf(&text, "register %d: not linearizable (%d operations; times in ms from the first call)\n", part[0].Metadata.(int), len(part))
+			for _, op := range part {
+				ret := "never"
+				if op.Return != math.MaxInt64 {
+					ret = fmt.Sprintf("%10.3f", float64(op.Return-start)/1e6)
+				}
+				fmt.Fprintf(&text, "  client %2d  %10.3f – %s  %s\n", op.ClientId, float64(op.Call-start)/1e6, ret,
+					model.DescribeOperation(op.Input, op.Output))
+			}
+		}
+		txt := strings.TrimSuffix(htmlPath, ".html") + ".txt"
+		if os.WriteFile(txt, []byte(text.String()), 0o644) == nil {
+			v.History = txt
+		}
+	}
+	return v
+}
+
+// checkSet checks the set: every element whose add was acknowledged is in
+// the final read, and every element there was added by someone.
+func checkSet(ops []Op, final map[string]bool) Verdict {
+	attempted := map[string]Outcome{}
+	for _, op := range ops {
+		if op.Kind == "add" {
+			attempted[op.Elem] = op.Outcome
+		}
+	}
+	var lost, phantom []string
+	okCount, unknownPresent, unknown := 0, 0, 0
+	for e, o := range attempted {
+		switch o {
+		case OK:
+			okCount++
+			if !final[e] {
+				lost = append(lost, e)
+			}
+		case Unknown:
+			unknown++
+			if final[e] {
+				unknownPresent++
+			}
+		case Failed:
+			if final[e] {
+				phantom = append(phantom, e+" (its add failed)")
+			}
+		}
+	}
+	for e := range final {
+		if _, ok := attempted[e]; !ok {
+			phantom = append(phantom, e+" (never added)")
+		}
+	}
+	sort.Strings(lost)
+	sort.Strings(phantom)
+	v := Verdict{Workload: "set", Valid: len(lost) == 0 && len(phantom) == 0}
+	v.Summary = fmt.Sprintf("%d adds acknowledged, %d present at the end; %d without an answer, %d of them present; %d lost, %d unexpected",
+		okCount, len(final), unknown, unknownPresent, len(lost), len(phantom))
+	if len(lost) > 0 {
+		v.Summary += "; lost: " + strings.Join(first(lost, 10), ", ")
+	}
+	if len(phantom) > 0 {
+		v.Summary += "; unexpected: " + strings.Join(first(phantom, 10), ", ")
+	}
+	return v
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("… %d more", len(s)-n))
+	}
+	return s
+}
+
+func countsString(m map[string]int) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WriteReport prints the verdicts, the faults and what happened to the
+// operations, as a table.
+func WriteReport(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "faults:\n")
+	for _, f := range r.Faults {
+		status := fmt.Sprintf("%6.1fs–%6.1fs", f.Start.Sub(r.Start).Seconds(), f.End.Sub(r.Start).Seconds())
+		if f.Err != "" {
+			status += "  not made: " + f.Err
+		}
+		fmt.Fprintf(w, "  %-18s %-9v %s\n", f.Name, f.Target, status)
+	}
+	fmt.Fprintf(w, "workloads:\n")
+	for _, v := range r.Verdicts {
+		verdict := "PASS"
+		if !v.Valid {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "  %-9s %s  %s\n", v.Workload, verdict, v.Summary)
+		if v.Visualization != "" {
+			fmt.Fprintf(w, "            the history, drawn: %s\n", v.Visualization)
+		}
+		if v.History != "" {
+			fmt.Fprintf(w, "            the registers that fail, as text: %s\n", v.History)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+// Package check is zkbench check: it runs workloads against a ZooKeeper
+// ensemble (zkd or Apache ZooKeeper, started here as real processes, each
+// member on its own loopback address), injects faults (kills, pauses,
+// network partitions), records every operation with when it was called,
+// when it returned and how it ended (ok, failed, or unknown: no answer),
+// and checks the history: linearizability of a compare-and-set register
+// with porcupine, and the invariants of a set (nothing acknowledged lost,
+// nothing that was never written).
+package check
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"zkd/bench/zkref"
+)
+
+// Cluster is an ensemble of N voting members, member i (1-based) on
+// 127.0.0.i with the same ports, each in a directory of its own.
+type Cluster struct {
+	Impl         string // "zkd" or "zookeeper"
+	Binary       string // the zkd binary (for Impl zkd)
+	Dir          string
+	N            int
+	ClientPort   int
+	QuorumPort   int
+	ElectionPort int
+	TickMs       int
+	// Env is added to each zkd process's environment (ZKD_FAULTS, for a
+	// planted bug).
+	Env []string
+
+	gids  bool // each member runs with a group id of its own (partitions)
+	procs map[int]*exec.Cmd
+	done  map[int]chan struct{}
+}
+
+// Addr is member i's client address.
+func (c *Cluster) Addr(i int) string {
+	return net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), fmt.Sprint(c.ClientPort))
+}
+
+// Host is member i's loopback address.
+func (c *Cluster) Host(i int) string { return fmt.Sprintf("127.0.0.%d", i) }
+
+func (c *Cluster) memberDir(i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("%s-%d", c.Impl, i))
+}
+
+// config is member i's zoo.cfg: a short tick, so that faults are noticed
+// within a few seconds, and every member listed.
+func (c *Cluster) config(i int) string {
+	lines := []string{
+		fmt.Sprintf("tickTime=%d", c.TickMs),
+		"initLimit=10",
+		"syncLimit=5",
+		"dataDir=" + filepath.Join(c.memberDir(i), "data"),
+		fmt.Sprintf("clientPort=%d", c.ClientPort),
+		"clientPortAddress=" + c.Host(i),
+		"admin.enableServer=false",
+		"4lw.commands.whitelist=*",
+		"maxClientCnxns=0",
+	}
+	for j := 1; j <= c.N; j++ {
+		lines = append(lines, fmt.Sprintf("server.%d=%s:%d:%d", j, c.Host(j), c.QuorumPort, c.ElectionPort))
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// Start writes every member's configuration and starts them all, and
+// waits until each serves.
+func (c *Cluster) Start(timeout time.Duration) error {
+	c.procs, c.done = map[int]*exec.Cmd{}, map[int]chan struct{}{}
+	for i := 1; i <= c.N; i++ {
+		d := c.memberDir(i)
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "zoo.cfg"), []byte(c.config(i)), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "data", "myid"), []byte(fmt.Sprintln(i)), 0o644); err != nil {
+			return err
+		}
+	}
+	for i := 1; i <= c.N; i++ {
+		if err := c.launch(i); err != nil {
+			return err
+		}
+	}
+	return c.WaitHealthy(timeout)
+}
+
+// launch starts member i's process.
+func (c *Cluster) launch(i int) error {
+	d := c.memberDir(i)
+	var cmd *exec.Cmd
+	switch c.Impl {
+	case "zkd":
+		cmd = exec.Command(c.Binary, "zoo.cfg")
+		cmd.Env = append(os.Environ(), c.Env...)
+	case "zookeeper":
+		if err := zkref.Available(); err != nil {
+			return err
+		}
+		cmd = exec.Command("java", "-cp", strings.Join(zkref.Jars, ":"),
+			"org.apache.zookeeper.server.quorum.QuorumPeerMain", "zoo.cfg")
+	default:
+		return fmt.Errorf("check: no implementation %q (zkd or zookeeper)", c.Impl)
+	}
+	cmd.Dir = d
+	if c.gids {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: uint32(os.Getuid()), Gid: uint32(gidBase + i), NoSetGroups: true}}
+	}
+	log, err := os.OpenFile(filepath.Join(d, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); log.Close(); close(done) }()
+	c.procs[i], c.done[i] = cmd, done
+	return nil
+}
+
+// Running reports whether member i's process is alive.
+func (c *Cluster) Running(i int) bool {
+	d, ok := c.done[i]
+	if !ok {
+		return false
+	}
+	select {
+	case <-d:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill kills member i with SIGKILL and waits for it to go.
+func (c *Cluster) Kill(i int) {
+	if !c.Running(i) {
+		return
+	}
+	c.procs[i].Process.Signal(syscall.SIGCONT) // a paused process dies too
+	c.procs[i].Process.Kill()
+	<-c.done[i]
+}
+
+// Restart starts a member that is down again.
+func (c *Cluster) Restart(i int) error {
+	if c.Running(i) {
+		return nil
+	}
+	return c.launch(i)
+}
+
+// Pause stops member i with SIGSTOP; Resume lets it run on.
+func (c *Cluster) Pause(i int) {
+	if c.Running(i) {
+		c.procs[i].Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume sends SIGCONT to member i.
+func (c *Cluster) Resume(i int) {
+	if c.Running(i) {
+		c.procs[i].Process.Signal(syscall.SIGCONT)
+	}
+}
+
+// Stop kills every member.
+func (c *Cluster) Stop() {
+	for i := 1; i <= c.N; i++ {
+		c.Kill(i)
+	}
+}
+
+// Mode is member i's mode as srvr gives it ("leader", "follower"), or ""
+// when it does not answer or does not serve.
+func (c *Cluster) Mode(i int) string {
+	out, err := fourLetterWord(c.Addr(i), "srvr", time.Second)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(m)
+		}
+	}
+	return ""
+}
+
+// Leader is the member that says it leads, or 0.
+func (c *Cluster) Leader() int {
+	for i := 1; i <= c.N; i++ {
+		if c.Running(i) && c.Mode(i) == "leader" {
+			return i
+		}
+	}
+	return 0
+}
+
+// WaitHealthy waits until every member runs and serves, one of them as
+// the leader.
+func (c *Cluster) WaitHealthy(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		modes := map[int]string{}
+		leaders := 0
+		for i := 1; i <= c.N; i++ {
+			modes[i] = c.Mode(i)
+			if modes[i] == "leader" {
+				leaders++
+			}
+		}
+		healthy := leaders == 1
+		for _, m := range modes {
+			healthy = healthy && (m == "leader" || m == "follower")
+		}
+		if healthy {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("check: the ensemble is not whole after %v: modes %v (logs in %s)", timeout, modes, c.Dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Addrs are every member's client address.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for i := 1; i <= c.N; i++ {
+		out = append(out, c.Addr(i))
+	}
+	return out
+}
+
+func fourLetterWord(addr, word string, timeout time.Duration) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte(word)); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String(), nil
+}
+
+// sortedInts is a sorted copy.
+func sortedInts(s []int) []int {
+	out := append([]int(nil), s...)
+	sort.Ints(out)
+	return out
+}

@@ -1,0 +1,264 @@
+package check
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// A partition cuts the quorum and election traffic between groups of
+// members; client traffic is never cut. Every member's connections to the
+// others come from 127.0.0.1 whatever its own address, so a connection is
+// told by who opened it: each member runs with a group id of its own
+// (gidBase+i), the first packet of a connection marks it with its
+// opener's number (CONNMARK in the mangle table), and a cut drops the
+// packets, either way, of the connections one side opened to the other's
+// quorum or election port. The rules live in chains of this run's own,
+// removed by Teardown whatever happened.
+type network struct {
+	chain  string // filter table: the cuts
+	mark   string // mangle table: the connection marks
+	c      *Cluster
+	cut    bool
+	active bool
+}
+
+// gidBase+i is member i's group id.
+const gidBase = 47000
+
+func iptables(args ...string) error {
+	out, err := exec.Command("iptables", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// CanPartition says why partitions cannot be made here, or nil.
+func CanPartition() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("partitions need root (iptables rules and a group id per member)")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		return fmt.Errorf("partitions need iptables: %v", err)
+	}
+	return nil
+}
+
+func newNetwork(c *Cluster) (*network, error) {
+	n := &network{chain: fmt.Sprintf("ZKCHECK-%d", os.Getpid()), mark: fmt.Sprintf("ZKCHECKM-%d", os.Getpid()), c: c}
+	steps := [][]string{
+		{"-t", "filter", "-N", n.chain},
+		{"-t", "filter", "-I", "OUTPUT", "-j", n.chain},
+		{"-t", "mangle", "-N", n.mark},
+		{"-t", "mangle", "-I", "OUTPUT", "-j", n.mark},
+	}
+	for i := 1; i <= c.N; i++ {
+		steps = append(steps, []string{"-t", "mangle", "-A", n.mark, "-p", "tcp", "-m", "owner", "--gid-owner", fmt.Sprint(gidBase + i),
+			"-m", "conntrack", "--ctstate", "NEW", "-j", "CONNMARK", "--set-mark", fmt.Sprint(gidBase + i)})
+	}
+	n.active = true
+	for _, s := range steps {
+		if err := iptables(s...); err != nil {
+			n.teardown()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// partition cuts every link between members in different groups.
+func (n *network) partition(groups [][]int) error {
+	group := map[int]int{}
+	for g, members := range groups {
+		for _, m := range members {
+			group[m] = g
+		}
+	}
+	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
+	for i := 1; i <= n.c.N; i++ {
+		for j := 1; j <= n.c.N; j++ {
+			if i == j || group[i] == group[j] {
+				continue
+			}
+			// The connections i opened to j: i's packets to j's ports,
+			// and j's answers from them.
+			mark := fmt.Sprint(gidBase + i)
+			for _, rule := range [][]string{
+				{"-d", n.c.Host(j), "-p", "tcp", "-m", "multiport", "--dports", ports},
+				{"-s", n.c.Host(j), "-p", "tcp", "-m", "multiport", "--sports", ports},
+			} {
+				args := append([]string{"-t", "filter", "-A", n.chain, "-m", "connmark", "--mark", mark}, rule...)
+				if err := iptables(append(args, "-j", "DROP")...); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	n.cut = true
+	return nil
+}
+
+// heal removes every cut.
+func (n *network) heal() error {
+	if !n.cut {
+		return nil
+	}
+	n.cut = false
+	return iptables("-t", "filter", "-F", n.chain)
+}
+
+// teardown removes the chains and the jumps to them.
+func (n *network) teardown() {
+	if !n.active {
+		return
+	}
+	n.active = false
+	iptables("-t", "filter", "-D", "OUTPUT", "-j", n.chain)
+	iptables("-t", "filter", "-F", n.chain)
+	iptables("-t", "filter", "-X", n.chain)
+	iptables("-t", "mangle", "-D", "OUTPUT", "-j", n.mark)
+	iptables("-t", "mangle", "-F", n.mark)
+	iptables("-t", "mangle", "-X", n.mark)
+}
+
+// Fault names, as -nemesis takes them.
+const (
+	FaultKill            = "kill"               // kill -9 a random member, restart it
+	FaultKillLeader      = "kill-leader"        // kill -9 the leader, restart it
+	FaultPauseLeader     = "pause-leader"       // SIGSTOP the leader, SIGCONT it
+	FaultPartitionLeader = "partition-leader"   // cut the leader from the others
+	FaultPartitionHalves = "partition-halves"   // cut a random minority from the majority
+	FaultPartitionOne    = "partition-follower" // cut a follower from the others
+)
+
+// Faults are the faults there are, in the order -nemesis all runs them.
+var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves}
+
+// FaultEvent is a fault as it happened, for the report and the timeline.
+type FaultEvent struct {
+	Name   string
+	Target []int // the members hit
+	Start  time.Time
+	End    time.Time
+	Err    string // why it could not be made
+}
+
+// nemesis injects faults one at a time: each for hold, then a pause of
+// rest with none, until stop is closed. Every fault is undone before the
+// next, and before nemesis returns.
+func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration, rng *rand.Rand, stop <-chan struct{}, logf func(string, ...any)) []FaultEvent {
+	var events []FaultEvent
+	wait := func(d time.Duration) bool {
+		select {
+		case <-stop:
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	for k := 0; len(faults) > 0; k++ {
+		if !wait(rest) {
+			return events
+		}
+		name := faults[k%len(faults)]
+		ev := FaultEvent{Name: name, Start: time.Now()}
+		leader := c.Leader()
+		var undo func()
+		switch name {
+		case FaultKill, FaultKillLeader:
+			m := 1 + rng.Intn(c.N)
+			if name == FaultKillLeader && leader != 0 {
+				m = leader
+			}
+			ev.Target = []int{m}
+			c.Kill(m)
+			undo = func() {
+				if err := c.Restart(m); err != nil {
+					logf("restarting member %d: %v", m, err)
+				}
+			}
+		case FaultPauseLeader:
+			if leader == 0 {
+				ev.Err = "no leader to pause"
+				break
+			}
+			ev.Target = []int{leader}
+			c.Pause(leader)
+			undo = func() { c.Resume(leader) }
+		case FaultPartitionLeader, FaultPartitionHalves, FaultPartitionOne:
+			if net == nil {
+				ev.Err = "no partitions here"
+				break
+			}
+			var alone []int
+			switch name {
+			case FaultPartitionLeader:
+				if leader == 0 {
+					ev.Err = "no leader to cut off"
+					break
+				}
+				alone = []int{leader}
+			case FaultPartitionOne:
+				var followers []int
+				for i := 1; i <= c.N; i++ {
+					if i != leader {
+						followers = append(followers, i)
+					}
+				}
+				alone = []int{followers[rng.Intn(len(followers))]}
+			default:
+				perm := rng.Perm(c.N)
+				for _, p := range perm[:(c.N-1)/2] {
+					alone = append(alone, p+1)
+				}
+			}
+			var others []int
+			for i := 1; i <= c.N; i++ {
+				if !contains(alone, i) {
+					others = append(others, i)
+				}
+			}
+			ev.Target = sortedInts(alone)
+			if err := net.partition([][]int{alone, others}); err != nil {
+				ev.Err = err.Error()
+				net.heal()
+				break
+			}
+			undo = func() {
+				if err := net.heal(); err != nil {
+					logf("healing the partition: %v", err)
+				}
+			}
+		default:
+			ev.Err = "no such fault"
+		}
+		if undo != nil {
+			logf("fault: %s on %v", name, ev.Target)
+			wait(hold)
+			undo()
+			logf("fault over: %s", name)
+		}
+		ev.End = time.Now()
+		events = append(events, ev)
+		select {
+		case <-stop:
+			return events
+		default:
+		}
+	}
+	<-stop
+	return events
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

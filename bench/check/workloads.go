@@ -1,0 +1,262 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"strconv"
+	"sync"
+	"time"
+
+	"zkd/internal/zkclient"
+	"zkd/wire"
+)
+
+// Outcome is how an operation ended.
+type Outcome int
+
+const (
+	OK      Outcome = iota // the server answered that it happened
+	Failed                 // the server answered that it did not
+	Unknown                // no answer: it may have happened or not
+)
+
+func (o Outcome) String() string { return [...]string{"ok", "failed", "unknown"}[o] }
+
+// Op is one operation of the history.
+type Op struct {
+	Client  int
+	Kind    string // read, write, cas; add; final-read
+	Key     int    // the register
+	Value   int    // written, or read
+	From    int    // cas: the value expected
+	Elem    string // set: the element added
+	Outcome Outcome
+	Call    time.Time
+	Return  time.Time
+	Err     string
+}
+
+// history collects every client's operations.
+type history struct {
+	mu  sync.Mutex
+	ops []Op
+}
+
+func (h *history) add(op Op) {
+	h.mu.Lock()
+	h.ops = append(h.ops, op)
+	h.mu.Unlock()
+}
+
+// outcomeOf sorts an error: no error is OK, an answer from the server
+// that refuses is Failed, and a request that lost its connection or
+// session before its answer is Unknown.
+func outcomeOf(err error) Outcome {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, zkclient.ErrNotConnected):
+		return Failed // never sent
+	case errors.Is(err, wire.ErrConnectionLoss), errors.Is(err, wire.ErrSessionExpired),
+		errors.Is(err, wire.ErrOperationTimeout), errors.Is(err, wire.ErrSessionMoved):
+		return Unknown
+	}
+	var code wire.ErrCode
+	if errors.As(err, &code) {
+		return Failed
+	}
+	return Unknown
+}
+
+var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+
+const (
+	registerRoot = "/check-register"
+	setRoot      = "/check-set"
+)
+
+func registerPath(k int) string { return fmt.Sprintf("%s/r%d", registerRoot, k) }
+
+// client is one workload client: a session with one member, opened again
+// when it expires.
+type client struct {
+	id      int
+	addr    string
+	timeout time.Duration
+	conn    *zkclient.Conn
+}
+
+func (cl *client) session() (*zkclient.Conn, error) {
+	if cl.conn != nil && cl.conn.State() != wire.StateExpired && cl.conn.State() != zkclient.StateClosed {
+		return cl.conn, nil
+	}
+	if cl.conn != nil {
+		cl.conn.Close()
+	}
+	c, err := zkclient.Dial([]string{cl.addr}, cl.timeout, nil)
+	if err != nil {
+		cl.conn = nil
+		return nil, err
+	}
+	cl.conn = c
+	return c, nil
+}
+
+func (cl *client) close() {
+	if cl.conn != nil {
+		cl.conn.Close()
+	}
+}
+
+// setup creates the znodes the workloads use, through any member.
+func setup(addrs []string, keys int, timeout time.Duration) error {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, p := range []string{registerRoot, setRoot} {
+		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+			return err
+		}
+	}
+	for k := 0; k < keys; k++ {
+		if _, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// readValue reads a register: its data, then a check of the version read
+// (a multi, so a write through the leader and its quorum). The value was
+// the register's when the check committed, so the read is linearizable;
+// a check that fails (the register moved meanwhile) makes the read say
+// nothing, and it is left out. A sync and a getData would not do: a
+// leader paused long enough to be replaced answers syncs itself when it
+// wakes, and Apache ZooKeeper's does.
+func readValue(c *zkclient.Conn, k int) (int, error) {
+	v, st, err := getValue(c, k)
+	if err != nil {
+		return 0, err
+	}
+	return v, c.Check(registerPath(k), st.Version)
+}
+
+// getValue is a getData of a register, which may be stale.
+func getValue(c *zkclient.Conn, k int) (int, wire.Stat, error) {
+	data, st, err := c.Get(registerPath(k), false)
+	if err != nil {
+		return 0, st, err
+	}
+	v, perr := strconv.Atoi(string(data))
+	if perr != nil {
+		return 0, st, fmt.Errorf("register %d holds %q", k, data)
+	}
+	return v, st, nil
+}
+
+// registerClient runs reads, writes and compare-and-sets on random
+// registers until stop: a read as readValue; a write a setData; a cas a
+// getData and a setData at the version read, which is not made when the
+// value read is not the one expected (that cas tells nothing: its read
+// may be stale).
+func registerClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		k := rng.Intn(keys)
+		op := Op{Client: cl.id, Key: k, Call: time.Now()}
+		switch r := rng.Intn(10); {
+		case r < 4:
+			op.Kind = "read"
+			op.Value, err = readValue(c, k)
+			op.Outcome = outcomeOf(err)
+		case r < 7:
+			op.Kind, op.Value = "write", 1+rng.Intn(5)
+			_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), -1)
+			op.Outcome = outcomeOf(err)
+		default:
+			op.Kind, op.From, op.Value = "cas", rng.Intn(6), 1+rng.Intn(5)
+			var v int
+			var st wire.Stat
+			v, st, err = getValue(c, k)
+			switch {
+			case err != nil, v != op.From:
+				// Nothing was written: the cas was not made.
+				op.Kind, op.Outcome = "cas-not-made", Failed
+			default:
+				_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), st.Version)
+				op.Outcome = outcomeOf(err)
+			}
+		}
+		op.Return = time.Now()
+		if err != nil {
+			op.Err = err.Error()
+		}
+		h.add(op)
+		backOff(err)
+	}
+}
+
+// setClient adds unique elements to the set (a create each) until stop.
+func setClient(cl *client, h *history, stop <-chan struct{}) {
+	for n := 0; ; n++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		op := Op{Client: cl.id, Kind: "add", Elem: fmt.Sprintf("e-%d-%d", cl.id, n), Call: time.Now()}
+		_, err = c.Create(setRoot+"/"+op.Elem, nil, openACL, wire.ModePersistent, 0)
+		op.Return, op.Outcome = time.Now(), outcomeOf(err)
+		if err != nil {
+			op.Err = err.Error()
+		}
+		h.add(op)
+		backOff(err)
+	}
+}
+
+// finalSet reads the set after the faults, through a synced session.
+func finalSet(addrs []string, timeout time.Duration) (map[string]bool, error) {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Sync(setRoot); err != nil {
+		return nil, err
+	}
+	kids, _, err := c.Children(setRoot, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, k := range kids {
+		out[k] = true
+	}
+	return out, nil
+}
+
+// backOff waits a little after a request that found no connection, so
+// that a client without a server does not spin.
+func backOff(err error) {
+	if errors.Is(err, zkclient.ErrNotConnected) || errors.Is(err, wire.ErrSessionExpired) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"zkd/bench/check"
+)
+
+// checkCmd is zkbench check: workloads under faults against an ensemble
+// it starts, and a verdict on the history. Exit codes: 0 every workload
+// passed, 1 one failed (or the run could not be made), 2 wrong flags.
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zkbench check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	impl := fs.String("impl", "zkd", "the servers: zkd or zookeeper (Apache ZooKeeper 3.8 from Debian)")
+	zkd := fs.String("zkd", "", "the zkd binary (default: zkd on the PATH, or built from this checkout)")
+	servers := fs.Int("servers", 3, "ensemble members, member i on 127.0.0.i")
+	port := fs.Int("port", 31181, "client port of every member; the quorum and election ports are the next two")
+	duration := fs.Duration("duration", 60*time.Second, "how long the workloads run")
+	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
+	keys := fs.Int("keys", 4, "registers of the register workload")
+	workloads := fs.String("workload", "register,set", "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost)")
+	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none")
+	hold := fs.Duration("fault-for", 4*time.Second, "how long each fault lasts")
+	rest := fs.Duration("fault-every", 3*time.Second, "the quiet time between faults")
+	seed := fs.Int64("seed", time.Now().UnixNano(), "random seed (the run prints it)")
+	dir := fs.String("dir", "", "where the members' directories, logs and the drawn history go (default: a new temporary directory)")
+	faultEnv := fs.String("zkd-faults", "", "ZKD_FAULTS for every zkd: a planted bug, to see the checker find it")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	o := check.Options{Impl: *impl, Servers: *servers, BasePort: *port, Duration: *duration, Clients: *clients,
+		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Log: stderr}
+	o.Workloads = strings.Split(*workloads, ",")
+	switch *nemesis {
+	case "all":
+		o.Faults = check.Faults
+	case "none", "":
+	default:
+		o.Faults = strings.Split(*nemesis, ",")
+	}
+	if *faultEnv != "" {
+		o.Env = []string{"ZKD_FAULTS=" + *faultEnv}
+	}
+	if *servers < 1 || *servers > 9 {
+		fmt.Fprintln(stderr, "zkbench check: --servers from 1 to 9")
+		return 2
+	}
+	if o.Impl == "zkd" {
+		bin, err := zkdBinary(*zkd)
+		if err != nil {
+			fmt.Fprintf(stderr, "zkbench check: %v\n", err)
+			return 1
+		}
+		o.Binary = bin
+	}
+	o.Dir = *dir
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "zkbench-check-")
+		if err != nil {
+			fmt.Fprintf(stderr, "zkbench check: %v\n", err)
+			return 1
+		}
+		o.Dir = d
+	}
+	o.Dir, _ = filepath.Abs(o.Dir)
+	fmt.Fprintf(stderr, "zkbench check: %s × %d, %v, workloads %s, faults %v, seed %d, in %s\n",
+		o.Impl, o.Servers, o.Duration, *workloads, o.Faults, o.Seed, o.Dir)
+	// Interrupted, the run still stops the servers and removes its
+	// rules: Run's deferred cleanups run when its context ends.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	type result struct {
+		r   *check.Report
+		err error
+	}
+	done := make(chan result, 1)
+	stop := make(chan struct{})
+	o.Stop = stop
+	go func() { r, err := check.Run(o); done <- result{r, err} }()
+	var res result
+	select {
+	case res = <-done:
+	case <-sig:
+		fmt.Fprintln(stderr, "zkbench check: interrupted; stopping the servers and removing the rules")
+		close(stop)
+		res = <-done
+		if res.err == nil {
+			res.err = fmt.Errorf("interrupted")
+		}
+	}
+	if res.err != nil {
+		fmt.Fprintf(stderr, "zkbench check: %v\n", res.err)
+		return 1
+	}
+	check.WriteReport(stdout, res.r)
+	if !res.r.Valid() {
+		return 1
+	}
+	return 0
+}
+
+// zkdBinary finds the zkd to run: the one named, zkd on the PATH, or one
+// built from this checkout into a temporary directory.
+func zkdBinary(named string) (string, error) {
+	if named != "" {
+		return filepath.Abs(named)
+	}
+	if p, err := exec.LookPath("zkd"); err == nil {
+		return p, nil
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("zkbench-zkd-%d", os.Getpid()))
+	cmd := exec.Command("go", "build", "-o", out, "zkd/cmd/zkd")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("no zkd on the PATH, and building one failed (give --zkd): %v\n%s", err, b)
+	}
+	return out, nil
+}
