@@ -25,7 +25,7 @@ JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curat
 FUZZTIME ?= 60s
 FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery
 
-.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble sim
+.PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble sim check-long
 
 test: deps java-clients vet fmt-check unit
 
@@ -84,6 +84,19 @@ SIM_SEEDS ?= 50000
 sim:
 	ZKD_SIM_SEEDS=$(SIM_SEEDS) $(if $(SIM_SEED),ZKD_SIM_SEED=$(SIM_SEED)) $(GO) test -count=1 -timeout 2h \
 		-run '^TestSimulatedEnsembles$$' -v ./zab
+
+# zkbench check against zkd ensembles, CHECK_MINUTES of faults each: three
+# servers, then five, every fault (partitions need root and iptables);
+# CHECK_SEED=N repeats a run. The results are in docs/reliability.md.
+CHECK_MINUTES ?= 16
+check-long: deps-debian
+	$(GO) build -o .build/zkd ./cmd/zkd
+	$(GO) build -o .build/zkbench ./cmd/zkbench
+	rm -rf .build/check-3 .build/check-5
+	.build/zkbench check --zkd .build/zkd --servers 3 --port 31181 --duration $(CHECK_MINUTES)m --nemesis all \
+		$(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-3
+	.build/zkbench check --zkd .build/zkd --servers 5 --port 31281 --duration $(CHECK_MINUTES)m --nemesis all \
+		$(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-5
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client

@@ -89,6 +89,7 @@ func Run(o Options) (*Report, error) {
 		if err := CanPartition(); err != nil {
 			return nil, err
 		}
+		removeStaleRules()
 		var err error
 		if net, err = newNetwork(c); err != nil {
 			return nil, err
@@ -103,7 +104,7 @@ func Run(o Options) (*Report, error) {
 	}
 	defer c.Stop()
 	timeout := 4 * time.Second
-	if err := setup(c.Addrs(), o.Keys, 30*time.Second); err != nil {
+	if err := setup(c.Addrs(), 30*time.Second); err != nil {
 		return nil, fmt.Errorf("check: creating the workloads' znodes: %w", err)
 	}
 	rep := &Report{Start: time.Now()}
@@ -120,7 +121,7 @@ func Run(o Options) (*Report, error) {
 			wg.Add(1)
 			switch w {
 			case "register":
-				go func() { defer wg.Done(); registerClient(cl, o.Keys, rng, h, stop) }()
+				go func() { defer wg.Done(); registerClient(cl, o.Keys, rep.Start, rng, h, stop) }()
 			case "set":
 				go func() { defer wg.Done(); setClient(cl, h, stop) }()
 			default:
@@ -183,6 +184,12 @@ func Run(o Options) (*Report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("check: the set's final read: %w", err)
 			}
+			var names []string
+			for e := range final {
+				names = append(names, e)
+			}
+			sort.Strings(names)
+			os.WriteFile(filepath.Join(o.Dir, "set-final.txt"), []byte(strings.Join(names, "\n")+"\n"), 0o644)
 			rep.Verdicts = append(rep.Verdicts, checkSet(h.ops, final))
 		}
 	}
@@ -332,21 +339,34 @@ func checkRegister(ops []Op, htmlPath string) Verdict {
 			Output: out, Return: ret, Metadata: op.Key})
 	}
 	model := registerModel()
-	res, info := porcupine.CheckOperationsVerbose(model, hist, 5*time.Minute)
+	// Each register alone first, which needs little memory; the
+	// visualization, which keeps every partial linearization, only of
+	// the registers that fail.
+	res := porcupine.Ok
+	var failing []porcupine.Operation
+	for _, part := range model.Partition(hist) {
+		switch porcupine.CheckOperationsTimeout(model, part, time.Minute) {
+		case porcupine.Illegal:
+			res = porcupine.Illegal
+			failing = append(failing, part...)
+		case porcupine.Unknown:
+			if res == porcupine.Ok {
+				res = porcupine.Unknown
+			}
+		}
+	}
 	v := Verdict{Workload: "register", Valid: res == porcupine.Ok}
 	v.Summary = fmt.Sprintf("%d operations checked (%s): %s", len(hist), countsString(counts), map[porcupine.CheckResult]string{
 		porcupine.Ok: "linearizable", porcupine.Illegal: "NOT linearizable", porcupine.Unknown: "the check timed out"}[res])
-	if res != porcupine.Ok {
+	if res == porcupine.Illegal {
+		_, info := porcupine.CheckOperationsVerbose(model, failing, time.Minute)
 		if err := porcupine.VisualizePath(model, info, htmlPath); err == nil {
 			v.Visualization = htmlPath
 		}
 		// The registers whose histories fail, as text, each op with its
 		// times relative to the first op's call.
 		var text strings.Builder
-		for _, part := range model.Partition(hist) {
-			if porcupine.CheckOperationsTimeout(model, part, time.Minute) == porcupine.Ok {
-				continue
-			}
+		for _, part := range model.Partition(failing) {
 			start := part[0].Call
 			for _, op := range part {
 				if op.Call < start {

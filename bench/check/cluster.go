@@ -110,7 +110,25 @@ func (c *Cluster) launch(i int) error {
 		if err := zkref.Available(); err != nil {
 			return err
 		}
-		cmd = exec.Command("java", "-cp", strings.Join(zkref.Jars, ":"),
+		// Its log, for reading after a run: the Debian package's
+		// classpath sends it nowhere (slf4j-nop); a simple logger that
+		// writes to standard error is there too, if maven is installed.
+		jars := append([]string(nil), zkref.Jars...)
+		logger := []string{"/usr/share/java/maven3-slf4j-provider.jar", "/usr/share/java/maven-shared-utils.jar", "/usr/share/java/jansi.jar"}
+		present := true
+		for _, j := range logger {
+			_, err := os.Stat(j)
+			present = present && err == nil
+		}
+		if present {
+			for k, j := range jars {
+				if strings.HasSuffix(j, "/slf4j-nop.jar") {
+					jars = append(append(jars[:k:k], logger...), jars[k+1:]...)
+					break
+				}
+			}
+		}
+		cmd = exec.Command("java", "-cp", strings.Join(jars, ":"),
 			"org.apache.zookeeper.server.quorum.QuorumPeerMain", "zoo.cfg")
 	default:
 		return fmt.Errorf("check: no implementation %q (zkd or zookeeper)", c.Impl)
@@ -276,4 +294,35 @@ func sortedInts(s []int) []int {
 	out := append([]int(nil), s...)
 	sort.Ints(out)
 	return out
+}
+
+// FreeBasePort finds a port p such that p, p+1 and p+2 are free on each
+// of 127.0.0.1..n: the client, quorum and election ports of an ensemble.
+func FreeBasePort(n int) (int, error) {
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+2 > 65535 {
+			continue
+		}
+		free := true
+		for i := 1; i <= n && free; i++ {
+			for p := base; p <= base+2 && free; p++ {
+				l, err := net.Listen("tcp", net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), fmt.Sprint(p)))
+				if err != nil {
+					free = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if free {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("check: no three free ports in a row on 127.0.0.1-%d", n)
 }

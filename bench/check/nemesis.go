@@ -5,7 +5,9 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -68,6 +70,31 @@ func newNetwork(c *Cluster) (*network, error) {
 		}
 	}
 	return n, nil
+}
+
+// removeStaleRules removes the chains of earlier runs whose process is
+// gone (killed before it could remove them).
+func removeStaleRules() {
+	for _, table := range []string{"filter", "mangle"} {
+		out, err := exec.Command("iptables", "-t", table, "-S").Output()
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			name, ok := strings.CutPrefix(line, "-N ")
+			if !ok || !strings.HasPrefix(name, "ZKCHECK") {
+				continue
+			}
+			_, pid, _ := strings.Cut(name, "-")
+			n, err := strconv.Atoi(pid)
+			if err != nil || n == os.Getpid() || syscall.Kill(n, 0) == nil {
+				continue
+			}
+			iptables("-t", table, "-D", "OUTPUT", "-j", name)
+			iptables("-t", table, "-F", name)
+			iptables("-t", table, "-X", name)
+		}
+	}
 }
 
 // partition cuts every link between members in different groups.
@@ -165,8 +192,8 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			return events
 		}
 		name := faults[k%len(faults)]
-		ev := FaultEvent{Name: name, Start: time.Now()}
 		leader := c.Leader()
+		ev := FaultEvent{Name: name, Start: time.Now()}
 		var undo func()
 		switch name {
 		case FaultKill, FaultKillLeader:

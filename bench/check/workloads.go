@@ -78,6 +78,15 @@ const (
 
 func registerPath(k int) string { return fmt.Sprintf("%s/r%d", registerRoot, k) }
 
+// keyGeneration is how long clients use one set of registers before they
+// move to fresh ones: a register's history stays short enough for the
+// linearizability check however long the run (Jepsen's independent keys).
+const keyGeneration = 5 * time.Second
+
+// registersPerGeneration numbers registers: key g*registersPerGeneration+k
+// is register k of generation g.
+const registersPerGeneration = 1000
+
 // client is one workload client: a session with one member, opened again
 // when it expires.
 type client struct {
@@ -110,7 +119,7 @@ func (cl *client) close() {
 }
 
 // setup creates the znodes the workloads use, through any member.
-func setup(addrs []string, keys int, timeout time.Duration) error {
+func setup(addrs []string, timeout time.Duration) error {
 	c, err := zkclient.Dial(addrs, timeout, nil)
 	if err != nil {
 		return err
@@ -118,11 +127,6 @@ func setup(addrs []string, keys int, timeout time.Duration) error {
 	defer c.Close()
 	for _, p := range []string{registerRoot, setRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
-			return err
-		}
-	}
-	for k := 0; k < keys; k++ {
-		if _, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
 	}
@@ -162,7 +166,8 @@ func getValue(c *zkclient.Conn, k int) (int, wire.Stat, error) {
 // getData and a setData at the version read, which is not made when the
 // value read is not the one expected (that cas tells nothing: its read
 // may be stale).
-func registerClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
+func registerClient(cl *client, keys int, start time.Time, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	made := map[int]bool{}
 	for {
 		select {
 		case <-stop:
@@ -174,7 +179,18 @@ func registerClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-cha
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		k := rng.Intn(keys)
+		gen := int(time.Since(start) / keyGeneration)
+		k := gen*registersPerGeneration + rng.Intn(keys)
+		if !made[k] {
+			// A generation's registers start at 0: the first client
+			// to use one creates it.
+			_, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0)
+			if err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				backOff(err)
+				continue
+			}
+			made[k] = true
+		}
 		op := Op{Client: cl.id, Key: k, Call: time.Now()}
 		switch r := rng.Intn(10); {
 		case r < 4:

@@ -76,6 +76,10 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		o.Dir = d
 	}
 	o.Dir, _ = filepath.Abs(o.Dir)
+	if entries, err := os.ReadDir(o.Dir); err == nil && len(entries) > 0 {
+		fmt.Fprintf(stderr, "zkbench check: %s is not empty: a run starts its servers on fresh directories\n", o.Dir)
+		return 2
+	}
 	fmt.Fprintf(stderr, "zkbench check: %s × %d, %v, workloads %s, faults %v, seed %d, in %s\n",
 		o.Impl, o.Servers, o.Duration, *workloads, o.Faults, o.Seed, o.Dir)
 	// Interrupted, the run still stops the servers and removes its
