@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,9 +125,13 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); registerClient(cl, o.Keys, rep.Start, rng, h, stop) }()
 			case "set":
 				go func() { defer wg.Done(); setClient(cl, h, stop) }()
+			case "ids":
+				go func() { defer wg.Done(); idsClient(cl, h, stop) }()
+			case "counter":
+				go func() { defer wg.Done(); counterClient(cl, h, stop) }()
 			default:
 				wg.Done()
-				return nil, fmt.Errorf("check: no workload %q (register, set)", w)
+				return nil, fmt.Errorf("check: no workload %q (register, set, ids, counter)", w)
 			}
 			id++
 		}
@@ -180,7 +185,7 @@ func Run(o Options) (*Report, error) {
 		case "register":
 			rep.Verdicts = append(rep.Verdicts, checkRegister(h.ops, filepath.Join(o.Dir, "register.html")))
 		case "set":
-			final, err := finalSet(c.Addrs(), 30*time.Second)
+			final, err := finalChildren(c.Addrs(), setRoot, 30*time.Second)
 			if err != nil {
 				return nil, fmt.Errorf("check: the set's final read: %w", err)
 			}
@@ -191,6 +196,18 @@ func Run(o Options) (*Report, error) {
 			sort.Strings(names)
 			os.WriteFile(filepath.Join(o.Dir, "set-final.txt"), []byte(strings.Join(names, "\n")+"\n"), 0o644)
 			rep.Verdicts = append(rep.Verdicts, checkSet(h.ops, final))
+		case "ids":
+			final, err := finalChildren(c.Addrs(), idsRoot, 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the ids' final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkIDs(h.ops, final))
+		case "counter":
+			final, err := finalCounter(c.Addrs(), 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the counter's final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkCounter(h.ops, final))
 		}
 	}
 	return rep, nil
@@ -436,6 +453,83 @@ func checkSet(ops []Op, final map[string]bool) Verdict {
 	}
 	if len(phantom) > 0 {
 		v.Summary += "; unexpected: " + strings.Join(first(phantom, 10), ", ")
+	}
+	return v
+}
+
+// checkIDs checks the unique ids: no id given twice, every id whose
+// create was acknowledged still there at the end, and nothing there that
+// no create was given or may have made.
+func checkIDs(ops []Op, final map[string]bool) Verdict {
+	given := map[string]int{}
+	var dup, lost []string
+	okCount, unknown := 0, 0
+	for _, op := range ops {
+		if op.Kind != "id" {
+			continue
+		}
+		switch op.Outcome {
+		case OK:
+			okCount++
+			name := strings.TrimPrefix(op.Elem, idsRoot+"/")
+			if given[name]++; given[name] == 2 {
+				dup = append(dup, name)
+			}
+			if !final[name] {
+				lost = append(lost, name)
+			}
+		case Unknown:
+			unknown++
+		}
+	}
+	// An unanswered create may have made one id each.
+	extra := 0
+	for name := range final {
+		if given[name] == 0 {
+			extra++
+		}
+	}
+	sort.Strings(dup)
+	sort.Strings(lost)
+	v := Verdict{Workload: "ids", Valid: len(dup) == 0 && len(lost) == 0 && extra <= unknown}
+	v.Summary = fmt.Sprintf("%d ids given, %d present at the end; %d creates without an answer, %d ids nobody was given; %d given twice, %d lost",
+		okCount, len(final), unknown, extra, len(dup), len(lost))
+	if len(dup) > 0 {
+		v.Summary += "; twice: " + strings.Join(first(dup, 10), ", ")
+	}
+	if len(lost) > 0 {
+		v.Summary += "; lost: " + strings.Join(first(lost, 10), ", ")
+	}
+	return v
+}
+
+// checkCounter checks the counter: its final value is the number of
+// increments that happened, so at least those acknowledged and at most
+// those plus the unanswered ones; and no two acknowledged increments
+// wrote the same value.
+func checkCounter(ops []Op, final int) Verdict {
+	okCount, unknown := 0, 0
+	wrote := map[int]int{}
+	var dup []string
+	for _, op := range ops {
+		if op.Kind != "incr" {
+			continue
+		}
+		switch op.Outcome {
+		case OK:
+			okCount++
+			if wrote[op.Value]++; wrote[op.Value] == 2 {
+				dup = append(dup, strconv.Itoa(op.Value))
+			}
+		case Unknown:
+			unknown++
+		}
+	}
+	v := Verdict{Workload: "counter", Valid: final >= okCount && final <= okCount+unknown && len(dup) == 0}
+	v.Summary = fmt.Sprintf("%d increments acknowledged, %d without an answer; the counter ends at %d (must be %d to %d); %d values written twice",
+		okCount, unknown, final, okCount, okCount+unknown, len(dup))
+	if len(dup) > 0 {
+		v.Summary += ": " + strings.Join(first(dup, 10), ", ")
 	}
 	return v
 }

@@ -72,6 +72,45 @@ func TestSetChecker(t *testing.T) {
 	}
 }
 
+// The ids and counter checkers on histories made by hand.
+func TestIDsAndCounterCheckers(t *testing.T) {
+	id := func(name string, o Outcome) Op { return Op{Kind: "id", Elem: idsRoot + "/" + name, Outcome: o} }
+	ids := []Op{id("id-0000000001", OK), id("id-0000000002", OK), {Kind: "id", Outcome: Unknown}}
+	for _, c := range []struct {
+		ops   []Op
+		final []string
+		valid bool
+	}{
+		{ids, []string{"id-0000000001", "id-0000000002"}, true},
+		{ids, []string{"id-0000000001", "id-0000000002", "id-0000000003"}, true},                   // the unanswered one
+		{ids, []string{"id-0000000001", "id-0000000002", "id-0000000003", "id-0000000004"}, false}, // one too many
+		{ids, []string{"id-0000000001"}, false},                                                    // lost
+		{append(ids, id("id-0000000002", OK)), []string{"id-0000000001", "id-0000000002"}, false},  // given twice
+	} {
+		final := map[string]bool{}
+		for _, e := range c.final {
+			final[e] = true
+		}
+		if v := checkIDs(c.ops, final); v.Valid != c.valid {
+			t.Errorf("ids %v: valid %v, want %v (%s)", c.final, v.Valid, c.valid, v.Summary)
+		}
+	}
+	incr := func(to int, o Outcome) Op { return Op{Kind: "incr", Value: to, Outcome: o} }
+	ops := []Op{incr(1, OK), incr(2, OK), incr(3, Unknown), {Kind: "incr-not-made", Outcome: Failed}}
+	for _, c := range []struct {
+		ops   []Op
+		final int
+		valid bool
+	}{
+		{ops, 2, true}, {ops, 3, true}, {ops, 1, false}, {ops, 4, false},
+		{append(ops, incr(2, OK)), 3, false}, // two acknowledged increments wrote 2
+	} {
+		if v := checkCounter(c.ops, c.final); v.Valid != c.valid {
+			t.Errorf("counter ending at %d: valid %v, want %v (%s)", c.final, v.Valid, c.valid, v.Summary)
+		}
+	}
+}
+
 // faultsHere are the faults this machine can make: partitions need root
 // and iptables, which make test installs.
 func faultsHere(t *testing.T) []string {
@@ -89,8 +128,8 @@ func runCheck(t *testing.T, o Options) *Report {
 		t.Fatal(err)
 	}
 	o.BasePort, o.Dir, o.Seed = port, t.TempDir(), time.Now().UnixNano()
-	o.Clients, o.Keys = 4, 3
-	o.Workloads = []string{"register", "set"}
+	o.Clients, o.Keys = 3, 3
+	o.Workloads = []string{"register", "set", "counter", "ids"}
 	// A fault lasts longer than syncLimit × tickTime (2.5 s), so that a cut
 	// or paused leader is noticed and replaced while it lasts.
 	o.Hold, o.Rest = 4*time.Second, 1500*time.Millisecond

@@ -74,6 +74,8 @@ var openACL = []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: 
 const (
 	registerRoot = "/check-register"
 	setRoot      = "/check-set"
+	idsRoot      = "/check-ids"
+	counterPath  = "/check-counter"
 )
 
 func registerPath(k int) string { return fmt.Sprintf("%s/r%d", registerRoot, k) }
@@ -125,10 +127,13 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
+	}
+	if _, err := c.Create(counterPath, []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+		return err
 	}
 	return nil
 }
@@ -248,17 +253,89 @@ func setClient(cl *client, h *history, stop <-chan struct{}) {
 	}
 }
 
-// finalSet reads the set after the faults, through a synced session.
-func finalSet(addrs []string, timeout time.Duration) (map[string]bool, error) {
+// backOff waits a little after a request that found no connection, so
+// that a client without a server does not spin.
+func backOff(err error) {
+	if errors.Is(err, zkclient.ErrNotConnected) || errors.Is(err, wire.ErrSessionExpired) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// idsClient takes unique ids: sequential znodes, the id the name the
+// server gives.
+func idsClient(cl *client, h *history, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		op := Op{Client: cl.id, Kind: "id", Call: time.Now()}
+		var name string
+		name, err = c.Create(idsRoot+"/id-", nil, openACL, wire.ModePersistentSequential, 0)
+		op.Return, op.Outcome, op.Elem = time.Now(), outcomeOf(err), name
+		if err != nil {
+			op.Err = err.Error()
+		}
+		h.add(op)
+		backOff(err)
+	}
+}
+
+// counterClient increments the counter: a getData, then a setData of
+// the value plus one at the version read; a refused setData (another
+// increment came first) is not an increment.
+func counterClient(cl *client, h *history, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		op := Op{Client: cl.id, Kind: "incr", Call: time.Now()}
+		data, st, err := c.Get(counterPath, false)
+		if err == nil {
+			var v int
+			if v, err = strconv.Atoi(string(data)); err == nil {
+				op.From, op.Value = v, v+1
+				_, err = c.Set(counterPath, []byte(strconv.Itoa(v+1)), st.Version)
+				op.Outcome = outcomeOf(err)
+			}
+		}
+		if op.Value == 0 { // the read failed: nothing written
+			op.Kind, op.Outcome = "incr-not-made", Failed
+		}
+		op.Return = time.Now()
+		if err != nil {
+			op.Err = err.Error()
+		}
+		h.add(op)
+		backOff(err)
+	}
+}
+
+// finalChildren and finalCounter read the workloads' state after the
+// faults, through a synced session.
+func finalChildren(addrs []string, path string, timeout time.Duration) (map[string]bool, error) {
 	c, err := zkclient.Dial(addrs, timeout, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	if err := c.Sync(setRoot); err != nil {
+	if err := c.Sync(path); err != nil {
 		return nil, err
 	}
-	kids, _, err := c.Children(setRoot, false)
+	kids, _, err := c.Children(path, false)
 	if err != nil {
 		return nil, err
 	}
@@ -269,10 +346,18 @@ func finalSet(addrs []string, timeout time.Duration) (map[string]bool, error) {
 	return out, nil
 }
 
-// backOff waits a little after a request that found no connection, so
-// that a client without a server does not spin.
-func backOff(err error) {
-	if errors.Is(err, zkclient.ErrNotConnected) || errors.Is(err, wire.ErrSessionExpired) {
-		time.Sleep(20 * time.Millisecond)
+func finalCounter(addrs []string, timeout time.Duration) (int, error) {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return 0, err
 	}
+	defer c.Close()
+	if err := c.Sync(counterPath); err != nil {
+		return 0, err
+	}
+	data, _, err := c.Get(counterPath, false)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(string(data))
 }
