@@ -166,161 +166,11 @@ func getValue(c *zkclient.Conn, k int) (int, wire.Stat, error) {
 	return v, st, nil
 }
 
-// registerClient runs reads, writes and compare-and-sets on random
-// registers until stop: a read as readValue; a write a setData; a cas a
-// getData and a setData at the version read, which is not made when the
-// value read is not the one expected (that cas tells nothing: its read
-// may be stale).
-func registerClient(cl *client, keys int, start time.Time, rng *rand.Rand, h *history, stop <-chan struct{}) {
-	made := map[int]bool{}
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		gen := int(time.Since(start) / keyGeneration)
-		k := gen*registersPerGeneration + rng.Intn(keys)
-		if !made[k] {
-			// A generation's registers start at 0: the first client
-			// to use one creates it.
-			_, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0)
-			if err != nil && !errors.Is(err, wire.ErrNodeExists) {
-				backOff(err)
-				continue
-			}
-			made[k] = true
-		}
-		op := Op{Client: cl.id, Key: k, Call: time.Now()}
-		switch r := rng.Intn(10); {
-		case r < 4:
-			op.Kind = "read"
-			op.Value, err = readValue(c, k)
-			op.Outcome = outcomeOf(err)
-		case r < 7:
-			op.Kind, op.Value = "write", 1+rng.Intn(5)
-			_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), -1)
-			op.Outcome = outcomeOf(err)
-		default:
-			op.Kind, op.From, op.Value = "cas", rng.Intn(6), 1+rng.Intn(5)
-			var v int
-			var st wire.Stat
-			v, st, err = getValue(c, k)
-			switch {
-			case err != nil, v != op.From:
-				// Nothing was written: the cas was not made.
-				op.Kind, op.Outcome = "cas-not-made", Failed
-			default:
-				_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), st.Version)
-				op.Outcome = outcomeOf(err)
-			}
-		}
-		op.Return = time.Now()
-		if err != nil {
-			op.Err = err.Error()
-		}
-		h.add(op)
-		backOff(err)
-	}
-}
-
-// setClient adds unique elements to the set (a create each) until stop.
-func setClient(cl *client, h *history, stop <-chan struct{}) {
-	for n := 0; ; n++ {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		op := Op{Client: cl.id, Kind: "add", Elem: fmt.Sprintf("e-%d-%d", cl.id, n), Call: time.Now()}
-		_, err = c.Create(setRoot+"/"+op.Elem, nil, openACL, wire.ModePersistent, 0)
-		op.Return, op.Outcome = time.Now(), outcomeOf(err)
-		if err != nil {
-			op.Err = err.Error()
-		}
-		h.add(op)
-		backOff(err)
-	}
-}
-
 // backOff waits a little after a request that found no connection, so
 // that a client without a server does not spin.
 func backOff(err error) {
 	if errors.Is(err, zkclient.ErrNotConnected) || errors.Is(err, wire.ErrSessionExpired) {
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// idsClient takes unique ids: sequential znodes, the id the name the
-// server gives.
-func idsClient(cl *client, h *history, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		op := Op{Client: cl.id, Kind: "id", Call: time.Now()}
-		var name string
-		name, err = c.Create(idsRoot+"/id-", nil, openACL, wire.ModePersistentSequential, 0)
-		op.Return, op.Outcome, op.Elem = time.Now(), outcomeOf(err), name
-		if err != nil {
-			op.Err = err.Error()
-		}
-		h.add(op)
-		backOff(err)
-	}
-}
-
-// counterClient increments the counter: a getData, then a setData of
-// the value plus one at the version read; a refused setData (another
-// increment came first) is not an increment.
-func counterClient(cl *client, h *history, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		op := Op{Client: cl.id, Kind: "incr", Call: time.Now()}
-		data, st, err := c.Get(counterPath, false)
-		if err == nil {
-			var v int
-			if v, err = strconv.Atoi(string(data)); err == nil {
-				op.From, op.Value = v, v+1
-				_, err = c.Set(counterPath, []byte(strconv.Itoa(v+1)), st.Version)
-				op.Outcome = outcomeOf(err)
-			}
-		}
-		if op.Value == 0 { // the read failed: nothing written
-			op.Kind, op.Outcome = "incr-not-made", Failed
-		}
-		op.Return = time.Now()
-		if err != nil {
-			op.Err = err.Error()
-		}
-		h.add(op)
-		backOff(err)
 	}
 }
 
@@ -360,4 +210,121 @@ func finalCounter(addrs []string, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(string(data))
+}
+
+// loop runs step on cl's session until stop and records each operation:
+// step says what it did (its kind, values and outcome), loop adds the
+// client, the times and the error. A step that leaves the kind empty did
+// nothing worth recording.
+func loop(cl *client, h *history, stop <-chan struct{}, step func(c *zkclient.Conn, op *Op) error) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		op := Op{Client: cl.id, Call: time.Now()}
+		err = step(c, &op)
+		if op.Kind != "" {
+			op.Return = time.Now()
+			if err != nil {
+				op.Err = err.Error()
+			}
+			h.add(op)
+		}
+		backOff(err)
+	}
+}
+
+// registerClient runs reads, writes and compare-and-sets on random
+// registers of the current generation: a read as readValue; a write a
+// setData; a cas a getData and a setData at the version read, not made
+// when the value read is not the one expected (that cas tells nothing:
+// its read may be stale).
+func registerClient(cl *client, keys int, start time.Time, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	made := map[int]bool{}
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		k := int(time.Since(start)/keyGeneration)*registersPerGeneration + rng.Intn(keys)
+		if !made[k] {
+			// A generation's registers start at 0: the first client
+			// to use one creates it.
+			_, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0)
+			if err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				return err
+			}
+			made[k] = true
+		}
+		op.Key = k
+		var err error
+		switch r := rng.Intn(10); {
+		case r < 4:
+			op.Kind = "read"
+			op.Value, err = readValue(c, k)
+			op.Outcome = outcomeOf(err)
+		case r < 7:
+			op.Kind, op.Value = "write", 1+rng.Intn(5)
+			_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), -1)
+			op.Outcome = outcomeOf(err)
+		default:
+			op.Kind, op.From, op.Value = "cas", rng.Intn(6), 1+rng.Intn(5)
+			var v int
+			var st wire.Stat
+			v, st, err = getValue(c, k)
+			if err != nil || v != op.From {
+				op.Kind, op.Outcome = "cas-not-made", Failed // nothing written
+				break
+			}
+			_, err = c.Set(registerPath(k), []byte(strconv.Itoa(op.Value)), st.Version)
+			op.Outcome = outcomeOf(err)
+		}
+		return err
+	})
+}
+
+// setClient adds unique elements to the set (a create each).
+func setClient(cl *client, h *history, stop <-chan struct{}) {
+	n := 0
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		op.Kind, op.Elem = "add", fmt.Sprintf("e-%d-%d", cl.id, n)
+		n++
+		_, err := c.Create(setRoot+"/"+op.Elem, nil, openACL, wire.ModePersistent, 0)
+		op.Outcome = outcomeOf(err)
+		return err
+	})
+}
+
+// idsClient takes unique ids: sequential znodes, the id the name the
+// server gives.
+func idsClient(cl *client, h *history, stop <-chan struct{}) {
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		name, err := c.Create(idsRoot+"/id-", nil, openACL, wire.ModePersistentSequential, 0)
+		op.Kind, op.Elem, op.Outcome = "id", name, outcomeOf(err)
+		return err
+	})
+}
+
+// counterClient increments the counter: a getData, then a setData of the
+// value plus one at the version read; a refused setData (another
+// increment came first) is not an increment.
+func counterClient(cl *client, h *history, stop <-chan struct{}) {
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		op.Kind, op.Outcome = "incr-not-made", Failed
+		data, st, err := c.Get(counterPath, false)
+		if err != nil {
+			return err
+		}
+		v, err := strconv.Atoi(string(data))
+		if err != nil {
+			return err
+		}
+		op.Kind, op.From, op.Value = "incr", v, v+1
+		_, err = c.Set(counterPath, []byte(strconv.Itoa(v+1)), st.Version)
+		op.Outcome = outcomeOf(err)
+		return err
+	})
 }
