@@ -3,6 +3,7 @@ package check
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,13 @@ func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
 	}
 	if made < 4 {
 		t.Fatalf("only %d faults were made", made)
+	}
+	png := filepath.Join(t.TempDir(), "timeline.png")
+	if err := Timeline(png, r); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() < 10000 {
+		t.Fatalf("the timeline: %v, %v", st, err)
 	}
 }
 

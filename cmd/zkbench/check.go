@@ -34,6 +34,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	rest := fs.Duration("fault-every", 3*time.Second, "the quiet time between faults")
 	seed := fs.Int64("seed", time.Now().UnixNano(), "random seed (the run prints it)")
 	dir := fs.String("dir", "", "where the members' directories, logs and the drawn history go (default: a new temporary directory)")
+	plotFile := fs.String("plot", "", "draw the run's timeline (operations per second, latency, the faults) into FILE.png or .svg (default: timeline.png in --dir)")
 	faultEnv := fs.String("zkd-faults", "", "ZKD_FAULTS for every zkd: a planted bug, to see the checker find it")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -111,6 +112,15 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	check.WriteReport(stdout, res.r)
+	plot := *plotFile
+	if plot == "" {
+		plot = filepath.Join(o.Dir, "timeline.png")
+	}
+	if err := check.Timeline(plot, res.r); err != nil {
+		fmt.Fprintf(stderr, "zkbench check: the timeline: %v\n", err)
+	} else {
+		fmt.Fprintf(stdout, "timeline: %s\n", plot)
+	}
 	if !res.r.Valid() {
 		return 1
 	}

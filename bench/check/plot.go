@@ -1,0 +1,174 @@
+package check
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// plotBucket is the width of one point of the timeline.
+const plotBucket = 500 * time.Millisecond
+
+// Timeline draws a run into file (.png or .svg): above, the operations
+// per second that happened, that the server refused (a compare-and-set
+// that lost its race, say) and that got no answer; below, the 99th percentile latency of those that happened;
+// each fault a shaded band over both, named at the top.
+func Timeline(file string, r *Report) error {
+	ext := strings.ToLower(filepath.Ext(file))
+	if ext != ".png" && ext != ".svg" {
+		return fmt.Errorf("check: plot file %s: use .png or .svg", file)
+	}
+	if len(r.Ops) == 0 {
+		return fmt.Errorf("check: no operations to draw")
+	}
+	end := r.Start
+	for _, op := range r.Ops {
+		if op.Return.After(end) {
+			end = op.Return
+		}
+	}
+	n := int(end.Sub(r.Start)/plotBucket) + 1
+	ok, refused, unknown := make([]float64, n), make([]float64, n), make([]float64, n)
+	lat := make([][]float64, n)
+	for _, op := range r.Ops {
+		b := int(op.Return.Sub(r.Start) / plotBucket)
+		if b < 0 || b >= n {
+			continue
+		}
+		switch op.Outcome {
+		case OK:
+			ok[b]++
+			lat[b] = append(lat[b], float64(op.Return.Sub(op.Call).Microseconds())/1000)
+		case Failed:
+			refused[b]++
+		default:
+			unknown[b]++
+		}
+	}
+	per := float64(time.Second / plotBucket)
+	rate := func(counts []float64) plotter.XYs {
+		xy := make(plotter.XYs, n)
+		for i, c := range counts {
+			xy[i] = plotter.XY{X: float64(i) * plotBucket.Seconds(), Y: c * per}
+		}
+		return xy
+	}
+	var p99 plotter.XYs
+	for i, l := range lat {
+		if len(l) == 0 {
+			continue
+		}
+		sort.Float64s(l)
+		p99 = append(p99, plotter.XY{X: float64(i) * plotBucket.Seconds(), Y: l[len(l)*99/100]})
+	}
+
+	top := plot.New()
+	top.Title.Text = "operations per second"
+	top.X.Label.Text = "seconds"
+	ymax := 0.0
+	for _, xy := range rate(ok) {
+		ymax = max(ymax, xy.Y)
+	}
+	top.Y.Max = ymax * 1.15
+	bottom := plot.New()
+	bottom.Title.Text = "99th percentile latency of the operations that happened (ms)"
+	bottom.X.Label.Text = "seconds"
+	lmax := 0.0
+	for _, xy := range p99 {
+		lmax = max(lmax, xy.Y)
+	}
+	bottom.Y.Max = lmax * 1.15
+	for _, panel := range []*plot.Plot{top, bottom} {
+		if err := shadeFaults(panel, r); err != nil {
+			return err
+		}
+	}
+	for _, line := range []struct {
+		xy    plotter.XYs
+		name  string
+		color color.RGBA
+		p     *plot.Plot
+	}{
+		{rate(ok), "happened", color.RGBA{R: 30, G: 100, B: 200, A: 255}, top},
+		{rate(refused), "refused", color.RGBA{R: 120, G: 120, B: 120, A: 255}, top},
+		{rate(unknown), "no answer", color.RGBA{R: 200, G: 60, B: 40, A: 255}, top},
+		{p99, "p99", color.RGBA{R: 30, G: 100, B: 200, A: 255}, bottom},
+	} {
+		if len(line.xy) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(line.xy)
+		if err != nil {
+			return err
+		}
+		l.Color = line.color
+		line.p.Add(l)
+		line.p.Legend.Add(line.name, l)
+	}
+
+	w, h := 26*vg.Centimeter, 18*vg.Centimeter
+	var canvas vg.CanvasWriterTo
+	if ext == ".png" {
+		canvas = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))}
+	} else {
+		canvas = vgsvg.New(w, h)
+	}
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Centimeter, PadTop: vg.Millimeter * 4,
+		PadBottom: vg.Millimeter * 4, PadLeft: vg.Millimeter * 4, PadRight: vg.Millimeter * 4}
+	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, draw.New(canvas))
+	top.Draw(canvases[0][0])
+	bottom.Draw(canvases[1][0])
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := canvas.WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// shadeFaults puts a band over p for each fault made, its name and
+// target above it.
+func shadeFaults(p *plot.Plot, r *Report) error {
+	var labels plotter.XYLabels
+	for _, f := range r.Faults {
+		if f.Err != "" {
+			continue
+		}
+		x0, x1 := f.Start.Sub(r.Start).Seconds(), f.End.Sub(r.Start).Seconds()
+		band, err := plotter.NewPolygon(plotter.XYs{{X: x0, Y: 0}, {X: x1, Y: 0}, {X: x1, Y: p.Y.Max}, {X: x0, Y: p.Y.Max}})
+		if err != nil {
+			return err
+		}
+		band.Color = color.NRGBA{R: 240, G: 200, B: 80, A: 90}
+		band.LineStyle.Width = 0
+		p.Add(band)
+		labels.XYs = append(labels.XYs, plotter.XY{X: x0, Y: p.Y.Max * 0.97})
+		labels.Labels = append(labels.Labels, fmt.Sprintf("%s %v", f.Name, f.Target))
+	}
+	if len(labels.XYs) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].Font.Size = vg.Points(7)
+	}
+	p.Add(l)
+	return nil
+}
