@@ -1,15 +1,17 @@
 package check
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"zkd/bench/zkref/zkreftest"
-	"zkd/engine/zkdtest"
 )
 
 // The register checker on histories made by hand: a read of a value no
@@ -112,6 +114,40 @@ func TestIDsAndCounterCheckers(t *testing.T) {
 	}
 }
 
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built != "" {
+		os.RemoveAll(filepath.Dir(built))
+	}
+	os.Exit(code)
+}
+
+// zkdBinary builds zkd from this checkout once for the package's tests
+// (bench is a client of the server: it does not import it).
+func zkdBinary(t *testing.T) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "check-zkd-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = filepath.Join(dir, "zkd")
+		if out, err := exec.Command("go", "build", "-o", built, "zkd/cmd/zkd").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build zkd/cmd/zkd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
 // faultsHere are the faults this machine can make: partitions need root
 // and iptables, which make test installs.
 func faultsHere(t *testing.T) []string {
@@ -152,7 +188,7 @@ func runCheck(t *testing.T, o Options) *Report {
 // zkd, three servers, every fault this machine can make, one after the
 // other: the register stays linearizable and no acknowledged add is lost.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdtest.Binary(t), Servers: 3, Duration: 30 * time.Second, Faults: faultsHere(t)})
+	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: 30 * time.Second, Faults: faultsHere(t)})
 	if !r.Valid() {
 		t.Fatal("zkd failed the check (the report above; the history is in the test's directory)")
 	}
@@ -182,7 +218,7 @@ func TestCheckerFindsALeaderThatAcksBeforeQuorum(t *testing.T) {
 	if err := CanPartition(); err != nil {
 		t.Skipf("SKIPPED: the planted bug shows under a partition: %v", err)
 	}
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdtest.Binary(t), Servers: 3, Duration: 12 * time.Second,
+	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: 12 * time.Second,
 		Faults: []string{FaultPartitionLeader}, Env: []string{"ZKD_FAULTS=ack-before-quorum"}})
 	for _, v := range r.Verdicts {
 		if v.Valid {
