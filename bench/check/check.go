@@ -129,9 +129,11 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); idsClient(cl, h, stop) }()
 			case "counter":
 				go func() { defer wg.Done(); counterClient(cl, h, stop) }()
+			case "sessions":
+				go func() { defer wg.Done(); sessionsClient(cl, rng, h, stop) }()
 			default:
 				wg.Done()
-				return nil, fmt.Errorf("check: no workload %q (register, set, ids, counter)", w)
+				return nil, fmt.Errorf("check: no workload %q (register, set, counter, ids, sessions)", w)
 			}
 			id++
 		}
@@ -202,6 +204,15 @@ func Run(o Options) (*Report, error) {
 				return nil, fmt.Errorf("check: the ids' final read: %w", err)
 			}
 			rep.Verdicts = append(rep.Verdicts, checkIDs(h.ops, final))
+		case "sessions":
+			// The sessions whose close got no answer expire within
+			// their timeout; then no ephemeral may be left.
+			time.Sleep(timeout + 2*time.Second)
+			final, err := finalChildren(c.Addrs(), ephRoot, 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the ephemerals' final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkSessions(h.ops, final))
 		case "counter":
 			final, err := finalCounter(c.Addrs(), 30*time.Second)
 			if err != nil {
@@ -530,6 +541,37 @@ func checkCounter(ops []Op, final int) Verdict {
 		okCount, unknown, final, okCount, okCount+unknown, len(dup))
 	if len(dup) > 0 {
 		v.Summary += ": " + strings.Join(first(dup, 10), ", ")
+	}
+	return v
+}
+
+// checkSessions checks that an ephemeral is there while its session
+// lives and gone once its session's close is acknowledged, and that none
+// is left when every session has closed or expired.
+func checkSessions(ops []Op, final map[string]bool) Verdict {
+	counts := map[string]int{}
+	var bad []string
+	for _, op := range ops {
+		if !strings.HasPrefix(op.Kind, "eph-") {
+			continue
+		}
+		counts[op.Kind+"/"+op.Outcome.String()]++
+		if (op.Kind == "eph-alive" || op.Kind == "eph-closed") && op.Outcome == Failed {
+			bad = append(bad, op.Elem+": "+op.Err)
+		}
+	}
+	var left []string
+	for e := range final {
+		left = append(left, e)
+	}
+	sort.Strings(left)
+	v := Verdict{Workload: "sessions", Valid: len(bad) == 0 && len(left) == 0}
+	v.Summary = fmt.Sprintf("%s; %d wrong, %d ephemerals left at the end", countsString(counts), len(bad), len(left))
+	if len(bad) > 0 {
+		v.Summary += "; " + strings.Join(first(bad, 5), "; ")
+	}
+	if len(left) > 0 {
+		v.Summary += "; left: " + strings.Join(first(left, 10), ", ")
 	}
 	return v
 }

@@ -112,6 +112,16 @@ func TestIDsAndCounterCheckers(t *testing.T) {
 			t.Errorf("counter ending at %d: valid %v, want %v (%s)", c.final, v.Valid, c.valid, v.Summary)
 		}
 	}
+	eph := []Op{{Kind: "eph-create", Outcome: OK}, {Kind: "eph-alive", Outcome: OK}, {Kind: "eph-alive", Outcome: Unknown}, {Kind: "eph-closed", Outcome: OK}}
+	if v := checkSessions(eph, nil); !v.Valid {
+		t.Errorf("sessions: %s", v.Summary)
+	}
+	if v := checkSessions(append(eph, Op{Kind: "eph-alive", Outcome: Failed}), nil); v.Valid {
+		t.Errorf("an ephemeral gone while its session lived passed: %s", v.Summary)
+	}
+	if v := checkSessions(eph, map[string]bool{"c1-s0": true}); v.Valid {
+		t.Errorf("an ephemeral left at the end passed: %s", v.Summary)
+	}
 }
 
 var (
@@ -166,7 +176,7 @@ func runCheck(t *testing.T, o Options) *Report {
 	}
 	o.BasePort, o.Dir, o.Seed = port, t.TempDir(), time.Now().UnixNano()
 	o.Clients, o.Keys = 3, 3
-	o.Workloads = []string{"register", "set", "counter", "ids"}
+	o.Workloads = []string{"register", "set", "counter", "ids", "sessions"}
 	// A fault lasts longer than syncLimit × tickTime (2.5 s), so that a cut
 	// or paused leader is noticed and replaced while it lasts.
 	o.Hold, o.Rest = 4*time.Second, 1500*time.Millisecond

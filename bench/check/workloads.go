@@ -75,6 +75,7 @@ const (
 	registerRoot = "/check-register"
 	setRoot      = "/check-set"
 	idsRoot      = "/check-ids"
+	ephRoot      = "/check-eph"
 	counterPath  = "/check-counter"
 )
 
@@ -127,7 +128,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
@@ -327,4 +328,80 @@ func counterClient(cl *client, h *history, stop <-chan struct{}) {
 		op.Outcome = outcomeOf(err)
 		return err
 	})
+}
+
+// sessionsClient checks ephemerals against their sessions, a session at
+// a time: it opens one, creates an ephemeral, reads it back through the
+// same session a few times (a sync, then exists: it must be there while
+// the session lives), closes the session, and looks through another
+// session (its own, kept for that) that the ephemeral is gone once the
+// close was acknowledged.
+func sessionsClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		watcher, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s, err := zkclient.Dial([]string{cl.addr}, cl.timeout, nil)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		path := fmt.Sprintf("%s/c%d-s%d", ephRoot, cl.id, n)
+		n++
+		op := Op{Client: cl.id, Kind: "eph-create", Elem: path, Call: time.Now()}
+		_, err = s.Create(path, nil, openACL, wire.ModeEphemeral, 0)
+		op.Return, op.Outcome = time.Now(), outcomeOf(err)
+		h.add(op)
+		if err == nil {
+			for i := 1 + rng.Intn(5); i > 0; i-- {
+				op := Op{Client: cl.id, Kind: "eph-alive", Elem: path, Call: time.Now()}
+				var ok bool
+				if err = s.Sync(path); err == nil {
+					_, ok, err = s.Exists(path, false)
+				}
+				op.Return = time.Now()
+				switch {
+				case err != nil:
+					op.Outcome, op.Err = Unknown, err.Error() // nothing learned
+				case ok:
+					op.Outcome = OK
+				default:
+					op.Outcome, op.Err = Failed, "the ephemeral is gone while its session lives"
+				}
+				h.add(op)
+				if err != nil {
+					break
+				}
+				time.Sleep(time.Duration(rng.Intn(100)) * time.Millisecond)
+			}
+		}
+		closed := s.Close() == nil
+		if !closed || op.Outcome != OK {
+			continue
+		}
+		gone := Op{Client: cl.id, Kind: "eph-closed", Elem: path, Call: time.Now()}
+		var there bool
+		if err = watcher.Sync(path); err == nil {
+			_, there, err = watcher.Exists(path, false)
+		}
+		gone.Return = time.Now()
+		switch {
+		case err != nil:
+			gone.Outcome, gone.Err = Unknown, err.Error()
+		case there:
+			gone.Outcome, gone.Err = Failed, "the ephemeral outlives its session's acknowledged close"
+		default:
+			gone.Outcome = OK
+		}
+		h.add(gone)
+		backOff(err)
+	}
 }

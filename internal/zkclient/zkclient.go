@@ -409,20 +409,23 @@ func (c *Conn) setState(s wire.KeeperState) {
 	c.onEvent(Event{Type: wire.EventNone, State: s})
 }
 
-// Close closes the session and the connection.
-func (c *Conn) Close() {
+// Close closes the session and the connection. It returns nil when the
+// server acknowledged the session's close (its ephemerals are gone then),
+// an error when it could not be asked or did not answer.
+func (c *Conn) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return wire.ErrConnectionLoss
 	}
 	nc := c.nc
 	c.mu.Unlock()
+	err := error(ErrNotConnected)
 	if nc != nil {
 		c.mu.Lock()
 		c.closing = true
 		c.mu.Unlock()
-		c.Call(wire.OpCloseSession, nil, nil)
+		err = c.Call(wire.OpCloseSession, nil, nil)
 	}
 	c.mu.Lock()
 	c.closed = true
@@ -433,6 +436,7 @@ func (c *Conn) Close() {
 		nc.Close()
 	}
 	c.setState(StateClosed)
+	return err
 }
 
 // Call sends a request of type op with body req (nil for none) and waits
