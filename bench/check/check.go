@@ -600,7 +600,32 @@ func countsString(m map[string]int) string {
 // operations, as a table.
 func WriteReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "faults:\n")
+	if len(r.Faults) > 20 {
+		// A long run: how many of each, the list in history.jsonl.
+		made, not := map[string]int{}, map[string]int{}
+		var names []string
+		for _, f := range r.Faults {
+			if made[f.Name]+not[f.Name] == 0 {
+				names = append(names, f.Name)
+			}
+			if f.Err != "" {
+				not[f.Name]++
+			} else {
+				made[f.Name]++
+			}
+		}
+		for _, n := range names {
+			fmt.Fprintf(w, "  %-18s %4d made", n, made[n])
+			if not[n] > 0 {
+				fmt.Fprintf(w, ", %d could not be", not[n])
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	for _, f := range r.Faults {
+		if len(r.Faults) > 20 {
+			break
+		}
 		status := fmt.Sprintf("%6.1fs–%6.1fs", f.Start.Sub(r.Start).Seconds(), f.End.Sub(r.Start).Seconds())
 		if f.Err != "" {
 			status += "  not made: " + f.Err
