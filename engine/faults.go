@@ -14,13 +14,16 @@ type faults struct {
 	ackBeforeQuorum bool
 }
 
-func parseFaults(s string) faults {
-	var f faults
+// parseFaults reads ZKD_FAULTS; unknown are the names it does not know.
+func parseFaults(s string) (f faults, unknown []string) {
 	for _, name := range strings.Split(s, ",") {
-		switch strings.TrimSpace(name) {
+		switch name = strings.TrimSpace(name); name {
+		case "":
 		case "ack-before-quorum":
 			f.ackBeforeQuorum = true
+		default:
+			unknown = append(unknown, name)
 		}
 	}
-	return f
+	return f, unknown
 }

@@ -138,9 +138,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
 	}
-	s.faults = parseFaults(os.Getenv("ZKD_FAULTS"))
+	var unknownFaults []string
+	s.faults, unknownFaults = parseFaults(os.Getenv("ZKD_FAULTS"))
 	if s.faults != (faults{}) {
 		s.log.Warn("ZKD_FAULTS: this server has bugs planted on purpose and must not hold data anyone needs", "faults", os.Getenv("ZKD_FAULTS"))
+	}
+	if len(unknownFaults) > 0 {
+		s.log.Warn("ZKD_FAULTS names faults there are none of; ignored", "unknown", strings.Join(unknownFaults, ","))
 	}
 	// The client port first: a port in use, or an address that does not
 	// resolve, should stop the server before it spends time recovering.
