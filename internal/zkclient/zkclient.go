@@ -145,7 +145,14 @@ func (c *Conn) connect(deadline time.Time) error {
 			req.Passwd = make([]byte, 16)
 		}
 		c.mu.Unlock()
-		nc, resp, err := handshake(c.servers[i], &req, deadline)
+		// Each server gets its share of the time, as a Java client's
+		// connect timeout: a paused one must not keep the session from
+		// the others.
+		try := time.Now().Add(max(time.Second, c.timeout/time.Duration(len(c.servers))))
+		if try.After(deadline) {
+			try = deadline
+		}
+		nc, resp, err := handshake(c.servers[i], &req, try)
 		if err == nil && resp.TimeOut <= 0 {
 			nc.Close()
 			c.setState(wire.StateExpired)

@@ -102,3 +102,20 @@ func TestExpiredSession(t *testing.T) {
 		}
 	}
 }
+
+// A server that accepts connections and never answers (paused) takes only
+// its share of the time: the session is opened on the next server.
+func TestAPausedServerDoesNotHoldTheSession(t *testing.T) {
+	paused, good := zkdtest.Start(t, nil), zkdtest.Start(t, nil)
+	paused.Pause()
+	defer paused.Resume()
+	start := time.Now()
+	c, err := zkclient.Dial([]string{paused.Addr, good.Addr}, 6*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Server() != good.Addr || time.Since(start) > 5*time.Second {
+		t.Fatalf("session on %s after %v; want %s, within the paused server's share (3 s) and a little", c.Server(), time.Since(start), good.Addr)
+	}
+}
