@@ -22,6 +22,7 @@ import (
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/internal/zkclient"
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
@@ -1367,5 +1368,57 @@ func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
 		case wire.PacketPing:
 			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
 		}
+	}
+}
+
+// A session whose client asked a follower to close it just as the leader
+// stopped answering (the closeSession handed on and lost with the leader)
+// is still open when that follower becomes the leader, and must expire
+// like any other: its ephemeral goes. The new leader used to keep the
+// session's closing mark and never expire it, and the ephemeral stayed
+// for good (zkbench check's sessions workload found it).
+func TestSessionWhoseCloseWasLostWithTheLeaderExpires(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, map[string]string{"tickTime": "500"})
+	if l := e.Leader(); l != 3 {
+		t.Skipf("SKIPPED: server %d leads; the test needs 3 (the highest id, as a fresh ensemble elects)", l)
+	}
+	// The session on server 2, which wins the next election against 1
+	// (same zxid, higher id). Its client does not ask again once its
+	// connection breaks (go-zookeeper would send the close again to the
+	// new leader, which would hide the bug).
+	c, err := zkclient.Dial([]string{e.Servers[2].Addr}, 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	if _, err := c.Create("/owned", nil, open, wire.ModeEphemeral, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.Servers[3].Pause()
+	defer e.Servers[3].Resume()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }() // handed on to the paused leader
+	deadline := time.Now().Add(30 * time.Second)
+	for e.Servers[2].Mode() != "leader" {
+		if time.Now().After(deadline) {
+			t.Fatalf("server 2 is %q 30 s after the leader's pause", e.Servers[2].Mode())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := <-closed; err == nil {
+		t.Fatal("the close was acknowledged: the leader's pause came too late to lose it")
+	}
+	other := connect(t, e.Servers[1].Addr)
+	deadline = time.Now().Add(20 * time.Second) // the 2 s session, many times over
+	for {
+		if _, err := other.Sync("/owned"); err == nil {
+			if ok, _, err := other.Exists("/owned"); err == nil && !ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ephemeral of a session whose close was lost with the old leader is still there 20 s after its 2 s timeout")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

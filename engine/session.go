@@ -170,7 +170,8 @@ func (t *sessionTable) expired(now int64) []*session {
 }
 
 // reset makes the table hold exactly the sessions of list, each expiring
-// its timeout from now; a session it held already keeps its record.
+// its timeout from now; a session it held already keeps its record, but
+// not a closing mark.
 func (t *sessionTable) reset(list []ztree.Session, now int64) {
 	t.mu.Lock()
 	old := t.byID
@@ -184,6 +185,11 @@ func (t *sessionTable) reset(list []ztree.Session, now int64) {
 			s = &session{id: se.ID}
 			s.timeout.Store(se.Timeout)
 		}
+		// A session in the list is open: a closeSession this server
+		// handed on before (to a leader that is gone) did not commit,
+		// and the session must expire like any other, or its ephemerals
+		// would outlive it.
+		s.closing.Store(false)
 		d := roundUp(now+int64(s.timeout.Load()), t.tick)
 		s.deadline.Store(d)
 		t.byID[se.ID] = s

@@ -131,9 +131,11 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); counterClient(cl, h, stop) }()
 			case "sessions":
 				go func() { defer wg.Done(); sessionsClient(cl, rng, h, stop) }()
+			case "queue":
+				go func() { defer wg.Done(); queueClient(cl, rng, h, stop) }()
 			default:
 				wg.Done()
-				return nil, fmt.Errorf("check: no workload %q (register, set, counter, ids, sessions)", w)
+				return nil, fmt.Errorf("check: no workload %q (register, set, counter, ids, sessions, queue)", w)
 			}
 			id++
 		}
@@ -213,6 +215,12 @@ func Run(o Options) (*Report, error) {
 				return nil, fmt.Errorf("check: the ephemerals' final read: %w", err)
 			}
 			rep.Verdicts = append(rep.Verdicts, checkSessions(h.ops, final))
+		case "queue":
+			final, err := finalQueue(c.Addrs(), 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the queue's final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkQueue(h.ops, final))
 		case "counter":
 			final, err := finalCounter(c.Addrs(), 30*time.Second)
 			if err != nil {
@@ -572,6 +580,72 @@ func checkSessions(ops []Op, final map[string]bool) Verdict {
 	}
 	if len(left) > 0 {
 		v.Summary += "; left: " + strings.Join(first(left, 10), ", ")
+	}
+	return v
+}
+
+// checkQueue checks the queue: every element whose enqueue was
+// acknowledged was dequeued once or is still there, none was dequeued
+// twice or is still there after it was dequeued, and nothing came out or
+// is there that no enqueue could have put in.
+func checkQueue(ops []Op, final map[string]bool) Verdict {
+	enq := map[string]Outcome{}
+	taken := map[string]int{}
+	maybeTaken := map[string]bool{}
+	for _, op := range ops {
+		switch {
+		case op.Kind == "enqueue":
+			enq[op.Elem] = op.Outcome
+		case op.Kind == "dequeue" && op.Outcome == OK:
+			taken[op.Elem]++
+		case op.Kind == "dequeue" && op.Outcome == Unknown:
+			maybeTaken[op.Elem] = true
+		}
+	}
+	var lost, twice, back, phantom []string
+	acked := 0
+	for e, o := range enq {
+		if o != OK {
+			continue
+		}
+		acked++
+		if taken[e] == 0 && !final[e] && !maybeTaken[e] {
+			lost = append(lost, e)
+		}
+	}
+	for e, n := range taken {
+		if n > 1 {
+			twice = append(twice, e)
+		}
+		if final[e] {
+			back = append(back, e)
+		}
+		if o, ok := enq[e]; !ok || o == Failed {
+			phantom = append(phantom, e)
+		}
+	}
+	for e := range final {
+		if o, ok := enq[e]; !ok || o == Failed {
+			phantom = append(phantom, e)
+		}
+	}
+	for _, l := range [][]string{lost, twice, back, phantom} {
+		sort.Strings(l)
+	}
+	n := 0
+	for _, c := range taken {
+		n += c
+	}
+	v := Verdict{Workload: "queue", Valid: len(lost)+len(twice)+len(back)+len(phantom) == 0}
+	v.Summary = fmt.Sprintf("%d enqueues acknowledged, %d dequeued, %d left; %d lost, %d dequeued twice, %d there after their dequeue, %d never enqueued",
+		acked, n, len(final), len(lost), len(twice), len(back), len(phantom))
+	for _, l := range []struct {
+		what string
+		s    []string
+	}{{"lost", lost}, {"twice", twice}, {"back", back}, {"never enqueued", phantom}} {
+		if len(l.s) > 0 {
+			v.Summary += "; " + l.what + ": " + strings.Join(first(l.s, 10), ", ")
+		}
 	}
 	return v
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -76,6 +77,7 @@ const (
 	setRoot      = "/check-set"
 	idsRoot      = "/check-ids"
 	ephRoot      = "/check-eph"
+	queueRoot    = "/check-queue"
 	counterPath  = "/check-counter"
 )
 
@@ -128,7 +130,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
@@ -404,4 +406,59 @@ func sessionsClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}
 		h.add(gone)
 		backOff(err)
 	}
+}
+
+// queueClient enqueues and dequeues, half and half: an enqueue is a
+// sequential create holding a unique element; a dequeue takes the first
+// child in sequence, reads it and deletes it, and has it if the delete
+// succeeds.
+func queueClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	n := 0
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		if rng.Intn(2) == 0 {
+			op.Kind, op.Elem = "enqueue", fmt.Sprintf("q-%d-%d", cl.id, n)
+			n++
+			_, err := c.Create(queueRoot+"/item-", []byte(op.Elem), openACL, wire.ModePersistentSequential, 0)
+			op.Outcome = outcomeOf(err)
+			return err
+		}
+		kids, _, err := c.Children(queueRoot, false)
+		if err != nil || len(kids) == 0 {
+			return err // nothing to take: not an operation
+		}
+		sort.Strings(kids) // the sequence numbers, zero-padded, sort as numbers
+		data, _, err := c.Get(queueRoot+"/"+kids[0], false)
+		if err != nil {
+			return err // taken meanwhile, or no answer: nothing taken
+		}
+		op.Kind, op.Elem = "dequeue", string(data)
+		err = c.Delete(queueRoot+"/"+kids[0], -1)
+		op.Outcome = outcomeOf(err)
+		return err
+	})
+}
+
+// finalQueue reads what is left in the queue: each item's element.
+func finalQueue(addrs []string, timeout time.Duration) (map[string]bool, error) {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Sync(queueRoot); err != nil {
+		return nil, err
+	}
+	kids, _, err := c.Children(queueRoot, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, k := range kids {
+		data, _, err := c.Get(queueRoot+"/"+k, false)
+		if err != nil {
+			return nil, err
+		}
+		out[string(data)] = true
+	}
+	return out, nil
 }
