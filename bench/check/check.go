@@ -33,8 +33,11 @@ type Options struct {
 	Hold      time.Duration // how long a fault lasts
 	Rest      time.Duration // the quiet time between faults
 	Seed      int64
-	Env       []string // for each zkd process (ZKD_FAULTS)
-	Log       io.Writer
+	// Pause is each client's wait between two operations: 0 for as fast
+	// as the ensemble answers, more to spare the machine's CPU.
+	Pause time.Duration
+	Env   []string // for each zkd process (ZKD_FAULTS)
+	Log   io.Writer
 	// Stop, closed, ends the run early: the servers are stopped and the
 	// rules removed, and Run returns an error.
 	Stop <-chan struct{}
@@ -116,7 +119,7 @@ func Run(o Options) (*Report, error) {
 	id := 0
 	for _, w := range o.Workloads {
 		for i := 0; i < o.Clients; i++ {
-			cl := &client{id: id, addr: c.Addr(1 + id%o.Servers), timeout: timeout}
+			cl := &client{id: id, addr: c.Addr(1 + id%o.Servers), timeout: timeout, pause: o.Pause}
 			clients = append(clients, cl)
 			rng := rand.New(rand.NewSource(o.Seed + int64(id)))
 			wg.Add(1)

@@ -200,6 +200,9 @@ func runCheck(t *testing.T, o Options) *Report {
 	// Three clients a workload: one on each member (client i talks to
 	// member 1 + i mod 3), so each workload has one on the leader.
 	o.Clients, o.Keys = 3, 3
+	// A few hundred operations a second are plenty, and leave the CPU
+	// to the other packages make test runs beside this one.
+	o.Pause = 10 * time.Millisecond
 	if o.Workloads == nil {
 		o.Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue"}
 	}

@@ -98,6 +98,7 @@ type client struct {
 	id      int
 	addr    string
 	timeout time.Duration
+	pause   time.Duration // between two operations
 	conn    *zkclient.Conn
 }
 
@@ -221,6 +222,9 @@ func finalCounter(addrs []string, timeout time.Duration) (int, error) {
 // nothing worth recording.
 func loop(cl *client, h *history, stop <-chan struct{}, step func(c *zkclient.Conn, op *Op) error) {
 	for {
+		if cl.pause > 0 {
+			time.Sleep(cl.pause)
+		}
 		select {
 		case <-stop:
 			return
