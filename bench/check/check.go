@@ -470,12 +470,8 @@ func checkSet(ops []Op, final map[string]bool) Verdict {
 	v := Verdict{Workload: "set", Valid: len(lost) == 0 && len(phantom) == 0}
 	v.Summary = fmt.Sprintf("%d adds acknowledged, %d present at the end; %d without an answer, %d of them present; %d lost, %d unexpected",
 		okCount, len(final), unknown, unknownPresent, len(lost), len(phantom))
-	if len(lost) > 0 {
-		v.Summary += "; lost: " + strings.Join(first(lost, 10), ", ")
-	}
-	if len(phantom) > 0 {
-		v.Summary += "; unexpected: " + strings.Join(first(phantom, 10), ", ")
-	}
+	v.Summary += listed("lost: ", lost, 10, ", ")
+	v.Summary += listed("unexpected: ", phantom, 10, ", ")
 	return v
 }
 
@@ -516,12 +512,8 @@ func checkIDs(ops []Op, final map[string]bool) Verdict {
 	v := Verdict{Workload: "ids", Valid: len(dup) == 0 && len(lost) == 0 && extra <= unknown}
 	v.Summary = fmt.Sprintf("%d ids given, %d present at the end; %d creates without an answer, %d ids nobody was given; %d given twice, %d lost",
 		okCount, len(final), unknown, extra, len(dup), len(lost))
-	if len(dup) > 0 {
-		v.Summary += "; twice: " + strings.Join(first(dup, 10), ", ")
-	}
-	if len(lost) > 0 {
-		v.Summary += "; lost: " + strings.Join(first(lost, 10), ", ")
-	}
+	v.Summary += listed("twice: ", dup, 10, ", ")
+	v.Summary += listed("lost: ", lost, 10, ", ")
 	return v
 }
 
@@ -578,12 +570,8 @@ func checkSessions(ops []Op, final map[string]bool) Verdict {
 	sort.Strings(left)
 	v := Verdict{Workload: "sessions", Valid: len(bad) == 0 && len(left) == 0}
 	v.Summary = fmt.Sprintf("%s; %d wrong, %d ephemerals left at the end", countsString(counts), len(bad), len(left))
-	if len(bad) > 0 {
-		v.Summary += "; " + strings.Join(first(bad, 5), "; ")
-	}
-	if len(left) > 0 {
-		v.Summary += "; left: " + strings.Join(first(left, 10), ", ")
-	}
+	v.Summary += listed("", bad, 5, "; ")
+	v.Summary += listed("left: ", left, 10, ", ")
 	return v
 }
 
@@ -642,15 +630,18 @@ func checkQueue(ops []Op, final map[string]bool) Verdict {
 	v := Verdict{Workload: "queue", Valid: len(lost)+len(twice)+len(back)+len(phantom) == 0}
 	v.Summary = fmt.Sprintf("%d enqueues acknowledged, %d dequeued, %d left; %d lost, %d dequeued twice, %d there after their dequeue, %d never enqueued",
 		acked, n, len(final), len(lost), len(twice), len(back), len(phantom))
-	for _, l := range []struct {
-		what string
-		s    []string
-	}{{"lost", lost}, {"twice", twice}, {"back", back}, {"never enqueued", phantom}} {
-		if len(l.s) > 0 {
-			v.Summary += "; " + l.what + ": " + strings.Join(first(l.s, 10), ", ")
-		}
-	}
+	v.Summary += listed("lost: ", lost, 10, ", ") + listed("twice: ", twice, 10, ", ") +
+		listed("back: ", back, 10, ", ") + listed("never enqueued: ", phantom, 10, ", ")
 	return v
+}
+
+// listed is "; " and label and up to n of items joined by sep, or
+// nothing when there are none: a verdict's examples.
+func listed(label string, items []string, n int, sep string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "; " + label + strings.Join(first(items, n), sep)
 }
 
 func first(s []string, n int) []string {
