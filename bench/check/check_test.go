@@ -227,7 +227,7 @@ func runCheck(t *testing.T, o Options) *Report {
 // zkd, three servers, every fault this machine can make, one after the
 // other: the register stays linearizable and no acknowledged add is lost.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: 30 * time.Second, Faults: faultsHere(t)})
+	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: 24 * time.Second, Faults: faultsHere(t)})
 	if !r.Valid() {
 		t.Fatal("zkd failed the check (the report above; the history is in the test's directory)")
 	}
@@ -283,7 +283,7 @@ func TestZooKeeperEnsemblePassesUnderPausesAndPartitions(t *testing.T) {
 	} else {
 		faults = append(faults, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves)
 	}
-	r := runCheck(t, Options{Impl: "zookeeper", Servers: 3, Duration: 20 * time.Second, Faults: faults})
+	r := runCheck(t, Options{Impl: "zookeeper", Servers: 3, Duration: 16 * time.Second, Faults: faults})
 	if !r.Valid() {
 		t.Fatal("ZooKeeper failed the check (the report above)")
 	}
