@@ -119,6 +119,12 @@ func shape(v any, flat bool) string {
 		var b strings.Builder
 		b.WriteString("{")
 		for _, k := range keys {
+			// An empty list beside full ones says nothing of their
+			// shape: ZooKeeper's dump keeps an expiry bucket a session
+			// just left, empty, until its expirer passes it.
+			if len(fields[k]) > 1 {
+				delete(fields[k], "[]")
+			}
 			var shapes []string
 			for s := range fields[k] {
 				shapes = append(shapes, s)
