@@ -20,10 +20,6 @@ import (
 // read percentage of every saturate result, one line per server, and the
 // latency CDFs of their phases, side by side.
 func Plot(file string, results []*Result) error {
-	ext := strings.ToLower(filepath.Ext(file))
-	if ext != ".png" && ext != ".svg" {
-		return fmt.Errorf("bench: plot file %s: use .png or .svg", file)
-	}
 	var panels []*plot.Plot
 	if p, ok := throughputPlot(results); ok {
 		panels = append(panels, p)
@@ -34,20 +30,29 @@ func Plot(file string, results []*Result) error {
 	}
 	panels = append(panels, cdf)
 
-	w, h := vg.Length(len(panels))*14*vg.Centimeter, 11*vg.Centimeter
+	return SavePanels(file, [][]*plot.Plot{panels}, vg.Length(len(panels))*14*vg.Centimeter, 11*vg.Centimeter)
+}
+
+// SavePanels draws a grid of plots, rows of panels aligned, into file
+// (.png or .svg) of w × h.
+func SavePanels(file string, grid [][]*plot.Plot, w, h vg.Length) error {
+	ext := strings.ToLower(filepath.Ext(file))
+	if ext != ".png" && ext != ".svg" {
+		return fmt.Errorf("bench: plot file %s: use .png or .svg", file)
+	}
 	var canvas vg.CanvasWriterTo
 	if ext == ".png" {
-		c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))
-		canvas = vgimg.PngCanvas{Canvas: c}
+		canvas = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))}
 	} else {
 		canvas = vgsvg.New(w, h)
 	}
-	dc := draw.New(canvas)
-	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Centimeter, PadTop: vg.Millimeter * 4,
-		PadBottom: vg.Millimeter * 4, PadLeft: vg.Millimeter * 4, PadRight: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
-	for i, p := range panels {
-		p.Draw(canvases[0][i])
+	tiles := draw.Tiles{Rows: len(grid), Cols: len(grid[0]), PadX: vg.Centimeter, PadY: vg.Centimeter,
+		PadTop: vg.Millimeter * 4, PadBottom: vg.Millimeter * 4, PadLeft: vg.Millimeter * 4, PadRight: vg.Millimeter * 4}
+	canvases := plot.Align(grid, tiles, draw.New(canvas))
+	for r, row := range grid {
+		for c, p := range row {
+			p.Draw(canvases[r][c])
+		}
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -3,18 +3,14 @@ package check
 import (
 	"fmt"
 	"image/color"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
+
+	"zkd/bench"
 )
 
 // plotBucket is the width of one point of the timeline.
@@ -25,10 +21,6 @@ const plotBucket = 500 * time.Millisecond
 // that lost its race, say) and that got no answer; below, the 99th percentile latency of those that happened;
 // each fault a shaded band over both, named at the top.
 func Timeline(file string, r *Report) error {
-	ext := strings.ToLower(filepath.Ext(file))
-	if ext != ".png" && ext != ".svg" {
-		return fmt.Errorf("check: plot file %s: use .png or .svg", file)
-	}
 	if len(r.Ops) == 0 {
 		return fmt.Errorf("check: no operations to draw")
 	}
@@ -117,27 +109,7 @@ func Timeline(file string, r *Report) error {
 		line.p.Legend.Add(line.name, l)
 	}
 
-	w, h := 26*vg.Centimeter, 18*vg.Centimeter
-	var canvas vg.CanvasWriterTo
-	if ext == ".png" {
-		canvas = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))}
-	} else {
-		canvas = vgsvg.New(w, h)
-	}
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Centimeter, PadTop: vg.Millimeter * 4,
-		PadBottom: vg.Millimeter * 4, PadLeft: vg.Millimeter * 4, PadRight: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, draw.New(canvas))
-	top.Draw(canvases[0][0])
-	bottom.Draw(canvases[1][0])
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := canvas.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return bench.SavePanels(file, [][]*plot.Plot{{top}, {bottom}}, 26*vg.Centimeter, 18*vg.Centimeter)
 }
 
 // shadeFaults puts a band over p for each fault made, its name and
