@@ -12,6 +12,12 @@ type faults struct {
 	// cut off from them goes on acknowledging writes the next leader
 	// never sees.
 	ackBeforeQuorum bool
+	// disk: the data directory is a faultFS, whose disk a test can break
+	// (SIGUSR1) or cut the power of (SIGUSR2) under the running server.
+	disk bool
+	// fsyncLies (implies disk): an fsync of a txn log file does nothing,
+	// so a power cut loses txns the server acknowledged.
+	fsyncLies bool
 }
 
 // parseFaults reads ZKD_FAULTS; unknown are the names it does not know.
@@ -21,6 +27,10 @@ func parseFaults(s string) (f faults, unknown []string) {
 		case "":
 		case "ack-before-quorum":
 			f.ackBeforeQuorum = true
+		case "disk":
+			f.disk = true
+		case "fsync-lies":
+			f.disk, f.fsyncLies = true, true
 		default:
 			unknown = append(unknown, name)
 		}

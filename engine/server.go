@@ -146,6 +146,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if len(unknownFaults) > 0 {
 		s.log.Warn("ZKD_FAULTS names faults there are none of; ignored", "unknown", strings.Join(unknownFaults, ","))
 	}
+	if s.faults.disk {
+		base := s.opts.FS
+		if base == nil {
+			base = vfs.OS
+		}
+		s.opts.FS = newFaultFS(base, s.faults.fsyncLies, s.log)
+	}
 	// The client port first: a port in use, or an address that does not
 	// resolve, should stop the server before it spends time recovering.
 	ln, err := net.Listen("tcp", cfg.Addr())

@@ -88,6 +88,10 @@ func Run(o Options) (*Report, error) {
 	needNet := false
 	for _, f := range o.Faults {
 		needNet = needNet || strings.HasPrefix(f, "partition")
+		c.diskFaults = c.diskFaults || isDiskFault(f)
+	}
+	if c.diskFaults && o.Impl != "zkd" {
+		return nil, fmt.Errorf("check: the disk faults need zkd's fault hook; %s has none", o.Impl)
 	}
 	if needNet {
 		if err := CanPartition(); err != nil {
@@ -544,6 +548,10 @@ func checkCounter(ops []Op, final int) Verdict {
 		okCount, unknown, final, okCount, okCount+unknown, len(dup))
 	if len(dup) > 0 {
 		v.Summary += ": " + strings.Join(first(dup, 10), ", ")
+	}
+	if final < 0 {
+		v.Valid = false
+		v.Summary = fmt.Sprintf("%d increments acknowledged; the counter's znode, whose create was acknowledged, is gone", okCount)
 	}
 	return v
 }

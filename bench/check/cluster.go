@@ -37,9 +37,10 @@ type Cluster struct {
 	// planted bug).
 	Env []string
 
-	gids  bool // each member runs with a group id of its own (partitions)
-	procs map[int]*exec.Cmd
-	done  map[int]chan struct{}
+	gids       bool // each member runs with a group id of its own (partitions)
+	diskFaults bool // each zkd runs with ZKD_FAULTS=disk (the disk faults)
+	procs      map[int]*exec.Cmd
+	done       map[int]chan struct{}
 }
 
 // Addr is member i's client address.
@@ -106,6 +107,9 @@ func (c *Cluster) launch(i int) error {
 	case "zkd":
 		cmd = exec.Command(c.Binary, "zoo.cfg")
 		cmd.Env = append(os.Environ(), c.Env...)
+		if c.diskFaults {
+			cmd.Env = withFault(cmd.Env, "disk")
+		}
 	case "zookeeper":
 		if err := zkref.Available(); err != nil {
 			return err
@@ -153,6 +157,19 @@ func (c *Cluster) launch(i int) error {
 	return nil
 }
 
+// withFault adds name to the ZKD_FAULTS of env, the last one set.
+func withFault(env []string, name string) []string {
+	for k := len(env) - 1; k >= 0; k-- {
+		if v, ok := strings.CutPrefix(env[k], "ZKD_FAULTS="); ok {
+			if v != "" {
+				name = v + "," + name
+			}
+			break
+		}
+	}
+	return append(env, "ZKD_FAULTS="+name)
+}
+
 // Running reports whether member i's process is alive.
 func (c *Cluster) Running(i int) bool {
 	d, ok := c.done[i]
@@ -189,6 +206,13 @@ func (c *Cluster) Restart(i int) error {
 func (c *Cluster) Pause(i int) {
 	if c.Running(i) {
 		c.procs[i].Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Signal sends sig to member i's process.
+func (c *Cluster) Signal(i int, sig syscall.Signal) {
+	if c.Running(i) {
+		c.procs[i].Process.Signal(sig)
 	}
 }
 

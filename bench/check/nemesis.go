@@ -160,10 +160,21 @@ const (
 	FaultPartitionLeader = "partition-leader"   // cut the leader from the others
 	FaultPartitionHalves = "partition-halves"   // cut a random minority from the majority
 	FaultPartitionOne    = "partition-follower" // cut a follower from the others
+	// The disk faults need zkd's fault hook (ZKD_FAULTS=disk), which Run
+	// turns on for them.
+	FaultDiskError   = "disk-error"    // a random member's disk fails: every write and fsync
+	FaultPowerCut    = "power-cut"     // a random member loses its unsynced writes and dies
+	FaultPowerCutAll = "power-cut-all" // every member at once, as a whole rack's power
 )
 
 // Faults are the faults there are, in the order -nemesis all runs them.
-var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves}
+var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
+	FaultDiskError, FaultPowerCut, FaultPowerCutAll}
+
+// isDiskFault reports whether a fault needs zkd's disk fault hook.
+func isDiskFault(name string) bool {
+	return name == FaultDiskError || name == FaultPowerCut || name == FaultPowerCutAll
+}
 
 // FaultEvent is a fault as it happened, for the report and the timeline.
 type FaultEvent struct {
@@ -258,6 +269,39 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			undo = func() {
 				if err := net.heal(); err != nil {
 					logf("healing the partition: %v", err)
+				}
+			}
+		case FaultDiskError, FaultPowerCut, FaultPowerCutAll:
+			if !c.diskFaults {
+				ev.Err = "no disk faults here (zkd's fault hook is off)"
+				break
+			}
+			hit := []int{1 + rng.Intn(c.N)}
+			if name == FaultPowerCutAll {
+				hit = nil
+				for i := 1; i <= c.N; i++ {
+					hit = append(hit, i)
+				}
+			}
+			ev.Target = hit
+			sig := syscall.SIGUSR2
+			if name == FaultDiskError {
+				sig = syscall.SIGUSR1
+			}
+			for _, m := range hit {
+				c.Signal(m, sig)
+			}
+			undo = func() {
+				for _, m := range hit {
+					// A member with a failed disk stops by itself;
+					// one that has not by now is killed.
+					if c.Running(m) {
+						logf("member %d still runs after %s; killing it", m, name)
+						c.Kill(m)
+					}
+					if err := c.Restart(m); err != nil {
+						logf("restarting member %d: %v", m, err)
+					}
 				}
 			}
 		default:

@@ -190,6 +190,11 @@ func finalChildren(addrs []string, path string, timeout time.Duration) (map[stri
 		return nil, err
 	}
 	kids, _, err := c.Children(path, false)
+	if errors.Is(err, wire.ErrNoNode) {
+		// The root itself is gone, an acknowledged create lost: so is
+		// every element under it.
+		return map[string]bool{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +215,9 @@ func finalCounter(addrs []string, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	data, _, err := c.Get(counterPath, false)
+	if errors.Is(err, wire.ErrNoNode) {
+		return -1, nil // its acknowledged create lost
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -453,6 +461,9 @@ func finalQueue(addrs []string, timeout time.Duration) (map[string]bool, error) 
 		return nil, err
 	}
 	kids, _, err := c.Children(queueRoot, false)
+	if errors.Is(err, wire.ErrNoNode) {
+		return map[string]bool{}, nil // lost with its root
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"zkd/wal/vfs"
+)
+
+// faultFS is the file system of a server run with ZKD_FAULTS=disk: the
+// real one, plus what a test needs to make the disk fail under a running
+// process, which no signal or kill can do.
+//
+//   - SIGUSR1: from then on every write, fsync, allocation, creation and
+//     rename fails with EIO, as a dying disk's do.
+//   - SIGUSR2: a power cut. Every byte written since its file's last
+//     fsync is put back as it was (a write into a preallocated log
+//     becomes zeros again, a file grown since its fsync is cut back to
+//     the size it had), and the process exits at once with status 137,
+//     as a kill -9 would. Directory entries are not modelled: a file
+//     created or renamed stays so.
+//
+// With lieLog (ZKD_FAULTS=fsync-lies, a planted bug), fsync of a txn log
+// file returns success without doing anything or counting the data as
+// durable, so a power cut loses txns the server acknowledged.
+type faultFS struct {
+	fs     vfs.FS
+	lieLog bool
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	broken bool
+	files  map[string]*faultState // by path
+}
+
+// faultState is what a power cut would undo in one file.
+type faultState struct {
+	synced int64       // the size at the last fsync
+	undo   []undoWrite // the old bytes under each write since, oldest first
+}
+
+type undoWrite struct {
+	off int64
+	old []byte
+}
+
+var errFaultIO = fmt.Errorf("ZKD_FAULTS=disk: %w", syscall.EIO)
+
+func newFaultFS(fs vfs.FS, lieLog bool, log *slog.Logger) *faultFS {
+	f := &faultFS{fs: fs, lieLog: lieLog, log: log, files: map[string]*faultState{}}
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for sig := range ch {
+			if sig == syscall.SIGUSR1 {
+				f.mu.Lock()
+				f.broken = true
+				f.mu.Unlock()
+				log.Warn("ZKD_FAULTS=disk: SIGUSR1, every write and fsync fails from now on")
+				continue
+			}
+			f.powerCut()
+		}
+	}()
+	return f
+}
+
+// powerCut undoes every write not made durable and exits. The lock is
+// never released: nothing writes after the cut.
+func (f *faultFS) powerCut() {
+	f.mu.Lock()
+	lost := int64(0)
+	for path, st := range f.files {
+		file, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			continue // removed since
+		}
+		for i := len(st.undo) - 1; i >= 0; i-- {
+			u := st.undo[i]
+			file.WriteAt(u.old, u.off)
+			lost += int64(len(u.old))
+		}
+		if fi, err := file.Stat(); err == nil && fi.Size() > st.synced {
+			file.Truncate(st.synced)
+		}
+		file.Sync()
+		file.Close()
+	}
+	f.log.Warn("ZKD_FAULTS=disk: SIGUSR2, a power cut: unsynced writes undone, exiting", "files", len(f.files), "bytesRewritten", lost)
+	os.Exit(137)
+}
+
+func (f *faultFS) failing() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.broken
+}
+
+func (f *faultFS) track(name string, file vfs.File, fresh bool) vfs.File {
+	f.mu.Lock()
+	st := f.files[name]
+	if st == nil || fresh {
+		size := int64(0)
+		if !fresh {
+			size, _ = file.Size()
+		}
+		st = &faultState{synced: size}
+		f.files[name] = st
+	}
+	f.mu.Unlock()
+	return &faultFile{File: file, fs: f, name: name, lie: f.lieLog && strings.HasPrefix(filepath.Base(name), "log.")}
+}
+
+func (f *faultFS) Create(name string) (vfs.File, error) {
+	if f.failing() {
+		return nil, errFaultIO
+	}
+	file, err := f.fs.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.track(name, file, true), nil
+}
+
+func (f *faultFS) Open(name string) (vfs.File, error) {
+	file, err := f.fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.track(name, file, false), nil
+}
+
+func (f *faultFS) OpenRead(name string) (vfs.File, error) { return f.fs.OpenRead(name) }
+
+func (f *faultFS) Remove(name string) error {
+	if f.failing() {
+		return errFaultIO
+	}
+	if err := f.fs.Remove(name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	delete(f.files, name)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *faultFS) Rename(oldname, newname string) error {
+	if f.failing() {
+		return errFaultIO
+	}
+	if err := f.fs.Rename(oldname, newname); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if st, ok := f.files[oldname]; ok {
+		f.files[newname] = st
+		delete(f.files, oldname)
+	} else {
+		delete(f.files, newname)
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *faultFS) MkdirAll(dir string) error         { return f.fs.MkdirAll(dir) }
+func (f *faultFS) List(dir string) ([]string, error) { return f.fs.List(dir) }
+
+func (f *faultFS) SyncDir(dir string) error {
+	if f.failing() {
+		return errFaultIO
+	}
+	return f.fs.SyncDir(dir)
+}
+
+// faultFile is a file of a faultFS. It hides the real file's direct I/O
+// and write-back hints: the undo log reads what each write overwrites.
+type faultFile struct {
+	vfs.File
+	fs   *faultFS
+	name string
+	lie  bool
+}
+
+func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	f := w.fs
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.broken {
+		return 0, errFaultIO
+	}
+	if st := f.files[w.name]; st != nil {
+		// Keep what the write covers of the file as it is now; beyond
+		// its end the cut back to the synced size undoes it.
+		if size, err := w.File.Size(); err == nil && off < size {
+			n := min(int64(len(p)), size-off)
+			old := make([]byte, n)
+			if _, err := w.File.ReadAt(old, off); err != nil && err != io.EOF {
+				return 0, err
+			}
+			st.undo = append(st.undo, undoWrite{off: off, old: old})
+		}
+	}
+	return w.File.WriteAt(p, off)
+}
+
+func (w *faultFile) Sync() error {
+	f := w.fs
+	if f.failing() {
+		return errFaultIO
+	}
+	if w.lie {
+		return nil
+	}
+	// What the fsync makes durable is what was written before it began;
+	// a power cut while it runs undoes that too, as a real one may.
+	f.mu.Lock()
+	st := f.files[w.name]
+	var undone int
+	var size int64
+	if st != nil {
+		undone = len(st.undo)
+		size, _ = w.File.Size()
+	}
+	f.mu.Unlock()
+	if err := w.File.Sync(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st != nil && f.files[w.name] == st {
+		st.undo = append(st.undo[:0], st.undo[undone:]...)
+		if size > st.synced {
+			st.synced = size
+		}
+	}
+	return nil
+}
+
+func (w *faultFile) Allocate(size int64) error {
+	if w.fs.failing() {
+		return errFaultIO
+	}
+	return w.File.Allocate(size)
+}
+
+func (w *faultFile) Truncate(size int64) error {
+	f := w.fs
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.broken {
+		return errFaultIO
+	}
+	if st := f.files[w.name]; st != nil && size < st.synced {
+		st.synced = size // a power cut must not grow it back
+	}
+	return w.File.Truncate(size)
+}
