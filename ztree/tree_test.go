@@ -622,3 +622,52 @@ func TestTxnRecordsOutliveTheirApply(t *testing.T) {
 		}
 	}
 }
+
+// TestEventPathsOutliveRecordReuse: an event names its znode with a path
+// of its own. The server encodes events later than it applies their txns
+// (on the connection's event loop), by which time the znode's record of
+// that txn may have been replaced and its memory reused for another
+// znode's of the same length; an event that borrowed the record's path
+// then named the other znode (zkbench check's watch workload found it:
+// watchers of /check-watch/w2 told that w3 changed).
+func TestEventPathsOutliveRecordReuse(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.tree.TrackReaders()
+	// As the server's applier does: the txn record's memory is the
+	// caller's, reused.
+	set := func(path string) []ztree.Event {
+		h.zxid++
+		txn, err := h.tree.Prep(&ztree.Request{Session: 1, Zxid: h.zxid, Time: 1, Op: wire.OpSetData,
+			Body:       &wire.SetDataRequest{Path: path, Data: make([]byte, 1024), Version: -1},
+			SetDataTxn: new(wire.SetDataTxn)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := h.tree.ApplyPrepped(&txn); res.Err != wire.ErrOK {
+			t.Fatal(res.Err)
+		}
+		evs := h.tree.Publish()
+		h.tree.Visible(h.tree.Published())
+		return evs
+	}
+	paths := []string{"/w0", "/w1", "/w2", "/w3"}
+	for _, p := range paths {
+		h.create(1, p, wire.ModePersistent)
+	}
+	type fired struct{ want, got string }
+	var all []fired
+	for i := 0; i < 400; i++ {
+		p := paths[(i*7)%len(paths)]
+		if _, ok := h.tree.Watch(h.tree.Published(), 5, p, ztree.WatchData); ok {
+			t.Fatalf("a watch on %s fired at once", p)
+		}
+		for _, ev := range set(p) {
+			all = append(all, fired{p, ev.Path})
+		}
+	}
+	for i, f := range all {
+		if f.got != f.want {
+			t.Fatalf("event %d of %d, of a setData of %s, now names %q", i, len(all), f.want, f.got)
+		}
+	}
+}

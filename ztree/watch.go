@@ -3,6 +3,7 @@ package ztree
 import (
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -322,11 +323,19 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		}
 	}
 	sort.Slice(hit, func(i, j int) bool { return hit[i] < hit[j] })
+	// The trigger's path may share the memory of the znode's record, which
+	// a later setData of another znode may reuse once this version is
+	// replaced; the events are sent after that may have happened (by the
+	// connections' loops), so they get a copy of their own.
+	path := tr.path
+	if len(hit) > 0 {
+		path = strings.Clone(path)
+	}
 	for i, s := range hit {
 		if i > 0 && hit[i-1] == s {
 			continue
 		}
-		out = append(out, Event{Session: s, Type: typ, Path: tr.path, Zxid: tr.zxid})
+		out = append(out, Event{Session: s, Type: typ, Path: path, Zxid: tr.zxid})
 	}
 	w.scratch = hit[:0]
 	return out
