@@ -43,6 +43,9 @@ type Options struct {
 	Stop <-chan struct{}
 }
 
+// Workloads are the workloads there are.
+var Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue", "fifo", "watch"}
+
 // Verdict is one workload's result.
 type Verdict struct {
 	Workload string
@@ -140,9 +143,13 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); sessionsClient(cl, rng, h, stop) }()
 			case "queue":
 				go func() { defer wg.Done(); queueClient(cl, rng, h, stop) }()
+			case "fifo":
+				go func() { defer wg.Done(); fifoClient(cl, rng, h, stop) }()
+			case "watch":
+				go func() { defer wg.Done(); watchClient(cl, o.Keys, rng, h, stop) }()
 			default:
 				wg.Done()
-				return nil, fmt.Errorf("check: no workload %q (register, set, counter, ids, sessions, queue)", w)
+				return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
 			}
 			id++
 		}
@@ -195,6 +202,10 @@ func Run(o Options) (*Report, error) {
 		switch w {
 		case "register":
 			rep.Verdicts = append(rep.Verdicts, checkRegister(h.ops, filepath.Join(o.Dir, "register.html")))
+		case "fifo":
+			rep.Verdicts = append(rep.Verdicts, checkFIFO(h.ops))
+		case "watch":
+			rep.Verdicts = append(rep.Verdicts, checkWatch(h.ops))
 		case "set":
 			final, err := finalChildren(c.Addrs(), setRoot, 30*time.Second)
 			if err != nil {

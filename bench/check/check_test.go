@@ -212,7 +212,7 @@ func runCheck(t *testing.T, o Options) *Report {
 	// to the other packages make test runs beside this one.
 	o.Pause = 10 * time.Millisecond
 	if o.Workloads == nil {
-		o.Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue"}
+		o.Workloads = Workloads
 	}
 	// A fault lasts longer than syncLimit × tickTime (2.5 s), so that a cut
 	// or paused leader is noticed and replaced while it lasts.
@@ -332,5 +332,52 @@ func TestZooKeeperEnsemblePassesUnderPausesAndPartitions(t *testing.T) {
 	r := runCheck(t, Options{Impl: "zookeeper", Servers: 3, Duration: 16 * time.Second, Faults: faults})
 	if !r.Valid() {
 		t.Fatal("ZooKeeper failed the check (the report above)")
+	}
+}
+
+// The fifo and watch checkers on histories made by hand.
+func TestFIFOAndWatchCheckers(t *testing.T) {
+	w := func(index, value int, seq uint64, version int32, o Outcome) Op {
+		return Op{Kind: "fifo-write", Session: 1, Index: index, Value: value, Seq: seq, Version: version, Outcome: o}
+	}
+	r := func(index, value int, seq uint64) Op {
+		return Op{Kind: "fifo-read", Session: 1, Index: index, Value: value, Seq: seq, Outcome: OK}
+	}
+	for _, c := range []struct {
+		name  string
+		ops   []Op
+		valid bool
+	}{
+		{"in order", []Op{r(0, 0, 1), w(1, 1, 2, 1, OK), r(2, 1, 3), w(3, 2, 4, 2, OK), r(4, 2, 5)}, true},
+		{"replies out of order", []Op{r(0, 0, 2), w(1, 1, 1, 1, OK), r(2, 1, 3)}, false},
+		{"writes applied out of order", []Op{w(0, 1, 1, 2, OK), w(1, 2, 2, 1, OK), r(2, 1, 3)}, false},
+		{"a read misses the write sent before it", []Op{w(0, 1, 1, 1, OK), r(1, 0, 2)}, false},
+		{"a read sees a write sent after it", []Op{r(0, 1, 1), w(1, 1, 2, 1, OK)}, false},
+		{"a read sees a refused write", []Op{w(0, 1, 0, 0, Failed), r(1, 1, 1)}, false},
+		{"a read sees an unanswered write", []Op{w(0, 1, 0, 0, Unknown), r(1, 1, 1), w(2, 2, 2, 2, OK)}, true},
+		{"or does not", []Op{w(0, 1, 0, 0, Unknown), r(1, 0, 1), w(2, 2, 2, 1, OK)}, true},
+	} {
+		if v := checkFIFO(c.ops); v.Valid != c.valid {
+			t.Errorf("fifo, %s: valid %v, want %v (%s)", c.name, v.Valid, c.valid, v.Summary)
+		}
+	}
+	op := func(kind string, key int, seq uint64, version int32) Op {
+		return Op{Kind: kind, Session: 1, Key: key, Seq: seq, Version: version, Outcome: OK}
+	}
+	for _, c := range []struct {
+		name  string
+		ops   []Op
+		valid bool
+	}{
+		{"the event, then the new version", []Op{op("watch-set", 1, 1, 3), op("watch-event", 1, 1, 0), op("watch-read", 1, 2, 4)}, true},
+		{"the new version before the event", []Op{op("watch-set", 1, 1, 3), op("watch-read", 1, 2, 4), op("watch-event", 1, 2, 0)}, false},
+		{"the session's own write before its event", []Op{op("watch-set", 1, 1, 3), op("watch-write", 1, 2, 4), op("watch-event", 1, 2, 0)}, false},
+		{"a change never announced", []Op{op("watch-set", 1, 1, 3), op("watch-read", 1, 2, 3), op("watch-read", 1, 3, 5), op("watch-set", 2, 4, 0), op("watch-event", 2, 4, 0)}, false},
+		{"an event with no watch", []Op{op("watch-set", 1, 1, 3), op("watch-event", 1, 1, 0), op("watch-event", 1, 2, 0)}, false},
+		{"an event for another znode", []Op{op("watch-set", 1, 1, 3), op("watch-event", 2, 1, 0)}, false},
+	} {
+		if v := checkWatch(c.ops); v.Valid != c.valid {
+			t.Errorf("watch, %s: valid %v, want %v (%s)", c.name, v.Valid, c.valid, v.Summary)
+		}
 	}
 }

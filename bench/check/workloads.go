@@ -26,12 +26,20 @@ func (o Outcome) String() string { return [...]string{"ok", "failed", "unknown"}
 
 // Op is one operation of the history.
 type Op struct {
-	Client  int
-	Kind    string // read, write, cas; add; final-read
-	Key     int    // the register
-	Value   int    // written, or read
-	From    int    // cas: the value expected
-	Elem    string // set: the element added
+	Client int
+	Kind   string // read, write, cas; add; final-read
+	Key    int    // the register
+	Value  int    // written, or read
+	From   int    // cas: the value expected
+	Elem   string // set: the element added
+	// fifo and watch: the client's session (1 for its first), the
+	// request's place in the client's order of sending, the reply's
+	// place among its session's replies, and the znode's version the
+	// reply gave.
+	Session int    `json:",omitempty"`
+	Index   int    `json:",omitempty"`
+	Seq     uint64 `json:",omitempty"`
+	Version int32  `json:",omitempty"`
 	Outcome Outcome
 	Call    time.Time
 	Return  time.Time
@@ -79,6 +87,8 @@ const (
 	ephRoot      = "/check-eph"
 	queueRoot    = "/check-queue"
 	counterPath  = "/check-counter"
+	fifoRoot     = "/check-fifo"
+	watchRoot    = "/check-watch"
 )
 
 func registerPath(k int) string { return fmt.Sprintf("%s/r%d", registerRoot, k) }
@@ -100,6 +110,10 @@ type client struct {
 	timeout time.Duration
 	pause   time.Duration // between two operations
 	conn    *zkclient.Conn
+	// onEvent, when set, gets the events of each session, with the
+	// session's number (1 for the client's first).
+	onEvent  func(session int, ev zkclient.Event)
+	sessions int // opened so far
 }
 
 func (cl *client) session() (*zkclient.Conn, error) {
@@ -109,12 +123,18 @@ func (cl *client) session() (*zkclient.Conn, error) {
 	if cl.conn != nil {
 		cl.conn.Close()
 	}
-	c, err := zkclient.Dial([]string{cl.addr}, cl.timeout, nil)
+	var handler func(zkclient.Event)
+	if cl.onEvent != nil {
+		n, on := cl.sessions+1, cl.onEvent
+		handler = func(ev zkclient.Event) { on(n, ev) }
+	}
+	c, err := zkclient.Dial([]string{cl.addr}, cl.timeout, handler)
 	if err != nil {
 		cl.conn = nil
 		return nil, err
 	}
 	cl.conn = c
+	cl.sessions++
 	return c, nil
 }
 
@@ -131,7 +151,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}

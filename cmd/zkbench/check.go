@@ -28,7 +28,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 60*time.Second, "how long the workloads run")
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
 	keys := fs.Int("keys", 4, "registers of the register workload")
-	workloads := fs.String("workload", "register,set,counter,ids,sessions,queue", "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost), counter (compare-and-set increments, none lost or doubled), ids (sequential znodes: none given twice or lost), sessions (an ephemeral lives exactly as long as its session), queue (sequential items, each dequeued at most once, none lost)")
+	workloads := fs.String("workload", strings.Join(check.Workloads, ","), "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost), counter (compare-and-set increments, none lost or doubled), ids (sequential znodes: none given twice or lost), sessions (an ephemeral lives exactly as long as its session), queue (sequential items, each dequeued at most once, none lost), fifo (pipelined requests of a session answered and applied in order, reads seeing the session's writes), watch (each data event once, for a watch set, before any reply showing the change)")
 	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none")
 	hold := fs.Duration("fault-for", 4*time.Second, "how long each fault lasts")
 	rest := fs.Duration("fault-every", 3*time.Second, "the quiet time between faults")

@@ -30,10 +30,7 @@ func (c *Conn) Exists(path string, watch bool) (wire.Stat, bool, error) {
 	var r wire.StatResponse
 	err := c.Call(wire.OpExists, &wire.PathWatchRequest{Path: path, Watch: watch}, &r)
 	if errors.Is(err, wire.ErrNoNode) {
-		if watch {
-			c.noteWatch(wire.OpExists, &wire.PathWatchRequest{Path: path, Watch: true})
-		}
-		return r.Stat, false, nil
+		return r.Stat, false, nil // with watch set, a watch for its creation
 	}
 	return r.Stat, err == nil, err
 }

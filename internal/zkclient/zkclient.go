@@ -29,6 +29,9 @@ type Event struct {
 	Type  wire.EventType
 	State wire.KeeperState
 	Path  string // "" for the session's own events
+	// After is how many replies the session had received when a watch
+	// event came (Pending.Seq counts the same): it came after those.
+	After uint64
 }
 
 // ErrNotConnected is the error of a request made while the session has
@@ -57,7 +60,8 @@ type Conn struct {
 	lastZxid int64
 	state    wire.KeeperState
 	closed   bool
-	closing  bool // closeSession sent
+	closing  bool   // closeSession sent
+	replies  uint64 // replies received
 	auth     []wire.AuthPacket
 	watches  [5]map[string]bool // by kind, for setWatches after a reconnect
 	writeMu  sync.Mutex
@@ -66,9 +70,11 @@ type Conn struct {
 
 type call struct {
 	op   wire.OpCode
+	req  wire.Record
 	resp wire.Record
 	err  error
 	zxid int64
+	seq  uint64 // the reply's place among the session's
 	done chan struct{}
 }
 
@@ -159,14 +165,19 @@ func (c *Conn) connect(deadline time.Time) error {
 			return wire.ErrSessionExpired
 		}
 		if err == nil {
+			// The auth and the watches go out first: no request may
+			// overtake them, or a read could see a change before the
+			// watch that should have announced it is set again.
+			c.writeMu.Lock()
 			c.mu.Lock()
 			c.nc, c.server = nc, i
 			c.sid, c.passwd = resp.SessionID, resp.Passwd
 			c.negot = time.Duration(resp.TimeOut) * time.Millisecond
 			c.mu.Unlock()
+			c.restore(nc)
+			c.writeMu.Unlock()
 			go c.read(nc)
 			c.setState(wire.StateSyncConnected)
-			c.restore(nc)
 			go c.ping(nc)
 			return nil
 		}
@@ -235,7 +246,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 }
 
 // restore sends, on a new connection of a session, the auth it had and
-// the watches it had set.
+// the watches it had set. The caller holds writeMu.
 func (c *Conn) restore(nc net.Conn) {
 	c.mu.Lock()
 	auth := append([]wire.AuthPacket(nil), c.auth...)
@@ -250,26 +261,31 @@ func (c *Conn) restore(nc net.Conn) {
 	}
 	c.mu.Unlock()
 	for i := range auth {
-		c.send(nc, wire.XidAuth, wire.OpAuth, &auth[i])
+		c.write(nc, wire.XidAuth, wire.OpAuth, &auth[i])
 	}
 	switch {
 	case len(sw.PersistentWatches)+len(sw.PersistentRecursiveWatches) > 0:
-		c.send(nc, wire.XidSetWatches, wire.OpSetWatches2, &sw)
+		c.write(nc, wire.XidSetWatches, wire.OpSetWatches2, &sw)
 	case any:
-		c.send(nc, wire.XidSetWatches, wire.OpSetWatches, &wire.SetWatches{RelativeZxid: sw.RelativeZxid,
+		c.write(nc, wire.XidSetWatches, wire.OpSetWatches, &wire.SetWatches{RelativeZxid: sw.RelativeZxid,
 			DataWatches: sw.DataWatches, ExistWatches: sw.ExistWatches, ChildWatches: sw.ChildWatches})
 	}
 }
 
 func (c *Conn) send(nc net.Conn, xid int32, op wire.OpCode, req wire.Record) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.write(nc, xid, op, req)
+}
+
+// write sends one request; the caller holds writeMu.
+func (c *Conn) write(nc net.Conn, xid int32, op wire.OpCode, req wire.Record) error {
 	b := make([]byte, 4, 128)
 	hdr := wire.RequestHeader{Xid: xid, Type: op}
 	b = hdr.Append(b)
 	if req != nil {
 		b = req.Append(b)
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	_, err := nc.Write(frame(b))
 	return err
 }
@@ -345,18 +361,26 @@ loop:
 		c.mu.Lock()
 		cl := c.pending[hdr.Xid]
 		delete(c.pending, hdr.Xid)
+		c.replies++
+		seq := c.replies
 		c.mu.Unlock()
 		if cl == nil {
 			err = fmt.Errorf("zkclient: a reply for xid %d, which is not waiting", hdr.Xid)
 			break
 		}
-		cl.zxid = hdr.Zxid
+		cl.zxid, cl.seq = hdr.Zxid, seq
 		if hdr.Err != wire.ErrOK {
 			cl.err = hdr.Err
 		} else if cl.resp != nil {
 			if _, derr := cl.resp.Decode(body, wire.Copy); derr != nil {
 				cl.err = derr
 			}
+		}
+		// The watch is noted before anyone hears of the reply, and
+		// before this goroutine could reconnect: a new connection must
+		// set it again.
+		if cl.err == nil || (cl.op == wire.OpExists && cl.err == wire.ErrNoNode) {
+			c.noteWatch(cl.op, cl.req)
 		}
 		close(cl.done)
 	}
@@ -401,8 +425,9 @@ func (c *Conn) fired(ev wire.WatcherEvent) {
 	case wire.EventNodeChildrenChanged:
 		delete(c.watches[watchChild], ev.Path)
 	}
+	after := c.replies
 	c.mu.Unlock()
-	c.onEvent(Event{Type: ev.Type, State: ev.State, Path: ev.Path})
+	c.onEvent(Event{Type: ev.Type, State: ev.State, Path: ev.Path, After: after})
 }
 
 func (c *Conn) setState(s wire.KeeperState) {
@@ -456,34 +481,63 @@ func (c *Conn) Call(op wire.OpCode, req, resp wire.Record) error {
 
 // CallZxid is Call that also returns the zxid of the reply's header.
 func (c *Conn) CallZxid(op wire.OpCode, req, resp wire.Record) (int64, error) {
+	p, err := c.Send(op, req, resp)
+	if err != nil {
+		return 0, err
+	}
+	return p.Wait()
+}
+
+// Pending is a request sent and not answered yet.
+type Pending struct{ cl *call }
+
+// Send sends a request without waiting for its reply: a session's
+// requests are sent in the order of the calls to Send, and the server
+// answers them in that order. The error is that of a request that could
+// not be sent (ErrNotConnected, ErrSessionExpired, ErrAuthFailed).
+func (c *Conn) Send(op wire.OpCode, req, resp wire.Record) (*Pending, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	c.mu.Lock()
 	switch {
 	case c.state == wire.StateExpired:
 		c.mu.Unlock()
-		return 0, wire.ErrSessionExpired
+		return nil, wire.ErrSessionExpired
 	case c.state == wire.StateAuthFailed:
 		c.mu.Unlock()
-		return 0, wire.ErrAuthFailed
+		return nil, wire.ErrAuthFailed
 	case c.closed || c.nc == nil:
 		c.mu.Unlock()
-		return 0, ErrNotConnected
+		return nil, ErrNotConnected
 	}
 	c.xid++
 	if c.xid <= 0 {
 		c.xid = 1
 	}
 	xid, nc := c.xid, c.nc
-	cl := &call{op: op, resp: resp, done: make(chan struct{})}
+	cl := &call{op: op, req: req, resp: resp, done: make(chan struct{})}
 	c.pending[xid] = cl
 	c.mu.Unlock()
-	if err := c.send(nc, xid, op, req); err != nil {
+	if err := c.write(nc, xid, op, req); err != nil {
 		nc.Close() // the reader fails the call and reconnects
 	}
-	<-cl.done
-	if cl.err == nil {
-		c.noteWatch(op, req)
-	}
-	return cl.zxid, cl.err
+	return &Pending{cl: cl}, nil
+}
+
+// Wait waits for the reply and returns its header's zxid and the error:
+// a wire.ErrCode for a refusal, wire.ErrConnectionLoss when the
+// connection broke first.
+func (p *Pending) Wait() (int64, error) {
+	<-p.cl.done
+	return p.cl.zxid, p.cl.err
+}
+
+// Seq is the reply's place among the session's replies, counted from 1
+// since the session began (0 for a request its connection failed): a
+// session's replies arrive in the order of their requests.
+func (p *Pending) Seq() uint64 {
+	<-p.cl.done
+	return p.cl.seq
 }
 
 // noteWatch remembers the watch a successful request set, to set it again

@@ -1,0 +1,313 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"zkd/internal/zkclient"
+	"zkd/wire"
+)
+
+// The fifo and watch workloads check the order a session sees: its
+// requests answered and applied in the order it sent them, and each watch
+// event before any reply that shows the change it announces.
+
+// fifoBatch is how many requests a fifo client has in flight at once.
+const fifoBatch = 8
+
+func fifoPath(client int) string { return fmt.Sprintf("%s/c%d", fifoRoot, client) }
+
+// fifoClient pipelines batches of setData and getData on a znode of its
+// own, which no other client writes: each setData writes the next of the
+// client's numbers.
+func fifoClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	path := fifoPath(cl.id)
+	index, next, made := 0, 1, false
+	type inFlight struct {
+		op  Op
+		p   *zkclient.Pending
+		get *wire.GetDataResponse
+		set *wire.StatResponse
+	}
+	for {
+		if cl.pause > 0 {
+			time.Sleep(cl.pause)
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		c, err := cl.session()
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !made {
+			if _, err := c.Create(path, []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				backOff(err)
+				continue
+			}
+			made = true
+		}
+		var batch []inFlight
+		for i := 0; i < fifoBatch; i++ {
+			f := inFlight{op: Op{Client: cl.id, Session: cl.sessions, Index: index, Call: time.Now()}}
+			index++
+			if rng.Intn(2) == 0 {
+				f.op.Kind, f.op.Value = "fifo-write", next
+				next++
+				f.set = &wire.StatResponse{}
+				f.p, err = c.Send(wire.OpSetData, &wire.SetDataRequest{Path: path, Data: []byte(strconv.Itoa(f.op.Value)), Version: -1}, f.set)
+			} else {
+				f.op.Kind = "fifo-read"
+				f.get = &wire.GetDataResponse{}
+				f.p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: path}, f.get)
+			}
+			if err != nil {
+				f.op.Return, f.op.Outcome, f.op.Err = time.Now(), outcomeOf(err), err.Error()
+				h.add(f.op)
+				break
+			}
+			batch = append(batch, f)
+		}
+		for _, f := range batch {
+			_, err = f.p.Wait()
+			f.op.Return, f.op.Seq, f.op.Outcome = time.Now(), f.p.Seq(), outcomeOf(err)
+			switch {
+			case err != nil:
+				f.op.Err = err.Error()
+			case f.set != nil:
+				f.op.Version = f.set.Stat.Version
+			default:
+				f.op.Version = f.get.Stat.Version
+				if f.op.Value, err = strconv.Atoi(string(f.get.Data)); err != nil {
+					f.op.Outcome, f.op.Err = Failed, fmt.Sprintf("%s holds %q", path, f.get.Data)
+				}
+			}
+			h.add(f.op)
+		}
+		backOff(err)
+	}
+}
+
+// checkFIFO checks each fifo client's history: the replies of a session
+// came in the order of its requests; the writes the server acknowledged
+// were applied in the order they were sent (their versions rise); and
+// each read returned the value of the last write sent before it that was
+// acknowledged, or of a later one sent before it that got no answer (it
+// may have been applied), and never that of a write sent after it or
+// refused.
+func checkFIFO(ops []Op) Verdict {
+	byClient := map[int][]Op{}
+	for _, op := range ops {
+		if strings.HasPrefix(op.Kind, "fifo-") {
+			byClient[op.Client] = append(byClient[op.Client], op)
+		}
+	}
+	var bad []string
+	writes, reads := 0, 0
+	for client, cops := range byClient {
+		sort.Slice(cops, func(i, j int) bool { return cops[i].Index < cops[j].Index })
+		lastSeq := map[int]uint64{} // by session
+		lastVersion := int32(-1)    // of the last acknowledged write
+		lastOK := 0                 // its value; 0, the first value, before any
+		maybe := map[int]bool{}     // values of unanswered writes sent since
+		written := map[int]Op{}     // every write, by value
+		for _, op := range cops {
+			if op.Kind == "fifo-write" {
+				written[op.Value] = op
+			}
+		}
+		for _, op := range cops {
+			if op.Seq > 0 {
+				if op.Seq <= lastSeq[op.Session] {
+					bad = append(bad, fmt.Sprintf("client %d: request %d answered as reply %d of its session, after reply %d", client, op.Index, op.Seq, lastSeq[op.Session]))
+				}
+				lastSeq[op.Session] = op.Seq
+			}
+			switch op.Kind {
+			case "fifo-write":
+				switch op.Outcome {
+				case OK:
+					writes++
+					if op.Version <= lastVersion {
+						bad = append(bad, fmt.Sprintf("client %d: write %d made version %d, not after version %d of an earlier acknowledged write", client, op.Value, op.Version, lastVersion))
+					}
+					lastVersion, lastOK = op.Version, op.Value
+					maybe = map[int]bool{}
+				case Unknown:
+					maybe[op.Value] = true
+				}
+			case "fifo-read":
+				if op.Outcome != OK {
+					continue
+				}
+				reads++
+				if op.Value == lastOK || maybe[op.Value] {
+					continue
+				}
+				w, ok := written[op.Value]
+				what := "an earlier write's, overwritten by an acknowledged one sent before the read"
+				switch {
+				case !ok && op.Value != 0:
+					what = "a value no write wrote"
+				case ok && w.Index > op.Index:
+					what = "a write's sent after the read"
+				case ok && w.Outcome == Failed:
+					what = "a refused write's"
+				}
+				bad = append(bad, fmt.Sprintf("client %d: read %d returned %d, %s; want %d (the last acknowledged write sent before it) or an unanswered one since", client, op.Index, op.Value, what, lastOK))
+			}
+		}
+	}
+	v := Verdict{Workload: "fifo", Valid: len(bad) == 0 && writes > 0 && reads > 0}
+	v.Summary = fmt.Sprintf("%d clients, %d acknowledged writes and %d reads in pipelined batches of %d; %d out of order", len(byClient), writes, reads, fifoBatch, len(bad))
+	if len(bad) > 0 {
+		v.Summary += ": " + strings.Join(first(bad, 5), "; ")
+	}
+	return v
+}
+
+func watchPath(k int) string { return fmt.Sprintf("%s/w%d", watchRoot, k) }
+
+// watchClient writes a few shared znodes and watches them: a getData
+// with a watch when it has none on the znode, a plain getData when it
+// has one, a setData of a value of its own now and then. It records each
+// reply with the znode's version and each data event with the replies
+// that came before it.
+func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	var mu sync.Mutex
+	lastEvent := map[[2]int]uint64{} // by session and key: the replies before its last event
+	cl.onEvent = func(session int, ev zkclient.Event) {
+		if ev.Type != wire.EventNodeDataChanged {
+			return
+		}
+		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, watchRoot+"/w"))
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		h.add(Op{Client: cl.id, Kind: "watch-event", Key: k, Session: session, Seq: ev.After, Outcome: OK, Call: now, Return: now})
+		mu.Lock()
+		lastEvent[[2]int{session, k}] = ev.After
+		mu.Unlock()
+	}
+	made := map[int]bool{}
+	watching := map[[2]int]uint64{} // by session and key: the watch-set's reply
+	n := 0
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		k := rng.Intn(keys)
+		if !made[k] {
+			if _, err := c.Create(watchPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				return err
+			}
+			made[k] = true
+		}
+		op.Key, op.Session = k, cl.sessions
+		key := [2]int{cl.sessions, k}
+		mu.Lock()
+		set, has := watching[key]
+		has = has && lastEvent[key] < set
+		mu.Unlock()
+		var p *zkclient.Pending
+		var err error
+		var get wire.GetDataResponse
+		var st wire.StatResponse
+		switch {
+		case rng.Intn(3) == 0:
+			n++
+			op.Kind, op.Value = "watch-write", cl.id*1_000_000+n
+			p, err = c.Send(wire.OpSetData, &wire.SetDataRequest{Path: watchPath(k), Data: []byte(strconv.Itoa(op.Value)), Version: -1}, &st)
+		case !has:
+			op.Kind = "watch-set"
+			p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: watchPath(k), Watch: true}, &get)
+		default:
+			op.Kind = "watch-read"
+			p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: watchPath(k)}, &get)
+		}
+		if err == nil {
+			_, err = p.Wait()
+			op.Seq = p.Seq()
+		}
+		op.Outcome = outcomeOf(err)
+		if err == nil {
+			op.Version = get.Stat.Version
+			if op.Kind == "watch-write" {
+				op.Version = st.Stat.Version
+			}
+			if op.Kind == "watch-set" {
+				mu.Lock()
+				watching[key] = op.Seq
+				mu.Unlock()
+			}
+		}
+		return err
+	})
+}
+
+// checkWatch checks each watch client's sessions, replies and events in
+// the order they reached the client: a data event only for a znode the
+// session had a watch on (one-shot: one event a watch); no reply showing
+// a version of a watched znode newer than the one its watch was set at
+// before that watch's event (ZooKeeper's promise that a client sees the
+// event before the change); so also no change missed by a watch that
+// a later read would show.
+func checkWatch(ops []Op) Verdict {
+	type sessionKey struct{ client, session int }
+	bySession := map[sessionKey][]Op{}
+	for _, op := range ops {
+		if strings.HasPrefix(op.Kind, "watch-") && op.Outcome == OK && op.Seq > 0 {
+			s := sessionKey{op.Client, op.Session}
+			bySession[s] = append(bySession[s], op)
+		}
+	}
+	var bad []string
+	events, watches := 0, 0
+	for s, sops := range bySession {
+		// An event with After a came after reply a and before reply a+1.
+		at := func(op Op) float64 {
+			if op.Kind == "watch-event" {
+				return float64(op.Seq) + 0.5
+			}
+			return float64(op.Seq)
+		}
+		sort.SliceStable(sops, func(i, j int) bool { return at(sops[i]) < at(sops[j]) })
+		watched := map[int]int32{} // key: the version its watch was set at
+		for _, op := range sops {
+			v, has := watched[op.Key]
+			switch op.Kind {
+			case "watch-event":
+				events++
+				if !has {
+					bad = append(bad, fmt.Sprintf("client %d session %d: an event for w%d after reply %d, with no watch set", s.client, s.session, op.Key, op.Seq))
+				}
+				delete(watched, op.Key)
+				continue
+			}
+			if has && op.Version > v {
+				bad = append(bad, fmt.Sprintf("client %d session %d: reply %d (%s) shows version %d of w%d before the event of the watch set at version %d",
+					s.client, s.session, op.Seq, op.Kind, op.Version, op.Key, v))
+				delete(watched, op.Key) // one report a watch
+			}
+			if op.Kind == "watch-set" {
+				watches++
+				if _, again := watched[op.Key]; !again {
+					watched[op.Key] = op.Version
+				}
+			}
+		}
+	}
+	v := Verdict{Workload: "watch", Valid: len(bad) == 0 && events > 0}
+	v.Summary = fmt.Sprintf("%d sessions, %d watches set, %d data events; %d wrong", len(bySession), watches, events, len(bad))
+	if len(bad) > 0 {
+		v.Summary += ": " + strings.Join(first(bad, 5), "; ")
+	}
+	return v
+}
