@@ -90,16 +90,18 @@ sim:
 		-run '^TestSimulatedEnsembles$$' -v ./zab
 
 # zkbench check against zkd ensembles, CHECK_MINUTES of faults each: three
-# servers, then five, every fault (partitions need root and iptables);
+# servers, then five, every workload and every fault (partitions need root
+# and iptables); each client waits CHECK_PAUSE between operations;
 # CHECK_SEED=N repeats a run. The results are in docs/reliability.md.
-CHECK_MINUTES ?= 16
+CHECK_MINUTES ?= 30
+CHECK_PAUSE ?= 2ms
 check-long: deps-debian
 	$(GO) build -o .build/zkd ./cmd/zkd
 	$(GO) build -o .build/zkbench ./cmd/zkbench
 	rm -rf .build/check-3 .build/check-5
-	.build/zkbench check --zkd .build/zkd --servers 3 --port 31181 --duration $(CHECK_MINUTES)m --nemesis all \
+	.build/zkbench check --zkd .build/zkd --servers 3 --port 31181 --duration $(CHECK_MINUTES)m --nemesis all --pause $(CHECK_PAUSE) \
 		$(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-3
-	.build/zkbench check --zkd .build/zkd --servers 5 --port 31281 --duration $(CHECK_MINUTES)m --nemesis all \
+	.build/zkbench check --zkd .build/zkd --servers 5 --port 31281 --duration $(CHECK_MINUTES)m --nemesis all --pause $(CHECK_PAUSE) \
 		$(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-5
 
 bench:
