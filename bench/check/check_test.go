@@ -232,11 +232,12 @@ func runCheck(t *testing.T, o Options) *Report {
 	return r
 }
 
-// zkd, three servers, every workload, under kills, a pause and a cut-off
-// leader, one after the other: every workload passes.
+// zkd, three servers, every workload, under kills, a pause, a cut-off
+// leader and a bridge, one after the other: every workload passes.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	faults := faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader)
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: 24 * time.Second, Faults: faults})
+	faults := faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge)
+	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
+		Faults: faults})
 	if !r.Valid() {
 		t.Fatal("zkd failed the check (the report above; the history is in the test's directory)")
 	}

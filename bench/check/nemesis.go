@@ -105,10 +105,15 @@ func (n *network) partition(groups [][]int) error {
 			group[m] = g
 		}
 	}
+	return n.cutLinks(func(i, j int) bool { return group[i] != group[j] })
+}
+
+// cutLinks cuts the link between members i and j wherever cut(i, j).
+func (n *network) cutLinks(cut func(i, j int) bool) error {
 	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
 	for i := 1; i <= n.c.N; i++ {
 		for j := 1; j <= n.c.N; j++ {
-			if i == j || group[i] == group[j] {
+			if i == j || !cut(i, j) && !cut(j, i) {
 				continue
 			}
 			// The connections i opened to j: i's packets to j's ports,
@@ -160,6 +165,9 @@ const (
 	FaultPartitionLeader = "partition-leader"   // cut the leader from the others
 	FaultPartitionHalves = "partition-halves"   // cut a random minority from the majority
 	FaultPartitionOne    = "partition-follower" // cut a follower from the others
+	// A bridge: the others in two halves cut from each other, one member
+	// linked to both, so that the network is not transitive.
+	FaultPartitionBridge = "partition-bridge"
 	// The disk faults need zkd's fault hook (ZKD_FAULTS=disk), which Run
 	// turns on for them.
 	FaultDiskError   = "disk-error"    // a random member's disk fails: every write and fsync
@@ -169,7 +177,7 @@ const (
 
 // Faults are the faults there are, in the order -nemesis all runs them.
 var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
-	FaultDiskError, FaultPowerCut, FaultPowerCutAll}
+	FaultPartitionBridge, FaultDiskError, FaultPowerCut, FaultPowerCutAll}
 
 // isDiskFault reports whether a fault needs zkd's disk fault hook.
 func isDiskFault(name string) bool {
@@ -227,6 +235,28 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			ev.Target = []int{leader}
 			c.Pause(leader)
 			undo = func() { c.Resume(leader) }
+		case FaultPartitionBridge:
+			if net == nil {
+				ev.Err = "no partitions here"
+				break
+			}
+			perm := rng.Perm(c.N)
+			bridge, rest := perm[0]+1, perm[1:]
+			side := map[int]int{}
+			for k, p := range rest {
+				side[p+1] = 1 + k%2
+			}
+			ev.Target = []int{bridge}
+			if err := net.cutLinks(func(i, j int) bool { return side[i] != 0 && side[j] != 0 && side[i] != side[j] }); err != nil {
+				ev.Err = err.Error()
+				net.heal()
+				break
+			}
+			undo = func() {
+				if err := net.heal(); err != nil {
+					logf("healing the partition: %v", err)
+				}
+			}
 		case FaultPartitionLeader, FaultPartitionHalves, FaultPartitionOne:
 			if net == nil {
 				ev.Err = "no partitions here"
