@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"zkd/ztree"
 
 	"zkd/wal"
 	"zkd/wire"
@@ -68,8 +69,17 @@ type Config struct {
 	ContainerMaxPerMinute  int
 	ContainerMaxNeverUsed  int // ms; 0: never-used containers stay
 	SuperDigest            string
-	ReconfigEnabled        bool
-	StandaloneEnabled      bool
+
+	// SASL on the client port: the JAAS file whose login context
+	// SASLLoginContext ("Server") holds the DIGEST-MD5 users
+	// (java.security.auth.login.config, in zoo.cfg or as -D in
+	// SERVER_JVMFLAGS; zookeeper.sasl.serverconfig), and the SASL user
+	// who is a super user (zookeeper.superUser).
+	JAASFile          string
+	SASLLoginContext  string
+	SASLSuperUser     string
+	ReconfigEnabled   bool
+	StandaloneEnabled bool
 	// CloseSessionTxn (closeSessionTxn.enabled) has closeSession txns
 	// list the session's ephemerals, as ZooKeeper 3.8 does by default.
 	CloseSessionTxn bool
@@ -130,6 +140,7 @@ func DefaultConfig() *Config {
 		ForceSync:              true,
 		MaxBuffer:              wire.DefaultMaxBuffer,
 		FourLetterWords:        "srvr",
+		SASLLoginContext:       "Server",
 		ContainerCheckInterval: 60000,
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
@@ -281,11 +292,14 @@ var settings = map[string]setting{
 	"DigestAuthenticationProvider.superDigest": stringKey(func(c *Config) *string {
 		return &c.SuperDigest
 	}),
-	"reconfigEnabled":         boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
-	"standaloneEnabled":       boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
-	"closeSessionTxn.enabled": boolKey(func(c *Config) *bool { return &c.CloseSessionTxn }),
-	"admin.enableServer":      boolKey(func(c *Config) *bool { return &c.AdminEnable }),
-	"admin.serverAddress":     stringKey(func(c *Config) *string { return &c.AdminAddress }),
+	"java.security.auth.login.config": stringKey(func(c *Config) *string { return &c.JAASFile }),
+	"sasl.serverconfig":               stringKey(func(c *Config) *string { return &c.SASLLoginContext }),
+	"superUser":                       stringKey(func(c *Config) *string { return &c.SASLSuperUser }),
+	"reconfigEnabled":                 boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
+	"standaloneEnabled":               boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
+	"closeSessionTxn.enabled":         boolKey(func(c *Config) *bool { return &c.CloseSessionTxn }),
+	"admin.enableServer":              boolKey(func(c *Config) *bool { return &c.AdminEnable }),
+	"admin.serverAddress":             stringKey(func(c *Config) *string { return &c.AdminAddress }),
 	"admin.serverPort": func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 65535 {
@@ -385,6 +399,51 @@ var known = func() map[string]bool {
 	return m
 }()
 
+// SASLProvider is the class of ZooKeeper's SASL authentication provider,
+// which an authProvider.N key names to admit sasl ACLs.
+const SASLProvider = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
+// TreeOptions are the tree's options this configuration sets.
+func (c *Config) TreeOptions() ztree.Options {
+	o := ztree.Options{ExtendedTypes: c.ExtendedTypes, EnforceQuota: c.EnforceQuota}
+	for k, v := range c.Extra {
+		name := strings.TrimPrefix(k, "zookeeper.")
+		if strings.HasPrefix(name, "authProvider.") && strings.TrimSpace(v) == SASLProvider {
+			o.SASLACLs = true
+		}
+	}
+	return o
+}
+
+// ApplyJVMFlags takes the -Dkey=value flags of flags (the SERVER_JVMFLAGS
+// that ZooKeeper's start scripts pass to the JVM, named by from) that set
+// keys zkd reads, where the configuration file did not set them: a
+// deployment that keeps java.security.auth.login.config or
+// zookeeper.superUser there keeps working. A bad value is an error naming
+// from and the key.
+func ApplyJVMFlags(c *Config, from, flags string) error {
+	for _, f := range strings.Fields(flags) {
+		kv, ok := strings.CutPrefix(strings.Trim(f, `"'`), "-D")
+		if !ok {
+			continue
+		}
+		key, val, _ := strings.Cut(kv, "=")
+		name := strings.TrimPrefix(key, "zookeeper.")
+		if strings.HasPrefix(name, "authProvider.") && c.Lines[name] == 0 {
+			c.Extra[name] = val
+			continue
+		}
+		set := settings[name]
+		if set == nil || c.Lines[name] != 0 {
+			continue
+		}
+		if err := set(c, val); err != nil {
+			return &ConfigError{File: from, Key: key, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
 // LoadConfig reads a zoo.cfg.
 func LoadConfig(file string, log *slog.Logger) (*Config, error) {
 	b, err := os.ReadFile(file)
@@ -445,7 +504,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			}
 			c.Servers[id] = val
 			serverLines[id] = line
-		case known[key] || known[name] || strings.HasPrefix(key, "group.") ||
+		case known[key] || known[name] || strings.HasPrefix(name, "authProvider.") || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):
 			c.Extra[key] = val
 		default:

@@ -177,3 +177,54 @@ func TestEnsembleConfig(t *testing.T) {
 		})
 	}
 }
+
+// The SASL settings: zoo.cfg's keys, or the -D flags of SERVER_JVMFLAGS
+// where zoo.cfg is silent; a JAAS file that cannot serve stops the server
+// with the file and what is wrong.
+func TestSASLSettings(t *testing.T) {
+	dir := t.TempDir()
+	parse := func(text string) *Config {
+		t.Helper()
+		c, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=0\nclientPortAddress=127.0.0.1\n"+text), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := parse("")
+	if err := ApplyJVMFlags(c, "SERVER_JVMFLAGS", "-Xmx1g -Djava.security.auth.login.config=/etc/zk/jaas.conf -Dzookeeper.superUser=admin "+
+		"-Dzookeeper.authProvider.sasl="+SASLProvider); err != nil {
+		t.Fatal(err)
+	}
+	if c.JAASFile != "/etc/zk/jaas.conf" || c.SASLSuperUser != "admin" || c.SASLLoginContext != "Server" || !c.TreeOptions().SASLACLs {
+		t.Errorf("after SERVER_JVMFLAGS: %q %q %q %v", c.JAASFile, c.SASLSuperUser, c.SASLLoginContext, c.TreeOptions().SASLACLs)
+	}
+	c = parse("java.security.auth.login.config=/cfg/jaas.conf\nzookeeper.sasl.serverconfig=ZkServer\n")
+	ApplyJVMFlags(c, "SERVER_JVMFLAGS", "-Djava.security.auth.login.config=/flags/jaas.conf")
+	if c.JAASFile != "/cfg/jaas.conf" || c.SASLLoginContext != "ZkServer" || c.TreeOptions().SASLACLs {
+		t.Errorf("zoo.cfg's own: %q %q %v", c.JAASFile, c.SASLLoginContext, c.TreeOptions().SASLACLs)
+	}
+	err := ApplyJVMFlags(parse(""), "SERVER_JVMFLAGS", "-Dzookeeper.snapCount=many")
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.File != "SERVER_JVMFLAGS" || ce.Key != "zookeeper.snapCount" {
+		t.Errorf("a bad flag: %v", err)
+	}
+
+	for text, want := range map[string]string{
+		"Server {\n com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n};\n":    "not GSSAPI",
+		"Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required user_a=\"b\"\n};\n": "jaas.conf:3",
+	} {
+		jaas := filepath.Join(t.TempDir(), "jaas.conf")
+		os.WriteFile(jaas, []byte(text), 0o600)
+		c := parse("java.security.auth.login.config=" + jaas + "\n")
+		s, err := New(c, Options{})
+		if err == nil {
+			s.Close()
+			t.Errorf("%q: the server started", text)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "java.security.auth.login.config") {
+			t.Errorf("%q: %v; want it to name the key and say %q", text, err, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"zkd/internal/sasl"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -47,10 +48,11 @@ type conn struct {
 	leaderSays int8
 	sess       *session
 	auth       []wire.Id
-	out        []byte // this pass's output, written at its end
-	inflight   int    // requests handed to the applier and not answered yet
-	reads      int64  // reads answered since the last flush moved the counters
-	unsent     int64  // replies and events in out, for the sent counters
+	sasl       *sasl.Digest // the connection's SASL exchange, once begun
+	out        []byte       // this pass's output, written at its end
+	inflight   int          // requests handed to the applier and not answered yet
+	reads      int64        // reads answered since the last flush moved the counters
+	unsent     int64        // replies and events in out, for the sent counters
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
 	// holds it, so no reply shows older data than an event before it.
@@ -606,11 +608,20 @@ func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.R
 // appendReplyFrame adds one reply frame without counting it for cons, as
 // ZooKeeper does not count its answers to auth and sasl.
 func (c *conn) appendReplyFrame(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
+	if code != wire.ErrOK {
+		body = nil
+	}
+	c.appendFrameWithBody(xid, zxid, code, body)
+}
+
+// appendFrameWithBody adds a reply frame with the body even for an error,
+// as ZooKeeper sends a failed sasl's (null) token.
+func (c *conn) appendFrameWithBody(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
 	c.buf()
 	var start int
 	c.out, start = wire.BeginFrame(c.out)
 	c.out = wire.AppendReplyHeader(c.out, xid, zxid, code)
-	if code == wire.ErrOK && body != nil {
+	if body != nil {
 		c.out = body.Append(c.out)
 	}
 	c.out = wire.EndFrame(c.out, start)

@@ -238,7 +238,7 @@ func (x *executor) do(a zab.Action) error {
 		s.log.Info("truncated the log to the leader's history", "zxid", fmt.Sprintf("%#x", a.Zxid))
 		x.appended = a.Zxid
 	case zab.ActLoadSnapshot:
-		t, err := wal.ReadSnapBody(x.fo.pc.br, a.Zxid, ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota})
+		t, err := wal.ReadSnapBody(x.fo.pc.br, a.Zxid, s.cfg.TreeOptions())
 		if err != nil {
 			return fmt.Errorf("reading the leader's snapshot: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"zkd/internal/java"
+	"zkd/internal/sasl"
 	"zkd/wire"
 	"zkd/ztree"
 )
@@ -340,9 +341,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.WhoAmIResponse{ClientInfo: info})
 
 	case wire.OpSASL:
-		// With no SASL configured ZooKeeper 3.8 answers a sasl request
-		// with an empty (null) token, zxid 0, and keeps the connection.
-		c.appendReplyFrame(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
+		c.saslStep(hdr, body)
 
 	default:
 		s.log.Debug("unknown request type", "type", int32(hdr.Type), "client", c.remote)
@@ -394,6 +393,50 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	}
 	c.s.tree.Load().SetAuth(c.sid.Load(), c.auth)
 	c.appendReplyFrame(hdr.Xid, zxid, wire.ErrOK, nil)
+}
+
+// saslStep takes one token of a client's SASL exchange (DIGEST-MD5) and
+// answers with the server's, as ZooKeeper does: zxid 0; once the client
+// has proved its password, the session holds the identity sasl:USER (and
+// super, for zookeeper.superUser). A failed exchange is answered with
+// AuthFailed and the connection closed; the session is left to expire.
+func (c *conn) saslStep(hdr wire.RequestHeader, body []byte) {
+	users := c.s.saslUsers
+	if users == nil {
+		// With no SASL configured ZooKeeper 3.8 answers a sasl request
+		// with an empty (null) token, zxid 0, and keeps the connection.
+		c.appendReplyFrame(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{})
+		return
+	}
+	var req wire.GetSASLRequest
+	if _, err := req.Decode(body, wire.Copy); err != nil {
+		c.appendReplyFrame(hdr.Xid, 0, wire.ErrMarshallingError, nil)
+		return
+	}
+	if c.sasl == nil {
+		c.sasl = sasl.NewDigest(func(user string) (string, bool) { pw, ok := users[user]; return pw, ok })
+	}
+	token, err := c.sasl.Step(req.Token)
+	if err != nil {
+		c.s.log.Warn("SASL authentication failed; closing the connection", "client", c.remote,
+			"session", fmt.Sprintf("0x%x", c.sid.Load()), "err", err)
+		// The (null) token goes with the error: a Java client reads it
+		// and goes to AuthFailed; without it, it takes the short reply
+		// for a broken connection and tries again, unauthenticated.
+		c.appendFrameWithBody(hdr.Xid, 0, wire.ErrAuthFailed, &wire.SetSASLResponse{})
+		c.setClosing()
+		return
+	}
+	if c.sasl.Complete() {
+		user := c.sasl.User()
+		c.addAuth(wire.Id{Scheme: "sasl", ID: user})
+		if su := c.s.cfg.SASLSuperUser; su != "" && su == user {
+			c.addAuth(wire.Id{Scheme: "super", ID: ""})
+		}
+		c.s.tree.Load().SetAuth(c.sid.Load(), c.auth)
+		c.s.log.Info("SASL authenticated", "session", fmt.Sprintf("0x%x", c.sid.Load()), "user", user, "client", c.remote)
+	}
+	c.appendReplyFrame(hdr.Xid, 0, wire.ErrOK, &wire.SetSASLResponse{Token: token})
 }
 
 // javaSetOrder lists ids in the order ZooKeeper's whoami does: its

@@ -19,6 +19,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"zkd/internal/sasl"
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
@@ -34,7 +35,10 @@ type Server struct {
 	cfg   *Config
 	log   *slog.Logger
 	fours map[string]bool
-	now   func() time.Time
+	// saslUsers are the DIGEST-MD5 users of the JAAS file's server
+	// context; nil when SASL is off.
+	saslUsers map[string]string
+	now       func() time.Time
 
 	store atomic.Pointer[wal.Store]  // replaced only while no client is connected
 	tree  atomic.Pointer[ztree.Tree] // the applier's; replaced only while no client is connected
@@ -171,6 +175,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 			return nil, cfg.ErrorAt(d.key, "%s is not a directory", d.dir)
 		}
 	}
+	if err := s.loadSASL(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	var unknown []string
 	s.fours, unknown = cfg.fourLetterWords()
 	if len(unknown) > 0 {
@@ -186,12 +194,38 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s.opened(wal.Open(wo))
 }
 
+// loadSASL reads the SASL users from the JAAS file, if one is named. A
+// file without the server's login context leaves SASL off, as ZooKeeper
+// does (the file may be there for its clients); one that cannot be read,
+// or asks for Kerberos, stops the server.
+func (s *Server) loadSASL() error {
+	cfg := s.cfg
+	if cfg.JAASFile == "" {
+		return nil
+	}
+	j, err := sasl.ReadJAAS(cfg.JAASFile)
+	if err != nil {
+		return cfg.ErrorAt("java.security.auth.login.config", "%v", err)
+	}
+	if _, ok := j[cfg.SASLLoginContext]; !ok {
+		s.log.Info("SASL is off: the JAAS file has no login context for the server", "file", cfg.JAASFile, "context", cfg.SASLLoginContext)
+		return nil
+	}
+	users, err := j.Users(cfg.SASLLoginContext)
+	if err != nil {
+		return cfg.ErrorAt("java.security.auth.login.config", "%s: %v", cfg.JAASFile, err)
+	}
+	s.saslUsers = users
+	s.log.Info("SASL (DIGEST-MD5) on the client port", "file", cfg.JAASFile, "context", cfg.SASLLoginContext, "users", len(users))
+	return nil
+}
+
 // walOptions are the log's options for this server.
 func (s *Server) walOptions() wal.Options {
 	wo := s.cfg.WalOptions()
 	wo.FS = s.opts.FS
 	wo.Logger = s.log
-	wo.Tree = ztree.Options{ExtendedTypes: s.cfg.ExtendedTypes, EnforceQuota: s.cfg.EnforceQuota}
+	wo.Tree = s.cfg.TreeOptions()
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
 	wo.OnFsync = func(d time.Duration) { s.fsyncTime.add(d.Milliseconds()) }
 	wo.OnSnapshotDue = s.snapshotInBackground

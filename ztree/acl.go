@@ -147,6 +147,18 @@ func validACLID(scheme, id string) bool {
 	return false
 }
 
+// validSASLID is SASLAuthenticationProvider.isValid: an id is valid when
+// it parses as a Kerberos principal, name[/host]@REALM, or has no @.
+func validSASLID(id string) bool {
+	name, realm, at := strings.Cut(id, "@")
+	if !at {
+		return true
+	}
+	service, host, slash := strings.Cut(name, "/")
+	return !strings.ContainsAny(realm, "/@") && !strings.Contains(service, "@") &&
+		(!slash || !strings.ContainsAny(host, "/@"))
+}
+
 // authenticatedScheme reports whether an identity of this scheme expands an
 // "auth" ACL entry (ServerAuthenticationProvider.isAuthenticated): an ip
 // address is not an authentication, and super has no provider.
@@ -158,7 +170,7 @@ func authenticatedScheme(scheme string) bool {
 // into the session's authenticated identities (PrepRequestProcessor.fixupACL).
 // Duplicates are removed first; an empty list, an unknown scheme, a malformed
 // id or an "auth" entry with nothing to expand to is INVALIDACL.
-func fixupACL(acl []wire.ACL, ids []wire.Id) ([]wire.ACL, error) {
+func fixupACL(acl []wire.ACL, ids []wire.Id, saslACLs bool) ([]wire.ACL, error) {
 	uniq := make([]wire.ACL, 0, len(acl))
 	for _, a := range acl {
 		dup := false
@@ -191,7 +203,7 @@ func fixupACL(acl []wire.ACL, ids []wire.Id) ([]wire.ACL, error) {
 			if !found {
 				return nil, wire.ErrInvalidACL
 			}
-		case validACLID(a.ID.Scheme, a.ID.ID):
+		case validACLID(a.ID.Scheme, a.ID.ID), saslACLs && a.ID.Scheme == "sasl" && validSASLID(a.ID.ID):
 			out = append(out, a)
 		default:
 			return nil, wire.ErrInvalidACL

@@ -21,6 +21,9 @@ type Options struct {
 	// EnforceQuota makes a hard quota limit refuse creates and setData
 	// with QUOTAEXCEEDED (zookeeper.enforceQuota).
 	EnforceQuota bool
+	// SASLACLs admits ACL entries of the sasl scheme, as ZooKeeper does
+	// once an authProvider.N names its SASLAuthenticationProvider.
+	SASLACLs bool
 }
 
 type shards [shardCount]*btree.BTreeG[item]

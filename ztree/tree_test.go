@@ -671,3 +671,28 @@ func TestEventPathsOutliveRecordReuse(t *testing.T) {
 		}
 	}
 }
+
+// The sasl ACL scheme is there once the server has ZooKeeper's SASL
+// provider (authProvider.N): an id that parses as a Kerberos principal,
+// or has no @, is valid.
+func TestSASLACLs(t *testing.T) {
+	for _, c := range []struct {
+		on    bool
+		id    string
+		valid bool
+	}{
+		{false, "bob", false},
+		{true, "bob", true},
+		{true, "zookeeper/host.example.com@EXAMPLE.COM", true},
+		{true, "bob@EXAMPLE.COM", true},
+		{true, "bob@EX@AMPLE", false},
+		{true, "a/b/c@REALM", false},
+	} {
+		h := newHarness(t, ztree.Options{SASLACLs: c.on})
+		res, _ := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/s",
+			ACL: []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "sasl", ID: c.id}}}})
+		if (res.Err == wire.ErrOK) != c.valid || !c.valid && res.Err != wire.ErrInvalidACL {
+			t.Errorf("sasl:%s with the provider %v: %v, want valid %v", c.id, c.on, res.Err, c.valid)
+		}
+	}
+}

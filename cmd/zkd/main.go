@@ -238,10 +238,20 @@ func startProfiling(addr string, log *slog.Logger) {
 }
 
 func loadConfig(args []string, log *slog.Logger) (*engine.Config, error) {
-	if len(args) == 0 {
-		return engine.DefaultConfig(), nil
+	cfg := engine.DefaultConfig()
+	if len(args) > 0 {
+		var err error
+		if cfg, err = engine.LoadConfig(args[0], log); err != nil {
+			return nil, err
+		}
 	}
-	return engine.LoadConfig(args[0], log)
+	// ZooKeeper's start scripts hand SERVER_JVMFLAGS to the JVM; the
+	// -D settings there that zkd reads (the JAAS file, most often) count
+	// where zoo.cfg is silent.
+	if err := engine.ApplyJVMFlags(cfg, "SERVER_JVMFLAGS", os.Getenv("SERVER_JVMFLAGS")); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // status asks the server named by the configuration for its mode with

@@ -77,6 +77,8 @@ type Options struct {
 	// Prefix is a command line the zkd command is appended to, as in
 	// prlimit --nofile=64:64 --.
 	Prefix []string
+	// Env is added to the process's environment.
+	Env []string
 }
 
 // Start runs zkd on a fresh directory with tickTime 2000, a free port and
@@ -103,7 +105,7 @@ func StartWith(t testing.TB, cfg map[string]string, opts Options) *Server {
 	for k, v := range cfg {
 		all[k] = v
 	}
-	s := &Server{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Cfg: all, Prefix: opts.Prefix}
+	s := &Server{t: t, Dir: dir, Port: port, Addr: fmt.Sprintf("127.0.0.1:%d", port), Cfg: all, Prefix: opts.Prefix, Env: opts.Env}
 	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(zkref.RenderConfig(all)), 0o644); err != nil {
 		t.Fatal(err)
 	}
