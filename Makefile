@@ -5,20 +5,21 @@ GO ?= go
 # Debian packages the tests drive: the reference server (Apache ZooKeeper 3.8,
 # which brings zkCli.sh and the Java client), a JDK for it and for the Curator
 # check program, snappy-java for its snappy snapshots, and the real clients
-# the engine's tests run: kazoo (with its gevent and eventlet handlers),
+# the engine's tests run: kazoo (with its gevent and eventlet handlers, and
+# pure-sasl for its SASL),
 # Curator, the C client (cli_mt, load_gen), and what ZooKeeper's AdminServer
 # needs (jetty, the servlet API, jackson) for the AdminServer comparisons,
 # and systemd-analyze to check the systemd unit.
 DEBIAN_PACKAGES := zookeeper default-jdk-headless libsnappy-java python3-kazoo zookeeper-bin \
 	libzookeeper-java libcurator-framework-java libcurator-recipes-java python3-gevent python3-eventlet iptables \
-	libjetty9-java libservlet-api-java libjackson2-databind-java systemd
+	libjetty9-java libservlet-api-java libjackson2-databind-java systemd python3-pure-sasl
 # Files whose presence shows the packages are installed.
 DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/bin/javac /usr/share/java/snappy-java.jar \
 	/usr/lib/python3/dist-packages/kazoo/client.py /usr/lib/zookeeper/bin/cli_mt \
 	/usr/share/java/curator-framework.jar /usr/share/java/curator-recipes.jar \
 	/usr/lib/python3/dist-packages/gevent /usr/lib/python3/dist-packages/eventlet /usr/sbin/iptables \
 	/usr/share/java/jetty9-server.jar /usr/share/java/servlet-api.jar /usr/share/java/jackson-databind.jar \
-	/usr/bin/systemd-analyze
+	/usr/bin/systemd-analyze /usr/lib/python3/dist-packages/puresasl
 # The Curator check program the engine's tests run, compiled here.
 JAVA_CLIENTS := $(CURDIR)/.build/java-clients
 JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curator-recipes zookeeper zookeeper-jute guava slf4j-api slf4j-nop,/usr/share/java/$(j).jar))

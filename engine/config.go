@@ -75,11 +75,18 @@ type Config struct {
 	// (java.security.auth.login.config, in zoo.cfg or as -D in
 	// SERVER_JVMFLAGS; zookeeper.sasl.serverconfig), and the SASL user
 	// who is a super user (zookeeper.superUser).
-	JAASFile          string
-	SASLLoginContext  string
-	SASLSuperUser     string
-	ReconfigEnabled   bool
-	StandaloneEnabled bool
+	JAASFile         string
+	SASLLoginContext string
+	SASLSuperUser    string
+	// EnforceAuth (enforce.auth.enabled, or sessionRequireClientSASLAuth
+	// for the sasl scheme) closes the connection of a session that sends
+	// any request but auth and sasl before it has authenticated with one
+	// of EnforceAuthSchemes (enforce.auth.schemes, comma-separated).
+	EnforceAuth        bool
+	EnforceAuthSchemes string
+	RequireSASLAuth    bool
+	ReconfigEnabled    bool
+	StandaloneEnabled  bool
 	// CloseSessionTxn (closeSessionTxn.enabled) has closeSession txns
 	// list the session's ephemerals, as ZooKeeper 3.8 does by default.
 	CloseSessionTxn bool
@@ -295,6 +302,9 @@ var settings = map[string]setting{
 	"java.security.auth.login.config": stringKey(func(c *Config) *string { return &c.JAASFile }),
 	"sasl.serverconfig":               stringKey(func(c *Config) *string { return &c.SASLLoginContext }),
 	"superUser":                       stringKey(func(c *Config) *string { return &c.SASLSuperUser }),
+	"enforce.auth.enabled":            boolKey(func(c *Config) *bool { return &c.EnforceAuth }),
+	"enforce.auth.schemes":            stringKey(func(c *Config) *string { return &c.EnforceAuthSchemes }),
+	"sessionRequireClientSASLAuth":    boolKey(func(c *Config) *bool { return &c.RequireSASLAuth }),
 	"reconfigEnabled":                 boolKey(func(c *Config) *bool { return &c.ReconfigEnabled }),
 	"standaloneEnabled":               boolKey(func(c *Config) *bool { return &c.StandaloneEnabled }),
 	"closeSessionTxn.enabled":         boolKey(func(c *Config) *bool { return &c.CloseSessionTxn }),
@@ -373,7 +383,6 @@ var knownKeys = []string{
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
 	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty", "fsync.warningthresholdms",
 	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs", "cnxTimeout", "snapshotSizeFactor",
-	"sessionRequireClientSASLAuth", "enforce.auth.enabled", "enforce.auth.schemes",
 	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
 	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",
 	"learner.closeSocketAsync", "netty.server.outboundBufferCapacity",
@@ -413,6 +422,38 @@ func (c *Config) TreeOptions() ztree.Options {
 		}
 	}
 	return o
+}
+
+// EnforcedAuthSchemes are the schemes a session must have authenticated
+// with before any request but auth and sasl, nil when none is enforced:
+// sasl with sessionRequireClientSASLAuth, else enforce.auth.schemes when
+// enforce.auth.enabled. A scheme the server has no provider for is an
+// error naming the key, as ZooKeeper refuses to start.
+func (c *Config) EnforcedAuthSchemes() ([]string, error) {
+	if c.RequireSASLAuth {
+		if !c.TreeOptions().SASLACLs {
+			return nil, c.ErrorAt("sessionRequireClientSASLAuth", "the sasl scheme is not available: no authProvider.N names %s", SASLProvider)
+		}
+		return []string{"sasl"}, nil
+	}
+	if !c.EnforceAuth {
+		return nil, nil
+	}
+	var schemes []string
+	for _, s := range strings.Split(c.EnforceAuthSchemes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			schemes = append(schemes, s)
+		}
+	}
+	if len(schemes) == 0 {
+		return nil, c.ErrorAt("enforce.auth.enabled", "true, but enforce.auth.schemes names no scheme")
+	}
+	for _, s := range schemes {
+		if s != "digest" && s != "ip" && (s != "sasl" || !c.TreeOptions().SASLACLs) {
+			return nil, c.ErrorAt("enforce.auth.schemes", "authentication scheme %s is not available", s)
+		}
+	}
+	return schemes, nil
 }
 
 // ApplyJVMFlags takes the -Dkey=value flags of flags (the SERVER_JVMFLAGS

@@ -211,6 +211,22 @@ func TestSASLSettings(t *testing.T) {
 	}
 
 	for text, want := range map[string]string{
+		"sessionRequireClientSASLAuth=true\n":                           "sessionRequireClientSASLAuth: the sasl scheme is not available",
+		"enforce.auth.enabled=true\n":                                   "enforce.auth.enabled: true, but enforce.auth.schemes names no scheme",
+		"enforce.auth.enabled=true\nenforce.auth.schemes=digest,x509\n": "enforce.auth.schemes: authentication scheme x509 is not available",
+		"enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n":        "enforce.auth.schemes: authentication scheme sasl is not available",
+	} {
+		_, err := New(parse(text), Options{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", text, err, want)
+		}
+	}
+	if s, err := New(parse("enforce.auth.enabled=true\nenforce.auth.schemes=digest\n"), Options{}); err != nil {
+		t.Errorf("enforcing digest: %v", err)
+	} else {
+		s.Close()
+	}
+	for text, want := range map[string]string{
 		"Server {\n com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n};\n":    "not GSSAPI",
 		"Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required user_a=\"b\"\n};\n": "jaas.conf:3",
 	} {

@@ -52,6 +52,15 @@ func (c *conn) request(p []byte) {
 		return
 	}
 	body := p[n:]
+	if need := c.s.enforcedAuth; need != nil && hdr.Type != wire.OpAuth && hdr.Type != wire.OpSASL && !c.authenticatedWith(need) {
+		// enforce.auth.enabled: as ZooKeeper, the request is answered
+		// with SESSIONCLOSEDREQUIRESASLAUTH and the connection closed.
+		c.s.log.Error("closing the connection of a session that has not authenticated with a scheme the server requires",
+			"client", c.remote, "session", fmt.Sprintf("0x%x", c.sid.Load()), "required", strings.Join(need, ","))
+		c.appendReplyFrame(hdr.Xid, 0, wire.ErrSessionClosedRequireSASLAuth, nil)
+		c.setClosing()
+		return
+	}
 	if hdr.Type != wire.OpAuth && hdr.Type != wire.OpSASL {
 		// ZooKeeper answers these two before its request pipeline,
 		// which is where a connection's last op is counted.
@@ -393,6 +402,17 @@ func (c *conn) authenticate(hdr wire.RequestHeader, body []byte) {
 	}
 	c.s.tree.Load().SetAuth(c.sid.Load(), c.auth)
 	c.appendReplyFrame(hdr.Xid, zxid, wire.ErrOK, nil)
+}
+
+// authenticatedWith reports whether the session holds an identity of one
+// of schemes.
+func (c *conn) authenticatedWith(schemes []string) bool {
+	for _, id := range c.auth {
+		if slices.Contains(schemes, id.Scheme) {
+			return true
+		}
+	}
+	return false
 }
 
 // saslStep takes one token of a client's SASL exchange (DIGEST-MD5) and

@@ -21,11 +21,15 @@ import (
 // ZooKeeper 3.8 configured the same way answer zkCli.sh (the Java client)
 // and kazoo alike. The JAAS file reaches zkd as ZooKeeper's start scripts
 // pass it, -Djava.security.auth.login.config in SERVER_JVMFLAGS.
-func TestSASLDigestIsZooKeepers(t *testing.T) {
+// saslFiles are the JAAS files of the SASL tests: the server's, with
+// users super and bob, and clients' as bob, as bob with a wrong password,
+// and as super.
+type saslFiles struct{ server, bob, wrong, super string }
+
+func writeSASLFiles(t *testing.T) saslFiles {
+	t.Helper()
 	zkreftest.Need(t)
 	need(t, "zkCli.sh (Debian zookeeper)", zkCli)
-	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
-	need(t, "python3-pure-sasl, kazoo's SASL", "/usr/lib/python3/dist-packages/puresasl")
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
@@ -34,57 +38,75 @@ func TestSASLDigestIsZooKeepers(t *testing.T) {
 		}
 		return p
 	}
-	serverJAAS := write("server.jaas", `Server {
-    org.apache.zookeeper.server.auth.DigestLoginModule required
-    user_super="adminsecret"
-    user_bob="bobsecret";
-};
-`)
 	client := func(user, pw string) string {
 		return write(user+"-"+pw+".jaas", "Client {\n    org.apache.zookeeper.server.auth.DigestLoginModule required\n    username=\""+
 			user+"\"\n    password=\""+pw+"\";\n};\n")
 	}
-	bob, wrong, super := client("bob", "bobsecret"), client("bob", "nope"), client("super", "adminsecret")
-	cfg := map[string]string{"authProvider.1": engine.SASLProvider, "superUser": "super"}
+	return saslFiles{
+		server: write("server.jaas", `Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="adminsecret"
+    user_bob="bobsecret";
+};
+`),
+		bob: client("bob", "bobsecret"), wrong: client("bob", "nope"), super: client("super", "adminsecret"),
+	}
+}
 
-	zkd := zkdtest.StartWith(t, cfg, zkdtest.Options{Env: []string{"SERVER_JVMFLAGS=-Xmx64m -Djava.security.auth.login.config=" + serverJAAS}})
-	ref, err := zkref.Start(t.TempDir(), zkref.Options{Config: map[string]string{"authProvider.1": engine.SASLProvider},
-		SystemProperties: map[string]string{"java.security.auth.login.config": serverJAAS, "zookeeper.superUser": "super"}})
+// saslServers starts zkd and Apache ZooKeeper on the same settings, with
+// f's JAAS file: zkd's through SERVER_JVMFLAGS, as ZooKeeper's start
+// scripts pass it.
+func saslServers(t *testing.T, f saslFiles, cfg map[string]string) (zkd *zkdtest.Server, ref *zkref.Server) {
+	t.Helper()
+	zkd = zkdtest.StartWith(t, cfg, zkdtest.Options{Env: []string{"SERVER_JVMFLAGS=-Xmx64m -Djava.security.auth.login.config=" + f.server}})
+	ref, err := zkref.Start(t.TempDir(), zkref.Options{Config: cfg,
+		SystemProperties: map[string]string{"java.security.auth.login.config": f.server}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ref.Stop()
+	t.Cleanup(func() { ref.Stop() })
+	return zkd, ref
+}
 
-	// zkCli.sh reading a script, the JAAS file of jaas (none: no SASL).
-	cli := func(addr, jaas, script string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, zkCli, "-server", addr)
-		cmd.Stdin = strings.NewReader(script + "quit\n")
-		cmd.Env = os.Environ()
-		if jaas != "" {
-			cmd.Env = append(cmd.Env, "CLIENT_JVMFLAGS=-Djava.security.auth.login.config="+jaas)
-		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.Run()
-		if ctx.Err() != nil {
-			t.Fatalf("zkCli.sh did not finish:\n%s", out.String())
-		}
-		// The session's events are kept; the banner, the logger's
-		// lines and the connecting line are not.
-		var keep []string
-		for _, l := range strings.Split(out.String(), "\n") {
-			l = strings.TrimSpace(l)
-			if l == "" || l == "WATCHER::" || strings.HasPrefix(l, "SLF4J") || strings.HasPrefix(l, "Welcome") ||
-				strings.HasPrefix(l, "JLine") || strings.HasPrefix(l, "Connecting to") || strings.Contains(l, "type:None path:null") && !strings.Contains(l, "Sasl") && !strings.Contains(l, "AuthFailed") {
-				continue
-			}
-			keep = append(keep, l)
-		}
-		return strings.Join(keep, "\n")
+// saslCli runs zkCli.sh on a script with the JAAS file jaas (none: no
+// SASL) and returns what it printed, the session's events kept and the
+// banner, the logger's lines and the connecting line left out.
+func saslCli(t *testing.T, addr, jaas, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, zkCli, "-server", addr)
+	cmd.Stdin = strings.NewReader(script + "quit\n")
+	cmd.Env = os.Environ()
+	if jaas != "" {
+		cmd.Env = append(cmd.Env, "CLIENT_JVMFLAGS=-Djava.security.auth.login.config="+jaas)
 	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("zkCli.sh did not finish:\n%s", out.String())
+	}
+	var keep []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l == "WATCHER::" || strings.HasPrefix(l, "SLF4J") || strings.HasPrefix(l, "Welcome") ||
+			strings.HasPrefix(l, "JLine") || strings.HasPrefix(l, "Connecting to") ||
+			strings.Contains(l, "type:None path:null") && !strings.Contains(l, "Sasl") && !strings.Contains(l, "AuthFailed") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}
+
+func TestSASLDigestIsZooKeepers(t *testing.T) {
+	f := writeSASLFiles(t)
+	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
+	need(t, "python3-pure-sasl, kazoo's SASL", "/usr/lib/python3/dist-packages/puresasl")
+	zkd, ref := saslServers(t, f, map[string]string{"authProvider.1": engine.SASLProvider, "superUser": "super"})
+	bob, wrong, super := f.bob, f.wrong, f.super
+	cli := func(addr, jaas, script string) string { t.Helper(); return saslCli(t, addr, jaas, script) }
 	kazoo := func(addr, user, pw string) string {
 		t.Helper()
 		out, _ := run(t, time.Minute, kazooPython, "-c", `
@@ -142,5 +164,29 @@ except Exception as e:
 	}
 	if !strings.Contains(log, `SASL authentication failed; closing the connection`) || !strings.Contains(log, `wrong password for user \"bob\"`) {
 		t.Errorf("no log line says why bob's session failed:\n%s", log)
+	}
+}
+
+// sessionRequireClientSASLAuth: a session that has not authenticated with
+// SASL has its first other request refused (SESSIONCLOSEDREQUIRESASLAUTH)
+// and its connection closed, on zkd as on ZooKeeper; with SASL, it works.
+func TestSASLRequiredIsZooKeepers(t *testing.T) {
+	f := writeSASLFiles(t)
+	zkd, ref := saslServers(t, f, map[string]string{"authProvider.1": engine.SASLProvider, "sessionRequireClientSASLAuth": "true"})
+	for _, step := range []struct{ name, jaas, want string }{
+		{"without SASL", "", "Session closed because client failed to authenticate"},
+		{"with SASL", f.bob, "Created /open"},
+	} {
+		script := "create /open x\nls /\n"
+		got, want := saslCli(t, zkd.Addr, step.jaas, script), saslCli(t, ref.Addr, step.jaas, script)
+		if got != want {
+			t.Errorf("%s: zkCli.sh on zkd:\n%s\n\non ZooKeeper:\n%s", step.name, got, want)
+		}
+		if !strings.Contains(got, step.want) {
+			t.Errorf("%s: zkCli.sh's output lacks %q:\n%s", step.name, step.want, got)
+		}
+	}
+	if !strings.Contains(zkd.Log(), "has not authenticated with a scheme the server requires") {
+		t.Error("no log line says why the session without SASL was closed")
 	}
 }

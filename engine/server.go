@@ -38,7 +38,10 @@ type Server struct {
 	// saslUsers are the DIGEST-MD5 users of the JAAS file's server
 	// context; nil when SASL is off.
 	saslUsers map[string]string
-	now       func() time.Time
+	// enforcedAuth are the schemes a session must have authenticated
+	// with before its other requests; nil for none.
+	enforcedAuth []string
+	now          func() time.Time
 
 	store atomic.Pointer[wal.Store]  // replaced only while no client is connected
 	tree  atomic.Pointer[ztree.Tree] // the applier's; replaced only while no client is connected
@@ -179,6 +182,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	if s.enforcedAuth, err = cfg.EnforcedAuthSchemes(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.warnUnservedSecurity()
 	var unknown []string
 	s.fours, unknown = cfg.fourLetterWords()
 	if len(unknown) > 0 {
@@ -192,6 +200,24 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return s.opened(st, t, err)
 	}
 	return s.opened(wal.Open(wo))
+}
+
+// warnUnservedSecurity names the security settings of the configuration
+// that zkd keeps but does not serve yet, so that an operator moving a
+// secured ensemble over learns of it at the start, not from clients that
+// cannot connect.
+func (s *Server) warnUnservedSecurity() {
+	for _, k := range []string{"secureClientPort", "client.portUnification", "sslQuorum", "portUnification",
+		"quorum.auth.enableSasl"} {
+		v, ok := s.cfg.Extra[k]
+		if !ok {
+			v, ok = s.cfg.Extra["zookeeper."+k]
+		}
+		if ok && v != "false" {
+			s.log.Warn("this security setting is not served by zkd yet (docs/security.md); nothing acts on it",
+				"file", s.cfg.File, "line", s.cfg.Lines[k], "key", k, "value", v)
+		}
+	}
 }
 
 // loadSASL reads the SASL users from the JAAS file, if one is named. A
