@@ -247,7 +247,7 @@ var adminCommands = []adminCommand{
 		props = append(props, [2]string{"file.separator", "/"}, [2]string{"line.separator", "\n"}, [2]string{"path.separator", ":"})
 		for k, v := range s.cfg.Extra {
 			if strings.HasPrefix(k, "zookeeper.") {
-				props = append(props, [2]string{k, v})
+				props = append(props, [2]string{k, redactSecret(k, v)})
 			}
 		}
 		sort.Slice(props, func(i, j int) bool { return props[i][0] < props[j][0] })
@@ -631,4 +631,14 @@ func (p *peer) syncedObservers() []jsonObject {
 		})
 	}
 	return out
+}
+
+// redactSecret hides the value of a setting that holds a password (the
+// key stores' and trust stores' among the ssl.* keys): what the
+// AdminServer shows anyone who can reach it must not hold one.
+func redactSecret(key, val string) string {
+	if k := strings.ToLower(key); strings.Contains(k, "password") || strings.Contains(k, "secret") {
+		return "******"
+	}
+	return val
 }

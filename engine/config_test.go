@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -242,5 +243,28 @@ func TestSASLSettings(t *testing.T) {
 		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "java.security.auth.login.config") {
 			t.Errorf("%q: %v; want it to name the key and say %q", text, err, want)
 		}
+	}
+}
+
+// The AdminServer's system properties never show a password.
+func TestSystemPropertiesHidePasswords(t *testing.T) {
+	c, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir=/d\nclientPort=2181\nzookeeper.ssl.keyStore.password=hunter2\nzookeeper.ssl.keyStore.location=/k.p12\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{cfg: c}
+	var r jsonObject
+	for _, cmd := range adminCommands {
+		if cmd.names[0] == "system_properties" {
+			cmd.run(s, nil, &r)
+		}
+	}
+	var b strings.Builder
+	for _, f := range r {
+		b.WriteString(f.key + "=" + fmt.Sprint(f.val) + "\n")
+	}
+	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), "zookeeper.ssl.keyStore.location=/k.p12") ||
+		!strings.Contains(b.String(), "zookeeper.ssl.keyStore.password=******") {
+		t.Errorf("system properties:\n%s", b.String())
 	}
 }
