@@ -134,6 +134,21 @@ func (n *network) cutLinks(cut func(i, j int) bool) error {
 	return nil
 }
 
+// makeCut makes a partition with apply and returns what heals it; nil, with
+// the fault's error set, when it could not be made.
+func (n *network) makeCut(ev *FaultEvent, logf func(string, ...any), apply func() error) func() {
+	if err := apply(); err != nil {
+		ev.Err = err.Error()
+		n.heal()
+		return nil
+	}
+	return func() {
+		if err := n.heal(); err != nil {
+			logf("healing the partition: %v", err)
+		}
+	}
+}
+
 // heal removes every cut.
 func (n *network) heal() error {
 	if !n.cut {
@@ -247,16 +262,9 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				side[p+1] = 1 + k%2
 			}
 			ev.Target = []int{bridge}
-			if err := net.cutLinks(func(i, j int) bool { return side[i] != 0 && side[j] != 0 && side[i] != side[j] }); err != nil {
-				ev.Err = err.Error()
-				net.heal()
-				break
-			}
-			undo = func() {
-				if err := net.heal(); err != nil {
-					logf("healing the partition: %v", err)
-				}
-			}
+			undo = net.makeCut(&ev, logf, func() error {
+				return net.cutLinks(func(i, j int) bool { return side[i] != 0 && side[j] != 0 && side[i] != side[j] })
+			})
 		case FaultPartitionLeader, FaultPartitionHalves, FaultPartitionOne:
 			if net == nil {
 				ev.Err = "no partitions here"
@@ -291,16 +299,7 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				}
 			}
 			ev.Target = sortedInts(alone)
-			if err := net.partition([][]int{alone, others}); err != nil {
-				ev.Err = err.Error()
-				net.heal()
-				break
-			}
-			undo = func() {
-				if err := net.heal(); err != nil {
-					logf("healing the partition: %v", err)
-				}
-			}
+			undo = net.makeCut(&ev, logf, func() error { return net.partition([][]int{alone, others}) })
 		case FaultDiskError, FaultPowerCut, FaultPowerCutAll:
 			if !c.diskFaults {
 				ev.Err = "no disk faults here (zkd's fault hook is off)"

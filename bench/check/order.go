@@ -36,19 +36,14 @@ func fifoClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}) {
 		set *wire.StatResponse
 	}
 	for {
-		if cl.pause > 0 {
-			time.Sleep(cl.pause)
-		}
-		select {
-		case <-stop:
+		c, ok := cl.next(stop)
+		if !ok {
 			return
-		default:
 		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
+		if c == nil {
 			continue
 		}
+		var err error
 		if !made {
 			if _, err := c.Create(path, []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 				backOff(err)

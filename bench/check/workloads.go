@@ -138,6 +138,25 @@ func (cl *client) session() (*zkclient.Conn, error) {
 	return c, nil
 }
 
+// next waits the client's pause and returns its session: nil (after a
+// wait) when it has none and cannot open one, false once stop is closed.
+func (cl *client) next(stop <-chan struct{}) (*zkclient.Conn, bool) {
+	if cl.pause > 0 {
+		time.Sleep(cl.pause)
+	}
+	select {
+	case <-stop:
+		return nil, false
+	default:
+	}
+	c, err := cl.session()
+	if err != nil {
+		time.Sleep(50 * time.Millisecond)
+		return nil, true
+	}
+	return c, true
+}
+
 func (cl *client) close() {
 	if cl.conn != nil {
 		cl.conn.Close()
@@ -250,21 +269,15 @@ func finalCounter(addrs []string, timeout time.Duration) (int, error) {
 // nothing worth recording.
 func loop(cl *client, h *history, stop <-chan struct{}, step func(c *zkclient.Conn, op *Op) error) {
 	for {
-		if cl.pause > 0 {
-			time.Sleep(cl.pause)
-		}
-		select {
-		case <-stop:
+		c, ok := cl.next(stop)
+		if !ok {
 			return
-		default:
 		}
-		c, err := cl.session()
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
+		if c == nil {
 			continue
 		}
 		op := Op{Client: cl.id, Call: time.Now()}
-		err = step(c, &op)
+		err := step(c, &op)
 		if op.Kind != "" {
 			op.Return = time.Now()
 			if err != nil {
