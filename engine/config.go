@@ -417,8 +417,9 @@ func (c *Config) TreeOptions() ztree.Options {
 	o := ztree.Options{ExtendedTypes: c.ExtendedTypes, EnforceQuota: c.EnforceQuota}
 	for k, v := range c.Extra {
 		name := strings.TrimPrefix(k, "zookeeper.")
-		if strings.HasPrefix(name, "authProvider.") && strings.TrimSpace(v) == SASLProvider {
-			o.SASLACLs = true
+		if strings.HasPrefix(name, "authProvider.") {
+			o.SASLACLs = o.SASLACLs || strings.TrimSpace(v) == SASLProvider
+			o.X509ACLs = o.X509ACLs || strings.TrimSpace(v) == X509Provider
 		}
 	}
 	return o
@@ -449,7 +450,7 @@ func (c *Config) EnforcedAuthSchemes() ([]string, error) {
 		return nil, c.ErrorAt("enforce.auth.enabled", "true, but enforce.auth.schemes names no scheme")
 	}
 	for _, s := range schemes {
-		if s != "digest" && s != "ip" && (s != "sasl" || !c.TreeOptions().SASLACLs) {
+		if s != "digest" && s != "ip" && (s != "sasl" || !c.TreeOptions().SASLACLs) && (s != "x509" || !c.TreeOptions().X509ACLs) {
 			return nil, c.ErrorAt("enforce.auth.schemes", "authentication scheme %s is not available", s)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,14 +74,27 @@ func saslServers(t *testing.T, f saslFiles, cfg map[string]string) (zkd *zkdtest
 // banner, the logger's lines and the connecting line left out.
 func saslCli(t *testing.T, addr, jaas, script string) string {
 	t.Helper()
+	if jaas == "" {
+		return cliWithFlags(t, addr, "", script)
+	}
+	return cliWithFlags(t, addr, "-Djava.security.auth.login.config="+jaas, script)
+}
+
+// cliWithFlags is zkCli.sh on a script with CLIENT_JVMFLAGS flags.
+func cliWithFlags(t *testing.T, addr, flags, script string) string {
+	t.Helper()
+	return cliCommand(t, zkCli, []string{"-server", addr}, []string{"CLIENT_JVMFLAGS=" + flags}, script)
+}
+
+// cliCommand runs a zkCli command line on a script, env added to its
+// environment, and returns what it printed (see saslCli).
+func cliCommand(t *testing.T, name string, args, env []string, script string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, zkCli, "-server", addr)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdin = strings.NewReader(script + "quit\n")
-	cmd.Env = os.Environ()
-	if jaas != "" {
-		cmd.Env = append(cmd.Env, "CLIENT_JVMFLAGS=-Djava.security.auth.login.config="+jaas)
-	}
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Run()
@@ -190,3 +204,5 @@ func TestSASLRequiredIsZooKeepers(t *testing.T) {
 		t.Error("no log line says why the session without SASL was closed")
 	}
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

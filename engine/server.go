@@ -41,7 +41,11 @@ type Server struct {
 	// enforcedAuth are the schemes a session must have authenticated
 	// with before its other requests; nil for none.
 	enforcedAuth []string
-	now          func() time.Time
+	// secure and secureLn are the secure client port's settings and
+	// listener; nil without secureClientPort.
+	secure   *secureSettings
+	secureLn net.Listener
+	now      func() time.Time
 
 	store atomic.Pointer[wal.Store]  // replaced only while no client is connected
 	tree  atomic.Pointer[ztree.Tree] // the applier's; replaced only while no client is connected
@@ -186,6 +190,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	if err := s.listenSecure(); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.warnUnservedSecurity()
 	var unknown []string
 	s.fours, unknown = cfg.fourLetterWords()
@@ -207,7 +215,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 // secured ensemble over learns of it at the start, not from clients that
 // cannot connect.
 func (s *Server) warnUnservedSecurity() {
-	for _, k := range []string{"secureClientPort", "client.portUnification", "sslQuorum", "portUnification",
+	for _, k := range []string{"client.portUnification", "sslQuorum", "portUnification",
 		"quorum.auth.enableSasl"} {
 		v, ok := s.cfg.Extra[k]
 		if !ok {
@@ -426,6 +434,11 @@ func (s *Server) Start() error {
 	go func() { defer s.wg.Done(); s.tickLoop() }()
 	go func() { defer s.wg.Done(); s.houseLoop() }()
 	go func() { defer s.wg.Done(); s.acceptLoop() }()
+	if s.secureLn != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.secureAcceptLoop() }()
+		s.log.Info("serving TLS", "addr", s.secureLn.Addr().String())
+	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "dataDir", s.cfg.DataDir,
 		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Load().Zxid()),
 		"znodes", s.tree.Load().Published().NodeCount(), "sessions", s.sessions.count())
@@ -506,6 +519,9 @@ func (s *Server) stop(err error) {
 	s.stopOnce.Do(func() {
 		s.stopErr = err
 		close(s.stopping)
+		if s.secureLn != nil {
+			s.secureLn.Close()
+		}
 		if s.ln != nil {
 			s.ln.Close()
 		}

@@ -159,6 +159,18 @@ func validSASLID(id string) bool {
 		(!slash || !strings.ContainsAny(host, "/@"))
 }
 
+// validX500Name is, roughly, X509AuthenticationProvider.isValid: the id
+// reads as a distinguished name, attribute=value pairs separated by
+// commas.
+func validX500Name(id string) bool {
+	for _, rdn := range strings.Split(id, ",") {
+		if k, _, ok := strings.Cut(rdn, "="); !ok || strings.TrimSpace(k) == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // authenticatedScheme reports whether an identity of this scheme expands an
 // "auth" ACL entry (ServerAuthenticationProvider.isAuthenticated): an ip
 // address is not an authentication, and super has no provider.
@@ -170,7 +182,7 @@ func authenticatedScheme(scheme string) bool {
 // into the session's authenticated identities (PrepRequestProcessor.fixupACL).
 // Duplicates are removed first; an empty list, an unknown scheme, a malformed
 // id or an "auth" entry with nothing to expand to is INVALIDACL.
-func fixupACL(acl []wire.ACL, ids []wire.Id, saslACLs bool) ([]wire.ACL, error) {
+func fixupACL(acl []wire.ACL, ids []wire.Id, opts Options) ([]wire.ACL, error) {
 	uniq := make([]wire.ACL, 0, len(acl))
 	for _, a := range acl {
 		dup := false
@@ -203,7 +215,8 @@ func fixupACL(acl []wire.ACL, ids []wire.Id, saslACLs bool) ([]wire.ACL, error) 
 			if !found {
 				return nil, wire.ErrInvalidACL
 			}
-		case validACLID(a.ID.Scheme, a.ID.ID), saslACLs && a.ID.Scheme == "sasl" && validSASLID(a.ID.ID):
+		case validACLID(a.ID.Scheme, a.ID.ID), opts.SASLACLs && a.ID.Scheme == "sasl" && validSASLID(a.ID.ID),
+			opts.X509ACLs && a.ID.Scheme == "x509" && validX500Name(a.ID.ID):
 			out = append(out, a)
 		default:
 			return nil, wire.ErrInvalidACL

@@ -342,7 +342,7 @@ func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byt
 		return 0, nil, wire.ErrBadArguments
 	}
 	parentPath, _ := splitPath(path)
-	fixed, err := fixupACL(acl, req.Auth, t.opts.SASLACLs)
+	fixed, err := fixupACL(acl, req.Auth, t.opts)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -493,7 +493,7 @@ func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int
 	if !ValidatePath(path) {
 		return 0, nil, wire.ErrBadArguments
 	}
-	fixed, err := fixupACL(acl, req.Auth, t.opts.SASLACLs)
+	fixed, err := fixupACL(acl, req.Auth, t.opts)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// SASLACLs admits ACL entries of the sasl scheme, as ZooKeeper does
 	// once an authProvider.N names its SASLAuthenticationProvider.
 	SASLACLs bool
+	// X509ACLs admits ACL entries of the x509 scheme, as ZooKeeper does
+	// once an authProvider.N names its X509AuthenticationProvider.
+	X509ACLs bool
 }
 
 type shards [shardCount]*btree.BTreeG[item]
