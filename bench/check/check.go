@@ -37,7 +37,11 @@ type Options struct {
 	// as the ensemble answers, more to spare the machine's CPU.
 	Pause time.Duration
 	Env   []string // for each zkd process (ZKD_FAULTS)
-	Log   io.Writer
+	// Connect, when set, are the client addresses of a running ensemble
+	// to check instead of starting one: no faults (zkbench does not own
+	// its processes), and its znodes must not hold an earlier run's.
+	Connect []string
+	Log     io.Writer
 	// Stop, closed, ends the run early: the servers are stopped and the
 	// rules removed, and Run returns an error.
 	Stop <-chan struct{}
@@ -86,7 +90,16 @@ func Run(o Options) (*Report, error) {
 		}
 	}
 	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, ClientPort: o.BasePort,
-		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, Env: o.Env}
+		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, Env: o.Env, external: o.Connect}
+	if len(o.Connect) > 0 {
+		if len(o.Faults) > 0 {
+			return nil, fmt.Errorf("check: faults need servers zkbench starts; with --connect, --nemesis none")
+		}
+		c.N = len(o.Connect)
+		if err := freshRoots(o.Connect, 30*time.Second); err != nil {
+			return nil, err
+		}
+	}
 	var net *network
 	needNet := false
 	for _, f := range o.Faults {
@@ -108,7 +121,7 @@ func Run(o Options) (*Report, error) {
 		defer net.teardown()
 		c.gids = true
 	}
-	logf("starting %d %s servers in %s", o.Servers, o.Impl, o.Dir)
+	logf("starting %d %s servers in %s", c.N, o.Impl, o.Dir)
 	if err := c.Start(90 * time.Second); err != nil {
 		c.Stop()
 		return nil, err
@@ -126,7 +139,7 @@ func Run(o Options) (*Report, error) {
 	id := 0
 	for _, w := range o.Workloads {
 		for i := 0; i < o.Clients; i++ {
-			cl := &client{id: id, addr: c.Addr(1 + id%o.Servers), timeout: timeout, pause: o.Pause}
+			cl := &client{id: id, addr: c.Addr(1 + id%c.N), timeout: timeout, pause: o.Pause}
 			clients = append(clients, cl)
 			rng := rand.New(rand.NewSource(o.Seed + int64(id)))
 			wg.Add(1)

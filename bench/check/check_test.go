@@ -382,3 +382,44 @@ func TestFIFOAndWatchCheckers(t *testing.T) {
 		}
 	}
 }
+
+// A running server zkbench did not start (--connect): the workloads run
+// and are checked, without faults; a second run on the same server is
+// refused, since the first run's znodes would count as its own.
+func TestCheckARunningServer(t *testing.T) {
+	port, err := FreeBasePort(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", filepath.Join(dir, "data"), port)
+	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command(zkdBinary(t), "zoo.cfg")
+	srv.Dir = dir
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	o := Options{Connect: []string{addr}, Dir: t.TempDir(), Duration: 4 * time.Second, Clients: 2, Keys: 2,
+		Pause: 5 * time.Millisecond, Workloads: []string{"set", "fifo", "watch"}, Log: io.Discard}
+	r, err := Run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Valid() || len(r.Verdicts) != 3 {
+		var b strings.Builder
+		WriteReport(&b, r)
+		t.Fatalf("a healthy server failed the check:\n%s", b.String())
+	}
+	o.Dir = t.TempDir()
+	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "from an earlier run") {
+		t.Errorf("a second run on the same znodes: %v", err)
+	}
+	o.Faults = []string{FaultKill}
+	if _, err := Run(o); err == nil || !strings.Contains(err.Error(), "--nemesis none") {
+		t.Errorf("faults on a running ensemble: %v", err)
+	}
+}

@@ -37,6 +37,9 @@ type Cluster struct {
 	// planted bug).
 	Env []string
 
+	// external are the client addresses of an ensemble zkbench did not
+	// start: Start, Stop and Restart leave it alone.
+	external   []string
 	gids       bool // each member runs with a group id of its own (partitions)
 	diskFaults bool // each zkd runs with ZKD_FAULTS=disk (the disk faults)
 	procs      map[int]*exec.Cmd
@@ -45,6 +48,9 @@ type Cluster struct {
 
 // Addr is member i's client address.
 func (c *Cluster) Addr(i int) string {
+	if len(c.external) > 0 {
+		return c.external[i-1]
+	}
 	return net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), fmt.Sprint(c.ClientPort))
 }
 
@@ -79,6 +85,9 @@ func (c *Cluster) config(i int) string {
 // waits until each serves.
 func (c *Cluster) Start(timeout time.Duration) error {
 	c.procs, c.done = map[int]*exec.Cmd{}, map[int]chan struct{}{}
+	if len(c.external) > 0 {
+		return c.WaitHealthy(timeout)
+	}
 	for i := 1; i <= c.N; i++ {
 		d := c.memberDir(i)
 		if err := os.MkdirAll(filepath.Join(d, "data"), 0o755); err != nil {
@@ -196,7 +205,7 @@ func (c *Cluster) Kill(i int) {
 
 // Restart starts a member that is down again.
 func (c *Cluster) Restart(i int) error {
-	if c.Running(i) {
+	if c.Running(i) || len(c.external) > 0 {
 		return nil
 	}
 	return c.launch(i)
@@ -268,9 +277,9 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 				leaders++
 			}
 		}
-		healthy := leaders == 1
+		healthy := leaders == 1 || c.N == 1 && modes[1] == "standalone"
 		for _, m := range modes {
-			healthy = healthy && (m == "leader" || m == "follower")
+			healthy = healthy && (m == "leader" || m == "follower" || m == "observer" || m == "standalone")
 		}
 		if healthy {
 			return nil

@@ -163,6 +163,24 @@ func (cl *client) close() {
 	}
 }
 
+// freshRoots fails when a workload's znode is on the ensemble already: an
+// earlier run's elements would count as this run's.
+func freshRoots(addrs []string, timeout time.Duration) error {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return fmt.Errorf("check: connecting to %v: %w", addrs, err)
+	}
+	defer c.Close()
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, counterPath} {
+		if _, ok, err := c.Exists(p, false); err != nil {
+			return err
+		} else if ok {
+			return fmt.Errorf("check: %s is on the ensemble already, from an earlier run; remove the check's znodes first (zkCli.sh: deleteall %s)", p, p)
+		}
+	}
+	return nil
+}
+
 // setup creates the znodes the workloads use, through any member.
 func setup(addrs []string, timeout time.Duration) error {
 	c, err := zkclient.Dial(addrs, timeout, nil)

@@ -37,6 +37,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "where the members' directories, logs and the drawn history go (default: a new temporary directory)")
 	plotFile := fs.String("plot", "", "draw the run's timeline (operations per second, latency, the faults) into FILE.png or .svg (default: timeline.png in --dir)")
 	faultEnv := fs.String("zkd-faults", "", "ZKD_FAULTS for every zkd: a planted bug, to see the checker find it")
+	connect := fs.String("connect", "", "check a running ensemble instead, its members' client addresses host:port,…; with --nemesis none")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -56,11 +57,22 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	if *faultEnv != "" {
 		o.Env = []string{"ZKD_FAULTS=" + *faultEnv}
 	}
-	if *servers < 1 || *servers > 9 {
+	if *connect != "" {
+		o.Connect = strings.Split(*connect, ",")
+		o.Impl, o.Servers = "running", len(o.Connect)
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "nemesis" })
+		if explicit && o.Faults != nil {
+			fmt.Fprintln(stderr, "zkbench check: --connect checks an ensemble zkbench does not run: --nemesis none")
+			return 2
+		}
+		o.Faults = nil
+	}
+	if o.Connect == nil && (*servers < 1 || *servers > 9) {
 		fmt.Fprintln(stderr, "zkbench check: --servers from 1 to 9")
 		return 2
 	}
-	if o.Impl == "zkd" {
+	if o.Impl == "zkd" && o.Connect == nil {
 		bin, err := zkdBinary(*zkd)
 		if err != nil {
 			fmt.Fprintf(stderr, "zkbench check: %v\n", err)
