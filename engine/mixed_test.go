@@ -837,7 +837,12 @@ func (p *progress) longestPause(from, to time.Time) time.Duration {
 func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	zkreftest.Need(t)
 	need(t, "python3-kazoo", "/usr/lib/python3/dist-packages/kazoo/client.py")
-	e := zkdtest.NewEnsemble(t, 3, nil)
+	// Sessions get up to 12 s, not the 4 s tickTime 200 allows: on a
+	// machine whose cores are busy, a client cut off by a roll may take
+	// longer than 4 s to reach the next server, and its session expiring
+	// is a property of the machine, not of the roll (Curator saw one
+	// LOST session in two of several loaded runs).
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"maxSessionTimeout": "12000"})
 	dirs := map[int64]string{}
 	refs := map[int64]*zkref.Server{}
 	zkds := map[int64]*zkdtest.Server{}
@@ -874,11 +879,14 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	check(c.Create("/roll/mine", []byte("e"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
 	check(c.Create("/roll/watched", []byte("0"), 0, zk.WorldACL(zk.PermAll)))(t)
 	load := newWriteLoad("/roll")
+	clients := []*zk.Conn{c}
 	for i := 0; i < 3; i++ {
 		lc, _ := connectAll(t, addrs, 10*time.Second)
 		load.run(lc)
+		clients = append(clients, lc)
 	}
 	pc, _ := connectAll(t, addrs, 10*time.Second)
+	clients = append(clients, pc)
 	prober := probe(pc, "/roll")
 	watcher, _ := connectAll(t, addrs, 10*time.Second)
 	// kazoo's Lock and Election recipes, and Curator's with a Java-client
@@ -980,6 +988,11 @@ func TestRollingReplacementOfZooKeeperByZkd(t *testing.T) {
 	}
 	requireSameEverywhere(t, e.Addrs(), "/roll", acked)
 	t.Logf("%d writes acknowledged, %d watched changes seen", len(acked), changes)
+	// Closed while the servers are up: after them, each would wait out
+	// its session's timeout for an answer.
+	for _, cl := range clients {
+		cl.Close()
+	}
 }
 
 // Five servers, two of them Apache ZooKeeper (4 and 5) and three zkd,
