@@ -7,10 +7,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"zkd/internal/sasl"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"zkd/internal/sasl"
 	"zkd/wire"
 	"zkd/ztree"
 )

@@ -210,6 +210,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s.opened(wal.Open(wo))
 }
 
+// closeSecure closes the secure port's listener, if New opened one, for
+// a New that fails after it.
+func (s *Server) closeSecure() {
+	if s.secureLn != nil {
+		s.secureLn.Close()
+	}
+}
+
 // warnUnservedSecurity names the security settings of the configuration
 // that zkd keeps but does not serve yet, so that an operator moving a
 // secured ensemble over learns of it at the start, not from clients that
@@ -278,6 +286,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 	cfg, ln := s.cfg, s.ln
 	if err != nil {
 		ln.Close()
+		s.closeSecure()
 		return nil, err
 	}
 	s.store.Store(st)
@@ -285,6 +294,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 		if !errors.Is(err, wal.ErrDiskFull) {
 			st.Close()
 			ln.Close()
+			s.closeSecure()
 			return nil, err
 		}
 		s.readOnly.Store(&err)
@@ -324,6 +334,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 		if s.peer, err = newPeer(s, cfg.Ensemble); err != nil {
 			st.Close()
 			ln.Close()
+			s.closeSecure()
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,6 +88,11 @@ func Run(o Options) (*Report, error) {
 	logf := func(format string, args ...any) {
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+		}
+	}
+	for _, w := range o.Workloads {
+		if !slices.Contains(Workloads, w) {
+			return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
 		}
 	}
 	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, ClientPort: o.BasePort,
