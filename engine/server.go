@@ -639,13 +639,36 @@ func (s *Server) reap(now time.Time) {
 // of failures since, instead of spinning and flooding the log: the
 // connections that hold the descriptors close in their own time (the
 // handshake timeout, the session timeout).
-func (s *Server) acceptLoop() {
+func (s *Server) acceptLoop() { s.accepting(s.ln, "accept", s.enroll) }
+
+// enroll hands a plain connection to an event loop once it is admitted.
+func (s *Server) enroll(nc net.Conn) error {
+	ip := remoteIP(nc)
+	if !s.admit(ip) {
+		nc.Close()
+		return nil
+	}
+	// gnet takes a duplicate of the socket and closes nc: out of
+	// descriptors, the duplicate fails as accept would.
+	c := newConn(s, ip, nc.RemoteAddr().String())
+	if _, err := s.gnet.EnrollContext(nc, c); err != nil {
+		s.unadmit(ip)
+		return fmt.Errorf("handing the connection to an event loop: %w", err)
+	}
+	return nil
+}
+
+// accepting accepts connections on ln and hands each to serve until the
+// server stops. A failure to accept, or to serve, is logged now and then
+// and backs off a little longer each time, until a connection goes
+// through.
+func (s *Server) accepting(ln net.Listener, what string, serve func(net.Conn) error) {
 	var pause time.Duration
 	var failures int
 	var lastLog time.Time
 	// failed logs a run of failures now and then, and waits a while
 	// longer after each; false once the server is stopping.
-	failed := func(what string, err error) bool {
+	failed := func(err error) bool {
 		failures++
 		if now := time.Now(); now.Sub(lastLog) >= acceptLogEvery {
 			msg := what + " failed; backing off"
@@ -663,44 +686,31 @@ func (s *Server) acceptLoop() {
 			return true
 		}
 	}
+	stopping := func() bool {
+		select {
+		case <-s.stopping:
+			return true
+		default:
+			return false
+		}
+	}
 	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			select {
-			case <-s.stopping:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+		nc, err := ln.Accept()
+		if err == nil {
+			err = serve(nc)
+			if err == nil {
+				pause = 0
 				continue
 			}
-			if !failed("accept", err) {
-				return
+		} else {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !stopping() {
+				continue
 			}
-			continue
 		}
-		ip := remoteIP(nc)
-		if !s.admit(ip) {
-			nc.Close()
-			continue
+		if stopping() || !failed(err) {
+			return
 		}
-		// gnet takes a duplicate of the socket and closes nc: out of
-		// descriptors, the duplicate fails as accept would.
-		c := newConn(s, ip, nc.RemoteAddr().String())
-		if _, err := s.gnet.EnrollContext(nc, c); err != nil {
-			s.unadmit(ip)
-			select {
-			case <-s.stopping:
-				return
-			default:
-			}
-			if !failed("accept (handing the connection to an event loop)", err) {
-				return
-			}
-			continue
-		}
-		pause = 0
 	}
 }
 

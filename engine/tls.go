@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -167,30 +166,13 @@ func (s *Server) listenSecure() error {
 	return nil
 }
 
-// secureAcceptLoop accepts TLS clients until the server stops.
+// secureAcceptLoop accepts TLS clients until the server stops; each
+// one's handshake runs on a goroutine of its own.
 func (s *Server) secureAcceptLoop() {
-	for {
-		nc, err := s.secureLn.Accept()
-		if err != nil {
-			select {
-			case <-s.stopping:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.log.Error("accept on the secure client port failed; backing off", "err", err)
-			select {
-			case <-s.stopping:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
+	s.accepting(s.secureLn, "accept on the secure client port", func(nc net.Conn) error {
 		go s.serveSecure(nc)
-	}
+		return nil
+	})
 }
 
 // serveSecure runs a TLS client's handshake and hands the connection to
