@@ -431,8 +431,9 @@ func (c *Config) TreeOptions() ztree.Options {
 // enforce.auth.enabled. A scheme the server has no provider for is an
 // error naming the key, as ZooKeeper refuses to start.
 func (c *Config) EnforcedAuthSchemes() ([]string, error) {
+	providers := c.TreeOptions()
 	if c.RequireSASLAuth {
-		if !c.TreeOptions().SASLACLs {
+		if !providers.SASLACLs {
 			return nil, c.ErrorAt("sessionRequireClientSASLAuth", "the sasl scheme is not available: no authProvider.N names %s", SASLProvider)
 		}
 		return []string{"sasl"}, nil
@@ -450,7 +451,7 @@ func (c *Config) EnforcedAuthSchemes() ([]string, error) {
 		return nil, c.ErrorAt("enforce.auth.enabled", "true, but enforce.auth.schemes names no scheme")
 	}
 	for _, s := range schemes {
-		if s != "digest" && s != "ip" && (s != "sasl" || !c.TreeOptions().SASLACLs) && (s != "x509" || !c.TreeOptions().X509ACLs) {
+		if s != "digest" && s != "ip" && (s != "sasl" || !providers.SASLACLs) && (s != "x509" || !providers.X509ACLs) {
 			return nil, c.ErrorAt("enforce.auth.schemes", "authentication scheme %s is not available", s)
 		}
 	}

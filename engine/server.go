@@ -225,11 +225,7 @@ func (s *Server) closeSecure() {
 func (s *Server) warnUnservedSecurity() {
 	for _, k := range []string{"client.portUnification", "sslQuorum", "portUnification",
 		"quorum.auth.enableSasl"} {
-		v, ok := s.cfg.Extra[k]
-		if !ok {
-			v, ok = s.cfg.Extra["zookeeper."+k]
-		}
-		if ok && v != "false" {
+		if v, _, ok := s.cfg.extra(k); ok && v != "false" {
 			s.log.Warn("this security setting is not served by zkd yet (docs/security.md); nothing acts on it",
 				"file", s.cfg.File, "line", s.cfg.Lines[k], "key", k, "value", v)
 		}

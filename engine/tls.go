@@ -45,16 +45,6 @@ func (c *Config) extra(key string) (string, string, bool) {
 	return strings.TrimSpace(v), "zookeeper." + key, ok
 }
 
-// hasAuthProvider reports whether an authProvider.N names class.
-func (c *Config) hasAuthProvider(class string) bool {
-	for k, v := range c.Extra {
-		if strings.HasPrefix(strings.TrimPrefix(k, "zookeeper."), "authProvider.") && strings.TrimSpace(v) == class {
-			return true
-		}
-	}
-	return false
-}
-
 // secure reads the secure port's settings; nil when secureClientPort is
 // not set. A setting that cannot serve (no key store, a store that does
 // not load, an unknown protocol or cipher suite) is an error naming it.
@@ -71,7 +61,7 @@ func (c *Config) secure() (*secureSettings, error) {
 	if a, _, ok := c.extra("secureClientPortAddress"); ok && a != "" {
 		host = a
 	}
-	st := &secureSettings{addr: net.JoinHostPort(host, strconv.Itoa(port)), x509: c.hasAuthProvider(X509Provider)}
+	st := &secureSettings{addr: net.JoinHostPort(host, strconv.Itoa(port)), x509: c.TreeOptions().X509ACLs}
 	st.super, _, _ = c.extra("X509AuthenticationProvider.superUser")
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 

@@ -238,6 +238,13 @@ func backOff(err error) {
 // finalChildren and finalCounter read the workloads' state after the
 // faults, through a synced session.
 func finalChildren(addrs []string, path string, timeout time.Duration) (map[string]bool, error) {
+	return finalElements(addrs, path, timeout, nil)
+}
+
+// finalElements reads the children of path through a synced session, each
+// as element(its name), or as its name when element is nil. A path that is
+// gone, an acknowledged create lost, has lost every element under it too.
+func finalElements(addrs []string, path string, timeout time.Duration, element func(c *zkclient.Conn, name string) (string, error)) (map[string]bool, error) {
 	c, err := zkclient.Dial(addrs, timeout, nil)
 	if err != nil {
 		return nil, err
@@ -248,8 +255,6 @@ func finalChildren(addrs []string, path string, timeout time.Duration) (map[stri
 	}
 	kids, _, err := c.Children(path, false)
 	if errors.Is(err, wire.ErrNoNode) {
-		// The root itself is gone, an acknowledged create lost: so is
-		// every element under it.
 		return map[string]bool{}, nil
 	}
 	if err != nil {
@@ -257,6 +262,11 @@ func finalChildren(addrs []string, path string, timeout time.Duration) (map[stri
 	}
 	out := map[string]bool{}
 	for _, k := range kids {
+		if element != nil {
+			if k, err = element(c, k); err != nil {
+				return nil, err
+			}
+		}
 		out[k] = true
 	}
 	return out, nil
@@ -503,28 +513,8 @@ func queueClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}) {
 
 // finalQueue reads what is left in the queue: each item's element.
 func finalQueue(addrs []string, timeout time.Duration) (map[string]bool, error) {
-	c, err := zkclient.Dial(addrs, timeout, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.Sync(queueRoot); err != nil {
-		return nil, err
-	}
-	kids, _, err := c.Children(queueRoot, false)
-	if errors.Is(err, wire.ErrNoNode) {
-		return map[string]bool{}, nil // lost with its root
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, k := range kids {
-		data, _, err := c.Get(queueRoot+"/"+k, false)
-		if err != nil {
-			return nil, err
-		}
-		out[string(data)] = true
-	}
-	return out, nil
+	return finalElements(addrs, queueRoot, timeout, func(c *zkclient.Conn, name string) (string, error) {
+		data, _, err := c.Get(queueRoot+"/"+name, false)
+		return string(data), err
+	})
 }
