@@ -56,11 +56,16 @@ type conn struct {
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
 	// holds it, so no reply shows older data than an event before it.
-	needZxid  int64
-	deferred  [][]byte // requests waiting for inflight writes, in order
-	closing   bool     // close once the output is sent
-	closed    bool     // gone: nothing more is read, written or answered
-	answering bool     // a four-letter word's answer is being made off the loop
+	needZxid int64
+	deferred [][]byte // requests waiting for inflight writes, in order
+	closing  bool     // close once the output is sent
+	// lingerUntil, on the server's clock, is the earliest a closing
+	// connection goes: a client told its SASL exchange failed gets the
+	// time to read that, its further bytes read and dropped, rather than
+	// a reset that may cost it the reply.
+	lingerUntil int64
+	closed      bool // gone: nothing more is read, written or answered
+	answering   bool // a four-letter word's answer is being made off the loop
 	// stalled: input waits in gnet's buffer, because the output is over
 	// the cap or the server has globalOutstandingLimit requests queued.
 	stalled  bool
@@ -475,7 +480,7 @@ func (c *conn) flush() {
 	}
 	ob := c.gc.OutboundBuffered()
 	switch {
-	case c.closing && !c.answering && ob == 0:
+	case c.closing && !c.answering && ob == 0 && c.s.mono() >= c.lingerUntil:
 		c.drop()
 	case ob > 0 || c.closing:
 		// Housekeeping watches the output drain (and the client that

@@ -438,7 +438,7 @@ func (lp *loop) housekeep() {
 		if c.stalled {
 			c.consume()
 		}
-		if c.closing && !c.answering && ob == 0 && len(c.out) == 0 {
+		if c.closing && !c.answering && ob == 0 && len(c.out) == 0 && now >= c.lingerUntil {
 			c.drop()
 			continue
 		}

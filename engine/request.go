@@ -415,6 +415,10 @@ func (c *conn) authenticatedWith(schemes []string) bool {
 	return false
 }
 
+// saslFailureLinger is how long, in ms, a connection whose SASL exchange
+// failed stays open, reading and dropping, after the AuthFailed reply.
+const saslFailureLinger = 200
+
 // saslStep takes one token of a client's SASL exchange (DIGEST-MD5) and
 // answers with the server's, as ZooKeeper does: zxid 0; once the client
 // has proved its password, the session holds the identity sasl:USER (and
@@ -444,6 +448,7 @@ func (c *conn) saslStep(hdr wire.RequestHeader, body []byte) {
 		// and goes to AuthFailed; without it, it takes the short reply
 		// for a broken connection and tries again, unauthenticated.
 		c.appendFrameWithBody(hdr.Xid, 0, wire.ErrAuthFailed, &wire.SetSASLResponse{})
+		c.lingerUntil = c.s.mono() + saslFailureLinger
 		c.setClosing()
 		return
 	}
