@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"zkd/internal/quorumsec"
 	"zkd/wal"
 	"zkd/wire"
 	"zkd/zab"
@@ -76,8 +78,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	var err error
 	pause := 5 * time.Millisecond
 	for start := time.Now(); ; {
-		d := net.Dialer{Timeout: initLimit}
-		if c, err = d.DialContext(ctx, "tcp", m.QuorumAddr); err == nil || time.Since(start) > initLimit {
+		if c, err = p.sec.Dial(ctx, m.QuorumAddr, initLimit); err == nil || time.Since(start) > initLimit || errors.Is(err, quorumsec.ErrRefused) {
 			break
 		}
 		select {
@@ -101,6 +102,14 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 		case <-left:
 		}
 	}()
+
+	// The quorum SASL exchange, when this server must authenticate, comes
+	// before FOLLOWERINFO.
+	c.SetDeadline(time.Now().Add(initLimit))
+	if err := p.sec.Learn(c, m.QuorumAddr); err != nil {
+		return fmt.Errorf("authenticating to the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
+	}
+	c.SetDeadline(time.Time{})
 
 	// Discovery.
 	info := (&wire.LearnerInfo{ServerID: p.me.ID, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)

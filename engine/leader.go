@@ -301,12 +301,26 @@ func (l *leader) acceptLoop() {
 
 // serveLearner runs one learner's connection: discovery, sync, then its
 // acks, pings and forwarded requests.
-func (l *leader) serveLearner(c net.Conn) {
+func (l *leader) serveLearner(raw net.Conn) {
 	s := l.s
+	initLimit := l.discoveryTimeout
+	from := raw.RemoteAddr().String()
+	c, err := l.p.sec.Accept(raw, initLimit)
+	if err != nil {
+		s.log.Warn("quorum port: refusing a connection", "from", from, "err", err)
+		return
+	}
 	lr := &learner{outbox: newOutbox(c), l: l, pc: newPacketConn(c), established: time.Now()}
 	lr.heard.Store(time.Now().UnixNano())
 	defer l.forget(lr)
-	initLimit := l.discoveryTimeout
+	// The quorum SASL exchange, when the ensemble has one, comes before
+	// the learner's first packet.
+	c.SetDeadline(time.Now().Add(initLimit))
+	if err := l.p.sec.Admit(lr.pc.br, c, from); err != nil {
+		s.log.Warn("quorum port: refusing a server", "from", from, "err", err)
+		return
+	}
+	c.SetDeadline(time.Time{})
 	fi, err := lr.pc.read(initLimit)
 	if err != nil {
 		s.log.Warn("closing a quorum-port connection whose first packet could not be read", "from", c.RemoteAddr().String(), "err", err)

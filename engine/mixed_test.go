@@ -46,8 +46,8 @@ type mixedMember struct {
 
 // startMixed starts member id of e as ZooKeeper when isZK, else as zkd,
 // without waiting for it to serve. props are the JVM system properties a
-// ZooKeeper member gets.
-func startMixed(t *testing.T, e *zkdtest.Ensemble, id int64, isZK bool, props map[string]string) *mixedMember {
+// ZooKeeper member gets, classPath jars it adds to its class path.
+func startMixed(t *testing.T, e *zkdtest.Ensemble, id int64, isZK bool, props map[string]string, classPath ...string) *mixedMember {
 	t.Helper()
 	m := &mixedMember{id: id, e: e, isZK: isZK, addr: e.Addr(id), label: fmt.Sprintf("zkd %d", id)}
 	if isZK {
@@ -57,7 +57,7 @@ func startMixed(t *testing.T, e *zkdtest.Ensemble, id int64, isZK bool, props ma
 		if id > int64(e.N-e.Observers) {
 			cfg["peerType"] = "observer" // ZooKeeper's observers say so
 		}
-		m.opts = zkref.Options{MyID: id, Config: cfg, SystemProperties: props}
+		m.opts = zkref.Options{MyID: id, Config: cfg, SystemProperties: props, ClassPath: classPath}
 		m.launch(t)
 		return m
 	}

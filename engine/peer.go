@@ -14,6 +14,7 @@ import (
 
 	"zkd/engine/electionport"
 	"zkd/internal/java"
+	"zkd/internal/quorumsec"
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
@@ -68,12 +69,19 @@ type peer struct {
 	fol  *follower
 
 	tick time.Duration
+	// sec secures the connections to the other servers; nil for none.
+	sec *quorumsec.Config
 }
 
 func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	me, _ := e.Me()
 	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
 	p.roEnabled = strings.EqualFold(strings.TrimSpace(s.cfg.Extra["readonlymode.enabled"]), "true")
+	sec, err := s.quorumSecurity()
+	if err != nil {
+		return nil, err
+	}
+	p.sec = sec
 	var voters, observers []electionport.Peer
 	for _, m := range e.Members {
 		ep := electionport.Peer{ID: m.ID, Addr: m.ElectionAddr}
@@ -85,14 +93,13 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	}
 	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
 		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
-		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Log: s.log}
+		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Security: sec, Log: s.log}
 	if e.ListenOnAllIPs {
 		ecfg.ListenAddr = ":" + portOf(me.ElectionAddr)
 	}
 	// ZooKeeper tries to bind the election port electionPortBindRetry
 	// times, a second apart, before it gives up.
 	var port *electionport.Port
-	var err error
 	for try := 0; ; try++ {
 		if port, err = electionport.Listen(ecfg); err == nil || try >= e.BindRetry {
 			break

@@ -194,7 +194,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.warnUnservedSecurity()
 	var unknown []string
 	s.fours, unknown = cfg.fourLetterWords()
 	if len(unknown) > 0 {
@@ -215,20 +214,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 func (s *Server) closeSecure() {
 	if s.secureLn != nil {
 		s.secureLn.Close()
-	}
-}
-
-// warnUnservedSecurity names the security settings of the configuration
-// that zkd keeps but does not serve yet, so that an operator moving a
-// secured ensemble over learns of it at the start, not from clients that
-// cannot connect.
-func (s *Server) warnUnservedSecurity() {
-	for _, k := range []string{"client.portUnification", "sslQuorum", "portUnification",
-		"quorum.auth.enableSasl"} {
-		if v, _, ok := s.cfg.extra(k); ok && v != "false" {
-			s.log.Warn("this security setting is not served by zkd yet (docs/security.md); nothing acts on it",
-				"file", s.cfg.File, "line", s.cfg.Lines[k], "key", k, "value", v)
-		}
 	}
 }
 
@@ -635,7 +620,13 @@ func (s *Server) reap(now time.Time) {
 // of failures since, instead of spinning and flooding the log: the
 // connections that hold the descriptors close in their own time (the
 // handshake timeout, the session timeout).
-func (s *Server) acceptLoop() { s.accepting(s.ln, "accept", s.enroll) }
+func (s *Server) acceptLoop() {
+	serve := s.enroll
+	if s.secure != nil && s.secure.unified {
+		serve = s.enrollEither
+	}
+	s.accepting(s.ln, "accept", serve)
+}
 
 // enroll hands a plain connection to an event loop once it is admitted.
 func (s *Server) enroll(nc net.Conn) error {

@@ -2,9 +2,9 @@ package engine
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -33,6 +33,9 @@ type secureSettings struct {
 	tls   *tls.Config
 	x509  bool   // the x509 provider is configured: certificates are identities
 	super string // zookeeper.X509AuthenticationProvider.superUser
+	// unified serves TLS on the client port too, beside plaintext
+	// (client.portUnification).
+	unified bool
 }
 
 // extra is an Extra setting, given with or without the "zookeeper."
@@ -46,66 +49,111 @@ func (c *Config) extra(key string) (string, string, bool) {
 }
 
 // secure reads the secure port's settings; nil when secureClientPort is
-// not set. A setting that cannot serve (no key store, a store that does
-// not load, an unknown protocol or cipher suite) is an error naming it.
-func (c *Config) secure() (*secureSettings, error) {
+// not set (nor client.portUnification). A setting that cannot serve (no
+// key store, a store that does not load, an unknown protocol or cipher
+// suite) is an error naming it.
+func (c *Config) secure(log *slog.Logger) (*secureSettings, error) {
 	v, key, ok := c.extra("secureClientPort")
-	if !ok || v == "" {
+	unified := c.flag("client.portUnification")
+	if (!ok || v == "") && !unified {
 		return nil, nil
 	}
-	port, err := strconv.Atoi(v)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, c.ErrorAt(key, "%q is not a port", v)
+	st := &secureSettings{x509: c.TreeOptions().X509ACLs, unified: unified}
+	if ok && v != "" {
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 0 || port > 65535 {
+			return nil, c.ErrorAt(key, "%q is not a port", v)
+		}
+		host := c.ClientPortAddress
+		if a, _, ok := c.extra("secureClientPortAddress"); ok && a != "" {
+			host = a
+		}
+		st.addr = net.JoinHostPort(host, strconv.Itoa(port))
+	} else {
+		key = "client.portUnification"
 	}
-	host := c.ClientPortAddress
-	if a, _, ok := c.extra("secureClientPortAddress"); ok && a != "" {
-		host = a
-	}
-	st := &secureSettings{addr: net.JoinHostPort(host, strconv.Itoa(port)), x509: c.TreeOptions().X509ACLs}
 	st.super, _, _ = c.extra("X509AuthenticationProvider.superUser")
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-
-	loc, locKey, _ := c.extra("ssl.keyStore.location")
-	if loc == "" {
-		return nil, c.ErrorAt(key, "set, but ssl.keyStore.location is not: the secure port needs the server's key and certificate")
-	}
-	pw, _, _ := c.extra("ssl.keyStore.password")
-	typ, _, _ := c.extra("ssl.keyStore.type")
-	cert, err := keystore.KeyPair(loc, pw, typ)
+	tp, err := c.tlsParams("ssl.", key, c.flag("client.certReload"), log)
 	if err != nil {
+		return nil, err
+	}
+	// The client port checks no client's host name: ZooKeeper's clients
+	// connect from anywhere.
+	base := &tls.Config{MinVersion: tp.min, MaxVersion: tp.max, CipherSuites: tp.suites, ClientAuth: tp.clientAuth}
+	live := tp.live
+	st.tls = &tls.Config{MinVersion: tp.min, MaxVersion: tp.max, CipherSuites: tp.suites,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cert, pool := live.Current()
+			conf := base.Clone()
+			conf.Certificates = []tls.Certificate{cert}
+			conf.ClientCAs = pool
+			return conf, nil
+		}}
+	return st, nil
+}
+
+// tlsParams are the TLS settings under one prefix of keys: ssl. for the
+// client port, ssl.quorum. between servers.
+type tlsParams struct {
+	live                 *keystore.Live
+	clientAuth           tls.ClientAuthType
+	min, max             uint16
+	suites               []uint16
+	hostnameVerification bool
+}
+
+// flag is a boolean Extra setting, false unless "true".
+func (c *Config) flag(key string) bool {
+	v, _, _ := c.extra(key)
+	return strings.EqualFold(v, "true")
+}
+
+// tlsParams reads the settings under prefix; by is the key that asks for
+// TLS, named when the key store is missing; reload makes the stores
+// reload when their files change.
+func (c *Config) tlsParams(prefix, by string, reload bool, log *slog.Logger) (*tlsParams, error) {
+	tp := &tlsParams{}
+	loc, locKey, _ := c.extra(prefix + "keyStore.location")
+	if loc == "" {
+		return nil, c.ErrorAt(by, "set, but %skeyStore.location is not: TLS needs this server's key and certificate", prefix)
+	}
+	key := keystore.Store{Location: loc}
+	key.Password, _, _ = c.extra(prefix + "keyStore.password")
+	key.Type, _, _ = c.extra(prefix + "keyStore.type")
+	var trust keystore.Store
+	trustKey := by
+	if loc, k, _ := c.extra(prefix + "trustStore.location"); loc != "" {
+		trust.Location, trustKey = loc, k
+		trust.Password, _, _ = c.extra(prefix + "trustStore.password")
+		trust.Type, _, _ = c.extra(prefix + "trustStore.type")
+	}
+	if _, err := keystore.KeyPair(key.Location, key.Password, key.Type); err != nil {
 		return nil, c.ErrorAt(locKey, "%v", err)
 	}
-	conf.Certificates = []tls.Certificate{cert}
-	if loc, locKey, _ := c.extra("ssl.trustStore.location"); loc != "" {
-		pw, _, _ := c.extra("ssl.trustStore.password")
-		typ, _, _ := c.extra("ssl.trustStore.type")
-		if conf.ClientCAs, err = keystore.Trust(loc, pw, typ); err != nil {
-			return nil, c.ErrorAt(locKey, "%v", err)
-		}
-	} else if conf.ClientCAs, err = x509.SystemCertPool(); err != nil {
-		return nil, c.ErrorAt(key, "no ssl.trustStore.location, and the system's trusted certificates cannot be read: %v", err)
+	var err error
+	if tp.live, err = keystore.NewLive(key, trust, reload, log); err != nil {
+		return nil, c.ErrorAt(trustKey, "%v", err)
 	}
 	// ZooKeeper asks for a client certificate unless told otherwise.
-	auth, authKey, _ := c.extra("ssl.clientAuth")
+	auth, authKey, _ := c.extra(prefix + "clientAuth")
 	switch strings.ToLower(auth) {
 	case "", "need":
-		conf.ClientAuth = tls.RequireAndVerifyClientCert
+		tp.clientAuth = tls.RequireAndVerifyClientCert
 	case "want":
-		conf.ClientAuth = tls.VerifyClientCertIfGiven
+		tp.clientAuth = tls.VerifyClientCertIfGiven
 	case "none":
-		conf.ClientAuth = tls.NoClientCert
+		tp.clientAuth = tls.NoClientCert
 	default:
 		return nil, c.ErrorAt(authKey, "%q: want need, want or none", auth)
 	}
 	// ZooKeeper enables ssl.enabledProtocols, or else ssl.protocol alone
 	// (TLSv1.2 by default).
-	protos, protoKey, _ := c.extra("ssl.enabledProtocols")
+	protos, protoKey, _ := c.extra(prefix + "enabledProtocols")
 	if protos == "" {
-		if protos, protoKey, _ = c.extra("ssl.protocol"); protos == "" {
+		if protos, protoKey, _ = c.extra(prefix + "protocol"); protos == "" {
 			protos = "TLSv1.2"
 		}
 	}
-	conf.MinVersion, conf.MaxVersion = 0, 0
 	for _, p := range strings.Split(protos, ",") {
 		var ver uint16
 		switch strings.TrimSpace(p) {
@@ -116,12 +164,12 @@ func (c *Config) secure() (*secureSettings, error) {
 		default:
 			return nil, c.ErrorAt(protoKey, "protocol %q: zkd offers TLSv1.2 and TLSv1.3", strings.TrimSpace(p))
 		}
-		if conf.MinVersion == 0 || ver < conf.MinVersion {
-			conf.MinVersion = ver
+		if tp.min == 0 || ver < tp.min {
+			tp.min = ver
 		}
-		conf.MaxVersion = max(conf.MaxVersion, ver)
+		tp.max = max(tp.max, ver)
 	}
-	if suites, suitesKey, _ := c.extra("ssl.ciphersuites"); suites != "" {
+	if suites, suitesKey, _ := c.extra(prefix + "ciphersuites"); suites != "" {
 		known := map[string]uint16{}
 		for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
 			known[cs.Name] = cs.ID
@@ -131,28 +179,42 @@ func (c *Config) secure() (*secureSettings, error) {
 			if !ok {
 				return nil, c.ErrorAt(suitesKey, "cipher suite %q is not one zkd offers", strings.TrimSpace(name))
 			}
-			conf.CipherSuites = append(conf.CipherSuites, id)
+			tp.suites = append(tp.suites, id)
 		}
 	}
-	st.tls = conf
-	return st, nil
+	hv, hvKey, _ := c.extra(prefix + "hostnameVerification")
+	switch strings.ToLower(hv) {
+	case "", "true":
+		tp.hostnameVerification = true
+	case "false":
+	default:
+		return nil, c.ErrorAt(hvKey, "%q: want true or false", hv)
+	}
+	return tp, nil
 }
 
 // listenSecure opens the secure port, when there is one.
 func (s *Server) listenSecure() error {
-	st, err := s.cfg.secure()
+	st, err := s.cfg.secure(s.log)
 	if err != nil || st == nil {
 		return err
+	}
+	if !st.x509 {
+		s.log.Warn("the client port serves TLS, but no authProvider.N names "+X509Provider+
+			": client certificates are checked and give no identity (ZooKeeper closes such connections)")
+	}
+	s.secure = st
+	if st.unified {
+		s.log.Info("the client port serves TLS and plaintext alike (client.portUnification)", "addr", s.cfg.Addr())
+	}
+	if st.addr == "" {
+		return nil
 	}
 	ln, err := net.Listen("tcp", st.addr)
 	if err != nil {
 		return s.cfg.ErrorAt("secureClientPort", "cannot listen on %s: %v", st.addr, err)
 	}
-	if !st.x509 {
-		s.log.Warn("the secure client port serves TLS, but no authProvider.N names "+X509Provider+
-			": client certificates are checked and give no identity (ZooKeeper closes such connections)", "addr", st.addr)
-	}
-	s.secure, s.secureLn = st, ln
+	s.secureLn = ln
 	return nil
 }
 
@@ -163,6 +225,63 @@ func (s *Server) secureAcceptLoop() {
 		go s.serveSecure(nc)
 		return nil
 	})
+}
+
+// enrollEither serves a connection to a client port that takes TLS and
+// plaintext alike: its first byte, looked at and left in place, tells
+// which, on a goroutine of its own, as a client may take its time.
+func (s *Server) enrollEither(nc net.Conn) error {
+	go func() {
+		first, err := peekByte(nc, time.Duration(s.cfg.SessionlessCnxnTimeout)*time.Millisecond)
+		switch {
+		case err != nil:
+			nc.Close()
+		case first == tlsHandshakeRecord:
+			s.serveSecure(nc)
+		default:
+			if err := s.enroll(nc); err != nil {
+				s.log.Warn("a plaintext connection could not be handed to an event loop", "client", nc.RemoteAddr().String(), "err", err)
+				nc.Close()
+			}
+		}
+	}()
+	return nil
+}
+
+// tlsHandshakeRecord is the first byte of a TLS connection; a ZooKeeper
+// client's plaintext starts with a length's high byte, 0, or a
+// four-letter word.
+const tlsHandshakeRecord = 0x16
+
+// peekByte waits at most d for nc's first byte and returns it, leaving
+// it to be read.
+func peekByte(nc net.Conn, d time.Duration) (byte, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0, fmt.Errorf("a %T cannot be peeked at", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	nc.SetReadDeadline(time.Now().Add(d))
+	defer nc.SetReadDeadline(time.Time{})
+	var b [1]byte
+	var n int
+	var perr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, _, perr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
+		return perr != syscall.EAGAIN
+	}); err != nil {
+		return 0, err
+	}
+	if perr != nil {
+		return 0, perr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return b[0], nil
 }
 
 // serveSecure runs a TLS client's handshake and hands the connection to

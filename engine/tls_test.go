@@ -22,12 +22,15 @@ import (
 )
 
 // testPKI is a certificate authority and the PEM files made with it: the
-// server's key store (key and certificate for 127.0.0.1), a client's
-// (subject CN=client), and one signed by another authority.
+// server's key store (key and certificate for 127.0.0.1 to 127.0.0.5, the
+// addresses of an ensemble's members), a client's (subject CN=client),
+// one signed by another authority, and one the authority signed for
+// 127.0.0.99 alone (misnamed).
 type testPKI struct {
 	dir                               string
 	ca, server, client, clientKey     string // ca.pem; key stores; the client's key alone
 	clientCert, stranger, strangerKey string
+	misnamed                          string
 }
 
 func makePKI(t *testing.T) testPKI {
@@ -45,7 +48,15 @@ func makePKI(t *testing.T) testPKI {
 		return p
 	}
 	serial := int64(1)
-	issue := func(subject string, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, *pem.Block, *pem.Block) {
+	members := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3"),
+		net.ParseIP("127.0.0.4"), net.ParseIP("127.0.0.5")}
+	issue := func(subject string, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, ips ...net.IP) (*x509.Certificate, *ecdsa.PrivateKey, *pem.Block, *pem.Block) {
+		dns := []string{"localhost"}
+		if len(ips) == 0 {
+			ips = members
+		} else {
+			dns = nil
+		}
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -56,7 +67,7 @@ func makePKI(t *testing.T) testPKI {
 			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 			IsCA:        isCA, BasicConstraintsValid: true,
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+			IPAddresses: ips, DNSNames: dns}
 		if parent == nil {
 			parent, parentKey = tmpl, key
 		}
@@ -73,10 +84,12 @@ func makePKI(t *testing.T) testPKI {
 	_, _, cliCert, cliKey := issue("client", false, ca, caKey)
 	other, otherKey, _, _ := issue("another CA", true, nil, nil)
 	_, _, strCert, strKey := issue("stranger", false, other, otherKey)
+	_, _, misCert, misKey := issue("misnamed", false, ca, caKey, net.ParseIP("127.0.0.99"))
 	return testPKI{dir: dir, ca: write("ca.pem", caPEM),
 		server: write("server.pem", srvKey, srvCert), client: write("client.pem", cliKey, cliCert),
 		clientCert: write("client-cert.pem", cliCert), clientKey: write("client-key.pem", cliKey),
-		stranger: write("stranger.pem", strKey, strCert), strangerKey: write("stranger-key.pem", strKey)}
+		stranger: write("stranger.pem", strKey, strCert), strangerKey: write("stranger-key.pem", strKey),
+		misnamed: write("misnamed.pem", misKey, misCert)}
 }
 
 // nettyJars are the Netty modules Debian's netty-all.jar (a stub) leaves

@@ -2,11 +2,14 @@ package electionport
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
 	"time"
 
+	"zkd/internal/quorumsec"
 	"zkd/wire"
 )
 
@@ -112,21 +115,37 @@ func (l *link) dial() net.Conn {
 		l.p.log.Debug("election port: no address to dial", "sid", l.id)
 		return nil
 	}
-	c, err := net.DialTimeout("tcp", addr, l.p.cfg.ConnectTimeout)
+	c, err := l.p.cfg.Security.Dial(context.Background(), addr, l.p.cfg.ConnectTimeout)
 	if err != nil {
-		l.p.log.Debug("election port: cannot connect", "sid", l.id, "addr", addr, "err", err)
+		if errors.Is(err, quorumsec.ErrRefused) {
+			l.p.log.Warn("election port: cannot connect securely", "sid", l.id, "addr", addr, "err", err)
+		} else {
+			l.p.log.Debug("election port: cannot connect", "sid", l.id, "addr", addr, "err", err)
+		}
 		return nil
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
 	hello := wire.ElectionHello{Protocol: wire.ElectionProtocolV1, ServerID: l.p.cfg.ID, Addrs: l.p.announce()}
-	c.SetWriteDeadline(time.Now().Add(l.p.cfg.ConnectTimeout))
+	c.SetDeadline(time.Now().Add(l.p.cfg.ConnectTimeout))
 	// One write: ZooKeeper reads the address with a single read.
-	if _, err := c.Write(hello.Append(nil)); err != nil || l.p.cfg.ID < l.id {
+	if _, err := c.Write(hello.Append(nil)); err != nil {
 		c.Close()
 		return nil
 	}
+	// The quorum SASL exchange follows the hello, whoever keeps the
+	// connection.
+	if err := l.p.cfg.Security.Learn(c, addr); err != nil {
+		l.p.log.Warn("election port: quorum authentication failed", "sid", l.id, "addr", addr, "err", err)
+		c.Close()
+		return nil
+	}
+	if l.p.cfg.ID < l.id {
+		c.Close()
+		return nil
+	}
+	c.SetDeadline(time.Time{})
 	l.adopt(c, bufio.NewReaderSize(c, 4096))
 	return c
 }

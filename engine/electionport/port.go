@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"zkd/internal/quorumsec"
 	"zkd/wire"
 	"zkd/zab/election"
 )
@@ -54,7 +55,10 @@ type Config struct {
 	// FinalizeWait is how long a vote a quorum holds must stand before
 	// the server decides (election.Config's; 0 for ZooKeeper's 200 ms).
 	FinalizeWait time.Duration
-	Log          *slog.Logger
+	// Security is the ensemble's TLS and SASL between servers; nil for
+	// none.
+	Security *quorumsec.Config
+	Log      *slog.Logger
 }
 
 // Decision is an election's outcome.
@@ -260,16 +264,27 @@ func (p *Port) acceptLoop() {
 
 // incoming reads a connection's hello and keeps the connection if the
 // server on the other end has the higher id.
-func (p *Port) incoming(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(p.cfg.HelloTimeout))
+func (p *Port) incoming(raw net.Conn) {
+	from := raw.RemoteAddr().String()
+	c, err := p.cfg.Security.Accept(raw, p.cfg.HelloTimeout)
+	if err != nil {
+		p.log.Warn("election port: refusing a connection", "peer", from, "err", err)
+		return
+	}
+	c.SetDeadline(time.Now().Add(p.cfg.HelloTimeout))
 	br := bufio.NewReaderSize(c, 4096)
 	h, err := readHello(br)
 	if err != nil {
-		p.log.Warn("election port: closing a connection with a bad hello", "peer", c.RemoteAddr().String(), "err", err)
+		p.log.Warn("election port: closing a connection with a bad hello", "peer", from, "err", err)
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	if err := p.cfg.Security.Admit(br, c, from); err != nil {
+		p.log.Warn("election port: refusing a server", "sid", h.ServerID, "peer", from, "err", err)
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
 	switch {
 	case h.ServerID == p.cfg.ID:
 		p.log.Warn("election port: a connection claims this server's own id; check server.N lines", "peer", c.RemoteAddr().String())

@@ -1,8 +1,10 @@
-// Package sasl is the server side of the SASL authentication ZooKeeper
-// offers on its client port: the DIGEST-MD5 mechanism (RFC 2831) with the
-// users of a JAAS file's Server section, as ZooKeeper 3.8 runs it (realm
-// and server name "zk-sasl-md5", service "zookeeper", quality of protection
-// auth only), and the JAAS file itself.
+// Package sasl is the SASL authentication ZooKeeper offers: the DIGEST-MD5
+// mechanism (RFC 2831) as ZooKeeper 3.8 runs it, with quality of protection
+// auth only, and the JAAS file that lists its users. On the client port
+// the server side runs with the users of the Server section (realm and
+// server name "zk-sasl-md5", service "zookeeper"); between servers both
+// sides run (realm "zk-quorum-sasl-md5", service "zookeeper-quorum"), with
+// the QuorumServer and QuorumLearner sections.
 package sasl
 
 import (
@@ -24,6 +26,12 @@ const (
 	Service = "zookeeper"
 )
 
+// The names of the exchange between servers, quorum SASL.
+const (
+	QuorumRealm   = "zk-quorum-sasl-md5"
+	QuorumService = "zookeeper-quorum"
+)
+
 // maxResponse bounds a client's response, as RFC 2831 does (4 KB).
 const maxResponse = 4096
 
@@ -35,17 +43,38 @@ var ErrFailed = errors.New("sasl: DIGEST-MD5 authentication failed")
 // Digest is one connection's DIGEST-MD5 exchange, server side: Step takes
 // each token the client sends and returns the one to send back.
 type Digest struct {
-	password func(user string) (string, bool)
-	nonce    string
-	step     int // 0: before the challenge, 1: challenge sent, 2: done
-	user     string
+	password       func(user string) (string, bool)
+	realm, service string
+	// sameAuthz refuses a response whose authorization id names another
+	// user than the one authenticated, as ZooKeeper's quorum does.
+	sameAuthz bool
+	nonce     string
+	step      int // 0: before the challenge, 1: challenge sent, 2: done
+	user      string
 }
 
-// NewDigest starts an exchange; password looks a user's password up.
+// NewDigest starts a client port's exchange; password looks a user's
+// password up.
 func NewDigest(password func(user string) (string, bool)) *Digest {
+	return newDigest(Realm, Service, password)
+}
+
+// NewQuorumDigest starts the exchange of a server that another server
+// connects to; password looks a user of the QuorumServer section up.
+func NewQuorumDigest(password func(user string) (string, bool)) *Digest {
+	d := newDigest(QuorumRealm, QuorumService, password)
+	d.sameAuthz = true
+	return d
+}
+
+func newDigest(realm, service string, password func(user string) (string, bool)) *Digest {
+	return &Digest{password: password, realm: realm, service: service, nonce: newNonce()}
+}
+
+func newNonce() string {
 	b := make([]byte, 24)
 	rand.Read(b)
-	return &Digest{password: password, nonce: base64.StdEncoding.EncodeToString(b)}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // Complete reports whether the client has authenticated.
@@ -65,7 +94,7 @@ func (d *Digest) Step(token []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: the client opened with a token; DIGEST-MD5 has no initial response", ErrFailed)
 		}
 		d.step = 1
-		return []byte(`realm="` + Realm + `",nonce="` + d.nonce + `",qop="auth",charset=utf-8,algorithm=md5-sess`), nil
+		return []byte(`realm="` + d.realm + `",nonce="` + d.nonce + `",qop="auth",charset=utf-8,algorithm=md5-sess`), nil
 	case 1:
 		rsp, err := d.verify(token)
 		if err != nil {
@@ -102,10 +131,12 @@ func (d *Digest) verify(token []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: nonce count %q, want 00000001", ErrFailed, nc)
 	case qop != "auth":
 		return nil, fmt.Errorf("%w: quality of protection %q; this server offers auth only", ErrFailed, qop)
-	case realm != "" && realm != Realm:
-		return nil, fmt.Errorf("%w: realm %q, want %s", ErrFailed, realm, Realm)
-	case uri != Service+"/"+Realm:
-		return nil, fmt.Errorf("%w: digest-uri %q, want %s/%s", ErrFailed, uri, Service, Realm)
+	case realm != "" && realm != d.realm:
+		return nil, fmt.Errorf("%w: realm %q, want %s", ErrFailed, realm, d.realm)
+	case uri != d.service+"/"+d.realm:
+		return nil, fmt.Errorf("%w: digest-uri %q, want %s/%s", ErrFailed, uri, d.service, d.realm)
+	case d.sameAuthz && get("authzid") != "" && get("authzid") != user:
+		return nil, fmt.Errorf("%w: user %q asks to act as %q", ErrFailed, user, get("authzid"))
 	}
 	pw, ok := d.password(user)
 	if !ok {

@@ -204,3 +204,22 @@ func (j JAAS) Users(name string) (map[string]string, error) {
 	}
 	return users, nil
 }
+
+// Login is the DIGEST-MD5 user and password login context name gives a
+// server that authenticates to another (ZooKeeper's QuorumLearner
+// context): the username and password options of its DigestLoginModule.
+func (j JAAS) Login(name string) (user, password string, err error) {
+	mods, ok := j[name]
+	if !ok {
+		return "", "", fmt.Errorf("no %q login context; a server's quorum SASL credentials are read from it", name)
+	}
+	for _, m := range mods {
+		if m.Class == krb5LoginModule {
+			return "", "", fmt.Errorf("login context %q uses Kerberos (%s): zkd offers SASL with DIGEST-MD5 only, not GSSAPI", name, m.Class)
+		}
+		if u, ok := m.Options["username"]; ok {
+			return u, m.Options["password"], nil
+		}
+	}
+	return "", "", fmt.Errorf("login context %q has no username option", name)
+}
