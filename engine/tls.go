@@ -200,7 +200,7 @@ func (s *Server) listenSecure() error {
 		return err
 	}
 	if !st.x509 {
-		s.log.Warn("the client port serves TLS, but no authProvider.N names "+X509Provider+
+		s.log.Warn("the client port serves TLS, but no authProvider.N names " + X509Provider +
 			": client certificates are checked and give no identity (ZooKeeper closes such connections)")
 	}
 	s.secure = st
