@@ -13,6 +13,7 @@ import (
 
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
+	"zkd/internal/quorumsec"
 )
 
 func TestParseConfigReadsZooKeepersKeys(t *testing.T) {
@@ -266,5 +267,46 @@ func TestSystemPropertiesHidePasswords(t *testing.T) {
 	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), "zookeeper.ssl.keyStore.location=/k.p12") ||
 		!strings.Contains(b.String(), "zookeeper.ssl.keyStore.password=******") {
 		t.Errorf("system properties:\n%s", b.String())
+	}
+}
+
+// The settings of security between servers: what cannot work stops the
+// server, naming the key, and what can is read as ZooKeeper reads it.
+func TestQuorumSecuritySettings(t *testing.T) {
+	dir := t.TempDir()
+	jaas := filepath.Join(dir, "jaas.conf")
+	os.WriteFile(jaas, []byte("QuorumServer {\n org.apache.zookeeper.server.auth.DigestLoginModule required user_peer=\"pw\";\n};\n"+
+		"QuorumLearner {\n org.apache.zookeeper.server.auth.DigestLoginModule required username=\"peer\" password=\"pw\";\n};\n"+
+		"Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\";\n};\n"), 0o600)
+	security := func(text string) (*quorumsec.Config, error) {
+		t.Helper()
+		c, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=0\n"+text), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (&Server{cfg: c, log: slog.New(slog.DiscardHandler)}).quorumSecurity()
+	}
+	for text, want := range map[string]string{
+		"quorum.auth.serverRequireSasl=true\n":                              "quorum.auth.serverRequireSasl: true, but quorum.auth.enableSasl is not",
+		"quorum.auth.learnerRequireSasl=true\n":                             "quorum.auth.learnerRequireSasl: true, but quorum.auth.enableSasl is not",
+		"quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n": "quorum.auth.serverRequireSasl: true, but quorum.auth.learnerRequireSasl is not",
+		"quorum.auth.enableSasl=true\n":                                     "quorum.auth.enableSasl: true, but no JAAS file",
+		"quorum.auth.enableSasl=true\njava.security.auth.login.config=" + jaas + "\nquorum.auth.learner.saslLoginContext=Learner\n": "quorum.auth.learner.saslLoginContext: " + jaas + `: no "Learner" login context`,
+		"quorum.auth.enableSasl=true\njava.security.auth.login.config=" + jaas + "\nquorum.auth.server.saslLoginContext=Server2\n":  "quorum.auth.server.saslLoginContext: " + jaas + `: no "Server2" login context`,
+		"sslQuorum=true\n":       "sslQuorum: set, but ssl.quorum.keyStore.location is not",
+		"portUnification=true\n": "portUnification: set, but ssl.quorum.keyStore.location is not",
+		"sslQuorum=true\nssl.quorum.keyStore.location=" + filepath.Join(dir, "none.pem") + "\n": "ssl.quorum.keyStore.location: open",
+		"sslQuorum=true\nssl.quorum.keyStore.location=" + jaas + "\n":                           "ssl.quorum.keyStore.location: " + jaas + ": cannot tell the store's type",
+	} {
+		if _, err := security(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v; want %q", text, err, want)
+		}
+	}
+	sec, err := security("quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\njava.security.auth.login.config=" + jaas + "\n")
+	if err != nil || !sec.SASL || !sec.LearnerRequire || sec.ServerRequire || sec.User != "peer" || sec.Password != "pw" || sec.Users["peer"] != "pw" || sec.Users["bob"] != "" {
+		t.Errorf("quorum SASL: %+v, %v", sec, err)
+	}
+	if sec, err := security(""); sec != nil || err != nil {
+		t.Errorf("nothing set: %+v, %v", sec, err)
 	}
 }

@@ -65,7 +65,7 @@ QuorumLearner {
 			// (docs/security.md).
 			{"an unknown user with a known user's password", &quorumsec.Config{LearnerRequire: true, User: "eve", Password: "peersecret"}, false, true},
 		}
-		runSecureMixed(t, cfg, props, probes, &quorumsec.Config{}, good)
+		runSecureMixed(t, cfg, nil, props, probes, &quorumsec.Config{}, good)
 	})
 	t.Run("tls", func(t *testing.T) {
 		t.Parallel()
@@ -89,7 +89,32 @@ QuorumLearner {
 			{"a certificate for another address (hostname verification)", peer(pki.misnamed), false, false},
 			{"the ensemble's certificate", good, true, false},
 		}
-		runSecureMixed(t, cfg, nil, probes, &quorumsec.Config{}, good)
+		runSecureMixed(t, cfg, nil, nil, probes, &quorumsec.Config{}, good)
+	})
+	// Moving a running ensemble to TLS a server at a time, as ZooKeeper's
+	// guide has it: every server takes TLS and plaintext alike
+	// (portUnification), some already dial with TLS (sslQuorum), others
+	// not yet.
+	t.Run("migration", func(t *testing.T) {
+		t.Parallel()
+		pki := makePKI(t)
+		cfg := map[string]string{"portUnification": "true", "ssl.quorum.keyStore.location": pki.server,
+			"ssl.quorum.trustStore.location": pki.ca}
+		member := map[int64]map[string]string{1: {"sslQuorum": "true"}, 3: {"sslQuorum": "true"}}
+		peer := func(keyStore string) *quorumsec.Config {
+			live, err := keystore.NewLive(keystore.Store{Location: keyStore}, keystore.Store{Location: pki.ca}, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &quorumsec.Config{TLS: live, DialTLS: true}
+		}
+		good := peer(pki.server)
+		probes := []securityProbe{
+			{"plaintext", &quorumsec.Config{}, true, false},
+			{"a certificate another authority signed", peer(pki.stranger), false, false},
+			{"the ensemble's certificate", good, true, false},
+		}
+		runSecureMixed(t, cfg, member, nil, probes, peer(pki.stranger), good)
 	})
 }
 
@@ -102,13 +127,15 @@ type securityProbe struct {
 	zkdOnly bool // ZooKeeper 3.8.0 differs, a bug of its own
 }
 
-// runSecureMixed runs zkd 1 and 2 and ZooKeeper 3 with cfg (ZooKeeper's
-// JVM with props), checks that they serve and replicate, probes every
+// runSecureMixed runs zkd 1 and 2 and ZooKeeper 3 with cfg and each
+// member's keys in member (ZooKeeper's JVM with props), checks that they serve and replicate, probes every
 // member's election port with probes, restarts the leader and checks
 // again; each leader's quorum port is probed with refused (a server that
 // must be refused there) and good.
-func runSecureMixed(t *testing.T, cfg, props map[string]string, probes []securityProbe, refused, good *quorumsec.Config) {
+func runSecureMixed(t *testing.T, cfg map[string]string, member map[int64]map[string]string, props map[string]string,
+	probes []securityProbe, refused, good *quorumsec.Config) {
 	e := zkdtest.NewEnsemble(t, 3, cfg)
+	e.Member = member
 	m := map[int64]*mixedMember{}
 	for id := int64(1); id <= 3; id++ {
 		// ZooKeeper's leader needs the Netty modules Debian's

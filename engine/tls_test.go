@@ -1,15 +1,18 @@
 package engine_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine"
 	"zkd/engine/zkdtest"
+	"zkd/internal/keystore"
 )
 
 // testPKI is a certificate authority and the PEM files made with it: the
@@ -102,7 +106,8 @@ var nettyJars = []string{"/usr/share/java/netty-buffer.jar", "/usr/share/java/ne
 // and the certificate's subject as an x509 identity: zkd and Apache
 // ZooKeeper 3.8 (with Netty, as its TLS needs) set up alike answer
 // zkCli.sh over TLS and kazoo (use_ssl) alike; a client whose certificate
-// another authority signed, or that speaks plaintext, is refused.
+// another authority signed, or that speaks plaintext, is refused. With
+// client.portUnification the plain port serves TLS and plaintext alike.
 func TestSecureClientPortIsZooKeepers(t *testing.T) {
 	zkreftest.Need(t)
 	need(t, "zkCli.sh (Debian zookeeper)", zkCli)
@@ -120,7 +125,7 @@ func TestSecureClientPortIsZooKeepers(t *testing.T) {
 	cfg := func(port int) map[string]string {
 		return map[string]string{"secureClientPort": itoa(port), "ssl.keyStore.location": pki.server,
 			"ssl.trustStore.location": pki.ca, "authProvider.x509": engine.X509Provider,
-			"serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory"}
+			"serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory", "client.portUnification": "true"}
 	}
 	zkd := zkdtest.Start(t, cfg(zkdPort))
 	refDir := t.TempDir()
@@ -154,34 +159,51 @@ func TestSecureClientPortIsZooKeepers(t *testing.T) {
 			t.Errorf("%s: zkCli.sh's output lacks %q:\n%s", step.name, step.want, got)
 		}
 	}
-	kazoo := func(port int, cert, key string) string {
-		t.Helper()
-		out, _ := run(t, time.Minute, kazooPython, "-c", `
+	// kazoo connects over TLS with each certificate and key in turn, to
+	// the TLS port and then, for client.portUnification, to the plain
+	// one; one line per connection.
+	kazoo := func(tlsAddr, plainAddr string, out *bytes.Buffer) *exec.Cmd {
+		cmd := exec.Command(kazooPython, "-c", `
 import sys
 from kazoo.client import KazooClient
-zk = KazooClient(hosts=sys.argv[1], use_ssl=True, ca=sys.argv[2], certfile=sys.argv[3], keyfile=sys.argv[4],
-                 verify_certs=True, connection_retry={"max_tries": 1}, timeout=10)
-try:
-    zk.start(timeout=15)
-    print("connected; /t holds", zk.get("/t")[0])
-    zk.stop()
-except Exception as e:
-    print("failed:", type(e).__name__)
-`, "127.0.0.1:"+itoa(port), pki.ca, cert, key)
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		return lines[len(lines)-1]
+ca, cases = sys.argv[1], sys.argv[2:]
+for i in range(0, len(cases), 3):
+    addr, cert, key = cases[i:i+3]
+    zk = KazooClient(hosts=addr, use_ssl=True, ca=ca, certfile=cert, keyfile=key,
+                     verify_certs=True, connection_retry={"max_tries": 1}, timeout=10)
+    try:
+        zk.start(timeout=15)
+        print("connected; /t holds", zk.get("/t")[0])
+        zk.stop()
+    except Exception as e:
+        print("failed:", type(e).__name__)
+`, pki.ca, tlsAddr, pki.clientCert, pki.clientKey, tlsAddr, pki.stranger, pki.strangerKey,
+			plainAddr, pki.clientCert, pki.clientKey, plainAddr, pki.stranger, pki.strangerKey)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd
 	}
-	for _, c := range []struct{ cert, key, want string }{
-		{pki.clientCert, pki.clientKey, "connected; /t holds b'x'"},
-		{pki.stranger, pki.strangerKey, "failed: "},
-	} {
-		got, want := kazoo(zkdPort, c.cert, c.key), kazoo(refPort, c.cert, c.key)
-		if got != want || !strings.HasPrefix(got, c.want) {
-			t.Errorf("kazoo with %s: zkd %q, ZooKeeper %q; want %q", filepath.Base(c.cert), got, want, c.want)
+	var zkdOut, refOut bytes.Buffer
+	zkdKazoo, refKazoo := kazoo("127.0.0.1:"+itoa(zkdPort), zkd.Addr, &zkdOut), kazoo("127.0.0.1:"+itoa(refPort), ref.Addr, &refOut)
+	if err := zkdKazoo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := refKazoo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	zkdKazoo.Wait()
+	refKazoo.Wait()
+	got, want := verdicts(zkdOut.String()), verdicts(refOut.String())
+	wantLines := []string{"connected; /t holds b'x'", "failed: ", "connected; /t holds b'x'", "failed: "}
+	for i, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if i < len(wantLines) && !strings.HasPrefix(line, wantLines[i]) {
+			t.Errorf("kazoo on zkd, connection %d: %q, want %q", i+1, line, wantLines[i])
 		}
 	}
-	// Plaintext on the TLS port gets nowhere, and the plain port is
-	// still there.
+	if got != want {
+		t.Errorf("kazoo over TLS, to the TLS port then the unified one, with the client's certificate and the stranger's: zkd\n%s\nZooKeeper\n%s", got, want)
+	}
+	// Plaintext on the TLS port gets nowhere, and the unified port
+	// serves it still.
 	if out := cliWithFlags(t, "127.0.0.1:"+itoa(zkdPort), "", "ls /\n"); strings.Contains(out, "[t, zookeeper]") {
 		t.Errorf("a plaintext client was served on the TLS port:\n%s", out)
 	}
@@ -190,5 +212,91 @@ except Exception as e:
 	}
 	if !strings.Contains(zkd.Log(), "TLS handshake failed") {
 		t.Error("no log line says why the stranger's connection was refused")
+	}
+}
+
+// verdicts are the lines of a client's output that say how each
+// connection went (kazoo's "connected" and "failed"), without its logging.
+func verdicts(out string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "connected") || strings.HasPrefix(line, "failed") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// client.certReload: a renewed key store is used from the next handshake
+// on, without a restart; one that does not load leaves the last good one
+// in use, with a log line. Without the setting, as ZooKeeper, the store
+// read at the start stays.
+func TestCertificatesReloadWithoutRestart(t *testing.T) {
+	pki := makePKI(t)
+	start := func(reload bool) (*zkdtest.Server, string, string) {
+		keyStore := filepath.Join(t.TempDir(), "server.pem")
+		copyFile(t, pki.server, keyStore)
+		port, err := zkref.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := map[string]string{"secureClientPort": itoa(port), "ssl.keyStore.location": keyStore,
+			"ssl.trustStore.location": pki.ca, "ssl.clientAuth": "none"}
+		if reload {
+			cfg["client.certReload"] = "true"
+		}
+		return zkdtest.Start(t, cfg), "127.0.0.1:" + itoa(port), keyStore
+	}
+	subject := func(addr string) string {
+		t.Helper()
+		roots, err := keystore.Trust(pki.ca, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	reloading, addr, keyStore := start(true)
+	_, fixedAddr, fixedStore := start(false)
+	if got := subject(addr); got != "server" {
+		t.Fatalf("before the renewal the server shows %q", got)
+	}
+	// The renewed certificate: the CA's CN=client one stands in.
+	copyFile(t, pki.client, keyStore)
+	copyFile(t, pki.client, fixedStore)
+	if got := subject(addr); got != "client" {
+		t.Fatalf("after the renewal, with client.certReload, the server shows %q, want the renewed certificate", got)
+	}
+	if got := subject(fixedAddr); got != "server" {
+		t.Fatalf("after the renewal, without client.certReload, the server shows %q, want the one it started with", got)
+	}
+	if err := os.WriteFile(keyStore, []byte("half a file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := subject(addr); got != "client" {
+		t.Fatalf("with a broken key store the server shows %q, want the last good certificate", got)
+	}
+	if !strings.Contains(reloading.Log(), "does not load") {
+		t.Errorf("no log line about the broken key store:\n%s", reloading.Log())
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new file renamed over the old, as a renewal tool writes it.
+	tmp := to + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		t.Fatal(err)
 	}
 }
