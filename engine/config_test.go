@@ -306,6 +306,11 @@ func TestQuorumSecuritySettings(t *testing.T) {
 	if err != nil || !sec.SASL || !sec.LearnerRequire || sec.ServerRequire || sec.User != "peer" || sec.Password != "pw" || sec.Users["peer"] != "pw" || sec.Users["bob"] != "" {
 		t.Errorf("quorum SASL: %+v, %v", sec, err)
 	}
+	krb := filepath.Join(dir, "krb.conf")
+	os.WriteFile(krb, []byte("QuorumServer {\n com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n};\n"), 0o600)
+	if _, err := security("quorum.auth.enableSasl=true\njava.security.auth.login.config=" + krb + "\n"); err == nil || !strings.Contains(err.Error(), "not GSSAPI") {
+		t.Errorf("a Kerberos QuorumServer section: %v", err)
+	}
 	if sec, err := security(""); sec != nil || err != nil {
 		t.Errorf("nothing set: %+v, %v", sec, err)
 	}

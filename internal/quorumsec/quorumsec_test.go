@@ -126,3 +126,25 @@ func TestQuorumAuthPacket(t *testing.T) {
 		t.Fatalf("a 1 GB token: %v", err)
 	}
 }
+
+// A server cannot skip the exchange by saying it is done: a first packet
+// that claims success, or an error, is a refusal where authentication is
+// required (the CVE-2023-44981 class: no joining server is let in
+// without proving a password).
+func TestQuorumSASLCannotBeSkipped(t *testing.T) {
+	for _, status := range []int32{authSuccess, authError, 7} {
+		a, b := net.Pipe()
+		a.SetDeadline(time.Now().Add(5 * time.Second))
+		b.SetDeadline(time.Now().Add(5 * time.Second))
+		go func() {
+			writeAuth(a, status, []byte("rspauth=x"))
+			io.Copy(io.Discard, a)
+		}()
+		server := &Config{SASL: true, ServerRequire: true, LearnerRequire: true, Users: map[string]string{"peer": "secret"}}
+		if err := server.Admit(bufio.NewReader(b), b, "learner"); !errors.Is(err, ErrRefused) {
+			t.Errorf("a first packet with status %d: %v, want refused", status, err)
+		}
+		a.Close()
+		b.Close()
+	}
+}
