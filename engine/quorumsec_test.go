@@ -72,13 +72,7 @@ QuorumLearner {
 		pki := makePKI(t)
 		cfg := map[string]string{"sslQuorum": "true", "ssl.quorum.keyStore.location": pki.server,
 			"ssl.quorum.trustStore.location": pki.ca}
-		peer := func(keyStore string) *quorumsec.Config {
-			live, err := keystore.NewLive(keystore.Store{Location: keyStore}, keystore.Store{Location: pki.ca}, false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &quorumsec.Config{TLS: live, DialTLS: true}
-		}
+		peer := func(keyStore string) *quorumsec.Config { return tlsPeer(t, pki, keyStore) }
 		good := peer(pki.server)
 		probes := []securityProbe{
 			// ZooKeeper 3.8.0's election port stops listening for
@@ -101,13 +95,7 @@ QuorumLearner {
 		cfg := map[string]string{"portUnification": "true", "ssl.quorum.keyStore.location": pki.server,
 			"ssl.quorum.trustStore.location": pki.ca}
 		member := map[int64]map[string]string{1: {"sslQuorum": "true"}, 3: {"sslQuorum": "true"}}
-		peer := func(keyStore string) *quorumsec.Config {
-			live, err := keystore.NewLive(keystore.Store{Location: keyStore}, keystore.Store{Location: pki.ca}, false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &quorumsec.Config{TLS: live, DialTLS: true}
-		}
+		peer := func(keyStore string) *quorumsec.Config { return tlsPeer(t, pki, keyStore) }
 		good := peer(pki.server)
 		probes := []securityProbe{
 			{"plaintext", &quorumsec.Config{}, true, false},
@@ -116,6 +104,17 @@ QuorumLearner {
 		}
 		runSecureMixed(t, cfg, member, nil, probes, peer(pki.stranger), good)
 	})
+}
+
+// tlsPeer is a server that dials with TLS, showing keyStore's
+// certificate and trusting pki's authority.
+func tlsPeer(t *testing.T, pki testPKI, keyStore string) *quorumsec.Config {
+	t.Helper()
+	live, err := keystore.NewLive(keystore.Store{Location: keyStore}, keystore.Store{Location: pki.ca}, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &quorumsec.Config{TLS: live, DialTLS: true}
 }
 
 // securityProbe is a server that tries to join: how it connects, and
