@@ -161,24 +161,25 @@ func TestSecureClientPortIsZooKeepers(t *testing.T) {
 	}
 	// kazoo connects over TLS with each certificate and key in turn, to
 	// the TLS port and then, for client.portUnification, to the plain
-	// one; one line per connection.
+	// one; one line per connection. A refused client retries until its
+	// start times out: it is given 3 s, the others 15.
 	kazoo := func(tlsAddr, plainAddr string, out *bytes.Buffer) *exec.Cmd {
 		cmd := exec.Command(kazooPython, "-c", `
 import sys
 from kazoo.client import KazooClient
 ca, cases = sys.argv[1], sys.argv[2:]
-for i in range(0, len(cases), 3):
-    addr, cert, key = cases[i:i+3]
+for i in range(0, len(cases), 4):
+    addr, cert, key, wait = cases[i:i+4]
     zk = KazooClient(hosts=addr, use_ssl=True, ca=ca, certfile=cert, keyfile=key,
                      verify_certs=True, connection_retry={"max_tries": 1}, timeout=10)
     try:
-        zk.start(timeout=15)
+        zk.start(timeout=float(wait))
         print("connected; /t holds", zk.get("/t")[0])
         zk.stop()
     except Exception as e:
         print("failed:", type(e).__name__)
-`, pki.ca, tlsAddr, pki.clientCert, pki.clientKey, tlsAddr, pki.stranger, pki.strangerKey,
-			plainAddr, pki.clientCert, pki.clientKey, plainAddr, pki.stranger, pki.strangerKey)
+`, pki.ca, tlsAddr, pki.clientCert, pki.clientKey, "15", tlsAddr, pki.stranger, pki.strangerKey, "3",
+			plainAddr, pki.clientCert, pki.clientKey, "15", plainAddr, pki.stranger, pki.strangerKey, "3")
 		cmd.Stdout, cmd.Stderr = out, out
 		return cmd
 	}
