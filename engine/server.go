@@ -635,6 +635,11 @@ func (s *Server) enroll(nc net.Conn) error {
 		nc.Close()
 		return nil
 	}
+	return s.enrollAdmitted(nc, ip)
+}
+
+// enrollAdmitted hands an admitted connection to an event loop.
+func (s *Server) enrollAdmitted(nc net.Conn, ip string) error {
 	// gnet takes a duplicate of the socket and closes nc: out of
 	// descriptors, the duplicate fails as accept would.
 	c := newConn(s, ip, nc.RemoteAddr().String())

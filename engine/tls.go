@@ -231,15 +231,23 @@ func (s *Server) secureAcceptLoop() {
 // plaintext alike: its first byte, looked at and left in place, tells
 // which, on a goroutine of its own, as a client may take its time.
 func (s *Server) enrollEither(nc net.Conn) error {
+	// Admitted first: a connection counts against maxClientCnxns while
+	// it is looked at, as a plain one does from its accept.
+	ip := remoteIP(nc)
+	if !s.admit(ip) {
+		nc.Close()
+		return nil
+	}
 	go func() {
 		first, err := peekByte(nc, time.Duration(s.cfg.SessionlessCnxnTimeout)*time.Millisecond)
 		switch {
 		case err != nil:
+			s.unadmit(ip)
 			nc.Close()
 		case first == tlsHandshakeRecord:
-			s.serveSecure(nc)
+			s.serveSecureAdmitted(nc, ip)
 		default:
-			if err := s.enroll(nc); err != nil {
+			if err := s.enrollAdmitted(nc, ip); err != nil {
 				s.log.Warn("a plaintext connection could not be handed to an event loop", "client", nc.RemoteAddr().String(), "err", err)
 				nc.Close()
 			}
@@ -292,6 +300,11 @@ func (s *Server) serveSecure(raw net.Conn) {
 		raw.Close()
 		return
 	}
+	s.serveSecureAdmitted(raw, ip)
+}
+
+// serveSecureAdmitted serves an admitted TLS connection.
+func (s *Server) serveSecureAdmitted(raw net.Conn, ip string) {
 	tc := tls.Server(raw, s.secure.tls)
 	tc.SetDeadline(time.Now().Add(time.Duration(s.cfg.SessionlessCnxnTimeout) * time.Millisecond))
 	if err := tc.Handshake(); err != nil {
