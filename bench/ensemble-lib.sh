@@ -1,10 +1,12 @@
 # ensemble-lib.sh: what bench/ensemble-compare.sh and bench/failover.sh
 # share. Sourced, with $root (a scratch directory holding the zkd binary)
-# set; $port, $qport and $eport may be set before, and $tick.
+# set; $port, $qport and $eport may be set before, and $tick, and $extra
+# (zoo.cfg lines every server gets).
 port=${port:-24181}
 qport=${qport:-24888}
 eport=${eport:-24889}
 tick=${tick:-2000}
+extra=${extra:-}
 zkcp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
 
 # fourlw host port word: the answer, or nothing if the server is down.
@@ -39,6 +41,7 @@ admin.enableServer=false
 server.1=127.0.0.1:$qport:$eport
 server.2=127.0.0.2:$qport:$eport
 server.3=127.0.0.3:$qport:$eport
+$extra
 CFG
 		if [ "$1" = zkd ]; then
 			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &

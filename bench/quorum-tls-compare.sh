@@ -1,0 +1,65 @@
+#!/bin/sh
+# quorum-tls-compare.sh: what TLS between servers costs a zkd ensemble.
+# Alternates a 3-server zkd ensemble in plaintext and one with sslQuorum
+# (a test authority's certificates for 127.0.0.1-3, made here with
+# openssl), each loaded by zkbench saturate through a follower, whose
+# writes and their commits cross the quorum port. One line per run;
+# docs/security.md has the figures and the command.
+#
+# usage: bench/quorum-tls-compare.sh [rounds] [seconds per run]
+set -eu
+rounds=${1:-2}
+secs=${2:-10}
+root=$(mktemp -d /tmp/quorum-tls-compare.XXXXXX)
+trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
+go build -o "$root/zkd" ./cmd/zkd
+go build -o "$root/zkbench" ./cmd/zkbench
+
+# A test authority and one certificate for the three servers.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+	-keyout "$root/ca.key" -out "$root/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=server \
+	-keyout "$root/server.key" -out "$root/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3\nextendedKeyUsage=serverAuth,clientAuth\n' > "$root/ext"
+openssl x509 -req -in "$root/server.csr" -CA "$root/ca.pem" -CAkey "$root/ca.key" -CAcreateserial -days 1 \
+	-extfile "$root/ext" -out "$root/server.crt" 2>/dev/null
+cat "$root/server.key" "$root/server.crt" > "$root/server.pem"
+tls="sslQuorum=true
+ssl.quorum.keyStore.location=$root/server.pem
+ssl.quorum.trustStore.location=$root/ca.pem"
+
+. bench/ensemble-lib.sh
+
+start() { # start: a fresh zkd ensemble with $extra, once it serves
+	launch zkd
+	for t in $(seq 1 600); do
+		n=0
+		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
+		[ $n = 3 ] && return 0
+		sleep 0.1
+	done
+	echo "the ensemble did not form" >&2; exit 1
+}
+
+follower() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: follower" && echo 127.0.0.$i:$port && return; done; }
+
+printf "%-10s %-6s %-6s %12s %10s\n" quorum round reads ops/s p99ms
+for r in $(seq 1 "$rounds"); do
+	for mode in plaintext tls; do
+		extra=""
+		[ $mode = tls ] && extra="$tls"
+		start
+		addr=$(follower)
+		for reads in 0 90; do
+			out=$("$root/zkbench" saturate -servers "$addr" -reads $reads -duration ${secs}s -warmup 2s -progress=false -json 2>/dev/null)
+			set -- $(echo "$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+while isinstance(r, list): r = r[0]
+r = r["phases"][0]
+print(int(r["ops_per_sec"]), r["latency"]["all"]["p99_ms"])' 2>/dev/null || echo "? ?")
+			printf "%-10s %-6s %-6s %12s %10s\n" $mode $r $reads "$1" "$2"
+		done
+		stop zkd
+	done
+done
