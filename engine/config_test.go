@@ -293,8 +293,10 @@ func TestQuorumSecuritySettings(t *testing.T) {
 		"quorum.auth.enableSasl=true\n":                                     "quorum.auth.enableSasl: true, but no JAAS file",
 		"quorum.auth.enableSasl=true\njava.security.auth.login.config=" + jaas + "\nquorum.auth.learner.saslLoginContext=Learner\n": "quorum.auth.learner.saslLoginContext: " + jaas + `: no "Learner" login context`,
 		"quorum.auth.enableSasl=true\njava.security.auth.login.config=" + jaas + "\nquorum.auth.server.saslLoginContext=Server2\n":  "quorum.auth.server.saslLoginContext: " + jaas + `: no "Server2" login context`,
-		"sslQuorum=true\n":       "sslQuorum: set, but ssl.quorum.keyStore.location is not",
-		"portUnification=true\n": "portUnification: set, but ssl.quorum.keyStore.location is not",
+		"quorum.auth.enableSasl=yes\n": `quorum.auth.enableSasl: "yes": want true or false`,
+		"sslQuorum=ture\n":             `sslQuorum: "ture": want true or false`,
+		"sslQuorum=true\n":             "sslQuorum: set, but ssl.quorum.keyStore.location is not",
+		"portUnification=true\n":       "portUnification: set, but ssl.quorum.keyStore.location is not",
 		"sslQuorum=true\nssl.quorum.keyStore.location=" + filepath.Join(dir, "none.pem") + "\n": "ssl.quorum.keyStore.location: open",
 		"sslQuorum=true\nssl.quorum.keyStore.location=" + jaas + "\n":                           "ssl.quorum.keyStore.location: " + jaas + ": cannot tell the store's type",
 	} {
@@ -310,6 +312,13 @@ func TestQuorumSecuritySettings(t *testing.T) {
 	os.WriteFile(krb, []byte("QuorumServer {\n com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;\n};\n"), 0o600)
 	if _, err := security("quorum.auth.enableSasl=true\njava.security.auth.login.config=" + krb + "\n"); err == nil || !strings.Contains(err.Error(), "not GSSAPI") {
 		t.Errorf("a Kerberos QuorumServer section: %v", err)
+	}
+	c, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=0\nclient.portUnification=on\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.secure(nil); err == nil || !strings.Contains(err.Error(), `client.portUnification: "on": want true or false`) {
+		t.Errorf("client.portUnification=on: %v", err)
 	}
 	if sec, err := security(""); sec != nil || err != nil {
 		t.Errorf("nothing set: %+v, %v", sec, err)

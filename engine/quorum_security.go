@@ -13,6 +13,10 @@ import (
 // the server, naming the key, as ZooKeeper refuses it.
 func (s *Server) quorumSecurity() (*quorumsec.Config, error) {
 	c := s.cfg
+	if err := c.checkFlags("sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "quorum.auth.enableSasl",
+		"quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl"); err != nil {
+		return nil, err
+	}
 	sslQuorum, unified := c.flag("sslQuorum"), c.flag("portUnification")
 	saslOn := c.flag("quorum.auth.enableSasl")
 	learnerReq, serverReq := c.flag("quorum.auth.learnerRequireSasl"), c.flag("quorum.auth.serverRequireSasl")

@@ -53,6 +53,9 @@ func (c *Config) extra(key string) (string, string, bool) {
 // key store, a store that does not load, an unknown protocol or cipher
 // suite) is an error naming it.
 func (c *Config) secure(log *slog.Logger) (*secureSettings, error) {
+	if err := c.checkFlags("client.portUnification", "client.certReload"); err != nil {
+		return nil, err
+	}
 	v, key, ok := c.extra("secureClientPort")
 	unified := c.flag("client.portUnification")
 	if (!ok || v == "") && !unified {
@@ -106,6 +109,18 @@ type tlsParams struct {
 func (c *Config) flag(key string) bool {
 	v, _, _ := c.extra(key)
 	return strings.EqualFold(v, "true")
+}
+
+// checkFlags refuses a value other than true or false for any of keys:
+// for a security setting, a mistyped value read as false would turn the
+// security off without a word.
+func (c *Config) checkFlags(keys ...string) error {
+	for _, k := range keys {
+		if v, key, ok := c.extra(k); ok && !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+			return c.ErrorAt(key, "%q: want true or false", v)
+		}
+	}
+	return nil
 }
 
 // tlsParams reads the settings under prefix; by is the key that asks for
