@@ -121,7 +121,9 @@ def candidate(i):
 
 def main():
     setup = client()
-    setup.ensure_path(ROOT)
+    # Retried as every other call here: a server may drop the connection
+    # while the ensemble settles (kazoo retries only what it is asked to).
+    setup.retry(setup.ensure_path, ROOT)
     close(setup)
     threads = [threading.Thread(target=contender, args=(i,)) for i in range(3)]
     threads += [threading.Thread(target=candidate, args=(i,)) for i in range(3)]
