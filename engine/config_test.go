@@ -2,9 +2,16 @@ package engine
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -322,5 +329,55 @@ func TestQuorumSecuritySettings(t *testing.T) {
 	}
 	if sec, err := security(""); sec != nil || err != nil {
 		t.Errorf("nothing set: %+v, %v", sec, err)
+	}
+}
+
+// sslQuorumReloadCertFiles: the stores between servers are looked at
+// again, as client.certReload's on the client port; without it they stay
+// as read at the start.
+func TestQuorumStoresReload(t *testing.T) {
+	dir := t.TempDir()
+	selfSigned := func(cn string) []byte {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, _ := x509.MarshalPKCS8PrivateKey(key)
+		return append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	put := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".new", p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := selfSigned("first")
+	for _, reload := range []bool{true, false} {
+		store := put(fmt.Sprintf("server-%v.pem", reload), first)
+		c, err := ParseConfig("zoo.cfg", strings.NewReader(fmt.Sprintf("dataDir=%s\nclientPort=0\nsslQuorum=true\n"+
+			"ssl.quorum.keyStore.location=%s\nssl.quorum.trustStore.location=%s\nsslQuorumReloadCertFiles=%v\n", dir, store, store, reload)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec, err := (&Server{cfg: c, log: slog.New(slog.DiscardHandler)}).quorumSecurity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(fmt.Sprintf("server-%v.pem", reload), selfSigned("renewed"))
+		cert, _ := sec.TLS.Current()
+		want := "first"
+		if reload {
+			want = "renewed"
+		}
+		if got := cert.Leaf.Subject.CommonName; got != want {
+			t.Errorf("sslQuorumReloadCertFiles=%v: after the renewal the servers show %q, want %q", reload, got, want)
+		}
 	}
 }
