@@ -15,19 +15,6 @@ go build -o "$root/zkd" ./cmd/zkd
 go build -o "$root/zkbench" ./cmd/zkbench
 . bench/ensemble-lib.sh
 
-start() { # start <zkd|zookeeper>: a fresh 3-server ensemble, once it serves
-	launch $1
-	for t in $(seq 1 600); do
-		n=0
-		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
-		[ $n = 3 ] && return 0
-		sleep 0.1
-	done
-	echo "the $1 ensemble did not form" >&2; exit 1
-}
-
-role() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: $1" && echo 127.0.0.$i:$port && return; done; }
-
 printf "%-10s %-6s %-8s %-6s %12s %10s\n" server round through reads ops/s p99ms
 for r in $(seq 1 "$rounds"); do
 	for impl in zkd zookeeper; do

@@ -53,3 +53,19 @@ CFG
 
 # stop <zkd|zookeeper>: kill that ensemble.
 stop() { pkill -f "$root/$1-" || true; sleep 2; }
+
+# start <zkd|zookeeper>: a fresh 3-server ensemble (launch), once all
+# three serve.
+start() {
+	launch $1
+	for t in $(seq 1 600); do
+		n=0
+		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
+		[ $n = 3 ] && return 0
+		sleep 0.1
+	done
+	echo "the $1 ensemble did not form" >&2; exit 1
+}
+
+# role <leader|follower>: the client address of a server in that role.
+role() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: $1" && echo 127.0.0.$i:$port && return; done; }

@@ -30,26 +30,13 @@ ssl.quorum.trustStore.location=$root/ca.pem"
 
 . bench/ensemble-lib.sh
 
-start() { # start: a fresh zkd ensemble with $extra, once it serves
-	launch zkd
-	for t in $(seq 1 600); do
-		n=0
-		for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode:" && n=$((n+1)); done
-		[ $n = 3 ] && return 0
-		sleep 0.1
-	done
-	echo "the ensemble did not form" >&2; exit 1
-}
-
-follower() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: follower" && echo 127.0.0.$i:$port && return; done; }
-
 printf "%-10s %-6s %-6s %12s %10s\n" quorum round reads ops/s p99ms
 for r in $(seq 1 "$rounds"); do
 	for mode in plaintext tls; do
 		extra=""
 		[ $mode = tls ] && extra="$tls"
-		start
-		addr=$(follower)
+		start zkd
+		addr=$(role follower)
 		for reads in 0 90; do
 			out=$("$root/zkbench" saturate -servers "$addr" -reads $reads -duration ${secs}s -warmup 2s -progress=false -json 2>/dev/null)
 			set -- $(echo "$out" | python3 -c '

@@ -260,46 +260,54 @@ func runSecureMixed(t *testing.T, cfg map[string]string, member map[int64]map[st
 // given plaintext on its TLS port) waits for more.
 func probeElection(t *testing.T, addr string, as *quorumsec.Config) bool {
 	t.Helper()
-	c, err := as.Dial(context.Background(), addr, 5*time.Second)
-	if err != nil {
-		t.Logf("%s: %v", addr, err)
+	hello := wire.ElectionHello{Protocol: wire.ElectionProtocolV1, ServerID: 5, Addrs: "127.0.0.5:1"}
+	c := join(t, addr, as, hello.Append(nil))
+	if c == nil {
 		return false
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	hello := wire.ElectionHello{Protocol: wire.ElectionProtocolV1, ServerID: 5, Addrs: "127.0.0.5:1"}
-	if _, err := c.Write(hello.Append(nil)); err != nil {
-		return false
-	}
-	if err := as.Learn(c, addr); err != nil {
-		t.Logf("%s: %v", addr, err)
-		return false
-	}
 	n := wire.Notification{State: wire.StateLooking, Leader: 5, ElectionEpoch: 1, Version: 2, Config: ""}
 	if _, err := c.Write(wire.AppendFrame(nil, n.Append(nil))); err != nil {
 		return false
 	}
 	var head [4]byte
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.ReadFull(c, head[:])
+	_, err := io.ReadFull(c, head[:])
 	return err == nil && binary.BigEndian.Uint32(head[:]) > 0
+}
+
+// join connects to addr as as does, writes first (the election port's
+// hello) and authenticates if as asks; nil if refused on the way. The
+// connection has 10 s left.
+func join(t *testing.T, addr string, as *quorumsec.Config, first []byte) net.Conn {
+	t.Helper()
+	c, err := as.Dial(context.Background(), addr, 5*time.Second)
+	if err != nil {
+		t.Logf("%s: %v", addr, err)
+		return nil
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(first); err != nil {
+		c.Close()
+		return nil
+	}
+	if err := as.Learn(c, addr); err != nil {
+		t.Logf("%s: %v", addr, err)
+		c.Close()
+		return nil
+	}
+	return c
 }
 
 // probeQuorum joins the leader's quorum port at addr, securing the
 // connection as as does, and reports whether the leader let it in.
 func probeQuorum(t *testing.T, addr string, as *quorumsec.Config) bool {
 	t.Helper()
-	c, err := as.Dial(context.Background(), addr, 5*time.Second)
-	if err != nil {
-		t.Logf("%s: %v", addr, err)
+	c := join(t, addr, as, nil)
+	if c == nil {
 		return false
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := as.Learn(c, addr); err != nil {
-		t.Logf("%s: %v", addr, err)
-		return false
-	}
 	// The start of an OBSERVERINFO: a member refusing a server that does
 	// not authenticate sees it is not the exchange and closes now; one
 	// that lets it in waits for the rest of the packet, and the
@@ -311,7 +319,7 @@ func probeQuorum(t *testing.T, addr string, as *quorumsec.Config) bool {
 		return false
 	}
 	c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
-	_, err = bufio.NewReader(c).ReadByte()
+	_, err := bufio.NewReader(c).ReadByte()
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
