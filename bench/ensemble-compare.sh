@@ -22,13 +22,7 @@ for r in $(seq 1 "$rounds"); do
 		for through in leader follower; do
 			addr=$(role $through)
 			for reads in 0 90 100; do
-				out=$("$root/zkbench" saturate -servers "$addr" -reads $reads -duration ${secs}s -warmup 2s -progress=false -json 2>/dev/null)
-				set -- $(echo "$out" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-while isinstance(r, list): r = r[0]
-r = r["phases"][0]
-print(int(r["ops_per_sec"]), r["latency"]["all"]["p99_ms"])' 2>/dev/null || echo "? ?")
+				set -- $(saturate "$addr" $reads $secs)
 				ops=$1 p99=$2
 				printf "%-10s %-6s %-8s %-6s %12s %10s\n" $impl $r $through $reads "$ops" "$p99"
 			done

@@ -1,6 +1,6 @@
 # ensemble-lib.sh: what bench/ensemble-compare.sh and bench/failover.sh
 # share. Sourced, with $root (a scratch directory holding the zkd binary)
-# set; $port, $qport and $eport may be set before, and $tick, and $extra
+# set (and a zkbench binary there, for saturate); $port, $qport and $eport may be set before, and $tick, and $extra
 # (zoo.cfg lines every server gets).
 port=${port:-24181}
 qport=${qport:-24888}
@@ -69,3 +69,14 @@ start() {
 
 # role <leader|follower>: the client address of a server in that role.
 role() { for i in 1 2 3; do fourlw 127.0.0.$i $port srvr | grep -q "Mode: $1" && echo 127.0.0.$i:$port && return; done; }
+
+# saturate <addr> <reads %> <seconds>: zkbench saturate against addr
+# (2 s of warm-up), printed as "ops/s p99ms", or "? ?" if it failed.
+saturate() {
+	"$root/zkbench" saturate -servers "$1" -reads $2 -duration ${3}s -warmup 2s -progress=false -json 2>/dev/null | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+while isinstance(r, list): r = r[0]
+r = r["phases"][0]
+print(int(r["ops_per_sec"]), r["latency"]["all"]["p99_ms"])' 2>/dev/null || echo "? ?"
+}

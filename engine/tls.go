@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,16 +83,12 @@ func (c *Config) secure(log *slog.Logger) (*secureSettings, error) {
 	}
 	// The client port checks no client's host name: ZooKeeper's clients
 	// connect from anywhere.
-	base := &tls.Config{MinVersion: tp.min, MaxVersion: tp.max, CipherSuites: tp.suites, ClientAuth: tp.clientAuth}
-	live := tp.live
-	st.tls = &tls.Config{MinVersion: tp.min, MaxVersion: tp.max, CipherSuites: tp.suites,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cert, pool := live.Current()
-			conf := base.Clone()
-			conf.Certificates = []tls.Certificate{cert}
-			conf.ClientCAs = pool
-			return conf, nil
-		}}
+	// Each handshake gets the stores' current certificates.
+	st.tls = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cert, pool := tp.live.Current()
+		return &tls.Config{MinVersion: tp.min, MaxVersion: tp.max, CipherSuites: tp.suites, ClientAuth: tp.clientAuth,
+			Certificates: []tls.Certificate{cert}, ClientCAs: pool}, nil
+	}}
 	return st, nil
 }
 
@@ -142,11 +139,11 @@ func (c *Config) tlsParams(prefix, by string, reload bool, log *slog.Logger) (*t
 		trust.Password, _, _ = c.extra(prefix + "trustStore.password")
 		trust.Type, _, _ = c.extra(prefix + "trustStore.type")
 	}
-	if _, err := keystore.KeyPair(key.Location, key.Password, key.Type); err != nil {
-		return nil, c.ErrorAt(locKey, "%v", err)
-	}
 	var err error
-	if tp.live, err = keystore.NewLive(key, trust, reload, log); err != nil {
+	var keyErr *keystore.KeyStoreError
+	if tp.live, err = keystore.NewLive(key, trust, reload, log); errors.As(err, &keyErr) {
+		return nil, c.ErrorAt(locKey, "%v", err)
+	} else if err != nil {
 		return nil, c.ErrorAt(trustKey, "%v", err)
 	}
 	// ZooKeeper asks for a client certificate unless told otherwise.

@@ -46,10 +46,17 @@ func NewLive(key, trust Store, reload bool, log *slog.Logger) (*Live, error) {
 	return l, nil
 }
 
+// KeyStoreError is a failure of the key store, as against the trust
+// store, so that a caller can name the setting at fault.
+type KeyStoreError struct{ Err error }
+
+func (e *KeyStoreError) Error() string { return e.Err.Error() }
+func (e *KeyStoreError) Unwrap() error { return e.Err }
+
 func (l *Live) load() (tls.Certificate, *x509.CertPool, error) {
 	cert, err := KeyPair(l.key.Location, l.key.Password, l.key.Type)
 	if err != nil {
-		return cert, nil, err
+		return cert, nil, &KeyStoreError{err}
 	}
 	var pool *x509.CertPool
 	if l.trust.Location != "" {
