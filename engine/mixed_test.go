@@ -714,10 +714,12 @@ func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
 			if conn.SessionID() != session {
 				t.Fatalf("the client has session %#x on %s, had %#x", conn.SessionID(), to.label, session)
 			}
-			data, st, err := conn.Get("/moved")
-			if err != nil || string(data) != "v1" || st.EphemeralOwner != session {
-				t.Fatalf("on %s the ephemeral reads %q %+v (%v), want v1 owned by %#x", to.label, data, st, err, session)
-			}
+			// The watch first, and no request on conn until it fires:
+			// go-zookeeper v1.0.4 reads its last zxid for setWatches on
+			// one goroutine while its receiver writes it on another for
+			// every reply, a data race the race detector reported when
+			// a reply came in before setWatches was sent. The event can
+			// only follow the client's setWatches.
 			check(connect(t, lead.addr).Set("/watched", []byte("w2"), -1))(t)
 			select {
 			case ev := <-watch:
@@ -726,6 +728,10 @@ func TestMixedSessionMovesBetweenImplementations(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("no watch event on %s within 10 s of the change", to.label)
+			}
+			data, st, err := conn.Get("/moved")
+			if err != nil || string(data) != "v1" || st.EphemeralOwner != session {
+				t.Fatalf("on %s the ephemeral reads %q %+v (%v), want v1 owned by %#x", to.label, data, st, err, session)
 			}
 			// And the ephemeral is the session's: it goes when the
 			// session closes.
