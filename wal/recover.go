@@ -264,6 +264,14 @@ func (s *Store) recover() (needSnap bool, err error) {
 			"short of its txn %#x, so starting would lose the txns in between. zkd will not start: restore the snapshot "+
 			"from a backup or from another server's data directory", damaged, s.logDir, s.tree.Zxid(), damagedZxid)
 	}
+	if paths := s.tree.ACLsAwaited(); len(paths) > 0 {
+		// A fuzzy snapshot's znode whose ACL no txn after it gave: the
+		// snapshot is not what ZooKeeper writes.
+		file := filepath.Join(s.snapDir, s.recovery.Snapshot)
+		return false, fmt.Errorf("wal: snapshot %s: znode %q names an ACL that neither the snapshot's ACL table nor the txn logs "+
+			"after it in %s hold. zkd will not start: move %s aside and start again, and zkd will start from the snapshot before it",
+			file, paths[0], s.logDir, file)
+	}
 	s.tree.Publish()
 	s.recovery.Zxid = s.tree.Zxid()
 	s.log.Info("data directory recovered", "dataDir", s.opts.Dir, "dataLogDir", s.opts.LogDir,

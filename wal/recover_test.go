@@ -503,6 +503,133 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	})
 }
 
+// ZooKeeper writes a snapshot's ACL table before its znodes, and goes on
+// applying txns meanwhile: a znode created, or given a new ACL, in
+// between names an ACL the table lacks, which only the txn log after the
+// snapshot holds. ZooKeeper's replay puts a create's ACL into its table
+// before it finds the znode there, which resolves the name; zkd's gives
+// the znode the ACL of that create, or of that setACL, and starts from
+// the snapshot rather than pass over it.
+func TestFuzzySnapshotNamingAnACLOnlyTheLogHolds(t *testing.T) {
+	acl := func(p wire.Perm) []wire.ACL {
+		return []wire.ACL{{Perms: p, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	}
+	create := func(path string, a []wire.ACL) *ztree.Request {
+		return &ztree.Request{Session: 0x100000001, Op: wire.OpCreate,
+			Body: &wire.CreateRequest{Path: path, Data: []byte("d"), ACL: a, Flags: wire.ModePersistent}}
+	}
+	// build writes txns 1..base, then the txns after, and returns the
+	// data dir with a snapshot named for base that holds the tree after
+	// them all, its ACL table as of base, and that tree.
+	build := func(t *testing.T, after []*ztree.Request, logAfter bool) (*vfs.Mem, string, string) {
+		fs := vfs.NewMem()
+		s := open(t, wal.Options{FS: fs})
+		w := newWriter(t, s, 1)
+		if err := w.batchOf([]*ztree.Request{
+			{Session: 0x100000001, Op: wire.OpCreateSession, Body: &wire.CreateSessionTxn{TimeOut: 30000}},
+			create("/a", ztree.OpenACL),
+			create("/kept", acl(wire.PermRead)),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		base, tableAtBase := w.zxid, len(w.tree.Published().ACLTable())
+		if err := w.batchOf(after); err != nil {
+			t.Fatal(err)
+		}
+		v := w.tree.Published()
+		want := dump(v)
+		closeStore(t, s)
+
+		var raw []byte
+		sum := adler32.New()
+		put := func(p []byte) { raw = append(raw, p...); sum.Write(p) }
+		i32 := func(x int32) { put(binary.BigEndian.AppendUint32(nil, uint32(x))) }
+		i64 := func(x int64) { put(binary.BigEndian.AppendUint64(nil, uint64(x))) }
+		str := func(x string) { i32(int32(len(x))); put([]byte(x)) }
+		seal := func() { i64(int64(sum.Sum32())); str("/") }
+		i32(0x5a4b534e) // ZKSN
+		i32(2)
+		i64(0)
+		i32(int32(v.SessionCount()))
+		v.Sessions(func(x ztree.Session) bool { i64(x.ID); i32(x.Timeout); return true })
+		i32(int32(tableAtBase - 1))
+		for i := 1; i < tableAtBase; i++ {
+			i64(int64(i))
+			i32(int32(len(v.ACLTable()[i])))
+			for _, a := range v.ACLTable()[i] {
+				put(a.Append(nil))
+			}
+		}
+		v.Walk(func(n ztree.Node) bool {
+			p := n.Path
+			if p == "/" {
+				p = ""
+			}
+			str(p)
+			str(n.Data)
+			key := int64(n.ACLIndex)
+			if key == 0 {
+				key = -1
+			}
+			i64(key)
+			put(n.Persisted.Append(nil))
+			return true
+		})
+		str("/")
+		seal()
+		i64(v.Zxid())
+		i32(ztree.DigestVersion)
+		i64(int64(v.Digest()))
+		seal()
+		name := fmt.Sprintf("snapshot.%x", base)
+		f, err := fs.Create("/data/version-2/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(raw, 0)
+		f.Close()
+		if !logAfter {
+			// The txns after base never reached this log.
+			for _, n := range files(t, fs, "/data") {
+				if strings.HasPrefix(n, "log.") {
+					fs.Remove("/data/version-2/" + n)
+				}
+			}
+		}
+		return fs, name, want
+	}
+
+	t.Run("a create and a setACL after it", func(t *testing.T) {
+		fs, name, want := build(t, []*ztree.Request{
+			create("/late", acl(wire.PermRead|wire.PermWrite)),
+			{Session: 0x100000001, Op: wire.OpSetACL, Body: &wire.SetACLRequest{Path: "/a", ACL: acl(wire.PermAll), Version: -1}},
+			{Session: 0x100000001, Op: wire.OpMulti, Body: &wire.MultiRequest{Ops: []wire.MultiOp{
+				{Type: wire.OpCreate, Path: "/in-multi", Data: []byte("m"), ACL: acl(wire.PermRead | wire.PermCreate)},
+			}}},
+		}, true)
+		s := open(t, wal.Options{FS: fs})
+		defer closeStore(t, s)
+		if rec := s.Recovery(); rec.Snapshot != name || len(rec.SkippedSnapshots) > 0 {
+			t.Fatalf("recovery %+v: not from the fuzzy snapshot %s", rec, name)
+		}
+		tree := treeOf(s)
+		if got := dump(tree.Published()); got != want {
+			t.Fatalf("recovered tree differs:\n%s\nwant\n%s", got, want)
+		}
+		if got := tree.ACLsAwaited(); len(got) > 0 {
+			t.Fatalf("still awaiting ACLs: %v", got)
+		}
+	})
+	t.Run("no txn after it holds the ACL", func(t *testing.T) {
+		fs, name, _ := build(t, []*ztree.Request{create("/late", acl(wire.PermRead|wire.PermWrite))}, false)
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		if err == nil || !strings.Contains(err.Error(), `znode "/late" names an ACL`) || !strings.Contains(err.Error(), name) {
+			t.Fatalf("got %v, want an error naming %s and /late", err, name)
+		}
+		t.Log(err)
+	})
+}
+
 // readsFS records the largest single read from each file.
 type readsFS struct {
 	vfs.FS

@@ -361,7 +361,19 @@ func ReadSnapBody(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, err
 		}
 		return nil, fmt.Errorf("wal: the leader's snapshot: %w", s.err)
 	}
-	return l.Finish(zxid)
+	t, err := l.Finish(zxid)
+	if err != nil {
+		return nil, err
+	}
+	// The learner writes the tree to disk as its snapshot at once, before
+	// the txns that would give such a znode its ACL: its table must be
+	// whole. A leader that snapshots while it applies (ZooKeeper's) can
+	// send one that is not, and the learner will sync again.
+	if paths := t.ACLsAwaited(); len(paths) > 0 {
+		return nil, fmt.Errorf("wal: the leader's snapshot: znode %q names an ACL the snapshot's ACL table lacks "+
+			"(it was written while the leader applied txns)", paths[0])
+	}
+	return t, nil
 }
 
 // snapNode is one znode as the snapshot reader parsed it; path and data
@@ -449,17 +461,20 @@ func loadNodes(s *snapReader, l *ztree.Loader, acls map[int64][]wire.ACL) error 
 			n := &c.nodes[i]
 			path := c.buf[n.path[0]:n.path[1]]
 			acl := ztree.OpenACL
-			if n.acl != -1 {
-				var ok bool
-				if acl, ok = acls[n.acl]; !ok {
-					err = fmt.Errorf("znode %q names ACL %d, which the snapshot does not have", path, n.acl)
-					break
-				}
-			}
 			// AddNode copies what it keeps of path and data.
 			data := c.buf[n.data[0]:n.data[1]:n.data[1]]
 			if n.null {
 				data = nil
+			}
+			if n.acl != -1 {
+				var ok bool
+				if acl, ok = acls[n.acl]; !ok {
+					// A fuzzy snapshot's: the txns after it hold the ACL.
+					if err = l.AddNodeAwaitingACL(stringOf(path), data, n.st); err != nil {
+						break
+					}
+					continue
+				}
 			}
 			if err = l.AddNode(stringOf(path), data, acl, n.st); err != nil {
 				break

@@ -174,6 +174,9 @@ func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Resu
 	default:
 		r.Err = wire.ErrUnimplemented
 	}
+	if len(t.aclAwaited) > 0 {
+		t.settleAwaitedACL(typ, rec, err)
+	}
 	if err != nil {
 		r.Err = err.(wire.ErrCode)
 	}

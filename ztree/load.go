@@ -3,6 +3,7 @@ package ztree
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tidwall/btree"
 
@@ -94,6 +95,88 @@ func (l *Loader) AddNode(path string, data []byte, acl []wire.ACL, st wire.StatP
 	// makeItem copies path and data: the caller may reuse both.
 	l.open = append(l.open, pending{it: makeItem(keyOf(path), &m, stringOf(data)), m: m})
 	return nil
+}
+
+// noAccess is the ACL of a znode awaiting its own: it grants nothing.
+var noAccess = []wire.ACL{{Perms: 0, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+
+// AddNodeAwaitingACL adds a znode of a fuzzy snapshot that names an ACL
+// the snapshot's ACL table lacks. ZooKeeper writes the table first and the
+// znodes after, while it goes on applying txns: a znode created, or given
+// a new ACL, in between names an ACL only the txn log after the snapshot
+// holds. Until a replayed txn gives it that ACL (a create that finds it
+// there already, or a setACL), the znode grants nothing, and
+// Tree.ACLsAwaited names it.
+func (l *Loader) AddNodeAwaitingACL(path string, data []byte, st wire.StatPersisted) error {
+	if err := l.AddNode(path, data, noAccess, st); err != nil {
+		return err
+	}
+	if path == "" {
+		path = rootPath
+	}
+	if l.t.aclAwaited == nil {
+		l.t.aclAwaited = map[string]struct{}{}
+	}
+	l.t.aclAwaited[path] = struct{}{}
+	return nil
+}
+
+// ACLsAwaited are the znodes added by AddNodeAwaitingACL that no txn has
+// given their ACL yet, sorted.
+func (t *Tree) ACLsAwaited() []string {
+	paths := make([]string, 0, len(t.aclAwaited))
+	for p := range t.aclAwaited {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// settleAwaitedACL gives a znode awaiting its ACL the one a replayed txn
+// of type typ carries, if it does: a create of the znode, which found it
+// there already (ZooKeeper's replay puts the create's ACL into its table
+// before it finds the znode, which resolves the name the snapshot held),
+// or a setACL of it. A delete of it ends the wait too.
+func (t *Tree) settleAwaitedACL(typ wire.OpCode, rec wire.Record, err error) {
+	var path string
+	var acl []wire.ACL
+	switch c := rec.(type) {
+	case *wire.CreateTxn:
+		path, acl = c.Path, c.ACL
+	case *wire.CreateTTLTxn:
+		path, acl = c.Path, c.ACL
+	case *wire.CreateContainerTxn:
+		path, acl = c.Path, c.ACL
+	case *wire.SetACLTxn:
+		path = c.Path
+	case *wire.DeleteTxn:
+		path = c.Path
+	default:
+		return
+	}
+	if _, ok := t.aclAwaited[path]; !ok {
+		return
+	}
+	switch typ {
+	case wire.OpCreate, wire.OpCreate2, wire.OpCreateTTL, wire.OpCreateContainer:
+		if err != wire.ErrNodeExists {
+			return
+		}
+		node, ok := t.get(path)
+		if !ok {
+			return
+		}
+		m := node.meta()
+		m.ACL = t.acl.intern(acl)
+		t.replace(node, makeItem(node, &m, node.data()))
+	case wire.OpSetACL, wire.OpDelete, wire.OpDeleteContainer:
+		if err != nil {
+			return
+		}
+	default:
+		return
+	}
+	delete(t.aclAwaited, path)
 }
 
 // close puts the deepest open node into the tree.

@@ -114,6 +114,9 @@ type Tree struct {
 	hintShard int
 	// cache finds cells without searching (nil until TrackReaders).
 	cache *cellCache
+	// aclAwaited are the znodes of a fuzzy snapshot whose ACL only the
+	// txns after it hold (Loader.AddNodeAwaitingACL).
+	aclAwaited map[string]struct{}
 }
 
 // New returns a tree holding what a fresh ZooKeeper server holds: the root,
