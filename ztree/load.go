@@ -3,6 +3,7 @@ package ztree
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tidwall/btree"
@@ -124,12 +125,7 @@ func (l *Loader) AddNodeAwaitingACL(path string, data []byte, st wire.StatPersis
 // ACLsAwaited are the znodes added by AddNodeAwaitingACL that no txn has
 // given their ACL yet, sorted.
 func (t *Tree) ACLsAwaited() []string {
-	paths := make([]string, 0, len(t.aclAwaited))
-	for p := range t.aclAwaited {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	return paths
+	return slices.Sorted(maps.Keys(t.aclAwaited))
 }
 
 // settleAwaitedACL gives a znode awaiting its ACL the one a replayed txn
