@@ -122,9 +122,14 @@ func (l *Loader) AddNodeAwaitingACL(path string, data []byte, st wire.StatPersis
 	return nil
 }
 
-// ACLsAwaited are the znodes added by AddNodeAwaitingACL that no txn has
-// given their ACL yet, sorted.
+// ACLsAwaited are the znodes added by AddNodeAwaitingACL that are still
+// there and that no txn has given their ACL yet, sorted.
 func (t *Tree) ACLsAwaited() []string {
+	for p := range t.aclAwaited {
+		if _, ok := t.get(p); !ok {
+			delete(t.aclAwaited, p) // gone, with the session that owned it, say
+		}
+	}
 	return slices.Sorted(maps.Keys(t.aclAwaited))
 }
 
