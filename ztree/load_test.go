@@ -129,3 +129,60 @@ func TestLoaderRefusesWhatIsNotATree(t *testing.T) {
 		t.Errorf("no root: got %v", err)
 	}
 }
+
+// A znode of a fuzzy snapshot that names an ACL the snapshot lacks grants
+// nothing until a replayed txn gives it its ACL: a create that finds it
+// there, or a setACL. One that goes (a delete, its session's close)
+// awaits nothing any more; one that nothing settles stays named.
+func TestZnodesAwaitingTheirACL(t *testing.T) {
+	read := []wire.ACL{{Perms: wire.PermRead, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	l := ztree.NewLoader(ztree.Options{})
+	st := wire.StatPersisted{Czxid: 2, Mzxid: 2, Pzxid: 2}
+	if err := l.AddNode("", nil, ztree.OpenACL, wire.StatPersisted{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/created", "/acl-set", "/deleted", "/ephemeral", "/unsettled"} {
+		pst := st
+		if p == "/ephemeral" {
+			pst.EphemeralOwner = 0x77
+		}
+		if err := l.AddNodeAwaitingACL(p, []byte("d"), pst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.AddSession(0x77, 10000)
+	tree, err := l.Finish(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tree.Published()
+	if _, _, err := v.GetData("/created", nil); err != wire.ErrNoAuth {
+		t.Fatalf("a znode awaiting its ACL is read with %v, want NOAUTH", err)
+	}
+	zxid := int64(1)
+	apply := func(typ wire.OpCode, session int64, rec wire.Record) {
+		zxid++
+		tree.Apply(&wire.TxnHeader{ClientID: session, Zxid: zxid, Time: 1, Type: typ}, rec)
+	}
+	apply(wire.OpCreate, 1, &wire.CreateTxn{Path: "/created", Data: []byte("d"), ACL: read, ParentCVersion: 1})
+	apply(wire.OpSetACL, 1, &wire.SetACLTxn{Path: "/acl-set", ACL: read, Version: 1})
+	apply(wire.OpDelete, 1, &wire.DeleteTxn{Path: "/deleted"})
+	apply(wire.OpCloseSession, 0x77, &wire.CloseSessionTxn{Paths2Delete: []string{"/ephemeral"}})
+	tree.Publish()
+	if got := fmt.Sprint(tree.ACLsAwaited()); got != "[/unsettled]" {
+		t.Fatalf("awaiting: %s, want [/unsettled]", got)
+	}
+	v = tree.Published()
+	for _, p := range []string{"/created", "/acl-set"} {
+		acl, stat, err := v.ACL(p, nil)
+		if err != nil || fmt.Sprint(acl) != fmt.Sprint(read) {
+			t.Fatalf("%s has ACL %v (%v), want %v", p, acl, err, read)
+		}
+		if p == "/created" && stat.Aversion != 0 {
+			t.Fatalf("the create that settled /created moved its aversion to %d", stat.Aversion)
+		}
+		if _, _, err := v.GetData(p, nil); err != nil {
+			t.Fatalf("reading %s: %v", p, err)
+		}
+	}
+}
