@@ -175,7 +175,7 @@ func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Resu
 		r.Err = wire.ErrUnimplemented
 	}
 	if len(t.aclAwaited) > 0 {
-		t.settleAwaitedACL(typ, rec, err)
+		t.settleAwaitedACL(rec, err)
 	}
 	if err != nil {
 		r.Err = err.(wire.ErrCode)

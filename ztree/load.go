@@ -127,20 +127,22 @@ func (l *Loader) AddNodeAwaitingACL(path string, data []byte, st wire.StatPersis
 func (t *Tree) ACLsAwaited() []string {
 	for p := range t.aclAwaited {
 		if _, ok := t.get(p); !ok {
-			delete(t.aclAwaited, p) // gone, with the session that owned it, say
+			delete(t.aclAwaited, p) // deleted, or gone with its session
 		}
 	}
 	return slices.Sorted(maps.Keys(t.aclAwaited))
 }
 
 // settleAwaitedACL gives a znode awaiting its ACL the one a replayed txn
-// of type typ carries, if it does: a create of the znode, which found it
-// there already (ZooKeeper's replay puts the create's ACL into its table
-// before it finds the znode, which resolves the name the snapshot held),
-// or a setACL of it. A delete of it ends the wait too.
-func (t *Tree) settleAwaitedACL(typ wire.OpCode, rec wire.Record, err error) {
+// carries, if it does: a create of the znode, which found it there already
+// (ZooKeeper's replay puts the create's ACL into its table before it finds
+// the znode, which resolves the name the snapshot held), or a setACL of
+// it. A create that made the znode anew, after a delete, ends the wait
+// too; a znode deleted for good drops out of ACLsAwaited.
+func (t *Tree) settleAwaitedACL(rec wire.Record, err error) {
 	var path string
 	var acl []wire.ACL
+	create := true
 	switch c := rec.(type) {
 	case *wire.CreateTxn:
 		path, acl = c.Path, c.ACL
@@ -149,32 +151,20 @@ func (t *Tree) settleAwaitedACL(typ wire.OpCode, rec wire.Record, err error) {
 	case *wire.CreateContainerTxn:
 		path, acl = c.Path, c.ACL
 	case *wire.SetACLTxn:
-		path = c.Path
-	case *wire.DeleteTxn:
-		path = c.Path
+		path, create = c.Path, false
 	default:
 		return
 	}
 	if _, ok := t.aclAwaited[path]; !ok {
 		return
 	}
-	switch typ {
-	case wire.OpCreate, wire.OpCreate2, wire.OpCreateTTL, wire.OpCreateContainer:
-		if err != wire.ErrNodeExists {
-			return
+	if create && err == wire.ErrNodeExists {
+		if node, ok := t.get(path); ok {
+			m := node.meta()
+			m.ACL = t.acl.intern(acl)
+			t.replace(node, makeItem(node, &m, node.data()))
 		}
-		node, ok := t.get(path)
-		if !ok {
-			return
-		}
-		m := node.meta()
-		m.ACL = t.acl.intern(acl)
-		t.replace(node, makeItem(node, &m, node.data()))
-	case wire.OpSetACL, wire.OpDelete, wire.OpDeleteContainer:
-		if err != nil {
-			return
-		}
-	default:
+	} else if err != nil {
 		return
 	}
 	delete(t.aclAwaited, path)
