@@ -120,7 +120,11 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 		}
 	}
 	t.Logf("%d crashes: %v", runs, stats)
-	if stats["cut during the run"] < runs/2 || stats["torn tail cut"] == 0 || stats["unacknowledged txns survived"] == 0 {
+	// About half the cut points fall within a run: how many file system
+	// operations a run makes depends on how group commit batches, which
+	// depends on the machine's load (319 of 600 idle, 298 with both cores
+	// busy). A third is the floor.
+	if stats["cut during the run"] < runs/3 || stats["torn tail cut"] == 0 || stats["unacknowledged txns survived"] == 0 {
 		t.Fatalf("the crash points miss the interesting cases: %v", stats)
 	}
 }
