@@ -231,7 +231,7 @@ var adminCommands = []adminCommand{
 		r.put("connections", s.connectionInfo(true))
 		r.put("secure_connections", []any{})
 	}},
-	{[]string{"stat_reset", "srst"}, true, func(s *Server, _ url.Values, _ *jsonObject) { s.stats.reset() }},
+	{[]string{"stat_reset", "srst"}, true, func(s *Server, _ url.Values, _ *jsonObject) { s.resetStats() }},
 	{[]string{"observers", "obsr"}, true, func(s *Server, _ url.Values, r *jsonObject) {
 		observers := []any{}
 		if p := s.peer; p != nil {

@@ -288,7 +288,7 @@ func (a *applier) prep(r *writeReq) {
 	if a.lead != nil {
 		// Out to the learners before the log can report it durable,
 		// and into the log as encoded for them.
-		entry, perr := a.lead.propose(&r.wal)
+		entry, perr := a.lead.propose(&r.wal, r.start)
 		if perr != nil {
 			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", perr)
 			a.lead.stepDown(perr)
@@ -537,6 +537,7 @@ func (a *applier) reply(r *writeReq, res *ztree.Result) {
 	}
 	ms := time.Since(r.start).Milliseconds()
 	s.stats.lat.add(ms)
+	s.stats.updateLat.add(ms)
 	r.c.lat.add(ms)
 	zxid := r.txn.Header.Zxid
 	switch r.op {

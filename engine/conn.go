@@ -452,6 +452,7 @@ func (c *conn) flush() {
 	s := c.s
 	if c.reads > 0 { // every read has a reply in out, so its count moves here
 		s.stats.lat.reads(c.reads)
+		s.stats.readLat.reads(c.reads)
 		c.lat.reads(c.reads)
 		c.reads = 0
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1420,5 +1421,96 @@ func TestSessionWhoseCloseWasLostWithTheLeaderExpires(t *testing.T) {
 			t.Fatal("the ephemeral of a session whose close was lost with the old leader is still there 20 s after its 2 s timeout")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// mntrFigures is a server's mntr answer, its numeric figures by key.
+func mntrFigures(t *testing.T, addr string) map[string]int64 {
+	t.Helper()
+	out, err := zkdtest.FourLetterWord(addr, "mntr")
+	if err != nil {
+		t.Fatalf("mntr on %s: %v", addr, err)
+	}
+	figs := map[string]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(line, "\t")
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			figs[k] = n
+		}
+	}
+	return figs
+}
+
+// mntr counts an ensemble's traffic as ZooKeeper's does: the leader its
+// proposals, their sizes, its commits and how long a quorum took to
+// acknowledge; a follower the proposals and commits it received and how
+// long they took to come; every server its clients' reads and writes
+// apart (readlatency, updatelatency). srst starts them again.
+func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leader := e.Leader()
+	follower := int64(1)
+	if leader == 1 {
+		follower = 2
+	}
+	lc, fc := connect(t, e.Addr(leader)), connect(t, e.Addr(follower))
+	check(lc.Create("/m", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	const n = 40
+	big := make([]byte, 1000)
+	for i := 0; i < n; i++ {
+		check(fc.Create(fmt.Sprintf("/m/f-%d", i), big, 0, zk.WorldACL(zk.PermAll)))(t)
+		check(lc.Create(fmt.Sprintf("/m/l-%d", i), []byte("x"), 0, zk.WorldACL(zk.PermAll)))(t)
+		if _, _, err := fc.Get("/m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2n creates, "/m", and the two sessions.
+	const txns = 2*n + 3
+	L, F := mntrFigures(t, e.Addr(leader)), mntrFigures(t, e.Addr(follower))
+	atLeast := func(who string, figs map[string]int64, key string, want int64) {
+		t.Helper()
+		if figs[key] < want {
+			t.Errorf("the %s's %s is %d, want at least %d", who, key, figs[key], want)
+		}
+	}
+	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency"} {
+		atLeast("leader", L, k, txns)
+		if F[k] != 0 {
+			t.Errorf("the follower's %s is %d, want 0", k, F[k])
+		}
+	}
+	if L["zk_commit_count"] > L["zk_proposal_count"] {
+		t.Errorf("the leader committed %d of %d proposals", L["zk_commit_count"], L["zk_proposal_count"])
+	}
+	// A create of 1,000 bytes is the largest txn, a session's the
+	// smallest.
+	if lo, last, hi := L["zk_min_proposal_size"], L["zk_last_proposal_size"], L["zk_max_proposal_size"]; hi < 1000 || lo <= 0 || lo >= 100 || last < lo || last > hi {
+		t.Errorf("the leader's proposal sizes: min %d, last %d, max %d", lo, last, hi)
+	}
+	for _, k := range []string{"zk_learner_proposal_received_count", "zk_learner_commit_received_count",
+		"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency"} {
+		atLeast("follower", F, k, txns)
+		if L[k] != 0 {
+			t.Errorf("the leader's %s is %d, want 0", k, L[k])
+		}
+	}
+	// Each server's own clients: n creates and n reads through the
+	// follower (and its session), n+2 writes through the leader.
+	atLeast("follower", F, "zk_cnt_updatelatency", n+1)
+	atLeast("follower", F, "zk_cnt_readlatency", n)
+	atLeast("leader", L, "zk_cnt_updatelatency", n+2)
+	if F["zk_cnt_updatelatency"]+F["zk_cnt_readlatency"] > F["zk_packets_received"] {
+		t.Errorf("the follower counts %d writes and %d reads of %d requests", F["zk_cnt_updatelatency"], F["zk_cnt_readlatency"], F["zk_packets_received"])
+	}
+
+	if out, err := zkdtest.FourLetterWord(e.Addr(leader), "srst"); err != nil || out != "Server stats reset.\n" {
+		t.Fatalf("srst: %q, %v", out, err)
+	}
+	L = mntrFigures(t, e.Addr(leader))
+	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
+		"zk_cnt_updatelatency", "zk_cnt_readlatency"} {
+		if L[k] != 0 {
+			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
+		}
 	}
 }

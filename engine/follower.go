@@ -176,11 +176,17 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			return fmt.Errorf("the leader, server %d: %w", leaderID, err)
 		}
 		if pkt.Type == wire.PacketProposal || (observer && pkt.Type == wire.PacketInform) {
-			txn, err := wal.DecodeTxn(pkt.Data)
+			// pkt.Data is this packet's own, and goes unchanged to the
+			// log: the txn may point into it (the tree copies what it
+			// keeps).
+			txn, err := wal.DecodeTxnInPlace(pkt.Data)
 			if err != nil {
 				return fmt.Errorf("an unreadable %s %#x from the leader: %w", wire.PacketName(pkt.Type), pkt.Zxid, err)
 			}
-			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data}
+			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data, at: time.Now()}
+		}
+		if f.Serving() {
+			x.count(&pkt)
 		}
 		if pkt.Type == wire.PacketRevalidate {
 			fo.revalidated(pkt.Data)
@@ -207,6 +213,34 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 type proposed struct {
 	txn   wal.Txn
 	entry []byte
+	at    time.Time // when it came
+}
+
+// count is mntr's figures of a packet from the leader once this server
+// serves, as ZooKeeper's learners count them (its packets during the sync
+// are not): PROPOSALs and how long after the leader made their txn they
+// came (wall clocks, as ZooKeeper's: skewed clocks make it wrong, and a
+// negative figure is left out), and COMMITs. An observer's INFORM is its
+// commit, taken as it comes.
+func (x *executor) count(pkt *wire.QuorumPacket) {
+	st := &x.s.stats
+	switch pkt.Type {
+	case wire.PacketProposal:
+		st.learnerProposals.Add(1)
+		if p := x.entries[pkt.Zxid]; p != nil {
+			if ms := p.at.UnixMilli() - p.txn.Header.Time; ms >= 0 {
+				st.proposalLat.add(ms)
+			}
+		}
+	case wire.PacketCommit:
+		st.learnerCommits.Add(1)
+		if p := x.entries[pkt.Zxid]; p != nil {
+			st.commitPropagateLat.addSince(p.at)
+		}
+	case wire.PacketInform:
+		st.learnerCommits.Add(1)
+		st.commitPropagateLat.add(0)
+	}
 }
 
 // executor carries out a zab.Follower's actions.

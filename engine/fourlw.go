@@ -41,7 +41,7 @@ var fourLetterCommands = map[string]func(c *conn) string{
 		}
 		return "Connection stats reset.\n"
 	},
-	"srst": func(c *conn) string { c.s.stats.reset(); return "Server stats reset.\n" },
+	"srst": func(c *conn) string { c.s.resetStats(); return "Server stats reset.\n" },
 	"dump": func(c *conn) string { return c.s.dump() },
 	"envi": func(c *conn) string { return envi() },
 	"wchs": func(c *conn) string {
@@ -471,12 +471,23 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_last_client_response_size":   fmt.Sprint(s.stats.respLast.Load()),
 		"zk_max_client_response_size":    fmt.Sprint(s.stats.respMax.Load()),
 		"zk_min_client_response_size":    fmt.Sprint(s.stats.respMin.Load()),
+		// An ensemble's traffic: 0 on a standalone server, as on
+		// ZooKeeper's.
+		"zk_proposal_count":                  fmt.Sprint(s.stats.proposals.Load()),
+		"zk_commit_count":                    fmt.Sprint(s.stats.commits.Load()),
+		"zk_learner_proposal_received_count": fmt.Sprint(s.stats.learnerProposals.Load()),
+		"zk_learner_commit_received_count":   fmt.Sprint(s.stats.learnerCommits.Load()),
 	}
 	for _, t := range []struct {
 		name string
-		st   *summary
-	}{{"election_time", &s.electionTime}, {"fsynctime", &s.fsyncTime}, {"snapshottime", &s.snapshotTime}} {
-		for _, mv := range summaryFigures(t.name, t.st.get()) {
+		st   ztree.NamespaceStat
+	}{
+		{"election_time", s.electionTime.get()}, {"fsynctime", s.fsyncTime.get()}, {"snapshottime", s.snapshotTime.get()},
+		{"readlatency", s.stats.readLat.summary()}, {"updatelatency", s.stats.updateLat.summary()},
+		{"quorum_ack_latency", s.stats.quorumAckLat.get()}, {"proposal_latency", s.stats.proposalLat.get()},
+		{"commit_propagation_latency", s.stats.commitPropagateLat.get()},
+	} {
+		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value
 		}
 	}
@@ -491,13 +502,12 @@ func (s *Server) monitorValues() []monitorValue {
 			known["zk_observer_master_id"] = fmt.Sprint(p.leaderID.Load())
 		}
 		if st, ok := p.leaderStats(); ok {
-			// zkd does not measure the sizes of proposals: they are
-			// reported as ZooKeeper reports them before any.
 			for k, v := range map[string]string{
 				"zk_learners": fmt.Sprint(st.learners), "zk_synced_followers": fmt.Sprint(st.synced),
 				"zk_synced_non_voting_followers": "0", "zk_synced_observers": fmt.Sprint(st.observers),
 				"zk_pending_syncs": fmt.Sprint(st.pendingSyncs), "zk_leader_uptime": fmt.Sprint(st.uptime.Milliseconds()),
-				"zk_last_proposal_size": "-1", "zk_min_proposal_size": "-1", "zk_max_proposal_size": "-1",
+				"zk_last_proposal_size": fmt.Sprint(st.propLast), "zk_min_proposal_size": fmt.Sprint(st.propMin),
+				"zk_max_proposal_size": fmt.Sprint(st.propMax),
 			} {
 				known[k] = v
 			}

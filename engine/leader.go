@@ -58,11 +58,15 @@ type leader struct {
 	committedLog     []int64
 	discoveryTimeout time.Duration
 	started          time.Time // for mntr's leader_uptime
+	// The sizes of the txns this leader proposed, for mntr's
+	// last_proposal_size, min_ and max_; -1 before the first.
+	propLast, propMin, propMax int
 }
 
 type outProp struct {
 	zxid  int64
 	entry []byte
+	start time.Time // when its request reached the applier (quorum_ack_latency)
 }
 
 // learner is one follower's connection to this leader.
@@ -127,7 +131,8 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		return fmt.Errorf("quorum port %s: %w", addr, err)
 	}
 	l := &leader{p: p, s: s, ln: ln, failed: make(chan struct{}), learners: map[int64]*learner{},
-		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit), started: time.Now()}
+		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit), started: time.Now(),
+		propLast: -1, propMin: -1, propMax: -1}
 	l.cond = sync.NewCond(&l.mu)
 	l.disc = zab.NewLeaderDiscovery(p.me.ID, p.voters(), ep.Accepted, ep.Current, last)
 	p.role.Store(int32(roleLeading))
@@ -692,7 +697,10 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 			r.refuse = wire.ErrUnimplemented
 			break
 		}
-		if _, err := rec.Decode(fr.Body, wire.Copy); err != nil {
+		// p.Data is this packet's own and nothing changes it, so the
+		// record may point into it, as a client's setData points into
+		// its request's buffer: prep and the tree copy what they keep.
+		if _, err := rec.Decode(fr.Body, wire.Alias); err != nil {
 			r.refuse = wire.ErrMarshallingError
 			break
 		}
@@ -725,18 +733,24 @@ func (l *leader) revalidate(lr *learner, p *wire.QuorumPacket) {
 	l.mu.Unlock()
 }
 
-// propose records the applier's new txn and sends it to every learner in
-// broadcast, and returns it encoded, for the log too. Applier goroutine,
-// before the txn goes to the log.
-func (l *leader) propose(t *wal.Txn) (entry []byte, err error) {
-	entry = wal.AppendTxn(nil, t)
+// propose records the applier's new txn, whose request came at start,
+// and sends it to every learner in broadcast, and returns it encoded, for
+// the log too. Applier goroutine, before the txn goes to the log.
+func (l *leader) propose(t *wal.Txn, start time.Time) (entry []byte, err error) {
+	entry = wal.EncodeTxn(t)
 	z := t.Header.Zxid
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.props.Propose(z); err != nil {
 		return entry, err
 	}
-	l.outstanding = append(l.outstanding, outProp{z, entry})
+	l.s.stats.proposals.Add(1)
+	l.propLast = len(entry)
+	if l.propMin < 0 || len(entry) < l.propMin {
+		l.propMin = len(entry)
+	}
+	l.propMax = max(l.propMax, len(entry))
+	l.outstanding = append(l.outstanding, outProp{z, entry, start})
 	for _, lr := range l.learners {
 		if !lr.observer && lr.inBroadcast() {
 			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
@@ -812,11 +826,13 @@ func (l *leader) committed(commits []zab.Commit) {
 			}
 		}
 		l.lastCommitted = c.Zxid
+		l.s.stats.commits.Add(1)
 		l.committedLog = append(l.committedLog, c.Zxid)
 		if n := len(l.committedLog); n > 2*l.p.ens.CommitLogCount {
 			l.committedLog = append(l.committedLog[:0], l.committedLog[n-l.p.ens.CommitLogCount:]...)
 		}
 		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
+			l.s.stats.quorumAckLat.addSince(l.outstanding[0].start)
 			if c.Zxid > l.selfAcked {
 				l.undurable = append(l.undurable, l.outstanding[0])
 			}
@@ -849,6 +865,7 @@ func (l *leader) forget(lr *learner) {
 
 type leaderStats struct {
 	learners, synced, observers, pendingSyncs int
+	propLast, propMin, propMax                int     // -1 before the first proposal
 	sids                                      []int64 // the learners connected, by id
 	uptime                                    time.Duration
 }
@@ -865,6 +882,7 @@ func (p *peer) leaderStats() (st leaderStats, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st.uptime = time.Since(l.started)
+	st.propLast, st.propMin, st.propMax = l.propLast, l.propMin, l.propMax
 	for _, lr := range l.learners {
 		st.learners++
 		st.sids = append(st.sids, lr.sid)

@@ -29,6 +29,12 @@ func (s *summary) add(v int64) {
 // addSince counts the milliseconds since start.
 func (s *summary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
 
+func (s *summary) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st = ztree.NamespaceStat{}
+}
+
 func (s *summary) get() ztree.NamespaceStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()

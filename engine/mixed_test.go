@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1111,6 +1112,7 @@ func TestMixedFiveServers(t *testing.T) {
 	// figures again, and they move within its hash map.
 	zkKeys := map[string][]string{"leader": mntrKeyOrder(t, members[5]),
 		"follower": mntrKeyOrder(t, members[4]), "observer": mntrKeyOrder(t, members[7])}
+	zkLeader := members[5].mntr(t)
 	for _, step := range []struct {
 		kill int64
 		next []int64
@@ -1145,6 +1147,37 @@ func TestMixedFiveServers(t *testing.T) {
 		if n, a, b, differ := zkreftest.DifferingLine(strings.Join(got, "\n"), strings.Join(zkKeys[role], "\n")); differ {
 			t.Errorf("mntr of zkd %d, a %s, differs from ZooKeeper's %s at key %d: %q, ZooKeeper %q", id, role, role, n, a, b)
 		}
+	}
+	// The figures of the ensemble's traffic that each role counts, which
+	// the role's other figures leave at 0: ZooKeeper 5 led the first 200
+	// writes, ZooKeeper 4 followed (restarted) and 7 observed the last;
+	// zkd 3, 1 and 6 hold those roles now.
+	counted := map[string][]string{
+		"leader": {"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_last_proposal_size",
+			"zk_min_proposal_size", "zk_max_proposal_size"},
+		"follower": {"zk_learner_proposal_received_count", "zk_learner_commit_received_count",
+			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency"},
+		"observer": {"zk_learner_commit_received_count", "zk_cnt_commit_propagation_latency"},
+	}
+	for _, c := range []struct {
+		role     string
+		zk, zkd  map[string]string
+		zkdLabel string
+	}{
+		{"leader", zkLeader, members[3].mntr(t), members[3].label},
+		{"follower", members[4].mntr(t), members[1].mntr(t), members[1].label},
+		{"observer", members[7].mntr(t), members[6].mntr(t), members[6].label},
+	} {
+		for _, k := range counted[c.role] {
+			zkN, err1 := strconv.ParseInt(c.zk[k], 10, 64)
+			zkdN, err2 := strconv.ParseInt(c.zkd[k], 10, 64)
+			if err1 != nil || err2 != nil || zkN <= 0 || zkdN <= 0 {
+				t.Errorf("%s: ZooKeeper's %s has %q, %s has %q; want both above 0", k, c.role, c.zk[k], c.zkdLabel, c.zkd[k])
+			}
+		}
+	}
+	if zk, zkd := members[7].mntr(t)["zk_learner_proposal_received_count"], members[6].mntr(t)["zk_learner_proposal_received_count"]; zk != "0" || zkd != "0" {
+		t.Errorf("observers received PROPOSALs: ZooKeeper's counts %s, zkd's %s", zk, zkd)
 	}
 	t.Logf("%d writes acknowledged", len(acked))
 }

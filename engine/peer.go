@@ -450,9 +450,10 @@ func (p *peer) quorumOf(ids []int64) bool {
 // that holds the largest packet allowed, so that a SNAP's tree can be read
 // from the same stream (wal.ReadSnapBody) between two packets.
 type packetConn struct {
-	c   net.Conn
-	br  *bufio.Reader
-	max int
+	c        net.Conn
+	br       *bufio.Reader
+	max      int
+	deadline time.Time // the read deadline last set on c
 }
 
 // maxQuorumData bounds a quorum packet's data: ZooKeeper's jute.maxbuffer
@@ -463,10 +464,15 @@ func newPacketConn(c net.Conn) *packetConn {
 	return &packetConn{c: c, br: bufio.NewReaderSize(c, maxQuorumData+64<<10), max: maxQuorumData}
 }
 
-// read returns the next packet, waiting at most d for it.
+// read returns the next packet, waiting at least d for it and at most an
+// eighth more. A deadline already within that span stays: setting one
+// costs a timer update, which a packet at a time under load adds up.
 func (q *packetConn) read(d time.Duration) (wire.QuorumPacket, error) {
 	var p wire.QuorumPacket
-	q.c.SetReadDeadline(time.Now().Add(d))
+	if want := time.Now().Add(d); q.deadline.Before(want) || q.deadline.After(want.Add(d/8)) {
+		q.deadline = want.Add(d / 16)
+		q.c.SetReadDeadline(q.deadline)
+	}
 	for {
 		if n := q.br.Buffered(); n > 0 {
 			b, _ := q.br.Peek(n)

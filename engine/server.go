@@ -809,6 +809,16 @@ type stats struct {
 	// The last, smallest and largest reply or event sent to a client, in
 	// bytes without the length prefix; -1 before the first.
 	respLast, respMin, respMax atomic.Int64
+	// lat split as ZooKeeper's readlatency and updatelatency split it:
+	// requests without a txn, and those with one.
+	readLat, updateLat latencies
+	// A leader's PROPOSALs and COMMITs (proposal_count, commit_count); a
+	// learner's PROPOSALs and COMMITs received, an observer's INFORMs
+	// counted as commits (learner_proposal_received_count and
+	// learner_commit_received_count).
+	proposals, commits                            atomic.Int64
+	learnerProposals, learnerCommits              atomic.Int64
+	quorumAckLat, proposalLat, commitPropagateLat summary
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -872,6 +882,15 @@ func (l *latencies) figures() (min int64, avg float64, max int64) {
 	return min, avg, max
 }
 
+// summary is l as one of ZooKeeper's summaries.
+func (l *latencies) summary() ztree.NamespaceStat {
+	st := ztree.NamespaceStat{Count: l.count.Load(), Sum: l.sum.Load(), Min: l.min.Load(), Max: l.max.Load()}
+	if st.Min < 0 {
+		st.Min = 0
+	}
+	return st
+}
+
 // perConnection are the figures as a connection reports them: the mean
 // in whole ms, rounded down.
 func (l *latencies) perConnection() (min, avg, max int64) {
@@ -902,6 +921,15 @@ func (st *stats) responseSizes(last, lo, hi int) {
 	}
 }
 
+// resetStats is srst: as ZooKeeper's resets its server stats and every
+// one of its metrics, the counters and every summary start again.
+func (s *Server) resetStats() {
+	s.stats.reset()
+	s.electionTime.reset()
+	s.fsyncTime.reset()
+	s.snapshotTime.reset()
+}
+
 func (st *stats) reset() {
 	st.received.Store(0)
 	st.sent.Store(0)
@@ -909,4 +937,13 @@ func (st *stats) reset() {
 	st.respLast.Store(-1)
 	st.respMin.Store(-1)
 	st.respMax.Store(-1)
+	st.readLat.reset()
+	st.updateLat.reset()
+	st.proposals.Store(0)
+	st.commits.Store(0)
+	st.learnerProposals.Store(0)
+	st.learnerCommits.Store(0)
+	st.quorumAckLat.reset()
+	st.proposalLat.reset()
+	st.commitPropagateLat.reset()
 }
