@@ -1444,8 +1444,9 @@ func mntrFigures(t *testing.T, addr string) map[string]int64 {
 // mntr counts an ensemble's traffic as ZooKeeper's does: the leader its
 // proposals, their sizes, its commits and how long a quorum took to
 // acknowledge; a follower the proposals and commits it received and how
-// long they took to come; every server its clients' reads and writes
-// apart (readlatency, updatelatency). srst starts them again.
+// long they took to come; each its own ACKs; every server its clients'
+// reads and writes apart (readlatency, updatelatency). srst starts them
+// again.
 func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	e := zkdtest.StartEnsemble(t, 3, nil)
 	leader := e.Leader()
@@ -1479,6 +1480,9 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 			t.Errorf("the follower's %s is %d, want 0", k, F[k])
 		}
 	}
+	// Each server times its own ACK of each proposal.
+	atLeast("leader", L, "zk_cnt_proposal_ack_creation_latency", txns)
+	atLeast("follower", F, "zk_cnt_proposal_ack_creation_latency", txns)
 	if L["zk_commit_count"] > L["zk_proposal_count"] {
 		t.Errorf("the leader committed %d of %d proposals", L["zk_commit_count"], L["zk_proposal_count"])
 	}

@@ -38,6 +38,7 @@ type follower struct {
 type deferred struct {
 	need int64
 	p    wire.QuorumPacket
+	came time.Time // an ACK's proposal's arrival (proposal_ack_creation_latency)
 }
 
 // followState is the applier's side of following.
@@ -252,6 +253,7 @@ type executor struct {
 	barrier  int64               // sends wait for the log up to here
 	as       role                // following or observing
 	current  int64               // the currentEpoch on disk
+	serving  bool                // synced: its ACKs are timed for mntr
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -334,7 +336,11 @@ func (x *executor) do(a zab.Action) error {
 		x.current = a.Zxid
 		x.fo.p.port.SetPeerEpoch(a.Zxid)
 	case zab.ActSend:
-		x.fo.sendAfter(a.Packet, x.barrier)
+		var came time.Time
+		if p := x.entries[a.Packet.Zxid]; p != nil && a.Packet.Type == wire.PacketAck && x.serving {
+			came = p.at
+		}
+		x.fo.sendAfterFrom(a.Packet, x.barrier, came)
 	case zab.ActApply:
 		if a.Zxid > x.appended {
 			// A commit during a SNAP or TRUNC sync: logged here, so
@@ -350,6 +356,7 @@ func (x *executor) do(a zab.Action) error {
 		}
 		s.writes.remote(remoteItem{txn: p.txn})
 	case zab.ActServe:
+		x.serving = true
 		x.fo.p.serve(x.as)
 	case zab.ActAnswerSync:
 		s.writes.remote(remoteItem{sync: true})
@@ -566,6 +573,9 @@ func (fo *follower) release(durable int64) {
 	n := 0
 	for ; n < len(fo.waiting) && fo.waiting[n].need <= durable; n++ {
 		fo.queueLocked(fo.waiting[n].p)
+		if came := fo.waiting[n].came; !came.IsZero() {
+			fo.p.s.stats.proposalAckLat.addSince(came)
+		}
 	}
 	if n > 0 {
 		fo.waiting = append(fo.waiting[:0], fo.waiting[n:]...)
@@ -614,11 +624,17 @@ func (fo *follower) revalidated(data []byte) {
 // sendAfter queues p for the leader once the log is durable up to need,
 // after every packet queued before it.
 func (fo *follower) sendAfter(p wire.QuorumPacket, need int64) {
+	fo.sendAfterFrom(p, need, time.Time{})
+}
+
+// sendAfterFrom is sendAfter for an ACK of a proposal that came at came,
+// whose sending is timed.
+func (fo *follower) sendAfterFrom(p wire.QuorumPacket, need int64, came time.Time) {
 	fo.mu.Lock()
 	defer fo.mu.Unlock()
 	if fo.closed {
 		return
 	}
-	fo.waiting = append(fo.waiting, deferred{need, p})
+	fo.waiting = append(fo.waiting, deferred{need, p, came})
 	fo.release(fo.p.s.store.Load().Durable())
 }

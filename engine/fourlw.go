@@ -485,7 +485,7 @@ func (s *Server) monitorValues() []monitorValue {
 		{"election_time", s.electionTime.get()}, {"fsynctime", s.fsyncTime.get()}, {"snapshottime", s.snapshotTime.get()},
 		{"readlatency", s.stats.readLat.summary()}, {"updatelatency", s.stats.updateLat.summary()},
 		{"quorum_ack_latency", s.stats.quorumAckLat.get()}, {"proposal_latency", s.stats.proposalLat.get()},
-		{"commit_propagation_latency", s.stats.commitPropagateLat.get()},
+		{"commit_propagation_latency", s.stats.commitPropagateLat.get()}, {"proposal_ack_creation_latency", s.stats.proposalAckLat.get()},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value

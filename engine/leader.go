@@ -767,11 +767,19 @@ func (l *leader) localAck(zxid int64) {
 		return
 	}
 	var commits []zab.Commit
+	n := 0
+	for n < len(l.undurable) && l.undurable[n].zxid <= zxid {
+		// Committed by the learners' ACKs before this server's own.
+		l.s.stats.proposalAckLat.addSince(l.undurable[n].start)
+		n++
+	}
+	l.undurable = append(l.undurable[:0], l.undurable[n:]...)
 	for _, o := range l.outstanding {
 		if o.zxid > zxid {
 			break
 		}
 		if o.zxid > l.selfAcked {
+			l.s.stats.proposalAckLat.addSince(o.start)
 			commits = append(commits, l.props.Ack(l.p.me.ID, o.zxid)...)
 			if l.p.s.faults.ackBeforeQuorum {
 				// The planted bug: every voter counted as having
@@ -783,11 +791,6 @@ func (l *leader) localAck(zxid int64) {
 		}
 	}
 	l.selfAcked = zxid
-	n := 0
-	for n < len(l.undurable) && l.undurable[n].zxid <= zxid {
-		n++
-	}
-	l.undurable = append(l.undurable[:0], l.undurable[n:]...)
 	l.committed(commits)
 }
 

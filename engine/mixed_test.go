@@ -1154,9 +1154,9 @@ func TestMixedFiveServers(t *testing.T) {
 	// zkd 3, 1 and 6 hold those roles now.
 	counted := map[string][]string{
 		"leader": {"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_last_proposal_size",
-			"zk_min_proposal_size", "zk_max_proposal_size"},
+			"zk_min_proposal_size", "zk_max_proposal_size", "zk_cnt_proposal_ack_creation_latency"},
 		"follower": {"zk_learner_proposal_received_count", "zk_learner_commit_received_count",
-			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency"},
+			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency", "zk_cnt_proposal_ack_creation_latency"},
 		"observer": {"zk_learner_commit_received_count", "zk_cnt_commit_propagation_latency"},
 	}
 	for _, c := range []struct {

@@ -819,6 +819,9 @@ type stats struct {
 	proposals, commits                            atomic.Int64
 	learnerProposals, learnerCommits              atomic.Int64
 	quorumAckLat, proposalLat, commitPropagateLat summary
+	// From a txn's proposal (a leader's: its request's arrival) to its
+	// ACK, once the log has it.
+	proposalAckLat summary
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -946,4 +949,5 @@ func (st *stats) reset() {
 	st.quorumAckLat.reset()
 	st.proposalLat.reset()
 	st.commitPropagateLat.reset()
+	st.proposalAckLat.reset()
 }
