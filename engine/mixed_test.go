@@ -332,7 +332,13 @@ func TestMixedSync(t *testing.T) {
 		{"zkd leads without closeSession paths, ZooKeeper syncs by DIFF", false, "DIFF", nil, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := map[string]string{"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100"}
+			// maxSessionTimeout lets the test's clients keep the 10 s
+			// they ask for, not the 4 s tickTime 200 allows: once a
+			// ZooKeeper learner was silent that long, on a machine busy
+			// with other tests, and the leader expired the session the
+			// tree was being read through.
+			cfg := map[string]string{"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": "100",
+				"maxSessionTimeout": "10000"}
 			for k, v := range c.cfg {
 				cfg[k] = v
 			}
