@@ -439,6 +439,17 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 		}
 		events = s.tree.Load().Publish()
+		// From the leader's making each txn to its applying here, by
+		// wall clocks (ZooKeeper's propagation_latency): one clock read
+		// and one summary update per piece.
+		var prop ztree.NamespaceStat
+		now := s.now().UnixMilli()
+		for _, r := range done {
+			if ms := now - r.txn.Header.Time; !r.read && ms >= 0 {
+				prop.Add(ms)
+			}
+		}
+		s.stats.propagationLat.merge(prop)
 	}
 	// Post, per connection and in zxid order, each txn's watch events
 	// and then its reply, as ZooKeeper sends them, all before the view

@@ -318,6 +318,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 	defer func() {
 		c.received.Add(frames)
 		s.stats.received.Add(frames)
+		s.stats.bytesReceived.Add(int64(used))
 		if touch && c.sess != nil {
 			// The time the loop took when these bytes arrived: no
 			// second clock read per batch.
@@ -506,6 +507,7 @@ func (c *conn) writeTimeout() int64 {
 // with the right password is answered at once; anything else gets the
 // expired-session answer and the connection closes.
 func (c *conn) handshake(p []byte) error {
+	c.s.stats.connRequests.Add(1)
 	var req wire.ConnectRequest
 	if _, err := req.Decode(p, wire.Copy); err != nil {
 		return fmt.Errorf("bad connect request: %w", err)

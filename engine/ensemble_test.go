@@ -1443,10 +1443,11 @@ func mntrFigures(t *testing.T, addr string) map[string]int64 {
 
 // mntr counts an ensemble's traffic as ZooKeeper's does: the leader its
 // proposals, their sizes, its commits and how long a quorum took to
-// acknowledge; a follower the proposals and commits it received and how
-// long they took to come; each its own ACKs; every server its clients'
-// reads and writes apart (readlatency, updatelatency). srst starts them
-// again.
+// acknowledge, and the learners it synced; a follower the proposals and
+// commits it received, how long they took to come and how long its sync
+// took; each its own ACKs, its elections and the txns it applied; every
+// server its clients' reads and writes apart (readlatency,
+// updatelatency) and the bytes they sent. srst starts them again.
 func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	e := zkdtest.StartEnsemble(t, 3, nil)
 	leader := e.Leader()
@@ -1506,13 +1507,36 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	if F["zk_cnt_updatelatency"]+F["zk_cnt_readlatency"] > F["zk_packets_received"] {
 		t.Errorf("the follower counts %d writes and %d reads of %d requests", F["zk_cnt_updatelatency"], F["zk_cnt_readlatency"], F["zk_packets_received"])
 	}
+	// The client's packets and its connect request; the creates alone
+	// carry n KB.
+	atLeast("follower", F, "zk_bytes_received_count", n*1000)
+	atLeast("follower", F, "zk_connection_request_count", 1)
+	// Every server applied every txn; every one began in an election
+	// and served once it ended; the leader synced both followers, by
+	// DIFF (their logs were empty, as the leader's).
+	for who, figs := range map[string]map[string]int64{"leader": L, "follower": F} {
+		atLeast(who, figs, "zk_cnt_propagation_latency", txns)
+		atLeast(who, figs, "zk_looking_count", 1)
+		atLeast(who, figs, "zk_cnt_unavailable_time", 1)
+	}
+	atLeast("leader", L, "zk_cnt_leader_unavailable_time", 1)
+	atLeast("follower", F, "zk_cnt_follower_sync_time", 1)
+	atLeast("leader", L, "zk_diff_count", 2)
+	if L["zk_cnt_follower_sync_time"] != 0 || F["zk_cnt_leader_unavailable_time"] != 0 {
+		t.Errorf("the leader counts %d follower syncs, the follower %d times it became leader",
+			L["zk_cnt_follower_sync_time"], F["zk_cnt_leader_unavailable_time"])
+	}
+	if L["zk_snap_count"] != 0 {
+		t.Errorf("the leader synced %d followers by SNAP, want none", L["zk_snap_count"])
+	}
 
 	if out, err := zkdtest.FourLetterWord(e.Addr(leader), "srst"); err != nil || out != "Server stats reset.\n" {
 		t.Fatalf("srst: %q, %v", out, err)
 	}
 	L = mntrFigures(t, e.Addr(leader))
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
-		"zk_cnt_updatelatency", "zk_cnt_readlatency"} {
+		"zk_cnt_updatelatency", "zk_cnt_readlatency", "zk_looking_count", "zk_diff_count", "zk_cnt_unavailable_time",
+		"zk_cnt_propagation_latency", "zk_bytes_received_count", "zk_connection_request_count"} {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}

@@ -144,6 +144,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	}
 
 	s.digestReported.Store(false)
+	syncStart := time.Now()
 	fs := &followState{fo: fo, fwd: map[int64][]*writeReq{}, lastFwd: map[*conn]*writeReq{}}
 	if !s.writes.do(func() { s.writes.follow = fs }) {
 		return ctx.Err()
@@ -163,7 +164,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if observer {
 		f = zab.NewObserver(epoch, last)
 	}
-	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as, current: ep.Current}
+	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as, current: ep.Current, syncStart: syncStart}
 	for {
 		limit := initLimit
 		if f.Serving() {
@@ -229,7 +230,7 @@ func (x *executor) count(pkt *wire.QuorumPacket) {
 	case wire.PacketProposal:
 		st.learnerProposals.Add(1)
 		if p := x.entries[pkt.Zxid]; p != nil {
-			if ms := p.at.UnixMilli() - p.txn.Header.Time; ms >= 0 {
+			if ms := x.s.now().UnixMilli() - p.txn.Header.Time; ms >= 0 {
 				st.proposalLat.add(ms)
 			}
 		}
@@ -254,6 +255,8 @@ type executor struct {
 	as       role                // following or observing
 	current  int64               // the currentEpoch on disk
 	serving  bool                // synced: its ACKs are timed for mntr
+	// syncStart is when discovery ended and the sync began.
+	syncStart time.Time
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -357,6 +360,11 @@ func (x *executor) do(a zab.Action) error {
 		s.writes.remote(remoteItem{txn: p.txn})
 	case zab.ActServe:
 		x.serving = true
+		if x.as == roleObserving {
+			s.stats.observerSync.addSince(x.syncStart)
+		} else {
+			s.stats.followerSync.addSince(x.syncStart)
+		}
 		x.fo.p.serve(x.as)
 	case zab.ActAnswerSync:
 		s.writes.remote(remoteItem{sync: true})

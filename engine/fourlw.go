@@ -477,6 +477,11 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_commit_count":                    fmt.Sprint(s.stats.commits.Load()),
 		"zk_learner_proposal_received_count": fmt.Sprint(s.stats.learnerProposals.Load()),
 		"zk_learner_commit_received_count":   fmt.Sprint(s.stats.learnerCommits.Load()),
+		"zk_looking_count":                   fmt.Sprint(s.stats.looking.Load()),
+		"zk_snap_count":                      fmt.Sprint(s.stats.snapSyncs.Load()),
+		"zk_diff_count":                      fmt.Sprint(s.stats.diffSyncs.Load()),
+		"zk_connection_request_count":        fmt.Sprint(s.stats.connRequests.Load()),
+		"zk_bytes_received_count":            fmt.Sprint(s.stats.bytesReceived.Load()),
 	}
 	for _, t := range []struct {
 		name string
@@ -486,6 +491,9 @@ func (s *Server) monitorValues() []monitorValue {
 		{"readlatency", s.stats.readLat.summary()}, {"updatelatency", s.stats.updateLat.summary()},
 		{"quorum_ack_latency", s.stats.quorumAckLat.get()}, {"proposal_latency", s.stats.proposalLat.get()},
 		{"commit_propagation_latency", s.stats.commitPropagateLat.get()}, {"proposal_ack_creation_latency", s.stats.proposalAckLat.get()},
+		{"unavailable_time", s.stats.unavailable.get()}, {"leader_unavailable_time", s.stats.leaderUnavailable.get()},
+		{"follower_sync_time", s.stats.followerSync.get()}, {"observer_sync_time", s.stats.observerSync.get()},
+		{"propagation_latency", s.stats.propagationLat.get()},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value

@@ -497,6 +497,11 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	}
 	s.log.Info("syncing a follower", "sid", lr.sid, "mode", plan.Mode.String(), "peerZxid", fmt.Sprintf("%#x", peerLast),
 		"zxid", fmt.Sprintf("%#x", committed))
+	if plan.Mode == zab.SyncSnap {
+		s.stats.snapSyncs.Add(1)
+	} else { // DIFF, TRUNC or TRUNC+DIFF, all of them ZooKeeper's diff_count
+		s.stats.diffSyncs.Add(1)
+	}
 	switch plan.Mode {
 	case zab.SyncSnap:
 		// The view may trail the last commit; the txns between follow it.

@@ -29,6 +29,13 @@ func (s *summary) add(v int64) {
 // addSince counts the milliseconds since start.
 func (s *summary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
 
+// merge adds the figures of st, counted elsewhere.
+func (s *summary) merge(st ztree.NamespaceStat) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Merge(st)
+}
+
 func (s *summary) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

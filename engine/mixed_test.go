@@ -1160,10 +1160,15 @@ func TestMixedFiveServers(t *testing.T) {
 	// zkd 3, 1 and 6 hold those roles now.
 	counted := map[string][]string{
 		"leader": {"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_last_proposal_size",
-			"zk_min_proposal_size", "zk_max_proposal_size", "zk_cnt_proposal_ack_creation_latency"},
+			"zk_min_proposal_size", "zk_max_proposal_size", "zk_cnt_proposal_ack_creation_latency", "zk_diff_count",
+			"zk_cnt_leader_unavailable_time"},
 		"follower": {"zk_learner_proposal_received_count", "zk_learner_commit_received_count",
-			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency", "zk_cnt_proposal_ack_creation_latency"},
-		"observer": {"zk_learner_commit_received_count", "zk_cnt_commit_propagation_latency"},
+			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency", "zk_cnt_proposal_ack_creation_latency",
+			"zk_cnt_follower_sync_time"},
+		"observer": {"zk_learner_commit_received_count", "zk_cnt_commit_propagation_latency", "zk_cnt_observer_sync_time"},
+	}
+	for role := range counted {
+		counted[role] = append(counted[role], "zk_looking_count", "zk_cnt_unavailable_time", "zk_cnt_propagation_latency")
 	}
 	for _, c := range []struct {
 		role     string

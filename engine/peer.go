@@ -57,6 +57,9 @@ type peer struct {
 	role     atomic.Int32
 	leaderID atomic.Int64
 	serving  atomic.Bool
+	// unavailableSince is when the election began that this server has
+	// not served since (unix ns; 0 while it serves), for mntr.
+	unavailableSince atomic.Int64
 	// roEnabled is readonlymode.enabled: without a quorum, after a
 	// while, the server serves reads to clients that accept a read-only
 	// server (roServing), as ZooKeeper's read-only mode does.
@@ -218,6 +221,8 @@ func (p *peer) run() {
 			return
 		}
 		start := time.Now()
+		s.stats.looking.Add(1)
+		p.unavailableSince.CompareAndSwap(0, start.UnixNano())
 		s.log.Info("looking for a leader", "myid", p.me.ID, "zxid", fmt.Sprintf("%#x", last), "currentEpoch", ep.Current)
 		var ro *time.Timer
 		if p.roEnabled {
@@ -432,6 +437,13 @@ func (p *peer) learnerLink() *follower {
 func (p *peer) serve(r role) {
 	p.role.Store(int32(r))
 	p.serving.Store(true)
+	if since := p.unavailableSince.Swap(0); since != 0 {
+		ms := time.Since(time.Unix(0, since)).Milliseconds()
+		p.s.stats.unavailable.add(ms)
+		if r == roleLeading {
+			p.s.stats.leaderUnavailable.add(ms)
+		}
+	}
 	p.s.log.Info("serving", "mode", p.mode(), "zxid", fmt.Sprintf("%#x", p.s.view.Load().Zxid()))
 }
 

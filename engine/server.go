@@ -822,6 +822,18 @@ type stats struct {
 	// From a txn's proposal (a leader's: its request's arrival) to its
 	// ACK, once the log has it.
 	proposalAckLat summary
+	// Elections begun (looking_count); learners a leader synced by SNAP
+	// and otherwise (snap_count, diff_count); connect requests and the
+	// bytes of every client packet (connection_request_count,
+	// bytes_received_count).
+	looking, snapSyncs, diffSyncs, connRequests, bytesReceived atomic.Int64
+	// How long the server did not serve, from the start of an election
+	// to serving in the role it chose, and how long that was for the
+	// leaders among them (unavailable_time, leader_unavailable_time); how
+	// long a learner's sync took (follower_sync_time, observer_sync_time);
+	// from the leader's making a txn to this server's applying it, by
+	// wall clocks (propagation_latency).
+	unavailable, leaderUnavailable, followerSync, observerSync, propagationLat summary
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -950,4 +962,10 @@ func (st *stats) reset() {
 	st.proposalLat.reset()
 	st.commitPropagateLat.reset()
 	st.proposalAckLat.reset()
+	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived} {
+		n.Store(0)
+	}
+	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat} {
+		sm.reset()
+	}
 }
