@@ -1518,6 +1518,9 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		atLeast(who, figs, "zk_cnt_propagation_latency", txns)
 		atLeast(who, figs, "zk_looking_count", 1)
 		atLeast(who, figs, "zk_cnt_unavailable_time", 1)
+		if figs["zk_cnt_dbinittime"] != 1 {
+			t.Errorf("the %s counts %d loads of its data directory, want 1 (its start)", who, figs["zk_cnt_dbinittime"])
+		}
 	}
 	atLeast("leader", L, "zk_cnt_leader_unavailable_time", 1)
 	atLeast("follower", F, "zk_cnt_follower_sync_time", 1)
@@ -1536,7 +1539,7 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	L = mntrFigures(t, e.Addr(leader))
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
 		"zk_cnt_updatelatency", "zk_cnt_readlatency", "zk_looking_count", "zk_diff_count", "zk_cnt_unavailable_time",
-		"zk_cnt_propagation_latency", "zk_bytes_received_count", "zk_connection_request_count"} {
+		"zk_cnt_propagation_latency", "zk_bytes_received_count", "zk_connection_request_count", "zk_cnt_dbinittime"} {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}

@@ -493,7 +493,7 @@ func (s *Server) monitorValues() []monitorValue {
 		{"commit_propagation_latency", s.stats.commitPropagateLat.get()}, {"proposal_ack_creation_latency", s.stats.proposalAckLat.get()},
 		{"unavailable_time", s.stats.unavailable.get()}, {"leader_unavailable_time", s.stats.leaderUnavailable.get()},
 		{"follower_sync_time", s.stats.followerSync.get()}, {"observer_sync_time", s.stats.observerSync.get()},
-		{"propagation_latency", s.stats.propagationLat.get()},
+		{"propagation_latency", s.stats.propagationLat.get()}, {"dbinittime", s.stats.dbInit.get()},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value

@@ -200,13 +200,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		s.log.Warn("4lw.commands.whitelist names words this server does not have; they stay disabled", "words", unknown)
 	}
 	wo := s.walOptions()
+	start := time.Now()
 	if opts.RecoveryGCPercent != 0 {
 		gc := debug.SetGCPercent(opts.RecoveryGCPercent)
 		st, t, err := wal.Open(wo)
 		debug.SetGCPercent(gc)
-		return s.opened(st, t, err)
+		return s.opened(st, t, err, time.Since(start))
 	}
-	return s.opened(wal.Open(wo))
+	st, t, err := wal.Open(wo)
+	return s.opened(st, t, err, time.Since(start))
 }
 
 // closeSecure closes the secure port's listener, if New opened one, for
@@ -262,8 +264,8 @@ func (s *Server) walOptions() wal.Options {
 	return wo
 }
 
-// opened finishes New once the data directory is open.
-func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error) {
+// opened finishes New once the data directory is open, which took took.
+func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Duration) (*Server, error) {
 	cfg, ln := s.cfg, s.ln
 	if err != nil {
 		ln.Close()
@@ -309,6 +311,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error) (*Server, error
 	}
 	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | sid<<56)
 	s.stats.reset()
+	s.stats.dbInit.add(took.Milliseconds())
 	s.traceMask.Store(defaultTraceMask)
 	s.writes = newApplier(s)
 	if cfg.Ensemble != nil {
@@ -834,6 +837,9 @@ type stats struct {
 	// from the leader's making a txn to this server's applying it, by
 	// wall clocks (propagation_latency).
 	unavailable, leaderUnavailable, followerSync, observerSync, propagationLat summary
+	// How long the data directory took to recover at the start
+	// (dbinittime).
+	dbInit summary
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -965,7 +971,7 @@ func (st *stats) reset() {
 	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived} {
 		n.Store(0)
 	}
-	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat} {
+	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat, &st.dbInit} {
 		sm.reset()
 	}
 }
