@@ -362,25 +362,7 @@ func TestEnsembleFollowerCatchesUp(t *testing.T) {
 			n := 2000
 			if c.single {
 				n = 100_000
-				var wg sync.WaitGroup
-				errs := make(chan error, 50)
-				for g := 0; g < 50; g++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for j := g; j < n; j += 50 {
-							if _, err := cl.Create(fmt.Sprintf("/catch/%06d", j), []byte("v"), 0, zk.WorldACL(zk.PermAll)); err != nil {
-								errs <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					t.Fatal(err)
-				}
+				pipelineCreates(t, e.Addr(leader), "/catch/%06d", n)
 			} else {
 				ops := make([]interface{}, 0, 100)
 				for i := 0; i < n; i += 100 {
@@ -1543,5 +1525,58 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}
+	}
+}
+
+// pipelineCreates creates n znodes, each its own txn, named by format and
+// their number, through one raw session to addr that keeps many requests
+// in flight (as a client library's async calls do): a write per thousand
+// requests, the replies read as they come. Each must succeed.
+func pipelineCreates(t *testing.T, addr, format string, n int) {
+	t.Helper()
+	cl := zkreftest.Dial(t, addr, zkreftest.NewSession())
+	sent := make(chan error, 1)
+	go func() {
+		var buf []byte
+		for i := 0; i < n; i++ {
+			var start int
+			buf, start = wire.BeginFrame(buf)
+			buf = (&wire.RequestHeader{Xid: int32(i + 1), Type: wire.OpCreate}).Append(buf)
+			buf = (&wire.CreateRequest{Path: fmt.Sprintf(format, i), Data: []byte("v"), ACL: ztree.OpenACL}).Append(buf)
+			buf = wire.EndFrame(buf, start)
+			if (i+1)%1000 == 0 || i == n-1 {
+				cl.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+				if _, err := cl.Conn.Write(buf); err != nil {
+					sent <- err
+					return
+				}
+				buf = buf[:0]
+			}
+		}
+		sent <- nil
+	}()
+	frames, buf := wire.NewFrameReader(0), make([]byte, 256<<10)
+	for i := 0; i < n; {
+		p, err := frames.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == nil {
+			cl.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			k, err := cl.Conn.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d of %d replies: %v", i, n, err)
+			}
+			frames.Write(buf[:k])
+			continue
+		}
+		i++
+		var h wire.ReplyHeader
+		if _, err := h.Decode(p, wire.Alias); err != nil || h.Xid != int32(i) || h.Err != wire.ErrOK {
+			t.Fatalf("reply %d of %d: %+v, %v", i, n, h, err)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
