@@ -25,7 +25,8 @@ var errPowerCut = errors.New("power cut")
 // after the last acknowledged one: nothing acknowledged lost, nothing torn
 // applied. Half the runs then write on and recover again.
 //
-// make test runs 600 crashes (about 30 s under the race detector);
+// make test runs 600 crashes (about 10 s), and 100 more under the race
+// detector (ZKD_CRASH_RUNS=100);
 // make crash-long runs ZKD_CRASH_RUNS of them (20,000), from seed 1, so
 // every seed make test runs is among them.
 func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
