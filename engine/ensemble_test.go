@@ -1500,8 +1500,9 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		atLeast(who, figs, "zk_cnt_propagation_latency", txns)
 		atLeast(who, figs, "zk_looking_count", 1)
 		atLeast(who, figs, "zk_cnt_unavailable_time", 1)
-		if figs["zk_cnt_dbinittime"] != 1 {
-			t.Errorf("the %s counts %d loads of its data directory, want 1 (its start)", who, figs["zk_cnt_dbinittime"])
+		if figs["zk_cnt_dbinittime"] != 1 || figs["zk_cnt_startup_snap_load_time"] != 1 {
+			t.Errorf("the %s counts %d loads of its data directory and %d of its snapshot, want 1 each (its start)",
+				who, figs["zk_cnt_dbinittime"], figs["zk_cnt_startup_snap_load_time"])
 		}
 	}
 	atLeast("leader", L, "zk_cnt_leader_unavailable_time", 1)

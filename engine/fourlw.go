@@ -494,6 +494,7 @@ func (s *Server) monitorValues() []monitorValue {
 		{"unavailable_time", s.stats.unavailable.get()}, {"leader_unavailable_time", s.stats.leaderUnavailable.get()},
 		{"follower_sync_time", s.stats.followerSync.get()}, {"observer_sync_time", s.stats.observerSync.get()},
 		{"propagation_latency", s.stats.propagationLat.get()}, {"dbinittime", s.stats.dbInit.get()},
+		{"startup_snap_load_time", s.stats.snapLoad.get()},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value

@@ -1168,7 +1168,8 @@ func TestMixedFiveServers(t *testing.T) {
 		"observer": {"zk_learner_commit_received_count", "zk_cnt_commit_propagation_latency", "zk_cnt_observer_sync_time"},
 	}
 	for role := range counted {
-		counted[role] = append(counted[role], "zk_looking_count", "zk_cnt_unavailable_time", "zk_cnt_propagation_latency")
+		counted[role] = append(counted[role], "zk_looking_count", "zk_cnt_unavailable_time", "zk_cnt_propagation_latency",
+			"zk_cnt_dbinittime", "zk_cnt_startup_snap_load_time")
 	}
 	for _, c := range []struct {
 		role     string

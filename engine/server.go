@@ -312,6 +312,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | sid<<56)
 	s.stats.reset()
 	s.stats.dbInit.add(took.Milliseconds())
+	s.stats.snapLoad.add(st.Recovery().SnapshotLoad.Milliseconds())
 	s.traceMask.Store(defaultTraceMask)
 	s.writes = newApplier(s)
 	if cfg.Ensemble != nil {
@@ -837,9 +838,9 @@ type stats struct {
 	// from the leader's making a txn to this server's applying it, by
 	// wall clocks (propagation_latency).
 	unavailable, leaderUnavailable, followerSync, observerSync, propagationLat summary
-	// How long the data directory took to recover at the start
-	// (dbinittime).
-	dbInit summary
+	// How long the data directory took to recover at the start, and its
+	// snapshot to load (dbinittime, startup_snap_load_time).
+	dbInit, snapLoad summary
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -971,7 +972,7 @@ func (st *stats) reset() {
 	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived} {
 		n.Store(0)
 	}
-	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat, &st.dbInit} {
+	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat, &st.dbInit, &st.snapLoad} {
 		sm.reset()
 	}
 }

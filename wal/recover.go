@@ -34,6 +34,9 @@ type Recovery struct {
 	// TornTail is the file that keeps the bytes cut off the log (other
 	// than preallocated zeros); "" when nothing was cut.
 	TornTail string
+	// SnapshotLoad is how long reading snapshots took, a damaged one
+	// passed over included.
+	SnapshotLoad time.Duration
 }
 
 // CorruptError means a log file is damaged somewhere other than a torn
@@ -204,6 +207,7 @@ func (s *Store) recover() (needSnap bool, err error) {
 	// over; one the file system would not let us read stops recovery.
 	var damaged error
 	var damagedZxid int64
+	loadStart := time.Now()
 	for i := len(snaps) - 1; i >= 0 && s.tree == nil; i-- {
 		file := filepath.Join(s.snapDir, snaps[i].name)
 		t, d, err := loadSnapshot(s.fs, s.snapDir, snaps[i].name, s.opts.Tree)
@@ -222,6 +226,7 @@ func (s *Store) recover() (needSnap bool, err error) {
 		s.tree, dg = t, d
 		s.recovery.Snapshot = snaps[i].name
 	}
+	s.recovery.SnapshotLoad = time.Since(loadStart)
 	if s.tree == nil {
 		// Without a snapshot only a log that starts at the first txn can
 		// rebuild the tree.
