@@ -77,7 +77,7 @@ type conn struct {
 	lastOutbound int
 	progressAt   int64
 	// resp are the response sizes since the last flush.
-	resp struct{ n, last, min, max int }
+	resp struct{ n, last, min, max, replyBytes int }
 	// nsReads counts the connection's reads per namespace until a flush
 	// merges them into the server's (nsDirty: some are waiting).
 	nsReads map[string]*ztree.NamespaceStat
@@ -286,6 +286,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 			rest := bytes.Clone(b[4:])
 			c.received.Add(1)
 			s.stats.received.Add(1)
+			s.stats.bytesReceived.Add(4) // the word, as ZooKeeper counts it
 			// Off the loop: some words read the disk (dirs) or walk
 			// every session and watch. The answer goes out on a copy of
 			// the socket's descriptor: a client that shuts down its side
@@ -457,6 +458,10 @@ func (c *conn) flush() {
 		c.lat.reads(c.reads)
 		c.reads = 0
 	}
+	if c.resp.replyBytes > 0 {
+		s.stats.responseBytes.Add(int64(c.resp.replyBytes))
+		c.resp.replyBytes = 0
+	}
 	if c.resp.n > 0 {
 		s.stats.responseSizes(c.resp.last, c.resp.min, c.resp.max)
 		c.resp.n, c.resp.max = 0, 0
@@ -604,7 +609,9 @@ func (c *conn) appendConnect(resp *wire.ConnectResponse) {
 // appendReply adds one reply frame and counts it as the connection's last
 // for cons.
 func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
+	before := len(c.out)
 	c.appendReplyFrame(xid, zxid, code, body)
+	c.resp.replyBytes += len(c.out) - before - wire.FrameHeaderSize
 	if xid >= 0 {
 		// A ping's or another special xid is not the client's last
 		// real request: ZooKeeper keeps the one before.

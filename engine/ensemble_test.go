@@ -1492,6 +1492,8 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	// The client's packets and its connect request; the creates alone
 	// carry n KB.
 	atLeast("follower", F, "zk_bytes_received_count", n*1000)
+	// A reply header and a Stat for each read alone.
+	atLeast("follower", F, "zk_response_bytes", n*(16+68))
 	atLeast("follower", F, "zk_connection_request_count", 1)
 	// Every server applied every txn; every one began in an election
 	// and served once it ended; the leader synced both followers, by
@@ -1516,16 +1518,36 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		t.Errorf("the leader synced %d followers by SNAP, want none", L["zk_snap_count"])
 	}
 
+	// No client stays to ping, and every txn committed (the sessions'
+	// closes included) is applied on the leader, so nothing moves the
+	// figures between srst and the mntr after it.
+	lc.Close()
+	fc.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		L = mntrFigures(t, e.Addr(leader))
+		if L["zk_cnt_propagation_latency"] == L["zk_commit_count"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the last write the leader has applied %d of %d committed txns",
+				L["zk_cnt_propagation_latency"], L["zk_commit_count"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if out, err := zkdtest.FourLetterWord(e.Addr(leader), "srst"); err != nil || out != "Server stats reset.\n" {
 		t.Fatalf("srst: %q, %v", out, err)
 	}
 	L = mntrFigures(t, e.Addr(leader))
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
 		"zk_cnt_updatelatency", "zk_cnt_readlatency", "zk_looking_count", "zk_diff_count", "zk_cnt_unavailable_time",
-		"zk_cnt_propagation_latency", "zk_bytes_received_count", "zk_connection_request_count", "zk_cnt_dbinittime"} {
+		"zk_cnt_propagation_latency", "zk_connection_request_count", "zk_cnt_dbinittime", "zk_response_bytes"} {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}
+	}
+	// Since srst, mntr's own word, as ZooKeeper counts it.
+	if L["zk_bytes_received_count"] != 4 {
+		t.Errorf("after srst the leader's zk_bytes_received_count is %d, want 4", L["zk_bytes_received_count"])
 	}
 }
 

@@ -482,6 +482,7 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_diff_count":                      fmt.Sprint(s.stats.diffSyncs.Load()),
 		"zk_connection_request_count":        fmt.Sprint(s.stats.connRequests.Load()),
 		"zk_bytes_received_count":            fmt.Sprint(s.stats.bytesReceived.Load()),
+		"zk_response_bytes":                  fmt.Sprint(s.stats.responseBytes.Load()),
 	}
 	for _, t := range []struct {
 		name string

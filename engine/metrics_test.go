@@ -154,3 +154,52 @@ func TestPrometheusMetrics(t *testing.T) {
 		t.Errorf("no Go runtime or process metrics")
 	}
 }
+
+// A client's requests move mntr's traffic figures as they move ZooKeeper's:
+// the same session of reads, writes and a failing write adds the same
+// bytes received (the connect request, and the word of the mntr that
+// follows, included), reply bytes, connect requests and reads and writes
+// counted. (How often each harness asked whether its server was up
+// before is left out: the figures are compared as the session moved
+// them.)
+func TestClientTrafficFiguresAreZooKeepers(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
+	keys := []string{"zk_packets_received", "zk_bytes_received_count", "zk_response_bytes", "zk_connection_request_count",
+		"zk_cnt_readlatency", "zk_cnt_updatelatency"}
+	mntr := func(addr string) map[string]int64 {
+		figs := mntrFigures(t, addr)
+		for _, k := range keys {
+			if _, ok := figs[k]; !ok {
+				t.Fatalf("mntr on %s lacks %s", addr, k)
+			}
+		}
+		return figs
+	}
+	moved := func(addr string) string {
+		before := mntr(addr)
+		// Each request waits for its reply, and the session closes
+		// within its first ping interval: no ping is counted.
+		c, events, err := zk.Connect([]string{addr}, 30*time.Second, zk.WithLogger(quietLogger{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitConnected(t, events)
+		check(c.Create("/traffic", []byte("xyz"), 0, zk.WorldACL(zk.PermAll)))(t)
+		check2(c.Get("/traffic"))(t)
+		check2(c.Children("/"))(t)
+		check(c.Set("/traffic", []byte("q"), -1))(t)
+		check2(c.Exists("/nope"))(t)
+		if _, err := c.Create("/traffic", nil, 0, zk.WorldACL(zk.PermAll)); err != zk.ErrNodeExists {
+			t.Fatalf("a second create of /traffic: %v", err)
+		}
+		c.Close()
+		after := mntr(addr)
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s +%d\n", k, after[k]-before[k])
+		}
+		return b.String()
+	}
+	got, want := moved(zkdAddr), moved(refAddr)
+	compareLines(t, "what the session added to mntr's traffic figures", want, got)
+}

@@ -831,6 +831,10 @@ type stats struct {
 	// bytes of every client packet (connection_request_count,
 	// bytes_received_count).
 	looking, snapSyncs, diffSyncs, connRequests, bytesReceived atomic.Int64
+	// The bytes of the replies to requests, without their length
+	// prefixes (response_bytes): not the watch events, nor the answers
+	// to connect, auth and sasl, as ZooKeeper's.
+	responseBytes atomic.Int64
 	// How long the server did not serve, from the start of an election
 	// to serving in the role it chose, and how long that was for the
 	// leaders among them (unavailable_time, leader_unavailable_time); how
@@ -969,7 +973,7 @@ func (st *stats) reset() {
 	st.proposalLat.reset()
 	st.commitPropagateLat.reset()
 	st.proposalAckLat.reset()
-	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived} {
+	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes} {
 		n.Store(0)
 	}
 	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat, &st.dbInit, &st.snapLoad} {
