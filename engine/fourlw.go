@@ -471,6 +471,9 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_last_client_response_size":   fmt.Sprint(s.stats.respLast.Load()),
 		"zk_max_client_response_size":    fmt.Sprint(s.stats.respMax.Load()),
 		"zk_min_client_response_size":    fmt.Sprint(s.stats.respMin.Load()),
+		"zk_connection_request_count":    fmt.Sprint(s.stats.connRequests.Load()),
+		"zk_bytes_received_count":        fmt.Sprint(s.stats.bytesReceived.Load()),
+		"zk_response_bytes":              fmt.Sprint(s.stats.responseBytes.Load()),
 		// An ensemble's traffic: 0 on a standalone server, as on
 		// ZooKeeper's.
 		"zk_proposal_count":                  fmt.Sprint(s.stats.proposals.Load()),
@@ -480,9 +483,6 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_looking_count":                   fmt.Sprint(s.stats.looking.Load()),
 		"zk_snap_count":                      fmt.Sprint(s.stats.snapSyncs.Load()),
 		"zk_diff_count":                      fmt.Sprint(s.stats.diffSyncs.Load()),
-		"zk_connection_request_count":        fmt.Sprint(s.stats.connRequests.Load()),
-		"zk_bytes_received_count":            fmt.Sprint(s.stats.bytesReceived.Load()),
-		"zk_response_bytes":                  fmt.Sprint(s.stats.responseBytes.Load()),
 	}
 	for _, t := range []struct {
 		name string
