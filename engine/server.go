@@ -264,7 +264,8 @@ func (s *Server) walOptions() wal.Options {
 	return wo
 }
 
-// opened finishes New once the data directory is open, which took took.
+// opened finishes New once the data directory is open; took is how long
+// opening it took.
 func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Duration) (*Server, error) {
 	cfg, ln := s.cfg, s.ln
 	if err != nil {
