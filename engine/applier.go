@@ -406,6 +406,11 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	results := slices.Grow(a.results[:0], writes)[:writes]
 	var events []ztree.Event
 	if writes > 0 {
+		// From the leader's making each txn to its applying here, by
+		// wall clocks (ZooKeeper's propagation_latency): one clock read
+		// and one summary update per piece.
+		var prop ztree.NamespaceStat
+		now := s.now().UnixMilli()
 		w := 0
 		for _, r := range done {
 			if r.read {
@@ -413,6 +418,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 			results[w] = s.tree.Load().ApplyPrepped(&r.txn)
 			w++
+			if ms := now - r.txn.Header.Time; ms >= 0 {
+				prop.Add(ms)
+			}
 			if r.checkDigest {
 				if got := s.tree.Load().Digest(); got != r.leaderDigest {
 					s.digestMismatch(r.txn.Header.Zxid, got, r.leaderDigest)
@@ -439,16 +447,6 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 		}
 		events = s.tree.Load().Publish()
-		// From the leader's making each txn to its applying here, by
-		// wall clocks (ZooKeeper's propagation_latency): one clock read
-		// and one summary update per piece.
-		var prop ztree.NamespaceStat
-		now := s.now().UnixMilli()
-		for _, r := range done {
-			if ms := now - r.txn.Header.Time; !r.read && ms >= 0 {
-				prop.Add(ms)
-			}
-		}
 		s.stats.propagationLat.merge(prop)
 	}
 	// Post, per connection and in zxid order, each txn's watch events

@@ -76,7 +76,7 @@ func EncodeTxn(t *Txn) []byte {
 
 // DecodeTxn reads a txn's entry (what AppendTxn writes), as the log,
 // PROPOSAL and INFORM hold it. What it returns does not point into entry.
-func DecodeTxn(entry []byte) (Txn, error) { return decodeTxnAs(entry, wire.Copy) }
+func DecodeTxn(entry []byte) (Txn, error) { return decodeTxn(entry) }
 
 // DecodeTxnInPlace is DecodeTxn for an entry nobody changes or reuses
 // while the txn is in use: its strings and byte slices point into entry
