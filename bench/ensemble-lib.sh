@@ -55,8 +55,16 @@ CFG
 stop() { pkill -f "$root/$1-" || true; sleep 2; }
 
 # start <zkd|zookeeper>: a fresh 3-server ensemble (launch), once all
-# three serve.
+# three serve. A server already answering on one of the addresses (left
+# from an earlier run) would be measured in the new one's place: then it
+# stops with a message instead.
 start() {
+	for i in 1 2 3; do
+		if [ -n "$(fourlw 127.0.0.$i $port ruok)" ]; then
+			echo "a server already answers on 127.0.0.$i:$port; stop it (or set port) before starting the $1 ensemble" >&2
+			exit 1
+		fi
+	done
 	launch $1
 	for t in $(seq 1 600); do
 		n=0
