@@ -226,10 +226,7 @@ func TestEnsembleReplicatesWritesFromEveryServer(t *testing.T) {
 	for id, c := range clients {
 		check(c.Create(fmt.Sprintf("/e/from-%d", id), []byte(fmt.Sprint(id)), 0, zk.WorldACL(zk.PermAll)))(t)
 	}
-	follower := int64(1)
-	if e.Leader() == 1 {
-		follower = 2
-	}
+	follower := e.Follower()
 	check(clients[follower].Create("/e/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
 	want := []string{"eph", "from-1", "from-2", "from-3"}
 	for id, s := range e.Servers {
@@ -560,10 +557,7 @@ func TestMixedEnsembleWithZooKeeper(t *testing.T) {
 // server, taking its ephemeral, once its client is gone.
 func TestEnsembleSessionsLiveThroughFollowersAndExpireOnTheLeader(t *testing.T) {
 	e := zkdtest.StartEnsemble(t, 3, nil)
-	follower := int64(1)
-	if e.Leader() == 1 {
-		follower = 2
-	}
+	follower := e.Follower()
 	// A raw client, so that it can vanish without closing its session.
 	cl := zkreftest.Dial(t, e.Servers[follower].Addr, wire.ConnectRequest{TimeOut: 1000, Passwd: make([]byte, 16)})
 	if got := cl.Session.TimeOut; got != 1000 {
@@ -1202,10 +1196,7 @@ func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
 func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
 	e := zkdtest.StartEnsemble(t, 3, nil)
 	leader := e.Leader()
-	follower := int64(1)
-	if leader == 1 {
-		follower = 2
-	}
+	follower := e.Follower()
 	owner := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
 	id, pw := owner.Session.SessionID, owner.Session.Passwd
 	resume := func() net.Conn {
@@ -1433,10 +1424,7 @@ func mntrFigures(t *testing.T, addr string) map[string]int64 {
 func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	e := zkdtest.StartEnsemble(t, 3, nil)
 	leader := e.Leader()
-	follower := int64(1)
-	if leader == 1 {
-		follower = 2
-	}
+	follower := e.Follower()
 	lc, fc := connect(t, e.Addr(leader)), connect(t, e.Addr(follower))
 	check(lc.Create("/m", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 	const n = 40

@@ -433,6 +433,19 @@ func (e *Ensemble) Leader() int64 {
 	return 0
 }
 
+// Follower is the lowest-numbered member that serves as a follower, or 0
+// if none does.
+func (e *Ensemble) Follower() int64 {
+	for id := int64(1); id <= int64(e.N); id++ {
+		if s := e.Servers[id]; s != nil {
+			if gone, _ := s.Exited(); !gone && s.Mode() == "follower" {
+				return id
+			}
+		}
+	}
+	return 0
+}
+
 // Addrs are the client addresses of every member.
 func (e *Ensemble) Addrs() []string {
 	var out []string
