@@ -433,17 +433,26 @@ func (e *Ensemble) Leader() int64 {
 	return 0
 }
 
-// Follower is the lowest-numbered member that serves as a follower, or 0
-// if none does.
+// Follower is the lowest-numbered member that serves as a follower. A
+// member may be slow to answer on a busy machine: it asks again for up
+// to 10 s, then fails the test.
 func (e *Ensemble) Follower() int64 {
-	for id := int64(1); id <= int64(e.N); id++ {
-		if s := e.Servers[id]; s != nil {
-			if gone, _ := s.Exited(); !gone && s.Mode() == "follower" {
-				return id
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for id := int64(1); id <= int64(e.N); id++ {
+			if s := e.Servers[id]; s != nil {
+				if gone, _ := s.Exited(); !gone && s.Mode() == "follower" {
+					return id
+				}
 			}
 		}
+		if time.Now().After(deadline) {
+			s := e.Servers[1]
+			s.t.Helper()
+			s.t.Fatalf("no member of the %d-server ensemble serves as a follower", e.N)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return 0
 }
 
 // Addrs are the client addresses of every member.
