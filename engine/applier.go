@@ -420,6 +420,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			w++
 			if ms := now - r.txn.Header.Time; ms >= 0 {
 				prop.Add(ms)
+				s.stats.propagationLat.res.add(ms, 1)
 			}
 			if r.checkDigest {
 				if got := s.tree.Load().Digest(); got != r.leaderDigest {

@@ -52,6 +52,7 @@ type conn struct {
 	out        []byte       // this pass's output, written at its end
 	inflight   int          // requests handed to the applier and not answered yet
 	reads      int64        // reads answered since the last flush moved the counters
+	waited     []int64      // the latencies (ms) of the reads among them that waited for a write
 	unsent     int64        // replies and events in out, for the sent counters
 	// needZxid is the newest txn the connection has been shown, by a
 	// write's reply or a watch event: its reads wait for a view that
@@ -449,33 +450,78 @@ func opOf(p []byte) wire.OpCode {
 	return wire.OpCode(int32(p[4])<<24 | int32(p[5])<<16 | int32(p[6])<<8 | int32(p[7]))
 }
 
-// flush writes the pass's output in one write and moves the counters.
-func (c *conn) flush() {
-	s := c.s
+// passTotals are the figures of a loop's pass, moved into the server's
+// counters once per pass: every loop moving them per connection would
+// pass their cache lines from core to core many times a pass.
+type passTotals struct {
+	reads                             int64   // reads answered at once
+	waited                            []int64 // the latencies (ms) of reads that waited for a write
+	replyBytes                        int64
+	respN, respLast, respMin, respMax int
+	sent                              int64
+}
+
+// count moves the pass's figures into the connection's own counters and
+// adds them to t.
+func (c *conn) count(t *passTotals, now int64) {
 	if c.reads > 0 { // every read has a reply in out, so its count moves here
-		s.stats.lat.reads(c.reads)
-		s.stats.readLat.reads(c.reads)
 		c.lat.reads(c.reads)
+		t.reads += c.reads
 		c.reads = 0
 	}
-	if c.resp.replyBytes > 0 {
-		s.stats.responseBytes.Add(int64(c.resp.replyBytes))
-		c.resp.replyBytes = 0
+	if len(c.waited) > 0 {
+		c.lat.addAll(c.waited)
+		t.waited = append(t.waited, c.waited...)
+		c.waited = c.waited[:0]
 	}
-	if c.resp.n > 0 {
-		s.stats.responseSizes(c.resp.last, c.resp.min, c.resp.max)
-		c.resp.n, c.resp.max = 0, 0
+	t.replyBytes += int64(c.resp.replyBytes)
+	c.resp.replyBytes = 0
+	if r := &c.resp; r.n > 0 {
+		if t.respN == 0 || r.min < t.respMin {
+			t.respMin = r.min
+		}
+		t.respMax = max(t.respMax, r.max)
+		t.respLast = r.last
+		t.respN += r.n
+		r.n, r.max = 0, 0
 	}
 	if c.nsDirty {
-		s.mergeReads(c.nsReads)
+		c.s.mergeReads(c.nsReads)
 		c.nsDirty = false
 	}
 	if sent := c.unsent; sent > 0 {
 		c.unsent = 0
 		c.sent.Add(sent)
-		s.stats.sent.Add(sent)
-		c.lastResponse.Store(s.mono()) // ZooKeeper's lresp is on its elapsed-time clock
+		t.sent += sent
+		c.lastResponse.Store(now) // ZooKeeper's lresp is on its elapsed-time clock
 	}
+}
+
+// add moves a pass's figures into the server's counters.
+func (st *stats) add(t *passTotals) {
+	if t.reads > 0 {
+		st.lat.reads(t.reads)
+		st.readLat.reads(t.reads)
+	}
+	if len(t.waited) > 0 {
+		st.lat.addAll(t.waited)
+		st.readLat.addAll(t.waited)
+	}
+	if t.replyBytes > 0 {
+		st.responseBytes.Add(t.replyBytes)
+	}
+	if t.respN > 0 {
+		st.responseSizes(t.respLast, t.respMin, t.respMax)
+	}
+	if t.sent > 0 {
+		st.sent.Add(t.sent)
+	}
+	*t = passTotals{waited: t.waited[:0]}
+}
+
+// flush writes the pass's output in one write; its counters have moved
+// (count).
+func (c *conn) flush() {
 	if len(c.out) > 0 {
 		// gnet writes what the socket takes and keeps the rest; a write
 		// error closes the connection (OnClose).

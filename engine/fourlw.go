@@ -501,6 +501,11 @@ func (s *Server) monitorValues() []monitorValue {
 			known[mv.key] = mv.value
 		}
 	}
+	for name, res := range s.reservoirs() {
+		for _, mv := range res.percentileFigures(name) {
+			known[mv.key] = mv.value
+		}
+	}
 	// Keys only some roles have: an ensemble member's, an observer's,
 	// the leader's. The rest every server reports.
 	only := map[string]bool{}

@@ -50,6 +50,7 @@ type loop struct {
 	depth     int             // passes nest when gnet calls back inside one
 	queued    []*writeReq     // for the applier, handed over at the pass's end
 	dirty     []*conn         // connections with output or a close to see to
+	totals    passTotals      // the pass's figures, moved at its end
 	watch     map[*conn]struct{}
 	scratch   readScratch
 	free      [][]byte // output buffers for the next pass
@@ -315,8 +316,15 @@ func (lp *loop) handle(it *item) {
 		if !c.closing {
 			v := lp.v
 			lp.v = it.v
+			reads := c.reads
 			c.request(it.r.raw)
 			lp.v = v
+			if c.reads > reads {
+				// Its latency is its wait, as ZooKeeper counts a
+				// read from its arrival.
+				c.reads--
+				c.waited = append(c.waited, time.Since(it.r.start).Milliseconds())
+			}
 		}
 		release(it.r)
 		c.drain()
@@ -362,6 +370,17 @@ func (lp *loop) handOver() {
 // flush writes each dirty connection's output in one write and closes
 // the connections that are done.
 func (lp *loop) flush() {
+	// The counters move first, so that a client finds its reply counted
+	// once it has it.
+	if len(lp.dirty) > 0 {
+		now := lp.s.mono()
+		for _, c := range lp.dirty {
+			if !c.closed {
+				c.count(&lp.totals, now)
+			}
+		}
+		lp.s.stats.add(&lp.totals)
+	}
 	for i, c := range lp.dirty {
 		lp.dirty[i] = nil
 		c.dirty = false

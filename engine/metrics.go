@@ -1,9 +1,14 @@
 package engine
 
 import (
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +51,150 @@ func (s *summary) get() ztree.NamespaceStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
+}
+
+// reservoirSize is how many samples a reservoir keeps, as many as
+// ZooKeeper 3.8 keeps for its summaries with percentiles.
+const reservoirSize = 4096
+
+// reservoir keeps a uniform sample of every value added since it was
+// last reset, from which mntr reports the p50, p95, p99 and p999 figures
+// of ZooKeeper's summaries with percentiles. The first reservoirSize
+// values fill it; value number k after them replaces a slot chosen at
+// random with probability reservoirSize/k. Adding takes no lock: one
+// atomic add, then a random draw and a store per value.
+type reservoir struct {
+	count atomic.Int64
+	slots atomic.Pointer[[reservoirSize]atomic.Int64] // made at the first add
+}
+
+// add counts v n times.
+func (r *reservoir) add(v, n int64) {
+	if n > 0 {
+		r.put(n, func(int64) int64 { return v })
+	}
+}
+
+// addEach counts each of vs.
+func (r *reservoir) addEach(vs []int64) {
+	if len(vs) > 0 {
+		r.put(int64(len(vs)), func(i int64) int64 { return vs[i] })
+	}
+}
+
+// put counts n values, the i-th of them value(i).
+func (r *reservoir) put(n int64, value func(i int64) int64) {
+	seen := r.count.Add(n) - n
+	slots := r.slots.Load()
+	if slots == nil {
+		r.slots.CompareAndSwap(nil, new([reservoirSize]atomic.Int64))
+		slots = r.slots.Load()
+	}
+	// One draw from the runtime seeds a wyrand stream for the run, so a
+	// loop's pass that counts many reads at once pays a few nanoseconds
+	// a value.
+	x := rand.Uint64()
+	for i := range n {
+		k := seen + 1 + i // the value's number since the reset
+		if k <= reservoirSize {
+			slots[k-1].Store(value(i))
+			continue
+		}
+		x += 0xa0761d6478bd642f
+		hi, lo := bits.Mul64(x, x^0xe7037ed1a0b428db)
+		// j is uniform in [0, k), up to a bias of k/2⁶⁴.
+		if j, _ := bits.Mul64(hi^lo, uint64(k)); j < reservoirSize {
+			slots[j].Store(value(i))
+		}
+	}
+}
+
+func (r *reservoir) reset() {
+	r.count.Store(0)
+	if r.slots.Load() != nil {
+		r.slots.Store(new([reservoirSize]atomic.Int64))
+	}
+}
+
+// sample is the reservoir's values, sorted.
+func (r *reservoir) sample() []int64 {
+	slots := r.slots.Load()
+	if slots == nil {
+		return nil
+	}
+	vals := make([]int64, min(r.count.Load(), reservoirSize))
+	for i := range vals {
+		vals[i] = slots[i].Load()
+	}
+	slices.Sort(vals)
+	return vals
+}
+
+// quantile is the q-quantile of sorted values as ZooKeeper's metrics
+// library estimates it: the position q·(n+1) in the sorted sample,
+// between the two values either side of it, 0 for no values.
+func quantile(sorted []int64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := q * float64(len(sorted)+1)
+	i := int(pos)
+	if i < 1 {
+		return float64(sorted[0])
+	}
+	if i >= len(sorted) {
+		return float64(sorted[len(sorted)-1])
+	}
+	lo, hi := float64(sorted[i-1]), float64(sorted[i])
+	return lo + (pos-math.Floor(pos))*(hi-lo)
+}
+
+// percentileQs are the quantiles mntr reports for a summary with
+// percentiles, under their key prefixes.
+var percentileQs = []struct {
+	prefix string
+	q      float64
+}{{"zk_p50_", 0.5}, {"zk_p95_", 0.95}, {"zk_p99_", 0.99}, {"zk_p999_", 0.999}}
+
+// percentileFigures are mntr's percentile figures of the reservoir,
+// each rounded to a whole number as ZooKeeper rounds it (halves up).
+func (r *reservoir) percentileFigures(name string) []monitorValue {
+	vals := r.sample()
+	out := make([]monitorValue, 0, len(percentileQs))
+	for _, p := range percentileQs {
+		out = append(out, monitorValue{p.prefix + name, strconv.FormatInt(int64(math.Floor(quantile(vals, p.q)+0.5)), 10)})
+	}
+	return out
+}
+
+// reservoirs are the samples of the summaries with percentiles, by the
+// names mntr gives them.
+func (s *Server) reservoirs() map[string]*reservoir {
+	st := &s.stats
+	return map[string]*reservoir{
+		"readlatency": &st.readLat.res, "updatelatency": &st.updateLat.res,
+		"quorum_ack_latency": &st.quorumAckLat.res, "proposal_latency": &st.proposalLat.res,
+		"commit_propagation_latency":    &st.commitPropagateLat.res,
+		"proposal_ack_creation_latency": &st.proposalAckLat.res, "propagation_latency": &st.propagationLat.res,
+	}
+}
+
+// pctSummary is a summary with percentiles.
+type pctSummary struct {
+	summary
+	res reservoir
+}
+
+func (s *pctSummary) add(v int64) {
+	s.summary.add(v)
+	s.res.add(v, 1)
+}
+
+func (s *pctSummary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
+
+func (s *pctSummary) reset() {
+	s.summary.reset()
+	s.res.reset()
 }
 
 // summaryFigures are a summary's five mntr figures as ZooKeeper's
@@ -91,8 +240,12 @@ var summaryParts = []string{"avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95
 // PrometheusCollector exports the server's mntr figures under the names
 // ZooKeeper's Prometheus metrics provider gives them: gauges, counters,
 // and summaries with their _count and _sum (labelled key="..." for the
-// per-namespace and per-learner ones). zkd keeps no distributions, so the
-// summaries have no quantiles.
+// per-namespace and per-learner ones). The summaries that have
+// percentiles in mntr have the quantiles ZooKeeper's provider gives them
+// (0.5, 0.9 and 0.99), taken from the same sample as mntr's: of every
+// value since the server started or srst, where ZooKeeper's provider
+// keeps a sliding window of its own. (ZooKeeper's provider also gives
+// its other summaries a median; zkd keeps no sample of those.)
 func (s *Server) PrometheusCollector() prometheus.Collector { return promCollector{s} }
 
 type promCollector struct{ s *Server }
@@ -151,7 +304,12 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, keys := range sums {
 		for key, fig := range keys {
 			if key == "" {
-				ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, nil, nil), fig.cnt, fig.total, nil)
+				var qs map[float64]float64
+				if res := c.s.reservoirs()[name]; res != nil {
+					vals := res.sample()
+					qs = map[float64]float64{0.5: quantile(vals, 0.5), 0.9: quantile(vals, 0.9), 0.99: quantile(vals, 0.99)}
+				}
+				ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, nil, nil), fig.cnt, fig.total, qs)
 				continue
 			}
 			ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, []string{"key"}, nil), fig.cnt, fig.total, nil, key)

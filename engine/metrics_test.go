@@ -16,6 +16,8 @@ import (
 	"zkd/bench/zkref"
 	"zkd/engine"
 	"zkd/engine/zkdtest"
+	"zkd/wal/vfs"
+	"zkd/wire"
 )
 
 // scrape fetches and parses url as Prometheus scrapes it.
@@ -133,6 +135,18 @@ func TestPrometheusMetrics(t *testing.T) {
 			t.Fatalf("summary %s: %v", s, f)
 		}
 	}
+	// A summary with percentiles in mntr has ZooKeeper's quantiles here.
+	up := fams["updatelatency"].Metric[0].GetSummary()
+	var qs []float64
+	for _, q := range up.GetQuantile() {
+		qs = append(qs, q.GetQuantile())
+		if v := q.GetValue(); v < figure("min_updatelatency") || v > figure("max_updatelatency") {
+			t.Errorf("updatelatency{quantile=\"%v\"} is %v, outside mntr's min and max", q.GetQuantile(), v)
+		}
+	}
+	if fmt.Sprint(qs) != "[0.5 0.9 0.99]" {
+		t.Errorf("updatelatency has quantiles %v, want ZooKeeper's [0.5 0.9 0.99]", qs)
+	}
 	if n := fams["fsynctime"].Metric[0].GetSummary().GetSampleCount(); n == 0 {
 		t.Errorf("no fsync counted after 151 txns")
 	}
@@ -214,4 +228,109 @@ func TestClientTrafficFiguresAreZooKeepers(t *testing.T) {
 	}
 	got, want := moved(zkdAddr), moved(refAddr)
 	compareLines(t, "what the session added to mntr's traffic figures", want, got)
+}
+
+// mntr's latency percentiles are measured, as ZooKeeper's are: with every
+// txn log fsync taking 20 ms, writes show it from p50 up, a read that
+// waited behind its session's write counts its wait (ZooKeeper counts a
+// read from its arrival), reads that did not wait count 0, every figure
+// lies between the summary's min and max, and srst starts them afresh.
+func TestLatencyPercentilesAreMeasured(t *testing.T) {
+	fs := vfs.NewMem()
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	})
+	cfg := engine.DefaultConfig()
+	cfg.DataDir = "/data"
+	cfg.ClientPortAddress = "127.0.0.1"
+	cfg.ClientPort = 0
+	cfg.PreAllocSizeKB = 64
+	cfg.FourLetterWords = "mntr,srst"
+	s, err := engine.New(cfg, engine.Options{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	addr := s.Addr().String()
+	mntr := func() map[string]int64 {
+		t.Helper()
+		out, err := zkdtest.FourLetterWord(addr, "mntr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		figs := map[string]int64{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			k, v, _ := strings.Cut(line, "\t")
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				figs[k] = n
+			}
+		}
+		return figs
+	}
+	p := dialPipelined(t, addr)
+	p.send(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL}, 0)
+	p.waitReplies(1)
+	const pairs, plain = 20, 60
+	for i := 1; i <= pairs; i++ {
+		p.send(wire.OpSetData, &wire.SetDataRequest{Path: "/p", Data: []byte(strconv.Itoa(i)), Version: -1}, uint64(i))
+		p.send(wire.OpGetData, &wire.GetDataRequest{Path: "/p"}, uint64(i))
+	}
+	p.waitReplies(1 + 2*pairs)
+	for i := 0; i < plain; i++ {
+		p.send(wire.OpExists, &wire.ExistsRequest{Path: "/p"}, 0)
+	}
+	p.waitReplies(1 + 2*pairs + plain)
+
+	figs := mntr()
+	for _, name := range []string{"updatelatency", "readlatency"} {
+		lo, hi := figs["zk_min_"+name], figs["zk_max_"+name]
+		last := lo
+		for _, q := range []string{"p50", "p95", "p99", "p999"} {
+			v, ok := figs["zk_"+q+"_"+name]
+			if !ok {
+				t.Fatalf("mntr has no zk_%s_%s", q, name)
+			}
+			if v < last || v > hi {
+				t.Errorf("zk_%s_%s is %d: not between the one before (%d) and zk_max_%s (%d)", q, name, v, last, name, hi)
+			}
+			last = v
+		}
+	}
+	// The session's creation is a txn too.
+	if got := figs["zk_cnt_updatelatency"]; got != 2+pairs {
+		t.Errorf("zk_cnt_updatelatency %d after %d txns", got, 2+pairs)
+	}
+	if got := figs["zk_p50_updatelatency"]; got < 20 {
+		t.Errorf("zk_p50_updatelatency %d ms with every write waiting for a 20 ms fsync", got)
+	}
+	if got := figs["zk_cnt_readlatency"]; got != pairs+plain {
+		t.Errorf("zk_cnt_readlatency %d after %d reads", got, pairs+plain)
+	}
+	// 60 of the 80 reads waited for nothing; the 20 that waited for a
+	// write are the top quarter.
+	if got := figs["zk_p50_readlatency"]; got != 0 {
+		t.Errorf("zk_p50_readlatency %d ms with three quarters of the reads answered at once", got)
+	}
+	if got := figs["zk_p95_readlatency"]; got < 20 {
+		t.Errorf("zk_p95_readlatency %d ms: the reads that waited for a write's 20 ms fsync are not counted from their arrival", got)
+	}
+	if got := figs["zk_max_readlatency"]; got < 20 {
+		t.Errorf("zk_max_readlatency %d ms: a read that waited for its session's write counted as answered at once", got)
+	}
+
+	if _, err := zkdtest.FourLetterWord(addr, "srst"); err != nil {
+		t.Fatal(err)
+	}
+	figs = mntr()
+	for _, k := range []string{"zk_cnt_updatelatency", "zk_p50_updatelatency", "zk_p999_updatelatency", "zk_p95_readlatency", "zk_max_readlatency"} {
+		if figs[k] != 0 {
+			t.Errorf("%s is %d after srst", k, figs[k])
+		}
+	}
 }

@@ -816,17 +816,17 @@ type stats struct {
 	respLast, respMin, respMax atomic.Int64
 	// lat split as ZooKeeper's readlatency and updatelatency split it:
 	// requests without a txn, and those with one.
-	readLat, updateLat latencies
+	readLat, updateLat pctLatencies
 	// A leader's PROPOSALs and COMMITs (proposal_count, commit_count); a
 	// learner's PROPOSALs and COMMITs received, an observer's INFORMs
 	// counted as commits (learner_proposal_received_count and
 	// learner_commit_received_count).
 	proposals, commits                            atomic.Int64
 	learnerProposals, learnerCommits              atomic.Int64
-	quorumAckLat, proposalLat, commitPropagateLat summary
+	quorumAckLat, proposalLat, commitPropagateLat pctSummary
 	// From a txn's proposal (a leader's: its request's arrival) to its
 	// ACK, once the log has it.
-	proposalAckLat summary
+	proposalAckLat pctSummary
 	// Elections begun (looking_count); learners a leader synced by SNAP
 	// and otherwise (snap_count, diff_count); connect requests and the
 	// bytes of every client packet (connection_request_count,
@@ -842,7 +842,8 @@ type stats struct {
 	// long a learner's sync took (follower_sync_time, observer_sync_time);
 	// from the leader's making a txn to this server's applying it, by
 	// wall clocks (propagation_latency).
-	unavailable, leaderUnavailable, followerSync, observerSync, propagationLat summary
+	unavailable, leaderUnavailable, followerSync, observerSync summary
+	propagationLat                                             pctSummary
 	// How long the data directory took to recover at the start, and its
 	// snapshot to load (dbinittime, startup_snap_load_time).
 	dbInit, snapLoad summary
@@ -891,6 +892,59 @@ func (l *latencies) add(ms int64) {
 	for {
 		m := l.max.Load()
 		if m >= ms || l.max.CompareAndSwap(m, ms) {
+			break
+		}
+	}
+}
+
+// pctLatencies are latencies with percentiles.
+type pctLatencies struct {
+	latencies
+	res reservoir
+}
+
+func (l *pctLatencies) reset() {
+	l.latencies.reset()
+	l.res.reset()
+}
+
+func (l *pctLatencies) reads(n int64) {
+	l.latencies.reads(n)
+	l.res.add(0, n)
+}
+
+func (l *pctLatencies) addAll(ms []int64) {
+	l.latencies.addAll(ms)
+	l.res.addEach(ms)
+}
+
+func (l *pctLatencies) add(ms int64) {
+	l.latencies.add(ms)
+	l.res.add(ms, 1)
+}
+
+// addAll counts requests answered in ms, the last one last.
+func (l *latencies) addAll(ms []int64) {
+	if len(ms) == 0 {
+		return
+	}
+	sum, lo, hi := int64(0), ms[0], ms[0]
+	for _, v := range ms {
+		sum += v
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	l.sum.Add(sum)
+	l.count.Add(int64(len(ms)))
+	l.last.Store(ms[len(ms)-1])
+	for {
+		m := l.min.Load()
+		if (m >= 0 && m <= lo) || l.min.CompareAndSwap(m, lo) {
+			break
+		}
+	}
+	for {
+		m := l.max.Load()
+		if m >= hi || l.max.CompareAndSwap(m, hi) {
 			break
 		}
 	}
@@ -974,10 +1028,11 @@ func (st *stats) reset() {
 	st.proposalLat.reset()
 	st.commitPropagateLat.reset()
 	st.proposalAckLat.reset()
+	st.propagationLat.reset()
 	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes} {
 		n.Store(0)
 	}
-	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.propagationLat, &st.dbInit, &st.snapLoad} {
+	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad} {
 		sm.reset()
 	}
 }
