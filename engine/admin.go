@@ -618,15 +618,16 @@ func (p *peer) syncedObservers() []jsonObject {
 		if !lr.observer || !lr.synced.Load() {
 			continue
 		}
+		queued, queuedBytes := lr.queued()
 		out = append(out, jsonObject{
 			{"remote_socket_address", lr.pc.c.RemoteAddr().String()},
 			{"sid", lr.sid},
 			{"established", lr.established.UnixMilli()},
-			{"queued_packets", int64(0)},
-			{"queued_packets_size", int64(0)},
-			{"packets_received", int64(0)},
-			{"packets_sent", int64(0)},
-			{"requests", int64(0)},
+			{"queued_packets", int64(queued)},
+			{"queued_packets_size", queuedBytes},
+			{"packets_received", lr.received.Load()},
+			{"packets_sent", lr.sent.Load()},
+			{"requests", lr.requests.Load()},
 			{"last_zxid", l.lastCommitted}, // an observer has all the leader committed
 		})
 	}

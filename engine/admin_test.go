@@ -385,6 +385,56 @@ func TestAdminServerInAnEnsemble(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	compare("leaders", 3, 2, leader)
+
+	// zkd 2 counts its traffic with each learner as ZooKeeper's leader
+	// does: writes through the observer are REQUESTs it received, and
+	// each comes back to it as an INFORM; the queues' sizes and times
+	// are in mntr per learner (the first packet queued is timed).
+	before := map[string]float64{}
+	if _, obs, _ := adminGet(t, bases[2], "observers"); len(obs["observers"].([]any)) == 1 {
+		for k, v := range obs["observers"].([]any)[0].(map[string]any) {
+			if f, ok := v.(float64); ok {
+				before[k] = f
+			}
+		}
+	} else {
+		t.Fatalf("zkd 2's observers: %v", obs)
+	}
+	oc := connect(t, e.Addr(4))
+	const writes = 20
+	for i := 0; i < writes; i++ {
+		check(oc.Create(fmt.Sprintf("/via-observer-%d", i), nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	}
+	_, obs, _ := adminGet(t, bases[2], "observers")
+	info := obs["observers"].([]any)[0].(map[string]any)
+	for _, k := range []string{"requests", "packets_received", "packets_sent"} {
+		if got := info[k].(float64) - before[k]; got < writes {
+			t.Errorf("observers: %s moved by %v over %d writes through the observer", k, got, writes)
+		}
+	}
+	mntr, err := zkdtest.FourLetterWord(e.Addr(2), "mntr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(mntr), "\n") {
+		k, v, _ := strings.Cut(line, "\t")
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			figs[k] = f
+		}
+	}
+	for _, sid := range []string{"1", "4"} {
+		if n := figs["zk_cnt_"+sid+"_learner_handler_qp_size"]; n < writes {
+			t.Errorf("zkd 2's mntr: zk_cnt_%s_learner_handler_qp_size %v after %d writes", sid, n, writes)
+		}
+		qt := "_" + sid + "_learner_handler_qp_time_ms"
+		if n := figs["zk_cnt"+qt]; n < 1 {
+			t.Errorf("zkd 2's mntr: zk_cnt%s %v: its first packet queued was not timed", qt, n)
+		}
+		if p50, p999, max := figs["zk_p50"+qt], figs["zk_p999"+qt], figs["zk_max"+qt]; p50 > p999 || p999 > max {
+			t.Errorf("zkd 2's mntr: %s's p50 %v, p999 %v, max %v", qt, p50, p999, max)
+		}
+	}
 	// zkd 2 went through at least two elections: at the start and
 	// after the kill.
 	if _, mon, _ := adminGet(t, bases[2], "monitor"); mon["cnt_election_time"].(float64) < 2 {

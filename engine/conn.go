@@ -604,6 +604,9 @@ func (c *conn) handshake(p []byte) error {
 		return nil
 	}
 	if c.leaderSays == 0 {
+		// Once per resume: a learner's handshake runs again with the
+		// leader's answer.
+		s.stats.resumes.Add(1)
 		if fo := s.peer.learnerLink(); fo != nil {
 			// A learner asks the leader first; the handshake goes on
 			// with its answer (itemRevalidated).

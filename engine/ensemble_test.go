@@ -1436,6 +1436,15 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A session made on the leader moves to the follower, which asks
+	// the leader whether it is still alive (REVALIDATE), and closes.
+	moved := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
+	moved.Conn.Close()
+	back := zkreftest.Dial(t, e.Addr(follower), wire.ConnectRequest{TimeOut: 30000, SessionID: moved.Session.SessionID, Passwd: moved.Session.Passwd})
+	if back.Session.SessionID != moved.Session.SessionID {
+		t.Fatalf("session 0x%x not resumed on the follower", moved.Session.SessionID)
+	}
+	back.OK(wire.OpCloseSession, nil)
 	// 2n creates, "/m", and the two sessions.
 	const txns = 2*n + 3
 	L, F := mntrFigures(t, e.Addr(leader)), mntrFigures(t, e.Addr(follower))
@@ -1444,6 +1453,13 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		if figs[key] < want {
 			t.Errorf("the %s's %s is %d, want at least %d", who, key, figs[key], want)
 		}
+	}
+	if L["zk_revalidate_count"] != 1 || F["zk_revalidate_count"] != 0 {
+		t.Errorf("revalidate_count: the leader's %d, the follower's %d; want 1 and 0", L["zk_revalidate_count"], F["zk_revalidate_count"])
+	}
+	if L["zk_connection_revalidate_count"] != 0 || F["zk_connection_revalidate_count"] != 1 {
+		t.Errorf("connection_revalidate_count: the leader's %d, the follower's %d; want 0 and 1",
+			L["zk_connection_revalidate_count"], F["zk_connection_revalidate_count"])
 	}
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency"} {
 		atLeast("leader", L, k, txns)

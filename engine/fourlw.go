@@ -483,6 +483,10 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_looking_count":                   fmt.Sprint(s.stats.looking.Load()),
 		"zk_snap_count":                      fmt.Sprint(s.stats.snapSyncs.Load()),
 		"zk_diff_count":                      fmt.Sprint(s.stats.diffSyncs.Load()),
+		"zk_connection_rejected":             fmt.Sprint(s.stats.connRejected.Load()),
+		"zk_connection_revalidate_count":     fmt.Sprint(s.stats.resumes.Load()),
+		"zk_stale_sessions_expired":          fmt.Sprint(s.stats.sessionsExpired.Load()),
+		"zk_revalidate_count":                fmt.Sprint(s.stats.revalidates.Load()),
 	}
 	for _, t := range []struct {
 		name string
@@ -495,7 +499,8 @@ func (s *Server) monitorValues() []monitorValue {
 		{"unavailable_time", s.stats.unavailable.get()}, {"leader_unavailable_time", s.stats.leaderUnavailable.get()},
 		{"follower_sync_time", s.stats.followerSync.get()}, {"observer_sync_time", s.stats.observerSync.get()},
 		{"propagation_latency", s.stats.propagationLat.get()}, {"dbinittime", s.stats.dbInit.get()},
-		{"startup_snap_load_time", s.stats.snapLoad.get()},
+		{"startup_snap_load_time", s.stats.snapLoad.get()}, {"startup_txns_loaded", s.stats.txnsLoaded.get()},
+		{"startup_txns_load_time", s.stats.txnsLoadTime.get()},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value
@@ -553,8 +558,11 @@ func (s *Server) monitorValues() []monitorValue {
 	// queue sizes per learner and the reads and writes per namespace;
 	// last, the leader's queue times per learner, which have percentiles.
 	learners := map[string]ztree.NamespaceStat{}
+	learnerTimes := map[string]*learnerQueueStats{}
 	for _, sid := range sids {
-		learners[fmt.Sprint(sid)] = ztree.NamespaceStat{}
+		q := s.learnerQueue(sid)
+		learners[fmt.Sprint(sid)] = q.size.get()
+		learnerTimes[fmt.Sprint(sid)] = q
 	}
 	sets := map[string]map[string]ztree.NamespaceStat{
 		"read_per_namespace":  s.namespaceReads(),
@@ -570,10 +578,9 @@ func (s *Server) monitorValues() []monitorValue {
 		}
 	}
 	for _, k := range java.Order(slices.Collect(maps.Keys(learners)), java.StringHash, nil, java.GrownCap(len(learners), 16)) {
-		out = append(out, summaryFigures(k+"_learner_handler_qp_time_ms", ztree.NamespaceStat{})...)
-		for _, q := range []string{"p50", "p95", "p99", "p999"} {
-			out = append(out, monitorValue{fmt.Sprintf("zk_%s_%s_learner_handler_qp_time_ms", q, k), "0"})
-		}
+		q := learnerTimes[k]
+		out = append(out, summaryFigures(k+"_learner_handler_qp_time_ms", q.time.get())...)
+		out = append(out, q.time.res.percentileFigures(k+"_learner_handler_qp_time_ms")...)
 	}
 	return out
 }

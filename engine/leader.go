@@ -85,6 +85,9 @@ type learner struct {
 	// SYNCs for the learner wait in held (see sendCommit).
 	told bool
 	held []wire.QuorumPacket
+	// Packets taken from it once synced, and the REQUESTs among them
+	// (the observers command).
+	received, requests atomic.Int64
 }
 
 // sendCommit queues a COMMIT or a SYNC, or holds it until the learner is
@@ -342,6 +345,7 @@ func (l *leader) serveLearner(raw net.Conn) {
 	}
 	lr.sid = info.ServerID
 	lr.observer = fi.Type == wire.PacketObserverInfo
+	lr.qp = s.learnerQueue(lr.sid)
 	if m, ok := l.p.member(lr.sid); !ok || m.Observer != lr.observer {
 		s.log.Warn("a server this ensemble's config does not have in that role tried to join; closing",
 			"sid", lr.sid, "as", wire.PacketName(fi.Type))
@@ -617,6 +621,7 @@ func (l *leader) readLearner(lr *learner) {
 			return
 		}
 		lr.heard.Store(time.Now().UnixNano())
+		lr.received.Add(1)
 		switch p.Type {
 		case wire.PacketAck:
 			if p.Zxid == l.epoch<<32 {
@@ -637,11 +642,13 @@ func (l *leader) readLearner(lr *learner) {
 				}
 			}
 		case wire.PacketRequest:
+			lr.requests.Add(1)
 			if err := l.request(lr, &p); err != nil {
 				s.log.Warn("unreadable REQUEST from a follower; closing it", "sid", lr.sid, "err", err)
 				return
 			}
 		case wire.PacketRevalidate:
+			s.stats.revalidates.Add(1)
 			l.revalidate(lr, &p)
 		default:
 			s.log.Warn("unexpected packet from a follower; closing it", "sid", lr.sid, "packet", wire.PacketName(p.Type))

@@ -303,16 +303,22 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, keys := range sums {
 		for key, fig := range keys {
+			var res *reservoir
 			if key == "" {
-				var qs map[float64]float64
-				if res := c.s.reservoirs()[name]; res != nil {
-					vals := res.sample()
-					qs = map[float64]float64{0.5: quantile(vals, 0.5), 0.9: quantile(vals, 0.9), 0.99: quantile(vals, 0.99)}
-				}
+				res = c.s.reservoirs()[name]
+			} else if sid, err := strconv.ParseInt(key, 10, 64); err == nil && name == "learner_handler_qp_time_ms" {
+				res = &c.s.learnerQueue(sid).time.res
+			}
+			var qs map[float64]float64
+			if res != nil {
+				vals := res.sample()
+				qs = map[float64]float64{0.5: quantile(vals, 0.5), 0.9: quantile(vals, 0.9), 0.99: quantile(vals, 0.99)}
+			}
+			if key == "" {
 				ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, nil, nil), fig.cnt, fig.total, qs)
 				continue
 			}
-			ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, []string{"key"}, nil), fig.cnt, fig.total, nil, key)
+			ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, []string{"key"}, nil), fig.cnt, fig.total, qs, key)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine"
 	"zkd/engine/zkdtest"
 	"zkd/wal/vfs"
@@ -332,5 +334,126 @@ func TestLatencyPercentilesAreMeasured(t *testing.T) {
 		if figs[k] != 0 {
 			t.Errorf("%s is %d after srst", k, figs[k])
 		}
+	}
+}
+
+// mntr counts connections and sessions as ZooKeeper's does: a connection
+// past maxClientCnxns is rejected, a connect request that names a session
+// revalidates it (with the right password or not), a session whose
+// client went away expires, and the txns replayed from the log at the
+// next start are counted once. The same steps on both servers move the
+// same figures.
+func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
+	zkreftest.Need(t)
+	const perIP = 10
+	cfg := map[string]string{"4lw.commands.whitelist": "*", "tickTime": "200", "maxClientCnxns": fmt.Sprint(perIP)}
+	// A client address of its own, whose connections reach the limit;
+	// the others, from 127.0.0.1, stay far below it.
+	const clientIP = "127.0.0.9"
+	dialFrom := func(addr string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// waitFor reads mntr until key has moved by want from before, for
+	// at most 15 s, and returns the figures then.
+	waitFor := func(addr string, before map[string]int64, key string, want int64) map[string]int64 {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			figs := mntrFigures(t, addr)
+			if figs[key]-before[key] >= want || time.Now().After(deadline) {
+				return figs
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	keys := []string{"zk_connection_rejected", "zk_connection_revalidate_count", "zk_stale_sessions_expired"}
+	steps := func(addr string) string {
+		before := mntrFigures(t, addr)
+		// Named with a wrong password, then resumed on a new
+		// connection and closed: two revalidations, no expiry. (The
+		// wrong password comes first: ZooKeeper would close the
+		// session's connection on it, zkd does not.)
+		a := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		a.Conn.Close()
+		bad := zkreftest.Dial(t, addr, wire.ConnectRequest{TimeOut: 4000, SessionID: a.Session.SessionID, Passwd: make([]byte, 16)})
+		if bad.Session.SessionID != 0 {
+			t.Fatalf("%s: session 0x%x resumed with a wrong password", addr, a.Session.SessionID)
+		}
+		b := zkreftest.Dial(t, addr, wire.ConnectRequest{TimeOut: 4000, SessionID: a.Session.SessionID, Passwd: a.Session.Passwd})
+		if b.Session.SessionID != a.Session.SessionID {
+			t.Fatalf("%s: session 0x%x not resumed", addr, a.Session.SessionID)
+		}
+		b.OK(wire.OpCloseSession, nil)
+		// A session left by its client: it expires (its timeout is
+		// the least there is, two ticks).
+		e := zkreftest.Dial(t, addr, wire.ConnectRequest{TimeOut: 400, Passwd: make([]byte, 16)})
+		e.Conn.Close()
+		// perIP connections from clientIP are allowed, one more not.
+		// ZooKeeper counts a connection against the limit only once
+		// its selector has taken it in, so the last is opened when cons
+		// lists them all.
+		for i := 0; i < perIP; i++ {
+			dialFrom(addr)
+		}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			cons, err := zkdtest.FourLetterWord(addr, "cons")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Count(cons, "/"+clientIP+":") >= perIP {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: cons lists fewer than %d connections from %s 15 s on:\n%s", addr, perIP, clientIP, cons)
+			}
+		}
+		dialFrom(addr)
+		waitFor(addr, before, "zk_connection_rejected", 1)
+		after := waitFor(addr, before, "zk_stale_sessions_expired", 1)
+		var out strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&out, "%s +%d\n", k, after[k]-before[k])
+		}
+		return out.String()
+	}
+	// What the next start replays: the two sessions' four txns, after
+	// the snapshot each server wrote when it first started.
+	restarted := func(addr string) string {
+		figs := mntrFigures(t, addr)
+		return fmt.Sprintf("zk_cnt_startup_txns_loaded %d\nzk_sum_startup_txns_loaded %d\nzk_cnt_startup_txns_load_time %d\n",
+			figs["zk_cnt_startup_txns_loaded"], figs["zk_sum_startup_txns_loaded"], figs["zk_cnt_startup_txns_load_time"])
+	}
+
+	refOpts := zkref.Options{Config: cfg}
+	ref := zkreftest.Start(t, refOpts)
+	refSteps := steps(ref.Addr)
+	if err := ref.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := zkref.Start(ref.Dir, refOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ref.Stop() })
+	refStart := restarted(ref.Addr)
+
+	z := zkdtest.Start(t, cfg)
+	zkdSteps := steps(z.Addr)
+	if err := z.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	z.Restart()
+	zkdStart := restarted(z.Addr)
+
+	compareLines(t, "what the steps added to mntr's connection and session figures", refSteps, zkdSteps)
+	compareLines(t, "what mntr says the start replayed", refStart, zkdStart)
+	if !strings.Contains(refStart, "zk_sum_startup_txns_loaded 4\n") {
+		t.Errorf("ZooKeeper replayed other than the four txns of the steps:\n%s", refStart)
 	}
 }

@@ -553,7 +553,31 @@ type outbox struct {
 	cond   *sync.Cond
 	queue  []wire.QuorumPacket
 	closed bool
+	// A leader's figures of the queue to one learner (nil elsewhere),
+	// as ZooKeeper's LearnerHandler keeps them: the queue's size at
+	// each packet the sender takes, and the time every 1,000th packet
+	// queued waited (learner_handler_qp_size, _qp_time_ms); the bytes
+	// queued and the packets sent (the observers command).
+	qp          *learnerQueueStats
+	queuedBytes int64
+	queuedN     uint64
+	markers     []time.Time // when the packets marked in queue were queued
+	sent        atomic.Int64
 }
+
+// learnerQueueStats are a leader's summaries of its queue to one learner.
+type learnerQueueStats struct {
+	size summary
+	time pctSummary
+}
+
+// markEvery is how often ZooKeeper's LearnerHandler marks a packet it
+// queues, to time its wait in the queue: the first, then every 1,000th.
+const markEvery = 1000
+
+// queuedSize is a packet's size as ZooKeeper's LearnerHandler counts what
+// it has queued: a fixed 28 bytes and the data.
+func queuedSize(p *wire.QuorumPacket) int64 { return 28 + int64(len(p.Data)) }
 
 func newOutbox(c net.Conn) *outbox {
 	o := &outbox{c: c}
@@ -571,6 +595,13 @@ func (o *outbox) send(p wire.QuorumPacket) {
 // queueLocked is send with o.mu held.
 func (o *outbox) queueLocked(p wire.QuorumPacket) {
 	if !o.closed {
+		if o.qp != nil {
+			if o.queuedN%markEvery == 0 {
+				o.markers = append(o.markers, time.Now())
+			}
+			o.queuedN++
+			o.queuedBytes += queuedSize(&p)
+		}
 		o.queue = append(o.queue, p)
 		o.cond.Signal()
 	}
@@ -599,6 +630,18 @@ func (o *outbox) run(limit time.Duration) {
 			return
 		}
 		batch, o.queue = o.queue, batch[:0]
+		if o.qp != nil {
+			// The sender takes the queue at once, where ZooKeeper's
+			// takes a packet (or a marker) at a time and counts the
+			// queue left behind it: n-1, n-2, … 0.
+			n := int64(len(batch) + len(o.markers))
+			o.qp.size.merge(ztree.NamespaceStat{Count: n, Sum: n * (n - 1) / 2, Min: 0, Max: n - 1})
+			for _, at := range o.markers {
+				o.qp.time.addSince(at)
+			}
+			o.markers = o.markers[:0]
+			o.queuedBytes = 0
+		}
 		o.mu.Unlock()
 		buf = buf[:0]
 		for i := range batch {
@@ -610,7 +653,16 @@ func (o *outbox) run(limit time.Duration) {
 			o.close()
 			return
 		}
+		o.sent.Add(int64(len(batch)))
 	}
+}
+
+// queued is what waits in the queue: packets, and bytes as ZooKeeper
+// counts them (kept only for a leader's learners).
+func (o *outbox) queued() (n int, bytes int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue), o.queuedBytes
 }
 
 // close closes the connection; what is queued is dropped.

@@ -314,6 +314,12 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 	s.stats.reset()
 	s.stats.dbInit.add(took.Milliseconds())
 	s.stats.snapLoad.add(st.Recovery().SnapshotLoad.Milliseconds())
+	if rec := st.Recovery(); rec.Replayed > 0 {
+		// As ZooKeeper counts them: only when the log had txns after
+		// the snapshot.
+		s.stats.txnsLoaded.add(int64(rec.Replayed))
+		s.stats.txnsLoadTime.add(rec.Replay.Milliseconds())
+	}
 	s.traceMask.Store(defaultTraceMask)
 	s.writes = newApplier(s)
 	if cfg.Ensemble != nil {
@@ -578,6 +584,7 @@ func (s *Server) tickLoop() {
 // server's clock (Options.Clock).
 func (s *Server) expireSessions() {
 	for _, se := range s.sessions.expired(s.mono()) {
+		s.stats.sessionsExpired.Add(1)
 		s.log.Info("session expired", "session", fmt.Sprintf("0x%x", se.id),
 			"timeout", se.timeout.Load())
 		s.closeSession(se, nil, 0)
@@ -727,10 +734,12 @@ func (s *Server) admit(ip string) bool {
 	defer s.connMu.Unlock()
 	if m := s.cfg.MaxCnxns; m > 0 && len(s.conns) >= m {
 		s.log.Warn("Too many connections - max is "+fmt.Sprint(m)+" (maxCnxns)", "client", ip)
+		s.stats.connRejected.Add(1)
 		return false
 	}
 	if m := s.cfg.MaxClientCnxns; m > 0 && s.perIP[ip] >= m {
 		s.log.Warn(fmt.Sprintf("Too many connections from /%s - max is %d (maxClientCnxns)", ip, m))
+		s.stats.connRejected.Add(1)
 		return false
 	}
 	s.perIP[ip]++
@@ -832,6 +841,15 @@ type stats struct {
 	// bytes of every client packet (connection_request_count,
 	// bytes_received_count).
 	looking, snapSyncs, diffSyncs, connRequests, bytesReceived atomic.Int64
+	// Connections refused by maxCnxns or maxClientCnxns
+	// (connection_rejected); connect requests that resume a session
+	// (connection_revalidate_count); sessions expired
+	// (stale_sessions_expired); a leader's REVALIDATEs from its learners
+	// (revalidate_count).
+	connRejected, resumes, sessionsExpired, revalidates atomic.Int64
+	// The txns replayed from the log after the snapshot at the start, and
+	// how long that took (startup_txns_loaded, startup_txns_load_time).
+	txnsLoaded, txnsLoadTime summary
 	// The bytes of the replies to requests, without their length
 	// prefixes (response_bytes): not the watch events, nor the answers
 	// to connect, auth and sasl, as ZooKeeper's.
@@ -847,6 +865,26 @@ type stats struct {
 	// How long the data directory took to recover at the start, and its
 	// snapshot to load (dbinittime, startup_snap_load_time).
 	dbInit, snapLoad summary
+	// A leader's queues to its learners, by server id; kept, as
+	// ZooKeeper keeps them, when a learner goes or the leader steps down.
+	learnerQueuesMu sync.Mutex
+	learnerQueues   map[int64]*learnerQueueStats
+}
+
+// learnerQueue is the figures of a leader's queue to server sid.
+func (s *Server) learnerQueue(sid int64) *learnerQueueStats {
+	st := &s.stats
+	st.learnerQueuesMu.Lock()
+	defer st.learnerQueuesMu.Unlock()
+	if st.learnerQueues == nil {
+		st.learnerQueues = map[int64]*learnerQueueStats{}
+	}
+	q := st.learnerQueues[sid]
+	if q == nil {
+		q = &learnerQueueStats{}
+		st.learnerQueues[sid] = q
+	}
+	return q
 }
 
 // latencies are request latencies in ms, from a request's arrival to its
@@ -1029,10 +1067,17 @@ func (st *stats) reset() {
 	st.commitPropagateLat.reset()
 	st.proposalAckLat.reset()
 	st.propagationLat.reset()
-	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes} {
+	st.learnerQueuesMu.Lock()
+	for _, q := range st.learnerQueues {
+		q.size.reset()
+		q.time.reset()
+	}
+	st.learnerQueuesMu.Unlock()
+	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes,
+		&st.connRejected, &st.resumes, &st.sessionsExpired, &st.revalidates} {
 		n.Store(0)
 	}
-	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad} {
+	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad, &st.txnsLoaded, &st.txnsLoadTime} {
 		sm.reset()
 	}
 }

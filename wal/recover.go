@@ -26,8 +26,9 @@ type Recovery struct {
 	// SkippedSnapshots are newer snapshots that could not be read (cut
 	// short by a crash while being written, say) and were passed over.
 	SkippedSnapshots []string
-	Zxid             int64 // the last txn in the recovered tree
-	Replayed         int   // txns replayed from the log after the snapshot
+	Zxid             int64         // the last txn in the recovered tree
+	Replayed         int           // txns replayed from the log after the snapshot
+	Replay           time.Duration // how long replaying them took
 	// Truncated names the log file and offset where a torn tail was cut
 	// off; "" when the log ended cleanly.
 	Truncated string
@@ -253,11 +254,13 @@ func (s *Store) recover() (needSnap bool, err error) {
 			start = i
 		}
 	}
+	replayStart := time.Now()
 	for i := start; i < len(logs); i++ {
 		if err := s.replay(logs[i].name, i == len(logs)-1, &dg); err != nil {
 			return false, err
 		}
 	}
+	s.recovery.Replay = time.Since(replayStart)
 	if dg.unsettled != nil {
 		// No replayed txn could account for the snapshot's mismatch.
 		return false, dg.unsettled
