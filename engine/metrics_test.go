@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,6 @@ import (
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine"
 	"zkd/engine/zkdtest"
-	"zkd/wal/vfs"
 	"zkd/wire"
 )
 
@@ -238,27 +238,8 @@ func TestClientTrafficFiguresAreZooKeepers(t *testing.T) {
 // read from its arrival), reads that did not wait count 0, every figure
 // lies between the summary's min and max, and srst starts them afresh.
 func TestLatencyPercentilesAreMeasured(t *testing.T) {
-	fs := vfs.NewMem()
-	fs.Inject(func(op, name string) error {
-		if op == "sync" && strings.Contains(name, "log.") {
-			time.Sleep(20 * time.Millisecond)
-		}
-		return nil
-	})
-	cfg := engine.DefaultConfig()
-	cfg.DataDir = "/data"
-	cfg.ClientPortAddress = "127.0.0.1"
-	cfg.ClientPort = 0
-	cfg.PreAllocSizeKB = 64
-	cfg.FourLetterWords = "mntr,srst"
-	s, err := engine.New(cfg, engine.Options{FS: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	var syncs atomic.Int64
+	s := startWithSlowFsync(t, &syncs, func(cfg *engine.Config) { cfg.FourLetterWords = "mntr,srst" })
 	addr := s.Addr().String()
 	mntr := func() map[string]int64 {
 		t.Helper()

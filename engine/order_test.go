@@ -214,15 +214,12 @@ func TestWatchEventArrivesBeforeTheDataItAnnounces(t *testing.T) {
 	}
 }
 
-// A session that pipelines writes and reads does not pay one fsync per
-// write: the writes behind a read that waits for its session's write are
-// logged while it waits. With fsync made slow, forty pipelined
-// (setData, getData) pairs must share a few fsyncs, each read must still
-// see exactly the write before it, and a close sent behind them all is
-// answered after them.
-func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
+// startWithSlowFsync runs a server in process on an in-memory disk whose
+// every txn log fsync takes 20 ms (counted in syncs), with edit applied to
+// its config.
+func startWithSlowFsync(t *testing.T, syncs *atomic.Int64, edit func(*engine.Config)) *engine.Server {
+	t.Helper()
 	fs := vfs.NewMem()
-	var syncs atomic.Int64
 	fs.Inject(func(op, name string) error {
 		if op == "sync" && strings.Contains(name, "log.") {
 			syncs.Add(1)
@@ -237,6 +234,9 @@ func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
 	// In memory, a 64 MB preallocation is 64 MB of zeros to write, which
 	// under the race detector takes seconds the test is not about.
 	cfg.PreAllocSizeKB = 64
+	if edit != nil {
+		edit(cfg)
+	}
 	s, err := engine.New(cfg, engine.Options{FS: fs})
 	if err != nil {
 		t.Fatal(err)
@@ -245,6 +245,18 @@ func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A session that pipelines writes and reads does not pay one fsync per
+// write: the writes behind a read that waits for its session's write are
+// logged while it waits. With fsync made slow, forty pipelined
+// (setData, getData) pairs must share a few fsyncs, each read must still
+// see exactly the write before it, and a close sent behind them all is
+// answered after them.
+func TestWritesBehindAWaitingReadShareFsyncs(t *testing.T) {
+	var syncs atomic.Int64
+	s := startWithSlowFsync(t, &syncs, nil)
 	p := dialPipelined(t, s.Addr().String())
 	p.send(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL}, 0)
 	p.waitReplies(1)

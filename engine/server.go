@@ -921,15 +921,20 @@ func (l *latencies) add(ms int64) {
 	l.sum.Add(ms)
 	l.count.Add(1)
 	l.last.Store(ms)
+	l.spread(ms, ms)
+}
+
+// spread takes lo and hi into the least and the most.
+func (l *latencies) spread(lo, hi int64) {
 	for {
 		m := l.min.Load()
-		if (m >= 0 && m <= ms) || l.min.CompareAndSwap(m, ms) {
+		if (m >= 0 && m <= lo) || l.min.CompareAndSwap(m, lo) {
 			break
 		}
 	}
 	for {
 		m := l.max.Load()
-		if m >= ms || l.max.CompareAndSwap(m, ms) {
+		if m >= hi || l.max.CompareAndSwap(m, hi) {
 			break
 		}
 	}
@@ -974,18 +979,7 @@ func (l *latencies) addAll(ms []int64) {
 	l.sum.Add(sum)
 	l.count.Add(int64(len(ms)))
 	l.last.Store(ms[len(ms)-1])
-	for {
-		m := l.min.Load()
-		if (m >= 0 && m <= lo) || l.min.CompareAndSwap(m, lo) {
-			break
-		}
-	}
-	for {
-		m := l.max.Load()
-		if m >= hi || l.max.CompareAndSwap(m, hi) {
-			break
-		}
-	}
+	l.spread(lo, hi)
 }
 
 // figures are the smallest, mean and largest latency, 0 before the
