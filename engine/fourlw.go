@@ -487,6 +487,7 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_connection_revalidate_count":     fmt.Sprint(s.stats.resumes.Load()),
 		"zk_stale_sessions_expired":          fmt.Sprint(s.stats.sessionsExpired.Load()),
 		"zk_revalidate_count":                fmt.Sprint(s.stats.revalidates.Load()),
+		"zk_sessionless_connections_expired": fmt.Sprint(s.stats.sessionlessExpired.Load()),
 	}
 	for _, t := range []struct {
 		name string

@@ -435,6 +435,7 @@ func (lp *loop) housekeep() {
 		if !c.handshaken && !c.answering && !c.closing && now >= c.createdMono+int64(s.cfg.SessionlessCnxnTimeout) {
 			s.log.Info("closing a connection that did not complete its handshake in time",
 				"client", c.remote, "nio.sessionlessCnxnTimeout", s.cfg.SessionlessCnxnTimeout)
+			s.stats.sessionlessExpired.Add(1)
 			c.drop()
 			continue
 		}

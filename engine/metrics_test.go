@@ -321,13 +321,15 @@ func TestLatencyPercentilesAreMeasured(t *testing.T) {
 // mntr counts connections and sessions as ZooKeeper's does: a connection
 // past maxClientCnxns is rejected, a connect request that names a session
 // revalidates it (with the right password or not), a session whose
-// client went away expires, and the txns replayed from the log at the
-// next start are counted once. The same steps on both servers move the
+// client went away expires, connections that never send a connect
+// request are closed, and the txns replayed from the log at the next
+// start are counted once. The same steps on both servers move the
 // same figures.
 func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 	zkreftest.Need(t)
 	const perIP = 10
-	cfg := map[string]string{"4lw.commands.whitelist": "*", "tickTime": "200", "maxClientCnxns": fmt.Sprint(perIP)}
+	cfg := map[string]string{"4lw.commands.whitelist": "*", "tickTime": "200", "maxClientCnxns": fmt.Sprint(perIP),
+		"nio.sessionlessCnxnTimeout": "3000"}
 	// A client address of its own, whose connections reach the limit;
 	// the others, from 127.0.0.1, stay far below it.
 	const clientIP = "127.0.0.9"
@@ -353,7 +355,8 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	keys := []string{"zk_connection_rejected", "zk_connection_revalidate_count", "zk_stale_sessions_expired"}
+	keys := []string{"zk_connection_rejected", "zk_connection_revalidate_count", "zk_stale_sessions_expired",
+		"zk_sessionless_connections_expired"}
 	steps := func(addr string) string {
 		before := mntrFigures(t, addr)
 		// Named with a wrong password, then resumed on a new
@@ -396,7 +399,11 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 		}
 		dialFrom(addr)
 		waitFor(addr, before, "zk_connection_rejected", 1)
-		after := waitFor(addr, before, "zk_stale_sessions_expired", 1)
+		waitFor(addr, before, "zk_stale_sessions_expired", 1)
+		// The perIP connections never sent a connect request: they are
+		// closed 3 s on (nio.sessionlessCnxnTimeout), time enough to have
+		// opened the one more.
+		after := waitFor(addr, before, "zk_sessionless_connections_expired", perIP)
 		var out strings.Builder
 		for _, k := range keys {
 			fmt.Fprintf(&out, "%s +%d\n", k, after[k]-before[k])

@@ -845,8 +845,9 @@ type stats struct {
 	// (connection_rejected); connect requests that resume a session
 	// (connection_revalidate_count); sessions expired
 	// (stale_sessions_expired); a leader's REVALIDATEs from its learners
-	// (revalidate_count).
-	connRejected, resumes, sessionsExpired, revalidates atomic.Int64
+	// (revalidate_count); connections closed for want of a handshake
+	// (sessionless_connections_expired).
+	connRejected, resumes, sessionsExpired, revalidates, sessionlessExpired atomic.Int64
 	// The txns replayed from the log after the snapshot at the start, and
 	// how long that took (startup_txns_loaded, startup_txns_load_time).
 	txnsLoaded, txnsLoadTime summary
@@ -1068,7 +1069,7 @@ func (st *stats) reset() {
 	}
 	st.learnerQueuesMu.Unlock()
 	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes,
-		&st.connRejected, &st.resumes, &st.sessionsExpired, &st.revalidates} {
+		&st.connRejected, &st.resumes, &st.sessionsExpired, &st.revalidates, &st.sessionlessExpired} {
 		n.Store(0)
 	}
 	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad, &st.txnsLoaded, &st.txnsLoadTime} {
