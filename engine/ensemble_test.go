@@ -1544,10 +1544,15 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	L = mntrFigures(t, e.Addr(leader))
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
 		"zk_cnt_updatelatency", "zk_cnt_readlatency", "zk_looking_count", "zk_diff_count", "zk_cnt_unavailable_time",
-		"zk_cnt_propagation_latency", "zk_connection_request_count", "zk_cnt_dbinittime", "zk_response_bytes"} {
+		"zk_cnt_propagation_latency", "zk_connection_request_count", "zk_cnt_dbinittime", "zk_response_bytes",
+		"zk_revalidate_count", fmt.Sprintf("zk_cnt_%d_learner_handler_qp_size", follower), "zk_cnt_m_write_per_namespace"} {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}
+	}
+	// A summary per namespace keeps its namespace, as ZooKeeper's does.
+	if _, ok := L["zk_cnt_m_write_per_namespace"]; !ok {
+		t.Errorf("after srst the leader's mntr has no zk_cnt_m_write_per_namespace")
 	}
 	// Since srst, mntr's own word, as ZooKeeper counts it.
 	if L["zk_bytes_received_count"] != 4 {

@@ -1039,6 +1039,14 @@ func (st *stats) responseSizes(last, lo, hi int) {
 // one of its metrics, the counters and every summary start again.
 func (s *Server) resetStats() {
 	s.stats.reset()
+	// The summaries per namespace keep their namespaces, with nothing
+	// counted, as ZooKeeper's summary sets do.
+	s.tree.Load().ResetNamespaceWrites()
+	s.nsMu.Lock()
+	for _, st := range s.nsReads {
+		*st = ztree.NamespaceStat{}
+	}
+	s.nsMu.Unlock()
 	s.electionTime.reset()
 	s.fsyncTime.reset()
 	s.snapshotTime.reset()

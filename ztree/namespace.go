@@ -66,6 +66,17 @@ func (n *namespaceStats) add(path string, bytes int) {
 	n.mu.Unlock()
 }
 
+// ResetNamespaceWrites zeroes the writes counted per namespace; the
+// namespaces stay, with nothing counted.
+func (t *Tree) ResetNamespaceWrites() {
+	n := &t.nsWrites
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, v := range n.m {
+		*v = NamespaceStat{}
+	}
+}
+
 // NamespaceWrites returns the writes counted per namespace so far.
 func (t *Tree) NamespaceWrites() map[string]NamespaceStat {
 	n := &t.nsWrites
