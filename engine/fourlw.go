@@ -489,6 +489,7 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_revalidate_count":                fmt.Sprint(s.stats.revalidates.Load()),
 		"zk_sessionless_connections_expired": fmt.Sprint(s.stats.sessionlessExpired.Load()),
 	}
+	created, deleted, changed, children := s.tree.Load().WatchFanout()
 	for _, t := range []struct {
 		name string
 		st   ztree.NamespaceStat
@@ -502,6 +503,8 @@ func (s *Server) monitorValues() []monitorValue {
 		{"propagation_latency", s.stats.propagationLat.get()}, {"dbinittime", s.stats.dbInit.get()},
 		{"startup_snap_load_time", s.stats.snapLoad.get()}, {"startup_txns_loaded", s.stats.txnsLoaded.get()},
 		{"startup_txns_load_time", s.stats.txnsLoadTime.get()},
+		{"node_created_watch_count", created}, {"node_deleted_watch_count", deleted},
+		{"node_changed_watch_count", changed}, {"node_children_watch_count", children},
 	} {
 		for _, mv := range summaryFigures(t.name, t.st) {
 			known[mv.key] = mv.value

@@ -155,7 +155,7 @@ func TestDifferentialFourLetterWordsInDetail(t *testing.T) {
 
 // wchs, wchc and wchp count and list data watches only, as ZooKeeper's do
 // (getData and exists watches, and persistent ones; not child watches),
-// in the order of ZooKeeper's hash maps.
+// in the order of ZooKeeper's hash maps; mntr's watch_count counts both.
 func TestDifferentialWatchWords(t *testing.T) {
 	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
 	for _, addr := range []string{refAddr, zkdAddr} {
@@ -190,6 +190,12 @@ func TestDifferentialWatchWords(t *testing.T) {
 	}
 	for _, w := range []string{"wchs", "wchp"} {
 		compareLines(t, w, normalize(fourLetters(t, refAddr, w, nil)), normalize(fourLetters(t, zkdAddr, w, nil)))
+	}
+	// mntr's watch_count counts data and child watches alike: a
+	// persistent watch, of either mode, is in both of ZooKeeper's
+	// registries.
+	if ref, got := mntrFigures(t, refAddr)["zk_watch_count"], mntrFigures(t, zkdAddr)["zk_watch_count"]; ref != got {
+		t.Errorf("zk_watch_count: ZooKeeper %d, zkd %d", ref, got)
 	}
 	// wchc lists sessions in the order of ZooKeeper's connection objects'
 	// identity hashes, which nothing can reproduce: compare each

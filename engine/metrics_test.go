@@ -445,3 +445,55 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 		t.Errorf("ZooKeeper replayed other than the four txns of the steps:\n%s", refStart)
 	}
 }
+
+// mntr's watch fan-out figures are ZooKeeper's: for each znode created,
+// changed or deleted and each child list changed, how many sessions its
+// watch registries found (a delete counts its data watchers and its child
+// watchers apart). One-shot, persistent and recursive watches set by four
+// sessions, then a create, a change and a delete, move the same figures
+// on both servers.
+func TestWatchFanoutFiguresAreZooKeepers(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, map[string]string{"4lw.commands.whitelist": "*"})
+	names := []string{"node_created_watch_count", "node_changed_watch_count", "node_deleted_watch_count", "node_children_watch_count"}
+	steps := func(addr string) string {
+		dial := func() *zkreftest.Client { return zkreftest.Dial(t, addr, zkreftest.NewSession()) }
+		s, a, b, c, d := dial(), dial(), dial(), dial(), dial()
+		s.OK(wire.OpCreate, &wire.CreateRequest{Path: "/fan", ACL: openACL})
+		before := mntrFigures(t, addr)
+		watch := func(cl *zkreftest.Client, op wire.OpCode, path string) {
+			t.Helper()
+			if h, _ := cl.Call(op, &wire.PathWatchRequest{Path: path, Watch: true}); h.Err != wire.ErrOK && h.Err != wire.ErrNoNode {
+				t.Fatalf("%s: %v on %s: %v", addr, op, path, h.Err)
+			}
+		}
+		watch(a, wire.OpExists, "/fan/x")
+		watch(b, wire.OpGetChildren, "/fan")
+		c.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/fan/x", Mode: wire.AddWatchPersistent})
+		d.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/fan", Mode: wire.AddWatchPersistentRecursive})
+		s.OK(wire.OpCreate, &wire.CreateRequest{Path: "/fan/x", ACL: openACL})
+		watch(a, wire.OpGetData, "/fan/x")
+		s.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/fan/x", Data: []byte("v"), Version: -1})
+		watch(a, wire.OpGetData, "/fan/x")
+		watch(b, wire.OpGetChildren, "/fan/x")
+		watch(b, wire.OpGetChildren, "/fan")
+		s.OK(wire.OpDelete, &wire.DeleteRequest{Path: "/fan/x", Version: -1})
+		// A change nobody watches adds nothing.
+		s.OK(wire.OpCreate, &wire.CreateRequest{Path: "/quiet", ACL: openACL})
+		after := mntrFigures(t, addr)
+		var out strings.Builder
+		for _, n := range names {
+			for _, part := range []string{"cnt", "sum", "min", "max"} {
+				k := "zk_" + part + "_" + n
+				if part == "cnt" || part == "sum" {
+					fmt.Fprintf(&out, "%s +%d\n", k, after[k]-before[k])
+				} else {
+					fmt.Fprintf(&out, "%s %d\n", k, after[k])
+				}
+			}
+		}
+		return out.String()
+	}
+	ref := steps(refAddr)
+	t.Logf("ZooKeeper:\n%s", ref)
+	compareLines(t, "what the watched changes added to mntr's watch fan-out figures", ref, steps(zkdAddr))
+}

@@ -1042,6 +1042,7 @@ func (s *Server) resetStats() {
 	// The summaries per namespace keep their namespaces, with nothing
 	// counted, as ZooKeeper's summary sets do.
 	s.tree.Load().ResetNamespaceWrites()
+	s.tree.Load().ResetWatchFanout()
 	s.nsMu.Lock()
 	for _, st := range s.nsReads {
 		*st = ztree.NamespaceStat{}

@@ -2,6 +2,7 @@ package ztree
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,7 +69,13 @@ type watchTable struct {
 	auth      map[int64][]wire.Id         // identities, for the READ check on recursive events
 	ipAuth    map[string][]wire.Id        // the identity list of a session known only by its address, shared
 	scratch   []int64
+	above     []int64     // sessions with recursive watches above a changed path
+	kinds     []WatchKind // the kinds of the sessions a change finds on its path
 	gone      []sessionWatch
+	// fanout are ZooKeeper's watch fan-out summaries, by trigKind
+	// (node_created_watch_count, node_deleted_, node_changed_,
+	// node_children_).
+	fanout [trigSessionGone]NamespaceStat
 
 	// The order data watches were registered in, for listing them as
 	// ZooKeeper's hash maps do (they keep insertion order within a
@@ -287,14 +294,81 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		typ, oneShot, persistent = wire.EventNodeChildrenChanged, WatchChild, WatchPersistent
 	}
 	hit := w.scratch[:0]
+	// ZooKeeper's fan-out figures count, per change, the sessions each
+	// of its two watch registries finds, before any READ check: its
+	// data registry (data, persistent and recursive watches) and its
+	// child registry (child and persistent watches; recursive ones too
+	// for a delete), recursive watches above the path in both.
+	var dataKinds, childKinds WatchKind
+	switch tr.kind {
+	case trigCreated, trigDataChanged:
+		dataKinds = WatchData | WatchPersistent | WatchRecursive
+	case trigDeleted:
+		dataKinds, childKinds = WatchData|WatchPersistent|WatchRecursive, WatchChild|WatchPersistent|WatchRecursive
+	case trigChildren:
+		childKinds = WatchChild | WatchPersistent
+	}
+	dataN, childN := 0, 0
+	kinds := w.kinds[:0] // of the sessions in hit, which come in session order
 	w.watchers(tr.path, func(s int64, k WatchKind) bool {
 		if k&(oneShot|persistent) != 0 {
 			hit = append(hit, s)
+			kinds = append(kinds, k)
+		}
+		if k&dataKinds != 0 {
+			dataN++
+		}
+		if k&childKinds != 0 {
+			childN++
 		}
 		return true
 	})
 	for _, s := range hit {
 		w.clear(s, tr.path, oneShot)
+	}
+	// Recursive watches above the path see its data events (and its
+	// delete), but only sessions that may read the znode get them.
+	above := w.above[:0]
+	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
+		for p := tr.path; p != rootPath; {
+			p, _ = splitPath(p)
+			w.watchers(p, func(s int64, k WatchKind) bool {
+				if k&WatchRecursive != 0 {
+					above = append(above, s)
+				}
+				return true
+			})
+		}
+	}
+	if len(above) > 0 {
+		// Each session once: one on the path itself is counted already.
+		sort.Slice(above, func(i, j int) bool { return above[i] < above[j] })
+		extraData, extraChild := 0, 0
+		for i, s := range above {
+			if i > 0 && above[i-1] == s {
+				continue
+			}
+			var k WatchKind
+			if j, found := slices.BinarySearch(hit, s); found {
+				k = kinds[j]
+			}
+			if k&dataKinds == 0 {
+				extraData++
+			}
+			if k&childKinds == 0 {
+				extraChild++
+			}
+		}
+		dataN += extraData
+		if childKinds != 0 {
+			childN += extraChild
+		}
+	}
+	if dataKinds != 0 && dataN > 0 {
+		w.fanout[tr.kind].Add(int64(dataN))
+	}
+	if childKinds != 0 && childN > 0 {
+		w.fanout[tr.kind].Add(int64(childN))
 	}
 	// A watch used up by a change its session may not read is gone all
 	// the same, but no event goes out: ZooKeeper (since the fix of
@@ -309,19 +383,12 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		}
 	}
 	hit = hit[:n]
-	// Recursive watches above the path see its data events, but only
-	// sessions that may read the znode.
-	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
-		for p := tr.path; p != rootPath; {
-			p, _ = splitPath(p)
-			w.watchers(p, func(s int64, k WatchKind) bool {
-				if k&WatchRecursive != 0 && checkACL(acl, wire.PermRead, w.auth[s]) {
-					hit = append(hit, s)
-				}
-				return true
-			})
+	for _, s := range above {
+		if checkACL(acl, wire.PermRead, w.auth[s]) {
+			hit = append(hit, s)
 		}
 	}
+	w.above, w.kinds = above[:0], kinds[:0]
 	sort.Slice(hit, func(i, j int) bool { return hit[i] < hit[j] })
 	// The trigger's path may share the memory of the znode's record, which
 	// a later setData of another znode may reuse once this version is
@@ -551,10 +618,11 @@ func (t *Tree) SessionWatches(session int64) map[string]WatchKind {
 
 // The kinds ZooKeeper keeps in its data-watch manager (one-shot data
 // watches from getData and exists, and both persistent kinds) and in its
-// child-watch manager (one-shot child watches and plain persistent ones).
+// child-watch manager (one-shot child watches, and both persistent kinds
+// too: addWatch puts a watch of either mode in both).
 const (
 	dataKinds  = WatchData | WatchPersistent | WatchRecursive
-	childKinds = WatchChild | WatchPersistent
+	childKinds = WatchChild | WatchPersistent | WatchRecursive
 )
 
 // IsDataWatch reports whether kinds include one ZooKeeper counts as a data
@@ -578,6 +646,26 @@ func (t *Tree) WatchCounts() (sessions, paths, watches int) {
 	})
 	// pathData holds exactly the paths some session has a data watch on.
 	return len(w.sessData), len(w.pathData), watches
+}
+
+// WatchFanout are ZooKeeper's watch fan-out summaries: per znode
+// created, deleted, changed and per child list changed, the sessions its
+// watch registries found for the change (node_created_watch_count,
+// node_deleted_watch_count, node_changed_watch_count,
+// node_children_watch_count).
+func (t *Tree) WatchFanout() (created, deleted, changed, children NamespaceStat) {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fanout[trigCreated], w.fanout[trigDeleted], w.fanout[trigDataChanged], w.fanout[trigChildren]
+}
+
+// ResetWatchFanout starts the fan-out summaries again.
+func (t *Tree) ResetWatchFanout() {
+	w := t.watches
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fanout = [trigSessionGone]NamespaceStat{}
 }
 
 // WatchTotal is mntr's zk_watch_count: the data watches and the child
