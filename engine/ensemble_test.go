@@ -1558,6 +1558,20 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 	if L["zk_bytes_received_count"] != 4 {
 		t.Errorf("after srst the leader's zk_bytes_received_count is %d, want 4", L["zk_bytes_received_count"])
 	}
+	// A learner that goes keeps its queue figures, as a ZooKeeper
+	// summary set keeps its keys.
+	if err := e.Servers[follower].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); mntrFigures(t, e.Addr(leader))["zk_learners"] != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader still counts 2 learners 20 s after server %d stopped", follower)
+		}
+	}
+	key := fmt.Sprintf("zk_p99_%d_learner_handler_qp_time_ms", follower)
+	if _, ok := mntrFigures(t, e.Addr(leader))[key]; !ok {
+		t.Errorf("the leader's mntr lost %s when server %d stopped", key, follower)
+	}
 }
 
 // pipelineCreates creates n znodes, each its own txn, named by format and

@@ -518,7 +518,6 @@ func (s *Server) monitorValues() []monitorValue {
 	// Keys only some roles have: an ensemble member's, an observer's,
 	// the leader's. The rest every server reports.
 	only := map[string]bool{}
-	var sids []int64
 	if p := s.peer; p != nil {
 		known["zk_quorum_size"] = fmt.Sprint(len(p.voters()))
 		known["zk_peer_state"] = p.detailedState()
@@ -535,7 +534,6 @@ func (s *Server) monitorValues() []monitorValue {
 			} {
 				known[k] = v
 			}
-			sids = st.sids
 		}
 	}
 	for _, k := range roleKeys {
@@ -561,8 +559,12 @@ func (s *Server) monitorValues() []monitorValue {
 	// each set's members in the order of its own hash map: the leader's
 	// queue sizes per learner and the reads and writes per namespace;
 	// last, the leader's queue times per learner, which have percentiles.
+	// The leader's queues to its learners: every learner any leader
+	// here has sent to since the start, as ZooKeeper keeps a summary
+	// set's keys (it shows them as a follower too, once it has led).
 	learners := map[string]ztree.NamespaceStat{}
 	learnerTimes := map[string]*learnerQueueStats{}
+	sids := s.learnerQueueIDs()
 	for _, sid := range sids {
 		q := s.learnerQueue(sid)
 		learners[fmt.Sprint(sid)] = q.size.get()

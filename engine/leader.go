@@ -880,8 +880,7 @@ func (l *leader) forget(lr *learner) {
 
 type leaderStats struct {
 	learners, synced, observers, pendingSyncs int
-	propLast, propMin, propMax                int     // -1 before the first proposal
-	sids                                      []int64 // the learners connected, by id
+	propLast, propMin, propMax                int // -1 before the first proposal
 	uptime                                    time.Duration
 }
 
@@ -900,7 +899,6 @@ func (p *peer) leaderStats() (st leaderStats, ok bool) {
 	st.propLast, st.propMin, st.propMax = l.propLast, l.propMin, l.propMax
 	for _, lr := range l.learners {
 		st.learners++
-		st.sids = append(st.sids, lr.sid)
 		switch {
 		case !lr.synced.Load():
 		case lr.observer:

@@ -569,6 +569,7 @@ type outbox struct {
 type learnerQueueStats struct {
 	size summary
 	time pctSummary
+	used atomic.Bool // a batch has gone out: mntr shows the learner
 }
 
 // markEvery is how often ZooKeeper's LearnerHandler marks a packet it
@@ -641,6 +642,7 @@ func (o *outbox) run(limit time.Duration) {
 			}
 			o.markers = o.markers[:0]
 			o.queuedBytes = 0
+			o.qp.used.Store(true)
 		}
 		o.mu.Unlock()
 		buf = buf[:0]

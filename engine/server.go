@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -870,6 +871,21 @@ type stats struct {
 	// ZooKeeper keeps them, when a learner goes or the leader steps down.
 	learnerQueuesMu sync.Mutex
 	learnerQueues   map[int64]*learnerQueueStats
+}
+
+// learnerQueueIDs are the learners a leader here has sent to, by id.
+func (s *Server) learnerQueueIDs() []int64 {
+	st := &s.stats
+	st.learnerQueuesMu.Lock()
+	defer st.learnerQueuesMu.Unlock()
+	var ids []int64
+	for sid, q := range st.learnerQueues {
+		if q.used.Load() {
+			ids = append(ids, sid)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // learnerQueue is the figures of a leader's queue to server sid.
