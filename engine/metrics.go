@@ -17,24 +17,29 @@ import (
 	"zkd/ztree"
 )
 
-// summary is one of ZooKeeper's basic summaries (count, sum, least,
-// most), which mntr reports as avg_, min_, max_, cnt_ and sum_ of its name
-// and the Prometheus endpoint as a summary.
+// summary is one of ZooKeeper's summaries (count, sum, least, most),
+// which mntr reports as avg_, min_, max_, cnt_ and sum_ of its name and
+// the Prometheus endpoint as a summary, with a sample of its values for
+// the quantiles (mntr's percentiles of the ones ZooKeeper gives them,
+// the Prometheus endpoint's).
 type summary struct {
-	mu sync.Mutex
-	st ztree.NamespaceStat
+	mu  sync.Mutex
+	st  ztree.NamespaceStat
+	res reservoir
 }
 
 func (s *summary) add(v int64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.st.Add(v)
+	s.mu.Unlock()
+	s.res.add(v, 1)
 }
 
 // addSince counts the milliseconds since start.
 func (s *summary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
 
-// merge adds the figures of st, counted elsewhere.
+// merge adds the figures of st, counted elsewhere; the caller adds
+// their values to the sample.
 func (s *summary) merge(st ztree.NamespaceStat) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -43,8 +48,9 @@ func (s *summary) merge(st ztree.NamespaceStat) {
 
 func (s *summary) reset() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.st = ztree.NamespaceStat{}
+	s.mu.Unlock()
+	s.res.reset()
 }
 
 func (s *summary) get() ztree.NamespaceStat {
@@ -167,6 +173,20 @@ func (r *reservoir) percentileFigures(name string) []monitorValue {
 	return out
 }
 
+// basicReservoirs are the samples of the summaries ZooKeeper gives no
+// percentiles (its basic ones), by the names mntr gives them: the
+// Prometheus endpoint gives them a median, as ZooKeeper's provider does.
+func (s *Server) basicReservoirs() map[string]*reservoir {
+	st := &s.stats
+	return map[string]*reservoir{
+		"election_time": &s.electionTime.res, "fsynctime": &s.fsyncTime.res, "snapshottime": &s.snapshotTime.res,
+		"unavailable_time": &st.unavailable.res, "leader_unavailable_time": &st.leaderUnavailable.res,
+		"follower_sync_time": &st.followerSync.res, "observer_sync_time": &st.observerSync.res,
+		"dbinittime": &st.dbInit.res, "startup_snap_load_time": &st.snapLoad.res,
+		"startup_txns_loaded": &st.txnsLoaded.res, "startup_txns_load_time": &st.txnsLoadTime.res,
+	}
+}
+
 // reservoirs are the samples of the summaries with percentiles, by the
 // names mntr gives them.
 func (s *Server) reservoirs() map[string]*reservoir {
@@ -177,24 +197,6 @@ func (s *Server) reservoirs() map[string]*reservoir {
 		"commit_propagation_latency":    &st.commitPropagateLat.res,
 		"proposal_ack_creation_latency": &st.proposalAckLat.res, "propagation_latency": &st.propagationLat.res,
 	}
-}
-
-// pctSummary is a summary with percentiles.
-type pctSummary struct {
-	summary
-	res reservoir
-}
-
-func (s *pctSummary) add(v int64) {
-	s.summary.add(v)
-	s.res.add(v, 1)
-}
-
-func (s *pctSummary) addSince(start time.Time) { s.add(time.Since(start).Milliseconds()) }
-
-func (s *pctSummary) reset() {
-	s.summary.reset()
-	s.res.reset()
 }
 
 // summaryFigures are a summary's five mntr figures as ZooKeeper's
@@ -240,12 +242,12 @@ var summaryParts = []string{"avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95
 // PrometheusCollector exports the server's mntr figures under the names
 // ZooKeeper's Prometheus metrics provider gives them: gauges, counters,
 // and summaries with their _count and _sum (labelled key="..." for the
-// per-namespace and per-learner ones). The summaries that have
-// percentiles in mntr have the quantiles ZooKeeper's provider gives them
-// (0.5, 0.9 and 0.99), taken from the same sample as mntr's: of every
-// value since the server started or srst, where ZooKeeper's provider
-// keeps a sliding window of its own. (ZooKeeper's provider also gives
-// its other summaries a median; zkd keeps no sample of those.)
+// per-namespace and per-learner ones). Their quantiles are the ones
+// ZooKeeper's provider gives: 0.5, 0.9 and 0.99 for the summaries that
+// have percentiles in mntr, the median for the others, taken from the
+// summary's sample of every value since the server started or srst,
+// where ZooKeeper's provider keeps a sliding window of its own. (The
+// summaries per namespace have none: zkd keeps no sample of those.)
 func (s *Server) PrometheusCollector() prometheus.Collector { return promCollector{s} }
 
 type promCollector struct{ s *Server }
@@ -303,16 +305,29 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, keys := range sums {
 		for key, fig := range keys {
+			// ZooKeeper's provider gives its summaries with
+			// percentiles three quantiles, the others a median.
 			var res *reservoir
-			if key == "" {
-				res = c.s.reservoirs()[name]
-			} else if sid, err := strconv.ParseInt(key, 10, 64); err == nil && name == "learner_handler_qp_time_ms" {
-				res = &c.s.learnerQueue(sid).time.res
+			advanced := false
+			switch sid, err := strconv.ParseInt(key, 10, 64); {
+			case key == "":
+				if res = c.s.reservoirs()[name]; res != nil {
+					advanced = true
+				} else {
+					res = c.s.basicReservoirs()[name]
+				}
+			case err == nil && name == "learner_handler_qp_time_ms":
+				res, advanced = &c.s.learnerQueue(sid).time.res, true
+			case err == nil && name == "learner_handler_qp_size":
+				res = &c.s.learnerQueue(sid).size.res
 			}
 			var qs map[float64]float64
 			if res != nil {
 				vals := res.sample()
-				qs = map[float64]float64{0.5: quantile(vals, 0.5), 0.9: quantile(vals, 0.9), 0.99: quantile(vals, 0.99)}
+				qs = map[float64]float64{0.5: quantile(vals, 0.5)}
+				if advanced {
+					qs[0.9], qs[0.99] = quantile(vals, 0.9), quantile(vals, 0.99)
+				}
 			}
 			if key == "" {
 				ch <- prometheus.MustNewConstSummary(prometheus.NewDesc(name, name, nil, nil), fig.cnt, fig.total, qs)

@@ -137,7 +137,8 @@ func TestPrometheusMetrics(t *testing.T) {
 			t.Fatalf("summary %s: %v", s, f)
 		}
 	}
-	// A summary with percentiles in mntr has ZooKeeper's quantiles here.
+	// A summary with percentiles in mntr has ZooKeeper's three quantiles
+	// here.
 	up := fams["updatelatency"].Metric[0].GetSummary()
 	var qs []float64
 	for _, q := range up.GetQuantile() {
@@ -148,6 +149,12 @@ func TestPrometheusMetrics(t *testing.T) {
 	}
 	if fmt.Sprint(qs) != "[0.5 0.9 0.99]" {
 		t.Errorf("updatelatency has quantiles %v, want ZooKeeper's [0.5 0.9 0.99]", qs)
+	}
+	// The others have a median, as ZooKeeper's basic summaries have.
+	fsync := fams["fsynctime"].Metric[0].GetSummary()
+	if q := fsync.GetQuantile(); len(q) != 1 || q[0].GetQuantile() != 0.5 ||
+		q[0].GetValue() < figure("min_fsynctime") || q[0].GetValue() > figure("max_fsynctime") {
+		t.Errorf("fsynctime's quantiles %v: want a median, between mntr's min %v and max %v", q, figure("min_fsynctime"), figure("max_fsynctime"))
 	}
 	if n := fams["fsynctime"].Metric[0].GetSummary().GetSampleCount(); n == 0 {
 		t.Errorf("no fsync counted after 151 txns")

@@ -568,7 +568,7 @@ type outbox struct {
 // learnerQueueStats are a leader's summaries of its queue to one learner.
 type learnerQueueStats struct {
 	size summary
-	time pctSummary
+	time summary
 	used atomic.Bool // a batch has gone out: mntr shows the learner
 }
 
@@ -637,6 +637,7 @@ func (o *outbox) run(limit time.Duration) {
 			// queue left behind it: n-1, n-2, … 0.
 			n := int64(len(batch) + len(o.markers))
 			o.qp.size.merge(ztree.NamespaceStat{Count: n, Sum: n * (n - 1) / 2, Min: 0, Max: n - 1})
+			o.qp.size.res.put(n, func(i int64) int64 { return n - 1 - i })
 			for _, at := range o.markers {
 				o.qp.time.addSince(at)
 			}

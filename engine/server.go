@@ -833,10 +833,10 @@ type stats struct {
 	// learner_commit_received_count).
 	proposals, commits                            atomic.Int64
 	learnerProposals, learnerCommits              atomic.Int64
-	quorumAckLat, proposalLat, commitPropagateLat pctSummary
+	quorumAckLat, proposalLat, commitPropagateLat summary
 	// From a txn's proposal (a leader's: its request's arrival) to its
 	// ACK, once the log has it.
-	proposalAckLat pctSummary
+	proposalAckLat summary
 	// Elections begun (looking_count); learners a leader synced by SNAP
 	// and otherwise (snap_count, diff_count); connect requests and the
 	// bytes of every client packet (connection_request_count,
@@ -862,8 +862,7 @@ type stats struct {
 	// long a learner's sync took (follower_sync_time, observer_sync_time);
 	// from the leader's making a txn to this server's applying it, by
 	// wall clocks (propagation_latency).
-	unavailable, leaderUnavailable, followerSync, observerSync summary
-	propagationLat                                             pctSummary
+	unavailable, leaderUnavailable, followerSync, observerSync, propagationLat summary
 	// How long the data directory took to recover at the start, and its
 	// snapshot to load (dbinittime, startup_snap_load_time).
 	dbInit, snapLoad summary
