@@ -489,30 +489,14 @@ func (s *Server) monitorValues() []monitorValue {
 		"zk_revalidate_count":                fmt.Sprint(s.stats.revalidates.Load()),
 		"zk_sessionless_connections_expired": fmt.Sprint(s.stats.sessionlessExpired.Load()),
 	}
-	created, deleted, changed, children := s.tree.Load().WatchFanout()
-	for _, t := range []struct {
-		name string
-		st   ztree.NamespaceStat
-	}{
-		{"election_time", s.electionTime.get()}, {"fsynctime", s.fsyncTime.get()}, {"snapshottime", s.snapshotTime.get()},
-		{"readlatency", s.stats.readLat.summary()}, {"updatelatency", s.stats.updateLat.summary()},
-		{"quorum_ack_latency", s.stats.quorumAckLat.get()}, {"proposal_latency", s.stats.proposalLat.get()},
-		{"commit_propagation_latency", s.stats.commitPropagateLat.get()}, {"proposal_ack_creation_latency", s.stats.proposalAckLat.get()},
-		{"unavailable_time", s.stats.unavailable.get()}, {"leader_unavailable_time", s.stats.leaderUnavailable.get()},
-		{"follower_sync_time", s.stats.followerSync.get()}, {"observer_sync_time", s.stats.observerSync.get()},
-		{"propagation_latency", s.stats.propagationLat.get()}, {"dbinittime", s.stats.dbInit.get()},
-		{"startup_snap_load_time", s.stats.snapLoad.get()}, {"startup_txns_loaded", s.stats.txnsLoaded.get()},
-		{"startup_txns_load_time", s.stats.txnsLoadTime.get()},
-		{"node_created_watch_count", created}, {"node_deleted_watch_count", deleted},
-		{"node_changed_watch_count", changed}, {"node_children_watch_count", children},
-	} {
-		for _, mv := range summaryFigures(t.name, t.st) {
+	for _, n := range s.summaries() {
+		for _, mv := range summaryFigures(n.name, n.st) {
 			known[mv.key] = mv.value
 		}
-	}
-	for name, res := range s.reservoirs() {
-		for _, mv := range res.percentileFigures(name) {
-			known[mv.key] = mv.value
+		if n.pct {
+			for _, mv := range n.res.percentileFigures(n.name) {
+				known[mv.key] = mv.value
+			}
 		}
 	}
 	// Keys only some roles have: an ensemble member's, an observer's,

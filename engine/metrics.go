@@ -173,29 +173,35 @@ func (r *reservoir) percentileFigures(name string) []monitorValue {
 	return out
 }
 
-// basicReservoirs are the samples of the summaries ZooKeeper gives no
-// percentiles (its basic ones), by the names mntr gives them: the
-// Prometheus endpoint gives them a median, as ZooKeeper's provider does.
-func (s *Server) basicReservoirs() map[string]*reservoir {
-	st := &s.stats
-	return map[string]*reservoir{
-		"election_time": &s.electionTime.res, "fsynctime": &s.fsyncTime.res, "snapshottime": &s.snapshotTime.res,
-		"unavailable_time": &st.unavailable.res, "leader_unavailable_time": &st.leaderUnavailable.res,
-		"follower_sync_time": &st.followerSync.res, "observer_sync_time": &st.observerSync.res,
-		"dbinittime": &st.dbInit.res, "startup_snap_load_time": &st.snapLoad.res,
-		"startup_txns_loaded": &st.txnsLoaded.res, "startup_txns_load_time": &st.txnsLoadTime.res,
-	}
+// namedSummary is one of the server's summaries under its mntr name:
+// its figures, its sample (nil when it keeps none), and whether ZooKeeper
+// gives it percentiles (in mntr; three quantiles rather than a median on
+// the Prometheus endpoint).
+type namedSummary struct {
+	name string
+	st   ztree.NamespaceStat
+	res  *reservoir
+	pct  bool
 }
 
-// reservoirs are the samples of the summaries with percentiles, by the
-// names mntr gives them.
-func (s *Server) reservoirs() map[string]*reservoir {
+// summaries are the server's summaries, each under its mntr name.
+func (s *Server) summaries() []namedSummary {
 	st := &s.stats
-	return map[string]*reservoir{
-		"readlatency": &st.readLat.res, "updatelatency": &st.updateLat.res,
-		"quorum_ack_latency": &st.quorumAckLat.res, "proposal_latency": &st.proposalLat.res,
-		"commit_propagation_latency":    &st.commitPropagateLat.res,
-		"proposal_ack_creation_latency": &st.proposalAckLat.res, "propagation_latency": &st.propagationLat.res,
+	sm := func(name string, x *summary, pct bool) namedSummary { return namedSummary{name, x.get(), &x.res, pct} }
+	lat := func(name string, x *pctLatencies) namedSummary { return namedSummary{name, x.summary(), &x.res, true} }
+	created, deleted, changed, children := s.tree.Load().WatchFanout()
+	return []namedSummary{
+		sm("election_time", &s.electionTime, false), sm("fsynctime", &s.fsyncTime, false), sm("snapshottime", &s.snapshotTime, false),
+		lat("readlatency", &st.readLat), lat("updatelatency", &st.updateLat),
+		sm("quorum_ack_latency", &st.quorumAckLat, true), sm("proposal_latency", &st.proposalLat, true),
+		sm("commit_propagation_latency", &st.commitPropagateLat, true), sm("proposal_ack_creation_latency", &st.proposalAckLat, true),
+		sm("unavailable_time", &st.unavailable, false), sm("leader_unavailable_time", &st.leaderUnavailable, false),
+		sm("follower_sync_time", &st.followerSync, false), sm("observer_sync_time", &st.observerSync, false),
+		sm("propagation_latency", &st.propagationLat, true), sm("dbinittime", &st.dbInit, false),
+		sm("startup_snap_load_time", &st.snapLoad, false), sm("startup_txns_loaded", &st.txnsLoaded, false),
+		sm("startup_txns_load_time", &st.txnsLoadTime, false),
+		{name: "node_created_watch_count", st: created}, {name: "node_deleted_watch_count", st: deleted},
+		{name: "node_changed_watch_count", st: changed}, {name: "node_children_watch_count", st: children},
 	}
 }
 
@@ -303,6 +309,10 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 			sums[base][key].total = f
 		}
 	}
+	named := map[string]namedSummary{}
+	for _, n := range c.s.summaries() {
+		named[n.name] = n
+	}
 	for name, keys := range sums {
 		for key, fig := range keys {
 			// ZooKeeper's provider gives its summaries with
@@ -311,10 +321,8 @@ func (c promCollector) Collect(ch chan<- prometheus.Metric) {
 			advanced := false
 			switch sid, err := strconv.ParseInt(key, 10, 64); {
 			case key == "":
-				if res = c.s.reservoirs()[name]; res != nil {
-					advanced = true
-				} else {
-					res = c.s.basicReservoirs()[name]
+				if n, ok := named[name]; ok {
+					res, advanced = n.res, n.pct
 				}
 			case err == nil && name == "learner_handler_qp_time_ms":
 				res, advanced = &c.s.learnerQueue(sid).time.res, true

@@ -314,8 +314,9 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 	s.nextSID.Store(int64(uint64(monotonicMillis()<<24)>>8) | sid<<56)
 	s.stats.reset()
 	s.stats.dbInit.add(took.Milliseconds())
-	s.stats.snapLoad.add(st.Recovery().SnapshotLoad.Milliseconds())
-	if rec := st.Recovery(); rec.Replayed > 0 {
+	rec := st.Recovery()
+	s.stats.snapLoad.add(rec.SnapshotLoad.Milliseconds())
+	if rec.Replayed > 0 {
 		// As ZooKeeper counts them: only when the log had txns after
 		// the snapshot.
 		s.stats.txnsLoaded.add(int64(rec.Replayed))
@@ -1081,11 +1082,6 @@ func (st *stats) reset() {
 	st.commits.Store(0)
 	st.learnerProposals.Store(0)
 	st.learnerCommits.Store(0)
-	st.quorumAckLat.reset()
-	st.proposalLat.reset()
-	st.commitPropagateLat.reset()
-	st.proposalAckLat.reset()
-	st.propagationLat.reset()
 	st.learnerQueuesMu.Lock()
 	for _, q := range st.learnerQueues {
 		q.size.reset()
@@ -1096,7 +1092,8 @@ func (st *stats) reset() {
 		&st.connRejected, &st.resumes, &st.sessionsExpired, &st.revalidates, &st.sessionlessExpired} {
 		n.Store(0)
 	}
-	for _, sm := range []*summary{&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad, &st.txnsLoaded, &st.txnsLoadTime} {
+	for _, sm := range []*summary{&st.quorumAckLat, &st.proposalLat, &st.commitPropagateLat, &st.proposalAckLat, &st.propagationLat,
+		&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad, &st.txnsLoaded, &st.txnsLoadTime} {
 		sm.reset()
 	}
 }
