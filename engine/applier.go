@@ -85,6 +85,11 @@ type writeReq struct {
 	// closes is the connection a closeSession (an expiry's) closes once
 	// the replies posted before it are sent.
 	closes *conn
+	// revalidated marks, on a follower, the leader's answer about the
+	// session a client resumes on c (1 open, -1 not), read set too: it
+	// waits its turn behind the commits that came before it, so that
+	// the session table holds the session the leader speaks of.
+	revalidated int8
 }
 
 var reqPool = sync.Pool{New: func() any { return new(writeReq) }}
@@ -490,6 +495,12 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			continue
 		}
 		s.stats.outstanding.Add(-1)
+		if r.revalidated != 0 {
+			a.post(r.c, item{kind: itemRevalidated, valid: r.revalidated > 0})
+			done[i] = nil
+			release(r)
+			continue
+		}
 		a.post(r.c, item{kind: itemRead, r: r, v: v})
 		r.c.lp.outgoingReads++
 		done[i] = nil

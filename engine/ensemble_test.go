@@ -1211,27 +1211,7 @@ func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
 		}
 		return nc
 	}
-	answer := func(nc net.Conn, within time.Duration) (wire.ConnectResponse, error) {
-		fr := wire.NewFrameReader(0)
-		buf := make([]byte, 4096)
-		nc.SetReadDeadline(time.Now().Add(within))
-		for {
-			p, err := fr.Next()
-			if err != nil {
-				return wire.ConnectResponse{}, err
-			}
-			if p != nil {
-				var r wire.ConnectResponse
-				_, err := r.Decode(p, wire.Copy)
-				return r, err
-			}
-			n, err := nc.Read(buf)
-			if err != nil {
-				return wire.ConnectResponse{}, err
-			}
-			fr.Write(buf[:n])
-		}
-	}
+	answer := readConnectResponse
 	e.Servers[leader].Pause()
 	nc := resume()
 	if r, err := answer(nc, 500*time.Millisecond); err == nil {
@@ -1249,6 +1229,67 @@ func TestEnsembleFollowerAsksTheLeaderAboutResumedSessions(t *testing.T) {
 	r, err = answer(resume(), 10*time.Second)
 	if err != nil || r.TimeOut != 0 || r.SessionID != 0 {
 		t.Fatalf("resuming a closed session: %+v, %v", r, err)
+	}
+}
+
+// A client may resume its session on a follower that has not yet applied
+// the session's creation: the leader committed it with the other
+// follower's ACK while this one's disk was slow. The leader calls the
+// session open; the follower must take that answer only after the commit
+// that came before it, not refuse a session it does not hold yet.
+func TestEnsembleFollowerResumesASessionItHasNotAppliedYet(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	leader := e.Leader()
+	slow := e.Follower()
+	f := e.Servers[slow]
+	if err := f.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.Env = []string{"ZKD_FAULTS=slow-fsync"}
+	f.Restart()
+	if m := f.Mode(); m != "follower" {
+		t.Fatalf("server %d came back as %q", slow, m)
+	}
+	for try := 0; try < 3; try++ {
+		owner := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
+		id, pw := owner.Session.SessionID, owner.Session.Passwd
+		start := time.Now()
+		nc, err := net.Dial("tcp", e.Addr(slow))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := wire.ConnectRequest{TimeOut: 30000, SessionID: id, Passwd: pw}
+		if _, err := nc.Write(wire.AppendFrame(nil, req.Append(nil))); err != nil {
+			t.Fatal(err)
+		}
+		r, err := readConnectResponse(nc, 10*time.Second)
+		nc.Close()
+		if err != nil || r.SessionID != id || r.TimeOut <= 0 {
+			t.Fatalf("resuming session 0x%x on the slow follower %v after its creation: %+v, %v", id, time.Since(start), r, err)
+		}
+	}
+}
+
+// readConnectResponse reads the answer to a ConnectRequest sent on nc.
+func readConnectResponse(nc net.Conn, within time.Duration) (wire.ConnectResponse, error) {
+	fr := wire.NewFrameReader(0)
+	buf := make([]byte, 4096)
+	nc.SetReadDeadline(time.Now().Add(within))
+	for {
+		p, err := fr.Next()
+		if err != nil {
+			return wire.ConnectResponse{}, err
+		}
+		if p != nil {
+			var r wire.ConnectResponse
+			_, err := r.Decode(p, wire.Copy)
+			return r, err
+		}
+		n, err := nc.Read(buf)
+		if err != nil {
+			return wire.ConnectResponse{}, err
+		}
+		fr.Write(buf[:n])
 	}
 }
 

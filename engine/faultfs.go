@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"zkd/wal/vfs"
 )
@@ -29,11 +30,14 @@ import (
 //
 // With lieLog (ZKD_FAULTS=fsync-lies, a planted bug), fsync of a txn log
 // file returns success without doing anything or counting the data as
-// durable, so a power cut loses txns the server acknowledged.
+// durable, so a power cut loses txns the server acknowledged. With
+// slowLog (ZKD_FAULTS=slow-fsync), fsync of a txn log file waits that
+// long before it does its work.
 type faultFS struct {
-	fs     vfs.FS
-	lieLog bool
-	log    *slog.Logger
+	fs      vfs.FS
+	lieLog  bool
+	slowLog time.Duration
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	broken bool
@@ -53,8 +57,8 @@ type undoWrite struct {
 
 var errFaultIO = fmt.Errorf("ZKD_FAULTS=disk: %w", syscall.EIO)
 
-func newFaultFS(fs vfs.FS, lieLog bool, log *slog.Logger) *faultFS {
-	f := &faultFS{fs: fs, lieLog: lieLog, log: log, files: map[string]*faultState{}}
+func newFaultFS(fs vfs.FS, lieLog bool, slowLog time.Duration, log *slog.Logger) *faultFS {
+	f := &faultFS{fs: fs, lieLog: lieLog, slowLog: slowLog, log: log, files: map[string]*faultState{}}
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
@@ -115,7 +119,12 @@ func (f *faultFS) track(name string, file vfs.File, fresh bool) vfs.File {
 		f.files[name] = st
 	}
 	f.mu.Unlock()
-	return &faultFile{File: file, fs: f, name: name, lie: f.lieLog && strings.HasPrefix(filepath.Base(name), "log.")}
+	isLog := strings.HasPrefix(filepath.Base(name), "log.")
+	ff := &faultFile{File: file, fs: f, name: name, lie: f.lieLog && isLog}
+	if isLog {
+		ff.slow = f.slowLog
+	}
+	return ff
 }
 
 func (f *faultFS) Create(name string) (vfs.File, error) {
@@ -187,6 +196,7 @@ type faultFile struct {
 	fs   *faultFS
 	name string
 	lie  bool
+	slow time.Duration // added to each fsync
 }
 
 func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
@@ -219,6 +229,7 @@ func (w *faultFile) Sync() error {
 	if w.lie {
 		return nil
 	}
+	time.Sleep(w.slow)
 	// What the fsync makes durable is what was written before it began;
 	// a power cut while it runs undoes that too, as a real one may.
 	f.mu.Lock()

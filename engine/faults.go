@@ -1,10 +1,14 @@
 package engine
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // faults are bugs a test may plant in a server through the ZKD_FAULTS
 // environment variable (comma-separated names), to prove that a checker
-// such as zkbench check finds them. The server warns at start when any is
+// such as zkbench check finds them, or conditions a test cannot make
+// otherwise, such as a slow disk. The server warns at start when any is
 // set; nothing else sets them.
 type faults struct {
 	// ackBeforeQuorum: the leader commits, and so acknowledges, a write
@@ -18,7 +22,15 @@ type faults struct {
 	// fsyncLies (implies disk): an fsync of a txn log file does nothing,
 	// so a power cut loses txns the server acknowledged.
 	fsyncLies bool
+	// slowFsync (implies disk): an fsync of a txn log file takes
+	// slowFsyncDelay longer, as an overloaded disk's may, so that this
+	// server logs, acknowledges and applies txns well after the others.
+	slowFsync bool
 }
+
+// slowFsyncDelay is what ZKD_FAULTS=slow-fsync adds to each fsync of a
+// txn log file.
+const slowFsyncDelay = 500 * time.Millisecond
 
 // parseFaults reads ZKD_FAULTS; unknown are the names it does not know.
 func parseFaults(s string) (f faults, unknown []string) {
@@ -31,6 +43,8 @@ func parseFaults(s string) (f faults, unknown []string) {
 			f.disk = true
 		case "fsync-lies":
 			f.disk, f.fsyncLies = true, true
+		case "slow-fsync":
+			f.disk, f.slowFsync = true, true
 		default:
 			unknown = append(unknown, name)
 		}

@@ -61,6 +61,8 @@ type followState struct {
 type remoteItem struct {
 	txn  wal.Txn
 	sync bool
+	// reval is the leader's answer to a REVALIDATE (sync unset).
+	reval []byte
 }
 
 func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, last int64, observer bool) error {
@@ -191,7 +193,12 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			x.count(&pkt)
 		}
 		if pkt.Type == wire.PacketRevalidate {
-			fo.revalidated(pkt.Data)
+			if len(pkt.Data) < 9 {
+				continue
+			}
+			// After the commits before it: a session the leader calls
+			// open was created by one of them.
+			s.writes.remote(remoteItem{reval: pkt.Data})
 			continue
 		}
 		if !f.Serving() && (pkt.Type == wire.PacketDiff || pkt.Type == wire.PacketTrunc || pkt.Type == wire.PacketSnap) {
@@ -495,7 +502,7 @@ func (a *applier) gather() int64 {
 	items := f.remote
 	n := 0
 	for ; n < len(items); n++ {
-		if !items[n].sync && items[n].txn.Header.Zxid > durable {
+		if !items[n].sync && items[n].reval == nil && items[n].txn.Header.Zxid > durable {
 			break
 		}
 	}
@@ -511,6 +518,18 @@ func (a *applier) gather() int64 {
 		}
 	}
 	for _, it := range items[:n] {
+		if it.reval != nil {
+			for _, c := range f.fo.revalidated(it.reval) {
+				r := newWriteReq()
+				r.c, r.read, r.revalidated = c, true, -1
+				if it.reval[8] != 0 {
+					r.revalidated = 1
+				}
+				s.stats.outstanding.Add(1)
+				a.pending = append(a.pending, r)
+			}
+			continue
+		}
 		if it.sync {
 			if len(f.syncs) == 0 {
 				continue
@@ -613,20 +632,15 @@ func (fo *follower) revalidate(id int64, timeout int32, c *conn) bool {
 	return true
 }
 
-// revalidated takes the leader's answer to a REVALIDATE: the session,
-// then whether it is open.
-func (fo *follower) revalidated(data []byte) {
-	if len(data) < 9 {
-		return
-	}
+// revalidated takes the leader's answer to a REVALIDATE (the session,
+// then whether it is open) and returns the connections waiting for it.
+func (fo *follower) revalidated(data []byte) []*conn {
 	id := int64(binary.BigEndian.Uint64(data))
 	fo.mu.Lock()
+	defer fo.mu.Unlock()
 	cs := fo.revals[id]
 	delete(fo.revals, id)
-	fo.mu.Unlock()
-	for _, c := range cs {
-		c.post(item{kind: itemRevalidated, valid: data[8] != 0})
-	}
+	return cs
 }
 
 // sendAfter queues p for the leader once the log is durable up to need,

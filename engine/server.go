@@ -163,7 +163,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		if base == nil {
 			base = vfs.OS
 		}
-		s.opts.FS = newFaultFS(base, s.faults.fsyncLies, s.log)
+		var slow time.Duration
+		if s.faults.slowFsync {
+			slow = slowFsyncDelay
+		}
+		s.opts.FS = newFaultFS(base, s.faults.fsyncLies, slow, s.log)
 	}
 	// The client port first: a port in use, or an address that does not
 	// resolve, should stop the server before it spends time recovering.
