@@ -8,11 +8,9 @@
 set -eu
 rounds=${1:-2}
 znodes=${2:-1000000}
-root=$(mktemp -d /tmp/catchup.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
 port=26181 qport=26888 eport=26889
 . bench/ensemble-lib.sh
+scratch catchup
 
 
 printf "%-10s %-6s %9s %14s %12s\n" server round znodes load_seconds catchup_s

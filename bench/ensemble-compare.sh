@@ -9,11 +9,8 @@
 set -eu
 rounds=${1:-2}
 secs=${2:-10}
-root=$(mktemp -d /tmp/ensemble-compare.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
-go build -o "$root/zkbench" ./cmd/zkbench
 . bench/ensemble-lib.sh
+scratch ensemble-compare zkbench
 
 printf "%-10s %-6s %-8s %-6s %12s %10s\n" server round through reads ops/s p99ms
 for r in $(seq 1 "$rounds"); do

@@ -13,11 +13,8 @@ set -eu
 rounds=${1:-1}
 through=${2:-follower}
 reads=${3:-0}
-root=$(mktemp -d /tmp/ensemble-cpu.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
-go build -o "$root/zkbench" ./cmd/zkbench
 . bench/ensemble-lib.sh
+scratch ensemble-cpu zkbench
 
 # counters <pid>: "user-ticks system-ticks read-calls write-calls".
 counters() {

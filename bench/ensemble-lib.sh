@@ -1,13 +1,25 @@
-# ensemble-lib.sh: what bench/ensemble-compare.sh and bench/failover.sh
-# share. Sourced, with $root (a scratch directory holding the zkd binary)
-# set (and a zkbench binary there, for saturate); $port, $qport and $eport may be set before, and $tick, and $extra
-# (zoo.cfg lines every server gets).
+# ensemble-lib.sh: what the bench/ scripts that run ensembles share.
+# Sourced; $port, $qport and $eport may be set before, and $tick, and
+# $extra (zoo.cfg lines every server gets). The script then calls scratch,
+# which makes $root, the scratch directory the functions below use.
 port=${port:-24181}
 qport=${qport:-24888}
 eport=${eport:-24889}
 tick=${tick:-2000}
 extra=${extra:-}
 zkcp="/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar"
+
+# scratch <name> [zkbench]: $root, a new scratch directory, removed (and
+# every server run from it killed) when the script ends, holding the zkd
+# binary built from this tree, and zkbench too when asked.
+scratch() {
+	root=$(mktemp -d "/tmp/$1.XXXXXX")
+	trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
+	go build -o "$root/zkd" ./cmd/zkd
+	if [ "${2:-}" = zkbench ]; then
+		go build -o "$root/zkbench" ./cmd/zkbench
+	fi
+}
 
 # fourlw host port word: the answer, or nothing if the server is down.
 fourlw() { python3 -c '

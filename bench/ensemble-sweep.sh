@@ -17,11 +17,8 @@ set -eu
 rounds=${1:-1}
 secs=${2:-5}
 impls=${3:-zkd zookeeper}
-root=$(mktemp -d /tmp/ensemble-sweep.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
-go build -o "$root/zkbench" ./cmd/zkbench
 . bench/ensemble-lib.sh
+scratch ensemble-sweep zkbench
 
 # point <addr> <clients> <outstanding>: "ops/s p50ms p99ms", or "? ? ?".
 point() {

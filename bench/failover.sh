@@ -12,11 +12,9 @@
 set -eu
 rounds=${1:-3}
 tick=${2:-2000}
-root=$(mktemp -d /tmp/failover.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
 port=25181 qport=25888 eport=25889
 . bench/ensemble-lib.sh
+scratch failover
 
 run() { # run <zkd|zookeeper> <round>
 	start=$(date +%s.%N)

@@ -10,10 +10,8 @@
 set -eu
 rounds=${1:-2}
 secs=${2:-10}
-root=$(mktemp -d /tmp/quorum-tls-compare.XXXXXX)
-trap 'pkill -f "$root/" 2>/dev/null || true; sleep 1; rm -rf "$root"' EXIT INT TERM
-go build -o "$root/zkd" ./cmd/zkd
-go build -o "$root/zkbench" ./cmd/zkbench
+. bench/ensemble-lib.sh
+scratch quorum-tls-compare zkbench
 
 # A test authority and one certificate for the three servers.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
@@ -27,8 +25,6 @@ cat "$root/server.key" "$root/server.crt" > "$root/server.pem"
 tls="sslQuorum=true
 ssl.quorum.keyStore.location=$root/server.pem
 ssl.quorum.trustStore.location=$root/ca.pem"
-
-. bench/ensemble-lib.sh
 
 printf "%-10s %-6s %-6s %12s %10s\n" quorum round reads ops/s p99ms
 for r in $(seq 1 "$rounds"); do
