@@ -34,8 +34,12 @@ func TestReadsAllocateNothing(t *testing.T) {
 			runBatches(b, c, [][]byte{batch}, 16)
 		})
 		// A stray allocation elsewhere in the process (the GC, a timer)
-		// is not the read's: allow one per thousand requests.
-		if m := res.Extra["mallocs/req"]; m > 0.001 {
+		// is not the read's. Those come with time, not with requests, so
+		// on a busy machine, where fewer requests fit in the benchmark's
+		// second, they weigh more per request (0.0012 in one such run).
+		// An allocation of the read path comes at least once per batch
+		// of 16, 0.0625 per request: allow a sixth of that.
+		if m := res.Extra["mallocs/req"]; m > 0.01 {
 			t.Errorf("%s: %.4f allocations per request, want none", tc.name, m)
 		}
 	}
