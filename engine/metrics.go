@@ -184,25 +184,43 @@ type namedSummary struct {
 	pct  bool
 }
 
-// summaries are the server's summaries, each under its mntr name.
+// summaryEntry is one of the server's summary-kept figures under its
+// mntr name, and whether ZooKeeper gives it percentiles.
+type summaryEntry struct {
+	name string
+	x    *summary
+	pct  bool
+}
+
+// summaryTable is every figure the server keeps as a summary: what mntr
+// and the Prometheus endpoint report, and what srst resets.
+func (s *Server) summaryTable() []summaryEntry {
+	st := &s.stats
+	return []summaryEntry{
+		{"election_time", &s.electionTime, false}, {"fsynctime", &s.fsyncTime, false}, {"snapshottime", &s.snapshotTime, false},
+		{"quorum_ack_latency", &st.quorumAckLat, true}, {"proposal_latency", &st.proposalLat, true},
+		{"commit_propagation_latency", &st.commitPropagateLat, true}, {"proposal_ack_creation_latency", &st.proposalAckLat, true},
+		{"unavailable_time", &st.unavailable, false}, {"leader_unavailable_time", &st.leaderUnavailable, false},
+		{"follower_sync_time", &st.followerSync, false}, {"observer_sync_time", &st.observerSync, false},
+		{"propagation_latency", &st.propagationLat, true}, {"dbinittime", &st.dbInit, false},
+		{"startup_snap_load_time", &st.snapLoad, false}, {"startup_txns_loaded", &st.txnsLoaded, false},
+		{"startup_txns_load_time", &st.txnsLoadTime, false},
+	}
+}
+
+// summaries are the server's summaries, each under its mntr name: the
+// summary table's, the request latencies and the watch fan-out.
 func (s *Server) summaries() []namedSummary {
 	st := &s.stats
-	sm := func(name string, x *summary, pct bool) namedSummary { return namedSummary{name, x.get(), &x.res, pct} }
 	lat := func(name string, x *pctLatencies) namedSummary { return namedSummary{name, x.summary(), &x.res, true} }
 	created, deleted, changed, children := s.tree.Load().WatchFanout()
-	return []namedSummary{
-		sm("election_time", &s.electionTime, false), sm("fsynctime", &s.fsyncTime, false), sm("snapshottime", &s.snapshotTime, false),
-		lat("readlatency", &st.readLat), lat("updatelatency", &st.updateLat),
-		sm("quorum_ack_latency", &st.quorumAckLat, true), sm("proposal_latency", &st.proposalLat, true),
-		sm("commit_propagation_latency", &st.commitPropagateLat, true), sm("proposal_ack_creation_latency", &st.proposalAckLat, true),
-		sm("unavailable_time", &st.unavailable, false), sm("leader_unavailable_time", &st.leaderUnavailable, false),
-		sm("follower_sync_time", &st.followerSync, false), sm("observer_sync_time", &st.observerSync, false),
-		sm("propagation_latency", &st.propagationLat, true), sm("dbinittime", &st.dbInit, false),
-		sm("startup_snap_load_time", &st.snapLoad, false), sm("startup_txns_loaded", &st.txnsLoaded, false),
-		sm("startup_txns_load_time", &st.txnsLoadTime, false),
-		{name: "node_created_watch_count", st: created}, {name: "node_deleted_watch_count", st: deleted},
-		{name: "node_changed_watch_count", st: changed}, {name: "node_children_watch_count", st: children},
+	out := []namedSummary{lat("readlatency", &st.readLat), lat("updatelatency", &st.updateLat)}
+	for _, e := range s.summaryTable() {
+		out = append(out, namedSummary{e.name, e.x.get(), &e.x.res, e.pct})
 	}
+	return append(out,
+		namedSummary{name: "node_created_watch_count", st: created}, namedSummary{name: "node_deleted_watch_count", st: deleted},
+		namedSummary{name: "node_changed_watch_count", st: changed}, namedSummary{name: "node_children_watch_count", st: children})
 }
 
 // summaryFigures are a summary's five mntr figures as ZooKeeper's

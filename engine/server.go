@@ -1068,9 +1068,9 @@ func (s *Server) resetStats() {
 		*st = ztree.NamespaceStat{}
 	}
 	s.nsMu.Unlock()
-	s.electionTime.reset()
-	s.fsyncTime.reset()
-	s.snapshotTime.reset()
+	for _, e := range s.summaryTable() {
+		e.x.reset()
+	}
 }
 
 func (st *stats) reset() {
@@ -1095,9 +1095,5 @@ func (st *stats) reset() {
 	for _, n := range []*atomic.Int64{&st.looking, &st.snapSyncs, &st.diffSyncs, &st.connRequests, &st.bytesReceived, &st.responseBytes,
 		&st.connRejected, &st.resumes, &st.sessionsExpired, &st.revalidates, &st.sessionlessExpired} {
 		n.Store(0)
-	}
-	for _, sm := range []*summary{&st.quorumAckLat, &st.proposalLat, &st.commitPropagateLat, &st.proposalAckLat, &st.propagationLat,
-		&st.unavailable, &st.leaderUnavailable, &st.followerSync, &st.observerSync, &st.dbInit, &st.snapLoad, &st.txnsLoaded, &st.txnsLoadTime} {
-		sm.reset()
 	}
 }
