@@ -35,11 +35,18 @@ try:
 except OSError:
     pass' "$@"; }
 
-# launch <zkd|zookeeper>: a fresh 3-server ensemble, server N on 127.0.0.N,
-# in $root/<impl>-N; returns at once.
+# An implementation (impl below) is zkd (the binary scratch built from
+# this tree), zkd=/path/to/a/zkd binary (another build, to compare two), or
+# zookeeper (Apache ZooKeeper 3.8 from Debian).
+
+# dirof <impl>: the name of that ensemble's directories under $root.
+dirof() { printf %s "$1" | tr '/=.' '___'; }
+
+# launch <impl>: a fresh 3-server ensemble, server N on 127.0.0.N, in
+# $root/<dirof impl>-N; returns at once.
 launch() {
 	for i in 1 2 3; do
-		d="$root/$1-$i"
+		d="$root/$(dirof "$1")-$i"
 		rm -rf "$d"; mkdir -p "$d/data"; echo $i > "$d/data/myid"
 		cat > "$d/zoo.cfg" <<CFG
 tickTime=$tick
@@ -55,18 +62,19 @@ server.2=127.0.0.2:$qport:$eport
 server.3=127.0.0.3:$qport:$eport
 $extra
 CFG
-		if [ "$1" = zkd ]; then
-			"$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 &
-		else
-			java -cp "$zkcp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 &
-		fi
+		case "$1" in
+		zkd) "$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
+		zkd=*) "${1#zkd=}" "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
+		zookeeper) java -cp "$zkcp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
+		*) echo "unknown server $1: zkd, zkd=/path/to/zkd or zookeeper" >&2; exit 1 ;;
+		esac
 	done
 }
 
-# stop <zkd|zookeeper>: kill that ensemble.
-stop() { pkill -f "$root/$1-" || true; sleep 2; }
+# stop <impl>: kill that ensemble.
+stop() { pkill -f "$root/$(dirof "$1")-" || true; sleep 2; }
 
-# start <zkd|zookeeper>: a fresh 3-server ensemble (launch), once all
+# start <impl>: a fresh 3-server ensemble (launch), once all
 # three serve. A server already answering on one of the addresses (left
 # from an earlier run) would be measured in the new one's place: then it
 # stops with a message instead.
