@@ -47,7 +47,7 @@ for b in range(0, n, 1000):
 load = time.time() - t0
 want = int(srvr(leader)["Zxid"], 16)
 zk.stop()
-subprocess.Popen(["sh", "-c", ". bench/ensemble-lib.sh; root=%s; impl=%s; i=%d; d=$root/$impl-$i; if [ $impl = zkd ]; then exec $root/zkd $d/zoo.cfg >> $d/log 2>&1; else exec java -cp $zkcp org.apache.zookeeper.server.quorum.QuorumPeerMain $d/zoo.cfg >> $d/log 2>&1; fi" % (root, impl, f)])
+subprocess.run(["sh", "-c", ". bench/ensemble-lib.sh; root=%s; serve %s %d" % (root, impl, f)])
 t0 = time.time()
 while True:
     s = srvr(f)

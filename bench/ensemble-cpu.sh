@@ -30,7 +30,7 @@ for r in $(seq 1 "$rounds"); do
 		addr=$(role $through)
 		pids=""
 		for i in 1 2 3; do
-			pids="$pids $(pgrep -f "$root/$impl-$i/zoo.cfg")"
+			pids="$pids $(pgrep -f "$root/$(dirof $impl)-$i/zoo.cfg")"
 		done
 		"$root/zkbench" saturate -servers "$addr" -reads $reads -duration 14s -warmup 2s -progress=false -json > "$root/out.json" 2>/dev/null &
 		bench=$!
@@ -42,7 +42,7 @@ for r in $(seq 1 "$rounds"); do
 		for p in $pids $bench; do
 			name=zkbench
 			for i in 1 2 3; do
-				if [ $p != $bench ] && grep -qs "$impl-$i/zoo.cfg" /proc/$p/cmdline; then
+				if [ $p != $bench ] && grep -qs "$(dirof $impl)-$i/zoo.cfg" /proc/$p/cmdline; then
 					name="127.0.0.$i-$(fourlw 127.0.0.$i $port srvr | sed -n 's/^Mode: //p')"
 				fi
 			done

@@ -62,13 +62,21 @@ server.2=127.0.0.2:$qport:$eport
 server.3=127.0.0.3:$qport:$eport
 $extra
 CFG
-		case "$1" in
-		zkd) "$root/zkd" "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
-		zkd=*) "${1#zkd=}" "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
-		zookeeper) java -cp "$zkcp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" > "$d/log" 2>&1 & ;;
-		*) echo "unknown server $1: zkd, zkd=/path/to/zkd or zookeeper" >&2; exit 1 ;;
-		esac
+		serve "$1" $i
 	done
+}
+
+# serve <impl> <N>: start server N of that ensemble, in the directory
+# launch made, in the background, its output appended to its log; a
+# server stopped during a run starts again this way.
+serve() {
+	d="$root/$(dirof "$1")-$2"
+	case "$1" in
+	zkd) "$root/zkd" "$d/zoo.cfg" >> "$d/log" 2>&1 & ;;
+	zkd=*) "${1#zkd=}" "$d/zoo.cfg" >> "$d/log" 2>&1 & ;;
+	zookeeper) java -cp "$zkcp" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/log" 2>&1 & ;;
+	*) echo "unknown server $1: zkd, zkd=/path/to/zkd or zookeeper" >&2; exit 1 ;;
+	esac
 }
 
 # stop <impl>: kill that ensemble.
