@@ -73,12 +73,25 @@ func (m *mixedMember) launch(t *testing.T) {
 		m.z.Launch()
 		return
 	}
+	m.opts.Log = true
 	ref, err := zkref.Start(m.dir, m.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.ref = ref
 	t.Cleanup(func() { ref.Stop() })
+	// Runs before the Stop above: on a failure, whether this ZooKeeper
+	// had already exited, and the end of its log.
+	t.Cleanup(func() {
+		if !t.Failed() || ref != m.ref {
+			return
+		}
+		exited, how := ref.Exited()
+		out, _ := os.ReadFile(filepath.Join(m.dir, "zookeeper.out"))
+		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+		lines = lines[max(0, len(lines)-80):]
+		t.Logf("%s (exited before the end: %v %v), the end of its log:\n%s", m.label, exited, how, strings.Join(lines, "\n"))
+	})
 }
 
 // stop ends the member: SIGTERM for zkd, SIGKILL for ZooKeeper (whose

@@ -20,10 +20,13 @@ var Jars = []string{
 	"/usr/share/java/zookeeper.jar",
 	"/usr/share/java/zookeeper-jute.jar",
 	"/usr/share/java/slf4j-api.jar",
-	"/usr/share/java/slf4j-nop.jar",
+	slf4jNop,
 	"/usr/share/java/netty-all.jar",
 	"/usr/share/java/metrics-core.jar",
 }
+
+// slf4jNop is the logging binding of Jars: none.
+const slf4jNop = "/usr/share/java/slf4j-nop.jar"
 
 // ErrNotInstalled means Java or the zookeeper package is missing.
 var ErrNotInstalled = errors.New("zkref: Apache ZooKeeper (Debian package zookeeper) or java is not installed")
@@ -64,6 +67,10 @@ type Options struct {
 	// StartProcess, when set, starts the JVM's command instead of
 	// cmd.Start (to start it on chosen CPUs, say).
 	StartProcess func(cmd *exec.Cmd) error
+	// Log, when set, has the server log (INFO and up, through
+	// slf4j-simple) into zookeeper.out instead of nowhere, for a test to
+	// show when it fails. Benchmarks leave it off: logging costs.
+	Log bool
 }
 
 // Server is a running reference server.
@@ -113,7 +120,15 @@ func Start(dir string, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	args = append(args, "-cp", strings.Join(append(append([]string(nil), Jars...), opts.ClassPath...), ":"), main, cfgPath)
+	jars := append([]string(nil), Jars...)
+	if opts.Log {
+		for i, j := range jars {
+			if j == slf4jNop {
+				jars[i] = "/usr/share/java/slf4j-simple.jar"
+			}
+		}
+	}
+	args = append(args, "-cp", strings.Join(append(jars, opts.ClassPath...), ":"), main, cfgPath)
 	logFile, err := os.Create(filepath.Join(dir, "zookeeper.out"))
 	if err != nil {
 		return nil, err
@@ -204,6 +219,18 @@ func (s *Server) srvr() []byte {
 	}
 	out, _ := io.ReadAll(c)
 	return out
+}
+
+// Exited says whether the server's process has ended, and how (the
+// error of its wait: an exit status or a signal).
+func (s *Server) Exited() (bool, error) {
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
 }
 
 // PID is the server process's id.
