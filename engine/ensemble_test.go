@@ -1579,17 +1579,29 @@ func TestEnsembleMntrCountsProposalsAndCommits(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The leader pings each learner every half tick (100 ms), and each
+	// ping is a packet through the learner's queue: its size summary
+	// may count the pings sent between srst and the mntr after it, and
+	// nothing else.
+	qpKey := fmt.Sprintf("zk_cnt_%d_learner_handler_qp_size", follower)
+	qpBefore := L[qpKey]
+	srstAt := time.Now()
 	if out, err := zkdtest.FourLetterWord(e.Addr(leader), "srst"); err != nil || out != "Server stats reset.\n" {
 		t.Fatalf("srst: %q, %v", out, err)
 	}
 	L = mntrFigures(t, e.Addr(leader))
+	pings := int64(time.Since(srstAt)/(100*time.Millisecond)) + 1
 	for _, k := range []string{"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_cnt_fsynctime",
 		"zk_cnt_updatelatency", "zk_cnt_readlatency", "zk_looking_count", "zk_diff_count", "zk_cnt_unavailable_time",
 		"zk_cnt_propagation_latency", "zk_connection_request_count", "zk_cnt_dbinittime", "zk_response_bytes",
-		"zk_revalidate_count", fmt.Sprintf("zk_cnt_%d_learner_handler_qp_size", follower), "zk_cnt_m_write_per_namespace"} {
+		"zk_revalidate_count", "zk_cnt_m_write_per_namespace"} {
 		if L[k] != 0 {
 			t.Errorf("after srst the leader's %s is %d, want 0", k, L[k])
 		}
+	}
+	if qpBefore <= pings || L[qpKey] > pings {
+		t.Errorf("the leader's %s is %d before srst and %d after it, want more than %d before and at most %d after (the pings)",
+			qpKey, qpBefore, L[qpKey], pings, pings)
 	}
 	// A summary per namespace keeps its namespace, as ZooKeeper's does.
 	if _, ok := L["zk_cnt_m_write_per_namespace"]; !ok {
