@@ -188,11 +188,8 @@ func (s *Server) listening() bool {
 func (s *Server) waitFor(ready func() bool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			s.done <- err
+		if exited, err := s.Exited(); exited {
 			return fmt.Errorf("zkref: server exited during start-up (%v); see %s", err, filepath.Join(s.Dir, "zookeeper.out"))
-		default:
 		}
 		if ready() {
 			return nil
