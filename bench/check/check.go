@@ -21,7 +21,7 @@ import (
 
 // Options are a run's settings.
 type Options struct {
-	Impl      string // zkd or zookeeper
+	Impl      string // zkd, zookeeper, mixed, or one per member (see Impls)
 	Binary    string // the zkd binary
 	Dir       string // where the members' directories go (kept)
 	Servers   int
@@ -112,8 +112,14 @@ func Run(o Options) (*Report, error) {
 		needNet = needNet || strings.HasPrefix(f, "partition")
 		c.diskFaults = c.diskFaults || isDiskFault(f)
 	}
-	if c.diskFaults && o.Impl != "zkd" {
-		return nil, fmt.Errorf("check: the disk faults need zkd's fault hook; %s has none", o.Impl)
+	if len(o.Connect) == 0 {
+		impls, err := Impls(o.Impl, o.Servers)
+		if err != nil {
+			return nil, err
+		}
+		if c.diskFaults && slices.Contains(impls, "zookeeper") {
+			return nil, fmt.Errorf("check: the disk faults need zkd's fault hook, and Apache ZooKeeper has none: they need every member zkd")
+		}
 	}
 	if needNet {
 		if err := CanPartition(); err != nil {

@@ -25,8 +25,10 @@ import (
 // Cluster is an ensemble of N voting members, member i (1-based) on
 // 127.0.0.i with the same ports, each in a directory of its own.
 type Cluster struct {
-	Impl         string // "zkd" or "zookeeper"
-	Binary       string // the zkd binary (for Impl zkd)
+	// Impl is every member's server, "zkd" or "zookeeper", or a list of
+	// one per member (Impls).
+	Impl         string
+	Binary       string // the zkd binary (for the zkd members)
 	Dir          string
 	N            int
 	ClientPort   int
@@ -58,7 +60,50 @@ func (c *Cluster) Addr(i int) string {
 func (c *Cluster) Host(i int) string { return fmt.Sprintf("127.0.0.%d", i) }
 
 func (c *Cluster) memberDir(i int) string {
-	return filepath.Join(c.Dir, fmt.Sprintf("%s-%d", c.Impl, i))
+	return filepath.Join(c.Dir, fmt.Sprintf("%s-%d", c.implOf(i), i))
+}
+
+// implOf is member i's server.
+func (c *Cluster) implOf(i int) string {
+	impls, err := Impls(c.Impl, c.N)
+	if err != nil || i < 1 || i > len(impls) {
+		return c.Impl
+	}
+	return impls[i-1]
+}
+
+// Impls is each of n members' server for impl: "zkd" or "zookeeper" for
+// all of them; "mixed" for zkd on the odd members and Apache ZooKeeper
+// on the even ones (zkd, zookeeper, zkd for three); or a list of n,
+// comma-separated ("zookeeper,zkd,zkd").
+func Impls(impl string, n int) ([]string, error) {
+	one := func(s string) []string {
+		out := make([]string, n)
+		for k := range out {
+			out[k] = s
+		}
+		return out
+	}
+	switch impl {
+	case "zkd", "zookeeper":
+		return one(impl), nil
+	case "mixed":
+		out := one("zkd")
+		for k := 1; k < n; k += 2 {
+			out[k] = "zookeeper"
+		}
+		return out, nil
+	}
+	out := strings.Split(impl, ",")
+	if len(out) != n {
+		return nil, fmt.Errorf("check: %q names %d servers for %d members (zkd, zookeeper, mixed, or one per member)", impl, len(out), n)
+	}
+	for _, s := range out {
+		if s != "zkd" && s != "zookeeper" {
+			return nil, fmt.Errorf("check: no implementation %q (zkd or zookeeper)", s)
+		}
+	}
+	return out, nil
 }
 
 // config is member i's zoo.cfg: a short tick, so that faults are noticed
@@ -112,7 +157,7 @@ func (c *Cluster) Start(timeout time.Duration) error {
 func (c *Cluster) launch(i int) error {
 	d := c.memberDir(i)
 	var cmd *exec.Cmd
-	switch c.Impl {
+	switch impl := c.implOf(i); impl {
 	case "zkd":
 		cmd = exec.Command(c.Binary, "zoo.cfg")
 		cmd.Env = append(os.Environ(), c.Env...)
@@ -144,7 +189,7 @@ func (c *Cluster) launch(i int) error {
 		cmd = exec.Command("java", "-cp", strings.Join(jars, ":"),
 			"org.apache.zookeeper.server.quorum.QuorumPeerMain", "zoo.cfg")
 	default:
-		return fmt.Errorf("check: no implementation %q (zkd or zookeeper)", c.Impl)
+		return fmt.Errorf("check: no implementation %q (zkd or zookeeper)", impl)
 	}
 	cmd.Dir = d
 	if c.gids {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,7 @@ import (
 func checkCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zkbench check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	impl := fs.String("impl", "zkd", "the servers: zkd or zookeeper (Apache ZooKeeper 3.8 from Debian)")
+	impl := fs.String("impl", "zkd", "the servers: zkd or zookeeper (Apache ZooKeeper 3.8 from Debian) for every member; mixed, zkd on the odd members and ZooKeeper on the even; or one per member, comma-separated (zookeeper,zkd,zkd)")
 	zkd := fs.String("zkd", "", "the zkd binary (default: zkd on the PATH, or built from this checkout)")
 	servers := fs.Int("servers", 3, "ensemble members, member i on 127.0.0.i")
 	port := fs.Int("port", 31181, "client port of every member; the quorum and election ports are the next two")
@@ -72,7 +73,15 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zkbench check: --servers from 1 to 9")
 		return 2
 	}
-	if o.Impl == "zkd" && o.Connect == nil {
+	var impls []string
+	if o.Connect == nil {
+		var err error
+		if impls, err = check.Impls(o.Impl, o.Servers); err != nil {
+			fmt.Fprintf(stderr, "zkbench %v\n", err)
+			return 2
+		}
+	}
+	if slices.Contains(impls, "zkd") {
 		bin, err := zkdBinary(*zkd)
 		if err != nil {
 			fmt.Fprintf(stderr, "zkbench check: %v\n", err)
