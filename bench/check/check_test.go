@@ -235,13 +235,7 @@ func runCheck(t *testing.T, o Options) *Report {
 // zkd, three servers, every workload, under kills, a pause, a cut-off
 // leader and a bridge, one after the other: every workload passes.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	faults := faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge)
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
-		Faults: faults})
-	if !r.Valid() {
-		t.Fatal("zkd failed the check (the report above; the history is in the test's directory)")
-	}
-	mustHaveMade(t, r, faults)
+	r := passesUnder(t, "zkd", faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge))
 	png := filepath.Join(t.TempDir(), "timeline.png")
 	if err := Timeline(png, r); err != nil {
 		t.Fatal(err)
@@ -253,6 +247,20 @@ func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
 
 // mustHaveMade fails the test unless each of faults was made at least
 // once.
+// passesUnder runs a 3-server ensemble of impl (zkd or mixed) under the
+// faults in turn, 5.5 s each, and fails the test unless every workload
+// passes and every fault was made.
+func passesUnder(t *testing.T, impl string, faults []string) *Report {
+	t.Helper()
+	r := runCheck(t, Options{Impl: impl, Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
+		Faults: faults})
+	if !r.Valid() {
+		t.Fatalf("the %s ensemble failed the check (the report above; the history is in the test's directory)", impl)
+	}
+	mustHaveMade(t, r, faults)
+	return r
+}
+
 func mustHaveMade(t *testing.T, r *Report, faults []string) {
 	t.Helper()
 	made := map[string]int{}
@@ -272,13 +280,7 @@ func mustHaveMade(t *testing.T, r *Report, faults []string) {
 // majority, a member whose disk fails, a member's power cut (its writes
 // since their last fsync undone) and the power of all three cut at once.
 func TestZkdEnsemblePassesUnderPartitionsAndDiskFaults(t *testing.T) {
-	faults := faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultDiskError, FaultPowerCut, FaultPowerCutAll)
-	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
-		Faults: faults})
-	if !r.Valid() {
-		t.Fatal("zkd failed the check (the report above; the history is in the test's directory)")
-	}
-	mustHaveMade(t, r, faults)
+	passesUnder(t, "zkd", faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultDiskError, FaultPowerCut, FaultPowerCutAll))
 }
 
 // The checker finds a planted bug: a server whose txn log fsync does
@@ -344,13 +346,7 @@ func TestZooKeeperEnsemblePassesUnderPausesAndPartitions(t *testing.T) {
 // test above).
 func TestMixedEnsemblePassesUnderPausesAndPartitions(t *testing.T) {
 	zkreftest.Need(t)
-	faults := faultsHere(t, FaultPauseLeader, FaultPartitionLeader, FaultPauseLeader, FaultPartitionOne, FaultPartitionHalves)
-	r := runCheck(t, Options{Impl: "mixed", Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
-		Faults: faults})
-	if !r.Valid() {
-		t.Fatal("the mixed ensemble failed the check (the report above; the history is in the test's directory)")
-	}
-	mustHaveMade(t, r, faults)
+	r := passesUnder(t, "mixed", faultsHere(t, FaultPauseLeader, FaultPartitionLeader, FaultPauseLeader, FaultPartitionOne, FaultPartitionHalves))
 	impls, _ := Impls("mixed", 3)
 	for _, f := range r.Faults {
 		if strings.HasSuffix(f.Name, "-leader") && len(f.Target) == 1 && f.Err == "" {
