@@ -263,7 +263,11 @@ func (s *Store) recover() (needSnap bool, err error) {
 	s.recovery.Replay = time.Since(replayStart)
 	if dg.unsettled != nil {
 		// No replayed txn could account for the snapshot's mismatch.
-		return false, dg.unsettled
+		return false, fmt.Errorf("%w; no digest logged after it matches the tree, so snapshot %s and the txn logs in %s "+
+			"do not make the tree the leader logged. zkd will not start: move %s aside and start again, and zkd will start "+
+			"from the snapshot before it (in an ensemble, moving aside the whole version-2 directory makes the server copy "+
+			"the leader's state)", dg.unsettled, filepath.Join(s.snapDir, s.recovery.Snapshot), s.logDir,
+			filepath.Join(s.snapDir, s.recovery.Snapshot))
 	}
 	if damaged != nil && s.tree.Zxid() < damagedZxid {
 		// The older snapshot and the logs do not rebuild what the damaged
@@ -302,6 +306,33 @@ func (s *Store) snapshotDigestAt(dg *snapDigest, zxid int64) {
 			"file", filepath.Join(s.snapDir, s.recovery.Snapshot), "zxid", fmt.Sprintf("%#x", zxid))
 	}
 	*dg = snapDigest{unsettled: err}
+}
+
+// logDigestAt compares the tree's digest after txn zxid with the one the
+// leader logged with it (file, offset off). Until one matches, a mismatch
+// is held: a snapshot a ZooKeeper leader streamed to this server (SNAP)
+// was written while the leader went on applying txns, and holds changes
+// of txns after the zxid it is named for, which come again after it; the
+// tree settles once replay is past them, and the first match says so
+// (a matching digest is the whole tree's). A tree that no logged digest
+// settles is refused once the log ends, and a mismatch after one has
+// matched at once.
+func (s *Store) logDigestAt(dg *snapDigest, want uint64, zxid int64, file string, off int64) {
+	err := s.checkDigest(ztree.DigestVersion, want, zxid, file, off)
+	switch {
+	case err == nil:
+		if dg.unsettled != nil {
+			s.log.Info("the tree replayed from the snapshot settled: its digest matches the logged one",
+				"snapshot", s.recovery.Snapshot, "zxid", fmt.Sprintf("%#x", zxid))
+		}
+		dg.unsettled, dg.settled = nil, true
+	case dg.settled:
+		dg.unsettled = err
+	case dg.unsettled == nil:
+		dg.unsettled = err
+		s.log.Warn("a logged digest does not match the tree replayed from the snapshot; a snapshot written while txns were applied holds some of the txns after it, so the digests logged later decide",
+			"snapshot", s.recovery.Snapshot, "file", file, "offset", off, "zxid", fmt.Sprintf("%#x", zxid))
+	}
 }
 
 // checkDigest compares the tree's digest after zxid with the one logged in
@@ -403,14 +434,12 @@ func (s *Store) replay(name string, newest bool, dg *snapDigest) error {
 				s.snapshotDigestAt(dg, z)
 			default:
 				if dg.Zxid != 0 {
-					*dg = snapDigest{} // its txn is not in the log
+					*dg = snapDigest{unsettled: dg.unsettled} // its txn is not in the log
 				}
-				if txn.Digest != nil {
-					if err := s.checkDigest(txn.Digest.Version, uint64(txn.Digest.TreeDigest), z, file, off); err != nil {
-						return err
-					}
-					if txn.Digest.Version == ztree.DigestVersion {
-						dg.unsettled = nil
+				if d := txn.Digest; d != nil && d.Version == ztree.DigestVersion {
+					s.logDigestAt(dg, uint64(d.TreeDigest), z, file, off)
+					if dg.settled && dg.unsettled != nil {
+						return dg.unsettled
 					}
 				}
 			}

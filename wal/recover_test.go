@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,18 +137,9 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 		for _, name := range logFiles(t, fs)[1:] {
 			offs, raw := entryOffsets(t, fs, name)
 			for _, off := range offs {
-				n := int(binary.BigEndian.Uint32(raw[off+8:]))
-				payload := append([]byte(nil), raw[off+12:off+12+n]...)
-				// TxnHeader: clientId 8, cxid 4, zxid 8, time 8, type 4.
-				typ := int32(binary.BigEndian.Uint32(payload[28:]))
-				if typ != 5 { // setData: its mtime goes into the digest
+				if !changeSetDataTime(t, fs, name, off, raw) {
 					continue
 				}
-				payload[27] ^= 1
-				var sum [8]byte
-				binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
-				patch(t, fs, name, int64(off), sum[:])
-				patch(t, fs, name, int64(off+12), payload)
 				_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 				if !errors.Is(err, wal.ErrDigestMismatch) {
 					t.Fatalf("got %v, want ErrDigestMismatch", err)
@@ -177,6 +169,25 @@ func TestDamagedLogsAreRefusedWithFileAndOffset(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+// changeSetDataTime changes the time of the txn at off in log file name
+// (raw, its bytes) if it is a setData, and fixes its checksum: only the
+// digest can tell.
+func changeSetDataTime(t *testing.T, fs *vfs.Mem, name string, off int, raw []byte) bool {
+	t.Helper()
+	n := int(binary.BigEndian.Uint32(raw[off+8:]))
+	payload := append([]byte(nil), raw[off+12:off+12+n]...)
+	// TxnHeader: clientId 8, cxid 4, zxid 8, time 8, type 4.
+	if typ := int32(binary.BigEndian.Uint32(payload[28:])); typ != 5 { // setData: its mtime goes into the digest
+		return false
+	}
+	payload[27] ^= 1
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], uint64(adler32.Checksum(payload)))
+	patch(t, fs, name, int64(off), sum[:])
+	patch(t, fs, name, int64(off+12), payload)
+	return true
 }
 
 // TestTornTailIsCutWithALogLine: a txn half written at the end of the
@@ -377,6 +388,15 @@ func TestSnapshotThatIsNotATreeMidwayIsPassedOver(t *testing.T) {
 // log gives.
 func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []byte)) (*vfs.Mem, string) {
 	t.Helper()
+	return fuzzySnapshotAs(t, seed, ahead, tail, false, edit)
+}
+
+// fuzzySnapshotAs is fuzzySnapshot; streamed files the snapshot as a
+// learner does that took it from a ZooKeeper leader's SNAP: named for B
+// and holding the `ahead` txns after it, with its own tree's digest
+// filed under B.
+func fuzzySnapshotAs(t *testing.T, seed int64, ahead, tail int, streamed bool, edit func(raw []byte)) (*vfs.Mem, string) {
+	t.Helper()
 	fs := vfs.NewMem()
 	s := open(t, wal.Options{FS: fs})
 	w := newWriter(t, s, seed)
@@ -405,6 +425,9 @@ func fuzzySnapshot(t *testing.T, seed int64, ahead, tail int, edit func(raw []by
 	}
 	if ahead == 1 {
 		base = trailZxid
+	}
+	if streamed {
+		trailZxid, trailDigest = base, w.tree.Published().Digest()
 	}
 	name, err := s.Snapshot(treeOf(s).Published())
 	if err != nil {
@@ -468,6 +491,41 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	t.Run("txns applied while it was written, and part of one more", func(t *testing.T) {
 		fs, want := fuzzySnapshot(t, 34, 4, 4, keep)
 		recovers(t, fs, want, 4+4*3)
+	})
+	// A learner that took a snapshot from a ZooKeeper leader's SNAP
+	// files it under the zxid the leader named, with its own tree's
+	// digest, and logs the txns after it with the leader's digests: the
+	// first ones do not match the tree, which already holds them.
+	t.Run("streamed by a leader, settled by a later txn", func(t *testing.T) {
+		fs, want := fuzzySnapshotAs(t, 35, 4, 4, true, keep)
+		recovers(t, fs, want, 4+4*3)
+	})
+	t.Run("streamed by a leader, a mismatch after the tree settled", func(t *testing.T) {
+		fs, _ := fuzzySnapshotAs(t, 36, 4, 4, true, keep)
+		// Change the time of the last setData txn of the log and fix its
+		// checksum: its digest no longer matches, after earlier ones did.
+		var logs []string
+		for _, n := range files(t, fs, "/data") {
+			if strings.HasPrefix(n, "log.") {
+				logs = append(logs, "/data/version-2/"+n)
+			}
+		}
+		if len(logs) != 1 {
+			t.Fatalf("log files %v, want one", logs)
+		}
+		for _, name := range logs {
+			offs, raw := entryOffsets(t, fs, name)
+			for _, off := range slices.Backward(offs) {
+				if changeSetDataTime(t, fs, name, off, raw) {
+					_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+					if !errors.Is(err, wal.ErrDigestMismatch) {
+						t.Fatalf("got %v, want ErrDigestMismatch", err)
+					}
+					return
+				}
+			}
+		}
+		t.Fatal("no setData txn to change")
 	})
 	t.Run("no txn after it", func(t *testing.T) {
 		fs, _ := fuzzySnapshot(t, 32, 1, 0, keep)

@@ -264,9 +264,12 @@ type snapDigest struct {
 	Version int32
 	Digest  uint64
 
-	// unsettled is, during recovery, the mismatch found when the tree
-	// reached Zxid, until a digest logged with a later txn matches.
+	// unsettled is, during recovery, the first mismatch found since the
+	// snapshot (the snapshot's own digest, or one logged with a txn after
+	// it), until a digest logged with a later txn matches; settled is
+	// set once one has, and from then on a mismatch stops recovery.
 	unsettled error
+	settled   bool
 }
 
 // readSnapshot loads a snapshot into a tree as of zxid.
