@@ -245,8 +245,6 @@ func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
 	}
 }
 
-// mustHaveMade fails the test unless each of faults was made at least
-// once.
 // passesUnder runs a 3-server ensemble of impl (zkd or mixed) under the
 // faults in turn, 5.5 s each, and fails the test unless every workload
 // passes and every fault was made.
@@ -261,6 +259,8 @@ func passesUnder(t *testing.T, impl string, faults []string) *Report {
 	return r
 }
 
+// mustHaveMade fails the test unless each of faults was made at least
+// once.
 func mustHaveMade(t *testing.T, r *Report, faults []string) {
 	t.Helper()
 	made := map[string]int{}
