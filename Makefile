@@ -58,25 +58,26 @@ fmt-check:
 
 # ZKD_REQUIRE_REFERENCE turns "reference server not installed" from a skip
 # into a failure: under make, deps-debian has installed it. The engine's
-# tests take about 5 minutes on two idle cores and near 9 on two busy ones:
+# tests take about 4 minutes on two idle cores and near 9 on two busy ones:
 # go test's own 10-minute limit per package would be too close.
-# The engine's tests run alone: many wait on session timeouts, elections
-# and Java programs, and CPU taken from them turns into flakes.
-# Then zkbench check's ensembles, which mostly wait out their faults, and
-# beside them the other packages and the tests that need no race
-# detector: the engine's allocation counts mean something only without
-# it, 2,000 go-zookeeper sessions pass its limit on goroutines, and the
-# wal's crash test runs its full 600 power cuts (100 under the race
-# detector, enough for it to see the store's goroutines at work) six
-# times faster without it. Their output follows zkbench check's.
+# The engine's package goes first: go test starts packages in the order
+# given, and the engine's is the longest.
+# The wal's crash test cuts the power 100 times under the race detector,
+# enough for it to see the store's goroutines at work, and its full 600
+# times later without it, six times faster.
 unit:
-	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) $(GO) test -race -count=1 -timeout 15m ./engine
-	mkdir -p .build; ( ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) ZKD_CRASH_RUNS=100 $(GO) test -race -count=1 -timeout 10m \
-		$$($(GO) list ./... | grep -v -e '/bench/check$$' -e '^zkd/engine$$') && \
-		$(GO) test -count=1 -run '^(TestReadsAllocateNothing|TestTwoThousandSessionsGetEveryEventAndReplyInOrder)$$' ./engine && \
-		$(GO) test -count=1 -run '^TestCrashKeepsEveryAcknowledgedTxn$$' ./wal ) > .build/rest.out 2>&1 & rest=$$!; \
+	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) ZKD_CRASH_RUNS=100 $(GO) test -race -count=1 -timeout 15m \
+		zkd/engine $$($(GO) list ./... | grep -v -e '/bench/check$$' -e '^zkd/engine$$')
+	# zkbench check's ensembles, after the rest: beside the engine's
+	# tests they would take the CPU those need for their session timeouts.
+	# Beside them, which mostly wait out their faults, the tests that need
+	# no race detector: the engine's allocation counts mean something only
+	# without it, 2,000 go-zookeeper sessions pass its limit on
+	# goroutines, and the crash test's 600 power cuts.
+	mkdir -p .build; ( $(GO) test -count=1 -run '^(TestReadsAllocateNothing|TestTwoThousandSessionsGetEveryEventAndReplyInOrder)$$' \
+		./engine && $(GO) test -count=1 -run '^TestCrashKeepsEveryAcknowledgedTxn$$' ./wal ) > .build/norace.out 2>&1 & norace=$$!; \
 	ZKD_REQUIRE_REFERENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/check; rc=$$?; \
-	wait $$rest || rc=1; cat .build/rest.out; exit $$rc
+	wait $$norace || rc=1; cat .build/norace.out; exit $$rc
 
 # The crash test with many more power cuts than make test runs (600).
 CRASH_RUNS ?= 20000
