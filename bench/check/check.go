@@ -117,8 +117,11 @@ func Run(o Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.diskFaults && slices.Contains(impls, "zookeeper") {
-			return nil, fmt.Errorf("check: the disk faults need zkd's fault hook, and Apache ZooKeeper has none: they need every member zkd")
+		switch {
+		case c.diskFaults && !slices.Contains(impls, "zkd"):
+			return nil, fmt.Errorf("check: the disk faults need zkd's fault hook, and Apache ZooKeeper has none: they need zkd members")
+		case slices.Contains(o.Faults, FaultPowerCutAll) && slices.Contains(impls, "zookeeper"):
+			return nil, fmt.Errorf("check: %s needs zkd's disk fault hook on every member, and Apache ZooKeeper has none", FaultPowerCutAll)
 		}
 	}
 	if needNet {

@@ -72,6 +72,25 @@ func (c *Cluster) implOf(i int) string {
 	return impls[i-1]
 }
 
+// crashable is the members a kill or a disk fault may hit: every member,
+// unless the ensemble has both servers; then only its zkd members. Apache
+// ZooKeeper 3.8.0 can lose committed txns when it is killed at the wrong
+// moment (ZOOKEEPER-4643), which the check would lay at the ensemble's
+// door, and it has no disk fault hook.
+func (c *Cluster) crashable() []int {
+	var zkd, all []int
+	for i := 1; i <= c.N; i++ {
+		all = append(all, i)
+		if c.implOf(i) == "zkd" {
+			zkd = append(zkd, i)
+		}
+	}
+	if len(zkd) == 0 {
+		return all
+	}
+	return zkd
+}
+
 // Impls is each of n members' server for impl: "zkd" or "zookeeper" for
 // all of them; "mixed" for zkd on the odd members and Apache ZooKeeper
 // on the even ones (zkd, zookeeper, zkd for three); or a list of n,

@@ -174,6 +174,8 @@ func (n *network) teardown() {
 
 // Fault names, as -nemesis takes them.
 const (
+	// The kills and the disk faults hit only zkd members in an ensemble
+	// with both servers (Cluster.crashable).
 	FaultKill            = "kill"               // kill -9 a random member, restart it
 	FaultKillLeader      = "kill-leader"        // kill -9 the leader, restart it
 	FaultPauseLeader     = "pause-leader"       // SIGSTOP the leader, SIGCONT it
@@ -231,8 +233,13 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 		var undo func()
 		switch name {
 		case FaultKill, FaultKillLeader:
-			m := 1 + rng.Intn(c.N)
+			pool := c.crashable()
+			m := pool[rng.Intn(len(pool))]
 			if name == FaultKillLeader && leader != 0 {
+				if !contains(pool, leader) {
+					ev.Err = "the leader is Apache ZooKeeper, which kills spare in an ensemble with zkd"
+					break
+				}
 				m = leader
 			}
 			ev.Target = []int{m}
@@ -305,7 +312,8 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				ev.Err = "no disk faults here (zkd's fault hook is off)"
 				break
 			}
-			hit := []int{1 + rng.Intn(c.N)}
+			pool := c.crashable()
+			hit := []int{pool[rng.Intn(len(pool))]}
 			if name == FaultPowerCutAll {
 				hit = nil
 				for i := 1; i <= c.N; i++ {

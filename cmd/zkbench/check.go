@@ -30,7 +30,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
 	keys := fs.Int("keys", 4, "registers of the register workload")
 	workloads := fs.String("workload", strings.Join(check.Workloads, ","), "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost), counter (compare-and-set increments, none lost or doubled), ids (sequential znodes: none given twice or lost), sessions (an ephemeral lives exactly as long as its session), queue (sequential items, each dequeued at most once, none lost), fifo (pipelined requests of a session answered and applied in order, reads seeing the session's writes), watch (each data event once, for a watch set, before any reply showing the change)")
-	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none")
+	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none. With both servers in the ensemble, kills and disk faults hit only zkd members")
 	hold := fs.Duration("fault-for", 4*time.Second, "how long each fault lasts")
 	rest := fs.Duration("fault-every", 3*time.Second, "the quiet time between faults")
 	pause := fs.Duration("pause", 0, "each client's wait between two operations (0: as fast as the ensemble answers)")
