@@ -25,6 +25,7 @@ type Options struct {
 	Binary    string // the zkd binary
 	Dir       string // where the members' directories go (kept)
 	Servers   int
+	Observers int // the last Observers of the Servers members observe
 	BasePort  int // client port; the quorum and election ports follow
 	Duration  time.Duration
 	Clients   int // per workload
@@ -95,13 +96,16 @@ func Run(o Options) (*Report, error) {
 			return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
 		}
 	}
-	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, ClientPort: o.BasePort,
+	if o.Observers < 0 || o.Observers >= o.Servers && len(o.Connect) == 0 {
+		return nil, fmt.Errorf("check: %d observers of %d members: at least one member must vote", o.Observers, o.Servers)
+	}
+	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, Observers: o.Observers, ClientPort: o.BasePort,
 		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, Env: o.Env, external: o.Connect}
 	if len(o.Connect) > 0 {
 		if len(o.Faults) > 0 {
 			return nil, fmt.Errorf("check: faults need servers zkbench starts; with --connect, --nemesis none")
 		}
-		c.N = len(o.Connect)
+		c.N, c.Observers = len(o.Connect), 0
 		if err := freshRoots(o.Connect, 30*time.Second); err != nil {
 			return nil, err
 		}
@@ -136,7 +140,11 @@ func Run(o Options) (*Report, error) {
 		defer net.teardown()
 		c.gids = true
 	}
-	logf("starting %d %s servers in %s", c.N, o.Impl, o.Dir)
+	if c.Observers > 0 {
+		logf("starting %d %s servers, the last %d of them observers, in %s", c.N, o.Impl, c.Observers, o.Dir)
+	} else {
+		logf("starting %d %s servers in %s", c.N, o.Impl, o.Dir)
+	}
 	if err := c.Start(90 * time.Second); err != nil {
 		c.Stop()
 		return nil, err

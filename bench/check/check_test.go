@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -406,6 +407,58 @@ func TestCrashableMembers(t *testing.T) {
 		cl := &Cluster{Impl: c.impl, N: c.n}
 		if got := cl.crashable(); !slices.Equal(got, c.want) {
 			t.Errorf("%s, %d members: kills may hit %v, want %v", c.impl, c.n, got, c.want)
+		}
+	}
+}
+
+// Observers are the last members: their own configuration says
+// peerType=observer, and every member's server list marks them.
+func TestObserverConfig(t *testing.T) {
+	c := &Cluster{Impl: "zkd", N: 5, Observers: 2, Dir: "/d", ClientPort: 2181, QuorumPort: 2182, ElectionPort: 2183, TickMs: 500}
+	for i := 1; i <= 5; i++ {
+		cfg := c.config(i)
+		if got, want := strings.Contains(cfg, "peerType=observer\n"), i >= 4; got != want {
+			t.Errorf("member %d's configuration says peerType=observer: %v, want %v\n%s", i, got, want, cfg)
+		}
+		for j := 1; j <= 5; j++ {
+			line := fmt.Sprintf("server.%d=127.0.0.%d:2182:2183", j, j)
+			if j >= 4 {
+				line += ":observer"
+			}
+			if !strings.Contains(cfg, line+"\n") {
+				t.Errorf("member %d's configuration has no line %q:\n%s", i, line, cfg)
+			}
+		}
+	}
+}
+
+// partition-halves cuts a minority off and leaves the others a quorum of
+// the voters, with observers or without.
+func TestMinorityLeavesAQuorum(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, c := range []struct{ n, observers int }{{3, 0}, {5, 0}, {5, 2}, {4, 1}, {7, 2}, {3, 2}} {
+		cl := &Cluster{N: c.n, Observers: c.observers}
+		voters := c.n - c.observers
+		cutObservers := 0
+		for k := 0; k < 200; k++ {
+			alone := cl.minority(rng)
+			if len(alone) == 0 || len(alone) >= c.n {
+				t.Fatalf("%d members, %d observers: cut off %v", c.n, c.observers, alone)
+			}
+			cutVoters := 0
+			for _, m := range alone {
+				if cl.observer(m) {
+					cutObservers++
+				} else {
+					cutVoters++
+				}
+			}
+			if left := voters - cutVoters; left <= voters/2 {
+				t.Fatalf("%d members, %d observers: cutting off %v leaves %d of %d voters", c.n, c.observers, alone, left, voters)
+			}
+		}
+		if c.observers > 0 && cutObservers == 0 {
+			t.Errorf("%d members, %d observers: no observer was ever cut off", c.n, c.observers)
 		}
 	}
 }

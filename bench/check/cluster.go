@@ -22,8 +22,9 @@ import (
 	"zkd/bench/zkref"
 )
 
-// Cluster is an ensemble of N voting members, member i (1-based) on
-// 127.0.0.i with the same ports, each in a directory of its own.
+// Cluster is an ensemble of N members, member i (1-based) on 127.0.0.i
+// with the same ports, each in a directory of its own. The last
+// Observers of them are observers; the others vote.
 type Cluster struct {
 	// Impl is every member's server, "zkd" or "zookeeper", or a list of
 	// one per member (Impls).
@@ -31,6 +32,7 @@ type Cluster struct {
 	Binary       string // the zkd binary (for the zkd members)
 	Dir          string
 	N            int
+	Observers    int
 	ClientPort   int
 	QuorumPort   int
 	ElectionPort int
@@ -71,6 +73,9 @@ func (c *Cluster) implOf(i int) string {
 	}
 	return impls[i-1]
 }
+
+// observer reports whether member i is an observer.
+func (c *Cluster) observer(i int) bool { return i > c.N-c.Observers }
 
 // crashable is the members a kill or a disk fault may hit: every member,
 // unless the ensemble has both servers; then only its zkd members. Apache
@@ -139,8 +144,15 @@ func (c *Cluster) config(i int) string {
 		"4lw.commands.whitelist=*",
 		"maxClientCnxns=0",
 	}
+	if c.observer(i) {
+		lines = append(lines, "peerType=observer")
+	}
 	for j := 1; j <= c.N; j++ {
-		lines = append(lines, fmt.Sprintf("server.%d=%s:%d:%d", j, c.Host(j), c.QuorumPort, c.ElectionPort))
+		line := fmt.Sprintf("server.%d=%s:%d:%d", j, c.Host(j), c.QuorumPort, c.ElectionPort)
+		if c.observer(j) {
+			line += ":observer"
+		}
+		lines = append(lines, line)
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
@@ -342,7 +354,11 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 			}
 		}
 		healthy := leaders == 1 || c.N == 1 && modes[1] == "standalone"
-		for _, m := range modes {
+		for i, m := range modes {
+			if c.observer(i) {
+				healthy = healthy && m == "observer"
+				continue
+			}
 			healthy = healthy && (m == "leader" || m == "follower" || m == "observer" || m == "standalone")
 		}
 		if healthy {

@@ -294,10 +294,7 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				}
 				alone = []int{followers[rng.Intn(len(followers))]}
 			default:
-				perm := rng.Perm(c.N)
-				for _, p := range perm[:(c.N-1)/2] {
-					alone = append(alone, p+1)
-				}
+				alone = c.minority(rng)
 			}
 			var others []int
 			for i := 1; i <= c.N; i++ {
@@ -360,6 +357,32 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 	}
 	<-stop
 	return events
+}
+
+// minority is a random minority of the members, for partition-halves:
+// the others keep a quorum of the voters. With observers, it is a
+// minority of the voters and about half the observers, never nobody.
+func (c *Cluster) minority(rng *rand.Rand) []int {
+	var alone []int
+	if c.Observers == 0 {
+		for _, p := range rng.Perm(c.N)[:(c.N-1)/2] {
+			alone = append(alone, p+1)
+		}
+		return alone
+	}
+	voters := c.N - c.Observers
+	for _, p := range rng.Perm(voters)[:(voters-1)/2] {
+		alone = append(alone, p+1)
+	}
+	for i := voters + 1; i <= c.N; i++ {
+		if rng.Intn(2) == 0 {
+			alone = append(alone, i)
+		}
+	}
+	if len(alone) == 0 {
+		alone = []int{voters + 1 + rng.Intn(c.Observers)}
+	}
+	return alone
 }
 
 func contains(s []int, v int) bool {

@@ -25,6 +25,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	impl := fs.String("impl", "zkd", "the servers: zkd or zookeeper (Apache ZooKeeper 3.8 from Debian) for every member; mixed, zkd on the odd members and ZooKeeper on the even; or one per member, comma-separated (zookeeper,zkd,zkd)")
 	zkd := fs.String("zkd", "", "the zkd binary (default: zkd on the PATH, or built from this checkout)")
 	servers := fs.Int("servers", 3, "ensemble members, member i on 127.0.0.i")
+	observers := fs.Int("observers", 0, "how many of the members are observers: the last ones (--servers 5 --observers 2: members 4 and 5)")
 	port := fs.Int("port", 31181, "client port of every member; the quorum and election ports are the next two")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workloads run")
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
@@ -45,7 +46,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	o := check.Options{Impl: *impl, Servers: *servers, BasePort: *port, Duration: *duration, Clients: *clients,
+	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
 		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Log: stderr}
 	o.Workloads = strings.Split(*workloads, ",")
 	switch *nemesis {
