@@ -207,9 +207,10 @@ func runCheck(t *testing.T, o Options) *Report {
 		t.Fatal(err)
 	}
 	o.BasePort, o.Dir, o.Seed = port, t.TempDir(), time.Now().UnixNano()
-	// Three clients a workload: one on each member (client i talks to
-	// member 1 + i mod 3), so each workload has one on the leader.
-	o.Clients, o.Keys = 3, 3
+	// A client a workload on each member (client i talks to member
+	// 1 + i mod Servers), so each workload has one on the leader, and on
+	// each observer.
+	o.Clients, o.Keys = o.Servers, 3
 	// A few hundred operations a second are plenty, and leave the CPU
 	// to the other packages make test runs beside this one.
 	o.Pause = 10 * time.Millisecond
@@ -245,6 +246,20 @@ func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
 	if st, err := os.Stat(png); err != nil || st.Size() < 10000 {
 		t.Fatalf("the timeline: %v, %v", st, err)
 	}
+}
+
+// zkd, three voters and two observers, every workload, a minority of
+// the voters and some observers cut off, then a member killed: every
+// workload passes, through the observers' clients too, and the
+// observers are observers again at the end.
+func TestZkdEnsembleWithObserversPassesUnderFaults(t *testing.T) {
+	faults := faultsHere(t, FaultPartitionHalves, FaultKill)
+	r := runCheck(t, Options{Impl: "zkd", Binary: zkdBinary(t), Servers: 5, Observers: 2,
+		Duration: time.Duration(len(faults)) * 5500 * time.Millisecond, Faults: faults})
+	if !r.Valid() {
+		t.Fatal("the ensemble with observers failed the check (the report above; the history is in the test's directory)")
+	}
+	mustHaveMade(t, r, faults)
 }
 
 // passesUnder runs a 3-server ensemble of impl (zkd or mixed) under the

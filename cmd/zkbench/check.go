@@ -131,7 +131,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if res.err != nil {
-		fmt.Fprintf(stderr, "zkbench check: %v\n", res.err)
+		// The package's errors say "check: " already.
+		fmt.Fprintf(stderr, "zkbench check: %s\n", strings.TrimPrefix(res.err.Error(), "check: "))
 		return 1
 	}
 	check.WriteReport(stdout, res.r)

@@ -75,3 +75,14 @@ func TestTableOutputAndBadFlags(t *testing.T) {
 		t.Fatalf("help latency: %s", out.String())
 	}
 }
+
+// zkbench check refuses a run it cannot make before it starts anything,
+// and says why once: disk faults with no zkd member to make them.
+func TestCheckRefusesDiskFaultsWithoutZkd(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"check", "--impl", "zookeeper", "--nemesis", "disk-error", "--dir", t.TempDir()}, &out, &errb)
+	msg := errb.String()
+	if code != 1 || !strings.Contains(msg, "zkbench check: the disk faults need zkd's fault hook") || strings.Contains(msg, "check: check:") {
+		t.Fatalf("exit %d, said %q", code, msg)
+	}
+}
