@@ -38,7 +38,7 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 		runs = n
 	}
 	stats := map[string]int{}
-	for seed := int64(1); seed <= int64(runs); seed++ {
+	crash := func(seed int64) {
 		r := rand.New(rand.NewSource(seed))
 		fs := vfs.NewMem()
 		opts := wal.Options{FS: fs, Dir: "/data", PreAllocSize: int64(512 << r.Intn(6)), SnapCount: 20 + r.Intn(60),
@@ -120,13 +120,31 @@ func TestCrashKeepsEveryAcknowledgedTxn(t *testing.T) {
 			s3.Close()
 		}
 	}
+	for seed := int64(1); seed <= int64(runs); seed++ {
+		crash(seed)
+	}
 	t.Logf("%d crashes: %v", runs, stats)
 	// About half the cut points fall within a run: how many file system
 	// operations a run makes depends on how group commit batches, which
 	// depends on the machine's load (319 of 600 idle, 298 with both cores
 	// busy). A third is the floor.
-	if stats["cut during the run"] < runs/3 || stats["torn tail cut"] == 0 || stats["unacknowledged txns survived"] == 0 {
+	if stats["cut during the run"] < runs/3 {
 		t.Fatalf("the crash points miss the interesting cases: %v", stats)
+	}
+	// A torn tail, and unacknowledged txns that survive, come in 2 to 7
+	// runs of 100 on an idle machine and fewer on a busy one: 100 runs
+	// under the race detector saw none of one once. The crash model must
+	// still make them, so a run short of them goes on, seed after seed,
+	// until it has seen each (ten times the runs at most).
+	extra := int64(0)
+	for ; (stats["torn tail cut"] == 0 || stats["unacknowledged txns survived"] == 0) && extra < 10*int64(runs); extra++ {
+		crash(int64(runs) + 1 + extra)
+	}
+	if extra > 0 {
+		t.Logf("%d more crashes to see a torn tail and unacknowledged txns that survive: %v", extra, stats)
+	}
+	if stats["torn tail cut"] == 0 || stats["unacknowledged txns survived"] == 0 {
+		t.Fatalf("the crash points miss the interesting cases after %d crashes: %v", int64(runs)+extra, stats)
 	}
 }
 
