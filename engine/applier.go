@@ -48,6 +48,11 @@ type writeReq struct {
 	auth  []wire.Id
 	start time.Time
 
+	// syncFor is the learner whose forwarded sync this is: it is answered
+	// after the commit of the newest txn proposed when it is prepped, so
+	// after every write that learner forwarded before it.
+	syncFor *learner
+
 	// connect is the handshake reply a createSession txn answers with.
 	connect *wire.ConnectResponse
 	// refuse, when set, makes the txn an ErrorTxn with this code without
@@ -239,6 +244,20 @@ func (a *applier) run() {
 
 // prep turns a request into a logged txn.
 func (a *applier) prep(r *writeReq) {
+	if r.syncFor != nil {
+		// A learner's sync, in its place among its forwarded writes:
+		// those before it are proposed by now, so the SYNC goes out after
+		// their COMMITs. A ZooKeeper follower matches SYNCs and COMMITs
+		// against one queue of its forwarded requests, in the order it
+		// sent them; a SYNC that overtook a COMMIT would stay at the head
+		// of that queue and leave every later local write unanswered.
+		a.s.stats.outstanding.Add(-1)
+		if a.lead != nil {
+			a.lead.answerSync(r.syncFor)
+		}
+		release(r)
+		return
+	}
 	if a.follow != nil {
 		a.forward(r)
 		return

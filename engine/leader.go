@@ -681,16 +681,16 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 	if err != nil {
 		return err
 	}
-	if fr.Op == wire.OpSync {
-		l.mu.Lock()
-		if l.props.Sync(lr.sid) {
-			lr.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
-		}
-		l.mu.Unlock()
-		return nil
-	}
 	r := newWriteReq()
 	r.sess, r.xid, r.op, r.auth = fr.Session, fr.Cxid, fr.Op, p.AuthInfo
+	if fr.Op == wire.OpSync {
+		// Through the applier, behind the learner's earlier writes
+		// (applier.prep), as ZooKeeper's leader takes a learner's sync in
+		// its request pipeline.
+		r.syncFor = lr
+		l.s.writes.submit(r)
+		return nil
+	}
 	switch fr.Op {
 	case wire.OpCreateSession:
 		if len(fr.Body) < 4 {
@@ -720,6 +720,19 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 	}
 	l.s.writes.submit(r)
 	return nil
+}
+
+// answerSync answers a learner's sync once the newest txn proposed so
+// far is committed, at once when none waits. Applier goroutine.
+func (l *leader) answerSync(lr *learner) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.props == nil || l.learners[lr.sid] != lr {
+		return // that connection is gone, and its follower with it
+	}
+	if l.props.Sync(lr.sid) {
+		lr.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
+	}
 }
 
 // revalidate answers a learner asking whether a session a client resumes

@@ -24,6 +24,7 @@ import (
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/internal/zkclient"
 	"zkd/wal"
 	"zkd/wire"
 )
@@ -1226,4 +1227,68 @@ func mntrKeyOrder(t *testing.T, m *mixedMember) []string {
 	}
 	t.Fatalf("mntr on %s has no zk_p999_write_commitproc_time_ms:\n%s", m.label, out)
 	return nil
+}
+
+// A ZooKeeper follower of a zkd leader answers a session that pipelines
+// writes and syncs, in order. The follower matches the leader's COMMITs
+// and SYNCs against one queue of the requests it forwarded, in the order
+// it sent them: a SYNC that overtook the COMMIT of a write forwarded
+// before it stayed at the head of that queue, the follower took that
+// write's COMMIT for another server's write, and its clients' later
+// writes were never answered (the fifo failure of a mixed zkbench check
+// run, docs/reliability.md).
+func TestZooKeeperFollowerPipelinesSyncsThroughAZkdLeader(t *testing.T) {
+	zkreftest.Need(t)
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	// 3 (zkd) leads; 2 (zkd) and 1 (ZooKeeper) follow.
+	lead := startMixed(t, e, 3, false, nil)
+	other := startMixed(t, e, 2, false, nil)
+	lead.waitServing(t)
+	other.waitServing(t)
+	ref := startMixed(t, e, 1, true, nil)
+	ref.waitServing(t)
+
+	c, err := zkclient.Dial([]string{ref.addr}, 4*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create("/pipe", []byte("0"), openACL, wire.ModePersistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	type sent struct {
+		p    *zkclient.Pending
+		op   wire.OpCode
+		want int // a read's value: the last write sent before it
+		get  *wire.GetDataResponse
+	}
+	last := 0
+	for batch := 0; batch < 200; batch++ {
+		var out []sent
+		for k := 0; k < 4; k++ {
+			last++
+			p, err := c.Send(wire.OpSetData, &wire.SetDataRequest{Path: "/pipe", Data: []byte(strconv.Itoa(last)), Version: -1}, &wire.StatResponse{})
+			if err != nil {
+				t.Fatalf("batch %d: %v", batch, err)
+			}
+			out = append(out, sent{p: p, op: wire.OpSetData})
+			if p, err = c.Send(wire.OpSync, &wire.PathRequest{Path: "/pipe"}, &wire.PathRequest{}); err != nil {
+				t.Fatalf("batch %d: %v", batch, err)
+			}
+			out = append(out, sent{p: p, op: wire.OpSync})
+			get := &wire.GetDataResponse{}
+			if p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: "/pipe"}, get); err != nil {
+				t.Fatalf("batch %d: %v", batch, err)
+			}
+			out = append(out, sent{p: p, op: wire.OpGetData, want: last, get: get})
+		}
+		for i, s := range out {
+			if _, err := s.p.Wait(); err != nil {
+				t.Fatalf("batch %d, request %d (%v) through ZooKeeper's follower of a zkd leader: %v", batch, i, s.op, err)
+			}
+			if s.get != nil && string(s.get.Data) != strconv.Itoa(s.want) {
+				t.Fatalf("batch %d: a read after the write of %d (and a sync) returned %q", batch, s.want, s.get.Data)
+			}
+		}
+	}
 }
