@@ -136,6 +136,13 @@ type applier struct {
 	results       []ztree.Result // reused by commit
 	loops         []*loop        // posted to in the piece being delivered
 
+	// prepOpened and prepClosed are the sessions whose createSession or
+	// closeSession txn is prepped and not yet applied. With the session
+	// table, which changes as txns apply, they say which sessions are open
+	// as of the txns prepped so far (sessionErr).
+	prepOpened map[int64]struct{}
+	prepClosed map[int64]struct{}
+
 	// In an ensemble. lead is set while this server leads and takes
 	// writes; follow while it follows one that does (see follower.go).
 	lead   *leader
@@ -143,7 +150,8 @@ type applier struct {
 }
 
 func newApplier(s *Server) *applier {
-	a := &applier{s: s, wake: make(chan struct{}, 1), ops: make(chan func()), nextZxid: s.tree.Load().Zxid() + 1}
+	a := &applier{s: s, wake: make(chan struct{}, 1), ops: make(chan func()), nextZxid: s.tree.Load().Zxid() + 1,
+		prepOpened: map[int64]struct{}{}, prepClosed: map[int64]struct{}{}}
 	a.durable.Store(s.tree.Load().Zxid())
 	return a
 }
@@ -296,7 +304,8 @@ func (a *applier) prep(r *writeReq) {
 			Type: wire.OpError}, Record: &wire.ErrorTxn{Err: r.refuse}}
 	} else {
 		r.txn, _ = s.tree.Load().Prep(&ztree.Request{Session: r.sess, Cxid: r.xid, Zxid: zxid,
-			Time: now, Op: r.op, Body: r.body, Auth: r.auth, SetDataTxn: &r.setTxn})
+			Time: now, Op: r.op, Body: r.body, Auth: r.auth, SetDataTxn: &r.setTxn,
+			SessionErr: a.sessionErr(r)})
 	}
 	r.wal = wal.Txn{Header: r.txn.Header, Record: r.txn.Record}
 	if r.txn.Header.Type == wire.OpCloseSession && !s.cfg.CloseSessionTxn {
@@ -331,8 +340,41 @@ func (a *applier) prep(r *writeReq) {
 		s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
 		return
 	}
+	switch r.txn.Header.Type {
+	case wire.OpCreateSession:
+		a.prepOpened[r.sess] = struct{}{}
+	case wire.OpCloseSession:
+		a.prepClosed[r.sess] = struct{}{}
+	}
 	a.nextZxid++
 	a.pending = append(a.pending, r)
+}
+
+// sessionErr says whether r's session is open as of the txns prepped
+// before it, as ZooKeeper's leader checks each write's session when it
+// preps it: a write prepped after its session's closeSession, from a
+// learner that has not heard of the close yet or from a connection racing
+// the expiry, fails instead of leaving an ephemeral that nothing would
+// ever delete. The container reaper's writes, of no session, are not
+// checked, nor are sessions' own creates and closes.
+func (a *applier) sessionErr(r *writeReq) wire.ErrCode {
+	switch r.op {
+	case wire.OpDeleteContainer, wire.OpCreateSession, wire.OpCloseSession:
+		return wire.ErrOK
+	}
+	if _, ok := a.prepClosed[r.sess]; ok {
+		return wire.ErrSessionExpired
+	}
+	if _, ok := a.prepOpened[r.sess]; ok {
+		return wire.ErrOK
+	}
+	// Not se.closing: a client's own close marks it when the close is
+	// read, and the writes the client sent before it, queued here ahead
+	// of the close, must go through.
+	if a.s.sessions.get(r.sess) == nil {
+		return wire.ErrUnknownSession
+	}
+	return wire.ErrOK
 }
 
 // refuse answers a write while the log cannot take txns (its disk is
@@ -376,6 +418,8 @@ func (a *applier) refuse(r *writeReq) {
 // sessions and read what is there. The reads waiting behind them go too.
 func (a *applier) failPending() {
 	a.failedPending = true
+	clear(a.prepOpened)
+	clear(a.prepClosed)
 	for i, r := range a.pending {
 		a.s.stats.outstanding.Add(-1)
 		if r.c != nil {
@@ -453,6 +497,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 			switch r.op {
 			case wire.OpCreateSession:
+				delete(a.prepOpened, r.sess)
 				// In an ensemble a session may come from another
 				// server: every server tracks it from its txn on.
 				if s.peer != nil && s.sessions.get(r.sess) == nil {
@@ -461,6 +506,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 					}
 				}
 			case wire.OpCloseSession:
+				delete(a.prepClosed, r.sess)
 				if se := s.sessions.remove(r.sess); se != nil {
 					s.tree.Load().RemoveSession(r.sess)
 					if c := se.conn.Load(); c != nil && c != r.c {

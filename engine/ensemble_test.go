@@ -1138,28 +1138,7 @@ func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
 	session := live.SessionID()
 
 	q, li := joinAsLearner(t, e, leader, 2)
-	newLeader := li.Zxid
-	// Sync: whatever comes, up to UPTODATE, acknowledging NEWLEADER.
-	for i := 0; ; i++ {
-		if i > 100000 {
-			t.Fatal("no UPTODATE")
-		}
-		p := q.Read()
-		switch p.Type {
-		case wire.PacketSnap:
-			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
-				t.Fatal(err)
-			}
-		case wire.PacketNewLeader:
-			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: newLeader})
-		case wire.PacketPing:
-			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
-		}
-		if p.Type == wire.PacketUpToDate {
-			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: newLeader})
-			break
-		}
-	}
+	syncAsLearner(t, q, li)
 	ask := func(id int64) byte {
 		t.Helper()
 		data := binary.BigEndian.AppendUint64(nil, uint64(id))
@@ -1312,6 +1291,128 @@ func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkref
 	}
 	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
 	return q, li
+}
+
+// syncAsLearner goes on from joinAsLearner: it takes whatever the leader
+// sends up to UPTODATE, acknowledging NEWLEADER and UPTODATE.
+func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket) {
+	t.Helper()
+	for i := 0; ; i++ {
+		if i > 100000 {
+			t.Fatal("no UPTODATE")
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketSnap:
+			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		case wire.PacketNewLeader:
+			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		}
+		if p.Type == wire.PacketUpToDate {
+			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+			return
+		}
+	}
+}
+
+// A write a learner forwards for a session the leader has closed, or is
+// closing, or never had, fails, as ZooKeeper's leader checks each write's
+// session when it preps it and logs an error txn instead: SESSIONEXPIRED,
+// or UNKNOWNSESSION for a session it never had, but for an ephemeral
+// create, which says SESSIONEXPIRED. A learner forwards such writes for
+// clients that have not yet heard their session expired; an ephemeral
+// made for a closed session would never be deleted. Here the test plays
+// server 2 and forwards creates of ephemerals for a session closed a
+// moment ago, for a session whose close it forwards just before, and for
+// a session never opened, and a setData of that last one.
+func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Start(t, 1, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader := e.Leader()
+	c := connect(t, e.Addr(leader))
+	check(c.Create("/owned", []byte("before"), 0, zk.WorldACL(zk.PermAll)))(t)
+	// A session closed, and known closed here: its ephemeral is gone.
+	gone := connect(t, e.Addr(leader))
+	closedID := gone.SessionID()
+	check(gone.Create("/owned/gone", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+	gone.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ok, _, err := c.Exists("/owned/gone"); err == nil && !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed session's ephemeral is still there after 10 s")
+		}
+	}
+	closingID := connect(t, e.Addr(leader)).SessionID()
+	const unknownID = 0x7e57
+
+	q, li := joinAsLearner(t, e, leader, 2)
+	syncAsLearner(t, q, li)
+	ephemeral := func(name string) []byte {
+		return (&wire.CreateRequest{Path: "/owned/" + name, ACL: openACL, Flags: wire.ModeEphemeral}).Append(nil)
+	}
+	want := map[int32]wire.ErrCode{} // cxid → the error its txn must carry
+	forward := func(session int64, cxid int32, op wire.OpCode, body []byte, code wire.ErrCode) {
+		q.Send(wire.QuorumPacket{Type: wire.PacketRequest,
+			Data: (&wire.ForwardedRequest{Session: session, Cxid: cxid, Op: op, Body: body}).Append(nil)})
+		if op != wire.OpCloseSession {
+			want[cxid] = code
+		}
+	}
+	forward(closedID, 101, wire.OpCreate, ephemeral("closed"), wire.ErrSessionExpired)
+	forward(closingID, 102, wire.OpCloseSession, nil, wire.ErrOK)
+	forward(closingID, 103, wire.OpCreate, ephemeral("closing"), wire.ErrSessionExpired)
+	forward(unknownID, 104, wire.OpCreate, ephemeral("unknown"), wire.ErrSessionExpired)
+	forward(unknownID, 105, wire.OpSetData, (&wire.SetDataRequest{Path: "/owned", Data: []byte("after"), Version: -1}).Append(nil), wire.ErrUnknownSession)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for len(want) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no proposal for the forwarded requests with cxids %v", want)
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+			continue
+		case wire.PacketProposal:
+		default:
+			continue
+		}
+		hdr, n, err := wire.DecodeTxnHeader(p.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, ok := want[hdr.Cxid]
+		if !ok || hdr.ClientID == int64(leader) {
+			continue
+		}
+		delete(want, hdr.Cxid)
+		if hdr.Type != wire.OpError {
+			t.Errorf("the forwarded %#x/%d became a txn of type %v, want an error txn (%v)", hdr.ClientID, hdr.Cxid, hdr.Type, code)
+			continue
+		}
+		if et, _, err := wire.DecodeErrorTxn(p.Data[n:]); err != nil || et.Err != code {
+			t.Errorf("the forwarded %#x/%d failed with %v (%v), want %v", hdr.ClientID, hdr.Cxid, et.Err, err, code)
+		}
+	}
+	kids, _, err := c.Children("/owned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := c.Get("/owned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kids) != 0 || string(data) != "before" {
+		t.Fatalf("writes of closed sessions went through: /owned holds %q and children %v", data, kids)
+	}
 }
 
 // A learner that joins while the leader commits writes gets no COMMIT

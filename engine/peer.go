@@ -316,6 +316,8 @@ func (a *applier) dropAll() {
 			a.drop(r)
 		}
 	}
+	clear(a.prepOpened)
+	clear(a.prepClosed)
 	a.follow, a.lead = nil, nil
 	a.s.stats.outstanding.Store(0)
 }

@@ -29,6 +29,27 @@ type Request struct {
 	// reuses its requests saves an allocation; Prep allocates one when it
 	// is nil. A multi's setData ops always get records of their own.
 	SetDataTxn *wire.SetDataTxn
+	// SessionErr is what the server's session tracker says of Session
+	// as of the txns prepped before this one: ErrOK while it is open,
+	// ErrSessionExpired once its closeSession is on its way,
+	// ErrUnknownSession when it has none. Every op ZooKeeper checks the
+	// session for (create, delete, setData, setACL, check, each op of a
+	// multi) fails with it, at the step ZooKeeper checks it; an
+	// ephemeral create of an unknown session fails with
+	// ErrSessionExpired, as ZooKeeper's global-session check says.
+	SessionErr wire.ErrCode
+}
+
+// sessionErr is the error an op of req fails with for its session's sake,
+// nil when the session is open; ephemeral is set for an ephemeral create.
+func (req *Request) sessionErr(ephemeral bool) error {
+	switch {
+	case req.SessionErr == wire.ErrOK:
+		return nil
+	case ephemeral && req.SessionErr == wire.ErrUnknownSession:
+		return wire.ErrSessionExpired
+	}
+	return req.SessionErr
 }
 
 // Txn is a prepared txn: what the log stores and Apply takes.
@@ -337,6 +358,9 @@ func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byt
 	if mode.TTL() && !validTTL(ttl) || !mode.TTL() && ttl >= 0 {
 		return 0, nil, wire.ErrBadArguments
 	}
+	if err := req.sessionErr(mode.Ephemeral()); err != nil {
+		return 0, nil, err
+	}
 	slash := strings.LastIndexByte(path, '/')
 	if slash < 0 || strings.IndexByte(path, 0) >= 0 {
 		return 0, nil, wire.ErrBadArguments
@@ -404,6 +428,9 @@ func deletable(path string) (string, error) {
 }
 
 func (t *Tree) prepDelete(req *Request, path string, version int32) (wire.OpCode, wire.Record, error) {
+	if err := req.sessionErr(false); err != nil {
+		return 0, nil, err
+	}
 	parentPath, err := deletable(path)
 	if err != nil {
 		return 0, nil, err
@@ -461,6 +488,9 @@ func (t *Tree) prepDeleteContainer(req *Request, path string) (wire.OpCode, wire
 
 // prepSetData builds the txn record in rec, or in a new one when rec is nil.
 func (t *Tree) prepSetData(req *Request, rec *wire.SetDataTxn, path string, data []byte, version int32) (wire.OpCode, wire.Record, error) {
+	if err := req.sessionErr(false); err != nil {
+		return 0, nil, err
+	}
 	if !ValidatePath(path) {
 		return 0, nil, wire.ErrBadArguments
 	}
@@ -490,6 +520,9 @@ func (t *Tree) prepSetData(req *Request, rec *wire.SetDataTxn, path string, data
 }
 
 func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int32) (wire.OpCode, wire.Record, error) {
+	if err := req.sessionErr(false); err != nil {
+		return 0, nil, err
+	}
 	if !ValidatePath(path) {
 		return 0, nil, wire.ErrBadArguments
 	}
@@ -514,6 +547,9 @@ func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int
 }
 
 func (t *Tree) prepCheck(req *Request, path string, version int32) (wire.OpCode, wire.Record, error) {
+	if err := req.sessionErr(false); err != nil {
+		return 0, nil, err
+	}
 	if !ValidatePath(path) {
 		return 0, nil, wire.ErrBadArguments
 	}

@@ -696,3 +696,60 @@ func TestSASLACLs(t *testing.T) {
 		}
 	}
 }
+
+// A write whose session the server says is closing or unknown fails with
+// what ZooKeeper's leader logs for it, at the step ZooKeeper checks the
+// session: after a create's flags and TTL, before anything else. An
+// ephemeral create of an unknown session says SESSIONEXPIRED; nothing is
+// created, changed or deleted.
+func TestWritesOfClosedSessionsFail(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/p", wire.ModePersistent)
+	h.create(1, "/p/c", wire.ModePersistent)
+	before := h.tree.Digest()
+	expired, unknown := wire.ErrSessionExpired, wire.ErrUnknownSession
+	for _, tc := range []struct {
+		session wire.ErrCode
+		op      wire.OpCode
+		body    wire.Record
+		want    wire.ErrCode
+	}{
+		{expired, wire.OpCreate, &wire.CreateRequest{Path: "/p/e", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral}, expired},
+		{unknown, wire.OpCreate, &wire.CreateRequest{Path: "/p/e", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral}, expired},
+		{unknown, wire.OpCreate2, &wire.CreateRequest{Path: "/p/e", ACL: ztree.OpenACL, Flags: wire.ModeEphemeralSequential}, expired},
+		{unknown, wire.OpCreate, &wire.CreateRequest{Path: "/p/q", ACL: ztree.OpenACL}, unknown},
+		{unknown, wire.OpCreateContainer, &wire.CreateRequest{Path: "/p/q", ACL: ztree.OpenACL, Flags: wire.ModeContainer}, unknown},
+		{expired, wire.OpCreate, &wire.CreateRequest{Path: "/p/c", ACL: ztree.OpenACL}, expired},
+		{expired, wire.OpCreate, &wire.CreateRequest{Path: "/q", ACL: ztree.OpenACL, Flags: 7}, wire.ErrBadArguments},
+		{expired, wire.OpDelete, &wire.DeleteRequest{Path: "/p/c", Version: -1}, expired},
+		{unknown, wire.OpDelete, &wire.DeleteRequest{Path: "/nope", Version: -1}, unknown},
+		{expired, wire.OpSetData, &wire.SetDataRequest{Path: "/p", Version: -1}, expired},
+		{unknown, wire.OpSetACL, &wire.SetACLRequest{Path: "/p", ACL: ztree.OpenACL, Version: -1}, unknown},
+		{expired, wire.OpCheck, &wire.CheckVersionRequest{Path: "/p", Version: -1}, expired},
+	} {
+		h.zxid++
+		txn, err := h.tree.Prep(&ztree.Request{Session: 2, Zxid: h.zxid, Time: h.time, Op: tc.op, Body: tc.body, SessionErr: tc.session})
+		res := h.tree.Apply(&txn.Header, txn.Record)
+		h.tree.Publish()
+		if err != tc.want || res.Err != tc.want || res.Type != wire.OpError {
+			t.Errorf("%v %+v of a session %v: %v, %v (%v), want %v", tc.op, tc.body, tc.session, err, res.Err, res.Type, tc.want)
+		}
+	}
+	h.zxid++
+	txn, _ := h.tree.Prep(&ztree.Request{Session: 2, Zxid: h.zxid, Time: h.time, Op: wire.OpMulti, SessionErr: expired,
+		Body: &wire.MultiRequest{Ops: []wire.MultiOp{
+			{Type: wire.OpCreate, Path: "/p/m", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral},
+			{Type: wire.OpSetData, Path: "/p", Version: -1},
+		}}})
+	res := h.tree.Apply(&txn.Header, txn.Record)
+	h.tree.Publish()
+	if len(res.Multi) != 2 || res.Multi[0].Err != expired || res.Multi[1].Err != wire.ErrRuntimeInconsistency {
+		t.Errorf("a multi of an expired session: %+v", res.Multi)
+	}
+	if h.tree.Digest() != before {
+		t.Error("writes of a closed session changed the tree")
+	}
+	// The same requests of an open session go through.
+	h.create(2, "/p/e", wire.ModeEphemeral)
+	h.ok(2, wire.OpSetData, &wire.SetDataRequest{Path: "/p", Version: -1})
+}
