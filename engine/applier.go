@@ -48,6 +48,10 @@ type writeReq struct {
 	auth  []wire.Id
 	start time.Time
 
+	// from is the learner that forwarded the request; nil for the
+	// server's own clients and its own txns.
+	from *learner
+
 	// syncFor is the learner whose forwarded sync this is: it is answered
 	// after the commit of the newest txn proposed when it is prepped, so
 	// after every write that learner forwarded before it.
@@ -137,10 +141,11 @@ type applier struct {
 	loops         []*loop        // posted to in the piece being delivered
 
 	// prepOpened and prepClosed are the sessions whose createSession or
-	// closeSession txn is prepped and not yet applied. With the session
-	// table, which changes as txns apply, they say which sessions are open
-	// as of the txns prepped so far (sessionErr).
-	prepOpened map[int64]struct{}
+	// closeSession txn is prepped and not yet applied; prepOpened says
+	// too where each was created (session.owner). With the session
+	// table, which changes as txns apply, they say which sessions are
+	// open as of the txns prepped so far (sessionErr).
+	prepOpened map[int64]*learner
 	prepClosed map[int64]struct{}
 
 	// In an ensemble. lead is set while this server leads and takes
@@ -151,7 +156,7 @@ type applier struct {
 
 func newApplier(s *Server) *applier {
 	a := &applier{s: s, wake: make(chan struct{}, 1), ops: make(chan func()), nextZxid: s.tree.Load().Zxid() + 1,
-		prepOpened: map[int64]struct{}{}, prepClosed: map[int64]struct{}{}}
+		prepOpened: map[int64]*learner{}, prepClosed: map[int64]struct{}{}}
 	a.durable.Store(s.tree.Load().Zxid())
 	return a
 }
@@ -342,7 +347,11 @@ func (a *applier) prep(r *writeReq) {
 	}
 	switch r.txn.Header.Type {
 	case wire.OpCreateSession:
-		a.prepOpened[r.sess] = struct{}{}
+		if se := s.sessions.get(r.sess); se != nil {
+			se.owner.Store(ownerOf(r)) // a client of this server's, tracked since its handshake
+		} else {
+			a.prepOpened[r.sess] = ownerOf(r)
+		}
 	case wire.OpCloseSession:
 		a.prepClosed[r.sess] = struct{}{}
 	}
@@ -365,16 +374,35 @@ func (a *applier) sessionErr(r *writeReq) wire.ErrCode {
 	if _, ok := a.prepClosed[r.sess]; ok {
 		return wire.ErrSessionExpired
 	}
-	if _, ok := a.prepOpened[r.sess]; ok {
+	from := ownerOf(r)
+	if owner, ok := a.prepOpened[r.sess]; ok {
+		if owner != from {
+			return wire.ErrSessionMoved
+		}
 		return wire.ErrOK
 	}
 	// Not se.closing: a client's own close marks it when the close is
 	// read, and the writes the client sent before it, queued here ahead
 	// of the close, must go through.
-	if a.s.sessions.get(r.sess) == nil {
+	se := a.s.sessions.get(r.sess)
+	if se == nil {
 		return wire.ErrUnknownSession
 	}
+	// A session is where its last request or resume came from: a write
+	// the server it left forwards late, behind the client's requests on
+	// the server it moved to, must not be made after them.
+	if owner := se.owner.Load(); owner != from && (owner != nil || !se.owner.CompareAndSwap(nil, from)) {
+		return wire.ErrSessionMoved
+	}
 	return wire.ErrOK
+}
+
+// ownerOf is where r came from, as session.owner says it.
+func ownerOf(r *writeReq) *learner {
+	if r.from != nil {
+		return r.from
+	}
+	return localOwner
 }
 
 // refuse answers a write while the log cannot take txns (its disk is
@@ -497,12 +525,13 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			}
 			switch r.op {
 			case wire.OpCreateSession:
+				owner := a.prepOpened[r.sess]
 				delete(a.prepOpened, r.sess)
 				// In an ensemble a session may come from another
 				// server: every server tracks it from its txn on.
 				if s.peer != nil && s.sessions.get(r.sess) == nil {
 					if ct, ok := r.txn.Record.(*wire.CreateSessionTxn); ok {
-						s.sessions.add(r.sess, ct.TimeOut, s.mono())
+						s.sessions.add(r.sess, ct.TimeOut, s.mono()).owner.Store(owner)
 					}
 				}
 			case wire.OpCloseSession:

@@ -632,6 +632,9 @@ func (c *conn) handshake(p []byte) error {
 	}
 	se.timeout.Store(timeout)
 	s.sessions.touch(se, now)
+	// On a leader, its client is here now (sessionErr); elsewhere no
+	// one reads it, and a new role clears it.
+	se.owner.Store(localOwner)
 	if old := se.conn.Swap(c); old != nil && old != c {
 		old.closeAfterFlush()
 	}

@@ -1139,26 +1139,7 @@ func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
 
 	q, li := joinAsLearner(t, e, leader, 2)
 	syncAsLearner(t, q, li)
-	ask := func(id int64) byte {
-		t.Helper()
-		data := binary.BigEndian.AppendUint64(nil, uint64(id))
-		data = binary.BigEndian.AppendUint32(data, 30000)
-		q.Send(wire.QuorumPacket{Type: wire.PacketRevalidate, Data: data})
-		for i := 0; i < 1000; i++ {
-			p := q.Read()
-			switch p.Type {
-			case wire.PacketPing:
-				q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
-			case wire.PacketRevalidate:
-				if len(p.Data) != 9 || int64(binary.BigEndian.Uint64(p.Data)) != id {
-					t.Fatalf("REVALIDATE answered with %x", p.Data)
-				}
-				return p.Data[8]
-			}
-		}
-		t.Fatal("no REVALIDATE answer")
-		return 0
-	}
+	ask := func(id int64) byte { return revalidateAsLearner(t, q, id) }
 	if v := ask(session); v != 1 {
 		t.Fatalf("the leader says live session %#x is not valid (%d)", session, v)
 	}
@@ -1319,6 +1300,84 @@ func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket) 
 	}
 }
 
+// revalidateAsLearner asks the leader, as a learner whose client resumes
+// session id does, whether the session is open: 1 yes, 0 no.
+func revalidateAsLearner(t *testing.T, q *zkreftest.QuorumConn, id int64) byte {
+	t.Helper()
+	data := binary.BigEndian.AppendUint64(nil, uint64(id))
+	data = binary.BigEndian.AppendUint32(data, 30000)
+	q.Send(wire.QuorumPacket{Type: wire.PacketRevalidate, Data: data})
+	for i := 0; i < 1000; i++ {
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		case wire.PacketRevalidate:
+			if len(p.Data) != 9 || int64(binary.BigEndian.Uint64(p.Data)) != id {
+				t.Fatalf("REVALIDATE answered with %x", p.Data)
+			}
+			return p.Data[8]
+		}
+	}
+	t.Fatal("no REVALIDATE answer")
+	return 0
+}
+
+// forwardAsLearner sends a REQUEST, as a learner forwards its client's
+// write.
+func forwardAsLearner(q *zkreftest.QuorumConn, session int64, cxid int32, op wire.OpCode, body wire.Record) {
+	var data []byte
+	if body != nil {
+		data = body.Append(nil)
+	}
+	q.Send(wire.QuorumPacket{Type: wire.PacketRequest,
+		Data: (&wire.ForwardedRequest{Session: session, Cxid: cxid, Op: op, Body: data}).Append(nil)})
+}
+
+// awaitProposals reads what the leader sends a learner until it has seen
+// the PROPOSAL of each cxid in want (of sessions other than the leader's
+// own sid), and checks each: an error txn carrying want's code, or, for
+// ErrOK, a txn that is not an error.
+func awaitProposals(t *testing.T, q *zkreftest.QuorumConn, leader int64, want map[int32]wire.ErrCode) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(want) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no proposal for the forwarded requests with cxids %v", want)
+		}
+		p := q.Read()
+		switch p.Type {
+		case wire.PacketPing:
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+			continue
+		case wire.PacketProposal:
+		default:
+			continue
+		}
+		hdr, n, err := wire.DecodeTxnHeader(p.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, ok := want[hdr.Cxid]
+		if !ok || hdr.ClientID == leader {
+			continue
+		}
+		delete(want, hdr.Cxid)
+		switch {
+		case code == wire.ErrOK && hdr.Type == wire.OpError:
+			et, _, _ := wire.DecodeErrorTxn(p.Data[n:])
+			t.Errorf("the forwarded %#x/%d failed with %v", hdr.ClientID, hdr.Cxid, et.Err)
+		case code == wire.ErrOK:
+		case hdr.Type != wire.OpError:
+			t.Errorf("the forwarded %#x/%d became a txn of type %v, want an error txn (%v)", hdr.ClientID, hdr.Cxid, hdr.Type, code)
+		default:
+			if et, _, err := wire.DecodeErrorTxn(p.Data[n:]); err != nil || et.Err != code {
+				t.Errorf("the forwarded %#x/%d failed with %v (%v), want %v", hdr.ClientID, hdr.Cxid, et.Err, err, code)
+			}
+		}
+	}
+}
+
 // A write a learner forwards for a session the leader has closed, or is
 // closing, or never had, fails, as ZooKeeper's leader checks each write's
 // session when it preps it and logs an error txn instead: SESSIONEXPIRED,
@@ -1354,54 +1413,26 @@ func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
 
 	q, li := joinAsLearner(t, e, leader, 2)
 	syncAsLearner(t, q, li)
-	ephemeral := func(name string) []byte {
-		return (&wire.CreateRequest{Path: "/owned/" + name, ACL: openACL, Flags: wire.ModeEphemeral}).Append(nil)
+	ephemeral := func(name string) *wire.CreateRequest {
+		return &wire.CreateRequest{Path: "/owned/" + name, ACL: openACL, Flags: wire.ModeEphemeral}
 	}
 	want := map[int32]wire.ErrCode{} // cxid → the error its txn must carry
-	forward := func(session int64, cxid int32, op wire.OpCode, body []byte, code wire.ErrCode) {
-		q.Send(wire.QuorumPacket{Type: wire.PacketRequest,
-			Data: (&wire.ForwardedRequest{Session: session, Cxid: cxid, Op: op, Body: body}).Append(nil)})
+	forward := func(session int64, cxid int32, op wire.OpCode, body wire.Record, code wire.ErrCode) {
+		forwardAsLearner(q, session, cxid, op, body)
 		if op != wire.OpCloseSession {
 			want[cxid] = code
 		}
 	}
+	// closingID is a client's of the leader: a write the learner
+	// forwarded for it would fail as moved, but its close, which is not
+	// checked, goes first, and a closing session fails a write as
+	// expired before anything else is asked.
 	forward(closedID, 101, wire.OpCreate, ephemeral("closed"), wire.ErrSessionExpired)
 	forward(closingID, 102, wire.OpCloseSession, nil, wire.ErrOK)
 	forward(closingID, 103, wire.OpCreate, ephemeral("closing"), wire.ErrSessionExpired)
 	forward(unknownID, 104, wire.OpCreate, ephemeral("unknown"), wire.ErrSessionExpired)
-	forward(unknownID, 105, wire.OpSetData, (&wire.SetDataRequest{Path: "/owned", Data: []byte("after"), Version: -1}).Append(nil), wire.ErrUnknownSession)
-
-	deadline := time.Now().Add(20 * time.Second)
-	for len(want) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no proposal for the forwarded requests with cxids %v", want)
-		}
-		p := q.Read()
-		switch p.Type {
-		case wire.PacketPing:
-			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
-			continue
-		case wire.PacketProposal:
-		default:
-			continue
-		}
-		hdr, n, err := wire.DecodeTxnHeader(p.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		code, ok := want[hdr.Cxid]
-		if !ok || hdr.ClientID == int64(leader) {
-			continue
-		}
-		delete(want, hdr.Cxid)
-		if hdr.Type != wire.OpError {
-			t.Errorf("the forwarded %#x/%d became a txn of type %v, want an error txn (%v)", hdr.ClientID, hdr.Cxid, hdr.Type, code)
-			continue
-		}
-		if et, _, err := wire.DecodeErrorTxn(p.Data[n:]); err != nil || et.Err != code {
-			t.Errorf("the forwarded %#x/%d failed with %v (%v), want %v", hdr.ClientID, hdr.Cxid, et.Err, err, code)
-		}
-	}
+	forward(unknownID, 105, wire.OpSetData, &wire.SetDataRequest{Path: "/owned", Data: []byte("after"), Version: -1}, wire.ErrUnknownSession)
+	awaitProposals(t, q, int64(leader), want)
 	kids, _, err := c.Children("/owned")
 	if err != nil {
 		t.Fatal(err)
@@ -1412,6 +1443,68 @@ func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
 	}
 	if len(kids) != 0 || string(data) != "before" {
 		t.Fatalf("writes of closed sessions went through: /owned holds %q and children %v", data, kids)
+	}
+}
+
+// A session is on the server its client last came from, as far as the
+// leader knows (ZooKeeper's session owner): a write another server
+// forwards for it fails with SESSIONMOVED, and a write from the server a
+// client left is answered by closing that connection, as ZooKeeper's
+// servers do. Else a write sent before the client moved, and forwarded
+// late, would be made after the writes the client made since. Here the
+// test plays server 2, and a raw client of the leader moves to it (the
+// learner asks about its session) and back (it resumes on the leader).
+func TestLeaderRefusesWritesFromTheServerASessionLeft(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Start(t, 1, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader := e.Leader()
+	c := connect(t, e.Addr(leader))
+	if _, err := c.Create("/moved", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) *wire.CreateRequest {
+		return &wire.CreateRequest{Path: "/moved/" + name, ACL: openACL}
+	}
+	a := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
+	id := a.Session.SessionID
+	a.OK(wire.OpCreate, create("before"))
+
+	q, li := joinAsLearner(t, e, leader, 2)
+	syncAsLearner(t, q, li)
+	forwardAsLearner(q, id, 1, wire.OpCreate, create("not-moved-yet"))
+	awaitProposals(t, q, int64(leader), map[int32]wire.ErrCode{1: wire.ErrSessionMoved})
+
+	// The client moves to server 2.
+	if v := revalidateAsLearner(t, q, id); v != 1 {
+		t.Fatalf("the leader says session %#x is not open (%d)", id, v)
+	}
+	// A write on the connection it left: no answer, the connection goes.
+	a.Write(create("left-behind").Append((&wire.RequestHeader{Xid: 99, Type: wire.OpCreate}).Append(nil)))
+	if p, err := a.ReadErr(); err == nil {
+		t.Fatalf("a write from the server the session left was answered: %x", p)
+	}
+	forwardAsLearner(q, id, 2, wire.OpCreate, create("via-2"))
+	awaitProposals(t, q, int64(leader), map[int32]wire.ErrCode{2: wire.ErrOK})
+
+	// And back to the leader: server 2's writes for it fail again.
+	b := zkreftest.Dial(t, e.Addr(leader), wire.ConnectRequest{TimeOut: 30000, SessionID: id,
+		Passwd: a.Session.Passwd, HasReadOnly: true})
+	if b.Session.SessionID != id {
+		t.Fatalf("session %#x could not be resumed on the leader", id)
+	}
+	forwardAsLearner(q, id, 3, wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{
+		{Type: wire.OpCreate, Path: "/moved/stale", ACL: openACL}}})
+	awaitProposals(t, q, int64(leader), map[int32]wire.ErrCode{3: wire.ErrOK}) // a multi's txn, its op failed
+	b.OK(wire.OpCreate, create("after"))
+
+	kids, _, err := c.Children("/moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(kids)
+	if got := strings.Join(kids, " "); got != "after before via-2" {
+		t.Fatalf("/moved holds %q, want the writes of the server the session was on: after before via-2", got)
 	}
 }
 

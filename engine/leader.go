@@ -682,7 +682,7 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 		return err
 	}
 	r := newWriteReq()
-	r.sess, r.xid, r.op, r.auth = fr.Session, fr.Cxid, fr.Op, p.AuthInfo
+	r.sess, r.xid, r.op, r.auth, r.from = fr.Session, fr.Cxid, fr.Op, p.AuthInfo, lr
 	if fr.Op == wire.OpSync {
 		// Through the applier, behind the learner's earlier writes
 		// (applier.prep), as ZooKeeper's leader takes a learner's sync in
@@ -746,6 +746,9 @@ func (l *leader) revalidate(lr *learner, p *wire.QuorumPacket) {
 	valid := se != nil && !se.closing.Load()
 	if valid {
 		l.s.sessions.touch(se, l.s.mono())
+		// The client is on lr now: what another server forwards for
+		// it from here on fails with SESSIONMOVED.
+		se.owner.Store(lr)
 	}
 	data := binary.BigEndian.AppendUint64(nil, uint64(id))
 	if valid {

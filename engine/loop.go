@@ -283,6 +283,16 @@ func (lp *loop) handle(it *item) {
 		c.needZxid = max(c.needZxid, it.zxid)
 		code, body := it.code, wire.Record(nil)
 		if it.hasRes {
+			if it.res.SessionMoved() {
+				// No answer: the connection goes, and the client,
+				// which is on another server by now as far as the
+				// leader knows, finds its session there, as
+				// ZooKeeper tears such a connection down.
+				c.s.log.Info("closing a connection whose session moved to another server",
+					"session", fmt.Sprintf("0x%x", c.sid.Load()), "client", c.remote)
+				c.setClosing()
+				return
+			}
 			code, body = it.res.Reply(it.op)
 		}
 		c.appendReply(it.xid, it.zxid, code, body)

@@ -42,7 +42,15 @@ type session struct {
 	deadline atomic.Int64
 	conn     atomic.Pointer[conn] // the connection it is on; nil between connections
 	closing  atomic.Bool          // a closeSession txn is on its way
+	// owner is, on a leader, the server its client is on: the learner
+	// whose connection forwards its requests, or localOwner for this
+	// server's own clients; nil until a request or a resume says. A
+	// write from anywhere else fails with SESSIONMOVED (sessionErr).
+	owner atomic.Pointer[learner]
 }
+
+// localOwner owns, on a leader, the sessions of the leader's own clients.
+var localOwner = new(learner)
 
 // sessionTable holds the open sessions and expires them in tickTime
 // buckets. touch only stores a new deadline; the expiry pass moves a
@@ -190,6 +198,9 @@ func (t *sessionTable) reset(list []ztree.Session, now int64) {
 		// and the session must expire like any other, or its ephemerals
 		// would outlive it.
 		s.closing.Store(false)
+		// A new leader learns again where each client is, as
+		// ZooKeeper's starts a new session tracker.
+		s.owner.Store(nil)
 		d := roundUp(now+int64(s.timeout.Load()), t.tick)
 		s.deadline.Store(d)
 		t.byID[se.ID] = s

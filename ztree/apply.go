@@ -21,6 +21,21 @@ type Result struct {
 	reply replyRecords // what Reply hands out, so it need not allocate
 }
 
+// SessionMoved says whether the write failed, or an op of the multi did,
+// because its session had moved to another server (SESSIONMOVED):
+// ZooKeeper answers such a write by closing the connection.
+func (r *Result) SessionMoved() bool {
+	if r.Type == wire.OpError && r.Err == wire.ErrSessionMoved {
+		return true
+	}
+	for i := range r.Multi {
+		if r.Multi[i].Err == wire.ErrSessionMoved {
+			return true
+		}
+	}
+	return false
+}
+
 type replyRecords struct {
 	path    wire.CreateResponse
 	created wire.Create2Response

@@ -726,6 +726,8 @@ func TestWritesOfClosedSessionsFail(t *testing.T) {
 		{expired, wire.OpSetData, &wire.SetDataRequest{Path: "/p", Version: -1}, expired},
 		{unknown, wire.OpSetACL, &wire.SetACLRequest{Path: "/p", ACL: ztree.OpenACL, Version: -1}, unknown},
 		{expired, wire.OpCheck, &wire.CheckVersionRequest{Path: "/p", Version: -1}, expired},
+		{wire.ErrSessionMoved, wire.OpCreate, &wire.CreateRequest{Path: "/p/e", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral}, wire.ErrSessionMoved},
+		{wire.ErrSessionMoved, wire.OpSetData, &wire.SetDataRequest{Path: "/p", Version: -1}, wire.ErrSessionMoved},
 	} {
 		h.zxid++
 		txn, err := h.tree.Prep(&ztree.Request{Session: 2, Zxid: h.zxid, Time: h.time, Op: tc.op, Body: tc.body, SessionErr: tc.session})
@@ -733,6 +735,9 @@ func TestWritesOfClosedSessionsFail(t *testing.T) {
 		h.tree.Publish()
 		if err != tc.want || res.Err != tc.want || res.Type != wire.OpError {
 			t.Errorf("%v %+v of a session %v: %v, %v (%v), want %v", tc.op, tc.body, tc.session, err, res.Err, res.Type, tc.want)
+		}
+		if res.SessionMoved() != (tc.want == wire.ErrSessionMoved) {
+			t.Errorf("%v %+v failing with %v: SessionMoved says %v", tc.op, tc.body, res.Err, res.SessionMoved())
 		}
 	}
 	h.zxid++
@@ -746,6 +751,13 @@ func TestWritesOfClosedSessionsFail(t *testing.T) {
 	if len(res.Multi) != 2 || res.Multi[0].Err != expired || res.Multi[1].Err != wire.ErrRuntimeInconsistency {
 		t.Errorf("a multi of an expired session: %+v", res.Multi)
 	}
+	h.zxid++
+	txn, _ = h.tree.Prep(&ztree.Request{Session: 2, Zxid: h.zxid, Time: h.time, Op: wire.OpMulti, SessionErr: wire.ErrSessionMoved,
+		Body: &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpCheck, Path: "/p", Version: -1}}}})
+	if res := h.tree.Apply(&txn.Header, txn.Record); !res.SessionMoved() {
+		t.Errorf("a multi of a moved session: %+v, and SessionMoved says no", res.Multi)
+	}
+	h.tree.Publish()
 	if h.tree.Digest() != before {
 		t.Error("writes of a closed session changed the tree")
 	}
