@@ -1130,15 +1130,12 @@ func TestEnsembleOfOne(t *testing.T) {
 // ensemble as server 2 over the raw quorum protocol, as a ZooKeeper
 // follower would, and asks about a live session and an unknown one.
 func TestEnsembleLeaderAnswersRevalidate(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Start(t, 1, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader := e.Leader()
+	e, leader := ensembleForALearner(t)
 	live := connect(t, e.Addr(leader))
 	session := live.SessionID()
 
 	q, li := joinAsLearner(t, e, leader, 2)
-	syncAsLearner(t, q, li)
+	syncAsLearner(t, q, li, nil)
 	ask := func(id int64) byte { return revalidateAsLearner(t, q, id) }
 	if v := ask(session); v != 1 {
 		t.Fatalf("the leader says live session %#x is not valid (%d)", session, v)
@@ -1253,6 +1250,17 @@ func readConnectResponse(nc net.Conn, within time.Duration) (wire.ConnectRespons
 	}
 }
 
+// ensembleForALearner starts servers 1 and 3 of a 3-server ensemble,
+// leaving server 2 for the test to play (joinAsLearner), and returns the
+// ensemble and its leader.
+func ensembleForALearner(t *testing.T) (*zkdtest.Ensemble, int64) {
+	t.Helper()
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Start(t, 1, 3)
+	e.WaitServing(t, 30*time.Second)
+	return e, e.Leader()
+}
+
 // joinAsLearner connects to the leader's quorum port as server sid, a
 // follower, and goes through discovery (FOLLOWERINFO, LEADERINFO, ACKEPOCH
 // with an empty history). It returns the connection and LEADERINFO.
@@ -1275,14 +1283,18 @@ func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkref
 }
 
 // syncAsLearner goes on from joinAsLearner: it takes whatever the leader
-// sends up to UPTODATE, acknowledging NEWLEADER and UPTODATE.
-func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket) {
+// sends up to UPTODATE, acknowledging NEWLEADER and UPTODATE. each, when
+// not nil, sees every packet first.
+func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket, each func(wire.QuorumPacket)) {
 	t.Helper()
 	for i := 0; ; i++ {
-		if i > 100000 {
+		if i > 1_000_000 {
 			t.Fatal("no UPTODATE")
 		}
 		p := q.Read()
+		if each != nil {
+			each(p)
+		}
 		switch p.Type {
 		case wire.PacketSnap:
 			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
@@ -1389,10 +1401,7 @@ func awaitProposals(t *testing.T, q *zkreftest.QuorumConn, leader int64, want ma
 // moment ago, for a session whose close it forwards just before, and for
 // a session never opened, and a setData of that last one.
 func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Start(t, 1, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader := e.Leader()
+	e, leader := ensembleForALearner(t)
 	c := connect(t, e.Addr(leader))
 	check(c.Create("/owned", []byte("before"), 0, zk.WorldACL(zk.PermAll)))(t)
 	// A session closed, and known closed here: its ephemeral is gone.
@@ -1412,7 +1421,7 @@ func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
 	const unknownID = 0x7e57
 
 	q, li := joinAsLearner(t, e, leader, 2)
-	syncAsLearner(t, q, li)
+	syncAsLearner(t, q, li, nil)
 	ephemeral := func(name string) *wire.CreateRequest {
 		return &wire.CreateRequest{Path: "/owned/" + name, ACL: openACL, Flags: wire.ModeEphemeral}
 	}
@@ -1455,10 +1464,7 @@ func TestLeaderRefusesForwardedWritesOfClosedSessions(t *testing.T) {
 // test plays server 2, and a raw client of the leader moves to it (the
 // learner asks about its session) and back (it resumes on the leader).
 func TestLeaderRefusesWritesFromTheServerASessionLeft(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Start(t, 1, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader := e.Leader()
+	e, leader := ensembleForALearner(t)
 	c := connect(t, e.Addr(leader))
 	if _, err := c.Create("/moved", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
@@ -1471,7 +1477,7 @@ func TestLeaderRefusesWritesFromTheServerASessionLeft(t *testing.T) {
 	a.OK(wire.OpCreate, create("before"))
 
 	q, li := joinAsLearner(t, e, leader, 2)
-	syncAsLearner(t, q, li)
+	syncAsLearner(t, q, li, nil)
 	forwardAsLearner(q, id, 1, wire.OpCreate, create("not-moved-yet"))
 	awaitProposals(t, q, int64(leader), map[int32]wire.ErrCode{1: wire.ErrSessionMoved})
 
@@ -1515,10 +1521,7 @@ func TestLeaderRefusesWritesFromTheServerASessionLeft(t *testing.T) {
 // plays server 2 over the raw quorum protocol, joining under write load
 // and taking its time to ack NEWLEADER.
 func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Start(t, 1, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader := e.Leader()
+	e, leader := ensembleForALearner(t)
 	c := connect(t, e.Addr(leader))
 	check(c.Create("/held", nil, 0, zk.WorldACL(zk.PermAll)))(t)
 	load := newWriteLoad("/held")
@@ -1531,21 +1534,12 @@ func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
 	q, li := joinAsLearner(t, e, leader, 2)
 	newLeaderSeen := false
 	proposed := map[int64]bool{} // between NEWLEADER and UPTODATE
-	for i := 0; ; i++ {
-		if i > 1_000_000 {
-			t.Fatal("no UPTODATE")
-		}
-		p := q.Read()
+	syncAsLearner(t, q, li, func(p wire.QuorumPacket) {
 		switch p.Type {
-		case wire.PacketSnap:
-			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
-				t.Fatal(err)
-			}
 		case wire.PacketNewLeader:
 			newLeaderSeen = true
 			// Writes go on meanwhile: the window a COMMIT could fall in.
 			time.Sleep(300 * time.Millisecond)
-			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
 		case wire.PacketProposal:
 			if newLeaderSeen {
 				proposed[p.Zxid] = true
@@ -1554,13 +1548,8 @@ func TestLeaderHoldsCommitsUntilUpToDate(t *testing.T) {
 			if newLeaderSeen {
 				t.Fatalf("%s %#x between NEWLEADER and UPTODATE", wire.PacketName(p.Type), p.Zxid)
 			}
-		case wire.PacketPing:
-			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
 		}
-		if p.Type == wire.PacketUpToDate {
-			break
-		}
-	}
+	})
 	if len(proposed) == 0 {
 		t.Fatal("no PROPOSAL between NEWLEADER and UPTODATE: the writes did not reach the window this test is about")
 	}
