@@ -551,6 +551,39 @@ func TestMixedEnsembleWithZooKeeper(t *testing.T) {
 	}
 }
 
+// A session expires on the leader the timeout its client's connection
+// negotiated after its last touch, as ZooKeeper's leader takes the
+// timeout from each touch and each REVALIDATE a learner sends: a session
+// created on the leader with 2 s and resumed on a follower with 10 s
+// lives on well past 2 s once its client is gone. The leader used to keep
+// the timeout the session was created with.
+func TestLeaderExpiresSessionsByTheTimeoutOfTheirLastConnection(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, map[string]string{"tickTime": "500"})
+	leader, follower := e.Leader(), e.Follower()
+	c := connect(t, e.Addr(leader))
+	a := zkreftest.Dial(t, e.Addr(leader), wire.ConnectRequest{TimeOut: 2000, Passwd: make([]byte, 16), HasReadOnly: true})
+	a.OK(wire.OpCreate, &wire.CreateRequest{Path: "/held", ACL: openACL, Flags: wire.ModeEphemeral})
+	a.Conn.Close()
+	b := zkreftest.Dial(t, e.Addr(follower), wire.ConnectRequest{TimeOut: 10000, SessionID: a.Session.SessionID,
+		Passwd: a.Session.Passwd, HasReadOnly: true})
+	if b.Session.SessionID != a.Session.SessionID || b.Session.TimeOut != 10000 {
+		t.Fatalf("resuming session %#x with 10 s on the follower: %+v", a.Session.SessionID, b.Session)
+	}
+	b.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/held"})
+	b.Conn.Close()
+	gone := time.Now()
+	// By the 2 s it was created with it would be gone by now (2 s, plus
+	// a tick at most for the expiry's rounding); by its 10 s it is not.
+	time.Sleep(4500 * time.Millisecond)
+	ok, _, err := c.Exists("/held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatalf("the session, resumed on the follower with a 10 s timeout, expired within %v of its client leaving", time.Since(gone).Round(time.Millisecond))
+	}
+}
+
 // Sessions belong to the ensemble: one whose client talks to a follower
 // lives past its timeout for as long as the client is there (the follower
 // reports it to the leader, which expires sessions), and expires on every

@@ -638,7 +638,7 @@ func (l *leader) readLearner(lr *learner) {
 			now := s.mono()
 			for _, t := range touches {
 				if se := s.sessions.get(t.Session); se != nil {
-					s.sessions.touch(se, now)
+					s.sessions.touchFor(se, t.Timeout, now)
 				}
 			}
 		case wire.PacketRequest:
@@ -742,10 +742,11 @@ func (l *leader) revalidate(lr *learner, p *wire.QuorumPacket) {
 		return
 	}
 	id := int64(binary.BigEndian.Uint64(p.Data))
+	timeout := int32(binary.BigEndian.Uint32(p.Data[8:]))
 	se := l.s.sessions.get(id)
 	valid := se != nil && !se.closing.Load()
 	if valid {
-		l.s.sessions.touch(se, l.s.mono())
+		l.s.sessions.touchFor(se, timeout, l.s.mono())
 		// The client is on lr now: what another server forwards for
 		// it from here on fails with SESSIONMOVED.
 		se.owner.Store(lr)

@@ -140,6 +140,18 @@ func (t *sessionTable) touch(s *session, now int64) {
 	}
 }
 
+// touchFor touches a session for a learner's client, with the timeout
+// that client's connection negotiated there: as ZooKeeper's leader does,
+// the session expires that long after its last touch, whatever timeout
+// it was created with. A timeout of 0 or less is not a timeout, and the
+// session keeps its own.
+func (t *sessionTable) touchFor(s *session, timeout int32, now int64) {
+	if timeout > 0 {
+		s.timeout.Store(timeout)
+	}
+	t.touch(s, now)
+}
+
 // bucketTimes lists the deadlines of the buckets ZooKeeper's dump would
 // list: every deadline a session has had that is still ahead.
 func (t *sessionTable) bucketTimes(now int64) []int64 {
