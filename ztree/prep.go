@@ -32,7 +32,9 @@ type Request struct {
 	// SessionErr is what the server's session tracker says of Session
 	// as of the txns prepped before this one: ErrOK while it is open,
 	// ErrSessionExpired once its closeSession is on its way,
-	// ErrUnknownSession when it has none. Every op ZooKeeper checks the
+	// ErrUnknownSession when it has none, ErrSessionMoved when its
+	// client is on another server than the one the request came
+	// through. Every op ZooKeeper checks the
 	// session for (create, delete, setData, setACL, check, each op of a
 	// multi) fails with it, at the step ZooKeeper checks it; an
 	// ephemeral create of an unknown session fails with
