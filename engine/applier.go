@@ -49,13 +49,11 @@ type writeReq struct {
 	start time.Time
 
 	// from is the learner that forwarded the request; nil for the
-	// server's own clients and its own txns.
+	// server's own clients and its own txns. A forwarded sync (op
+	// OpSync) is answered after the commit of the newest txn proposed
+	// when it is prepped, so after every write that learner forwarded
+	// before it.
 	from *learner
-
-	// syncFor is the learner whose forwarded sync this is: it is answered
-	// after the commit of the newest txn proposed when it is prepped, so
-	// after every write that learner forwarded before it.
-	syncFor *learner
 
 	// connect is the handshake reply a createSession txn answers with.
 	connect *wire.ConnectResponse
@@ -257,7 +255,7 @@ func (a *applier) run() {
 
 // prep turns a request into a logged txn.
 func (a *applier) prep(r *writeReq) {
-	if r.syncFor != nil {
+	if r.from != nil && r.op == wire.OpSync {
 		// A learner's sync, in its place among its forwarded writes:
 		// those before it are proposed by now, so the SYNC goes out after
 		// their COMMITs. A ZooKeeper follower matches SYNCs and COMMITs
@@ -266,7 +264,7 @@ func (a *applier) prep(r *writeReq) {
 		// of that queue and leave every later local write unanswered.
 		a.s.stats.outstanding.Add(-1)
 		if a.lead != nil {
-			a.lead.answerSync(r.syncFor)
+			a.lead.answerSync(r.from)
 		}
 		release(r)
 		return

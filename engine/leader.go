@@ -687,7 +687,6 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 		// Through the applier, behind the learner's earlier writes
 		// (applier.prep), as ZooKeeper's leader takes a learner's sync in
 		// its request pipeline.
-		r.syncFor = lr
 		l.s.writes.submit(r)
 		return nil
 	}
