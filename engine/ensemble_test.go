@@ -1526,6 +1526,20 @@ func TestLeaderRefusesWritesFromTheServerASessionLeft(t *testing.T) {
 	forwardAsLearner(q, id, 2, wire.OpCreate, create("via-2"))
 	awaitProposals(t, q, int64(leader), map[int32]wire.ErrCode{2: wire.ErrOK})
 
+	// A read on the connection a moved session left is not answered
+	// either, as ZooKeeper's leader checks reads' sessions too: a stale
+	// connection could otherwise go on reading, and set watches, for a
+	// session that is elsewhere.
+	r := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
+	r.OK(wire.OpExists, &wire.ExistsRequest{Path: "/moved"})
+	if v := revalidateAsLearner(t, q, r.Session.SessionID); v != 1 {
+		t.Fatalf("the leader says session %#x is not open (%d)", r.Session.SessionID, v)
+	}
+	r.Write((&wire.GetDataRequest{Path: "/moved", Watch: true}).Append((&wire.RequestHeader{Xid: 7, Type: wire.OpGetData}).Append(nil)))
+	if p, err := r.ReadErr(); err == nil {
+		t.Fatalf("a read on the connection a session left was answered: %x", p)
+	}
+
 	// And back to the leader: server 2's writes for it fail again.
 	b := zkreftest.Dial(t, e.Addr(leader), wire.ConnectRequest{TimeOut: 30000, SessionID: id,
 		Passwd: a.Session.Passwd, HasReadOnly: true})

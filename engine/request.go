@@ -70,6 +70,15 @@ func (c *conn) request(p []byte) {
 		c.write(hdr, body)
 		return
 	}
+	if se := c.sess; se != nil && hdr.Type != wire.OpAuth && hdr.Type != wire.OpSASL && se.movedAway() {
+		// The leader has heard the client resume on another server: this
+		// connection is stale, and goes without an answer, as
+		// ZooKeeper's leader checks the session of reads and pings too.
+		c.s.log.Info("closing a connection whose session moved to another server",
+			"session", fmt.Sprintf("0x%x", se.id), "client", c.remote)
+		c.setClosing()
+		return
+	}
 	c.reads++
 	c.read(hdr, body)
 }

@@ -52,6 +52,14 @@ type session struct {
 // localOwner owns, on a leader, the sessions of the leader's own clients.
 var localOwner = new(learner)
 
+// movedAway reports whether, as the leader knows, s's client is on one of
+// its learners now. Only a leader stores a learner in owner, and a new
+// role clears it, so elsewhere this is false.
+func (s *session) movedAway() bool {
+	o := s.owner.Load()
+	return o != nil && o != localOwner
+}
+
 // sessionTable holds the open sessions and expires them in tickTime
 // buckets. touch only stores a new deadline; the expiry pass moves a
 // session found in an old bucket to the bucket of its current deadline,
