@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -38,7 +39,12 @@ type Options struct {
 	// Pause is each client's wait between two operations: 0 for as fast
 	// as the ensemble answers, more to spare the machine's CPU.
 	Pause time.Duration
-	Env   []string // for each zkd process (ZKD_FAULTS)
+	// Hop, when set, is each client's mean time between two hops: its
+	// connection dropped with requests in flight and its session carried
+	// to the next member, as a client whose network failed. 0: each
+	// client stays on its own member, and moves only when it fails.
+	Hop time.Duration
+	Env []string // for each zkd process (ZKD_FAULTS)
 	// Connect, when set, are the client addresses of a running ensemble
 	// to check instead of starting one: no faults (zkbench does not own
 	// its processes), and its znodes must not hold an earlier run's.
@@ -70,6 +76,7 @@ type Report struct {
 	Faults   []FaultEvent
 	Ops      []Op
 	Start    time.Time
+	Hops     int64 // the clients' moves to another member (Options.Hop)
 }
 
 // Valid reports whether every workload passed.
@@ -162,7 +169,13 @@ func Run(o Options) (*Report, error) {
 	id := 0
 	for _, w := range o.Workloads {
 		for i := 0; i < o.Clients; i++ {
-			cl := &client{id: id, addr: c.Addr(1 + id%c.N), timeout: timeout, pause: o.Pause}
+			cl := &client{id: id, addrs: []string{c.Addr(1 + id%c.N)}, timeout: timeout, pause: o.Pause}
+			if o.Hop > 0 {
+				// Every member, its own first.
+				for i := 1; i < c.N; i++ {
+					cl.addrs = append(cl.addrs, c.Addr(1+(id+i)%c.N))
+				}
+			}
 			clients = append(clients, cl)
 			rng := rand.New(rand.NewSource(o.Seed + int64(id)))
 			wg.Add(1)
@@ -188,6 +201,16 @@ func Run(o Options) (*Report, error) {
 				return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
 			}
 			id++
+		}
+	}
+	var hops atomic.Int64
+	if o.Hop > 0 {
+		for _, cl := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hops.Add(cl.hop(o.Hop, rand.New(rand.NewSource(o.Seed+1_000_000+int64(cl.id))), stop))
+			}()
 		}
 	}
 	faultsDone := make(chan []FaultEvent, 1)
@@ -217,6 +240,7 @@ func Run(o Options) (*Report, error) {
 	for _, cl := range clients {
 		cl.close()
 	}
+	rep.Hops = hops.Load()
 	if interrupted {
 		return nil, fmt.Errorf("check: interrupted")
 	}
@@ -754,6 +778,9 @@ func WriteReport(w io.Writer, r *Report) {
 			status += "  not made: " + f.Err
 		}
 		fmt.Fprintf(w, "  %-18s %-9v %s\n", f.Name, f.Target, status)
+	}
+	if r.Hops > 0 {
+		fmt.Fprintf(w, "clients dropped their connection and moved to another member %d times\n", r.Hops)
 	}
 	fmt.Fprintf(w, "workloads:\n")
 	for _, v := range r.Verdicts {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"zkd/internal/zkclient"
@@ -106,10 +107,11 @@ const registersPerGeneration = 1000
 // when it expires.
 type client struct {
 	id      int
-	addr    string
+	addrs   []string // its member, then the others it may move to
 	timeout time.Duration
 	pause   time.Duration // between two operations
 	conn    *zkclient.Conn
+	cur     atomic.Pointer[zkclient.Conn] // conn, for hop
 	// onEvent, when set, gets the events of each session, with the
 	// session's number (1 for the client's first).
 	onEvent  func(session int, ev zkclient.Event)
@@ -128,12 +130,14 @@ func (cl *client) session() (*zkclient.Conn, error) {
 		n, on := cl.sessions+1, cl.onEvent
 		handler = func(ev zkclient.Event) { on(n, ev) }
 	}
-	c, err := zkclient.Dial([]string{cl.addr}, cl.timeout, handler)
+	c, err := zkclient.Dial(cl.addrs, cl.timeout, handler)
 	if err != nil {
 		cl.conn = nil
+		cl.cur.Store(nil)
 		return nil, err
 	}
 	cl.conn = c
+	cl.cur.Store(c)
 	cl.sessions++
 	return c, nil
 }
@@ -155,6 +159,25 @@ func (cl *client) next(stop <-chan struct{}) (*zkclient.Conn, bool) {
 		return nil, true
 	}
 	return c, true
+}
+
+// hop drops the client's connection every so often (between a half and
+// one and a half times every), whatever it has in flight, and its session
+// goes on on the next member; once stop is closed it returns how many
+// times.
+func (cl *client) hop(every time.Duration, rng *rand.Rand, stop <-chan struct{}) int64 {
+	n := int64(0)
+	for {
+		select {
+		case <-stop:
+			return n
+		case <-time.After(every/2 + time.Duration(rng.Int63n(int64(every)))):
+		}
+		if c := cl.cur.Load(); c != nil && c.State() == wire.StateSyncConnected {
+			c.Hop()
+			n++
+		}
+	}
 }
 
 func (cl *client) close() {
@@ -424,11 +447,12 @@ func sessionsClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		s, err := zkclient.Dial([]string{cl.addr}, cl.timeout, nil)
+		s, err := zkclient.Dial(cl.addrs, cl.timeout, nil)
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		cl.cur.Store(s) // the ephemeral's session is the one that hops
 		path := fmt.Sprintf("%s/c%d-s%d", ephRoot, cl.id, n)
 		n++
 		op := Op{Client: cl.id, Kind: "eph-create", Elem: path, Call: time.Now()}
@@ -459,6 +483,7 @@ func sessionsClient(cl *client, rng *rand.Rand, h *history, stop <-chan struct{}
 			}
 		}
 		closed := s.Close() == nil
+		cl.cur.Store(watcher)
 		if !closed || op.Outcome != OK {
 			continue
 		}

@@ -35,6 +35,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	hold := fs.Duration("fault-for", 4*time.Second, "how long each fault lasts")
 	rest := fs.Duration("fault-every", 3*time.Second, "the quiet time between faults")
 	pause := fs.Duration("pause", 0, "each client's wait between two operations (0: as fast as the ensemble answers)")
+	hop := fs.Duration("hop", 0, "each client's mean time between two hops: its connection dropped with requests in flight and its session moved to the next member (0: clients stay on their member)")
 	seed := fs.Int64("seed", time.Now().UnixNano(), "random seed (the run prints it)")
 	dir := fs.String("dir", "", "where the members' directories, logs and the drawn history go (default: a new temporary directory)")
 	plotFile := fs.String("plot", "", "draw the run's timeline (operations per second, latency, the faults) into FILE.png or .svg (default: timeline.png in --dir)")
@@ -47,7 +48,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
-		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Log: stderr}
+		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr}
 	o.Workloads = strings.Split(*workloads, ",")
 	switch *nemesis {
 	case "all":

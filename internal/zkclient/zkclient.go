@@ -131,6 +131,24 @@ func (c *Conn) Server() string {
 	return c.servers[c.server]
 }
 
+// Hop drops the session's connection, as a fault of the network would,
+// and carries the session to the next server of the list, as a client
+// does whose server went away. The requests in flight fail with
+// ErrConnectionLoss; the server left behind may still make the writes
+// among them. Hop does nothing while the session has no connection, or
+// when the list has one server.
+func (c *Conn) Hop() {
+	c.mu.Lock()
+	nc := c.nc
+	if nc == nil || c.closed || c.closing || len(c.servers) < 2 {
+		c.mu.Unlock()
+		return
+	}
+	c.server = (c.server + 1) % len(c.servers) // where connect starts
+	c.mu.Unlock()
+	nc.Close()
+}
+
 // connect finds a server that takes the session (a new one if there is
 // none yet) before the deadline, then starts reading from it.
 func (c *Conn) connect(deadline time.Time) error {

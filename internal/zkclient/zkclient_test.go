@@ -125,3 +125,62 @@ func TestAPausedServerDoesNotHoldTheSession(t *testing.T) {
 		t.Fatalf("session on %s after %v; want %s, within the paused server's share (3 s) and a little", c.Server(), time.Since(start), good.Addr)
 	}
 }
+
+// Hop carries the session to the next server of the list: the same
+// session, its ephemeral kept, its watch set again there and fired by a
+// change made through yet another server.
+func TestHopMovesTheSessionToTheNextServer(t *testing.T) {
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	addrs := e.Addrs()
+	events := make(chan zkclient.Event, 16)
+	c, err := zkclient.Dial(addrs, 10*time.Second, func(ev zkclient.Event) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Server() != addrs[0] {
+		t.Fatalf("session on %s, want the list's first, %s", c.Server(), addrs[0])
+	}
+	open := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	if _, err := c.Create("/hop", nil, open, wire.ModeEphemeral, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get("/hop", true); err != nil {
+		t.Fatal(err)
+	}
+	sid := c.SessionID()
+	c.Hop()
+	// Dial's SyncConnected, then the hop's Disconnected and SyncConnected.
+	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
+		select {
+		case ev := <-events:
+			if ev != (zkclient.Event{Type: wire.EventNone, State: want}) {
+				t.Fatalf("event %+v, want state %v", ev, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no event; want state %v", want)
+		}
+	}
+	if c.Server() != addrs[1] || c.SessionID() != sid {
+		t.Fatalf("after a hop: session 0x%x on %s; want 0x%x on %s", c.SessionID(), c.Server(), sid, addrs[1])
+	}
+	other, err := zkclient.Dial(addrs[2:], 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, ok, err := other.Exists("/hop", false); err != nil || !ok {
+		t.Fatalf("the hopped session's ephemeral: exists %v, %v", ok, err)
+	}
+	if _, err := other.Set("/hop", []byte("x"), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != wire.EventNodeDataChanged || ev.Path != "/hop" {
+			t.Fatalf("event %+v, want /hop's data change", ev)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the watch set before the hop did not fire")
+	}
+}
