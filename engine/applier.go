@@ -135,6 +135,10 @@ type applier struct {
 	// failedPending is set once the writes in the log when it stopped
 	// for a full disk have been given up.
 	failedPending bool
+	// logStopped is set once an append to the log has failed: standalone
+	// on a full disk the server goes on read-only (refuse); otherwise it
+	// is stopping, and what comes after is dropped.
+	logStopped bool
 	results       []ztree.Result // reused by commit
 	loops         []*loop        // posted to in the piece being delivered
 
@@ -273,6 +277,14 @@ func (a *applier) prep(r *writeReq) {
 		a.forward(r)
 		return
 	}
+	if a.logStopped && a.s.readOnly.Load() == nil {
+		// The log failed and the server is stopping: nothing more is
+		// logged or proposed. (A standalone server on a full disk goes
+		// on read-only instead, below.)
+		a.s.stats.outstanding.Add(-1)
+		a.drop(r)
+		return
+	}
 	if a.s.peer != nil && a.lead == nil && a.s.readOnly.Load() != nil {
 		// Read-only mode, as ZooKeeper's: reads are answered, writes
 		// refused with NOTREADONLY.
@@ -326,8 +338,12 @@ func (a *applier) prep(r *writeReq) {
 		// and into the log as encoded for them.
 		entry, perr := a.lead.propose(&r.wal, r.start)
 		if perr != nil {
+			// Not logged either: a txn its learners never had.
 			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", perr)
 			a.lead.stepDown(perr)
+			a.s.stats.outstanding.Add(-1)
+			a.drop(r)
+			return
 		}
 		err = s.store.Load().AppendEncoded(zxid, entry, nil)
 	} else {
@@ -335,12 +351,20 @@ func (a *applier) prep(r *writeReq) {
 	}
 	// The log reports each durable batch through synced.
 	if err != nil {
+		a.logStopped = true
 		if errors.Is(err, wal.ErrDiskFull) {
-			s.diskFull(err)
-			a.refuse(r)
-			return
+			s.diskFull(err) // standalone, read-only from here; in an ensemble, stopping
+			if a.lead == nil {
+				a.refuse(r)
+				return
+			}
+		} else {
+			s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
 		}
-		s.fail(fmt.Errorf("cannot log txn 0x%x: %w", zxid, err))
+		// Proposed, r may yet commit by its learners' ACKs: its client
+		// is not told it failed, its connection is closed.
+		a.s.stats.outstanding.Add(-1)
+		a.drop(r)
 		return
 	}
 	switch r.txn.Header.Type {

@@ -1,11 +1,14 @@
 package engine_test
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
@@ -159,4 +162,104 @@ func TestFullDiskServesReadsAndRefusesWrites(t *testing.T) {
 		t.Fatalf("after freeing the disk /kept holds %.8q…, want %.8q…", got, acked)
 	}
 	r.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/kept", Data: []byte("room again"), Version: -1})
+}
+
+// In an ensemble a leader whose log's disk fills cannot lead: the other
+// members' disks take the writes it cannot, and only a leader orders
+// them. It stops, as a follower whose log fails does and as ZooKeeper's
+// leader gives up leading on a failed log, and the others elect a leader
+// and go on taking writes. It used to stay leader in read-only mode,
+// refusing every write of the ensemble, and its tree went without the
+// txns its followers had committed from the proposals already out.
+func TestEnsembleLeaderOnAFullDiskStepsAside(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Member = map[int64]map[string]string{}
+	disks := map[int64]string{}
+	for id := int64(1); id <= 3; id++ {
+		disks[id] = smallDisk(t, "24m")
+		e.Member[id] = map[string]string{"dataLogDir": filepath.Join(disks[id], "log")}
+	}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower := e.Leader(), e.Follower()
+	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+	fill(t, disks[leader])
+
+	// Writes through the follower: taken while the leader's log has
+	// room, then refused or cut off until the leader has gone and the
+	// others have elected one, then taken again.
+	acked, refused, after := "", 0, false
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; time.Now().Before(deadline) && !after; i++ {
+		gone, _ := e.Servers[leader].Exited()
+		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1000))
+		switch outcome(t, c, "/kept", []byte(v)) {
+		case "ok":
+			acked, after = v, gone
+		case "refused":
+			refused++
+			time.Sleep(10 * time.Millisecond)
+		case "closed":
+			c = resumeOnceServing(t, e.Addr(follower), c.Session)
+		}
+	}
+	if gone, _ := e.Servers[leader].Exited(); !gone {
+		t.Fatalf("the leader (%d) on a full disk is still running 60 s on; %d writes refused meanwhile", leader, refused)
+	}
+	if !after {
+		t.Fatalf("no write was taken within 60 s of the leader's disk filling; %d refused", refused)
+	}
+	if !strings.Contains(e.Servers[leader].Log(), filepath.Join(disks[leader], "log")) {
+		t.Errorf("the stopped leader's log does not name its full log directory:\n%s", e.Servers[leader].Log())
+	}
+	// Every server left agrees on /kept: the last acknowledged write.
+	for id := range e.Servers {
+		if id == leader {
+			continue
+		}
+		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
+		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/kept"})
+		if got := getData(t, r, "/kept"); got != acked {
+			t.Fatalf("server %d: /kept holds %.8q…, the last acknowledged write was %.8q…", id, got, acked)
+		}
+	}
+	// Started again on the full disk, it does not join: it says why.
+	full := e.Servers[leader]
+	full.Launch()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if gone, _ := full.Exited(); gone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member started on a full disk is still running:\n%s", full.Log())
+		}
+	}
+	if log := full.Log(); !strings.Contains(log, "free some space and start zkd again") {
+		t.Fatalf("the member started on a full disk exited without saying so:\n%s", log)
+	}
+}
+
+// resumeOnceServing resumes session s on addr once that server serves
+// again (an election may be under way), within 30 s.
+func resumeOnceServing(t *testing.T, addr string, s wire.ConnectResponse) *zkreftest.Client {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			continue
+		}
+		req := wire.ConnectRequest{TimeOut: 30000, SessionID: s.SessionID, Passwd: s.Passwd}
+		_, err = nc.Write(wire.AppendFrame(nil, req.Append(nil)))
+		var r wire.ConnectResponse
+		if err == nil {
+			r, err = readConnectResponse(nc, 5*time.Second)
+		}
+		nc.Close()
+		if err == nil && r.SessionID == s.SessionID {
+			return resume(t, addr, s)
+		}
+	}
+	t.Fatalf("session 0x%x could not be resumed on %s within 30 s", s.SessionID, addr)
+	return nil
 }

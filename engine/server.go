@@ -286,6 +286,12 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 			s.closeSecure()
 			return nil, err
 		}
+		if cfg.Ensemble != nil {
+			st.Close()
+			ln.Close()
+			s.closeSecure()
+			return nil, fmt.Errorf("the transaction log's disk is full, and an ensemble member cannot serve without its log; free some space and start zkd again: %w", err)
+		}
 		s.readOnly.Store(&err)
 		s.log.Error("the data directory was recovered, but its disk is full: serving reads only, refusing writes, until restarted with free space", "err", err)
 	}
@@ -512,6 +518,14 @@ func (s *Server) namespaceReads() map[string]ztree.NamespaceStat {
 // lost, so the server stays up for reads and refuses writes, rather than
 // exit and leave its clients with nothing.
 func (s *Server) diskFull(err error) {
+	if s.cfg.Ensemble != nil {
+		// An ensemble's writes need their leader, and a member that cannot
+		// log cannot lead or follow: it goes, and the others (whose disks
+		// have room) go on without it, as ZooKeeper's members give up
+		// their role on a failed log.
+		s.fail(fmt.Errorf("the transaction log's disk is full, and an ensemble member cannot serve without its log: stopping; free some space and restart zkd: %w", err))
+		return
+	}
 	if s.readOnly.CompareAndSwap(nil, &err) {
 		s.log.Error("the txn log's disk is full: serving reads only and refusing writes; free some space and restart zkd",
 			"err", err)
