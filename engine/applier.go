@@ -139,8 +139,8 @@ type applier struct {
 	// on a full disk the server goes on read-only (refuse); otherwise it
 	// is stopping, and what comes after is dropped.
 	logStopped bool
-	results       []ztree.Result // reused by commit
-	loops         []*loop        // posted to in the piece being delivered
+	results    []ztree.Result // reused by commit
+	loops      []*loop        // posted to in the piece being delivered
 
 	// prepOpened and prepClosed are the sessions whose createSession or
 	// closeSession txn is prepped and not yet applied; prepOpened says
