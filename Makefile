@@ -118,8 +118,11 @@ sim:
 # data when killed, and has no disk fault hook), and the power cut of
 # every member is left out. CHECK_IMPL=zookeeper, the control, has only
 # the faults ZooKeeper 3.8.0 passes. CHECK_NEMESIS chooses other faults.
+# Each client drops its connection and moves its session to the next
+# member about every CHECK_HOP (0: clients stay on their member).
 CHECK_MINUTES ?= 30
 CHECK_PAUSE ?= 2ms
+CHECK_HOP ?= 1s
 CHECK_IMPL ?= zkd
 check_partitions := pause-leader,partition-leader,partition-follower,partition-halves,partition-bridge
 check_faults_zkd := all
@@ -131,9 +134,9 @@ check-long: deps-debian
 	$(GO) build -o .build/zkbench ./cmd/zkbench
 	rm -rf .build/check-3 .build/check-5
 	.build/zkbench check --zkd .build/zkd --impl $(CHECK_IMPL) --servers 3 --port 31181 --duration $(CHECK_MINUTES)m \
-		--nemesis $(CHECK_NEMESIS) --pause $(CHECK_PAUSE) $(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-3
+		--nemesis $(CHECK_NEMESIS) --pause $(CHECK_PAUSE) --hop $(CHECK_HOP) $(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-3
 	.build/zkbench check --zkd .build/zkd --impl $(CHECK_IMPL) --servers 5 --port 31281 --duration $(CHECK_MINUTES)m \
-		--nemesis $(CHECK_NEMESIS) --pause $(CHECK_PAUSE) $(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-5
+		--nemesis $(CHECK_NEMESIS) --pause $(CHECK_PAUSE) --hop $(CHECK_HOP) $(if $(CHECK_SEED),--seed $(CHECK_SEED)) --dir .build/check-5
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./wire ./ztree ./wal ./bench/client

@@ -236,9 +236,10 @@ func runCheck(t *testing.T, o Options) *Report {
 }
 
 // zkd, three servers, every workload, under kills, a pause, a cut-off
-// leader and a bridge, one after the other: every workload passes.
+// leader and a bridge, one after the other, the clients hopping from
+// member to member with requests in flight: every workload passes.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	r := passesUnder(t, "zkd", faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge))
+	r := passesUnder(t, "zkd", time.Second, faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge))
 	png := filepath.Join(t.TempDir(), "timeline.png")
 	if err := Timeline(png, r); err != nil {
 		t.Fatal(err)
@@ -263,16 +264,20 @@ func TestZkdEnsembleWithObserversPassesUnderFaults(t *testing.T) {
 }
 
 // passesUnder runs a 3-server ensemble of impl (zkd or mixed) under the
-// faults in turn, 5.5 s each, and fails the test unless every workload
-// passes and every fault was made.
-func passesUnder(t *testing.T, impl string, faults []string) *Report {
+// faults in turn, 5.5 s each, its clients hopping from member to member
+// about every hop (0: staying on theirs), and fails the test unless every
+// workload passes, every fault was made and the clients hopped.
+func passesUnder(t *testing.T, impl string, hop time.Duration, faults []string) *Report {
 	t.Helper()
 	r := runCheck(t, Options{Impl: impl, Binary: zkdBinary(t), Servers: 3, Duration: time.Duration(len(faults)) * 5500 * time.Millisecond,
-		Faults: faults})
+		Faults: faults, Hop: hop})
 	if !r.Valid() {
 		t.Fatalf("the %s ensemble failed the check (the report above; the history is in the test's directory)", impl)
 	}
 	mustHaveMade(t, r, faults)
+	if hop > 0 && r.Hops == 0 {
+		t.Error("no client hopped to another member")
+	}
 	return r
 }
 
@@ -297,7 +302,7 @@ func mustHaveMade(t *testing.T, r *Report, faults []string) {
 // majority, a member whose disk fails, a member's power cut (its writes
 // since their last fsync undone) and the power of all three cut at once.
 func TestZkdEnsemblePassesUnderPartitionsAndDiskFaults(t *testing.T) {
-	passesUnder(t, "zkd", faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultDiskError, FaultPowerCut, FaultPowerCutAll))
+	passesUnder(t, "zkd", 0, faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultDiskError, FaultPowerCut, FaultPowerCutAll))
 }
 
 // The checker finds a planted bug: a server whose txn log fsync does
@@ -363,10 +368,11 @@ func TestZooKeeperEnsemblePassesUnderPausesAndPartitions(t *testing.T) {
 // id) is zkd; pausing it makes 2, ZooKeeper, the likely next. ZooKeeper
 // is never killed, for its 3.8.0's data-loss bug (the test above); the
 // other faults are the zkd and ZooKeeper tests' above, and make
-// check-long CHECK_IMPL=mixed's.
+// check-long CHECK_IMPL=mixed's. The clients hop from member to member,
+// so sessions move between the two kinds of server.
 func TestMixedEnsemblePassesUnderPausesPartitionsAndPowerCuts(t *testing.T) {
 	zkreftest.Need(t)
-	r := passesUnder(t, "mixed", faultsHere(t, FaultPauseLeader, FaultPartitionLeader, FaultPowerCut))
+	r := passesUnder(t, "mixed", time.Second, faultsHere(t, FaultPauseLeader, FaultPartitionLeader, FaultPowerCut))
 	impls, _ := Impls("mixed", 3)
 	for _, f := range r.Faults {
 		if len(f.Target) == 1 && f.Err == "" {
