@@ -478,7 +478,7 @@ func (s *Store) cutTail(lf *logFile, file string, off int64, whole bool) error {
 			if isNoSpace(err) {
 				s.stopErr = fmt.Errorf("%w: %w: the torn tail of %s at offset %d cannot be kept "+
 					"before it is cut, so no txn can be logged after it; free some space and restart", ErrStopped, ErrDiskFull, file, off)
-				s.log.Error("cannot keep the torn tail of the log: the disk is full; serving reads only until restarted with free space",
+				s.log.Error("cannot keep the torn tail of the log: the disk is full; the log takes no txn until restarted with free space",
 					"file", file, "offset", off, "err", err)
 				return nil
 			}
