@@ -268,7 +268,11 @@ func readFrame(r io.Reader) ([]byte, error) {
 func (c *Conn) restore(nc net.Conn) {
 	c.mu.Lock()
 	auth := append([]wire.AuthPacket(nil), c.auth...)
-	sw := wire.SetWatches2{RelativeZxid: c.lastZxid}
+	// Empty lists, never null ones, as the Java client sends: Apache
+	// ZooKeeper 3.8.0 fails a setWatches with a null list
+	// (NullPointerException) and sets none of its watches.
+	sw := wire.SetWatches2{RelativeZxid: c.lastZxid, DataWatches: []string{}, ExistWatches: []string{},
+		ChildWatches: []string{}, PersistentWatches: []string{}, PersistentRecursiveWatches: []string{}}
 	lists := []*[]string{&sw.DataWatches, &sw.ExistWatches, &sw.ChildWatches, &sw.PersistentWatches, &sw.PersistentRecursiveWatches}
 	any := false
 	for kind, set := range c.watches {

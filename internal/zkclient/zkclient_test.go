@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
 	"zkd/internal/zkclient"
 	"zkd/wire"
@@ -182,5 +184,61 @@ func TestHopMovesTheSessionToTheNextServer(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the watch set before the hop did not fire")
+	}
+}
+
+// A session that moves sets its watches again with empty lists for the
+// kinds it has none of, as the Java client does: Apache ZooKeeper 3.8.0
+// stops at the first null list of a setWatches (a NullPointerException)
+// and sets none of the watches after it, so the change below would go
+// unannounced.
+func TestWatchesSetAgainOnApacheZooKeeper(t *testing.T) {
+	zk := zkreftest.Start(t, zkref.Options{})
+	events := make(chan zkclient.Event, 16)
+	// The one server twice: a hop reconnects to it.
+	c, err := zkclient.Dial([]string{zk.Addr, zk.Addr}, 10*time.Second, func(ev zkclient.Event) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	open := []wire.ACL{{Perms: wire.PermAll, ID: wire.Id{Scheme: "world", ID: "anyone"}}}
+	if _, err := c.Create("/watched", nil, open, wire.ModePersistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A child watch alone: the data and exist lists are empty.
+	if _, _, err := c.Children("/watched", true); err != nil {
+		t.Fatal(err)
+	}
+	c.Hop()
+	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
+		select {
+		case ev := <-events:
+			if ev != (zkclient.Event{Type: wire.EventNone, State: want}) {
+				t.Fatalf("event %+v, want state %v", ev, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no event; want state %v", want)
+		}
+	}
+	// A request after the setWatches, on the same connection, comes
+	// back once the server has handled it.
+	if _, _, err := c.Exists("/", false); err != nil {
+		t.Fatal(err)
+	}
+	other, err := zkclient.Dial([]string{zk.Addr}, 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Create("/watched/child", nil, open, wire.ModePersistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != wire.EventNodeChildrenChanged || ev.Path != "/watched" {
+			t.Fatalf("event %+v, want /watched's children change", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch set again after the reconnect did not fire: ZooKeeper did not take the setWatches")
 	}
 }
