@@ -124,7 +124,8 @@ func (c *Conn) State() wire.KeeperState {
 	return c.state
 }
 
-// Server is the address of the server the session is on, or was last.
+// Server is the address of the server the session is on; while it has
+// none, the one it was on last or, after a Hop, the one it tries next.
 func (c *Conn) Server() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
