@@ -152,17 +152,7 @@ func TestHopMovesTheSessionToTheNextServer(t *testing.T) {
 	}
 	sid := c.SessionID()
 	c.Hop()
-	// Dial's SyncConnected, then the hop's Disconnected and SyncConnected.
-	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
-		select {
-		case ev := <-events:
-			if ev != (zkclient.Event{Type: wire.EventNone, State: want}) {
-				t.Fatalf("event %+v, want state %v", ev, want)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no event; want state %v", want)
-		}
-	}
+	hopped(t, events)
 	if c.Server() != addrs[1] || c.SessionID() != sid {
 		t.Fatalf("after a hop: session 0x%x on %s; want 0x%x on %s", c.SessionID(), c.Server(), sid, addrs[1])
 	}
@@ -210,16 +200,7 @@ func TestWatchesSetAgainOnApacheZooKeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Hop()
-	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
-		select {
-		case ev := <-events:
-			if ev != (zkclient.Event{Type: wire.EventNone, State: want}) {
-				t.Fatalf("event %+v, want state %v", ev, want)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no event; want state %v", want)
-		}
-	}
+	hopped(t, events)
 	// A request after the setWatches, on the same connection, comes
 	// back once the server has handled it.
 	if _, _, err := c.Exists("/", false); err != nil {
@@ -240,5 +221,21 @@ func TestWatchesSetAgainOnApacheZooKeeper(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch set again after the reconnect did not fire: ZooKeeper did not take the setWatches")
+	}
+}
+
+// hopped waits for the session events of a Dial and a Hop after it:
+// SyncConnected, then Disconnected and SyncConnected again.
+func hopped(t *testing.T, events <-chan zkclient.Event) {
+	t.Helper()
+	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
+		select {
+		case ev := <-events:
+			if ev != (zkclient.Event{Type: wire.EventNone, State: want}) {
+				t.Fatalf("event %+v, want state %v", ev, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no event; want state %v", want)
+		}
 	}
 }
