@@ -169,7 +169,7 @@ func TestFullDiskServesReadsAndRefusesWrites(t *testing.T) {
 // them. It stops, as a follower whose log fails does and as ZooKeeper's
 // leader gives up leading on a failed log, and the others elect a leader
 // and go on taking writes. It used to stay leader in read-only mode,
-// refusing every write of the ensemble, and its tree went without the
+// refusing every write of the ensemble, and its tree could go without the
 // txns its followers had committed from the proposals already out.
 func TestEnsembleLeaderOnAFullDiskStepsAside(t *testing.T) {
 	e := zkdtest.NewEnsemble(t, 3, nil)
