@@ -281,8 +281,7 @@ func (a *applier) prep(r *writeReq) {
 		// The log failed and the server is stopping: nothing more is
 		// logged or proposed. (A standalone server on a full disk goes
 		// on read-only instead, below.)
-		a.s.stats.outstanding.Add(-1)
-		a.drop(r)
+		a.giveUp(r)
 		return
 	}
 	if a.s.peer != nil && a.lead == nil && a.s.readOnly.Load() != nil {
@@ -299,8 +298,7 @@ func (a *applier) prep(r *writeReq) {
 		// An ensemble member between roles logs nothing of its own: a
 		// request that slipped in (a learner's, as its leader stepped
 		// down) goes, with its connection.
-		a.s.stats.outstanding.Add(-1)
-		a.drop(r)
+		a.giveUp(r)
 		return
 	}
 	if r.read {
@@ -341,8 +339,7 @@ func (a *applier) prep(r *writeReq) {
 			// Not logged either: a txn its learners never had.
 			s.log.Error("cannot propose", "zxid", fmt.Sprintf("%#x", zxid), "err", perr)
 			a.lead.stepDown(perr)
-			a.s.stats.outstanding.Add(-1)
-			a.drop(r)
+			a.giveUp(r)
 			return
 		}
 		err = s.store.Load().AppendEncoded(zxid, entry, nil)
@@ -363,8 +360,7 @@ func (a *applier) prep(r *writeReq) {
 		}
 		// Proposed, r may yet commit by its learners' ACKs: its client
 		// is not told it failed, its connection is closed.
-		a.s.stats.outstanding.Add(-1)
-		a.drop(r)
+		a.giveUp(r)
 		return
 	}
 	switch r.txn.Header.Type {
@@ -417,6 +413,13 @@ func (a *applier) sessionErr(r *writeReq) wire.ErrCode {
 		return wire.ErrSessionMoved
 	}
 	return wire.ErrOK
+}
+
+// giveUp drops a request prep will not take (its connection closed, its
+// outcome unknown to its client), and takes it off the outstanding count.
+func (a *applier) giveUp(r *writeReq) {
+	a.s.stats.outstanding.Add(-1)
+	a.drop(r)
 }
 
 // ownerOf is where r came from, as session.owner says it.
