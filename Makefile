@@ -124,9 +124,9 @@ CHECK_MINUTES ?= 30
 CHECK_PAUSE ?= 2ms
 CHECK_HOP ?= 1s
 CHECK_IMPL ?= zkd
-check_partitions := pause-leader,partition-leader,partition-follower,partition-halves,partition-bridge
+check_partitions := pause-leader,partition-leader,partition-follower,partition-halves,partition-bridge,partition-oneway
 check_faults_zkd := all
-check_faults_mixed := kill,kill-leader,$(check_partitions),disk-error,power-cut
+check_faults_mixed := kill,kill-leader,$(check_partitions),disk-error,disk-stall,power-cut
 check_faults_zookeeper := $(check_partitions)
 CHECK_NEMESIS ?= $(check_faults_$(CHECK_IMPL))
 check-long: deps-debian

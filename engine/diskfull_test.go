@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,4 +263,94 @@ func resumeOnceServing(t *testing.T, addr string, s wire.ConnectResponse) *zkref
 	}
 	t.Fatalf("session 0x%x could not be resumed on %s within 30 s", s.SessionID, addr)
 	return nil
+}
+
+// A leader whose disk stalls (every fsync hangs, as an overloaded or
+// failing disk's may for seconds) does not hold the ensemble up: its
+// followers' disks make a quorum, so writes are committed and answered
+// without the leader's own fsync, and it stays leader. With one follower
+// stopped as well, no quorum has a new write on disk: the write waits,
+// and is answered once the leader's disk goes on.
+func TestEnsembleGoesOnWhileTheLeadersDiskStalls(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower := e.Leader(), e.Follower()
+	other := 6 - leader - follower
+	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+
+	lead := e.Servers[leader]
+	stall := func(sig syscall.Signal, says string) {
+		t.Helper()
+		if err := syscall.Kill(lead.Pid(), sig); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(lead.Log(), says); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the leader did not take %v within 10 s:\n%s", sig, lead.Log())
+			}
+		}
+	}
+	stall(syscall.SIGTTIN, "every fsync waits")
+	stalled := true
+	defer func() {
+		if stalled {
+			syscall.Kill(lead.Pid(), syscall.SIGTTOU)
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		c.OK(wire.OpSetData, &wire.SetDataRequest{Path: "/kept", Data: []byte(fmt.Sprint("v", i)), Version: -1})
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("write %d with the leader's disk stalled took %v", i, d)
+		}
+	}
+	if m := lead.Mode(); m != "leader" {
+		t.Fatalf("server %d, its disk stalled, is %q, not the leader any more", leader, m)
+	}
+
+	// The other follower stopped too: the write cannot be on a quorum's
+	// disks until the leader's fsync goes on.
+	e.Servers[other].Pause()
+	c.Xid++
+	p := (&wire.RequestHeader{Xid: c.Xid, Type: wire.OpSetData}).Append(nil)
+	c.Write((&wire.SetDataRequest{Path: "/kept", Data: []byte("last"), Version: -1}).Append(p))
+	answered := make(chan error, 1)
+	go func() {
+		reply, err := c.ReadErr()
+		if err == nil {
+			var h wire.ReplyHeader
+			h, _, _, err = wire.DecodeReply(reply, wire.OpSetData)
+			if err == nil && h.Err != wire.ErrOK {
+				err = fmt.Errorf("%v", h.Err)
+			}
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		e.Servers[other].Resume()
+		t.Fatalf("a write was answered (%v) with only one follower's disk working", err)
+	case <-time.After(time.Second):
+	}
+	stall(syscall.SIGTTOU, "the disk stall is over")
+	stalled = false
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the write held by the stall: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write was not answered within 10 s of the stall's end")
+	}
+	e.Servers[other].Resume()
+	for id := range e.Servers {
+		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
+		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/kept"})
+		if got := getData(t, r, "/kept"); got != "last" {
+			t.Fatalf("server %d: /kept holds %q, want the last acknowledged write", id, got)
+		}
+	}
 }

@@ -27,6 +27,9 @@ import (
 //     the size it had), and the process exits at once with status 137,
 //     as a kill -9 would. Directory entries are not modelled: a file
 //     created or renamed stays so.
+//   - SIGTTIN: the disk stalls, as an overloaded or failing one may for
+//     seconds: every fsync waits until SIGTTOU (writes still go to the
+//     page cache, as they do on a real stalled disk).
 //
 // With lieLog (ZKD_FAULTS=fsync-lies, a planted bug), fsync of a txn log
 // file returns success without doing anything or counting the data as
@@ -41,6 +44,7 @@ type faultFS struct {
 
 	mu     sync.Mutex
 	broken bool
+	stall  chan struct{}          // while the disk stalls; closed when it ends
 	files  map[string]*faultState // by path
 }
 
@@ -59,18 +63,34 @@ var errFaultIO = fmt.Errorf("ZKD_FAULTS=disk: %w", syscall.EIO)
 
 func newFaultFS(fs vfs.FS, lieLog bool, slowLog time.Duration, log *slog.Logger) *faultFS {
 	f := &faultFS{fs: fs, lieLog: lieLog, slowLog: slowLog, log: log, files: map[string]*faultState{}}
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
 	go func() {
 		for sig := range ch {
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGUSR1:
 				f.mu.Lock()
 				f.broken = true
 				f.mu.Unlock()
 				log.Warn("ZKD_FAULTS=disk: SIGUSR1, every write and fsync fails from now on")
-				continue
+			case syscall.SIGTTIN:
+				f.mu.Lock()
+				if f.stall == nil {
+					f.stall = make(chan struct{})
+				}
+				f.mu.Unlock()
+				log.Warn("ZKD_FAULTS=disk: SIGTTIN, every fsync waits until SIGTTOU")
+			case syscall.SIGTTOU:
+				f.mu.Lock()
+				if f.stall != nil {
+					close(f.stall)
+					f.stall = nil
+				}
+				f.mu.Unlock()
+				log.Warn("ZKD_FAULTS=disk: SIGTTOU, the disk stall is over")
+			default:
+				f.powerCut()
 			}
-			f.powerCut()
 		}
 	}()
 	return f
@@ -99,6 +119,16 @@ func (f *faultFS) powerCut() {
 	}
 	f.log.Warn("ZKD_FAULTS=disk: SIGUSR2, a power cut: unsynced writes undone, exiting", "files", len(f.files), "bytesRewritten", lost)
 	os.Exit(137)
+}
+
+// waitStall waits while the disk stalls.
+func (f *faultFS) waitStall() {
+	f.mu.Lock()
+	ch := f.stall
+	f.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 func (f *faultFS) failing() bool {
@@ -183,6 +213,7 @@ func (f *faultFS) MkdirAll(dir string) error         { return f.fs.MkdirAll(dir)
 func (f *faultFS) List(dir string) ([]string, error) { return f.fs.List(dir) }
 
 func (f *faultFS) SyncDir(dir string) error {
+	f.waitStall()
 	if f.failing() {
 		return errFaultIO
 	}
@@ -223,6 +254,7 @@ func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
 
 func (w *faultFile) Sync() error {
 	f := w.fs
+	f.waitStall()
 	if f.failing() {
 		return errFaultIO
 	}

@@ -110,27 +110,37 @@ func (n *network) partition(groups [][]int) error {
 
 // cutLinks cuts the link between members i and j wherever cut(i, j).
 func (n *network) cutLinks(cut func(i, j int) bool) error {
-	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
 	for i := 1; i <= n.c.N; i++ {
-		for j := 1; j <= n.c.N; j++ {
-			if i == j || !cut(i, j) && !cut(j, i) {
+		for j := i + 1; j <= n.c.N; j++ {
+			if !cut(i, j) && !cut(j, i) {
 				continue
 			}
-			// The connections i opened to j: i's packets to j's ports,
-			// and j's answers from them.
-			mark := fmt.Sprint(gidBase + i)
-			for _, rule := range [][]string{
-				{"-d", n.c.Host(j), "-p", "tcp", "-m", "multiport", "--dports", ports},
-				{"-s", n.c.Host(j), "-p", "tcp", "-m", "multiport", "--sports", ports},
-			} {
-				args := append([]string{"-t", "filter", "-A", n.chain, "-m", "connmark", "--mark", mark}, rule...)
-				if err := iptables(append(args, "-j", "DROP")...); err != nil {
-					return err
-				}
+			if err := n.drop(i, j); err != nil {
+				return err
+			}
+			if err := n.drop(j, i); err != nil {
+				return err
 			}
 		}
 	}
-	n.cut = true
+	return nil
+}
+
+// drop drops every packet member from sends to member to over the quorum
+// and election ports: those on the connections from opened to to, and its
+// answers on the connections to opened to it. What to sends still arrives,
+// though TCP retransmits it for want of from's acknowledgements.
+func (n *network) drop(from, to int) error {
+	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
+	for _, rule := range [][]string{
+		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + from), "-d", n.c.Host(to), "-p", "tcp", "-m", "multiport", "--dports", ports},
+		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + to), "-s", n.c.Host(from), "-p", "tcp", "-m", "multiport", "--sports", ports},
+	} {
+		n.cut = true
+		if err := iptables(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), "-j", "DROP")...); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -185,20 +195,24 @@ const (
 	// A bridge: the others in two halves cut from each other, one member
 	// linked to both, so that the network is not transitive.
 	FaultPartitionBridge = "partition-bridge"
+	// One way: what the leader sends to one other member is lost, or
+	// what that member sends to the leader, while the other way works.
+	FaultPartitionOneWay = "partition-oneway"
 	// The disk faults need zkd's fault hook (ZKD_FAULTS=disk), which Run
 	// turns on for them.
 	FaultDiskError   = "disk-error"    // a random member's disk fails: every write and fsync
 	FaultPowerCut    = "power-cut"     // a random member loses its unsynced writes and dies
 	FaultPowerCutAll = "power-cut-all" // every member at once, as a whole rack's power
+	FaultDiskStall   = "disk-stall"    // the leader's or a random member's fsyncs hang, then go on
 )
 
 // Faults are the faults there are, in the order -nemesis all runs them.
 var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
-	FaultPartitionBridge, FaultDiskError, FaultPowerCut, FaultPowerCutAll}
+	FaultPartitionBridge, FaultPartitionOneWay, FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll}
 
 // isDiskFault reports whether a fault needs zkd's disk fault hook.
 func isDiskFault(name string) bool {
-	return name == FaultDiskError || name == FaultPowerCut || name == FaultPowerCutAll
+	return name == FaultDiskError || name == FaultDiskStall || name == FaultPowerCut || name == FaultPowerCutAll
 }
 
 // FaultEvent is a fault as it happened, for the report and the timeline.
@@ -272,6 +286,38 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			undo = net.makeCut(&ev, logf, func() error {
 				return net.cutLinks(func(i, j int) bool { return side[i] != 0 && side[j] != 0 && side[i] != side[j] })
 			})
+		case FaultPartitionOneWay:
+			if net == nil {
+				ev.Err = "no partitions here"
+				break
+			}
+			if leader == 0 {
+				ev.Err = "no leader"
+				break
+			}
+			other := 1 + rng.Intn(c.N-1)
+			if other >= leader {
+				other++
+			}
+			from, to := leader, other
+			if rng.Intn(2) == 0 {
+				from, to = other, leader
+			}
+			ev.Target = []int{from, to} // from's packets to to are lost
+			undo = net.makeCut(&ev, logf, func() error { return net.drop(from, to) })
+		case FaultDiskStall:
+			if !c.diskFaults {
+				ev.Err = "no disk faults here (zkd's fault hook is off)"
+				break
+			}
+			pool := c.crashable()
+			m := pool[rng.Intn(len(pool))]
+			if leader != 0 && contains(pool, leader) && rng.Intn(2) == 0 {
+				m = leader
+			}
+			ev.Target = []int{m}
+			c.Signal(m, syscall.SIGTTIN)
+			undo = func() { c.Signal(m, syscall.SIGTTOU) }
 		case FaultPartitionLeader, FaultPartitionHalves, FaultPartitionOne:
 			if net == nil {
 				ev.Err = "no partitions here"

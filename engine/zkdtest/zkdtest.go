@@ -306,7 +306,9 @@ type Ensemble struct {
 	Servers                              map[int64]*Server
 	// Member holds keys for one member's zoo.cfg only, over the rest.
 	Member map[int64]map[string]string
-	cfg    map[string]string
+	// Env is added to the environment of every member Start runs.
+	Env []string
+	cfg map[string]string
 }
 
 // StartEnsemble starts n zkd servers as one ensemble (tickTime 200 ms,
@@ -389,7 +391,7 @@ func (e *Ensemble) Start(t testing.TB, ids ...int64) {
 		}
 		all := e.MemberConfig(id)
 		all["dataDir"] = data
-		s := &Server{t: t, Dir: dir, Port: e.ClientPort, Addr: e.Addr(id), Cfg: all}
+		s := &Server{t: t, Dir: dir, Port: e.ClientPort, Addr: e.Addr(id), Cfg: all, Env: e.Env}
 		if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(zkref.RenderConfig(all)), 0o644); err != nil {
 			t.Fatal(err)
 		}
