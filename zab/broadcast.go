@@ -8,11 +8,12 @@ import (
 
 // The leader's side of broadcast (shared/reference/zab-protocol.md 2.8,
 // 2.11): proposals are pipelined, many in flight; each is committed once a
-// quorum of voters (the leader's own ack, after its fsync, among them)
-// has acknowledged it and every earlier proposal is committed, so commits
-// go out in strict zxid order whatever order the ACKs arrive in. A SYNC a
-// learner forwards is answered after the newest proposal at the time
-// commits, or at once when none is outstanding.
+// quorum of voters has acknowledged it (the leader's own ack, after its
+// fsync, counts as one; a quorum of followers is enough) and every
+// earlier proposal is committed, so commits go out in strict zxid order
+// whatever order the ACKs arrive in. A SYNC a learner forwards is
+// answered after the newest proposal at the time commits, or at once when
+// none is outstanding.
 
 // ErrCounterExhausted is a zxid whose counter would reach 0xffffffff: the
 // leader must step down so that a new epoch starts the counter again.

@@ -18,8 +18,8 @@ import (
 // (gidBase+i), the first packet of a connection marks it with its
 // opener's number (CONNMARK in the mangle table), and a cut drops the
 // packets, either way, of the connections one side opened to the other's
-// quorum or election port. The rules live in chains of this run's own,
-// removed by Teardown whatever happened.
+// quorum or election port (a one-way cut: those one side sends). The rules
+// live in chains of this run's own, removed by Teardown whatever happened.
 type network struct {
 	chain  string // filter table: the cuts
 	mark   string // mangle table: the connection marks
