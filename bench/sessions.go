@@ -1,16 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -304,14 +300,7 @@ type FairnessConfig struct {
 	Every    time.Duration // how often each of them pings
 	Duration time.Duration
 	DataSize int
-	// BusyCommand, when set, runs the busy client in a process of its
-	// own: the command, with -server, -path and -pipeline added, runs
-	// ServeBusyClient. In one process the pingers wait for the Go
-	// scheduler behind a goroutine reading millions of replies a second
-	// (up to its 10 ms time slice), which the server has no part in; the
-	// kernel wakes a process of its own at once.
-	BusyCommand []string
-	Progress    io.Writer
+	Progress io.Writer
 }
 
 // FairnessResult is the others' ping round trips while the busy client
@@ -321,172 +310,6 @@ type FairnessResult struct {
 	Pings                    uint64        `json:"pings"`
 	PingP50, PingP99, PingMx time.Duration `json:"-"`
 	BusyOps                  float64       `json:"busy_ops_per_sec"`
-}
-
-// busyClient keeps pipeline getData requests of one znode in flight on
-// one connection and counts the replies.
-type busyClient struct {
-	s    *rawSession
-	done atomic.Int64
-	stop chan struct{}
-	wg   sync.WaitGroup
-	err  error
-}
-
-func startBusyClient(server, path string, pipeline int) (*busyClient, error) {
-	s, err := dialSession(server, nil, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	b := &busyClient{s: s, stop: make(chan struct{})}
-	b.wg.Add(2)
-	// A writer keeps pipeline requests in flight, a reader counts the
-	// replies.
-	sent := make(chan struct{}, pipeline)
-	go func() {
-		defer b.wg.Done()
-		req := (&wire.RequestHeader{Xid: 1, Type: wire.OpGetData}).Append(nil)
-		req = (&wire.PathWatchRequest{Path: path}).Append(req)
-		frame := wire.AppendFrame(nil, req)
-		batch := make([]byte, 0, 64*len(frame))
-		for {
-			batch = batch[:0]
-			for len(batch) < cap(batch) {
-				select {
-				case sent <- struct{}{}:
-					batch = append(batch, frame...)
-					continue
-				case <-b.stop:
-					return
-				default:
-				}
-				break
-			}
-			if len(batch) == 0 {
-				select {
-				case sent <- struct{}{}:
-					batch = append(batch, frame...)
-				case <-b.stop:
-					return
-				}
-			}
-			s.nc.SetWriteDeadline(time.Now().Add(time.Minute))
-			if _, err := s.nc.Write(batch); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		defer b.wg.Done()
-		buf := make([]byte, 1<<20)
-		have := 0
-		for {
-			s.nc.SetReadDeadline(time.Now().Add(time.Minute))
-			n, err := s.nc.Read(buf[have:])
-			if err != nil {
-				select {
-				case <-b.stop:
-				default:
-					b.err = err
-				}
-				return
-			}
-			have += n
-			off := 0
-			for have-off >= 4 {
-				size := int(binary.BigEndian.Uint32(buf[off:]))
-				if have-off < 4+size {
-					break
-				}
-				off += 4 + size
-				b.done.Add(1)
-				<-sent
-			}
-			have = copy(buf, buf[off:have])
-		}
-	}()
-	return b, nil
-}
-
-// close stops the busy client and says why it stopped early, if it did.
-func (b *busyClient) close() error {
-	close(b.stop)
-	b.s.nc.Close() // its reader is still reading: no closeSession
-	b.wg.Wait()
-	if b.err != nil && !errors.Is(b.err, net.ErrClosed) {
-		return fmt.Errorf("bench: the busy client: %w", b.err)
-	}
-	return nil
-}
-
-// ServeBusyClient runs Fairness's busy client for a BusyCommand: for each
-// line it reads from in it writes how many replies the client has read so
-// far, and at the end of in it stops.
-func ServeBusyClient(server, path string, pipeline int, in io.Reader, out io.Writer) error {
-	b, err := startBusyClient(server, path, pipeline)
-	if err != nil {
-		return err
-	}
-	lines := bufio.NewScanner(in)
-	for lines.Scan() {
-		if _, err := fmt.Fprintln(out, b.done.Load()); err != nil {
-			break
-		}
-	}
-	return b.close()
-}
-
-// busyCounter reads the busy client's reply count, wherever it runs.
-type busyCounter interface {
-	count() (int64, error)
-	close() error
-}
-
-type localBusy struct{ *busyClient }
-
-func (l localBusy) count() (int64, error) { return l.done.Load(), nil }
-
-// remoteBusy is a busy client in a process of its own (ServeBusyClient).
-type remoteBusy struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
-
-func startRemoteBusy(command []string, server, path string, pipeline int) (*remoteBusy, error) {
-	args := append(append([]string(nil), command[1:]...), "-server", server, "-path", path, "-pipeline", strconv.Itoa(pipeline))
-	cmd := exec.Command(command[0], args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: the busy client's process: %w", err)
-	}
-	return &remoteBusy{cmd: cmd, in: in, out: bufio.NewScanner(out)}, nil
-}
-
-func (r *remoteBusy) count() (int64, error) {
-	if _, err := io.WriteString(r.in, "\n"); err != nil {
-		return 0, fmt.Errorf("bench: the busy client's process: %w", err)
-	}
-	if !r.out.Scan() {
-		return 0, fmt.Errorf("bench: the busy client's process stopped: %v", r.out.Err())
-	}
-	return strconv.ParseInt(r.out.Text(), 10, 64)
-}
-
-func (r *remoteBusy) close() error {
-	r.in.Close()
-	if err := r.cmd.Wait(); err != nil {
-		return fmt.Errorf("bench: the busy client's process: %w", err)
-	}
-	return nil
 }
 
 // Fairness runs one client that keeps cfg.Pipeline getData requests in
@@ -520,18 +343,81 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 	}
 	defer admin.call(wire.OpDelete, &wire.DeleteRequest{Path: path, Version: -1})
 
-	var busy busyCounter
-	if len(cfg.BusyCommand) > 0 {
-		busy, err = startRemoteBusy(cfg.BusyCommand, cfg.Server, path, cfg.Pipeline)
-	} else {
-		var b *busyClient
-		b, err = startBusyClient(cfg.Server, path, cfg.Pipeline)
-		busy = localBusy{b}
-	}
+	busy, err := dialSession(cfg.Server, nil, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
+	defer busy.nc.Close() // its reader is still reading: no closeSession
 	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	var busyErr error
+	wg.Add(2)
+	// The busy client: a writer keeps Pipeline requests in flight, a
+	// reader counts the replies.
+	sent := make(chan struct{}, cfg.Pipeline)
+	go func() {
+		defer wg.Done()
+		req := (&wire.RequestHeader{Xid: 1, Type: wire.OpGetData}).Append(nil)
+		req = (&wire.PathWatchRequest{Path: path}).Append(req)
+		frame := wire.AppendFrame(nil, req)
+		batch := make([]byte, 0, 64*len(frame))
+		for {
+			batch = batch[:0]
+			for len(batch) < cap(batch) {
+				select {
+				case sent <- struct{}{}:
+					batch = append(batch, frame...)
+					continue
+				case <-stop:
+					return
+				default:
+				}
+				break
+			}
+			if len(batch) == 0 {
+				select {
+				case sent <- struct{}{}:
+					batch = append(batch, frame...)
+				case <-stop:
+					return
+				}
+			}
+			busy.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := busy.nc.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1<<20)
+		have := 0
+		for {
+			busy.nc.SetReadDeadline(time.Now().Add(time.Minute))
+			n, err := busy.nc.Read(buf[have:])
+			if err != nil {
+				select {
+				case <-stop:
+				default:
+					busyErr = err
+				}
+				return
+			}
+			have += n
+			off := 0
+			for have-off >= 4 {
+				size := int(binary.BigEndian.Uint32(buf[off:]))
+				if have-off < 4+size {
+					break
+				}
+				off += 4 + size
+				done.Add(1)
+				<-sent
+			}
+			have = copy(buf, buf[off:have])
+		}
+	}()
 	var histMu sync.Mutex
 	var hist Histogram
 	var others sync.WaitGroup
@@ -539,8 +425,9 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 		s, err := dialSession(cfg.Server, nil, 30*time.Second)
 		if err != nil {
 			close(stop)
+			busy.nc.Close() // its reader is still reading: no closeSession
+			wg.Wait()
 			others.Wait()
-			busy.close()
 			return nil, err
 		}
 		others.Add(1)
@@ -555,22 +442,21 @@ func Fairness(cfg FairnessConfig) (*FairnessResult, error) {
 		}()
 	}
 	start := time.Now()
-	startOps, err := busy.count()
-	for err == nil && time.Since(start) < cfg.Duration {
-		var n int64
-		if n, err = busy.count(); err == nil {
-			fmt.Fprintf(progress, "\rfairness: %v/%v, busy client %d ops   ", time.Since(start).Round(time.Second), cfg.Duration, n-startOps)
-			time.Sleep(min(time.Second, cfg.Duration-time.Since(start)+time.Millisecond))
-		}
+	startOps := done.Load()
+	for time.Since(start) < cfg.Duration {
+		fmt.Fprintf(progress, "\rfairness: %v/%v, busy client %d ops   ", time.Since(start).Round(time.Second), cfg.Duration, done.Load()-startOps)
+		time.Sleep(min(time.Second, cfg.Duration-time.Since(start)+time.Millisecond))
 	}
 	fmt.Fprintf(progress, "\r%60s\r", "")
-	endOps, cerr := busy.count()
+	ops := done.Load() - startOps
 	took := time.Since(start)
 	close(stop)
 	others.Wait()
-	if err := errors.Join(err, cerr, busy.close()); err != nil {
-		return nil, err
+	busy.nc.Close() // its reader is still reading: no closeSession
+	wg.Wait()
+	if busyErr != nil && !errors.Is(busyErr, net.ErrClosed) {
+		return nil, fmt.Errorf("bench: the busy client: %w", busyErr)
 	}
 	return &FairnessResult{Server: cfg.Server, Pings: hist.Count(), PingP50: hist.Quantile(0.5),
-		PingP99: hist.Quantile(0.99), PingMx: hist.Max(), BusyOps: float64(endOps-startOps) / took.Seconds()}, nil
+		PingP99: hist.Quantile(0.99), PingMx: hist.Max(), BusyOps: float64(ops) / took.Seconds()}, nil
 }

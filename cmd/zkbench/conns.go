@@ -183,40 +183,14 @@ func fairnessCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&fc.Every, "every", 10*time.Millisecond, "how often each of them pings")
 	fs.DurationVar(&fc.Duration, "duration", 10*time.Second, "measured time")
 	fs.IntVar(&fc.DataSize, "data-size", 1024, "bytes in the znode the busy client reads")
-	own := fs.Bool("busy-process", true, "run the busy client in a process of its own, so that the pingers never wait for it in zkbench's scheduler")
 	return connsMain("fairness", fs, o, args, stdout, stderr, &fc.Progress, func(addr string, _ int) (any, error) {
 		c := fc
 		c.Server = addr
-		if *own {
-			self, err := os.Executable()
-			if err != nil {
-				return nil, err
-			}
-			c.BusyCommand = []string{self, "fairness-busy"}
-		}
 		return bench.Fairness(c)
 	}, "busy client ops/s\tpings\tping p50\tping p99\tping max", func(row any) string {
 		r := row.(*bench.FairnessResult)
 		return fmt.Sprintf("%.0f\t%d\t%v\t%v\t%v", r.BusyOps, r.Pings, r.PingP50, r.PingP99, r.PingMx)
 	})
-}
-
-// fairnessBusyCmd is the busy client of fairness --busy-process, in a
-// process of its own: it answers each line on in with its reply count.
-func fairnessBusyCmd(args []string, in io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("zkbench fairness-busy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := fs.String("server", "", "the server, host:port")
-	path := fs.String("path", "", "the znode to read")
-	pipeline := fs.Int("pipeline", 10000, "getData requests to keep in flight")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := bench.ServeBusyClient(*server, *path, *pipeline, in, stdout); err != nil {
-		fmt.Fprintf(stderr, "zkbench fairness-busy: %v\n", err)
-		return 1
-	}
-	return 0
 }
 
 func mb(b int64) string {

@@ -98,8 +98,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return sessionsCmd(args, stdout, stderr)
 	case "fairness":
 		return fairnessCmd(args, stdout, stderr)
-	case "fairness-busy": // the busy client of fairness --busy-process
-		return fairnessBusyCmd(args, os.Stdin, stdout, stderr)
 	case "check":
 		return checkCmd(args, stdout, stderr)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,41 +10,6 @@ import (
 	"zkd/bench"
 	"zkd/bench/nullserver"
 )
-
-// asZkbench, set in the environment, makes the test binary zkbench
-// itself, for the commands that run zkbench again (fairness's busy
-// client).
-const asZkbench = "ZKBENCH_TEST_AS_ZKBENCH"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(asZkbench) == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
-// fairness runs its busy client in a process of its own by default: the
-// run reports the busy client's replies and the pingers' round trips.
-func TestFairnessWithTheBusyClientInItsOwnProcess(t *testing.T) {
-	srv, err := nullserver.Start("127.0.0.1:0", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	t.Setenv(asZkbench, "1")
-	var out, errb bytes.Buffer
-	if code := run([]string{"fairness", "--server", srv.Addr(), "--duration", "1s", "--others", "3", "--pipeline", "200",
-		"--json", "--progress=false"}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	var res []bench.FairnessResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("%v:\n%s", err, out.String())
-	}
-	if len(res) != 1 || res[0].BusyOps <= 0 || res[0].Pings == 0 {
-		t.Fatalf("fairness: %+v", res)
-	}
-}
 
 func TestSaturateCommandOnTheNullServer(t *testing.T) {
 	srv, err := nullserver.Start("127.0.0.1:0", 1024)
