@@ -255,6 +255,13 @@ func (p *peer) run() {
 			return
 		}
 		s.log.Warn("leaving the role, back to election", "role", p.mode(), "err", err)
+		// Looking at once, with what the disk holds now: getting ready
+		// to elect (lookingAgain) waits for the log, which a stalled
+		// disk holds up.
+		last = s.store.Load().Durable()
+		if ep, err := wal.LoadEpochs(p.fs(), s.cfg.DataDir, last); err == nil {
+			p.port.Look(last, ep.Current)
+		}
 	}
 }
 

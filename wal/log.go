@@ -137,6 +137,9 @@ type Store struct {
 	closing bool
 
 	durable atomic.Int64 // zxid of the last durable txn
+	// writing is when the oldest txn of the batch being written was
+	// queued (unix ns); 0 while the writer holds no batch.
+	writing atomic.Int64
 	wg      sync.WaitGroup
 
 	// Writer-owned.
@@ -161,12 +164,13 @@ type batch struct {
 	first int64 // zxid of the first txn
 	last  int64
 	n     int
+	since int64 // when the first txn was queued, unix ns
 	done  []func(error)
 }
 
 func (b *batch) reset() {
 	b.buf = b.buf[:0]
-	b.first, b.last, b.n = 0, 0, 0
+	b.first, b.last, b.n, b.since = 0, 0, 0, 0
 	clear(b.done)
 	b.done = b.done[:0]
 }
@@ -220,6 +224,7 @@ func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error)) error 
 	q := &s.queue
 	if q.n == 0 {
 		q.first = z
+		q.since = time.Now().UnixNano()
 	}
 	q.last = z
 	q.n++
@@ -260,6 +265,22 @@ func (s *Store) Flush() error {
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
 
+// Lag is how long the oldest txn not yet durable has waited for the disk
+// at now: 0 when every txn appended is durable. A disk that stalls (an
+// fsync that does not return) shows here while nothing fails.
+func (s *Store) Lag(now time.Time) time.Duration {
+	since := s.writing.Load()
+	if since == 0 {
+		s.mu.Lock()
+		since = s.queue.since
+		s.mu.Unlock()
+	}
+	if since == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, since)), 0)
+}
+
 // writer is the log's goroutine: it takes whatever is queued as one
 // batch, writes it, fsyncs, and releases the batch's callers. While it
 // writes, new txns queue up for the next batch, so batches grow with the
@@ -279,6 +300,7 @@ func (s *Store) writer() {
 		b := s.queue
 		s.queue, s.spare = s.spare, batch{}
 		s.queue.reset()
+		s.writing.Store(b.since)
 		s.cond.Broadcast() // Appends waiting on a full queue may go on
 		s.mu.Unlock()
 
@@ -288,6 +310,7 @@ func (s *Store) writer() {
 			return
 		}
 		s.durable.Store(b.last)
+		s.writing.Store(0)
 		for _, d := range b.done {
 			d(nil)
 		}

@@ -509,3 +509,55 @@ func TestSnapshotIsOfTheCallersVersion(t *testing.T) {
 		t.Fatalf("recovered\n%s\nwant\n%s", got, want)
 	}
 }
+
+// Lag shows a disk that stalls: while an fsync of the log does not
+// return, the oldest txn waiting for it gets older, and once the disk
+// goes on and every txn is durable the lag is gone.
+func TestLagShowsAStalledDisk(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s)
+	zxid := treeOf(s).Zxid()
+	appendOne := func() {
+		t.Helper()
+		zxid++
+		txn := &wal.Txn{Header: wire.TxnHeader{Zxid: zxid, Type: wire.OpCreateSession}, Record: &wire.CreateSessionTxn{TimeOut: 30000}}
+		if err := s.Append(txn, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if lag := s.Lag(time.Now()); lag != 0 {
+		t.Fatalf("every txn durable, yet a lag of %v", lag)
+	}
+	stalled := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-stalled
+		}
+		return nil
+	})
+	start := time.Now()
+	appendOne()
+	<-entered // the writer is in the fsync
+	appendOne()
+	appendOne() // queued behind it
+	if lag := s.Lag(start.Add(2 * time.Second)); lag < time.Second {
+		t.Fatalf("a txn has waited a second for a stalled fsync, but the lag is %v", lag)
+	}
+	close(stalled) // and every fsync after it goes through
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if lag := s.Lag(time.Now()); lag != 0 {
+		t.Fatalf("the disk went on and every txn is durable, yet a lag of %v", lag)
+	}
+}

@@ -156,6 +156,18 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 	}
 }
 
+// Look puts this server back to LOOKING at once, its vote the last zxid
+// of its log and its current epoch, without waiting for a decision: a
+// server that has left its role must not go on answering the others with
+// the role it left while it gets ready to elect, or they may decide for a
+// leader that no longer leads. Elect then starts a round of its own.
+func (p *Port) Look(lastZxid, currentEpoch int64) {
+	select {
+	case p.do <- func() { p.el.Start(p.now(), lastZxid, currentEpoch) }:
+	case <-p.done:
+	}
+}
+
 // SetPeerEpoch records the epoch this server synced to or established:
 // LOOKING servers are told it from now on.
 func (p *Port) SetPeerEpoch(epoch int64) {
