@@ -80,6 +80,10 @@ type Port struct {
 	wg   sync.WaitGroup // every goroutine
 	el   *election.Election
 	wait chan Decision // the Elect in progress; the loop's
+	// looked is set by Look: the round it started is the next Elect's,
+	// and decided is that round's outcome once there is one. The loop's.
+	looked  bool
+	decided *Decision
 
 	mu    sync.Mutex
 	links map[int64]*link
@@ -140,6 +144,19 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 	wait := make(chan Decision, 1)
 	select {
 	case p.do <- func() {
+		if p.looked {
+			// The round Look started goes on: its vote is what the
+			// disk held when the server left its role, all it had
+			// acknowledged.
+			p.looked = false
+			if d := p.decided; d != nil {
+				p.decided = nil
+				wait <- *d
+				return
+			}
+			p.wait = wait
+			return
+		}
 		p.wait = wait
 		p.el.Start(p.now(), lastZxid, currentEpoch)
 	}:
@@ -160,10 +177,14 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 // of its log and its current epoch, without waiting for a decision: a
 // server that has left its role must not go on answering the others with
 // the role it left while it gets ready to elect, or they may decide for a
-// leader that no longer leads. Elect then starts a round of its own.
+// leader that no longer leads. The next Elect takes this round over, and
+// its outcome if it has one by then.
 func (p *Port) Look(lastZxid, currentEpoch int64) {
 	select {
-	case p.do <- func() { p.el.Start(p.now(), lastZxid, currentEpoch) }:
+	case p.do <- func() {
+		p.looked, p.decided = true, nil
+		p.el.Start(p.now(), lastZxid, currentEpoch)
+	}:
 	case <-p.done:
 	}
 }
@@ -218,6 +239,8 @@ func (p *Port) loop() {
 		if r.Decided && p.wait != nil {
 			p.wait <- Decision{State: r.State, Vote: r.Vote}
 			p.wait = nil
+		} else if r.Decided && p.looked && p.decided == nil {
+			p.decided = &Decision{State: r.State, Vote: r.Vote}
 		}
 		wait := time.Hour
 		if r.Deadline > 0 {
