@@ -230,11 +230,12 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	// Broadcast: ping the learners every half tick, and give up the lead
 	// when fewer than a quorum have been heard from within syncLimit, or
 	// when this server's own disk has held a txn that long without making
-	// it durable. A leader applies only what its disk holds, and its log
-	// takes only so much behind a stalled disk before the applier waits:
-	// past that, the whole ensemble's writes would wait for one disk while
-	// the followers' disks, a quorum, keep up. The followers then elect
-	// one of them; this server's vote, its last durable zxid, is behind
+	// it durable while the others make a quorum without it. A leader
+	// applies only what its disk holds, and its log takes only so much
+	// behind a stalled disk before the applier waits: past that, the
+	// whole ensemble's writes would wait for one disk while the
+	// followers' disks, a quorum, keep up. The followers then elect one
+	// of them; this server's vote, its last durable zxid, is behind
 	// theirs. It follows once its disk goes on.
 	limit := p.tick * time.Duration(p.ens.SyncLimit)
 	t := time.NewTicker(max(p.tick/2, 10*time.Millisecond))
@@ -267,7 +268,9 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		if !p.quorumOf(alive) {
 			return fmt.Errorf("lost the quorum: only %v heard from within syncLimit (%v)", alive, limit)
 		}
-		if lag := s.store.Load().Lag(time.Now()); lag >= limit && len(alive) > 1 {
+		// Only when the others heard from make a quorum without this
+		// server: otherwise no one else could lead either.
+		if lag := s.store.Load().Lag(time.Now()); lag >= limit && p.quorumOf(alive[1:]) {
 			return fmt.Errorf("this server's txn log has waited %v for the disk, past syncLimit (%v): giving up the lead to a server whose disk keeps up", lag.Round(time.Millisecond), limit)
 		}
 	}
