@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -1922,4 +1923,170 @@ func pipelineCreates(t *testing.T, addr, format string, n int) {
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A leader that steps down is LOOKING on its election port before any
+// follower sees its quorum connection close. A follower that sees the
+// close asks at once who leads; if the old leader still answered that it
+// leads, and another follower that had not noticed yet answered that it
+// follows it, the asker would decide for a leader that is gone and find
+// out only after initLimit, while the others elected without it. (A
+// nemesis run with stalled disks found exactly that.) Here the test plays
+// server 2, following leader 3; server 1 is paused, so that the leader's
+// quorum hangs on server 2; then server 2 stops answering pings. When the
+// leader closes its connection for the lost quorum, server 2 asks the
+// leader's election port: the answer must not say it leads.
+func TestSteppingDownLeaderIsLookingBeforeItsFollowersSeeItGo(t *testing.T) {
+	e, leader := ensembleForALearner(t)
+	other := 4 - leader // the real server that is not leading
+	elect := electionAsServer2(t, e, leader)
+	q, li := joinAsLearner(t, e, leader, 2)
+	syncAsLearner(t, q, li, nil)
+
+	// Follow: answer pings until told to stop; then read on to the end
+	// and ask the election port who leads at once.
+	var answer sync.Mutex
+	quiet := false
+	asked := make(chan error, 1)
+	go func() {
+		var buf []byte
+		for {
+			p, err := readQuorumPacket(q.R, &buf)
+			if err != nil {
+				n := wire.Notification{State: wire.StateLooking, Leader: 2, ElectionEpoch: 1, Version: wire.NotificationVersion}
+				_, err := elect.Write(wire.AppendFrame(nil, n.Append(nil)))
+				asked <- err
+				return
+			}
+			answer.Lock()
+			if p.Type == wire.PacketPing && !quiet {
+				q.Conn.Write((&wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)}).Append(nil))
+			}
+			answer.Unlock()
+		}
+	}()
+	q.Conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+
+	e.Servers[other].Pause()
+	t.Cleanup(e.Servers[other].Resume)
+	lead := e.Servers[leader]
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(lead.Log(), fmt.Sprintf(`"closing a follower that went quiet" sid=%d`, other)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %d did not close paused server %d within 20 s:\n%s", leader, other, lead.Log())
+		}
+	}
+	answer.Lock()
+	quiet = true
+	answer.Unlock()
+	select {
+	case err := <-asked:
+		if err != nil {
+			t.Fatalf("asking the leader's election port: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the leader did not close server 2's connection within 30 s of its going quiet")
+	}
+
+	// Every notification from now on (and any before) says LOOKING; at
+	// least one answers the question.
+	elect.SetReadDeadline(time.Now().Add(2 * time.Second))
+	r := bufio.NewReader(elect)
+	looking := 0
+	for {
+		n, err := readNotification(r)
+		if err != nil {
+			break
+		}
+		if n.State != wire.StateLooking {
+			t.Fatalf("after closing server 2's quorum connection, leader %d's election port says %v (leader %d, round %d)",
+				leader, n.State, n.Leader, n.ElectionEpoch)
+		}
+		looking++
+	}
+	if looking == 0 {
+		t.Fatalf("leader %d's election port did not answer", leader)
+	}
+	// The lead ended for the lost quorum, and not, say, for something
+	// the test sent.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(lead.Log(), "lost the quorum"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %d closed server 2's connection and did not say it lost its quorum:\n%s", leader, lead.Log())
+		}
+	}
+}
+
+// electionAsServer2 joins leader's election port as server 2 of e, and
+// returns the one connection between them that survives: the leader's
+// call back to 127.0.0.2 when its id is the higher, else the test's own.
+func electionAsServer2(t *testing.T, e *zkdtest.Ensemble, leader int64) net.Conn {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.2:%d", e.ElectionPort)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.ElectionPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	hello := wire.ElectionHello{Protocol: wire.ElectionProtocolV2, ServerID: 2, Addrs: addr}
+	if _, err := c.Write(hello.Append(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if leader < 2 {
+		return c
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	back, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("leader %d did not call server 2 back: %v", leader, err)
+	}
+	t.Cleanup(func() { back.Close() })
+	back.SetReadDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, 20)
+	if _, err := io.ReadFull(back, head); err != nil {
+		t.Fatal(err)
+	}
+	rest := make([]byte, binary.BigEndian.Uint32(head[16:]))
+	if _, err := io.ReadFull(back, rest); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := wire.DecodeElectionHello(append(head, rest...)); err != nil || h.ServerID != leader {
+		t.Fatalf("leader %d called back with hello %+v (%v)", leader, h, err)
+	}
+	back.SetReadDeadline(time.Time{})
+	return back
+}
+
+// readQuorumPacket reads the next quorum packet from r, a byte at a time
+// into *buf.
+func readQuorumPacket(r *bufio.Reader, buf *[]byte) (wire.QuorumPacket, error) {
+	*buf = (*buf)[:0]
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return wire.QuorumPacket{}, err
+		}
+		*buf = append(*buf, b)
+		var p wire.QuorumPacket
+		n, err := wire.ReadQuorumPacket(&p, *buf, wire.Copy, 4<<20)
+		if err != nil || n > 0 {
+			return p, err
+		}
+	}
+}
+
+// readNotification reads one election frame from r.
+func readNotification(r *bufio.Reader) (wire.Notification, error) {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return wire.Notification{}, err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return wire.Notification{}, err
+	}
+	return wire.DecodeNotification(b)
 }

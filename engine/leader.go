@@ -131,6 +131,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		p.lookNow()
 		return fmt.Errorf("quorum port %s: %w", addr, err)
 	}
 	l := &leader{p: p, s: s, ln: ln, failed: make(chan struct{}), learners: map[int64]*learner{},
@@ -250,23 +251,29 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		}
 		now := time.Now().UnixNano()
 		alive := []int64{p.me.ID}
+		var quiet []*learner
 		l.mu.Lock()
 		for sid, lr := range l.learners {
 			lr.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: l.lastCommitted})
-			quiet := now - lr.heard.Load()
+			q := now - lr.heard.Load()
 			switch {
-			case lr.synced.Load() && quiet < int64(limit):
+			case lr.synced.Load() && q < int64(limit):
 				alive = append(alive, sid)
-			case lr.synced.Load() || quiet >= int64(l.discoveryTimeout):
+			case lr.synced.Load() || q >= int64(l.discoveryTimeout):
 				// Silent past syncLimit (initLimit while it syncs).
-				s.log.Warn("closing a follower that went quiet", "sid", sid, "quiet", time.Duration(quiet).Round(time.Millisecond))
-				lr.close()
-				delete(l.learners, sid)
+				quiet = append(quiet, lr)
 			}
 		}
 		l.mu.Unlock()
 		if !p.quorumOf(alive) {
+			// The deferred close ends the lead, and the election port
+			// is LOOKING before any learner sees its connection go.
 			return fmt.Errorf("lost the quorum: only %v heard from within syncLimit (%v)", alive, limit)
+		}
+		for _, lr := range quiet {
+			s.log.Warn("closing a follower that went quiet", "sid", lr.sid,
+				"quiet", time.Duration(now-lr.heard.Load()).Round(time.Millisecond))
+			l.forget(lr)
 		}
 		// Only when the others heard from make a quorum without this
 		// server: otherwise no one else could lead either.
@@ -290,8 +297,16 @@ func (l *leader) writeAccepted(epoch int64) error {
 	return nil
 }
 
+// stepDown ends the lead, once, for err.
+//
+// The server's election port goes LOOKING first, before anything that
+// reacts to the end of the lead closes a learner's connection: a follower
+// that sees its connection go and asks who leads must not hear "this
+// server leads" from it, or it may decide for a leader that is gone and
+// wait initLimit to find out, while the others elect without it.
 func (l *leader) stepDown(err error) {
 	l.failOnce.Do(func() {
+		l.p.lookNow()
 		l.mu.Lock()
 		l.failErr = err
 		l.cond.Broadcast()

@@ -255,13 +255,22 @@ func (p *peer) run() {
 			return
 		}
 		s.log.Warn("leaving the role, back to election", "role", p.mode(), "err", err)
-		// Looking at once, with what the disk holds now: getting ready
-		// to elect (lookingAgain) waits for the log, which a stalled
-		// disk holds up.
-		last = s.store.Load().Durable()
-		if ep, err := wal.LoadEpochs(p.fs(), s.cfg.DataDir, last); err == nil {
-			p.port.Look(last, ep.Current)
+		if d.Vote.Leader != p.me.ID {
+			// A leader went LOOKING as it stepped down (stepDown).
+			p.lookNow()
 		}
+	}
+}
+
+// lookNow puts the election port back to LOOKING at once, its vote the
+// last durable zxid and the current epoch, all this server acknowledged:
+// getting ready to elect (lookingAgain) waits for the log, which a
+// stalled disk holds up, and until then the others would be answered
+// with the role this server left.
+func (p *peer) lookNow() {
+	last := p.s.store.Load().Durable()
+	if ep, err := wal.LoadEpochs(p.fs(), p.s.cfg.DataDir, last); err == nil {
+		p.port.Look(last, ep.Current)
 	}
 }
 
