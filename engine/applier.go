@@ -191,9 +191,8 @@ func (a *applier) submitAll(rs []*writeReq) {
 }
 
 // synced is the log's OnSync: every txn up to zxid is on disk. A leader
-// counts that as its own acknowledgement; a follower applies commits only
-// once they are durable here too, and sends the acknowledgements waiting
-// for the disk.
+// counts that as its own acknowledgement; a follower sends the
+// acknowledgements waiting for the disk.
 func (a *applier) synced(zxid int64) {
 	if p := a.s.peer; p != nil {
 		p.synced(zxid)

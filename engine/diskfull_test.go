@@ -353,3 +353,90 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 		}
 	}
 }
+
+// A follower whose disk stalls goes on serving its clients, as Apache
+// ZooKeeper's followers do: it forwards their writes and answers them once
+// the leader commits them (a quorum of other disks holds them), and it
+// goes on answering the leader's pings, so the leader keeps it. It used to
+// answer a write only once its own disk held it, and to send its pings
+// and forwarded writes behind the ACKs waiting for that disk: its clients
+// waited for the disk, and after syncLimit the leader dropped it. Its own
+// ACKs still wait for its disk, and once the disk goes on it holds
+// everything.
+func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower := e.Leader(), e.Follower()
+	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+
+	stalled := e.Servers[follower]
+	if err := syscall.Kill(stalled.Pid(), syscall.SIGTTIN); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if err := syscall.Kill(stalled.Pid(), syscall.SIGTTOU); err != nil {
+			t.Fatal(err)
+		}
+		resumed = true
+	}
+	defer func() {
+		if !resumed {
+			syscall.Kill(stalled.Pid(), syscall.SIGTTOU)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stalled.Log(), "every fsync waits"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d did not take SIGTTIN within 10 s", follower)
+		}
+	}
+
+	// Three times syncLimit (2 s) of writes through the stalled
+	// follower, each read back there.
+	acked := "v0"
+	start := time.Now()
+	for i := 0; time.Since(start) < 6*time.Second || i < 100; i++ {
+		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 100))
+		switch outcome(t, c, "/kept", []byte(v)) {
+		case "ok":
+			acked = v
+		case "closed":
+			t.Fatalf("%v into the stall of server %d's disk, write %d through it was not answered within 10 s, or its connection closed",
+				time.Since(start).Round(time.Millisecond), follower, i)
+		default:
+			t.Fatal("a write was refused")
+		}
+		if i%10 == 0 {
+			if got := getData(t, c, "/kept"); got != acked {
+				t.Fatalf("server %d, its disk stalled, reads %.12q… after its client's write of %.12q…", follower, got, acked)
+			}
+		}
+	}
+	if m := stalled.Mode(); m != "follower" {
+		t.Fatalf("server %d, its disk stalled, is %q, want still a follower", follower, m)
+	}
+	if l := e.Servers[leader].Log(); strings.Contains(l, fmt.Sprintf(`"closing a follower that went quiet" sid=%d`, follower)) {
+		t.Fatalf("leader %d dropped server %d, whose disk stalled but who answered its pings:\n%s", leader, follower, l)
+	}
+
+	resume()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stalled.Log(), "the disk stall is over"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d did not take SIGTTOU within 10 s", follower)
+		}
+	}
+	if outcome(t, c, "/kept", []byte("after")) != "ok" {
+		t.Fatal("a write after the stall was not taken")
+	}
+	acked = "after"
+	for id := range e.Servers {
+		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
+		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/kept"})
+		if got := getData(t, r, "/kept"); got != acked {
+			t.Fatalf("server %d: /kept holds %.12q…, want the last acknowledged write %q", id, got, acked)
+		}
+	}
+}

@@ -30,6 +30,9 @@ type follower struct {
 	p       *peer
 	pc      *packetConn
 	waiting []deferred // to go once the log is durable up to need
+	// serving is set once the sync is over (UPTODATE): PINGs and
+	// REQUESTs no longer wait behind waiting.
+	serving bool
 	// revals are the connections whose resumed session the leader is
 	// asked about (REVALIDATE), by session.
 	revals map[int64][]*conn
@@ -367,6 +370,9 @@ func (x *executor) do(a zab.Action) error {
 		s.writes.remote(remoteItem{txn: p.txn})
 	case zab.ActServe:
 		x.serving = true
+		x.fo.mu.Lock()
+		x.fo.serving = true
+		x.fo.mu.Unlock()
 		if x.as == roleObserving {
 			s.stats.observerSync.addSince(x.syncStart)
 		} else {
@@ -488,25 +494,27 @@ func (a *applier) forward(r *writeReq) {
 	}
 }
 
-// gather moves the ready reads and the commits the log has made durable
-// here into pending, each forwarded request in its commit's place with
-// the reads behind it, and returns the zxid commit may apply up to.
+// gather moves the ready reads and the leader's commits into pending,
+// each forwarded request in its commit's place with the reads behind it,
+// and returns the zxid commit may apply up to.
+//
+// A commit is applied whether or not this server's disk holds the txn
+// yet: a quorum's disks do, so the write may be answered, as ZooKeeper's
+// followers answer it. The txn is in this server's log queue already
+// (executor.log), so the tree holds nothing the log will not; what must
+// be durable before it is used waits for the log: a snapshot (it flushes
+// first), an election (lookingAgain flushes), this server's ACK. A
+// follower whose disk stalls thus goes on serving its clients, and falls
+// behind only once its log's queue is full.
 func (a *applier) gather() int64 {
 	f := a.follow
 	s := a.s
-	durable := s.store.Load().Durable()
 	a.pending = append(a.pending, f.ready...)
 	clear(f.ready)
 	f.ready = f.ready[:0]
 	a.mu.Lock()
 	items := f.remote
-	n := 0
-	for ; n < len(items); n++ {
-		if !items[n].sync && items[n].reval == nil && items[n].txn.Header.Zxid > durable {
-			break
-		}
-	}
-	f.remote = append([]remoteItem(nil), items[n:]...)
+	f.remote = nil
 	a.mu.Unlock()
 	take := func(r *writeReq) {
 		a.pending = append(a.pending, r)
@@ -517,7 +525,7 @@ func (a *applier) gather() int64 {
 			delete(f.lastFwd, r.c)
 		}
 	}
-	for _, it := range items[:n] {
+	for _, it := range items {
 		if it.reval != nil {
 			for _, c := range f.fo.revalidated(it.reval) {
 				r := newWriteReq()
@@ -644,7 +652,14 @@ func (fo *follower) revalidated(data []byte) []*conn {
 }
 
 // sendAfter queues p for the leader once the log is durable up to need,
-// after every packet queued before it.
+// after every packet queued before it; once the follower serves, a PING
+// or a client's REQUEST goes at once, ahead of the ACKs that wait for the
+// disk, as ZooKeeper's learners send them. Neither depends on anything
+// being durable here, and a follower whose disk stalls must go on
+// answering the leader's pings, or be dropped after syncLimit, and on
+// forwarding its clients' writes, which a quorum of other disks commits.
+// (During the sync nothing may pass the ACK of NEWLEADER: a leader
+// expects that ACK next.)
 func (fo *follower) sendAfter(p wire.QuorumPacket, need int64) {
 	fo.sendAfterFrom(p, need, time.Time{})
 }
@@ -655,6 +670,10 @@ func (fo *follower) sendAfterFrom(p wire.QuorumPacket, need int64, came time.Tim
 	fo.mu.Lock()
 	defer fo.mu.Unlock()
 	if fo.closed {
+		return
+	}
+	if fo.serving && need == 0 && (p.Type == wire.PacketPing || p.Type == wire.PacketRequest) {
+		fo.queueLocked(p)
 		return
 	}
 	fo.waiting = append(fo.waiting, deferred{need, p, came})

@@ -380,8 +380,8 @@ func (s *Server) snapshotInBackground() {
 		defer slot.Leave()
 		v := s.tree.Load().Published()
 		if v.Zxid() > st.Durable() {
-			// A leader applies what a quorum of others has made durable,
-			// which its own disk may still be writing.
+			// A follower applies what the leader commits, which its
+			// own disk may still be writing.
 			if err := st.Flush(); err != nil {
 				return
 			}

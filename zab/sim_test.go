@@ -21,8 +21,9 @@ import (
 // sometimes an observer) in one process, built from this package's rules
 // and zab/election, driven the way engine's peer, leader and follower
 // drive them (the same order of durable writes and sends, the same sync
-// packets, ACKs held until the log is durable, commits applied once
-// durable). One random source decides everything: which message is
+// packets, ACKs held until the log is durable, PINGs not held once the
+// server serves, commits applied by a follower whether or not its disk
+// holds them yet, and answered to its clients). One random source decides everything: which message is
 // delivered next (in order within a connection, as TCP does), when time
 // passes, when a disk syncs, when clients write, and the faults: crashes
 // that lose every write not synced yet (or only part of them), crashes in
@@ -363,6 +364,10 @@ func (s *sim) toLeader(n *simNode, p simPkt) {
 // send is engine's sendAfter: after everything queued before it, once the
 // log is durable up to need.
 func (s *sim) send(n *simNode, need int64, p simPkt) {
+	if n.serving && need == 0 && p.Type == wire.PacketPing {
+		s.toLeader(n, p)
+		return
+	}
 	n.waiting = append(n.waiting, simDeferred{need, p})
 	s.release(n)
 }
@@ -375,13 +380,17 @@ func (s *sim) release(n *simNode) {
 	}
 }
 
-// applyDurable applies the committed txns the log holds durably.
-func (s *sim) applyDurable(n *simNode) {
-	d := n.disk.durable()
-	for len(n.applyQ) > 0 && n.applyQ[0].zxid <= d {
+// applyCommitted applies the committed txns, logged but perhaps not
+// durable here yet, as engine's follower does; a serving follower answers
+// its clients' writes among them.
+func (s *sim) applyCommitted(n *simNode) {
+	for len(n.applyQ) > 0 {
 		t := n.applyQ[0]
 		n.applyQ = n.applyQ[1:]
 		s.apply(n, t)
+		if n.serving && t.val > 0 {
+			s.acked[t.val] = true
+		}
 	}
 }
 
@@ -481,7 +490,7 @@ func (s *sim) do(n *simNode, a Action, p simPkt) bool {
 	case ActTakeSnapshot:
 		d.synced = len(d.log)
 		s.release(n)
-		s.applyDurable(n)
+		s.applyCommitted(n)
 	case ActLog:
 		s.log(n, a.Zxid)
 	case ActSyncLog:
@@ -491,7 +500,7 @@ func (s *sim) do(n *simNode, a Action, p simPkt) bool {
 		d.current = a.Zxid
 		n.el.SetPeerEpoch(a.Zxid)
 		s.release(n)
-		s.applyDurable(n)
+		s.applyCommitted(n)
 	case ActSend:
 		s.send(n, n.barrier, simPkt{QuorumPacket: a.Packet})
 	case ActApply:
@@ -505,7 +514,7 @@ func (s *sim) do(n *simNode, a Action, p simPkt) bool {
 		}
 		delete(n.entries, a.Zxid)
 		n.applyQ = append(n.applyQ, t)
-		s.applyDurable(n)
+		s.applyCommitted(n)
 	case ActServe:
 		n.serving = true
 		s.checkTree(n)
@@ -1124,7 +1133,7 @@ func (s *sim) fsync(n *simNode) {
 	switch n.role {
 	case roleFollowing:
 		s.release(n)
-		s.applyDurable(n)
+		s.applyCommitted(n)
 	case roleLeading:
 		s.localAck(n)
 	}
