@@ -782,8 +782,20 @@ func needIptables(t *testing.T) {
 // the test ends).
 func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
 	t.Helper()
-	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort),
-		"-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
+	return dropQuorumSendsTo(t, e, id, 0)
+}
+
+// dropQuorumSendsTo is dropQuorumSends for what goes to server to only
+// (every server when to is 0): to the port its connection to id's quorum
+// port comes from.
+func dropQuorumSendsTo(t *testing.T, e *zkdtest.Ensemble, id, to int64) func() {
+	t.Helper()
+	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort)}
+	if to != 0 {
+		addr, port := connectionTo(t, e.Servers[to].Pid(), fmt.Sprintf("127.0.0.%d", id), e.QuorumPort)
+		rule = append(rule, "-d", addr, "--dport", fmt.Sprint(port))
+	}
+	rule = append(rule, "-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid()))
 	iptables := func(op string) error {
 		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
 		if err != nil {
@@ -805,6 +817,49 @@ func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
 	}
 	t.Cleanup(unblock)
 	return unblock
+}
+
+// connectionTo finds process pid's TCP connection to ip:port (IPv4) and
+// returns its local address and port, from /proc: the sockets among the
+// process's open files, looked up in /proc/net/tcp.
+func connectionTo(t *testing.T, pid int, ip string, port int) (string, int) {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	// /proc/net/tcp gives an address as the hex of its 32 bits in host
+	// (little-endian) order, and the port in hex.
+	hexAddr := func(a net.IP) string {
+		a = a.To4()
+		return fmt.Sprintf("%02X%02X%02X%02X", a[3], a[2], a[1], a[0])
+	}
+	want := fmt.Sprintf("%s:%04X", hexAddr(net.ParseIP(ip)), port)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[2] != want || f[3] != "01" || !inodes[f[9]] { // 01: ESTABLISHED
+			continue
+		}
+		local, p, _ := strings.Cut(f[1], ":")
+		v, err1 := strconv.ParseUint(local, 16, 32)
+		n, err2 := strconv.ParseUint(p, 16, 16)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("/proc/net/tcp: %q", line)
+		}
+		return net.IPv4(byte(v), byte(v>>8), byte(v>>16), byte(v>>24)).String(), int(n)
+	}
+	t.Fatalf("process %d has no connection to %s:%d", pid, ip, port)
+	return "", 0
 }
 
 // loggedCreate reports whether the txn logs of dir hold a create of path.
@@ -2089,4 +2144,67 @@ func readNotification(r *bufio.Reader) (wire.Notification, error) {
 		return wire.Notification{}, err
 	}
 	return wire.DecodeNotification(b)
+}
+
+// A follower votes with the txns its log has queued and not yet made
+// durable: they are what it will report to the leader it elects, once its
+// log has written them (it acts on the election only then), and a leader
+// elected below that refuses it as ahead of the leader. Here follower 1's
+// fsyncs take half a second (ZKD_FAULTS=slow-fsync); the leader's
+// proposals stop reaching follower 2; a burst of writes reaches follower
+// 1's log queue only; then the leader dies. Follower 1 used to vote with
+// what its disk held, no more than follower 2's log, so follower 2 was
+// elected, refused follower 1 as ahead of it and could not make a quorum
+// until initLimit (10 s here) ran out.
+func TestFollowerVotesWithWhatItsLogHasQueued(t *testing.T) {
+	needIptables(t)
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"tickTime": "1000", "initLimit": "10", "syncLimit": "5"})
+	e.Start(t, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	if l := e.Leader(); l != 3 {
+		t.Fatalf("server %d leads servers 2 and 3, want 3 (same zxid, higher id)", l)
+	}
+	e.Env = []string{"ZKD_FAULTS=slow-fsync"}
+	e.Start(t, 1)
+	e.WaitServing(t, 30*time.Second)
+	c := zkreftest.Dial(t, e.Addr(3), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/tail", Data: []byte("v0"), ACL: ztree.OpenACL})
+
+	zc, _ := connectAll(t, []string{e.Addr(1), e.Addr(2)}, 30*time.Second)
+	restore := dropQuorumSendsTo(t, e, 3, 2)
+	var burst []byte
+	for i := 0; i < 50; i++ {
+		c.Xid++
+		p := (&wire.RequestHeader{Xid: c.Xid, Type: wire.OpSetData}).Append(nil)
+		p = (&wire.SetDataRequest{Path: "/tail", Data: []byte(strings.Repeat("x", 1000)), Version: -1}).Append(p)
+		burst = wire.AppendFrame(burst, p)
+	}
+	if _, err := c.Conn.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // proposed, in follower 1's log queue
+	e.Servers[3].Kill()
+	killed := time.Now()
+	restore()
+
+	// The two left elect, and take a write.
+	for {
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("no write taken within 30 s of the leader's kill")
+		}
+		if _, err := zc.Set("/tail", []byte("after"), -1); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(killed)
+	for id := int64(1); id <= 2; id++ {
+		if l := e.Servers[id].Log(); strings.Contains(l, "the learner is ahead of the leader") {
+			t.Fatalf("after the leader's kill, a server elected below follower 1's log refused it:\n%s", l)
+		}
+	}
+	if took > 8*time.Second {
+		t.Fatalf("the first write after the leader's kill took %v: the election waited for initLimit (10 s)", took.Round(time.Millisecond))
+	}
+	t.Logf("first write %v after the leader's kill", took.Round(time.Millisecond))
 }

@@ -262,13 +262,27 @@ func (p *peer) run() {
 	}
 }
 
-// lookNow puts the election port back to LOOKING at once, its vote the
-// last durable zxid and the current epoch, all this server acknowledged:
+// lookNow puts the election port back to LOOKING at once, with its vote:
 // getting ready to elect (lookingAgain) waits for the log, which a
 // stalled disk holds up, and until then the others would be answered
 // with the role this server left.
+//
+// The vote is the last zxid the log will hold once it has written what
+// is queued, as ZooKeeper's vote is its log after the flush, and as this
+// server will report when it syncs: a leader elected below that would
+// refuse it as ahead of the leader, and without it might not make a
+// quorum until initLimit ran out. It acts on the outcome only after that
+// flush (lookingAgain). But a disk that has held a txn for a tick or more
+// may be stalled: then the vote is what the disk holds, all this server
+// acknowledged, so that the others do not elect a server that cannot
+// lead until its disk goes on. (Elect starts a new round if the log then
+// ends elsewhere.)
 func (p *peer) lookNow() {
-	last := p.s.store.Load().Durable()
+	st := p.s.store.Load()
+	last := st.Durable()
+	if st.Lag(time.Now()) < p.tick {
+		last = st.Last()
+	}
 	if ep, err := wal.LoadEpochs(p.fs(), p.s.cfg.DataDir, last); err == nil {
 		p.port.Look(last, ep.Current)
 	}

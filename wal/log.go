@@ -265,6 +265,14 @@ func (s *Store) Flush() error {
 // Durable is the zxid of the last txn known to be on disk.
 func (s *Store) Durable() int64 { return s.durable.Load() }
 
+// Last is the zxid of the last txn appended: what the log holds once
+// Flush returns, unless it stops first.
+func (s *Store) Last() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
 // Lag is how long the oldest txn not yet durable has waited for the disk
 // at now: 0 when every txn appended is durable. A disk that stalls (an
 // fsync that does not return) shows here while nothing fails.

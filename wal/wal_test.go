@@ -550,6 +550,9 @@ func TestLagShowsAStalledDisk(t *testing.T) {
 	<-entered // the writer is in the fsync
 	appendOne()
 	appendOne() // queued behind it
+	if last, durable := s.Last(), s.Durable(); last != zxid || durable != zxid-3 {
+		t.Fatalf("three txns appended behind a stalled fsync: Last %#x, Durable %#x; want %#x and %#x", last, durable, zxid, zxid-3)
+	}
 	if lag := s.Lag(start.Add(2 * time.Second)); lag < time.Second {
 		t.Fatalf("a txn has waited a second for a stalled fsync, but the lag is %v", lag)
 	}

@@ -80,10 +80,13 @@ type Port struct {
 	wg   sync.WaitGroup // every goroutine
 	el   *election.Election
 	wait chan Decision // the Elect in progress; the loop's
-	// looked is set by Look: the round it started is the next Elect's,
-	// and decided is that round's outcome once there is one. The loop's.
-	looked  bool
-	decided *Decision
+	// looked is set by Look: the round it started, with the vote
+	// lookedZxid and lookedEpoch, is the next Elect's if that Elect
+	// votes the same; decided is that round's outcome once there is
+	// one. The loop's.
+	looked                  bool
+	lookedZxid, lookedEpoch int64
+	decided                 *Decision
 
 	mu    sync.Mutex
 	links map[int64]*link
@@ -144,10 +147,11 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 	wait := make(chan Decision, 1)
 	select {
 	case p.do <- func() {
-		if p.looked {
-			// The round Look started goes on: its vote is what the
-			// disk held when the server left its role, all it had
-			// acknowledged.
+		if p.looked && lastZxid == p.lookedZxid && currentEpoch == p.lookedEpoch {
+			// The round Look started goes on, with the same vote.
+			// (A server whose log ended elsewhere than its vote
+			// said, a stalled disk's, votes again in a new round:
+			// a leader elected below its log would refuse it.)
 			p.looked = false
 			if d := p.decided; d != nil {
 				p.decided = nil
@@ -157,6 +161,7 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 			p.wait = wait
 			return
 		}
+		p.looked, p.decided = false, nil
 		p.wait = wait
 		p.el.Start(p.now(), lastZxid, currentEpoch)
 	}:
@@ -177,12 +182,13 @@ func (p *Port) Elect(ctx context.Context, lastZxid, currentEpoch int64) (Decisio
 // of its log and its current epoch, without waiting for a decision: a
 // server that has left its role must not go on answering the others with
 // the role it left while it gets ready to elect, or they may decide for a
-// leader that no longer leads. The next Elect takes this round over, and
-// its outcome if it has one by then.
+// leader that no longer leads. The next Elect with the same vote takes
+// this round over, and its outcome if it has one by then.
 func (p *Port) Look(lastZxid, currentEpoch int64) {
 	select {
 	case p.do <- func() {
 		p.looked, p.decided = true, nil
+		p.lookedZxid, p.lookedEpoch = lastZxid, currentEpoch
 		p.el.Start(p.now(), lastZxid, currentEpoch)
 	}:
 	case <-p.done:

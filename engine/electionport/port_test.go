@@ -198,3 +198,47 @@ func TestLeadsAZooKeeperServer(t *testing.T) {
 		t.Fatalf("ZooKeeper's first packet: %s %+v (%v)", wire.PacketName(pkt.Type), li, err)
 	}
 }
+
+// A server that went LOOKING (Look) with one vote and then elects with a
+// later zxid, its log having ended past that vote once written, votes
+// again in a new round instead of taking the round Look started: a
+// leader elected there, below its log, would refuse it as ahead. Here
+// server 2 looks with zxid 3 and server 1 elects with 4, so the round
+// Look started makes 1 the leader; then server 2 elects with 6. It must
+// not follow 1; once 1 elects again, 2 leads.
+func TestElectVotesAgainWhenTheLogEndsPastTheLook(t *testing.T) {
+	port := zkreftest.NewEnsemble(t).ElectionPort
+	ids := []int64{1, 2, 3}
+	p1, p2 := listen(t, 1, ids, port), listen(t, 2, ids, port)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p2.Look(3, 1)
+	d1, err := p1.Elect(ctx, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.State != wire.StateLeading {
+		t.Fatalf("server 1, zxid 4 against 3, decided %+v; want to lead", d1)
+	}
+	second := make(chan result, 1)
+	go func() {
+		d, err := p2.Elect(ctx, 6, 1)
+		second <- result{2, d, err}
+	}()
+	select {
+	case r := <-second:
+		t.Fatalf("server 2, its log at zxid 6, decided %+v (%v) at once: the round its Look started, with zxid 3", r.d, r.er)
+	case <-time.After(time.Second):
+	}
+	d1, err = p1.Elect(ctx, 4, 1) // as after failing to lead
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-second
+	if r.er != nil {
+		t.Fatal(r.er)
+	}
+	if r.d.State != wire.StateLeading || d1.State != wire.StateFollowing || d1.Vote.Leader != 2 {
+		t.Fatalf("server 1 (zxid 4) decided %v for %d, server 2 (zxid 6) %v; want 2 to lead", d1.State, d1.Vote.Leader, r.d.State)
+	}
+}
