@@ -293,10 +293,11 @@ func (a *applier) prep(r *writeReq) {
 		}
 		return
 	}
-	if a.s.peer != nil && a.lead == nil {
+	if a.s.peer != nil && (a.lead == nil || a.lead.steppedDown()) {
 		// An ensemble member between roles logs nothing of its own: a
 		// request that slipped in (a learner's, as its leader stepped
-		// down) goes, with its connection.
+		// down) goes, with its connection. A leader that has stepped
+		// down proposes nothing more: its election vote is already out.
 		a.giveUp(r)
 		return
 	}

@@ -315,6 +315,16 @@ func (l *leader) stepDown(err error) {
 	})
 }
 
+// steppedDown reports whether the lead has ended (stepDown).
+func (l *leader) steppedDown() bool {
+	select {
+	case <-l.failed:
+		return true
+	default:
+		return false
+	}
+}
+
 func (l *leader) close() {
 	l.stepDown(errors.New("stopped leading"))
 	l.ln.Close()
@@ -911,15 +921,40 @@ func (lr *learner) inBroadcast() bool {
 	return lr.broadcast && !lr.closed
 }
 
-// forget closes lr's connection and takes it off the leader.
+// forget takes lr off the leader and closes its connection. If the lead
+// was established and the others left no longer make a quorum, the lead
+// ends first (stepDown), so that the learner, seeing its connection
+// close, is not told this server still leads: a learner's read times out
+// on its own goroutine, as often before the broadcast loop's next look
+// at the quorum as after it.
 func (l *leader) forget(lr *learner) {
-	lr.close()
 	l.mu.Lock()
-	if l.learners[lr.sid] == lr {
+	gone := l.learners[lr.sid] == lr
+	if gone {
 		delete(l.learners, lr.sid)
 	}
+	lost := gone && l.upToDate && !l.quorumLocked()
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	if lost {
+		l.stepDown(fmt.Errorf("lost the quorum: server %d went", lr.sid))
+	}
+	lr.close()
+}
+
+// quorumLocked reports whether this server and the synced learners heard
+// from within syncLimit make a quorum, as the broadcast loop counts them.
+// l.mu held.
+func (l *leader) quorumLocked() bool {
+	limit := l.p.tick * time.Duration(l.p.ens.SyncLimit)
+	now := time.Now().UnixNano()
+	alive := []int64{l.p.me.ID}
+	for sid, lr := range l.learners {
+		if lr.synced.Load() && now-lr.heard.Load() < int64(limit) {
+			alive = append(alive, sid)
+		}
+	}
+	return l.p.quorumOf(alive)
 }
 
 type leaderStats struct {
