@@ -273,34 +273,10 @@ func resumeOnceServing(t *testing.T, addr string, s wire.ConnectResponse) *zkref
 // them, which takes the writes. Once the disk goes on, the old leader
 // follows, and every server holds the last acknowledged write.
 func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Env = []string{"ZKD_FAULTS=disk"}
-	e.Start(t, 1, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader, follower := e.Leader(), e.Follower()
+	e, leader, follower, c := diskFaultEnsemble(t)
 	other := 6 - leader - follower
-	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
-	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
-
 	lead := e.Servers[leader]
-	signal := func(sig syscall.Signal, says string) {
-		t.Helper()
-		if err := syscall.Kill(lead.Pid(), sig); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(lead.Log(), says); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("server %d did not take %v within 10 s:\n%s", leader, sig, lead.Log())
-			}
-		}
-	}
-	signal(syscall.SIGTTIN, "every fsync waits")
-	stalled := true
-	defer func() {
-		if stalled {
-			syscall.Kill(lead.Pid(), syscall.SIGTTOU)
-		}
-	}()
+	stallDisk(t, lead)
 
 	// Writes through the follower, until one is taken after another
 	// server leads.
@@ -338,18 +314,61 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 		acked = v
 	}
 
-	signal(syscall.SIGTTOU, "the disk stall is over")
-	stalled = false
+	signalDisk(t, lead, syscall.SIGTTOU, "the disk stall is over")
 	for deadline := time.Now().Add(30 * time.Second); lead.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("server %d is not a follower 30 s after its disk went on", leader)
 		}
 	}
+	requireKeptEverywhere(t, e, acked)
+}
+
+// diskFaultEnsemble starts three servers with zkd's disk fault hook
+// (ZKD_FAULTS=disk) and returns them, their leader, a follower, and a
+// session on that follower that has created /kept.
+func diskFaultEnsemble(t *testing.T) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
+	t.Helper()
+	e = zkdtest.NewEnsemble(t, 3, nil)
+	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower = e.Leader(), e.Follower()
+	c = zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+	return e, leader, follower, c
+}
+
+// signalDisk sends srv's disk fault hook sig and waits until its log says
+// says.
+func signalDisk(t *testing.T, srv *zkdtest.Server, sig syscall.Signal, says string) {
+	t.Helper()
+	if err := syscall.Kill(srv.Pid(), sig); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srv.Log(), says); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take %v within 10 s:\n%s", srv.Addr, sig, srv.Log())
+		}
+	}
+}
+
+// stallDisk makes every fsync of srv wait, until signalDisk lets them go
+// (SIGTTOU) or the test ends.
+func stallDisk(t *testing.T, srv *zkdtest.Server) {
+	t.Helper()
+	signalDisk(t, srv, syscall.SIGTTIN, "every fsync waits")
+	t.Cleanup(func() { syscall.Kill(srv.Pid(), syscall.SIGTTOU) })
+}
+
+// requireKeptEverywhere: every server of e, after a sync, holds want in
+// /kept.
+func requireKeptEverywhere(t *testing.T, e *zkdtest.Ensemble, want string) {
+	t.Helper()
 	for id := range e.Servers {
 		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
 		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/kept"})
-		if got := getData(t, r, "/kept"); got != acked {
-			t.Fatalf("server %d: /kept holds %.12q…, want the last acknowledged write %q", id, got, acked)
+		if got := getData(t, r, "/kept"); got != want {
+			t.Fatalf("server %d: /kept holds %.12q…, want the last acknowledged write %.12q…", id, got, want)
 		}
 	}
 }
@@ -364,35 +383,9 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 // ACKs still wait for its disk, and once the disk goes on it holds
 // everything.
 func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, nil)
-	e.Env = []string{"ZKD_FAULTS=disk"}
-	e.Start(t, 1, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader, follower := e.Leader(), e.Follower()
-	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
-	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
-
+	e, leader, follower, c := diskFaultEnsemble(t)
 	stalled := e.Servers[follower]
-	if err := syscall.Kill(stalled.Pid(), syscall.SIGTTIN); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if err := syscall.Kill(stalled.Pid(), syscall.SIGTTOU); err != nil {
-			t.Fatal(err)
-		}
-		resumed = true
-	}
-	defer func() {
-		if !resumed {
-			syscall.Kill(stalled.Pid(), syscall.SIGTTOU)
-		}
-	}()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stalled.Log(), "every fsync waits"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d did not take SIGTTIN within 10 s", follower)
-		}
-	}
+	stallDisk(t, stalled)
 
 	// Three times syncLimit (2 s) of writes through the stalled
 	// follower, each read back there.
@@ -422,21 +415,9 @@ func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
 		t.Fatalf("leader %d dropped server %d, whose disk stalled but who answered its pings:\n%s", leader, follower, l)
 	}
 
-	resume()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stalled.Log(), "the disk stall is over"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d did not take SIGTTOU within 10 s", follower)
-		}
-	}
+	signalDisk(t, stalled, syscall.SIGTTOU, "the disk stall is over")
 	if outcome(t, c, "/kept", []byte("after")) != "ok" {
 		t.Fatal("a write after the stall was not taken")
 	}
-	acked = "after"
-	for id := range e.Servers {
-		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
-		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/kept"})
-		if got := getData(t, r, "/kept"); got != acked {
-			t.Fatalf("server %d: /kept holds %.12q…, want the last acknowledged write %q", id, got, acked)
-		}
-	}
+	requireKeptEverywhere(t, e, "after")
 }
