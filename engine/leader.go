@@ -250,16 +250,14 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		case <-t.C:
 		}
 		now := time.Now().UnixNano()
-		alive := []int64{p.me.ID}
 		var quiet []*learner
 		l.mu.Lock()
-		for sid, lr := range l.learners {
+		// Alive first: a learner heard since is not then also quiet.
+		alive := l.aliveLocked(now)
+		for _, lr := range l.learners {
 			lr.send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: l.lastCommitted})
-			q := now - lr.heard.Load()
-			switch {
-			case lr.synced.Load() && q < int64(limit):
-				alive = append(alive, sid)
-			case lr.synced.Load() || q >= int64(l.discoveryTimeout):
+			if synced := lr.synced.Load(); (synced && !l.heardWithin(lr, now)) ||
+				(!synced && now-lr.heard.Load() >= int64(l.discoveryTimeout)) {
 				// Silent past syncLimit (initLimit while it syncs).
 				quiet = append(quiet, lr)
 			}
@@ -933,7 +931,7 @@ func (l *leader) forget(lr *learner) {
 	if gone {
 		delete(l.learners, lr.sid)
 	}
-	lost := gone && l.upToDate && !l.quorumLocked()
+	lost := gone && l.upToDate && !l.p.quorumOf(l.aliveLocked(time.Now().UnixNano()))
 	l.cond.Broadcast()
 	l.mu.Unlock()
 	if lost {
@@ -942,19 +940,22 @@ func (l *leader) forget(lr *learner) {
 	lr.close()
 }
 
-// quorumLocked reports whether this server and the synced learners heard
-// from within syncLimit make a quorum, as the broadcast loop counts them.
+// aliveLocked lists this server, first, and the synced learners heard
+// from within syncLimit at now (unix ns): the servers the lead counts on.
 // l.mu held.
-func (l *leader) quorumLocked() bool {
-	limit := l.p.tick * time.Duration(l.p.ens.SyncLimit)
-	now := time.Now().UnixNano()
+func (l *leader) aliveLocked(now int64) []int64 {
 	alive := []int64{l.p.me.ID}
 	for sid, lr := range l.learners {
-		if lr.synced.Load() && now-lr.heard.Load() < int64(limit) {
+		if lr.synced.Load() && l.heardWithin(lr, now) {
 			alive = append(alive, sid)
 		}
 	}
-	return l.p.quorumOf(alive)
+	return alive
+}
+
+// heardWithin reports whether lr was heard from within syncLimit of now.
+func (l *leader) heardWithin(lr *learner, now int64) bool {
+	return now-lr.heard.Load() < int64(l.p.tick*time.Duration(l.p.ens.SyncLimit))
 }
 
 type leaderStats struct {
