@@ -120,7 +120,7 @@ func Run(o Options) (*Report, error) {
 	var net *network
 	needNet := false
 	for _, f := range o.Faults {
-		needNet = needNet || strings.HasPrefix(f, "partition")
+		needNet = needNet || isNetworkFault(f)
 		c.diskFaults = c.diskFaults || isDiskFault(f)
 	}
 	if len(o.Connect) == 0 {

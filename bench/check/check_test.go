@@ -191,7 +191,7 @@ func faultsHere(t *testing.T, faults ...string) []string {
 	}
 	var here []string
 	for _, f := range faults {
-		if strings.HasPrefix(f, "partition") {
+		if isNetworkFault(f) {
 			t.Logf("SKIPPED %s: %v", f, err)
 			continue
 		}
@@ -299,12 +299,13 @@ func mustHaveMade(t *testing.T, r *Report, faults []string) {
 }
 
 // The other faults: a follower cut off, a minority cut from the
-// majority, a link to the leader lost one way, a member whose disk fails,
-// one whose disk stalls, a member's power cut (its writes since their
-// last fsync undone) and the power of all three cut at once.
+// majority, a link to the leader lost one way, links between members and
+// to the clients that lose packets, a member whose disk fails, one whose
+// disk stalls, a member's power cut (its writes since their last fsync
+// undone) and the power of all three cut at once.
 func TestZkdEnsemblePassesUnderPartitionsAndDiskFaults(t *testing.T) {
-	passesUnder(t, "zkd", 0, faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultPartitionOneWay, FaultDiskError, FaultDiskStall,
-		FaultPowerCut, FaultPowerCutAll))
+	passesUnder(t, "zkd", 0, faultsHere(t, FaultPartitionOne, FaultPartitionHalves, FaultPartitionOneWay, FaultLossyLinks, FaultLossyClients,
+		FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll))
 }
 
 // The checker finds a planted bug: a server whose txn log fsync does

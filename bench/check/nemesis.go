@@ -115,10 +115,10 @@ func (n *network) cutLinks(cut func(i, j int) bool) error {
 			if !cut(i, j) && !cut(j, i) {
 				continue
 			}
-			if err := n.drop(i, j); err != nil {
+			if err := n.lose(i, j, 1); err != nil {
 				return err
 			}
-			if err := n.drop(j, i); err != nil {
+			if err := n.lose(j, i, 1); err != nil {
 				return err
 			}
 		}
@@ -126,18 +126,44 @@ func (n *network) cutLinks(cut func(i, j int) bool) error {
 	return nil
 }
 
-// drop drops every packet member from sends to member to over the quorum
-// and election ports: those on the connections from opened to to, and its
-// answers on the connections to opened to it. What to sends still arrives,
-// though TCP retransmits it for want of from's acknowledgements.
-func (n *network) drop(from, to int) error {
+// lose drops the given share (0 to 1) of the packets member from sends to
+// member to over the quorum and election ports, each packet by chance: those
+// on the connections from opened to to, and its answers on the connections
+// to opened to it. With a share of 1 nothing gets through; what to sends
+// still arrives, though TCP retransmits it for want of from's
+// acknowledgements. With less, TCP retransmits what is lost after a
+// timeout of at least 200 ms, doubled each time the same packet is lost.
+func (n *network) lose(from, to int, share float64) error {
 	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
+	var chance []string
+	if share < 1 {
+		chance = []string{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(share, 'f', 3, 64)}
+	}
 	for _, rule := range [][]string{
 		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + from), "-d", n.c.Host(to), "-p", "tcp", "-m", "multiport", "--dports", ports},
 		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + to), "-s", n.c.Host(from), "-p", "tcp", "-m", "multiport", "--sports", ports},
 	} {
 		n.cut = true
-		if err := iptables(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), "-j", "DROP")...); err != nil {
+		args := append(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), chance...), "-j", "DROP")
+		if err := iptables(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loseClients drops the given share of the packets between the clients
+// and member i's client port, both ways, each packet by chance.
+func (n *network) loseClients(i int, share float64) error {
+	port := fmt.Sprint(n.c.ClientPort)
+	chance := []string{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(share, 'f', 3, 64)}
+	for _, rule := range [][]string{
+		{"-d", n.c.Host(i), "-p", "tcp", "--dport", port},
+		{"-s", n.c.Host(i), "-p", "tcp", "--sport", port},
+	} {
+		n.cut = true
+		args := append(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), chance...), "-j", "DROP")
+		if err := iptables(args...); err != nil {
 			return err
 		}
 	}
@@ -198,6 +224,13 @@ const (
 	// One way: what the leader sends to one other member is lost, or
 	// what that member sends to the leader, while the other way works.
 	FaultPartitionOneWay = "partition-oneway"
+	// Lossy links: every link between members loses a share of its
+	// packets, each by chance, both ways; TCP's retransmissions turn the
+	// losses into delays of 200 ms and more.
+	FaultLossyLinks = "lossy-links"
+	// Lossy client links: the clients' links to every member lose a share
+	// of their packets, both ways; pings come late, sessions move.
+	FaultLossyClients = "lossy-clients"
 	// The disk faults need zkd's fault hook (ZKD_FAULTS=disk), which Run
 	// turns on for them.
 	FaultDiskError   = "disk-error"    // a random member's disk fails: every write and fsync
@@ -208,7 +241,17 @@ const (
 
 // Faults are the faults there are, in the order -nemesis all runs them.
 var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
-	FaultPartitionBridge, FaultPartitionOneWay, FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll}
+	FaultPartitionBridge, FaultPartitionOneWay, FaultLossyLinks, FaultLossyClients,
+	FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll}
+
+// lossShares are the shares of packets lossy-links loses, one chosen by
+// chance for each time it is made.
+var lossShares = []float64{0.1, 0.25, 0.4, 0.6}
+
+// isNetworkFault reports whether a fault needs iptables rules.
+func isNetworkFault(name string) bool {
+	return strings.HasPrefix(name, "partition") || name == FaultLossyLinks || name == FaultLossyClients
+}
 
 // isDiskFault reports whether a fault needs zkd's disk fault hook.
 func isDiskFault(name string) bool {
@@ -304,7 +347,47 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				from, to = other, leader
 			}
 			ev.Target = []int{from, to} // from's packets to to are lost
-			undo = net.makeCut(&ev, logf, func() error { return net.drop(from, to) })
+			undo = net.makeCut(&ev, logf, func() error { return net.lose(from, to, 1) })
+		case FaultLossyLinks:
+			if net == nil {
+				ev.Err = "no partitions here"
+				break
+			}
+			share := lossShares[rng.Intn(len(lossShares))]
+			for i := 1; i <= c.N; i++ {
+				ev.Target = append(ev.Target, i)
+			}
+			logf("losing %.0f%% of the packets between members", share*100)
+			undo = net.makeCut(&ev, logf, func() error {
+				for i := 1; i <= c.N; i++ {
+					for j := 1; j <= c.N; j++ {
+						if i != j {
+							if err := net.lose(i, j, share); err != nil {
+								return err
+							}
+						}
+					}
+				}
+				return nil
+			})
+		case FaultLossyClients:
+			if net == nil {
+				ev.Err = "no partitions here"
+				break
+			}
+			share := lossShares[rng.Intn(len(lossShares))]
+			for i := 1; i <= c.N; i++ {
+				ev.Target = append(ev.Target, i)
+			}
+			logf("losing %.0f%% of the packets between the clients and the members", share*100)
+			undo = net.makeCut(&ev, logf, func() error {
+				for i := 1; i <= c.N; i++ {
+					if err := net.loseClients(i, share); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		case FaultDiskStall:
 			if !c.diskFaults {
 				ev.Err = "no disk faults here (zkd's fault hook is off)"
