@@ -266,17 +266,37 @@ func resumeOnceServing(t *testing.T, addr string, s wire.ConnectResponse) *zkref
 }
 
 // A leader whose disk stalls (every fsync hangs, as an overloaded or
-// failing disk's may for seconds) gives up the lead once a txn has waited
-// syncLimit for it: it applies only what its disk holds, and its log takes
-// only 64 MB behind a stalled disk before the whole ensemble's writes
-// would wait for it. The followers' disks keep up; they elect one of
-// them, which takes the writes. Once the disk goes on, the old leader
-// follows, and every server holds the last acknowledged write.
+// failing disk's may for seconds) goes on answering writes, as Apache
+// ZooKeeper's leader does: the followers' disks, a quorum, hold them. It
+// used to apply only what its own disk held, so every write through it
+// waited for the disk. It gives up the lead once a txn has waited
+// syncLimit for its disk, since its log takes only 64 MB behind a stalled
+// disk before the whole ensemble's writes would wait for it. The
+// followers' disks keep up; they elect one of them, which takes the
+// writes. Once the disk goes on, the old leader follows, and every server
+// holds the last acknowledged write.
 func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 	e, leader, follower, c := diskFaultEnsemble(t)
 	other := 6 - leader - follower
 	lead := e.Servers[leader]
+	cl := zkreftest.Dial(t, e.Addr(leader), zkreftest.NewSession())
 	stallDisk(t, lead)
+
+	// For half of syncLimit (2 s), writes through the leader are
+	// answered and read back there, long before its disk goes on.
+	stalled := time.Now()
+	for i := 0; time.Since(stalled) < time.Second; i++ {
+		v := fmt.Sprintf("leader-%d", i)
+		if got := outcome(t, cl, "/kept", []byte(v)); got != "ok" {
+			t.Fatalf("%v into the stall of server %d's disk, write %d through it: %s, want it answered", time.Since(stalled).Round(time.Millisecond), leader, i, got)
+		}
+		if took := time.Since(stalled); took > 2*time.Second {
+			t.Fatalf("write %d through leader %d, its disk stalled, was answered only %v into the stall", i, leader, took.Round(time.Millisecond))
+		}
+		if got := getData(t, cl, "/kept"); got != v {
+			t.Fatalf("leader %d, its disk stalled, reads %q after its client's write of %q", leader, got, v)
+		}
+	}
 
 	// Writes through the follower, until one is taken after another
 	// server leads.

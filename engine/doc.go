@@ -65,9 +65,9 @@
 //     behind it) until nothing of its session is in the applier.
 //   - Durable before acknowledged: a write's reply is posted only after its
 //     txn is fsynced (forceSync=yes): alone, on this server's disk; in an
-//     ensemble, on a quorum's disks (a follower answers once the leader
-//     commits, whatever its own disk), and sent only once the view that
-//     every reader loads holds it.
+//     ensemble, on a quorum's disks (the leader, and a follower, answer
+//     once the leader commits, whatever their own disk), and sent only
+//     once the view that every reader loads holds it.
 //   - Watch before data: the view moves forward only after the watch events
 //     of its txns are in their loops' mailboxes, and a pass loads the view
 //     before it drains the mailbox, so whatever it answers from the view

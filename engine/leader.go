@@ -231,8 +231,8 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	// Broadcast: ping the learners every half tick, and give up the lead
 	// when fewer than a quorum have been heard from within syncLimit, or
 	// when this server's own disk has held a txn that long without making
-	// it durable while the others make a quorum without it. A leader
-	// applies only what its disk holds, and its log takes only so much
+	// it durable while the others make a quorum without it. The followers'
+	// ACKs commit the writes meanwhile, but the log takes only so much
 	// behind a stalled disk before the applier waits: past that, the
 	// whole ensemble's writes would wait for one disk while the
 	// followers' disks, a quorum, keep up. The followers then elect one
@@ -870,8 +870,7 @@ func (l *leader) ack(lr *learner, zxid int64) {
 }
 
 // committed sends COMMITs (and the SYNCs waiting on them) and lets the
-// applier apply up to the newest commit this server has on disk. l.mu
-// held.
+// applier apply up to the newest commit. l.mu held.
 func (l *leader) committed(commits []zab.Commit) {
 	for _, c := range commits {
 		var entry []byte
@@ -907,8 +906,12 @@ func (l *leader) committed(commits []zab.Commit) {
 			l.outstanding = l.outstanding[1:]
 		}
 	}
-	if a := l.s.writes; a.durable.Load() < min(l.lastCommitted, l.selfAcked) {
-		a.durable.Store(min(l.lastCommitted, l.selfAcked))
+	// A quorum's disks hold what is committed: the applier applies it and
+	// answers its clients whether or not this server's disk holds it yet,
+	// as ZooKeeper's leader does. Its log has it queued; a snapshot or an
+	// election waits for the log to make it durable.
+	if a := l.s.writes; a.durable.Load() < l.lastCommitted {
+		a.durable.Store(l.lastCommitted)
 		a.signal()
 	}
 }

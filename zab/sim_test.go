@@ -22,8 +22,9 @@ import (
 // and zab/election, driven the way engine's peer, leader and follower
 // drive them (the same order of durable writes and sends, the same sync
 // packets, ACKs held until the log is durable, PINGs not held once the
-// server serves, commits applied by a follower whether or not its disk
-// holds them yet, and answered to its clients). One random source decides everything: which message is
+// server serves, commits applied by the leader and the followers whether
+// or not their own disks hold them yet, and answered to their clients).
+// One random source decides everything: which message is
 // delivered next (in order within a connection, as TCP does), when time
 // passes, when a disk syncs, when clients write, and the faults: crashes
 // that lose every write not synced yet (or only part of them), crashes in
@@ -932,11 +933,10 @@ func (s *sim) committed(n *simNode, cs []Commit) {
 		i := slices.IndexFunc(n.disk.log, func(x simTxn) bool { return x.zxid == c.Zxid })
 		s.commit(n.id, n.disk.log[:i+1], false, ld.epoch)
 	}
-	// The leader applies, and answers clients, up to what is committed
-	// and on its own disk.
-	upTo := min(ld.lastCommitted, ld.selfAcked)
+	// The leader applies, and answers clients, up to what is committed,
+	// whether or not its own disk holds it yet.
 	for _, t := range n.disk.log[len(n.tree):] {
-		if t.zxid > upTo {
+		if t.zxid > ld.lastCommitted {
 			break
 		}
 		s.apply(n, t)
