@@ -3,11 +3,13 @@ package check
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"sort"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 
 	"zkd/bench"
@@ -19,7 +21,7 @@ const plotBucket = 500 * time.Millisecond
 // Timeline draws a run into file (.png or .svg): above, the operations
 // per second that happened, that the server refused (a compare-and-set
 // that lost its race, say) and that got no answer; below, the 99th percentile latency of those that happened;
-// each fault a shaded band over both, named at the top.
+// each fault a shaded band over both, named upright at its top.
 func Timeline(file string, r *Report) error {
 	if len(r.Ops) == 0 {
 		return fmt.Errorf("check: no operations to draw")
@@ -72,7 +74,7 @@ func Timeline(file string, r *Report) error {
 	for _, xy := range rate(ok) {
 		ymax = max(ymax, xy.Y)
 	}
-	top.Y.Max = ymax * 1.15
+	top.Y.Max = ymax * 1.6 // room above the lines for the faults' names
 	bottom := plot.New()
 	bottom.Title.Text = "99th percentile latency of the operations that happened (ms)"
 	bottom.X.Label.Text = "seconds"
@@ -80,7 +82,7 @@ func Timeline(file string, r *Report) error {
 	for _, xy := range p99 {
 		lmax = max(lmax, xy.Y)
 	}
-	bottom.Y.Max = lmax * 1.15
+	bottom.Y.Max = lmax * 1.6
 	for _, panel := range []*plot.Plot{top, bottom} {
 		if err := shadeFaults(panel, r); err != nil {
 			return err
@@ -139,7 +141,12 @@ func shadeFaults(p *plot.Plot, r *Report) error {
 		return err
 	}
 	for i := range l.TextStyle {
+		// Upright, down from the top of the band: many faults in a
+		// long run would write over each other side by side.
 		l.TextStyle[i].Font.Size = vg.Points(7)
+		l.TextStyle[i].Rotation = math.Pi / 2
+		l.TextStyle[i].XAlign = text.XRight
+		l.TextStyle[i].YAlign = text.YTop
 	}
 	p.Add(l)
 	return nil
