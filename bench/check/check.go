@@ -777,7 +777,9 @@ func WriteReport(w io.Writer, r *Report) {
 		if f.Err != "" {
 			status += "  not made: " + f.Err
 		}
-		fmt.Fprintf(w, "  %-18s %-9v %s\n", f.Name, f.Target, status)
+		// The width applies to the whole list only once it is a string
+		// (%-9v pads each member).
+		fmt.Fprintf(w, "  %-18s %-9s %s\n", f.Name, fmt.Sprint(f.Target), status)
 	}
 	if r.Hops > 0 {
 		fmt.Fprintf(w, "clients dropped their connection and moved to another member %d times\n", r.Hops)

@@ -348,7 +348,7 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			}
 			ev.Target = []int{from, to} // from's packets to to are lost
 			undo = net.makeCut(&ev, logf, func() error { return net.lose(from, to, 1) })
-		case FaultLossyLinks:
+		case FaultLossyLinks, FaultLossyClients:
 			if net == nil {
 				ev.Err = "no partitions here"
 				break
@@ -357,32 +357,28 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			for i := 1; i <= c.N; i++ {
 				ev.Target = append(ev.Target, i)
 			}
-			logf("losing %.0f%% of the packets between members", share*100)
-			undo = net.makeCut(&ev, logf, func() error {
-				for i := 1; i <= c.N; i++ {
-					for j := 1; j <= c.N; j++ {
-						if i != j {
-							if err := net.lose(i, j, share); err != nil {
-								return err
-							}
-						}
+			// Every link between members, both ways; or every member's
+			// client port.
+			lose := func(i int) error {
+				for j := 1; j <= c.N; j++ {
+					if j == i {
+						continue
+					}
+					if err := net.lose(i, j, share); err != nil {
+						return err
 					}
 				}
 				return nil
-			})
-		case FaultLossyClients:
-			if net == nil {
-				ev.Err = "no partitions here"
-				break
 			}
-			share := lossShares[rng.Intn(len(lossShares))]
-			for i := 1; i <= c.N; i++ {
-				ev.Target = append(ev.Target, i)
+			between := "members"
+			if name == FaultLossyClients {
+				lose = func(i int) error { return net.loseClients(i, share) }
+				between = "the clients and the members"
 			}
-			logf("losing %.0f%% of the packets between the clients and the members", share*100)
+			logf("losing %.0f%% of the packets between %s", share*100, between)
 			undo = net.makeCut(&ev, logf, func() error {
 				for i := 1; i <= c.N; i++ {
-					if err := net.loseClients(i, share); err != nil {
+					if err := lose(i); err != nil {
 						return err
 					}
 				}
