@@ -774,6 +774,9 @@ func WriteReport(w io.Writer, r *Report) {
 			break
 		}
 		status := fmt.Sprintf("%6.1fs–%6.1fs", f.Start.Sub(r.Start).Seconds(), f.End.Sub(r.Start).Seconds())
+		if f.Detail != "" {
+			status += "  " + f.Detail
+		}
 		if f.Err != "" {
 			status += "  not made: " + f.Err
 		}

@@ -594,18 +594,18 @@ func TestCheckARunningServer(t *testing.T) {
 }
 
 // The report lists each fault of a short run on a line: its name, the
-// members it hit as one list, and when.
+// members it hit as one list, when, and how (a lossy fault's share).
 func TestReportListsFaults(t *testing.T) {
 	start := time.Now()
 	r := &Report{Start: start, Faults: []FaultEvent{
-		{Name: FaultLossyLinks, Target: []int{1, 2, 3}, Start: start.Add(2 * time.Second), End: start.Add(6 * time.Second)},
+		{Name: FaultLossyLinks, Target: []int{1, 2, 3}, Start: start.Add(2 * time.Second), End: start.Add(6 * time.Second), Detail: "40% lost"},
 		{Name: FaultKillLeader, Target: []int{2}, Start: start.Add(8 * time.Second), End: start.Add(12 * time.Second)},
 		{Name: FaultPartitionOneWay, Err: "no leader", Start: start.Add(14 * time.Second), End: start.Add(14 * time.Second)},
 	}}
 	var b strings.Builder
 	WriteReport(&b, r)
 	for _, want := range []string{
-		"  lossy-links        [1 2 3]      2.0s–   6.0s\n",
+		"  lossy-links        [1 2 3]      2.0s–   6.0s  40% lost\n",
 		"  kill-leader        [2]          8.0s–  12.0s\n",
 		"  partition-oneway   []          14.0s–  14.0s  not made: no leader\n",
 	} {

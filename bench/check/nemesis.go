@@ -265,6 +265,7 @@ type FaultEvent struct {
 	Start  time.Time
 	End    time.Time
 	Err    string // why it could not be made
+	Detail string // how it was made, when the name does not say all: "40% lost"
 }
 
 // nemesis injects faults one at a time: each for hold, then a pause of
@@ -375,6 +376,7 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				lose = func(i int) error { return net.loseClients(i, share) }
 				between = "the clients and the members"
 			}
+			ev.Detail = fmt.Sprintf("%.0f%% lost", share*100)
 			logf("losing %.0f%% of the packets between %s", share*100, between)
 			undo = net.makeCut(&ev, logf, func() error {
 				for i := 1; i <= c.N; i++ {

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -131,7 +132,7 @@ func shadeFaults(p *plot.Plot, r *Report) error {
 		band.LineStyle.Width = 0
 		p.Add(band)
 		labels.XYs = append(labels.XYs, plotter.XY{X: x0, Y: p.Y.Max * 0.97})
-		labels.Labels = append(labels.Labels, fmt.Sprintf("%s %v", f.Name, f.Target))
+		labels.Labels = append(labels.Labels, strings.TrimSpace(fmt.Sprintf("%s %v %s", f.Name, f.Target, f.Detail)))
 	}
 	if len(labels.XYs) == 0 {
 		return nil
