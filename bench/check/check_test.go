@@ -235,11 +235,13 @@ func runCheck(t *testing.T, o Options) *Report {
 	return r
 }
 
-// zkd, three servers, every workload, under kills, a pause, a cut-off
-// leader and a bridge, one after the other, the clients hopping from
-// member to member with requests in flight: every workload passes.
+// zkd, three servers, every workload, under kills, a paused leader and
+// a paused follower, a cut-off leader and a bridge, one after the other,
+// the clients hopping from member to member with requests in flight:
+// every workload passes.
 func TestZkdEnsemblePassesUnderFaults(t *testing.T) {
-	r := passesUnder(t, "zkd", time.Second, faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionBridge))
+	r := passesUnder(t, "zkd", time.Second, faultsHere(t, FaultKill, FaultKillLeader, FaultPauseLeader, FaultPauseFollower, FaultPartitionLeader,
+		FaultPartitionBridge))
 	png := filepath.Join(t.TempDir(), "timeline.png")
 	if err := Timeline(png, r); err != nil {
 		t.Fatal(err)

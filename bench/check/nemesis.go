@@ -212,9 +212,12 @@ func (n *network) teardown() {
 const (
 	// The kills and the disk faults hit only zkd members in an ensemble
 	// with both servers (Cluster.crashable).
-	FaultKill            = "kill"               // kill -9 a random member, restart it
-	FaultKillLeader      = "kill-leader"        // kill -9 the leader, restart it
-	FaultPauseLeader     = "pause-leader"       // SIGSTOP the leader, SIGCONT it
+	FaultKill        = "kill"         // kill -9 a random member, restart it
+	FaultKillLeader  = "kill-leader"  // kill -9 the leader, restart it
+	FaultPauseLeader = "pause-leader" // SIGSTOP the leader, SIGCONT it
+	// A paused follower: its clients move on, the leader drops it, and
+	// when it wakes it finds their old requests still in its sockets.
+	FaultPauseFollower   = "pause-follower"
 	FaultPartitionLeader = "partition-leader"   // cut the leader from the others
 	FaultPartitionHalves = "partition-halves"   // cut a random minority from the majority
 	FaultPartitionOne    = "partition-follower" // cut a follower from the others
@@ -240,7 +243,7 @@ const (
 )
 
 // Faults are the faults there are, in the order -nemesis all runs them.
-var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
+var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPauseFollower, FaultPartitionLeader, FaultPartitionOne, FaultPartitionHalves,
 	FaultPartitionBridge, FaultPartitionOneWay, FaultLossyLinks, FaultLossyClients,
 	FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll}
 
@@ -315,6 +318,11 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 			ev.Target = []int{leader}
 			c.Pause(leader)
 			undo = func() { c.Resume(leader) }
+		case FaultPauseFollower:
+			m := c.notLeader(leader, rng)
+			ev.Target = []int{m}
+			c.Pause(m)
+			undo = func() { c.Resume(m) }
 		case FaultPartitionBridge:
 			if net == nil {
 				ev.Err = "no partitions here"
@@ -413,13 +421,7 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 				}
 				alone = []int{leader}
 			case FaultPartitionOne:
-				var followers []int
-				for i := 1; i <= c.N; i++ {
-					if i != leader {
-						followers = append(followers, i)
-					}
-				}
-				alone = []int{followers[rng.Intn(len(followers))]}
+				alone = []int{c.notLeader(leader, rng)}
 			default:
 				alone = c.minority(rng)
 			}
@@ -484,6 +486,18 @@ func nemesis(c *Cluster, net *network, faults []string, hold, rest time.Duration
 	}
 	<-stop
 	return events
+}
+
+// notLeader is a random member other than the leader (any member when
+// there is none).
+func (c *Cluster) notLeader(leader int, rng *rand.Rand) int {
+	var others []int
+	for i := 1; i <= c.N; i++ {
+		if i != leader {
+			others = append(others, i)
+		}
+	}
+	return others[rng.Intn(len(others))]
 }
 
 // minority is a random minority of the members, for partition-halves:
