@@ -28,11 +28,14 @@ import (
 // refused until it serves again, as ZooKeeper refuses them.
 //
 // What is durable where (shared/reference/zab-protocol.md): the leader
-// answers a write once a quorum, itself among them, has the txn on disk;
-// a follower acknowledges a proposal only once it is on its disk, and
-// applies it on COMMIT once it is on its disk too. Between roles the tree
-// is brought up to everything the log holds, so the vote a server casts
-// (its last logged zxid) is the history it would lead with.
+// commits a write once a quorum has the txn on disk (its own disk counts,
+// but the followers' may make the quorum without it), and a follower
+// acknowledges a proposal only once it is on its disk. Every server
+// applies and answers a committed txn whether or not its own disk holds it
+// yet: its log has it queued, and a snapshot or an election waits until
+// the log has made it durable. Between roles the tree is brought up to
+// everything the log holds, so the vote a server casts (its last logged
+// zxid) is the history it would lead with.
 
 // errNotServing closes a client's connection while the server has no
 // quorum, as ZooKeeper closes it.
