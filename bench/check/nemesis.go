@@ -135,34 +135,30 @@ func (n *network) cutLinks(cut func(i, j int) bool) error {
 // timeout of at least 200 ms, doubled each time the same packet is lost.
 func (n *network) lose(from, to int, share float64) error {
 	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
-	var chance []string
-	if share < 1 {
-		chance = []string{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(share, 'f', 3, 64)}
-	}
-	for _, rule := range [][]string{
-		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + from), "-d", n.c.Host(to), "-p", "tcp", "-m", "multiport", "--dports", ports},
-		{"-m", "connmark", "--mark", fmt.Sprint(gidBase + to), "-s", n.c.Host(from), "-p", "tcp", "-m", "multiport", "--sports", ports},
-	} {
-		n.cut = true
-		args := append(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), chance...), "-j", "DROP")
-		if err := iptables(args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return n.dropShare(share,
+		[]string{"-m", "connmark", "--mark", fmt.Sprint(gidBase + from), "-d", n.c.Host(to), "-p", "tcp", "-m", "multiport", "--dports", ports},
+		[]string{"-m", "connmark", "--mark", fmt.Sprint(gidBase + to), "-s", n.c.Host(from), "-p", "tcp", "-m", "multiport", "--sports", ports})
 }
 
 // loseClients drops the given share of the packets between the clients
 // and member i's client port, both ways, each packet by chance.
 func (n *network) loseClients(i int, share float64) error {
 	port := fmt.Sprint(n.c.ClientPort)
-	chance := []string{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(share, 'f', 3, 64)}
-	for _, rule := range [][]string{
-		{"-d", n.c.Host(i), "-p", "tcp", "--dport", port},
-		{"-s", n.c.Host(i), "-p", "tcp", "--sport", port},
-	} {
+	return n.dropShare(share,
+		[]string{"-d", n.c.Host(i), "-p", "tcp", "--dport", port},
+		[]string{"-s", n.c.Host(i), "-p", "tcp", "--sport", port})
+}
+
+// dropShare adds a rule for each of matches dropping the given share of
+// the packets it matches, each by chance (all of them at 1).
+func (n *network) dropShare(share float64, matches ...[]string) error {
+	var chance []string
+	if share < 1 {
+		chance = []string{"-m", "statistic", "--mode", "random", "--probability", strconv.FormatFloat(share, 'f', 3, 64)}
+	}
+	for _, m := range matches {
 		n.cut = true
-		args := append(append(append([]string{"-t", "filter", "-A", n.chain}, rule...), chance...), "-j", "DROP")
+		args := append(append(append([]string{"-t", "filter", "-A", n.chain}, m...), chance...), "-j", "DROP")
 		if err := iptables(args...); err != nil {
 			return err
 		}
@@ -247,8 +243,8 @@ var Faults = []string{FaultKill, FaultKillLeader, FaultPauseLeader, FaultPauseFo
 	FaultPartitionBridge, FaultPartitionOneWay, FaultLossyLinks, FaultLossyClients,
 	FaultDiskError, FaultDiskStall, FaultPowerCut, FaultPowerCutAll}
 
-// lossShares are the shares of packets lossy-links loses, one chosen by
-// chance for each time it is made.
+// lossShares are the shares of packets the lossy faults lose, one chosen
+// by chance each time one is made.
 var lossShares = []float64{0.1, 0.25, 0.4, 0.6}
 
 // isNetworkFault reports whether a fault needs iptables rules.
