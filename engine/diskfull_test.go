@@ -60,6 +60,7 @@ func outcome(t *testing.T, c *zkreftest.Client, path string, data []byte) string
 	c.Xid++
 	p := (&wire.RequestHeader{Xid: c.Xid, Type: wire.OpSetData}).Append(nil)
 	p = (&wire.SetDataRequest{Path: path, Data: data, Version: -1}).Append(p)
+	c.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Conn.Write(wire.AppendFrame(nil, p)); err != nil {
 		return "closed"
 	}
@@ -440,4 +441,124 @@ func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
 		t.Fatal("a write after the stall was not taken")
 	}
 	requireKeptEverywhere(t, e, "after")
+}
+
+// A leader whose disk stalls under heavy writes gives up the lead a
+// second after its log fills (64 MB waiting for the disk), not syncLimit
+// after the stall began: from the moment it is full its applier waits
+// for the disk, and with it every write of the ensemble. Here syncLimit
+// is 20 s, and 1 MB writes fill the log in a few seconds; before, the
+// writes stopped from then until syncLimit.
+func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"syncLimit": "100"})
+	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower := e.Leader(), e.Follower()
+	other := 6 - leader - follower
+	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+	lead := e.Servers[leader]
+	stallDisk(t, lead)
+
+	// Writes of 1 MB through the follower, until 10 have been taken
+	// since another server leads: none waits more than 5 s.
+	stalled := time.Now()
+	acked, after := "v0", -1
+	for i := 0; after < 10; i++ {
+		if time.Since(stalled) > 40*time.Second {
+			t.Fatalf("40 s after server %d's disk stalled, %d writes taken since another server leads", leader, max(after, 0))
+		}
+		if after < 0 && (e.Servers[follower].Mode() == "leader" || e.Servers[other].Mode() == "leader") {
+			after = 0
+		}
+		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1_000_000))
+		began := time.Now()
+		switch outcome(t, c, "/kept", []byte(v)) {
+		case "ok":
+			acked = v
+			if after >= 0 {
+				after++
+			}
+		case "closed":
+			c = resumeOnceServing(t, e.Addr(follower), c.Session)
+		default:
+			t.Fatal("a write was refused")
+		}
+		if took := time.Since(began); took > 5*time.Second {
+			t.Fatalf("write %d, started %v into the stall of leader %d's disk, took %v", i, began.Sub(stalled).Round(time.Millisecond), leader, took.Round(time.Millisecond))
+		}
+	}
+	if !strings.Contains(lead.Log(), "txn log is full") {
+		t.Fatalf("server %d, its disk stalled and its log full, did not say why it stopped leading:\n%s", leader, lead.Log())
+	}
+	signalDisk(t, lead, syscall.SIGTTOU, "the disk stall is over")
+	for deadline := time.Now().Add(30 * time.Second); lead.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d is not a follower 30 s after its disk went on", leader)
+		}
+	}
+	requireKeptEverywhere(t, e, acked)
+}
+
+// A follower whose disk stalls under heavy writes leaves the leader a
+// second after its log fills, and its clients move to another server with
+// their sessions. Before, it waited for room in its log without reading
+// from the leader: its clients' writes waited, their sessions' touches
+// stopped reaching the leader, which expired them (4 s here), and it
+// dropped the follower only after syncLimit (20 s here).
+func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"syncLimit": "100"})
+	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader, follower := e.Leader(), e.Follower()
+	other := 6 - leader - follower
+	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
+	stalled := e.Servers[follower]
+	stallDisk(t, stalled)
+
+	// Writes of 1 MB through the follower, then through the server its
+	// client moves to, until 10 are taken there: none waits 3 s.
+	began := time.Now()
+	acked, moved, after := "v0", false, 0
+	for i := 0; after < 10; i++ {
+		if time.Since(began) > 40*time.Second {
+			t.Fatalf("40 s after server %d's disk stalled, its client moved: %v, %d writes taken since", follower, moved, after)
+		}
+		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1_000_000))
+		start := time.Now()
+		switch outcome(t, c, "/kept", []byte(v)) {
+		case "ok":
+			acked = v
+			if moved {
+				after++
+			}
+		case "closed":
+			if moved {
+				t.Fatalf("write %d: server %d closed the connection its client moved to", i, other)
+			}
+			c, moved = resumeOnceServing(t, e.Addr(other), c.Session), true
+		default:
+			t.Fatal("a write was refused")
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("write %d, started %v into the stall of follower %d's disk, took %v", i, start.Sub(began).Round(time.Millisecond), follower, took.Round(time.Millisecond))
+		}
+	}
+	if !strings.Contains(stalled.Log(), "txn log is full") {
+		t.Fatalf("server %d, its disk stalled and its log full, did not say why it left the leader:\n%s", follower, stalled.Log())
+	}
+	// The session, moved, kept its ephemeral.
+	c.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/mine"})
+
+	signalDisk(t, stalled, syscall.SIGTTOU, "the disk stall is over")
+	for deadline := time.Now().Add(30 * time.Second); stalled.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d is not a follower 30 s after its disk went on", follower)
+		}
+	}
+	requireKeptEverywhere(t, e, acked)
 }

@@ -418,7 +418,25 @@ func (x *executor) log(zxid int64) error {
 	if err := x.raiseEpoch(zxid >> 32); err != nil {
 		return err
 	}
-	if err := x.s.store.Load().AppendEncoded(zxid, p.entry, nil); err != nil {
+	// Its log takes 64 MB behind a disk that stalls; then this waits for
+	// room, and meanwhile nothing from the leader is read: no PING is
+	// answered and no session of its clients touched, so the leader
+	// would expire those sessions, and drop this server only after
+	// syncLimit. Once it serves, it leaves the leader instead when the
+	// log stays full (fullLimit), and stops serving: its clients move to
+	// servers that keep up, with their sessions, and it syncs again once
+	// its disk goes on. (During the sync, initLimit bounds the wait.)
+	x.fo.mu.Lock()
+	var wait time.Duration
+	if x.fo.serving {
+		wait = x.fo.p.fullLimit()
+	}
+	x.fo.mu.Unlock()
+	err := x.s.store.Load().AppendEncodedWithin(zxid, p.entry, nil, wait)
+	if errors.Is(err, wal.ErrFull) {
+		return fmt.Errorf("this server's txn log is full and has waited %v for the disk: leaving the leader, whose other followers keep up", x.s.store.Load().Lag(time.Now()).Round(time.Millisecond))
+	}
+	if err != nil {
 		return &fatalError{fmt.Errorf("cannot log txn %#x: %w", zxid, err)}
 	}
 	x.appended = zxid

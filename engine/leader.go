@@ -233,11 +233,13 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	// when this server's own disk has held a txn that long without making
 	// it durable while the others make a quorum without it. The followers'
 	// ACKs commit the writes meanwhile, but the log takes only so much
-	// behind a stalled disk before the applier waits: past that, the
-	// whole ensemble's writes would wait for one disk while the
-	// followers' disks, a quorum, keep up. The followers then elect one
-	// of them; this server's vote, its last durable zxid, is behind
-	// theirs. It follows once its disk goes on.
+	// (64 MB) behind a stalled disk before the applier waits: past that,
+	// the whole ensemble's writes wait for one disk while the followers'
+	// disks, a quorum, keep up. So it gives up the lead sooner, once its
+	// log has been full for fullLimit, when the writes come fast enough
+	// to fill it before syncLimit. The followers then elect one of them; this
+	// server's vote, its last durable zxid, is behind theirs. It follows
+	// once its disk goes on.
 	limit := p.tick * time.Duration(p.ens.SyncLimit)
 	t := time.NewTicker(max(p.tick/2, 10*time.Millisecond))
 	defer t.Stop()
@@ -275,8 +277,15 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		}
 		// Only when the others heard from make a quorum without this
 		// server: otherwise no one else could lead either.
-		if lag := s.store.Load().Lag(time.Now()); lag >= limit && p.quorumOf(alive[1:]) {
+		if !p.quorumOf(alive[1:]) {
+			continue
+		}
+		st, at := s.store.Load(), time.Now()
+		if lag := st.Lag(at); lag >= limit {
 			return fmt.Errorf("this server's txn log has waited %v for the disk, past syncLimit (%v): giving up the lead to a server whose disk keeps up", lag.Round(time.Millisecond), limit)
+		}
+		if full := st.Full(at); full >= min(p.fullLimit(), limit) {
+			return fmt.Errorf("this server's txn log is full and has held every write for %v, waiting for the disk (for %v): giving up the lead to a server whose disk keeps up", full.Round(time.Millisecond), st.Lag(at).Round(time.Millisecond))
 		}
 	}
 }

@@ -265,6 +265,14 @@ func (p *peer) run() {
 	}
 }
 
+// fullLimit is how long a server that serves lets its txn log stay full
+// (64 MB waiting for the disk, while its applier or its reader of the
+// leader waits for room) before it leaves its role: a tick, or a second
+// when that is longer, since a healthy disk under a burst may take most
+// of a second to write 64 MB. A disk that stalls holds it full for as
+// long as the stall lasts.
+func (p *peer) fullLimit() time.Duration { return max(p.tick, time.Second) }
+
 // lookNow puts the election port back to LOOKING at once, with its vote:
 // getting ready to elect (lookingAgain) waits for the log, which a
 // stalled disk holds up, and until then the others would be answered

@@ -140,6 +140,10 @@ type Store struct {
 	// writing is when the oldest txn of the batch being written was
 	// queued (unix ns); 0 while the writer holds no batch.
 	writing atomic.Int64
+	// full is when an Append began waiting for room in the queue (unix
+	// ns), 0 while none waits; waiters counts them. mu guards waiters.
+	full    atomic.Int64
+	waiters int
 	wg      sync.WaitGroup
 
 	// Writer-owned.
@@ -195,21 +199,53 @@ type segment struct {
 // when every txn before it is. Append blocks only while more than 64 MB
 // wait for the disk.
 func (s *Store) Append(txn *Txn, done func(error)) error {
-	return s.append(txn.Header.Zxid, txn, nil, done)
+	return s.append(txn.Header.Zxid, txn, nil, done, 0)
 }
 
 // AppendEncoded is Append for a txn already encoded as AppendTxn encodes
 // it (a PROPOSAL's data), whose zxid is zxid.
 func (s *Store) AppendEncoded(zxid int64, entry []byte, done func(error)) error {
-	return s.append(zxid, nil, entry, done)
+	return s.append(zxid, nil, entry, done, 0)
 }
 
-// append queues txn, or when txn is nil the encoded txn entry.
-func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error)) error {
+// AppendEncodedWithin is AppendEncoded that waits at most wait for room
+// in the log: ErrFull, and nothing appended, when none came by then.
+func (s *Store) AppendEncodedWithin(zxid int64, entry []byte, done func(error), wait time.Duration) error {
+	return s.append(zxid, nil, entry, done, wait)
+}
+
+// ErrFull is AppendEncodedWithin's error for a log that stayed full (64 MB
+// waiting for the disk) for as long as it was to wait.
+var ErrFull = errors.New("wal: the log is full, waiting for the disk")
+
+// append queues txn, or when txn is nil the encoded txn entry, waiting
+// for room at most wait (forever when 0).
+func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error), wait time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
-		s.cond.Wait()
+	if len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
+		if s.waiters++; s.waiters == 1 {
+			s.full.Store(time.Now().UnixNano())
+		}
+		var expired bool
+		if wait > 0 {
+			t := time.AfterFunc(wait, func() {
+				s.mu.Lock()
+				expired = true
+				s.cond.Broadcast()
+				s.mu.Unlock()
+			})
+			defer t.Stop()
+		}
+		for len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing && !expired {
+			s.cond.Wait()
+		}
+		if s.waiters--; s.waiters == 0 {
+			s.full.Store(0)
+		}
+		if len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
+			return ErrFull
+		}
 	}
 	if s.stopErr != nil {
 		return s.stopErr
@@ -283,6 +319,18 @@ func (s *Store) Lag(now time.Time) time.Duration {
 		since = s.queue.since
 		s.mu.Unlock()
 	}
+	if since == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, since)), 0)
+}
+
+// Full is how long an Append has waited at now for room in the log,
+// whose queue holds 64 MB at most: 0 while none waits. Behind a disk
+// that stalls, the queue fills and Append then waits as long as the disk
+// does.
+func (s *Store) Full(now time.Time) time.Duration {
+	since := s.full.Load()
 	if since == 0 {
 		return 0
 	}

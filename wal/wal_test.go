@@ -1,6 +1,7 @@
 package wal_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -562,5 +563,89 @@ func TestLagShowsAStalledDisk(t *testing.T) {
 	}
 	if lag := s.Lag(time.Now()); lag != 0 {
 		t.Fatalf("the disk went on and every txn is durable, yet a lag of %v", lag)
+	}
+}
+
+// Full shows a log whose queue is full behind a stalled disk: an Append
+// waits for room, and Full says how long, until the disk goes on; an
+// AppendEncodedWithin gives up when its wait is over.
+func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
+	fs := vfs.NewMem()
+	s := open(t, wal.Options{FS: fs})
+	defer closeStore(t, s)
+	zxid := treeOf(s).Zxid()
+	stalled := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-stalled
+		}
+		return nil
+	})
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	appendOne := func() error {
+		zxid++
+		txn := &wal.Txn{Header: wire.TxnHeader{Zxid: zxid, Type: wire.OpSetData}, Record: &wire.SetDataTxn{Path: "/a", Data: big, Version: 1}}
+		return s.Append(txn, nil)
+	}
+	if err := appendOne(); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // the writer is in the fsync; the rest queue up
+	if full := s.Full(time.Now()); full != 0 {
+		t.Fatalf("nothing waits for room, yet Full is %v", full)
+	}
+	// 64 MB fit; the 66th megabyte waits.
+	waited := make(chan error, 1)
+	go func() {
+		for i := 0; i < 66; i++ {
+			if err := appendOne(); err != nil {
+				waited <- err
+				return
+			}
+		}
+		waited <- nil
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Full(time.Now()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("66 MB appended behind a stalled fsync, yet no Append waits for room")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if full := s.Full(time.Now().Add(2 * time.Second)); full < time.Second {
+		t.Fatalf("an Append has waited a second for room, but Full is %v", full)
+	}
+	select {
+	case err := <-waited:
+		t.Fatalf("the appends returned (%v) while the disk stalls with 66 MB queued", err)
+	default:
+	}
+	// One that waits at most 100 ms for room gives up, appending nothing.
+	last := s.Last()
+	late := &wal.Txn{Header: wire.TxnHeader{Zxid: last + 1000, Type: wire.OpSetData}, Record: &wire.SetDataTxn{Path: "/a", Data: []byte("late"), Version: 1}}
+	began := time.Now()
+	if err := s.AppendEncodedWithin(late.Header.Zxid, wal.AppendTxn(nil, late), nil, 100*time.Millisecond); !errors.Is(err, wal.ErrFull) {
+		t.Fatalf("an append that may wait 100 ms for room in a full log: %v, want ErrFull", err)
+	}
+	if took := time.Since(began); took < 100*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("an append that may wait 100 ms for room gave up after %v", took)
+	}
+	if s.Last() != last {
+		t.Fatalf("an append that gave up moved the log's last zxid from %#x to %#x", last, s.Last())
+	}
+	close(stalled)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if full := s.Full(time.Now()); full != 0 {
+		t.Fatalf("the disk went on and the appends returned, yet Full is %v", full)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }
