@@ -489,7 +489,7 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 			t.Fatalf("write %d, started %v into the stall of leader %d's disk, took %v", i, began.Sub(stalled).Round(time.Millisecond), leader, took.Round(time.Millisecond))
 		}
 	}
-	if !strings.Contains(lead.Log(), "txn log is full") {
+	if !strings.Contains(lead.Log(), "txn log has been full") {
 		t.Fatalf("server %d, its disk stalled and its log full, did not say why it stopped leading:\n%s", leader, lead.Log())
 	}
 	signalDisk(t, lead, syscall.SIGTTOU, "the disk stall is over")
@@ -548,7 +548,7 @@ func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *test
 			t.Fatalf("write %d, started %v into the stall of follower %d's disk, took %v", i, start.Sub(began).Round(time.Millisecond), follower, took.Round(time.Millisecond))
 		}
 	}
-	if !strings.Contains(stalled.Log(), "txn log is full") {
+	if !strings.Contains(stalled.Log(), "txn log has been full") {
 		t.Fatalf("server %d, its disk stalled and its log full, did not say why it left the leader:\n%s", follower, stalled.Log())
 	}
 	// The session, moved, kept its ephemeral.

@@ -434,7 +434,7 @@ func (x *executor) log(zxid int64) error {
 	x.fo.mu.Unlock()
 	err := x.s.store.Load().AppendEncodedWithin(zxid, p.entry, nil, wait)
 	if errors.Is(err, wal.ErrFull) {
-		return fmt.Errorf("this server's txn log is full and has waited %v for the disk: leaving the leader, whose other followers keep up", x.s.store.Load().Lag(time.Now()).Round(time.Millisecond))
+		return fmt.Errorf("this server's txn log has been full for %v, its oldest txn waiting %v for the disk: leaving the leader, so that its clients move to servers that keep up", wait, x.s.store.Load().Lag(time.Now()).Round(time.Millisecond))
 	}
 	if err != nil {
 		return &fatalError{fmt.Errorf("cannot log txn %#x: %w", zxid, err)}

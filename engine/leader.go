@@ -237,9 +237,9 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	// the whole ensemble's writes wait for one disk while the followers'
 	// disks, a quorum, keep up. So it gives up the lead sooner, once its
 	// log has been full for fullLimit, when the writes come fast enough
-	// to fill it before syncLimit. The followers then elect one of them; this
-	// server's vote, its last durable zxid, is behind theirs. It follows
-	// once its disk goes on.
+	// to fill it before syncLimit. The followers then elect one of them;
+	// this server's vote, its last durable zxid, is behind theirs. It
+	// follows once its disk goes on.
 	limit := p.tick * time.Duration(p.ens.SyncLimit)
 	t := time.NewTicker(max(p.tick/2, 10*time.Millisecond))
 	defer t.Stop()
@@ -285,7 +285,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 			return fmt.Errorf("this server's txn log has waited %v for the disk, past syncLimit (%v): giving up the lead to a server whose disk keeps up", lag.Round(time.Millisecond), limit)
 		}
 		if full := st.Full(at); full >= min(p.fullLimit(), limit) {
-			return fmt.Errorf("this server's txn log is full and has held every write for %v, waiting for the disk (for %v): giving up the lead to a server whose disk keeps up", full.Round(time.Millisecond), st.Lag(at).Round(time.Millisecond))
+			return fmt.Errorf("this server's txn log has been full for %v, holding every write, its oldest txn waiting %v for the disk: giving up the lead to a server whose disk keeps up", full.Round(time.Millisecond), st.Lag(at).Round(time.Millisecond))
 		}
 	}
 }
