@@ -2,9 +2,11 @@ package check
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand"
 	"os"
@@ -32,10 +34,12 @@ type Options struct {
 	Clients   int // per workload
 	Keys      int // registers
 	Workloads []string
-	Faults    []string
-	Hold      time.Duration // how long a fault lasts
-	Rest      time.Duration // the quiet time between faults
-	Seed      int64
+	// BulkSize is the bulk workload's bytes per write (256 KB when 0).
+	BulkSize int
+	Faults   []string
+	Hold     time.Duration // how long a fault lasts
+	Rest     time.Duration // the quiet time between faults
+	Seed     int64
 	// Pause is each client's wait between two operations: 0 for as fast
 	// as the ensemble answers, more to spare the machine's CPU.
 	Pause time.Duration
@@ -55,8 +59,14 @@ type Options struct {
 	Stop <-chan struct{}
 }
 
-// Workloads are the workloads there are.
+// Workloads are the workloads a run has unless told otherwise.
 var Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue", "fifo", "watch"}
+
+const defaultBulkSize = 256 << 10
+
+// ExtraWorkloads are the workloads there are besides: bulk writes a
+// member's disk as fast as it takes them, tens of MB/s.
+var ExtraWorkloads = []string{"bulk"}
 
 // Verdict is one workload's result.
 type Verdict struct {
@@ -98,9 +108,10 @@ func Run(o Options) (*Report, error) {
 			fmt.Fprintf(o.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 		}
 	}
+	all := append(slices.Clone(Workloads), ExtraWorkloads...)
 	for _, w := range o.Workloads {
-		if !slices.Contains(Workloads, w) {
-			return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
+		if !slices.Contains(all, w) {
+			return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(all, ", "))
 		}
 	}
 	if o.Observers < 0 || o.Observers >= o.Servers && len(o.Connect) == 0 {
@@ -196,9 +207,11 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); fifoClient(cl, rng, h, stop) }()
 			case "watch":
 				go func() { defer wg.Done(); watchClient(cl, o.Keys, rng, h, stop) }()
+			case "bulk":
+				go func() { defer wg.Done(); bulkClient(cl, cmp.Or(o.BulkSize, defaultBulkSize), h, stop) }()
 			default:
 				wg.Done()
-				return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(Workloads, ", "))
+				return nil, fmt.Errorf("check: no workload %q (%s)", w, strings.Join(all, ", "))
 			}
 			id++
 		}
@@ -305,6 +318,12 @@ func Run(o Options) (*Report, error) {
 				return nil, fmt.Errorf("check: the counter's final read: %w", err)
 			}
 			rep.Verdicts = append(rep.Verdicts, checkCounter(h.ops, final))
+		case "bulk":
+			final, err := finalBulk(c.Addrs(), 30*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("check: the bulk znodes' final read: %w", err)
+			}
+			rep.Verdicts = append(rep.Verdicts, checkBulk(h.ops, final, cmp.Or(o.BulkSize, defaultBulkSize)))
 		}
 	}
 	return rep, nil
@@ -596,6 +615,53 @@ func checkIDs(ops []Op, final map[string]bool) Verdict {
 // increments that happened, so at least those acknowledged and at most
 // those plus the unanswered ones; and no two acknowledged increments
 // wrote the same value.
+// checkBulk checks that each bulk znode ends holding its client's last
+// acknowledged write or one it tried after (final: the write each znode
+// ends with, by client; 0 for none). size is the bytes of each write.
+func checkBulk(ops []Op, final map[int]int, size int) Verdict {
+	type tries struct{ lastOK, lastTried int }
+	by := map[int]*tries{}
+	failed := map[[2]int]bool{}
+	okCount, unknown := 0, 0
+	for _, op := range ops {
+		if op.Kind != "bulk" {
+			continue
+		}
+		t := by[op.Client]
+		if t == nil {
+			t = &tries{}
+			by[op.Client] = t
+		}
+		switch op.Outcome {
+		case OK:
+			okCount++
+			t.lastOK = max(t.lastOK, op.Value)
+			t.lastTried = max(t.lastTried, op.Value)
+		case Unknown:
+			unknown++
+			t.lastTried = max(t.lastTried, op.Value)
+		case Failed:
+			failed[[2]int{op.Client, op.Value}] = true
+		}
+	}
+	var wrong []string
+	clients := slices.Sorted(maps.Keys(by))
+	for _, id := range clients {
+		t, f := by[id], final[id]
+		switch {
+		case f < t.lastOK:
+			wrong = append(wrong, fmt.Sprintf("client %d's znode holds write %d, after write %d was acknowledged", id, f, t.lastOK))
+		case f > t.lastTried || failed[[2]int{id, f}]:
+			wrong = append(wrong, fmt.Sprintf("client %d's znode holds write %d, which failed or was never sent (last sent: %d)", id, f, t.lastTried))
+		}
+	}
+	v := Verdict{Workload: "bulk", Valid: len(wrong) == 0}
+	v.Summary = fmt.Sprintf("%d writes acknowledged (%d MB), %d without an answer, by %d clients; %d znodes end before their last acknowledged write or on one never made",
+		okCount, okCount*size>>20, unknown, len(clients), len(wrong))
+	v.Summary += listed(": ", wrong, 10, "; ")
+	return v
+}
+
 func checkCounter(ops []Op, final int) Verdict {
 	okCount, unknown := 0, 0
 	wrote := map[int]int{}

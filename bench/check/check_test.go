@@ -78,7 +78,7 @@ func TestSetChecker(t *testing.T) {
 }
 
 // The ids and counter checkers on histories made by hand.
-func TestIDsAndCounterCheckers(t *testing.T) {
+func TestIDsCounterAndBulkCheckers(t *testing.T) {
 	id := func(name string, o Outcome) Op { return Op{Kind: "id", Elem: idsRoot + "/" + name, Outcome: o} }
 	ids := []Op{id("id-0000000001", OK), id("id-0000000002", OK), {Kind: "id", Outcome: Unknown}}
 	for _, c := range []struct {
@@ -112,6 +112,25 @@ func TestIDsAndCounterCheckers(t *testing.T) {
 	} {
 		if v := checkCounter(c.ops, c.final); v.Valid != c.valid {
 			t.Errorf("counter ending at %d: valid %v, want %v (%s)", c.final, v.Valid, c.valid, v.Summary)
+		}
+	}
+	bulk := func(client, n int, o Outcome) Op { return Op{Client: client, Kind: "bulk", Value: n, Outcome: o} }
+	// Client 1: writes 1 and 2 acknowledged, 3 unanswered, 4 refused;
+	// client 2: write 1 acknowledged.
+	bulks := []Op{bulk(1, 1, OK), bulk(1, 2, OK), bulk(1, 3, Unknown), bulk(1, 4, Failed), bulk(2, 1, OK)}
+	for _, c := range []struct {
+		final map[int]int
+		valid bool
+	}{
+		{map[int]int{1: 2, 2: 1}, true},
+		{map[int]int{1: 3, 2: 1}, true},  // the unanswered one
+		{map[int]int{1: 1, 2: 1}, false}, // lost
+		{map[int]int{1: 4, 2: 1}, false}, // refused, yet there
+		{map[int]int{1: 5, 2: 1}, false}, // never sent
+		{map[int]int{1: 2}, false},       // client 2's znode gone
+	} {
+		if v := checkBulk(bulks, c.final, 1<<20); v.Valid != c.valid {
+			t.Errorf("bulk znodes ending at %v: valid %v, want %v (%s)", c.final, v.Valid, c.valid, v.Summary)
 		}
 	}
 	eph := []Op{{Kind: "eph-create", Outcome: OK}, {Kind: "eph-alive", Outcome: OK}, {Kind: "eph-alive", Outcome: Unknown}, {Kind: "eph-closed", Outcome: OK}}

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,7 @@ const (
 	counterPath  = "/check-counter"
 	fifoRoot     = "/check-fifo"
 	watchRoot    = "/check-watch"
+	bulkRoot     = "/check-bulk"
 )
 
 func registerPath(k int) string { return fmt.Sprintf("%s/r%d", registerRoot, k) }
@@ -194,7 +196,7 @@ func freshRoots(addrs []string, timeout time.Duration) error {
 		return fmt.Errorf("check: connecting to %v: %w", addrs, err)
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, counterPath} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, bulkRoot, counterPath} {
 		if _, ok, err := c.Exists(p, false); err != nil {
 			return err
 		} else if ok {
@@ -211,7 +213,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, bulkRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
@@ -395,6 +397,69 @@ func setClient(cl *client, h *history, stop <-chan struct{}) {
 		op.Outcome = outcomeOf(err)
 		return err
 	})
+}
+
+// bulkClient overwrites its own znode with size bytes at a time, each
+// write numbered from 1 in its first bytes ("17:xxx…"), as fast as the
+// ensemble takes them: enough to fill a log that waits for a stalled
+// disk within seconds.
+func bulkClient(cl *client, size int, h *history, stop <-chan struct{}) {
+	path := fmt.Sprintf("%s/b%d", bulkRoot, cl.id)
+	made, n := false, 0
+	pad := make([]byte, size)
+	for i := range pad {
+		pad[i] = 'x'
+	}
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		if !made {
+			_, err := c.Create(path, []byte("0:"), openACL, wire.ModePersistent, 0)
+			if err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				return err
+			}
+			made = true
+		}
+		n++
+		data := append([]byte(strconv.Itoa(n)+":"), pad...)[:size]
+		op.Kind, op.Value = "bulk", n
+		_, err := c.Set(path, data, -1)
+		op.Outcome = outcomeOf(err)
+		return err
+	})
+}
+
+// finalBulk reads, after a sync, the write each bulk znode holds, by
+// client.
+func finalBulk(addrs []string, timeout time.Duration) (map[int]int, error) {
+	c, err := zkclient.Dial(addrs, timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Sync(bulkRoot); err != nil {
+		return nil, err
+	}
+	names, _, err := c.Children(bulkRoot, false)
+	if err != nil {
+		return nil, err
+	}
+	final := map[int]int{}
+	for _, name := range names {
+		id, err := strconv.Atoi(strings.TrimPrefix(name, "b"))
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: not a bulk client's znode", bulkRoot, name)
+		}
+		data, _, err := c.Get(bulkRoot+"/"+name, false)
+		if err != nil {
+			return nil, err
+		}
+		num, _, ok := strings.Cut(string(data), ":")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("%s/%s holds %.20q…, not a numbered write", bulkRoot, name, data)
+		}
+		final[id] = n
+	}
+	return final, nil
 }
 
 // idsClient takes unique ids: sequential znodes, the id the name the
