@@ -477,6 +477,18 @@ func TestObserverConfig(t *testing.T) {
 	}
 }
 
+// --sync-limit reaches every member's zoo.cfg; 5 ticks unless told.
+func TestSyncLimitConfig(t *testing.T) {
+	for _, c := range []struct{ set, want int }{{0, 5}, {20, 20}} {
+		cl := &Cluster{Impl: "zkd", N: 3, Dir: "/d", ClientPort: 2181, QuorumPort: 2182, ElectionPort: 2183, TickMs: 500, SyncLimit: c.set}
+		for i := 1; i <= 3; i++ {
+			if cfg := cl.config(i); !strings.Contains(cfg, fmt.Sprintf("\nsyncLimit=%d\n", c.want)) {
+				t.Errorf("SyncLimit %d: member %d's configuration has no syncLimit=%d:\n%s", c.set, i, c.want, cfg)
+			}
+		}
+	}
+}
+
 // partition-halves cuts a minority off and leaves the others a quorum of
 // the voters, with observers or without.
 func TestMinorityLeavesAQuorum(t *testing.T) {

@@ -9,6 +9,7 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -37,6 +38,7 @@ type Cluster struct {
 	QuorumPort   int
 	ElectionPort int
 	TickMs       int
+	SyncLimit    int // ticks; 5 when 0
 	// Env is added to each zkd process's environment (ZKD_FAULTS, for a
 	// planted bug).
 	Env []string
@@ -136,7 +138,7 @@ func (c *Cluster) config(i int) string {
 	lines := []string{
 		fmt.Sprintf("tickTime=%d", c.TickMs),
 		"initLimit=10",
-		"syncLimit=5",
+		fmt.Sprintf("syncLimit=%d", cmp.Or(c.SyncLimit, 5)),
 		"dataDir=" + filepath.Join(c.memberDir(i), "data"),
 		fmt.Sprintf("clientPort=%d", c.ClientPort),
 		"clientPortAddress=" + c.Host(i),

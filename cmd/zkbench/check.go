@@ -31,6 +31,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
 	keys := fs.Int("keys", 4, "registers of the register workload")
 	workloads := fs.String("workload", strings.Join(check.Workloads, ","), "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost), counter (compare-and-set increments, none lost or doubled), ids (sequential znodes: none given twice or lost), sessions (an ephemeral lives exactly as long as its session), queue (sequential items, each dequeued at most once, none lost), fifo (pipelined requests of a session answered and applied in order, reads seeing the session's writes), watch (each data event once, for a watch set, before any reply showing the change); not run unless named: bulk (each client overwrites its znode with --bulk-size bytes as fast as the ensemble takes them, tens of MB/s to every member's disk; each znode ends at or after its last acknowledged write)")
+	syncLimit := fs.Int("sync-limit", 5, "the members' syncLimit, in ticks of 500 ms: how long a leader waits for a follower it does not hear from, and its own stalled disk")
 	bulkSize := fs.Int("bulk-size", 256<<10, "bytes per write of the bulk workload (at most jute.maxbuffer, 1 MB by default)")
 	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none. With both servers in the ensemble, kills and disk faults hit only zkd members")
 	hold := fs.Duration("fault-for", 4*time.Second, "how long each fault lasts")
@@ -49,7 +50,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
-		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr, BulkSize: *bulkSize}
+		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr, BulkSize: *bulkSize, SyncLimit: *syncLimit}
 	o.Workloads = strings.Split(*workloads, ",")
 	switch *nemesis {
 	case "all":
