@@ -335,13 +335,7 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 		acked = v
 	}
 
-	signalDisk(t, lead, syscall.SIGTTOU, "the disk stall is over")
-	for deadline := time.Now().Add(30 * time.Second); lead.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d is not a follower 30 s after its disk went on", leader)
-		}
-	}
-	requireKeptEverywhere(t, e, acked)
+	endStallAndRequireKept(t, e, leader, acked)
 }
 
 // diskFaultEnsemble starts three servers with zkd's disk fault hook
@@ -349,7 +343,14 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 // session on that follower that has created /kept.
 func diskFaultEnsemble(t *testing.T) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
 	t.Helper()
-	e = zkdtest.NewEnsemble(t, 3, nil)
+	return diskFaultEnsembleWith(t, nil)
+}
+
+// diskFaultEnsembleWith is diskFaultEnsemble with cfg on top of the
+// servers' zoo.cfg.
+func diskFaultEnsembleWith(t *testing.T, cfg map[string]string) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
+	t.Helper()
+	e = zkdtest.NewEnsemble(t, 3, cfg)
 	e.Env = []string{"ZKD_FAULTS=disk"}
 	e.Start(t, 1, 2, 3)
 	e.WaitServing(t, 30*time.Second)
@@ -379,6 +380,30 @@ func stallDisk(t *testing.T, srv *zkdtest.Server) {
 	t.Helper()
 	signalDisk(t, srv, syscall.SIGTTIN, "every fsync waits")
 	t.Cleanup(func() { syscall.Kill(srv.Pid(), syscall.SIGTTOU) })
+}
+
+// endStallAndRequireKept lets server id's stalled disk go on, waits for
+// it to follow, and requires every server to hold acked in /kept.
+func endStallAndRequireKept(t *testing.T, e *zkdtest.Ensemble, id int64, acked string) {
+	t.Helper()
+	srv := e.Servers[id]
+	signalDisk(t, srv, syscall.SIGTTOU, "the disk stall is over")
+	for deadline := time.Now().Add(30 * time.Second); srv.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d is not a follower 30 s after its disk went on", id)
+		}
+	}
+	requireKeptEverywhere(t, e, acked)
+}
+
+// bigWrite sets /kept to write i's 1 MB value through c, and says how it
+// ended (outcome) and how long it took.
+func bigWrite(t *testing.T, c *zkreftest.Client, i int) (v, got string, took time.Duration) {
+	t.Helper()
+	v = fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1_000_000))
+	began := time.Now()
+	got = outcome(t, c, "/kept", []byte(v))
+	return v, got, time.Since(began)
 }
 
 // requireKeptEverywhere: every server of e, after a sync, holds want in
@@ -450,14 +475,8 @@ func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
 // is 20 s, and 1 MB writes fill the log in a few seconds; before, the
 // writes stopped from then until syncLimit.
 func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, map[string]string{"syncLimit": "100"})
-	e.Env = []string{"ZKD_FAULTS=disk"}
-	e.Start(t, 1, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader, follower := e.Leader(), e.Follower()
+	e, leader, follower, c := diskFaultEnsembleWith(t, map[string]string{"syncLimit": "100"})
 	other := 6 - leader - follower
-	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
-	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
 	lead := e.Servers[leader]
 	stallDisk(t, lead)
 
@@ -473,9 +492,8 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 		if after < 0 && (e.Servers[follower].Mode() == "leader" || e.Servers[other].Mode() == "leader") {
 			after = 0
 		}
-		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1_000_000))
-		began := time.Now()
-		switch outcome(t, c, "/kept", []byte(v)) {
+		v, got, took := bigWrite(t, c, i)
+		switch got {
 		case "ok":
 			acked = v
 			if after >= 0 {
@@ -486,9 +504,8 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 		default:
 			t.Fatal("a write was refused")
 		}
-		took := time.Since(began)
 		if took > 5*time.Second {
-			t.Fatalf("write %d, started %v into the stall of leader %d's disk, took %v", i, began.Sub(stalled).Round(time.Millisecond), leader, took.Round(time.Millisecond))
+			t.Fatalf("write %d, ended %v into the stall of leader %d's disk, took %v", i, time.Since(stalled).Round(time.Millisecond), leader, took.Round(time.Millisecond))
 		}
 		longest = max(longest, took)
 	}
@@ -496,13 +513,7 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 	if !strings.Contains(lead.Log(), "txn log has been full") {
 		t.Fatalf("server %d, its disk stalled and its log full, did not say why it stopped leading:\n%s", leader, lead.Log())
 	}
-	signalDisk(t, lead, syscall.SIGTTOU, "the disk stall is over")
-	for deadline := time.Now().Add(30 * time.Second); lead.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d is not a follower 30 s after its disk went on", leader)
-		}
-	}
-	requireKeptEverywhere(t, e, acked)
+	endStallAndRequireKept(t, e, leader, acked)
 }
 
 // A follower whose disk stalls under heavy writes leaves the leader a
@@ -512,14 +523,8 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 // stopped reaching the leader, which expired them (4 s here), and it
 // dropped the follower only after syncLimit (20 s here).
 func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, map[string]string{"syncLimit": "100"})
-	e.Env = []string{"ZKD_FAULTS=disk"}
-	e.Start(t, 1, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader, follower := e.Leader(), e.Follower()
+	e, leader, follower, c := diskFaultEnsembleWith(t, map[string]string{"syncLimit": "100"})
 	other := 6 - leader - follower
-	c := zkreftest.Dial(t, e.Addr(follower), zkreftest.NewSession())
-	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept", Data: []byte("v0"), ACL: ztree.OpenACL})
 	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
 	stalled := e.Servers[follower]
 	stallDisk(t, stalled)
@@ -533,9 +538,8 @@ func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *test
 		if time.Since(began) > 40*time.Second {
 			t.Fatalf("40 s after server %d's disk stalled, its client moved: %v, %d writes taken since", follower, moved, after)
 		}
-		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1_000_000))
-		start := time.Now()
-		switch outcome(t, c, "/kept", []byte(v)) {
+		v, got, took := bigWrite(t, c, i)
+		switch got {
 		case "ok":
 			acked = v
 			if moved {
@@ -549,9 +553,8 @@ func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *test
 		default:
 			t.Fatal("a write was refused")
 		}
-		took := time.Since(start)
 		if took > 3*time.Second {
-			t.Fatalf("write %d, started %v into the stall of follower %d's disk, took %v", i, start.Sub(began).Round(time.Millisecond), follower, took.Round(time.Millisecond))
+			t.Fatalf("write %d, ended %v into the stall of follower %d's disk, took %v", i, time.Since(began).Round(time.Millisecond), follower, took.Round(time.Millisecond))
 		}
 		longest = max(longest, took)
 	}
@@ -562,11 +565,5 @@ func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *test
 	// The session, moved, kept its ephemeral.
 	c.OK(wire.OpExists, &wire.PathWatchRequest{Path: "/mine"})
 
-	signalDisk(t, stalled, syscall.SIGTTOU, "the disk stall is over")
-	for deadline := time.Now().Add(30 * time.Second); stalled.Mode() != "follower"; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %d is not a follower 30 s after its disk went on", follower)
-		}
-	}
-	requireKeptEverywhere(t, e, acked)
+	endStallAndRequireKept(t, e, follower, acked)
 }

@@ -534,18 +534,7 @@ func TestLagShowsAStalledDisk(t *testing.T) {
 	if lag := s.Lag(time.Now()); lag != 0 {
 		t.Fatalf("every txn durable, yet a lag of %v", lag)
 	}
-	stalled := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	fs.Inject(func(op, name string) error {
-		if op == "sync" && strings.Contains(name, "log.") {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
-			<-stalled
-		}
-		return nil
-	})
+	entered, release := stallLogSyncs(fs)
 	start := time.Now()
 	appendOne()
 	<-entered // the writer is in the fsync
@@ -557,13 +546,31 @@ func TestLagShowsAStalledDisk(t *testing.T) {
 	if lag := s.Lag(start.Add(2 * time.Second)); lag < time.Second {
 		t.Fatalf("a txn has waited a second for a stalled fsync, but the lag is %v", lag)
 	}
-	close(stalled) // and every fsync after it goes through
+	release() // and every fsync after it goes through
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if lag := s.Lag(time.Now()); lag != 0 {
 		t.Fatalf("the disk went on and every txn is durable, yet a lag of %v", lag)
 	}
+}
+
+// stallLogSyncs makes every fsync of a log file on fs wait until release;
+// entered gets a value when the first begins.
+func stallLogSyncs(fs *vfs.Mem) (entered <-chan struct{}, release func()) {
+	stalled := make(chan struct{})
+	in := make(chan struct{}, 1)
+	fs.Inject(func(op, name string) error {
+		if op == "sync" && strings.Contains(name, "log.") {
+			select {
+			case in <- struct{}{}:
+			default:
+			}
+			<-stalled
+		}
+		return nil
+	})
+	return in, func() { close(stalled) }
 }
 
 // Full shows a log whose queue is full behind a stalled disk: an Append
@@ -574,18 +581,7 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	s := open(t, wal.Options{FS: fs})
 	defer closeStore(t, s)
 	zxid := treeOf(s).Zxid()
-	stalled := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	fs.Inject(func(op, name string) error {
-		if op == "sync" && strings.Contains(name, "log.") {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
-			<-stalled
-		}
-		return nil
-	})
+	entered, release := stallLogSyncs(fs)
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	appendOne := func() error {
 		zxid++
@@ -638,7 +634,7 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	if s.Last() != last {
 		t.Fatalf("an append that gave up moved the log's last zxid from %#x to %#x", last, s.Last())
 	}
-	close(stalled)
+	release()
 	if err := <-waited; err != nil {
 		t.Fatal(err)
 	}

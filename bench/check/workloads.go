@@ -430,34 +430,29 @@ func bulkClient(cl *client, size int, h *history, stop <-chan struct{}) {
 // finalBulk reads, after a sync, the write each bulk znode holds, by
 // client.
 func finalBulk(addrs []string, timeout time.Duration) (map[int]int, error) {
-	c, err := zkclient.Dial(addrs, timeout, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	if err := c.Sync(bulkRoot); err != nil {
-		return nil, err
-	}
-	names, _, err := c.Children(bulkRoot, false)
+	// Each znode as "client:write".
+	elems, err := finalElements(addrs, bulkRoot, timeout, func(c *zkclient.Conn, name string) (string, error) {
+		data, _, err := c.Get(bulkRoot+"/"+name, false)
+		if err != nil {
+			return "", err
+		}
+		num, _, ok := strings.Cut(string(data), ":")
+		if _, err := strconv.Atoi(num); !ok || err != nil {
+			return "", fmt.Errorf("%s/%s holds %.20q…, not a numbered write", bulkRoot, name, data)
+		}
+		return strings.TrimPrefix(name, "b") + ":" + num, nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	final := map[int]int{}
-	for _, name := range names {
-		id, err := strconv.Atoi(strings.TrimPrefix(name, "b"))
+	for e := range elems {
+		id, n, _ := strings.Cut(e, ":")
+		client, err := strconv.Atoi(id)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: not a bulk client's znode", bulkRoot, name)
+			return nil, fmt.Errorf("%s/b%s: not a bulk client's znode", bulkRoot, id)
 		}
-		data, _, err := c.Get(bulkRoot+"/"+name, false)
-		if err != nil {
-			return nil, err
-		}
-		num, _, ok := strings.Cut(string(data), ":")
-		n, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("%s/%s holds %.20q…, not a numbered write", bulkRoot, name, data)
-		}
-		final[id] = n
+		final[client], _ = strconv.Atoi(n)
 	}
 	return final, nil
 }
