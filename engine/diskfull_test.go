@@ -343,15 +343,15 @@ func TestEnsembleLeaderWhoseDiskStallsStepsAside(t *testing.T) {
 // session on that follower that has created /kept.
 func diskFaultEnsemble(t *testing.T) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
 	t.Helper()
-	return diskFaultEnsembleWith(t, nil)
+	return diskFaultEnsembleWith(t, "disk", nil)
 }
 
-// diskFaultEnsembleWith is diskFaultEnsemble with cfg on top of the
-// servers' zoo.cfg.
-func diskFaultEnsembleWith(t *testing.T, cfg map[string]string) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
+// diskFaultEnsembleWith is diskFaultEnsemble with ZKD_FAULTS=faults and
+// cfg on top of the servers' zoo.cfg.
+func diskFaultEnsembleWith(t *testing.T, faults string, cfg map[string]string) (e *zkdtest.Ensemble, leader, follower int64, c *zkreftest.Client) {
 	t.Helper()
 	e = zkdtest.NewEnsemble(t, 3, cfg)
-	e.Env = []string{"ZKD_FAULTS=disk"}
+	e.Env = []string{"ZKD_FAULTS=" + faults}
 	e.Start(t, 1, 2, 3)
 	e.WaitServing(t, 30*time.Second)
 	leader, follower = e.Leader(), e.Follower()
@@ -469,13 +469,14 @@ func TestEnsembleFollowerWhoseDiskStallsKeepsServing(t *testing.T) {
 }
 
 // A leader whose disk stalls under heavy writes gives up the lead a
-// second after its log fills (64 MB waiting for the disk), not syncLimit
-// after the stall began: from the moment it is full its applier waits
-// for the disk, and with it every write of the ensemble. Here syncLimit
-// is 20 s, and 1 MB writes fill the log in a few seconds; before, the
-// writes stopped from then until syncLimit.
+// second after its log fills (64 MB waiting for the disk; 4 MB here,
+// ZKD_FAULTS=small-log, to spare the test time), not syncLimit after the
+// stall began: from the moment it is full its applier waits for the
+// disk, and with it every write of the ensemble. Here syncLimit is 20 s,
+// and 1 MB writes fill the log at once; before, the writes stopped from
+// then until syncLimit.
 func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
-	e, leader, follower, c := diskFaultEnsembleWith(t, map[string]string{"syncLimit": "100"})
+	e, leader, follower, c := diskFaultEnsembleWith(t, "disk,small-log", map[string]string{"syncLimit": "100"})
 	other := 6 - leader - follower
 	lead := e.Servers[leader]
 	stallDisk(t, lead)
@@ -517,13 +518,13 @@ func TestEnsembleLeaderWhoseLogFillsBehindAStalledDiskStepsAside(t *testing.T) {
 }
 
 // A follower whose disk stalls under heavy writes leaves the leader a
-// second after its log fills, and its clients move to another server with
-// their sessions. Before, it waited for room in its log without reading
+// second after its log fills (4 MB here, as above), and its clients move
+// to another server with their sessions. Before, it waited for room in its log without reading
 // from the leader: its clients' writes waited, their sessions' touches
 // stopped reaching the leader, which expired them (4 s here), and it
 // dropped the follower only after syncLimit (20 s here).
 func TestEnsembleFollowerWhoseLogFillsBehindAStalledDiskLetsItsClientsGo(t *testing.T) {
-	e, leader, follower, c := diskFaultEnsembleWith(t, map[string]string{"syncLimit": "100"})
+	e, leader, follower, c := diskFaultEnsembleWith(t, "disk,small-log", map[string]string{"syncLimit": "100"})
 	other := 6 - leader - follower
 	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/mine", ACL: ztree.OpenACL, Flags: wire.ModeEphemeral})
 	stalled := e.Servers[follower]

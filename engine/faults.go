@@ -26,7 +26,14 @@ type faults struct {
 	// slowFsyncDelay longer, as an overloaded disk's may, so that this
 	// server logs, acknowledges and applies txns well after the others.
 	slowFsync bool
+	// smallLog: the txn log holds smallLogPending bytes waiting for the
+	// disk, not 64 MB, so that a test fills it behind a stalled disk
+	// with a few writes.
+	smallLog bool
 }
+
+// smallLogPending is the txn log's room with ZKD_FAULTS=small-log.
+const smallLogPending = 4 << 20
 
 // slowFsyncDelay is what ZKD_FAULTS=slow-fsync adds to each fsync of a
 // txn log file.
@@ -45,6 +52,8 @@ func parseFaults(s string) (f faults, unknown []string) {
 			f.disk, f.fsyncLies = true, true
 		case "slow-fsync":
 			f.disk, f.slowFsync = true, true
+		case "small-log":
+			f.smallLog = true
 		default:
 			unknown = append(unknown, name)
 		}

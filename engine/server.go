@@ -254,6 +254,9 @@ func (s *Server) loadSASL() error {
 func (s *Server) walOptions() wal.Options {
 	wo := s.cfg.WalOptions()
 	wo.FS = s.opts.FS
+	if s.faults.smallLog {
+		wo.MaxPending = smallLogPending
+	}
 	wo.Logger = s.log
 	wo.Tree = s.cfg.TreeOptions()
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }

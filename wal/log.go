@@ -28,6 +28,9 @@ type Options struct {
 	// BufferedLog writes the log through the page cache even where the
 	// file system offers direct I/O. For comparisons; NoSync implies it.
 	BufferedLog bool
+	// MaxPending is how many bytes of txns may wait for the disk before
+	// Append waits for room (64 MB when 0).
+	MaxPending int
 	// PreAllocSize is the step in which log files grow (preAllocSize,
 	// default 64 MB). Growing a file in big steps keeps fdatasync from
 	// having to write file-size metadata on every commit.
@@ -86,10 +89,10 @@ const (
 	defaultPreAlloc  = 64 << 20
 	defaultSnapCount = 100_000
 	defaultSnapSize  = 4 << 30
-	// maxPending bounds the bytes queued for the next batch; Append
-	// waits beyond it, which throttles the applier instead of growing
-	// memory without bound behind a slow disk.
-	maxPending = 64 << 20
+	// defaultMaxPending bounds the bytes queued for the next batch;
+	// Append waits beyond it, which throttles the applier instead of
+	// growing memory without bound behind a slow disk.
+	defaultMaxPending = 64 << 20
 	// directChunk is the largest direct write: bigger batches go out in
 	// several, so the staging buffer stays this size.
 	directChunk = 1 << 20
@@ -223,7 +226,7 @@ var ErrFull = errors.New("wal: the log is full, waiting for the disk")
 func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error), wait time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
+	if len(s.queue.buf) > s.opts.MaxPending && s.stopErr == nil && !s.closing {
 		if s.waiters++; s.waiters == 1 {
 			s.full.Store(time.Now().UnixNano())
 		}
@@ -237,13 +240,13 @@ func (s *Store) append(z int64, txn *Txn, entry []byte, done func(error), wait t
 			})
 			defer t.Stop()
 		}
-		for len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing && !expired {
+		for len(s.queue.buf) > s.opts.MaxPending && s.stopErr == nil && !s.closing && !expired {
 			s.cond.Wait()
 		}
 		if s.waiters--; s.waiters == 0 {
 			s.full.Store(0)
 		}
-		if len(s.queue.buf) > maxPending && s.stopErr == nil && !s.closing {
+		if len(s.queue.buf) > s.opts.MaxPending && s.stopErr == nil && !s.closing {
 			return ErrFull
 		}
 	}

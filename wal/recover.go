@@ -79,6 +79,9 @@ func Open(opts Options) (*Store, *ztree.Tree, error) {
 	if opts.PreAllocSize == 0 {
 		opts.PreAllocSize = defaultPreAlloc
 	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = defaultMaxPending
+	}
 	if opts.SnapCount <= 0 {
 		opts.SnapCount = defaultSnapCount
 	}

@@ -578,7 +578,7 @@ func stallLogSyncs(fs *vfs.Mem) (entered <-chan struct{}, release func()) {
 // AppendEncodedWithin gives up when its wait is over.
 func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	fs := vfs.NewMem()
-	s := open(t, wal.Options{FS: fs})
+	s := open(t, wal.Options{FS: fs, MaxPending: 4 << 20})
 	defer closeStore(t, s)
 	zxid := treeOf(s).Zxid()
 	entered, release := stallLogSyncs(fs)
@@ -595,10 +595,10 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	if full := s.Full(time.Now()); full != 0 {
 		t.Fatalf("nothing waits for room, yet Full is %v", full)
 	}
-	// 64 MB fit; the 66th megabyte waits.
+	// 4 MB fit; the 6th megabyte waits.
 	waited := make(chan error, 1)
 	go func() {
-		for i := 0; i < 66; i++ {
+		for i := 0; i < 6; i++ {
 			if err := appendOne(); err != nil {
 				waited <- err
 				return
@@ -609,7 +609,7 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Full(time.Now()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("66 MB appended behind a stalled fsync, yet no Append waits for room")
+			t.Fatal("6 MB appended behind a stalled fsync, yet no Append waits for room")
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -618,7 +618,7 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	}
 	select {
 	case err := <-waited:
-		t.Fatalf("the appends returned (%v) while the disk stalls with 66 MB queued", err)
+		t.Fatalf("the appends returned (%v) while the disk stalls with 6 MB queued", err)
 	default:
 	}
 	// One that waits at most 100 ms for room gives up, appending nothing.
