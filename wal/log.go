@@ -199,8 +199,8 @@ type segment struct {
 // Txns must be appended in zxid order. done, if not nil, is called from the
 // log's goroutine once the txn is durable (nil) or the log has failed (the
 // error); the done callbacks run in zxid order, and a txn is durable only
-// when every txn before it is. Append blocks only while more than 64 MB
-// wait for the disk.
+// when every txn before it is. Append blocks only while more than
+// Options.MaxPending bytes (64 MB by default) wait for the disk.
 func (s *Store) Append(txn *Txn, done func(error)) error {
 	return s.append(txn.Header.Zxid, txn, nil, done, 0)
 }
@@ -217,8 +217,8 @@ func (s *Store) AppendEncodedWithin(zxid int64, entry []byte, done func(error), 
 	return s.append(zxid, nil, entry, done, wait)
 }
 
-// ErrFull is AppendEncodedWithin's error for a log that stayed full (64 MB
-// waiting for the disk) for as long as it was to wait.
+// ErrFull is AppendEncodedWithin's error for a log that stayed full
+// (Options.MaxPending waiting for the disk) for as long as it was to wait.
 var ErrFull = errors.New("wal: the log is full, waiting for the disk")
 
 // append queues txn, or when txn is nil the encoded txn entry, waiting
@@ -329,7 +329,7 @@ func (s *Store) Lag(now time.Time) time.Duration {
 }
 
 // Full is how long an Append has waited at now for room in the log,
-// whose queue holds 64 MB at most: 0 while none waits. Behind a disk
+// whose queue holds Options.MaxPending at most: 0 while none waits. Behind a disk
 // that stalls, the queue fills and Append then waits as long as the disk
 // does.
 func (s *Store) Full(now time.Time) time.Duration {

@@ -49,6 +49,14 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if *bulkSize < 16 || *bulkSize > 1<<20 {
+		fmt.Fprintf(stderr, "zkbench check: --bulk-size %d: give 16 bytes to 1 MB\n", *bulkSize)
+		return 2
+	}
+	if *syncLimit < 1 {
+		fmt.Fprintf(stderr, "zkbench check: --sync-limit %d: give 1 tick or more\n", *syncLimit)
+		return 2
+	}
 	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
 		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr, BulkSize: *bulkSize, SyncLimit: *syncLimit}
 	o.Workloads = strings.Split(*workloads, ",")

@@ -86,3 +86,19 @@ func TestCheckRefusesDiskFaultsWithoutZkd(t *testing.T) {
 		t.Fatalf("exit %d, said %q", code, msg)
 	}
 }
+
+// zkbench check refuses a bulk write size or a syncLimit it cannot use,
+// naming the flag, before it starts anything.
+func TestCheckRefusesBadBulkSizeAndSyncLimit(t *testing.T) {
+	for _, c := range []struct{ flag, value, says string }{
+		{"--bulk-size", "0", "--bulk-size 0: give 16 bytes to 1 MB"},
+		{"--bulk-size", "2000000", "--bulk-size 2000000: give 16 bytes to 1 MB"},
+		{"--sync-limit", "0", "--sync-limit 0: give 1 tick or more"},
+	} {
+		var out, errb bytes.Buffer
+		code := run([]string{"check", c.flag, c.value, "--nemesis", "none", "--dir", t.TempDir()}, &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), c.says) {
+			t.Errorf("check %s %s: exit %d, said %q", c.flag, c.value, code, errb.String())
+		}
+	}
+}
