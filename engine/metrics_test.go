@@ -363,8 +363,26 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 	}
 	keys := []string{"zk_connection_rejected", "zk_connection_revalidate_count", "zk_stale_sessions_expired",
 		"zk_sessionless_connections_expired"}
+	// applied is the zxid srvr says the server has applied.
+	applied := func(addr string) int64 {
+		t.Helper()
+		out, err := zkdtest.FourLetterWord(addr, "srvr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
+				if n, err := strconv.ParseInt(strings.TrimPrefix(z, "0x"), 16, 64); err == nil {
+					return n
+				}
+			}
+		}
+		t.Fatalf("%s: srvr shows no Zxid:\n%s", addr, out)
+		return 0
+	}
 	steps := func(addr string) string {
 		before := mntrFigures(t, addr)
+		zxid := applied(addr)
 		// perIP connections from clientIP are allowed, one more not.
 		// ZooKeeper counts a connection against the limit only once
 		// its selector has taken it in, so the last is opened when cons
@@ -419,6 +437,14 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 		e := zkreftest.Dial(t, addr, wire.ConnectRequest{TimeOut: 400, Passwd: make([]byte, 16)})
 		e.Conn.Close()
 		after := waitFor(addr, before, "zk_stale_sessions_expired", 1)
+		// The expiry is counted before its closeSession txn is logged
+		// and applied; the server is killed next, and must have
+		// written all four txns first (ZooKeeper once had three).
+		for deadline := time.Now().Add(15 * time.Second); applied(addr) < zxid+4; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: applied zxid %#x 15 s after the expiry, want %#x: the steps' four txns", addr, applied(addr), zxid+4)
+			}
+		}
 		var out strings.Builder
 		for _, k := range keys {
 			figs := after
