@@ -426,12 +426,10 @@ func (x *executor) log(zxid int64) error {
 	// log stays full (fullLimit), and stops serving: its clients move to
 	// servers that keep up, with their sessions, and it syncs again once
 	// its disk goes on. (During the sync, initLimit bounds the wait.)
-	x.fo.mu.Lock()
 	var wait time.Duration
-	if x.fo.serving {
+	if x.serving {
 		wait = x.fo.p.fullLimit()
 	}
-	x.fo.mu.Unlock()
 	err := x.s.store.Load().AppendEncodedWithin(zxid, p.entry, nil, wait)
 	if errors.Is(err, wal.ErrFull) {
 		return fmt.Errorf("this server's txn log has been full for %v, its oldest txn waiting %v for the disk: leaving the leader, so that its clients move to servers that keep up", wait, x.s.store.Load().Lag(time.Now()).Round(time.Millisecond))

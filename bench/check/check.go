@@ -617,6 +617,37 @@ func checkIDs(ops []Op, final map[string]bool) Verdict {
 // increments that happened, so at least those acknowledged and at most
 // those plus the unanswered ones; and no two acknowledged increments
 // wrote the same value.
+func checkCounter(ops []Op, final int) Verdict {
+	okCount, unknown := 0, 0
+	wrote := map[int]int{}
+	var dup []string
+	for _, op := range ops {
+		if op.Kind != "incr" {
+			continue
+		}
+		switch op.Outcome {
+		case OK:
+			okCount++
+			if wrote[op.Value]++; wrote[op.Value] == 2 {
+				dup = append(dup, strconv.Itoa(op.Value))
+			}
+		case Unknown:
+			unknown++
+		}
+	}
+	v := Verdict{Workload: "counter", Valid: final >= okCount && final <= okCount+unknown && len(dup) == 0}
+	v.Summary = fmt.Sprintf("%d increments acknowledged, %d without an answer; the counter ends at %d (must be %d to %d); %d values written twice",
+		okCount, unknown, final, okCount, okCount+unknown, len(dup))
+	if len(dup) > 0 {
+		v.Summary += ": " + strings.Join(first(dup, 10), ", ")
+	}
+	if final < 0 {
+		v.Valid = false
+		v.Summary = fmt.Sprintf("%d increments acknowledged; the counter's znode, whose create was acknowledged, is gone", okCount)
+	}
+	return v
+}
+
 // checkBulk checks that each bulk znode ends holding its client's last
 // acknowledged write or one it tried after (final: the write each znode
 // ends with, by client; 0 for none). size is the bytes of each write.
@@ -661,37 +692,6 @@ func checkBulk(ops []Op, final map[int]int, size int) Verdict {
 	v.Summary = fmt.Sprintf("%d writes acknowledged (%d MB), %d without an answer, by %d clients; %d znodes end before their last acknowledged write or on one never made",
 		okCount, okCount*size>>20, unknown, len(clients), len(wrong))
 	v.Summary += listed(": ", wrong, 10, "; ")
-	return v
-}
-
-func checkCounter(ops []Op, final int) Verdict {
-	okCount, unknown := 0, 0
-	wrote := map[int]int{}
-	var dup []string
-	for _, op := range ops {
-		if op.Kind != "incr" {
-			continue
-		}
-		switch op.Outcome {
-		case OK:
-			okCount++
-			if wrote[op.Value]++; wrote[op.Value] == 2 {
-				dup = append(dup, strconv.Itoa(op.Value))
-			}
-		case Unknown:
-			unknown++
-		}
-	}
-	v := Verdict{Workload: "counter", Valid: final >= okCount && final <= okCount+unknown && len(dup) == 0}
-	v.Summary = fmt.Sprintf("%d increments acknowledged, %d without an answer; the counter ends at %d (must be %d to %d); %d values written twice",
-		okCount, unknown, final, okCount, okCount+unknown, len(dup))
-	if len(dup) > 0 {
-		v.Summary += ": " + strings.Join(first(dup, 10), ", ")
-	}
-	if final < 0 {
-		v.Valid = false
-		v.Summary = fmt.Sprintf("%d increments acknowledged; the counter's znode, whose create was acknowledged, is gone", okCount)
-	}
 	return v
 }
 
