@@ -103,11 +103,12 @@ soak-ensemble:
 		-run '^TestEnsembleRandomFaults$$' -v ./engine
 
 # The in-process simulation of whole ensembles over many more seeds than
-# make test takes (1,000); SIM_SEED=N repeats one, its full trace in
-# $TMPDIR/zkd-sim-seed-N.log.
+# make test takes (1,000); SIM_FIRST=N starts the sweep at seed N (1 by
+# default) to try seeds no earlier sweep tried; SIM_SEED=N repeats one, its
+# full trace in $TMPDIR/zkd-sim-seed-N.log.
 SIM_SEEDS ?= 50000
 sim:
-	ZKD_SIM_SEEDS=$(SIM_SEEDS) $(if $(SIM_SEED),ZKD_SIM_SEED=$(SIM_SEED)) $(GO) test -count=1 -timeout 2h \
+	ZKD_SIM_SEEDS=$(SIM_SEEDS) $(if $(SIM_FIRST),ZKD_SIM_FIRST=$(SIM_FIRST)) $(if $(SIM_SEED),ZKD_SIM_SEED=$(SIM_SEED)) $(GO) test -count=1 -timeout 2h \
 		-run '^TestSimulatedEnsembles$$' -v ./zab
 
 # zkbench check against zkd ensembles, CHECK_MINUTES of faults each: three

@@ -1327,9 +1327,17 @@ func simSeeds(t *testing.T, def int) int {
 }
 
 // TestSimulatedEnsembles runs the simulation over many seeds; ZKD_SIM_SEEDS
-// sets how many, ZKD_SIM_SEED runs one.
+// sets how many, ZKD_SIM_FIRST the first of them (1 unless set), so that a
+// long sweep can try seeds no earlier sweep tried; ZKD_SIM_SEED runs one.
 func TestSimulatedEnsembles(t *testing.T) {
 	first, seeds := int64(1), int64(simSeeds(t, 1000))
+	if v := os.Getenv("ZKD_SIM_FIRST"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			t.Fatalf("ZKD_SIM_FIRST=%q: want a seed of 1 or more", v)
+		}
+		first = n
+	}
 	if v := os.Getenv("ZKD_SIM_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -1354,6 +1362,6 @@ func TestSimulatedEnsembles(t *testing.T) {
 		stats["txns"] += len(s.history)
 		stats["halts"] += s.halts
 	}
-	t.Logf("%d seeds: %d epochs established, %d txns committed; %d servers stopped at a TRUNC below an installed snapshot",
-		seeds, stats["epochs"], stats["txns"], stats["halts"])
+	t.Logf("seeds %d to %d: %d epochs established, %d txns committed; %d servers stopped at a TRUNC below an installed snapshot",
+		first, first+seeds-1, stats["epochs"], stats["txns"], stats["halts"])
 }
