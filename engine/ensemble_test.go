@@ -2208,3 +2208,51 @@ func TestFollowerVotesWithWhatItsLogHasQueued(t *testing.T) {
 	}
 	t.Logf("first write %v after the leader's kill", took.Round(time.Millisecond))
 }
+
+// A learner whose chosen leader refuses its connection goes back to the
+// election within about a second: a port that refuses means the
+// election's answer is stale (the leader died, or stopped leading as the
+// learner decided), and the election is the way to the leader that is.
+// It used to dial for initLimit (20 s here) first, as a pair of observers
+// did for 5 and 7 s in a fault run after a paused leader woke and stepped
+// down. Here server 1's zoo.cfg puts server 3's quorum port where nothing
+// listens: 2 and 3 form the ensemble, 3 leading, and server 1 decides for
+// 3 each time and is refused. Once 3 stops, 1 follows 2.
+func TestLearnerWhoseLeaderRefusesLooksAgainSoon(t *testing.T) {
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"initLimit": "100"})
+	nowhere, err := zkref.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Member = map[int64]map[string]string{1: {"server.3": fmt.Sprintf("127.0.0.3:%d:%d", nowhere, e.ElectionPort)}}
+	e.Start(t, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	if e.Leader() != 3 {
+		t.Fatalf("server %d leads, not server 3", e.Leader())
+	}
+	e.Start(t, 1)
+	one := e.Servers[1]
+	began := time.Now()
+	for n := 0; n < 3; n = strings.Count(one.Log(), "cannot reach the leader, server 3") {
+		if time.Since(began) > 12*time.Second {
+			t.Fatalf("server 1 gave up %d times in 12 s on the leader it could not reach (initLimit is 20 s):\n%s", n, one.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(one.Log(), "connection refused") {
+		t.Fatalf("server 1 did not say its dial was refused:\n%s", one.Log())
+	}
+
+	// The leader goes; server 1 follows the next one, 2, within seconds.
+	if err := e.Servers[3].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	for one.Mode() != "follower" || e.Servers[2].Mode() != "leader" {
+		if time.Since(stopped) > 10*time.Second {
+			t.Fatalf("10 s after server 3 stopped, server 1 is %q and server 2 %q:\n%s", one.Mode(), e.Servers[2].Mode(), one.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("server 1 follows server 2 %v after server 3 stopped", time.Since(stopped).Round(time.Millisecond))
+}
