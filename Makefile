@@ -72,7 +72,7 @@ fmt-check:
 # beside it. So do the mixed ensembles' sync and truncation tests (30 s)
 # and the learner refused by its leader (8 s), which shorten the engine's
 # package, the longest part of make test.
-ENGINE_BESIDE_CHECK := ^(TestRollingReplacementOfZooKeeperByZkd|TestSecureClientPortIsZooKeepers|TestAdminServerInAnEnsemble|TestSASLRequiredIsZooKeepers|TestSASLDigestIsZooKeepers|TestZkCliBatchMode|TestCClient|TestAdminServerAnswersAsZooKeeper|TestDifferentialFourLetterWordsInDetail|TestMixedSync|TestMixedTruncate|TestLearnerWhoseLeaderRefusesLooksAgainSoon)$$
+ENGINE_BESIDE_CHECK := ^(TestRollingReplacementOfZooKeeperByZkd|TestSecureClientPortIsZooKeepers|TestAdminServerInAnEnsemble|TestSASLRequiredIsZooKeepers|TestSASLDigestIsZooKeepers|TestZkCliBatchMode|TestCClient|TestAdminServerAnswersAsZooKeeper|TestDifferentialFourLetterWordsInDetail|TestMixedSync|TestMixedTruncate|TestLearnerWhoseLeaderRefusesLooksAgainSoon|TestZkdLearnerSyncedBySnapUnderWritesCountsNoDigestMismatch)$$
 
 unit:
 	ZKD_REQUIRE_REFERENCE=1 ZKD_JAVA_CLIENTS=$(JAVA_CLIENTS) ZKD_CRASH_RUNS=100 $(GO) test -race -count=1 -timeout 15m \

@@ -65,6 +65,13 @@ type followState struct {
 type remoteItem struct {
 	txn  wal.Txn
 	sync bool
+	// exact is set for a txn committed once the sync is over: the tree
+	// it applies to is the leader's, and its digest must match the one
+	// the leader logged. A ZooKeeper leader writes the snapshot it sends
+	// (SNAP) while it applies txns, so until the sync ends the tree may
+	// hold changes of txns that come after the one applied; ZooKeeper's
+	// learners do not compare digests before then either.
+	exact bool
 	// reval is the leader's answer to a REVALIDATE (sync unset).
 	reval []byte
 }
@@ -376,7 +383,7 @@ func (x *executor) do(a zab.Action) error {
 		if p == nil {
 			return fmt.Errorf("the leader committed %#x, which it never proposed", a.Zxid)
 		}
-		s.writes.remote(remoteItem{txn: p.txn})
+		s.writes.remote(remoteItem{txn: p.txn, exact: x.serving})
 	case zab.ActServe:
 		x.serving = true
 		x.fo.mu.Lock()
@@ -584,24 +591,26 @@ func (a *applier) gather() int64 {
 				f.fwd[hdr.ClientID] = q[1:]
 			}
 			r.txn = txn
-			r.leaderDigest, r.checkDigest = leaderDigest(&it.txn)
+			r.leaderDigest, r.checkDigest = leaderDigest(&it)
 			take(r)
 			continue
 		}
 		// Another server's client's txn, or the leader's own.
 		r := newWriteReq()
 		r.sess, r.xid, r.op, r.txn = hdr.ClientID, hdr.Cxid, hdr.Type, txn
-		r.leaderDigest, r.checkDigest = leaderDigest(&it.txn)
+		r.leaderDigest, r.checkDigest = leaderDigest(&it)
 		s.stats.outstanding.Add(1)
 		a.pending = append(a.pending, r)
 	}
 	return math.MaxInt64
 }
 
-// leaderDigest is the tree digest the leader logged with txn, and whether
-// it logged one of the kind this server computes.
-func leaderDigest(txn *wal.Txn) (uint64, bool) {
-	if d := txn.Digest; d != nil && d.Version == ztree.DigestVersion {
+// leaderDigest is the tree digest the leader logged with the item's txn,
+// and whether this server is to compare its own with it: the txn came
+// after the sync (exact), and the leader logged a digest of the kind this
+// server computes.
+func leaderDigest(it *remoteItem) (uint64, bool) {
+	if d := it.txn.Digest; it.exact && d != nil && d.Version == ztree.DigestVersion {
 		return uint64(d.TreeDigest), true
 	}
 	return 0, false
