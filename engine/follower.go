@@ -323,7 +323,10 @@ func (x *executor) do(a zab.Action) error {
 				if err := wal.TruncateLog(x.fo.p.fs(), s.cfg.DataDir, s.cfg.LogDir(), a.Zxid); err != nil {
 					return err
 				}
-				if _, err := wal.WriteSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression); err != nil {
+				// Streamed: a ZooKeeper leader writes it while it
+				// applies txns, so its digest is not the leader's
+				// at its zxid until the txns after it are applied.
+				if _, err := wal.WriteStreamedSnapshotFile(x.fo.p.fs(), filepath.Join(s.cfg.DataDir, "version-2"), t.Published(), s.cfg.SnapshotCompression); err != nil {
 					return err
 				}
 				// Nor what came before it, once the snapshot is durable:

@@ -459,7 +459,7 @@ func (s *Server) reopenWith(change func() error, installed *ztree.Tree) error {
 	t.Visible(v)
 	s.writes.nextZxid = t.Zxid() + 1
 	s.resetSessions()
-	if st.Recovery().Replayed > 0 {
+	if rec := st.Recovery(); rec.Replayed > 0 && !rec.Unsettled {
 		s.snapshotInBackground()
 	}
 	return nil

@@ -345,8 +345,10 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 			return nil, err
 		}
 	}
-	if st.Stopped() == nil && st.Recovery().Replayed > 0 {
-		// Next time, start from here rather than replay again.
+	if rec := st.Recovery(); st.Stopped() == nil && rec.Replayed > 0 && !rec.Unsettled {
+		// Next time, start from here rather than replay again. (Not
+		// from a leader's streamed tree the log has not settled: its
+		// digest would be no logged one's.)
 		s.snapshotInBackground()
 	}
 	return s, nil

@@ -624,7 +624,7 @@ func (s *Store) snapshot(v *ztree.View) (string, error) {
 		return "", fmt.Errorf("wal: the tree to snapshot is at %#x, past the durable log at %#x", v.Zxid(), d)
 	}
 	start := time.Now()
-	name, size, err := writeSnapshotFile(s.fs, s.snapDir, v, s.opts.Compression)
+	name, size, err := writeSnapshotFile(s.fs, s.snapDir, v, s.opts.Compression, false)
 	if err != nil {
 		return "", err
 	}
@@ -641,11 +641,26 @@ func WriteSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string)
 	if fs == nil {
 		fs = vfs.OS
 	}
-	name, _, err := writeSnapshotFile(fs, dir, v, compression)
+	name, _, err := writeSnapshotFile(fs, dir, v, compression, false)
 	return name, err
 }
 
-func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string) (string, int64, error) {
+// WriteStreamedSnapshotFile is WriteSnapshotFile for a tree a leader
+// streamed (SNAP), which it wrote while it applied txns: the tree may hold
+// changes of txns after its zxid, which the leader sends again after it,
+// so its digest is not the leader's at its zxid. The file ends in
+// ZooKeeper's empty zxid digest instead of the tree's, and recovery lets
+// the digests logged with the txns after it settle the tree (see
+// Recovery.Unsettled).
+func WriteStreamedSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string) (string, error) {
+	if fs == nil {
+		fs = vfs.OS
+	}
+	name, _, err := writeSnapshotFile(fs, dir, v, compression, true)
+	return name, err
+}
+
+func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string, streamed bool) (string, int64, error) {
 	if !ValidCompression(compression) {
 		return "", 0, fmt.Errorf("wal: unknown snapshot compression %q", compression)
 	}
@@ -660,7 +675,7 @@ func writeSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string)
 	w := vfs.NewWritebackWriter(f)
 	cw, closeZ, err := compressor(w, compression)
 	if err == nil {
-		err = writeSnapshot(cw, v)
+		err = writeSnapshot(cw, v, streamed)
 		if e := closeZ(); err == nil {
 			err = e
 		}

@@ -38,6 +38,15 @@ type Recovery struct {
 	// SnapshotLoad is how long reading snapshots took, a damaged one
 	// passed over included.
 	SnapshotLoad time.Duration
+	// Unsettled is set when the snapshot is one a leader streamed
+	// (WriteStreamedSnapshotFile) and the log ends before a digest
+	// logged with a txn after it has matched the tree: the server
+	// stopped during its sync, and the tree holds changes of txns its
+	// log does not have yet. They are committed txns, which the leader
+	// sends again when this server syncs; until then the tree is not
+	// the leader's at any one zxid, and a snapshot of it would carry a
+	// digest no log matches.
+	Unsettled bool
 }
 
 // CorruptError means a log file is damaged somewhere other than a torn
@@ -264,7 +273,15 @@ func (s *Store) recover() (needSnap bool, err error) {
 		}
 	}
 	s.recovery.Replay = time.Since(replayStart)
-	if dg.unsettled != nil {
+	// A leader's streamed tree that no logged digest has settled: the
+	// server stopped before the txns it already held were logged again
+	// (or none had a digest).
+	s.recovery.Unsettled = dg.empty && !dg.settled
+	if dg.unsettled != nil && dg.empty {
+		s.log.Warn("the tree from a snapshot a leader streamed holds changes of txns this server's log does not have yet; "+
+			"they come again from the leader when this server syncs", "snapshot", filepath.Join(s.snapDir, s.recovery.Snapshot),
+			"zxid", fmt.Sprintf("%#x", s.tree.Zxid()))
+	} else if dg.unsettled != nil {
 		// No replayed txn could account for the snapshot's mismatch.
 		return false, fmt.Errorf("%w; no digest logged after it matches the tree, so snapshot %s and the txn logs in %s "+
 			"do not make the tree the leader logged. zkd will not start: move %s aside and start again, and zkd will start "+

@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -526,6 +527,60 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 			}
 		}
 		t.Fatal("no setData txn to change")
+	})
+	// Since 2026-12-07 the learner ends such a snapshot in ZooKeeper's
+	// empty zxid digest (zxid and digest 0), since its own digest is not
+	// the leader's at its zxid.
+	emptyDigest := func(raw []byte) {
+		trailer := len(raw) - (8 + 4 + 1) - 20
+		copy(raw[trailer:trailer+8], make([]byte, 8))
+		copy(raw[trailer+12:trailer+20], make([]byte, 8))
+	}
+	t.Run("streamed by a leader, ending in the empty digest, settled by a later txn", func(t *testing.T) {
+		fs, want := fuzzySnapshotAs(t, 37, 4, 4, true, emptyDigest)
+		recovers(t, fs, want, 4+4*3)
+		s := open(t, wal.Options{FS: fs})
+		defer closeStore(t, s)
+		if s.Recovery().Unsettled {
+			t.Fatal("recovery says the tree is unsettled, after a logged digest matched it")
+		}
+	})
+	// The learner stopped during its sync, after logging again the
+	// first of the txns the streamed tree already held: the tree holds
+	// changes of txns its log does not have yet. It used to be refused
+	// (no logged digest matched), and the server would not start.
+	t.Run("streamed by a leader, ending in the empty digest, the log cut before it settles", func(t *testing.T) {
+		fs, _ := fuzzySnapshotAs(t, 38, 4, 0, true, emptyDigest)
+		var snap int64
+		for _, n := range files(t, fs, "/data") {
+			if strings.HasPrefix(n, "snapshot.") && n != "snapshot.0" {
+				z, err := strconv.ParseInt(strings.TrimPrefix(n, "snapshot."), 16, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				snap = z
+			}
+		}
+		for _, n := range files(t, fs, "/data") {
+			if !strings.HasPrefix(n, "log.") {
+				continue
+			}
+			name := "/data/version-2/" + n
+			offs, raw := entryOffsets(t, fs, name)
+			// Entries are txns 1, 2, ...: keep the one after the
+			// snapshot, zero the rest as a log never written.
+			cut := offs[snap+1]
+			patch(t, fs, name, int64(cut), make([]byte, len(raw)-cut))
+		}
+		s, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		if err != nil {
+			t.Fatalf("a streamed tree the log has not settled yet was refused: %v", err)
+		}
+		defer closeStore(t, s)
+		rec := s.Recovery()
+		if !rec.Unsettled || rec.Replayed != 1 || treeOf(s).Zxid() != snap+1 {
+			t.Fatalf("recovery %+v at %#x: want the snapshot at %#x, one txn replayed, unsettled", rec, treeOf(s).Zxid(), snap)
+		}
 	})
 	t.Run("no txn after it", func(t *testing.T) {
 		fs, _ := fuzzySnapshot(t, 32, 1, 0, keep)

@@ -83,14 +83,23 @@ func (s *snapWriter) seal() {
 
 // writeSnapshot writes v in ZooKeeper's snapshot format to w: the file
 // header, the tree (writeTree), a seal, the zxid digest and a second seal.
-func writeSnapshot(w io.Writer, v *ztree.View) error {
+// A tree a leader streamed (streamed) gets ZooKeeper's empty zxid digest,
+// zxid and digest 0: its own digest is not the leader's at its zxid (see
+// WriteStreamedSnapshotFile).
+func writeSnapshot(w io.Writer, v *ztree.View, streamed bool) error {
 	s := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), sum: adler32.New()}
 	s.write(appendFileHeader(nil, snapMagic))
 	writeTree(s, v)
 	s.seal()
-	s.int64(v.Zxid())
-	s.int32(ztree.DigestVersion)
-	s.int64(int64(v.Digest()))
+	if streamed {
+		s.int64(0)
+		s.int32(ztree.DigestVersion)
+		s.int64(0)
+	} else {
+		s.int64(v.Zxid())
+		s.int32(ztree.DigestVersion)
+		s.int64(int64(v.Digest()))
+	}
 	s.seal()
 	return s.w.Flush()
 }
@@ -263,6 +272,9 @@ type snapDigest struct {
 	Zxid    int64
 	Version int32
 	Digest  uint64
+	// empty is set for ZooKeeper's empty zxid digest (zxid and digest
+	// 0), which zkd writes for a tree a leader streamed (SNAP).
+	empty bool
 
 	// unsettled is, during recovery, the first mismatch found since the
 	// snapshot (the snapshot's own digest, or one logged with a txn after
@@ -296,6 +308,7 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 		dg.Zxid = s.int64()
 		dg.Version = s.int32()
 		dg.Digest = uint64(s.int64())
+		dg.empty = dg.Zxid == 0 && dg.Digest == 0
 		s.checkSeal("digest")
 		if s.err != nil {
 			return nil, dg, s.err
