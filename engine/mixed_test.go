@@ -548,7 +548,7 @@ func TestZkdLearnerSyncedBySnapUnderWritesCountsNoDigestMismatch(t *testing.T) {
 	middle.waitServing(t)
 	cl := connect(t, leader.addr)
 	check(cl.Create("/fuzzy", nil, 0, zk.WorldACL(zk.PermAll)))(t)
-	const znodes = 10000
+	const znodes = 5000
 	name := func(i int) string { return fmt.Sprintf("/fuzzy/n%05d", i) }
 	for i := 0; i < znodes; i += 1000 {
 		var ops []any
