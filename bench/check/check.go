@@ -811,6 +811,84 @@ func countsString(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+// writeKinds are the operations that change the tree: an acknowledged
+// one shows the ensemble taking writes.
+var writeKinds = map[string]bool{"write": true, "cas": true, "add": true, "bulk": true, "id": true, "incr": true,
+	"eph-create": true, "enqueue": true, "dequeue": true, "fifo-write": true, "watch-write": true}
+
+// StallSettle is how long after a fault's end its spells without an
+// acknowledged write still count as its: the ensemble may need an
+// election, or a sync, once the fault is undone.
+const StallSettle = 3 * time.Second
+
+// Stall is what the faults of one kind did to the writes: the longest
+// spell without an acknowledged write (of any client) from each fault's
+// start to StallSettle after its end, or to the next fault's start if
+// sooner.
+type Stall struct {
+	Fault string
+	Made  int
+	// Longest is the longest spell of all, At when it began (from its
+	// fault's start); Median is the median fault's longest spell.
+	Longest, At, Median time.Duration
+}
+
+// Stalls is what each kind of fault made did to the writes, in the order
+// the kinds were first made.
+func Stalls(r *Report) []Stall {
+	var acked []time.Time
+	for _, op := range r.Ops {
+		if op.Outcome == OK && writeKinds[op.Kind] {
+			acked = append(acked, op.Return)
+		}
+	}
+	slices.SortFunc(acked, func(a, b time.Time) int { return a.Compare(b) })
+	var out []Stall
+	spells := map[string][]time.Duration{}
+	for i, f := range r.Faults {
+		if f.Err != "" {
+			continue
+		}
+		from, to := f.Start, f.End.Add(StallSettle)
+		if i+1 < len(r.Faults) && r.Faults[i+1].Start.Before(to) {
+			to = r.Faults[i+1].Start
+		}
+		// The longest spell within [from, to]: before the first write
+		// acknowledged in it, between two, and after the last.
+		longest, at := time.Duration(0), time.Duration(0)
+		prev := from
+		for j, _ := slices.BinarySearchFunc(acked, from, func(a, b time.Time) int { return a.Compare(b) }); ; j++ {
+			next := to
+			if j < len(acked) && acked[j].Before(to) {
+				next = acked[j]
+			}
+			if d := next.Sub(prev); d > longest {
+				longest, at = d, prev.Sub(from)
+			}
+			if next.Equal(to) {
+				break
+			}
+			prev = next
+		}
+		k := slices.IndexFunc(out, func(s Stall) bool { return s.Fault == f.Name })
+		if k < 0 {
+			out = append(out, Stall{Fault: f.Name})
+			k = len(out) - 1
+		}
+		out[k].Made++
+		if longest > out[k].Longest {
+			out[k].Longest, out[k].At = longest, at
+		}
+		spells[f.Name] = append(spells[f.Name], longest)
+	}
+	for k := range out {
+		ds := spells[out[k].Fault]
+		slices.Sort(ds)
+		out[k].Median = ds[len(ds)/2]
+	}
+	return out
+}
+
 // WriteReport prints the verdicts, the faults and what happened to the
 // operations, as a table.
 func WriteReport(w io.Writer, r *Report) {
@@ -851,6 +929,13 @@ func WriteReport(w io.Writer, r *Report) {
 		// The width applies to the whole list only once it is a string
 		// (%-9v pads each member).
 		fmt.Fprintf(w, "  %-18s %-9s %s\n", f.Name, fmt.Sprint(f.Target), status)
+	}
+	if stalls := Stalls(r); len(stalls) > 0 {
+		fmt.Fprintf(w, "longest spell without an acknowledged write, from a fault's start to %v after its end:\n", StallSettle)
+		for _, st := range stalls {
+			fmt.Fprintf(w, "  %-18s %6.2fs, %.2fs into its fault; the median fault's %.2fs\n", st.Fault,
+				st.Longest.Seconds(), st.At.Seconds(), st.Median.Seconds())
+		}
 	}
 	if r.Hops > 0 {
 		fmt.Fprintf(w, "clients dropped their connection and moved to another member %d times\n", r.Hops)

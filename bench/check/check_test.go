@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -645,5 +646,50 @@ func TestReportListsFaults(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the report lacks the line %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// The report says, for each kind of fault, the longest spell without an
+// acknowledged write from a fault's start to 3 s after its end (or the
+// next fault's start): writes stop for 1.5 s in the first kill, 0.5 s in
+// the second, 2 s in the pause, whose spell runs into the settling time;
+// reads and failed writes do not count.
+func TestReportSaysHowLongEachFaultStoppedTheWrites(t *testing.T) {
+	start := time.Now()
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	r := &Report{Start: start, Faults: []FaultEvent{
+		{Name: FaultKill, Target: []int{1}, Start: at(2), End: at(6)},
+		{Name: FaultPauseLeader, Target: []int{2}, Start: at(10), End: at(14)},
+		{Name: FaultKill, Target: []int{3}, Start: at(20), End: at(24)},
+		{Name: FaultPartitionOneWay, Err: "no leader", Start: at(30), End: at(30)},
+	}}
+	gaps := [][2]float64{{3, 4.5}, {13, 15}, {21, 21.5}}
+	for s := 0.0; s < 40; s += 0.01 {
+		in := false
+		for _, g := range gaps {
+			in = in || s > g[0] && s < g[1]
+		}
+		if in {
+			// A read and a failed write still answered.
+			r.Ops = append(r.Ops, Op{Kind: "read", Outcome: OK, Return: at(s)}, Op{Kind: "write", Outcome: Failed, Return: at(s)})
+			continue
+		}
+		r.Ops = append(r.Ops, Op{Kind: "add", Outcome: OK, Return: at(s)})
+	}
+	stalls := Stalls(r)
+	if len(stalls) != 2 {
+		t.Fatalf("stalls %+v, want one for kill and one for pause-leader", stalls)
+	}
+	near := func(d time.Duration, s float64) bool { return math.Abs(d.Seconds()-s) < 0.05 }
+	if k := stalls[0]; k.Fault != FaultKill || k.Made != 2 || !near(k.Longest, 1.5) || !near(k.At, 1) || !near(k.Median, 1.5) {
+		t.Errorf("kill: %+v, want 2 made, the longest 1.5 s at 1 s, the median 1.5 s", k)
+	}
+	if p := stalls[1]; p.Fault != FaultPauseLeader || p.Made != 1 || !near(p.Longest, 2) || !near(p.At, 3) {
+		t.Errorf("pause-leader: %+v, want the longest 2 s at 3 s", p)
+	}
+	var b strings.Builder
+	WriteReport(&b, r)
+	if !strings.Contains(b.String(), "longest spell without an acknowledged write") || !strings.Contains(b.String(), "  kill                 1.5") {
+		t.Errorf("the report lacks the kills' spell:\n%s", b.String())
 	}
 }
