@@ -823,8 +823,8 @@ const StallSettle = 3 * time.Second
 
 // Stall is what the faults of one kind did to the writes: the longest
 // spell without an acknowledged write (of any client) from each fault's
-// start to StallSettle after its end, or to the next fault's start if
-// sooner.
+// start to StallSettle after its end, or to the next fault's start or the
+// workloads' last write if sooner.
 type Stall struct {
 	Fault string
 	Made  int
@@ -836,10 +836,19 @@ type Stall struct {
 // Stalls is what each kind of fault made did to the writes, in the order
 // the kinds were first made.
 func Stalls(r *Report) []Stall {
+	// The workloads' last write sent ends every spell: after it no
+	// client tries to write.
 	var acked []time.Time
+	var last time.Time
 	for _, op := range r.Ops {
-		if op.Outcome == OK && writeKinds[op.Kind] {
+		if !writeKinds[op.Kind] {
+			continue
+		}
+		if op.Outcome == OK {
 			acked = append(acked, op.Return)
+		}
+		if op.Call.After(last) {
+			last = op.Call
 		}
 	}
 	slices.SortFunc(acked, func(a, b time.Time) int { return a.Compare(b) })
@@ -852,6 +861,12 @@ func Stalls(r *Report) []Stall {
 		from, to := f.Start, f.End.Add(StallSettle)
 		if i+1 < len(r.Faults) && r.Faults[i+1].Start.Before(to) {
 			to = r.Faults[i+1].Start
+		}
+		if last.Before(to) {
+			to = last
+		}
+		if !from.Before(to) {
+			continue
 		}
 		// The longest spell within [from, to]: before the first write
 		// acknowledged in it, between two, and after the last.

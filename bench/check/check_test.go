@@ -651,9 +651,10 @@ func TestReportListsFaults(t *testing.T) {
 
 // The report says, for each kind of fault, the longest spell without an
 // acknowledged write from a fault's start to 3 s after its end (or the
-// next fault's start): writes stop for 1.5 s in the first kill, 0.5 s in
-// the second, 2 s in the pause, whose spell runs into the settling time;
-// reads and failed writes do not count.
+// next fault's start, or the workloads' end): writes stop for 1.5 s in
+// the first kill, 0.5 s in the second, 2 s in the pause, whose spell runs
+// into the settling time; reads and failed writes do not count, nor the
+// time after the last write sent.
 func TestReportSaysHowLongEachFaultStoppedTheWrites(t *testing.T) {
 	start := time.Now()
 	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
@@ -662,6 +663,8 @@ func TestReportSaysHowLongEachFaultStoppedTheWrites(t *testing.T) {
 		{Name: FaultPauseLeader, Target: []int{2}, Start: at(10), End: at(14)},
 		{Name: FaultKill, Target: []int{3}, Start: at(20), End: at(24)},
 		{Name: FaultPartitionOneWay, Err: "no leader", Start: at(30), End: at(30)},
+		// After the workloads' end (40 s): no spell.
+		{Name: FaultPauseFollower, Target: []int{1}, Start: at(39.5), End: at(43.5)},
 	}}
 	gaps := [][2]float64{{3, 4.5}, {13, 15}, {21, 21.5}}
 	for s := 0.0; s < 40; s += 0.01 {
@@ -671,14 +674,17 @@ func TestReportSaysHowLongEachFaultStoppedTheWrites(t *testing.T) {
 		}
 		if in {
 			// A read and a failed write still answered.
-			r.Ops = append(r.Ops, Op{Kind: "read", Outcome: OK, Return: at(s)}, Op{Kind: "write", Outcome: Failed, Return: at(s)})
+			r.Ops = append(r.Ops, Op{Kind: "read", Outcome: OK, Call: at(s), Return: at(s)}, Op{Kind: "write", Outcome: Failed, Call: at(s), Return: at(s)})
 			continue
 		}
-		r.Ops = append(r.Ops, Op{Kind: "add", Outcome: OK, Return: at(s)})
+		r.Ops = append(r.Ops, Op{Kind: "add", Outcome: OK, Call: at(s), Return: at(s)})
 	}
 	stalls := Stalls(r)
-	if len(stalls) != 2 {
-		t.Fatalf("stalls %+v, want one for kill and one for pause-leader", stalls)
+	if len(stalls) != 3 {
+		t.Fatalf("stalls %+v, want one for kill, pause-leader and pause-follower", stalls)
+	}
+	if f := stalls[2]; f.Fault != FaultPauseFollower || f.Longest > 50*time.Millisecond {
+		t.Errorf("pause-follower, at the end of the workloads: %+v, want no spell", f)
 	}
 	near := func(d time.Duration, s float64) bool { return math.Abs(d.Seconds()-s) < 0.05 }
 	if k := stalls[0]; k.Fault != FaultKill || k.Made != 2 || !near(k.Longest, 1.5) || !near(k.At, 1) || !near(k.Median, 1.5) {
