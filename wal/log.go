@@ -648,9 +648,9 @@ func WriteSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string)
 // WriteStreamedSnapshotFile is WriteSnapshotFile for a tree a leader
 // streamed (SNAP), which it wrote while it applied txns: the tree may hold
 // changes of txns after its zxid, which the leader sends again after it,
-// so its digest is not the leader's at its zxid. The file ends in
-// ZooKeeper's empty zxid digest instead of the tree's, and recovery lets
-// the digests logged with the txns after it settle the tree (see
+// so its digest is not the leader's at its zxid. The file's zxid digest
+// names txn 0, which ZooKeeper reads as no digest, and recovery lets the
+// digests logged with the txns after it settle the tree (see
 // Recovery.Unsettled).
 func WriteStreamedSnapshotFile(fs vfs.FS, dir string, v *ztree.View, compression string) (string, error) {
 	if fs == nil {

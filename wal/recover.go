@@ -258,6 +258,14 @@ func (s *Store) recover() (needSnap bool, err error) {
 	if dg.Zxid != 0 && dg.Zxid == base {
 		s.snapshotDigestAt(&dg, base)
 	}
+	if dg.streamed {
+		// The tree as this server wrote it, whatever the leader's
+		// digest at its zxid.
+		if err := s.checkDigest(dg.Version, dg.Digest, base, filepath.Join(s.snapDir, s.recovery.Snapshot), -1); err != nil {
+			return false, fmt.Errorf("%w; the snapshot does not hold the tree it was written from: move it aside and "+
+				"start again (in an ensemble, moving aside the whole version-2 directory makes the server copy the leader's state)", err)
+		}
+	}
 	// The log files to read: the newest that starts at or before the
 	// first txn after the snapshot, and every later one.
 	start := 0
@@ -276,8 +284,8 @@ func (s *Store) recover() (needSnap bool, err error) {
 	// A leader's streamed tree that no logged digest has settled: the
 	// server stopped before the txns it already held were logged again
 	// (or none had a digest).
-	s.recovery.Unsettled = dg.empty && !dg.settled
-	if dg.unsettled != nil && dg.empty {
+	s.recovery.Unsettled = dg.streamed && !dg.settled
+	if dg.unsettled != nil && dg.streamed {
 		s.log.Warn("the tree from a snapshot a leader streamed holds changes of txns this server's log does not have yet; "+
 			"they come again from the leader when this server syncs", "snapshot", filepath.Join(s.snapDir, s.recovery.Snapshot),
 			"zxid", fmt.Sprintf("%#x", s.tree.Zxid()))

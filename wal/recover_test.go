@@ -528,29 +528,21 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 		}
 		t.Fatal("no setData txn to change")
 	})
-	// Since 2026-12-07 the learner ends such a snapshot in ZooKeeper's
-	// empty zxid digest (zxid and digest 0), since its own digest is not
-	// the leader's at its zxid.
-	emptyDigest := func(raw []byte) {
+	// Since 2026-12-07 the learner's zxid digest for such a snapshot
+	// names txn 0, which ZooKeeper reads as no digest, and holds the
+	// tree's own digest, where ZooKeeper's empty one holds 0.
+	streamedMark := func(raw []byte) {
+		trailer := len(raw) - (8 + 4 + 1) - 20
+		copy(raw[trailer:trailer+8], make([]byte, 8))
+	}
+	zooKeepersEmpty := func(raw []byte) {
 		trailer := len(raw) - (8 + 4 + 1) - 20
 		copy(raw[trailer:trailer+8], make([]byte, 8))
 		copy(raw[trailer+12:trailer+20], make([]byte, 8))
 	}
-	t.Run("streamed by a leader, ending in the empty digest, settled by a later txn", func(t *testing.T) {
-		fs, want := fuzzySnapshotAs(t, 37, 4, 4, true, emptyDigest)
-		recovers(t, fs, want, 4+4*3)
-		s := open(t, wal.Options{FS: fs})
-		defer closeStore(t, s)
-		if s.Recovery().Unsettled {
-			t.Fatal("recovery says the tree is unsettled, after a logged digest matched it")
-		}
-	})
-	// The learner stopped during its sync, after logging again the
-	// first of the txns the streamed tree already held: the tree holds
-	// changes of txns its log does not have yet. It used to be refused
-	// (no logged digest matched), and the server would not start.
-	t.Run("streamed by a leader, ending in the empty digest, the log cut before it settles", func(t *testing.T) {
-		fs, _ := fuzzySnapshotAs(t, 38, 4, 0, true, emptyDigest)
+	// cutAfterNext zeroes the log from the second txn after the
+	// snapshot on, as a log never written: entries are txns 1, 2, ...
+	cutAfterNext := func(t *testing.T, fs *vfs.Mem) int64 {
 		var snap int64
 		for _, n := range files(t, fs, "/data") {
 			if strings.HasPrefix(n, "snapshot.") && n != "snapshot.0" {
@@ -562,16 +554,31 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 			}
 		}
 		for _, n := range files(t, fs, "/data") {
-			if !strings.HasPrefix(n, "log.") {
-				continue
+			if strings.HasPrefix(n, "log.") {
+				name := "/data/version-2/" + n
+				offs, raw := entryOffsets(t, fs, name)
+				cut := offs[snap+1]
+				patch(t, fs, name, int64(cut), make([]byte, len(raw)-cut))
 			}
-			name := "/data/version-2/" + n
-			offs, raw := entryOffsets(t, fs, name)
-			// Entries are txns 1, 2, ...: keep the one after the
-			// snapshot, zero the rest as a log never written.
-			cut := offs[snap+1]
-			patch(t, fs, name, int64(cut), make([]byte, len(raw)-cut))
 		}
+		return snap
+	}
+	t.Run("streamed by a leader and marked so, settled by a later txn", func(t *testing.T) {
+		fs, want := fuzzySnapshotAs(t, 37, 4, 4, true, streamedMark)
+		recovers(t, fs, want, 4+4*3)
+		s := open(t, wal.Options{FS: fs})
+		defer closeStore(t, s)
+		if s.Recovery().Unsettled {
+			t.Fatal("recovery says the tree is unsettled, after a logged digest matched it")
+		}
+	})
+	// The learner stopped during its sync, after logging again the
+	// first of the txns the streamed tree already held: the tree holds
+	// changes of txns its log does not have yet. It used to be refused
+	// (no logged digest matched), and the server would not start.
+	t.Run("streamed by a leader and marked so, the log cut before it settles", func(t *testing.T) {
+		fs, _ := fuzzySnapshotAs(t, 38, 4, 0, true, streamedMark)
+		snap := cutAfterNext(t, fs)
 		s, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if err != nil {
 			t.Fatalf("a streamed tree the log has not settled yet was refused: %v", err)
@@ -580,6 +587,33 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 		rec := s.Recovery()
 		if !rec.Unsettled || rec.Replayed != 1 || treeOf(s).Zxid() != snap+1 {
 			t.Fatalf("recovery %+v at %#x: want the snapshot at %#x, one txn replayed, unsettled", rec, treeOf(s).Zxid(), snap)
+		}
+	})
+	// ZooKeeper's empty zxid digest is no mark: its snapshots are its
+	// own, and a log that never settles the tree is still refused.
+	t.Run("ZooKeeper's empty zxid digest, the log cut before it settles", func(t *testing.T) {
+		fs, _ := fuzzySnapshotAs(t, 39, 4, 0, true, zooKeepersEmpty)
+		cutAfterNext(t, fs)
+		if _, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet}); !errors.Is(err, wal.ErrDigestMismatch) {
+			t.Fatalf("got %v, want ErrDigestMismatch", err)
+		}
+	})
+	// The mark carries the tree's digest: a znode changed since it was
+	// written (its seals made good again) is refused.
+	t.Run("streamed by a leader and marked so, a znode changed since", func(t *testing.T) {
+		fs, _ := fuzzySnapshotAs(t, 40, 4, 4, true, func(raw []byte) {
+			streamedMark(raw)
+			for i := 0; i+8 < len(raw); i++ {
+				if r := raw[i]; r >= 'a' && r <= 'z' && bytes.Count(raw[i:i+8], raw[i:i+1]) == 8 {
+					raw[i+4] ^= 0x20
+					return
+				}
+			}
+			t.Fatal("no znode data to change")
+		})
+		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
+		if !errors.Is(err, wal.ErrDigestMismatch) || !strings.Contains(err.Error(), "does not hold the tree it was written from") {
+			t.Fatalf("got %v, want ErrDigestMismatch for the snapshot itself", err)
 		}
 	})
 	t.Run("no txn after it", func(t *testing.T) {

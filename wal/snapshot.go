@@ -83,9 +83,11 @@ func (s *snapWriter) seal() {
 
 // writeSnapshot writes v in ZooKeeper's snapshot format to w: the file
 // header, the tree (writeTree), a seal, the zxid digest and a second seal.
-// A tree a leader streamed (streamed) gets ZooKeeper's empty zxid digest,
-// zxid and digest 0: its own digest is not the leader's at its zxid (see
-// WriteStreamedSnapshotFile).
+// A tree a leader streamed (streamed) gets zxid 0 in its zxid digest,
+// which ZooKeeper reads as no digest: its own digest is not the leader's
+// at its zxid (see WriteStreamedSnapshotFile). The digest is the tree's
+// all the same, which ZooKeeper's empty one (0) never is, so that zkd
+// tells the two apart and checks the tree it loads.
 func writeSnapshot(w io.Writer, v *ztree.View, streamed bool) error {
 	s := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), sum: adler32.New()}
 	s.write(appendFileHeader(nil, snapMagic))
@@ -93,13 +95,11 @@ func writeSnapshot(w io.Writer, v *ztree.View, streamed bool) error {
 	s.seal()
 	if streamed {
 		s.int64(0)
-		s.int32(ztree.DigestVersion)
-		s.int64(0)
 	} else {
 		s.int64(v.Zxid())
-		s.int32(ztree.DigestVersion)
-		s.int64(int64(v.Digest()))
 	}
+	s.int32(ztree.DigestVersion)
+	s.int64(int64(v.Digest()))
 	s.seal()
 	return s.w.Flush()
 }
@@ -272,9 +272,11 @@ type snapDigest struct {
 	Zxid    int64
 	Version int32
 	Digest  uint64
-	// empty is set for ZooKeeper's empty zxid digest (zxid and digest
-	// 0), which zkd writes for a tree a leader streamed (SNAP).
-	empty bool
+	// streamed is set for the zxid digest zkd writes for a tree a
+	// leader streamed (SNAP): zxid 0, which ZooKeeper reads as no
+	// digest, with the tree's digest (ZooKeeper's empty one has 0), in
+	// a snapshot after txn 0.
+	streamed bool
 
 	// unsettled is, during recovery, the first mismatch found since the
 	// snapshot (the snapshot's own digest, or one logged with a txn after
@@ -308,7 +310,7 @@ func readSnapshot(r io.Reader, zxid int64, opts ztree.Options) (*ztree.Tree, sna
 		dg.Zxid = s.int64()
 		dg.Version = s.int32()
 		dg.Digest = uint64(s.int64())
-		dg.empty = dg.Zxid == 0 && dg.Digest == 0
+		dg.streamed = dg.Zxid == 0 && dg.Digest != 0 && zxid != 0
 		s.checkSeal("digest")
 		if s.err != nil {
 			return nil, dg, s.err
