@@ -466,6 +466,19 @@ func fuzzySnapshotAs(t *testing.T, seed int64, ahead, tail int, streamed bool, e
 	return fs, want
 }
 
+// damageZnodeData changes one byte of a znode's data in a snapshot's
+// bytes: a run of one letter is the test writer's data.
+func damageZnodeData(t *testing.T, raw []byte) {
+	t.Helper()
+	for i := 0; i+8 < len(raw); i++ {
+		if r := raw[i]; r >= 'a' && r <= 'z' && bytes.Count(raw[i:i+8], raw[i:i+1]) == 8 {
+			raw[i+4] ^= 0x20
+			return
+		}
+	}
+	t.Fatal("no znode data to change")
+}
+
 // ZooKeeper writes snapshots while it applies txns and logs each txn's
 // digest after its changes, so a snapshot named for txn B can hold txn
 // B+1 under B's digest: it happened in CI with a data dir ZooKeeper 3.8
@@ -603,13 +616,7 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	t.Run("streamed by a leader and marked so, a znode changed since", func(t *testing.T) {
 		fs, _ := fuzzySnapshotAs(t, 40, 4, 4, true, func(raw []byte) {
 			streamedMark(raw)
-			for i := 0; i+8 < len(raw); i++ {
-				if r := raw[i]; r >= 'a' && r <= 'z' && bytes.Count(raw[i:i+8], raw[i:i+1]) == 8 {
-					raw[i+4] ^= 0x20
-					return
-				}
-			}
-			t.Fatal("no znode data to change")
+			damageZnodeData(t, raw)
 		})
 		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if !errors.Is(err, wal.ErrDigestMismatch) || !strings.Contains(err.Error(), "does not hold the tree it was written from") {
@@ -632,15 +639,7 @@ func TestFuzzySnapshotHoldingTheNextTxn(t *testing.T) {
 	})
 	t.Run("a damaged znode the txns after it cannot explain", func(t *testing.T) {
 		fs, _ := fuzzySnapshot(t, 33, 1, 4, func(raw []byte) {
-			// Change one byte of a znode's data: a run of one letter
-			// is the test writer's data.
-			for i := 0; i+8 < len(raw); i++ {
-				if r := raw[i]; r >= 'a' && r <= 'z' && bytes.Count(raw[i:i+8], raw[i:i+1]) == 8 {
-					raw[i+4] ^= 0x20
-					return
-				}
-			}
-			t.Fatal("no znode data to change")
+			damageZnodeData(t, raw)
 		})
 		_, err := openStore(wal.Options{FS: fs, Dir: "/data", Logger: quiet})
 		if !errors.Is(err, wal.ErrDigestMismatch) {

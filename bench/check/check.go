@@ -852,8 +852,9 @@ func Stalls(r *Report) []Stall {
 		}
 	}
 	slices.SortFunc(acked, func(a, b time.Time) int { return a.Compare(b) })
-	var out []Stall
-	spells := map[string][]time.Duration{}
+	type spell struct{ d, at time.Duration }
+	var kinds []string
+	spells := map[string][]spell{}
 	for i, f := range r.Faults {
 		if f.Err != "" {
 			continue
@@ -870,36 +871,32 @@ func Stalls(r *Report) []Stall {
 		}
 		// The longest spell within [from, to]: before the first write
 		// acknowledged in it, between two, and after the last.
-		longest, at := time.Duration(0), time.Duration(0)
+		var longest spell
 		prev := from
 		for j, _ := slices.BinarySearchFunc(acked, from, func(a, b time.Time) int { return a.Compare(b) }); ; j++ {
 			next := to
 			if j < len(acked) && acked[j].Before(to) {
 				next = acked[j]
 			}
-			if d := next.Sub(prev); d > longest {
-				longest, at = d, prev.Sub(from)
+			if d := next.Sub(prev); d > longest.d {
+				longest = spell{d, prev.Sub(from)}
 			}
 			if next.Equal(to) {
 				break
 			}
 			prev = next
 		}
-		k := slices.IndexFunc(out, func(s Stall) bool { return s.Fault == f.Name })
-		if k < 0 {
-			out = append(out, Stall{Fault: f.Name})
-			k = len(out) - 1
-		}
-		out[k].Made++
-		if longest > out[k].Longest {
-			out[k].Longest, out[k].At = longest, at
+		if spells[f.Name] == nil {
+			kinds = append(kinds, f.Name)
 		}
 		spells[f.Name] = append(spells[f.Name], longest)
 	}
-	for k := range out {
-		ds := spells[out[k].Fault]
-		slices.Sort(ds)
-		out[k].Median = ds[len(ds)/2]
+	out := make([]Stall, 0, len(kinds))
+	for _, k := range kinds {
+		ss := spells[k]
+		slices.SortFunc(ss, func(a, b spell) int { return cmp.Compare(a.d, b.d) })
+		top := ss[len(ss)-1]
+		out = append(out, Stall{Fault: k, Made: len(ss), Longest: top.d, At: top.at, Median: ss[len(ss)/2].d})
 	}
 	return out
 }
