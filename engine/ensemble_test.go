@@ -2256,3 +2256,38 @@ func TestLearnerWhoseLeaderRefusesLooksAgainSoon(t *testing.T) {
 	}
 	t.Logf("server 1 follows server 2 %v after server 3 stopped", time.Since(stopped).Round(time.Millisecond))
 }
+
+// CuratorCache on a zkd follower: each round a cache starts there (a
+// persistent recursive watch and its reads) while a client of the leader
+// changes the tree under it. The follower applies those changes as the
+// leader commits them, on another path than its own clients' requests;
+// the cache must come to hold what the servers hold, every round. The
+// leader is zkd, then Apache ZooKeeper.
+func TestEnsembleCuratorCacheOnAFollower(t *testing.T) {
+	cp := curatorProgram(t)
+	const rounds = "300"
+	stress := func(t *testing.T, follower, leader string) {
+		out, err := run(t, 4*time.Minute, "java", "-cp", cp, "CuratorCacheStress", follower, rounds, leader)
+		if err != nil || !strings.Contains(out, "ok "+rounds+" rounds") {
+			t.Fatalf("CuratorCache on the follower at %s, writes through the leader at %s: %v\n%s", follower, leader, err, out)
+		}
+	}
+	t.Run("zkd leads", func(t *testing.T) {
+		e := zkdtest.StartEnsemble(t, 3, nil)
+		stress(t, e.Addr(e.Follower()), e.Addr(e.Leader()))
+	})
+	t.Run("ZooKeeper leads", func(t *testing.T) {
+		zkreftest.Need(t)
+		// ZooKeeper 3 and zkd 2 start first: 3, the higher id, leads.
+		e := zkdtest.NewEnsemble(t, 3, nil)
+		leader := startMixed(t, e, 3, true, nil)
+		follower := startMixed(t, e, 2, false, nil)
+		leader.waitServing(t)
+		follower.waitServing(t)
+		startMixed(t, e, 1, false, nil).waitServing(t)
+		if leader.mode() != "leader" || follower.mode() != "follower" {
+			t.Fatalf("ZooKeeper 3 is %q and zkd 2 %q, want leader and follower", leader.mode(), follower.mode())
+		}
+		stress(t, follower.addr, leader.addr)
+	})
+}

@@ -15,14 +15,17 @@ import org.apache.curator.retry.RetryNTimes;
  * changes the child and deletes the grandchild. A server that misses an
  * event leaves the cache short of the tree for good; the cache must come
  * to hold exactly what the server holds. Prints "ok N rounds" or the first
- * round that did not converge.
+ * round that did not converge. Usage: java CuratorCacheStress hosts rounds
+ * [writer-hosts]; with writer-hosts the writer connects there (in an
+ * ensemble: the cache on a follower, the writes through the leader).
  */
 public class CuratorCacheStress {
     public static void main(String[] args) throws Exception {
         String hosts = args[0];
         int rounds = Integer.parseInt(args[1]);
         CuratorFramework cacheClient = CuratorFrameworkFactory.newClient(hosts, 30000, 10000, new RetryNTimes(3, 100));
-        CuratorFramework writer = CuratorFrameworkFactory.newClient(hosts, 30000, 10000, new RetryNTimes(3, 100));
+        String writerHosts = args.length > 2 ? args[2] : hosts;
+        CuratorFramework writer = CuratorFrameworkFactory.newClient(writerHosts, 30000, 10000, new RetryNTimes(3, 100));
         cacheClient.start();
         writer.start();
         cacheClient.blockUntilConnected(10, TimeUnit.SECONDS);

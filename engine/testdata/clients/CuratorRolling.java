@@ -1,12 +1,17 @@
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.cache.ChildData;
+import org.apache.curator.framework.recipes.cache.CuratorCache;
 import org.apache.curator.framework.recipes.leader.LeaderSelector;
 import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
@@ -20,13 +25,16 @@ import org.apache.zookeeper.KeeperException;
  * writer creating sequential znodes, three InterProcessMutex contenders
  * and three LeaderSelector candidates. Whoever holds the lock or leads
  * creates an ephemeral witness znode for as long as it does, so a second
- * holder at the same time finds it there. Runs until its standard input
- * closes, then prints
+ * holder at the same time finds it there. A CuratorCache (a persistent
+ * recursive watch and the reads it triggers) follows a small tree that
+ * another client keeps creating, changing and deleting; once the clients
+ * stop, the cache must come to hold what the servers hold. Runs until its
+ * standard input closes, then prints
  *
- *   curator rolling: writes=N acquisitions=N leaderships=N violations=V lost=L
+ *   curator rolling: writes=N acquisitions=N leaderships=N cached=N violations=V lost=L
  *
- * and "curator rolling ok" when there was no violation and no session was
- * lost. Usage: java CuratorRolling host:port,...
+ * and "curator rolling ok" when there was no violation, no session was
+ * lost and the cache matched. Usage: java CuratorRolling host:port,...
  */
 public class CuratorRolling {
     static final String ROOT = "/curator-rolling";
@@ -36,6 +44,8 @@ public class CuratorRolling {
     static final AtomicInteger leaderships = new AtomicInteger();
     static final AtomicInteger violations = new AtomicInteger();
     static final AtomicInteger lost = new AtomicInteger();
+    static final AtomicInteger cached = new AtomicInteger();
+    static final String CACHED = ROOT + "/cached";
     static String connect;
 
     static CuratorFramework client() {
@@ -128,6 +138,39 @@ public class CuratorRolling {
                 }
             }
         }));
+        CuratorFramework cacheWriter = client();
+        clients.add(cacheWriter);
+        cacheWriter.create().orSetData().creatingParentsIfNeeded().forPath(CACHED);
+        CuratorFramework cacheClient = client();
+        clients.add(cacheClient);
+        CuratorCache cache = CuratorCache.build(cacheClient, CACHED);
+        cache.start();
+        threads.add(new Thread(() -> {
+            // Eight keys, each with at most one child: creates, changes
+            // and deletes at random, each change's data unique.
+            Random r = new Random(1);
+            for (int n = 0; !stop.get(); n++) {
+                String path = CACHED + "/k" + r.nextInt(8) + (r.nextBoolean() ? "" : "/c");
+                byte[] data = Integer.toString(n).getBytes(StandardCharsets.UTF_8);
+                try {
+                    switch (r.nextInt(3)) {
+                    case 0:
+                        cacheWriter.create().creatingParentsIfNeeded().forPath(path, data);
+                        break;
+                    case 1:
+                        cacheWriter.setData().forPath(path, data);
+                        break;
+                    default:
+                        cacheWriter.delete().deletingChildrenIfNeeded().forPath(path);
+                    }
+                    cached.incrementAndGet();
+                } catch (KeeperException.NodeExistsException | KeeperException.NoNodeException e) {
+                    // The key was not in the state the draw assumed.
+                } catch (Exception e) {
+                    sleep(50);
+                }
+            }
+        }));
         for (int i = 0; i < 3; i++) {
             String me = "locker-" + i;
             CuratorFramework c = client();
@@ -181,16 +224,65 @@ public class CuratorRolling {
         for (LeaderSelector s : selectors) {
             s.close();
         }
+        // The servers' tree, read after a sync; the cache must come to
+        // hold it.
+        Map<String, String> want = null;
+        Map<String, String> got = null;
+        for (long deadline = System.currentTimeMillis() + 30000; System.currentTimeMillis() < deadline; ) {
+            try {
+                cacheWriter.sync().forPath(CACHED);
+                want = tree(cacheWriter, CACHED);
+                got = snapshot(cache);
+                if (got.equals(want)) {
+                    break;
+                }
+            } catch (Exception e) {
+                // A server still coming back: read again.
+            }
+            sleep(50);
+        }
+        cache.close();
+        if (want == null || !want.equals(got)) {
+            violations.incrementAndGet();
+            System.out.println("violation: the cache holds " + got + " but the servers " + want);
+        }
         for (CuratorFramework c : clients) {
             c.close();
         }
         System.out.println("curator rolling: writes=" + writes.get() + " acquisitions=" + acquisitions.get()
-            + " leaderships=" + leaderships.get() + " violations=" + violations.get() + " lost=" + lost.get());
-        if (violations.get() == 0 && lost.get() == 0 && writes.get() > 0 && acquisitions.get() > 0 && leaderships.get() > 0) {
+            + " leaderships=" + leaderships.get() + " cached=" + cached.get() + " violations=" + violations.get()
+            + " lost=" + lost.get());
+        if (violations.get() == 0 && lost.get() == 0 && writes.get() > 0 && acquisitions.get() > 0 && leaderships.get() > 0
+            && cached.get() > 0) {
             System.out.println("curator rolling ok");
         }
         System.out.flush();
         System.exit(0);
+    }
+
+    /** Every znode under root, root included, with its data. */
+    static Map<String, String> tree(CuratorFramework c, String root) throws Exception {
+        Map<String, String> m = new TreeMap<>();
+        List<String> todo = new ArrayList<>();
+        todo.add(root);
+        while (!todo.isEmpty()) {
+            String p = todo.remove(todo.size() - 1);
+            try {
+                m.put(p, new String(c.getData().forPath(p), StandardCharsets.UTF_8));
+                for (String k : c.getChildren().forPath(p)) {
+                    todo.add(p + "/" + k);
+                }
+            } catch (KeeperException.NoNodeException e) {
+                // Deleted between the listing and the read.
+            }
+        }
+        return m;
+    }
+
+    static Map<String, String> snapshot(CuratorCache cache) {
+        Map<String, String> m = new TreeMap<>();
+        cache.stream().forEach((ChildData d) -> m.put(d.getPath(), d.getData() == null ? null : new String(d.getData(), StandardCharsets.UTF_8)));
+        return m;
     }
 
     static void sleep(long ms) {
