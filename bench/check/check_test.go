@@ -586,6 +586,43 @@ func TestFIFOAndWatchCheckers(t *testing.T) {
 	}
 }
 
+// The pwatch checker: while a connection lasts with the persistent
+// recursive watch set, two replies showing versions U and V of a znode
+// have exactly V-U data events of it between them.
+func TestPWatchChecker(t *testing.T) {
+	// op is a reply (seq, version) or an event (after seq) on connection
+	// conn of session 1.
+	op := func(kind string, conn uint64, key int, seq uint64, version int32) Op {
+		return Op{Kind: "pwatch-" + kind, Session: 1, Conn: conn, Key: key, Seq: seq, Version: version, Outcome: OK}
+	}
+	unknownAdd := Op{Kind: "pwatch-add", Session: 1, Conn: 1, Outcome: Unknown}
+	for _, c := range []struct {
+		name  string
+		ops   []Op
+		valid bool
+	}{
+		{"every change announced before the reply showing it", []Op{op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3),
+			op("event", 1, 1, 2, 0), op("event", 1, 2, 2, 0), op("event", 1, 1, 2, 0), op("write", 1, 1, 3, 5), op("read", 1, 2, 4, 9)}, true},
+		{"a change missed", []Op{op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3), op("event", 1, 1, 2, 0), op("read", 1, 1, 3, 5)}, false},
+		{"a change announced twice", []Op{op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3), op("event", 1, 1, 2, 0), op("event", 1, 1, 2, 0),
+			op("read", 1, 1, 3, 4)}, false},
+		{"a change announced after the reply showing it", []Op{op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3), op("write", 1, 1, 3, 4),
+			op("event", 1, 1, 3, 0), op("read", 1, 1, 4, 4)}, false},
+		{"an event before the addWatch's reply", []Op{op("event", 1, 1, 0, 0), op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3)}, false},
+		{"an event on a connection of a session that set no watch", []Op{op("event", 1, 1, 0, 0)}, false},
+		{"the watch set again on the next connection", []Op{op("add", 1, 0, 1, 0), op("read", 2, 1, 2, 3), op("event", 2, 1, 2, 0),
+			op("read", 2, 1, 3, 4)}, true},
+		{"changes made between connections go unannounced", []Op{op("add", 1, 0, 1, 0), op("read", 1, 1, 2, 3), op("read", 2, 1, 3, 7),
+			op("event", 2, 1, 3, 0), op("read", 2, 1, 4, 8)}, true},
+		{"an addWatch without an answer may have set the watch", []Op{unknownAdd, op("event", 1, 1, 0, 0), op("add", 2, 0, 1, 0),
+			op("read", 2, 1, 2, 3), op("event", 2, 1, 2, 0), op("read", 2, 1, 3, 4)}, true},
+	} {
+		if v := checkPWatch(c.ops); v.Valid != c.valid {
+			t.Errorf("pwatch, %s: valid %v, want %v (%s)", c.name, v.Valid, c.valid, v.Summary)
+		}
+	}
+}
+
 // A running server zkbench did not start (--connect): the workloads run
 // and are checked, without faults; a second run on the same server is
 // refused, since the first run's znodes would count as its own.

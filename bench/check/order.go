@@ -306,3 +306,179 @@ func checkWatch(ops []Op) Verdict {
 	}
 	return v
 }
+
+func pwatchPath(k int) string { return fmt.Sprintf("%s/p%d", pwatchRoot, k) }
+
+// pwatchClient sets a persistent recursive watch on the pwatch root once
+// in each session (the client sets it again on each server it moves to,
+// with setWatches2) and then writes and reads a few shared znodes below
+// it: a setData of a value of its own now and then, a getData otherwise.
+// It records each reply with the znode's version and the connection it
+// came on, and each data event with the replies before it and its
+// connection.
+func pwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	cl.onEvent = func(session int, ev zkclient.Event) {
+		if ev.Type != wire.EventNodeDataChanged {
+			return
+		}
+		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, pwatchRoot+"/p"))
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		h.add(Op{Client: cl.id, Kind: "pwatch-event", Key: k, Session: session, Seq: ev.After, Conn: ev.Conn,
+			Outcome: OK, Call: now, Return: now})
+	}
+	made := map[int]bool{}
+	watching := 0 // the session whose watch is set
+	n := 0
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		op.Session = cl.sessions
+		var p *zkclient.Pending
+		var err error
+		var added wire.ErrorResponse
+		var get wire.GetDataResponse
+		var st wire.StatResponse
+		k := rng.Intn(keys)
+		switch {
+		case watching != cl.sessions:
+			op.Kind = "pwatch-add"
+			p, err = c.Send(wire.OpAddWatch, &wire.AddWatchRequest{Path: pwatchRoot, Mode: wire.AddWatchPersistentRecursive}, &added)
+		case !made[k]:
+			// Before its first use here: created once, by whichever
+			// client comes first (no data event, and no version to count).
+			if _, err := c.Create(pwatchPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				return err
+			}
+			made[k] = true
+			return nil
+		case rng.Intn(3) == 0:
+			n++
+			op.Kind, op.Key, op.Value = "pwatch-write", k, cl.id*1_000_000+n
+			p, err = c.Send(wire.OpSetData, &wire.SetDataRequest{Path: pwatchPath(k), Data: []byte(strconv.Itoa(op.Value)), Version: -1}, &st)
+		default:
+			op.Kind, op.Key = "pwatch-read", k
+			p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: pwatchPath(k)}, &get)
+		}
+		if err == nil {
+			op.Conn = p.Conn()
+			_, err = p.Wait()
+			op.Seq = p.Seq()
+		}
+		if err == nil && op.Kind == "pwatch-add" && added.Err != wire.ErrOK {
+			err = added.Err
+		}
+		op.Outcome = outcomeOf(err)
+		if err == nil {
+			switch op.Kind {
+			case "pwatch-add":
+				watching = cl.sessions
+			case "pwatch-write":
+				op.Version = st.Stat.Version
+			default:
+				op.Version = get.Stat.Version
+			}
+		}
+		return err
+	})
+}
+
+// checkPWatch checks each pwatch client's connections, replies and events
+// in the order they reached the client. A persistent recursive watch
+// fires for every change below its path, and ZooKeeper sends each event
+// before any reply computed from the change it announces. So while one
+// connection lasts, with the watch set (by the session's addWatch on it,
+// or by the setWatches2 that opened it), two replies showing versions U
+// and V of a znode have exactly V-U data events of that znode between
+// them: fewer is an event missed or late, more an event twice or early.
+// An event may not come on a connection without the watch, nor before
+// the reply of the addWatch that set it. (Across connections events may
+// be lost: a server does not send again what the client's last one did.)
+func checkPWatch(ops []Op) Verdict {
+	type sessionKey struct{ client, session int }
+	type spanKey struct {
+		sessionKey
+		conn uint64
+	}
+	set := map[sessionKey]Op{}   // the session's addWatch that was answered
+	tried := map[spanKey]bool{}  // an addWatch sent on the connection
+	bySpan := map[spanKey][]Op{} // its replies and events
+	for _, op := range ops {
+		if !strings.HasPrefix(op.Kind, "pwatch-") || op.Conn == 0 {
+			continue
+		}
+		s := sessionKey{op.Client, op.Session}
+		sp := spanKey{s, op.Conn}
+		if op.Kind == "pwatch-add" {
+			tried[sp] = true
+			if prev, ok := set[s]; op.Outcome == OK && (!ok || op.Seq < prev.Seq) {
+				set[s] = op
+			}
+			if op.Outcome != OK {
+				continue
+			}
+		}
+		if op.Outcome == OK && (op.Seq > 0 || op.Kind == "pwatch-event") {
+			bySpan[sp] = append(bySpan[sp], op)
+		}
+	}
+	var bad []string
+	events, pairs := 0, 0
+	for sp, sops := range bySpan {
+		at := func(op Op) float64 {
+			if op.Kind == "pwatch-event" {
+				return float64(op.Seq) + 0.5
+			}
+			return float64(op.Seq)
+		}
+		sort.SliceStable(sops, func(i, j int) bool { return at(sops[i]) < at(sops[j]) })
+		name := fmt.Sprintf("client %d session %d connection %d", sp.client, sp.session, sp.conn)
+		add, ok := set[sp.sessionKey]
+		// From where on this connection the watch is set: its start when
+		// an earlier connection's addWatch was answered; the reply of
+		// the addWatch answered on it; never otherwise.
+		active := ok && add.Conn < sp.conn
+		type seen struct {
+			version int32
+			events  int
+			seq     uint64
+		}
+		last := map[int]*seen{}
+		for _, op := range sops {
+			switch op.Kind {
+			case "pwatch-add":
+				active = true
+				continue
+			case "pwatch-event":
+				events++
+				if !active {
+					if !tried[sp] || (ok && add.Conn == sp.conn) {
+						bad = append(bad, fmt.Sprintf("%s: an event for p%d after reply %d, with no watch set", name, op.Key, op.Seq))
+					}
+					continue
+				}
+				if l := last[op.Key]; l != nil {
+					l.events++
+				}
+				continue
+			}
+			if !active {
+				continue
+			}
+			if l := last[op.Key]; l != nil {
+				pairs++
+				if want := int(op.Version - l.version); l.events != want {
+					bad = append(bad, fmt.Sprintf("%s: replies %d and %d show p%d at versions %d and %d, with %d data events between them (want %d)",
+						name, l.seq, op.Seq, op.Key, l.version, op.Version, l.events, want))
+				}
+			}
+			last[op.Key] = &seen{version: op.Version, seq: op.Seq}
+		}
+	}
+	v := Verdict{Workload: "pwatch", Valid: len(bad) == 0 && events > 0 && pairs > 0}
+	v.Summary = fmt.Sprintf("%d connections, %d data events, %d pairs of replies checked; %d wrong", len(bySpan), events, pairs, len(bad))
+	if len(bad) > 0 {
+		v.Summary += ": " + strings.Join(first(bad, 5), "; ")
+	}
+	return v
+}

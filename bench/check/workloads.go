@@ -42,6 +42,9 @@ type Op struct {
 	Index   int    `json:",omitempty"`
 	Seq     uint64 `json:",omitempty"`
 	Version int32  `json:",omitempty"`
+	// pwatch: the number of the session's connection the reply or the
+	// event came on (1 for its first).
+	Conn    uint64 `json:",omitempty"`
 	Outcome Outcome
 	Call    time.Time
 	Return  time.Time
@@ -91,6 +94,7 @@ const (
 	counterPath  = "/check-counter"
 	fifoRoot     = "/check-fifo"
 	watchRoot    = "/check-watch"
+	pwatchRoot   = "/check-pwatch"
 	bulkRoot     = "/check-bulk"
 )
 
@@ -196,7 +200,7 @@ func freshRoots(addrs []string, timeout time.Duration) error {
 		return fmt.Errorf("check: connecting to %v: %w", addrs, err)
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, bulkRoot, counterPath} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, bulkRoot, counterPath} {
 		if _, ok, err := c.Exists(p, false); err != nil {
 			return err
 		} else if ok {
@@ -213,7 +217,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, bulkRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, bulkRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}

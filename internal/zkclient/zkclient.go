@@ -32,6 +32,10 @@ type Event struct {
 	// After is how many replies the session had received when a watch
 	// event came (Pending.Seq counts the same): it came after those.
 	After uint64
+	// Conn is the number of the connection a watch event came on,
+	// counted from 1 for the session's first (Pending.Conn counts the
+	// same): a server sends the events of its own connection only.
+	Conn uint64
 }
 
 // ErrNotConnected is the error of a request made while the session has
@@ -62,6 +66,7 @@ type Conn struct {
 	closed   bool
 	closing  bool   // closeSession sent
 	replies  uint64 // replies received
+	conns    uint64 // connections made, the current one's number
 	auth     []wire.AuthPacket
 	watches  [5]map[string]bool // by kind, for setWatches after a reconnect
 	writeMu  sync.Mutex
@@ -75,6 +80,7 @@ type call struct {
 	err  error
 	zxid int64
 	seq  uint64 // the reply's place among the session's
+	conn uint64 // the connection it was sent on
 	done chan struct{}
 }
 
@@ -190,6 +196,7 @@ func (c *Conn) connect(deadline time.Time) error {
 			c.writeMu.Lock()
 			c.mu.Lock()
 			c.nc, c.server = nc, i
+			c.conns++
 			c.sid, c.passwd = resp.SessionID, resp.Passwd
 			c.negot = time.Duration(resp.TimeOut) * time.Millisecond
 			c.mu.Unlock()
@@ -448,9 +455,9 @@ func (c *Conn) fired(ev wire.WatcherEvent) {
 	case wire.EventNodeChildrenChanged:
 		delete(c.watches[watchChild], ev.Path)
 	}
-	after := c.replies
+	after, conn := c.replies, c.conns
 	c.mu.Unlock()
-	c.onEvent(Event{Type: ev.Type, State: ev.State, Path: ev.Path, After: after})
+	c.onEvent(Event{Type: ev.Type, State: ev.State, Path: ev.Path, After: after, Conn: conn})
 }
 
 func (c *Conn) setState(s wire.KeeperState) {
@@ -538,7 +545,7 @@ func (c *Conn) Send(op wire.OpCode, req, resp wire.Record) (*Pending, error) {
 		c.xid = 1
 	}
 	xid, nc := c.xid, c.nc
-	cl := &call{op: op, req: req, resp: resp, done: make(chan struct{})}
+	cl := &call{op: op, req: req, resp: resp, conn: c.conns, done: make(chan struct{})}
 	c.pending[xid] = cl
 	c.mu.Unlock()
 	if err := c.write(nc, xid, op, req); err != nil {
@@ -562,6 +569,10 @@ func (p *Pending) Seq() uint64 {
 	<-p.cl.done
 	return p.cl.seq
 }
+
+// Conn is the number of the connection the request was sent on, counted
+// from 1 for the session's first: its reply, if any, came on it.
+func (p *Pending) Conn() uint64 { return p.cl.conn }
 
 // noteWatch remembers the watch a successful request set, to set it again
 // on another server.
