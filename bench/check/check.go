@@ -62,7 +62,7 @@ type Options struct {
 }
 
 // Workloads are the workloads a run has unless told otherwise.
-var Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue", "fifo", "watch", "pwatch"}
+var Workloads = []string{"register", "set", "counter", "ids", "sessions", "queue", "fifo", "watch", "cwatch", "pwatch"}
 
 const defaultBulkSize = 256 << 10
 
@@ -209,6 +209,8 @@ func Run(o Options) (*Report, error) {
 				go func() { defer wg.Done(); fifoClient(cl, rng, h, stop) }()
 			case "watch":
 				go func() { defer wg.Done(); watchClient(cl, o.Keys, rng, h, stop) }()
+			case "cwatch":
+				go func() { defer wg.Done(); cwatchClient(cl, o.Keys, rng, h, stop) }()
 			case "pwatch":
 				go func() { defer wg.Done(); pwatchClient(cl, o.Keys, rng, h, stop) }()
 			case "bulk":
@@ -283,6 +285,8 @@ func Run(o Options) (*Report, error) {
 			rep.Verdicts = append(rep.Verdicts, checkFIFO(h.ops))
 		case "watch":
 			rep.Verdicts = append(rep.Verdicts, checkWatch(h.ops))
+		case "cwatch":
+			rep.Verdicts = append(rep.Verdicts, checkCWatch(h.ops))
 		case "pwatch":
 			rep.Verdicts = append(rep.Verdicts, checkPWatch(h.ops))
 		case "set":
@@ -819,7 +823,7 @@ func countsString(m map[string]int) string {
 // one shows the ensemble taking writes.
 var writeKinds = map[string]bool{"write": true, "cas": true, "add": true, "bulk": true, "id": true, "incr": true,
 	"eph-create": true, "enqueue": true, "dequeue": true, "fifo-write": true, "watch-write": true,
-	"pwatch-write": true}
+	"cwatch-create": true, "cwatch-delete": true, "pwatch-write": true}
 
 // StallSettle is how long after a fault's end its spells without an
 // acknowledged write still count as its: the ensemble may need an

@@ -584,6 +584,24 @@ func TestFIFOAndWatchCheckers(t *testing.T) {
 			t.Errorf("watch, %s: valid %v, want %v (%s)", c.name, v.Valid, c.valid, v.Summary)
 		}
 	}
+	// The same for children: cversions and children events.
+	cop := func(kind string, key int, seq uint64, cversion int32) Op {
+		return Op{Kind: "cwatch-" + kind, Session: 1, Key: key, Seq: seq, Version: cversion, Outcome: OK}
+	}
+	for _, c := range []struct {
+		name  string
+		ops   []Op
+		valid bool
+	}{
+		{"the session's own create, its event, then the new cversion", []Op{cop("set", 1, 1, 3), cop("create", 1, 2, 0),
+			{Kind: "cwatch-event", Session: 1, Key: 1, Seq: 1, Outcome: OK}, cop("read", 1, 3, 4)}, true},
+		{"a child added without an event", []Op{cop("set", 1, 1, 3), cop("read", 1, 2, 4), cop("event", 1, 2, 0)}, false},
+		{"an event on another znode", []Op{cop("set", 1, 1, 3), cop("event", 2, 1, 0), cop("read", 2, 2, 9)}, false},
+	} {
+		if v := checkCWatch(c.ops); v.Valid != c.valid {
+			t.Errorf("cwatch, %s: valid %v, want %v (%s)", c.name, v.Valid, c.valid, v.Summary)
+		}
+	}
 }
 
 // The pwatch checker: while a connection lasts with the persistent

@@ -254,11 +254,17 @@ func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan s
 // before that watch's event (ZooKeeper's promise that a client sees the
 // event before the change); so also no change missed by a watch that
 // a later read would show.
-func checkWatch(ops []Op) Verdict {
+func checkWatch(ops []Op) Verdict { return checkOneShot(ops, "watch", "w", "data") }
+
+// checkOneShot is checkWatch for the workload whose operations' kinds
+// begin with workload+"-"; its znodes are named letter+key, its events
+// of one kind (what).
+func checkOneShot(ops []Op, workload, letter, what string) Verdict {
+	prefix := workload + "-"
 	type sessionKey struct{ client, session int }
 	bySession := map[sessionKey][]Op{}
 	for _, op := range ops {
-		if strings.HasPrefix(op.Kind, "watch-") && op.Outcome == OK && op.Seq > 0 {
+		if strings.HasPrefix(op.Kind, prefix) && op.Outcome == OK && op.Seq > 0 {
 			s := sessionKey{op.Client, op.Session}
 			bySession[s] = append(bySession[s], op)
 		}
@@ -268,7 +274,7 @@ func checkWatch(ops []Op) Verdict {
 	for s, sops := range bySession {
 		// An event with After a came after reply a and before reply a+1.
 		at := func(op Op) float64 {
-			if op.Kind == "watch-event" {
+			if op.Kind == prefix+"event" {
 				return float64(op.Seq) + 0.5
 			}
 			return float64(op.Seq)
@@ -278,20 +284,20 @@ func checkWatch(ops []Op) Verdict {
 		for _, op := range sops {
 			v, has := watched[op.Key]
 			switch op.Kind {
-			case "watch-event":
+			case prefix + "event":
 				events++
 				if !has {
-					bad = append(bad, fmt.Sprintf("client %d session %d: an event for w%d after reply %d, with no watch set", s.client, s.session, op.Key, op.Seq))
+					bad = append(bad, fmt.Sprintf("client %d session %d: an event for %s%d after reply %d, with no watch set", s.client, s.session, letter, op.Key, op.Seq))
 				}
 				delete(watched, op.Key)
 				continue
 			}
 			if has && op.Version > v {
-				bad = append(bad, fmt.Sprintf("client %d session %d: reply %d (%s) shows version %d of w%d before the event of the watch set at version %d",
-					s.client, s.session, op.Seq, op.Kind, op.Version, op.Key, v))
+				bad = append(bad, fmt.Sprintf("client %d session %d: reply %d (%s) shows version %d of %s%d before the event of the watch set at version %d",
+					s.client, s.session, op.Seq, op.Kind, op.Version, letter, op.Key, v))
 				delete(watched, op.Key) // one report a watch
 			}
-			if op.Kind == "watch-set" {
+			if op.Kind == prefix+"set" {
 				watches++
 				if _, again := watched[op.Key]; !again {
 					watched[op.Key] = op.Version
@@ -299,8 +305,8 @@ func checkWatch(ops []Op) Verdict {
 			}
 		}
 	}
-	v := Verdict{Workload: "watch", Valid: len(bad) == 0 && events > 0}
-	v.Summary = fmt.Sprintf("%d sessions, %d watches set, %d data events; %d wrong", len(bySession), watches, events, len(bad))
+	v := Verdict{Workload: workload, Valid: len(bad) == 0 && events > 0}
+	v.Summary = fmt.Sprintf("%d sessions, %d watches set, %d %s events; %d wrong", len(bySession), watches, events, what, len(bad))
 	if len(bad) > 0 {
 		v.Summary += ": " + strings.Join(first(bad, 5), "; ")
 	}
@@ -482,3 +488,96 @@ func checkPWatch(ops []Op) Verdict {
 	}
 	return v
 }
+
+func cwatchPath(k int) string { return fmt.Sprintf("%s/c%d", cwatchRoot, k) }
+
+// cwatchClient is watchClient for children, as service discovery and
+// Curator's PathChildrenCache watch them: a getChildren2 with a watch on
+// a shared znode when it has none there, a plain one when it has one, and
+// now and then a child of its own created or deleted (at most four each).
+// It records each read with the znode's child version (cversion) and each
+// children event with the replies that came before it.
+func cwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
+	var mu sync.Mutex
+	lastEvent := map[[2]int]uint64{} // by session and key: the replies before its last event
+	cl.onEvent = func(session int, ev zkclient.Event) {
+		if ev.Type != wire.EventNodeChildrenChanged {
+			return
+		}
+		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, cwatchRoot+"/c"))
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		h.add(Op{Client: cl.id, Kind: "cwatch-event", Key: k, Session: session, Seq: ev.After, Outcome: OK, Call: now, Return: now})
+		mu.Lock()
+		lastEvent[[2]int{session, k}] = ev.After
+		mu.Unlock()
+	}
+	made := map[int]bool{}
+	mine := map[int][]string{}      // by key: the children made and not yet deleted
+	watching := map[[2]int]uint64{} // by session and key: the watch-set's reply
+	n := 0
+	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
+		k := rng.Intn(keys)
+		if !made[k] {
+			if _, err := c.Create(cwatchPath(k), nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+				return err
+			}
+			made[k] = true
+		}
+		op.Key, op.Session = k, cl.sessions
+		key := [2]int{cl.sessions, k}
+		mu.Lock()
+		set, has := watching[key]
+		has = has && lastEvent[key] < set
+		mu.Unlock()
+		var p *zkclient.Pending
+		var err error
+		var kids wire.GetChildren2Response
+		var created wire.CreateResponse
+		child := ""
+		switch {
+		case rng.Intn(3) == 0 && (len(mine[k]) >= 4 || (len(mine[k]) > 0 && rng.Intn(2) == 0)):
+			child = mine[k][0]
+			op.Kind, op.Elem = "cwatch-delete", child
+			p, err = c.Send(wire.OpDelete, &wire.DeleteRequest{Path: child, Version: -1}, nil)
+		case rng.Intn(3) == 0:
+			n++
+			op.Kind = "cwatch-create"
+			p, err = c.Send(wire.OpCreate, &wire.CreateRequest{Path: fmt.Sprintf("%s/n-%d-%d", cwatchPath(k), cl.id, n), Data: nil,
+				ACL: openACL, Flags: wire.ModePersistent}, &created)
+		case !has:
+			op.Kind = "cwatch-set"
+			p, err = c.Send(wire.OpGetChildren2, &wire.PathWatchRequest{Path: cwatchPath(k), Watch: true}, &kids)
+		default:
+			op.Kind = "cwatch-read"
+			p, err = c.Send(wire.OpGetChildren2, &wire.PathWatchRequest{Path: cwatchPath(k)}, &kids)
+		}
+		if err == nil {
+			_, err = p.Wait()
+			op.Seq = p.Seq()
+		}
+		op.Outcome = outcomeOf(err)
+		switch {
+		case op.Kind == "cwatch-create" && err == nil:
+			op.Elem = created.Path
+			mine[k] = append(mine[k], created.Path)
+		case op.Kind == "cwatch-delete" && (err == nil || errors.Is(err, wire.ErrNoNode)):
+			// Gone, by this delete or by an earlier one without an answer.
+			mine[k] = mine[k][1:]
+		case err == nil:
+			op.Version = kids.Stat.Cversion
+			if op.Kind == "cwatch-set" {
+				mu.Lock()
+				watching[key] = op.Seq
+				mu.Unlock()
+			}
+		}
+		return err
+	})
+}
+
+// checkCWatch is checkWatch for the cwatch workload: children events, and
+// the child versions the reads showed.
+func checkCWatch(ops []Op) Verdict { return checkOneShot(ops, "cwatch", "c", "children") }

@@ -95,6 +95,7 @@ const (
 	fifoRoot     = "/check-fifo"
 	watchRoot    = "/check-watch"
 	pwatchRoot   = "/check-pwatch"
+	cwatchRoot   = "/check-cwatch"
 	bulkRoot     = "/check-bulk"
 )
 
@@ -200,7 +201,7 @@ func freshRoots(addrs []string, timeout time.Duration) error {
 		return fmt.Errorf("check: connecting to %v: %w", addrs, err)
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, bulkRoot, counterPath} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, cwatchRoot, bulkRoot, counterPath} {
 		if _, ok, err := c.Exists(p, false); err != nil {
 			return err
 		} else if ok {
@@ -217,7 +218,7 @@ func setup(addrs []string, timeout time.Duration) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, bulkRoot} {
+	for _, p := range []string{registerRoot, setRoot, idsRoot, ephRoot, queueRoot, fifoRoot, watchRoot, pwatchRoot, cwatchRoot, bulkRoot} {
 		if _, err := c.Create(p, nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
 			return err
 		}
