@@ -823,7 +823,7 @@ func countsString(m map[string]int) string {
 // one shows the ensemble taking writes.
 var writeKinds = map[string]bool{"write": true, "cas": true, "add": true, "bulk": true, "id": true, "incr": true,
 	"eph-create": true, "enqueue": true, "dequeue": true, "fifo-write": true, "watch-write": true,
-	"cwatch-create": true, "cwatch-delete": true, "pwatch-write": true}
+	"cwatch-create": true, "cwatch-delete": true, "cwatch-ephemeral": true, "pwatch-write": true}
 
 // StallSettle is how long after a fault's end its spells without an
 // acknowledged write still count as its: the ensemble may need an

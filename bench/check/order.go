@@ -178,24 +178,8 @@ func watchPath(k int) string { return fmt.Sprintf("%s/w%d", watchRoot, k) }
 // reply with the znode's version and each data event with the replies
 // that came before it.
 func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
-	var mu sync.Mutex
-	lastEvent := map[[2]int]uint64{} // by session and key: the replies before its last event
-	cl.onEvent = func(session int, ev zkclient.Event) {
-		if ev.Type != wire.EventNodeDataChanged {
-			return
-		}
-		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, watchRoot+"/w"))
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		h.add(Op{Client: cl.id, Kind: "watch-event", Key: k, Session: session, Seq: ev.After, Outcome: OK, Call: now, Return: now})
-		mu.Lock()
-		lastEvent[[2]int{session, k}] = ev.After
-		mu.Unlock()
-	}
+	w := followOneShot(cl, h, "watch", wire.EventNodeDataChanged, watchRoot+"/w")
 	made := map[int]bool{}
-	watching := map[[2]int]uint64{} // by session and key: the watch-set's reply
 	n := 0
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
 		k := rng.Intn(keys)
@@ -206,11 +190,7 @@ func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan s
 			made[k] = true
 		}
 		op.Key, op.Session = k, cl.sessions
-		key := [2]int{cl.sessions, k}
-		mu.Lock()
-		set, has := watching[key]
-		has = has && lastEvent[key] < set
-		mu.Unlock()
+		has := w.has(cl.sessions, k)
 		var p *zkclient.Pending
 		var err error
 		var get wire.GetDataResponse
@@ -238,13 +218,56 @@ func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan s
 				op.Version = st.Stat.Version
 			}
 			if op.Kind == "watch-set" {
-				mu.Lock()
-				watching[key] = op.Seq
-				mu.Unlock()
+				w.set(cl.sessions, k, op.Seq)
 			}
 		}
 		return err
 	})
+}
+
+// oneShotWatches is what a one-shot watch client knows of its watches:
+// for each session and key, the reply of the last watch set and the
+// replies before the last event.
+type oneShotWatches struct {
+	mu        sync.Mutex
+	setAt     map[[2]int]uint64
+	lastEvent map[[2]int]uint64
+}
+
+// followOneShot records cl's events of type typ on the znodes named
+// prefix+key as operations of kind workload+"-event".
+func followOneShot(cl *client, h *history, workload string, typ wire.EventType, prefix string) *oneShotWatches {
+	w := &oneShotWatches{setAt: map[[2]int]uint64{}, lastEvent: map[[2]int]uint64{}}
+	cl.onEvent = func(session int, ev zkclient.Event) {
+		if ev.Type != typ {
+			return
+		}
+		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, prefix))
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		h.add(Op{Client: cl.id, Kind: workload + "-event", Key: k, Session: session, Seq: ev.After, Outcome: OK, Call: now, Return: now})
+		w.mu.Lock()
+		w.lastEvent[[2]int{session, k}] = ev.After
+		w.mu.Unlock()
+	}
+	return w
+}
+
+// has says whether the session has a watch on key that has not fired.
+func (w *oneShotWatches) has(session, key int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	set, ok := w.setAt[[2]int{session, key}]
+	return ok && w.lastEvent[[2]int{session, key}] < set
+}
+
+// set notes a watch set on key by the session's reply seq.
+func (w *oneShotWatches) set(session, key int, seq uint64) {
+	w.mu.Lock()
+	w.setAt[[2]int{session, key}] = seq
+	w.mu.Unlock()
 }
 
 // checkWatch checks each watch client's sessions, replies and events in
@@ -498,25 +521,9 @@ func cwatchPath(k int) string { return fmt.Sprintf("%s/c%d", cwatchRoot, k) }
 // It records each read with the znode's child version (cversion) and each
 // children event with the replies that came before it.
 func cwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
-	var mu sync.Mutex
-	lastEvent := map[[2]int]uint64{} // by session and key: the replies before its last event
-	cl.onEvent = func(session int, ev zkclient.Event) {
-		if ev.Type != wire.EventNodeChildrenChanged {
-			return
-		}
-		k, err := strconv.Atoi(strings.TrimPrefix(ev.Path, cwatchRoot+"/c"))
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		h.add(Op{Client: cl.id, Kind: "cwatch-event", Key: k, Session: session, Seq: ev.After, Outcome: OK, Call: now, Return: now})
-		mu.Lock()
-		lastEvent[[2]int{session, k}] = ev.After
-		mu.Unlock()
-	}
+	w := followOneShot(cl, h, "cwatch", wire.EventNodeChildrenChanged, cwatchRoot+"/c")
 	made := map[int]bool{}
-	mine := map[int][]string{}      // by key: the children made and not yet deleted
-	watching := map[[2]int]uint64{} // by session and key: the watch-set's reply
+	mine := map[int][]string{} // by key: the children made and not yet deleted
 	n := 0
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
 		k := rng.Intn(keys)
@@ -527,17 +534,28 @@ func cwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan 
 			made[k] = true
 		}
 		op.Key, op.Session = k, cl.sessions
-		key := [2]int{cl.sessions, k}
-		mu.Lock()
-		set, has := watching[key]
-		has = has && lastEvent[key] < set
-		mu.Unlock()
+		has := w.has(cl.sessions, k)
 		var p *zkclient.Pending
 		var err error
 		var kids wire.GetChildren2Response
 		var created wire.CreateResponse
 		child := ""
 		switch {
+		case rng.Intn(25) == 0:
+			// An ephemeral child of a session of its own, which closes
+			// at once: the close deletes it, as a service instance
+			// leaving a discovery registry does.
+			n++
+			op.Kind, op.Elem = "cwatch-ephemeral", fmt.Sprintf("%s/e-%d-%d", cwatchPath(k), cl.id, n)
+			side, err := zkclient.Dial(cl.addrs, cl.timeout, nil)
+			if err == nil {
+				_, err = side.Create(op.Elem, nil, openACL, wire.ModeEphemeral, 0)
+				if cerr := side.Close(); err == nil {
+					err = cerr
+				}
+			}
+			op.Outcome = outcomeOf(err)
+			return err
 		case rng.Intn(3) == 0 && (len(mine[k]) >= 4 || (len(mine[k]) > 0 && rng.Intn(2) == 0)):
 			child = mine[k][0]
 			op.Kind, op.Elem = "cwatch-delete", child
@@ -569,9 +587,7 @@ func cwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan 
 		case err == nil:
 			op.Version = kids.Stat.Cversion
 			if op.Kind == "cwatch-set" {
-				mu.Lock()
-				watching[key] = op.Seq
-				mu.Unlock()
+				w.set(cl.sessions, k, op.Seq)
 			}
 		}
 		return err

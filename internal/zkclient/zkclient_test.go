@@ -77,7 +77,9 @@ func TestSessionSurvivesARestartWithItsWatches(t *testing.T) {
 	if _, err := other.Set("/w", []byte("two"), -1); err != nil {
 		t.Fatal(err)
 	}
-	expect(zkclient.Event{Type: wire.EventNodeDataChanged, State: wire.StateSyncConnected, Path: "/w"})
+	// It came on the session's second connection, the one after the
+	// restart, which set the watch again.
+	expect(zkclient.Event{Type: wire.EventNodeDataChanged, State: wire.StateSyncConnected, Path: "/w", Conn: 2})
 }
 
 // A session that finds no server for its whole timeout is over: the
