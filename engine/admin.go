@@ -435,7 +435,7 @@ func (s *Server) serverStats(r *jsonObject) {
 	r.put("server_stats", jsonObject{
 		{"packets_sent", s.stats.sent.Load()},
 		{"packets_received", s.stats.received.Load()},
-		{"fsync_threshold_exceed_count", int64(0)},
+		{"fsync_threshold_exceed_count", s.stats.fsyncSlow.Load()},
 		{"client_response_stats", respStats},
 		{"data_dir_size", dirSize(s.cfg.DataDir)},
 		{"log_dir_size", dirSize(s.cfg.LogDir())},

@@ -59,7 +59,10 @@ type Config struct {
 	SnapRetainCount    int
 	PurgeIntervalHours int
 	ForceSync          bool
-	MaxBuffer          int // jute.maxbuffer
+	// FsyncWarningThreshold (fsync.warningthresholdms): an fsync of the
+	// txn log that takes longer is logged and counted.
+	FsyncWarningThreshold int // ms
+	MaxBuffer             int // jute.maxbuffer
 
 	FourLetterWords string // 4lw.commands.whitelist as written; "srvr" by default
 
@@ -145,6 +148,7 @@ func DefaultConfig() *Config {
 		GCRoomMB:               64,
 		SnapRetainCount:        3,
 		ForceSync:              true,
+		FsyncWarningThreshold:  1000,
 		MaxBuffer:              wire.DefaultMaxBuffer,
 		FourLetterWords:        "srvr",
 		SASLLoginContext:       "Server",
@@ -276,8 +280,9 @@ var settings = map[string]setting{
 	"autopurge.snapRetainCount": intKey(func(c *Config) *int {
 		return &c.SnapRetainCount
 	}),
-	"autopurge.purgeInterval": intKey(func(c *Config) *int { return &c.PurgeIntervalHours }),
-	"forceSync":               boolKey(func(c *Config) *bool { return &c.ForceSync }),
+	"autopurge.purgeInterval":  intKey(func(c *Config) *int { return &c.PurgeIntervalHours }),
+	"forceSync":                boolKey(func(c *Config) *bool { return &c.ForceSync }),
+	"fsync.warningthresholdms": intKey(func(c *Config) *int { return &c.FsyncWarningThreshold }),
 	"jute.maxbuffer": func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 0, 32)
 		if err != nil || n <= 0 {
@@ -381,7 +386,7 @@ var knownKeys = []string{
 	"quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl",
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
-	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty", "fsync.warningthresholdms",
+	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty",
 	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs", "cnxTimeout", "snapshotSizeFactor",
 	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
 	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",

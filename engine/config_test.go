@@ -40,6 +40,7 @@ autopurge.purgeInterval=24
 forceSync=no
 jute.maxbuffer=0x100000
 zookeeper.snapCount=5000
+zookeeper.fsync.warningthresholdms=250
 snapshot.compression.method=gz
 admin.serverPort=8081
 metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
@@ -52,7 +53,7 @@ someUnknownKey=value
 	if cfg.TickTime != 1000 || cfg.DataDir != "/var/lib/zookeeper" || cfg.LogDir() != "/txnlog" ||
 		cfg.ClientPort != 2182 || cfg.MaxClientCnxns != 100 || cfg.SnapRetainCount != 5 ||
 		cfg.PurgeIntervalHours != 24 || cfg.ForceSync || cfg.MaxBuffer != 0x100000 ||
-		cfg.SnapCount != 5000 || cfg.SnapshotCompression != "gz" {
+		cfg.SnapCount != 5000 || cfg.SnapshotCompression != "gz" || cfg.FsyncWarningThreshold != 250 {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	if cfg.MinTimeout() != 2000 || cfg.MaxTimeout() != 20000 {
@@ -65,7 +66,7 @@ someUnknownKey=value
 	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.AdminPort != 8081 {
 		t.Fatalf("kept keys: %v %v", cfg.Servers, cfg.Extra)
 	}
-	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=19") {
+	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=20") {
 		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {
@@ -78,6 +79,7 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"dataDir=/d\nclientPort=2181\ntickTime=fast\n", `zoo.cfg:3: tickTime: "fast" is not an integer`},
 		{"dataDir=/d\nclientPort=21x81\n", `zoo.cfg:2: clientPort: "21x81" is not an integer`},
 		{"dataDir=/d\nclientPort=2181\nforceSync=maybe\n", `zoo.cfg:3: forceSync: "maybe" is not true or false`},
+		{"dataDir=/d\nclientPort=2181\nfsync.warningthresholdms=1s\n", `zoo.cfg:3: fsync.warningthresholdms: "1s" is not an integer`},
 		{"dataDir=/d\nclientPort=2181\njute.maxbuffer=-5\n", `zoo.cfg:3: jute.maxbuffer: "-5" is not a positive integer`},
 		{"dataDir=/d\nclientPort=2181\nsnapshot.compression.method=lz4\n", `zoo.cfg:3: snapshot.compression.method: "lz4" is not a snapshot compression method`},
 		{"dataDir=/d\nclientPort=2181\nserver.x=a:1:2\n", `zoo.cfg:3: server.x: the server id must be a non-negative integer`},

@@ -260,7 +260,14 @@ func (s *Server) walOptions() wal.Options {
 	wo.Logger = s.log
 	wo.Tree = s.cfg.TreeOptions()
 	wo.OnSync = func(zxid int64) { s.writes.synced(zxid) }
-	wo.OnFsync = func(d time.Duration) { s.fsyncTime.add(d.Milliseconds()) }
+	wo.OnFsync = func(took time.Duration, file string, size int64) {
+		s.fsyncTime.add(took.Milliseconds())
+		if took.Milliseconds() > int64(s.cfg.FsyncWarningThreshold) {
+			s.stats.fsyncSlow.Add(1)
+			s.log.Warn("an fsync of the txn log took longer than fsync.warningthresholdms; the writes it carried waited as long: is the log's disk slow or shared?",
+				"took", took.Round(time.Millisecond), "thresholdMs", s.cfg.FsyncWarningThreshold, "file", file, "bytes", size)
+		}
+	}
 	wo.OnSnapshotDue = s.snapshotInBackground
 	wo.OnFatal = func(err error) {
 		if errors.Is(err, wal.ErrDiskFull) {
@@ -873,6 +880,10 @@ type stats struct {
 	// (revalidate_count); connections closed for want of a handshake
 	// (sessionless_connections_expired).
 	connRejected, resumes, sessionsExpired, revalidates, sessionlessExpired atomic.Int64
+	// fsyncs of the txn log that took longer than fsync.warningthresholdms
+	// (the AdminServer's fsync_threshold_exceed_count); srst leaves it,
+	// as ZooKeeper's does.
+	fsyncSlow atomic.Int64
 	// The txns replayed from the log after the snapshot at the start, and
 	// how long that took (startup_txns_loaded, startup_txns_load_time).
 	txnsLoaded, txnsLoadTime summary

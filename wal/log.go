@@ -70,8 +70,8 @@ type Options struct {
 	// done callbacks.
 	OnSync func(zxid int64)
 	// OnFsync, when set, is told how long each fsync of the log took
-	// (mntr's fsynctime).
-	OnFsync func(time.Duration)
+	// (mntr's fsynctime), with the file's name and size.
+	OnFsync func(took time.Duration, file string, size int64)
 	// OnSnapshotDue, when set, is called from the log's goroutine when
 	// the log reaches a snapshot point (SnapCount txns or SnapSizeLimit
 	// bytes, randomized as ZooKeeper does) and has rolled to a new file.
@@ -440,7 +440,7 @@ func (s *Store) write(b *batch) error {
 			return &syncError{fmt.Errorf("fsync of %s: %w", seg.name, err)}
 		}
 		if s.opts.OnFsync != nil {
-			s.opts.OnFsync(time.Since(start))
+			s.opts.OnFsync(time.Since(start), seg.name, seg.alloc)
 		}
 	}
 	return nil
