@@ -172,9 +172,10 @@ func checkFIFO(ops []Op) Verdict {
 
 func watchPath(k int) string { return fmt.Sprintf("%s/w%d", watchRoot, k) }
 
-// watchClient writes a few shared znodes and watches them: a getData
-// with a watch when it has none on the znode, a plain getData when it
-// has one, a setData of a value of its own now and then. It records each
+// watchClient writes a few shared znodes and watches them: a getData or
+// an exists with a watch when it has none on the znode (an exists that
+// finds its znode sets a data watch too), a plain getData when it has
+// one, a setData of a value of its own now and then. It records each
 // reply with the znode's version and each data event with the replies
 // that came before it.
 func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
@@ -200,6 +201,9 @@ func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan s
 			n++
 			op.Kind, op.Value = "watch-write", cl.id*1_000_000+n
 			p, err = c.Send(wire.OpSetData, &wire.SetDataRequest{Path: watchPath(k), Data: []byte(strconv.Itoa(op.Value)), Version: -1}, &st)
+		case !has && rng.Intn(2) == 0:
+			op.Kind, op.Elem = "watch-set", "exists"
+			p, err = c.Send(wire.OpExists, &wire.PathWatchRequest{Path: watchPath(k), Watch: true}, &st)
 		case !has:
 			op.Kind = "watch-set"
 			p, err = c.Send(wire.OpGetData, &wire.PathWatchRequest{Path: watchPath(k), Watch: true}, &get)
@@ -214,7 +218,7 @@ func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan s
 		op.Outcome = outcomeOf(err)
 		if err == nil {
 			op.Version = get.Stat.Version
-			if op.Kind == "watch-write" {
+			if op.Kind == "watch-write" || op.Elem == "exists" {
 				op.Version = st.Stat.Version
 			}
 			if op.Kind == "watch-set" {

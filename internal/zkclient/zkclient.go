@@ -410,7 +410,7 @@ loop:
 		// before this goroutine could reconnect: a new connection must
 		// set it again.
 		if cl.err == nil || (cl.op == wire.OpExists && cl.err == wire.ErrNoNode) {
-			c.noteWatch(cl.op, cl.req)
+			c.noteWatch(cl.op, cl.req, cl.err == nil)
 		}
 		close(cl.done)
 	}
@@ -575,8 +575,12 @@ func (p *Pending) Seq() uint64 {
 func (p *Pending) Conn() uint64 { return p.cl.conn }
 
 // noteWatch remembers the watch a successful request set, to set it again
-// on another server.
-func (c *Conn) noteWatch(op wire.OpCode, req wire.Record) {
+// on another server. An exists that found its znode set a data watch
+// there, and is remembered as one, as the Java client remembers it: sent
+// again as an exist watch, the next server would answer it with a
+// NodeCreated event for a znode that was there all along, and keep no
+// watch.
+func (c *Conn) noteWatch(op wire.OpCode, req wire.Record, found bool) {
 	kind := -1
 	path := ""
 	switch r := req.(type) {
@@ -590,6 +594,9 @@ func (c *Conn) noteWatch(op wire.OpCode, req wire.Record) {
 			kind = watchData
 		case wire.OpExists:
 			kind = watchExist
+			if found {
+				kind = watchData
+			}
 		case wire.OpGetChildren, wire.OpGetChildren2:
 			kind = watchChild
 		}
@@ -625,7 +632,7 @@ func (c *Conn) AddAuth(scheme string, auth []byte) error {
 	if err := c.send(nc, wire.XidAuth, wire.OpAuth, &pkt); err != nil {
 		return wire.ErrConnectionLoss
 	}
-	c.noteWatch(wire.OpAuth, &pkt)
+	c.noteWatch(wire.OpAuth, &pkt, true)
 	// The server answers in order: a reply to a later request means
 	// the auth was taken; an AuthFailed state means it was not.
 	err := c.Call(wire.OpExists, &wire.PathWatchRequest{Path: "/"}, &wire.StatResponse{})

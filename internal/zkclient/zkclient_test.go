@@ -53,6 +53,15 @@ func TestSessionSurvivesARestartWithItsWatches(t *testing.T) {
 	if _, _, err := c.Get("/w", true); err != nil {
 		t.Fatal(err)
 	}
+	// An exists that finds its znode sets a data watch, which must be
+	// set again as one: as an exist watch, the server would answer it
+	// with NodeCreated at once and keep no watch.
+	if _, err := c.Create("/x", nil, open, wire.ModePersistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := c.Exists("/x", true); err != nil || !found {
+		t.Fatalf("exists /x: %v, %v", found, err)
+	}
 	sid := c.SessionID()
 
 	srv.Kill()
@@ -80,6 +89,10 @@ func TestSessionSurvivesARestartWithItsWatches(t *testing.T) {
 	// It came on the session's second connection, the one after the
 	// restart, which set the watch again.
 	expect(zkclient.Event{Type: wire.EventNodeDataChanged, State: wire.StateSyncConnected, Path: "/w", Conn: 2})
+	if _, err := other.Set("/x", []byte("changed"), -1); err != nil {
+		t.Fatal(err)
+	}
+	expect(zkclient.Event{Type: wire.EventNodeDataChanged, State: wire.StateSyncConnected, Path: "/x", Conn: 2})
 }
 
 // A session that finds no server for its whole timeout is over: the
