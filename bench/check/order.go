@@ -180,15 +180,12 @@ func watchPath(k int) string { return fmt.Sprintf("%s/w%d", watchRoot, k) }
 // that came before it.
 func watchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
 	w := followOneShot(cl, h, "watch", wire.EventNodeDataChanged, watchRoot+"/w")
-	made := map[int]bool{}
+	made := sharedZnodes{}
 	n := 0
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
 		k := rng.Intn(keys)
-		if !made[k] {
-			if _, err := c.Create(watchPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
-				return err
-			}
-			made[k] = true
+		if err := made.ensure(c, watchPath(k), []byte("0")); err != nil {
+			return err
 		}
 		op.Key, op.Session = k, cl.sessions
 		has := w.has(cl.sessions, k)
@@ -362,7 +359,7 @@ func pwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan 
 		h.add(Op{Client: cl.id, Kind: "pwatch-event", Key: k, Session: session, Seq: ev.After, Conn: ev.Conn,
 			Outcome: OK, Call: now, Return: now})
 	}
-	made := map[int]bool{}
+	made := sharedZnodes{}
 	watching := 0 // the session whose watch is set
 	n := 0
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
@@ -377,14 +374,10 @@ func pwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan 
 		case watching != cl.sessions:
 			op.Kind = "pwatch-add"
 			p, err = c.Send(wire.OpAddWatch, &wire.AddWatchRequest{Path: pwatchRoot, Mode: wire.AddWatchPersistentRecursive}, &added)
-		case !made[k]:
-			// Before its first use here: created once, by whichever
-			// client comes first (no data event, and no version to count).
-			if _, err := c.Create(pwatchPath(k), []byte("0"), openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
-				return err
-			}
-			made[k] = true
-			return nil
+		case !made[pwatchPath(k)]:
+			// Before its first use here (its creation is no data
+			// event, and has no version to count).
+			return made.ensure(c, pwatchPath(k), []byte("0"))
 		case rng.Intn(3) == 0:
 			n++
 			op.Kind, op.Key, op.Value = "pwatch-write", k, cl.id*1_000_000+n
@@ -526,16 +519,13 @@ func cwatchPath(k int) string { return fmt.Sprintf("%s/c%d", cwatchRoot, k) }
 // children event with the replies that came before it.
 func cwatchClient(cl *client, keys int, rng *rand.Rand, h *history, stop <-chan struct{}) {
 	w := followOneShot(cl, h, "cwatch", wire.EventNodeChildrenChanged, cwatchRoot+"/c")
-	made := map[int]bool{}
+	made := sharedZnodes{}
 	mine := map[int][]string{} // by key: the children made and not yet deleted
 	n := 0
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
 		k := rng.Intn(keys)
-		if !made[k] {
-			if _, err := c.Create(cwatchPath(k), nil, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
-				return err
-			}
-			made[k] = true
+		if err := made.ensure(c, cwatchPath(k), nil); err != nil {
+			return err
 		}
 		op.Key, op.Session = k, cl.sessions
 		has := w.has(cl.sessions, k)

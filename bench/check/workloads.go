@@ -347,23 +347,35 @@ func loop(cl *client, h *history, stop <-chan struct{}, step func(c *zkclient.Co
 	}
 }
 
+// sharedZnodes are the znodes a client shares with the others of its
+// workload (registers, watched znodes), by path: each is created by
+// whichever client uses it first, and the others find it there.
+type sharedZnodes map[string]bool
+
+// ensure creates path with data unless the client has seen it made.
+func (m sharedZnodes) ensure(c *zkclient.Conn, path string, data []byte) error {
+	if m[path] {
+		return nil
+	}
+	if _, err := c.Create(path, data, openACL, wire.ModePersistent, 0); err != nil && !errors.Is(err, wire.ErrNodeExists) {
+		return err
+	}
+	m[path] = true
+	return nil
+}
+
 // registerClient runs reads, writes and compare-and-sets on random
 // registers of the current generation: a read as readValue; a write a
 // setData; a cas a getData and a setData at the version read, not made
 // when the value read is not the one expected (that cas tells nothing:
 // its read may be stale).
 func registerClient(cl *client, keys int, start time.Time, rng *rand.Rand, h *history, stop <-chan struct{}) {
-	made := map[int]bool{}
+	made := sharedZnodes{}
 	loop(cl, h, stop, func(c *zkclient.Conn, op *Op) error {
 		k := int(time.Since(start)/keyGeneration)*registersPerGeneration + rng.Intn(keys)
-		if !made[k] {
-			// A generation's registers start at 0: the first client
-			// to use one creates it.
-			_, err := c.Create(registerPath(k), []byte("0"), openACL, wire.ModePersistent, 0)
-			if err != nil && !errors.Is(err, wire.ErrNodeExists) {
-				return err
-			}
-			made[k] = true
+		// A generation's registers start at 0.
+		if err := made.ensure(c, registerPath(k), []byte("0")); err != nil {
+			return err
 		}
 		op.Key = k
 		var err error
