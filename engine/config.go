@@ -66,8 +66,11 @@ type Config struct {
 
 	FourLetterWords string // 4lw.commands.whitelist as written; "srvr" by default
 
-	ExtendedTypes          bool
-	EnforceQuota           bool
+	ExtendedTypes bool
+	EnforceQuota  bool
+	// SkipACL (zookeeper.skipACL) as written: as in ZooKeeper, only
+	// "yes" turns ACL checks off; any other value leaves them on.
+	SkipACL                string
 	ContainerCheckInterval int // ms
 	ContainerMaxPerMinute  int
 	ContainerMaxNeverUsed  int // ms; 0: never-used containers stay
@@ -294,6 +297,7 @@ var settings = map[string]setting{
 	"4lw.commands.whitelist": stringKey(func(c *Config) *string { return &c.FourLetterWords }),
 	"extendedTypesEnabled":   boolKey(func(c *Config) *bool { return &c.ExtendedTypes }),
 	"enforceQuota":           boolKey(func(c *Config) *bool { return &c.EnforceQuota }),
+	"skipACL":                stringKey(func(c *Config) *string { return &c.SkipACL }),
 	"znode.container.checkIntervalMs": intKey(func(c *Config) *int {
 		return &c.ContainerCheckInterval
 	}),
@@ -405,7 +409,7 @@ var knownKeys = []string{
 	"client.certReload",
 	"authProvider.1", "authProvider.2", "authProvider.3", "kerberos.removeHostFromPrincipal",
 	"kerberos.removeRealmFromPrincipal", "clientCnxnSocket",
-	"skipACL", "zkd.election.finalizeWaitMs",
+	"zkd.election.finalizeWaitMs",
 }
 
 var known = func() map[string]bool {
@@ -422,7 +426,7 @@ const SASLProvider = "org.apache.zookeeper.server.auth.SASLAuthenticationProvide
 
 // TreeOptions are the tree's options this configuration sets.
 func (c *Config) TreeOptions() ztree.Options {
-	o := ztree.Options{ExtendedTypes: c.ExtendedTypes, EnforceQuota: c.EnforceQuota}
+	o := ztree.Options{ExtendedTypes: c.ExtendedTypes, EnforceQuota: c.EnforceQuota, SkipACL: c.SkipACL == "yes"}
 	for k, v := range c.Extra {
 		name := strings.TrimPrefix(k, "zookeeper.")
 		if strings.HasPrefix(name, "authProvider.") {

@@ -215,6 +215,17 @@ func TestSASLSettings(t *testing.T) {
 	if c.JAASFile != "/cfg/jaas.conf" || c.SASLLoginContext != "ZkServer" || c.TreeOptions().SASLACLs {
 		t.Errorf("zoo.cfg's own: %q %q %v", c.JAASFile, c.SASLLoginContext, c.TreeOptions().SASLACLs)
 	}
+	// skipACL as ZooKeeper reads it: only "yes" turns the checks off.
+	for flags, want := range map[string]bool{"-Dzookeeper.skipACL=yes": true, "-Dzookeeper.skipACL=true": false, "": false} {
+		c = parse("")
+		ApplyJVMFlags(c, "SERVER_JVMFLAGS", flags)
+		if c.TreeOptions().SkipACL != want {
+			t.Errorf("SERVER_JVMFLAGS %q: SkipACL %v, want %v", flags, c.TreeOptions().SkipACL, want)
+		}
+	}
+	if c = parse("skipACL=yes\n"); !c.TreeOptions().SkipACL {
+		t.Errorf("skipACL=yes in zoo.cfg: ACLs still checked")
+	}
 	err := ApplyJVMFlags(parse(""), "SERVER_JVMFLAGS", "-Dzookeeper.snapCount=many")
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.File != "SERVER_JVMFLAGS" || ce.Key != "zookeeper.snapCount" {

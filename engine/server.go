@@ -204,6 +204,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if len(unknown) > 0 {
 		s.log.Warn("4lw.commands.whitelist names words this server does not have; they stay disabled", "words", unknown)
 	}
+	switch cfg.SkipACL {
+	case "yes":
+		s.log.Warn("skipACL=yes: ACLs are not checked; every client may read, change and delete every znode")
+	case "", "no":
+	default:
+		s.log.Warn("skipACL is neither yes nor no; ACLs are checked, as ZooKeeper checks them for any value but yes", "skipACL", cfg.SkipACL)
+	}
 	wo := s.walOptions()
 	start := time.Now()
 	if opts.RecoveryGCPercent != 0 {

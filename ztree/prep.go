@@ -376,7 +376,7 @@ func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byt
 	if !ok {
 		return 0, nil, wire.ErrNoNode
 	}
-	if !checkACL(parent.acl, wire.PermCreate, req.Auth) {
+	if !t.opts.permits(parent.acl, wire.PermCreate, req.Auth) {
 		return 0, nil, wire.ErrNoAuth
 	}
 	if mode.Sequential() {
@@ -441,7 +441,7 @@ func (t *Tree) prepDelete(req *Request, path string, version int32) (wire.OpCode
 	if !ok {
 		return 0, nil, wire.ErrNoNode
 	}
-	if !checkACL(parent.acl, wire.PermDelete, req.Auth) {
+	if !t.opts.permits(parent.acl, wire.PermDelete, req.Auth) {
 		return 0, nil, wire.ErrNoAuth
 	}
 	node, ok := t.record(path)
@@ -500,7 +500,7 @@ func (t *Tree) prepSetData(req *Request, rec *wire.SetDataTxn, path string, data
 	if !ok {
 		return 0, nil, wire.ErrNoNode
 	}
-	if !checkACL(node.acl, wire.PermWrite, req.Auth) {
+	if !t.opts.permits(node.acl, wire.PermWrite, req.Auth) {
 		return 0, nil, wire.ErrNoAuth
 	}
 	if err := t.checkQuota(path, int64(len(data)-len(node.data)), 0); err != nil {
@@ -536,7 +536,7 @@ func (t *Tree) prepSetACL(req *Request, path string, acl []wire.ACL, version int
 	if !ok {
 		return 0, nil, wire.ErrNoNode
 	}
-	if !checkACL(node.acl, wire.PermAdmin, req.Auth) {
+	if !t.opts.permits(node.acl, wire.PermAdmin, req.Auth) {
 		return 0, nil, wire.ErrNoAuth
 	}
 	if version != -1 && version != node.m.Aversion {
@@ -559,7 +559,7 @@ func (t *Tree) prepCheck(req *Request, path string, version int32) (wire.OpCode,
 	if !ok {
 		return 0, nil, wire.ErrNoNode
 	}
-	if !checkACL(node.acl, wire.PermRead, req.Auth) {
+	if !t.opts.permits(node.acl, wire.PermRead, req.Auth) {
 		return 0, nil, wire.ErrNoAuth
 	}
 	if version != -1 && version != node.m.Version {

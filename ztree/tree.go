@@ -27,6 +27,10 @@ type Options struct {
 	// X509ACLs admits ACL entries of the x509 scheme, as ZooKeeper does
 	// once an authProvider.N names its X509AuthenticationProvider.
 	X509ACLs bool
+	// SkipACL lets every session do everything to every znode, whatever
+	// its ACL, as ZooKeeper does with zookeeper.skipACL=yes: reads, writes,
+	// getACL (unredacted) and watch events alike.
+	SkipACL bool
 }
 
 type shards [shardCount]*btree.BTreeG[item]
@@ -136,7 +140,7 @@ func newTree(opts Options) *Tree {
 		acl:     newACLTable(),
 		quotas:  make(map[string]struct{}),
 		opts:    opts,
-		watches: newWatchTable(),
+		watches: newWatchTable(opts.SkipACL),
 	}
 	for i := range t.st.shards {
 		t.st.shards[i] = newBTree(lessItem)

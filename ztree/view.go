@@ -77,7 +77,7 @@ func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
 		return "", wire.Stat{}, wire.ErrNoNode
 	}
 	m := it.meta()
-	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+	if !v.opts.permits(v.acls[m.ACL], wire.PermRead, ids) {
 		return "", wire.Stat{}, wire.ErrNoAuth
 	}
 	d := it.data()
@@ -102,7 +102,7 @@ func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]strin
 		return dst, wire.Stat{}, wire.ErrNoNode
 	}
 	m := it.meta()
-	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+	if !v.opts.permits(v.acls[m.ACL], wire.PermRead, ids) {
 		return dst, wire.Stat{}, wire.ErrNoAuth
 	}
 	n := len(path) + 1 // a child's name follows its parent's path and a slash
@@ -152,10 +152,10 @@ func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
 	}
 	m := it.meta()
 	acl := v.acls[m.ACL]
-	if !checkACL(acl, wire.PermRead|wire.PermAdmin, ids) {
+	if !v.opts.permits(acl, wire.PermRead|wire.PermAdmin, ids) {
 		return nil, wire.Stat{}, wire.ErrNoAuth
 	}
-	if !checkACL(acl, wire.PermAdmin, ids) {
+	if !v.opts.permits(acl, wire.PermAdmin, ids) {
 		acl = RedactACL(acl)
 	}
 	return acl, m.stat(len(it.data()), v.extended), nil
@@ -170,7 +170,7 @@ func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
 		return 0, wire.ErrNoNode
 	}
 	m := it.meta()
-	if !checkACL(v.acls[m.ACL], wire.PermRead, ids) {
+	if !v.opts.permits(v.acls[m.ACL], wire.PermRead, ids) {
 		return 0, wire.ErrNoAuth
 	}
 	if path == rootPath {

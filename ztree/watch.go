@@ -66,6 +66,7 @@ type watchTable struct {
 	byPath    *btree.BTreeG[pathWatch]    // ordered by path, then session
 	bySession *btree.BTreeG[sessionWatch] // ordered by session, then path
 	recursive int                         // recursive registrations, to skip the ancestor walk
+	skipACL   bool                        // events go to every watcher (Options.SkipACL)
 	auth      map[int64][]wire.Id         // identities, for the READ check on recursive events
 	ipAuth    map[string][]wire.Id        // the identity list of a session known only by its address, shared
 	scratch   []int64
@@ -109,8 +110,9 @@ type pathOrder struct {
 	count int
 }
 
-func newWatchTable() *watchTable {
+func newWatchTable(skipACL bool) *watchTable {
 	return &watchTable{
+		skipACL: skipACL,
 		byPath: newBTree(func(a, b pathWatch) bool {
 			if a.path != b.path {
 				return a.path < b.path
@@ -377,14 +379,14 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 	acl := acls[tr.acl]
 	n := 0
 	for _, s := range hit {
-		if checkACL(acl, wire.PermRead, w.auth[s]) {
+		if w.skipACL || checkACL(acl, wire.PermRead, w.auth[s]) {
 			hit[n] = s
 			n++
 		}
 	}
 	hit = hit[:n]
 	for _, s := range above {
-		if checkACL(acl, wire.PermRead, w.auth[s]) {
+		if w.skipACL || checkACL(acl, wire.PermRead, w.auth[s]) {
 			hit = append(hit, s)
 		}
 	}
@@ -454,7 +456,7 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 				it, ok = v.lookup(path)
 				acls = v.acls
 			}
-			if ok && !checkACL(acls[it.meta().ACL], wire.PermRead, w.auth[session]) {
+			if ok && !t.opts.permits(acls[it.meta().ACL], wire.PermRead, w.auth[session]) {
 				return Event{}, false
 			}
 			return Event{Session: session, Type: typ, Path: path, Zxid: cur.zxid}, true
