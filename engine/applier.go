@@ -537,7 +537,8 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 			if r.read {
 				continue
 			}
-			results[w] = s.tree.Load().ApplyPrepped(&r.txn)
+			res := &results[w]
+			*res = s.tree.Load().ApplyPrepped(&r.txn)
 			w++
 			if ms := now - r.txn.Header.Time; ms >= 0 {
 				prop.Add(ms)
@@ -560,6 +561,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 					}
 				}
 			case wire.OpCloseSession:
+				if s.audit != nil {
+					s.audit.ephemerals(r.txn.Header.ClientID, res)
+				}
 				delete(a.prepClosed, r.sess)
 				if se := s.sessions.remove(r.sess); se != nil {
 					s.tree.Load().RemoveSession(r.sess)
@@ -674,6 +678,9 @@ func (a *applier) reply(r *writeReq, res *ztree.Result) {
 	s.stats.outstanding.Add(-1)
 	if r.c == nil {
 		return
+	}
+	if s.audit != nil {
+		s.audit.request(r, res)
 	}
 	ms := time.Since(r.start).Milliseconds()
 	s.stats.lat.add(ms)

@@ -68,6 +68,9 @@ type Config struct {
 
 	ExtendedTypes bool
 	EnforceQuota  bool
+	// AuditEnable (audit.enable) writes ZooKeeper's audit events into
+	// the log.
+	AuditEnable bool
 	// SkipACL (zookeeper.skipACL) as written: as in ZooKeeper, only
 	// "yes" turns ACL checks off; any other value leaves them on.
 	SkipACL                string
@@ -298,6 +301,7 @@ var settings = map[string]setting{
 	"extendedTypesEnabled":   boolKey(func(c *Config) *bool { return &c.ExtendedTypes }),
 	"enforceQuota":           boolKey(func(c *Config) *bool { return &c.EnforceQuota }),
 	"skipACL":                stringKey(func(c *Config) *string { return &c.SkipACL }),
+	"audit.enable":           boolKey(func(c *Config) *bool { return &c.AuditEnable }),
 	"znode.container.checkIntervalMs": intKey(func(c *Config) *int {
 		return &c.ContainerCheckInterval
 	}),
@@ -386,7 +390,7 @@ var knownKeys = []string{
 	"metricsProvider.maxQueueSize", "metricsProvider.workerShutdownTimeoutMs",
 	"sslQuorum", "portUnification", "sslQuorumReloadCertFiles", "client.portUnification",
 	"multiAddress.enabled", "multiAddress.reachabilityCheckTimeoutMs",
-	"multiAddress.reachabilityCheckEnabled", "oraclePath", "audit.enable",
+	"multiAddress.reachabilityCheckEnabled", "oraclePath",
 	"quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl",
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",

@@ -35,6 +35,7 @@ type Server struct {
 
 	cfg   *Config
 	log   *slog.Logger
+	audit *auditor // nil unless audit.enable
 	fours map[string]bool
 	// saslUsers are the DIGEST-MD5 users of the JAAS file's server
 	// context; nil when SASL is off.
@@ -150,6 +151,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
 	}
+	s.audit = newAuditor(cfg, s.log)
 	var unknownFaults []string
 	s.faults, unknownFaults = parseFaults(os.Getenv("ZKD_FAULTS"))
 	if s.faults != (faults{}) {
@@ -476,6 +478,7 @@ func (s *Server) Start() error {
 	s.log.Info("serving", "addr", ln.Addr().String(), "dataDir", s.cfg.DataDir,
 		"dataLogDir", s.cfg.LogDir(), "zxid", fmt.Sprintf("0x%x", s.tree.Load().Zxid()),
 		"znodes", s.tree.Load().Published().NodeCount(), "sessions", s.sessions.count())
+	s.audit.server("serverStart", "success")
 	return nil
 }
 
@@ -495,6 +498,7 @@ func (s *Server) Err() error {
 // the log closed after the txns already handed to it are durable. Sessions
 // stay open, as ZooKeeper's do, to expire or be resumed after a restart.
 func (s *Server) Close() error {
+	s.audit.server("serverStop", "invoked")
 	s.stop(nil)
 	<-s.done
 	return s.stopErr

@@ -17,6 +17,9 @@ type Result struct {
 	// Multi holds one result per op of a multi. A multi's own reply header
 	// always carries OK; a failed multi shows up as error results only.
 	Multi []Result
+	// Ephemerals are, for a closeSession, the znodes it set out to
+	// delete, in ZooKeeper's order, each with whether it was there.
+	Ephemerals []EphemeralDelete
 
 	reply replyRecords // what Reply hands out, so it need not allocate
 }
@@ -165,7 +168,7 @@ func (t *Tree) apply(hdr *wire.TxnHeader, typ wire.OpCode, rec wire.Record) Resu
 		if c, ok := rec.(*wire.CloseSessionTxn); ok && c != nil {
 			paths = c.Paths2Delete
 		}
-		t.killSession(hdr.ClientID, hdr.Zxid, paths)
+		r.Ephemerals = t.killSession(hdr.ClientID, hdr.Zxid, paths)
 		if _, ok := t.st.sessions.Delete(Session{ID: hdr.ClientID}); ok {
 			t.dirtyIndex = true
 		}
@@ -427,15 +430,25 @@ func (m *meta) advanceCversion(cversion int32, zxid int64) bool {
 
 // killSession deletes a closed or expired session's ephemerals: first the
 // paths its closeSession txn lists, then any the tree still knows of, in
-// path order. Ephemerals already gone are skipped.
-func (t *Tree) killSession(session, zxid int64, paths []string) {
+// path order. Ephemerals already gone are skipped. It returns the paths it
+// tried, for the audit log.
+func (t *Tree) killSession(session, zxid int64, paths []string) []EphemeralDelete {
+	var out []EphemeralDelete
 	for _, p := range paths {
-		_ = t.deleteNode(p, zxid)
+		out = append(out, EphemeralDelete{Path: p, Deleted: t.deleteNode(p, zxid) == nil})
 	}
 	for _, p := range t.sessionEphemerals(session) {
-		_ = t.deleteNode(p, zxid)
+		out = append(out, EphemeralDelete{Path: p, Deleted: t.deleteNode(p, zxid) == nil})
 	}
 	t.pending = append(t.pending, trigger{kind: trigSessionGone, session: session, zxid: zxid})
+	return out
+}
+
+// EphemeralDelete is an ephemeral znode a closeSession txn deleted, or
+// found gone already when its txn named it.
+type EphemeralDelete struct {
+	Path    string
+	Deleted bool
 }
 
 // sessionEphemerals lists the session's ephemerals in the applier's tree.

@@ -3,6 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +62,46 @@ func TestLogFormatAndSessionLines(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no warning about the unknown key among %v", msgs)
+	}
+}
+
+// With audit.enable, a server that cannot start says so in its audit
+// events (serverStart, failure, at ERROR), as ZooKeeper's does, and one
+// that starts and stops logs both, in JSON when the log is.
+func TestAuditLogsStartAndStop(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "zoo.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPortAddress=127.0.0.1\nclientPort=%d\n"+
+		"admin.enableServer=false\naudit.enable=true\n", filepath.Join(dir, "data"), busy.Addr().(*net.TCPAddr).Port)), 0o644)
+	out, err := exec.Command(zkdtest.Binary(t), cfg).CombinedOutput()
+	if err == nil {
+		t.Fatalf("zkd started on a port in use:\n%s", out)
+	}
+	if !strings.Contains(string(out), "level=ERROR msg=audit user=") ||
+		!strings.Contains(string(out), " operation=serverStart result=failure\n") {
+		t.Fatalf("no serverStart failure among the audit events:\n%s", out)
+	}
+
+	z := zkdtest.Start(t, map[string]string{"zkd.log.format": "json", "audit.enable": "true"})
+	if err := z.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, line := range strings.Split(strings.TrimSpace(z.Log()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		if rec["msg"] == "audit" {
+			ops = append(ops, fmt.Sprintf("%v %v %v", rec["level"], rec["operation"], rec["result"]))
+		}
+	}
+	if want := []string{"INFO serverStart success", "INFO serverStop invoked"}; !slices.Equal(ops, want) {
+		t.Fatalf("audit events %q, want %q", ops, want)
 	}
 }

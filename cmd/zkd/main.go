@@ -139,6 +139,7 @@ func serve(args []string, stderr io.Writer) int {
 	// made the start 40 % slower; 50 costs little).
 	srv, err := engine.New(cfg, engine.Options{Logger: log, EventLoops: cfg.EventLoops, RecoveryGCPercent: 50})
 	if err != nil {
+		engine.AuditStartFailure(cfg, log)
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
@@ -146,6 +147,7 @@ func serve(args []string, stderr io.Writer) int {
 	// pages; hand them back without delaying the start.
 	go debug.FreeOSMemory()
 	if err := srv.Start(); err != nil {
+		engine.AuditStartFailure(cfg, log)
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
