@@ -151,6 +151,8 @@ func TestEnsembleConfig(t *testing.T) {
 		{"several addresses", "1", "server.1=h:2888:3888|i:2888:3888\nserver.2=g:2888:3888\n", "zoo.cfg:3: server.1: several addresses"},
 		{"only observers", "1", "server.1=h:2888:3888:observer\nserver.2=g:2888:3888:observer\n", "every server is an observer"},
 		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
+		{"hierarchical quorums", "1", three + "group.1=1:2\ngroup.2=3\nweight.1=1\n", "zoo.cfg:6: group.1: hierarchical quorums (group.N and weight.N) are not supported yet"},
+		{"weights alone", "1", three + "weight.2=0\n", "zoo.cfg:6: weight.2: hierarchical quorums"},
 		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
 		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
 		{"quorumListenOnAllIPs", "1", three + "quorumListenOnAllIPs=maybe\n", `zoo.cfg:6: quorumListenOnAllIPs: "maybe" is neither true nor false`},

@@ -218,6 +218,21 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 		e.SnapshotSizeFactor = f
 	}
+	// Hierarchical quorums count a majority of groups, each by a majority
+	// of its weight; zkd counts a majority of servers. The two kinds of
+	// quorum need not overlap, so a member counting the other way could
+	// elect a second leader or commit what the others never saw.
+	hier := ""
+	for k := range c.Extra {
+		if (strings.HasPrefix(k, "group.") || strings.HasPrefix(k, "weight.")) && (hier == "" || c.Lines[k] < c.Lines[hier]) {
+			hier = k
+		}
+	}
+	if hier != "" {
+		return nil, bad(hier, "hierarchical quorums (group.N and weight.N) are not supported yet: zkd would count a majority of "+
+			"all servers, which may not overlap the quorums the other servers count; remove the group and weight lines "+
+			"from every server's zoo.cfg, or keep this server on ZooKeeper")
+	}
 	if c.ReconfigEnabled {
 		return nil, bad("reconfigEnabled", "dynamic reconfiguration is not supported yet; remove reconfigEnabled=true and change the ensemble by editing every server's zoo.cfg and restarting them one at a time")
 	}
