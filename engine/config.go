@@ -21,6 +21,16 @@ import (
 // keys and defaults.
 type Config struct {
 	File string // where it was read from; "" for the embedded default
+	// DynamicConfigFile (dynamicConfigFile) is where the server.N,
+	// group.N and weight.N lines are instead of zoo.cfg, as ZooKeeper
+	// keeps them once dynamic reconfiguration has been on. ConfigVersion
+	// is the hex number its name ends in (0 for none), the version of
+	// the ensemble's configuration.
+	DynamicConfigFile string
+	ConfigVersion     int64
+	// dynamicKeys are the keys read from DynamicConfigFile, so that an
+	// error in one names that file.
+	dynamicKeys map[string]bool
 	// Initial is the file's text as read, for the AdminServer's
 	// initial_configuration command.
 	Initial string
@@ -187,7 +197,16 @@ const defaultProvider = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvide
 
 // ErrorAt is a ConfigError for key, at the line that set it.
 func (c *Config) ErrorAt(key, format string, args ...any) *ConfigError {
-	return &ConfigError{File: c.File, Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	return &ConfigError{File: c.fileOf(key), Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// fileOf is the file key was read from: zoo.cfg, or the dynamic config
+// file for the ensemble's lines when there is one.
+func (c *Config) fileOf(key string) string {
+	if c.dynamicKeys[key] || (strings.HasPrefix(key, "server.") && c.DynamicConfigFile != "") {
+		return c.DynamicConfigFile
+	}
+	return c.File
 }
 
 // ConfigError is a zoo.cfg line that cannot be used.
@@ -301,6 +320,7 @@ var settings = map[string]setting{
 	"extendedTypesEnabled":   boolKey(func(c *Config) *bool { return &c.ExtendedTypes }),
 	"enforceQuota":           boolKey(func(c *Config) *bool { return &c.EnforceQuota }),
 	"skipACL":                stringKey(func(c *Config) *string { return &c.SkipACL }),
+	"dynamicConfigFile":      stringKey(func(c *Config) *string { return &c.DynamicConfigFile }),
 	"audit.enable":           boolKey(func(c *Config) *bool { return &c.AuditEnable }),
 	"znode.container.checkIntervalMs": intKey(func(c *Config) *int {
 		return &c.ContainerCheckInterval
@@ -383,7 +403,7 @@ var knownKeys = []string{
 	"secureClientPort", "secureClientPortAddress", "clientPortListenBacklog",
 	"initLimit", "syncLimit", "connectToLearnerMasterLimit", "electionAlg",
 	"electionPortBindRetry", "peerType", "quorumListenOnAllIPs", "syncEnabled",
-	"dynamicConfigFile", "localSessionsEnabled", "localSessionsUpgradingEnabled",
+	"localSessionsEnabled", "localSessionsUpgradingEnabled",
 	"maxResponseCacheSize", "maxGetChildrenResponseCacheSize", "serverCnxnFactory",
 	"admin.portUnification", "admin.forceHttps",
 	"metricsProvider.numWorkerThreads",
@@ -578,6 +598,11 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	if c.DataDir == "" {
 		return nil, &ConfigError{File: file, Key: "dataDir", Msg: "not set; the server needs a data directory"}
 	}
+	if c.DynamicConfigFile != "" {
+		if err := c.readDynamicConfig(serverLines, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.ensembleOf(serverLines); err != nil {
 		return nil, err
 	}
@@ -590,7 +615,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			}
 			addr, port, ok := clientSpec(spec)
 			if !ok {
-				return nil, &ConfigError{File: file, Line: serverLines[id], Key: fmt.Sprintf("server.%d", id),
+				return nil, &ConfigError{File: c.fileOf("server.N"), Line: serverLines[id], Key: fmt.Sprintf("server.%d", id),
 					Msg: fmt.Sprintf("%q gives no client port (host:quorumPort:electionPort;clientPort), and clientPort is not set", spec)}
 			}
 			c.ClientPort, seenPort = port, true
@@ -606,6 +631,76 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// readDynamicConfig reads the server.N, group.N and weight.N lines from
+// the file dynamicConfigFile names, as ZooKeeper does: zoo.cfg must then
+// have none of them, the file nothing else, and the configuration's
+// version is the hex number the file's name ends in (zoo.cfg.dynamic.100000000).
+func (c *Config) readDynamicConfig(serverLines map[int]int, log *slog.Logger) error {
+	first := ""
+	for k := range c.Lines {
+		if c.isEnsembleKey(k) && (first == "" || c.Lines[k] < c.Lines[first]) {
+			first = k
+		}
+	}
+	if first != "" {
+		return &ConfigError{File: c.File, Line: c.Lines[first], Key: first,
+			Msg: "must be in the dynamic config file (" + c.DynamicConfigFile + ") that dynamicConfigFile names, not here"}
+	}
+	b, err := os.ReadFile(c.DynamicConfigFile)
+	if err != nil {
+		return c.ErrorAt("dynamicConfigFile", "cannot read the dynamic config file: %v", err)
+	}
+	if i := strings.LastIndex(c.DynamicConfigFile, "."); i >= 0 {
+		if v, err := strconv.ParseUint(c.DynamicConfigFile[i+1:], 16, 64); err == nil {
+			c.ConfigVersion = int64(v)
+		}
+	}
+	if _, err := os.Stat(c.File + ".dynamic.next"); err == nil {
+		log.Warn("a reconfiguration was under way (its next configuration is kept beside zoo.cfg); zkd has no dynamic "+
+			"reconfiguration and uses the configuration dynamicConfigFile names", "next", c.File+".dynamic.next",
+			"dynamicConfigFile", c.DynamicConfigFile)
+	}
+	c.dynamicKeys = map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == '!' {
+			continue
+		}
+		key, val := splitProperty(text)
+		c.Lines[key] = line
+		c.dynamicKeys[key] = true
+		switch {
+		case strings.HasPrefix(key, "server."):
+			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
+			if err != nil || id < 0 {
+				return c.ErrorAt(key, "the server id must be a non-negative integer")
+			}
+			c.Servers[id] = val
+			serverLines[id] = line
+		case strings.HasPrefix(key, "group.") || strings.HasPrefix(key, "weight."):
+			c.Extra[key] = val
+		case key == "version":
+			return c.ErrorAt(key, "a dynamic config file carries its version in its name, not in a line")
+		default:
+			return c.ErrorAt(key, "only server.N, group.N and weight.N lines belong in a dynamic config file")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s:%d: %w", c.DynamicConfigFile, line+1, err)
+	}
+	return nil
+}
+
+// isEnsembleKey says whether key is one of the lines that describe the
+// ensemble: server.N, group.N, weight.N.
+func (c *Config) isEnsembleKey(key string) bool {
+	return strings.HasPrefix(key, "server.") || strings.HasPrefix(key, "group.") || strings.HasPrefix(key, "weight.")
 }
 
 // ensembleOf reads the ensemble a configuration asks for: more than one

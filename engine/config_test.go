@@ -397,3 +397,47 @@ func TestQuorumStoresReload(t *testing.T) {
 		}
 	}
 }
+
+// dynamicConfigFile: the ensemble's lines come from the file it names, as
+// ZooKeeper writes them once reconfiguration has been on, and the
+// configuration's version from that file's name. A member must not take
+// such a zoo.cfg for a standalone server's.
+func TestDynamicConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "myid"), []byte("2\n"), 0o644)
+	dyn := filepath.Join(dir, "zoo.cfg.dynamic.100000000")
+	write := func(text string) { os.WriteFile(dyn, []byte(text), 0o644) }
+	three := "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n" +
+		"server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2181\n" +
+		"# a comment\nserver.3=127.0.0.3:2888:3888:observer;127.0.0.3:2181\n"
+	parse := func(cfg string) (*Config, error) {
+		return ParseConfig("zoo.cfg", strings.NewReader("tickTime=2000\ndataDir="+dir+"\nreconfigEnabled=false\n"+cfg), nil)
+	}
+	write(three)
+	c, err := parse("dynamicConfigFile=" + dyn + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Ensemble; e == nil || e.MyID != 2 || len(e.Members) != 3 || !e.Members[2].Observer || e.ConfigVersion != 0x100000000 ||
+		c.ClientPort != 2181 || c.ClientPortAddress != "127.0.0.2" {
+		t.Fatalf("read %+v, client port %s:%d", c.Ensemble, c.ClientPortAddress, c.ClientPort)
+	}
+	if got := quorumConfigText(c.Ensemble); !strings.HasSuffix(got, "\nversion=100000000") ||
+		!strings.Contains(got, "server.3=127.0.0.3:2888:3888:observer;127.0.0.3:2181\n") {
+		t.Fatalf("/zookeeper/config would hold:\n%s", got)
+	}
+	for _, tc := range []struct{ name, dynamic, cfg, want string }{
+		{"a server line in zoo.cfg too", three, "dynamicConfigFile=" + dyn + "\nserver.1=127.0.0.1:2888:3888\n",
+			"zoo.cfg:5: server.1: must be in the dynamic config file"},
+		{"no such file", three, "dynamicConfigFile=" + dyn + ".gone\n", "zoo.cfg:4: dynamicConfigFile: cannot read the dynamic config file"},
+		{"a version line", three + "version=100000000\n", "dynamicConfigFile=" + dyn + "\n", dyn + ":5: version: a dynamic config file carries its version in its name"},
+		{"another key", "tickTime=1\n" + three, "dynamicConfigFile=" + dyn + "\n", dyn + ":1: tickTime: only server.N"},
+		{"a bad server line", "server.1=127.0.0.1:2888\n" + three[strings.Index(three, "server.2"):], "dynamicConfigFile=" + dyn + "\n", dyn + ":1: server.1: "},
+		{"groups", three + "group.1=1:2:3\n", "dynamicConfigFile=" + dyn + "\n", dyn + ":5: group.1: hierarchical quorums"},
+	} {
+		write(tc.dynamic)
+		if _, err := parse(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}

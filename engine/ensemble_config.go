@@ -58,6 +58,9 @@ type Ensemble struct {
 	// server decides. ZooKeeper's is a constant 200 ms; it only affects
 	// which server leads when votes arrive late, never safety.
 	FinalizeWait time.Duration
+	// ConfigVersion is the configuration's version: 0 for one in
+	// zoo.cfg, the dynamic config file's otherwise.
+	ConfigVersion int64
 }
 
 // Me is this server's member, ok false when the server.N lines have none.
@@ -151,9 +154,9 @@ func port(s, what string) (int, error) {
 // and key, before anything is started. It is called for a configuration
 // with more than one server.N line or standaloneEnabled=false.
 func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
-	e := &Ensemble{InitLimit: 10, SyncLimit: 5}
+	e := &Ensemble{InitLimit: 10, SyncLimit: 5, ConfigVersion: c.ConfigVersion}
 	bad := func(key string, format string, args ...any) error {
-		return &ConfigError{File: c.File, Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+		return &ConfigError{File: c.fileOf(key), Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
 	for key, dst := range map[string]*int{"initLimit": &e.InitLimit, "syncLimit": &e.SyncLimit} {
 		if v, ok := c.Extra[key]; ok {
@@ -247,12 +250,12 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		key := fmt.Sprintf("server.%d", id)
 		m, err := parseMember(int64(id), c.Servers[id])
 		if err != nil {
-			return nil, &ConfigError{File: c.File, Line: serverLines[id], Key: key, Msg: err.Error()}
+			return nil, &ConfigError{File: c.fileOf(key), Line: serverLines[id], Key: key, Msg: err.Error()}
 		}
 		m.Line = serverLines[id]
 		for _, a := range []string{m.QuorumAddr, m.ElectionAddr} {
 			if other, taken := used[a]; taken {
-				return nil, &ConfigError{File: c.File, Line: m.Line, Key: key,
+				return nil, &ConfigError{File: c.fileOf(key), Line: m.Line, Key: key,
 					Msg: fmt.Sprintf("%s is also given to %s; every server needs ports of its own", a, other)}
 			}
 			used[a] = key
@@ -263,7 +266,7 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		e.Members = append(e.Members, m)
 	}
 	if voters == 0 {
-		return nil, &ConfigError{File: c.File, Line: serverLines[ids[0]], Key: "server.N",
+		return nil, &ConfigError{File: c.fileOf("server.N"), Line: serverLines[ids[0]], Key: "server.N",
 			Msg: "every server is an observer; an ensemble needs participants to vote"}
 	}
 	myid, err := readMyID(c.DataDir)
@@ -274,7 +277,7 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 	e.MyID = myid
 	me, ok := e.Me()
 	if !ok {
-		return nil, &ConfigError{File: c.File, Line: serverLines[ids[0]], Key: "server.N",
+		return nil, &ConfigError{File: c.fileOf("server.N"), Line: serverLines[ids[0]], Key: "server.N",
 			Msg: fmt.Sprintf("%s says this is server %d, and there is no server.%d line; the myid file and the server.N lines must agree",
 				filepath.Join(c.DataDir, "myid"), myid, myid)}
 	}

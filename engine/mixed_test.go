@@ -1404,3 +1404,44 @@ func TestZooKeeperFollowerPipelinesSyncsThroughAZkdLeader(t *testing.T) {
 		}
 	}
 }
+
+// Members whose zoo.cfg names a dynamic config file (as ZooKeeper leaves
+// it once reconfiguration has been on) form one ensemble, two zkd and one
+// ZooKeeper: none takes its zoo.cfg, which has no server.N line, for a
+// standalone server's; a write through zkd reaches ZooKeeper; and every
+// member's /zookeeper/config is the same, with the version the file's name
+// gives.
+func TestMixedDynamicConfigFile(t *testing.T) {
+	zkreftest.Need(t)
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"reconfigEnabled": "false"})
+	e.DynamicConfigFile = filepath.Join(t.TempDir(), "zoo.cfg.dynamic.100000000")
+	e.WriteDynamicConfig(t)
+	members := []*mixedMember{startMixed(t, e, 1, false, nil), startMixed(t, e, 2, false, nil), startMixed(t, e, 3, true, nil)}
+	modes := map[string]int{}
+	for _, m := range members {
+		m.waitServing(t)
+		modes[m.mode()]++
+	}
+	if modes["leader"] != 1 || modes["follower"] != 2 {
+		t.Fatalf("modes %v, want one leader and two followers", modes)
+	}
+	w := zkreftest.Dial(t, members[0].addr, zkreftest.NewSession())
+	w.OK(wire.OpCreate, &wire.CreateRequest{Path: "/dynamic", Data: []byte("d"), ACL: openACL})
+	var config string
+	for _, m := range members {
+		c := zkreftest.Dial(t, m.addr, zkreftest.NewSession())
+		c.OK(wire.OpSync, &wire.SyncRequest{Path: "/dynamic"})
+		if r := c.OK(wire.OpGetData, &wire.GetDataRequest{Path: "/dynamic"}).(*wire.GetDataResponse); string(r.Data) != "d" {
+			t.Fatalf("%s has /dynamic = %q", m.label, r.Data)
+		}
+		r := c.OK(wire.OpGetData, &wire.GetDataRequest{Path: "/zookeeper/config"}).(*wire.GetDataResponse)
+		if config == "" {
+			config = string(r.Data)
+			if !strings.HasSuffix(config, "\nversion=100000000") {
+				t.Fatalf("%s's /zookeeper/config:\n%s", m.label, config)
+			}
+		} else if string(r.Data) != config {
+			t.Fatalf("%s's /zookeeper/config:\n%s\nzkd 1's:\n%s", m.label, r.Data, config)
+		}
+	}
+}

@@ -125,8 +125,8 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 // /zookeeper/config: a line
 // server.N=host:quorumPort:electionPort:participant|observer, with
 // ;clientHost:clientPort when the server.N line gives one, per member in
-// the order of Java's HashMap of the ids, then version=0, the version of
-// a static configuration.
+// the order of Java's HashMap of the ids, then version=, the version in
+// hex (0 for a static configuration, the dynamic config file's otherwise).
 func quorumConfigText(e *Ensemble) string {
 	ids := make([]int64, len(e.Members))
 	byID := map[int64]Member{}
@@ -151,7 +151,7 @@ func quorumConfigText(e *Ensemble) string {
 		}
 		b.WriteByte('\n')
 	}
-	b.WriteString("version=0")
+	fmt.Fprintf(&b, "version=%x", e.ConfigVersion)
 	return b.String()
 }
 

@@ -375,7 +375,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 // tree; a standalone server leaves it empty, as ZooKeeper's does.
 func (s *Server) setConfigNode(t *ztree.Tree) {
 	if e := s.cfg.Ensemble; e != nil {
-		t.SetConfig([]byte(quorumConfigText(e)), 0, s.now().UnixMilli())
+		t.SetConfig([]byte(quorumConfigText(e)), e.ConfigVersion, s.now().UnixMilli())
 	}
 }
 

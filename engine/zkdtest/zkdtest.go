@@ -308,7 +308,11 @@ type Ensemble struct {
 	Member map[int64]map[string]string
 	// Env is added to the environment of every member Start runs.
 	Env []string
-	cfg map[string]string
+	// DynamicConfigFile, when set, is where the members' zoo.cfg say the
+	// server.N lines are (dynamicConfigFile), instead of holding them;
+	// WriteDynamicConfig writes it.
+	DynamicConfigFile string
+	cfg               map[string]string
 }
 
 // StartEnsemble starts n zkd servers as one ensemble (tickTime 200 ms,
@@ -357,10 +361,11 @@ func (e *Ensemble) MemberConfig(id int64) map[string]string {
 	all := map[string]string{"tickTime": "200", "initLimit": "20", "syncLimit": "10",
 		"clientPort": strconv.Itoa(e.ClientPort), "clientPortAddress": fmt.Sprintf("127.0.0.%d", id),
 		"4lw.commands.whitelist": "*", "admin.enableServer": "false"}
-	for m := 1; m <= e.N; m++ {
-		all[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, e.QuorumPort, e.ElectionPort)
-		if m > e.N-e.Observers {
-			all[fmt.Sprintf("server.%d", m)] += ":observer"
+	if e.DynamicConfigFile != "" {
+		all["dynamicConfigFile"] = e.DynamicConfigFile
+	} else {
+		for k, v := range e.serverLines() {
+			all[k] = v
 		}
 	}
 	for k, v := range e.cfg {
@@ -370,6 +375,34 @@ func (e *Ensemble) MemberConfig(id int64) map[string]string {
 		all[k] = v
 	}
 	return all
+}
+
+func (e *Ensemble) serverLines() map[string]string {
+	lines := map[string]string{}
+	for m := 1; m <= e.N; m++ {
+		lines[fmt.Sprintf("server.%d", m)] = fmt.Sprintf("127.0.0.%d:%d:%d", m, e.QuorumPort, e.ElectionPort)
+		if m > e.N-e.Observers {
+			lines[fmt.Sprintf("server.%d", m)] += ":observer"
+		}
+	}
+	return lines
+}
+
+// WriteDynamicConfig writes the server.N lines, as ZooKeeper writes them
+// in a dynamic config file, to e.DynamicConfigFile.
+func (e *Ensemble) WriteDynamicConfig(t testing.TB) {
+	t.Helper()
+	var b strings.Builder
+	for m := 1; m <= e.N; m++ {
+		kind := "participant"
+		if m > e.N-e.Observers {
+			kind = "observer"
+		}
+		fmt.Fprintf(&b, "server.%d=127.0.0.%d:%d:%d:%s;127.0.0.%d:%d\n", m, m, e.QuorumPort, e.ElectionPort, kind, m, e.ClientPort)
+	}
+	if err := os.WriteFile(e.DynamicConfigFile, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Addr is member id's client address.
