@@ -227,8 +227,23 @@ func (s *Server) conf() string {
 	logs, _ := filepath.Abs(filepath.Join(s.cfg.LogDir(), "version-2"))
 	fmt.Fprintf(&b, "clientPort=%d\nsecureClientPort=-1\ndataDir=%s\ndataDirSize=%d\ndataLogDir=%s\ndataLogSize=%d\n",
 		s.cfg.ClientPort, data, dirSize(s.cfg.DataDir), logs, dirSize(s.cfg.LogDir()))
-	fmt.Fprintf(&b, "tickTime=%d\nmaxClientCnxns=%d\nminSessionTimeout=%d\nmaxSessionTimeout=%d\nclientPortListenBacklog=-1\nserverId=0\n",
-		s.cfg.TickTime, s.cfg.MaxClientCnxns, s.cfg.MinTimeout(), s.cfg.MaxTimeout())
+	fmt.Fprintf(&b, "tickTime=%d\nmaxClientCnxns=%d\nminSessionTimeout=%d\nmaxSessionTimeout=%d\nclientPortListenBacklog=-1\nserverId=%d\n",
+		s.cfg.TickTime, s.cfg.MaxClientCnxns, s.cfg.MinTimeout(), s.cfg.MaxTimeout(), s.serverID())
+	e := s.cfg.Ensemble
+	if e == nil {
+		return b.String()
+	}
+	// An ensemble member's, as ZooKeeper's QuorumZooKeeperServer adds
+	// them: the limits, the election algorithm (only 3, fast leader
+	// election, is left), its ports, its type (0 participant, 1
+	// observer) and the ensemble as /zookeeper/config holds it.
+	me, _ := e.Me()
+	peerType := 0
+	if me.Observer {
+		peerType = 1
+	}
+	fmt.Fprintf(&b, "initLimit=%d\nsyncLimit=%d\nelectionAlg=3\nelectionPort=%s\nquorumPort=%s\npeerType=%d\nmembership: \n%s",
+		e.InitLimit, e.SyncLimit, portOf(me.ElectionAddr), portOf(me.QuorumAddr), peerType, quorumConfigText(e))
 	return b.String()
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -1444,4 +1445,20 @@ func TestMixedDynamicConfigFile(t *testing.T) {
 			t.Fatalf("%s's /zookeeper/config:\n%s\nzkd 1's:\n%s", m.label, r.Data, config)
 		}
 	}
+	// conf shows the member's id and place as ZooKeeper's members show
+	// theirs: the same lines, differing only in the member's own values.
+	conf := func(m *mixedMember) string {
+		out, err := zkdtest.FourLetterWord(m.addr, "conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = regexp.MustCompile(`(?m)^(dataDir|dataLogDir)=.*\n`).ReplaceAllString(out, "")
+		out = regexp.MustCompile(`(?m)^(dataDirSize|dataLogSize)=\d+$`).ReplaceAllString(out, "$1=N")
+		return strings.ReplaceAll(out, fmt.Sprintf("serverId=%d\n", m.id), "serverId=ME\n")
+	}
+	ref := conf(members[2])
+	if !strings.Contains(ref, "serverId=ME\n") || !strings.HasSuffix(ref, "membership: \n"+config) {
+		t.Fatalf("ZooKeeper's conf:\n%s", ref)
+	}
+	compareLines(t, "conf", ref, conf(members[0]))
 }
