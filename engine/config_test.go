@@ -151,8 +151,11 @@ func TestEnsembleConfig(t *testing.T) {
 		{"several addresses", "1", "server.1=h:2888:3888|i:2888:3888\nserver.2=g:2888:3888\n", "zoo.cfg:3: server.1: several addresses"},
 		{"only observers", "1", "server.1=h:2888:3888:observer\nserver.2=g:2888:3888:observer\n", "every server is an observer"},
 		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
-		{"hierarchical quorums", "1", three + "group.1=1:2\ngroup.2=3\nweight.1=1\n", "zoo.cfg:6: group.1: hierarchical quorums (group.N and weight.N) are not supported yet"},
-		{"weights alone", "1", three + "weight.2=0\n", "zoo.cfg:6: weight.2: hierarchical quorums"},
+		{"a server in two groups", "1", three + "group.1=1:2\ngroup.2=2:3\n", "zoo.cfg:7: group.2: server 2 is in group.1 too"},
+		{"a participant in no group", "1", three + "group.1=1:3\n", "zoo.cfg:4: server.2: is a participant in no group.N line"},
+		{"a bad group", "1", three + "group.1=1,2\n", `zoo.cfg:6: group.1: "1,2" is not a list of server ids`},
+		{"a bad weight", "1", three + "group.1=1:2\nweight.2=-1\n", `zoo.cfg:7: weight.2: "-1" is not a weight`},
+		{"weightless groups", "1", three + "group.1=1:2\nweight.1=0\nweight.2=0\n", "zoo.cfg:6: group.1: every group weighs nothing"},
 		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
 		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
 		{"quorumListenOnAllIPs", "1", three + "quorumListenOnAllIPs=maybe\n", `zoo.cfg:6: quorumListenOnAllIPs: "maybe" is neither true nor false`},
@@ -433,7 +436,7 @@ func TestDynamicConfigFile(t *testing.T) {
 		{"a version line", three + "version=100000000\n", "dynamicConfigFile=" + dyn + "\n", dyn + ":5: version: a dynamic config file carries its version in its name"},
 		{"another key", "tickTime=1\n" + three, "dynamicConfigFile=" + dyn + "\n", dyn + ":1: tickTime: only server.N"},
 		{"a bad server line", "server.1=127.0.0.1:2888\n" + three[strings.Index(three, "server.2"):], "dynamicConfigFile=" + dyn + "\n", dyn + ":1: server.1: "},
-		{"groups", three + "group.1=1:2:3\n", "dynamicConfigFile=" + dyn + "\n", dyn + ":5: group.1: hierarchical quorums"},
+		{"groups", three + "group.1=1\n", "dynamicConfigFile=" + dyn + "\n", dyn + ":2: server.2: is a participant in no group.N line"},
 	} {
 		write(tc.dynamic)
 		if _, err := parse(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"zkd/zab/quorum"
 )
 
 // DefaultFinalizeWait is zkd.election.finalizeWaitMs when not set: on a
@@ -61,6 +63,97 @@ type Ensemble struct {
 	// ConfigVersion is the configuration's version: 0 for one in
 	// zoo.cfg, the dynamic config file's otherwise.
 	ConfigVersion int64
+	// Quorum says which sets of participants are quorums: a majority,
+	// or ZooKeeper's hierarchical quorums when group.N lines are given.
+	// nil is a majority.
+	Quorum *quorum.Quorum
+}
+
+// quorum is e.Quorum, or a majority of the participants.
+func (e *Ensemble) quorum() *quorum.Quorum {
+	if e.Quorum != nil {
+		return e.Quorum
+	}
+	var voters []int64
+	for _, m := range e.Members {
+		if !m.Observer {
+			voters = append(voters, m.ID)
+		}
+	}
+	return quorum.Majority(voters)
+}
+
+// quorumOf reads the group.N and weight.N lines (ZooKeeper's hierarchical
+// quorums: group.1=1:2:3, weight.2=3) into the ensemble's quorum; without
+// them a quorum is a majority of the participants. A mistake is named by
+// file, line and key.
+func (c *Config) quorumOf(members []Member) (*quorum.Quorum, error) {
+	bad := func(key string, format string, args ...any) error {
+		return &ConfigError{File: c.fileOf(key), Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	var voters []int64
+	for _, m := range members {
+		if !m.Observer {
+			voters = append(voters, m.ID)
+		}
+	}
+	var keys []string
+	for k := range c.Extra {
+		if strings.HasPrefix(k, "group.") || strings.HasPrefix(k, "weight.") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return quorum.Majority(voters), nil
+	}
+	// In file order, so that the first mistake is the one named.
+	sort.Slice(keys, func(i, j int) bool {
+		if c.fileOf(keys[i]) != c.fileOf(keys[j]) {
+			return c.fileOf(keys[i]) == c.File
+		}
+		return c.Lines[keys[i]] < c.Lines[keys[j]]
+	})
+	groups, weights := map[int64][]int64{}, map[int64]int64{}
+	inGroup := map[int64]string{}
+	for _, k := range keys {
+		name, num, _ := strings.Cut(k, ".")
+		id, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || id < 0 {
+			return nil, bad(k, "%q is not a %s id", num, map[string]string{"group": "group", "weight": "server"}[name])
+		}
+		v := strings.TrimSpace(c.Extra[k])
+		if name == "weight" {
+			w, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || w < 0 {
+				return nil, bad(k, "%q is not a weight (0 or more)", v)
+			}
+			weights[id] = w
+			continue
+		}
+		for _, part := range strings.Split(v, ":") {
+			sid, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+			if err != nil {
+				return nil, bad(k, "%q is not a list of server ids joined by ':' (group.1=1:2:3)", v)
+			}
+			if other, ok := inGroup[sid]; ok {
+				return nil, bad(k, "server %d is in %s too; a server is in one group", sid, other)
+			}
+			inGroup[sid] = k
+			groups[id] = append(groups[id], sid)
+		}
+	}
+	for _, m := range members {
+		if _, ok := inGroup[m.ID]; !ok && !m.Observer {
+			key := fmt.Sprintf("server.%d", m.ID)
+			return nil, &ConfigError{File: c.fileOf(key), Line: m.Line, Key: key,
+				Msg: "is a participant in no group.N line; with hierarchical quorums every participant is in a group"}
+		}
+	}
+	q, err := quorum.Hierarchical(voters, groups, weights)
+	if err != nil {
+		return nil, bad(keys[0], "%v", err)
+	}
+	return q, nil
 }
 
 // Me is this server's member, ok false when the server.N lines have none.
@@ -221,24 +314,10 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 		e.SnapshotSizeFactor = f
 	}
-	// Hierarchical quorums count a majority of groups, each by a majority
-	// of its weight; zkd counts a majority of servers. The two kinds of
-	// quorum need not overlap, so a member counting the other way could
-	// elect a second leader or commit what the others never saw.
-	hier := ""
-	for k := range c.Extra {
-		if (strings.HasPrefix(k, "group.") || strings.HasPrefix(k, "weight.")) && (hier == "" || c.Lines[k] < c.Lines[hier]) {
-			hier = k
-		}
-	}
-	if hier != "" {
-		return nil, bad(hier, "hierarchical quorums (group.N and weight.N) are not supported yet: zkd would count a majority of "+
-			"all servers, which may not overlap the quorums the other servers count; remove the group and weight lines "+
-			"from every server's zoo.cfg, or keep this server on ZooKeeper")
-	}
 	if c.ReconfigEnabled {
 		return nil, bad("reconfigEnabled", "dynamic reconfiguration is not supported yet; remove reconfigEnabled=true and change the ensemble by editing every server's zoo.cfg and restarting them one at a time")
 	}
+	var err error
 	ids := make([]int, 0, len(c.Servers))
 	for id := range c.Servers {
 		ids = append(ids, id)
@@ -268,6 +347,9 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 	if voters == 0 {
 		return nil, &ConfigError{File: c.fileOf("server.N"), Line: serverLines[ids[0]], Key: "server.N",
 			Msg: "every server is an observer; an ensemble needs participants to vote"}
+	}
+	if e.Quorum, err = c.quorumOf(e.Members); err != nil {
+		return nil, err
 	}
 	myid, err := readMyID(c.DataDir)
 	if err != nil {

@@ -138,7 +138,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 		discoveryTimeout: p.tick * time.Duration(p.ens.InitLimit), started: time.Now(),
 		propLast: -1, propMin: -1, propMax: -1}
 	l.cond = sync.NewCond(&l.mu)
-	l.disc = zab.NewLeaderDiscovery(p.me.ID, p.voters(), ep.Accepted, ep.Current, last)
+	l.disc = zab.NewLeaderDiscoveryQuorum(p.me.ID, p.quorum, ep.Accepted, ep.Current, last)
 	p.role.Store(int32(roleLeading))
 	p.mu.Lock()
 	p.lead = l
@@ -184,7 +184,7 @@ func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
 	l.epoch = l.disc.Epoch()
 	l.lastCommitted = s.tree.Load().Zxid()
 	l.committedLog = l.loadCommittedLog(l.lastCommitted)
-	l.props = zab.NewProposals(p.voters(), l.lastCommitted)
+	l.props = zab.NewProposalsQuorum(p.quorum, l.lastCommitted)
 	l.selfAcked = l.lastCommitted
 	l.mu.Unlock()
 	s.log.Info("leading", "epoch", l.epoch, "zxid", fmt.Sprintf("%#x", l.lastCommitted))

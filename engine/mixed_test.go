@@ -1462,3 +1462,81 @@ func TestMixedDynamicConfigFile(t *testing.T) {
 	}
 	compareLines(t, "conf", ref, conf(members[0]))
 }
+
+// Hierarchical quorums (group.N, weight.N) across a ZooKeeper member
+// (server 1) and two zkd members: server 1 weighs 2 in group 1 (1 and 2),
+// server 3 is group 2, so a quorum needs server 1 and server 3. The ensemble forms
+// and every member's /zookeeper/config is the same, group and weight
+// lines included; without server 2 it goes on; without server 1 it stops,
+// though servers 2 and 3 are a majority; with server 1 back it serves
+// again.
+func TestMixedHierarchicalQuorums(t *testing.T) {
+	zkreftest.Need(t)
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"group.1": "1:2", "group.2": "3", "weight.1": "2"})
+	// ZooKeeper is server 1, so that without it the two zkd members
+	// must refuse to make a majority a quorum.
+	members := []*mixedMember{startMixed(t, e, 1, true, nil), startMixed(t, e, 2, false, nil), startMixed(t, e, 3, false, nil)}
+	for _, m := range members {
+		m.waitServing(t)
+	}
+	var config string
+	for _, m := range members {
+		c := zkreftest.Dial(t, m.addr, zkreftest.NewSession())
+		r := c.OK(wire.OpGetData, &wire.GetDataRequest{Path: "/zookeeper/config"}).(*wire.GetDataResponse)
+		if config == "" {
+			config = string(r.Data)
+		}
+		if string(r.Data) != config || !strings.Contains(config, "\ngroup.1=1:2\ngroup.2=3\nweight.1=2\nweight.2=1\nweight.3=1\nversion=0") {
+			t.Fatalf("%s's /zookeeper/config:\n%s\nthe first member's:\n%s", m.label, r.Data, config)
+		}
+	}
+	write := func(via *mixedMember, path string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			c, err := zkclient.Dial([]string{via.addr}, 5*time.Second, nil)
+			if err == nil {
+				_, err = c.Create(path, nil, openACL, wire.ModePersistent, 0)
+				c.Close()
+				if err == nil {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("create %s through %s: %v", path, via.label, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	write(members[0], "/all")
+	members[1].stop(t)
+	write(members[2], "/without-2")
+	members[1].launch(t)
+	members[1].waitServing(t)
+	members[0].stop(t)
+	// Servers 2 and 3 are a majority and not a quorum: once the leader
+	// has noticed that server 1 is gone, neither serves, for twenty
+	// election timeouts (tickTime 200 ms).
+	for deadline := time.Now().Add(30 * time.Second); members[1].mode() != "" || members[2].mode() != ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after server 1 stopped, %s is %q and %s is %q", members[1].label, members[1].mode(), members[2].label, members[2].mode())
+		}
+	}
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for _, m := range members[1:] {
+			if mode := m.mode(); mode != "" {
+				t.Fatalf("without server 1, %s serves as %s", m.label, mode)
+			}
+		}
+	}
+	members[0].launch(t)
+	write(members[1], "/back")
+	for _, m := range members {
+		m.waitServing(t)
+		c := zkreftest.Dial(t, m.addr, zkreftest.NewSession())
+		c.OK(wire.OpSync, &wire.SyncRequest{Path: "/"})
+		for _, p := range []string{"/all", "/without-2", "/back"} {
+			c.OK(wire.OpExists, &wire.ExistsRequest{Path: p})
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"zkd/wal"
 	"zkd/wal/vfs"
 	"zkd/wire"
+	"zkd/zab/quorum"
 	"zkd/ztree"
 )
 
@@ -51,11 +54,12 @@ const (
 )
 
 type peer struct {
-	s    *Server
-	ens  *Ensemble
-	me   Member
-	port *electionport.Port
-	qcfg string // the quorum config text of notifications and NEWLEADER
+	s      *Server
+	ens    *Ensemble
+	me     Member
+	port   *electionport.Port
+	qcfg   string         // the quorum config text of notifications and NEWLEADER
+	quorum *quorum.Quorum // which sets of participants are quorums
 
 	role     atomic.Int32
 	leaderID atomic.Int64
@@ -81,7 +85,7 @@ type peer struct {
 
 func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	me, _ := e.Me()
-	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
+	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), quorum: e.quorum(), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
 	p.roEnabled = strings.EqualFold(strings.TrimSpace(s.cfg.Extra["readonlymode.enabled"]), "true")
 	sec, err := s.quorumSecurity()
 	if err != nil {
@@ -97,7 +101,7 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 			voters = append(voters, ep)
 		}
 	}
-	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters,
+	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters, Quorum: p.quorum,
 		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
 		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Security: sec, Log: s.log}
 	if e.ListenOnAllIPs {
@@ -150,6 +154,46 @@ func quorumConfigText(e *Ensemble) string {
 			b.WriteString(";" + m.ClientAddr)
 		}
 		b.WriteByte('\n')
+	}
+	if q := e.Quorum; q != nil && q.Hierarchical() {
+		// Then, as ZooKeeper's QuorumHierarchical prints them, a
+		// group.G=id:id line per group and a weight.N line per server
+		// with a weight, each in the order of Java's HashMaps.
+		hashOrder := func(ids []int64) []int64 {
+			slices.Sort(ids)
+			order := map[int64]uint64{}
+			for i, id := range ids {
+				order[id] = uint64(i)
+			}
+			return java.Order(ids, java.LongHash, order, java.GrownCap(len(ids), 16))
+		}
+		groups := q.Groups()
+		groupOf := map[int64]int64{}
+		for gid, members := range groups {
+			for _, sid := range members {
+				groupOf[sid] = gid
+			}
+		}
+		lists := map[int64][]string{}
+		var gids []int64
+		for _, sid := range hashOrder(slices.Collect(maps.Keys(groupOf))) {
+			gid := groupOf[sid]
+			if lists[gid] == nil {
+				gids = append(gids, gid)
+			}
+			lists[gid] = append(lists[gid], strconv.FormatInt(sid, 10))
+		}
+		order := map[int64]uint64{}
+		for i, gid := range gids {
+			order[gid] = uint64(i)
+		}
+		for _, gid := range java.Order(gids, java.LongHash, order, java.GrownCap(len(gids), 16)) {
+			fmt.Fprintf(&b, "group.%d=%s\n", gid, strings.Join(lists[gid], ":"))
+		}
+		weights := q.Weights()
+		for _, sid := range hashOrder(slices.Collect(maps.Keys(weights))) {
+			fmt.Fprintf(&b, "weight.%d=%d\n", sid, weights[sid])
+		}
 	}
 	fmt.Fprintf(&b, "version=%x", e.ConfigVersion)
 	return b.String()
@@ -490,16 +534,8 @@ func (p *peer) serve(r role) {
 	p.s.log.Info("serving", "mode", p.mode(), "zxid", fmt.Sprintf("%#x", p.s.view.Load().Zxid()))
 }
 
-// quorumOf reports whether ids hold a majority of the voters.
-func (p *peer) quorumOf(ids []int64) bool {
-	n := 0
-	for _, v := range p.voters() {
-		if slices.Contains(ids, v) {
-			n++
-		}
-	}
-	return n > len(p.voters())/2
-}
+// quorumOf reports whether ids include a quorum of the voters.
+func (p *peer) quorumOf(ids []int64) bool { return p.quorum.ContainsIDs(ids) }
 
 // packetConn reads quorum packets off one connection, through a buffer
 // that holds the largest packet allowed, so that a SNAP's tree can be read

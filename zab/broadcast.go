@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"zkd/zab/quorum"
 )
 
 // The leader's side of broadcast (shared/reference/zab-protocol.md 2.8,
@@ -21,7 +23,7 @@ var ErrCounterExhausted = errors.New("zab: the zxid counter of this epoch is exh
 
 // Proposals tracks a leader's outstanding proposals.
 type Proposals struct {
-	voters        map[int64]bool
+	quorum        *quorum.Quorum
 	pending       []*proposal // outstanding, by zxid
 	lastProposed  int64
 	lastCommitted int64
@@ -43,11 +45,13 @@ type Commit struct {
 // NewProposals starts broadcast for the participants voters, after the
 // last txn committed before the epoch began.
 func NewProposals(voters []int64, lastCommitted int64) *Proposals {
-	p := &Proposals{voters: map[int64]bool{}, lastProposed: lastCommitted, lastCommitted: lastCommitted}
-	for _, v := range voters {
-		p.voters[v] = true
-	}
-	return p
+	return NewProposalsQuorum(quorum.Majority(voters), lastCommitted)
+}
+
+// NewProposalsQuorum is NewProposals for the voters of q, a proposal
+// committing once the servers that acknowledged it include a quorum.
+func NewProposalsQuorum(q *quorum.Quorum, lastCommitted int64) *Proposals {
+	return &Proposals{quorum: q, lastProposed: lastCommitted, lastCommitted: lastCommitted}
 }
 
 // Propose records a new proposal. Its zxid must follow the last proposed:
@@ -68,7 +72,7 @@ func (p *Proposals) Propose(zxid int64) error {
 // now, in zxid order. ACKs from non-voters, of committed or unknown
 // zxids, are ignored.
 func (p *Proposals) Ack(sid, zxid int64) []Commit {
-	if !p.voters[sid] || zxid <= p.lastCommitted {
+	if !p.quorum.IsVoter(sid) || zxid <= p.lastCommitted {
 		return nil
 	}
 	i, found := slices.BinarySearchFunc(p.pending, zxid, func(q *proposal, z int64) int {
@@ -85,7 +89,7 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	}
 	p.pending[i].acks[sid] = true
 	var out []Commit
-	for len(p.pending) > 0 && len(p.pending[0].acks) > len(p.voters)/2 {
+	for len(p.pending) > 0 && p.quorum.Contains(p.pending[0].acks) {
 		q := p.pending[0]
 		out = append(out, Commit{Zxid: q.zxid, Syncs: q.syncs})
 		p.lastCommitted = q.zxid

@@ -3,6 +3,8 @@ package zab
 import (
 	"errors"
 	"fmt"
+
+	"zkd/zab/quorum"
 )
 
 // Discovery: the newly elected leader and its learners agree on a new
@@ -25,7 +27,7 @@ var ErrEpochBehind = errors.New("zab: the leader proposes an epoch older than on
 // LeaderDiscovery is a new leader's side of discovery.
 type LeaderDiscovery struct {
 	id     int64
-	voters map[int64]bool
+	quorum *quorum.Quorum
 
 	epoch      int64
 	frozen     bool
@@ -40,24 +42,22 @@ type LeaderDiscovery struct {
 // participants are voters, with the leader's accepted and current epochs
 // and its last zxid. The leader counts as the first learner heard.
 func NewLeaderDiscovery(id int64, voters []int64, accepted, current, lastZxid int64) *LeaderDiscovery {
-	d := &LeaderDiscovery{id: id, voters: map[int64]bool{}, connecting: map[int64]bool{},
+	return NewLeaderDiscoveryQuorum(id, quorum.Majority(voters), accepted, current, lastZxid)
+}
+
+// NewLeaderDiscoveryQuorum is NewLeaderDiscovery for the voters of q,
+// whose quorums it waits for.
+func NewLeaderDiscoveryQuorum(id int64, q *quorum.Quorum, accepted, current, lastZxid int64) *LeaderDiscovery {
+	d := &LeaderDiscovery{id: id, quorum: q, connecting: map[int64]bool{},
 		acked: map[int64]bool{}, current: current, lastZxid: lastZxid}
-	for _, v := range voters {
-		d.voters[v] = true
-	}
 	d.FollowerInfo(id, accepted)
 	d.AckEpoch(id, current, lastZxid)
 	return d
 }
 
-func (d *LeaderDiscovery) quorum(set map[int64]bool) bool {
-	n := 0
-	for id := range set {
-		if d.voters[id] {
-			n++
-		}
-	}
-	return set[d.id] && n > len(d.voters)/2
+// hasQuorum reports whether set, the leader among them, includes a quorum.
+func (d *LeaderDiscovery) hasQuorum(set map[int64]bool) bool {
+	return set[d.id] && d.quorum.Contains(set)
 }
 
 // FollowerInfo takes a learner's FOLLOWERINFO (or OBSERVERINFO) with the
@@ -72,10 +72,10 @@ func (d *LeaderDiscovery) FollowerInfo(sid, accepted int64) (epoch int64, frozen
 	if accepted >= d.epoch {
 		d.epoch = accepted + 1
 	}
-	if d.voters[sid] {
+	if d.quorum.IsVoter(sid) {
 		d.connecting[sid] = true
 	}
-	if d.quorum(d.connecting) {
+	if d.hasQuorum(d.connecting) {
 		d.frozen = true
 		return d.epoch, true, true
 	}
@@ -96,11 +96,11 @@ func (d *LeaderDiscovery) AckEpoch(sid, current, lastZxid int64) (established bo
 			return false, fmt.Errorf("%w: server %d has epoch %d and zxid %#x, the leader epoch %d and zxid %#x",
 				ErrAhead, sid, current, lastZxid, d.current, d.lastZxid)
 		}
-		if lastZxid != -1 && d.voters[sid] {
+		if lastZxid != -1 && d.quorum.IsVoter(sid) {
 			d.acked[sid] = true
 		}
 	}
-	if d.quorum(d.acked) {
+	if d.hasQuorum(d.acked) {
 		d.established = true
 	}
 	return d.established, nil

@@ -28,6 +28,7 @@ import (
 	"zkd/internal/quorumsec"
 	"zkd/wire"
 	"zkd/zab/election"
+	"zkd/zab/quorum"
 )
 
 // Peer is a server of the ensemble and its election address.
@@ -47,6 +48,8 @@ type Config struct {
 	// Voters are the participants (this server among them, unless it is
 	// an observer); Observers the others.
 	Voters, Observers []Peer
+	// Quorum says which sets of voters are quorums; nil: a majority.
+	Quorum *quorum.Quorum
 	// QuorumConfig is the committed config's text, sent in notifications.
 	QuorumConfig string
 	// ConnectTimeout bounds a dial (zookeeper.cnxTimeout: 5 s); HelloTimeout
@@ -123,7 +126,7 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	p := &Port{cfg: cfg, ln: ln, log: cfg.Log.With("myid", cfg.ID), start: time.Now(),
 		in: make(chan inbound, 100), do: make(chan func()), done: make(chan struct{}),
-		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait}),
+		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, Quorum: cfg.Quorum, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait}),
 		links: map[int64]*link{}}
 	for _, peer := range append(append([]Peer(nil), cfg.Voters...), cfg.Observers...) {
 		if peer.ID != cfg.ID {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"zkd/wire"
+	"zkd/zab/quorum"
 )
 
 // Vote is a proposal for the leader, as a notification carries it.
@@ -35,6 +36,9 @@ type Config struct {
 	// Voters are the participants' ids. A server not among them (an
 	// observer) never proposes itself and decides OBSERVING.
 	Voters []int64
+	// Quorum, when set, says which sets of voters are quorums (and
+	// replaces Voters by its own); nil is a majority of Voters.
+	Quorum *quorum.Quorum
 	// QuorumConfig is the committed ensemble config's text, sent in every
 	// notification (server.N=… lines and version=…).
 	QuorumConfig string
@@ -93,6 +97,7 @@ func (a recorded) same(b recorded) bool {
 type Election struct {
 	cfg    Config
 	voters map[int64]bool
+	quorum *quorum.Quorum
 
 	state wire.PeerState
 	// current is the vote the server holds outside an election (its
@@ -125,7 +130,11 @@ func New(cfg Config) *Election {
 	if cfg.MaxNotificationInterval == 0 {
 		cfg.MaxNotificationInterval = 60 * time.Second
 	}
-	e := &Election{cfg: cfg, voters: map[int64]bool{}, state: wire.StateLooking}
+	if cfg.Quorum == nil {
+		cfg.Quorum = quorum.Majority(cfg.Voters)
+	}
+	cfg.Voters = cfg.Quorum.Voters()
+	e := &Election{cfg: cfg, voters: map[int64]bool{}, quorum: cfg.Quorum, state: wire.StateLooking}
 	for _, v := range cfg.Voters {
 		e.voters[v] = true
 	}
@@ -308,8 +317,18 @@ func (e *Election) Step(now time.Duration, from int64, n wire.Notification) {
 }
 
 // better is totalOrderPredicate: does (leader, zxid, epoch) beat cur?
-// Every server has weight 1 (no hierarchical quorums), so any may lead.
+// A vote for a server of weight 0 (hierarchical quorums) never does: it
+// may not lead. Unlike ZooKeeper's, a vote for a server that may lead
+// beats one for a server of weight 0 (such a server's vote for itself):
+// the order stays total, so no two servers each find the other's vote
+// worse and answer it (tellWorse) back and forth for ever.
 func (e *Election) better(leader, zxid, epoch int64, cur Vote) bool {
+	if e.quorum.Weight(leader) == 0 {
+		return false
+	}
+	if e.quorum.IsVoter(cur.Leader) && e.quorum.Weight(cur.Leader) == 0 {
+		return true
+	}
 	if epoch != cur.PeerEpoch {
 		return epoch > cur.PeerEpoch
 	}
@@ -345,7 +364,7 @@ func (e *Election) lookingStep(from int64, n wire.Notification) {
 		e.tellWorse(from, n)
 	}
 	e.recvset[from] = recorded{Vote: Vote{n.Leader, n.Zxid, n.ElectionEpoch, n.PeerEpoch}, state: wire.StateLooking}
-	if e.quorum(e.recvset, recorded{Vote: e.proposalVote(), state: wire.StateLooking}) && !e.finalizing {
+	if e.hasQuorum(e.recvset, recorded{Vote: e.proposalVote(), state: wire.StateLooking}) && !e.finalizing {
 		e.finalizing = true
 		e.finalizeAt = e.now + e.cfg.FinalizeWait
 	}
@@ -375,13 +394,13 @@ func (e *Election) establishedStep(from int64, n wire.Notification) {
 	asSent := recorded{Vote: vote, state: n.State, version: n.Version}
 	if n.ElectionEpoch == e.clock {
 		e.recvset[from] = recorded{Vote: vote, state: n.State}
-		if e.quorum(e.recvset, asSent) && e.checkLeader(e.recvset, n.Leader, n.ElectionEpoch) {
+		if e.hasQuorum(e.recvset, asSent) && e.checkLeader(e.recvset, n.Leader, n.ElectionEpoch) {
 			e.decide(vote, n.Leader)
 			return
 		}
 	}
 	e.outOfElection[from] = asSent
-	if e.quorum(e.outOfElection, asSent) && e.checkLeader(e.outOfElection, n.Leader, n.ElectionEpoch) {
+	if e.hasQuorum(e.outOfElection, asSent) && e.checkLeader(e.outOfElection, n.Leader, n.ElectionEpoch) {
 		e.clock = n.ElectionEpoch
 		e.decide(vote, n.Leader)
 	}
@@ -397,16 +416,16 @@ func (e *Election) checkLeader(votes map[int64]recorded, leader, epoch int64) bo
 	return e.clock == epoch
 }
 
-// quorum reports whether more than half of the voters hold a vote equal
-// to v.
-func (e *Election) quorum(votes map[int64]recorded, v recorded) bool {
-	acks := 0
+// hasQuorum reports whether the voters that hold a vote equal to v make
+// a quorum.
+func (e *Election) hasQuorum(votes map[int64]recorded, v recorded) bool {
+	set := make(map[int64]bool, len(votes))
 	for sid, got := range votes {
-		if e.voters[sid] && v.same(got) {
-			acks++
+		if v.same(got) {
+			set[sid] = true
 		}
 	}
-	return acks > len(e.voters)/2
+	return e.quorum.Contains(set)
 }
 
 // decide ends the election with vote.
