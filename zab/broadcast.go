@@ -89,7 +89,7 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	}
 	p.pending[i].acks[sid] = true
 	var out []Commit
-	for len(p.pending) > 0 && p.quorum.Contains(p.pending[0].acks) {
+	for len(p.pending) > 0 && p.acked(p.pending[0]) {
 		q := p.pending[0]
 		out = append(out, Commit{Zxid: q.zxid, Syncs: q.syncs})
 		p.lastCommitted = q.zxid
@@ -97,6 +97,15 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 		p.pending = p.pending[1:]
 	}
 	return out
+}
+
+// acked reports whether q's ACKs make a quorum. They come from voters
+// only (Ack drops the others), so a majority is a count.
+func (p *Proposals) acked(q *proposal) bool {
+	if !p.quorum.Hierarchical() {
+		return len(q.acks) > len(p.quorum.Voters())/2
+	}
+	return p.quorum.Contains(q.acks)
 }
 
 // Forget drops server sid's ACKs of the outstanding proposals: it has
