@@ -151,6 +151,8 @@ func TestEnsembleConfig(t *testing.T) {
 		{"several addresses", "1", "server.1=h:2888:3888|i:2888:3888\nserver.2=g:2888:3888\n", "zoo.cfg:3: server.1: several addresses"},
 		{"only observers", "1", "server.1=h:2888:3888:observer\nserver.2=g:2888:3888:observer\n", "every server is an observer"},
 		{"reconfigEnabled", "1", three + "reconfigEnabled=true\n", "zoo.cfg:6: reconfigEnabled: dynamic reconfiguration is not supported yet"},
+		{"electionAlg", "1", three + "electionAlg=1\n", `zoo.cfg:6: electionAlg: "1": only 3 (fast leader election)`},
+		{"electionAlg 3", "1", three + "electionAlg=3\n", ""},
 		{"a server in two groups", "1", three + "group.1=1:2\ngroup.2=2:3\n", "zoo.cfg:7: group.2: server 2 is in group.1 too"},
 		{"a participant in no group", "1", three + "group.1=1:3\n", "zoo.cfg:4: server.2: is a participant in no group.N line"},
 		{"a bad group", "1", three + "group.1=1,2\n", `zoo.cfg:6: group.1: "1,2" is not a list of server ids`},

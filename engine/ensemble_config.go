@@ -314,6 +314,11 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 		e.SnapshotSizeFactor = f
 	}
+	if v, ok := c.Extra["electionAlg"]; ok && strings.TrimSpace(v) != "3" {
+		// ZooKeeper 3.8 has only fast leader election (3) and will not
+		// start with another.
+		return nil, bad("electionAlg", "%q: only 3 (fast leader election) is left in ZooKeeper 3.8, and zkd runs only that; remove the line or set 3", v)
+	}
 	if c.ReconfigEnabled {
 		return nil, bad("reconfigEnabled", "dynamic reconfiguration is not supported yet; remove reconfigEnabled=true and change the ensemble by editing every server's zoo.cfg and restarting them one at a time")
 	}
