@@ -29,13 +29,7 @@ func TestRandomElectionsAgree(t *testing.T) {
 		for i := range voters {
 			voters[i] = int64(i + 1)
 		}
-		nodes := map[int64]*Election{}
-		logs := map[int64]Vote{}
-		for _, id := range voters {
-			nodes[id] = New(Config{ID: id, Voters: voters})
-			epoch := int64(rng.Intn(2) + 1)
-			logs[id] = Vote{Leader: id, Zxid: epoch<<32 | int64(rng.Intn(3)), PeerEpoch: epoch}
-		}
+		nodes, logs := randomNodes(rng, quorum.Majority(voters))
 		// A minority may never start.
 		up := map[int64]bool{}
 		order := rng.Perm(n)
@@ -150,13 +144,7 @@ func TestRandomHierarchicalElectionsAgree(t *testing.T) {
 	}
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		nodes := map[int64]*Election{}
-		logs := map[int64]Vote{}
-		for _, id := range voters {
-			nodes[id] = New(Config{ID: id, Quorum: q})
-			epoch := int64(rng.Intn(2) + 1)
-			logs[id] = Vote{Leader: id, Zxid: epoch<<32 | int64(rng.Intn(3)), PeerEpoch: epoch}
-		}
+		nodes, logs := randomNodes(rng, q)
 		// Server 6 often has the best log.
 		if rng.Intn(2) == 0 {
 			logs[6] = Vote{Leader: 6, Zxid: 9<<32 | 9, PeerEpoch: 9}
@@ -186,4 +174,16 @@ func TestRandomHierarchicalElectionsAgree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomNodes makes an election for each voter of q, each with a random
+// log: epoch 1 or 2, counter 0 to 2.
+func randomNodes(rng *rand.Rand, q *quorum.Quorum) (map[int64]*Election, map[int64]Vote) {
+	nodes, logs := map[int64]*Election{}, map[int64]Vote{}
+	for _, id := range q.Voters() {
+		nodes[id] = New(Config{ID: id, Quorum: q})
+		epoch := int64(rng.Intn(2) + 1)
+		logs[id] = Vote{Leader: id, Zxid: epoch<<32 | int64(rng.Intn(3)), PeerEpoch: epoch}
+	}
+	return nodes, logs
 }
