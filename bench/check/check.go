@@ -38,10 +38,15 @@ type Options struct {
 	BulkSize int
 	// SyncLimit is the members' syncLimit in ticks of 500 ms (5 when 0).
 	SyncLimit int
-	Faults    []string
-	Hold      time.Duration // how long a fault lasts
-	Rest      time.Duration // the quiet time between faults
-	Seed      int64
+	// Groups, when set, make the members count hierarchical quorums:
+	// group i+1 holds the members Groups[i] lists ("1:2:3"). Weights
+	// are the members' weights where not 1.
+	Groups  []string
+	Weights map[int]int
+	Faults  []string
+	Hold    time.Duration // how long a fault lasts
+	Rest    time.Duration // the quiet time between faults
+	Seed    int64
 	// Pause is each client's wait between two operations: 0 for as fast
 	// as the ensemble answers, more to spare the machine's CPU.
 	Pause time.Duration
@@ -120,7 +125,7 @@ func Run(o Options) (*Report, error) {
 		return nil, fmt.Errorf("check: %d observers of %d members: at least one member must vote", o.Observers, o.Servers)
 	}
 	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, Observers: o.Observers, ClientPort: o.BasePort,
-		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, SyncLimit: o.SyncLimit, Env: o.Env, external: o.Connect}
+		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, SyncLimit: o.SyncLimit, Groups: o.Groups, Weights: o.Weights, Env: o.Env, external: o.Connect}
 	if len(o.Connect) > 0 {
 		if len(o.Faults) > 0 {
 			return nil, fmt.Errorf("check: faults need servers zkbench starts; with --connect, --nemesis none")

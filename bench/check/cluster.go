@@ -11,10 +11,12 @@ package check
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -39,6 +41,10 @@ type Cluster struct {
 	ElectionPort int
 	TickMs       int
 	SyncLimit    int // ticks; 5 when 0
+	// Groups and Weights are the group.N and weight.N lines: group i+1
+	// holds the members Groups[i] lists; none, a majority quorum.
+	Groups  []string
+	Weights map[int]int
 	// Env is added to each zkd process's environment (ZKD_FAULTS, for a
 	// planted bug).
 	Env []string
@@ -155,6 +161,12 @@ func (c *Cluster) config(i int) string {
 			line += ":observer"
 		}
 		lines = append(lines, line)
+	}
+	for g, members := range c.Groups {
+		lines = append(lines, fmt.Sprintf("group.%d=%s", g+1, members))
+	}
+	for _, m := range slices.Sorted(maps.Keys(c.Weights)) {
+		lines = append(lines, fmt.Sprintf("weight.%d=%d", m, c.Weights[m]))
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,8 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
 	keys := fs.Int("keys", 4, "registers of the register workload")
 	workloads := fs.String("workload", strings.Join(check.Workloads, ","), "workloads: register (a compare-and-set register, checked for linearizability), set (unique adds, none lost), counter (compare-and-set increments, none lost or doubled), ids (sequential znodes: none given twice or lost), sessions (an ephemeral lives exactly as long as its session), queue (sequential items, each dequeued at most once, none lost), fifo (pipelined requests of a session answered and applied in order, reads seeing the session's writes), watch (each data event once, for a watch set, before any reply showing the change), cwatch (the same for children: each children event once, for a child watch set, before any reply showing the change), pwatch (a persistent recursive watch: every change of the znodes below it an event, once, before any reply showing it, while a connection lasts); not run unless named: bulk (each client overwrites its znode with --bulk-size bytes as fast as the ensemble takes them, tens of MB/s to every member's disk; each znode ends at or after its last acknowledged write)")
+	groups := fs.String("groups", "", "hierarchical quorums: the members of each group, groups separated by '/' (1:2/3:4/5 is group.1=1:2, group.2=3:4, group.3=5); none: a majority")
+	weights := fs.String("weights", "", "with --groups, members' weights where not 1: member=weight,… (1=2,5=0)")
 	syncLimit := fs.Int("sync-limit", 5, "the members' syncLimit, in ticks of 500 ms: how long a leader waits for a follower it does not hear from, and its own stalled disk")
 	bulkSize := fs.Int("bulk-size", 256<<10, "bytes per write of the bulk workload (at most jute.maxbuffer, 1 MB by default)")
 	nemesis := fs.String("nemesis", "kill,kill-leader,pause-leader", "faults, one at a time: "+strings.Join(check.Faults, ", ")+"; all; none. With both servers in the ensemble, kills and disk faults hit only zkd members")
@@ -59,6 +62,22 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
 		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr, BulkSize: *bulkSize, SyncLimit: *syncLimit}
+	if *groups != "" {
+		o.Groups = strings.Split(*groups, "/")
+	}
+	if *weights != "" {
+		o.Weights = map[int]int{}
+		for _, kv := range strings.Split(*weights, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			m, err1 := strconv.Atoi(k)
+			w, err2 := strconv.Atoi(v)
+			if err1 != nil || err2 != nil || m < 1 || w < 0 {
+				fmt.Fprintf(stderr, "zkbench check: --weights %q: give member=weight,… (1=2,5=0)\n", *weights)
+				return 2
+			}
+			o.Weights[m] = w
+		}
+	}
 	o.Workloads = strings.Split(*workloads, ",")
 	switch *nemesis {
 	case "all":
