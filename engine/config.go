@@ -81,6 +81,11 @@ type Config struct {
 	// AuditEnable (audit.enable) writes ZooKeeper's audit events into
 	// the log.
 	AuditEnable bool
+	// DataDirAutocreate (zookeeper.datadir.autocreate) lets the server
+	// create a missing version-2 directory; DBAutocreate
+	// (zookeeper.db.autocreate) lets an ensemble member trust a data
+	// directory with neither snapshot nor log. Both true by default.
+	DataDirAutocreate, DBAutocreate bool
 	// SkipACL (zookeeper.skipACL) as written: as in ZooKeeper, only
 	// "yes" turns ACL checks off; any other value leaves them on.
 	SkipACL                string
@@ -171,6 +176,8 @@ func DefaultConfig() *Config {
 		ContainerCheckInterval: 60000,
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
+		DataDirAutocreate:      true,
+		DBAutocreate:           true,
 		CloseSessionTxn:        true,
 		AdminEnable:            true,
 		AdminAddress:           "0.0.0.0",
@@ -322,6 +329,8 @@ var settings = map[string]setting{
 	"skipACL":                stringKey(func(c *Config) *string { return &c.SkipACL }),
 	"dynamicConfigFile":      stringKey(func(c *Config) *string { return &c.DynamicConfigFile }),
 	"audit.enable":           boolKey(func(c *Config) *bool { return &c.AuditEnable }),
+	"datadir.autocreate":     boolKey(func(c *Config) *bool { return &c.DataDirAutocreate }),
+	"db.autocreate":          boolKey(func(c *Config) *bool { return &c.DBAutocreate }),
 	"znode.container.checkIntervalMs": intKey(func(c *Config) *int {
 		return &c.ContainerCheckInterval
 	}),
@@ -841,6 +850,10 @@ func (c *Config) WalOptions() wal.Options {
 		SnapCount:    c.SnapCount,
 		Compression:  c.SnapshotCompression,
 		PurgeRetain:  c.SnapRetainCount,
+		NoDirCreate:  !c.DataDirAutocreate,
+		// A standalone server is the only copy of its data: it starts
+		// on an empty tree whatever the key says, as ZooKeeper's does.
+		NoEmptyTrust: !c.DBAutocreate && c.Ensemble != nil,
 	}
 	if c.DataLogDir != "" {
 		o.LogDir = c.DataLogDir

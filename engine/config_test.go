@@ -43,6 +43,7 @@ zookeeper.snapCount=5000
 zookeeper.fsync.warningthresholdms=250
 snapshot.compression.method=gz
 audit.enable=true
+zookeeper.db.autocreate=false
 admin.serverPort=8081
 metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
 server.2=zk2:2888:3888;2181
@@ -54,7 +55,7 @@ someUnknownKey=value
 	if cfg.TickTime != 1000 || cfg.DataDir != "/var/lib/zookeeper" || cfg.LogDir() != "/txnlog" ||
 		cfg.ClientPort != 2182 || cfg.MaxClientCnxns != 100 || cfg.SnapRetainCount != 5 ||
 		cfg.PurgeIntervalHours != 24 || cfg.ForceSync || cfg.MaxBuffer != 0x100000 ||
-		cfg.SnapCount != 5000 || cfg.SnapshotCompression != "gz" || cfg.FsyncWarningThreshold != 250 || !cfg.AuditEnable {
+		cfg.SnapCount != 5000 || cfg.SnapshotCompression != "gz" || cfg.FsyncWarningThreshold != 250 || !cfg.AuditEnable || cfg.DBAutocreate || !cfg.DataDirAutocreate {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	if cfg.MinTimeout() != 2000 || cfg.MaxTimeout() != 20000 {
@@ -67,7 +68,7 @@ someUnknownKey=value
 	if cfg.Servers[2] != "zk2:2888:3888;2181" || cfg.AdminPort != 8081 {
 		t.Fatalf("kept keys: %v %v", cfg.Servers, cfg.Extra)
 	}
-	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=21") {
+	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=22") {
 		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {

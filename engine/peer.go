@@ -60,6 +60,12 @@ type peer struct {
 	port   *electionport.Port
 	qcfg   string         // the quorum config text of notifications and NEWLEADER
 	quorum *quorum.Quorum // which sets of participants are quorums
+	// untrusted is set while the data directory is one with neither
+	// snapshot nor log that zookeeper.db.autocreate=false does not
+	// trust: the server votes zxid -1, which the others pass over, and
+	// it takes no LOOKING vote into account, so it can only follow a
+	// leader the others elected. Serving, once synced, clears it.
+	untrusted atomic.Bool
 
 	role     atomic.Int32
 	leaderID atomic.Int64
@@ -276,7 +282,14 @@ func (p *peer) run() {
 			// ZooKeeper waits this long before it serves read-only.
 			ro = time.AfterFunc(max(2*time.Second, p.tick), p.enterReadOnly)
 		}
-		d, err := p.port.Elect(ctx, last, ep.Current)
+		vote := last
+		if p.untrusted.Load() {
+			s.log.Warn("this server's data directory has neither snapshot nor log, and zookeeper.db.autocreate=false: "+
+				"it votes zxid -1 and waits to follow a leader the others elect (an initialize file in the log directory "+
+				"makes an empty directory trusted, as zkServer-initialize.sh leaves one)", "dataLogDir", s.cfg.LogDir())
+			vote = -1
+		}
+		d, err := p.port.Elect(ctx, vote, ep.Current)
 		if ro != nil {
 			ro.Stop()
 			p.leaveReadOnly()
@@ -337,6 +350,9 @@ func (p *peer) lookNow() {
 	last := st.Durable()
 	if st.Lag(time.Now()) < p.tick {
 		last = st.Last()
+	}
+	if p.untrusted.Load() {
+		last = -1
 	}
 	if ep, err := wal.LoadEpochs(p.fs(), p.s.cfg.DataDir, last); err == nil {
 		p.port.Look(last, ep.Current)
@@ -522,6 +538,7 @@ func (p *peer) learnerLink() *follower {
 
 // serve lets clients in.
 func (p *peer) serve(r role) {
+	p.untrusted.Store(false)
 	p.role.Store(int32(r))
 	p.serving.Store(true)
 	if since := p.unavailableSince.Swap(0); since != 0 {

@@ -360,6 +360,7 @@ func (s *Server) opened(st *wal.Store, t *ztree.Tree, err error, took time.Durat
 			s.closeSecure()
 			return nil, err
 		}
+		s.peer.untrusted.Store(st.Recovery().Untrusted)
 	}
 	if rec := st.Recovery(); st.Stopped() == nil && rec.Replayed > 0 && !rec.Unsettled {
 		// Next time, start from here rather than replay again. (Not

@@ -22,6 +22,18 @@ type Options struct {
 	LogDir string // dataLogDir: the txn log, ideally on its own disk
 	FS     vfs.FS // vfs.OS when nil
 
+	// NoDirCreate (zookeeper.datadir.autocreate=false) makes Open fail
+	// when the version-2 directory of Dir or LogDir is missing, instead
+	// of creating it: a disk that is not mounted is not taken for a new,
+	// empty one.
+	NoDirCreate bool
+	// NoEmptyTrust (zookeeper.db.autocreate=false) makes Open leave a
+	// data directory with neither snapshot nor log untrusted, unless an
+	// "initialize" file in LogDir (removed then) says to trust it: no
+	// snapshot is written, and Recovery.Untrusted is set, so that an
+	// ensemble member does not vote as if its empty tree were the
+	// ensemble's state.
+	NoEmptyTrust bool
 	// NoSync is forceSync=no: the log is written but never fsynced, so a
 	// power cut loses acknowledged writes. Unsafe; for tests and benchmarks.
 	NoSync bool

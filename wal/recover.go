@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +49,10 @@ type Recovery struct {
 	// the leader's at any one zxid, and a snapshot of it would carry a
 	// digest no log matches.
 	Unsettled bool
+	// Untrusted is set when Options.NoEmptyTrust found neither snapshot
+	// nor log, and no initialize file: the tree is empty, and may be so
+	// because data was lost.
+	Untrusted bool
 }
 
 // CorruptError means a log file is damaged somewhere other than a torn
@@ -121,6 +127,14 @@ func Open(opts Options) (*Store, *ztree.Tree, error) {
 	}
 	s.cond = sync.NewCond(&s.mu)
 	for _, d := range []string{s.snapDir, s.logDir} {
+		if opts.NoDirCreate {
+			if _, err := s.fs.List(d); errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("wal: the data directory %s is missing, and zookeeper.datadir.autocreate=false "+
+					"forbids creating it: if its disk is not mounted, mount it; if this is a new server, create the directory", d)
+			} else if err != nil {
+				return nil, nil, fmt.Errorf("wal: %w", err)
+			}
+		}
 		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, nil, fmt.Errorf("wal: %w", err)
 		}
@@ -133,6 +147,11 @@ func Open(opts Options) (*Store, *ztree.Tree, error) {
 	needSnap, err := s.recover()
 	if err != nil {
 		return nil, nil, err
+	}
+	if needSnap && opts.NoEmptyTrust && s.tree.Zxid() == 0 {
+		if needSnap, err = s.trustEmpty(); err != nil {
+			return nil, nil, err
+		}
 	}
 	s.durable.Store(s.tree.Zxid())
 	s.last = s.tree.Zxid()
@@ -161,6 +180,39 @@ func Open(opts Options) (*Store, *ztree.Tree, error) {
 
 // Recovery says what Open found and did.
 func (s *Store) Recovery() Recovery { return s.recovery }
+
+// trustEmpty decides, for Options.NoEmptyTrust, whether a data directory
+// with neither snapshot nor log is trusted: only when an "initialize"
+// file is in LogDir, as ZooKeeper's zkServer-initialize.sh leaves one.
+// The file is removed, so that it is trusted once. It reports whether the
+// empty tree gets its snapshot.
+func (s *Store) trustEmpty() (bool, error) {
+	logs, err := listData(s.fs, s.logDir, logPrefix)
+	if err != nil || len(logs) > 0 {
+		return true, err
+	}
+	parent := filepath.Dir(s.logDir)
+	names, err := s.fs.List(parent)
+	if err != nil {
+		return false, fmt.Errorf("wal: %w", err)
+	}
+	if !slices.Contains(names, initializeFile) {
+		s.recovery.Untrusted = true
+		return false, nil
+	}
+	if err := s.fs.Remove(filepath.Join(parent, initializeFile)); err != nil {
+		return false, fmt.Errorf("wal: %w", err)
+	}
+	if err := s.fs.SyncDir(parent); err != nil {
+		return false, fmt.Errorf("wal: fsync of %s: %w", parent, err)
+	}
+	s.log.Info("an initialize file was found: the empty data directory is trusted", "file", filepath.Join(parent, initializeFile))
+	return true, nil
+}
+
+// initializeFile, in the log's directory, makes an empty data directory
+// trusted with zookeeper.db.autocreate=false.
+const initializeFile = "initialize"
 
 type dataFile struct {
 	name string

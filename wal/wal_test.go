@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -644,4 +645,63 @@ func TestFullShowsAnAppendWaitingForRoom(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// zookeeper.datadir.autocreate=false: a missing version-2 directory (an
+// unmounted disk, say) stops Open with the directory named, instead of
+// becoming a new, empty one. zookeeper.db.autocreate=false: a data
+// directory with neither snapshot nor log is untrusted, and no snapshot
+// is written for it, unless an initialize file in the log's directory
+// says to trust it once; one with data is trusted.
+func TestAutocreateSwitches(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := wal.Options{FS: fs, Dir: "/data", Logger: quiet, PreAllocSize: 64 << 10}
+	o := opts
+	o.NoDirCreate = true
+	if _, _, err := wal.Open(o); err == nil || !strings.Contains(err.Error(), "/data/version-2 is missing, and zookeeper.datadir.autocreate=false") {
+		t.Fatalf("Open with no /data/version-2: %v", err)
+	}
+	if _, err := fs.List("/data/version-2"); err == nil {
+		t.Fatal("Open made /data/version-2 anyway")
+	}
+	if err := fs.MkdirAll("/data/version-2"); err != nil {
+		t.Fatal(err)
+	}
+	o.NoEmptyTrust = true
+	for round := 0; round < 2; round++ {
+		s, _, err := wal.Open(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, _ := fs.List("/data/version-2")
+		if !s.Recovery().Untrusted || len(names) != 0 {
+			t.Fatalf("round %d: an empty directory: untrusted %v, files %v", round, s.Recovery().Untrusted, names)
+		}
+		closeStore(t, s)
+	}
+	f, err := fs.Create("/data/initialize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s, tree, err := wal.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := fs.List("/data/version-2")
+	if s.Recovery().Untrusted || !slices.Contains(names, "snapshot.0") {
+		t.Fatalf("with an initialize file: untrusted %v, files %v", s.Recovery().Untrusted, names)
+	}
+	if top, _ := fs.List("/data"); slices.Contains(top, "initialize") {
+		t.Fatal("the initialize file is still there")
+	}
+	w := &writer{t: t, s: s, tree: tree, r: rand.New(rand.NewSource(3))}
+	if err := w.batch(5); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	if s, _, err = wal.Open(o); err != nil || s.Recovery().Untrusted {
+		t.Fatalf("a directory with data: %v, untrusted %v", err, s != nil && s.Recovery().Untrusted)
+	}
+	closeStore(t, s)
 }

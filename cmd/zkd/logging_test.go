@@ -105,3 +105,29 @@ func TestAuditLogsStartAndStop(t *testing.T) {
 		t.Fatalf("audit events %q, want %q", ops, want)
 	}
 }
+
+// zookeeper.datadir.autocreate=false: a data directory without its
+// version-2 (a disk that is not mounted) stops zkd with the directory and
+// the key named, where it would have started on an empty tree; once the
+// directory is there, zkd starts.
+func TestDataDirAutocreateOff(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "zoo.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPortAddress=127.0.0.1\nclientPort=0\n"+
+		"admin.enableServer=false\ndatadir.autocreate=false\n", filepath.Join(dir, "data"))), 0o644)
+	out, err := exec.Command(zkdtest.Binary(t), cfg).CombinedOutput()
+	want := filepath.Join(dir, "data", "version-2") + " is missing, and zookeeper.datadir.autocreate=false forbids creating it"
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("zkd on a missing version-2: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "version-2")); !os.IsNotExist(err) {
+		t.Fatalf("zkd made the directory anyway: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data", "version-2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	z := zkdtest.StartWith(t, map[string]string{"dataDir": filepath.Join(dir, "data"), "datadir.autocreate": "false"}, zkdtest.Options{})
+	if !z.Serving() {
+		t.Fatalf("zkd does not serve with version-2 made:\n%s", z.Log())
+	}
+}
