@@ -309,6 +309,14 @@ func TestAdminServerInAnEnsemble(t *testing.T) {
 	}
 	startZK(3)
 	startZK(1)
+	// ZooKeeper 3 and 1 are a quorum of the three participants: let
+	// them elect 3 before zkd 2 starts, or zkd 2 and whichever
+	// ZooKeeper's JVM is up first may elect 2.
+	for _, r := range refs {
+		if err := r.WaitServing(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, id := range []int64{2, 4} {
 		adm, base := adminConfig(t, fmt.Sprintf("127.0.0.%d", id))
 		if e.Member == nil {

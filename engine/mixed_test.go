@@ -1540,3 +1540,67 @@ func TestMixedHierarchicalQuorums(t *testing.T) {
 		}
 	}
 }
+
+// db.autocreate=false across implementations: ZooKeeper 1 holds the
+// data; zkd 2 and 3, set to trust no empty data directory, are wiped. Each
+// implementation passes over the other's zxid -1 votes, so nobody is
+// elected, with ZooKeeper back or not, until an initialize file trusts
+// zkd 2; then ZooKeeper, which has the data, leads, and all three hold it.
+func TestMixedEmptyMembersDoNotOutvoteTheData(t *testing.T) {
+	zkreftest.Need(t)
+	e := zkdtest.NewEnsemble(t, 3, nil)
+	e.Member = map[int64]map[string]string{}
+	logDirs := map[int64]string{}
+	for _, id := range []int64{2, 3} {
+		logDirs[id] = t.TempDir()
+		initialize(t, logDirs[id])
+		e.Member[id] = map[string]string{"dataLogDir": logDirs[id], "db.autocreate": "false"}
+	}
+	members := []*mixedMember{startMixed(t, e, 1, true, nil), startMixed(t, e, 2, false, nil), startMixed(t, e, 3, false, nil)}
+	for _, m := range members {
+		m.waitServing(t)
+	}
+	c := zkreftest.Dial(t, members[1].addr, zkreftest.NewSession())
+	for i := 0; i < 20; i++ {
+		c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept-" + strconv.Itoa(i), ACL: openACL})
+	}
+	for _, m := range members {
+		m.stop(t)
+	}
+	for _, id := range []int64{2, 3} {
+		for _, d := range []string{filepath.Join(members[id-1].dataDir(), "version-2"), filepath.Join(logDirs[id], "version-2")} {
+			if err := os.RemoveAll(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	quiet := func(what string, ms ...*mixedMember) {
+		t.Helper()
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			for _, m := range ms {
+				if mode := m.mode(); mode != "" {
+					t.Fatalf("%s: %s serves as %s", what, m.label, mode)
+				}
+			}
+		}
+	}
+	members[1].launch(t)
+	members[2].launch(t)
+	quiet("the two wiped zkd members alone", members[1], members[2])
+	members[0].launch(t)
+	quiet("ZooKeeper, with the data, back", members...)
+	members[1].stop(t)
+	initialize(t, logDirs[2])
+	members[1].launch(t)
+	for _, m := range members {
+		m.waitServing(t)
+		r := zkreftest.Dial(t, m.addr, zkreftest.NewSession())
+		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/"})
+		if h, _ := r.Call(wire.OpExists, &wire.ExistsRequest{Path: "/kept-19"}); h.Err != wire.ErrOK {
+			t.Fatalf("%s lacks the data: %v", m.label, h.Err)
+		}
+	}
+	if mode := members[0].mode(); mode != "leader" {
+		t.Fatalf("ZooKeeper, which holds the data, is %q", mode)
+	}
+}
