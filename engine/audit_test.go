@@ -167,7 +167,7 @@ func TestEnsembleAuditLogsWhereTheClientIs(t *testing.T) {
 	for id, s := range e.Servers {
 		// Every server applies the close in its own time.
 		var got string
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 400; i++ {
 			if got = auditEvents(t, "zkd", s.Log()); strings.Contains(got, "ephemeralZNode") {
 				break
 			}

@@ -45,10 +45,10 @@ func TestEnsembleEmptyMembersDoNotOutvoteTheData(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept-" + strconv.Itoa(i), ACL: openACL})
 	}
-	has := func(id int64) bool {
+	has := func(id int64, path string) bool {
 		r := zkreftest.Dial(t, e.Addr(id), zkreftest.NewSession())
 		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/"})
-		h, _ := r.Call(wire.OpExists, &wire.ExistsRequest{Path: "/kept-49"})
+		h, _ := r.Call(wire.OpExists, &wire.ExistsRequest{Path: path})
 		return h.Err == wire.ErrOK
 	}
 	wipe := func(id int64) {
@@ -66,14 +66,20 @@ func TestEnsembleEmptyMembersDoNotOutvoteTheData(t *testing.T) {
 	victim := e.Follower()
 	wipe(victim)
 	e.Servers[victim].Restart()
-	if !has(victim) {
+	if !has(victim, "/kept-49") {
 		t.Fatalf("server %d, wiped and back, lacks the data", victim)
 	}
 	if !strings.Contains(e.Servers[victim].Log(), "votes zxid -1") {
 		t.Fatalf("server %d did not say it votes -1:\n%s", victim, e.Servers[victim].Log())
 	}
-	// Two members wiped; the third, with the data, stopped.
-	for id := int64(1); id <= 3; id++ {
+	// Two members wiped; the third, with the data, stopped. A write
+	// taken with server 3 stopped needs server 1's ACK, which it gives
+	// once its log holds that write and every one before.
+	if err := e.Servers[3].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	writeThrough(t, e.Addr(1), "/kept-last")
+	for id := int64(1); id <= 2; id++ {
 		if err := e.Servers[id].Stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +109,7 @@ func TestEnsembleEmptyMembersDoNotOutvoteTheData(t *testing.T) {
 	e.Servers[2].Launch()
 	e.WaitServing(t, 60*time.Second)
 	for id := int64(1); id <= 3; id++ {
-		if !has(id) {
+		if !has(id, "/kept-49") || !has(id, "/kept-last") {
 			t.Fatalf("server %d lacks the data", id)
 		}
 	}

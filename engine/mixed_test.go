@@ -1492,21 +1492,7 @@ func TestMixedHierarchicalQuorums(t *testing.T) {
 	}
 	write := func(via *mixedMember, path string) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			c, err := zkclient.Dial([]string{via.addr}, 5*time.Second, nil)
-			if err == nil {
-				_, err = c.Create(path, nil, openACL, wire.ModePersistent, 0)
-				c.Close()
-				if err == nil {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("create %s through %s: %v", path, via.label, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		writeThrough(t, via.addr, path)
 	}
 	write(members[0], "/all")
 	members[1].stop(t)
@@ -1564,7 +1550,11 @@ func TestMixedEmptyMembersDoNotOutvoteTheData(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/kept-" + strconv.Itoa(i), ACL: openACL})
 	}
-	for _, m := range members {
+	// A write taken with zkd 3 stopped needs ZooKeeper 1's ACK, which
+	// it gives once its log holds that write and every one before.
+	members[2].stop(t)
+	writeThrough(t, members[0].addr, "/kept-last")
+	for _, m := range members[:2] {
 		m.stop(t)
 	}
 	for _, id := range []int64{2, 3} {
@@ -1596,11 +1586,32 @@ func TestMixedEmptyMembersDoNotOutvoteTheData(t *testing.T) {
 		m.waitServing(t)
 		r := zkreftest.Dial(t, m.addr, zkreftest.NewSession())
 		r.OK(wire.OpSync, &wire.SyncRequest{Path: "/"})
-		if h, _ := r.Call(wire.OpExists, &wire.ExistsRequest{Path: "/kept-19"}); h.Err != wire.ErrOK {
+		if h, _ := r.Call(wire.OpExists, &wire.ExistsRequest{Path: "/kept-last"}); h.Err != wire.ErrOK {
 			t.Fatalf("%s lacks the data: %v", m.label, h.Err)
 		}
 	}
 	if mode := members[0].mode(); mode != "leader" {
 		t.Fatalf("ZooKeeper, which holds the data, is %q", mode)
+	}
+}
+
+// writeThrough creates path through the server at addr, trying again
+// for up to 60 s while the ensemble settles (a member just stopped).
+func writeThrough(t *testing.T, addr, path string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := zkclient.Dial([]string{addr}, 5*time.Second, nil)
+		if err == nil {
+			_, err = c.Create(path, nil, openACL, wire.ModePersistent, 0)
+			c.Close()
+			if err == nil || errors.Is(err, wire.ErrNodeExists) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create %s through %s: %v", path, addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
