@@ -424,32 +424,12 @@ func sortedInts(s []int) []int {
 }
 
 // FreeBasePort finds a port p such that p, p+1 and p+2 are free on each
-// of 127.0.0.1..n: the client, quorum and election ports of an ensemble.
+// of 127.0.0.1..n: the client, quorum and election ports of an ensemble,
+// and that no other process asking zkref is given while this one runs.
 func FreeBasePort(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+2 > 65535 {
-			continue
-		}
-		free := true
-		for i := 1; i <= n && free; i++ {
-			for p := base; p <= base+2 && free; p++ {
-				l, err := net.Listen("tcp", net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), fmt.Sprint(p)))
-				if err != nil {
-					free = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if free {
-			return base, nil
-		}
+	base, err := zkref.ReservePorts(3, n)
+	if err != nil {
+		return 0, fmt.Errorf("check: %w", err)
 	}
-	return 0, fmt.Errorf("check: no three free ports in a row on 127.0.0.1-%d", n)
+	return base, nil
 }

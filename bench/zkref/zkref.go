@@ -261,18 +261,16 @@ func renderConfig(cfg map[string]string) string {
 	return b.String()
 }
 
-// FreePort returns a loopback port nobody is using now.
-func FreePort() (int, error) { return freePort() }
+// FreePort returns a loopback port nobody is using now, and that no
+// other process asking here is given while this one runs (see
+// ReservePorts).
+func FreePort() (int, error) {
+	base, err := ReservePorts(1, 1)
+	return base, err
+}
 
 // RenderConfig renders zoo.cfg lines, keys sorted.
 func RenderConfig(cfg map[string]string) string { return renderConfig(cfg) }
 
-// freePort asks the kernel for a loopback port nobody is using.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is FreePort.
+func freePort() (int, error) { return FreePort() }
