@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +116,11 @@ type Server struct {
 // Options are what a Server needs besides its Config.
 type Options struct {
 	Logger *slog.Logger
-	FS     vfs.FS // default: the OS
+	// AuditLogger takes the audit events (audit.enable); default Logger.
+	// zkd gives it a handler that keeps INFO whatever zkd.log.level
+	// says, as ZooKeeper's audit logger has a level of its own.
+	AuditLogger *slog.Logger
+	FS          vfs.FS // default: the OS
 	// EventLoops is how many gnet event loops serve the client port;
 	// default: the CPUs the process may run on.
 	EventLoops int
@@ -151,7 +156,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
 	}
-	s.audit = newAuditor(cfg, s.log)
+	s.audit = newAuditor(cfg, cmp.Or(opts.AuditLogger, s.log))
 	var unknownFaults []string
 	s.faults, unknownFaults = parseFaults(os.Getenv("ZKD_FAULTS"))
 	if s.faults != (faults{}) {

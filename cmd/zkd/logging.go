@@ -85,6 +85,18 @@ func (h *startupHandler) set(to slog.Handler) {
 
 // logHandler is the handler zoo.cfg asks for (zkd.log.format and
 // zkd.log.level); ZKD_LOG_LEVEL in the environment wins over the level.
+// auditHandler writes the audit events (audit.enable) in the log's format,
+// at INFO and above whatever zkd.log.level or ZKD_LOG_LEVEL say: an
+// operator who quiets the log keeps the audit trail, as ZooKeeper's audit
+// logger keeps its own level.
+func auditHandler(w io.Writer, format string) slog.Handler {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
 func logHandler(w io.Writer, format string, level slog.Level) slog.Handler {
 	if env := os.Getenv("ZKD_LOG_LEVEL"); env != "" {
 		var l slog.Level

@@ -137,9 +137,10 @@ func serve(args []string, stderr io.Writer) int {
 	// replaced records) all along: a tighter GC pace while it runs keeps
 	// the peak near the live heap, at a few more short collections (25
 	// made the start 40 % slower; 50 costs little).
-	srv, err := engine.New(cfg, engine.Options{Logger: log, EventLoops: cfg.EventLoops, RecoveryGCPercent: 50})
+	audit := slog.New(auditHandler(stderr, cfg.LogFormat))
+	srv, err := engine.New(cfg, engine.Options{Logger: log, AuditLogger: audit, EventLoops: cfg.EventLoops, RecoveryGCPercent: 50})
 	if err != nil {
-		engine.AuditStartFailure(cfg, log)
+		engine.AuditStartFailure(cfg, audit)
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
@@ -147,7 +148,7 @@ func serve(args []string, stderr io.Writer) int {
 	// pages; hand them back without delaying the start.
 	go debug.FreeOSMemory()
 	if err := srv.Start(); err != nil {
-		engine.AuditStartFailure(cfg, log)
+		engine.AuditStartFailure(cfg, audit)
 		fmt.Fprintf(stderr, "zkd: %v\n", err)
 		return 1
 	}
