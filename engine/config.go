@@ -557,22 +557,9 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 	c.DataDir = ""
 	c.ClientPort = 0
 	c.File = file
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
 	seenPort := false
 	serverLines := map[int]int{} // where each server.N line is
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' || text[0] == '!' {
-			continue
-		}
-		for strings.HasSuffix(text, `\`) && sc.Scan() {
-			line++
-			text = strings.TrimSuffix(text, `\`) + strings.TrimSpace(sc.Text())
-		}
-		key, val := splitProperty(text)
+	err := eachProperty(file, r, func(line int, key, val string) error {
 		c.Lines[key] = line
 		fail := func(msg string) error { return &ConfigError{file, line, key, msg} }
 		name := strings.TrimPrefix(key, "zookeeper.")
@@ -580,15 +567,15 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 		switch {
 		case settings[name] != nil:
 			if err := settings[name](c, val); err != nil {
-				return nil, fail(err.Error())
+				return fail(err.Error())
 			}
 			if name == "clientPort" {
 				seenPort = true
 			}
 		case strings.HasPrefix(key, "server."):
-			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
-			if err != nil || id < 0 {
-				return nil, fail("the server id must be a non-negative integer")
+			id, ok := serverID(key)
+			if !ok {
+				return fail("the server id must be a non-negative integer")
 			}
 			c.Servers[id] = val
 			serverLines[id] = line
@@ -600,9 +587,10 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 				"file", file, "line", line, "key", key)
 			c.Extra[key] = val
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", file, line+1, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if c.DataDir == "" {
 		return nil, &ConfigError{File: file, Key: "dataDir", Msg: "not set; the server needs a data directory"}
@@ -672,22 +660,13 @@ func (c *Config) readDynamicConfig(serverLines map[int]int, log *slog.Logger) er
 			"dynamicConfigFile", c.DynamicConfigFile)
 	}
 	c.dynamicKeys = map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' || text[0] == '!' {
-			continue
-		}
-		key, val := splitProperty(text)
+	return eachProperty(c.DynamicConfigFile, bytes.NewReader(b), func(line int, key, val string) error {
 		c.Lines[key] = line
 		c.dynamicKeys[key] = true
 		switch {
 		case strings.HasPrefix(key, "server."):
-			id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
-			if err != nil || id < 0 {
+			id, ok := serverID(key)
+			if !ok {
 				return c.ErrorAt(key, "the server id must be a non-negative integer")
 			}
 			c.Servers[id] = val
@@ -699,11 +678,44 @@ func (c *Config) readDynamicConfig(serverLines map[int]int, log *slog.Logger) er
 		default:
 			return c.ErrorAt(key, "only server.N, group.N and weight.N lines belong in a dynamic config file")
 		}
+		return nil
+	})
+}
+
+// eachProperty reads Java properties text (key=value, key:value or key
+// value; # and ! start comments; a line ending in \ goes on on the next)
+// and hands each property to fn with the line it ends on. It stops at
+// fn's first error; a line too long to read is an error naming file and
+// line.
+func eachProperty(file string, r io.Reader, fn func(line int, key, val string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == '!' {
+			continue
+		}
+		for strings.HasSuffix(text, `\`) && sc.Scan() {
+			line++
+			text = strings.TrimSuffix(text, `\`) + strings.TrimSpace(sc.Text())
+		}
+		key, val := splitProperty(text)
+		if err := fn(line, key, val); err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %w", c.DynamicConfigFile, line+1, err)
+		return fmt.Errorf("%s:%d: %w", file, line+1, err)
 	}
 	return nil
+}
+
+// serverID is N of a server.N key, ok false when N is not a server id.
+func serverID(key string) (int, bool) {
+	id, err := strconv.Atoi(strings.TrimPrefix(key, "server."))
+	return id, err == nil && id >= 0
 }
 
 // isEnsembleKey says whether key is one of the lines that describe the

@@ -74,13 +74,18 @@ func (e *Ensemble) quorum() *quorum.Quorum {
 	if e.Quorum != nil {
 		return e.Quorum
 	}
+	return quorum.Majority(votersOf(e.Members))
+}
+
+// votersOf are the ids of the participants among members.
+func votersOf(members []Member) []int64 {
 	var voters []int64
-	for _, m := range e.Members {
+	for _, m := range members {
 		if !m.Observer {
 			voters = append(voters, m.ID)
 		}
 	}
-	return quorum.Majority(voters)
+	return voters
 }
 
 // quorumOf reads the group.N and weight.N lines (ZooKeeper's hierarchical
@@ -91,12 +96,7 @@ func (c *Config) quorumOf(members []Member) (*quorum.Quorum, error) {
 	bad := func(key string, format string, args ...any) error {
 		return &ConfigError{File: c.fileOf(key), Line: c.Lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
-	var voters []int64
-	for _, m := range members {
-		if !m.Observer {
-			voters = append(voters, m.ID)
-		}
-	}
+	voters := votersOf(members)
 	var keys []string
 	for k := range c.Extra {
 		if strings.HasPrefix(k, "group.") || strings.HasPrefix(k, "weight.") {

@@ -207,15 +207,7 @@ func quorumConfigText(e *Ensemble) string {
 
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
-func (p *peer) voters() []int64 {
-	var out []int64
-	for _, m := range p.ens.Members {
-		if !m.Observer {
-			out = append(out, m.ID)
-		}
-	}
-	return out
-}
+func (p *peer) voters() []int64 { return p.quorum.Voters() }
 
 func (p *peer) member(id int64) (Member, bool) {
 	for _, m := range p.ens.Members {
