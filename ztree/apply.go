@@ -251,9 +251,20 @@ func (t *Tree) replace(old, nw item) { t.replaceFrom(old, nw, false, 0, false) }
 
 // replaceFrom is replace for a record that may go back to the pool, with
 // its node digest if known.
+//
+// A txn that did not come through this tree's Prep (a follower's, a
+// replay's) hashes the new record here, and the old one unless its cell
+// kept its digest; the new digest is kept for the next change. A changing
+// znode's old record was written long before and is rarely in the
+// processor's cache, so skipping it saves most of the hashing.
 func (t *Tree) replaceFrom(old, nw item, reusable bool, digest uint64, digestOK bool) {
 	if !t.knownDigest {
-		t.st.digest += itemDigest(nw) - itemDigest(old)
+		before, ok := t.cellDigest(old)
+		if !ok {
+			before = itemDigest(old)
+		}
+		digest, digestOK = itemDigest(nw), true
+		t.st.digest += digest - before
 	}
 	t.change(old, nw, reusable, digest, digestOK)
 }
