@@ -149,6 +149,10 @@ type applier struct {
 	// open as of the txns prepped so far (sessionErr).
 	prepOpened map[int64]*learner
 	prepClosed map[int64]struct{}
+	// closedConns are the connections of the sessions closed by the
+	// piece being delivered, which still get the watch events of their
+	// session's last txn (its ephemerals' deletes), before its reply.
+	closedConns map[int64]*conn
 
 	// In an ensemble. lead is set while this server leads and takes
 	// writes; follow while it follows one that does (see follower.go).
@@ -158,7 +162,7 @@ type applier struct {
 
 func newApplier(s *Server) *applier {
 	a := &applier{s: s, wake: make(chan struct{}, 1), ops: make(chan func()), nextZxid: s.tree.Load().Zxid() + 1,
-		prepOpened: map[int64]*learner{}, prepClosed: map[int64]struct{}{}}
+		prepOpened: map[int64]*learner{}, prepClosed: map[int64]struct{}{}, closedConns: map[int64]*conn{}}
 	a.durable.Store(s.tree.Load().Zxid())
 	return a
 }
@@ -567,6 +571,9 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 				delete(a.prepClosed, r.sess)
 				if se := s.sessions.remove(r.sess); se != nil {
 					s.tree.Load().RemoveSession(r.sess)
+					if c := se.conn.Load(); c != nil {
+						a.closedConns[r.sess] = c
+					}
 					if c := se.conn.Load(); c != nil && c != r.c {
 						// Closed after the replies before it,
 						// in the order posted below.
@@ -605,6 +612,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	for ; e < len(events); e++ {
 		a.postEvent(&events[e])
 	}
+	clear(a.closedConns)
 	// The reads come last, answered on their loops from the version
 	// this piece makes: the one after the writes before them and before
 	// the ones after. A loop holds them back until its view is that
@@ -649,11 +657,14 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 
 // postEvent posts a watch event to its session's connection.
 func (a *applier) postEvent(ev *ztree.Event) {
-	se := a.s.sessions.get(ev.Session)
-	if se == nil {
-		return
+	var c *conn
+	if se := a.s.sessions.get(ev.Session); se != nil {
+		c = se.conn.Load()
+	} else {
+		// A session closing gets its ephemerals' events, as in
+		// ZooKeeper, where they go out before the close's reply.
+		c = a.closedConns[ev.Session]
 	}
-	c := se.conn.Load()
 	if c == nil {
 		return
 	}

@@ -277,15 +277,8 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			}
 			c.countRead(op.Path, n)
 		}
-		for i, op := range req.Ops {
-			if op.Watch && res[i].Err == wire.ErrOK {
-				kind := ztree.WatchData
-				if op.Type == wire.OpGetChildren {
-					kind = ztree.WatchChild
-				}
-				c.watch(v, op.Path, kind)
-			}
-		}
+		// No watches: ZooKeeper reads a multiRead's ops without their
+		// watch flags.
 
 	case wire.OpSetWatches, wire.OpSetWatches2:
 		var w wire.SetWatches2

@@ -402,6 +402,13 @@ func (t *Tree) prepCreate(req *Request, typ wire.OpCode, path string, data []byt
 		rec = &wire.CreateContainerTxn{Path: path, Data: data, ACL: fixed, ParentCVersion: newCversion}
 		owner = containerOwner
 	case wire.OpCreateTTL:
+		if !mode.TTL() {
+			// A createTTL of another mode with a negative TTL passes
+			// ZooKeeper's checks, and its txn then fails to apply: the
+			// server closes the connection with the txn in its log.
+			// Refuse it instead.
+			return 0, nil, wire.ErrBadArguments
+		}
 		rec = &wire.CreateTTLTxn{Path: path, Data: data, ACL: fixed, ParentCVersion: newCversion, TTL: ttl}
 		owner = ttlOwner(ttl)
 	default:

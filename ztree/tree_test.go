@@ -321,6 +321,50 @@ func TestMultiIsAllOrNothing(t *testing.T) {
 	h.create(1, "/a/x", wire.ModePersistent)
 }
 
+// TestRemoveWatchesKeepsNoViewOfTheRequest: the engine hands
+// removeWatches a path that is a view of the request's buffer, which the
+// next request overwrites. Removing one registry's part of a persistent
+// watch leaves an entry in the table, and that entry must keep a path of
+// its own: here the buffer is overwritten, and the data part of the watch
+// must still fire and be found.
+func TestRemoveWatchesKeepsNoViewOfTheRequest(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/abc", wire.ModePersistent)
+	h.tree.AddWatch(2, "/abc", ztree.WatchPersistent)
+	buf := []byte("/abc")
+	if err := h.tree.RemoveWatches(2, unsafe.String(&buf[0], len(buf)), wire.WatcherChildren); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "/zzz")
+	if _, evs := h.do(1, wire.OpSetData, &wire.SetDataRequest{Path: "/abc", Version: -1}); fmt.Sprint(evs) != "[{2 NodeDataChanged /abc 2}]" {
+		t.Fatalf("events after the request's buffer changed: %v", evs)
+	}
+	if _, evs := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/abc/k", ACL: ztree.OpenACL}); len(evs) != 0 {
+		t.Fatalf("the removed child part fired: %v", evs)
+	}
+	if err := h.tree.RemoveWatches(2, "/abc", wire.WatcherData); err != nil {
+		t.Fatalf("the data part of the watch is lost: %v", err)
+	}
+}
+
+// TestCreateTTLOfAnotherMode: a createTTL whose mode is not a TTL mode is
+// refused, whatever its TTL (ZooKeeper takes one with a negative TTL and
+// then fails to apply its txn).
+func TestCreateTTLOfAnotherMode(t *testing.T) {
+	h := newHarness(t, ztree.Options{ExtendedTypes: true})
+	for _, ttl := range []int64{-5, -1, 0, 1000} {
+		for _, mode := range []wire.CreateMode{wire.ModePersistent, wire.ModeEphemeral, wire.ModeContainer} {
+			res, _ := h.do(1, wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/t", ACL: ztree.OpenACL, Flags: mode, TTL: ttl})
+			if res.Err != wire.ErrBadArguments {
+				t.Errorf("createTTL of mode %v with TTL %d: %v", mode, ttl, res.Err)
+			}
+		}
+	}
+	if res, _ := h.do(1, wire.OpCreateTTL, &wire.CreateTTLRequest{Path: "/t", ACL: ztree.OpenACL, Flags: wire.ModePersistentWithTTL, TTL: 1000}); res.Err != wire.ErrOK {
+		t.Fatalf("createTTL of a TTL mode: %v", res.Err)
+	}
+}
+
 func TestWatches(t *testing.T) {
 	h := newHarness(t, ztree.Options{})
 	h.create(1, "/w", wire.ModePersistent)
@@ -351,18 +395,22 @@ func TestWatches(t *testing.T) {
 	if fmt.Sprint(evs) != "[{4 NodeChildrenChanged /w 6}]" {
 		t.Fatalf("events for an unreadable child: %v", evs)
 	}
-	if err := h.tree.RemoveWatches(3, "/w", wire.WatcherPersistentRecursive); err != nil {
+	if err := h.tree.RemoveWatches(3, "/w", wire.WatcherAny); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.tree.CheckWatches(3, "/w", wire.WatcherAny); err != wire.ErrNoWatcher {
-		t.Fatalf("checkWatches after remove: %v", err)
+	if err := h.tree.RemoveWatches(3, "/w", wire.WatcherAny); err != wire.ErrNoWatcher {
+		t.Fatalf("removeWatches after remove: %v", err)
+	}
+	// ZooKeeper 3.8 knows no other WatcherType than Children, Data and Any.
+	if err := h.tree.RemoveWatches(4, "/w", wire.WatcherPersistent); err != wire.ErrMarshallingError {
+		t.Fatalf("removeWatches of type Persistent: %v", err)
 	}
 	// Reconnect: watches set with relativeZxid fire for what changed since.
 	evs = h.tree.SetWatches(5, 3, []string{"/w", "/gone"}, []string{"/w/k"}, []string{"/w"}, nil, nil)
 	if fmt.Sprint(evs) != "[{5 NodeDataChanged /w 6} {5 NodeDeleted /gone 6} {5 NodeCreated /w/k 6} {5 NodeChildrenChanged /w 6}]" {
 		t.Fatalf("setWatches events %v", evs)
 	}
-	if err := h.tree.CheckWatches(5, "/w", wire.WatcherData); err != wire.ErrNoWatcher {
+	if err := h.tree.RemoveWatches(5, "/w", wire.WatcherData); err != wire.ErrNoWatcher {
 		t.Fatalf("a watch that fired at once was kept: %v", err)
 	}
 	// Closing a session deletes its ephemerals and fires their watches.

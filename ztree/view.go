@@ -70,9 +70,20 @@ func (v *View) Stat(path string) (wire.Stat, bool) {
 	return m.stat(len(it.data()), v.extended), true
 }
 
+// read is lookup for a client's read. ZooKeeper's tree files its root
+// under "" as well as "/", and its reads take the path as it comes, so a
+// read of "" gets the root. (Its watches stay on "", which no change
+// fires, as in ZooKeeper.)
+func (v *View) read(path string) (item, bool) {
+	if path == "" {
+		return v.lookup(rootPath)
+	}
+	return v.lookup(path)
+}
+
 // GetData is getData: NONODE, then NOAUTH without READ.
 func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
-	it, ok := v.lookup(path)
+	it, ok := v.read(path)
 	if !ok {
 		return "", wire.Stat{}, wire.ErrNoNode
 	}
@@ -86,17 +97,21 @@ func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
 
 // Exists is exists: it needs no permission.
 func (v *View) Exists(path string) (wire.Stat, error) {
-	st, ok := v.Stat(path)
+	it, ok := v.read(path)
 	if !ok {
-		return st, wire.ErrNoNode
+		return wire.Stat{}, wire.ErrNoNode
 	}
-	return st, nil
+	m := it.meta()
+	return m.stat(len(it.data()), v.extended), nil
 }
 
 // AppendChildren is getChildren and getChildren2: it appends the names of
 // path's children to dst, sorted, and returns path's Stat. NONODE, then
 // NOAUTH without READ. The names share the tree's memory.
 func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]string, wire.Stat, error) {
+	if path == "" {
+		path = rootPath
+	}
 	it, ok := v.lookup(path)
 	if !ok {
 		return dst, wire.Stat{}, wire.ErrNoNode
@@ -146,7 +161,7 @@ func eachChild(s *shards, seq uint64, path string, fn func(item) bool) {
 // ACL is getACL: NONODE; NOAUTH without READ or ADMIN; with READ but not
 // ADMIN the digest hashes are redacted.
 func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
-	it, ok := v.lookup(path)
+	it, ok := v.read(path)
 	if !ok {
 		return nil, wire.Stat{}, wire.ErrNoNode
 	}
@@ -163,9 +178,10 @@ func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
 
 // AllChildrenNumber is getAllChildrenNumber: the number of descendants of
 // path (for the root: every znode but the root). NONODE, then NOAUTH
-// without READ.
+// without READ. ZooKeeper counts the paths that start with path + "/":
+// for "" that is every znode, the root included.
 func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
-	it, ok := v.lookup(path)
+	it, ok := v.read(path)
 	if !ok {
 		return 0, wire.ErrNoNode
 	}
@@ -173,7 +189,10 @@ func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
 	if !v.opts.permits(v.acls[m.ACL], wire.PermRead, ids) {
 		return 0, wire.ErrNoAuth
 	}
-	if path == rootPath {
+	switch path {
+	case "":
+		return v.count, nil
+	case rootPath:
 		return v.count - 1, nil
 	}
 	return v.descendants(path), nil

@@ -14,15 +14,32 @@ import (
 )
 
 // WatchKind is a set of watch kinds one session holds on one path.
+//
+// ZooKeeper 3.8 keeps watches in two registries, one for data watches and
+// one for child watches, and a session has at most one watch on a path in
+// each, of one mode: one-shot, persistent or persistent recursive. addWatch
+// puts a watch in both; a one-shot watch set later on the same path
+// replaces the persistent one in its registry, and addWatch replaces a
+// one-shot one in both; removeWatches of Data or Children removes a watch
+// of any mode from that registry only. So the kinds below are per
+// registry, and a session holds at most one of each registry's on a path.
 type WatchKind uint8
 
-// Watch kinds. Data and Child watches fire once; Persistent and Recursive
-// watches stay until removed (addWatch).
+// Watch kinds. Data and Child watches fire once; the others stay until
+// removed.
 const (
-	WatchData       WatchKind = 1 << iota // getData, exists (also on a missing node)
-	WatchChild                            // getChildren, getChildren2
-	WatchPersistent                       // addWatch PERSISTENT: data and child events of the path
-	WatchRecursive                        // addWatch PERSISTENT_RECURSIVE: data events of the path and below
+	WatchData            WatchKind = 1 << iota // getData, exists (also on a missing node)
+	WatchChild                                 // getChildren, getChildren2
+	watchPersistentData                        // addWatch PERSISTENT, in the data registry: the path's data events
+	watchPersistentChild                       // and in the child registry: its child events
+	watchRecursiveData                         // addWatch PERSISTENT_RECURSIVE, data registry: data events of the path and below
+	watchRecursiveChild                        // and child registry: deletes of the path and below
+)
+
+// addWatch's two modes, in both registries.
+const (
+	WatchPersistent = watchPersistentData | watchPersistentChild
+	WatchRecursive  = watchRecursiveData | watchRecursiveChild
 )
 
 // Event is a watch notification for one session.
@@ -62,17 +79,19 @@ type trigger struct {
 // is checked against the current one, and every change after that is
 // matched by the next Publish.
 type watchTable struct {
-	mu        sync.Mutex
-	byPath    *btree.BTreeG[pathWatch]    // ordered by path, then session
-	bySession *btree.BTreeG[sessionWatch] // ordered by session, then path
-	recursive int                         // recursive registrations, to skip the ancestor walk
-	skipACL   bool                        // events go to every watcher (Options.SkipACL)
-	auth      map[int64][]wire.Id         // identities, for the READ check on recursive events
-	ipAuth    map[string][]wire.Id        // the identity list of a session known only by its address, shared
-	scratch   []int64
-	above     []int64     // sessions with recursive watches above a changed path
-	kinds     []WatchKind // the kinds of the sessions a change finds on its path
-	gone      []sessionWatch
+	mu          sync.Mutex
+	byPath      *btree.BTreeG[pathWatch]    // ordered by path, then session
+	bySession   *btree.BTreeG[sessionWatch] // ordered by session, then path
+	recursive   int                         // recursive registrations, to skip the ancestor walk
+	recursiveIn [2]int                      // of them, those in the data registry and in the child registry
+	skipACL     bool                        // events go to every watcher (Options.SkipACL)
+	auth        map[int64][]wire.Id         // identities, for the READ check on recursive events
+	ipAuth      map[string][]wire.Id        // the identity list of a session known only by its address, shared
+	scratch     []int64
+	above       []int64     // sessions with recursive watches above a changed path
+	aboveKinds  []WatchKind // and the recursive kinds each has there
+	kinds       []WatchKind // the kinds of the sessions a change finds on its path
+	gone        []sessionWatch
 	// fanout are ZooKeeper's watch fan-out summaries, by trigKind
 	// (node_created_watch_count, node_deleted_, node_changed_,
 	// node_children_).
@@ -86,6 +105,19 @@ type watchTable struct {
 	seq      uint64
 	pathData map[string]pathOrder
 	sessData map[int64]uint64
+}
+
+// sessionKinds sorts sessions and their kinds together, by session.
+type sessionKinds struct {
+	sessions []int64
+	kinds    []WatchKind
+}
+
+func (a sessionKinds) Len() int           { return len(a.sessions) }
+func (a sessionKinds) Less(i, j int) bool { return a.sessions[i] < a.sessions[j] }
+func (a sessionKinds) Swap(i, j int) {
+	a.sessions[i], a.sessions[j] = a.sessions[j], a.sessions[i]
+	a.kinds[i], a.kinds[j] = a.kinds[j], a.kinds[i]
 }
 
 // pathWatch and sessionWatch are one session's watch kinds on one path,
@@ -155,7 +187,10 @@ func (w *watchTable) watchesOf(session int64, f func(e sessionWatch) bool) {
 }
 
 // set changes session's watch kinds on path from old to nw, keeping the
-// counts and the registration order.
+// counts and the registration order. The table keeps path for a new
+// entry, so the caller must own it then; an entry that stays keeps the
+// path it was made with (a removeWatches' path may be a view of the
+// request's buffer, which the next request overwrites).
 func (w *watchTable) set(session int64, path string, old, nw WatchKind) {
 	if old == nw {
 		return
@@ -165,7 +200,17 @@ func (w *watchTable) set(session int64, path string, old, nw WatchKind) {
 	} else if old&WatchRecursive != 0 && nw&WatchRecursive == 0 {
 		w.recursive--
 	}
-	prev, _ := w.bySession.Get(sessionWatch{session: session, path: path})
+	for i, k := range [...]WatchKind{watchRecursiveData, watchRecursiveChild} {
+		if old&k == 0 && nw&k != 0 {
+			w.recursiveIn[i]++
+		} else if old&k != 0 && nw&k == 0 {
+			w.recursiveIn[i]--
+		}
+	}
+	prev, found := w.bySession.Get(sessionWatch{session: session, path: path})
+	if found {
+		path = prev.path
+	}
 	seq := prev.seq
 	switch had, has := old&dataKinds != 0, nw&dataKinds != 0; {
 	case has && !had:
@@ -226,9 +271,18 @@ func (t *Tree) DataWatchOrder() (paths map[string]uint64, sessions map[int64]uin
 	return paths, sessions, sessionPaths
 }
 
+// add registers kinds k of session's watches on path: in each registry k
+// has a kind in, it replaces the one the session had there.
 func (w *watchTable) add(session int64, path string, k WatchKind) {
 	old := w.kindOf(session, path)
-	w.set(session, path, old, old|k)
+	nw := old
+	if k&dataKinds != 0 {
+		nw = nw&^dataKinds | k&dataKinds
+	}
+	if k&childKinds != 0 {
+		nw = nw&^childKinds | k&childKinds
+	}
+	w.set(session, path, old, nw)
 }
 
 // clear removes kinds k of session's watches on path and reports whether
@@ -283,17 +337,22 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		w.dropSession(tr.session)
 		return out
 	}
+	// A create and a setData go to the data registry, a child list's
+	// change to the child registry, a delete to both. Each fires the
+	// path's watches of its registry (a child event not the recursive
+	// ones) and the recursive watches above the path (not for a child
+	// event).
 	var typ wire.EventType
-	var oneShot, persistent WatchKind
+	var oneShot, persistent, recursive WatchKind
 	switch tr.kind {
 	case trigCreated:
-		typ, oneShot, persistent = wire.EventNodeCreated, WatchData, WatchPersistent|WatchRecursive
+		typ, oneShot, persistent, recursive = wire.EventNodeCreated, WatchData, watchPersistentData|watchRecursiveData, watchRecursiveData
 	case trigDataChanged:
-		typ, oneShot, persistent = wire.EventNodeDataChanged, WatchData, WatchPersistent|WatchRecursive
+		typ, oneShot, persistent, recursive = wire.EventNodeDataChanged, WatchData, watchPersistentData|watchRecursiveData, watchRecursiveData
 	case trigDeleted:
-		typ, oneShot, persistent = wire.EventNodeDeleted, WatchData|WatchChild, WatchPersistent|WatchRecursive
+		typ, oneShot, persistent, recursive = wire.EventNodeDeleted, WatchData|WatchChild, WatchPersistent|WatchRecursive, WatchRecursive
 	case trigChildren:
-		typ, oneShot, persistent = wire.EventNodeChildrenChanged, WatchChild, WatchPersistent
+		typ, oneShot, persistent = wire.EventNodeChildrenChanged, WatchChild, watchPersistentChild
 	}
 	hit := w.scratch[:0]
 	// ZooKeeper's fan-out figures count, per change, the sessions each
@@ -304,11 +363,11 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 	var dataKinds, childKinds WatchKind
 	switch tr.kind {
 	case trigCreated, trigDataChanged:
-		dataKinds = WatchData | WatchPersistent | WatchRecursive
+		dataKinds = WatchData | watchPersistentData | watchRecursiveData
 	case trigDeleted:
-		dataKinds, childKinds = WatchData|WatchPersistent|WatchRecursive, WatchChild|WatchPersistent|WatchRecursive
+		dataKinds, childKinds = WatchData|watchPersistentData|watchRecursiveData, WatchChild|watchPersistentChild|watchRecursiveChild
 	case trigChildren:
-		childKinds = WatchChild | WatchPersistent
+		childKinds = WatchChild | watchPersistentChild
 	}
 	dataN, childN := 0, 0
 	kinds := w.kinds[:0] // of the sessions in hit, which come in session order
@@ -331,33 +390,37 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 	// Recursive watches above the path see its data events (and its
 	// delete), but only sessions that may read the znode get them.
 	above := w.above[:0]
-	if w.recursive > 0 && tr.kind != trigChildren && tr.path != rootPath {
+	aboveKinds := w.aboveKinds[:0]
+	if w.recursive > 0 && recursive != 0 && tr.path != rootPath {
 		for p := tr.path; p != rootPath; {
 			p, _ = splitPath(p)
 			w.watchers(p, func(s int64, k WatchKind) bool {
-				if k&WatchRecursive != 0 {
+				if k&recursive != 0 {
 					above = append(above, s)
+					aboveKinds = append(aboveKinds, k&recursive)
 				}
 				return true
 			})
 		}
 	}
 	if len(above) > 0 {
-		// Each session once: one on the path itself is counted already.
-		sort.Slice(above, func(i, j int) bool { return above[i] < above[j] })
+		// Each session once in each registry: one on the path itself is
+		// counted already.
+		sort.Sort(sessionKinds{above, aboveKinds})
 		extraData, extraChild := 0, 0
-		for i, s := range above {
-			if i > 0 && above[i-1] == s {
-				continue
+		for i := 0; i < len(above); {
+			s, k := above[i], WatchKind(0)
+			for ; i < len(above) && above[i] == s; i++ {
+				k |= aboveKinds[i]
 			}
-			var k WatchKind
+			var here WatchKind
 			if j, found := slices.BinarySearch(hit, s); found {
-				k = kinds[j]
+				here = kinds[j]
 			}
-			if k&dataKinds == 0 {
+			if k&watchRecursiveData != 0 && here&dataKinds == 0 {
 				extraData++
 			}
-			if k&childKinds == 0 {
+			if k&watchRecursiveChild != 0 && here&childKinds == 0 {
 				extraChild++
 			}
 		}
@@ -390,7 +453,7 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 			hit = append(hit, s)
 		}
 	}
-	w.above, w.kinds = above[:0], kinds[:0]
+	w.above, w.aboveKinds, w.kinds = above[:0], aboveKinds[:0], kinds[:0]
 	sort.Slice(hit, func(i, j int) bool { return hit[i] < hit[j] })
 	// The trigger's path may share the memory of the znode's record, which
 	// a later setData of another znode may reuse once this version is
@@ -557,46 +620,81 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 	return out
 }
 
-// watcherTypeKinds maps removeWatches/checkWatches' WatcherType to kinds.
-// ZooKeeper 3.8 keeps persistent watches in its data and child watch
-// managers and ignores the mode when checking or removing by type, so
-// Data also covers persistent and recursive watches, Children persistent
-// ones.
-func watcherTypeKinds(wt wire.WatcherType) WatchKind {
+// registries are the watch registries removeWatches and checkWatches
+// look in for a WatcherType: ZooKeeper 3.8 knows Children, Data and Any
+// (both, child first), and fails any other number with
+// MARSHALLINGERROR.
+func registries(wt wire.WatcherType) ([]WatchKind, error) {
 	switch wt {
 	case wire.WatcherChildren:
-		return WatchChild | WatchPersistent
+		return []WatchKind{childKinds}, nil
 	case wire.WatcherData:
-		return WatchData | WatchPersistent | WatchRecursive
+		return []WatchKind{dataKinds}, nil
 	case wire.WatcherAny:
-		return WatchData | WatchChild | WatchPersistent | WatchRecursive
-	case wire.WatcherPersistent:
-		return WatchPersistent
-	case wire.WatcherPersistentRecursive:
-		return WatchRecursive
+		return []WatchKind{childKinds, dataKinds}, nil
 	}
-	return 0
+	return nil, wire.ErrMarshallingError
 }
 
-// RemoveWatches is removeWatches: it drops the session's watches of the
-// given type on path, or returns NOWATCHER when there are none.
+// RemoveWatches is removeWatches: it drops the session's watches on path
+// from the registries of the given type, whatever their mode, or returns
+// NOWATCHER when there were none.
 func (t *Tree) RemoveWatches(session int64, path string, wt wire.WatcherType) error {
+	regs, err := registries(wt)
+	if err != nil {
+		return err
+	}
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.clear(session, path, watcherTypeKinds(wt)) {
+	var kinds WatchKind
+	for _, r := range regs {
+		kinds |= r
+	}
+	if !w.clear(session, path, kinds) {
 		return wire.ErrNoWatcher
 	}
 	return nil
 }
 
-// CheckWatches is checkWatches: NOWATCHER unless the session holds a watch
-// of the given type on path.
+// CheckWatches is checkWatches as ZooKeeper 3.8 answers it. Its watch
+// registries look only whether anyone watches exactly path, not whether
+// the asking session does. They walk from path to its parents, which
+// fails on a name without a "/": a path not starting with "/" is
+// MARSHALLINGERROR when it has no "/" at all, or when nobody watches it
+// and the registry holds a recursive watch (the walk then goes past the
+// path itself). "" is never watched. Children and Data ask one registry,
+// Any both, the child registry first.
 func (t *Tree) CheckWatches(session int64, path string, wt wire.WatcherType) error {
+	regs, err := registries(wt)
+	if err != nil {
+		return err
+	}
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.kindOf(session, path)&watcherTypeKinds(wt) == 0 {
+	found := false
+	for _, kinds := range regs {
+		if path == "" {
+			continue
+		}
+		watched := false
+		w.watchers(path, func(_ int64, k WatchKind) bool {
+			watched = k&kinds != 0
+			return !watched
+		})
+		// The walk goes on to the parents only while the registry
+		// holds a recursive watch somewhere.
+		recursive := w.recursiveIn[0]
+		if kinds == childKinds {
+			recursive = w.recursiveIn[1]
+		}
+		if path[0] != '/' && (!strings.Contains(path, "/") || !watched && recursive > 0) {
+			return wire.ErrMarshallingError
+		}
+		found = found || watched
+	}
+	if !found {
 		return wire.ErrNoWatcher
 	}
 	return nil
@@ -618,13 +716,12 @@ func (t *Tree) SessionWatches(session int64) map[string]WatchKind {
 	return out
 }
 
-// The kinds ZooKeeper keeps in its data-watch manager (one-shot data
-// watches from getData and exists, and both persistent kinds) and in its
-// child-watch manager (one-shot child watches, and both persistent kinds
-// too: addWatch puts a watch of either mode in both).
+// The kinds of ZooKeeper's data-watch registry (one-shot data watches
+// from getData and exists, and addWatch's of either mode) and of its
+// child-watch registry (one-shot child watches, and addWatch's).
 const (
-	dataKinds  = WatchData | WatchPersistent | WatchRecursive
-	childKinds = WatchChild | WatchPersistent | WatchRecursive
+	dataKinds  = WatchData | watchPersistentData | watchRecursiveData
+	childKinds = WatchChild | watchPersistentChild | watchRecursiveChild
 )
 
 // IsDataWatch reports whether kinds include one ZooKeeper counts as a data

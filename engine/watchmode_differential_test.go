@@ -1,0 +1,148 @@
+package engine_test
+
+import (
+	"testing"
+
+	"zkd/wire"
+)
+
+// playBoth runs script on a fresh pair of sessions on each server and
+// compares what they saw.
+func playBoth(t *testing.T, what string, zkdAddr, refAddr string, script func(pl *opPlayer)) {
+	t.Helper()
+	play := func(addr string) string {
+		pl := newOpPlayer(t, addr)
+		script(pl)
+		return pl.close()
+	}
+	compareLines(t, what, play(refAddr), play(zkdAddr))
+}
+
+const (
+	sessA = 0
+	sessB = 1
+)
+
+// TestDifferentialOddPaths: reads and watch requests of paths a client
+// library would not send. ZooKeeper's tree files its root under "" too,
+// and its reads do not check the path, so reading "" reads the root (and
+// getAllChildrenNumber counts the root itself); its checkWatches walks
+// from the path to its parents and fails on a name without a "/"
+// (MARSHALLINGERROR), and never finds a watch on "".
+func TestDifferentialOddPaths(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, nil)
+	playBoth(t, "odd paths", zkdAddr, refAddr, func(pl *opPlayer) {
+		for _, p := range []string{"", "rel", "rel/x", "/a/", "/a/./x", "/a//x"} {
+			for _, r := range []struct {
+				op   wire.OpCode
+				body wire.Record
+			}{
+				{wire.OpGetData, &wire.GetDataRequest{Path: p, Watch: true}},
+				{wire.OpExists, &wire.ExistsRequest{Path: p}},
+				{wire.OpExists, &wire.ExistsRequest{Path: p, Watch: true}},
+				{wire.OpGetChildren, &wire.GetChildrenRequest{Path: p}},
+				{wire.OpGetChildren2, &wire.GetChildren2Request{Path: p, Watch: true}},
+				{wire.OpGetACL, &wire.GetACLRequest{Path: p}},
+				{wire.OpGetAllChildrenNumber, &wire.PathRequest{Path: p}},
+				{wire.OpGetEphemerals, &wire.PathRequest{Path: p}},
+				{wire.OpSync, &wire.PathRequest{Path: p}},
+				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherData}},
+				{wire.OpAddWatch, &wire.AddWatchRequest{Path: p}},
+				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherAny}},
+				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherChildren}},
+				{wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: p, Type: wire.WatcherAny}},
+				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherAny}},
+				{wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpGetData, Path: p}, {Type: wire.OpGetChildren, Path: p}}}},
+				{wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpCheck, Path: p, Version: -1}}}},
+				{wire.OpSetData, &wire.SetDataRequest{Path: p, Version: -1}},
+			} {
+				pl.do(sessB, r.op, r.body)
+			}
+		}
+		// A change of the root fires no watch set on "".
+		pl.do(sessA, wire.OpSetData, &wire.SetDataRequest{Path: "/", Data: []byte("x"), Version: -1})
+		pl.do(sessA, wire.OpCreate, &wire.CreateRequest{Path: "/odd", ACL: openACL})
+	})
+}
+
+// TestDifferentialWatchModes: how ZooKeeper 3.8 keeps a session's watches
+// of different modes on one path. It has a data-watch and a child-watch
+// registry, each holding one watch per session and path: addWatch puts
+// one in both, a one-shot watch set after it replaces it in its registry
+// (and addWatch replaces a one-shot one), removeWatches of Data or
+// Children removes a watch of any mode from that registry only, and
+// checkWatches answers whether anyone, not only the asking session,
+// watches the path. Only Children, Data and Any are WatcherTypes there.
+// A multiRead sets no watch.
+func TestDifferentialWatchModes(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, nil)
+	create := func(pl *opPlayer, p string) {
+		pl.do(sessA, wire.OpCreate, &wire.CreateRequest{Path: p, ACL: openACL})
+	}
+	set := func(pl *opPlayer, p string) {
+		pl.do(sessA, wire.OpSetData, &wire.SetDataRequest{Path: p, Data: []byte("v"), Version: -1})
+	}
+	playBoth(t, "a one-shot child watch after a persistent one", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/p")
+		pl.do(sessB, wire.OpAddWatch, &wire.AddWatchRequest{Path: "/p", Mode: wire.AddWatchPersistent})
+		pl.do(sessB, wire.OpGetChildren, &wire.GetChildrenRequest{Path: "/p", Watch: true})
+		create(pl, "/p/1") // the one-shot child watch fires and goes
+		create(pl, "/p/2") // nothing: the persistent one left the child registry
+		set(pl, "/p")      // the data registry still has it
+		pl.do(sessB, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/p", Type: wire.WatcherChildren})
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/p", Type: wire.WatcherAny})
+	})
+	playBoth(t, "addWatch after a one-shot data watch", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/q")
+		pl.do(sessB, wire.OpGetData, &wire.GetDataRequest{Path: "/q", Watch: true})
+		pl.do(sessB, wire.OpAddWatch, &wire.AddWatchRequest{Path: "/q", Mode: wire.AddWatchPersistentRecursive})
+		set(pl, "/q")
+		set(pl, "/q")
+		create(pl, "/q/c")
+		pl.do(sessB, wire.OpGetChildren, &wire.GetChildrenRequest{Path: "/q", Watch: true})
+		create(pl, "/q/d")
+		create(pl, "/q/d/e")
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/q", Type: wire.WatcherData})
+		create(pl, "/q/d/f")
+		pl.do(sessA, wire.OpDelete, &wire.DeleteRequest{Path: "/q/d/f", Version: -1})
+	})
+	playBoth(t, "removeWatches of one registry", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/r")
+		pl.do(sessB, wire.OpAddWatch, &wire.AddWatchRequest{Path: "/r", Mode: wire.AddWatchPersistent})
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/r", Type: wire.WatcherChildren})
+		create(pl, "/r/k") // no child event
+		set(pl, "/r")      // a data event
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/r", Type: wire.WatcherChildren})
+		// Anyone's watch will do for checkWatches, A's own or not.
+		pl.do(sessA, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/r", Type: wire.WatcherData})
+		pl.do(sessA, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/r", Type: wire.WatcherChildren})
+		pl.do(sessA, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/r", Type: wire.WatcherAny})
+		pl.do(sessA, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/r", Type: wire.WatcherAny})
+		for _, typ := range []wire.WatcherType{0, wire.WatcherPersistent, wire.WatcherPersistentRecursive, 6} {
+			pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/r", Type: typ})
+			pl.do(sessB, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/r", Type: typ})
+		}
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/r", Type: wire.WatcherData})
+		set(pl, "/r")
+	})
+	playBoth(t, "removeWatches of a recursive watch's child registry", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/s")
+		create(pl, "/s/x")
+		pl.do(sessB, wire.OpAddWatch, &wire.AddWatchRequest{Path: "/s", Mode: wire.AddWatchPersistentRecursive})
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/s", Type: wire.WatcherChildren})
+		pl.do(sessB, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/s", Type: wire.WatcherChildren})
+		create(pl, "/s/y")
+		set(pl, "/s/x")
+		pl.do(sessA, wire.OpDelete, &wire.DeleteRequest{Path: "/s/x", Version: -1})
+		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/s", Type: wire.WatcherData})
+		set(pl, "/s/y")
+	})
+	playBoth(t, "multiRead sets no watch", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/m")
+		pl.do(sessB, wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{
+			{Type: wire.OpGetData, Path: "/m", Watch: true}, {Type: wire.OpGetChildren, Path: "/m", Watch: true}}})
+		pl.do(sessB, wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/m", Type: wire.WatcherAny})
+		set(pl, "/m")
+		create(pl, "/m/c")
+	})
+}
