@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -373,7 +374,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 			return off, fmt.Errorf("a %d-byte frame cannot hold a request header", len(payload))
 		}
 		touch = true
-		if len(c.deferred) > 0 || c.connectRaw != nil || (opOf(payload) == wire.OpAuth && c.mustWait()) {
+		if len(c.deferred) > 0 || c.connectRaw != nil || (barrier(payload) && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			c.queued.Add(1)
 			continue
@@ -420,7 +421,7 @@ func (c *conn) drain() {
 	n := 0
 	for n < len(c.deferred) && !c.closing && !c.closed {
 		p := c.deferred[n]
-		if opOf(p) == wire.OpAuth && c.mustWait() {
+		if barrier(p) && c.mustWait() {
 			break
 		}
 		c.deferred[n] = nil
@@ -434,6 +435,36 @@ func (c *conn) drain() {
 		}
 		c.queued.Store(int32(c.inflight + len(c.deferred)))
 	}
+}
+
+// barrier reports whether a request waits, with every request after it,
+// until nothing of its session is in the applier. An auth changes what
+// later requests may do. The requests that set, remove or look up
+// watches act on the watches as they are at the newest version, which
+// must hold the session's writes before them and none after: handed to
+// the applier as reads that wait, they would run after the writes behind
+// them had been applied, and an addWatch would miss those writes' events,
+// a removeWatches let them fire, and a read's one-shot watch fire ahead
+// of the replies before the write that fired it.
+func barrier(p []byte) bool {
+	switch opOf(p) {
+	case wire.OpAuth, wire.OpAddWatch, wire.OpRemoveWatches, wire.OpCheckWatches, wire.OpSetWatches, wire.OpSetWatches2:
+		return true
+	case wire.OpGetData, wire.OpExists, wire.OpGetChildren, wire.OpGetChildren2:
+		return watchFlag(p)
+	}
+	return false
+}
+
+// watchFlag is the watch flag of a getData, exists or getChildren
+// request: the byte after the path.
+func watchFlag(p []byte) bool {
+	const at = wire.RequestHeaderSize + 4
+	if len(p) < at {
+		return false
+	}
+	n := int(int32(binary.BigEndian.Uint32(p[wire.RequestHeaderSize:])))
+	return n >= 0 && at+n < len(p) && p[at+n] != 0
 }
 
 // mustWait reports whether a read must wait: a request of the session is

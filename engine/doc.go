@@ -61,8 +61,12 @@
 //     the applier posts it back with the version after the writes before
 //     it and before the ones after it, pinned so its records stay, and the
 //     loop answers it from that version. The writes behind it are logged
-//     meanwhile. An addauth waits in the connection (with everything
-//     behind it) until nothing of its session is in the applier.
+//     meanwhile. An addauth, and a request that sets, removes or looks
+//     up a watch (addWatch, removeWatches, checkWatches, setWatches, a
+//     read with its watch flag), waits in the connection (with everything
+//     behind it) until nothing of its session is in the applier: its
+//     watch then takes effect where it stands among the session's
+//     writes, as in ZooKeeper, and not after the writes behind it.
 //   - Durable before acknowledged: a write's reply is posted only after its
 //     txn is fsynced (forceSync=yes): alone, on this server's disk; in an
 //     ensemble, on a quorum's disks (the leader, and a follower, answer

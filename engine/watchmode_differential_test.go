@@ -137,6 +137,25 @@ func TestDifferentialWatchModes(t *testing.T) {
 		pl.do(sessB, wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/s", Type: wire.WatcherData})
 		set(pl, "/s/y")
 	})
+	// A pipelined request that sets, removes or checks a watch acts
+	// where it stands among the session's writes, and an event goes out
+	// just before the reply of the write that fired it.
+	playBoth(t, "pipelined watch requests", zkdAddr, refAddr, func(pl *opPlayer) {
+		create(pl, "/w")
+		create(pl, "/w/c")
+		bad := request{wire.OpCreate, &wire.CreateRequest{Path: "/none/x", ACL: openACL}} // a write that fails
+		setW := request{wire.OpSetData, &wire.SetDataRequest{Path: "/w", Data: []byte("x"), Version: -1}}
+		pl.burst(sessB, []request{bad, {wire.OpGetData, &wire.GetDataRequest{Path: "/w/c", Watch: true}}, bad,
+			{wire.OpDelete, &wire.DeleteRequest{Path: "/w/c", Version: -1}}})
+		pl.burst(sessB, []request{bad, {wire.OpAddWatch, &wire.AddWatchRequest{Path: "/w", Mode: wire.AddWatchPersistent}}, setW, setW})
+		pl.burst(sessB, []request{setW, {wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/w", Type: wire.WatcherData}},
+			{wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: "/w", Type: wire.WatcherAny}}, setW,
+			{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/w", Type: wire.WatcherAny}}})
+		pl.burst(sessB, []request{setW, {wire.OpExists, &wire.ExistsRequest{Path: "/w/n", Watch: true}},
+			{wire.OpCreate, &wire.CreateRequest{Path: "/w/n", ACL: openACL}}, setW,
+			{wire.OpGetChildren, &wire.GetChildrenRequest{Path: "/w", Watch: true}},
+			{wire.OpDelete, &wire.DeleteRequest{Path: "/w/n", Version: -1}}})
+	})
 	playBoth(t, "multiRead sets no watch", zkdAddr, refAddr, func(pl *opPlayer) {
 		create(pl, "/m")
 		pl.do(sessB, wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{

@@ -281,6 +281,10 @@ func (t *Tree) Digest() uint64 { return t.st.digest }
 // Published returns the newest published version.
 func (t *Tree) Published() *View { return t.pub.Load() }
 
+// spentWindow is how many Views a tree without read slots remembers the
+// watches each used up for (see Watch).
+const spentWindow = 1024
+
 // Publish makes everything applied so far visible to readers as one new
 // View, and matches the watch triggers of those txns against the registered
 // watches. It returns the events to deliver, in zxid order, each once per
@@ -309,7 +313,15 @@ func (t *Tree) Publish() []Event {
 	}
 	v.acls = t.acl.lists
 	trigs := t.pending
-	events := t.watches.publish(&t.pub, v, trigs)
+	// No reader registers a watch against a View older than the oldest
+	// a read slot may hold; without slots, keep a generous window.
+	oldest := uint64(0)
+	if r := t.pool.readers; r != nil && len(t.watches.spentOrder) > 0 {
+		oldest = r.oldest() // spentOrder changes only here, on this goroutine
+	} else if r == nil && v.seq > spentWindow {
+		oldest = v.seq - spentWindow
+	}
+	events := t.watches.publish(&t.pub, v, trigs, oldest)
 	// The triggers are spent; their slice carries the next batch's.
 	clear(trigs)
 	t.pending = trigs[:0]

@@ -347,6 +347,75 @@ func TestRemoveWatchesKeepsNoViewOfTheRequest(t *testing.T) {
 	}
 }
 
+// TestWatchSetOnAnOlderView: a read answered from a View a few versions
+// old registers its watch after changes it did not see. ZooKeeper would
+// have registered it before them, so the first of them fires it, once:
+// zkd fires it at once, unless another watch of the session already told
+// it of that change, which in ZooKeeper's order was the same event.
+func TestWatchSetOnAnOlderView(t *testing.T) {
+	h := newHarness(t, ztree.Options{})
+	h.create(1, "/x", wire.ModePersistent)
+	h.create(1, "/r", wire.ModePersistent)
+	h.create(1, "/r/c", wire.ModePersistent)
+	h.create(1, "/p", wire.ModePersistent)
+	set := func(path string) []ztree.Event {
+		_, evs := h.do(1, wire.OpSetData, &wire.SetDataRequest{Path: path, Version: -1})
+		return evs
+	}
+
+	// No other watch: the change fires the late one at once.
+	old := h.tree.Published()
+	set("/x")
+	if ev, fired := h.tree.Watch(old, 2, "/x", ztree.WatchData); !fired || ev.Type != wire.EventNodeDataChanged {
+		t.Fatalf("a watch set on an older view: %+v %v", ev, fired)
+	}
+
+	// The same one-shot watch set before, used up by the change.
+	if _, fired := h.tree.Watch(h.tree.Published(), 2, "/x", ztree.WatchData); fired {
+		t.Fatal("fired on the current view")
+	}
+	old = h.tree.Published()
+	if evs := set("/x"); len(evs) != 1 {
+		t.Fatalf("events %v", evs)
+	}
+	if ev, fired := h.tree.Watch(old, 2, "/x", ztree.WatchData); fired {
+		t.Fatalf("the change told the session twice: %+v", ev)
+	}
+	if evs := set("/x"); len(evs) != 0 {
+		t.Fatalf("the late watch was kept: %v", evs)
+	}
+
+	// A recursive watch above told the session of the change.
+	h.tree.AddWatch(2, "/r", ztree.WatchRecursive)
+	old = h.tree.Published()
+	if evs := set("/r/c"); len(evs) != 1 {
+		t.Fatalf("events %v", evs)
+	}
+	if ev, fired := h.tree.Watch(old, 2, "/r/c", ztree.WatchData); fired {
+		t.Fatalf("the recursive watch's event came twice: %+v", ev)
+	}
+	if evs := set("/r/c"); len(evs) != 1 || evs[0].Type != wire.EventNodeDataChanged {
+		t.Fatalf("after the late watch: %v", evs)
+	}
+
+	// A persistent watch on the path itself: the late one-shot watch
+	// replaced it in the data registry, and the change used that up.
+	h.tree.AddWatch(2, "/p", ztree.WatchPersistent)
+	old = h.tree.Published()
+	if evs := set("/p"); len(evs) != 1 {
+		t.Fatalf("events %v", evs)
+	}
+	if ev, fired := h.tree.Watch(old, 2, "/p", ztree.WatchData); fired {
+		t.Fatalf("the persistent watch's event came twice: %+v", ev)
+	}
+	if evs := set("/p"); len(evs) != 0 {
+		t.Fatalf("the data registry kept the persistent watch: %v", evs)
+	}
+	if _, evs := h.do(1, wire.OpCreate, &wire.CreateRequest{Path: "/p/k", ACL: ztree.OpenACL}); len(evs) != 1 || evs[0].Type != wire.EventNodeChildrenChanged {
+		t.Fatalf("the child registry lost the persistent watch: %v", evs)
+	}
+}
+
 // TestCreateTTLOfAnotherMode: a createTTL whose mode is not a TTL mode is
 // refused, whatever its TTL (ZooKeeper takes one with a negative TTL and
 // then fails to apply its txn).

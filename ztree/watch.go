@@ -91,7 +91,12 @@ type watchTable struct {
 	above       []int64     // sessions with recursive watches above a changed path
 	aboveKinds  []WatchKind // and the recursive kinds each has there
 	kinds       []WatchKind // the kinds of the sessions a change finds on its path
-	gone        []sessionWatch
+	// spent are the one-shot watches recent publishes used up, with the
+	// View each publish made (see Watch); spentOrder holds them in
+	// publish order, for pruning.
+	spent      map[spentKey]spentWatch
+	spentOrder []spentEntry
+	gone       []sessionWatch
 	// fanout are ZooKeeper's watch fan-out summaries, by trigKind
 	// (node_created_watch_count, node_deleted_, node_changed_,
 	// node_children_).
@@ -105,6 +110,24 @@ type watchTable struct {
 	seq      uint64
 	pathData map[string]pathOrder
 	sessData map[int64]uint64
+}
+
+// spentKey, spentWatch and spentEntry record the one-shot watches a
+// publish used up: their kinds, and the sequence number of the View it
+// published.
+type spentKey struct {
+	session int64
+	path    string
+}
+
+type spentWatch struct {
+	kinds WatchKind
+	seq   uint64
+}
+
+type spentEntry struct {
+	key spentKey
+	seq uint64
 }
 
 // sessionKinds sorts sessions and their kinds together, by session.
@@ -319,20 +342,56 @@ func (w *watchTable) dropSession(session int64) {
 
 // publish swaps in the new View and matches the triggers against the
 // watches, under the registry's lock.
-func (w *watchTable) publish(pub *atomic.Pointer[View], v *View, trigs []trigger) []Event {
+func (w *watchTable) publish(pub *atomic.Pointer[View], v *View, trigs []trigger, oldest uint64) []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pub.Store(v)
+	w.pruneSpent(oldest)
 	var out []Event
 	for i := range trigs {
-		out = w.fire(out, &trigs[i], v.acls)
+		out = w.fire(out, &trigs[i], v)
 	}
 	return out
 }
 
+// spend records that the publish of View seq used up session's one-shot
+// watches of the given kinds on path.
+func (w *watchTable) spend(session int64, path string, kinds WatchKind, seq uint64) {
+	if w.spent == nil {
+		w.spent = make(map[spentKey]spentWatch)
+	}
+	k := spentKey{session, path}
+	sw := w.spent[k]
+	if sw.seq != seq {
+		sw = spentWatch{seq: seq}
+		w.spentOrder = append(w.spentOrder, spentEntry{key: k, seq: seq})
+	}
+	sw.kinds |= kinds
+	w.spent[k] = sw
+}
+
+// pruneSpent forgets the one-shot watches used up by publishes of Views
+// up to oldest: no reader registers a watch against a View older than
+// that (see Watch).
+func (w *watchTable) pruneSpent(oldest uint64) {
+	i := 0
+	for ; i < len(w.spentOrder) && w.spentOrder[i].seq <= oldest; i++ {
+		e := w.spentOrder[i]
+		if sw, ok := w.spent[e.key]; ok && sw.seq == e.seq {
+			delete(w.spent, e.key)
+		}
+	}
+	if i > 0 {
+		n := copy(w.spentOrder, w.spentOrder[i:])
+		clear(w.spentOrder[n:])
+		w.spentOrder = w.spentOrder[:n]
+	}
+}
+
 // fire appends the events one trigger causes, in session order, one per
 // session, and drops the one-shot watches it used up.
-func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
+func (w *watchTable) fire(out []Event, tr *trigger, v *View) []Event {
+	acls := v.acls
 	if tr.kind == trigSessionGone {
 		w.dropSession(tr.session)
 		return out
@@ -384,8 +443,15 @@ func (w *watchTable) fire(out []Event, tr *trigger, acls [][]wire.ACL) []Event {
 		}
 		return true
 	})
-	for _, s := range hit {
-		w.clear(s, tr.path, oneShot)
+	var owned string // tr.path copied, once a spent watch needs it
+	for j, s := range hit {
+		if spent := kinds[j] & oneShot; spent != 0 {
+			w.clear(s, tr.path, oneShot)
+			if owned == "" {
+				owned = strings.Clone(tr.path)
+			}
+			w.spend(s, owned, spent, v.seq)
+		}
 	}
 	// Recursive watches above the path see its data events (and its
 	// delete), but only sessions that may read the znode get them.
@@ -510,7 +576,26 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 	defer w.mu.Unlock()
 	cur := t.pub.Load()
 	if cur.zxid > v.zxid {
+		// A watch of this kind the session set before, used up by a
+		// change after v, already told it: in ZooKeeper's order this
+		// one is the same watch, set before that change and used up by
+		// it.
+		if sw, ok := w.spent[spentKey{session, path}]; ok && sw.seq > v.seq && sw.kinds&kind != 0 {
+			return Event{}, false
+		}
 		if typ, changed := changedSince(v, cur, path, kind); changed {
+			// A persistent watch of the session that saw the change
+			// told it already: in ZooKeeper's order the change fired
+			// both watches at once, one event, and used this one up.
+			// This one replaced a persistent watch on path itself in
+			// its registry (see WatchKind), which the change then used
+			// up too.
+			if k := w.kindOf(session, path); w.toldOf(session, path, typ, k) {
+				if mine := k & kind.registry() &^ kind; mine != 0 {
+					w.set(session, path, k, k&^mine)
+				}
+				return Event{}, false
+			}
 			// The same READ check as fire makes, on the znode as it is
 			// (as it was, when it is gone).
 			it, ok := cur.lookup(path)
@@ -527,6 +612,41 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 	}
 	w.add(session, path, kind)
 	return Event{}, false
+}
+
+// toldOf reports whether session's persistent watches (k: its kinds on
+// path) fire for a change of type typ to path.
+func (w *watchTable) toldOf(session int64, path string, typ wire.EventType, k WatchKind) bool {
+	var here, above WatchKind
+	switch typ {
+	case wire.EventNodeCreated, wire.EventNodeDataChanged:
+		here, above = watchPersistentData|watchRecursiveData, watchRecursiveData
+	case wire.EventNodeDeleted:
+		here, above = WatchPersistent|WatchRecursive, WatchRecursive
+	case wire.EventNodeChildrenChanged:
+		here = watchPersistentChild
+	}
+	if k&here != 0 {
+		return true
+	}
+	if above == 0 || w.recursive == 0 {
+		return false
+	}
+	for p := path; p != rootPath && p != ""; {
+		p, _ = splitPath(p)
+		if w.kindOf(session, p)&above != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// registry is the kinds of the registry a one-shot kind is kept in.
+func (k WatchKind) registry() WatchKind {
+	if k&WatchChild != 0 {
+		return childKinds
+	}
+	return dataKinds
 }
 
 // changedSince reports what a watch of this kind set on old would have
