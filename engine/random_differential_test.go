@@ -84,7 +84,12 @@ func playRandomOps(t *testing.T, addr string, seed uint64, steps int) string {
 		watch := rng.IntN(2) == 0
 		return watch && who == 1 && !slices.Contains(persistent, p)
 	}
-	version := func() int32 { return int32(rng.IntN(4)) - 1 }
+	version := func() int32 {
+		if rng.IntN(20) == 0 {
+			return []int32{-2, 1 << 30}[rng.IntN(2)]
+		}
+		return int32(rng.IntN(4)) - 1
+	}
 	data := func() []byte { return []byte(strings.Repeat("v", rng.IntN(12))) }
 	acl := func() []wire.ACL { return acls[rng.IntN(len(acls))] }
 	// Children, Data and Any, and now and then a number ZooKeeper 3.8
@@ -99,6 +104,15 @@ func playRandomOps(t *testing.T, addr string, seed uint64, steps int) string {
 		return []wire.CreateMode{wire.ModePersistent, wire.ModePersistent, wire.ModeEphemeral, wire.ModePersistentSequential,
 			wire.ModeEphemeralSequential, wire.ModeContainer, wire.ModePersistentWithTTL, 9}[rng.IntN(8)]
 	}
+	// createMode is mostly a mode a plain create takes, now and then a
+	// TTL mode or a bad one.
+	createMode := func() wire.CreateMode {
+		m := mode()
+		if rng.IntN(4) != 0 {
+			m %= 5
+		}
+		return m
+	}
 	subOp := func(read, watch bool) wire.MultiOp {
 		if read {
 			if rng.IntN(2) == 0 {
@@ -110,7 +124,10 @@ func playRandomOps(t *testing.T, addr string, seed uint64, steps int) string {
 		}
 		switch rng.IntN(4) {
 		case 0:
-			return wire.MultiOp{Type: wire.OpCreate, Path: path(), Data: data(), ACL: acl(), Flags: mode() % 5}
+			// Any mode, TTL ones and a bad one too: in a multi the
+			// mode says what kind of create it is.
+			return wire.MultiOp{Type: wire.OpCreate, Path: path(), Data: data(), ACL: acl(), Flags: mode(),
+				TTL: []int64{0, 1000, -1}[rng.IntN(3)]}
 		case 1:
 			return wire.MultiOp{Type: wire.OpDelete, Path: path(), Version: version()}
 		case 2:
@@ -126,9 +143,9 @@ func playRandomOps(t *testing.T, addr string, seed uint64, steps int) string {
 		var body wire.Record
 		switch k := rng.IntN(24); k {
 		case 0, 1, 2:
-			op, body = wire.OpCreate, &wire.CreateRequest{Path: path(), Data: data(), ACL: acl(), Flags: mode() % 5}
+			op, body = wire.OpCreate, &wire.CreateRequest{Path: path(), Data: data(), ACL: acl(), Flags: createMode()}
 		case 3:
-			op, body = wire.OpCreate2, &wire.CreateRequest{Path: path(), Data: data(), ACL: acl(), Flags: mode() % 5}
+			op, body = wire.OpCreate2, &wire.CreateRequest{Path: path(), Data: data(), ACL: acl(), Flags: createMode()}
 		case 4:
 			op, body = wire.OpCreateContainer, &wire.CreateRequest{Path: path(), Data: data(), ACL: acl(), Flags: wire.ModeContainer}
 		case 5:
@@ -169,13 +186,22 @@ func playRandomOps(t *testing.T, addr string, seed uint64, steps int) string {
 		case 16, 17:
 			ops := make([]wire.MultiOp, 1+rng.IntN(4))
 			for j := range ops {
-				ops[j] = subOp(false, false)
+				// Now and then a read among the writes.
+				ops[j] = subOp(rng.IntN(12) == 0, false)
+				if j > 0 && ops[j].Flags.TTL() && ops[j].Type == wire.OpCreate {
+					// Only first: after ops that prep, ZooKeeper keeps
+					// their changes for requests prepped while this
+					// multi's MARSHALLINGERROR txn is in flight
+					// (compatibility.md).
+					ops[j].Type = wire.OpCreateTTL
+				}
 			}
 			op, body = wire.OpMulti, &wire.MultiRequest{Ops: ops}
 		case 18:
 			ops := make([]wire.MultiOp, 1+rng.IntN(3))
 			for j := range ops {
-				ops[j] = subOp(true, who == 1)
+				// Now and then writes, which a multiRead refuses.
+				ops[j] = subOp(j == 0 && rng.IntN(10) != 0 || j > 0 && ops[0].Type == wire.OpGetData || j > 0 && ops[0].Type == wire.OpGetChildren, who == 1)
 			}
 			op, body = wire.OpMultiRead, &wire.MultiRequest{Ops: ops}
 		case 19:

@@ -265,6 +265,15 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			bad()
 			return
 		}
+		if len(req.Ops) > 0 && req.Ops[0].Type != wire.OpGetData && req.Ops[0].Type != wire.OpGetChildren {
+			// Writes in a multiRead (they cannot be mixed with reads:
+			// that does not decode). ZooKeeper fails on the first op
+			// with MARSHALLINGERROR, and sends the results so far: none.
+			c.appendFrameWithBody(hdr.Xid, zxid, wire.ErrMarshallingError, &wire.MultiResponse{})
+			c.lastXid.Store(hdr.Xid)
+			c.lastZxid.Store(zxid)
+			return
+		}
 		res := v.MultiRead(req.Ops, c.auth)
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, &wire.MultiResponse{Results: res})
 		for i, op := range req.Ops {

@@ -23,48 +23,6 @@ const (
 	sessB = 1
 )
 
-// TestDifferentialOddPaths: reads and watch requests of paths a client
-// library would not send. ZooKeeper's tree files its root under "" too,
-// and its reads do not check the path, so reading "" reads the root (and
-// getAllChildrenNumber counts the root itself); its checkWatches walks
-// from the path to its parents and fails on a name without a "/"
-// (MARSHALLINGERROR), and never finds a watch on "".
-func TestDifferentialOddPaths(t *testing.T) {
-	zkdAddr, refAddr := bothServers(t, nil)
-	playBoth(t, "odd paths", zkdAddr, refAddr, func(pl *opPlayer) {
-		for _, p := range []string{"", "rel", "rel/x", "/a/", "/a/./x", "/a//x"} {
-			for _, r := range []struct {
-				op   wire.OpCode
-				body wire.Record
-			}{
-				{wire.OpGetData, &wire.GetDataRequest{Path: p, Watch: true}},
-				{wire.OpExists, &wire.ExistsRequest{Path: p}},
-				{wire.OpExists, &wire.ExistsRequest{Path: p, Watch: true}},
-				{wire.OpGetChildren, &wire.GetChildrenRequest{Path: p}},
-				{wire.OpGetChildren2, &wire.GetChildren2Request{Path: p, Watch: true}},
-				{wire.OpGetACL, &wire.GetACLRequest{Path: p}},
-				{wire.OpGetAllChildrenNumber, &wire.PathRequest{Path: p}},
-				{wire.OpGetEphemerals, &wire.PathRequest{Path: p}},
-				{wire.OpSync, &wire.PathRequest{Path: p}},
-				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherData}},
-				{wire.OpAddWatch, &wire.AddWatchRequest{Path: p}},
-				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherAny}},
-				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherChildren}},
-				{wire.OpRemoveWatches, &wire.RemoveWatchesRequest{Path: p, Type: wire.WatcherAny}},
-				{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: p, Type: wire.WatcherAny}},
-				{wire.OpMultiRead, &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpGetData, Path: p}, {Type: wire.OpGetChildren, Path: p}}}},
-				{wire.OpMulti, &wire.MultiRequest{Ops: []wire.MultiOp{{Type: wire.OpCheck, Path: p, Version: -1}}}},
-				{wire.OpSetData, &wire.SetDataRequest{Path: p, Version: -1}},
-			} {
-				pl.do(sessB, r.op, r.body)
-			}
-		}
-		// A change of the root fires no watch set on "".
-		pl.do(sessA, wire.OpSetData, &wire.SetDataRequest{Path: "/", Data: []byte("x"), Version: -1})
-		pl.do(sessA, wire.OpCreate, &wire.CreateRequest{Path: "/odd", ACL: openACL})
-	})
-}
-
 // TestDifferentialWatchModes: how ZooKeeper 3.8 keeps a session's watches
 // of different modes on one path. It has a data-watch and a child-watch
 // registry, each holding one watch per session and path: addWatch puts

@@ -480,7 +480,7 @@ func (t *Tree) sessionEphemerals(session int64) []string {
 // body record, nil when the reply has no body. op is the request's op code.
 // The record may live inside r: encode it before r changes.
 func (r *Result) Reply(op wire.OpCode) (wire.ErrCode, wire.Record) {
-	if op == wire.OpMulti {
+	if op == wire.OpMulti && r.Type != wire.OpError {
 		out := &wire.MultiResponse{Results: make([]wire.OpResult, len(r.Multi))}
 		for i := range r.Multi {
 			out.Results[i] = r.Multi[i].opResult()

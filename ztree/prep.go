@@ -224,6 +224,15 @@ func (t *Tree) Prep(req *Request) (Txn, error) {
 		if !ok {
 			return t.errorTxn(hdr, wire.ErrMarshallingError)
 		}
+		for i := range m.Ops {
+			if typ := m.Ops[i].Type; typ == wire.OpGetData || typ == wire.OpGetChildren {
+				// Reads belong in a multiRead. ZooKeeper fails a multi
+				// of them (it makes no txn for the first) with a
+				// MARSHALLINGERROR error txn; one of reads and writes
+				// does not decode.
+				return t.errorTxn(hdr, wire.ErrMarshallingError)
+			}
+		}
 		return t.prepMulti(req, hdr, m)
 	}
 	typ, rec, err := t.prepOp(req, req.Op, req.Body)
@@ -254,6 +263,13 @@ func (t *Tree) prepMulti(req *Request, hdr wire.TxnHeader, m *wire.MultiRequest)
 		if failure != nil {
 			typ, rec = wire.OpError, &wire.ErrorTxn{Err: wire.ErrRuntimeInconsistency}
 		} else {
+			if op.Type != wire.OpCreateTTL && op.Flags.TTL() && isCreate(op.Type) {
+				// ZooKeeper makes such an op a createTTL without a
+				// TTL, which its prep cannot read: the whole multi
+				// becomes a MARSHALLINGERROR error txn.
+				t.rollback(mark)
+				return t.errorTxn(hdr, wire.ErrMarshallingError)
+			}
 			var err error
 			typ, rec, err = t.prepMultiOp(req, op)
 			if err != nil {
@@ -265,6 +281,10 @@ func (t *Tree) prepMulti(req *Request, hdr wire.TxnHeader, m *wire.MultiRequest)
 		txns = append(txns, wire.Txn{Type: typ, Data: rec.Append(nil)})
 	}
 	return Txn{Header: hdr, Record: &wire.MultiTxn{Txns: txns}, Digest: t.txnDigest(), HasDigest: true}, failure
+}
+
+func isCreate(op wire.OpCode) bool {
+	return op == wire.OpCreate || op == wire.OpCreate2 || op == wire.OpCreateContainer || op == wire.OpCreateTTL
 }
 
 // prepMultiOp preps one op of a multi. ZooKeeper rebuilds each create op
