@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -28,12 +29,10 @@ import (
 // script reacts to the replies (a sequential create's name joins the
 // paths), so a difference shows first where it starts.
 //
-// ZKD_RANDOM_OPS_SEEDS=N plays N scripts instead of the default few.
+// ZKD_RANDOM_OPS_SEEDS=N plays N scripts instead of the default few,
+// ZKD_RANDOM_OPS_SEED=N only script N.
 func TestDifferentialRandomOps(t *testing.T) {
-	seeds := 4
-	if s, err := strconv.Atoi(os.Getenv("ZKD_RANDOM_OPS_SEEDS")); err == nil && s > 0 {
-		seeds = s
-	}
+	first, last := randomOpsSeeds(4)
 	// The container and TTL reaper is kept from running: its txns would
 	// come at different moments on the two servers.
 	const never = "86400000"
@@ -41,11 +40,23 @@ func TestDifferentialRandomOps(t *testing.T) {
 		SystemProperties: map[string]string{"znode.container.checkIntervalMs": never}})
 	srv := zkdtest.Start(t, map[string]string{"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": never})
 	zkdAddr, refAddr := srv.Addr, ref.Addr
-	for seed := 1; seed <= seeds; seed++ {
+	for seed := first; seed <= last; seed++ {
 		ref := playRandomOps(t, refAddr, uint64(seed), 250)
 		got := playRandomOps(t, zkdAddr, uint64(seed), 250)
 		compareLines(t, fmt.Sprintf("random ops, seed %d (ZKD_RANDOM_OPS_SEEDS)", seed), ref, got)
 	}
+}
+
+// randomOpsSeeds are the scripts to play: 1 to n, 1 to
+// ZKD_RANDOM_OPS_SEEDS, or only ZKD_RANDOM_OPS_SEED.
+func randomOpsSeeds(n int) (first, last int) {
+	if s, err := strconv.Atoi(os.Getenv("ZKD_RANDOM_OPS_SEED")); err == nil && s > 0 {
+		return s, s
+	}
+	if s, err := strconv.Atoi(os.Getenv("ZKD_RANDOM_OPS_SEEDS")); err == nil && s > 0 {
+		n = s
+	}
+	return 1, n
 }
 
 // playRandomOps runs script seed against addr, under a root of its own,
@@ -259,8 +270,10 @@ type opPlayer struct {
 	names    []string
 	out      []string
 	seen     []int
+	broken   bool // a connection was closed, or a reply did not come
 }
 
+// newOpPlayer connects A and B to addr.
 func newOpPlayer(t *testing.T, addr string) *opPlayer {
 	t.Helper()
 	pl := &opPlayer{t: t, names: []string{"A", "B"}, seen: []int{0, 0},
@@ -287,16 +300,26 @@ func (pl *opPlayer) do(who int, op wire.OpCode, body wire.Record) (created strin
 	line, created, open := randomOpCall(pl.t, pl.sessions[who], op, body)
 	pl.out = append(pl.out, pl.names[who]+" "+line)
 	if !open {
+		pl.broken = true
 		return "", false
 	}
 	pl.events(who)
-	other := 1 - who
-	if !randomOpPing(pl.t, pl.sessions[other]) {
-		pl.out = append(pl.out, pl.names[other]+" connection closed")
+	if !pl.settle(1 - who) {
 		return "", false
 	}
-	pl.events(other)
 	return created, true
+}
+
+// settle collects the events the other session has been sent, with a
+// ping; false when its connection is closed.
+func (pl *opPlayer) settle(other int) bool {
+	if !randomOpPing(pl.t, pl.sessions[other]) {
+		pl.out = append(pl.out, pl.names[other]+" connection closed")
+		pl.broken = true
+		return false
+	}
+	pl.events(other)
+	return true
 }
 
 // request is one request of a burst.
@@ -319,6 +342,7 @@ func (pl *opPlayer) burst(who int, reqs []request) (created []string, open bool)
 		line, name, open := randomOpReply(pl.t, c, r.op, r.body, xids[i])
 		pl.out = append(pl.out, fmt.Sprintf("%s %d/%d %s", pl.names[who], i+1, len(reqs), line))
 		if !open {
+			pl.broken = true
 			return created, false
 		}
 		if name != "" {
@@ -326,12 +350,9 @@ func (pl *opPlayer) burst(who int, reqs []request) (created []string, open bool)
 		}
 		pl.events(who)
 	}
-	other := 1 - who
-	if !randomOpPing(pl.t, pl.sessions[other]) {
-		pl.out = append(pl.out, pl.names[other]+" connection closed")
+	if !pl.settle(1 - who) {
 		return created, false
 	}
-	pl.events(other)
 	return created, true
 }
 
@@ -343,6 +364,9 @@ func (pl *opPlayer) close() string {
 		owners[strconv.FormatInt(c.Session.SessionID, 10)] = pl.names[i]
 	}
 	for i, c := range pl.sessions {
+		if pl.broken {
+			break // the script stopped there
+		}
 		line, _, _ := randomOpCall(pl.t, c, wire.OpCloseSession, nil)
 		pl.out = append(pl.out, pl.names[i]+" "+line)
 		pl.events(1 - i)
@@ -382,6 +406,9 @@ func randomOpReply(t *testing.T, c *zkreftest.Client, op wire.OpCode, body wire.
 	for {
 		reply, err := c.ReadErr()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Sprintf("%v %+v: no reply within 10 s", op, body), "", false
+			}
 			return fmt.Sprintf("%v %+v: connection closed", op, body), "", false
 		}
 		rh, n, err := wire.DecodeReplyHeader(reply)
