@@ -283,7 +283,7 @@ func (t *Tree) Published() *View { return t.pub.Load() }
 
 // spentWindow is how many Views a tree without read slots remembers the
 // watches each used up for (see Watch).
-const spentWindow = 1024
+const spentWindow = 64
 
 // Publish makes everything applied so far visible to readers as one new
 // View, and matches the watch triggers of those txns against the registered
@@ -315,11 +315,15 @@ func (t *Tree) Publish() []Event {
 	trigs := t.pending
 	// No reader registers a watch against a View older than the oldest
 	// a read slot may hold; without slots, keep a generous window.
+	// (The record changes only on this goroutine, so its size may be
+	// read here without the registry's lock.)
 	oldest := uint64(0)
-	if r := t.pool.readers; r != nil && len(t.watches.spentOrder) > 0 {
-		oldest = r.oldest() // spentOrder changes only here, on this goroutine
-	} else if r == nil && v.seq > spentWindow {
-		oldest = v.seq - spentWindow
+	if t.watches.sweepDue() {
+		if r := t.pool.readers; r != nil {
+			oldest = r.oldest()
+		} else if v.seq > spentWindow {
+			oldest = v.seq - spentWindow
+		}
 	}
 	events := t.watches.publish(&t.pub, v, trigs, oldest)
 	// The triggers are spent; their slice carries the next batch's.

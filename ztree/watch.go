@@ -91,12 +91,13 @@ type watchTable struct {
 	above       []int64     // sessions with recursive watches above a changed path
 	aboveKinds  []WatchKind // and the recursive kinds each has there
 	kinds       []WatchKind // the kinds of the sessions a change finds on its path
-	// spent are the one-shot watches recent publishes used up, with the
-	// View each publish made (see Watch); spentOrder holds them in
-	// publish order, for pruning.
-	spent      map[spentKey]spentWatch
-	spentOrder []spentEntry
-	gone       []sessionWatch
+	// spent are the one-shot watches recent publishes used up, by
+	// session, with the View each publish made (see Watch), until no
+	// reader can register a watch against an older View; spentN counts
+	// them, spentSwept after the last sweep for those.
+	spent              map[int64][]spentWatch
+	spentN, spentSwept int
+	gone               []sessionWatch
 	// fanout are ZooKeeper's watch fan-out summaries, by trigKind
 	// (node_created_watch_count, node_deleted_, node_changed_,
 	// node_children_).
@@ -112,22 +113,12 @@ type watchTable struct {
 	sessData map[int64]uint64
 }
 
-// spentKey, spentWatch and spentEntry record the one-shot watches a
-// publish used up: their kinds, and the sequence number of the View it
-// published.
-type spentKey struct {
-	session int64
-	path    string
-}
-
+// spentWatch records that a publish used up a session's one-shot watches
+// on path: their kinds, and the sequence number of the View it published.
 type spentWatch struct {
+	path  string
 	kinds WatchKind
 	seq   uint64
-}
-
-type spentEntry struct {
-	key spentKey
-	seq uint64
 }
 
 // sessionKinds sorts sessions and their kinds together, by session.
@@ -358,34 +349,61 @@ func (w *watchTable) publish(pub *atomic.Pointer[View], v *View, trigs []trigger
 // watches of the given kinds on path.
 func (w *watchTable) spend(session int64, path string, kinds WatchKind, seq uint64) {
 	if w.spent == nil {
-		w.spent = make(map[spentKey]spentWatch)
+		w.spent = make(map[int64][]spentWatch)
 	}
-	k := spentKey{session, path}
-	sw := w.spent[k]
-	if sw.seq != seq {
-		sw = spentWatch{seq: seq}
-		w.spentOrder = append(w.spentOrder, spentEntry{key: k, seq: seq})
+	l := w.spent[session]
+	for i := range l {
+		if l[i].path == path {
+			if l[i].seq != seq {
+				l[i].seq, l[i].kinds = seq, 0
+			}
+			l[i].kinds |= kinds
+			return
+		}
 	}
-	sw.kinds |= kinds
-	w.spent[k] = sw
+	w.spent[session] = append(l, spentWatch{path: path, kinds: kinds, seq: seq})
+	w.spentN++
 }
+
+// spentSince reports whether a publish after View seq used up session's
+// one-shot watch of kind on path.
+func (w *watchTable) spentSince(session int64, path string, kind WatchKind, seq uint64) bool {
+	for _, sw := range w.spent[session] {
+		if sw.path == path {
+			return sw.seq > seq && sw.kinds&kind != 0
+		}
+	}
+	return false
+}
+
+// sweepDue reports whether the record of used-up watches has doubled
+// since the last sweep.
+func (w *watchTable) sweepDue() bool { return w.spentN >= max(1024, 2*w.spentSwept) }
 
 // pruneSpent forgets the one-shot watches used up by publishes of Views
 // up to oldest: no reader registers a watch against a View older than
-// that (see Watch).
+// that (see Watch). It sweeps the record only once it has doubled since
+// the last sweep, which keeps the cost per watch used up constant.
 func (w *watchTable) pruneSpent(oldest uint64) {
-	i := 0
-	for ; i < len(w.spentOrder) && w.spentOrder[i].seq <= oldest; i++ {
-		e := w.spentOrder[i]
-		if sw, ok := w.spent[e.key]; ok && sw.seq == e.seq {
-			delete(w.spent, e.key)
+	if !w.sweepDue() {
+		return
+	}
+	for s, l := range w.spent {
+		kept := l[:0]
+		for _, sw := range l {
+			if sw.seq > oldest {
+				kept = append(kept, sw)
+			}
+		}
+		clear(l[len(kept):])
+		w.spentN -= len(l) - len(kept)
+		if len(kept) == 0 {
+			delete(w.spent, s)
+		} else {
+			w.spent[s] = kept
 		}
 	}
-	if i > 0 {
-		n := copy(w.spentOrder, w.spentOrder[i:])
-		clear(w.spentOrder[n:])
-		w.spentOrder = w.spentOrder[:n]
-	}
+	w.spentSwept = w.spentN
 }
 
 // fire appends the events one trigger causes, in session order, one per
@@ -580,7 +598,7 @@ func (t *Tree) Watch(v *View, session int64, path string, kind WatchKind) (ev Ev
 		// change after v, already told it: in ZooKeeper's order this
 		// one is the same watch, set before that change and used up by
 		// it.
-		if sw, ok := w.spent[spentKey{session, path}]; ok && sw.seq > v.seq && sw.kinds&kind != 0 {
+		if w.spentSince(session, path, kind, v.seq) {
 			return Event{}, false
 		}
 		if typ, changed := changedSince(v, cur, path, kind); changed {
