@@ -219,18 +219,19 @@ func playRandomOps(t *testing.T, pl *opPlayer, seed uint64, steps int) string {
 			op, body = wire.OpDelete, &wire.DeleteRequest{Path: path(), Version: version()}
 		case 8, 9:
 			op, body = wire.OpSetData, &wire.SetDataRequest{Path: path(), Data: data(), Version: version()}
-		case 10:
+		case 10, 11, 12, 13:
 			p := path()
-			op, body = wire.OpGetData, &wire.GetDataRequest{Path: p, Watch: oneShot(p, who)}
-		case 11:
-			p := path()
-			op, body = wire.OpExists, &wire.ExistsRequest{Path: p, Watch: oneShot(p, who)}
-		case 12:
-			p := path()
-			op, body = wire.OpGetChildren, &wire.GetChildrenRequest{Path: p, Watch: oneShot(p, who)}
-		case 13:
-			p := path()
-			op, body = wire.OpGetChildren2, &wire.GetChildren2Request{Path: p, Watch: oneShot(p, who)}
+			w := oneShot(p, who)
+			switch k {
+			case 10:
+				op, body = wire.OpGetData, &wire.GetDataRequest{Path: p, Watch: w}
+			case 11:
+				op, body = wire.OpExists, &wire.ExistsRequest{Path: p, Watch: w}
+			case 12:
+				op, body = wire.OpGetChildren, &wire.GetChildrenRequest{Path: p, Watch: w}
+			default:
+				op, body = wire.OpGetChildren2, &wire.GetChildren2Request{Path: p, Watch: w}
+			}
 		case 14:
 			op, body = wire.OpSetACL, &wire.SetACLRequest{Path: path(), ACL: acl(), Version: version()}
 			if burst {
