@@ -60,6 +60,7 @@ type conn struct {
 	// holds it, so no reply shows older data than an event before it.
 	needZxid int64
 	deferred [][]byte // requests waiting for inflight writes, in order
+	nudged   bool     // an itemNudge is posted (see nudge)
 	closing  bool     // close once the output is sent
 	// lingerUntil, on the server's clock, is the earliest a closing
 	// connection goes: a client told its SASL exchange failed gets the
@@ -377,6 +378,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 		if len(c.deferred) > 0 || c.connectRaw != nil || (barrier(payload) && c.mustWait()) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			c.queued.Add(1)
+			c.nudge()
 			continue
 		}
 		c.dispatch(payload)
@@ -422,6 +424,7 @@ func (c *conn) drain() {
 	for n < len(c.deferred) && !c.closing && !c.closed {
 		p := c.deferred[n]
 		if barrier(p) && c.mustWait() {
+			c.nudge()
 			break
 		}
 		c.deferred[n] = nil
@@ -465,6 +468,19 @@ func watchFlag(p []byte) bool {
 	}
 	n := int(int32(binary.BigEndian.Uint32(p[wire.RequestHeaderSize:])))
 	return n >= 0 && at+n < len(p) && p[at+n] != 0
+}
+
+// nudge makes sure deferred requests run once they may: when nothing of
+// the session is in the applier, they wait only for the pass's view to
+// show the session's last write (or the version an addWatch registered
+// against), and no reply will come to run them; an item that the loop
+// carries out once its view holds that version does.
+func (c *conn) nudge() {
+	if c.inflight > 0 || c.nudged || c.connectRaw != nil {
+		return
+	}
+	c.nudged = true
+	c.lp.post(item{c: c, kind: itemNudge, zxid: c.needZxid})
 }
 
 // mustWait reports whether a read must wait: a request of the session is

@@ -90,6 +90,7 @@ const (
 	itemClosing                     // close once what is queued is sent
 	itemAnswer                      // a four-letter word's answer; close after it
 	itemRevalidated                 // the leader's answer about a resumed session
+	itemNudge                       // run the connection's deferred requests once the view holds zxid
 )
 
 // item is one thing posted to a loop for one of its connections.
@@ -261,7 +262,7 @@ func (lp *loop) drain() {
 // carried out.
 func (it *item) holds() int64 {
 	switch it.kind {
-	case itemReply, itemConnect, itemEvent:
+	case itemReply, itemConnect, itemEvent, itemNudge:
 		return it.zxid
 	case itemRead:
 		return it.v.Zxid()
@@ -359,6 +360,9 @@ func (lp *loop) handle(it *item) {
 			c.drop()
 			return
 		}
+		c.drain()
+	case itemNudge:
+		c.nudged = false
 		c.drain()
 	case itemAnswer:
 		c.buf()

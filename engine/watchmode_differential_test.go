@@ -1,8 +1,13 @@
 package engine_test
 
 import (
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
+	"zkd/bench/zkref/zkreftest"
+	"zkd/engine/zkdtest"
 	"zkd/wire"
 )
 
@@ -122,4 +127,63 @@ func TestDifferentialWatchModes(t *testing.T) {
 		set(pl, "/m")
 		create(pl, "/m/c")
 	})
+}
+
+// TestWatchRequestsBehindAnAddWatchAreAnswered: an addWatch registers
+// against the newest version, which may be newer than the one its
+// connection's pass reads from, and the session's requests after it wait
+// until they see it. A request that sets or looks up a watch waits in the
+// connection then, with nothing of its session in the applier to bring
+// it back; it must still be answered. Here a client pipelines addWatch
+// and a watched getData while other sessions keep writing.
+func TestWatchRequestsBehindAnAddWatchAreAnswered(t *testing.T) {
+	srv := zkdtest.Start(t, nil)
+	c := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		w := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
+		path := fmt.Sprintf("/w%d", i)
+		w.OK(wire.OpCreate, &wire.CreateRequest{Path: path, ACL: openACL})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Not w.OK: a failure here must not end the test from
+				// this goroutine; the pipelining client notices.
+				p := (&wire.RequestHeader{Xid: 1, Type: wire.OpSetData}).Append(nil)
+				p = (&wire.SetDataRequest{Path: path, Version: -1}).Append(p)
+				if _, err := w.Conn.Write(wire.AppendFrame(nil, p)); err != nil {
+					return
+				}
+				if _, err := w.ReadErr(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for round := 0; round < 300; round++ {
+		reqs := []request{
+			{wire.OpAddWatch, &wire.AddWatchRequest{Path: "/p", Mode: wire.AddWatchPersistent}},
+			{wire.OpGetData, &wire.GetDataRequest{Path: "/p", Watch: true}},
+			{wire.OpCheckWatches, &wire.CheckWatchesRequest{Path: "/p", Type: wire.WatcherData}},
+		}
+		xids := make([]int32, len(reqs))
+		for i, r := range reqs {
+			xids[i] = randomOpSend(c, r.op, r.body)
+		}
+		for i, r := range reqs {
+			line, _, _, open := randomOpReply(t, c, r.op, r.body, xids[i])
+			if !open || !strings.Contains(line, "OK (0)") {
+				t.Fatalf("round %d: %s", round, line)
+			}
+		}
+	}
 }
