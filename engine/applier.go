@@ -573,11 +573,11 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 					s.tree.Load().RemoveSession(r.sess)
 					if c := se.conn.Load(); c != nil {
 						a.closedConns[r.sess] = c
-					}
-					if c := se.conn.Load(); c != nil && c != r.c {
-						// Closed after the replies before it,
-						// in the order posted below.
-						r.closes = c
+						if c != r.c {
+							// Closed after the replies before
+							// it, in the order posted below.
+							r.closes = c
+						}
 					}
 				}
 			}

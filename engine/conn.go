@@ -375,7 +375,7 @@ func (c *conn) input(b []byte) (used int, err error) {
 			return off, fmt.Errorf("a %d-byte frame cannot hold a request header", len(payload))
 		}
 		touch = true
-		if len(c.deferred) > 0 || c.connectRaw != nil || (barrier(payload) && c.mustWait()) {
+		if len(c.deferred) > 0 || c.connectRaw != nil || (c.mustWait() && barrier(payload)) {
 			c.deferred = append(c.deferred, bytes.Clone(payload))
 			c.queued.Add(1)
 			c.nudge()
@@ -423,7 +423,7 @@ func (c *conn) drain() {
 	n := 0
 	for n < len(c.deferred) && !c.closing && !c.closed {
 		p := c.deferred[n]
-		if barrier(p) && c.mustWait() {
+		if c.mustWait() && barrier(p) {
 			c.nudge()
 			break
 		}
@@ -706,10 +706,18 @@ func (c *conn) appendConnect(resp *wire.ConnectResponse) {
 }
 
 // appendReply adds one reply frame and counts it as the connection's last
-// for cons.
+// for cons. An error reply has no body.
 func (c *conn) appendReply(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
+	if code != wire.ErrOK {
+		body = nil
+	}
+	c.appendReplyWithBody(xid, zxid, code, body)
+}
+
+// appendReplyWithBody is appendReply with the body even for an error.
+func (c *conn) appendReplyWithBody(xid int32, zxid int64, code wire.ErrCode, body wire.Record) {
 	before := len(c.out)
-	c.appendReplyFrame(xid, zxid, code, body)
+	c.appendFrameWithBody(xid, zxid, code, body)
 	c.resp.replyBytes += len(c.out) - before - wire.FrameHeaderSize
 	if xid >= 0 {
 		// A ping's or another special xid is not the client's last

@@ -269,9 +269,7 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			// Writes in a multiRead (they cannot be mixed with reads:
 			// that does not decode). ZooKeeper fails on the first op
 			// with MARSHALLINGERROR, and sends the results so far: none.
-			c.appendFrameWithBody(hdr.Xid, zxid, wire.ErrMarshallingError, &wire.MultiResponse{})
-			c.lastXid.Store(hdr.Xid)
-			c.lastZxid.Store(zxid)
+			c.appendReplyWithBody(hdr.Xid, zxid, wire.ErrMarshallingError, &wire.MultiResponse{})
 			return
 		}
 		res := v.MultiRead(req.Ops, c.auth)

@@ -263,10 +263,12 @@ func (t *Tree) prepMulti(req *Request, hdr wire.TxnHeader, m *wire.MultiRequest)
 		if failure != nil {
 			typ, rec = wire.OpError, &wire.ErrorTxn{Err: wire.ErrRuntimeInconsistency}
 		} else {
-			if op.Type != wire.OpCreateTTL && op.Flags.TTL() && isCreate(op.Type) {
-				// ZooKeeper makes such an op a createTTL without a
-				// TTL, which its prep cannot read: the whole multi
-				// becomes a MARSHALLINGERROR error txn.
+			if op.Type != wire.OpCreateTTL && op.Flags.TTL() {
+				// A create op of a TTL mode under another create op
+				// code (only create ops have flags). ZooKeeper makes
+				// it a createTTL without a TTL, which its prep cannot
+				// read: the whole multi becomes a MARSHALLINGERROR
+				// error txn.
 				t.rollback(mark)
 				return t.errorTxn(hdr, wire.ErrMarshallingError)
 			}
@@ -281,10 +283,6 @@ func (t *Tree) prepMulti(req *Request, hdr wire.TxnHeader, m *wire.MultiRequest)
 		txns = append(txns, wire.Txn{Type: typ, Data: rec.Append(nil)})
 	}
 	return Txn{Header: hdr, Record: &wire.MultiTxn{Txns: txns}, Digest: t.txnDigest(), HasDigest: true}, failure
-}
-
-func isCreate(op wire.OpCode) bool {
-	return op == wire.OpCreate || op == wire.OpCreate2 || op == wire.OpCreateContainer || op == wire.OpCreateTTL
 }
 
 // prepMultiOp preps one op of a multi. ZooKeeper rebuilds each create op

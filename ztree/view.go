@@ -70,20 +70,20 @@ func (v *View) Stat(path string) (wire.Stat, bool) {
 	return m.stat(len(it.data()), v.extended), true
 }
 
-// read is lookup for a client's read. ZooKeeper's tree files its root
-// under "" as well as "/", and its reads take the path as it comes, so a
-// read of "" gets the root. (Its watches stay on "", which no change
-// fires, as in ZooKeeper.)
-func (v *View) read(path string) (item, bool) {
+// clientPath is the path a client's read looks up. ZooKeeper's tree
+// files its root under "" as well as "/", and its reads take the path as
+// it comes, so a read of "" gets the root. (Its watches stay on "", which
+// no change fires, as in ZooKeeper.)
+func clientPath(path string) string {
 	if path == "" {
-		return v.lookup(rootPath)
+		return rootPath
 	}
-	return v.lookup(path)
+	return path
 }
 
 // GetData is getData: NONODE, then NOAUTH without READ.
 func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
-	it, ok := v.read(path)
+	it, ok := v.lookup(clientPath(path))
 	if !ok {
 		return "", wire.Stat{}, wire.ErrNoNode
 	}
@@ -97,21 +97,18 @@ func (v *View) GetData(path string, ids []wire.Id) (string, wire.Stat, error) {
 
 // Exists is exists: it needs no permission.
 func (v *View) Exists(path string) (wire.Stat, error) {
-	it, ok := v.read(path)
+	st, ok := v.Stat(clientPath(path))
 	if !ok {
-		return wire.Stat{}, wire.ErrNoNode
+		return st, wire.ErrNoNode
 	}
-	m := it.meta()
-	return m.stat(len(it.data()), v.extended), nil
+	return st, nil
 }
 
 // AppendChildren is getChildren and getChildren2: it appends the names of
 // path's children to dst, sorted, and returns path's Stat. NONODE, then
 // NOAUTH without READ. The names share the tree's memory.
 func (v *View) AppendChildren(dst []string, path string, ids []wire.Id) ([]string, wire.Stat, error) {
-	if path == "" {
-		path = rootPath
-	}
+	path = clientPath(path)
 	it, ok := v.lookup(path)
 	if !ok {
 		return dst, wire.Stat{}, wire.ErrNoNode
@@ -161,7 +158,7 @@ func eachChild(s *shards, seq uint64, path string, fn func(item) bool) {
 // ACL is getACL: NONODE; NOAUTH without READ or ADMIN; with READ but not
 // ADMIN the digest hashes are redacted.
 func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
-	it, ok := v.read(path)
+	it, ok := v.lookup(clientPath(path))
 	if !ok {
 		return nil, wire.Stat{}, wire.ErrNoNode
 	}
@@ -181,7 +178,7 @@ func (v *View) ACL(path string, ids []wire.Id) ([]wire.ACL, wire.Stat, error) {
 // without READ. ZooKeeper counts the paths that start with path + "/":
 // for "" that is every znode, the root included.
 func (v *View) AllChildrenNumber(path string, ids []wire.Id) (int, error) {
-	it, ok := v.read(path)
+	it, ok := v.lookup(clientPath(path))
 	if !ok {
 		return 0, wire.ErrNoNode
 	}

@@ -82,8 +82,7 @@ type watchTable struct {
 	mu          sync.Mutex
 	byPath      *btree.BTreeG[pathWatch]    // ordered by path, then session
 	bySession   *btree.BTreeG[sessionWatch] // ordered by session, then path
-	recursive   int                         // recursive registrations, to skip the ancestor walk
-	recursiveIn [2]int                      // of them, those in the data registry and in the child registry
+	recursiveIn [2]int                      // recursive registrations in the data and the child registry, to skip the ancestor walk
 	skipACL     bool                        // events go to every watcher (Options.SkipACL)
 	auth        map[int64][]wire.Id         // identities, for the READ check on recursive events
 	ipAuth      map[string][]wire.Id        // the identity list of a session known only by its address, shared
@@ -209,11 +208,6 @@ func (w *watchTable) set(session int64, path string, old, nw WatchKind) {
 	if old == nw {
 		return
 	}
-	if old&WatchRecursive == 0 && nw&WatchRecursive != 0 {
-		w.recursive++
-	} else if old&WatchRecursive != 0 && nw&WatchRecursive == 0 {
-		w.recursive--
-	}
 	for i, k := range [...]WatchKind{watchRecursiveData, watchRecursiveChild} {
 		if old&k == 0 && nw&k != 0 {
 			w.recursiveIn[i]++
@@ -284,6 +278,9 @@ func (t *Tree) DataWatchOrder() (paths map[string]uint64, sessions map[int64]uin
 	})
 	return paths, sessions, sessionPaths
 }
+
+// anyRecursive reports whether any session holds a recursive watch.
+func (w *watchTable) anyRecursive() bool { return w.recursiveIn[0]+w.recursiveIn[1] > 0 }
 
 // add registers kinds k of session's watches on path: in each registry k
 // has a kind in, it replaces the one the session had there.
@@ -475,7 +472,7 @@ func (w *watchTable) fire(out []Event, tr *trigger, v *View) []Event {
 	// delete), but only sessions that may read the znode get them.
 	above := w.above[:0]
 	aboveKinds := w.aboveKinds[:0]
-	if w.recursive > 0 && recursive != 0 && tr.path != rootPath {
+	if w.anyRecursive() && recursive != 0 && tr.path != rootPath {
 		for p := tr.path; p != rootPath; {
 			p, _ = splitPath(p)
 			w.watchers(p, func(s int64, k WatchKind) bool {
@@ -647,7 +644,7 @@ func (w *watchTable) toldOf(session int64, path string, typ wire.EventType, k Wa
 	if k&here != 0 {
 		return true
 	}
-	if above == 0 || w.recursive == 0 {
+	if above == 0 || !w.anyRecursive() {
 		return false
 	}
 	for p := path; p != rootPath && p != ""; {
