@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +141,8 @@ type applier struct {
 	// is stopping, and what comes after is dropped.
 	logStopped bool
 	results    []ztree.Result // reused by commit
+	warm       []string       // reused by warmUp
+	warmSum    uint64         // keeps warmUp's loads
 	loops      []*loop        // posted to in the piece being delivered
 
 	// prepOpened and prepClosed are the sessions whose createSession or
@@ -246,6 +249,9 @@ func (a *applier) run() {
 		a.mu.Unlock()
 		if a.s.readOnly.Load() != nil && !a.failedPending {
 			a.failPending()
+		}
+		if a.lead != nil || a.follow == nil {
+			a.warmUp(in, false)
 		}
 		for i, r := range in {
 			a.prep(r)
@@ -536,6 +542,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 		// and one summary update per piece.
 		var prop ztree.NamespaceStat
 		now := s.now().UnixMilli()
+		a.warmUp(done, true)
 		w := 0
 		for _, r := range done {
 			if r.read {
@@ -653,6 +660,56 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 	a.loops = a.loops[:0]
 	clear(results)
 	a.results = results[:0]
+}
+
+// warmUp has the tree load, all at once, the znodes that rs (requests
+// about to be prepped, or prepped txns about to be applied) look up one
+// by one next (ztree.Tree.Warm): the path a setData or delete changes,
+// and the parent a create or delete changes.
+func (a *applier) warmUp(rs []*writeReq, prepped bool) {
+	if len(rs) < 2 {
+		return
+	}
+	paths := a.warm[:0]
+	for _, r := range rs {
+		if r.read {
+			continue
+		}
+		rec := r.body
+		if prepped {
+			rec = r.txn.Record
+		}
+		switch x := rec.(type) {
+		case *wire.SetDataRequest: // and SetDataTxn
+			paths = append(paths, x.Path)
+		case *wire.PathVersionRequest: // delete
+			paths = append(paths, x.Path, parentOf(x.Path))
+		case *wire.PathRequest: // DeleteTxn
+			paths = append(paths, x.Path, parentOf(x.Path))
+		case *wire.CreateRequest:
+			paths = append(paths, parentOf(x.Path))
+		case *wire.CreateTTLRequest:
+			paths = append(paths, parentOf(x.Path))
+		case *wire.CreateTxn:
+			paths = append(paths, parentOf(x.Path))
+		case *wire.CreateTTLTxn:
+			paths = append(paths, parentOf(x.Path))
+		case *wire.CreateContainerTxn:
+			paths = append(paths, parentOf(x.Path))
+		}
+	}
+	a.warmSum += a.s.tree.Load().Warm(paths)
+	clear(paths)
+	a.warm = paths[:0]
+}
+
+// parentOf is the path of a znode's parent, as far as warmUp needs it: a
+// path without a slash past the first has the root.
+func parentOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i > 0 {
+		return path[:i]
+	}
+	return "/"
 }
 
 // postEvent posts a watch event to its session's connection.

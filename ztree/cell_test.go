@@ -282,3 +282,36 @@ func TestPendingChangesKeepTheRecordsTheyRead(t *testing.T) {
 		t.Fatalf("/x holds %.20q…", got)
 	}
 }
+
+// TestWarmChangesNothing warms paths of every kind, on a tree with cells
+// and on one without its cell cache, and finds the trees as they were:
+// same digest, same znodes, and the later writes to them as they would
+// have been.
+func TestWarmChangesNothing(t *testing.T) {
+	for _, track := range []bool{true, false} {
+		h := newHarness(t, ztree.Options{})
+		if track {
+			h.tree.TrackReaders()
+		}
+		h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/a", Data: []byte("x"), ACL: ztree.OpenACL})
+		h.ok(1, wire.OpCreate, &wire.CreateRequest{Path: "/a/b", Data: []byte("y"), ACL: ztree.OpenACL})
+		h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/a/b", Data: []byte("z"), Version: -1}) // a cell
+		digest := h.tree.Digest()
+		paths := []string{"", "a", "/", "/a", "/a/b", "/a/b/c", "/missing", "/a/", "//", "/a/./b"}
+		for range 3 {
+			paths = append(paths, paths...) // past one stage of Warm
+		}
+		h.tree.Warm(paths)
+		h.tree.Warm(nil)
+		if got := h.tree.Digest(); got != digest {
+			t.Fatalf("track=%v: digest %x after Warm, %x before", track, got, digest)
+		}
+		res := h.ok(1, wire.OpSetData, &wire.SetDataRequest{Path: "/a/b", Data: []byte("w"), Version: 1})
+		if res.Stat.Version != 2 {
+			t.Fatalf("track=%v: setData after Warm left version %d, want 2", track, res.Stat.Version)
+		}
+		if d, _, err := h.tree.Published().GetData("/a/b", nil); err != nil || d != "w" {
+			t.Fatalf("track=%v: /a/b holds %q (%v), want w", track, d, err)
+		}
+	}
+}
