@@ -101,6 +101,10 @@ type conn struct {
 	lastActive     atomic.Int64 // ms on the monotonic clock: the last bytes read
 	timeout        atomic.Int32
 	lat            latencies
+
+	// arrived is when the loop began taking the bytes it is consuming
+	// (OnTraffic), and zero otherwise: the start of each write they hold.
+	arrived time.Time
 }
 
 // resetStats starts the connection's figures for cons afresh, as crst

@@ -206,7 +206,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			if err != nil {
 				return fmt.Errorf("an unreadable %s %#x from the leader: %w", wire.PacketName(pkt.Type), pkt.Zxid, err)
 			}
-			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data, at: time.Now()}
+			x.entries[pkt.Zxid] = &proposed{txn: txn, entry: pkt.Data, at: fo.pc.at}
 		}
 		if f.Serving() {
 			x.count(&pkt)
@@ -255,15 +255,19 @@ func (x *executor) count(pkt *wire.QuorumPacket) {
 	switch pkt.Type {
 	case wire.PacketProposal:
 		st.learnerProposals.Add(1)
+		// Timed from when the packet's bytes came in (packetConn.at):
+		// a clock read per packet costs as much as the packet.
 		if p := x.entries[pkt.Zxid]; p != nil {
-			if ms := x.s.now().UnixMilli() - p.txn.Header.Time; ms >= 0 {
+			if ms := p.at.UnixMilli() - p.txn.Header.Time; ms >= 0 {
 				st.proposalLat.add(ms)
 			}
 		}
 	case wire.PacketCommit:
 		st.learnerCommits.Add(1)
 		if p := x.entries[pkt.Zxid]; p != nil {
-			st.commitPropagateLat.addSince(p.at)
+			if ms := x.fo.pc.at.Sub(p.at).Milliseconds(); ms >= 0 {
+				st.commitPropagateLat.add(ms)
+			}
 		}
 	case wire.PacketInform:
 		st.learnerCommits.Add(1)

@@ -665,7 +665,7 @@ func (l *leader) readLearner(lr *learner) {
 			}
 			return
 		}
-		lr.heard.Store(time.Now().UnixNano())
+		lr.heard.Store(lr.pc.at.UnixNano())
 		lr.received.Add(1)
 		switch p.Type {
 		case wire.PacketAck:
@@ -728,6 +728,7 @@ func (l *leader) request(lr *learner, p *wire.QuorumPacket) error {
 	}
 	r := newWriteReq()
 	r.sess, r.xid, r.op, r.auth, r.from = fr.Session, fr.Cxid, fr.Op, p.AuthInfo, lr
+	r.start = lr.pc.at // when the REQUEST came in
 	if fr.Op == wire.OpSync {
 		// Through the applier, behind the learner's earlier writes
 		// (applier.prep), as ZooKeeper's leader takes a learner's sync in

@@ -507,7 +507,9 @@ func (h *handler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c.lastActive.Store(h.s.mono())
 	lp := c.lp
 	lp.begin()
+	c.arrived = time.Now()
 	c.consume()
+	c.arrived = time.Time{}
 	lp.end()
 	return gnet.None
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -554,7 +555,18 @@ type packetConn struct {
 	br       *bufio.Reader
 	max      int
 	deadline time.Time // the read deadline last set on c
+	// at is when read last got bytes from c: when the bytes of the
+	// packet it returned arrived, give or take one read from the
+	// socket (a packet read from the buffer came in that read).
+	at time.Time
+	// slab is where read copies packets' data, many packets to one
+	// allocation (see keep).
+	slab []byte
 }
+
+// slabSize is the size of packetConn's slabs; data larger than a quarter
+// of one gets an allocation of its own.
+const slabSize = 64 << 10
 
 // maxQuorumData bounds a quorum packet's data: ZooKeeper's jute.maxbuffer
 // and its extra allowance for the packet around a txn.
@@ -565,30 +577,63 @@ func newPacketConn(c net.Conn) *packetConn {
 }
 
 // read returns the next packet, waiting at least d for it and at most an
-// eighth more. A deadline already within that span stays: setting one
-// costs a timer update, which a packet at a time under load adds up.
+// eighth more. A packet whose bytes are buffered already is returned
+// without reading the clock: under load a read from the socket brings
+// many, and the clock costs as much as the packet. Before a read from
+// the socket, a deadline already within that span stays: setting one
+// costs a timer update.
 func (q *packetConn) read(d time.Duration) (wire.QuorumPacket, error) {
 	var p wire.QuorumPacket
-	if want := time.Now().Add(d); q.deadline.Before(want) || q.deadline.After(want.Add(d/8)) {
-		q.deadline = want.Add(d / 16)
-		q.c.SetReadDeadline(q.deadline)
-	}
 	for {
 		if n := q.br.Buffered(); n > 0 {
 			b, _ := q.br.Peek(n)
-			used, err := wire.ReadQuorumPacket(&p, b, wire.Copy, q.max)
+			used, err := wire.ReadQuorumPacket(&p, b, wire.Alias, q.max)
 			if err != nil {
 				return p, err
 			}
 			if used > 0 {
+				// The packet points into the reader's buffer, which the
+				// next read overwrites: it gets its own copy.
+				p.Data = q.keep(p.Data)
+				for i := range p.AuthInfo {
+					p.AuthInfo[i].Scheme = strings.Clone(p.AuthInfo[i].Scheme)
+					p.AuthInfo[i].ID = strings.Clone(p.AuthInfo[i].ID)
+				}
 				q.br.Discard(used)
 				return p, nil
 			}
 		}
+		if want := time.Now().Add(d); q.deadline.Before(want) || q.deadline.After(want.Add(d/8)) {
+			q.deadline = want.Add(d / 16)
+			q.c.SetReadDeadline(q.deadline)
+		}
 		if _, err := q.br.Peek(q.br.Buffered() + 1); err != nil {
 			return p, err
 		}
+		q.at = time.Now()
 	}
+}
+
+// keep returns a copy of b in the connection's slab. A txn's data is
+// copied once more by the log and the tree, and is soon garbage: one
+// allocation for many packets costs the collector less than one each.
+// The slab stays alive while any copy in it does; the copies of a
+// connection die in about the order they were made.
+func (q *packetConn) keep(b []byte) []byte {
+	switch {
+	case b == nil:
+		return nil
+	case len(b) == 0:
+		return []byte{}
+	case len(b) > slabSize/4:
+		return bytes.Clone(b)
+	}
+	if cap(q.slab)-len(q.slab) < len(b) {
+		q.slab = make([]byte, 0, slabSize)
+	}
+	n := len(q.slab)
+	q.slab = append(q.slab, b...)
+	return q.slab[n:len(q.slab):len(q.slab)]
 }
 
 // errNotReadOnlyClient closes a client that does not accept a read-only

@@ -99,7 +99,10 @@ func (c *conn) write(hdr wire.RequestHeader, body []byte) {
 	c.setInflight(c.inflight + 1)
 	// c.auth is copied on change (addAuth), so the request may share it.
 	r := newWriteReq()
-	r.c, r.sess, r.xid, r.op, r.auth, r.start = c, c.sid.Load(), hdr.Xid, hdr.Type, c.auth, time.Now()
+	r.c, r.sess, r.xid, r.op, r.auth, r.start = c, c.sid.Load(), hdr.Xid, hdr.Type, c.auth, c.arrived
+	if r.start.IsZero() {
+		r.start = time.Now() // consumed after its traffic, as a stalled connection's
+	}
 	var err error
 	if hdr.Type == wire.OpSetData {
 		// Decoded in place into the request's own copy of the body, so
