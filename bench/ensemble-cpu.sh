@@ -8,11 +8,16 @@
 # of the three servers together. docs/benchmarks.md has the figures and
 # the command.
 #
-# usage: bench/ensemble-cpu.sh [rounds] [leader|follower] [reads %]
+# The servers may be named as ensemble-compare.sh names them: "zkd
+# zkd=/tmp/zkd-other" compares the CPU per request of two builds.
+#
+# usage: bench/ensemble-cpu.sh [rounds] [leader|follower] [reads %] [servers]
+#   defaults: 1 follower 0 "zkd zookeeper"
 set -eu
 rounds=${1:-1}
 through=${2:-follower}
 reads=${3:-0}
+impls=${4:-zkd zookeeper}
 . bench/ensemble-lib.sh
 scratch ensemble-cpu zkbench
 
@@ -25,7 +30,7 @@ counters() {
 hz=$(getconf CLK_TCK)
 printf "%-10s %-6s %-20s %7s %7s %9s %9s\n" server round process user sys reads/s writes/s
 for r in $(seq 1 "$rounds"); do
-	for impl in zkd zookeeper; do
+	for impl in $impls; do
 		start $impl
 		addr=$(role $through)
 		pids=""
