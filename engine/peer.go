@@ -600,6 +600,11 @@ func (q *packetConn) read(d time.Duration) (wire.QuorumPacket, error) {
 					p.AuthInfo[i].ID = strings.Clone(p.AuthInfo[i].ID)
 				}
 				q.br.Discard(used)
+				if q.at.IsZero() {
+					// Bytes another reader of br took in (the quorum
+					// authentication's): they came about now.
+					q.at = time.Now()
+				}
 				return p, nil
 			}
 		}
