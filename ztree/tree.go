@@ -208,7 +208,7 @@ func (v *View) lookup(path string) (item, bool) {
 		if rec := v.cache.head(k, v.seq); rec != nil {
 			return item{p: rec, klen: k.klen, ph: k.ph, pfx: k.pfx}, true
 		}
-		if c := v.cache.find(k); c != nil {
+		if c, _ := v.cache.find(k); c != nil {
 			if rec := c.at(v.seq); rec != nil {
 				return item{p: rec, klen: k.klen, ph: k.ph, pfx: k.pfx}, true
 			}

@@ -1,8 +1,9 @@
 package ztree
 
 // Warm loads into the processor's cache what the applier's next lookups
-// of paths will read: each path's slot of the cell cache, its cell, and
-// the head record the lookup compares the path with. Under a write load
+// of paths will read: each path's slots of the cell cache, the cells in
+// them, and the head record of the one of the path's length, which the
+// lookup compares the path with. Under a write load
 // those are rarely cached (the tree is large, the batch's znodes are
 // scattered, and other processes share the cache), and a lookup waits
 // for three misses in a row. Here the loads of a stage do not depend on
@@ -14,21 +15,26 @@ func (t *Tree) Warm(paths []string) uint64 {
 		return 0
 	}
 	var sum uint64
-	var cells [warmStage]*cell
+	var cells [2 * warmStage]*cell
+	var klens [warmStage]uint32
 	for len(paths) > 0 {
 		n := min(len(paths), warmStage)
 		for i, p := range paths[:n] {
-			cells[i] = nil
+			cells[2*i], cells[2*i+1] = nil, nil
 			if len(p) > 0 && p[0] == '/' {
-				cells[i] = t.cache[keyOf(p).cacheSlot()].cell.Load()
+				k := keyOf(p)
+				j := k.cacheSlot()
+				cells[2*i], cells[2*i+1] = t.cache[j].cell.Load(), t.cache[j^1].cell.Load()
+				klens[i] = k.klen
 			}
 		}
-		for _, c := range cells[:n] {
-			if c != nil {
-				sum += uint64(c.klen)
+		// Both slots' cells: which holds the path shows in its length.
+		for i, c := range cells[:2*n] {
+			if c != nil && c.klen != klens[i/2] {
+				cells[i] = nil
 			}
 		}
-		for _, c := range cells[:n] {
+		for _, c := range cells[:2*n] {
 			if c != nil {
 				if r := c.rec.Load(); r != nil {
 					sum += uint64(*r)
