@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -664,8 +663,7 @@ func (a *applier) deliver(done []*writeReq, writes int) {
 
 // warmUp has the tree load, all at once, the znodes that rs (requests
 // about to be prepped, or prepped txns about to be applied) look up one
-// by one next (ztree.Tree.Warm): the path a setData or delete changes,
-// and the parent a create or delete changes.
+// by one next (ztree.Tree.Warm, ztree.AppendWarmPaths).
 func (a *applier) warmUp(rs []*writeReq, prepped bool) {
 	if len(rs) < 2 {
 		return
@@ -679,37 +677,11 @@ func (a *applier) warmUp(rs []*writeReq, prepped bool) {
 		if prepped {
 			rec = r.txn.Record
 		}
-		switch x := rec.(type) {
-		case *wire.SetDataRequest: // and SetDataTxn
-			paths = append(paths, x.Path)
-		case *wire.PathVersionRequest: // delete
-			paths = append(paths, x.Path, parentOf(x.Path))
-		case *wire.PathRequest: // DeleteTxn
-			paths = append(paths, x.Path, parentOf(x.Path))
-		case *wire.CreateRequest:
-			paths = append(paths, parentOf(x.Path))
-		case *wire.CreateTTLRequest:
-			paths = append(paths, parentOf(x.Path))
-		case *wire.CreateTxn:
-			paths = append(paths, parentOf(x.Path))
-		case *wire.CreateTTLTxn:
-			paths = append(paths, parentOf(x.Path))
-		case *wire.CreateContainerTxn:
-			paths = append(paths, parentOf(x.Path))
-		}
+		paths = ztree.AppendWarmPaths(paths, rec)
 	}
 	a.warmSum += a.s.tree.Load().Warm(paths)
 	clear(paths)
 	a.warm = paths[:0]
-}
-
-// parentOf is the path of a znode's parent, as far as warmUp needs it: a
-// path without a slash past the first has the root.
-func parentOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		return path[:i]
-	}
-	return "/"
 }
 
 // postEvent posts a watch event to its session's connection.

@@ -315,3 +315,27 @@ func TestWarmChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendWarmPaths lists what each write's lookups touch: the znode a
+// setData or delete changes, and the parent a create or delete changes.
+func TestAppendWarmPaths(t *testing.T) {
+	for _, tc := range []struct {
+		rec  wire.Record
+		want []string
+	}{
+		{&wire.SetDataRequest{Path: "/a/b"}, []string{"/a/b"}},
+		{&wire.DeleteRequest{Path: "/a/b"}, []string{"/a/b", "/a"}},
+		{&wire.DeleteTxn{Path: "/a"}, []string{"/a", "/"}},
+		{&wire.CreateRequest{Path: "/a/b/c"}, []string{"/a/b"}},
+		{&wire.CreateTTLRequest{Path: "/a"}, []string{"/"}},
+		{&wire.CreateTxn{Path: "/a/b"}, []string{"/a"}},
+		{&wire.CreateTTLTxn{Path: "/a/b"}, []string{"/a"}},
+		{&wire.CreateContainerTxn{Path: "/a/b"}, []string{"/a"}},
+		{&wire.SetACLRequest{Path: "/a/b"}, nil},
+		{&wire.ErrorTxn{}, nil},
+	} {
+		if got := ztree.AppendWarmPaths(nil, tc.rec); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%T %+v: %q, want %q", tc.rec, tc.rec, got, tc.want)
+		}
+	}
+}
