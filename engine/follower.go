@@ -522,7 +522,8 @@ func (a *applier) forward(r *writeReq) {
 	case r.body != nil && r.refuse == wire.ErrOK:
 		fr.Body = r.body.Append(nil)
 	}
-	f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: fr.Append(nil), AuthInfo: r.auth}, 0)
+	data := fr.Append(make([]byte, 0, 16+len(fr.Body)))
+	f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth}, 0)
 	if r.sync {
 		f.syncs = append(f.syncs, r)
 	} else {
