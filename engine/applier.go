@@ -252,20 +252,9 @@ func (a *applier) run() {
 		if a.lead != nil || a.follow == nil {
 			a.warmUp(in, false)
 		}
-		lead, follow := a.lead, a.follow
 		for i, r := range in {
 			a.prep(r)
 			in[i] = nil
-			if i%wakeEvery == wakeEvery-1 || i == len(in)-1 {
-				// What prep queued for the quorum connections goes out
-				// a batch at a time (outbox.holdLocked).
-				if lead != nil {
-					lead.wakeLearners()
-				}
-				if follow != nil {
-					follow.fo.wake()
-				}
-			}
 		}
 		a.mu.Lock()
 		if a.spare == nil {
@@ -275,12 +264,6 @@ func (a *applier) run() {
 		a.commit()
 	}
 }
-
-// wakeEvery is how many requests the applier preps before it wakes the
-// quorum connections' senders for what it queued (and once more after
-// the last): big enough for one write to carry many, small enough that
-// the first of a big batch does not wait for the whole batch's prep.
-const wakeEvery = 64
 
 // prep turns a request into a logged txn.
 func (a *applier) prep(r *writeReq) {

@@ -523,7 +523,7 @@ func (a *applier) forward(r *writeReq) {
 		fr.Body = r.body.Append(nil)
 	}
 	data := fr.Append(make([]byte, 0, 16+len(fr.Body)))
-	f.fo.forward(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth})
+	f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth}, 0)
 	if r.sync {
 		f.syncs = append(f.syncs, r)
 	} else {
@@ -704,23 +704,6 @@ func (fo *follower) revalidated(data []byte) []*conn {
 // expects that ACK next.)
 func (fo *follower) sendAfter(p wire.QuorumPacket, need int64) {
 	fo.sendAfterFrom(p, need, time.Time{})
-}
-
-// forward queues a REQUEST as sendAfter does, without waking the sender
-// once the follower serves: the applier wakes it (wake) once it has
-// forwarded the batch in hand.
-func (fo *follower) forward(p wire.QuorumPacket) {
-	fo.mu.Lock()
-	defer fo.mu.Unlock()
-	if fo.closed {
-		return
-	}
-	if fo.serving {
-		fo.holdLocked(p)
-		return
-	}
-	fo.waiting = append(fo.waiting, deferred{0, p, time.Time{}})
-	fo.release(fo.p.s.store.Load().Durable())
 }
 
 // sendAfterFrom is sendAfter for an ACK of a proposal that came at came,

@@ -101,17 +101,11 @@ type learner struct {
 func (lr *learner) sendCommit(p wire.QuorumPacket) {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
-	lr.commitLocked(p)
-	lr.cond.Signal()
-}
-
-// commitLocked is sendCommit with lr.mu held, without waking the sender.
-func (lr *learner) commitLocked(p wire.QuorumPacket) {
 	if !lr.told {
 		lr.held = append(lr.held, p)
 		return
 	}
-	lr.holdLocked(p)
+	lr.queueLocked(p)
 }
 
 // sendUpToDate queues UPTODATE, then the COMMITs and SYNCs held.
@@ -832,31 +826,11 @@ func (l *leader) propose(t *wal.Txn, start time.Time) (entry []byte, err error) 
 	l.propMax = max(l.propMax, len(entry))
 	l.outstanding = append(l.outstanding, outProp{z, entry, start})
 	for _, lr := range l.learners {
-		if !lr.observer {
-			lr.propose(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
+		if !lr.observer && lr.inBroadcast() {
+			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
 		}
 	}
 	return entry, nil
-}
-
-// propose queues a PROPOSAL for lr if it takes the broadcast, without
-// waking its sender: the applier wakes the learners' senders once it has
-// proposed the batch in hand (wakeLearners).
-func (lr *learner) propose(p wire.QuorumPacket) {
-	lr.mu.Lock()
-	if lr.broadcast && !lr.closed {
-		lr.holdLocked(p)
-	}
-	lr.mu.Unlock()
-}
-
-// wakeLearners wakes the senders of the learners for what propose queued.
-func (l *leader) wakeLearners() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, lr := range l.learners {
-		lr.wake()
-	}
 }
 
 // localAck is this server's own ACK: its log holds everything up to zxid.
@@ -908,12 +882,25 @@ func (l *leader) ack(lr *learner, zxid int64) {
 // committed sends COMMITs (and the SYNCs waiting on them) and lets the
 // applier apply up to the newest commit. l.mu held.
 func (l *leader) committed(commits []zab.Commit) {
-	if len(commits) > 0 {
-		for _, lr := range l.learners {
-			lr.queueCommits(commits, l.outstanding)
-		}
-	}
 	for _, c := range commits {
+		var entry []byte
+		if len(l.outstanding) > 0 && l.outstanding[0].zxid == c.Zxid {
+			entry = l.outstanding[0].entry
+		}
+		for _, lr := range l.learners {
+			switch {
+			case !lr.inBroadcast():
+			case lr.observer:
+				lr.send(wire.QuorumPacket{Type: wire.PacketInform, Zxid: c.Zxid, Data: entry})
+			default:
+				lr.sendCommit(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
+			}
+		}
+		for _, sid := range c.Syncs {
+			if lr := l.learners[sid]; lr != nil {
+				lr.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
+			}
+		}
 		l.lastCommitted = c.Zxid
 		l.s.stats.commits.Add(1)
 		l.committedLog = append(l.committedLog, c.Zxid)
@@ -939,38 +926,10 @@ func (l *leader) committed(commits []zab.Commit) {
 	}
 }
 
-// queueCommits queues what lr is to hear of commits, in their order: a
-// COMMIT each for a follower, an INFORM with the txn (from outstanding,
-// the proposals not yet committed, oldest first) for an observer, and
-// the SYNCs among them that are lr's. It takes lr's lock and wakes its
-// sender once for them all.
-func (lr *learner) queueCommits(commits []zab.Commit, outstanding []outProp) {
+func (lr *learner) inBroadcast() bool {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
-	live := lr.broadcast && !lr.closed
-	next := 0 // the first proposal in outstanding not yet committed here
-	for _, c := range commits {
-		var entry []byte
-		if next < len(outstanding) && outstanding[next].zxid == c.Zxid {
-			entry = outstanding[next].entry
-			next++
-		}
-		switch {
-		case !live:
-		case lr.observer:
-			lr.holdLocked(wire.QuorumPacket{Type: wire.PacketInform, Zxid: c.Zxid, Data: entry})
-		default:
-			lr.commitLocked(wire.QuorumPacket{Type: wire.PacketCommit, Zxid: c.Zxid})
-		}
-		for _, sid := range c.Syncs {
-			if sid == lr.sid {
-				lr.commitLocked(wire.QuorumPacket{Type: wire.PacketSync})
-			}
-		}
-	}
-	if len(lr.queue) > 0 {
-		lr.cond.Signal()
-	}
+	return lr.broadcast && !lr.closed
 }
 
 // forget takes lr off the leader and closes its connection. If the lead

@@ -733,16 +733,6 @@ func (o *outbox) send(p wire.QuorumPacket) {
 
 // queueLocked is send with o.mu held.
 func (o *outbox) queueLocked(p wire.QuorumPacket) {
-	o.holdLocked(p)
-	o.cond.Signal()
-}
-
-// holdLocked queues p without waking the sender. A producer that queues
-// a batch a packet at a time (a leader's PROPOSALs and COMMITs, a
-// follower's forwarded writes) wakes the sender once, after the batch
-// (wake): woken at the first packet, the sender would take it alone,
-// and write and wake the other end once more per batch.
-func (o *outbox) holdLocked(p wire.QuorumPacket) {
 	if !o.closed {
 		if o.qp != nil {
 			if o.queuedN%markEvery == 0 {
@@ -752,16 +742,8 @@ func (o *outbox) holdLocked(p wire.QuorumPacket) {
 			o.queuedBytes += queuedSize(&p)
 		}
 		o.queue = append(o.queue, p)
-	}
-}
-
-// wake wakes the sender for what holdLocked queued.
-func (o *outbox) wake() {
-	o.mu.Lock()
-	if len(o.queue) > 0 {
 		o.cond.Signal()
 	}
-	o.mu.Unlock()
 }
 
 // write sends p at once, before the sender runs (discovery), waiting at
