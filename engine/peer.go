@@ -757,7 +757,7 @@ func (o *outbox) write(p wire.QuorumPacket, d time.Duration) error {
 // run is the sender: it writes what is queued, a batch at a time, each
 // write bounded by limit, until the outbox closes or a write fails.
 func (o *outbox) run(limit time.Duration) {
-	var w packetWriter
+	var buf []byte
 	var batch []wire.QuorumPacket
 	for {
 		o.mu.Lock()
@@ -784,68 +784,18 @@ func (o *outbox) run(limit time.Duration) {
 			o.qp.used.Store(true)
 		}
 		o.mu.Unlock()
+		buf = buf[:0]
+		for i := range batch {
+			buf = batch[i].Append(buf)
+			batch[i] = wire.QuorumPacket{}
+		}
 		o.c.SetWriteDeadline(time.Now().Add(limit))
-		if err := w.write(o.c, batch); err != nil {
+		if _, err := o.c.Write(buf); err != nil {
 			o.close()
 			return
 		}
-		clear(batch)
 		o.sent.Add(int64(len(batch)))
 	}
-}
-
-// sharedData is the size from which a packet's data is written from
-// where it lies (a PROPOSAL's txn, a forwarded write) instead of being
-// copied behind the packet before it: the leader sends each proposal to
-// every learner, and these copies were a few percent of its CPU.
-const sharedData = 512
-
-// packetWriter encodes a batch of packets and writes it in one system
-// call: one write of a buffer, or on a TCP connection one writev of the
-// encoded heads and tails with the long data between them.
-type packetWriter struct {
-	buf  []byte
-	cuts []dataCut
-	vecs net.Buffers
-}
-
-// dataCut is a packet's data, written after buf[:at].
-type dataCut struct {
-	at   int
-	data []byte
-}
-
-func (w *packetWriter) write(c net.Conn, batch []wire.QuorumPacket) error {
-	tcp, vectored := c.(*net.TCPConn)
-	w.buf = w.buf[:0]
-	for i := range batch {
-		p := &batch[i]
-		if !vectored || len(p.Data) < sharedData {
-			w.buf = p.Append(w.buf)
-			continue
-		}
-		w.buf = p.AppendHead(w.buf)
-		w.cuts = append(w.cuts, dataCut{len(w.buf), p.Data})
-		w.buf = p.AppendTail(w.buf)
-	}
-	if len(w.cuts) == 0 {
-		_, err := c.Write(w.buf)
-		return err
-	}
-	from := 0
-	for _, cut := range w.cuts {
-		w.vecs = append(w.vecs, w.buf[from:cut.at], cut.data)
-		from = cut.at
-	}
-	w.vecs = append(w.vecs, w.buf[from:])
-	// WriteTo consumes the slices it is given; keep the array to reuse.
-	vecs := w.vecs
-	_, err := vecs.WriteTo(tcp)
-	clear(w.cuts)
-	w.cuts = w.cuts[:0]
-	clear(w.vecs)
-	w.vecs = w.vecs[:0]
-	return err
 }
 
 // queued is what waits in the queue: packets, and bytes as ZooKeeper

@@ -224,27 +224,9 @@ type QuorumPacket struct {
 
 // Append encodes the QuorumPacket.
 func (r *QuorumPacket) Append(dst []byte) []byte {
-	dst = r.AppendHead(dst)
-	dst = append(dst, r.Data...)
-	return r.AppendTail(dst)
-}
-
-// AppendHead encodes what comes before the packet's data bytes: its
-// type, zxid and the data's length (-1 for nil). AppendHead, then Data,
-// then AppendTail is Append, for a sender that writes Data from where it
-// lies instead of copying it.
-func (r *QuorumPacket) AppendHead(dst []byte) []byte {
 	dst = appendInt32(dst, r.Type)
 	dst = appendInt64(dst, r.Zxid)
-	if r.Data == nil {
-		return appendInt32(dst, -1)
-	}
-	return appendInt32(dst, int32(len(r.Data)))
-}
-
-// AppendTail encodes what comes after the packet's data bytes: its
-// AuthInfo.
-func (r *QuorumPacket) AppendTail(dst []byte) []byte {
+	dst = appendBuffer(dst, r.Data)
 	return appendIds(dst, r.AuthInfo)
 }
 
