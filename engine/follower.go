@@ -60,6 +60,9 @@ type followState struct {
 	// remote are the committed txns and SYNCs from the leader, in order,
 	// not applied yet; the follower goroutine adds to it under a.mu.
 	remote []remoteItem
+	// spare is the array of the remote items gather took last, for the
+	// follower goroutine to fill next (applier goroutine).
+	spare []remoteItem
 }
 
 type remoteItem struct {
@@ -554,8 +557,12 @@ func (a *applier) gather() int64 {
 	f.ready = f.ready[:0]
 	a.mu.Lock()
 	items := f.remote
-	f.remote = nil
+	f.remote, f.spare = f.spare, nil
 	a.mu.Unlock()
+	defer func() {
+		clear(items)
+		f.spare = items[:0]
+	}()
 	take := func(r *writeReq) {
 		a.pending = append(a.pending, r)
 		a.pending = append(a.pending, r.after...)

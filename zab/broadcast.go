@@ -23,15 +23,21 @@ var ErrCounterExhausted = errors.New("zab: the zxid counter of this epoch is exh
 
 // Proposals tracks a leader's outstanding proposals.
 type Proposals struct {
-	quorum        *quorum.Quorum
-	pending       []*proposal // outstanding, by zxid
+	quorum *quorum.Quorum
+	// The outstanding proposals, by zxid, are pending[head:]; the array
+	// is compacted once most of it is committed ones, so that a leader
+	// proposing and committing for ever reuses it.
+	pending       []*proposal
+	head          int
+	free          []*proposal // committed, to reuse
+	out           []Commit    // Ack's result, reused
 	lastProposed  int64
 	lastCommitted int64
 }
 
 type proposal struct {
 	zxid  int64
-	acks  map[int64]bool
+	acks  []int64 // the voters that acknowledged it, each once
 	syncs []int64 // learners whose SYNC waits for this commit
 }
 
@@ -63,19 +69,32 @@ func (p *Proposals) Propose(zxid int64) error {
 	if zxid <= p.lastProposed || (zxid>>32 == p.lastProposed>>32 && zxid != p.lastProposed+1) {
 		return fmt.Errorf("zab: proposal %#x does not follow %#x", zxid, p.lastProposed)
 	}
-	p.pending = append(p.pending, &proposal{zxid: zxid, acks: map[int64]bool{}})
+	var q *proposal
+	if n := len(p.free); n > 0 {
+		q, p.free = p.free[n-1], p.free[:n-1]
+		q.zxid = zxid
+	} else {
+		q = &proposal{zxid: zxid}
+	}
+	if p.head > 64 && p.head >= len(p.pending)/2 {
+		n := copy(p.pending, p.pending[p.head:])
+		clear(p.pending[n:])
+		p.pending, p.head = p.pending[:n], 0
+	}
+	p.pending = append(p.pending, q)
 	p.lastProposed = zxid
 	return nil
 }
 
 // Ack records server sid's ACK of zxid and returns what can be committed
 // now, in zxid order. ACKs from non-voters, of committed or unknown
-// zxids, are ignored.
+// zxids, are ignored. The slice returned is valid until the next Ack.
 func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	if !p.quorum.IsVoter(sid) || zxid <= p.lastCommitted {
 		return nil
 	}
-	i, found := slices.BinarySearchFunc(p.pending, zxid, func(q *proposal, z int64) int {
+	live := p.pending[p.head:]
+	i, found := slices.BinarySearchFunc(live, zxid, func(q *proposal, z int64) int {
 		switch {
 		case q.zxid < z:
 			return -1
@@ -87,25 +106,37 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	if !found {
 		return nil
 	}
-	p.pending[i].acks[sid] = true
-	var out []Commit
-	for len(p.pending) > 0 && p.acked(p.pending[0]) {
-		q := p.pending[0]
-		out = append(out, Commit{Zxid: q.zxid, Syncs: q.syncs})
-		p.lastCommitted = q.zxid
-		p.pending[0] = nil
-		p.pending = p.pending[1:]
+	if q := live[i]; !slices.Contains(q.acks, sid) {
+		q.acks = append(q.acks, sid)
 	}
-	return out
+	clear(p.out)
+	p.out = p.out[:0]
+	for p.head < len(p.pending) && p.acked(p.pending[p.head]) {
+		q := p.pending[p.head]
+		p.out = append(p.out, Commit{Zxid: q.zxid, Syncs: q.syncs})
+		p.lastCommitted = q.zxid
+		p.pending[p.head] = nil
+		p.head++
+		// The Commit keeps the syncs; the rest is reused.
+		q.acks, q.syncs = q.acks[:0], nil
+		p.free = append(p.free, q)
+	}
+	if p.head == len(p.pending) {
+		p.pending, p.head = p.pending[:0], 0
+	}
+	if len(p.out) == 0 {
+		return nil
+	}
+	return p.out
 }
 
 // acked reports whether q's ACKs make a quorum. They come from voters
-// only (Ack drops the others), so a majority is a count.
+// only (Ack drops the others), each once, so a majority is a count.
 func (p *Proposals) acked(q *proposal) bool {
 	if !p.quorum.Hierarchical() {
 		return len(q.acks) > len(p.quorum.Voters())/2
 	}
-	return p.quorum.Contains(q.acks)
+	return p.quorum.ContainsIDs(q.acks)
 }
 
 // Forget drops server sid's ACKs of the outstanding proposals: it has
@@ -113,8 +144,8 @@ func (p *Proposals) acked(q *proposal) bool {
 // acknowledged on its old connection, so those ACKs no longer say its disk
 // holds them. It acknowledges them again once it holds them.
 func (p *Proposals) Forget(sid int64) {
-	for _, q := range p.pending {
-		delete(q.acks, sid)
+	for _, q := range p.pending[p.head:] {
+		q.acks = slices.DeleteFunc(q.acks, func(id int64) bool { return id == sid })
 	}
 }
 
@@ -122,7 +153,7 @@ func (p *Proposals) Forget(sid int64) {
 // to be answered at once (nothing outstanding); otherwise it is answered
 // in the Commit of the newest proposal.
 func (p *Proposals) Sync(sid int64) (now bool) {
-	if len(p.pending) == 0 {
+	if p.head == len(p.pending) {
 		return true
 	}
 	last := p.pending[len(p.pending)-1]
@@ -131,7 +162,7 @@ func (p *Proposals) Sync(sid int64) (now bool) {
 }
 
 // Outstanding is the number of proposals not committed yet.
-func (p *Proposals) Outstanding() int { return len(p.pending) }
+func (p *Proposals) Outstanding() int { return len(p.pending) - p.head }
 
 // LastCommitted is the newest committed zxid.
 func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
@@ -139,7 +170,7 @@ func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
 // PendingSyncs is the number of learners' SYNCs waiting for a commit.
 func (p *Proposals) PendingSyncs() int {
 	n := 0
-	for _, q := range p.pending {
+	for _, q := range p.pending[p.head:] {
 		n += len(q.syncs)
 	}
 	return n

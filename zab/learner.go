@@ -108,10 +108,11 @@ type Follower struct {
 	// During sync: proposals not logged yet, and commits not applied.
 	pending   []txnEntry
 	commits   []int64
-	deferred  []int64 // proposals logged at NEWLEADER, acknowledged at UPTODATE
-	logged    []int64 // logged, not committed, in zxid order (serving)
-	inMemOnly bool    // SNAP or TRUNC: commits during sync apply in memory
-	observer  bool    // takes INFORMs, acknowledges no proposal
+	deferred  []int64  // proposals logged at NEWLEADER, acknowledged at UPTODATE
+	logged    []int64  // logged, not committed, in zxid order (serving)
+	inMemOnly bool     // SNAP or TRUNC: commits during sync apply in memory
+	observer  bool     // takes INFORMs, acknowledges no proposal
+	acts      []Action // what broadcast returns, reused packet after packet
 }
 
 // NewFollower starts a follower's sync in epoch (the LEADERINFO's), after
@@ -135,9 +136,9 @@ func send(typ int32, zxid int64) Action {
 	return Action{Kind: ActSend, Packet: wire.QuorumPacket{Type: typ, Zxid: zxid}}
 }
 
-// Step takes a packet from the leader and returns the actions it asks for.
-// An error means the leader broke the protocol (or the learner's history
-// does not fit it): go back to election.
+// Step takes a packet from the leader and returns the actions it asks for,
+// valid until the next Step. An error means the leader broke the protocol
+// (or the learner's history does not fit it): go back to election.
 func (f *Follower) Step(p *wire.QuorumPacket) ([]Action, error) {
 	switch f.phase {
 	case awaitingSync:
@@ -259,6 +260,15 @@ func (f *Follower) commit(zxid int64) (Action, error) {
 	return Action{Kind: ActApply, Zxid: zxid}, nil
 }
 
+// actions returns acts in f's reused slice: a follower takes a PROPOSAL
+// and a COMMIT for every write, and a new slice each was most of what it
+// allocated beside the txns themselves.
+func (f *Follower) actions(acts ...Action) []Action {
+	clear(f.acts)
+	f.acts = append(f.acts[:0], acts...)
+	return f.acts
+}
+
 func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
 	if f.observer {
 		switch p.Type {
@@ -267,7 +277,7 @@ func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
 				return nil, fmt.Errorf("zab: INFORM %#x after %#x", p.Zxid, f.lastZxid)
 			}
 			f.lastZxid = p.Zxid
-			return []Action{{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, {Kind: ActApply, Zxid: p.Zxid}}, nil
+			return f.actions(Action{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, Action{Kind: ActApply, Zxid: p.Zxid}), nil
 		case wire.PacketProposal, wire.PacketCommit:
 			// Not an observer's business; ZooKeeper's observers ignore
 			// them too.
@@ -282,17 +292,17 @@ func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
 		f.lastZxid = p.Zxid
 		f.logged = append(f.logged, p.Zxid)
 		// ACK only once the txn is durable.
-		return []Action{{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, {Kind: ActSyncLog}, send(wire.PacketAck, p.Zxid)}, nil
+		return f.actions(Action{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, Action{Kind: ActSyncLog}, send(wire.PacketAck, p.Zxid)), nil
 	case wire.PacketCommit:
 		a, err := f.commit(p.Zxid)
 		if err != nil {
 			return nil, err
 		}
-		return []Action{a}, nil
+		return f.actions(a), nil
 	case wire.PacketPing:
-		return []Action{{Kind: ActPong, Zxid: p.Zxid}}, nil
+		return f.actions(Action{Kind: ActPong, Zxid: p.Zxid}), nil
 	case wire.PacketSync:
-		return []Action{{Kind: ActAnswerSync}}, nil
+		return f.actions(Action{Kind: ActAnswerSync}), nil
 	}
 	return nil, fmt.Errorf("zab: unexpected %s", wire.PacketName(p.Type))
 }
