@@ -26,6 +26,12 @@ type directFS struct {
 	mu               sync.Mutex
 	direct, buffered int // writes that went each way
 	misaligned       []string
+	// The log's staging buffer is where a new log file's header, its
+	// first write, is written from; inPlace counts the later direct
+	// writes to log files from any other buffer: batches written where
+	// they were queued.
+	stage   uintptr
+	inPlace int
 }
 
 func (d *directFS) Create(name string) (vfs.File, error) {
@@ -38,9 +44,10 @@ func (d *directFS) Create(name string) (vfs.File, error) {
 
 type directFile struct {
 	vfs.File
-	fs   *directFS
-	name string
-	on   bool
+	fs    *directFS
+	name  string
+	on    bool
+	wrote bool
 }
 
 func (f *directFile) SetDirect(on bool) error { f.on = on; return nil }
@@ -62,6 +69,15 @@ func (f *directFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EINVAL}
 	}
 	d.direct++
+	if strings.Contains(f.name, "log.") {
+		addr := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+		if !f.wrote {
+			d.stage = addr
+		} else if addr != d.stage {
+			d.inPlace++
+		}
+		f.wrote = true
+	}
 	return f.File.WriteAt(p, off)
 }
 
@@ -93,6 +109,10 @@ func TestDirectWritesStayAlignedAndLoseNothing(t *testing.T) {
 			}
 			if !refuse && fs.direct < 150 {
 				t.Fatalf("only %d direct writes for 150 commits (%d buffered)", fs.direct, fs.buffered)
+			}
+			t.Logf("%d direct writes, %d of them batches written where they were queued", fs.direct, fs.inPlace)
+			if !refuse && fs.inPlace < 100 {
+				t.Fatalf("%d of 150 commits written where they were queued; the rest were copied to the stage first", fs.inPlace)
 			}
 			if refuse && fs.direct > 0 {
 				t.Fatalf("%d direct writes went through a device that refuses them", fs.direct)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"zkd/wal/vfs"
 	"zkd/ztree"
@@ -179,7 +180,11 @@ type Store struct {
 
 // batch is the txns queued for one write and fsync.
 type batch struct {
+	// buf[lead:] holds the txns. buf[:lead] is room for the partial
+	// block of the log file they will follow, which the writer fills in
+	// before it writes the batch straight from buf (see prepareQueue).
 	buf   []byte
+	lead  int
 	first int64 // zxid of the first txn
 	last  int64
 	n     int
@@ -188,7 +193,7 @@ type batch struct {
 }
 
 func (b *batch) reset() {
-	b.buf = b.buf[:0]
+	b.buf, b.lead = b.buf[:0], 0
 	b.first, b.last, b.n, b.since = 0, 0, 0, 0
 	clear(b.done)
 	b.done = b.done[:0]
@@ -371,6 +376,7 @@ func (s *Store) writer() {
 		b := s.queue
 		s.queue, s.spare = s.spare, batch{}
 		s.queue.reset()
+		s.prepareQueue(&b)
 		s.writing.Store(b.since)
 		s.cond.Broadcast() // Appends waiting on a full queue may go on
 		s.mu.Unlock()
@@ -436,15 +442,19 @@ func (s *Store) write(b *batch) error {
 		}
 	}
 	seg := s.cur
-	end := seg.off + int64(len(b.buf))
+	end := seg.off + int64(len(b.buf)-b.lead)
 	if grow := s.paddedSize(end); grow > seg.alloc {
 		if err := seg.f.Allocate(grow); err != nil {
 			return fmt.Errorf("preallocating %s: %w", seg.name, err)
 		}
 		seg.alloc = grow
 	}
-	if err := s.writeSeg(seg, b.buf); err != nil {
+	if done, err := s.writeInPlace(seg, b); err != nil {
 		return err
+	} else if !done {
+		if err := s.writeSeg(seg, b.buf[b.lead:]); err != nil {
+			return err
+		}
 	}
 	if !s.opts.NoSync {
 		start := time.Now()
@@ -456,6 +466,65 @@ func (s *Store) write(b *batch) error {
 		}
 	}
 	return nil
+}
+
+// prepareQueue readies the queue, just emptied, to be written straight
+// from its buffer after b: when the log is written with direct I/O, the
+// queue's buffer is aligned and begins with room for the bytes of the
+// partial block b will leave at the end of the file. Writer goroutine,
+// s.mu held.
+func (s *Store) prepareQueue(b *batch) {
+	seg := s.cur
+	if seg == nil || !seg.direct {
+		return
+	}
+	const align = vfs.DirectAlign
+	q := &s.queue
+	lead := int((seg.off + int64(len(b.buf)-b.lead)) & (align - 1))
+	if want := min(max(2*len(b.buf), 64<<10), maxInPlace); cap(q.buf) < want || !isAligned(q.buf) {
+		q.buf = vfs.AlignedBuffer(want)
+	}
+	q.buf, q.lead = q.buf[:lead], lead
+}
+
+// maxInPlace bounds the buffer prepareQueue gives the queue: a bigger
+// batch outgrows it and goes out through the stage.
+const maxInPlace = 4 << 20
+
+func isAligned(b []byte) bool {
+	return cap(b) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b)))&(vfs.DirectAlign-1) == 0
+}
+
+// writeInPlace writes b straight from its buffer, as prepareQueue laid it
+// out, when it still fits the file's end: the partial block's bytes go
+// into the room before the txns, zeros after them to the block's end.
+// It reports false, having written nothing, when the batch must go
+// through writeSeg instead: the file is not written with direct I/O (the
+// stage, which holds its partial block, comes with its first direct
+// write), or the file's end is not where prepareQueue planned (a new
+// file), or the buffer outgrew its room, or the device refused the
+// direct write.
+func (s *Store) writeInPlace(seg *segment, b *batch) (bool, error) {
+	const align = vfs.DirectAlign
+	blk := seg.off &^ (align - 1)
+	end := len(b.buf)
+	padded := (end + align - 1) &^ (align - 1)
+	if !seg.direct || s.stage == nil || b.lead != int(seg.off-blk) || !isAligned(b.buf) || cap(b.buf) < padded {
+		return false, nil
+	}
+	copy(b.buf, s.stage[:b.lead])
+	buf := b.buf[:padded]
+	clear(buf[end:])
+	if _, err := seg.f.WriteAt(buf, blk); err != nil {
+		if errors.Is(err, syscall.EINVAL) {
+			return false, nil // writeSeg finds the same and turns direct I/O off
+		}
+		return false, fmt.Errorf("writing %s at %d: %w", seg.name, blk, err)
+	}
+	full := end &^ (align - 1)
+	copy(s.stage, buf[full:end])
+	seg.off = blk + int64(end)
+	return true, nil
 }
 
 // writeSeg appends p to the segment at its end.
@@ -587,7 +656,7 @@ func (s *Store) closeSegment() {
 // TxnLogSizeLimit.
 func (s *Store) afterBatch(b *batch) {
 	s.sinceSnap += b.n
-	s.bytesSnap += int64(len(b.buf))
+	s.bytesSnap += int64(len(b.buf) - b.lead)
 	if s.sinceSnap > s.rollAt || s.opts.SnapSizeLimit > 0 && s.bytesSnap > s.rollSize {
 		s.closeSegment()
 		s.pickRollPoint()
