@@ -94,15 +94,26 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 		return nil
 	}
 	live := p.pending[p.head:]
-	i, found := slices.BinarySearchFunc(live, zxid, func(q *proposal, z int64) int {
-		switch {
-		case q.zxid < z:
-			return -1
-		case q.zxid > z:
-			return 1
+	// Within an epoch the outstanding zxids follow one another: the
+	// ACK's proposal is where its distance from the oldest says, unless
+	// an epoch began among them.
+	i, found := 0, false
+	if len(live) > 0 {
+		if d := zxid - live[0].zxid; d >= 0 && d < int64(len(live)) && live[d].zxid == zxid {
+			i, found = int(d), true
 		}
-		return 0
-	})
+	}
+	if !found {
+		i, found = slices.BinarySearchFunc(live, zxid, func(q *proposal, z int64) int {
+			switch {
+			case q.zxid < z:
+				return -1
+			case q.zxid > z:
+				return 1
+			}
+			return 0
+		})
+	}
 	if !found {
 		return nil
 	}
