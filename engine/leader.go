@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"zkd/internal/queue"
 	"zkd/wal"
 	"zkd/wire"
 	"zkd/zab"
@@ -43,12 +44,9 @@ type leader struct {
 	upToDate        bool // a quorum acked NEWLEADER: serving
 	newLeaderAcks   []int64
 	props           *zab.Proposals
-	// outstanding[outHead:] is what is proposed and not committed, by
-	// zxid (outs); the array is reused as proposals commit.
-	outstanding []outProp
-	outHead     int
-	commitBuf   []zab.Commit // localAck's, reused
-	selfAcked   int64
+	outstanding     queue.Queue[outProp] // proposed, not committed, by zxid
+	commitBuf       []zab.Commit         // localAck's, reused
+	selfAcked       int64
 	// undurable are the txns committed (a quorum of learners has them)
 	// and not yet on this server's disk, by zxid: a learner synced
 	// meanwhile is sent them from here, as the log cannot give them yet.
@@ -491,7 +489,7 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	// committed is sent from memory.
 	onDisk := min(committed, l.selfAcked)
 	undurable := slices.Clone(l.undurable)
-	outs := slices.Clone(l.outs())
+	outs := slices.Clone(l.outstanding.Items())
 	lr.mu.Lock()
 	lr.broadcast = true
 	lr.mu.Unlock()
@@ -828,12 +826,7 @@ func (l *leader) propose(t *wal.Txn, start time.Time) (entry []byte, err error) 
 		l.propMin = len(entry)
 	}
 	l.propMax = max(l.propMax, len(entry))
-	if l.outHead > 64 && l.outHead >= len(l.outstanding)/2 {
-		n := copy(l.outstanding, l.outstanding[l.outHead:])
-		clear(l.outstanding[n:])
-		l.outstanding, l.outHead = l.outstanding[:n], 0
-	}
-	l.outstanding = append(l.outstanding, outProp{z, entry, start})
+	l.outstanding.Push(outProp{z, entry, start})
 	for _, lr := range l.learners {
 		if !lr.observer && lr.inBroadcast() {
 			lr.send(wire.QuorumPacket{Type: wire.PacketProposal, Zxid: z, Data: entry})
@@ -857,7 +850,7 @@ func (l *leader) localAck(zxid int64) {
 		n++
 	}
 	l.undurable = append(l.undurable[:0], l.undurable[n:]...)
-	for _, o := range l.outs() {
+	for _, o := range l.outstanding.Items() {
 		if o.zxid > zxid {
 			break
 		}
@@ -890,15 +883,12 @@ func (l *leader) ack(lr *learner, zxid int64) {
 	l.committed(l.props.Ack(lr.sid, zxid))
 }
 
-// outs is what this leader proposed and has not committed, by zxid.
-func (l *leader) outs() []outProp { return l.outstanding[l.outHead:] }
-
 // committed sends COMMITs (and the SYNCs waiting on them) and lets the
 // applier apply up to the newest commit. l.mu held.
 func (l *leader) committed(commits []zab.Commit) {
 	for _, c := range commits {
 		var entry []byte
-		if outs := l.outs(); len(outs) > 0 && outs[0].zxid == c.Zxid {
+		if outs := l.outstanding.Items(); len(outs) > 0 && outs[0].zxid == c.Zxid {
 			entry = outs[0].entry
 		}
 		for _, lr := range l.learners {
@@ -921,15 +911,12 @@ func (l *leader) committed(commits []zab.Commit) {
 		if n := len(l.committedLog); n > 2*l.p.ens.CommitLogCount {
 			l.committedLog = append(l.committedLog[:0], l.committedLog[n-l.p.ens.CommitLogCount:]...)
 		}
-		if outs := l.outs(); len(outs) > 0 && outs[0].zxid == c.Zxid {
+		if outs := l.outstanding.Items(); len(outs) > 0 && outs[0].zxid == c.Zxid {
 			l.s.stats.quorumAckLat.addSince(outs[0].start)
 			if c.Zxid > l.selfAcked {
 				l.undurable = append(l.undurable, outs[0])
 			}
-			outs[0] = outProp{}
-			if l.outHead++; l.outHead == len(l.outstanding) {
-				l.outstanding, l.outHead = l.outstanding[:0], 0
-			}
+			l.outstanding.Pop()
 		}
 	}
 	// A quorum's disks hold what is committed: the applier applies it and

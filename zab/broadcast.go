@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"zkd/internal/queue"
 	"zkd/zab/quorum"
 )
 
@@ -23,14 +24,10 @@ var ErrCounterExhausted = errors.New("zab: the zxid counter of this epoch is exh
 
 // Proposals tracks a leader's outstanding proposals.
 type Proposals struct {
-	quorum *quorum.Quorum
-	// The outstanding proposals, by zxid, are pending[head:]; the array
-	// is compacted once most of it is committed ones, so that a leader
-	// proposing and committing for ever reuses it.
-	pending       []*proposal
-	head          int
-	free          []*proposal // committed, to reuse
-	out           []Commit    // Ack's result, reused
+	quorum        *quorum.Quorum
+	pending       queue.Queue[*proposal] // outstanding, by zxid
+	free          []*proposal            // committed, to reuse
+	out           []Commit               // Ack's result, reused
 	lastProposed  int64
 	lastCommitted int64
 }
@@ -76,12 +73,7 @@ func (p *Proposals) Propose(zxid int64) error {
 	} else {
 		q = &proposal{zxid: zxid}
 	}
-	if p.head > 64 && p.head >= len(p.pending)/2 {
-		n := copy(p.pending, p.pending[p.head:])
-		clear(p.pending[n:])
-		p.pending, p.head = p.pending[:n], 0
-	}
-	p.pending = append(p.pending, q)
+	p.pending.Push(q)
 	p.lastProposed = zxid
 	return nil
 }
@@ -93,7 +85,7 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	if !p.quorum.IsVoter(sid) || zxid <= p.lastCommitted {
 		return nil
 	}
-	live := p.pending[p.head:]
+	live := p.pending.Items()
 	// Within an epoch the outstanding zxids follow one another: the
 	// ACK's proposal is where its distance from the oldest says, unless
 	// an epoch began among them.
@@ -122,18 +114,14 @@ func (p *Proposals) Ack(sid, zxid int64) []Commit {
 	}
 	clear(p.out)
 	p.out = p.out[:0]
-	for p.head < len(p.pending) && p.acked(p.pending[p.head]) {
-		q := p.pending[p.head]
+	for p.pending.Len() > 0 && p.acked(p.pending.Items()[0]) {
+		q := p.pending.Items()[0]
 		p.out = append(p.out, Commit{Zxid: q.zxid, Syncs: q.syncs})
 		p.lastCommitted = q.zxid
-		p.pending[p.head] = nil
-		p.head++
+		p.pending.Pop()
 		// The Commit keeps the syncs; the rest is reused.
 		q.acks, q.syncs = q.acks[:0], nil
 		p.free = append(p.free, q)
-	}
-	if p.head == len(p.pending) {
-		p.pending, p.head = p.pending[:0], 0
 	}
 	if len(p.out) == 0 {
 		return nil
@@ -155,7 +143,7 @@ func (p *Proposals) acked(q *proposal) bool {
 // acknowledged on its old connection, so those ACKs no longer say its disk
 // holds them. It acknowledges them again once it holds them.
 func (p *Proposals) Forget(sid int64) {
-	for _, q := range p.pending[p.head:] {
+	for _, q := range p.pending.Items() {
 		q.acks = slices.DeleteFunc(q.acks, func(id int64) bool { return id == sid })
 	}
 }
@@ -164,16 +152,17 @@ func (p *Proposals) Forget(sid int64) {
 // to be answered at once (nothing outstanding); otherwise it is answered
 // in the Commit of the newest proposal.
 func (p *Proposals) Sync(sid int64) (now bool) {
-	if p.head == len(p.pending) {
+	live := p.pending.Items()
+	if len(live) == 0 {
 		return true
 	}
-	last := p.pending[len(p.pending)-1]
+	last := live[len(live)-1]
 	last.syncs = append(last.syncs, sid)
 	return false
 }
 
 // Outstanding is the number of proposals not committed yet.
-func (p *Proposals) Outstanding() int { return len(p.pending) - p.head }
+func (p *Proposals) Outstanding() int { return p.pending.Len() }
 
 // LastCommitted is the newest committed zxid.
 func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
@@ -181,7 +170,7 @@ func (p *Proposals) LastCommitted() int64 { return p.lastCommitted }
 // PendingSyncs is the number of learners' SYNCs waiting for a commit.
 func (p *Proposals) PendingSyncs() int {
 	n := 0
-	for _, q := range p.pending[p.head:] {
+	for _, q := range p.pending.Items() {
 		n += len(q.syncs)
 	}
 	return n
