@@ -166,6 +166,10 @@ func TestHopMovesTheSessionToTheNextServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid := c.SessionID()
+	// A server refuses a session that has seen more than it has applied,
+	// and the client goes on to the next in its list (as ZooKeeper's
+	// do): the hop lands on the second server once that has the create.
+	caughtUp(t, addrs[1], "/hop")
 	c.Hop()
 	hopped(t, events)
 	if c.Server() != addrs[1] || c.SessionID() != sid {
@@ -241,6 +245,25 @@ func TestWatchesSetAgainOnApacheZooKeeper(t *testing.T) {
 
 // hopped waits for the session events of a Dial and a Hop after it:
 // SyncConnected, then Disconnected and SyncConnected again.
+// caughtUp waits until the server at addr shows path.
+func caughtUp(t *testing.T, addr, path string) {
+	t.Helper()
+	c, err := zkclient.Dial([]string{addr}, 10*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, ok, err := c.Exists(path, false)
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s after 10 s: exists %v, %v", path, addr, ok, err)
+		}
+	}
+}
+
 func hopped(t *testing.T, events <-chan zkclient.Event) {
 	t.Helper()
 	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
