@@ -100,7 +100,14 @@ func newFaultFS(fs vfs.FS, lieLog bool, slowLog time.Duration, log *slog.Logger)
 // never released: nothing writes after the cut.
 func (f *faultFS) powerCut() {
 	f.mu.Lock()
-	lost := int64(0)
+	lost := f.undoUnsynced()
+	f.log.Warn("ZKD_FAULTS=disk: SIGUSR2, a power cut: unsynced writes undone, exiting", "files", len(f.files), "bytesRewritten", lost)
+	os.Exit(137)
+}
+
+// undoUnsynced puts back every file as its last fsync left it and
+// returns the bytes it rewrote. f.mu held.
+func (f *faultFS) undoUnsynced() (lost int64) {
 	for path, st := range f.files {
 		file, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
@@ -117,8 +124,7 @@ func (f *faultFS) powerCut() {
 		file.Sync()
 		file.Close()
 	}
-	f.log.Warn("ZKD_FAULTS=disk: SIGUSR2, a power cut: unsynced writes undone, exiting", "files", len(f.files), "bytesRewritten", lost)
-	os.Exit(137)
+	return lost
 }
 
 // waitStall waits while the disk stalls.
@@ -220,14 +226,21 @@ func (f *faultFS) SyncDir(dir string) error {
 	return f.fs.SyncDir(dir)
 }
 
-// faultFile is a file of a faultFS. It hides the real file's direct I/O
-// and write-back hints: the undo log reads what each write overwrites.
+// faultFile is a file of a faultFS. It passes the real file's direct I/O
+// through, so that a server run with disk faults writes its log as one
+// without does, and hides its write-back hints. The undo log reads what
+// each write overwrites: through the file itself, or, while it is direct
+// (whose reads need aligned memory, offsets and lengths), through a
+// second handle that reads through the page cache; the kernel keeps the
+// two coherent.
 type faultFile struct {
 	vfs.File
-	fs   *faultFS
-	name string
-	lie  bool
-	slow time.Duration // added to each fsync
+	fs     *faultFS
+	name   string
+	lie    bool
+	slow   time.Duration // added to each fsync
+	direct bool          // the file is written with direct I/O (f.mu)
+	rd     vfs.File      // the page-cache handle for the undo log's reads (f.mu)
 }
 
 func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
@@ -241,15 +254,52 @@ func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
 		// Keep what the write covers of the file as it is now; beyond
 		// its end the cut back to the synced size undoes it.
 		if size, err := w.File.Size(); err == nil && off < size {
+			r := io.ReaderAt(w.File)
+			if w.direct {
+				if w.rd == nil {
+					if w.rd, err = f.fs.OpenRead(w.name); err != nil {
+						return 0, err
+					}
+				}
+				r = w.rd
+			}
 			n := min(int64(len(p)), size-off)
 			old := make([]byte, n)
-			if _, err := w.File.ReadAt(old, off); err != nil && err != io.EOF {
+			if _, err := r.ReadAt(old, off); err != nil && err != io.EOF {
 				return 0, err
 			}
 			st.undo = append(st.undo, undoWrite{off: off, old: old})
 		}
 	}
 	return w.File.WriteAt(p, off)
+}
+
+// SetDirect turns the real file's direct I/O on or off, where it has
+// any.
+func (w *faultFile) SetDirect(on bool) error {
+	df, ok := w.File.(vfs.DirectFile)
+	if !ok {
+		return fmt.Errorf("ZKD_FAULTS: %s: the file system offers no direct I/O", w.name)
+	}
+	f := w.fs
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := df.SetDirect(on); err != nil {
+		return err
+	}
+	w.direct = on
+	return nil
+}
+
+func (w *faultFile) Close() error {
+	f := w.fs
+	f.mu.Lock()
+	if w.rd != nil {
+		w.rd.Close()
+		w.rd = nil
+	}
+	f.mu.Unlock()
+	return w.File.Close()
 }
 
 func (w *faultFile) Sync() error {
