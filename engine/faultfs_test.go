@@ -5,11 +5,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
+	"zkd/internal/fdinfo"
 	"zkd/wal/vfs"
 )
 
@@ -88,28 +87,13 @@ func TestFaultFSPassesDirectIOThroughAndAPowerCutUndoesIt(t *testing.T) {
 // openDirect says whether this process has path open with O_DIRECT.
 func openDirect(t *testing.T, path string) bool {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	flags, err := fdinfo.Flags(func(p string) bool { return p == path })
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fd := range fds {
-		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err != nil || target != path {
-			continue
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(info), "\n") {
-			if v, ok := strings.CutPrefix(line, "flags:"); ok {
-				flags, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if flags&syscall.O_DIRECT != 0 {
-					return true
-				}
-			}
+	for _, f := range flags {
+		if f&syscall.O_DIRECT != 0 {
+			return true
 		}
 	}
 	return false

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"unsafe"
 
+	"zkd/internal/fdinfo"
 	"zkd/wal"
 	"zkd/wal/vfs"
 )
@@ -138,31 +138,15 @@ func TestDirectWritesStayAlignedAndLoseNothing(t *testing.T) {
 // descriptors and returns its status flags.
 func logFlags(t *testing.T, dir string) int {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	prefix := filepath.Join(dir, "version-2", "log.")
+	flags, err := fdinfo.Flags(func(path string) bool { return strings.HasPrefix(path, prefix) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fd := range fds {
-		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
-		if err != nil || !strings.HasPrefix(target, filepath.Join(dir, "version-2", "log.")) {
-			continue
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(info), "\n") {
-			if v, ok := strings.CutPrefix(line, "flags:"); ok {
-				flags, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return int(flags)
-			}
-		}
+	if len(flags) == 0 {
+		t.Fatalf("no open log file under %s", dir)
 	}
-	t.Fatalf("no open log file under %s", dir)
-	return 0
+	return flags[0]
 }
 
 // TestLogOnARealDiskBypassesThePageCache opens the log on the temp dir's
