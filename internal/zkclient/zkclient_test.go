@@ -243,8 +243,6 @@ func TestWatchesSetAgainOnApacheZooKeeper(t *testing.T) {
 	}
 }
 
-// hopped waits for the session events of a Dial and a Hop after it:
-// SyncConnected, then Disconnected and SyncConnected again.
 // caughtUp waits until the server at addr shows path.
 func caughtUp(t *testing.T, addr, path string) {
 	t.Helper()
@@ -264,6 +262,8 @@ func caughtUp(t *testing.T, addr, path string) {
 	}
 }
 
+// hopped waits for the session events of a Dial and a Hop after it:
+// SyncConnected, then Disconnected and SyncConnected again.
 func hopped(t *testing.T, events <-chan zkclient.Event) {
 	t.Helper()
 	for _, want := range []wire.KeeperState{wire.StateSyncConnected, wire.StateDisconnected, wire.StateSyncConnected} {
