@@ -104,6 +104,9 @@ type Follower struct {
 	phase    followerPhase
 	mode     SyncMode
 	lastZxid int64 // the newest txn the follower holds or has been sent
+	// lastQueued is the newest PROPOSAL (or INFORM) received since the
+	// sync opened; 0 before the first.
+	lastQueued int64
 
 	// During sync: proposals not logged yet, and commits not applied.
 	pending   []txnEntry
@@ -168,6 +171,9 @@ func (f *Follower) startSync(p *wire.QuorumPacket) ([]Action, error) {
 func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 	switch p.Type {
 	case wire.PacketProposal:
+		if err := f.queue(p); err != nil {
+			return nil, err
+		}
 		f.pending = append(f.pending, txnEntry{p.Zxid, p.Data})
 		f.lastZxid = p.Zxid
 		return nil, nil
@@ -189,12 +195,12 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 		if !f.observer {
 			return nil, fmt.Errorf("zab: INFORM to a follower")
 		}
-		acts, err := f.sync(&wire.QuorumPacket{Type: wire.PacketProposal, Zxid: p.Zxid, Data: p.Data})
-		if err != nil {
+		if err := f.queue(p); err != nil {
 			return nil, err
 		}
-		more, err := f.sync(&wire.QuorumPacket{Type: wire.PacketCommit, Zxid: p.Zxid})
-		return append(acts, more...), err
+		f.pending = append(f.pending, txnEntry{p.Zxid, p.Data})
+		f.lastZxid = p.Zxid
+		return f.sync(&wire.QuorumPacket{Type: wire.PacketCommit, Zxid: p.Zxid})
 	case wire.PacketPing, wire.PacketRevalidate:
 		return nil, nil // not answered during sync
 	case wire.PacketNewLeader:
@@ -251,6 +257,23 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 	return nil, fmt.Errorf("zab: %s during sync", wire.PacketName(p.Type))
 }
 
+// queue checks that a PROPOSAL or INFORM follows the one before it in
+// this sync: within an epoch the leader's txns are numbered one after
+// another, so a gap means the leader's history has a hole (as Apache
+// ZooKeeper 3.9.3's leaders could ship, ZOOKEEPER-4925), and logging the
+// txns after it would leave one in this server's log too. A later epoch
+// may start anywhere. The first after the sync opens is not checked: after
+// a SNAP it may be a txn the fuzzy snapshot holds already. ZooKeeper 3.9.4
+// learners refuse such a sync the same way.
+func (f *Follower) queue(p *wire.QuorumPacket) error {
+	last := f.lastQueued
+	if last != 0 && p.Zxid != last+1 && p.Zxid>>32 <= last>>32 {
+		return fmt.Errorf("zab: %s %#x after %#x: the leader's history skips or repeats txns", wire.PacketName(p.Type), p.Zxid, last)
+	}
+	f.lastQueued = p.Zxid
+	return nil
+}
+
 // commit applies the oldest logged txn, which must be zxid.
 func (f *Follower) commit(zxid int64) (Action, error) {
 	if len(f.logged) == 0 || f.logged[0] != zxid {
@@ -276,6 +299,9 @@ func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
 			if p.Zxid <= f.lastZxid {
 				return nil, fmt.Errorf("zab: INFORM %#x after %#x", p.Zxid, f.lastZxid)
 			}
+			if err := f.queue(p); err != nil {
+				return nil, err
+			}
 			f.lastZxid = p.Zxid
 			return f.actions(Action{Kind: ActLog, Zxid: p.Zxid, Entry: p.Data}, Action{Kind: ActApply, Zxid: p.Zxid}), nil
 		case wire.PacketProposal, wire.PacketCommit:
@@ -288,6 +314,9 @@ func (f *Follower) broadcast(p *wire.QuorumPacket) ([]Action, error) {
 	case wire.PacketProposal:
 		if p.Zxid <= f.lastZxid {
 			return nil, fmt.Errorf("zab: PROPOSAL %#x after %#x", p.Zxid, f.lastZxid)
+		}
+		if err := f.queue(p); err != nil {
+			return nil, err
 		}
 		f.lastZxid = p.Zxid
 		f.logged = append(f.logged, p.Zxid)
