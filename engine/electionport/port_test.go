@@ -1,6 +1,7 @@
 package electionport
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -240,5 +241,77 @@ func TestElectVotesAgainWhenTheLogEndsPastTheLook(t *testing.T) {
 	}
 	if r.d.State != wire.StateLeading || d1.State != wire.StateFollowing || d1.Vote.Leader != 2 {
 		t.Fatalf("server 1 (zxid 4) decided %v for %d, server 2 (zxid 6) %v; want 2 to lead", d1.State, d1.Vote.Leader, r.d.State)
+	}
+}
+
+// A server that listens on every address (quorumListenOnAllIPs=true)
+// still announces its configured address in its hello, not the wildcard
+// it is bound to: a peer that dials back the address a hello names (as
+// ZooKeeper's do for servers they do not know) would otherwise dial
+// 0.0.0.0 (ZOOKEEPER-2164). And its peers reach it on that address.
+func TestListeningOnAllAddressesAnnouncesTheConfiguredOne(t *testing.T) {
+	port1 := zkreftest.NewEnsemble(t).ElectionPort
+	port2 := zkreftest.NewEnsemble(t).ElectionPort
+	if port1 == port2 {
+		t.Skip("the same free port twice; run again")
+	}
+	peers := []Peer{{ID: 1, Addr: addr(1, port1)}, {ID: 2, Addr: addr(2, port2)}}
+	p1, err := Listen(Config{ID: 1, Addr: addr(1, port1), ListenAddr: fmt.Sprintf(":%d", port1), Voters: peers,
+		QuorumConfig: "version=0", ConnectTimeout: 2 * time.Second, HelloTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p1.Close()
+	if a := p1.Addr().(*net.TCPAddr); !a.IP.IsUnspecified() {
+		t.Fatalf("server 1 listens on %v, not on every address", a)
+	}
+
+	// Server 2, played by the test, reads the hello server 1 sends when
+	// it dials the higher id.
+	ln, err := net.Listen("tcp", addr(2, port2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	elected := make(chan result, 1)
+	go func() {
+		d, err := p1.Elect(ctx, 0, 0)
+		elected <- result{1, d, err}
+	}()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("server 1 did not dial server 2: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	h, err := readHello(bufio.NewReader(c))
+	c.Close()
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ServerID != 1 || h.Addrs != addr(1, port1) {
+		t.Fatalf("server 1's hello says id %d at %q; want 1 at %q", h.ServerID, h.Addrs, addr(1, port1))
+	}
+
+	// The real server 2 dials server 1 at its configured address, which
+	// the wildcard listener answers, and the two elect it.
+	p2, err := Listen(Config{ID: 2, Addr: addr(2, port2), Voters: peers,
+		QuorumConfig: "version=0", ConnectTimeout: 2 * time.Second, HelloTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	d2, err := p2.Elect(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-elected
+	if r.er != nil {
+		t.Fatal(r.er)
+	}
+	if d2.State != wire.StateLeading || r.d.State != wire.StateFollowing || r.d.Vote.Leader != 2 {
+		t.Fatalf("server 1 decided %+v, server 2 %+v; want 2 to lead", r.d, d2)
 	}
 }
