@@ -769,6 +769,70 @@ func TestEnsembleTruncatesADivergedServer(t *testing.T) {
 	check("after restarting the truncated server")
 }
 
+// A server that logged a proposal and never saw it committed, and stays
+// up through the election that follows, applies it to its tree before it
+// votes with it: the next leader's history holds it, so a DIFF from there
+// sends it nobody who already has it in the log (ZOOKEEPER-2845: ZooKeeper
+// servers that kept their tree across elections lost such txns from it).
+// The leader's proposal reaches one follower, whose ACK is dropped, and
+// not the other; without a quorum the lead ends after syncLimit, with
+// every process up, and the txn must then be on every server.
+func TestLoggedUncommittedTxnsAreAppliedBeforeTheNextEpoch(t *testing.T) {
+	needIptables(t)
+	e := zkdtest.StartEnsemble(t, 3, nil)
+	lead := e.Leader()
+	var a, b int64
+	for id := int64(1); id <= 3; id++ {
+		if id != lead {
+			if a == 0 {
+				a = id
+			} else {
+				b = id
+			}
+		}
+	}
+	c := connect(t, e.Servers[lead].Addr)
+	check(c.Create("/pending", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+	for _, s := range e.Servers {
+		if got := childrenOn(t, s.Addr, "/pending"); len(got) != 0 {
+			t.Fatalf("/pending has children %v", got)
+		}
+	}
+
+	// b hears nothing more from the leader, and the leader nothing from a.
+	toB := dropQuorumSendsTo(t, e, lead, b)
+	fromA := dropSendsToQuorumPort(t, e, a, lead)
+	go c.Create("/pending/t", nil, 0, zk.WorldACL(zk.PermAll)) // never acknowledged
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range []int64{lead, a} {
+		for !loggedCreate(filepath.Join(e.Servers[id].Dir, "data"), "/pending/t") {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d did not log the create within 10 s", id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The rules stay until the leader has given up its quorum and
+	// closed the connections the dropped ACK could still arrive on.
+	for !strings.Contains(e.Servers[lead].Log(), "lost the quorum") {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("leader %d did not lose its quorum:\n%s", lead, e.Servers[lead].Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	toB()
+	fromA()
+	e.WaitServing(t, 30*time.Second)
+	for id, s := range e.Servers {
+		if got := strings.Join(childrenOn(t, s.Addr, "/pending"), ","); got != "t" {
+			t.Fatalf("server %d (%s) has /pending children %q, want t\n%s", id, s.Mode(), got, s.Log())
+		}
+	}
+	if !strings.Contains(e.Servers[a].Log(), "applied the txns logged and not committed before") {
+		t.Fatalf("server %d did not apply the txn it had logged:\n%s", a, e.Servers[a].Log())
+	}
+}
+
 // needIptables skips a test that cuts links with iptables where it cannot.
 func needIptables(t *testing.T) {
 	t.Helper()
@@ -790,12 +854,19 @@ func dropQuorumSends(t *testing.T, e *zkdtest.Ensemble, id int64) func() {
 // port comes from.
 func dropQuorumSendsTo(t *testing.T, e *zkdtest.Ensemble, id, to int64) func() {
 	t.Helper()
-	rule := []string{"OUTPUT", "-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort)}
+	match := []string{"-s", fmt.Sprintf("127.0.0.%d", id), "-p", "tcp", "--sport", fmt.Sprint(e.QuorumPort)}
 	if to != 0 {
 		addr, port := connectionTo(t, e.Servers[to].Pid(), fmt.Sprintf("127.0.0.%d", id), e.QuorumPort)
-		rule = append(rule, "-d", addr, "--dport", fmt.Sprint(port))
+		match = append(match, "-d", addr, "--dport", fmt.Sprint(port))
 	}
-	rule = append(rule, "-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid()))
+	return dropRule(t, match...)
+}
+
+// dropRule inserts an iptables OUTPUT rule that drops what match matches,
+// and returns what removes it (also run when the test ends).
+func dropRule(t *testing.T, match ...string) func() {
+	t.Helper()
+	rule := append(append([]string{"OUTPUT"}, match...), "-j", "DROP", "-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid()))
 	iptables := func(op string) error {
 		out, err := exec.Command("iptables", append([]string{op}, rule...)...).CombinedOutput()
 		if err != nil {
@@ -817,6 +888,15 @@ func dropQuorumSendsTo(t *testing.T, e *zkdtest.Ensemble, id, to int64) func() {
 	}
 	t.Cleanup(unblock)
 	return unblock
+}
+
+// dropSendsToQuorumPort installs an iptables rule that drops what server
+// from sends to server to's quorum port (a learner's packets to its
+// leader), and returns what removes it (also run when the test ends).
+func dropSendsToQuorumPort(t *testing.T, e *zkdtest.Ensemble, from, to int64) func() {
+	t.Helper()
+	return dropRule(t, "-s", fmt.Sprintf("127.0.0.%d", from), "-d", fmt.Sprintf("127.0.0.%d", to), "-p", "tcp",
+		"--dport", fmt.Sprint(e.QuorumPort))
 }
 
 // connectionTo finds process pid's TCP connection to ip:port (IPv4) and
