@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +78,45 @@ func TestReadTxnsGivesTheHistoryAfterAZxid(t *testing.T) {
 	stop := errors.New("enough")
 	if err := wal.ReadTxns(vfs.OS, dir, 0, all[len(all)-1], func(*wal.Txn, []byte) error { return stop }); err != stop {
 		t.Fatalf("the callback's error came back as %v", err)
+	}
+}
+
+// A history with txns missing between two of an epoch (here a whole log
+// file gone) is never sent as a DIFF: ReadTxns reads up to the hole and
+// then fails, naming the file after it: a leader that finds its log so
+// syncs the follower by SNAP instead of sending a history with a hole (ZOOKEEPER-2846, ZOOKEEPER-4925).
+func TestReadTxnsRefusesAHoleInTheHistory(t *testing.T) {
+	dir := t.TempDir()
+	all, _ := fill(t, dir, 300)
+	logs, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
+	if len(logs) < 3 {
+		t.Fatalf("%d log files; the test wants several", len(logs))
+	}
+	slices.Sort(logs) // same-length hex names sort by zxid
+	if err := os.Remove(logs[1]); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	err := wal.ReadTxns(vfs.OS, dir, 0, all[len(all)-1], func(txn *wal.Txn, _ []byte) error {
+		got = append(got, txn.Header.Zxid)
+		return nil
+	})
+	var ce *wal.CorruptError
+	if !errors.As(err, &ce) || ce.File != logs[2] || !strings.Contains(err.Error(), "the txns between are missing") {
+		t.Fatalf("reading across the hole: got %v, want a CorruptError naming %s", err, logs[2])
+	}
+	// Every txn before the hole came, in order, and none after it.
+	for i, z := range got {
+		if z != all[i] {
+			t.Fatalf("txn %d read is %#x, want %#x", i, z, all[i])
+		}
+	}
+	if len(got) == 0 || len(got) >= len(all) {
+		t.Fatalf("read %d txns of %d before the hole", len(got), len(all))
+	}
+	// Before the hole the history still reads.
+	if err := wal.ReadTxns(vfs.OS, dir, 0, got[len(got)-1], func(*wal.Txn, []byte) error { return nil }); err != nil {
+		t.Fatalf("reading up to the hole: %v", err)
 	}
 }
 
