@@ -2,7 +2,6 @@ package electionport
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -115,7 +114,7 @@ func (l *link) dial() net.Conn {
 		l.p.log.Debug("election port: no address to dial", "sid", l.id)
 		return nil
 	}
-	c, err := l.p.cfg.Security.Dial(context.Background(), addr, l.p.cfg.ConnectTimeout)
+	c, err := l.p.cfg.Security.Dial(l.p.dials, addr, l.p.cfg.ConnectTimeout)
 	if err != nil {
 		if errors.Is(err, quorumsec.ErrRefused) {
 			l.p.log.Warn("election port: cannot connect securely", "sid", l.id, "addr", addr, "err", err)

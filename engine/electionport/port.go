@@ -77,12 +77,16 @@ type Port struct {
 	log   *slog.Logger
 	start time.Time
 
-	in   chan inbound   // notifications, to the loop
-	do   chan func()    // work for the loop, which owns el
-	done chan struct{}  // closed by Close
-	wg   sync.WaitGroup // every goroutine
-	el   *election.Election
-	wait chan Decision // the Elect in progress; the loop's
+	in   chan inbound  // notifications, to the loop
+	do   chan func()   // work for the loop, which owns el
+	done chan struct{} // closed by Close
+	// dials is canceled by Close: a dial to a server that swallows
+	// connection attempts would otherwise hold Close for ConnectTimeout.
+	dials      context.Context
+	cancelDial context.CancelFunc
+	wg         sync.WaitGroup // every goroutine
+	el         *election.Election
+	wait       chan Decision // the Elect in progress; the loop's
 	// looked is set by Look: the round it started, with the vote
 	// lookedZxid and lookedEpoch, is the next Elect's if that Elect
 	// votes the same; decided is that round's outcome once there is
@@ -128,6 +132,7 @@ func Listen(cfg Config) (*Port, error) {
 		in: make(chan inbound, 100), do: make(chan func()), done: make(chan struct{}),
 		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, Quorum: cfg.Quorum, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait}),
 		links: map[int64]*link{}}
+	p.dials, p.cancelDial = context.WithCancel(context.Background())
 	for _, peer := range append(append([]Peer(nil), cfg.Voters...), cfg.Observers...) {
 		if peer.ID != cfg.ID {
 			p.links[peer.ID] = p.newLink(peer.ID, peer.Addr)
@@ -215,6 +220,7 @@ func (p *Port) Close() error {
 	default:
 	}
 	close(p.done)
+	p.cancelDial()
 	err := p.ln.Close()
 	p.mu.Lock()
 	for _, l := range p.links {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -313,5 +315,57 @@ func TestListeningOnAllAddressesAnnouncesTheConfiguredOne(t *testing.T) {
 	}
 	if d2.State != wire.StateLeading || r.d.State != wire.StateFollowing || r.d.Vote.Leader != 2 {
 		t.Fatalf("server 1 decided %+v, server 2 %+v; want 2 to lead", r.d, d2)
+	}
+}
+
+// A server whose election address swallows connection attempts (its SYNs
+// dropped, as a host that is down and not refusing) delays nobody else's
+// notifications: each peer has its own dialer, so servers 1 and 2 elect
+// long before the dial to 3 could time out (ZOOKEEPER-2930: a blocking
+// connect to one peer held up the notifications to all). Nor does
+// closing the port wait for such a dial.
+func TestAPeerThatSwallowsDialsDelaysNoOne(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs iptables and root to drop the dials to server 3 (make test installs iptables)")
+	}
+	port := zkreftest.NewEnsemble(t).ElectionPort
+	rule := []string{"OUTPUT", "-d", "127.0.0.3", "-p", "tcp", "--dport", strconv.Itoa(port), "--syn", "-j", "DROP",
+		"-m", "comment", "--comment", fmt.Sprintf("zkd-test-%d", os.Getpid())}
+	if out, err := exec.Command("iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("iptables", append([]string{"-D"}, rule...)...).CombinedOutput(); err != nil {
+			t.Errorf("iptables: %v: %s", err, out)
+		}
+	})
+	const dialTimeout = 30 * time.Second
+	ids := []int64{1, 2, 3}
+	ps := map[int64]*Port{}
+	for _, id := range []int64{1, 2} {
+		p, err := Listen(Config{ID: id, Addr: addr(id, port), Voters: voters(ids, port),
+			QuorumConfig: "version=0", ConnectTimeout: dialTimeout, HelloTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		ps[id] = p
+	}
+	start := time.Now()
+	got := electAll(t, ps, 0, 0)
+	if took := time.Since(start); took > dialTimeout/3 {
+		t.Fatalf("the election took %v with server 3's dials hanging (timeout %v)", took, dialTimeout)
+	}
+	if got[2].State != wire.StateLeading || got[1].Vote.Leader != 2 {
+		t.Fatalf("%+v; want 2 to lead", got)
+	}
+	// Nor does a dial still hanging hold up closing the port (a server
+	// stopping, or leaving its election port).
+	start = time.Now()
+	for _, p := range ps {
+		p.Close()
+	}
+	if took := time.Since(start); took > dialTimeout/3 {
+		t.Fatalf("closing the ports took %v: they waited for the dials to server 3", took)
 	}
 }
