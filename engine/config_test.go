@@ -166,6 +166,8 @@ func TestEnsembleConfig(t *testing.T) {
 		{"electionPortBindRetry", "1", three + "electionPortBindRetry=x\n", `zoo.cfg:6: electionPortBindRetry: "x" is not a number of retries`},
 		{"snapshotSizeFactor", "1", three + "zookeeper.snapshotSizeFactor=big\n", `zoo.cfg:6: zookeeper.snapshotSizeFactor: "big" is not a number`},
 		{"commitLogCount", "1", three + "commitLogCount=0\n", `zoo.cfg:6: commitLogCount: "0" is not a positive number of txns`},
+		{"connectToLearnerMasterLimit", "1", three + "connectToLearnerMasterLimit=soon\n", `zoo.cfg:6: connectToLearnerMasterLimit: "soon" is not a number of ticks`},
+		{"connectToLearnerMasterLimit 0", "1", three + "connectToLearnerMasterLimit=0\n", ""},
 		{"zkd.election.finalizeWaitMs", "1", three + "zkd.election.finalizeWaitMs=0\n", `zoo.cfg:6: zkd.election.finalizeWaitMs: "0" is not a positive number of milliseconds`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {

@@ -38,6 +38,10 @@ type Ensemble struct {
 	// InitLimit and SyncLimit are in ticks: how long a follower may take
 	// to connect and sync, and how far it may fall behind.
 	InitLimit, SyncLimit int
+	// ConnectLimit is connectToLearnerMasterLimit, in ticks: how long a
+	// learner may take to connect to its leader; InitLimit when 0 or
+	// less, as ZooKeeper's.
+	ConnectLimit int
 	// ListenOnAllIPs is quorumListenOnAllIPs: the quorum and election
 	// ports listen on every address, not only the server.N line's.
 	ListenOnAllIPs bool
@@ -292,6 +296,13 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if v, ok := c.Extra["connectToLearnerMasterLimit"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return nil, bad("connectToLearnerMasterLimit", "%q is not a number of ticks", v)
+		}
+		e.ConnectLimit = n
 	}
 	if v, ok := c.Extra["zkd.election.finalizeWaitMs"]; ok {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

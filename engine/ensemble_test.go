@@ -2337,6 +2337,42 @@ func TestLearnerWhoseLeaderRefusesLooksAgainSoon(t *testing.T) {
 	t.Logf("server 1 follows server 2 %v after server 3 stopped", time.Since(stopped).Round(time.Millisecond))
 }
 
+// connectToLearnerMasterLimit bounds a learner's attempts to connect to
+// the leader it elected, apart from initLimit (ZOOKEEPER-3398: operators
+// of large data sets raise initLimit for the sync, and the connect to a
+// dead leader used to wait that long too). Server 1's zoo.cfg puts leader
+// 3's quorum port where iptables swallows the connection attempts:
+// initLimit is 20 s, connectToLearnerMasterLimit 1 s, and server 1 gives
+// up and looks again every second or two.
+func TestLearnerConnectToLeaderIsBoundedByConnectToLearnerMasterLimit(t *testing.T) {
+	needIptables(t)
+	e := zkdtest.NewEnsemble(t, 3, map[string]string{"initLimit": "100", "connectToLearnerMasterLimit": "5"})
+	nowhere, err := zkref.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropRule(t, "-d", "127.0.0.3", "-p", "tcp", "--dport", fmt.Sprint(nowhere), "--syn")
+	e.Member = map[int64]map[string]string{1: {"server.3": fmt.Sprintf("127.0.0.3:%d:%d", nowhere, e.ElectionPort)}}
+	e.Start(t, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	if e.Leader() != 3 {
+		t.Fatalf("server %d leads, not server 3", e.Leader())
+	}
+	e.Start(t, 1)
+	one := e.Servers[1]
+	began := time.Now()
+	for n := 0; n < 2; n = strings.Count(one.Log(), "cannot reach the leader, server 3") {
+		if time.Since(began) > 12*time.Second {
+			t.Fatalf("server 1 gave up %d times in 12 s on a leader whose port swallows its dials "+
+				"(connectToLearnerMasterLimit 1 s, initLimit 20 s):\n%s", n, one.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(one.Log(), "connection refused") {
+		t.Fatalf("server 1's dials were refused, not swallowed:\n%s", one.Log())
+	}
+}
+
 // CuratorCache on a zkd follower: each round a cache starts there (a
 // persistent recursive watch and its reads) while a client of the leader
 // changes the tree under it. The follower applies those changes as the

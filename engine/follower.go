@@ -87,22 +87,27 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	}
 	initLimit := p.tick * time.Duration(p.ens.InitLimit)
 	syncLimit := p.tick * time.Duration(p.ens.SyncLimit)
+	connectLimit := initLimit
+	if p.ens.ConnectLimit > 0 {
+		connectLimit = p.tick * time.Duration(p.ens.ConnectLimit)
+	}
 	// The leader opens its quorum port as it learns it leads, perhaps
 	// a moment after this server learns it (its finalize wait may end
 	// later): retry soon, then less often. The pause stays short, as a
-	// failover waits on it. A dial that times out may take initLimit, as
-	// ZooKeeper's does; but a port that refuses for refusedLimit means the
+	// failover waits on it. Dials that time out may take connectLimit
+	// in all (connectToLearnerMasterLimit, by default initLimit), as
+	// ZooKeeper's do; but a port that refuses for refusedLimit means the
 	// election's answer is already stale (the leader died, or stopped
 	// leading as this server decided), and the election is the way to
 	// the leader that is: ZooKeeper's learner tries 5 times, 100 ms apart.
 	var c net.Conn
 	var err error
 	pause := 5 * time.Millisecond
-	refusedLimit := min(initLimit, max(p.tick, time.Second))
+	refusedLimit := min(connectLimit, max(p.tick, time.Second))
 	for start := time.Now(); ; {
-		c, err = p.sec.Dial(ctx, m.QuorumAddr, initLimit)
+		c, err = p.sec.Dial(ctx, m.QuorumAddr, max(connectLimit-time.Since(start), time.Millisecond))
 		waited := time.Since(start)
-		if err == nil || waited > initLimit || errors.Is(err, quorumsec.ErrRefused) ||
+		if err == nil || waited > connectLimit || errors.Is(err, quorumsec.ErrRefused) ||
 			waited > refusedLimit && errors.Is(err, syscall.ECONNREFUSED) {
 			break
 		}
