@@ -579,6 +579,14 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			}
 			c.Servers[id] = val
 			serverLines[id] = line
+		case key == "observerMasterPort":
+			// Accepted, as ZooKeeper's, so that a zoo.cfg carries over,
+			// but not served: say what that means for observers.
+			log.Warn("observerMasterPort is not served by zkd: its observers connect to the leader, and it opens no port "+
+				"for observers. Apache ZooKeeper observers given this key try each voter's port in turn, and sync only "+
+				"from the ZooKeeper voters; with zkd voters, remove it from every server's configuration",
+				"file", file, "line", line, "key", key)
+			c.Extra[key] = val
 		case known[key] || known[name] || strings.HasPrefix(name, "authProvider.") || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):
 			c.Extra[key] = val

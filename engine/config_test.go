@@ -48,6 +48,7 @@ admin.serverPort=8081
 metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
 server.2=zk2:2888:3888;2181
 someUnknownKey=value
+observerMasterPort=2191
 `), log)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,11 @@ someUnknownKey=value
 	}
 	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=22") {
 		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
+	}
+	// Accepted and not served: the warning says what that means.
+	if !strings.Contains(logged.String(), "observerMasterPort is not served by zkd") || !strings.Contains(logged.String(), "line=23") ||
+		cfg.Extra["observerMasterPort"] != "2191" {
+		t.Fatalf("no warning that observerMasterPort is not served:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {
 		t.Fatalf("a key ZooKeeper reads was warned about:\n%s", logged.String())
