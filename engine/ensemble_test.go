@@ -799,8 +799,11 @@ func TestLoggedUncommittedTxnsAreAppliedBeforeTheNextEpoch(t *testing.T) {
 		}
 	}
 
-	// b hears nothing more from the leader, and the leader nothing from a.
-	toB := dropQuorumSendsTo(t, e, lead, b)
+	// b hears nothing more from the leader, on this connection or a new
+	// one (a b that gave up on its leader first could otherwise sync with
+	// it again and ACK the txn), and the leader nothing from a.
+	toB := dropRule(t, "-s", fmt.Sprintf("127.0.0.%d", lead), "-d", fmt.Sprintf("127.0.0.%d", b), "-p", "tcp",
+		"--sport", fmt.Sprint(e.QuorumPort))
 	fromA := dropSendsToQuorumPort(t, e, a, lead)
 	go c.Create("/pending/t", nil, 0, zk.WorldACL(zk.PermAll)) // never acknowledged
 	deadline := time.Now().Add(10 * time.Second)

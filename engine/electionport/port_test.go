@@ -252,28 +252,28 @@ func TestElectVotesAgainWhenTheLogEndsPastTheLook(t *testing.T) {
 // ZooKeeper's do for servers they do not know) would otherwise dial
 // 0.0.0.0 (ZOOKEEPER-2164). And its peers reach it on that address.
 func TestListeningOnAllAddressesAnnouncesTheConfiguredOne(t *testing.T) {
-	port1 := zkreftest.NewEnsemble(t).ElectionPort
-	port2 := zkreftest.NewEnsemble(t).ElectionPort
-	if port1 == port2 {
-		t.Skip("the same free port twice; run again")
+	// Server 2, played by the test, reads the hello server 1 sends when
+	// it dials the higher id. Both take ports the kernel gives, so that
+	// server 1's port is free on every address.
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	peers := []Peer{{ID: 1, Addr: addr(1, port1)}, {ID: 2, Addr: addr(2, port2)}}
-	p1, err := Listen(Config{ID: 1, Addr: addr(1, port1), ListenAddr: fmt.Sprintf(":%d", port1), Voters: peers,
+	port2 := ln.Addr().(*net.TCPAddr).Port
+	p1, err := Listen(Config{ID: 1, Addr: "127.0.0.1:0", ListenAddr: ":0",
+		Voters:       []Peer{{ID: 1, Addr: "127.0.0.1:0"}, {ID: 2, Addr: addr(2, port2)}},
 		QuorumConfig: "version=0", ConnectTimeout: 2 * time.Second, HelloTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p1.Close()
-	if a := p1.Addr().(*net.TCPAddr); !a.IP.IsUnspecified() {
+	a := p1.Addr().(*net.TCPAddr)
+	if !a.IP.IsUnspecified() {
 		t.Fatalf("server 1 listens on %v, not on every address", a)
 	}
+	port1 := a.Port
+	peers := []Peer{{ID: 1, Addr: addr(1, port1)}, {ID: 2, Addr: addr(2, port2)}}
 
-	// Server 2, played by the test, reads the hello server 1 sends when
-	// it dials the higher id.
-	ln, err := net.Listen("tcp", addr(2, port2))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	elected := make(chan result, 1)
