@@ -2302,26 +2302,7 @@ func TestFollowerVotesWithWhatItsLogHasQueued(t *testing.T) {
 // listens: 2 and 3 form the ensemble, 3 leading, and server 1 decides for
 // 3 each time and is refused. Once 3 stops, 1 follows 2.
 func TestLearnerWhoseLeaderRefusesLooksAgainSoon(t *testing.T) {
-	e := zkdtest.NewEnsemble(t, 3, map[string]string{"initLimit": "100"})
-	nowhere, err := zkref.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Member = map[int64]map[string]string{1: {"server.3": fmt.Sprintf("127.0.0.3:%d:%d", nowhere, e.ElectionPort)}}
-	e.Start(t, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	if e.Leader() != 3 {
-		t.Fatalf("server %d leads, not server 3", e.Leader())
-	}
-	e.Start(t, 1)
-	one := e.Servers[1]
-	began := time.Now()
-	for n := 0; n < 3; n = strings.Count(one.Log(), "cannot reach the leader, server 3") {
-		if time.Since(began) > 12*time.Second {
-			t.Fatalf("server 1 gave up %d times in 12 s on the leader it could not reach (initLimit is 20 s):\n%s", n, one.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e, one := learnerOfAnUnreachableLeader(t, map[string]string{"initLimit": "100"}, false, 3)
 	if !strings.Contains(one.Log(), "connection refused") {
 		t.Fatalf("server 1 did not say its dial was refused:\n%s", one.Log())
 	}
@@ -2349,12 +2330,27 @@ func TestLearnerWhoseLeaderRefusesLooksAgainSoon(t *testing.T) {
 // up and looks again every second or two.
 func TestLearnerConnectToLeaderIsBoundedByConnectToLearnerMasterLimit(t *testing.T) {
 	needIptables(t)
-	e := zkdtest.NewEnsemble(t, 3, map[string]string{"initLimit": "100", "connectToLearnerMasterLimit": "5"})
+	_, one := learnerOfAnUnreachableLeader(t, map[string]string{"initLimit": "100", "connectToLearnerMasterLimit": "5"}, true, 2)
+	if strings.Contains(one.Log(), "connection refused") {
+		t.Fatalf("server 1's dials were refused, not swallowed:\n%s", one.Log())
+	}
+}
+
+// learnerOfAnUnreachableLeader starts servers 2 and 3 of an ensemble with
+// cfg (tickTime 200 ms), 3 leading, then server 1, whose zoo.cfg puts 3's
+// quorum port where nothing listens (its connection attempts swallowed by
+// iptables when swallow is set, else refused), and waits until server 1
+// has given up on that leader n times, at most 12 s.
+func learnerOfAnUnreachableLeader(t *testing.T, cfg map[string]string, swallow bool, n int) (*zkdtest.Ensemble, *zkdtest.Server) {
+	t.Helper()
+	e := zkdtest.NewEnsemble(t, 3, cfg)
 	nowhere, err := zkref.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropRule(t, "-d", "127.0.0.3", "-p", "tcp", "--dport", fmt.Sprint(nowhere), "--syn")
+	if swallow {
+		dropRule(t, "-d", "127.0.0.3", "-p", "tcp", "--dport", fmt.Sprint(nowhere), "--syn")
+	}
 	e.Member = map[int64]map[string]string{1: {"server.3": fmt.Sprintf("127.0.0.3:%d:%d", nowhere, e.ElectionPort)}}
 	e.Start(t, 2, 3)
 	e.WaitServing(t, 30*time.Second)
@@ -2364,16 +2360,14 @@ func TestLearnerConnectToLeaderIsBoundedByConnectToLearnerMasterLimit(t *testing
 	e.Start(t, 1)
 	one := e.Servers[1]
 	began := time.Now()
-	for n := 0; n < 2; n = strings.Count(one.Log(), "cannot reach the leader, server 3") {
+	for got := 0; got < n; got = strings.Count(one.Log(), "cannot reach the leader, server 3") {
 		if time.Since(began) > 12*time.Second {
-			t.Fatalf("server 1 gave up %d times in 12 s on a leader whose port swallows its dials "+
-				"(connectToLearnerMasterLimit 1 s, initLimit 20 s):\n%s", n, one.Log())
+			t.Fatalf("server 1 gave up %d times in 12 s on the leader it could not reach (%v, swallowed: %v):\n%s",
+				got, cfg, swallow, one.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if strings.Contains(one.Log(), "connection refused") {
-		t.Fatalf("server 1's dials were refused, not swallowed:\n%s", one.Log())
-	}
+	return e, one
 }
 
 // CuratorCache on a zkd follower: each round a cache starts there (a

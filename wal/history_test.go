@@ -44,13 +44,22 @@ func fill(t *testing.T, dir string, n int) (all []int64, fingerprints map[int64]
 	return all, fingerprints
 }
 
-func TestReadTxnsGivesTheHistoryAfterAZxid(t *testing.T) {
-	dir := t.TempDir()
-	all, _ := fill(t, dir, 300)
-	logs, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
+// history writes 300 txns over several log files (see fill) and returns
+// the directory, the txns' zxids and the log files, in zxid order.
+func history(t *testing.T) (dir string, all []int64, logs []string) {
+	t.Helper()
+	dir = t.TempDir()
+	all, _ = fill(t, dir, 300)
+	logs, _ = filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
 	if len(logs) < 3 {
 		t.Fatalf("%d log files; the test wants several", len(logs))
 	}
+	slices.Sort(logs) // same-length hex names sort by zxid
+	return dir, all, logs
+}
+
+func TestReadTxnsGivesTheHistoryAfterAZxid(t *testing.T) {
+	dir, all, _ := history(t)
 	for _, c := range []struct{ after, upTo int64 }{
 		{0, all[len(all)-1]}, {all[10], all[len(all)-1]}, {all[100], all[200]}, {all[299], all[299]}, {all[150], all[150]},
 	} {
@@ -84,15 +93,10 @@ func TestReadTxnsGivesTheHistoryAfterAZxid(t *testing.T) {
 // A history with txns missing between two of an epoch (here a whole log
 // file gone) is never sent as a DIFF: ReadTxns reads up to the hole and
 // then fails, naming the file after it: a leader that finds its log so
-// syncs the follower by SNAP instead of sending a history with a hole (ZOOKEEPER-2846, ZOOKEEPER-4925).
+// syncs the follower by SNAP instead of sending a history with a hole
+// (ZOOKEEPER-2846, ZOOKEEPER-4925).
 func TestReadTxnsRefusesAHoleInTheHistory(t *testing.T) {
-	dir := t.TempDir()
-	all, _ := fill(t, dir, 300)
-	logs, _ := filepath.Glob(filepath.Join(dir, "version-2", "log.*"))
-	if len(logs) < 3 {
-		t.Fatalf("%d log files; the test wants several", len(logs))
-	}
-	slices.Sort(logs) // same-length hex names sort by zxid
+	dir, all, logs := history(t)
 	if err := os.Remove(logs[1]); err != nil {
 		t.Fatal(err)
 	}
