@@ -1,9 +1,14 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"zkd/bench/zkref/zkreftest"
 	"zkd/wire"
@@ -238,5 +243,81 @@ func TestDifferentialSkipACL(t *testing.T) {
 			}
 			t.Logf("skipACL=%s:\n%s", v, got)
 		})
+	}
+}
+
+// A client that has seen a zxid the server has not reached yet is refused,
+// with the connection closed and no answer, whether it asks for a new
+// session or resumes one: it must not read a state older than one it has
+// seen, and tries another server instead. A client whose last zxid is the
+// server's own is let in, and the session a refused resume named lives
+// on. The same run on ZooKeeper and zkd.
+func TestDifferentialRefusesAClientAheadOfTheServer(t *testing.T) {
+	zkdAddr, refAddr := bothServers(t, nil)
+	run := func(addr string) string {
+		var out strings.Builder
+		c := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		h, _ := c.Call(wire.OpCreate, &wire.CreateRequest{Path: "/seen", ACL: openACL})
+		if h.Err != wire.ErrOK || h.Zxid == 0 {
+			t.Fatalf("%s: create answered %+v", addr, h)
+		}
+		ahead := zkreftest.NewSession()
+		ahead.LastZxidSeen = h.Zxid + 1
+		fmt.Fprintf(&out, "new session, one zxid ahead: %s\n", connectOutcome(t, addr, ahead))
+		ahead.SessionID, ahead.Passwd = c.Session.SessionID, c.Session.Passwd
+		fmt.Fprintf(&out, "resume, one zxid ahead: %s\n", connectOutcome(t, addr, ahead))
+		level := zkreftest.NewSession()
+		level.LastZxidSeen = h.Zxid
+		fmt.Fprintf(&out, "new session, level: %s\n", connectOutcome(t, addr, level))
+		level.SessionID, level.Passwd = c.Session.SessionID, c.Session.Passwd
+		fmt.Fprintf(&out, "resume, level: %s\n", connectOutcome(t, addr, level))
+		return out.String()
+	}
+	ref, got := run(refAddr), run(zkdAddr)
+	compareLines(t, "connects from clients ahead of the server", ref, got)
+	if !strings.Contains(got, "one zxid ahead: closed, no answer") || !strings.Contains(got, "resume, level: session") {
+		t.Fatalf("zkd:\n%s", got)
+	}
+}
+
+// connectOutcome sends req as a handshake to addr and says what came back:
+// a session, a refusal (session id 0), or the connection closed with no
+// answer.
+func connectOutcome(t *testing.T, addr string, req wire.ConnectRequest) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(wire.AppendFrame(nil, req.Append(nil))); err != nil {
+		t.Fatal(err)
+	}
+	fr := wire.NewFrameReader(0)
+	buf := make([]byte, 4096)
+	for {
+		if payload, err := fr.Next(); err == nil && payload != nil {
+			var resp wire.ConnectResponse
+			if _, err := resp.Decode(payload, wire.Copy); err != nil {
+				t.Fatalf("connect response from %s: %v", addr, err)
+			}
+			if resp.SessionID == 0 {
+				return "refused (session 0)"
+			}
+			if req.SessionID != 0 && resp.SessionID != req.SessionID {
+				return "another session"
+			}
+			return "session"
+		}
+		n, err := conn.Read(buf)
+		if n > 0 {
+			fr.Write(buf[:n])
+			continue
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			return "closed, no answer"
+		}
+		t.Fatalf("reading the connect response from %s: %v", addr, err)
 	}
 }
