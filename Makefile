@@ -24,7 +24,7 @@ DEBIAN_MARKERS := /usr/share/java/zookeeper.jar /usr/bin/java /usr/bin/javac /us
 JAVA_CLIENTS := $(CURDIR)/.build/java-clients
 JAVA_CP := $(subst $(eval) ,:,$(foreach j,curator-client curator-framework curator-recipes zookeeper zookeeper-jute guava slf4j-api slf4j-nop,/usr/share/java/$(j).jar))
 FUZZTIME ?= 60s
-FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery engine:FuzzParseConfig internal/sasl:FuzzDigestResponse internal/sasl:FuzzDigestChallenge internal/sasl:FuzzDigestExchange internal/sasl:FuzzParseJAAS
+FUZZ_TARGETS := wire:FuzzRecord wire:FuzzRequest wire:FuzzReply wire:FuzzTxn wire:FuzzFrameReader wire:FuzzElectionHello wire:FuzzNotification wire:FuzzQuorumPacket wal:FuzzRecovery engine:FuzzParseConfig internal/sasl:FuzzDigestResponse internal/sasl:FuzzDigestChallenge internal/sasl:FuzzDigestExchange internal/sasl:FuzzParseJAAS zab:FuzzFollower
 
 .PHONY: test deps deps-go deps-debian java-clients vet fmt-check unit bench fuzz golden golden-quorum crash-long soak-ensemble sim check-long
 

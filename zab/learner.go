@@ -154,6 +154,11 @@ func (f *Follower) Step(p *wire.QuorumPacket) ([]Action, error) {
 
 func (f *Follower) startSync(p *wire.QuorumPacket) ([]Action, error) {
 	f.phase = syncing
+	if p.Zxid>>32 > f.epoch {
+		// The leader's history cannot hold a txn of an epoch after the
+		// one it leads.
+		return nil, fmt.Errorf("zab: %s %#x from the leader of epoch %d", wire.PacketName(p.Type), p.Zxid, f.epoch)
+	}
 	switch p.Type {
 	case wire.PacketDiff:
 		f.mode = SyncDiff
@@ -231,8 +236,12 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 		}
 		f.phase = serving
 		acts := []Action{send(wire.PacketAck, f.epoch<<32), {Kind: ActServe}}
+		// An observer has no vote: it acknowledges no txn, those of its
+		// sync included, as ZooKeeper's observers do not.
 		for _, z := range f.deferred {
-			acts = append(acts, send(wire.PacketAck, z))
+			if !f.observer {
+				acts = append(acts, send(wire.PacketAck, z))
+			}
 		}
 		f.deferred = nil
 		// Then what came after NEWLEADER, as in broadcast.
@@ -263,12 +272,23 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 // ZooKeeper 3.9.3's leaders could ship, ZOOKEEPER-4925), and logging the
 // txns after it would leave one in this server's log too. A later epoch
 // may start anywhere. The first after the sync opens is not checked: after
-// a SNAP it may be a txn the fuzzy snapshot holds already. ZooKeeper 3.9.4
-// learners refuse such a sync the same way.
+// a SNAP it may be a txn the fuzzy snapshot holds already; after a DIFF
+// or a TRUNC it must come after the point the sync starts from. ZooKeeper
+// 3.9.4 learners refuse a gap the same way.
 func (f *Follower) queue(p *wire.QuorumPacket) error {
+	if e := p.Zxid >> 32; p.Zxid&0xffffffff == 0 || e > f.epoch || f.phase != syncing && e != f.epoch {
+		// No txn has counter 0, and once NEWLEADER is in, the leader
+		// sends only txns of the epoch it leads.
+		return fmt.Errorf("zab: %s %#x from the leader of epoch %d", wire.PacketName(p.Type), p.Zxid, f.epoch)
+	}
 	last := f.lastQueued
 	if last != 0 && p.Zxid != last+1 && p.Zxid>>32 <= last>>32 {
 		return fmt.Errorf("zab: %s %#x after %#x: the leader's history skips or repeats txns", wire.PacketName(p.Type), p.Zxid, last)
+	}
+	if last == 0 && f.phase != serving && f.mode != SyncSnap && p.Zxid <= f.lastZxid {
+		// After a DIFF from the end of this server's log, or a TRUNC,
+		// the leader sends only what comes after.
+		return fmt.Errorf("zab: %s %#x in a %s sync from %#x", wire.PacketName(p.Type), p.Zxid, f.mode, f.lastZxid)
 	}
 	f.lastQueued = p.Zxid
 	return nil
