@@ -271,10 +271,10 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 // another, so a gap means the leader's history has a hole (as Apache
 // ZooKeeper 3.9.3's leaders could ship, ZOOKEEPER-4925), and logging the
 // txns after it would leave one in this server's log too. A later epoch
-// may start anywhere. The first after the sync opens is not checked: after
-// a SNAP it may be a txn the fuzzy snapshot holds already; after a DIFF
-// or a TRUNC it must come after the point the sync starts from. ZooKeeper
-// 3.9.4 learners refuse a gap the same way.
+// may start anywhere. The first after the sync opens may leave a gap:
+// after a SNAP it may even be a txn the fuzzy snapshot holds already, and
+// after a DIFF or a TRUNC it need only come after the point the sync
+// starts from. ZooKeeper 3.9.4 learners refuse a gap the same way.
 func (f *Follower) queue(p *wire.QuorumPacket) error {
 	if e := p.Zxid >> 32; p.Zxid&0xffffffff == 0 || e > f.epoch || f.phase != syncing && e != f.epoch {
 		// No txn has counter 0, and once NEWLEADER is in, the leader
