@@ -771,8 +771,8 @@ func TestEnsembleTruncatesADivergedServer(t *testing.T) {
 
 // A server that logged a proposal and never saw it committed, and stays
 // up through the election that follows, applies it to its tree before it
-// votes with it: the next leader's history holds it, so a DIFF from there
-// sends it nobody who already has it in the log (ZOOKEEPER-2845: ZooKeeper
+// votes with it: the next leader's history holds it, and a DIFF sends it
+// to no server whose log already has it (ZOOKEEPER-2845: ZooKeeper
 // servers that kept their tree across elections lost such txns from it).
 // The leader's proposal reaches one follower, whose ACK is dropped, and
 // not the other; without a quorum the lead ends after syncLimit, with
