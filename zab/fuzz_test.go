@@ -32,6 +32,8 @@ func FuzzFollower(f *testing.F) {
 	f.Add(byte(0), []byte{2, 0x25, 0, 3, 0x26, 0, 4, 0x26, 0, 9, 0x30, 0x80, 4, 0x27, 0, 10, 0, 0})
 	f.Add(byte(0), []byte{1, 0x21, 0, 9, 0x30, 0x80, 10, 0, 0, 3, 0x31, 0x80, 3, 0x33, 0x80})
 	f.Add(byte(1), []byte{0, 0x22, 0, 5, 0x31, 0x80, 9, 0x30, 0x80, 10, 0, 0, 5, 0x32, 0x80, 5, 0x34, 0x80})
+	types := []int32{wire.PacketDiff, wire.PacketTrunc, wire.PacketSnap, wire.PacketProposal, wire.PacketCommit,
+		wire.PacketInform, wire.PacketPing, wire.PacketSync, wire.PacketRevalidate, wire.PacketNewLeader, wire.PacketUpToDate}
 	f.Fuzz(func(t *testing.T, kind byte, script []byte) {
 		const epoch = 3
 		last := int64(2)<<32 | 2
@@ -40,8 +42,6 @@ func FuzzFollower(f *testing.F) {
 		if observer {
 			fo = NewObserver(epoch, last)
 		}
-		types := []int32{wire.PacketDiff, wire.PacketTrunc, wire.PacketSnap, wire.PacketProposal, wire.PacketCommit,
-			wire.PacketInform, wire.PacketPing, wire.PacketSync, wire.PacketRevalidate, wire.PacketNewLeader, wire.PacketUpToDate}
 		var (
 			logged, durable, applied int64 // the newest of each; 0 for none
 			firstLogOfSync           = true

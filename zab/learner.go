@@ -238,8 +238,8 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 		acts := []Action{send(wire.PacketAck, f.epoch<<32), {Kind: ActServe}}
 		// An observer has no vote: it acknowledges no txn, those of its
 		// sync included, as ZooKeeper's observers do not.
-		for _, z := range f.deferred {
-			if !f.observer {
+		if !f.observer {
+			for _, z := range f.deferred {
 				acts = append(acts, send(wire.PacketAck, z))
 			}
 		}
