@@ -424,7 +424,7 @@ var knownKeys = []string{
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
 	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty",
-	"commitLogCount", "maxBatchSize", "maxConcurrentSnapSyncs", "maxConcurrentDiffSyncs", "cnxTimeout", "snapshotSizeFactor",
+	"commitLogCount", "maxBatchSize", "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs", "observer.election.DelayMs", "cnxTimeout", "snapshotSizeFactor",
 	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
 	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",
 	"learner.closeSocketAsync", "netty.server.outboundBufferCapacity",
@@ -585,6 +585,12 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			log.Warn("observerMasterPort is not served by zkd: its observers connect to the leader, and it opens no port "+
 				"for observers. Apache ZooKeeper observers given this key try each voter's port in turn, and sync only "+
 				"from the ZooKeeper voters; with zkd voters, remove it from every server's configuration",
+				"file", file, "line", line, "key", key)
+			c.Extra[key] = val
+		case name == "maxConcurrentSnapSyncs" || name == "maxConcurrentDiffSyncs":
+			// ZooKeeper keeps these as system properties nothing reads:
+			// its leader reads zookeeper.leader.<name>.
+			log.Warn("this key sets nothing, in zkd as in ZooKeeper; the setting is leader."+name,
 				"file", file, "line", line, "key", key)
 			c.Extra[key] = val
 		case known[key] || known[name] || strings.HasPrefix(name, "authProvider.") || strings.HasPrefix(key, "group.") ||

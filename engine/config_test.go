@@ -49,6 +49,7 @@ metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetr
 server.2=zk2:2888:3888;2181
 someUnknownKey=value
 observerMasterPort=2191
+maxConcurrentSnapSyncs=3
 `), log)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,11 @@ observerMasterPort=2191
 	if !strings.Contains(logged.String(), "observerMasterPort is not served by zkd") || !strings.Contains(logged.String(), "line=23") ||
 		cfg.Extra["observerMasterPort"] != "2191" {
 		t.Fatalf("no warning that observerMasterPort is not served:\n%s", logged.String())
+	}
+	// ZooKeeper's leader reads leader.maxConcurrentSnapSyncs; this key
+	// sets nothing there, and the warning names the one that does.
+	if !strings.Contains(logged.String(), "the setting is leader.maxConcurrentSnapSyncs") || !strings.Contains(logged.String(), "line=24") {
+		t.Fatalf("no warning that maxConcurrentSnapSyncs sets nothing:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {
 		t.Fatalf("a key ZooKeeper reads was warned about:\n%s", logged.String())
@@ -174,6 +180,9 @@ func TestEnsembleConfig(t *testing.T) {
 		{"commitLogCount", "1", three + "commitLogCount=0\n", `zoo.cfg:6: commitLogCount: "0" is not a positive number of txns`},
 		{"connectToLearnerMasterLimit", "1", three + "connectToLearnerMasterLimit=soon\n", `zoo.cfg:6: connectToLearnerMasterLimit: "soon" is not a number of ticks`},
 		{"connectToLearnerMasterLimit 0", "1", three + "connectToLearnerMasterLimit=0\n", ""},
+		{"leader.maxConcurrentSnapSyncs", "1", three + "leader.maxConcurrentSnapSyncs=0\n", `zoo.cfg:6: leader.maxConcurrentSnapSyncs: "0" is not a positive number of syncs`},
+		{"leader.maxConcurrentDiffSyncs", "1", three + "zookeeper.leader.maxConcurrentDiffSyncs=many\n", `zoo.cfg:6: zookeeper.leader.maxConcurrentDiffSyncs: "many" is not a positive number of syncs`},
+		{"observer.election.DelayMs", "1", three + "observer.election.DelayMs=-1\n", `zoo.cfg:6: observer.election.DelayMs: "-1" is not a number of milliseconds (0 or more)`},
 		{"zkd.election.finalizeWaitMs", "1", three + "zkd.election.finalizeWaitMs=0\n", `zoo.cfg:6: zkd.election.finalizeWaitMs: "0" is not a positive number of milliseconds`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
@@ -191,7 +200,8 @@ func TestEnsembleConfig(t *testing.T) {
 				}
 				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 ||
 					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs ||
-					e.CommitLogCount != 500 || e.FinalizeWait != 50*time.Millisecond {
+					e.CommitLogCount != 500 || e.FinalizeWait != 50*time.Millisecond ||
+					e.MaxSnapSyncs != 10 || e.MaxDiffSyncs != 100 || e.ObserverElectionDelay != 200*time.Millisecond {
 					t.Fatalf("the ensemble read: %+v", e)
 				}
 				return

@@ -59,6 +59,15 @@ type Ensemble struct {
 	// CommitLogCount is commitLogCount: how many of the newest committed
 	// txns the leader keeps track of to sync a follower from (DIFF).
 	CommitLogCount int
+	// MaxSnapSyncs and MaxDiffSyncs are leader.maxConcurrentSnapSyncs and
+	// leader.maxConcurrentDiffSyncs: how many learners the leader syncs
+	// at once by SNAP, and by DIFF or TRUNC, before it turns observers
+	// away (followers are never turned away, and count).
+	MaxSnapSyncs, MaxDiffSyncs int
+	// ObserverElectionDelay is observer.election.DelayMs: an observer
+	// that loses its leader waits a random time below it before it looks
+	// for one again.
+	ObserverElectionDelay time.Duration
 	// FinalizeWait is zkd.election.finalizeWaitMs: how long a vote a
 	// quorum agrees on must stand, no better vote arriving, before the
 	// server decides. ZooKeeper's is a constant 200 ms; it only affects
@@ -265,6 +274,7 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		}
 	}
 	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor, e.CommitLogCount = 5*time.Second, 3, 0.33, 500
+	e.MaxSnapSyncs, e.MaxDiffSyncs, e.ObserverElectionDelay = 10, 100, 200*time.Millisecond
 	e.FinalizeWait = DefaultFinalizeWait
 	// setting finds a key ZooKeeper also reads as the system property
 	// zookeeper.<name>; that spelling wins, as the later line did.
@@ -292,6 +302,11 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		intSetting("commitLogCount", 1, "a positive number of txns", func(n int) { e.CommitLogCount = n }),
 		intSetting("cnxTimeout", 1, "a positive number of milliseconds", func(n int) { e.ConnectTimeout = time.Duration(n) * time.Millisecond }),
 		intSetting("electionPortBindRetry", 0, "a number of retries (0 or more)", func(n int) { e.BindRetry = n }),
+		intSetting("leader.maxConcurrentSnapSyncs", 1, "a positive number of syncs", func(n int) { e.MaxSnapSyncs = n }),
+		intSetting("leader.maxConcurrentDiffSyncs", 1, "a positive number of syncs", func(n int) { e.MaxDiffSyncs = n }),
+		intSetting("observer.election.DelayMs", 0, "a number of milliseconds (0 or more)", func(n int) {
+			e.ObserverElectionDelay = time.Duration(n) * time.Millisecond
+		}),
 	} {
 		if err != nil {
 			return nil, err

@@ -1438,17 +1438,28 @@ func ensembleForALearner(t *testing.T) (*zkdtest.Ensemble, int64) {
 // with an empty history). It returns the connection and LEADERINFO.
 func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkreftest.QuorumConn, wire.QuorumPacket) {
 	t.Helper()
-	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort))
+	return joinAs(t, fmt.Sprintf("127.0.0.%d:%d", leader, e.QuorumPort), sid, false)
+}
+
+// joinAs is joinAsLearner at a leader's quorum address, as a follower or
+// an observer (OBSERVERINFO).
+func joinAs(t *testing.T, addr string, sid int64, observer bool) (*zkreftest.QuorumConn, wire.QuorumPacket) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	q := zkreftest.NewQuorumConn(t, nc)
-	q.Send(wire.QuorumPacket{Type: wire.PacketFollowerInfo,
-		Data: (&wire.LearnerInfo{ServerID: sid, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)})
+	info := wire.QuorumPacket{Type: wire.PacketFollowerInfo,
+		Data: (&wire.LearnerInfo{ServerID: sid, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)}
+	if observer {
+		info.Type = wire.PacketObserverInfo
+	}
+	q.Send(info)
 	li := q.Read()
 	if li.Type != wire.PacketLeaderInfo {
-		t.Fatalf("FOLLOWERINFO answered with %s", wire.PacketName(li.Type))
+		t.Fatalf("%s answered with %s", wire.PacketName(info.Type), wire.PacketName(li.Type))
 	}
 	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
 	return q, li
@@ -1459,11 +1470,25 @@ func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkref
 // not nil, sees every packet first.
 func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket, each func(wire.QuorumPacket)) {
 	t.Helper()
+	readUntil(t, q, wire.PacketNewLeader, each)
+	q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+	readUntil(t, q, wire.PacketUpToDate, each)
+	q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+}
+
+// readUntil takes what the leader sends a learner up to a packet of type
+// typ, reading a SNAP's tree and answering PINGs; each, when not nil,
+// sees every packet first. The connection may not end before.
+func readUntil(t *testing.T, q *zkreftest.QuorumConn, typ int32, each func(wire.QuorumPacket)) {
+	t.Helper()
 	for i := 0; ; i++ {
 		if i > 1_000_000 {
-			t.Fatal("no UPTODATE")
+			t.Fatalf("no %s", wire.PacketName(typ))
 		}
-		p := q.Read()
+		p, err := q.TryRead(30 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", wire.PacketName(typ), err)
+		}
 		if each != nil {
 			each(p)
 		}
@@ -1472,13 +1497,10 @@ func syncAsLearner(t *testing.T, q *zkreftest.QuorumConn, li wire.QuorumPacket, 
 			if _, err := wal.ReadSnapBody(q.R, p.Zxid, ztree.Options{}); err != nil {
 				t.Fatal(err)
 			}
-		case wire.PacketNewLeader:
-			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
 		case wire.PacketPing:
 			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
 		}
-		if p.Type == wire.PacketUpToDate {
-			q.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
+		if p.Type == typ {
 			return
 		}
 	}

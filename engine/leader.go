@@ -59,7 +59,11 @@ type leader struct {
 	// txns it lacks (DIFF) whatever the snapshot's size.
 	committedLog     []int64
 	discoveryTimeout time.Duration
-	started          time.Time // for mntr's leader_uptime
+	// syncing counts the learners being synced, from the choice of their
+	// sync to their ACK of NEWLEADER, by SNAP ([syncSnap]) and by DIFF or
+	// TRUNC ([syncDiff]).
+	syncing [2]int
+	started time.Time // for mntr's leader_uptime
 	// The sizes of the txns this leader proposed, for mntr's
 	// last_proposal_size, min_ and max_; -1 before the first.
 	propLast, propMin, propMax int
@@ -82,7 +86,10 @@ type learner struct {
 	// established is when it connected, for the observers command.
 	established time.Time
 	synced      atomic.Bool // acked NEWLEADER
-	observer    bool        // takes INFORMs, has no vote
+	// syncKind is its sync while it counts in leader.syncing: syncSnap+1
+	// or syncDiff+1; 0 before and after. l.mu guards it.
+	syncKind int
+	observer bool // takes INFORMs, has no vote
 	// told is set once UPTODATE is queued; until then the COMMITs and
 	// SYNCs for the learner wait in held (see sendCommit).
 	told bool
@@ -521,6 +528,9 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 	v := s.view.Load()
 	l.mu.Unlock()
 	plan := zab.PlanSync(peerLast, hist)
+	if err := l.beginSync(lr, plan.Mode); err != nil {
+		return err
+	}
 	w := bufio.NewWriterSize(lr.c, 64<<10)
 	lr.c.SetWriteDeadline(time.Now().Add(l.discoveryTimeout))
 	put := func(p wire.QuorumPacket) error {
@@ -600,6 +610,51 @@ func (l *leader) syncLearner(lr *learner, peerLast int64) error {
 
 var errTooMuch = errors.New("more than the limit")
 
+// The kinds of sync leader.syncing counts.
+const (
+	syncSnap = iota
+	syncDiff // DIFF, TRUNC or TRUNC+DIFF
+)
+
+// beginSync counts lr's sync among those in progress, or refuses it, as
+// ZooKeeper's leader does: an observer is turned away when as many syncs
+// of its kind are in progress as leader.maxConcurrentSnapSyncs (or
+// leader.maxConcurrentDiffSyncs) allow, and tries again; a follower never
+// is, since the quorum may need it, but counts. Each change of the count
+// goes to mntr's inflight_snap_count or inflight_diff_count.
+func (l *leader) beginSync(lr *learner, mode zab.SyncMode) error {
+	kind, limit := syncDiff, l.p.ens.MaxDiffSyncs
+	if mode == zab.SyncSnap {
+		kind, limit = syncSnap, l.p.ens.MaxSnapSyncs
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lr.observer && l.syncing[kind] >= limit {
+		key := "leader.maxConcurrentDiffSyncs"
+		if kind == syncSnap {
+			key = "leader.maxConcurrentSnapSyncs"
+		}
+		return fmt.Errorf("%d syncs by %s are in progress, as many as %s allows; turning the observer away until one ends",
+			l.syncing[kind], mode, key)
+	}
+	l.syncing[kind]++
+	lr.syncKind = kind + 1
+	l.s.stats.inflightSyncs[kind].add(int64(l.syncing[kind]))
+	return nil
+}
+
+// endSyncLocked takes lr's sync, if it counts, off those in progress.
+// l.mu held.
+func (l *leader) endSyncLocked(lr *learner) {
+	if lr.syncKind == 0 {
+		return
+	}
+	kind := lr.syncKind - 1
+	lr.syncKind = 0
+	l.syncing[kind]--
+	l.s.stats.inflightSyncs[kind].add(int64(l.syncing[kind]))
+}
+
 // loadCommittedLog reads the zxids of the newest commitLogCount txns the
 // log holds after the newest snapshot, as ZooKeeper fills its committed
 // log from the txns it replays at start. Up to upTo, which is durable.
@@ -660,7 +715,14 @@ func (l *leader) readLearner(lr *learner) {
 	s := l.s
 	limit := l.p.tick * time.Duration(l.p.ens.SyncLimit)
 	for {
-		p, err := lr.pc.read(limit)
+		// Until it acks NEWLEADER the learner may still be taking in a
+		// large snapshot, and answers nothing: it has initLimit for
+		// that, as ZooKeeper's leader allows.
+		d := limit
+		if !lr.synced.Load() {
+			d = l.discoveryTimeout
+		}
+		p, err := lr.pc.read(d)
 		if err != nil {
 			if !lr.isClosed() {
 				s.log.Info("a follower went", "sid", lr.sid, "err", err)
@@ -713,6 +775,7 @@ func (l *leader) newLeaderAck(lr *learner) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.endSyncLocked(lr)
 	if !slices.Contains(l.newLeaderAcks, lr.sid) {
 		l.newLeaderAcks = append(l.newLeaderAcks, lr.sid)
 	}
@@ -943,6 +1006,7 @@ func (lr *learner) inBroadcast() bool {
 // at the quorum as after it.
 func (l *leader) forget(lr *learner) {
 	l.mu.Lock()
+	l.endSyncLocked(lr)
 	gone := l.learners[lr.sid] == lr
 	if gone {
 		delete(l.learners, lr.sid)

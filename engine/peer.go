@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -311,6 +312,16 @@ func (p *peer) run() {
 		if d.Vote.Leader != p.me.ID {
 			// A leader went LOOKING as it stepped down (stepDown).
 			p.lookNow()
+		}
+		if p.me.Observer && p.ens.ObserverElectionDelay > 0 {
+			// As ZooKeeper's observers do, a random pause first, so
+			// that observers the leader turned away, or lost together,
+			// do not all come back at once.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rand.N(p.ens.ObserverElectionDelay)):
+			}
 		}
 	}
 }

@@ -918,6 +918,10 @@ type stats struct {
 	// How long the data directory took to recover at the start, and its
 	// snapshot to load (dbinittime, startup_snap_load_time).
 	dbInit, snapLoad summary
+	// A leader's syncs in progress, each time their number changes, by
+	// SNAP and by DIFF or TRUNC (inflight_snap_count,
+	// inflight_diff_count; see leader.beginSync).
+	inflightSyncs [2]summary
 	// A leader's queues to its learners, by server id; kept, as
 	// ZooKeeper keeps them, when a learner goes or the leader steps down.
 	learnerQueuesMu sync.Mutex

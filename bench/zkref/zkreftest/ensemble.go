@@ -116,21 +116,31 @@ func (q *QuorumConn) Send(p wire.QuorumPacket) {
 // nothing after the packet (a SNAP's tree) is taken off the stream.
 func (q *QuorumConn) Read() wire.QuorumPacket {
 	q.T.Helper()
-	q.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	p, err := q.TryRead(30 * time.Second)
+	if err != nil {
+		q.T.Fatalf("reading a quorum packet: %v", err)
+	}
+	return p
+}
+
+// TryRead is Read within d, returning what stops it: the connection
+// closed, the time up, or a packet that cannot be read.
+func (q *QuorumConn) TryRead(d time.Duration) (wire.QuorumPacket, error) {
+	q.Conn.SetReadDeadline(time.Now().Add(d))
 	q.buf = q.buf[:0]
 	for {
 		b, err := q.R.ReadByte()
 		if err != nil {
-			q.T.Fatalf("reading a quorum packet: %v", err)
+			return wire.QuorumPacket{}, err
 		}
 		q.buf = append(q.buf, b)
 		var p wire.QuorumPacket
 		n, err := wire.ReadQuorumPacket(&p, q.buf, wire.Copy, 4<<20)
 		if err != nil {
-			q.T.Fatal(err)
+			return wire.QuorumPacket{}, err
 		}
 		if n > 0 {
-			return p
+			return p, nil
 		}
 	}
 }
