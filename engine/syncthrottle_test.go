@@ -27,8 +27,8 @@ func TestDifferentialLeaderThrottlesObserverSyncs(t *testing.T) {
 		isZK bool
 	}{{"ZooKeeper", true}, {"zkd", false}} {
 		t.Run(impl.name, func(t *testing.T) {
-			// Ticks of 200 ms: syncLimit 1 s, initLimit 10 s.
-			e := zkdtest.NewEnsemble(t, 5, map[string]string{"syncLimit": "5", "initLimit": "50",
+			// Ticks of 200 ms: syncLimit 2 s, initLimit 20 s.
+			e := zkdtest.NewEnsemble(t, 5, map[string]string{"syncLimit": "10", "initLimit": "100",
 				"leader.maxConcurrentSnapSyncs": "1", "leader.maxConcurrentDiffSyncs": "1"})
 			e.Observers = 2
 			var leader *mixedMember
@@ -65,7 +65,7 @@ func TestDifferentialLeaderThrottlesObserverSyncs(t *testing.T) {
 			syncAsLearner(t, f3, li3, nil)
 			// Observer 4 acks NEWLEADER past syncLimit, within initLimit,
 			// and is told it is up to date.
-			time.Sleep(time.Until(held.Add(2 * time.Second)))
+			time.Sleep(time.Until(held.Add(3 * time.Second)))
 			o4.Send(wire.QuorumPacket{Type: wire.PacketAck, Zxid: li.Zxid})
 			readUntil(t, o4, wire.PacketUpToDate, nil)
 			// Its sync over, observer 5 comes back and is synced.
@@ -95,7 +95,7 @@ func TestDifferentialLeaderThrottlesObserverSyncs(t *testing.T) {
 // held sync ends.
 func TestATurnedAwayObserverComesBackAtAPace(t *testing.T) {
 	// initLimit 30 s: observer 4 holds its sync while server 5 starts.
-	e := zkdtest.NewEnsemble(t, 5, map[string]string{"syncLimit": "5", "initLimit": "150",
+	e := zkdtest.NewEnsemble(t, 5, map[string]string{"syncLimit": "10", "initLimit": "150",
 		"leader.maxConcurrentSnapSyncs": "1", "leader.maxConcurrentDiffSyncs": "1"})
 	e.Observers = 2
 	e.Start(t, 1, 2)
