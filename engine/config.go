@@ -136,6 +136,10 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string
 
+	// ConnThrottle is ZooKeeper's connection throttle, the
+	// connection_throttle_* keys; off by default.
+	ConnThrottle ConnThrottle
+
 	// Lines says on which line of File each key was set, for errors
 	// found after parsing (a port in use, a dataDir that is a file).
 	Lines map[string]int
@@ -173,6 +177,7 @@ func DefaultConfig() *Config {
 		MaxBuffer:              wire.DefaultMaxBuffer,
 		FourLetterWords:        "srvr",
 		SASLLoginContext:       "Server",
+		ConnThrottle:           DefaultConnThrottle,
 		ContainerCheckInterval: 60000,
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
@@ -276,6 +281,30 @@ func boolKey(f func(*Config) *bool) setting {
 	}
 }
 
+// intAtLeast is intKey for a value that may not be below least.
+func intAtLeast(least int, want string, f func(*Config) *int) setting {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < least {
+			return fmt.Errorf("%q is not %s", v, want)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+// chanceKey reads a chance, or a share: a number from 0 to 1.
+func chanceKey(f func(*Config) *float64) setting {
+	return func(c *Config, v string) error {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || x < 0 || x > 1 || x != x {
+			return fmt.Errorf("%q is not a number from 0 to 1", v)
+		}
+		*f(c) = x
+		return nil
+	}
+}
+
 // settings are the keys a standalone ZooKeeper 3.8 server reads, from
 // zoo.cfg or, for the system-property ones, with or without their
 // "zookeeper." prefix.
@@ -297,10 +326,27 @@ var settings = map[string]setting{
 	"nio.sessionlessCnxnTimeout": intKey(func(c *Config) *int {
 		return &c.SessionlessCnxnTimeout
 	}),
-	"zkd.connection.maxOutputBytes": intKey(func(c *Config) *int { return &c.MaxConnOutput }),
-	"zkd.eventLoops":                intKey(func(c *Config) *int { return &c.EventLoops }),
-	"zkd.gomaxprocs":                intKey(func(c *Config) *int { return &c.GoMaxProcs }),
-	"zkd.gc.roomMB":                 intKey(func(c *Config) *int { return &c.GCRoomMB }),
+	"connection_throttle_tokens": intAtLeast(0, "a number of tokens (0 or more)", func(c *Config) *int { return &c.ConnThrottle.Tokens }),
+	"connection_throttle_fill_time": intAtLeast(1, "a positive number of milliseconds", func(c *Config) *int {
+		return &c.ConnThrottle.FillTime
+	}),
+	"connection_throttle_fill_count": intAtLeast(0, "a number of tokens (0 or more)", func(c *Config) *int {
+		return &c.ConnThrottle.FillCount
+	}),
+	"connection_throttle_freeze_time": intAtLeast(-1, "a number of milliseconds, or -1 for no random drops", func(c *Config) *int {
+		return &c.ConnThrottle.FreezeTime
+	}),
+	"connection_throttle_drop_increase":         chanceKey(func(c *Config) *float64 { return &c.ConnThrottle.DropIncrease }),
+	"connection_throttle_drop_decrease":         chanceKey(func(c *Config) *float64 { return &c.ConnThrottle.DropDecrease }),
+	"connection_throttle_decrease_ratio":        chanceKey(func(c *Config) *float64 { return &c.ConnThrottle.DecreaseRatio }),
+	"connection_throttle_weight_enabled":        boolKey(func(c *Config) *bool { return &c.ConnThrottle.WeightEnabled }),
+	"connection_throttle_global_session_weight": intKey(func(c *Config) *int { return &c.ConnThrottle.GlobalWeight }),
+	"connection_throttle_local_session_weight":  intKey(func(c *Config) *int { return &c.ConnThrottle.LocalWeight }),
+	"connection_throttle_renew_session_weight":  intKey(func(c *Config) *int { return &c.ConnThrottle.RenewWeight }),
+	"zkd.connection.maxOutputBytes":             intKey(func(c *Config) *int { return &c.MaxConnOutput }),
+	"zkd.eventLoops":                            intKey(func(c *Config) *int { return &c.EventLoops }),
+	"zkd.gomaxprocs":                            intKey(func(c *Config) *int { return &c.GoMaxProcs }),
+	"zkd.gc.roomMB":                             intKey(func(c *Config) *int { return &c.GCRoomMB }),
 	"zkd.memoryLimitMB": func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -428,10 +474,7 @@ var knownKeys = []string{
 	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
 	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",
 	"learner.closeSocketAsync", "netty.server.outboundBufferCapacity",
-	"watchManagerName", "connection_throttle_tokens", "connection_throttle_fill_time",
-	"connection_throttle_fill_count", "connection_throttle_freeze_time",
-	"connection_throttle_drop_increase", "connection_throttle_drop_decrease",
-	"connection_throttle_decrease_ratio", "connection_throttle_weight_enabled",
+	"watchManagerName",
 	"ssl.keyStore.location", "ssl.keyStore.password", "ssl.trustStore.location",
 	"ssl.trustStore.password", "ssl.quorum.keyStore.location", "ssl.quorum.keyStore.password",
 	"ssl.quorum.trustStore.location", "ssl.quorum.trustStore.password",

@@ -97,6 +97,8 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"dataDir=/d\nclientPort=2181\njute.maxbuffer=-5\n", `zoo.cfg:3: jute.maxbuffer: "-5" is not a positive integer`},
 		{"dataDir=/d\nclientPort=2181\nsnapshot.compression.method=lz4\n", `zoo.cfg:3: snapshot.compression.method: "lz4" is not a snapshot compression method`},
 		{"dataDir=/d\nclientPort=2181\nserver.x=a:1:2\n", `zoo.cfg:3: server.x: the server id must be a non-negative integer`},
+		{"dataDir=/d\nclientPort=2181\nconnection_throttle_fill_time=0\n", `zoo.cfg:3: connection_throttle_fill_time: "0" is not a positive number of milliseconds`},
+		{"dataDir=/d\nclientPort=2181\nzookeeper.connection_throttle_drop_increase=2\n", `zoo.cfg:3: zookeeper.connection_throttle_drop_increase: "2" is not a number from 0 to 1`},
 		{"clientPort=2181\n", `zoo.cfg: dataDir: not set`},
 		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},
 		{"dataDir=/d\nclientPort=99999\n", `zoo.cfg: clientPort: 99999 is not a port`},

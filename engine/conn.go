@@ -609,21 +609,29 @@ func (c *conn) writeTimeout() int64 {
 // with the right password is answered at once; anything else gets the
 // expired-session answer and the connection closes.
 func (c *conn) handshake(p []byte) error {
-	c.s.stats.connRequests.Add(1)
 	var req wire.ConnectRequest
 	if _, err := req.Decode(p, wire.Copy); err != nil {
 		return fmt.Errorf("bad connect request: %w", err)
 	}
 	s := c.s
-	if p := s.peer; p != nil && !p.serving.Load() {
-		if !p.roServing.Load() {
-			return errNotServing
+	if p := s.peer; p != nil && !p.serving.Load() && !p.roServing.Load() {
+		return errNotServing
+	}
+	if c.leaderSays == 0 {
+		// The first look at the request: a learner looks again at a
+		// resume once the leader has answered for the session.
+		ok, deficit := s.throttle.admit(s.mono(), req.SessionID != 0)
+		if !ok {
+			s.stats.connRejected.Add(1)
+			return errConnThrottled
 		}
-		if !req.ReadOnly {
-			// ZooKeeper's read-only server takes only the clients that
-			// said they accept one.
-			return errNotReadOnlyClient
-		}
+		s.stats.tokenDeficit.add(int64(deficit))
+		s.stats.connRequests.Add(1)
+	}
+	if p := s.peer; p != nil && !p.serving.Load() && !req.ReadOnly {
+		// ZooKeeper's read-only server takes only the clients that said
+		// they accept one.
+		return errNotReadOnlyClient
 	}
 	if z := c.lp.v.Zxid(); req.LastZxidSeen > z {
 		return fmt.Errorf("refusing session request: the client has seen zxid 0x%x, our last zxid is 0x%x; the client must try another server",

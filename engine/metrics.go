@@ -205,6 +205,7 @@ func (s *Server) summaryTable() []summaryEntry {
 		{"propagation_latency", &st.propagationLat, true}, {"dbinittime", &st.dbInit, false},
 		{"startup_snap_load_time", &st.snapLoad, false}, {"startup_txns_loaded", &st.txnsLoaded, false},
 		{"startup_txns_load_time", &st.txnsLoadTime, false},
+		{"connection_token_deficit", &st.tokenDeficit, false},
 		{"inflight_snap_count", &st.inflightSyncs[syncSnap], false}, {"inflight_diff_count", &st.inflightSyncs[syncDiff], false},
 	}
 }

@@ -94,8 +94,10 @@ type Server struct {
 	// the log and snapshots: how many, and how long they took (ms).
 	electionTime, fsyncTime, snapshotTime summary
 
-	opts     Options
-	mono     func() int64 // the session clock: ms, monotonic
+	opts Options
+	mono func() int64 // the session clock: ms, monotonic
+	// throttle is the connection throttle every connect request passes.
+	throttle *connThrottle
 	ln       net.Listener
 	gnet     *gnet.Client
 	loopMu   sync.Mutex
@@ -156,6 +158,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		readers:  ztree.NewReaders(),
 		done:     make(chan struct{}),
 	}
+	s.throttle = newConnThrottle(cfg.ConnThrottle, s.mono())
 	s.audit = newAuditor(cfg, cmp.Or(opts.AuditLogger, s.log))
 	var unknownFaults []string
 	s.faults, unknownFaults = parseFaults(os.Getenv("ZKD_FAULTS"))
@@ -918,6 +921,9 @@ type stats struct {
 	// How long the data directory took to recover at the start, and its
 	// snapshot to load (dbinittime, startup_snap_load_time).
 	dbInit, snapLoad summary
+	// The tokens missing from the connection throttle's bucket after each
+	// connect request it let through (connection_token_deficit).
+	tokenDeficit summary
 	// A leader's syncs in progress, each time their number changes, by
 	// SNAP and by DIFF or TRUNC (inflight_snap_count,
 	// inflight_diff_count; see leader.beginSync).
