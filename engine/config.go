@@ -136,6 +136,10 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string
 
+	// LeaderServes is leaderServes: false ("no") keeps clients off an
+	// ensemble's leader, which then only coordinates.
+	LeaderServes bool
+
 	// ConnThrottle is ZooKeeper's connection throttle, the
 	// connection_throttle_* keys; off by default.
 	ConnThrottle ConnThrottle
@@ -178,6 +182,7 @@ func DefaultConfig() *Config {
 		FourLetterWords:        "srvr",
 		SASLLoginContext:       "Server",
 		ConnThrottle:           DefaultConnThrottle,
+		LeaderServes:           true,
 		ContainerCheckInterval: 60000,
 		ContainerMaxPerMinute:  10000,
 		StandaloneEnabled:      true,
@@ -326,6 +331,19 @@ var settings = map[string]setting{
 	"nio.sessionlessCnxnTimeout": intKey(func(c *Config) *int {
 		return &c.SessionlessCnxnTimeout
 	}),
+	"leaderServes": func(c *Config, v string) error {
+		// ZooKeeper compares with "no" exactly and takes anything else
+		// as yes, true and false among them.
+		switch v {
+		case "yes":
+			c.LeaderServes = true
+		case "no":
+			c.LeaderServes = false
+		default:
+			return fmt.Errorf("%q is neither yes nor no (ZooKeeper keeps clients off the leader only for \"no\", and takes anything else as yes)", v)
+		}
+		return nil
+	},
 	"connection_throttle_tokens": intAtLeast(0, "a number of tokens (0 or more)", func(c *Config) *int { return &c.ConnThrottle.Tokens }),
 	"connection_throttle_fill_time": intAtLeast(1, "a positive number of milliseconds", func(c *Config) *int {
 		return &c.ConnThrottle.FillTime

@@ -614,7 +614,10 @@ func (c *conn) handshake(p []byte) error {
 		return fmt.Errorf("bad connect request: %w", err)
 	}
 	s := c.s
-	if p := s.peer; p != nil && !p.serving.Load() && !p.roServing.Load() {
+	if p := s.peer; p != nil && !p.clients.Load() && !p.roServing.Load() {
+		if p.serving.Load() {
+			return errLeaderTakesNoClients
+		}
 		return errNotServing
 	}
 	if c.leaderSays == 0 {
@@ -628,7 +631,7 @@ func (c *conn) handshake(p []byte) error {
 		s.stats.tokenDeficit.add(int64(deficit))
 		s.stats.connRequests.Add(1)
 	}
-	if p := s.peer; p != nil && !p.serving.Load() && !req.ReadOnly {
+	if p := s.peer; p != nil && !p.clients.Load() && !req.ReadOnly {
 		// ZooKeeper's read-only server takes only the clients that said
 		// they accept one.
 		return errNotReadOnlyClient

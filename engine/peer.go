@@ -46,6 +46,10 @@ import (
 // quorum, as ZooKeeper closes it.
 var errNotServing = errors.New("not serving: this server is not in a quorum right now (ZooKeeperServer not running)")
 
+// errLeaderTakesNoClients closes a client's connection to a leader whose
+// leaderServes is no, as ZooKeeper's leader closes it.
+var errLeaderTakesNoClients = errors.New("this server leads, and leaderServes=no keeps clients off it: the client must use another server")
+
 type role int32
 
 const (
@@ -72,6 +76,10 @@ type peer struct {
 	role     atomic.Int32
 	leaderID atomic.Int64
 	serving  atomic.Bool
+	// clients is whether clients may connect and the client port's
+	// four-letter words answer for the server: while it serves, unless
+	// it leads and leaderServes is no.
+	clients atomic.Bool
 	// unavailableSince is when the election began that this server has
 	// not served since (unix ns; 0 while it serves), for mntr.
 	unavailableSince atomic.Int64
@@ -379,6 +387,7 @@ func (p *peer) fs() vfs.FS {
 // applier's role, and brings the tree up to the end of the log.
 func (p *peer) lookingAgain() error {
 	s := p.s
+	p.clients.Store(false)
 	p.serving.Store(false)
 	p.role.Store(int32(roleLooking))
 	for _, c := range s.connList() {
@@ -545,6 +554,7 @@ func (p *peer) serve(r role) {
 	p.untrusted.Store(false)
 	p.role.Store(int32(r))
 	p.serving.Store(true)
+	p.clients.Store(r != roleLeading || p.s.cfg.LeaderServes)
 	if since := p.unavailableSince.Swap(0); since != 0 {
 		ms := time.Since(time.Unix(0, since)).Milliseconds()
 		p.s.stats.unavailable.add(ms)
