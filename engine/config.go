@@ -469,6 +469,32 @@ var settings = map[string]setting{
 	},
 }
 
+// inertKeys are names ZooKeeper 3.8's administrator's guide gives to
+// settings its server reads only under another name: in zoo.cfg they
+// become system properties nothing reads. Each maps to the name that
+// works, and whether zkd acts on that one.
+var inertKeys = map[string]struct {
+	real string
+	acts bool
+}{
+	"maxConcurrentSnapSyncs":      {"leader.maxConcurrentSnapSyncs", true},
+	"maxConcurrentDiffSyncs":      {"leader.maxConcurrentDiffSyncs", true},
+	"maxTimeToWaitForEpoch":       {"leader.maxTimeToWaitForEpoch", false},
+	"connectionMaxTokens":         {"connection_throttle_tokens", true},
+	"connectionTokenFillTime":     {"connection_throttle_fill_time", true},
+	"connectionTokenFillCount":    {"connection_throttle_fill_count", true},
+	"connectionFreezeTime":        {"connection_throttle_freeze_time", true},
+	"connectionDropIncrease":      {"connection_throttle_drop_increase", true},
+	"connectionDropDecrease":      {"connection_throttle_drop_decrease", true},
+	"connectionDecreaseRatio":     {"connection_throttle_decrease_ratio", true},
+	"requestThrottleLimit":        {"request_throttle_max_requests", false},
+	"requestThrottleStallTime":    {"request_throttle_stall_time", false},
+	"requestThrottleDropStale":    {"request_throttle_drop_stale", false},
+	"requestStaleLatencyCheck":    {"request_stale_latency_check", false},
+	"requestStaleConnectionCheck": {"request_stale_connection_check", false},
+	"advancedFlowControlEnabled":  {"netty.advancedFlowControl.enabled", false},
+}
+
 // knownKeys are the keys ZooKeeper 3.8 reads that this server accepts and
 // keeps (in Extra) without acting on them yet: the AdminServer, metrics,
 // TLS and ensemble settings.
@@ -489,8 +515,9 @@ var knownKeys = []string{
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
 	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty",
 	"commitLogCount", "maxBatchSize", "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs", "observer.election.DelayMs", "cnxTimeout", "snapshotSizeFactor",
-	"flushDelay", "maxWriteQueuePollTime", "requestThrottleLimit", "requestThrottleStallTime",
-	"requestThrottleDropStale", "learner.asyncSending", "leader.closeSocketAsync",
+	"flushDelay", "maxWriteQueuePollTime", "request_throttle_max_requests", "request_throttle_stall_time",
+	"request_throttle_drop_stale", "request_stale_latency_check", "request_stale_connection_check",
+	"netty.advancedFlowControl.enabled", "leader.maxTimeToWaitForEpoch", "learner.asyncSending", "leader.closeSocketAsync",
 	"learner.closeSocketAsync", "netty.server.outboundBufferCapacity",
 	"watchManagerName",
 	"ssl.keyStore.location", "ssl.keyStore.password", "ssl.trustStore.location",
@@ -648,11 +675,14 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 				"from the ZooKeeper voters; with zkd voters, remove it from every server's configuration",
 				"file", file, "line", line, "key", key)
 			c.Extra[key] = val
-		case name == "maxConcurrentSnapSyncs" || name == "maxConcurrentDiffSyncs":
-			// ZooKeeper keeps these as system properties nothing reads:
-			// its leader reads zookeeper.leader.<name>.
-			log.Warn("this key sets nothing, in zkd as in ZooKeeper; the setting is leader."+name,
-				"file", file, "line", line, "key", key)
+		case inertKeys[name].real != "":
+			k := inertKeys[name]
+			acts := "zkd accepts it and does not act on it"
+			if k.acts {
+				acts = "zkd acts on it too"
+			}
+			log.Warn("this key sets nothing, in ZooKeeper 3.8 as in zkd, though ZooKeeper's guide names it: the setting is "+
+				k.real+" (ZooKeeper's system property zookeeper."+k.real+"; "+acts+")", "file", file, "line", line, "key", key)
 			c.Extra[key] = val
 		case known[key] || known[name] || strings.HasPrefix(name, "authProvider.") || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):

@@ -50,6 +50,7 @@ server.2=zk2:2888:3888;2181
 someUnknownKey=value
 observerMasterPort=2191
 maxConcurrentSnapSyncs=3
+connectionMaxTokens=5
 `), log)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +83,10 @@ maxConcurrentSnapSyncs=3
 	// sets nothing there, and the warning names the one that does.
 	if !strings.Contains(logged.String(), "the setting is leader.maxConcurrentSnapSyncs") || !strings.Contains(logged.String(), "line=24") {
 		t.Fatalf("no warning that maxConcurrentSnapSyncs sets nothing:\n%s", logged.String())
+	}
+	if !strings.Contains(logged.String(), "the setting is connection_throttle_tokens") || !strings.Contains(logged.String(), "line=25") ||
+		cfg.ConnThrottle.Tokens != 0 {
+		t.Fatalf("no warning that connectionMaxTokens sets nothing:\n%s", logged.String())
 	}
 	if strings.Contains(logged.String(), "admin.serverPort") {
 		t.Fatalf("a key ZooKeeper reads was warned about:\n%s", logged.String())
