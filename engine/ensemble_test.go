@@ -452,6 +452,10 @@ func TestFiveServerEnsembleLosesTwo(t *testing.T) {
 		if out != "This ZooKeeper instance is not currently serving requests\n" {
 			t.Fatalf("server %d without a quorum answers srvr with %q", id, out)
 		}
+		// As ZooKeeper's isro answers with no server running (zkd said rw).
+		if out, _ := zkdtest.FourLetterWord(s.Addr, "isro"); out != "null" {
+			t.Fatalf("server %d without a quorum answers isro with %q", id, out)
+		}
 	}
 }
 
