@@ -116,6 +116,9 @@ func (c *conn) fourLetterWord(w string, rest []byte) string {
 		return c.s.setTraceMask(rest)
 	}
 	if p := c.s.peer; p != nil && !p.clients.Load() && !p.roServing.Load() && needsServing[w] {
+		if w == "hash" {
+			return strings.TrimSuffix(notServing, "\n") // ZooKeeper's hash ends no line here
+		}
 		return notServing
 	}
 	return fourLetterCommands[w](c)
@@ -126,7 +129,7 @@ func (c *conn) fourLetterWord(w string, rest []byte) string {
 const notServing = "This ZooKeeper instance is not currently serving requests\n"
 
 var needsServing = map[string]bool{"srvr": true, "stat": true, "mntr": true, "cons": true, "crst": true,
-	"dump": true, "wchs": true, "wchc": true, "wchp": true, "srst": true, "dirs": true, "hash": true}
+	"dump": true, "wchs": true, "wchc": true, "wchp": true, "srst": true, "dirs": true, "hash": true, "conf": true}
 
 // setTraceMask is stmk: the word is followed by the new mask, an 8-byte
 // long, in the same packet; without it ZooKeeper fails the read and

@@ -58,6 +58,16 @@ func TestDifferentialLeaderServesNo(t *testing.T) {
 		fmt.Fprintf(&out, "the leader's mntr: %s\n", word(leader, "mntr"))
 		fmt.Fprintf(&out, "the leader's isro: %s\n", word(leader, "isro"))
 		fmt.Fprintf(&out, "the leader's ruok: %s\n", word(leader, "ruok"))
+		for _, w := range []string{"conf", "hash", "cons", "dirs", "wchs", "envi"} {
+			got, err := zkdtest.FourLetterWord(leader.addr, w)
+			if err != nil {
+				t.Fatalf("%s on %s: %v", w, leader.label, err)
+			}
+			if w == "envi" {
+				got = strings.SplitN(got, "\n", 2)[0] // the environment itself differs
+			}
+			fmt.Fprintf(&out, "the leader's %s: %q\n", w, got)
+		}
 		fmt.Fprintf(&out, "a follower's isro: %s\n", word(followers[0], "isro"))
 		fmt.Fprintf(&out, "a connect to the leader: %s\n", connectOutcome(t, leader.addr, zkreftest.NewSession()))
 		c := zkreftest.Dial(t, followers[0].addr, zkreftest.NewSession())
