@@ -1288,7 +1288,7 @@ func TestMixedFiveServers(t *testing.T) {
 	counted := map[string][]string{
 		"leader": {"zk_proposal_count", "zk_commit_count", "zk_cnt_quorum_ack_latency", "zk_last_proposal_size",
 			"zk_min_proposal_size", "zk_max_proposal_size", "zk_cnt_proposal_ack_creation_latency", "zk_diff_count",
-			"zk_cnt_leader_unavailable_time"},
+			"zk_cnt_inflight_diff_count", "zk_cnt_leader_unavailable_time"},
 		"follower": {"zk_learner_proposal_received_count", "zk_learner_commit_received_count",
 			"zk_cnt_proposal_latency", "zk_cnt_commit_propagation_latency", "zk_cnt_proposal_ack_creation_latency",
 			"zk_cnt_follower_sync_time"},
