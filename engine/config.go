@@ -514,7 +514,7 @@ var knownKeys = []string{
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
 	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty",
-	"commitLogCount", "maxBatchSize", "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs", "observer.election.DelayMs", "cnxTimeout", "snapshotSizeFactor",
+	"commitLogCount", "maxBatchSize", "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs", "observer.election.DelayMs", "fastleader.minNotificationInterval", "fastleader.maxNotificationInterval", "cnxTimeout", "snapshotSizeFactor",
 	"flushDelay", "maxWriteQueuePollTime", "request_throttle_max_requests", "request_throttle_stall_time",
 	"request_throttle_drop_stale", "request_stale_latency_check", "request_stale_connection_check",
 	"netty.advancedFlowControl.enabled", "leader.maxTimeToWaitForEpoch", "learner.asyncSending", "leader.closeSocketAsync",

@@ -191,6 +191,9 @@ func TestEnsembleConfig(t *testing.T) {
 		{"leader.maxConcurrentSnapSyncs", "1", three + "leader.maxConcurrentSnapSyncs=0\n", `zoo.cfg:6: leader.maxConcurrentSnapSyncs: "0" is not a positive number of syncs`},
 		{"leader.maxConcurrentDiffSyncs", "1", three + "zookeeper.leader.maxConcurrentDiffSyncs=many\n", `zoo.cfg:6: zookeeper.leader.maxConcurrentDiffSyncs: "many" is not a positive number of syncs`},
 		{"observer.election.DelayMs", "1", three + "observer.election.DelayMs=-1\n", `zoo.cfg:6: observer.election.DelayMs: "-1" is not a number of milliseconds (0 or more)`},
+		{"fastleader.maxNotificationInterval", "1", three + "fastleader.maxNotificationInterval=0\n", `zoo.cfg:6: fastleader.maxNotificationInterval: "0" is not a positive number of milliseconds`},
+		{"fastleader intervals crossed", "1", three + "fastleader.maxNotificationInterval=100\n",
+			`zoo.cfg:6: fastleader.maxNotificationInterval: the first wait for notifications (200ms) is longer than the longest (100ms)`},
 		{"zkd.election.finalizeWaitMs", "1", three + "zkd.election.finalizeWaitMs=0\n", `zoo.cfg:6: zkd.election.finalizeWaitMs: "0" is not a positive number of milliseconds`},
 		{"IPv6", "1", "server.1=[::1]:2888:3888\nserver.2=[::2]:2888:3888;[::1]:2181\n", ""},
 	} {
@@ -209,7 +212,8 @@ func TestEnsembleConfig(t *testing.T) {
 				if e := cfg.Ensemble; e == nil || e.MyID != 1 || len(e.Members) < 2 || e.Members[0].ID != 1 ||
 					e.ConnectTimeout != 5*time.Second || e.BindRetry != 3 || e.SnapshotSizeFactor != 0.33 || e.ListenOnAllIPs ||
 					e.CommitLogCount != 500 || e.FinalizeWait != 50*time.Millisecond ||
-					e.MaxSnapSyncs != 10 || e.MaxDiffSyncs != 100 || e.ObserverElectionDelay != 200*time.Millisecond {
+					e.MaxSnapSyncs != 10 || e.MaxDiffSyncs != 100 || e.ObserverElectionDelay != 200*time.Millisecond ||
+					e.MinNotificationInterval != 200*time.Millisecond || e.MaxNotificationInterval != time.Minute {
 					t.Fatalf("the ensemble read: %+v", e)
 				}
 				return

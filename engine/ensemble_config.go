@@ -68,6 +68,12 @@ type Ensemble struct {
 	// that loses its leader waits a random time below it before it looks
 	// for one again.
 	ObserverElectionDelay time.Duration
+	// MinNotificationInterval and MaxNotificationInterval are
+	// fastleader.minNotificationInterval and
+	// fastleader.maxNotificationInterval: an election waits this long at
+	// first for a notification before it sends its vote again, and twice
+	// as long each time nothing comes, up to the second.
+	MinNotificationInterval, MaxNotificationInterval time.Duration
 	// FinalizeWait is zkd.election.finalizeWaitMs: how long a vote a
 	// quorum agrees on must stand, no better vote arriving, before the
 	// server decides. ZooKeeper's is a constant 200 ms; it only affects
@@ -275,6 +281,7 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 	}
 	e.ConnectTimeout, e.BindRetry, e.SnapshotSizeFactor, e.CommitLogCount = 5*time.Second, 3, 0.33, 500
 	e.MaxSnapSyncs, e.MaxDiffSyncs, e.ObserverElectionDelay = 10, 100, 200*time.Millisecond
+	e.MinNotificationInterval, e.MaxNotificationInterval = 200*time.Millisecond, 60*time.Second
 	e.FinalizeWait = DefaultFinalizeWait
 	// setting finds a key ZooKeeper also reads as the system property
 	// zookeeper.<name>; that spelling wins, as the later line did.
@@ -304,6 +311,12 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		intSetting("electionPortBindRetry", 0, "a number of retries (0 or more)", func(n int) { e.BindRetry = n }),
 		intSetting("leader.maxConcurrentSnapSyncs", 1, "a positive number of syncs", func(n int) { e.MaxSnapSyncs = n }),
 		intSetting("leader.maxConcurrentDiffSyncs", 1, "a positive number of syncs", func(n int) { e.MaxDiffSyncs = n }),
+		intSetting("fastleader.minNotificationInterval", 1, "a positive number of milliseconds", func(n int) {
+			e.MinNotificationInterval = time.Duration(n) * time.Millisecond
+		}),
+		intSetting("fastleader.maxNotificationInterval", 1, "a positive number of milliseconds", func(n int) {
+			e.MaxNotificationInterval = time.Duration(n) * time.Millisecond
+		}),
 		intSetting("observer.election.DelayMs", 0, "a number of milliseconds (0 or more)", func(n int) {
 			e.ObserverElectionDelay = time.Duration(n) * time.Millisecond
 		}),
@@ -311,6 +324,14 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if e.MinNotificationInterval > e.MaxNotificationInterval {
+		key, _, _ := setting("fastleader.minNotificationInterval")
+		if key == "" {
+			key, _, _ = setting("fastleader.maxNotificationInterval")
+		}
+		return nil, bad(key, "the first wait for notifications (%v) is longer than the longest (%v)",
+			e.MinNotificationInterval, e.MaxNotificationInterval)
 	}
 	if v, ok := c.Extra["connectToLearnerMasterLimit"]; ok {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

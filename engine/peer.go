@@ -119,7 +119,8 @@ func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	}
 	ecfg := electionport.Config{ID: me.ID, Addr: me.ElectionAddr, Voters: voters, Quorum: p.quorum,
 		Observers: observers, QuorumConfig: p.qcfg, HelloTimeout: p.tick * time.Duration(e.SyncLimit),
-		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Security: sec, Log: s.log}
+		ConnectTimeout: e.ConnectTimeout, FinalizeWait: e.FinalizeWait, Security: sec, Log: s.log,
+		MinNotificationInterval: e.MinNotificationInterval, MaxNotificationInterval: e.MaxNotificationInterval}
 	if e.ListenOnAllIPs {
 		ecfg.ListenAddr = ":" + portOf(me.ElectionAddr)
 	}

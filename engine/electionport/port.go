@@ -58,6 +58,11 @@ type Config struct {
 	// FinalizeWait is how long a vote a quorum holds must stand before
 	// the server decides (election.Config's; 0 for ZooKeeper's 200 ms).
 	FinalizeWait time.Duration
+	// MinNotificationInterval and MaxNotificationInterval bound how long
+	// the server waits for a notification before it sends its vote again
+	// (fastleader.minNotificationInterval, fastleader.maxNotificationInterval);
+	// 0 for ZooKeeper's 200 ms and 60 s.
+	MinNotificationInterval, MaxNotificationInterval time.Duration
 	// Security is the ensemble's TLS and SASL between servers; nil for
 	// none.
 	Security *quorumsec.Config
@@ -130,7 +135,8 @@ func Listen(cfg Config) (*Port, error) {
 	}
 	p := &Port{cfg: cfg, ln: ln, log: cfg.Log.With("myid", cfg.ID), start: time.Now(),
 		in: make(chan inbound, 100), do: make(chan func()), done: make(chan struct{}),
-		el:    election.New(election.Config{ID: cfg.ID, Voters: voters, Quorum: cfg.Quorum, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait}),
+		el: election.New(election.Config{ID: cfg.ID, Voters: voters, Quorum: cfg.Quorum, QuorumConfig: cfg.QuorumConfig, FinalizeWait: cfg.FinalizeWait,
+			MinNotificationInterval: cfg.MinNotificationInterval, MaxNotificationInterval: cfg.MaxNotificationInterval}),
 		links: map[int64]*link{}}
 	p.dials, p.cancelDial = context.WithCancel(context.Background())
 	for _, peer := range append(append([]Peer(nil), cfg.Voters...), cfg.Observers...) {

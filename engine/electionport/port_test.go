@@ -369,3 +369,61 @@ func TestAPeerThatSwallowsDialsDelaysNoOne(t *testing.T) {
 		t.Fatalf("closing the ports took %v: they waited for the dials to server 3", took)
 	}
 }
+
+// A server that hears nothing sends its vote again after a wait that
+// starts at fastleader.minNotificationInterval and doubles up to
+// fastleader.maxNotificationInterval, as ZooKeeper's does: with the
+// bound at 300 ms, server 2, alone with the test playing server 1, sends
+// about ten notifications in three seconds; with ZooKeeper's 60 s, the
+// waits of 200, 400, 800 and 1,600 ms leave room for five at most.
+func TestNotificationsAreResentWithinTheMaxInterval(t *testing.T) {
+	for _, c := range []struct {
+		max         time.Duration
+		least, most int
+	}{{300 * time.Millisecond, 7, 20}, {0, 1, 5}} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port1 := ln.Addr().(*net.TCPAddr).Port
+		p2, err := Listen(Config{ID: 2, Addr: "127.0.0.2:0",
+			Voters:       []Peer{{ID: 1, Addr: addr(1, port1)}, {ID: 2, Addr: "127.0.0.2:0"}, {ID: 3, Addr: "127.0.0.3:1"}},
+			QuorumConfig: "version=0", ConnectTimeout: 2 * time.Second, HelloTimeout: 2 * time.Second,
+			MaxNotificationInterval: c.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go p2.Elect(ctx, 0, 0)
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("server 2 did not dial server 1: %v", err)
+		}
+		r := bufio.NewReader(conn)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := readHello(r); err != nil {
+			t.Fatal(err)
+		}
+		n, end := 0, time.Now().Add(3*time.Second)
+		for {
+			conn.SetReadDeadline(end)
+			var head [4]byte
+			if _, err := io.ReadFull(r, head[:]); err != nil {
+				break // the three seconds are up
+			}
+			if _, err := io.ReadFull(r, make([]byte, binary.BigEndian.Uint32(head[:]))); err != nil {
+				break
+			}
+			n++
+		}
+		cancel()
+		conn.Close()
+		ln.Close()
+		p2.Close()
+		if n < c.least || n > c.most {
+			t.Fatalf("with the bound at %v, server 2 sent %d notifications in 3 s; want %d to %d", c.max, n, c.least, c.most)
+		}
+		t.Logf("bound %v: %d notifications in 3 s", c.max, n)
+	}
+}
