@@ -305,11 +305,15 @@ func (c *conn) read(hdr wire.RequestHeader, body []byte) {
 			return
 		}
 		// Events for watches whose condition already changed go out
-		// before the reply, as ZooKeeper sends them.
-		for _, ev := range s.tree.Load().SetWatches(c.sid.Load(), w.RelativeZxid, w.DataWatches, w.ExistWatches,
-			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches) {
+		// before the reply, as ZooKeeper sends them. The session's later
+		// reads wait for the version the watches took effect at, as
+		// after addWatch: a persistent watch tells of no change before it.
+		evs, z := s.tree.Load().SetWatches(c.sid.Load(), w.RelativeZxid, w.DataWatches, w.ExistWatches,
+			w.ChildWatches, w.PersistentWatches, w.PersistentRecursiveWatches)
+		for _, ev := range evs {
 			c.appendEvent(ev.Type, ev.Path, ev.Zxid)
 		}
+		c.needZxid = max(c.needZxid, z)
 		c.appendReply(hdr.Xid, zxid, wire.ErrOK, nil)
 
 	case wire.OpAddWatch:

@@ -475,9 +475,9 @@ func TestWatches(t *testing.T) {
 		t.Fatalf("removeWatches of type Persistent: %v", err)
 	}
 	// Reconnect: watches set with relativeZxid fire for what changed since.
-	evs = h.tree.SetWatches(5, 3, []string{"/w", "/gone"}, []string{"/w/k"}, []string{"/w"}, nil, nil)
-	if fmt.Sprint(evs) != "[{5 NodeDataChanged /w 6} {5 NodeDeleted /gone 6} {5 NodeCreated /w/k 6} {5 NodeChildrenChanged /w 6}]" {
-		t.Fatalf("setWatches events %v", evs)
+	evs, at := h.tree.SetWatches(5, 3, []string{"/w", "/gone"}, []string{"/w/k"}, []string{"/w"}, nil, nil)
+	if fmt.Sprint(evs) != "[{5 NodeDataChanged /w 6} {5 NodeDeleted /gone 6} {5 NodeCreated /w/k 6} {5 NodeChildrenChanged /w 6}]" || at != 6 {
+		t.Fatalf("setWatches events %v, at %d", evs, at)
 	}
 	if err := h.tree.RemoveWatches(5, "/w", wire.WatcherData); err != wire.ErrNoWatcher {
 		t.Fatalf("a watch that fired at once was kept: %v", err)

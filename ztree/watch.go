@@ -710,10 +710,12 @@ func (t *Tree) AddWatch(session int64, path string, kind WatchKind) (zxid int64)
 }
 
 // SetWatches re-registers a reconnecting session's watches (setWatches,
-// setWatches2) against the newest published version: a watch whose
-// condition already changed after relZxid fires at once instead, as
-// ZooKeeper's DataTree.setWatches decides.
-func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent, recursive []string) []Event {
+// setWatches2) against the newest published version, whose zxid it
+// returns: a watch whose condition already changed after relZxid fires
+// at once instead, as ZooKeeper's DataTree.setWatches decides. Persistent
+// watches fire nothing for what changed before: the session's reads must
+// show at least that version.
+func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent, recursive []string) ([]Event, int64) {
 	w := t.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -752,7 +754,7 @@ func (t *Tree) SetWatches(session, relZxid int64, data, exist, child, persistent
 	for _, p := range recursive {
 		w.add(session, p, WatchRecursive)
 	}
-	return out
+	return out, cur.zxid
 }
 
 // registries are the watch registries removeWatches and checkWatches
