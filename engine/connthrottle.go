@@ -80,11 +80,11 @@ func newConnThrottle(cfg ConnThrottle, now int64) *connThrottle {
 // on, and then the tokens missing from the bucket (mntr's
 // connection_token_deficit).
 func (t *connThrottle) admit(now int64, resume bool) (ok bool, deficit int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.max == 0 {
+	if t.max == 0 { // off; max never changes
 		return true, 0
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	need := t.newWeight
 	if resume {
 		need = t.renew
