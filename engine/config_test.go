@@ -262,6 +262,12 @@ func TestSASLSettings(t *testing.T) {
 			t.Errorf("SERVER_JVMFLAGS %q: SkipACL %v, want %v", flags, c.TreeOptions().SkipACL, want)
 		}
 	}
+	// The leader's and the connection throttle's, often set as flags.
+	c = parse("")
+	if err := ApplyJVMFlags(c, "SERVER_JVMFLAGS", "-Dzookeeper.leaderServes=no -Dzookeeper.connection_throttle_tokens=40"); err != nil ||
+		c.LeaderServes || c.ConnThrottle.Tokens != 40 {
+		t.Errorf("leaderServes and the throttle from SERVER_JVMFLAGS: %v %v %d", err, c.LeaderServes, c.ConnThrottle.Tokens)
+	}
 	if c = parse("skipACL=yes\n"); !c.TreeOptions().SkipACL {
 		t.Errorf("skipACL=yes in zoo.cfg: ACLs still checked")
 	}
