@@ -136,6 +136,12 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string
 
+	// ReadOnlyMode is readonlymode.enabled: an ensemble member without a
+	// quorum serves reads to the clients that accept a read-only server.
+	// ZooKeeper reads it only as the JVM flag -Dreadonlymode.enabled;
+	// zkd reads that (SERVER_JVMFLAGS) and the zoo.cfg key.
+	ReadOnlyMode bool
+
 	// LeaderServes is leaderServes: false ("no") keeps clients off an
 	// ensemble's leader, which then only coordinates.
 	LeaderServes bool
@@ -331,6 +337,19 @@ var settings = map[string]setting{
 	"nio.sessionlessCnxnTimeout": intKey(func(c *Config) *int {
 		return &c.SessionlessCnxnTimeout
 	}),
+	"readonlymode.enabled": func(c *Config, v string) error {
+		// Java's Boolean.getBoolean, as ZooKeeper reads it: only true
+		// (in any case) is true; zkd refuses what is neither.
+		switch strings.ToLower(v) {
+		case "true":
+			c.ReadOnlyMode = true
+		case "false":
+			c.ReadOnlyMode = false
+		default:
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		return nil
+	},
 	"leaderServes": func(c *Config, v string) error {
 		// ZooKeeper compares with "no" exactly and takes anything else
 		// as yes, true and false among them.
@@ -513,7 +532,7 @@ var knownKeys = []string{
 	"quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl",
 	"quorum.auth.learner.saslLoginContext", "quorum.auth.server.saslLoginContext",
 	"quorum.auth.kerberos.servicePrincipal", "quorum.cnxn.threads.size",
-	"readonlymode.enabled", "digest.enabled", "snapshot.trust.empty",
+	"digest.enabled", "snapshot.trust.empty",
 	"commitLogCount", "maxBatchSize", "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs", "observer.election.DelayMs", "fastleader.minNotificationInterval", "fastleader.maxNotificationInterval", "cnxTimeout", "snapshotSizeFactor",
 	"flushDelay", "maxWriteQueuePollTime", "request_throttle_max_requests", "request_throttle_stall_time",
 	"request_throttle_drop_stale", "request_stale_latency_check", "request_stale_connection_check",
@@ -1005,6 +1024,12 @@ func (c *Config) fourLetterWords() (enabled map[string]bool, unknown []string) {
 		default:
 			unknown = append(unknown, w)
 		}
+	}
+	// As ZooKeeper's: srvr always, since zkServer.sh status asks it, and
+	// isro with read-only mode on.
+	enabled["srvr"] = true
+	if c.ReadOnlyMode {
+		enabled["isro"] = true
 	}
 	return enabled, unknown
 }

@@ -104,6 +104,7 @@ func TestParseConfigErrorsNameFileLineAndKey(t *testing.T) {
 		{"dataDir=/d\nclientPort=2181\nserver.x=a:1:2\n", `zoo.cfg:3: server.x: the server id must be a non-negative integer`},
 		{"dataDir=/d\nclientPort=2181\nconnection_throttle_fill_time=0\n", `zoo.cfg:3: connection_throttle_fill_time: "0" is not a positive number of milliseconds`},
 		{"dataDir=/d\nclientPort=2181\nzookeeper.connection_throttle_drop_increase=2\n", `zoo.cfg:3: zookeeper.connection_throttle_drop_increase: "2" is not a number from 0 to 1`},
+		{"dataDir=/d\nclientPort=2181\nreadonlymode.enabled=yes\n", `zoo.cfg:3: readonlymode.enabled: "yes" is not true or false`},
 		{"dataDir=/d\nclientPort=2181\nleaderServes=false\n", `zoo.cfg:3: leaderServes: "false" is neither yes nor no`},
 		{"clientPort=2181\n", `zoo.cfg: dataDir: not set`},
 		{"dataDir=/d\n", `zoo.cfg: clientPort: not set`},

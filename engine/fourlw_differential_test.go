@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
+	"zkd/engine/zkdtest"
 	"zkd/wire"
 	"zkd/ztree"
 )
@@ -252,4 +254,42 @@ func TestDifferentialNamespaceMetrics(t *testing.T) {
 		t.Fatalf("ZooKeeper reports no per-namespace figures:\n%s", ref)
 	}
 	compareLines(t, "per-namespace mntr", ref, got)
+}
+
+// ZooKeeper always lets srvr through the four-letter-word whitelist
+// (zkServer.sh status asks it), and isro too when read-only mode is on,
+// which ZooKeeper takes only from the JVM flag -Dreadonlymode.enabled=true
+// (SERVER_JVMFLAGS). zkd did neither: with a whitelist of its own,
+// zkServer.sh status said a zkd server was not running.
+func TestDifferentialFourLetterWordWhitelist(t *testing.T) {
+	cfg := map[string]string{"4lw.commands.whitelist": "stat, ruok"}
+	for _, ro := range []bool{false, true} {
+		var props map[string]string
+		var env []string
+		if ro {
+			props = map[string]string{"readonlymode.enabled": "true"}
+			env = []string{"SERVER_JVMFLAGS=-Xmx512m -Dreadonlymode.enabled=true"}
+		}
+		ref := zkreftest.Start(t, zkref.Options{Config: cfg, SystemProperties: props})
+		srv := zkdtest.StartWith(t, cfg, zkdtest.Options{Env: env})
+		answers := func(addr string) string {
+			var b strings.Builder
+			for _, w := range []string{"srvr", "isro", "ruok", "conf"} {
+				out, err := zkdtest.FourLetterWord(addr, w)
+				if err != nil {
+					t.Fatalf("%s on %s: %v", w, addr, err)
+				}
+				if w == "srvr" {
+					out, _, _ = strings.Cut(out, "-") // the version line, up to the build
+				}
+				fmt.Fprintf(&b, "%s: %q\n", w, out)
+			}
+			return b.String()
+		}
+		want, got := answers(ref.Addr), answers(srv.Addr)
+		compareLines(t, fmt.Sprintf("whitelisted words, read-only mode %v", ro), want, got)
+		if !strings.Contains(got, "srvr: \"Zookeeper version: 3.8") || strings.Contains(got, "isro: \"rw\"") != ro {
+			t.Fatalf("zkd, read-only mode %v:\n%s", ro, got)
+		}
+	}
 }

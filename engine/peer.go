@@ -102,7 +102,7 @@ type peer struct {
 func newPeer(s *Server, e *Ensemble) (*peer, error) {
 	me, _ := e.Me()
 	p := &peer{s: s, ens: e, me: me, qcfg: quorumConfigText(e), quorum: e.quorum(), tick: time.Duration(s.cfg.TickTime) * time.Millisecond}
-	p.roEnabled = strings.EqualFold(strings.TrimSpace(s.cfg.Extra["readonlymode.enabled"]), "true")
+	p.roEnabled = s.cfg.ReadOnlyMode
 	sec, err := s.quorumSecurity()
 	if err != nil {
 		return nil, err
