@@ -31,6 +31,12 @@ type Config struct {
 	// dynamicKeys are the keys read from DynamicConfigFile, so that an
 	// error in one names that file.
 	dynamicKeys map[string]bool
+	// flagKeys are the ensemble keys taken from JVM flags (ApplyJVMFlags),
+	// each with where the flags came from, so that an error in one names
+	// that; serverLines are the server.N lines, to read the ensemble again
+	// with them.
+	flagKeys    map[string]string
+	serverLines map[int]int
 	// Initial is the file's text as read, for the AdminServer's
 	// initial_configuration command.
 	Initial string
@@ -226,6 +232,9 @@ func (c *Config) ErrorAt(key, format string, args ...any) *ConfigError {
 // fileOf is the file key was read from: zoo.cfg, or the dynamic config
 // file for the ensemble's lines when there is one.
 func (c *Config) fileOf(key string) string {
+	if from, ok := c.flagKeys[key]; ok {
+		return from
+	}
 	if c.dynamicKeys[key] || (strings.HasPrefix(key, "server.") && c.DynamicConfigFile != "") {
 		return c.DynamicConfigFile
 	}
@@ -617,6 +626,7 @@ func (c *Config) EnforcedAuthSchemes() ([]string, error) {
 // zookeeper.superUser there keeps working. A bad value is an error naming
 // from and the key.
 func ApplyJVMFlags(c *Config, from, flags string) error {
+	ensembleChanged := false
 	for _, f := range strings.Fields(flags) {
 		kv, ok := strings.CutPrefix(strings.Trim(f, `"'`), "-D")
 		if !ok {
@@ -628,6 +638,17 @@ func ApplyJVMFlags(c *Config, from, flags string) error {
 			c.Extra[name] = val
 			continue
 		}
+		if jvmEnsembleKeys[name] && key == "zookeeper."+name {
+			if c.Lines[name] == 0 {
+				c.Extra[name] = val
+				if c.flagKeys == nil {
+					c.flagKeys = map[string]string{}
+				}
+				c.flagKeys[name] = from
+				ensembleChanged = true
+			}
+			continue
+		}
 		set := settings[name]
 		if set == nil || c.Lines[name] != 0 {
 			continue
@@ -636,7 +657,20 @@ func ApplyJVMFlags(c *Config, from, flags string) error {
 			return &ConfigError{File: from, Key: key, Msg: err.Error()}
 		}
 	}
+	if ensembleChanged && c.Ensemble != nil {
+		return c.ensembleOf(c.serverLines)
+	}
 	return nil
+}
+
+// jvmEnsembleKeys are the ensemble settings ZooKeeper reads as system
+// properties (zookeeper.<name>), which a deployment may give as JVM flags
+// rather than zoo.cfg keys.
+var jvmEnsembleKeys = map[string]bool{
+	"cnxTimeout": true, "electionPortBindRetry": true, "commitLogCount": true, "snapshotSizeFactor": true,
+	"leader.maxConcurrentSnapSyncs": true, "leader.maxConcurrentDiffSyncs": true,
+	"fastleader.minNotificationInterval": true, "fastleader.maxNotificationInterval": true,
+	"observer.election.DelayMs": true,
 }
 
 // LoadConfig reads a zoo.cfg.
@@ -724,6 +758,7 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			return nil, err
 		}
 	}
+	c.serverLines = serverLines
 	if err := c.ensembleOf(serverLines); err != nil {
 		return nil, err
 	}

@@ -229,6 +229,46 @@ func TestEnsembleConfig(t *testing.T) {
 	}
 }
 
+// The ensemble settings ZooKeeper reads as system properties may come as
+// JVM flags (SERVER_JVMFLAGS), where zoo.cfg is silent; a bad one is an
+// error naming SERVER_JVMFLAGS and the key.
+func TestEnsembleSettingsFromJVMFlags(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "myid"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(extra string) *Config {
+		t.Helper()
+		c, err := ParseConfig("zoo.cfg", strings.NewReader("dataDir="+dir+"\nclientPort=2181\n"+
+			"server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888\n"+extra), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	flags := "-Xmx2g -Dzookeeper.cnxTimeout=9000 -Dzookeeper.leader.maxConcurrentSnapSyncs=2 " +
+		"-Dzookeeper.fastleader.maxNotificationInterval=1000 -Dzookeeper.observer.election.DelayMs=50"
+	c := parse("")
+	if err := ApplyJVMFlags(c, "SERVER_JVMFLAGS", flags); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Ensemble; e.ConnectTimeout != 9*time.Second || e.MaxSnapSyncs != 2 || e.MaxNotificationInterval != time.Second ||
+		e.ObserverElectionDelay != 50*time.Millisecond || e.MyID != 1 || len(e.Members) != 3 {
+		t.Fatalf("after the flags: %+v", e)
+	}
+	// zoo.cfg's own wins, as ZooKeeper sets the property from it after
+	// the JVM has started.
+	c = parse("cnxTimeout=3000\n")
+	if err := ApplyJVMFlags(c, "SERVER_JVMFLAGS", flags); err != nil || c.Ensemble.ConnectTimeout != 3*time.Second {
+		t.Fatalf("zoo.cfg's cnxTimeout under a flag: %v %v", err, c.Ensemble.ConnectTimeout)
+	}
+	err := ApplyJVMFlags(parse(""), "SERVER_JVMFLAGS", "-Dzookeeper.cnxTimeout=soon")
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.File != "SERVER_JVMFLAGS" || ce.Key != "cnxTimeout" {
+		t.Fatalf("a bad flag: %v", err)
+	}
+}
+
 // The SASL settings: zoo.cfg's keys, or the -D flags of SERVER_JVMFLAGS
 // where zoo.cfg is silent; a JAAS file that cannot serve stops the server
 // with the file and what is wrong.
