@@ -305,33 +305,7 @@ func TestReadsAfterSetWatchesSeeTheWatchesVersion(t *testing.T) {
 	setup := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
 	setup.OK(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL})
 	setup.OK(wire.OpCreate, &wire.CreateRequest{Path: "/p/a", ACL: openACL})
-	stop := make(chan struct{})
-	var writers sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		w := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Through Write and Read, not OK: t.Fatal belongs to the
-				// test's goroutine.
-				p := (&wire.RequestHeader{Xid: 1, Type: wire.OpSetData}).Append(nil)
-				w.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-				if _, err := w.Conn.Write(wire.AppendFrame(nil, (&wire.SetDataRequest{Path: "/p/a", Version: -1}).Append(p))); err != nil {
-					return
-				}
-				if _, err := w.ReadErr(); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); writers.Wait() }()
+	defer keepSettingData(t, srv.Addr, "/p/a", "/p/a", "/p/a", "/p/a")()
 
 	first := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
 	first.OK(wire.OpAddWatch, &wire.AddWatchRequest{Path: "/p", Mode: wire.AddWatchPersistentRecursive})

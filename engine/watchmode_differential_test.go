@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
@@ -140,35 +141,13 @@ func TestWatchRequestsBehindAnAddWatchAreAnswered(t *testing.T) {
 	srv := zkdtest.Start(t, nil)
 	c := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
 	c.OK(wire.OpCreate, &wire.CreateRequest{Path: "/p", ACL: openACL})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var paths []string
 	for i := 0; i < 4; i++ {
-		w := zkreftest.Dial(t, srv.Addr, zkreftest.NewSession())
 		path := fmt.Sprintf("/w%d", i)
-		w.OK(wire.OpCreate, &wire.CreateRequest{Path: path, ACL: openACL})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Not w.OK: a failure here must not end the test from
-				// this goroutine; the pipelining client notices.
-				p := (&wire.RequestHeader{Xid: 1, Type: wire.OpSetData}).Append(nil)
-				p = (&wire.SetDataRequest{Path: path, Version: -1}).Append(p)
-				if _, err := w.Conn.Write(wire.AppendFrame(nil, p)); err != nil {
-					return
-				}
-				if _, err := w.ReadErr(); err != nil {
-					return
-				}
-			}
-		}()
+		c.OK(wire.OpCreate, &wire.CreateRequest{Path: path, ACL: openACL})
+		paths = append(paths, path)
 	}
-	defer func() { close(stop); wg.Wait() }()
+	defer keepSettingData(t, srv.Addr, paths...)()
 	for round := 0; round < 300; round++ {
 		reqs := []request{
 			{wire.OpAddWatch, &wire.AddWatchRequest{Path: "/p", Mode: wire.AddWatchPersistent}},
@@ -186,4 +165,38 @@ func TestWatchRequestsBehindAnAddWatchAreAnswered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// keepSettingData has one client per path set its data over and over,
+// each waiting for its reply, until the function it returns is called.
+func keepSettingData(t *testing.T, addr string, paths ...string) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, path := range paths {
+		w := zkreftest.Dial(t, addr, zkreftest.NewSession())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				// Not w.OK: a failure here must not end the test from
+				// this goroutine; the test's own client notices.
+				p := (&wire.RequestHeader{Xid: 1, Type: wire.OpSetData}).Append(nil)
+				p = (&wire.SetDataRequest{Path: path, Version: -1}).Append(p)
+				w.Conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := w.Conn.Write(wire.AppendFrame(nil, p)); err != nil {
+					return
+				}
+				if _, err := w.ReadErr(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }
