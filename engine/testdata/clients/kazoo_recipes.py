@@ -75,8 +75,12 @@ def crud(zk):
 def ephemerals():
     a, b = client(), client()
     a.create(ROOT + "/eph", b"", ephemeral=True)
+    # b may be on another server, which may not have the create yet: its
+    # exists would then watch for the create, and that event would be
+    # taken for the delete.
+    b.sync(ROOT + "/eph")
     gone = threading.Event()
-    b.exists(ROOT + "/eph", watch=lambda ev: gone.set())
+    assert b.exists(ROOT + "/eph", watch=lambda ev: ev.type == "DELETED" and gone.set()) is not None
     a.stop()
     a.close()
     assert gone.wait(10), "no watch event when the ephemeral's session closed"
