@@ -500,27 +500,24 @@ var settings = map[string]setting{
 // inertKeys are names ZooKeeper 3.8's administrator's guide gives to
 // settings its server reads only under another name: in zoo.cfg they
 // become system properties nothing reads. Each maps to the name that
-// works, and whether zkd acts on that one.
-var inertKeys = map[string]struct {
-	real string
-	acts bool
-}{
-	"maxConcurrentSnapSyncs":      {"leader.maxConcurrentSnapSyncs", true},
-	"maxConcurrentDiffSyncs":      {"leader.maxConcurrentDiffSyncs", true},
-	"maxTimeToWaitForEpoch":       {"leader.maxTimeToWaitForEpoch", false},
-	"connectionMaxTokens":         {"connection_throttle_tokens", true},
-	"connectionTokenFillTime":     {"connection_throttle_fill_time", true},
-	"connectionTokenFillCount":    {"connection_throttle_fill_count", true},
-	"connectionFreezeTime":        {"connection_throttle_freeze_time", true},
-	"connectionDropIncrease":      {"connection_throttle_drop_increase", true},
-	"connectionDropDecrease":      {"connection_throttle_drop_decrease", true},
-	"connectionDecreaseRatio":     {"connection_throttle_decrease_ratio", true},
-	"requestThrottleLimit":        {"request_throttle_max_requests", false},
-	"requestThrottleStallTime":    {"request_throttle_stall_time", false},
-	"requestThrottleDropStale":    {"request_throttle_drop_stale", false},
-	"requestStaleLatencyCheck":    {"request_stale_latency_check", false},
-	"requestStaleConnectionCheck": {"request_stale_connection_check", false},
-	"advancedFlowControlEnabled":  {"netty.advancedFlowControl.enabled", false},
+// works.
+var inertKeys = map[string]string{
+	"maxConcurrentSnapSyncs":      "leader.maxConcurrentSnapSyncs",
+	"maxConcurrentDiffSyncs":      "leader.maxConcurrentDiffSyncs",
+	"maxTimeToWaitForEpoch":       "leader.maxTimeToWaitForEpoch",
+	"connectionMaxTokens":         "connection_throttle_tokens",
+	"connectionTokenFillTime":     "connection_throttle_fill_time",
+	"connectionTokenFillCount":    "connection_throttle_fill_count",
+	"connectionFreezeTime":        "connection_throttle_freeze_time",
+	"connectionDropIncrease":      "connection_throttle_drop_increase",
+	"connectionDropDecrease":      "connection_throttle_drop_decrease",
+	"connectionDecreaseRatio":     "connection_throttle_decrease_ratio",
+	"requestThrottleLimit":        "request_throttle_max_requests",
+	"requestThrottleStallTime":    "request_throttle_stall_time",
+	"requestThrottleDropStale":    "request_throttle_drop_stale",
+	"requestStaleLatencyCheck":    "request_stale_latency_check",
+	"requestStaleConnectionCheck": "request_stale_connection_check",
+	"advancedFlowControlEnabled":  "netty.advancedFlowControl.enabled",
 }
 
 // knownKeys are the keys ZooKeeper 3.8 reads that this server accepts and
@@ -730,14 +727,14 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 				"from the ZooKeeper voters; with zkd voters, remove it from every server's configuration",
 				"file", file, "line", line, "key", key)
 			c.Extra[key] = val
-		case inertKeys[name].real != "":
-			k := inertKeys[name]
+		case inertKeys[name] != "":
+			real := inertKeys[name]
 			acts := "zkd accepts it and does not act on it"
-			if k.acts {
+			if settings[real] != nil || jvmEnsembleKeys[real] {
 				acts = "zkd acts on it too"
 			}
 			log.Warn("this key sets nothing, in ZooKeeper 3.8 as in zkd, though ZooKeeper's guide names it: the setting is "+
-				k.real+" (ZooKeeper's system property zookeeper."+k.real+"; "+acts+")", "file", file, "line", line, "key", key)
+				real+" (ZooKeeper's system property zookeeper."+real+"; "+acts+")", "file", file, "line", line, "key", key)
 			c.Extra[key] = val
 		case known[key] || known[name] || strings.HasPrefix(name, "authProvider.") || strings.HasPrefix(key, "group.") ||
 			strings.HasPrefix(key, "weight."):

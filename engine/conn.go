@@ -614,7 +614,7 @@ func (c *conn) handshake(p []byte) error {
 		return fmt.Errorf("bad connect request: %w", err)
 	}
 	s := c.s
-	if p := s.peer; p != nil && !p.clients.Load() && !p.roServing.Load() {
+	if p := s.peer; p != nil && !p.takesClients() && !p.roServing.Load() {
 		if p.serving.Load() {
 			return errLeaderTakesNoClients
 		}
@@ -631,7 +631,7 @@ func (c *conn) handshake(p []byte) error {
 		s.stats.tokenDeficit.add(int64(deficit))
 		s.stats.connRequests.Add(1)
 	}
-	if p := s.peer; p != nil && !p.clients.Load() && !req.ReadOnly {
+	if p := s.peer; p != nil && !p.takesClients() && !req.ReadOnly {
 		// ZooKeeper's read-only server takes only the clients that said
 		// they accept one.
 		return errNotReadOnlyClient

@@ -54,7 +54,7 @@ var fourLetterCommands = map[string]func(c *conn) string{
 		return fmt.Sprintf("datadir_size: %d\nlogdir_size: %d\n", dirSize(c.s.cfg.DataDir), dirSize(c.s.cfg.LogDir()))
 	},
 	"isro": func(c *conn) string {
-		if p := c.s.peer; p != nil && !p.clients.Load() && !p.roServing.Load() {
+		if p := c.s.peer; p != nil && !p.takesClients() && !p.roServing.Load() {
 			return "null" // as ZooKeeper answers with no server running
 		}
 		if c.s.readOnly.Load() != nil {
@@ -115,7 +115,7 @@ func (c *conn) fourLetterWord(w string, rest []byte) string {
 	if w == "stmk" {
 		return c.s.setTraceMask(rest)
 	}
-	if p := c.s.peer; p != nil && !p.clients.Load() && !p.roServing.Load() && needsServing[w] {
+	if p := c.s.peer; p != nil && !p.takesClients() && !p.roServing.Load() && needsServing[w] {
 		if w == "hash" {
 			return strings.TrimSuffix(notServing, "\n") // ZooKeeper's hash ends no line here
 		}

@@ -76,10 +76,6 @@ type peer struct {
 	role     atomic.Int32
 	leaderID atomic.Int64
 	serving  atomic.Bool
-	// clients is whether clients may connect and the client port's
-	// four-letter words answer for the server: while it serves, unless
-	// it leads and leaderServes is no.
-	clients atomic.Bool
 	// unavailableSince is when the election began that this server has
 	// not served since (unix ns; 0 while it serves), for mntr.
 	unavailableSince atomic.Int64
@@ -388,7 +384,6 @@ func (p *peer) fs() vfs.FS {
 // applier's role, and brings the tree up to the end of the log.
 func (p *peer) lookingAgain() error {
 	s := p.s
-	p.clients.Store(false)
 	p.serving.Store(false)
 	p.role.Store(int32(roleLooking))
 	for _, c := range s.connList() {
@@ -555,7 +550,6 @@ func (p *peer) serve(r role) {
 	p.untrusted.Store(false)
 	p.role.Store(int32(r))
 	p.serving.Store(true)
-	p.clients.Store(r != roleLeading || p.s.cfg.LeaderServes)
 	if since := p.unavailableSince.Swap(0); since != 0 {
 		ms := time.Since(time.Unix(0, since)).Milliseconds()
 		p.s.stats.unavailable.add(ms)
@@ -564,6 +558,14 @@ func (p *peer) serve(r role) {
 		}
 	}
 	p.s.log.Info("serving", "mode", p.mode(), "zxid", fmt.Sprintf("%#x", p.s.view.Load().Zxid()))
+}
+
+// takesClients reports whether clients may connect and the client port's
+// four-letter words answer for the server: while it serves, unless it
+// leads and leaderServes is no. serve sets the role before serving, and
+// lookingAgain clears serving first, so the two never disagree here.
+func (p *peer) takesClients() bool {
+	return p.serving.Load() && (role(p.role.Load()) != roleLeading || p.s.cfg.LeaderServes)
 }
 
 // quorumOf reports whether ids include a quorum of the voters.
