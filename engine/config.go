@@ -557,7 +557,7 @@ var knownKeys = []string{
 	"client.certReload",
 	"authProvider.1", "authProvider.2", "authProvider.3", "kerberos.removeHostFromPrincipal",
 	"kerberos.removeRealmFromPrincipal", "clientCnxnSocket",
-	"zkd.election.finalizeWaitMs",
+	"zkd.election.finalizeWaitMs", "observerMasterPort",
 }
 
 var known = func() map[string]bool {
@@ -719,14 +719,6 @@ func ParseConfig(file string, r io.Reader, log *slog.Logger) (*Config, error) {
 			}
 			c.Servers[id] = val
 			serverLines[id] = line
-		case key == "observerMasterPort":
-			// Accepted, as ZooKeeper's, so that a zoo.cfg carries over,
-			// but not served: say what that means for observers.
-			log.Warn("observerMasterPort is not served by zkd: its observers connect to the leader, and it opens no port "+
-				"for observers. Apache ZooKeeper observers given this key try each voter's port in turn, and sync only "+
-				"from the ZooKeeper voters; with zkd voters, remove it from every server's configuration",
-				"file", file, "line", line, "key", key)
-			c.Extra[key] = val
 		case inertKeys[name] != "":
 			real := inertKeys[name]
 			acts := "zkd accepts it and does not act on it"

@@ -74,10 +74,9 @@ connectionMaxTokens=5
 	if !strings.Contains(logged.String(), "key=someUnknownKey") || !strings.Contains(logged.String(), "line=22") {
 		t.Fatalf("no warning naming the unknown key and its line:\n%s", logged.String())
 	}
-	// Accepted and not served: the warning says what that means.
-	if !strings.Contains(logged.String(), "observerMasterPort is not served by zkd") || !strings.Contains(logged.String(), "line=23") ||
-		cfg.Extra["observerMasterPort"] != "2191" {
-		t.Fatalf("no warning that observerMasterPort is not served:\n%s", logged.String())
+	// Served by followers: kept for the ensemble, without a warning.
+	if strings.Contains(logged.String(), "observerMasterPort") || cfg.Extra["observerMasterPort"] != "2191" {
+		t.Fatalf("observerMasterPort not kept quietly:\n%s", logged.String())
 	}
 	// ZooKeeper's leader reads leader.maxConcurrentSnapSyncs; this key
 	// sets nothing there, and the warning names the one that does.
@@ -183,6 +182,7 @@ func TestEnsembleConfig(t *testing.T) {
 		{"initLimit", "1", three + "initLimit=zero\n", `zoo.cfg:6: initLimit: "zero" is not a positive number of ticks`},
 		{"peerType disagrees", "1", three + "peerType=observer\n", "zoo.cfg:6: peerType: is observer, and server.1 says otherwise"},
 		{"quorumListenOnAllIPs", "1", three + "quorumListenOnAllIPs=maybe\n", `zoo.cfg:6: quorumListenOnAllIPs: "maybe" is neither true nor false`},
+		{"observerMasterPort", "1", three + "observerMasterPort=70000\n", `zoo.cfg:6: observerMasterPort: "70000" is not a port number`},
 		{"cnxTimeout", "1", three + "cnxTimeout=-5\n", `zoo.cfg:6: cnxTimeout: "-5" is not a positive number of milliseconds`},
 		{"electionPortBindRetry", "1", three + "electionPortBindRetry=x\n", `zoo.cfg:6: electionPortBindRetry: "x" is not a number of retries`},
 		{"snapshotSizeFactor", "1", three + "zookeeper.snapshotSizeFactor=big\n", `zoo.cfg:6: zookeeper.snapshotSizeFactor: "big" is not a number`},

@@ -74,6 +74,11 @@ type Ensemble struct {
 	// first for a notification before it sends its vote again, and twice
 	// as long each time nothing comes, up to the second.
 	MinNotificationInterval, MaxNotificationInterval time.Duration
+	// ObserverMasterPort is observerMasterPort: while a participant
+	// follows, it takes observers on this port of its quorum address and
+	// relays the leader's commits to them; observers sync from a
+	// follower's port, not the leader's. 0 when unset.
+	ObserverMasterPort int
 	// FinalizeWait is zkd.election.finalizeWaitMs: how long a vote a
 	// quorum agrees on must stand, no better vote arriving, before the
 	// server decides. ZooKeeper's is a constant 200 ms; it only affects
@@ -346,6 +351,13 @@ func (c *Config) ensemble(serverLines map[int]int) (*Ensemble, error) {
 			return nil, bad("zkd.election.finalizeWaitMs", "%q is not a positive number of milliseconds", v)
 		}
 		e.FinalizeWait = time.Duration(n) * time.Millisecond
+	}
+	if v, ok := c.Extra["observerMasterPort"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, bad("observerMasterPort", "%q is not a port number", v)
+		}
+		e.ObserverMasterPort = n
 	}
 	if v, ok := c.Extra["quorumListenOnAllIPs"]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))

@@ -37,6 +37,12 @@ type follower struct {
 	// revals are the connections whose resumed session the leader is
 	// asked about (REVALIDATE), by session.
 	revals map[int64][]*conn
+	// syncFrom says, for each sync forwarded and not answered, in
+	// order, whose it is: an observer's, or nil for this server's own
+	// clients' (the leader answers each with a SYNC, in order).
+	syncFrom []*omObserver
+	// om is the port for observers, while it is open.
+	om *observerMaster
 }
 
 type deferred struct {
@@ -85,6 +91,16 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if !ok {
 		return fmt.Errorf("the election chose server %d, which is not in this configuration", leaderID)
 	}
+	// What this server syncs from: the leader, or for an observer with
+	// observerMasterPort, the next voter's port for observers.
+	what, masterID, addr := "the leader", leaderID, m.QuorumAddr
+	if observer && p.ens.ObserverMasterPort > 0 {
+		masterID = p.pickMaster()
+		mm, _ := p.member(masterID)
+		host, _, _ := net.SplitHostPort(mm.QuorumAddr)
+		what, addr = "the observer master", net.JoinHostPort(host, fmt.Sprint(p.ens.ObserverMasterPort))
+	}
+	p.masterID.Store(masterID)
 	initLimit := p.tick * time.Duration(p.ens.InitLimit)
 	syncLimit := p.tick * time.Duration(p.ens.SyncLimit)
 	connectLimit := initLimit
@@ -105,7 +121,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	pause := 5 * time.Millisecond
 	refusedLimit := min(connectLimit, max(p.tick, time.Second))
 	for start := time.Now(); ; {
-		c, err = p.sec.Dial(ctx, m.QuorumAddr, max(connectLimit-time.Since(start), time.Millisecond))
+		c, err = p.sec.Dial(ctx, addr, max(connectLimit-time.Since(start), time.Millisecond))
 		waited := time.Since(start)
 		if err == nil || waited > connectLimit || errors.Is(err, quorumsec.ErrRefused) ||
 			waited > refusedLimit && errors.Is(err, syscall.ECONNREFUSED) {
@@ -119,7 +135,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 		pause = min(2*pause, 40*time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("cannot reach the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
+		return fmt.Errorf("cannot reach %s, server %d at %s: %w", what, masterID, addr, err)
 	}
 	fo := &follower{outbox: newOutbox(c), p: p, pc: newPacketConn(c)}
 	defer fo.close()
@@ -136,8 +152,8 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	// The quorum SASL exchange, when this server must authenticate, comes
 	// before FOLLOWERINFO.
 	c.SetDeadline(time.Now().Add(initLimit))
-	if err := p.sec.Learn(c, m.QuorumAddr); err != nil {
-		return fmt.Errorf("authenticating to the leader, server %d at %s: %w", leaderID, m.QuorumAddr, err)
+	if err := p.sec.Learn(c, addr); err != nil {
+		return fmt.Errorf("authenticating to %s, server %d at %s: %w", what, masterID, addr, err)
 	}
 	c.SetDeadline(time.Time{})
 
@@ -193,7 +209,13 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 	if observer {
 		f = zab.NewObserver(epoch, last)
 	}
-	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as, current: ep.Current, syncStart: syncStart}
+	x := &executor{fo: fo, s: s, entries: map[int64]*proposed{}, appended: last, as: as, current: ep.Current, syncStart: syncStart,
+		epoch: epoch, committed: last}
+	defer func() {
+		if x.om != nil {
+			x.om.close()
+		}
+	}()
 	for {
 		limit := initLimit
 		if f.Serving() {
@@ -204,7 +226,7 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("the leader, server %d: %w", leaderID, err)
+			return fmt.Errorf("%s, server %d: %w", what, masterID, err)
 		}
 		if pkt.Type == wire.PacketProposal || (observer && pkt.Type == wire.PacketInform) {
 			// pkt.Data is this packet's own, and goes unchanged to the
@@ -225,6 +247,9 @@ func (p *peer) runFollower(ctx context.Context, leaderID int64, ep wal.Epochs, l
 			}
 			// After the commits before it: a session the leader calls
 			// open was created by one of them.
+			if x.om != nil {
+				x.om.revalidated(pkt.Data)
+			}
 			s.writes.remote(remoteItem{reval: pkt.Data})
 			continue
 		}
@@ -295,6 +320,11 @@ type executor struct {
 	serving  bool                // synced: its ACKs are timed for mntr
 	// syncStart is when discovery ended and the sync began.
 	syncStart time.Time
+	epoch     int64 // the leader's
+	// committed is the newest txn known committed: the log's end at the
+	// start, the sync's TRUNC or SNAP, each commit since.
+	committed int64
+	om        *observerMaster // the port for observers, once serving
 }
 
 func (x *executor) do(a zab.Action) error {
@@ -322,7 +352,7 @@ func (x *executor) do(a zab.Action) error {
 				a.Zxid, s.cfg.DataDir, z, filepath.Join(s.cfg.DataDir, "version-2"), filepath.Join(s.cfg.LogDir(), "version-2"))}
 		}
 		s.log.Info("truncated the log to the leader's history", "zxid", fmt.Sprintf("%#x", a.Zxid))
-		x.appended = a.Zxid
+		x.appended, x.committed = a.Zxid, a.Zxid
 	case zab.ActLoadSnapshot:
 		t, err := wal.ReadSnapBody(x.fo.pc.br, a.Zxid, s.cfg.TreeOptions())
 		if err != nil {
@@ -352,7 +382,7 @@ func (x *executor) do(a zab.Action) error {
 			return err
 		}
 		s.log.Info("loaded the leader's snapshot", "zxid", fmt.Sprintf("%#x", a.Zxid), "znodes", t.Published().NodeCount())
-		x.appended = a.Zxid
+		x.appended, x.committed = a.Zxid, a.Zxid
 		// The data directory now holds the leader's history up to
 		// a.Zxid, perhaps of an epoch after currentEpoch.
 		if err := x.raiseEpoch(a.Zxid >> 32); err != nil {
@@ -398,6 +428,11 @@ func (x *executor) do(a zab.Action) error {
 		if p == nil {
 			return fmt.Errorf("the leader committed %#x, which it never proposed", a.Zxid)
 		}
+		x.committed = a.Zxid
+		if x.om != nil {
+			// Relayed before it is applied (see observerMaster).
+			x.om.committed(a.Zxid, p.entry)
+		}
 		s.writes.remote(remoteItem{txn: p.txn, exact: x.serving})
 	case zab.ActServe:
 		x.serving = true
@@ -410,7 +445,17 @@ func (x *executor) do(a zab.Action) error {
 			s.stats.followerSync.addSince(x.syncStart)
 		}
 		x.fo.p.serve(x.as)
+		if x.as == roleFollowing && x.fo.p.ens.ObserverMasterPort > 0 {
+			x.om = startObserverMaster(x.fo, x.epoch, x.committed)
+		}
 	case zab.ActAnswerSync:
+		// An observer's sync is answered once every commit before it
+		// is relayed, as those before it were; this server's own
+		// clients' go through the applier.
+		if o := x.fo.syncAnswered(); o != nil {
+			o.sendCommit(wire.QuorumPacket{Type: wire.PacketSync})
+			break
+		}
 		s.writes.remote(remoteItem{sync: true})
 	case zab.ActPong:
 		// The sessions whose clients are here and kept them alive
@@ -422,6 +467,10 @@ func (x *executor) do(a zab.Action) error {
 			if se.conn.Load() != nil && se.deadline.Load() > now {
 				touches = append(touches, wire.SessionTouch{Session: se.id, Timeout: se.timeout.Load()})
 			}
+		}
+		if x.om != nil {
+			// And those the observers synced from here kept alive.
+			touches = x.om.takeTouches(touches)
 		}
 		x.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketPing, Zxid: a.Zxid, Data: wire.AppendTouches(nil, touches)}, 0)
 	}
@@ -531,10 +580,11 @@ func (a *applier) forward(r *writeReq) {
 		fr.Body = r.body.Append(nil)
 	}
 	data := fr.Append(make([]byte, 0, 16+len(fr.Body)))
-	f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth}, 0)
 	if r.sync {
+		f.fo.sendSync(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth}, nil)
 		f.syncs = append(f.syncs, r)
 	} else {
+		f.fo.sendAfter(wire.QuorumPacket{Type: wire.PacketRequest, Data: data, AuthInfo: r.auth}, 0)
 		f.fwd[r.sess] = append(f.fwd[r.sess], r)
 	}
 	if r.c != nil {
@@ -732,4 +782,35 @@ func (fo *follower) sendAfterFrom(p wire.QuorumPacket, need int64, came time.Tim
 	}
 	fo.waiting = append(fo.waiting, deferred{need, p, came})
 	fo.release(fo.p.s.store.Load().Durable())
+}
+
+// sendSync forwards a sync REQUEST as sendAfter does, and notes whose it
+// is: an observer's (o), or this server's own clients' (nil).
+func (fo *follower) sendSync(p wire.QuorumPacket, o *omObserver) {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if fo.closed {
+		return
+	}
+	fo.syncFrom = append(fo.syncFrom, o)
+	if fo.serving {
+		fo.queueLocked(p)
+		return
+	}
+	fo.waiting = append(fo.waiting, deferred{0, p, time.Time{}})
+	fo.release(fo.p.s.store.Load().Durable())
+}
+
+// syncAnswered takes the oldest sync forwarded, which the leader's SYNC
+// answers: the observer whose it is, or nil for this server's own.
+func (fo *follower) syncAnswered() *omObserver {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if len(fo.syncFrom) == 0 {
+		return nil
+	}
+	o := fo.syncFrom[0]
+	fo.syncFrom[0] = nil
+	fo.syncFrom = fo.syncFrom[1:]
+	return o
 }

@@ -527,7 +527,11 @@ func (s *Server) monitorValues() []monitorValue {
 		known["zk_quorum_size"] = fmt.Sprint(len(p.voters()))
 		known["zk_peer_state"] = p.detailedState()
 		if p.mode() == "observer" {
-			known["zk_observer_master_id"] = fmt.Sprint(p.leaderID.Load())
+			known["zk_observer_master_id"] = fmt.Sprint(p.masterID.Load())
+		}
+		if n, ok := p.observerMasterStats(); ok {
+			// A follower with a port for observers, as ZooKeeper's.
+			known["zk_synced_observers"] = fmt.Sprint(n)
 		}
 		if st, ok := p.leaderStats(); ok {
 			for k, v := range map[string]string{

@@ -75,7 +75,15 @@ type peer struct {
 
 	role     atomic.Int32
 	leaderID atomic.Int64
-	serving  atomic.Bool
+	// masterID is the server an observer syncs from: the leader, or
+	// with observerMasterPort a follower (nextMaster's).
+	masterID atomic.Int64
+	// masters are the voters in the order an observer tries their
+	// observer-master ports (shuffled once, as ZooKeeper's observers
+	// shuffle them), and nextMaster the next to try. peer.run's.
+	masters    []int64
+	nextMaster int
+	serving    atomic.Bool
 	// unavailableSince is when the election began that this server has
 	// not served since (unix ns; 0 while it serves), for mntr.
 	unavailableSince atomic.Int64

@@ -1,0 +1,168 @@
+package engine_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"zkd/bench/zkref"
+	"zkd/engine/zkdtest"
+)
+
+// With observerMasterPort set, an observer syncs from a follower, not the
+// leader, and its clients' sessions, writes and syncs go through that
+// follower; when the follower goes, the observer moves to another, and
+// its clients keep their sessions. Each case runs one implementation's
+// voters with the other's observer, so that zkd's port for observers is
+// checked against Apache ZooKeeper's observer, and zkd's observer against
+// ZooKeeper's port.
+func TestObserverMasters(t *testing.T) {
+	if err := zkref.Available(); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Skipf("SKIPPED: %v (make test installs it)", err)
+	}
+	for _, tc := range []struct {
+		name                 string
+		zkVoters, zkObserver bool
+	}{
+		{"zkd voters, a ZooKeeper observer", false, true},
+		{"ZooKeeper voters, a zkd observer", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port, err := zkref.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := zkdtest.NewEnsemble(t, 4, map[string]string{"observerMasterPort": fmt.Sprint(port)})
+			e.Observers = 1
+			members := map[int64]*mixedMember{}
+			for id := int64(1); id <= 3; id++ {
+				members[id] = startMixed(t, e, id, tc.zkVoters, nil)
+			}
+			for id := int64(1); id <= 3; id++ {
+				members[id].waitServing(t)
+			}
+			obs := startMixed(t, e, 4, tc.zkObserver, nil)
+			obs.waitServing(t)
+			if m := obs.mode(); m != "observer" {
+				t.Fatalf("%s says %q", obs.label, m)
+			}
+			var leader int64
+			for id := int64(1); id <= 3; id++ {
+				if members[id].mode() == "leader" {
+					leader = id
+				}
+			}
+			if leader == 0 {
+				t.Fatal("no voter leads")
+			}
+			// The observer's master is a follower, which counts it.
+			master := waitMaster(t, obs, members, leader, 0)
+
+			// Its clients' writes go through the follower to the leader
+			// and come back; the voters' writes reach it.
+			c := connect(t, obs.addr)
+			check(c.Create("/om", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+			for id := int64(1); id <= 4; id++ {
+				cl := connect(t, e.Addr(id))
+				check(cl.Create(fmt.Sprintf("/om/via-%d", id), nil, 0, zk.WorldACL(zk.PermAll)))(t)
+			}
+			for id := int64(1); id <= 4; id++ {
+				if got := strings.Join(childrenOn(t, e.Addr(id), "/om"), ","); got != "via-1,via-2,via-3,via-4" {
+					t.Fatalf("server %d has %s", id, got)
+				}
+			}
+			// A sync on the observer is answered through its master,
+			// after the write before it.
+			lc := connect(t, e.Addr(leader))
+			for i := range 20 {
+				check(lc.Set("/om", []byte(fmt.Sprint(i)), -1))(t)
+				if _, err := c.Sync("/om"); err != nil {
+					t.Fatalf("sync on the observer: %v", err)
+				}
+				data, _, err := c.Get("/om")
+				if err != nil || string(data) != fmt.Sprint(i) {
+					t.Fatalf("after a sync the observer has %q (%v), want %d", data, err, i)
+				}
+			}
+
+			// A session of the observer's lives while its client pings
+			// the observer: the touches reach the leader through the
+			// master.
+			sc, events := connectAll(t, []string{obs.addr}, 1200*time.Millisecond)
+			waitConnected(t, events)
+			check(sc.Create("/om/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
+			time.Sleep(4 * time.Second)
+			if ok, _, err := lc.Exists("/om/eph"); err != nil || !ok {
+				t.Fatalf("the observer's client's ephemeral is gone on the leader after 4 s of a 1.2 s session (%v)", err)
+			}
+
+			// The master goes: the observer syncs from the other
+			// follower, and its client keeps its session (the new master
+			// asks the leader about it).
+			members[master].stop(t)
+			other := int64(6) - leader - master
+			waitMaster(t, obs, members, leader, other)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := sc.Create("/om/after", nil, 0, zk.WorldACL(zk.PermAll))
+				if err == nil {
+					break
+				}
+				if err == zk.ErrSessionExpired || time.Now().After(deadline) {
+					t.Fatalf("writing through the observer after its master went: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if ok, _, err := lc.Exists("/om/eph"); err != nil || !ok {
+				t.Fatalf("the ephemeral is gone after the observer changed masters (%v)", err)
+			}
+			for {
+				select {
+				case ev := <-events:
+					if ev.State == zk.StateExpired {
+						t.Fatal("the observer's client's session expired")
+					}
+					continue
+				default:
+				}
+				break
+			}
+		})
+	}
+}
+
+// waitMaster waits until the observer syncs from a follower (want, or any
+// when want is 0): its mntr names the follower, and that follower's
+// counts one synced observer; the leader counts none. It returns the
+// follower.
+func waitMaster(t *testing.T, obs *mixedMember, members map[int64]*mixedMember, leader, want int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := "?"
+		if obs.mode() == "observer" {
+			got = obs.mntr(t)["zk_observer_master_id"]
+		}
+		var id int64
+		fmt.Sscan(got, &id)
+		if id != 0 && id != leader && (want == 0 || id == want) {
+			if n := members[id].mntr(t)["zk_synced_observers"]; n == "1" {
+				if n := members[leader].mntr(t)["zk_synced_observers"]; n != "0" {
+					t.Fatalf("the leader, %s, counts %s synced observers", members[leader].label, n)
+				}
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the observer's master is %s, not a follower counting it as synced (leader %d, want %d)", got, leader, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
