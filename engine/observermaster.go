@@ -251,7 +251,7 @@ func (o *omObserver) sendUpToDate() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.told = true
-	o.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate})
+	o.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
 	for _, p := range o.held {
 		o.queueLocked(p)
 	}

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -10,7 +12,9 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"zkd/bench/zkref"
+	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/wire"
 )
 
 // With observerMasterPort set, an observer syncs from a follower, not the
@@ -165,4 +169,137 @@ func waitMaster(t *testing.T, obs *mixedMember, members map[int64]*mixedMember, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A follower syncs an observer on its port for observers as Apache
+// ZooKeeper's follower does: an observer a few txns behind is sent a DIFF
+// with them, one ahead a TRUNC to the follower's last commit, one with
+// nothing a snapshot (SNAP) once the follower has restarted, and once
+// told UPTODATE the leader's commits come as INFORMs, with PINGs. The
+// test plays observer 4 over the quorum protocol against a follower of
+// each implementation, and compares what each sends.
+func TestDifferentialFollowerSyncsAnObserver(t *testing.T) {
+	if err := zkref.Available(); err != nil {
+		if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+			t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+		}
+		t.Skipf("SKIPPED: %v (make test installs it)", err)
+	}
+	run := func(t *testing.T, isZK bool) []string {
+		port, err := zkref.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := zkdtest.NewEnsemble(t, 4, map[string]string{"observerMasterPort": fmt.Sprint(port)})
+		e.Observers = 1
+		members := map[int64]*mixedMember{}
+		for id := int64(1); id <= 3; id++ {
+			members[id] = startMixed(t, e, id, isZK, nil)
+		}
+		var leader, follower int64
+		for id := int64(1); id <= 3; id++ {
+			members[id].waitServing(t)
+			if members[id].mode() == "leader" {
+				leader = id
+			} else {
+				follower = id
+			}
+		}
+		lc := connect(t, e.Addr(leader))
+		check(lc.Create("/d", nil, 0, zk.WorldACL(zk.PermAll)))(t)
+		for i := range 5 {
+			check(lc.Set("/d", []byte(fmt.Sprint(i)), -1))(t)
+		}
+		fc := connect(t, e.Addr(follower))
+		if _, err := fc.Sync("/d"); err != nil {
+			t.Fatal(err)
+		}
+		z := srvrZxid(t, e.Addr(follower))
+		if lz := srvrZxid(t, e.Addr(leader)); lz != z {
+			t.Fatalf("the follower is at %#x, the leader at %#x", z, lz)
+		}
+		addr := fmt.Sprintf("127.0.0.%d:%d", follower, port)
+		var seen []string
+		for _, c := range []struct {
+			name string
+			last int64
+		}{{"3 behind", z - 3}, {"5 ahead", z + 5}, {"from nothing, after the follower restarted", 0}} {
+			if c.last == 0 {
+				// What it committed before its restart it has only on
+				// disk, not in memory: a SNAP.
+				members[follower].stop(t)
+				members[follower].launch(t)
+				members[follower].waitServing(t)
+				fc := connect(t, e.Addr(follower))
+				if _, err := fc.Sync("/d"); err != nil {
+					t.Fatal(err)
+				}
+				z = srvrZxid(t, e.Addr(follower))
+			}
+			q, li := joinAsAt(t, addr, 4, true, c.last)
+			if li.Zxid != z&^0xffffffff {
+				t.Fatalf("%s: LEADERINFO says %#x; the epoch is %#x", c.name, li.Zxid, z>>32)
+			}
+			rel := func(p wire.QuorumPacket) {
+				if p.Type != wire.PacketPing {
+					seen = append(seen, fmt.Sprintf("%s: %s %+d", c.name, wire.PacketName(p.Type), p.Zxid-z))
+				}
+			}
+			syncAsLearner(t, q, li, rel)
+			// A write after the sync comes as an INFORM.
+			check(lc.Set("/d", []byte(c.name), -1))(t)
+			readUntil(t, q, wire.PacketInform, rel)
+			z = srvrZxid(t, e.Addr(leader))
+			q.Conn.Close()
+		}
+		return seen
+	}
+	got := run(t, false)
+	want := run(t, true)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("zkd's follower sent\n%s\nZooKeeper's\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	t.Logf("both sent\n%s", strings.Join(got, "\n"))
+}
+
+// joinAsAt is joinAs for a learner whose history ends at last.
+func joinAsAt(t *testing.T, addr string, sid int64, observer bool, last int64) (*zkreftest.QuorumConn, wire.QuorumPacket) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	q := zkreftest.NewQuorumConn(t, nc)
+	info := wire.QuorumPacket{Type: wire.PacketFollowerInfo, Zxid: last &^ 0xffffffff,
+		Data: (&wire.LearnerInfo{ServerID: sid, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)}
+	if observer {
+		info.Type = wire.PacketObserverInfo
+	}
+	q.Send(info)
+	li := q.Read()
+	if li.Type != wire.PacketLeaderInfo {
+		t.Fatalf("%s answered with %s", wire.PacketName(info.Type), wire.PacketName(li.Type))
+	}
+	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Zxid: last, Data: binary.BigEndian.AppendUint32(nil, uint32(last>>32))})
+	return q, li
+}
+
+// srvrZxid is the last zxid srvr reports on addr.
+func srvrZxid(t *testing.T, addr string) int64 {
+	t.Helper()
+	out, err := zkdtest.FourLetterWord(addr, "srvr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
+			var v int64
+			if _, err := fmt.Sscanf(z, "0x%x", &v); err == nil {
+				return v
+			}
+		}
+	}
+	t.Fatalf("no zxid in srvr on %s:\n%s", addr, out)
+	return 0
 }
