@@ -606,8 +606,17 @@ func (p *peer) detailedState() string {
 // observers command lists them; none on a server that does not lead.
 func (p *peer) syncedObservers() []jsonObject {
 	p.mu.Lock()
-	l := p.lead
+	l, fo := p.lead, p.fol
 	p.mu.Unlock()
+	if fo != nil {
+		// A follower's, synced from its port for observers.
+		fo.mu.Lock()
+		om := fo.om
+		fo.mu.Unlock()
+		if om != nil {
+			return om.info()
+		}
+	}
 	if l == nil || role(p.role.Load()) != roleLeading {
 		return nil
 	}

@@ -84,6 +84,10 @@ type omObserver struct {
 	// SYNCs for the observer wait in held.
 	told bool
 	held []wire.QuorumPacket
+	// For the observers command: when it connected, and the packets
+	// taken from it once synced, REQUESTs among them.
+	established        time.Time
+	received, requests atomic.Int64
 }
 
 // startObserverMaster opens the observer-master port of this follower,
@@ -206,6 +210,32 @@ func (om *observerMaster) syncedCount() int {
 	return n
 }
 
+// info describes the synced observers for the AdminServer's observers
+// command, as a leader describes its own.
+func (om *observerMaster) info() []jsonObject {
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	var out []jsonObject
+	for o := range om.observers {
+		if !o.synced.Load() {
+			continue
+		}
+		queued, queuedBytes := o.queued()
+		out = append(out, jsonObject{
+			{"remote_socket_address", o.pc.c.RemoteAddr().String()},
+			{"sid", o.sid},
+			{"established", o.established.UnixMilli()},
+			{"queued_packets", int64(queued)},
+			{"queued_packets_size", queuedBytes},
+			{"packets_received", o.received.Load()},
+			{"packets_sent", o.sent.Load()},
+			{"requests", o.requests.Load()},
+			{"last_zxid", om.last}, // an observer has all this server relayed
+		})
+	}
+	return out
+}
+
 // takeTouches returns the sessions the observers touched since the last
 // call, for this server's PING to the leader.
 func (om *observerMaster) takeTouches(ts []wire.SessionTouch) []wire.SessionTouch {
@@ -270,7 +300,7 @@ func (om *observerMaster) serve(raw net.Conn) {
 		s.log.Warn("observer port: refusing a connection", "from", from, "err", err)
 		return
 	}
-	o := &omObserver{outbox: newOutbox(c), om: om, pc: newPacketConn(c)}
+	o := &omObserver{outbox: newOutbox(c), om: om, pc: newPacketConn(c), established: time.Now()}
 	defer om.forget(o)
 	c.SetDeadline(time.Now().Add(initLimit))
 	if err := p.sec.Admit(o.pc.br, c, from); err != nil {
@@ -294,6 +324,7 @@ func (om *observerMaster) serve(raw net.Conn) {
 		return
 	}
 	o.sid = info.ServerID
+	o.qp = s.learnerQueue(o.sid) // mntr's learner_handler_qp_*, as a ZooKeeper follower's
 	if m, ok := p.member(o.sid); !ok || !m.Observer {
 		s.log.Warn("a server this ensemble's config does not have as an observer tried to sync from this follower; closing",
 			"sid", o.sid, "from", from)
@@ -439,6 +470,9 @@ func (om *observerMaster) read(o *omObserver, initLimit, syncLimit time.Duration
 			}
 			return
 		}
+		if o.synced.Load() {
+			o.received.Add(1)
+		}
 		switch p.Type {
 		case wire.PacketAck:
 			if p.Zxid == om.epoch<<32 {
@@ -467,6 +501,7 @@ func (om *observerMaster) read(o *omObserver, initLimit, syncLimit time.Duration
 				om.mu.Unlock()
 			}
 		case wire.PacketRequest:
+			o.requests.Add(1)
 			fr, err := wire.DecodeForwardedRequest(p.Data)
 			if err != nil {
 				s.log.Warn("unreadable REQUEST from an observer; closing it", "sid", o.sid, "err", err)
