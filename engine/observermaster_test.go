@@ -31,6 +31,9 @@ func TestObserverMasters(t *testing.T) {
 		}
 		t.Skipf("SKIPPED: %v (make test installs it)", err)
 	}
+	// The observers command on each follower that synced the observer:
+	// zkd's (first case) and ZooKeeper's (second), compared by shape.
+	var observersShapes []string
 	for _, tc := range []struct {
 		name                 string
 		zkVoters, zkObserver bool
@@ -45,9 +48,14 @@ func TestObserverMasters(t *testing.T) {
 			}
 			e := zkdtest.NewEnsemble(t, 4, map[string]string{"observerMasterPort": fmt.Sprint(port)})
 			e.Observers = 1
+			e.Member = map[int64]map[string]string{}
+			admin := map[int64]string{}
+			for id := int64(1); id <= 3; id++ {
+				e.Member[id], admin[id] = adminConfig(t, fmt.Sprintf("127.0.0.%d", id))
+			}
 			members := map[int64]*mixedMember{}
 			for id := int64(1); id <= 3; id++ {
-				members[id] = startMixed(t, e, id, tc.zkVoters, nil)
+				members[id] = startMixed(t, e, id, tc.zkVoters, nil, adminJars...)
 			}
 			for id := int64(1); id <= 3; id++ {
 				members[id].waitServing(t)
@@ -68,6 +76,12 @@ func TestObserverMasters(t *testing.T) {
 			}
 			// The observer's master is a follower, which counts it.
 			master := waitMaster(t, obs, members, leader, 0)
+			_, answer, raw := adminGet(t, admin[master], "observers")
+			list, _ := answer["observers"].([]any)
+			if answer["synced_observers"] != float64(1) || len(list) != 1 || list[0].(map[string]any)["sid"] != float64(4) {
+				t.Fatalf("the observers command on %s: %s", members[master].label, raw)
+			}
+			observersShapes = append(observersShapes, shape(answer, false))
 
 			// Its clients' writes go through the follower to the leader
 			// and come back; the voters' writes reach it.
@@ -139,6 +153,9 @@ func TestObserverMasters(t *testing.T) {
 				break
 			}
 		})
+	}
+	if len(observersShapes) == 2 && observersShapes[0] != observersShapes[1] {
+		t.Errorf("the observers command on a follower differs from ZooKeeper's: %s", shapeDiff(observersShapes[1], observersShapes[0]))
 	}
 }
 
