@@ -46,7 +46,7 @@ func TestObserverMasters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := zkdtest.NewEnsemble(t, 4, map[string]string{"observerMasterPort": fmt.Sprint(port)})
+			e := zkdtest.NewEnsemble(t, 4, map[string]string{"observerMasterPort": fmt.Sprint(port), "maxSessionTimeout": "20000"})
 			e.Observers = 1
 			e.Member = map[int64]map[string]string{}
 			admin := map[int64]string{}
@@ -121,9 +121,16 @@ func TestObserverMasters(t *testing.T) {
 				t.Fatalf("the observer's client's ephemeral is gone on the leader after 4 s of a 1.2 s session (%v)", err)
 			}
 
+			sc.Close()
+
 			// The master goes: the observer syncs from the other
 			// follower, and its client keeps its session (the new master
-			// asks the leader about it).
+			// asks the leader about it). The session outlasts the
+			// observer's search for a new master: a few seconds when it
+			// tries the dead one and the leader first.
+			sc, events = connectAll(t, []string{obs.addr}, 15*time.Second)
+			waitConnected(t, events)
+			check(sc.Create("/om/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)))(t)
 			members[master].stop(t)
 			other := int64(6) - leader - master
 			waitMaster(t, obs, members, leader, other)
