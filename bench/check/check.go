@@ -29,11 +29,14 @@ type Options struct {
 	Dir       string // where the members' directories go (kept)
 	Servers   int
 	Observers int // the last Observers of the Servers members observe
-	BasePort  int // client port; the quorum and election ports follow
-	Duration  time.Duration
-	Clients   int // per workload
-	Keys      int // registers
-	Workloads []string
+	// ObserverMasters has the observers sync from the followers
+	// (observerMasterPort, the port after the election port).
+	ObserverMasters bool
+	BasePort        int // client port; the quorum and election ports follow
+	Duration        time.Duration
+	Clients         int // per workload
+	Keys            int // registers
+	Workloads       []string
 	// BulkSize is the bulk workload's bytes per write (256 KB when 0).
 	BulkSize int
 	// SyncLimit is the members' syncLimit in ticks of 500 ms (5 when 0).
@@ -126,6 +129,9 @@ func Run(o Options) (*Report, error) {
 	}
 	c := &Cluster{Impl: o.Impl, Binary: o.Binary, Dir: o.Dir, N: o.Servers, Observers: o.Observers, ClientPort: o.BasePort,
 		QuorumPort: o.BasePort + 1, ElectionPort: o.BasePort + 2, TickMs: 500, SyncLimit: o.SyncLimit, Groups: o.Groups, Weights: o.Weights, Env: o.Env, external: o.Connect}
+	if o.ObserverMasters {
+		c.ObserverMasterPort = o.BasePort + 3
+	}
 	if len(o.Connect) > 0 {
 		if len(o.Faults) > 0 {
 			return nil, fmt.Errorf("check: faults need servers zkbench starts; with --connect, --nemesis none")

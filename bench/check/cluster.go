@@ -39,8 +39,11 @@ type Cluster struct {
 	ClientPort   int
 	QuorumPort   int
 	ElectionPort int
-	TickMs       int
-	SyncLimit    int // ticks; 5 when 0
+	// ObserverMasterPort, when set, is every member's observerMasterPort:
+	// observers sync from the followers.
+	ObserverMasterPort int
+	TickMs             int
+	SyncLimit          int // ticks; 5 when 0
 	// Groups and Weights are the group.N and weight.N lines: group i+1
 	// holds the members Groups[i] lists; none, a majority quorum.
 	Groups  []string
@@ -154,6 +157,9 @@ func (c *Cluster) config(i int) string {
 	}
 	if c.observer(i) {
 		lines = append(lines, "peerType=observer")
+	}
+	if c.ObserverMasterPort > 0 {
+		lines = append(lines, fmt.Sprintf("observerMasterPort=%d", c.ObserverMasterPort))
 	}
 	for j := 1; j <= c.N; j++ {
 		line := fmt.Sprintf("server.%d=%s:%d:%d", j, c.Host(j), c.QuorumPort, c.ElectionPort)

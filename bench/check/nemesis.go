@@ -135,6 +135,9 @@ func (n *network) cutLinks(cut func(i, j int) bool) error {
 // timeout of at least 200 ms, doubled each time the same packet is lost.
 func (n *network) lose(from, to int, share float64) error {
 	ports := fmt.Sprintf("%d,%d", n.c.QuorumPort, n.c.ElectionPort)
+	if n.c.ObserverMasterPort > 0 {
+		ports += fmt.Sprintf(",%d", n.c.ObserverMasterPort)
+	}
 	return n.dropShare(share,
 		[]string{"-m", "connmark", "--mark", fmt.Sprint(gidBase + from), "-d", n.c.Host(to), "-p", "tcp", "-m", "multiport", "--dports", ports},
 		[]string{"-m", "connmark", "--mark", fmt.Sprint(gidBase + to), "-s", n.c.Host(from), "-p", "tcp", "-m", "multiport", "--sports", ports})

@@ -28,6 +28,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	servers := fs.Int("servers", 3, "ensemble members, member i on 127.0.0.i")
 	observers := fs.Int("observers", 0, "how many of the members are observers: the last ones (--servers 5 --observers 2: members 4 and 5)")
 	port := fs.Int("port", 31181, "client port of every member; the quorum and election ports are the next two")
+	observerMasters := fs.Bool("observer-masters", false, "observers sync from the followers (observerMasterPort, the port after the election port), not the leader")
 	duration := fs.Duration("duration", 60*time.Second, "how long the workloads run")
 	clients := fs.Int("clients", 5, "clients per workload, spread over the members")
 	keys := fs.Int("keys", 4, "registers of the register workload")
@@ -60,7 +61,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zkbench check: --sync-limit %d: give 1 tick or more\n", *syncLimit)
 		return 2
 	}
-	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, BasePort: *port, Duration: *duration, Clients: *clients,
+	o := check.Options{Impl: *impl, Servers: *servers, Observers: *observers, ObserverMasters: *observerMasters, BasePort: *port, Duration: *duration, Clients: *clients,
 		Keys: *keys, Hold: *hold, Rest: *rest, Seed: *seed, Pause: *pause, Hop: *hop, Log: stderr, BulkSize: *bulkSize, SyncLimit: *syncLimit}
 	if *groups != "" {
 		o.Groups = strings.Split(*groups, "/")
