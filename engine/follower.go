@@ -431,7 +431,7 @@ func (x *executor) do(a zab.Action) error {
 		x.committed = a.Zxid
 		if x.om != nil {
 			// Relayed before it is applied (see observerMaster).
-			x.om.committed(a.Zxid, p.entry)
+			x.om.committed(a.Zxid, p.entry, &p.txn.Header)
 		}
 		s.writes.remote(remoteItem{txn: p.txn, exact: x.serving})
 	case zab.ActServe:
@@ -732,6 +732,10 @@ func (fo *follower) revalidate(id int64, timeout int32, c *conn) bool {
 	defer fo.mu.Unlock()
 	if fo.closed {
 		return false
+	}
+	if fo.om != nil {
+		// Lock order: fo.mu, then om.mu.
+		fo.om.resumedHere(id)
 	}
 	if fo.revals == nil {
 		fo.revals = map[int64][]*conn{}

@@ -27,6 +27,19 @@ import (
 // this server's own connection, and the answers come back the same way;
 // the sessions its PINGs touch are reported in this server's.
 //
+// The leader tells a session's servers apart by the learner connection
+// its requests come through: a request from a server the session has
+// left fails with SESSIONMOVED, so that a write a client sent before it
+// moved, held up on the way, cannot land after the writes it sent since.
+// Through a follower, every observer's sessions come from that one
+// follower; so the follower keeps the same watch over its own clients and
+// its observers' (owner): a request an observer forwards for a session
+// that has since resumed on another of them is turned into one the
+// leader refuses with an error txn, which takes the request's place at
+// every server, as the leader's SESSIONMOVED does, but never after a
+// later write; and this server's own connection of a session that
+// resumes on an observer is closed, so that nothing more is read from it.
+//
 // Relaying is done on the follower's goroutine as each commit is handed
 // to the applier (executor ActApply), before it is applied: the view is
 // then never ahead of the last commit relayed, which an observer's sync
@@ -57,6 +70,10 @@ type observerMaster struct {
 	// revals are the observers waiting for the leader's answer about a
 	// session (REVALIDATE), by session.
 	revals map[int64][]omReval
+	// owner is, by session, the server id of the one its client last
+	// resumed it on, of this server and its observers: set by their
+	// REVALIDATEs, taken off as the session closes.
+	owner map[int64]int64
 }
 
 type omTxn struct {
@@ -107,7 +124,8 @@ func startObserverMaster(fo *follower, epoch, last int64) *observerMaster {
 		return nil
 	}
 	om := &observerMaster{fo: fo, p: p, s: p.s, ln: ln, epoch: epoch, stop: make(chan struct{}), last: last,
-		observers: map[*omObserver]bool{}, touches: map[int64]int32{}, revals: map[int64][]omReval{}}
+		observers: map[*omObserver]bool{}, touches: map[int64]int32{}, revals: map[int64][]omReval{},
+		owner: map[int64]int64{}}
 	fo.mu.Lock()
 	fo.om = om
 	fo.mu.Unlock()
@@ -152,6 +170,9 @@ func (om *observerMaster) pinger() {
 // close shuts the port and every observer's connection: they look for
 // another master.
 func (om *observerMaster) close() {
+	om.fo.mu.Lock()
+	om.fo.om = nil
+	om.fo.mu.Unlock()
 	om.mu.Lock()
 	defer om.mu.Unlock()
 	if om.closed {
@@ -164,19 +185,19 @@ func (om *observerMaster) close() {
 		o.close()
 	}
 	om.ring = nil
-	om.fo.mu.Lock()
-	om.fo.om = nil
-	om.fo.mu.Unlock()
 }
 
-// committed relays the commit of zxid, whose txn the leader encoded as
-// entry, to every observer, and keeps it to sync later ones from.
-// Follower goroutine, before the txn goes to the applier.
-func (om *observerMaster) committed(zxid int64, entry []byte) {
+// committed relays the commit of zxid, whose txn (with header hdr) the
+// leader encoded as entry, to every observer, and keeps it to sync later
+// ones from. Follower goroutine, before the txn goes to the applier.
+func (om *observerMaster) committed(zxid int64, entry []byte, hdr *wire.TxnHeader) {
 	om.mu.Lock()
 	defer om.mu.Unlock()
 	if om.closed {
 		return
+	}
+	if hdr.Type == wire.OpCloseSession {
+		delete(om.owner, hdr.ClientID)
 	}
 	om.last = zxid
 	om.ring = append(om.ring, omTxn{zxid, entry})
@@ -507,6 +528,13 @@ func (om *observerMaster) read(o *omObserver, initLimit, syncLimit time.Duration
 				s.log.Warn("unreadable REQUEST from an observer; closing it", "sid", o.sid, "err", err)
 				return
 			}
+			if om.movedOn(o, &fr) {
+				// A write its client sent before it resumed the
+				// session elsewhere: the leader refuses this one.
+				s.log.Info("an observer forwarded a write of a session that has resumed on another server since; "+
+					"it is refused", "sid", o.sid, "session", fmt.Sprintf("0x%x", fr.Session), "cxid", fr.Cxid)
+				p.Data = refusedRequest(fr.Session, fr.Cxid)
+			}
 			// On to the leader, as this server's own clients' go. A
 			// sync's SYNC comes back to this server, which passes it on
 			// once it has relayed every commit before it.
@@ -522,7 +550,15 @@ func (om *observerMaster) read(o *omObserver, initLimit, syncLimit time.Duration
 			id := int64(binary.BigEndian.Uint64(p.Data))
 			om.mu.Lock()
 			om.revals[id] = append(om.revals[id], omReval{o, int32(binary.BigEndian.Uint32(p.Data[8:]))})
+			om.owner[id] = o.sid
 			om.mu.Unlock()
+			// Its connection here, if any, is stale now.
+			if se := s.sessions.get(id); se != nil {
+				if c := se.conn.Load(); c != nil {
+					s.log.Info("closing a connection whose session resumed on an observer", "session", fmt.Sprintf("0x%x", id), "observer", o.sid)
+					c.close("")
+				}
+			}
 			om.fo.send(p)
 		default:
 			s.log.Warn("unexpected packet from an observer; closing it", "sid", o.sid, "packet", wire.PacketName(p.Type))
@@ -559,4 +595,34 @@ func (p *peer) pickMaster() int64 {
 	id := p.masters[p.nextMaster%len(p.masters)]
 	p.nextMaster++
 	return id
+}
+
+// movedOn reports whether fr, a write o forwards, is of a session whose
+// client has resumed it on another server since, of this one and its
+// observers.
+func (om *observerMaster) movedOn(o *omObserver, fr *wire.ForwardedRequest) bool {
+	switch fr.Op {
+	case wire.OpCreateSession, wire.OpCloseSession, wire.OpSync:
+		return false
+	}
+	om.mu.Lock()
+	defer om.mu.Unlock()
+	owner, ok := om.owner[fr.Session]
+	return ok && owner != o.sid
+}
+
+// resumedHere notes that a client resumed session id on this server.
+func (om *observerMaster) resumedHere(id int64) {
+	om.mu.Lock()
+	om.owner[id] = om.p.me.ID
+	om.mu.Unlock()
+}
+
+// refusedRequest is the data of a REQUEST every leader refuses with an
+// error txn of the session and cxid given (BADARGUMENTS: a delete of an
+// empty path), so that the request's cxid is used up in order.
+func refusedRequest(session int64, cxid int32) []byte {
+	fr := wire.ForwardedRequest{Session: session, Cxid: cxid, Op: wire.OpDelete,
+		Body: (&wire.DeleteRequest{Path: "", Version: -1}).Append(nil)}
+	return fr.Append(nil)
 }

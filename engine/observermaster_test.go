@@ -14,6 +14,7 @@ import (
 	"zkd/bench/zkref"
 	"zkd/bench/zkref/zkreftest"
 	"zkd/engine/zkdtest"
+	"zkd/wal"
 	"zkd/wire"
 )
 
@@ -326,4 +327,139 @@ func srvrZxid(t *testing.T, addr string) int64 {
 	}
 	t.Fatalf("no zxid in srvr on %s:\n%s", addr, out)
 	return 0
+}
+
+// A follower keeps the leader's watch over where a session's client is
+// for its observers and itself: the leader sees them all as the follower.
+// A write an observer forwards for a session its client has since resumed
+// on another observer of the same follower (a write held up on the way,
+// say) becomes an error txn in its place, not a write after the newer
+// ones; the observer the client resumed on goes on writing; and this
+// server's own connection of a session resumed on an observer is closed.
+// The test plays observers 4 and 5 over the quorum protocol.
+func TestFollowerRefusesAnObserversWriteOfASessionThatMovedOn(t *testing.T) {
+	port, err := zkref.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := zkdtest.NewEnsemble(t, 5, map[string]string{"observerMasterPort": fmt.Sprint(port)})
+	e.Observers = 2
+	e.Start(t, 1, 2, 3)
+	e.WaitServing(t, 30*time.Second)
+	leader := e.Leader()
+	follower := int64(1)
+	if follower == leader {
+		follower = 2
+	}
+	lc := connect(t, e.Addr(leader))
+	check(lc.Create("/m", []byte("orig"), 0, zk.WorldACL(zk.PermAll)))(t)
+	fc := connect(t, e.Addr(follower))
+	if _, err := fc.Sync("/m"); err != nil {
+		t.Fatal(err)
+	}
+	z := srvrZxid(t, e.Addr(follower))
+	addr := fmt.Sprintf("127.0.0.%d:%d", follower, port)
+	join := func(sid int64) *zkreftest.QuorumConn {
+		q, li := joinAsAt(t, addr, sid, true, z)
+		syncAsLearner(t, q, li, nil)
+		return q
+	}
+	q4, q5 := join(4), join(5)
+	// outcome reads q's INFORMs until the txn of session and cxid, and
+	// returns its type.
+	outcome := func(q *zkreftest.QuorumConn, session int64, cxid int32) wire.OpCode {
+		t.Helper()
+		var typ wire.OpCode
+		found := false
+		readUntilFunc(t, q, func(p wire.QuorumPacket) bool {
+			if p.Type != wire.PacketInform {
+				return false
+			}
+			txn, err := wal.DecodeTxnInPlace(p.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if txn.Header.ClientID == session && txn.Header.Cxid == cxid {
+				typ, found = txn.Header.Type, true
+			}
+			return found
+		})
+		return typ
+	}
+	// A session of observer 4's client, with a minute to live untouched.
+	const session = int64(4)<<56 | 0x77
+	forwardAsLearner(q4, session, 0, wire.OpCreateSession, rawRecord(binary.BigEndian.AppendUint32(nil, 60000)))
+	if got := outcome(q4, session, 0); got != wire.OpCreateSession {
+		t.Fatalf("the createSession became %s", got)
+	}
+	// Its client resumes it on observer 5; a write it sent on observer 4
+	// before comes after.
+	if v := revalidateAsLearner(t, q5, session); v != 1 {
+		t.Fatal("the session is not open")
+	}
+	forwardAsLearner(q4, session, 1, wire.OpSetData, &wire.SetDataRequest{Path: "/m", Data: []byte("stale"), Version: -1})
+	if got := outcome(q5, session, 1); got != wire.OpError {
+		t.Fatalf("the write from the observer the session left became %s, not an error txn", got)
+	}
+	forwardAsLearner(q5, session, 2, wire.OpSetData, &wire.SetDataRequest{Path: "/m", Data: []byte("fresh"), Version: -1})
+	if got := outcome(q5, session, 2); got != wire.OpSetData {
+		t.Fatalf("the write from the observer the session is on became %s", got)
+	}
+	for id := int64(1); id <= 3; id++ {
+		c := connect(t, e.Addr(id))
+		if _, err := c.Sync("/m"); err != nil {
+			t.Fatal(err)
+		}
+		if data, _, err := c.Get("/m"); err != nil || string(data) != "fresh" {
+			t.Fatalf("server %d has /m = %q (%v), want fresh", id, data, err)
+		}
+	}
+
+	// A client of the follower's own whose session resumes on observer
+	// 4: its connection to the follower goes.
+	own, events := connectAll(t, []string{e.Addr(follower)}, 10*time.Second)
+	waitConnected(t, events)
+	if v := revalidateAsLearner(t, q4, own.SessionID()); v != 1 {
+		t.Fatal("the follower's client's session is not open")
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateDisconnected {
+				return
+			}
+			continue
+		case <-deadline:
+			t.Fatal("the follower kept its connection of a session that resumed on its observer")
+		}
+	}
+}
+
+// rawRecord is a request body given as its bytes.
+type rawRecord []byte
+
+func (r rawRecord) Append(dst []byte) []byte { return append(dst, r...) }
+func (r rawRecord) Decode(b []byte, _ wire.Mode) (int, error) {
+	return len(b), nil
+}
+
+// readUntilFunc takes what a learner is sent, answering PINGs, until done
+// says so.
+func readUntilFunc(t *testing.T, q *zkreftest.QuorumConn, done func(wire.QuorumPacket) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := q.TryRead(30 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Type == wire.PacketPing {
+			q.Send(wire.QuorumPacket{Type: wire.PacketPing, Zxid: p.Zxid, Data: wire.AppendTouches(nil, nil)})
+		}
+		if done(p) {
+			return
+		}
+	}
+	t.Fatal("not seen within 30 s")
 }
