@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"zkd/internal/java"
@@ -627,20 +628,29 @@ func (p *peer) syncedObservers() []jsonObject {
 		if !lr.observer || !lr.synced.Load() {
 			continue
 		}
-		queued, queuedBytes := lr.queued()
-		out = append(out, jsonObject{
-			{"remote_socket_address", lr.pc.c.RemoteAddr().String()},
-			{"sid", lr.sid},
-			{"established", lr.established.UnixMilli()},
-			{"queued_packets", int64(queued)},
-			{"queued_packets_size", queuedBytes},
-			{"packets_received", lr.received.Load()},
-			{"packets_sent", lr.sent.Load()},
-			{"requests", lr.requests.Load()},
-			{"last_zxid", l.lastCommitted}, // an observer has all the leader committed
-		})
+		// An observer has all the leader committed.
+		out = append(out, observerInfo(lr.outbox, lr.pc, lr.sid, lr.established, &lr.received, &lr.requests, l.lastCommitted))
 	}
 	return out
+}
+
+// observerInfo is the observers command's entry for the synced observer
+// sid on the connection of o and pc, which connected at established, sent
+// received packets (requests of them REQUESTs) and has every txn up to
+// last.
+func observerInfo(o *outbox, pc *packetConn, sid int64, established time.Time, received, requests *atomic.Int64, last int64) jsonObject {
+	queued, queuedBytes := o.queued()
+	return jsonObject{
+		{"remote_socket_address", pc.c.RemoteAddr().String()},
+		{"sid", sid},
+		{"established", established.UnixMilli()},
+		{"queued_packets", int64(queued)},
+		{"queued_packets_size", queuedBytes},
+		{"packets_received", received.Load()},
+		{"packets_sent", o.sent.Load()},
+		{"requests", requests.Load()},
+		{"last_zxid", last},
+	}
 }
 
 // redactSecret hides the value of a setting that holds a password (the

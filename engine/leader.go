@@ -77,12 +77,12 @@ type outProp struct {
 
 // learner is one follower's connection to this leader.
 type learner struct {
-	*outbox   // its mu also guards broadcast, told and held
-	l         *leader
-	sid       int64
-	pc        *packetConn
-	broadcast bool // receives proposals and commits
-	heard     atomic.Int64
+	learnerOutbox // its mu also guards broadcast
+	l             *leader
+	sid           int64
+	pc            *packetConn
+	broadcast     bool // receives proposals and commits
+	heard         atomic.Int64
 	// established is when it connected, for the observers command.
 	established time.Time
 	synced      atomic.Bool // acked NEWLEADER
@@ -90,46 +90,54 @@ type learner struct {
 	// or syncDiff+1; 0 before and after. l.mu guards it.
 	syncKind int
 	observer bool // takes INFORMs, has no vote
-	// told is set once UPTODATE is queued; until then the COMMITs and
-	// SYNCs for the learner wait in held (see sendCommit).
-	told bool
-	held []wire.QuorumPacket
 	// Packets taken from it once synced, and the REQUESTs among them
 	// (the observers command).
 	received, requests atomic.Int64
 }
 
-// sendCommit queues a COMMIT or a SYNC, or holds it until the learner is
-// told it is up to date. Apache ZooKeeper 3.8.0's learners fail on a
-// COMMIT that arrives between NEWLEADER and UPTODATE (a
+// learnerOutbox is the sending side of a connection to a learner, a
+// leader's or a follower's observer's: its COMMITs, INFORMs and SYNCs
+// wait until it is told it is up to date.
+type learnerOutbox struct {
+	*outbox // its mu also guards told and held
+	// told is set once UPTODATE is queued; until then the COMMITs,
+	// INFORMs and SYNCs for the learner wait in held (see sendCommit).
+	told bool
+	held []wire.QuorumPacket
+}
+
+// sendCommit queues a COMMIT, an INFORM or a SYNC, or holds it until the
+// learner is told it is up to date. Apache ZooKeeper 3.8.0's learners
+// fail on a COMMIT that arrives between NEWLEADER and UPTODATE (a
 // NullPointerException in Learner.syncWithLeader), go back to election
 // and take the same txns again, logging them twice; a leader that syncs a
 // learner while it commits writes would otherwise send exactly that.
 // zkd's learners take the COMMITs either way. PROPOSALs are not held: the
 // learner logs and acks them meanwhile.
-func (lr *learner) sendCommit(p wire.QuorumPacket) {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	if !lr.told {
-		lr.held = append(lr.held, p)
+func (lo *learnerOutbox) sendCommit(p wire.QuorumPacket) {
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	if !lo.told {
+		lo.held = append(lo.held, p)
 		return
 	}
-	lr.queueLocked(p)
+	lo.queueLocked(p)
 }
 
-// sendUpToDate queues UPTODATE, then the COMMITs and SYNCs held.
-func (lr *learner) sendUpToDate() {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	if lr.told {
+// sendUpToDate queues UPTODATE (with zxid -1, as ZooKeeper's), then what
+// was held.
+func (lo *learnerOutbox) sendUpToDate() {
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	if lo.told {
 		return
 	}
-	lr.told = true
-	lr.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
-	for _, p := range lr.held {
-		lr.queueLocked(p)
+	lo.told = true
+	lo.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
+	for _, p := range lo.held {
+		lo.queueLocked(p)
 	}
-	lr.held = nil
+	lo.held = nil
 }
 
 func (p *peer) runLeader(ctx context.Context, ep wal.Epochs, last int64) error {
@@ -372,7 +380,7 @@ func (l *leader) serveLearner(raw net.Conn) {
 		s.log.Warn("quorum port: refusing a connection", "from", from, "err", err)
 		return
 	}
-	lr := &learner{outbox: newOutbox(c), l: l, pc: newPacketConn(c), established: time.Now()}
+	lr := &learner{learnerOutbox: learnerOutbox{outbox: newOutbox(c)}, l: l, pc: newPacketConn(c), established: time.Now()}
 	lr.heard.Store(time.Now().UnixNano())
 	defer l.forget(lr)
 	// The quorum SASL exchange, when the ensemble has one, comes before

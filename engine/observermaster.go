@@ -92,15 +92,11 @@ const observerMasterRingBytes = 32 << 20
 
 // omObserver is one observer's connection to this server.
 type omObserver struct {
-	*outbox // its mu also guards told and held
-	om      *observerMaster
-	sid     int64
-	pc      *packetConn
-	synced  atomic.Bool // acked NEWLEADER
-	// told is set once UPTODATE is queued; until then the INFORMs and
-	// SYNCs for the observer wait in held.
-	told bool
-	held []wire.QuorumPacket
+	learnerOutbox
+	om     *observerMaster
+	sid    int64
+	pc     *packetConn
+	synced atomic.Bool // acked NEWLEADER
 	// For the observers command: when it connected, and the packets
 	// taken from it once synced, REQUESTs among them.
 	established        time.Time
@@ -241,18 +237,8 @@ func (om *observerMaster) info() []jsonObject {
 		if !o.synced.Load() {
 			continue
 		}
-		queued, queuedBytes := o.queued()
-		out = append(out, jsonObject{
-			{"remote_socket_address", o.pc.c.RemoteAddr().String()},
-			{"sid", o.sid},
-			{"established", o.established.UnixMilli()},
-			{"queued_packets", int64(queued)},
-			{"queued_packets_size", queuedBytes},
-			{"packets_received", o.received.Load()},
-			{"packets_sent", o.sent.Load()},
-			{"requests", o.requests.Load()},
-			{"last_zxid", om.last}, // an observer has all this server relayed
-		})
+		// An observer has all this server relayed.
+		out = append(out, observerInfo(o.outbox, o.pc, o.sid, o.established, &o.received, &o.requests, om.last))
 	}
 	return out
 }
@@ -285,30 +271,6 @@ func (om *observerMaster) revalidated(data []byte) {
 	delete(om.revals, id)
 }
 
-// sendCommit queues an INFORM or a SYNC, or holds it until the observer
-// is told it is up to date.
-func (o *omObserver) sendCommit(p wire.QuorumPacket) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if !o.told {
-		o.held = append(o.held, p)
-		return
-	}
-	o.queueLocked(p)
-}
-
-// sendUpToDate queues UPTODATE, then what was held.
-func (o *omObserver) sendUpToDate() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.told = true
-	o.queueLocked(wire.QuorumPacket{Type: wire.PacketUpToDate, Zxid: -1})
-	for _, p := range o.held {
-		o.queueLocked(p)
-	}
-	o.held = nil
-}
-
 // serve runs one observer's connection: discovery, sync, then its pings,
 // requests and revalidations.
 func (om *observerMaster) serve(raw net.Conn) {
@@ -321,7 +283,7 @@ func (om *observerMaster) serve(raw net.Conn) {
 		s.log.Warn("observer port: refusing a connection", "from", from, "err", err)
 		return
 	}
-	o := &omObserver{outbox: newOutbox(c), om: om, pc: newPacketConn(c), established: time.Now()}
+	o := &omObserver{learnerOutbox: learnerOutbox{outbox: newOutbox(c)}, om: om, pc: newPacketConn(c), established: time.Now()}
 	defer om.forget(o)
 	c.SetDeadline(time.Now().Add(initLimit))
 	if err := p.sec.Admit(o.pc.br, c, from); err != nil {
