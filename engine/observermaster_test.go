@@ -338,18 +338,42 @@ func srvrZxid(t *testing.T, addr string) int64 {
 // server's own connection of a session resumed on an observer is closed.
 // The test plays observers 4 and 5 over the quorum protocol.
 func TestFollowerRefusesAnObserversWriteOfASessionThatMovedOn(t *testing.T) {
+	t.Run("zkd leader", func(t *testing.T) { followerRefusesStaleWrites(t, false) })
+	t.Run("ZooKeeper leader", func(t *testing.T) {
+		if err := zkref.Available(); err != nil {
+			if os.Getenv("ZKD_REQUIRE_REFERENCE") != "" {
+				t.Fatalf("reference server required (ZKD_REQUIRE_REFERENCE is set): %v", err)
+			}
+			t.Skipf("SKIPPED: %v (make test installs it)", err)
+		}
+		followerRefusesStaleWrites(t, true)
+	})
+}
+
+// followerRefusesStaleWrites runs the test against zkd follower 1, with
+// zkd voters 2 and 3 or, when zkVoters, ZooKeeper ones (which lead: the
+// highest id of equals does).
+func followerRefusesStaleWrites(t *testing.T, zkVoters bool) {
 	port, err := zkref.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := zkdtest.NewEnsemble(t, 5, map[string]string{"observerMasterPort": fmt.Sprint(port)})
 	e.Observers = 2
-	e.Start(t, 1, 2, 3)
-	e.WaitServing(t, 30*time.Second)
-	leader := e.Leader()
-	follower := int64(1)
-	if follower == leader {
-		follower = 2
+	members := map[int64]*mixedMember{1: startMixed(t, e, 1, false, nil)}
+	for id := int64(2); id <= 3; id++ {
+		members[id] = startMixed(t, e, id, zkVoters, nil)
+	}
+	var leader int64
+	for id := int64(1); id <= 3; id++ {
+		members[id].waitServing(t)
+		if members[id].mode() == "leader" {
+			leader = id
+		}
+	}
+	const follower = 1
+	if leader == follower || leader == 0 {
+		t.Fatalf("server %d leads", leader)
 	}
 	lc := connect(t, e.Addr(leader))
 	check(lc.Create("/m", []byte("orig"), 0, zk.WorldACL(zk.PermAll)))(t)
@@ -381,6 +405,9 @@ func TestFollowerRefusesAnObserversWriteOfASessionThatMovedOn(t *testing.T) {
 			}
 			if txn.Header.ClientID == session && txn.Header.Cxid == cxid {
 				typ, found = txn.Header.Type, true
+				if typ == wire.OpError {
+					t.Logf("session %#x cxid %d: an error txn, %+v", session, cxid, txn.Record)
+				}
 			}
 			return found
 		})
@@ -397,11 +424,18 @@ func TestFollowerRefusesAnObserversWriteOfASessionThatMovedOn(t *testing.T) {
 	if v := revalidateAsLearner(t, q5, session); v != 1 {
 		t.Fatal("the session is not open")
 	}
-	forwardAsLearner(q4, session, 1, wire.OpSetData, &wire.SetDataRequest{Path: "/m", Data: []byte("stale"), Version: -1})
+	// As a server forwards a client's request: with the client's ids
+	// (ZooKeeper's leader fails a request without any).
+	write := func(q *zkreftest.QuorumConn, cxid int32, data string) {
+		body := (&wire.SetDataRequest{Path: "/m", Data: []byte(data), Version: -1}).Append(nil)
+		q.Send(wire.QuorumPacket{Type: wire.PacketRequest, AuthInfo: []wire.Id{{Scheme: "ip", ID: "127.0.0.1"}},
+			Data: (&wire.ForwardedRequest{Session: session, Cxid: cxid, Op: wire.OpSetData, Body: body}).Append(nil)})
+	}
+	write(q4, 1, "stale")
 	if got := outcome(q5, session, 1); got != wire.OpError {
 		t.Fatalf("the write from the observer the session left became %s, not an error txn", got)
 	}
-	forwardAsLearner(q5, session, 2, wire.OpSetData, &wire.SetDataRequest{Path: "/m", Data: []byte("fresh"), Version: -1})
+	write(q5, 2, "fresh")
 	if got := outcome(q5, session, 2); got != wire.OpSetData {
 		t.Fatalf("the write from the observer the session is on became %s", got)
 	}
