@@ -1,6 +1,7 @@
 package zab
 
 import (
+	"cmp"
 	"fmt"
 
 	"zkd/wire"
@@ -270,11 +271,18 @@ func (f *Follower) sync(p *wire.QuorumPacket) ([]Action, error) {
 // this sync: within an epoch the leader's txns are numbered one after
 // another, so a gap means the leader's history has a hole (as Apache
 // ZooKeeper 3.9.3's leaders could ship, ZOOKEEPER-4925), and logging the
-// txns after it would leave one in this server's log too. A later epoch
-// may start anywhere. The first after the sync opens may leave a gap:
-// after a SNAP it may even be a txn the fuzzy snapshot holds already, and
-// after a DIFF or a TRUNC it need only come after the point the sync
-// starts from. ZooKeeper 3.9.4 learners refuse a gap the same way.
+// txns after it would leave one in this server's log too. Every epoch's
+// txns start at counter 1: a txn of a later epoch than the one before
+// it (or than the point the sync starts from) must be its epoch's first.
+// Apache ZooKeeper 3.8 followers acting as observer masters were seen to
+// send a DIFF that went from the end of one epoch into the middle of the
+// next (their committed log has a hole where a sync's txns were applied
+// without being recorded), and the observer's tree lacked every znode
+// the skipped txns made. Otherwise the first after the sync opens may
+// leave a gap: after a SNAP it may even be a txn the fuzzy snapshot holds
+// already, and after a DIFF or a TRUNC it need only come after the point
+// the sync starts from. ZooKeeper 3.9.4 learners refuse a gap within an
+// epoch the same way.
 func (f *Follower) queue(p *wire.QuorumPacket) error {
 	if e := p.Zxid >> 32; p.Zxid&0xffffffff == 0 || e > f.epoch || f.phase != syncing && e != f.epoch {
 		// No txn has counter 0, and once NEWLEADER is in, the leader
@@ -284,6 +292,9 @@ func (f *Follower) queue(p *wire.QuorumPacket) error {
 	last := f.lastQueued
 	if last != 0 && p.Zxid != last+1 && p.Zxid>>32 <= last>>32 {
 		return fmt.Errorf("zab: %s %#x after %#x: the leader's history skips or repeats txns", wire.PacketName(p.Type), p.Zxid, last)
+	}
+	if ref := cmp.Or(last, f.lastZxid); p.Zxid>>32 > ref>>32 && p.Zxid&0xffffffff != 1 {
+		return fmt.Errorf("zab: %s %#x after %#x: the leader's history skips the start of epoch %d", wire.PacketName(p.Type), p.Zxid, ref, p.Zxid>>32)
 	}
 	if last == 0 && f.phase != serving && f.mode != SyncSnap && p.Zxid <= f.lastZxid {
 		// After a DIFF from the end of this server's log, or a TRUNC,
