@@ -155,9 +155,12 @@ func (om *observerMaster) pinger() {
 		om.mu.Lock()
 		ping := wire.QuorumPacket{Type: wire.PacketPing, Zxid: om.last}
 		for o := range om.observers {
-			if o.synced.Load() {
-				o.send(ping)
+			// Once told UPTODATE: a PING is no part of the sync.
+			o.mu.Lock()
+			if o.told {
+				o.queueLocked(ping)
 			}
+			o.mu.Unlock()
 		}
 		om.mu.Unlock()
 	}
@@ -213,7 +216,7 @@ func (om *observerMaster) committed(zxid int64, entry []byte, hdr *wire.TxnHeade
 	}
 }
 
-// synced is how many observers are synced with this server (mntr's
+// syncedCount is how many observers are synced with this server (mntr's
 // zk_synced_observers on a follower).
 func (om *observerMaster) syncedCount() int {
 	om.mu.Lock()
@@ -307,12 +310,12 @@ func (om *observerMaster) serve(raw net.Conn) {
 		return
 	}
 	o.sid = info.ServerID
-	o.qp = s.learnerQueue(o.sid) // mntr's learner_handler_qp_*, as a ZooKeeper follower's
 	if m, ok := p.member(o.sid); !ok || !m.Observer {
 		s.log.Warn("a server this ensemble's config does not have as an observer tried to sync from this follower; closing",
 			"sid", o.sid, "from", from)
 		return
 	}
+	o.qp = s.learnerQueue(o.sid) // mntr's learner_handler_qp_*, as a ZooKeeper follower's
 	li := wire.QuorumPacket{Type: wire.PacketLeaderInfo, Zxid: om.epoch << 32, Data: binary.BigEndian.AppendUint32(nil, wire.ZabProtocolVersion)}
 	if err := o.write(li, initLimit); err != nil {
 		return
