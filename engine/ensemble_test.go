@@ -1449,24 +1449,7 @@ func joinAsLearner(t *testing.T, e *zkdtest.Ensemble, leader, sid int64) (*zkref
 // an observer (OBSERVERINFO).
 func joinAs(t *testing.T, addr string, sid int64, observer bool) (*zkreftest.QuorumConn, wire.QuorumPacket) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	q := zkreftest.NewQuorumConn(t, nc)
-	info := wire.QuorumPacket{Type: wire.PacketFollowerInfo,
-		Data: (&wire.LearnerInfo{ServerID: sid, ProtocolVersion: wire.ZabProtocolVersion}).Append(nil)}
-	if observer {
-		info.Type = wire.PacketObserverInfo
-	}
-	q.Send(info)
-	li := q.Read()
-	if li.Type != wire.PacketLeaderInfo {
-		t.Fatalf("%s answered with %s", wire.PacketName(info.Type), wire.PacketName(li.Type))
-	}
-	q.Send(wire.QuorumPacket{Type: wire.PacketAckEpoch, Data: []byte{0, 0, 0, 0}})
-	return q, li
+	return joinAsAt(t, addr, sid, observer, 0)
 }
 
 // syncAsLearner goes on from joinAsLearner: it takes whatever the leader
