@@ -364,22 +364,7 @@ func TestConnectionAndSessionFiguresAreZooKeepers(t *testing.T) {
 	keys := []string{"zk_connection_rejected", "zk_connection_revalidate_count", "zk_stale_sessions_expired",
 		"zk_sessionless_connections_expired"}
 	// applied is the zxid srvr says the server has applied.
-	applied := func(addr string) int64 {
-		t.Helper()
-		out, err := zkdtest.FourLetterWord(addr, "srvr")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(out, "\n") {
-			if z, ok := strings.CutPrefix(l, "Zxid: "); ok {
-				if n, err := strconv.ParseInt(strings.TrimPrefix(z, "0x"), 16, 64); err == nil {
-					return n
-				}
-			}
-		}
-		t.Fatalf("%s: srvr shows no Zxid:\n%s", addr, out)
-		return 0
-	}
+	applied := func(addr string) int64 { return srvrZxid(t, addr) }
 	steps := func(addr string) string {
 		before := mntrFigures(t, addr)
 		zxid := applied(addr)
